@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Convert the fetched corpora into Lethe's JSON Lines format (docs/DATA.md).
+
+Usage: python3 Datasets/convert.py bbc-news SRC_DIR OUT_DIR
+       python3 Datasets/convert.py rotten-tomatoes CSV_BZ2 OUT_DIR
+
+Each output line: {"id", "text", "label"[, "group"][, "lead"]}. The split is
+fixed and stratified: within each class, in id order, every fifth example
+(positions 4, 9, 14, ...) goes to test, the rest to train (80/20). Only the
+standard library is used, so setup needs nothing installed.
+"""
+import bz2
+import csv
+import io
+import json
+import os
+import sys
+
+
+def write_split(rows, out_dir):
+    """Write train.jsonl and test.jsonl with a per-label 80/20 split."""
+    os.makedirs(out_dir, exist_ok=True)
+    by_label = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    train, test = [], []
+    for label in sorted(by_label):
+        for i, row in enumerate(sorted(by_label[label], key=lambda r: r["id"])):
+            (test if i % 5 == 4 else train).append(row)
+    for name, part in (("train", train), ("test", test)):
+        tmp = os.path.join(out_dir, name + ".jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in sorted(part, key=lambda r: r["id"]):
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, os.path.join(out_dir, name + ".jsonl"))
+    print(f"{out_dir}: {len(train)} train, {len(test)} test, labels {sorted(by_label)}")
+
+
+def bbc_news(src_dir, out_dir):
+    """src_dir holds one folder per class with NNN.txt articles: headline, blank, body."""
+    rows = []
+    for label in sorted(os.listdir(src_dir)):
+        folder = os.path.join(src_dir, label)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(".txt"):
+                continue
+            with open(os.path.join(folder, name), "rb") as f:
+                raw = f.read().decode("utf-8", errors="replace")
+            lines = [line.strip() for line in raw.splitlines()]
+            paragraphs = [line for line in lines if line]
+            headline = paragraphs[0]
+            lead = paragraphs[1] if len(paragraphs) > 1 else ""
+            body = "\n\n".join(paragraphs[1:])
+            label_name = "sport" if label == "sports" else label
+            rows.append({"id": f"{label_name}/{name[:-4]}", "text": headline,
+                         "label": label_name, "lead": lead, "body": body})
+    write_split(rows, out_dir)
+
+
+def rotten_tomatoes(csv_bz2, out_dir):
+    """Fresh/rotten review snippets; group = movie; id = row number in the source CSV."""
+    with open(csv_bz2, "rb") as f:
+        text = bz2.decompress(f.read()).decode("utf-8")
+    rows = []
+    for i, rec in enumerate(csv.DictReader(io.StringIO(text))):
+        if rec["category"] not in ("fresh", "rotten"):
+            continue
+        rows.append({"id": f"rt/{i:05d}", "text": rec["text"].strip(),
+                     "label": rec["category"], "group": rec["movie_name"]})
+    write_split(rows, out_dir)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] not in ("bbc-news", "rotten-tomatoes"):
+        sys.exit(__doc__)
+    {"bbc-news": bbc_news, "rotten-tomatoes": rotten_tomatoes}[sys.argv[1]](sys.argv[2], sys.argv[3])

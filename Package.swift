@@ -1,0 +1,76 @@
+// swift-tools-version: 6.0
+// Lethe: exact machine unlearning (S3T) and approximate unlearning, on CPU.
+import PackageDescription
+
+/// Our own code is compiled for AVX2 + FMA (any x86-64 from 2013 on). Without a
+/// target CPU, Swift emits one `fmaf` call per SIMD lane (see shared/SUBSTRATE.md).
+/// AVX-512 is used where it pays: inside OpenBLAS, which picks its kernels at run time.
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "haswell"]),
+]
+
+let package = Package(
+    name: "Lethe",
+    products: [
+        .executable(name: "lethe", targets: ["lethe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // System libraries: a module map and a shim header each, nothing else.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
+                       providers: [.apt(["libhdf5-dev"])]),
+
+        // Tensors and the math: one operation per file, forward + backward.
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        // The HDF5 store: the only importer of CHDF5.
+        .target(name: "Store", dependencies: ["CHDF5"], swiftSettings: fast),
+        // Weight readers, tokenizers, encoder, decoder, LoRA.
+        .target(name: "Models", dependencies: ["Kernels", "Store",
+                                               .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: fast),
+        // Shards, slices, sequences, selection, deletion-rate theory.
+        .target(name: "Planning", dependencies: ["Store",
+                                                 .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: fast),
+        // Stage trainer, optimiser, schedules, activation cache, baselines.
+        .target(name: "Training", dependencies: ["Kernels", "Models", "Planning", "Store",
+                                                 .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: fast),
+        // Deletion engine, ledger, retraining plan.
+        .target(name: "Forgetting", dependencies: ["Training", "Planning", "Store",
+                                                   .product(name: "GRDB", package: "GRDB.swift"),
+                                                   .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: fast),
+        // Lineage queries, receipts, verification.
+        .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store"],
+                swiftSettings: fast),
+        // The seven approximate-unlearning methods and their evaluation.
+        .target(name: "Approximate", dependencies: ["Kernels", "Models", "Store",
+                                                    .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: fast),
+        // The command-line tool: one file per subcommand.
+        .executableTarget(name: "lethe", dependencies: [
+            "Kernels", "Store", "Models", "Planning", "Training", "Forgetting", "Audit", "Approximate",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fast),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], resources: [.copy("Fixtures")],
+                    swiftSettings: fast),
+        .testTarget(name: "StoreTests", dependencies: ["Store"], swiftSettings: fast),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels"], resources: [.copy("Fixtures")],
+                    swiftSettings: fast),
+        .testTarget(name: "PlanningTests", dependencies: ["Planning", "Store"], swiftSettings: fast),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Planning", "Kernels", "Store"],
+                    swiftSettings: fast),
+        .testTarget(name: "ForgettingTests", dependencies: ["Forgetting", "Audit", "Training", "Planning"],
+                    swiftSettings: fast),
+        .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels"],
+                    swiftSettings: fast),
+    ]
+)

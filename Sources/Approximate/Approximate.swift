@@ -1,0 +1,1 @@
+// The Approximate module; see the README's architecture section.

@@ -1,0 +1,1 @@
+// The Audit module; see the README's architecture section.

@@ -1,0 +1,1 @@
+// The Forgetting module; see the README's architecture section.

@@ -1,0 +1,1 @@
+// The Planning module; see the README's architecture section.

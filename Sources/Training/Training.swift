@@ -1,0 +1,1 @@
+// The Training module; see the README's architecture section.

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// `lethe bench …`: measurements printed as numbers and ratios, never asserted in tests.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
+        subcommands: [
+        ]
+    )
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import Store
+
+/// The `lethe` command: exact machine unlearning (S3T) and approximate unlearning.
+@main
+struct Lethe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lethe",
+        abstract: "Train models that can forget any training example on request.",
+        discussion: """
+            Lethe partitions training data into shards and slices, trains LoRA adapter \
+            blocks per slice sequence on a frozen pre-trained transformer (S3T), and \
+            forgets an example by deactivating only the blocks that saw it.
+
+            A first run:
+              lethe plan --data Datasets/bbc-news/train.jsonl --shards 4 --slices 3 --budget 3 --run Checkpoints/runs/demo
+              lethe train --run Checkpoints/runs/demo
+              lethe evaluate --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl
+              lethe forget --run Checkpoints/runs/demo --id business/001
+            """,
+        version: letheVersion,
+        subcommands: [
+            Bench.self,
+        ]
+    )
+}
