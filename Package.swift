@@ -27,7 +27,7 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
 
         // Tensors and the math: one operation per file, forward + backward.
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md"], swiftSettings: fast),
         // The HDF5 store: the only importer of CHDF5.
         .target(name: "Store", dependencies: ["CHDF5"], swiftSettings: fast),
         // Weight readers, tokenizers, encoder, decoder, LoRA.
