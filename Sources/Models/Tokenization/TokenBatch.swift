@@ -6,7 +6,7 @@ public struct TokenBatch: Sendable, Equatable {
     public let batchSize: Int
     public let sequenceLength: Int
     public let ids: [Int32]
-    public let mask: [Float]
+    public let mask: [Int32]
     public let lengths: [Int]
 
     /// Pads `sequences` (each non-empty) to the longest one.
@@ -14,7 +14,7 @@ public struct TokenBatch: Sendable, Equatable {
         precondition(sequences.allSatisfy { !$0.isEmpty }, "every sequence needs at least one token")
         let t = sequences.map(\.count).max() ?? 0
         var ids = [Int32](repeating: padID, count: sequences.count * t)
-        var mask = [Float](repeating: 0, count: sequences.count * t)
+        var mask = [Int32](repeating: 0, count: sequences.count * t)
         for (b, sequence) in sequences.enumerated() {
             for (i, id) in sequence.enumerated() {
                 ids[b * t + i] = id
