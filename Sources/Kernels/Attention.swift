@@ -5,7 +5,8 @@
 ///
 /// Shape glossary: B sequences, T tokens each, N = B·T rows; H query heads, Hkv key/value
 /// heads (H % Hkv == 0), D head size; q [N, H·D], k, v [N, Hkv·D], out [N, H·D] (heads side
-/// by side in a row, as the projections produce them, so no transposes are copied);
+/// by side in a row, as the projections produce them, so no transposes are copied; rows may be
+/// further apart, `Shape.queryRowStride`/`keyValueRowStride`, e.g. inside a fused [N, 3C] qkv);
 /// keyMask [N] (1 = real token, 0 = padding; nil = all real); P [B, H, T, T] saved by forward.
 /// Query i attends to key j iff keyMask[j] ≠ 0 and (not causal or j ≤ i); a query with no
 /// visible key gets P = 0 and O = 0.
@@ -24,14 +25,24 @@ public enum Attention {
         public var causal: Bool
         /// Score scale s, 1/√D by default.
         public var scale: Float
+        /// Floats between consecutive rows of q and dQ (default H·D); larger when q is a column
+        /// block of a fused [N, 3C] projection. out and dOut are always dense [N, H·D].
+        public var queryRowStride: Int
+        /// Floats between consecutive rows of k, v, dK, dV (default Hkv·D).
+        public var keyValueRowStride: Int
 
         public init(batch: Int, tokens: Int, heads: Int, kvHeads: Int? = nil, headSize: Int,
-                    causal: Bool = false, scale: Float? = nil) {
+                    causal: Bool = false, scale: Float? = nil,
+                    queryRowStride: Int? = nil, keyValueRowStride: Int? = nil) {
             let kv = kvHeads ?? heads
             precondition(heads > 0 && kv > 0 && heads % kv == 0, "heads \(heads) not a multiple of kv heads \(kv)")
             self.batch = batch; self.tokens = tokens; self.heads = heads; self.kvHeads = kv
             self.headSize = headSize; self.causal = causal
             self.scale = scale ?? 1 / Float(headSize).squareRoot()
+            self.queryRowStride = queryRowStride ?? heads * headSize
+            self.keyValueRowStride = keyValueRowStride ?? kv * headSize
+            precondition(self.queryRowStride >= heads * headSize && self.keyValueRowStride >= kv * headSize,
+                         "row strides shorter than the heads")
         }
 
         /// Floats in the saved probabilities P.
@@ -44,7 +55,14 @@ public enum Attention {
                                probabilities: UnsafeMutablePointer<Float>,
                                into out: UnsafeMutablePointer<Float>, threads: Int) {
         let (bN, t, h, hkv, d) = (shape.batch, shape.tokens, shape.heads, shape.kvHeads, shape.headSize)
-        let group = h / hkv, qStride = h * d, kvStride = hkv * d
+        let group = h / hkv, qStride = shape.queryRowStride, kvStride = shape.keyValueRowStride, oStride = h * d
+        // The key mask as 0/1 floats, so the softmax can apply it with vector multiplies.
+        let keepMask: UnsafeMutablePointer<Float>? = keyMask.map { mask in
+            let f = UnsafeMutablePointer<Float>.allocate(capacity: bN * t)
+            for j in 0..<bN * t { f[j] = mask[j] != 0 ? 1 : 0 }
+            return f
+        }
+        defer { keepMask?.deallocate() }
         withSingleThreadedBLAS(if: threads > 1) {
             Parallel.forEachChunk(count: bN * h, chunkSize: 1, threads: threads) { unit, _ in
                 let b = unit / h, head = unit % h, g = head / group
@@ -53,9 +71,9 @@ public enum Attention {
                 let vg = v + b * t * kvStride + g * d
                 let p = probabilities + unit * t * t
                 MatMul.gemm(false, true, t, t, d, shape.scale, qh, qStride, kg, kvStride, 0, p, t)
-                let mask = keyMask.map { $0 + b * t }
-                for i in 0..<t { maskedSoftmaxRow(p + i * t, query: i, tokens: t, mask: mask, causal: shape.causal) }
-                MatMul.gemm(false, false, t, d, t, 1, p, t, vg, kvStride, 0, out + b * t * qStride + head * d, qStride)
+                let keep = keepMask.map { UnsafePointer($0) + b * t }
+                for i in 0..<t { maskedSoftmaxRow(p + i * t, query: i, tokens: t, keep: keep, causal: shape.causal) }
+                MatMul.gemm(false, false, t, d, t, 1, p, t, vg, kvStride, 0, out + b * t * oStride + head * d, oStride)
             }
         }
     }
@@ -68,7 +86,7 @@ public enum Attention {
                                 dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>,
                                 dV: UnsafeMutablePointer<Float>, threads: Int) {
         let (bN, t, h, hkv, d) = (shape.batch, shape.tokens, shape.heads, shape.kvHeads, shape.headSize)
-        let group = h / hkv, qStride = h * d, kvStride = hkv * d
+        let group = h / hkv, qStride = shape.queryRowStride, kvStride = shape.keyValueRowStride, oStride = h * d
         withSingleThreadedBLAS(if: threads > 1) {
             Parallel.forEachChunk(count: bN * hkv, chunkSize: 1, threads: threads) { unit, _ in
                 let b = unit / hkv, g = unit % hkv
@@ -78,11 +96,11 @@ public enum Attention {
                 let dKg = dK + b * t * kvStride + g * d, dVg = dV + b * t * kvStride + g * d
                 for head in g * group..<(g + 1) * group {
                     let qh = q + b * t * qStride + head * d
-                    let dOh = dOut + b * t * qStride + head * d
+                    let dOh = dOut + b * t * oStride + head * d
                     let dQh = dQ + b * t * qStride + head * d
                     let p = probabilities + (b * h + head) * t * t
-                    MatMul.gemm(false, true, t, t, d, 1, dOh, qStride, vg, kvStride, 0, dS, t)
-                    MatMul.gemm(true, false, t, d, t, 1, p, t, dOh, qStride, 1, dVg, kvStride)
+                    MatMul.gemm(false, true, t, t, d, 1, dOh, oStride, vg, kvStride, 0, dS, t)
+                    MatMul.gemm(true, false, t, d, t, 1, p, t, dOh, oStride, 1, dVg, kvStride)
                     for i in 0..<t {
                         let pr = p + i * t, sr = dS + i * t
                         let k0 = vdot(sr, pr, t)
@@ -98,26 +116,30 @@ public enum Attention {
     }
 
     /// Softmax over the visible keys of one score row; hidden keys get probability 0.
+    /// `keep` is the sequence's key mask as 0/1 floats (nil = all real).
     @inline(__always)
     static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, query i: Int, tokens t: Int,
-                                 mask: UnsafePointer<Int32>?, causal: Bool) {
+                                 keep: UnsafePointer<Float>?, causal: Bool) {
         let visible = causal ? i + 1 : t
-        guard let mask else {
-            Softmax.row(row, into: row, count: visible)
-            if visible < t { (row + visible).update(repeating: 0, count: t - visible) }
-            return
-        }
-        var m = -Float.greatestFiniteMagnitude
-        var any = false
-        for j in 0..<visible where mask[j] != 0 { m = max(m, row[j]); any = true }
-        guard any else { row.update(repeating: 0, count: t); return }
-        var sum: Float = 0
-        for j in 0..<visible {
-            if mask[j] != 0 { row[j] = VectorMath.exp(row[j] - m); sum += row[j] } else { row[j] = 0 }
-        }
-        let inv = 1 / sum
-        for j in 0..<visible { row[j] *= inv }
         if visible < t { (row + visible).update(repeating: 0, count: t - visible) }
+        guard let keep else { Softmax.row(row, into: row, count: visible); return }
+        let lowest = Float8(repeating: -.greatestFiniteMagnitude)
+        var mx = lowest
+        forEach8(visible) { j, w in
+            let k = loadPartial(keep + j, w)
+            mx = pointwiseMax(mx, loadPartial(row + j, w, pad: 0).replacing(with: lowest, where: k .== 0))
+        }
+        let m = mx.max()
+        guard m > -.greatestFiniteMagnitude else { row.update(repeating: 0, count: visible); return }
+        var acc = Float8()
+        forEach8(visible) { j, w in
+            // Padding lanes of a partial vector have keep = 0, so they add nothing.
+            let e = vexp(loadPartial(row + j, w) - m) * loadPartial(keep + j, w)
+            acc += e
+            storePartial(e, row + j, w)
+        }
+        let inv = 1 / acc.sum()
+        forEach8(visible) { j, w in storePartial(loadPartial(row + j, w) * inv, row + j, w) }
     }
 
     /// Runs `body` with OpenBLAS on one thread when our own threads are in use, then restores.

@@ -29,8 +29,20 @@ public enum LoRALinear {
                                dropout: Dropout? = nil, xDropped: UnsafeMutablePointer<Float>? = nil,
                                xa: UnsafeMutablePointer<Float>,
                                into y: UnsafeMutablePointer<Float>) {
+        Linear.forward(x, weight: weight, bias: bias, into: y, rows: n,
+                       inFeatures: shape.inFeatures, outFeatures: shape.outFeatures)
+        addAdapter(x, rows: n, shape: shape, loraA: loraA, loraB: loraB, scale: scale, dropout: dropout,
+                   xDropped: xDropped, xa: xa, into: y)
+    }
+
+    /// The adapter term alone: y += s·(drop(x)·Aᵀ)·Bᵀ, with y rows `outputRowStride` apart
+    /// (default O), so adapters can add into column blocks of a fused output such as [N, 3C].
+    public static func addAdapter(_ x: UnsafePointer<Float>, rows n: Int, shape: Shape,
+                                  loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, scale: Float,
+                                  dropout: Dropout? = nil, xDropped: UnsafeMutablePointer<Float>? = nil,
+                                  xa: UnsafeMutablePointer<Float>,
+                                  into y: UnsafeMutablePointer<Float>, outputRowStride: Int? = nil) {
         let (i, o, r) = (shape.inFeatures, shape.outFeatures, shape.rank)
-        Linear.forward(x, weight: weight, bias: bias, into: y, rows: n, inFeatures: i, outFeatures: o)
         var loraInput = x
         if let dropout {
             guard let xDropped else { preconditionFailure("dropout needs an xDropped buffer") }
@@ -38,7 +50,7 @@ public enum LoRALinear {
             loraInput = UnsafePointer(xDropped)
         }
         MatMul.gemm(false, true, n, r, i, 1, loraInput, i, loraA, i, 0, xa, r)
-        MatMul.gemm(false, true, n, o, r, scale, xa, r, loraB, r, 1, y, o)
+        MatMul.gemm(false, true, n, o, r, scale, xa, r, loraB, r, 1, y, outputRowStride ?? o)
     }
 
     /// Accumulates dA, dB and (when non-nil) dX. `scratch` holds N·R floats (s·dY·B).
@@ -51,13 +63,33 @@ public enum LoRALinear {
                                 dLoraA: UnsafeMutablePointer<Float>, dLoraB: UnsafeMutablePointer<Float>,
                                 dX: UnsafeMutablePointer<Float>?,
                                 scratch: UnsafeMutablePointer<Float>) {
+        adapterBackward(dY: dY, x: x, rows: n, shape: shape, loraA: loraA, loraB: loraB, scale: scale,
+                        dropout: dropout, xDropped: xDropped, xa: xa, dLoraA: dLoraA, dLoraB: dLoraB,
+                        dX: dX, scratch: scratch)
+        if let dX {
+            MatMul.gemm(false, false, n, shape.inFeatures, shape.outFeatures, 1, dY, shape.outFeatures,
+                        weight, shape.inFeatures, 1, dX, shape.inFeatures)
+        }
+    }
+
+    /// The adapter term's backward alone: dB += s·dYᵀ·xa, dA += (s·dY·B)ᵀ·drop(x), and
+    /// dX += drop′(s·dY·B·A) when dX is given (the frozen W's dY·W is the caller's). dY rows
+    /// are `dYRowStride` apart (default O).
+    public static func adapterBackward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, rows n: Int,
+                                       shape: Shape, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>,
+                                       scale: Float, dropout: Dropout? = nil, xDropped: UnsafePointer<Float>? = nil,
+                                       xa: UnsafePointer<Float>,
+                                       dLoraA: UnsafeMutablePointer<Float>, dLoraB: UnsafeMutablePointer<Float>,
+                                       dX: UnsafeMutablePointer<Float>?,
+                                       scratch: UnsafeMutablePointer<Float>, dYRowStride: Int? = nil) {
         let (i, o, r) = (shape.inFeatures, shape.outFeatures, shape.rank)
-        let loraInput = dropout == nil ? x : (xDropped ?? x)
+        let ldy = dYRowStride ?? o
         precondition(dropout == nil || xDropped != nil, "dropout needs the saved xDropped")
+        let loraInput = dropout == nil ? x : (xDropped ?? x)
         // dB[O,R] += s·dYᵀ·xa
-        MatMul.gemm(true, false, o, r, n, scale, dY, o, xa, r, 1, dLoraB, r)
+        MatMul.gemm(true, false, o, r, n, scale, dY, ldy, xa, r, 1, dLoraB, r)
         // g = s·dY·B [N,R]
-        MatMul.gemm(false, false, n, r, o, scale, dY, o, loraB, r, 0, scratch, r)
+        MatMul.gemm(false, false, n, r, o, scale, dY, ldy, loraB, r, 0, scratch, r)
         // dA[R,I] += gᵀ·drop(x)
         MatMul.gemm(true, false, r, i, n, 1, scratch, r, loraInput, i, 1, dLoraA, i)
         guard let dX else { return }
@@ -67,11 +99,7 @@ public enum LoRALinear {
             defer { t.deallocate() }
             MatMul.gemm(false, false, n, i, r, 1, scratch, r, loraA, i, 0, t, i)
             dropout.backward(dY: t, dX: dX, count: n * i)
-            MatMul.gemm(false, false, n, i, o, 1, dY, o, weight, i, 1, dX, i)
         } else {
-            // dX += dY·W + g·A, as one product over the concatenated inner dimension would
-            // need a copy; two accumulating products cost the same.
-            MatMul.gemm(false, false, n, i, o, 1, dY, o, weight, i, 1, dX, i)
             MatMul.gemm(false, false, n, i, r, 1, scratch, r, loraA, i, 1, dX, i)
         }
     }

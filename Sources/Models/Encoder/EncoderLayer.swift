@@ -23,12 +23,16 @@ public final class EncoderLayer: @unchecked Sendable {
     public let loraScale: Float
     /// Dropout probability on the adapters' input path (0 = off).
     public let loraDropout: Float
+    /// Query, key and value weights stacked to [3C, C] (and biases to [3C]): one product
+    /// x·Wqkvᵀ instead of three thin ones; a one-time copy of frozen weights.
+    let qkv: LinearWeights
 
     /// A layer without adapters (frozen, forward only useful).
     public init(configuration: EncoderLayerConfiguration, weights: EncoderLayerWeights) {
         weights.validate(configuration)
         self.configuration = configuration; self.weights = weights
         adapters = [:]; loraScale = 0; loraDropout = 0
+        qkv = Self.stack([weights.query, weights.key, weights.value])
     }
 
     /// A layer with the given adapters; `lora.targets` must match the adapters' keys.
@@ -43,6 +47,7 @@ public final class EncoderLayer: @unchecked Sendable {
         }
         self.configuration = configuration; self.weights = weights; self.adapters = adapters
         loraScale = lora.scale; loraDropout = lora.dropout
+        qkv = Self.stack([weights.query, weights.key, weights.value])
     }
 
     /// Fresh adapters (B = 0) for every target of `lora`, A seeded per target from `seed`.
@@ -64,10 +69,17 @@ public final class EncoderLayer: @unchecked Sendable {
                         into y: UnsafeMutablePointer<Float>, dropoutSeed: UInt64 = 0, threads: Int) {
         let n = a.rows, c = configuration.hiddenSize, f = configuration.intermediateSize
         a.dropoutSeed = dropoutSeed
-        project(.query, x, into: a.q.data, a, n)
-        project(.key, x, into: a.k.data, a, n)
-        project(.value, x, into: a.v.data, a, n)
-        Attention.forward(q: a.q.data, k: a.k.data, v: a.v.data, keyMask: mask, shape: a.attentionShape,
+        Linear.forward(x, weight: qkv.weight.data, bias: qkv.bias.data, into: a.qkv.data, rows: n,
+                       inFeatures: c, outFeatures: 3 * c)
+        for (slot, t) in [LoRATarget.query, .key, .value].enumerated() {
+            guard let adapter = adapters[t], let saved = a.lora[t] else { continue }
+            LoRALinear.addAdapter(x, rows: n, shape: adapter.shape, loraA: adapter.loraA.data,
+                                  loraB: adapter.loraB.data, scale: loraScale, dropout: dropout(t, a),
+                                  xDropped: saved.xDropped?.data, xa: saved.xa.data,
+                                  into: a.qkv.data + slot * c, outputRowStride: 3 * c)
+        }
+        let q = a.qkv.data, k = q + c, v = q + 2 * c
+        Attention.forward(q: q, k: k, v: v, keyMask: mask, shape: a.attentionShape,
                           probabilities: a.probabilities.data, into: a.context.data, threads: threads)
         project(.attentionOutput, a.context.data, into: a.attentionSum.data, a, n)
         add(x, into: a.attentionSum.data, count: n * c)
@@ -109,14 +121,36 @@ public final class EncoderLayer: @unchecked Sendable {
                            dGamma: nil, dBeta: nil, rows: n, columns: c, threads: threads)
         g.dContext.zero()
         projectBackward(.attentionOutput, dY: g.dAttentionSum.data, x: a.context.data, dX: g.dContext.data, a, n)
-        g.dQ.zero(); g.dK.zero(); g.dV.zero()
-        Attention.backward(dOut: g.dContext.data, q: a.q.data, k: a.k.data, v: a.v.data,
+        g.dQKV.zero()
+        let q = a.qkv.data, dQ = g.dQKV.data
+        Attention.backward(dOut: g.dContext.data, q: q, k: q + c, v: q + 2 * c,
                            probabilities: a.probabilities.data, shape: a.attentionShape,
-                           dQ: g.dQ.data, dK: g.dK.data, dV: g.dV.data, threads: threads)
-        if let dInput { add(g.dAttentionSum.data, into: dInput, count: n * c) }
-        projectBackward(.query, dY: g.dQ.data, x: x, dX: dInput, a, n)
-        projectBackward(.key, dY: g.dK.data, x: x, dX: dInput, a, n)
-        projectBackward(.value, dY: g.dV.data, x: x, dX: dInput, a, n)
+                           dQ: dQ, dK: dQ + c, dV: dQ + 2 * c, threads: threads)
+        for (slot, t) in [LoRATarget.query, .key, .value].enumerated() {
+            guard let adapter = adapters[t], let saved = a.lora[t] else { continue }
+            LoRALinear.adapterBackward(dY: dQ + slot * c, x: x, rows: n, shape: adapter.shape,
+                                       loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,
+                                       dropout: dropout(t, a), xDropped: saved.xDropped.map { UnsafePointer($0.data) },
+                                       xa: saved.xa.data, dLoraA: adapter.gradA.data, dLoraB: adapter.gradB.data,
+                                       dX: dInput, scratch: g.loraScratch.data, dYRowStride: 3 * c)
+        }
+        guard let dInput else { return }
+        // Residual into x, then dX += dQKV·Wqkv (one product for the three projections).
+        add(g.dAttentionSum.data, into: dInput, count: n * c)
+        MatMul.gemm(false, false, n, c, 3 * c, 1, g.dQKV.data, 3 * c, qkv.weight.data, c, 1, dInput, c)
+    }
+
+    /// Rows of several dense layers stacked into one (weights [ΣO, I], biases [ΣO]).
+    static func stack(_ layers: [LinearWeights]) -> LinearWeights {
+        let i = layers[0].inFeatures, o = layers.reduce(0) { $0 + $1.outFeatures }
+        let w = Tensor(shape: [o, i]), b = Tensor(shape: [o])
+        var row = 0
+        for l in layers {
+            (w.data + row * i).update(from: l.weight.data, count: l.outFeatures * i)
+            (b.data + row).update(from: l.bias.data, count: l.outFeatures)
+            row += l.outFeatures
+        }
+        return LinearWeights(weight: w, bias: b)
     }
 
     // MARK: - One linear layer, with or without its adapter

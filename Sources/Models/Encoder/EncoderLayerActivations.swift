@@ -10,7 +10,7 @@ extension EncoderLayer {
         let attentionShape: Attention.Shape
         var dropoutSeed: UInt64 = 0
         // Saved by forward ([N, C] unless noted).
-        let q, k, v: Tensor
+        let qkv: Tensor                    // q | k | v side by side [N, 3C]
         let probabilities: Tensor          // [B, H, T, T]
         let context: Tensor
         let attentionSum: Tensor           // c·Woᵀ + bo + x, input of LN₁
@@ -31,13 +31,13 @@ extension EncoderLayer {
 
         /// Backward's intermediate gradients (scratch, not results).
         final class Gradients {
-            let dOutputSum, dHidden, dAttentionSum, dContext, dQ, dK, dV: Tensor
+            let dOutputSum, dHidden, dAttentionSum, dContext, dQKV: Tensor
             let dActivated, dPreActivation: Tensor
             let loraScratch: Tensor
             init(n: Int, c: Int, f: Int, r: Int) {
                 dOutputSum = Tensor(shape: [n, c]); dHidden = Tensor(shape: [n, c])
                 dAttentionSum = Tensor(shape: [n, c]); dContext = Tensor(shape: [n, c])
-                dQ = Tensor(shape: [n, c]); dK = Tensor(shape: [n, c]); dV = Tensor(shape: [n, c])
+                dQKV = Tensor(shape: [n, 3 * c])
                 dActivated = Tensor(shape: [n, f]); dPreActivation = Tensor(shape: [n, f])
                 loraScratch = Tensor(shape: [n, max(r, 1)])
             }
@@ -49,8 +49,9 @@ extension EncoderLayer {
             let h = layer.configuration.headCount, n = batch * tokens
             self.batch = batch; self.tokens = tokens
             attentionShape = Attention.Shape(batch: batch, tokens: tokens, heads: h,
-                                             headSize: layer.configuration.headSize)
-            q = Tensor(shape: [n, c]); k = Tensor(shape: [n, c]); v = Tensor(shape: [n, c])
+                                             headSize: layer.configuration.headSize,
+                                             queryRowStride: 3 * c, keyValueRowStride: 3 * c)
+            qkv = Tensor(shape: [n, 3 * c])
             probabilities = Tensor(shape: [batch, h, tokens, tokens])
             context = Tensor(shape: [n, c]); attentionSum = Tensor(shape: [n, c])
             mean1 = Tensor(shape: [n]); rstd1 = Tensor(shape: [n])
