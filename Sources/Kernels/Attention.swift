@@ -127,7 +127,7 @@ public enum Attention {
         var mx = lowest
         forEach8(visible) { j, w in
             let k = loadPartial(keep + j, w)
-            mx = pointwiseMax(mx, loadPartial(row + j, w, pad: 0).replacing(with: lowest, where: k .== 0))
+            mx = vmax(mx, loadPartial(row + j, w, pad: 0).replacing(with: lowest, where: k .== 0))
         }
         let m = mx.max()
         guard m > -.greatestFiniteMagnitude else { row.update(repeating: 0, count: visible); return }

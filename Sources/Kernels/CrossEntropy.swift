@@ -55,7 +55,7 @@ public enum CrossEntropy {
     @inline(__always)
     static func rowLogSumExp(_ z: UnsafePointer<Float>, _ v: Int) -> Float {
         var mx = Float8(repeating: -.greatestFiniteMagnitude)
-        forEach8(v) { j, w in mx = pointwiseMax(mx, loadPartial(z + j, w, pad: -.greatestFiniteMagnitude)) }
+        forEach8(v) { j, w in mx = vmax(mx, loadPartial(z + j, w, pad: -.greatestFiniteMagnitude)) }
         let m = mx.max()
         var acc = Float8()
         forEach8(v) { j, w in

@@ -36,10 +36,31 @@ public enum GELU {
         }
     }
 
-    /// Fused forward for a saved pre-activation: h = GELU(x) and nothing else; provided so
-    /// callers can keep x for backward and overwrite only h.
+    /// y = GELU(x) and d = GELU′(x) in one pass: the erf and Gaussian terms are shared, and
+    /// backward then needs no transcendental at all (`backward(dY:derivative:dX:…)`).
+    /// Costs one [count] buffer; use it when memory allows (training), the plain form otherwise.
     public static func forward(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                               rows n: Int, columns c: Int, threads: Int) {
-        forward(x, into: y, count: n * c, threads: threads)
+                               derivative: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
+        Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in
+            forEach8(range.count) { j, w in
+                let p = range.lowerBound + j
+                let v = loadPartial(x + p, w)
+                let (e, g) = verfAndGaussian(v * Float8(repeating: 0.70710678118654752))
+                storePartial(0.5 * v * (1 + e), y + p, w)
+                storePartial(0.5 * (1 + e) + v * g * Float8(repeating: 0.39894228040143268), derivative + p, w)
+            }
+        }
+    }
+
+    /// dX += dY·d with d = GELU′(x) saved by `forward(_:into:derivative:…)`.
+    public static func backward(dY: UnsafePointer<Float>, derivative: UnsafePointer<Float>,
+                                dX: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
+        Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in
+            forEach8(range.count) { j, w in
+                let p = range.lowerBound + j
+                let v = loadPartial(dX + p, w) + loadPartial(dY + p, w) * loadPartial(derivative + p, w)
+                storePartial(v, dX + p, w)
+            }
+        }
     }
 }

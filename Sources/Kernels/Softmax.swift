@@ -37,7 +37,7 @@ public enum Softmax {
     @inline(__always)
     static func row(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count c: Int) {
         var mx = Float8(repeating: -.greatestFiniteMagnitude)
-        forEach8(c) { j, w in mx = pointwiseMax(mx, loadPartial(x + j, w, pad: -.greatestFiniteMagnitude)) }
+        forEach8(c) { j, w in mx = vmax(mx, loadPartial(x + j, w, pad: -.greatestFiniteMagnitude)) }
         let m = mx.max()
         var acc = Float8()
         forEach8(c) { j, w in

@@ -10,7 +10,7 @@ public typealias Float8 = SIMD8<Float>
 
 @inline(__always)
 func vexp(_ x: Float8) -> Float8 {
-    let xc = x.clamped(lowerBound: Float8(repeating: -87.3), upperBound: Float8(repeating: 88.3))
+    let xc = vmin(vmax(x, Float8(repeating: -87.3)), Float8(repeating: 88.3))
     // Adding 1.5·2²³ rounds to the nearest integer and leaves it in the low mantissa bits.
     let magic = Float8(repeating: 12582912.0)
     let shifted = xc * Float8(repeating: 1.44269504088896341) + magic
@@ -44,6 +44,14 @@ func verfAndGaussian(_ x: Float8) -> (erf: Float8, gaussian: Float8) {
     let e = 1 - p * g
     return (e.replacing(with: -e, where: x .< 0), g)
 }
+
+/// Lane-wise max/min. The standard library's generic `pointwiseMax`/`clamped` are not
+/// specialised here and cost a call per vector; a compare and blend is one instruction each.
+@inline(__always)
+func vmax(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, where: a .< b) }
+
+@inline(__always)
+func vmin(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, where: b .< a) }
 
 @inline(__always)
 func vsigmoid(_ x: Float8) -> Float8 { 1 / (1 + vexp(-x)) }

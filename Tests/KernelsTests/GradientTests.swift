@@ -225,3 +225,21 @@ import Testing
         expectGradient("dLogits", parameter: z, analytic: dZ, loss: loss)
     }
 }
+
+/// The GELU form that saves its derivative agrees with the plain one and with finite differences.
+@Test func geluWithSavedDerivative() {
+    var rng = TestRandom(seed: 15)
+    let count = 45
+    let x = rng.tensor([count], scale: 3), w = rng.tensor([count])
+    let y = Tensor(shape: [count]), y2 = Tensor(shape: [count]), d = Tensor(shape: [count])
+    GELU.forward(x.data, into: y.data, count: count, threads: 1)
+    GELU.forward(x.data, into: y2.data, derivative: d.data, count: count, threads: 2)
+    #expect(bits(y) == bits(y2))
+    let dX = Tensor(shape: [count]), dX2 = Tensor(shape: [count])
+    GELU.backward(dY: w.data, derivative: d.data, dX: dX.data, count: count, threads: 1)
+    GELU.backward(dY: w.data, x: x.data, dX: dX2.data, count: count, threads: 1)
+    expectClose(dX.values, dX2.values, tolerance: 1e-6)
+    expectGradient("GELU saved derivative", parameter: x, analytic: dX) {
+        GELU.forward(x.data, into: y.data, count: count, threads: 1); return weightedSum(y, w)
+    }
+}

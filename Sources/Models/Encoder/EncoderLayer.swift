@@ -88,7 +88,8 @@ public final class EncoderLayer: @unchecked Sendable {
                           into: a.hidden.data, mean: a.mean1.data, rstd: a.rstd1.data,
                           rows: n, columns: c, threads: threads)
         project(.intermediate, a.hidden.data, into: a.preActivation.data, a, n)
-        GELU.forward(a.preActivation.data, into: a.activated.data, count: n * f, threads: threads)
+        GELU.forward(a.preActivation.data, into: a.activated.data, derivative: a.geluDerivative.data,
+                     count: n * f, threads: threads)
         project(.output, a.activated.data, into: a.outputSum.data, a, n)
         add(a.hidden.data, into: a.outputSum.data, count: n * c)
         LayerNorm.forward(a.outputSum.data, gamma: weights.outputLayerNorm.gamma.data,
@@ -110,7 +111,7 @@ public final class EncoderLayer: @unchecked Sendable {
         g.dActivated.zero()
         projectBackward(.output, dY: g.dOutputSum.data, x: a.activated.data, dX: g.dActivated.data, a, n)
         g.dPreActivation.zero()
-        GELU.backward(dY: g.dActivated.data, x: a.preActivation.data, dX: g.dPreActivation.data,
+        GELU.backward(dY: g.dActivated.data, derivative: a.geluDerivative.data, dX: g.dPreActivation.data,
                       count: n * f, threads: threads)
         g.dHidden.copy(from: g.dOutputSum)
         projectBackward(.intermediate, dY: g.dPreActivation.data, x: a.hidden.data, dX: g.dHidden.data, a, n)

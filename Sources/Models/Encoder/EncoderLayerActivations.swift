@@ -19,6 +19,7 @@ extension EncoderLayer {
         public let hidden: Tensor
         let preActivation: Tensor          // f [N, F]
         let activated: Tensor              // GELU(f) [N, F]
+        let geluDerivative: Tensor         // GELU′(f) [N, F]
         let outputSum: Tensor              // g·Wdᵀ + bd + h, input of LN₂
         let mean2, rstd2: Tensor
         let lora: [LoRATarget: SavedLoRA]
@@ -57,6 +58,7 @@ extension EncoderLayer {
             mean1 = Tensor(shape: [n]); rstd1 = Tensor(shape: [n])
             hidden = Tensor(shape: [n, c])
             preActivation = Tensor(shape: [n, f]); activated = Tensor(shape: [n, f])
+            geluDerivative = Tensor(shape: [n, f])
             outputSum = Tensor(shape: [n, c]); mean2 = Tensor(shape: [n]); rstd2 = Tensor(shape: [n])
             var saved: [LoRATarget: SavedLoRA] = [:]
             var rank = 0
