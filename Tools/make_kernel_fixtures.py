@@ -117,6 +117,13 @@ for r in range(B * T):
             y[r, h * D + 2 * i + 1] = a0 * math.sin(th) + a1 * math.cos(th)
 cases["rope"] = {"x": t(x), "dims": [B, T, H, D], "base": base, "y": t(y)}
 
+# Embedding gather and bias add.
+table = rand(6, 4)
+ids = np.array([5, 0, 3, 3])
+cases["embedding"] = {"table": t(table), "ids": ints(ids), "y": t(table[ids])}
+x, bias = rand(3, 4), rand(4)
+cases["bias_add"] = {"x": t(x), "bias": t(bias), "y": t(x + bias)}
+
 # Mean pooling over a mask.
 x = rand(2 * 3, 4)
 mask = np.array([1, 1, 0, 1, 0, 0])

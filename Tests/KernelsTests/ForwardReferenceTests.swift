@@ -135,3 +135,15 @@ import Testing
 }
 
 import Foundation
+
+/// Gather and bias add against the fixture (trivial math, but the indexing is what is checked).
+@Test func embeddingAndBiasAddForward() throws {
+    let fx = try KernelFixtures.load()
+    let table = try fx.tensor("embedding", "table"), ids = try fx.ints("embedding", "ids")
+    let y = Tensor(shape: [4, 4])
+    Embedding.forward(ids: ids, table: table.data, into: y.data, rows: 4, vocabulary: 6, columns: 4)
+    expectClose(y.values, try fx.tensor("embedding", "y").values, tolerance: 0)
+    let x = try fx.tensor("bias_add", "x"), bias = try fx.tensor("bias_add", "bias"), z = Tensor(shape: [3, 4])
+    BiasAdd.forward(x.data, bias: bias.data, into: z.data, rows: 3, columns: 4)
+    expectClose(z.values, try fx.tensor("bias_add", "y").values, tolerance: 1e-6)
+}
