@@ -94,6 +94,38 @@ import Testing
         #expect(stopped == withInput, "dInput = nil changes nothing for the adapters")
     }
 
+    @Test func layerStepIsBitReproducible() throws {
+        var s: UInt64 = 44
+        let weights = Self.weights(&s)
+        let lora = try LoRAConfiguration(rank: 2, alpha: 4, dropout: 0.1, targets: LoRATarget.allCases)
+        let x = Self.random([20, 8], &s, scale: 1), w = Self.random([20, 8], &s, scale: 1)
+        let mask: [Int32] = [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        func run(threads: Int) -> [[UInt32]] {
+            let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 9)
+            for a in adapters.values { for i in 0..<a.loraB.count { a.loraB[i] = 0.01 * Float(i % 7) } }
+            let layer = EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters)
+            let act = EncoderLayer.Activations(for: layer, batch: 2, tokens: 10)
+            let y = Tensor(shape: [20, 8]), dX = Tensor(shape: [20, 8])
+            layer.forward(x.data, mask: mask, activations: act, into: y.data, dropoutSeed: 77, threads: threads)
+            layer.backward(dY: w.data, x: x.data, activations: act, dInput: dX.data, threads: threads)
+            return [y, dX].map { $0.values.map(\.bitPattern) }
+                + LoRATarget.allCases.compactMap { adapters[$0] }.map { ($0.gradA.values + $0.gradB.values).map(\.bitPattern) }
+        }
+        let first = run(threads: 1)
+        #expect(run(threads: 1) == first, "same input, seed and threads: same bits")
+        #expect(run(threads: 2) == first, "the layer's own loops do not depend on the thread count")
+    }
+
+    @Test func configurationUsesPEFTKeys() throws {
+        let json = #"{"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["attention.self.value", "attention.self.query"]}"#
+        let c = try JSONDecoder().decode(LoRAConfiguration.self, from: Data(json.utf8))
+        #expect(c.rank == 8 && c.alpha == 16 && c.dropout == 0.05 && !c.useRSLoRA)
+        #expect(c.targets == [.query, .value])
+        #expect(c.scale == 2)
+        let bad = #"{"r": 8, "lora_alpha": 16, "target_modules": []}"#
+        #expect(throws: ModelsError.self) { try JSONDecoder().decode(LoRAConfiguration.self, from: Data(bad.utf8)) }
+    }
+
     @Test func configurationRejectsBadValues() {
         #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 0, alpha: 1, targets: [.query]) }
         #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 8, alpha: 16, dropout: 1, targets: [.query]) }
