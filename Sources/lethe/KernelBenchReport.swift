@@ -20,6 +20,8 @@ struct KernelBenchReport: Codable {
     /// FLOPs over time of the layer's base products (the non-LoRA sgemm shapes).
     var sgemmGflops = 0.0
     var blockStepMilliseconds = 0.0
+    /// Median process CPU time of one step (all threads; OpenBLAS threads may spin).
+    var blockStepCPUMilliseconds = 0.0
     var blockStepGflop = 0.0
     var blockStepGflops = 0.0
     var blockStepShareOfSgemm = 0.0
@@ -44,6 +46,7 @@ struct KernelBenchReport: Codable {
         Swift.print(String(format: "  base products together: %.1f GFLOP/s (sgemm reference)", sgemmGflops))
         Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm",
                            blockStepMilliseconds, blockStepGflop, blockStepGflops, 100 * blockStepShareOfSgemm))
+        Swift.print(String(format: "  CPU time per step (all threads): %.2f ms", blockStepCPUMilliseconds))
         let phases = blockStepPhases.sorted { $0.key < $1.key }
             .map { String(format: "%@ %.2f ms", $0.key, $0.value) }.joined(separator: ", ")
         Swift.print("  phases (mean): \(phases)")
