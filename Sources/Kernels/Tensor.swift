@@ -27,7 +27,9 @@ public final class Tensor: @unchecked Sendable {
     public convenience init(shape: [Int], values: [Float]) {
         self.init(shape: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
-        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+        values.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { data.update(from: base, count: count) }
+        }
     }
 
     deinit { data.deinitialize(count: max(count, 1)); UnsafeMutableRawPointer(data).deallocate() }

@@ -5,7 +5,9 @@ struct KernelBenchReport: Codable {
     struct Product: Codable {
         var name: String
         var milliseconds: Double
+        /// Rate in `unit` (GFLOP/s for products).
         var gflops: Double
+        var unit = "GFLOP/s"
     }
 
     var coreName: String
@@ -41,7 +43,7 @@ struct KernelBenchReport: Codable {
         Swift.print("One MiniLM layer: N = B·T = \(tokens), hidden \(hidden), \(heads) heads, FFN \(ffn), LoRA rank \(rank)")
         for p in products {
             Swift.print("  " + p.name.padding(toLength: 50, withPad: " ", startingAt: 0)
-                        + String(format: " %8.3f ms %8.1f GFLOP/s", p.milliseconds, p.gflops))
+                        + String(format: " %8.3f ms %8.1f ", p.milliseconds, p.gflops) + p.unit)
         }
         Swift.print(String(format: "  base products together: %.1f GFLOP/s (sgemm reference)", sgemmGflops))
         Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm",
