@@ -142,6 +142,19 @@ import Testing
         #expect(found.contains("photos"))
     }
 
+    @Test func missingDirectoryGivesLedgerUnavailable() throws {
+        let scratch = try LedgerScratch()
+        defer { scratch.remove() }
+        let url = scratch.directory.appendingPathComponent("no/such/run/ledger.sqlite")
+        let error = #expect(throws: ForgettingError.self) { try Ledger.open(at: url) }
+        guard case .ledgerUnavailable(let file, _) = error else {
+            Issue.record("got \(String(describing: error))")
+            return
+        }
+        #expect(file == url.path)
+        #expect(error?.description.hasSuffix("Check that the run directory exists and is writable.") == true)
+    }
+
     @Test func concurrentWritersKeepOneChain() throws {
         let scratch = try LedgerScratch()
         defer { scratch.remove() }
