@@ -5,6 +5,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
         subcommands: [
+            BenchLedger.self,
+            BenchStore.self,
         ]
     )
 }
