@@ -21,6 +21,7 @@ struct Lethe: ParsableCommand {
         version: letheVersion,
         subcommands: [
             Bench.self,
+            Embed.self,
         ]
     )
 }
