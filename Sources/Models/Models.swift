@@ -1,1 +1,0 @@
-// The Models module; see the README's architecture section.
