@@ -27,9 +27,9 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
 
         // Tensors and the math: one operation per file, forward + backward.
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md"], swiftSettings: fast),
         // The HDF5 store: the only importer of CHDF5.
-        .target(name: "Store", dependencies: ["CHDF5"], swiftSettings: fast),
+        .target(name: "Store", dependencies: ["CHDF5"], exclude: ["README.md"], swiftSettings: fast),
         // Weight readers, tokenizers, encoder, decoder, LoRA.
         .target(name: "Models", dependencies: ["Kernels", "Store",
                                                .product(name: "Crypto", package: "swift-crypto")],
@@ -62,7 +62,9 @@ let package = Package(
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
-        .testTarget(name: "StoreTests", dependencies: ["Store"], swiftSettings: fast),
+        .testTarget(name: "StoreTests", dependencies: ["Store",
+                                                     .product(name: "Crypto", package: "swift-crypto")],
+                    swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
         .testTarget(name: "PlanningTests", dependencies: ["Planning", "Store"], swiftSettings: fast),

@@ -16,6 +16,8 @@ static inline hid_t lethe_H5T_NATIVE_UINT64(void) { return H5T_NATIVE_UINT64; }
 static inline hid_t lethe_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }
 static inline hid_t lethe_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
 static inline hid_t lethe_H5T_C_S1(void) { return H5T_C_S1; }
+static inline hid_t lethe_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
+static inline hid_t lethe_H5T_STD_U8LE(void) { return H5T_STD_U8LE; }
 static inline size_t lethe_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 
 static inline hid_t lethe_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
@@ -30,6 +32,15 @@ static inline unsigned lethe_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
 static inline unsigned lethe_H5F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
 static inline hsize_t lethe_H5S_UNLIMITED(void) { return H5S_UNLIMITED; }
 static inline hid_t lethe_H5S_ALL(void) { return H5S_ALL; }
+static inline hid_t lethe_H5E_DEFAULT(void) { return H5E_DEFAULT; }
+
+// Number of attributes of an open object, or -1 on failure. H5O_info_t is versioned
+// between HDF5 releases (and carries time_t fields), so it stays on the C side.
+static inline long long lethe_attribute_count(hid_t object) {
+    H5O_info_t info;
+    if (H5Oget_info2(object, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
+    return (long long)info.num_attrs;
+}
 
 // HDF5 1.10 predefines no half-precision type. This builds IEEE binary16,
 // little-endian (sign bit 15, exponent bits 10..14 with bias 15, mantissa 0..9),

@@ -68,7 +68,7 @@ import Testing
             _ = try GGUFFile(data: Data(smallFile().prefix(60)), path: "cut.gguf")
             Issue.record("truncated header accepted")
         } catch let error as ModelsError {
-            guard case let .truncated(path, what, _) = error else { Issue.record("wrong error \(error)"); return }
+            guard case let .ggufTruncated(path, what, _) = error else { Issue.record("wrong error \(error)"); return }
             #expect(path == "cut.gguf" && what.contains("metadata"))
             #expect(error.description.hasSuffix("Re-fetch the file (it is truncated or corrupt)."))
         }
@@ -81,7 +81,7 @@ import Testing
             #expect(error.description.contains("w.q4"))
         }
         let file = try GGUFFile(data: Data(full), path: "small.gguf")
-        #expect(throws: ModelsError.missingTensor(path: "small.gguf", tensor: "nope")) { try file.floats(named: "nope") }
+        #expect(throws: ModelsError.tensorMissing(path: "small.gguf", tensor: "nope")) { try file.floats(named: "nope") }
     }
 
     @Test func realModelMetadataAndTensorTable() throws {

@@ -17,13 +17,13 @@ public struct LlamaAdapterConfiguration: Sendable, Equatable, Codable {
     public init(rank: Int = 8, alpha: Float = 16, targets: [LlamaProjection] = LlamaProjection.allCases,
                 fullTargets: [LlamaProjection] = [], layers: [Int]? = nil) throws {
         guard rank > 0 || targets.isEmpty else {
-            throw ModelsError.badConfiguration(field: "r", value: "\(rank)", reason: "LoRA rank must be positive")
+            throw ModelsError.invalidValue(field: "r", value: "\(rank)", reason: "LoRA rank must be positive")
         }
         guard alpha > 0 else {
-            throw ModelsError.badConfiguration(field: "lora_alpha", value: "\(alpha)", reason: "must be positive")
+            throw ModelsError.invalidValue(field: "lora_alpha", value: "\(alpha)", reason: "must be positive")
         }
         if let both = targets.first(where: fullTargets.contains) {
-            throw ModelsError.badConfiguration(field: "fullTargets", value: both.rawValue,
+            throw ModelsError.invalidValue(field: "fullTargets", value: both.rawValue,
                                                reason: "a projection is either LoRA-adapted or fully trained, not both")
         }
         self.rank = rank; self.alpha = alpha; self.targets = targets; self.fullTargets = fullTargets; self.layers = layers

@@ -18,7 +18,7 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
                 headCount: Int, kvHeadCount: Int, ropeBase: Double, rmsEpsilon: Float,
                 maxPositions: Int) throws {
         func check(_ ok: Bool, _ field: String, _ value: Int, _ reason: String) throws {
-            if !ok { throw ModelsError.badConfiguration(field: field, value: "\(value)", reason: reason) }
+            if !ok { throw ModelsError.invalidValue(field: field, value: "\(value)", reason: reason) }
         }
         try check(vocabularySize > 0, "vocabularySize", vocabularySize, "must be positive")
         try check(layerCount > 0, "layerCount", layerCount, "must be positive")

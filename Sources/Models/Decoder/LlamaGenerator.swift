@@ -26,7 +26,7 @@ public final class LlamaGenerator {
         let hd = c.headCount * c.headSize, f = c.intermediateSize, p0 = length
         precondition(n > 0, "append needs at least one token")
         guard p0 + n <= c.maxPositions else {
-            throw ModelsError.badConfiguration(field: "maxPositions", value: "\(c.maxPositions)",
+            throw ModelsError.invalidValue(field: "maxPositions", value: "\(c.maxPositions)",
                                                reason: "generation reached \(p0 + n) tokens")
         }
         if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabularySize }) {

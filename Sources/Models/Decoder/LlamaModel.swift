@@ -64,7 +64,7 @@ public final class LlamaModel: @unchecked Sendable {
         let c = configuration, n = b * t, cs = c.hiddenSize
         precondition(ids.count == n, "\(ids.count) ids for \(b)×\(t)")
         guard t <= c.maxPositions else {
-            throw ModelsError.badConfiguration(field: "maxPositions", value: "\(c.maxPositions)",
+            throw ModelsError.invalidValue(field: "maxPositions", value: "\(c.maxPositions)",
                                                reason: "sequence of \(t) tokens is longer")
         }
         if let bad = ids.first(where: { $0 < 0 || Int($0) >= c.vocabularySize }) {

@@ -61,10 +61,9 @@ public final class LlamaWeights: @unchecked Sendable {
         let c = configuration.hiddenSize, f = configuration.intermediateSize
         let q = configuration.headCount * configuration.headSize, kv = configuration.kvSize
         func load(_ name: String, _ shape: [Int]) throws -> Tensor {
-            guard let info = gguf.info(named: name) else { throw ModelsError.missingTensor(path: gguf.path, tensor: name) }
+            guard let info = gguf.info(named: name) else { throw ModelsError.tensorMissing(path: gguf.path, tensor: name) }
             guard info.rowMajorShape == shape else {
-                throw ModelsError.badTensorShape(path: gguf.path, tensor: name,
-                    reason: "has shape \(info.rowMajorShape) (outermost first), expected \(shape)")
+                throw ModelsError.shapeMismatch(path: gguf.path, tensor: name, expected: shape, found: info.rowMajorShape)
             }
             return Tensor(shape: shape, values: try gguf.floats(named: name))
         }

@@ -32,7 +32,7 @@ public struct GGUFFile: Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw ModelsError.unreadableFile(path: path, reason: "\(error.localizedDescription)")
+            throw ModelsError.fileUnreadable(path: path, reason: "\(error.localizedDescription)")
         }
         try self.init(data: data, path: path)
     }
@@ -56,12 +56,12 @@ public struct GGUFFile: Sendable {
             index[info.name] = i
             if let type = GGUFTensorType(rawValue: info.typeCode) {
                 if info.elementCount % type.blockWeightCount != 0 {
-                    throw ModelsError.badTensorShape(path: path, tensor: info.name,
+                    throw ModelsError.tensorInvalid(path: path, tensor: info.name,
                         reason: "has \(info.elementCount) elements, not a multiple of the block size \(type.blockWeightCount)")
                 }
                 let byteCount = info.elementCount / type.blockWeightCount * type.blockByteCount
                 if dataOffset + info.offset + byteCount > data.count {
-                    throw ModelsError.truncated(path: path, what: "data of tensor '\(info.name)' (\(byteCount) bytes)",
+                    throw ModelsError.ggufTruncated(path: path, what: "data of tensor '\(info.name)' (\(byteCount) bytes)",
                                                 offset: dataOffset + info.offset)
                 }
             }
@@ -78,7 +78,7 @@ public struct GGUFFile: Sendable {
     /// The tensor `name` dequantised to float32, row-major (outermost dimension first).
     public func floats(named name: String) throws -> [Float] {
         guard let info = info(named: name) else {
-            throw ModelsError.missingTensor(path: path, tensor: name)
+            throw ModelsError.tensorMissing(path: path, tensor: name)
         }
         guard let type = GGUFTensorType(rawValue: info.typeCode) else {
             throw ModelsError.unsupportedTensorType(path: path, tensor: name, code: info.typeCode)

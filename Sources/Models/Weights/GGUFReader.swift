@@ -15,7 +15,7 @@ struct GGUFReader {
 
     mutating func need(_ count: Int, _ what: String) throws {
         if count < 0 || offset + count > raw.count {
-            throw ModelsError.truncated(path: path, what: "\(what) of \(context)", offset: offset)
+            throw ModelsError.ggufTruncated(path: path, what: "\(what) of \(context)", offset: offset)
         }
     }
 
@@ -29,7 +29,7 @@ struct GGUFReader {
     mutating func readCount(_ what: String) throws -> Int {
         let n = try read(UInt64.self, what)
         guard n <= UInt64(raw.count) else {
-            throw ModelsError.truncated(path: path, what: "\(what) (\(n)) of \(context)", offset: offset - 8)
+            throw ModelsError.ggufTruncated(path: path, what: "\(what) (\(n)) of \(context)", offset: offset - 8)
         }
         return Int(n)
     }
@@ -101,7 +101,7 @@ struct GGUFReader {
             context = "tensor '\(name)'"
             let dimCount = Int(try read(UInt32.self, "dimension count"))
             guard dimCount <= 8 else {
-                throw ModelsError.badTensorShape(path: path, tensor: name, reason: "has \(dimCount) dimensions (at most 8 allowed)")
+                throw ModelsError.tensorInvalid(path: path, tensor: name, reason: "has \(dimCount) dimensions (at most 8 allowed)")
             }
             var dims: [Int] = []
             for _ in 0 ..< dimCount { dims.append(try readCount("dimension")) }

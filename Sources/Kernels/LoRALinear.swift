@@ -1,0 +1,78 @@
+/// A frozen linear layer plus a low-rank adapter (LoRA, PEFT orientation), forward and backward.
+///
+///     y = x·Wᵀ + b + s·(drop(x)·Aᵀ)·Bᵀ
+///
+/// Shape glossary: N rows, I input features, O output features, R rank;
+/// x [N, I], W [O, I] (frozen), b [O] (frozen, optional), A = `lora_A` [R, I],
+/// B = `lora_B` [O, R], s = scale (α/R, or α/√R for rsLoRA), y [N, O].
+/// Saved by forward: xa = drop(x)·Aᵀ [N, R], and drop(x) [N, I] when dropout is on.
+/// Backward (accumulates):
+///     dB += s·dYᵀ·xa            dA += (s·dY·B)ᵀ·drop(x)
+///     dX += dY·W + drop'(s·dY·B·A)
+/// The frozen W and b get no gradient. Five BLAS products, no transposes copied.
+public enum LoRALinear {
+    /// The sizes of one LoRA linear layer.
+    public struct Shape: Sendable, Equatable {
+        public var inFeatures: Int
+        public var outFeatures: Int
+        public var rank: Int
+        public init(inFeatures: Int, outFeatures: Int, rank: Int) {
+            self.inFeatures = inFeatures; self.outFeatures = outFeatures; self.rank = rank
+        }
+    }
+
+    /// Writes y and the saved `xa` (and `xDropped` when `dropout` is given; it must then be a
+    /// buffer of N·I floats).
+    public static func forward(_ x: UnsafePointer<Float>, rows n: Int, shape: Shape,
+                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                               loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, scale: Float,
+                               dropout: Dropout? = nil, xDropped: UnsafeMutablePointer<Float>? = nil,
+                               xa: UnsafeMutablePointer<Float>,
+                               into y: UnsafeMutablePointer<Float>) {
+        let (i, o, r) = (shape.inFeatures, shape.outFeatures, shape.rank)
+        Linear.forward(x, weight: weight, bias: bias, into: y, rows: n, inFeatures: i, outFeatures: o)
+        var loraInput = x
+        if let dropout {
+            guard let xDropped else { preconditionFailure("dropout needs an xDropped buffer") }
+            dropout.forward(x, into: xDropped, count: n * i)
+            loraInput = UnsafePointer(xDropped)
+        }
+        MatMul.gemm(false, true, n, r, i, 1, loraInput, i, loraA, i, 0, xa, r)
+        MatMul.gemm(false, true, n, o, r, scale, xa, r, loraB, r, 1, y, o)
+    }
+
+    /// Accumulates dA, dB and (when non-nil) dX. `scratch` holds N·R floats (s·dY·B).
+    /// `xDropped` must be the buffer forward filled when dropout was on (else nil).
+    public static func backward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, rows n: Int,
+                                shape: Shape, weight: UnsafePointer<Float>,
+                                loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, scale: Float,
+                                dropout: Dropout? = nil, xDropped: UnsafePointer<Float>? = nil,
+                                xa: UnsafePointer<Float>,
+                                dLoraA: UnsafeMutablePointer<Float>, dLoraB: UnsafeMutablePointer<Float>,
+                                dX: UnsafeMutablePointer<Float>?,
+                                scratch: UnsafeMutablePointer<Float>) {
+        let (i, o, r) = (shape.inFeatures, shape.outFeatures, shape.rank)
+        let loraInput = dropout == nil ? x : (xDropped ?? x)
+        precondition(dropout == nil || xDropped != nil, "dropout needs the saved xDropped")
+        // dB[O,R] += s·dYᵀ·xa
+        MatMul.gemm(true, false, o, r, n, scale, dY, o, xa, r, 1, dLoraB, r)
+        // g = s·dY·B [N,R]
+        MatMul.gemm(false, false, n, r, o, scale, dY, o, loraB, r, 0, scratch, r)
+        // dA[R,I] += gᵀ·drop(x)
+        MatMul.gemm(true, false, r, i, n, 1, scratch, r, loraInput, i, 1, dLoraA, i)
+        guard let dX else { return }
+        if let dropout {
+            // The adapter path's input gradient goes through the dropout mask.
+            let t = UnsafeMutablePointer<Float>.allocate(capacity: n * i)
+            defer { t.deallocate() }
+            MatMul.gemm(false, false, n, i, r, 1, scratch, r, loraA, i, 0, t, i)
+            dropout.backward(dY: t, dX: dX, count: n * i)
+            MatMul.gemm(false, false, n, i, o, 1, dY, o, weight, i, 1, dX, i)
+        } else {
+            // dX += dY·W + g·A, as one product over the concatenated inner dimension would
+            // need a copy; two accumulating products cost the same.
+            MatMul.gemm(false, false, n, i, o, 1, dY, o, weight, i, 1, dX, i)
+            MatMul.gemm(false, false, n, i, r, 1, scratch, r, loraA, i, 1, dX, i)
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import CBLAS
+
+/// General matrix product through `cblas_sgemm`, forward and backward.
+///
+///     C = α·op(A)·op(B) + β·C,   op(X) = X or Xᵀ
+///
+/// Shape glossary: op(A) is [M, K], op(B) is [K, N], C is [M, N]; all row-major and dense
+/// (A stored [M, K], or [K, M] when transposed; likewise B). Backward:
+///     dA += α·dC·op(B)ᵀ   (stored orientation of A)
+///     dB += α·op(A)ᵀ·dC   (stored orientation of B)
+/// BLAS runs with the process-wide OpenBLAS thread count (`BLASRuntime.setThreadCount`).
+public enum MatMul {
+    /// C = α·op(A)·op(B) + β·C.
+    public static func forward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                               into c: UnsafeMutablePointer<Float>,
+                               m: Int, n: Int, k: Int,
+                               transposeA: Bool = false, transposeB: Bool = false,
+                               alpha: Float = 1, beta: Float = 0) {
+        gemm(transposeA, transposeB, m, n, k, alpha,
+             a, transposeA ? m : k, b, transposeB ? k : n, beta, c, n)
+    }
+
+    /// Accumulates dA and/or dB (either may be nil) from dC for `forward` with the same shapes.
+    public static func backward(dC: UnsafePointer<Float>,
+                                _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
+                                m: Int, n: Int, k: Int,
+                                transposeA: Bool = false, transposeB: Bool = false,
+                                alpha: Float = 1) {
+        if let dA {
+            if !transposeA {
+                // dA[M,K] += dC[M,N]·op(B)ᵀ; op(B)ᵀ is B [N,K] when B was transposed.
+                gemm(false, !transposeB, m, k, n, alpha, dC, n, b, transposeB ? k : n, 1, dA, k)
+            } else {
+                // dA[K,M] += op(B)[K,N]·dCᵀ.
+                gemm(transposeB, true, k, m, n, alpha, b, transposeB ? k : n, dC, n, 1, dA, m)
+            }
+        }
+        if let dB {
+            if !transposeB {
+                // dB[K,N] += op(A)ᵀ[K,M]·dC.
+                gemm(!transposeA, false, k, n, m, alpha, a, transposeA ? m : k, dC, n, 1, dB, n)
+            } else {
+                // dB[N,K] += dCᵀ[N,M]·op(A)[M,K].
+                gemm(true, transposeA, n, k, m, alpha, dC, n, a, transposeA ? m : k, 1, dB, k)
+            }
+        }
+    }
+
+    /// Raw strided sgemm: C[m,n] = α·op(A)·op(B) + β·C with leading dimensions (row-major).
+    @inline(__always)
+    public static func gemm(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int,
+                            _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+                            _ b: UnsafePointer<Float>, _ ldb: Int,
+                            _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                    transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                    beta, c, Int32(ldc))
+    }
+}

@@ -1,0 +1,45 @@
+import Dispatch
+
+/// Fixed work partitions run on a given number of threads.
+///
+/// Work is cut into chunks whose boundaries depend only on the problem size, never on the
+/// thread count; each chunk is computed by exactly one thread and any reduction across chunks
+/// is done afterwards in chunk order. So a kernel built on this gives the same bits for any
+/// thread count (the determinism contract of the kernels).
+enum Parallel {
+    /// Calls `body(chunkIndex, range)` for each chunk of `0..<count` of `chunkSize` items,
+    /// distributing contiguous runs of chunks over `threads` threads.
+    static func forEachChunk(count: Int, chunkSize: Int, threads: Int,
+                             _ body: (Int, Range<Int>) -> Void) {
+        precondition(chunkSize >= 1 && threads >= 1, "chunk size and thread count must be positive")
+        guard count > 0 else { return }
+        let chunkCount = (count + chunkSize - 1) / chunkSize
+        let workerCount = min(threads, chunkCount)
+        if workerCount == 1 {
+            for c in 0..<chunkCount { body(c, c * chunkSize..<min(count, (c + 1) * chunkSize)) }
+            return
+        }
+        withoutActuallyEscaping(body) { escaping in
+            let box = UncheckedSendable(escaping)
+            DispatchQueue.concurrentPerform(iterations: workerCount) { worker in
+                let first = worker * chunkCount / workerCount
+                let last = (worker + 1) * chunkCount / workerCount
+                for c in first..<last {
+                    box.value(c, c * chunkSize..<min(count, (c + 1) * chunkSize))
+                }
+            }
+        }
+    }
+
+    /// Number of chunks `forEachChunk` makes for `count` items.
+    static func chunkCount(_ count: Int, chunkSize: Int) -> Int {
+        (count + chunkSize - 1) / chunkSize
+    }
+}
+
+/// Carries a value into a `@Sendable` closure when the caller guarantees that concurrent
+/// uses touch disjoint memory (the kernels' fixed partitions).
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

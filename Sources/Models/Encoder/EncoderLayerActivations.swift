@@ -1,0 +1,71 @@
+import Kernels
+
+extension EncoderLayer {
+    /// What forward saves for backward, plus backward's scratch, for one (batch, tokens) size.
+    /// Allocate once per layer and size; reuse across steps.
+    public final class Activations: @unchecked Sendable {
+        public let batch: Int
+        public let tokens: Int
+        public var rows: Int { batch * tokens }
+        let attentionShape: Attention.Shape
+        var dropoutSeed: UInt64 = 0
+        // Saved by forward ([N, C] unless noted).
+        let q, k, v: Tensor
+        let probabilities: Tensor          // [B, H, T, T]
+        let context: Tensor
+        let attentionSum: Tensor           // c·Woᵀ + bo + x, input of LN₁
+        let mean1, rstd1: Tensor           // [N]
+        /// LN₁ output h (input of the FFN).
+        public let hidden: Tensor
+        let preActivation: Tensor          // f [N, F]
+        let activated: Tensor              // GELU(f) [N, F]
+        let outputSum: Tensor              // g·Wdᵀ + bd + h, input of LN₂
+        let mean2, rstd2: Tensor
+        let lora: [LoRATarget: SavedLoRA]
+        let gradients: Gradients
+
+        struct SavedLoRA {
+            let xa: Tensor                 // [N, r]
+            let xDropped: Tensor?          // [N, in] when dropout is on
+        }
+
+        /// Backward's intermediate gradients (scratch, not results).
+        final class Gradients {
+            let dOutputSum, dHidden, dAttentionSum, dContext, dQ, dK, dV: Tensor
+            let dActivated, dPreActivation: Tensor
+            let loraScratch: Tensor
+            init(n: Int, c: Int, f: Int, r: Int) {
+                dOutputSum = Tensor(shape: [n, c]); dHidden = Tensor(shape: [n, c])
+                dAttentionSum = Tensor(shape: [n, c]); dContext = Tensor(shape: [n, c])
+                dQ = Tensor(shape: [n, c]); dK = Tensor(shape: [n, c]); dV = Tensor(shape: [n, c])
+                dActivated = Tensor(shape: [n, f]); dPreActivation = Tensor(shape: [n, f])
+                loraScratch = Tensor(shape: [n, max(r, 1)])
+            }
+        }
+
+        /// Buffers for `layer` on `batch` sequences of `tokens` tokens.
+        public init(for layer: EncoderLayer, batch: Int, tokens: Int) {
+            let c = layer.configuration.hiddenSize, f = layer.configuration.intermediateSize
+            let h = layer.configuration.headCount, n = batch * tokens
+            self.batch = batch; self.tokens = tokens
+            attentionShape = Attention.Shape(batch: batch, tokens: tokens, heads: h,
+                                             headSize: layer.configuration.headSize)
+            q = Tensor(shape: [n, c]); k = Tensor(shape: [n, c]); v = Tensor(shape: [n, c])
+            probabilities = Tensor(shape: [batch, h, tokens, tokens])
+            context = Tensor(shape: [n, c]); attentionSum = Tensor(shape: [n, c])
+            mean1 = Tensor(shape: [n]); rstd1 = Tensor(shape: [n])
+            hidden = Tensor(shape: [n, c])
+            preActivation = Tensor(shape: [n, f]); activated = Tensor(shape: [n, f])
+            outputSum = Tensor(shape: [n, c]); mean2 = Tensor(shape: [n]); rstd2 = Tensor(shape: [n])
+            var saved: [LoRATarget: SavedLoRA] = [:]
+            var rank = 0
+            for (t, a) in layer.adapters {
+                rank = a.rank
+                saved[t] = SavedLoRA(xa: Tensor(shape: [n, a.rank]),
+                                     xDropped: layer.loraDropout > 0 ? Tensor(shape: [n, a.inFeatures]) : nil)
+            }
+            lora = saved
+            gradients = Gradients(n: n, c: c, f: f, r: rank)
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import Kernels
+
+/// The trainable low-rank pair of one linear layer, with its gradients.
+///
+/// PEFT orientation and initialisation: `loraA` [r, in] ~ U(−1/√in, 1/√in) (PEFT's
+/// kaiming_uniform with a = √5), `loraB` [out, r] = 0, so a fresh adapter is the identity
+/// (it adds nothing). `gradA`/`gradB` are accumulated by backward; callers zero them.
+public final class LoRAAdapter: @unchecked Sendable {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let rank: Int
+    public let loraA: Tensor
+    public let loraB: Tensor
+    public let gradA: Tensor
+    public let gradB: Tensor
+
+    /// A fresh adapter; A drawn from a SplitMix64 stream of `seed`.
+    public init(inFeatures: Int, outFeatures: Int, rank: Int, seed: UInt64) {
+        self.inFeatures = inFeatures; self.outFeatures = outFeatures; self.rank = rank
+        loraA = Tensor(shape: [rank, inFeatures]); loraB = Tensor(shape: [outFeatures, rank])
+        gradA = Tensor(shape: [rank, inFeatures]); gradB = Tensor(shape: [outFeatures, rank])
+        let bound = 1 / Float(inFeatures).squareRoot()
+        var state = seed
+        for i in 0..<loraA.count {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            let u = Float(z >> 40) / 16_777_216.0
+            loraA[i] = (2 * u - 1) * bound
+        }
+    }
+
+    /// The kernels' view of this adapter's sizes.
+    public var shape: LoRALinear.Shape { .init(inFeatures: inFeatures, outFeatures: outFeatures, rank: rank) }
+
+    /// Zeroes both gradients.
+    public func zeroGradients() { gradA.zero(); gradB.zero() }
+}

@@ -1,0 +1,145 @@
+import CHDF5
+import Foundation
+
+/// An open HDF5 file: the root of its group hierarchy and the handle every read and write
+/// goes through.
+///
+/// Open or create with `open(_:mode:)`, `create(at:replacing:)`, or — for anything a reader
+/// must never see half-written — `writeAtomically(to:_:)`. The file is closed by `close()` or,
+/// failing that, when the last reference goes away.
+///
+/// Format: files are written with HDF5 1.8+ structures (superblock v2, object headers v2),
+/// whose metadata carries checksums, so altered bytes are reported as `StoreError.corrupt`
+/// rather than read as nonsense; h5py and h5dump read them. Datasets and attributes use the
+/// little-endian types of `ElementType`.
+///
+/// Threads: Debian's HDF5 1.10 is built thread-safe with one global lock, so the store may be
+/// used from several threads at once but every HDF5 call is serialised. A handle is not
+/// `Sendable`: use each `HDF5File` from one thread (or task) at a time, and open one per thread
+/// for concurrent readers.
+public final class HDF5File: HDF5Location {
+    /// How an existing file is opened.
+    public enum Mode: Sendable {
+        case readOnly
+        case readWrite
+    }
+
+    /// Where the file lives on disk.
+    public let url: URL
+    /// The mode it was opened or created with.
+    public let mode: Mode
+    /// The HDF5 file id, or -1 once closed.
+    private(set) var id: hid_t
+
+    /// The file itself, as an `HDF5Location`.
+    public var file: HDF5File { self }
+    /// The root group's path.
+    public var path: String { "/" }
+
+    /// Whether the handle is still open.
+    public var isOpen: Bool { id >= 0 }
+
+    private init(url: URL, mode: Mode, id: hid_t) {
+        self.url = url
+        self.mode = mode
+        self.id = id
+    }
+
+    deinit {
+        if id >= 0 {
+            HDF5Library.silence()
+            _ = H5Fclose(id)
+        }
+    }
+
+    /// Opens an existing file.
+    ///
+    /// - Throws: `StoreError.fileNotFound` when nothing is there, `.notHDF5`, `.truncated` or
+    ///   `.corrupt` when the bytes are not a readable HDF5 file.
+    public static func open(_ url: URL, mode: Mode = .readOnly) throws -> HDF5File {
+        HDF5Library.silence()
+        let name = url.path
+        guard FileManager.default.fileExists(atPath: name) else {
+            throw StoreError.fileNotFound(file: name)
+        }
+        let flags = mode == .readOnly ? lethe_H5F_ACC_RDONLY() : lethe_H5F_ACC_RDWR()
+        let access = try fileAccessList(file: name)
+        let id = H5Fopen(name, flags, access.id)
+        guard id >= 0 else {
+            throw HDF5Library.failure(file: name, path: "/", operation: "open the file")
+        }
+        return HDF5File(url: url, mode: mode, id: id)
+    }
+
+    /// Creates a new file, open for reading and writing.
+    ///
+    /// - Parameter replacing: when false (the default) creation is exclusive and an existing
+    ///   file gives `StoreError.fileExists`; when true an existing file is truncated.
+    public static func create(at url: URL, replacing: Bool = false) throws -> HDF5File {
+        HDF5Library.silence()
+        let name = url.path
+        if !replacing && FileManager.default.fileExists(atPath: name) {
+            throw StoreError.fileExists(file: name)
+        }
+        let flags = replacing ? lethe_H5F_ACC_TRUNC() : lethe_H5F_ACC_EXCL()
+        let access = try fileAccessList(file: name)
+        let id = H5Fcreate(name, flags, lethe_H5P_DEFAULT(), access.id)
+        guard id >= 0 else {
+            let detail = HDF5Library.takeErrorDetail()
+            if !replacing && FileManager.default.fileExists(atPath: name) {
+                throw StoreError.fileExists(file: name)
+            }
+            throw StoreError.hdf5Failure(file: name, path: "/", operation: "create the file",
+                                         detail: detail)
+        }
+        return HDF5File(url: url, mode: .readWrite, id: id)
+    }
+
+    /// Flushes and closes the file. Idempotent; later operations throw `notWritable`/`hdf5Failure`.
+    public func close() throws {
+        guard id >= 0 else { return }
+        HDF5Library.silence()
+        let status = H5Fclose(id)
+        id = -1
+        if status < 0 {
+            throw HDF5Library.failure(file: url.path, path: "/", operation: "close the file")
+        }
+    }
+
+    /// Writes buffered data of a read-write file to the operating system (not an fsync).
+    public func flush() throws {
+        try requireOpen(path: "/")
+        HDF5Library.silence()
+        if H5Fflush(id, H5F_SCOPE_LOCAL) < 0 {
+            throw HDF5Library.failure(file: url.path, path: "/", operation: "flush the file")
+        }
+    }
+
+    /// File-access properties: 1.8+ structures with checksummed metadata (readable by HDF5
+    /// 1.8 and later, h5py included), and a strong close so `close()` really releases the file.
+    private static func fileAccessList(file: String) throws -> PropertyList {
+        let access = PropertyList(class: lethe_H5P_FILE_ACCESS())
+        guard access.id >= 0,
+              H5Pset_libver_bounds(access.id, H5F_LIBVER_V18, H5F_LIBVER_V110) >= 0,
+              H5Pset_fclose_degree(access.id, H5F_CLOSE_STRONG) >= 0 else {
+            throw StoreError.hdf5Failure(file: file, path: "/", operation: "set up file access",
+                                         detail: HDF5Library.takeErrorDetail())
+        }
+        return access
+    }
+
+    /// Throws unless the handle is open.
+    func requireOpen(path: String) throws {
+        guard id >= 0 else {
+            throw StoreError.hdf5Failure(file: url.path, path: path, operation: "use the file",
+                                         detail: "the handle was closed")
+        }
+    }
+
+    /// Throws unless the handle is open for writing.
+    func requireWritable(path: String) throws {
+        guard id >= 0, mode == .readWrite else {
+            throw StoreError.notWritable(file: url.path, path: path)
+        }
+    }
+}

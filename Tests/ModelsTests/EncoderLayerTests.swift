@@ -1,0 +1,132 @@
+import Kernels
+import Models
+import Testing
+
+/// The LoRA BERT layer: adapter gradients and dInput against central finite differences
+/// (float32 forward, Double loss L = Σ w·y), identity of fresh adapters, and stopping.
+@Suite struct EncoderLayerTests {
+    static let config = EncoderLayerConfiguration(hiddenSize: 8, headCount: 2, intermediateSize: 12,
+                                                  layerNormEpsilon: 1e-12)
+
+    static func normal(_ state: inout UInt64) -> Float {
+        func next() -> Double {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+        }
+        let u1 = max(next(), 1e-300), u2 = next()
+        return Float((-2 * _log(u1)).squareRoot() * _cos(2 * .pi * u2))
+    }
+
+    static func random(_ shape: [Int], _ state: inout UInt64, scale: Float = 0.5, offset: Float = 0) -> Tensor {
+        let t = Tensor(shape: shape)
+        for i in 0..<t.count { t[i] = offset + scale * normal(&state) }
+        return t
+    }
+
+    static func weights(_ s: inout UInt64) -> EncoderLayerWeights {
+        let h = config.hiddenSize, f = config.intermediateSize
+        func lin(_ o: Int, _ i: Int) -> LinearWeights {
+            LinearWeights(weight: random([o, i], &s, scale: 1 / Float(i).squareRoot()), bias: random([o], &s, scale: 0.1))
+        }
+        func ln() -> LayerNormWeights { LayerNormWeights(gamma: random([h], &s, scale: 0.2, offset: 1), beta: random([h], &s, scale: 0.1)) }
+        return EncoderLayerWeights(query: lin(h, h), key: lin(h, h), value: lin(h, h), attentionOutput: lin(h, h),
+                                   attentionLayerNorm: ln(), intermediate: lin(f, h), output: lin(h, f),
+                                   outputLayerNorm: ln())
+    }
+
+    @Test(arguments: [0.0 as Float, 0.25])
+    func gradientsOfAllSixTargets(dropout: Float) throws {
+        var s: UInt64 = 42
+        let lora = try LoRAConfiguration(rank: 2, alpha: 4, dropout: dropout, targets: LoRATarget.allCases)
+        let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 7)
+        for a in adapters.values {
+            // Non-zero B, so that dA is not trivially zero.
+            for i in 0..<a.loraB.count { a.loraB[i] = 0.5 * Self.normal(&s) }
+        }
+        let layer = EncoderLayer(configuration: Self.config, weights: Self.weights(&s), lora: lora, adapters: adapters)
+        let (b, t, c) = (2, 3, Self.config.hiddenSize)
+        let x = Self.random([b * t, c], &s, scale: 1), w = Self.random([b * t, c], &s, scale: 1)
+        let mask: [Int32] = [1, 1, 1, 1, 1, 0]
+        let act = EncoderLayer.Activations(for: layer, batch: b, tokens: t)
+        let y = Tensor(shape: [b * t, c])
+        func loss() -> Double {
+            layer.forward(x.data, mask: mask, activations: act, into: y.data, dropoutSeed: 5, threads: 1)
+            var l = 0.0
+            for i in 0..<y.count { l += Double(y[i]) * Double(w[i]) }
+            return l
+        }
+        _ = loss()
+        let dX = Tensor(shape: x.shape)
+        layer.backward(dY: w.data, x: x.data, activations: act, dInput: dX.data, threads: 1)
+        for target in LoRATarget.allCases {
+            let a = try #require(adapters[target])
+            expectGradient("\(target) dA", parameter: a.loraA, analytic: a.gradA, loss: loss)
+            expectGradient("\(target) dB", parameter: a.loraB, analytic: a.gradB, loss: loss)
+        }
+        expectGradient("dInput", parameter: x, analytic: dX, loss: loss)
+    }
+
+    @Test func freshAdaptersAreTheIdentityAndStoppingKeepsAdapterGradients() throws {
+        var s: UInt64 = 43
+        let weights = Self.weights(&s)
+        let lora = try LoRAConfiguration(rank: 4, alpha: 8, targets: [.query, .value, .output])
+        let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 1)
+        let frozen = EncoderLayer(configuration: Self.config, weights: weights)
+        let tuned = EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters)
+        let x = Self.random([6, 8], &s, scale: 1), w = Self.random([6, 8], &s, scale: 1)
+        let y0 = Tensor(shape: [6, 8]), y1 = Tensor(shape: [6, 8])
+        let a0 = EncoderLayer.Activations(for: frozen, batch: 2, tokens: 3)
+        let a1 = EncoderLayer.Activations(for: tuned, batch: 2, tokens: 3)
+        frozen.forward(x.data, mask: nil, activations: a0, into: y0.data, threads: 1)
+        tuned.forward(x.data, mask: nil, activations: a1, into: y1.data, threads: 1)
+        #expect(y0.values == y1.values, "B = 0 adds exactly nothing")
+
+        let dX = Tensor(shape: x.shape)
+        tuned.backward(dY: w.data, x: x.data, activations: a1, dInput: dX.data, threads: 1)
+        let withInput = LoRATarget.allCases.compactMap { adapters[$0] }.map { $0.gradA.values + $0.gradB.values }
+        #expect(withInput.contains { g in g.contains { $0 != 0 } }, "fresh adapters get a gradient")
+        for a in adapters.values { a.zeroGradients() }
+        tuned.backward(dY: w.data, x: x.data, activations: a1, dInput: nil, threads: 1)
+        let stopped = LoRATarget.allCases.compactMap { adapters[$0] }.map { $0.gradA.values + $0.gradB.values }
+        #expect(stopped == withInput, "dInput = nil changes nothing for the adapters")
+    }
+
+    @Test func configurationRejectsBadValues() {
+        #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 0, alpha: 1, targets: [.query]) }
+        #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 8, alpha: 16, dropout: 1, targets: [.query]) }
+        #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 8, alpha: 16, targets: []) }
+        let ok = try? LoRAConfiguration(rank: 16, alpha: 32, targets: [.value, .query, .query], useRSLoRA: true)
+        #expect(ok?.targets == [.query, .value])
+        #expect(ok?.scale == 8)
+    }
+}
+
+/// Central finite differences of `loss` w.r.t. every element of `parameter` against
+/// `analytic`: |a − n| ≤ atol + rtol·max(|a|, |n|), step 1e-2.
+func expectGradient(_ name: String, parameter: Tensor, analytic: Tensor, step h: Float = 1e-2,
+                    rtol: Double = 2e-2, atol: Double = 2e-3, loss: () -> Double,
+                    sourceLocation: SourceLocation = #_sourceLocation) {
+    var failures = 0, worst = 0.0
+    for i in 0..<parameter.count {
+        let saved = parameter[i]
+        parameter[i] = saved + h
+        let plus = loss()
+        parameter[i] = saved - h
+        let minus = loss()
+        parameter[i] = saved
+        let numeric = (plus - minus) / (Double(saved + h) - Double(saved - h))
+        let a = Double(analytic[i])
+        let bound = atol + rtol * max(abs(a), abs(numeric))
+        if abs(a - numeric) > bound { failures += 1 }
+        worst = max(worst, abs(a - numeric) / bound)
+    }
+    #expect(failures == 0, "\(name): \(failures) of \(parameter.count) elements off, worst \(worst)× tolerance",
+            sourceLocation: sourceLocation)
+}
+
+import Foundation
+private func _log(_ x: Double) -> Double { Foundation.log(x) }
+private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
