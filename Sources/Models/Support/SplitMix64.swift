@@ -1,8 +1,10 @@
+import Foundation
+
 /// A seeded random source (SplitMix64) with a version-stable Fisher–Yates shuffle, for training.
 ///
 /// Why our own: the standard library's `shuffle(using:)` algorithm is not promised to stay the
 /// same across Swift versions, and training must replay bit for bit from its seed.
-public struct SplitMix64: Sendable {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     public init(seed: UInt64) { state = seed }
@@ -38,6 +40,13 @@ extension SplitMix64 {
     /// Uniform Float in [low, high) from the top 24 bits.
     public mutating func nextFloat(in low: Float, _ high: Float) -> Float {
         low + (high - low) * Float(next() >> 40) * 0x1p-24
+    }
+
+    /// A standard normal sample (Box–Muller, from two 53-bit uniforms).
+    public mutating func nextGaussian() -> Float {
+        let u1 = max(Double(next() >> 11) * 0x1p-53, 1e-300)
+        let u2 = Double(next() >> 11) * 0x1p-53
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 
     /// A seed derived from this seed and a list of integers (stage, step, layer…), by hashing.
