@@ -70,22 +70,30 @@ enum LedgerHashing {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    static func hex<Digest: Sequence>(_ digest: Digest) -> String where Digest.Element == UInt8 {
-        var out = [UInt8](repeating: 0, count: 64)
-        var index = 0
-        for byte in digest {
-            out[index] = hexDigits[Int(byte >> 4)]
-            out[index + 1] = hexDigits[Int(byte & 15)]
-            index += 2
+    /// Lower-case hex of a digest. Reads the digest's bytes in one go: iterating
+    /// `SHA256Digest` as a `Sequence` costs more than computing the hash itself.
+    static func hex(_ digest: SHA256Digest) -> String {
+        digest.withUnsafeBytes { raw in
+            String(unsafeUninitializedCapacity: raw.count * 2) { out in
+                for (index, byte) in raw.enumerated() {
+                    out[2 * index] = hexDigits[Int(byte >> 4)]
+                    out[2 * index + 1] = hexDigits[Int(byte & 15)]
+                }
+                return raw.count * 2
+            }
         }
-        return String(decoding: out.prefix(index), as: UTF8.self)
     }
 
     /// Appends the raw bytes of a 64-digit hex string. Malformed text (possible only after
     /// tampering) is appended as-is, which can never reproduce a valid chain, so verification
     /// reports the entry.
     static func appendBytes(ofHex text: String, to bytes: inout [UInt8]) {
-        let digits = Array(text.utf8)
+        var text = text
+        text.withUTF8 { appendBytes(ofHexDigits: $0, to: &bytes) }
+    }
+
+    private static func appendBytes(ofHexDigits digits: UnsafeBufferPointer<UInt8>,
+                                    to bytes: inout [UInt8]) {
         func nibble(_ c: UInt8) -> UInt8? {
             switch c {
             case 48...57: return c - 48
