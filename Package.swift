@@ -45,8 +45,9 @@ let package = Package(
         // Deletion engine, ledger, retraining plan.
         .target(name: "Forgetting", dependencies: ["Training", "Planning", "Store",
                                                    .product(name: "GRDB", package: "GRDB.swift"),
+                                                   .product(name: "GRDBSQLite", package: "GRDB.swift"),
                                                    .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: fast),
+                exclude: ["README.md"], swiftSettings: fast),
         // Lineage queries, receipts, verification.
         .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store"],
                 swiftSettings: fast),
@@ -70,7 +71,9 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Planning", "Store"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Planning", "Kernels", "Store"],
                     swiftSettings: fast),
-        .testTarget(name: "ForgettingTests", dependencies: ["Forgetting", "Audit", "Training", "Planning"],
+        .testTarget(name: "ForgettingTests", dependencies: ["Forgetting", "Audit", "Training", "Planning",
+                                                          .product(name: "GRDB", package: "GRDB.swift"),
+                                                          .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels"],
                     swiftSettings: fast),

@@ -16,6 +16,8 @@ pkg-config --exists hdf5-serial 2>/dev/null || need+=(libhdf5-dev)
 [ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v unzip >/dev/null || need+=(unzip)
+# Tests make throw-away virtual environments (h5py interop); Debian splits venv out.
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -25,9 +25,45 @@ public enum ModelsError: Error, CustomStringConvertible, Equatable {
     case configInvalid(path: String, field: String, reason: String)
     /// A LoRA or classifier configuration value is out of range.
     case invalidValue(field: String, value: String, reason: String)
+    /// A GGUF file does not start with the magic bytes `GGUF`.
+    case badMagic(path: String, found: String)
+    /// A GGUF format version this reader does not understand.
+    case unsupportedVersion(path: String, found: UInt32)
+    /// A GGUF file ends before a field that must be there.
+    case ggufTruncated(path: String, what: String, offset: Int)
+    /// A GGUF metadata value has a type code this reader does not know.
+    case unknownValueType(path: String, key: String, code: UInt32)
+    /// A GGUF tensor has a storage type this reader cannot dequantise.
+    case unsupportedTensorType(path: String, tensor: String, code: UInt32)
+    /// A GGUF metadata key the caller needs is absent or has the wrong type.
+    case missingMetadata(path: String, key: String, expected: String)
+    /// A string in a GGUF file is not valid UTF-8.
+    case invalidString(path: String, offset: Int)
+    /// The BPE tokenizer metadata is inconsistent (e.g. a merge names an unknown token).
+    case badTokenizer(reason: String)
+    /// A token id is outside the vocabulary.
+    case tokenOutOfRange(id: Int, vocabularySize: Int)
 
     public var description: String {
         switch self {
+        case let .badMagic(path, found):
+            return "\(path) is not a GGUF file (magic bytes \(found), expected GGUF). Pass a .gguf model file."
+        case let .unsupportedVersion(path, found):
+            return "\(path) is GGUF version \(found); this reader supports version 3. Convert the model with a current llama.cpp."
+        case let .ggufTruncated(path, what, offset):
+            return "\(path) ends early: \(what) at byte \(offset) runs past the end of the file. Re-fetch the file (it is truncated or corrupt)."
+        case let .unknownValueType(path, key, code):
+            return "\(path): metadata key '\(key)' has unknown value type \(code). The file is corrupt or from a newer GGUF version."
+        case let .unsupportedTensorType(path, tensor, code):
+            return "\(path): tensor '\(tensor)' has ggml type \(code); supported are F32 (0), F16 (1), Q4_1 (3), Q8_0 (8). Re-quantise the model to a supported type."
+        case let .missingMetadata(path, key, expected):
+            return "\(path) lacks metadata '\(key)' of type \(expected). Check that the file is a Llama-architecture GGUF with its tokenizer."
+        case let .invalidString(path, offset):
+            return "\(path): the string at byte \(offset) is not valid UTF-8. The file is corrupt; re-fetch it."
+        case let .badTokenizer(reason):
+            return "tokenizer metadata is inconsistent: \(reason). Use a GGUF file whose tokenizer is byte-level BPE (gpt2)."
+        case let .tokenOutOfRange(id, size):
+            return "token id \(id) is outside the vocabulary of \(size) tokens. Encode the text with this model's tokenizer."
         case let .fileUnreadable(path, reason):
             return "cannot read \(path): \(reason). Check that the file exists and is readable."
         case let .truncated(path, expected, found):

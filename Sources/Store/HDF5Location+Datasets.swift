@@ -62,19 +62,12 @@ extension HDF5Location {
             if info.elementType == .float16 {
                 let half = lethe_make_H5T_IEEE_F16LE()
                 defer { if half >= 0 { _ = H5Tclose(half) } }
-                var halves = [Float16](repeating: 0, count: info.elementCount)
-                let status = halves.withUnsafeMutableBytes {
-                    H5Dread(dataset, half, lethe_H5S_ALL(), lethe_H5S_ALL(), lethe_H5P_DEFAULT(),
-                            $0.baseAddress)
-                }
+                let (status, halves) = readWhole(dataset, memoryType: half, count: info.elementCount,
+                                                 as: Float16.self)
                 return (status, halves.map { Float($0) })
             }
-            var values = [Float](repeating: 0, count: info.elementCount)
-            let status = values.withUnsafeMutableBytes {
-                H5Dread(dataset, lethe_H5T_NATIVE_FLOAT(), lethe_H5S_ALL(), lethe_H5S_ALL(),
-                        lethe_H5P_DEFAULT(), $0.baseAddress)
-            }
-            return (status, values)
+            return readWhole(dataset, memoryType: lethe_H5T_NATIVE_FLOAT(), count: info.elementCount,
+                             as: Float.self)
         }
     }
 
@@ -83,12 +76,8 @@ extension HDF5Location {
                            expectedShape: [Int]? = nil) throws -> (values: [Int64], shape: [Int]) {
         try readDataset(at: relativePath, expectedShape: expectedShape, accepting: [.int64],
                         expected: "int64") { dataset, info in
-            var values = [Int64](repeating: 0, count: info.elementCount)
-            let status = values.withUnsafeMutableBytes {
-                H5Dread(dataset, lethe_H5T_NATIVE_INT64(), lethe_H5S_ALL(), lethe_H5S_ALL(),
-                        lethe_H5P_DEFAULT(), $0.baseAddress)
-            }
-            return (status, values)
+            readWhole(dataset, memoryType: lethe_H5T_NATIVE_INT64(), count: info.elementCount,
+                      as: Int64.self)
         }
     }
 
@@ -97,12 +86,8 @@ extension HDF5Location {
                           expectedShape: [Int]? = nil) throws -> (values: [UInt8], shape: [Int]) {
         try readDataset(at: relativePath, expectedShape: expectedShape, accepting: [.uint8],
                         expected: "uint8") { dataset, info in
-            var values = [UInt8](repeating: 0, count: info.elementCount)
-            let status = values.withUnsafeMutableBytes {
-                H5Dread(dataset, lethe_H5T_NATIVE_UINT8(), lethe_H5S_ALL(), lethe_H5S_ALL(),
-                        lethe_H5P_DEFAULT(), $0.baseAddress)
-            }
-            return (status, values)
+            readWhole(dataset, memoryType: lethe_H5T_NATIVE_UINT8(), count: info.elementCount,
+                      as: UInt8.self)
         }
     }
 
@@ -188,6 +173,19 @@ extension HDF5Location {
             throw HDF5Library.failure(file: file.url.path, path: target, operation: "read the dataset")
         }
         return (values, info.shape)
+    }
+
+    /// Reads a whole dataset of a trivial element type into a new array without zero-filling
+    /// it first (the read overwrites every element; on failure the caller throws).
+    func readWhole<Element: BitwiseCopyable>(_ dataset: hid_t, memoryType: hid_t, count: Int,
+                                             as type: Element.Type) -> (herr_t, [Element]) {
+        var status: herr_t = -1
+        let values = [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            status = H5Dread(dataset, memoryType, lethe_H5S_ALL(), lethe_H5S_ALL(),
+                             lethe_H5P_DEFAULT(), buffer.baseAddress)
+            initialized = count
+        }
+        return (status, values)
     }
 
     func openDataset(atAbsolute target: String) throws -> hid_t {

@@ -6,6 +6,9 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
         subcommands: [
             BenchKernels.self,
+            BenchLedger.self,
+            BenchPlan.self,
+            BenchStore.self,
         ]
     )
 }

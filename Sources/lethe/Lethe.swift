@@ -20,7 +20,10 @@ struct Lethe: ParsableCommand {
             """,
         version: letheVersion,
         subcommands: [
+            PlanCommand.self,
+            Simulate.self,
             Bench.self,
+            Embed.self,
         ]
     )
 }

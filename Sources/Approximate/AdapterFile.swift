@@ -1,0 +1,74 @@
+import Foundation
+import Models
+import Store
+
+/// The unlearned adapter as an HDF5 file (format `lethe-decoder-adapter`, version 1).
+///
+/// Layout: one float32 dataset per trainable tensor at `/adapter/<name>` with PEFT names
+/// (`layers.L.q_proj.lora_A` [r, in], `lora_B` [out, r], or `layers.L.up_proj.weight` for a
+/// fully trained matrix). Root attributes: `format`, `format_version`, `software_version`,
+/// `method`, `learning_rate`, `steps`, `batch_size`, `lambda`, `seed`, `r`, `lora_alpha`,
+/// `target_modules`, `full_modules`, `base_model_sha256`, and `<set>_sha256` / `<set>_path`
+/// for each data set used.
+public enum AdapterFile {
+    public static let format = "lethe-decoder-adapter"
+    public static let version: Int64 = 1
+
+    /// Writes `adapter` atomically to `url` with the run's record.
+    public static func write(_ adapter: LlamaAdapter, to url: URL, method: String,
+                             configuration: UnlearningConfiguration, baseModelSHA256: String,
+                             dataSets: [String: TextCorpus]) throws {
+        try HDF5File.writeAtomically(to: url) { file in
+            for p in adapter.parameters {
+                try file.write(p.value.values, shape: p.value.shape, at: "adapter/\(p.name)")
+            }
+            let a = configuration.adapter
+            let attributes: [(String, AttributeValue)] = [
+                ("format", .string(format)), ("format_version", .int(version)),
+                ("software_version", .string(letheVersion)), ("method", .string(method)),
+                ("learning_rate", .double(Double(configuration.learningRate))),
+                ("steps", .int(Int64(configuration.steps))), ("batch_size", .int(Int64(configuration.batchSize))),
+                ("lambda", .double(Double(configuration.lambda))), ("seed", .int(Int64(bitPattern: configuration.seed))),
+                ("r", .int(Int64(a.rank))), ("lora_alpha", .double(Double(a.alpha))),
+                ("target_modules", .strings(a.targets.map(\.rawValue))),
+                ("full_modules", .strings(a.fullTargets.map(\.rawValue))),
+                ("layers", .ints((a.layers ?? []).map(Int64.init))),
+                ("base_model_sha256", .string(baseModelSHA256)),
+            ]
+            for (name, value) in attributes { try file.setAttribute(value, named: name) }
+            for (set, corpus) in dataSets.sorted(by: { $0.key < $1.key }) {
+                try file.setAttribute(.string(corpus.sha256), named: "\(set)_sha256")
+                try file.setAttribute(.string(corpus.path), named: "\(set)_path")
+            }
+        }
+    }
+
+    /// Reads an adapter file back: rebuilds the adapter configuration and loads every tensor.
+    public static func read(_ url: URL, weights: LlamaWeights) throws -> (adapter: LlamaAdapter, method: String) {
+        let file = try HDF5File.open(url, mode: .readOnly)
+        defer { try? file.close() }
+        let found = try file.stringAttribute(named: "format")
+        guard found == format, try file.intAttribute(named: "format_version") == version else {
+            throw ApproximateError.invalidValue(field: "format", value: found, reason: "expected \(format) version \(version)")
+        }
+        func projections(_ name: String) throws -> [LlamaProjection] {
+            try file.stringsAttribute(named: name).map {
+                guard let p = LlamaProjection(rawValue: $0) else {
+                    throw ApproximateError.invalidValue(field: name, value: $0, reason: "not a Llama projection")
+                }
+                return p
+            }
+        }
+        let layers = try file.intsAttribute(named: "layers").map(Int.init)
+        let configuration = try LlamaAdapterConfiguration(
+            rank: Int(try file.intAttribute(named: "r")), alpha: Float(try file.doubleAttribute(named: "lora_alpha")),
+            targets: try projections("target_modules"), fullTargets: try projections("full_modules"),
+            layers: layers.isEmpty ? nil : layers)
+        let adapter = LlamaAdapter(configuration: configuration, weights: weights, seed: 0)
+        for p in adapter.parameters {
+            let (values, _) = try file.readFloats(at: "adapter/\(p.name)", expectedShape: p.value.shape)
+            for j in 0 ..< values.count { p.value[j] = values[j] }
+        }
+        return (adapter, try file.stringAttribute(named: "method"))
+    }
+}

@@ -1,1 +1,0 @@
-// The Approximate module; see the README's architecture section.

@@ -1,0 +1,34 @@
+/// Everything that can go wrong while unlearning or evaluating a decoder.
+///
+/// Each case carries the facts (file, line, field, value) and its message ends with what to do.
+public enum ApproximateError: Error, CustomStringConvertible, Equatable {
+    /// A data file could not be read.
+    case unreadableData(path: String, reason: String)
+    /// A JSON Lines record is malformed or lacks the text field.
+    case badRecord(path: String, line: Int, reason: String)
+    /// A data set yields no chunk of at least two tokens.
+    case emptyData(name: String, path: String)
+    /// The method needs a data set that was not given.
+    case missingData(method: String, needs: String)
+    /// A hyperparameter is out of range.
+    case invalidValue(field: String, value: String, reason: String)
+    /// A metric needs both classes (members and non-members).
+    case needsBothClasses(members: Int, nonMembers: Int)
+
+    public var description: String {
+        switch self {
+        case let .unreadableData(path, reason):
+            return "cannot read \(path): \(reason). Check the path (run `make setup` for the bundled data sets)."
+        case let .badRecord(path, line, reason):
+            return "\(path):\(line): \(reason). Each line must be a JSON object with a string text field."
+        case let .emptyData(name, path):
+            return "the \(name) data \(path) gives no chunk of at least two tokens. Pass a file with text in it."
+        case let .missingData(method, needs):
+            return "method \(method) needs \(needs). Pass it (see `lethe unlearn --help`)."
+        case let .invalidValue(field, value, reason):
+            return "invalid \(field) = \(value): \(reason). Choose a value in range."
+        case let .needsBothClasses(members, nonMembers):
+            return "membership metrics need members and non-members (got \(members) and \(nonMembers)). Pass both data sets."
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Crypto
+import Models
+
+/// Token chunks of a JSON Lines data set, the unit every unlearning and evaluation step uses.
+///
+/// Each record's text field is tokenized on its own (no BOS, as for SmolLM2) and cut into
+/// chunks of at most `chunkTokens` tokens; a remainder of fewer than two tokens is dropped
+/// (it has no next-token prediction). `sha256` hashes the file's bytes, for the output record.
+public struct TextCorpus: Sendable {
+    public let path: String
+    public let chunks: [[Int]]
+    public let sha256: String
+
+    public init(chunks: [[Int]], path: String = "<memory>", sha256: String = "") {
+        self.chunks = chunks; self.path = path; self.sha256 = sha256
+    }
+
+    /// Reads `path`, tokenizes `field` of each record and chunks it; `limit` caps the records read.
+    public init(path: String, field: String = "text", tokenizer: BPETokenizer, chunkTokens: Int,
+                limit: Int? = nil) throws {
+        guard chunkTokens >= 2 else {
+            throw ApproximateError.invalidValue(field: "chunk tokens", value: "\(chunkTokens)", reason: "must be at least 2")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
+        }
+        let texts = try Self.texts(data, path: path, field: field, limit: limit)
+        var chunks: [[Int]] = []
+        for text in texts {
+            let ids = tokenizer.encode(text, allowSpecial: false)
+            var start = 0
+            while ids.count - start >= 2 {
+                chunks.append(Array(ids[start ..< min(start + chunkTokens, ids.count)]))
+                start += chunkTokens
+            }
+        }
+        guard !chunks.isEmpty else { throw ApproximateError.emptyData(name: field, path: path) }
+        self.path = path
+        self.chunks = chunks
+        sha256 = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The `field` strings of each line (blank lines skipped).
+    static func texts(_ data: Data, path: String, field: String, limit: Int?) throws -> [String] {
+        var out: [String] = []
+        for (i, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
+            if let limit, out.count >= limit { break }
+            if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "not a JSON object")
+            }
+            guard let text = object[field] as? String else {
+                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "no string field '\(field)'")
+            }
+            out.append(text)
+        }
+        return out
+    }
+
+    /// Total tokens in all chunks.
+    public var tokenCount: Int { chunks.reduce(0) { $0 + $1.count } }
+}
+
+/// B chunks right-padded to T tokens, with the rows that have a next token.
+struct ChunkBatch {
+    let ids: [Int32]
+    let batch: Int
+    let tokens: Int
+    /// Rows (b·T + t) with t + 1 < length of chunk b: they predict a real next token.
+    let predictionRows: [Int]
+    /// The true next token of each prediction row.
+    let nextTokens: [Int32]
+    /// Every real (non-padding) row.
+    let realRows: [Int]
+
+    init(_ chunks: [[Int]], padID: Int) {
+        let t = chunks.map(\.count).max() ?? 0
+        var ids: [Int32] = [], rows: [Int] = [], next: [Int32] = [], real: [Int] = []
+        for (b, c) in chunks.enumerated() {
+            ids += c.map(Int32.init) + Array(repeating: Int32(padID), count: t - c.count)
+            for i in 0 ..< c.count {
+                real.append(b * t + i)
+                if i + 1 < c.count { rows.append(b * t + i); next.append(Int32(c[i + 1])) }
+            }
+        }
+        self.ids = ids; batch = chunks.count; tokens = t
+        predictionRows = rows; nextTokens = next; realRows = real
+    }
+}

@@ -1,1 +1,0 @@
-// The Forgetting module; see the README's architecture section.

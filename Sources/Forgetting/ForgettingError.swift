@@ -1,0 +1,34 @@
+import Foundation
+
+/// Everything that can go wrong in the Forgetting module, with the facts needed to act on it.
+///
+/// Ledger cases name the ledger file; entry cases name the position of the entry in the
+/// batch being appended. Each message ends with what to do.
+public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// SQLite could not open or create the ledger database.
+    case ledgerUnavailable(file: String, detail: String)
+    /// The file is an SQLite database but not a ledger of a format this version understands.
+    case ledgerFormat(file: String, expected: String, found: String)
+    /// An entry handed to `append` is malformed; nothing of the batch was written.
+    case invalidLedgerEntry(file: String, batchIndex: Int, reason: String)
+    /// A database operation on the ledger failed (disk full, I/O error, lock timeout, …).
+    case ledgerDatabase(file: String, operation: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .ledgerUnavailable(let file, let detail):
+            return "\(file): cannot open the deletion ledger (\(detail)). Check that the run "
+                + "directory exists and is writable."
+        case .ledgerFormat(let file, let expected, let found):
+            return "\(file): not a ledger this version can use: expected \(expected), found "
+                + "\(found). Open it with the Lethe version that wrote it, or point at the "
+                + "run's ledger.sqlite."
+        case .invalidLedgerEntry(let file, let batchIndex, let reason):
+            return "\(file): entry \(batchIndex) of the batch is invalid: \(reason). Nothing of "
+                + "the batch was recorded; fix the entry and append the batch again."
+        case .ledgerDatabase(let file, let operation, let detail):
+            return "\(file): could not \(operation) (\(detail)). Check free disk space and that "
+                + "no other process holds the ledger locked, then retry."
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Kernels
+
+/// Which parts of a Llama decoder train: LoRA on chosen projections and, optionally, full
+/// fine-tuning of chosen matrices (PEFT vocabulary: `r`, `lora_alpha`, `target_modules`).
+public struct LlamaAdapterConfiguration: Sendable, Equatable, Codable {
+    public var rank: Int
+    public var alpha: Float
+    /// Projections that get a LoRA pair (`lora_A` [r, in], `lora_B` [out, r]) in every layer.
+    public var targets: [LlamaProjection]
+    /// Projections trained in full (a trainable copy; the base weights stay frozen for θ0).
+    public var fullTargets: [LlamaProjection]
+    /// Layers adapted (nil = all).
+    public var layers: [Int]?
+
+    /// Rejects a non-positive rank or alpha and a projection listed as both LoRA and full.
+    public init(rank: Int = 8, alpha: Float = 16, targets: [LlamaProjection] = LlamaProjection.allCases,
+                fullTargets: [LlamaProjection] = [], layers: [Int]? = nil) throws {
+        guard rank > 0 || targets.isEmpty else {
+            throw ModelsError.invalidValue(field: "r", value: "\(rank)", reason: "LoRA rank must be positive")
+        }
+        guard alpha > 0 else {
+            throw ModelsError.invalidValue(field: "lora_alpha", value: "\(alpha)", reason: "must be positive")
+        }
+        if let both = targets.first(where: fullTargets.contains) {
+            throw ModelsError.invalidValue(field: "fullTargets", value: both.rawValue,
+                                               reason: "a projection is either LoRA-adapted or fully trained, not both")
+        }
+        self.rank = rank; self.alpha = alpha; self.targets = targets; self.fullTargets = fullTargets; self.layers = layers
+    }
+
+    /// LoRA scaling α/r.
+    public var scale: Float { alpha / Float(max(rank, 1)) }
+}
+
+/// The trainable state of a Llama decoder: LoRA pairs and full-weight copies, each with a
+/// gradient and AdamW moments. B starts at zero, so a fresh adapter leaves the model unchanged.
+public final class LlamaAdapter: @unchecked Sendable {
+    /// One trainable tensor with its gradient and optimiser moments.
+    public final class Parameter: @unchecked Sendable {
+        public let name: String
+        public let value: Tensor
+        public let gradient: Tensor
+        let firstMoment: Tensor
+        let secondMoment: Tensor
+        init(name: String, value: Tensor) {
+            self.name = name; self.value = value
+            gradient = Tensor(shape: value.shape)
+            firstMoment = Tensor(shape: value.shape)
+            secondMoment = Tensor(shape: value.shape)
+        }
+        var slot: AdamW.Slot {
+            AdamW.Slot(value: value.data, gradient: gradient.data, firstMoment: firstMoment.data,
+                       secondMoment: secondMoment.data, count: value.count)
+        }
+    }
+
+    /// A LoRA pair on one projection.
+    public struct LoRAPair: @unchecked Sendable {
+        public let a: Parameter  // lora_A [r, in]
+        public let b: Parameter  // lora_B [out, r]
+    }
+
+    public let configuration: LlamaAdapterConfiguration
+    /// lora[layer][projection]
+    public let lora: [[LlamaProjection: LoRAPair]]
+    /// full[layer][projection]: trainable copies of base matrices.
+    public let full: [[LlamaProjection: Parameter]]
+    /// Every parameter in a fixed order (layer, then projection order, A before B, then full).
+    public let parameters: [Parameter]
+
+    /// A fresh adapter: A ~ U(−1/√in, 1/√in) from `seed` (PEFT's Kaiming-uniform bound), B = 0;
+    /// full targets start as copies of the base weights.
+    public init(configuration: LlamaAdapterConfiguration, weights: LlamaWeights, seed: UInt64) {
+        self.configuration = configuration
+        let model = weights.configuration
+        let layerSet = Set(configuration.layers ?? Array(0 ..< model.layerCount))
+        var rng = SplitMix64(seed: seed)
+        var lora: [[LlamaProjection: LoRAPair]] = []
+        var full: [[LlamaProjection: Parameter]] = []
+        var parameters: [Parameter] = []
+        for l in 0 ..< model.layerCount {
+            var pairs: [LlamaProjection: LoRAPair] = [:]
+            var copies: [LlamaProjection: Parameter] = [:]
+            if layerSet.contains(l) {
+                for target in LlamaProjection.allCases where configuration.targets.contains(target) {
+                    let (o, i) = target.shape(model)
+                    let a = Tensor(shape: [configuration.rank, i])
+                    let bound = 1 / Float(i).squareRoot()
+                    for j in 0 ..< a.count { a[j] = bound * (2 * Float(rng.next() >> 40) / Float(1 << 24) - 1) }
+                    let pair = LoRAPair(a: Parameter(name: "layers.\(l).\(target.rawValue).lora_A", value: a),
+                                        b: Parameter(name: "layers.\(l).\(target.rawValue).lora_B",
+                                                     value: Tensor(shape: [o, configuration.rank])))
+                    pairs[target] = pair
+                    parameters += [pair.a, pair.b]
+                }
+                for target in LlamaProjection.allCases where configuration.fullTargets.contains(target) {
+                    let base = weights.layers[l].matrix(target)
+                    let copy = Tensor(shape: base.shape)
+                    copy.copy(from: base)
+                    let p = Parameter(name: "layers.\(l).\(target.rawValue).weight", value: copy)
+                    copies[target] = p
+                    parameters.append(p)
+                }
+            }
+            lora.append(pairs)
+            full.append(copies)
+        }
+        self.lora = lora; self.full = full; self.parameters = parameters
+    }
+
+    /// Number of trainable floats.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+    /// Sets every gradient to zero (backward accumulates).
+    public func zeroGradients() { for p in parameters { p.gradient.zero() } }
+
+    /// One AdamW update at 1-based `step`; returns the gradient norm before clipping.
+    @discardableResult
+    public func step(_ step: Int, optimizer: AdamW.Configuration, learningRate: Float? = nil) -> Float {
+        AdamW.step(parameters.map(\.slot), step: step, configuration: optimizer, learningRate: learningRate)
+    }
+}

@@ -1,0 +1,74 @@
+/// The sizes and constants of a Llama-architecture decoder (SmolLM2-135M: 30 blocks, hidden 576,
+/// FFN 1536, 9 query / 3 key-value heads of 64, RoPE base 100000, RMSNorm ε 1e-5, vocab 49,152).
+public struct LlamaConfiguration: Sendable, Equatable, Codable {
+    public var vocabularySize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var ropeBase: Double
+    public var rmsEpsilon: Float
+    /// Longest sequence the RoPE table and KV cache are sized for.
+    public var maxPositions: Int
+
+    /// Validates the sizes (heads divide the hidden size, query heads are a multiple of
+    /// key-value heads, head size is even for RoPE pairs).
+    public init(vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layerCount: Int,
+                headCount: Int, kvHeadCount: Int, ropeBase: Double, rmsEpsilon: Float,
+                maxPositions: Int) throws {
+        func check(_ ok: Bool, _ field: String, _ value: Int, _ reason: String) throws {
+            if !ok { throw ModelsError.invalidValue(field: field, value: "\(value)", reason: reason) }
+        }
+        try check(vocabularySize > 0, "vocabularySize", vocabularySize, "must be positive")
+        try check(layerCount > 0, "layerCount", layerCount, "must be positive")
+        try check(headCount > 0 && hiddenSize % headCount == 0, "headCount", headCount, "must divide hiddenSize \(hiddenSize)")
+        try check(kvHeadCount > 0 && headCount % kvHeadCount == 0, "kvHeadCount", kvHeadCount, "must divide headCount \(headCount)")
+        try check((hiddenSize / headCount) % 2 == 0, "hiddenSize", hiddenSize, "head size must be even for RoPE pairs")
+        try check(intermediateSize > 0, "intermediateSize", intermediateSize, "must be positive")
+        try check(maxPositions > 0, "maxPositions", maxPositions, "must be positive")
+        self.vocabularySize = vocabularySize; self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize; self.layerCount = layerCount
+        self.headCount = headCount; self.kvHeadCount = kvHeadCount
+        self.ropeBase = ropeBase; self.rmsEpsilon = rmsEpsilon; self.maxPositions = maxPositions
+    }
+
+    /// Reads `llama.*` metadata (block count, lengths, head counts, RoPE base, RMS ε).
+    public init(gguf: GGUFFile, maxPositions: Int = 2048) throws {
+        let arch = gguf.metadata["general.architecture"]?.string ?? "?"
+        guard arch == "llama" else {
+            throw ModelsError.missingMetadata(path: gguf.path, key: "general.architecture", expected: "'llama' (found '\(arch)')")
+        }
+        let vocab = try gguf.strings("tokenizer.ggml.tokens").count
+        try self.init(vocabularySize: (try? gguf.integer("llama.vocab_size")) ?? vocab,
+                      hiddenSize: try gguf.integer("llama.embedding_length"),
+                      intermediateSize: try gguf.integer("llama.feed_forward_length"),
+                      layerCount: try gguf.integer("llama.block_count"),
+                      headCount: try gguf.integer("llama.attention.head_count"),
+                      kvHeadCount: try gguf.integer("llama.attention.head_count_kv"),
+                      ropeBase: (try? gguf.double("llama.rope.freq_base")) ?? 10000,
+                      rmsEpsilon: Float(try gguf.double("llama.attention.layer_norm_rms_epsilon")),
+                      maxPositions: maxPositions)
+    }
+
+    /// Size of one attention head.
+    public var headSize: Int { hiddenSize / headCount }
+    /// Width of the key and value projections.
+    public var kvSize: Int { kvHeadCount * headSize }
+
+    /// Parameter count with tied embeddings (SmolLM2-135M: 134,515,008).
+    public var parameterCount: Int {
+        let c = hiddenSize, f = intermediateSize
+        let perLayer = 2 * c + c * c * 2 + 2 * c * kvSize + 3 * c * f
+        return vocabularySize * c + layerCount * perLayer + c
+    }
+
+    /// Approximate forward FLOPs per token at context length `tokens` (2 per multiply-add,
+    /// matrices plus attention scores and mixing, LM head included).
+    public func forwardFLOPsPerToken(context tokens: Int) -> Double {
+        let c = Double(hiddenSize), f = Double(intermediateSize), kv = Double(kvSize)
+        let matrices = Double(layerCount) * (2 * c * c + 2 * c * kv + 3 * c * f) + Double(vocabularySize) * c
+        let attention = Double(layerCount) * 2 * c * Double(tokens)
+        return 2 * (matrices + attention)
+    }
+}

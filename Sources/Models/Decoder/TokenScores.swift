@@ -1,0 +1,60 @@
+import Foundation
+import Kernels
+
+/// Per-token log-probabilities of real text under a decoder: the raw material of perplexity,
+/// next-token accuracy and Min-K% Prob.
+public struct TokenScores: Sendable, Equatable {
+    /// log p(x_t | x_<t) for t = 1 ..< count (the first token has no prediction).
+    public var logProbabilities: [Float]
+    /// Whether the argmax prediction at each of those positions equals x_t.
+    public var correct: [Bool]
+
+    /// Mean negative log-likelihood per predicted token.
+    public var meanNLL: Double {
+        logProbabilities.isEmpty ? 0 : -logProbabilities.reduce(0.0) { $0 + Double($1) } / Double(logProbabilities.count)
+    }
+}
+
+extension LlamaModel {
+    /// Scores each sequence (no padding enters any score); sequences are run `batchSize` at a
+    /// time, right-padded to the longest in the batch with `padID`.
+    public func scores(of sequences: [[Int]], adapter: LlamaAdapter? = nil, batchSize: Int = 8,
+                       padID: Int = 0, threads: Int = 1) throws -> [TokenScores] {
+        var out: [TokenScores] = []
+        var start = 0
+        while start < sequences.count {
+            let group = Array(sequences[start ..< min(start + batchSize, sequences.count)])
+            start += group.count
+            let t = group.map(\.count).max() ?? 0
+            guard t >= 2 else {
+                out += group.map { _ in TokenScores(logProbabilities: [], correct: []) }
+                continue
+            }
+            var ids: [Int32] = []
+            var rows: [Int] = []
+            for (b, s) in group.enumerated() {
+                ids += s.map(Int32.init) + Array(repeating: Int32(padID), count: t - s.count)
+                rows += (0 ..< max(s.count - 1, 0)).map { b * t + $0 }
+            }
+            let pass = try forward(ids: ids, batch: group.count, tokens: t, logitRows: rows, adapter: adapter,
+                                   threads: threads)
+            let v = configuration.vocabularySize
+            var m = 0
+            for s in group {
+                var lp: [Float] = [], ok: [Bool] = []
+                for i in 0 ..< max(s.count - 1, 0) {
+                    let z = pass.logits.pointer + m * v
+                    m += 1
+                    var best = 0, mx = z[0]
+                    for j in 1 ..< v where z[j] > mx { mx = z[j]; best = j }
+                    var sum = 0.0
+                    for j in 0 ..< v { sum += exp(Double(z[j] - mx)) }
+                    lp.append(Float(Double(z[s[i + 1]] - mx) - log(sum)))
+                    ok.append(best == s[i + 1])
+                }
+                out.append(TokenScores(logProbabilities: lp, correct: ok))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import Store
+
+/// `lethe bench store`: HDF5 write and read throughput through the Store module.
+struct BenchStore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Time HDF5 writes and reads of float32 tensors: plain, atomic (fsync), float16, gzip.",
+        discussion: """
+            Writes --megabytes of float32 values (as 1 MiB [512, 512] tensors) into a new HDF5 \
+            file in a temporary directory (or --directory) in several layouts, reads each back, \
+            and prints MB/s. Each measurement is the median of --repeats runs. Files are removed.
+            """
+    )
+
+    @Option(help: "Size of the float32 payload in MiB.")
+    var megabytes = 64
+
+    @Option(help: "Runs per measurement (the median is printed).")
+    var repeats = 3
+
+    @Option(help: "Directory for the files (default: a new temporary directory).")
+    var directory: String?
+
+    func validate() throws {
+        guard megabytes >= 1 else { throw ValidationError("--megabytes must be at least 1, got \(megabytes).") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
+    }
+
+    func run() throws {
+        let base = directory.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        defer { if directory == nil { try? FileManager.default.removeItem(at: base) } }
+
+        // A weight-like tensor: deterministic, not trivially compressible.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let tensor = (0..<(512 * 512)).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) * 1e-7
+        }
+        let tensorCount = megabytes
+        let layouts: [(String, FloatStorage, DatasetOptions, Bool)] = [
+            ("float32 contiguous", .float32, .contiguous, false),
+            ("float32 contiguous, atomic commit (fsync)", .float32, .contiguous, true),
+            ("float16 contiguous", .float16, .contiguous, false),
+            ("float32 gzip level 4 (shuffle)", .float32, .gzip(level: 4), false),
+        ]
+        print("HDF5 store benchmark: \(tensorCount) tensors of [512, 512] float32 (\(megabytes) MiB), median of \(repeats)")
+        let clock = ContinuousClock()
+        for (name, storage, options, atomic) in layouts {
+            var writeSeconds: [Double] = []
+            var readSeconds: [Double] = []
+            var fileBytes = 0
+            for run in 0..<repeats {
+                let url = base.appendingPathComponent("bench-\(run).h5")
+                let fill: (HDF5File) throws -> Void = { file in
+                    for index in 0..<tensorCount {
+                        try file.write(tensor, shape: [512, 512], at: "block\(index / 16)/t\(index)",
+                                       storage: storage, options: options)
+                    }
+                }
+                writeSeconds.append(seconds(try clock.measure {
+                    if atomic {
+                        try HDF5File.writeAtomically(to: url, fill)
+                    } else {
+                        let file = try HDF5File.create(at: url, replacing: true)
+                        try fill(file)
+                        try file.close()
+                    }
+                }))
+                fileBytes = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+                readSeconds.append(seconds(try clock.measure {
+                    let file = try HDF5File.open(url)
+                    for index in 0..<tensorCount {
+                        _ = try file.readFloats(at: "block\(index / 16)/t\(index)", expectedShape: [512, 512])
+                    }
+                }))
+                try? FileManager.default.removeItem(at: url)
+            }
+            let payload = Double(megabytes)
+            print("  " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(
+                format: " write %7.0f MB/s  read %7.0f MB/s  file %.1f MiB (%.0f%% of float32)",
+                         payload / median(writeSeconds), payload / median(readSeconds),
+                         Double(fileBytes) / 1_048_576, 100 * Double(fileBytes) / (payload * 1_048_576)))
+        }
+        print("  (MB/s of float32 payload, MiB; reads convert float16 to Float)")
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        let parts = duration.components
+        return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
+    }
+
+    private func median(_ values: [Double]) -> Double {
+        values.sorted()[values.count / 2]
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import Kernels
+import Models
+@testable import Approximate
+
+/// The seven objectives on a tiny random Llama, against independently computed terms.
+@Suite struct UnlearnerTests {
+    static func tiny() throws -> LlamaModel {
+        let c = try LlamaConfiguration(vocabularySize: 17, hiddenSize: 16, intermediateSize: 24, layerCount: 2,
+                                       headCount: 4, kvHeadCount: 2, ropeBase: 100000, rmsEpsilon: 1e-5,
+                                       maxPositions: 16)
+        return LlamaModel(weights: LlamaWeights(randomWith: c, seed: 5, scale: 0.3))
+    }
+    static let forget = [[1, 4, 9, 16, 3, 3], [2, 7, 1], [5, 5, 6, 8, 10]]
+    static let retain = [[11, 12, 13, 14], [0, 2, 4, 6, 8, 10, 12], [3, 1, 4]]
+
+    func unlearner(_ model: LlamaModel, _ method: UnlearningMethod, steps: Int = 1) throws -> Unlearner {
+        let configuration = try UnlearningConfiguration(learningRate: 1e-2, steps: steps, batchSize: 2, seed: 9,
+                                                        adapter: try LlamaAdapterConfiguration(rank: 2, alpha: 4))
+        return try Unlearner(model: model, objective: .unlearn(method), configuration: configuration,
+                             forget: Self.forget, companion: Self.retain, padID: 0)
+    }
+
+    /// Token-weighted mean NLL of chunks, from the independent scoring path.
+    func meanNLL(_ model: LlamaModel, _ chunks: [[Int]]) throws -> Double {
+        let lp = try model.scores(of: chunks, batchSize: 1).flatMap(\.logProbabilities)
+        return -lp.reduce(0.0) { $0 + Double($1) } / Double(lp.count)
+    }
+
+    @Test func ascentAndDescentTermsMatchIndependentScores() throws {
+        let model = try Self.tiny()
+        let f = try meanNLL(model, Array(Self.forget[0 ..< 2])), r = try meanNLL(model, Array(Self.retain[0 ..< 2]))
+        let ga = try unlearner(model, .gradientAscent).accumulate(step: 0)
+        #expect(abs(Double(ga.loss) + f) < 1e-4 && ga.companionTerm == 0)
+        for method in [UnlearningMethod.ascentDescentInDistribution, .ascentDescentGeneral] {
+            let s = try unlearner(model, method).accumulate(step: 0)
+            #expect(abs(Double(s.loss) - (-f + r)) < 1e-4, "\(method)")
+        }
+        // At θ = θ0 (B = 0) the KL term is exactly zero; the loss is the ascent term alone.
+        for method in [UnlearningMethod.ascentKLInDistribution, .ascentKLGeneral] {
+            let s = try unlearner(model, method).accumulate(step: 0)
+            #expect(s.companionTerm == 0 && abs(Double(s.loss) + f) < 1e-4, "\(method)")
+        }
+        // Step 1 pairs forget batch 1 (chunks 2, 0) with retain batch 1 (chunks 2, 0): 1:1.
+        let f1 = try meanNLL(model, [Self.forget[2], Self.forget[0]]), r1 = try meanNLL(model, [Self.retain[2], Self.retain[0]])
+        let s1 = try unlearner(model, .ascentDescentInDistribution).accumulate(step: 1)
+        #expect(abs(Double(s1.loss) - (-f1 + r1)) < 1e-4)
+    }
+
+    @Test func adversarialLabelsAreAlignedToTheNextToken() throws {
+        let model = try Self.tiny()
+        let u = try unlearner(model, .adversarial)
+        for (c, labels) in zip(Self.forget, u.replacedLabels) {
+            #expect(labels.count == c.count - 1)
+            let pass = try model.forward(ids: c.map(Int32.init), batch: 1, tokens: c.count, logitRows: Array(0 ..< c.count))
+            for t in 0 ..< c.count - 1 {
+                // Row t predicts token t + 1: the label is θ0's best token other than x[t + 1].
+                let z = Array(pass.logits.values[t * 17 ..< (t + 1) * 17])
+                let best = (0 ..< 17).filter { $0 != c[t + 1] }.max { z[$0] < z[$1] }!
+                #expect(Int(labels[t]) == best && Int(labels[t]) != c[t + 1])
+            }
+        }
+        let random = try unlearner(model, .randomLabel)
+        #expect(random.replacedLabels.map(\.count) == Self.forget.map { $0.count - 1 })
+        #expect(random.replacedLabels.joined().allSatisfy { $0 >= 0 && $0 < 17 })
+    }
+
+    @Test func everyMethodRaisesForgetLoss() throws {
+        let model = try Self.tiny()
+        let before = try meanNLL(model, Self.forget)
+        for method in UnlearningMethod.allCases {
+            let u = try unlearner(model, method, steps: 6)
+            let adapter = try u.run()
+            let lp = try model.scores(of: Self.forget, adapter: adapter, batchSize: 1).flatMap(\.logProbabilities)
+            let after = -lp.reduce(0.0) { $0 + Double($1) } / Double(lp.count)
+            #expect(after > before, "\(method): forget NLL \(before) → \(after)")
+        }
+    }
+
+    @Test func methodsNeedingCompanionDataRejectItsAbsence() throws {
+        let model = try Self.tiny()
+        let configuration = try UnlearningConfiguration(learningRate: 1e-3, steps: 1,
+                                                        adapter: try LlamaAdapterConfiguration(rank: 2))
+        #expect(throws: ApproximateError.missingData(method: "ga-kl-gen", needs: "general data")) {
+            try Unlearner(model: model, objective: .unlearn(.ascentKLGeneral), configuration: configuration,
+                          forget: Self.forget)
+        }
+    }
+
+    @Test func adapterFileRoundTrip() throws {
+        let model = try Self.tiny()
+        let u = try unlearner(model, .gradientAscent, steps: 2)
+        let adapter = try u.run()
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-adapter-\(UUID()).h5")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try AdapterFile.write(adapter, to: url, method: "ga", configuration: u.configuration, baseModelSHA256: "abc",
+                              dataSets: ["forget": TextCorpus(chunks: Self.forget, path: "f.jsonl", sha256: "f00")])
+        let (read, method) = try AdapterFile.read(url, weights: model.weights)
+        #expect(method == "ga" && read.parameters.count == adapter.parameters.count)
+        for (a, b) in zip(read.parameters, adapter.parameters) { #expect(a.name == b.name && a.value.values == b.value.values) }
+    }
+}
