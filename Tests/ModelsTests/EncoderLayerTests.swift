@@ -61,12 +61,14 @@ import Testing
         _ = loss()
         let dX = Tensor(shape: x.shape)
         layer.backward(dY: w.data, x: x.data, activations: act, dInput: dX.data, threads: 1)
+        // Step 5e-3: the softmax and LayerNorm paths are curved enough that 1e-2 leaves a
+        // truncation error at the edge of the tolerance for a few elements.
         for target in LoRATarget.allCases {
             let a = try #require(adapters[target])
-            expectGradient("\(target) dA", parameter: a.loraA, analytic: a.gradA, loss: loss)
-            expectGradient("\(target) dB", parameter: a.loraB, analytic: a.gradB, loss: loss)
+            expectGradient("\(target) dA", parameter: a.loraA, analytic: a.gradA, step: 5e-3, loss: loss)
+            expectGradient("\(target) dB", parameter: a.loraB, analytic: a.gradB, step: 5e-3, loss: loss)
         }
-        expectGradient("dInput", parameter: x, analytic: dX, loss: loss)
+        expectGradient("dInput", parameter: x, analytic: dX, step: 5e-3, loss: loss)
     }
 
     @Test func freshAdaptersAreTheIdentityAndStoppingKeepsAdapterGradients() throws {
