@@ -8,7 +8,9 @@ SHELL := /bin/bash
 # OpenBLAS then picks the core that fits the CPU it finds.
 unexport OPENBLAS_CORETYPE
 
-SWIFT_BUILD_FLAGS := -c release
+# One set of flags for every build, so `make test`, `make demo` and `make bench` share one
+# optimised build (-enable-testing keeps @testable imports working in release mode).
+SWIFT_BUILD_FLAGS := -c release -Xswiftc -enable-testing
 LETHE := .build/release/lethe
 
 .PHONY: setup build test demo bench clean help
@@ -23,13 +25,12 @@ setup:
 	@bash Tools/setup.sh
 
 build: setup
-	swift build $(SWIFT_BUILD_FLAGS) --product lethe
+	swift build $(SWIFT_BUILD_FLAGS) --build-tests
 
-# Tests run optimised (the model tests train real networks); -enable-testing keeps
-# @testable imports working in release mode.
+# Tests run optimised: the model tests train real networks.
 test: setup
-	swift build $(SWIFT_BUILD_FLAGS) -Xswiftc -enable-testing --build-tests
-	swift test $(SWIFT_BUILD_FLAGS) -Xswiftc -enable-testing --skip-build
+	swift build $(SWIFT_BUILD_FLAGS) --build-tests
+	swift test $(SWIFT_BUILD_FLAGS) --skip-build
 
 demo: build
 	@bash Tools/demo.sh $(LETHE)
