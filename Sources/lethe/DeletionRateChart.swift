@@ -85,7 +85,8 @@ struct DeletionRateChart {
         legendY += 40
         if uniform {
             out += "<line x1=\"\(legendX)\" y1=\(q(legendY)) x2=\"\(legendX + 20)\" y2=\(q(legendY)) stroke=\"#555\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
-            out += "<text x=\"\(legendX + 24)\" y=\(q(legendY + 4))>theory m·L·H(m·min(B,L))</text>\n"
+            out += "<text x=\"\(legendX + 24)\" y=\(q(legendY + 4))>theory</text>\n"
+            out += "<text x=\"\(legendX + 24)\" y=\(q(legendY + 18)) font-size=\"11\">m·L·H(m·min(B, L))</text>\n"
         } else {
             out += "<text x=\"\(legendX)\" y=\(q(legendY + 4)) font-size=\"11\">requests follow --prior;</text>\n"
             out += "<text x=\"\(legendX)\" y=\(q(legendY + 18)) font-size=\"11\">no closed form drawn</text>\n"

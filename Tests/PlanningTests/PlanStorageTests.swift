@@ -119,3 +119,28 @@ import Testing
         }
     }
 }
+
+@Suite struct PlanRunTests {
+    /// `lethe plan` on a run directory that already holds a plan is refused unless forced.
+    @Test func refusesAnExistingPlanUnlessForced() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let data = directory.appendingPathComponent("d.jsonl")
+        let lines = (0..<12).map { #"{"id": "x\#($0)", "text": "t\#($0)", "label": "\#($0 % 2 == 0 ? "a" : "b")"}"# }
+        try lines.joined(separator: "\n").write(to: data, atomically: true, encoding: .utf8)
+        let run = directory.appendingPathComponent("run")
+        let parameters = PlanParameters(shardCount: 2, sliceCount: 3, budget: 3, seed: 5)
+        let first = try Planner.planRun(dataURL: data, parameters: parameters, runDirectory: run, force: false)
+        #expect(throws: PlanningError.planExists(path: run.path)) {
+            try Planner.planRun(dataURL: data, parameters: parameters, runDirectory: run, force: false)
+        }
+        let forced = try Planner.planRun(dataURL: data, parameters: PlanParameters(shardCount: 3, sliceCount: 2, budget: 2),
+                                         runDirectory: run, force: true)
+        #expect(forced.shardCount == 3 && first.shardCount == 2)
+        let loaded = try Plan.load(from: Plan.url(inRun: run))
+        #expect(loaded.shardCount == 3 && loaded.exampleCount == 12 && loaded.labels.names == ["a", "b"])
+        #expect(loaded.datasetSource == data.path)
+        // No temporary file is left beside the plan.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: run.path) == ["plan.h5"])
+    }
+}

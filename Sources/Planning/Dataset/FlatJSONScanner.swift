@@ -110,10 +110,7 @@ struct FlatJSONScanner {
             if byte == UInt8(ascii: "\"") {
                 let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
-                guard let text = String(validating: raw, as: UTF8.self) else {
-                    throw Failure(column: start + 1, reason: "the string is not valid UTF-8")
-                }
-                return text
+                return try Self.decodeUTF8(raw, column: start + 1)
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw fail("control character \(Self.show(byte)) inside a string must be escaped") }
@@ -131,10 +128,9 @@ struct FlatJSONScanner {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
-                guard let text = String(validating: scratch, as: UTF8.self) else {
-                    throw Failure(column: start + 1, reason: "the string is not valid UTF-8")
+                return try scratch.withUnsafeBufferPointer { buffer throws(Failure) in
+                    try Self.decodeUTF8(buffer, column: start + 1)
                 }
-                return text
             }
             if byte < 0x20 { throw fail("control character \(Self.show(byte)) inside a string must be escaped") }
             if byte != UInt8(ascii: "\\") {
@@ -272,6 +268,18 @@ struct FlatJSONScanner {
     }
 
     // MARK: Helpers
+
+    /// Decodes UTF-8, refusing invalid sequences. ASCII (the common case for ids and labels)
+    /// skips validation: `String(decoding:)` is exact for it and much cheaper.
+    private static func decodeUTF8(_ raw: UnsafeBufferPointer<UInt8>, column: Int) throws(Failure) -> String {
+        var combined: UInt8 = 0
+        for byte in raw { combined |= byte }
+        if combined < 0x80 { return String(decoding: raw, as: UTF8.self) }
+        guard let text = String(validating: raw, as: UTF8.self) else {
+            throw Failure(column: column, reason: "the string is not valid UTF-8")
+        }
+        return text
+    }
 
     private func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
 

@@ -68,7 +68,8 @@ enum JSONLinesReader {
         if id.isEmpty {
             throw PlanningError.invalidID(file: source, line: lineNumber, id: id, reason: "it is empty")
         }
-        if id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        // Control characters are single bytes in UTF-8 and never occur inside multi-byte sequences.
+        if id.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
             throw PlanningError.invalidID(file: source, line: lineNumber, id: id,
                                           reason: "it contains a control character (slice hashes join ids with newlines)")
         }

@@ -5,11 +5,24 @@ import Planning
 extension SequenceSelection: ExpressibleByArgument {}
 extension Assignment: ExpressibleByArgument {}
 
-/// `lethe plan`: partitions a dataset into shards, slices and sequences and writes `plan.h5`.
+/// `lethe plan`: `create` (the default, so `lethe plan --data …` plans) and `show`.
+///
+/// Why a default subcommand rather than options on `plan` itself: both need `--run`, and an
+/// option of a parent command would swallow the subcommand's.
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Partition a dataset into shards, slices and training sequences (writes RUN/plan.h5).",
+        abstract: "Plan a run (shards, slices, sequences) or look an example up in a plan.",
+        subcommands: [PlanCreate.self, PlanShow.self],
+        defaultSubcommand: PlanCreate.self
+    )
+}
+
+/// `lethe plan [create]`: partitions a dataset into shards, slices and sequences and writes `plan.h5`.
+struct PlanCreate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Partition a dataset into shards, slices and training sequences (writes RUN/plan.h5); the default of `lethe plan`.",
         discussion: """
             Every example goes to exactly one shard and one slice; slice sizes within a shard \
             differ by at most one (random assignment) and nothing is dropped. Each slice gets a \
@@ -18,8 +31,7 @@ struct PlanCommand: ParsableCommand {
 
             Example:
               lethe plan --data Datasets/bbc-news/train.jsonl --shards 4 --slices 3 --budget 3 --run Checkpoints/runs/demo
-            """,
-        subcommands: [PlanShow.self]
+            """
     )
 
     @Option(help: "JSON Lines dataset: one {\"id\", \"text\", \"label\", optional \"group\"} object per line.")
