@@ -6,6 +6,8 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
         subcommands: [
             BenchLedger.self,
+            BenchUnlearn.self,
+            BenchDecoder.self,
         ]
     )
 }

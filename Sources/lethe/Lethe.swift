@@ -21,6 +21,10 @@ struct Lethe: ParsableCommand {
         version: letheVersion,
         subcommands: [
             Bench.self,
+            Generate.self,
+            Perplexity.self,
+            Unlearn.self,
+            EvalForget.self,
         ]
     )
 }
