@@ -24,7 +24,7 @@ extension BenchUnlearn {
         print(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
         print("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  cost ratio")
         func line(_ name: String, _ e: ForgetEvaluation, _ ratio: String) {
-            print(String(format: "%-12@  %10.2f  %10.2f  %11.2f  %7.3f  %8.3f  %6.3f / %.3f   %@", name,
+            print(String(format: "%@  %10.2f  %10.2f  %11.2f  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
                          e.forget.perplexity, e.retain!.perplexity, e.general!.perplexity, e.membership[1].rocAUC,
                          e.membership[4].rocAUC, oracle.membership[1].rocAUC, oracle.membership[4].rocAUC, ratio))
         }
@@ -45,14 +45,14 @@ extension BenchUnlearn {
             guard !mine.isEmpty else { continue }
             let share = Double(mine.filter(\.success).count) / Double(mine.count)
             summary.append((method, share))
-            print(String(format: "%-12@ %d/%d = %.0f%%", method.rawValue, mine.filter(\.success).count, mine.count, 100 * share))
+            print(String(format: "%@ %d/%d = %.0f%%", padded(method.rawValue), mine.filter(\.success).count, mine.count, 100 * share))
         }
         let best = summary.max { $0.1 < $1.1 }
         if let best {
             let gdIn = summary.first { $0.0 == .ascentDescentInDistribution }?.1 ?? 0
-            let reproduced = gdIn >= best.1
-            print("Most robust: \(best.0.rawValue) (\(Int(100 * best.1))%). Seed paper's finding (ga-gd-in most robust) "
-                  + (reproduced ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."))
+            let verdict = best.1 == 0 ? "inconclusive: no setting of any method succeeded."
+                : gdIn >= best.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."
+            print("Most robust: \(best.0.rawValue) (\(Int(100 * best.1))%). Seed paper's finding (ga-gd-in most robust): " + verdict)
         }
         return summary
     }
@@ -93,3 +93,6 @@ extension BenchUnlearn {
         print("charts: \(dir.path)/sweep-auc-vs-retain.svg, sweep-success-share.svg")
     }
 }
+
+/// `name` left-aligned in 12 columns (Foundation's `%-12@` does not pad on Linux).
+func padded(_ name: String) -> String { name.padding(toLength: max(12, name.count), withPad: " ", startingAt: 0) }

@@ -106,8 +106,8 @@ struct BenchUnlearn: ParsableCommand {
                                            trainedTokens: tokens, inSweep: lrValues.contains(lr) && stepValues.contains(steps),
                                            reference: reference)
                     results.append(point)
-                    print(String(format: "%-12@ lr %.0e steps %2d: forget ppl %8.2f retain %7.2f general %7.2f  AUC(K=30,40,50,60,100) %@",
-                                 method.rawValue, lr, steps, e.forget.perplexity, e.retain!.perplexity,
+                    print(String(format: "%@ lr %.0e steps %2d: forget ppl %8.2f retain %7.2f general %7.2f  AUC(K=30,40,50,60,100) %@",
+                                 padded(method.rawValue), lr, steps, e.forget.perplexity, e.retain!.perplexity,
                                  e.general!.perplexity, auc(e)))
                 }
             }
