@@ -89,3 +89,14 @@ struct ChunkBatch {
         predictionRows = rows; nextTokens = next; realRows = real
     }
 }
+
+extension TextCorpus {
+    /// SHA-256 (hex) of a file's bytes, e.g. the base model recorded with an adapter.
+    public static func fileSHA256(path: String) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
+        }
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}

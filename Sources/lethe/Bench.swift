@@ -10,6 +10,8 @@ struct Bench: ParsableCommand {
             BenchPlan.self,
             BenchStore.self,
             BenchTrain.self,
+            BenchUnlearn.self,
+            BenchDecoder.self,
         ]
     )
 }

@@ -24,6 +24,10 @@ struct Lethe: ParsableCommand {
             Simulate.self,
             Bench.self,
             Embed.self,
+            Generate.self,
+            Perplexity.self,
+            Unlearn.self,
+            EvalForget.self,
         ]
     )
 }

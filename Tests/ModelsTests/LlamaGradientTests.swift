@@ -77,3 +77,21 @@ import Kernels
         #expect(throws: ModelsError.self) { try LlamaAdapterConfiguration(rank: 2, targets: [.up], fullTargets: [.up]) }
     }
 }
+
+@Suite struct LlamaMergingTests {
+    /// Folding a trained adapter into the weights gives the same logits as applying it.
+    @Test func mergedWeightsMatchAdapter() throws {
+        let model = try LlamaGradientTests.tiny()
+        let adapter = LlamaAdapter(configuration: try LlamaAdapterConfiguration(rank: 2, alpha: 4, targets: [.query, .down, .gate],
+                                                                                fullTargets: [.up]),
+                                   weights: model.weights, seed: 2)
+        var rng = SplitMix64(seed: 4)
+        for p in adapter.parameters { for j in 0 ..< p.value.count { p.value[j] += 0.2 * rng.nextGaussian() } }
+        let ids: [Int32] = [1, 5, 9, 2, 12]
+        let a = try model.forward(ids: ids, batch: 1, tokens: 5, logitRows: Array(0 ..< 5), adapter: adapter).logits.values
+        let merged = LlamaModel(weights: model.weights.merging(adapter))
+        let b = try merged.forward(ids: ids, batch: 1, tokens: 5, logitRows: Array(0 ..< 5)).logits.values
+        #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-4)
+        #expect(a != (try model.forward(ids: ids, batch: 1, tokens: 5, logitRows: Array(0 ..< 5)).logits.values))
+    }
+}

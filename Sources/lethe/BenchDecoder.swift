@@ -1,0 +1,44 @@
+import ArgumentParser
+import Approximate
+import Foundation
+import Kernels
+import Models
+
+/// `lethe bench decoder`: training tokens/s of the decoder (LoRA on every projection, AdamW),
+/// the number Tools/compare_decoder_torch.py measures for PyTorch with the same sizes.
+struct BenchDecoder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decoder",
+        abstract: "Time decoder training steps (forward, backward, AdamW) and print tokens/s.")
+
+    @OptionGroup var options: DecoderOptions
+    @Option(help: "Sequences per batch.") var batch = 4
+    @Option(help: "Tokens per sequence.") var tokens = 128
+    @Option(help: "Timed steps (after one warm-up step).") var steps = 3
+    @Option(help: "LoRA rank.") var rank = 8
+
+    func run() throws {
+        let (model, _) = try options.load()
+        print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
+        var rng = SplitMix64(seed: 1)
+        let chunks = (0 ..< batch).map { _ in (0 ..< tokens).map { _ in Int(rng.next() % 49152) } }
+        let config = try UnlearningConfiguration(learningRate: 1e-4, steps: steps, batchSize: batch,
+                                                 adapter: try LlamaAdapterConfiguration(rank: rank, alpha: Float(2 * rank)))
+        let u = try Unlearner(model: model, objective: .fineTune, configuration: config, forget: chunks,
+                              threads: options.threads)
+        let optimizer = AdamW.Configuration(learningRate: 1e-4, weightDecay: 0)
+        var times: [Double] = []
+        for k in 0 ... steps {
+            let start = Date()
+            u.adapter.zeroGradients()
+            _ = try u.accumulate(step: k)
+            u.adapter.step(k + 1, optimizer: optimizer)
+            if k > 0 { times.append(Date().timeIntervalSince(start)) }
+        }
+        let median = times.sorted()[times.count / 2]
+        let perToken = 3 * model.configuration.forwardFLOPsPerToken(context: tokens) / 1e9
+        print(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, ~%.1f GFLOP/s (%.2f GFLOP/token)",
+                     batch, tokens, rank, median, Double(batch * tokens) / median,
+                     Double(batch * tokens) * perToken / median, perToken))
+    }
+}

@@ -1,0 +1,98 @@
+import Approximate
+import Foundation
+
+/// One evaluated setting of the unlearning sweep.
+struct SweepPoint {
+    let method: UnlearningMethod
+    let learningRate: Float
+    let steps: Int
+    let evaluation: ForgetEvaluation
+    let trainedTokens: Int
+    let inSweep: Bool
+    let reference: ForgetEvaluation
+
+    /// LOSS-attack (K = 100) AUC and the Min-K% 40 AUC; success uses the worst over K.
+    var maxAUC: Double { evaluation.membership.map(\.rocAUC).max() ?? 1 }
+    var retainRatio: Double { evaluation.retain!.perplexity / reference.retain!.perplexity }
+    /// Forgotten (AUC ≤ 0.55 for every K) while retain perplexity stays within 10% of θ0.
+    var success: Bool { maxAUC <= 0.55 && retainRatio <= 1.10 }
+}
+
+extension BenchUnlearn {
+    func printTable(_ rows: [SweepPoint], reference: ForgetEvaluation, oracle: ForgetEvaluation, lr: Float, steps: Int,
+                    parameters: Int) {
+        print(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
+        print("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  cost ratio")
+        func line(_ name: String, _ e: ForgetEvaluation, _ ratio: String) {
+            print(String(format: "%@  %10.2f  %10.2f  %11.2f  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
+                         e.forget.perplexity, e.retain!.perplexity, e.general!.perplexity, e.membership[1].rocAUC,
+                         e.membership[4].rocAUC, oracle.membership[1].rocAUC, oracle.membership[4].rocAUC, ratio))
+        }
+        line("fine-tuned", reference, "-")
+        line("oracle", oracle, "-")
+        for r in rows {
+            let cost = UnlearningCost(parameterCount: parameters, trainedTokens: r.trainedTokens)
+            line(r.method.rawValue, r.evaluation, String(format: "%.2e", cost.ratio))
+        }
+    }
+
+    /// Prints, per method, the share of sweep settings that forget and keep retain quality.
+    func printSweep(_ points: [SweepPoint]) -> [(UnlearningMethod, Double)] {
+        print("\nSweep: share of (lr × steps) settings with AUC ≤ 0.55 for every K and retain ppl within 10% of θ0")
+        var summary: [(UnlearningMethod, Double)] = []
+        for method in UnlearningMethod.allCases {
+            let mine = points.filter { $0.method == method }
+            guard !mine.isEmpty else { continue }
+            let share = Double(mine.filter(\.success).count) / Double(mine.count)
+            summary.append((method, share))
+            print(String(format: "%@ %d/%d = %.0f%%", padded(method.rawValue), mine.filter(\.success).count, mine.count, 100 * share))
+        }
+        let best = summary.max { $0.1 < $1.1 }
+        if let best {
+            let gdIn = summary.first { $0.0 == .ascentDescentInDistribution }?.1 ?? 0
+            let verdict = best.1 == 0 ? "inconclusive: no setting of any method succeeded."
+                : gdIn >= best.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."
+            print("Most robust: \(best.0.rawValue) (\(Int(100 * best.1))%). Seed paper's finding (ga-gd-in most robust): " + verdict)
+        }
+        return summary
+    }
+
+    /// Two SVG charts: max AUC vs retain perplexity ratio per setting, and the success share per method.
+    func writeCharts(_ points: [SweepPoint], summary: [(UnlearningMethod, Double)]) throws {
+        let dir = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+        let (w, h, m) = (640.0, 420.0, 60.0)
+        var svg = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='\(Int(h))' font-family='sans-serif' font-size='11'>\n"
+        svg += "<text x='\(w / 2)' y='18' text-anchor='middle'>Sweep: max Min-K% AUC vs retain perplexity / θ0</text>\n"
+        let maxRatio = max(1.5, points.map(\.retainRatio).filter(\.isFinite).max() ?? 1.5)
+        func x(_ auc: Double) -> Double { m + (w - 2 * m) * auc }
+        func y(_ r: Double) -> Double { h - m - (h - 2 * m) * min(r, maxRatio) / maxRatio }
+        svg += "<rect x='\(x(0))' y='\(y(1.1))' width='\(x(0.55) - x(0))' height='\(y(0) - y(1.1))' fill='#e8f5e9'/>\n"
+        svg += "<line x1='\(m)' y1='\(h - m)' x2='\(w - m)' y2='\(h - m)' stroke='black'/><line x1='\(m)' y1='\(m)' x2='\(m)' y2='\(h - m)' stroke='black'/>\n"
+        svg += "<text x='\(w / 2)' y='\(h - 20)' text-anchor='middle'>max ROC-AUC over K (forget vs unseen; 0.5 = forgotten)</text>\n"
+        svg += "<text x='15' y='\(h / 2)' transform='rotate(-90 15 \(h / 2))' text-anchor='middle'>retain perplexity / fine-tuned θ0</text>\n"
+        for tick in stride(from: 0.0, through: 1.0, by: 0.25) { svg += "<text x='\(x(tick))' y='\(h - m + 14)' text-anchor='middle'>\(tick)</text>\n" }
+        for (i, method) in UnlearningMethod.allCases.enumerated() {
+            for p in points where p.method == method {
+                svg += "<circle cx='\(x(p.maxAUC))' cy='\(y(p.retainRatio))' r='4' fill='\(colors[i])'><title>\(method.rawValue) lr \(p.learningRate) steps \(p.steps)</title></circle>\n"
+            }
+            svg += "<rect x='\(w - m - 90)' y='\(m + Double(i) * 14 - 8)' width='8' height='8' fill='\(colors[i])'/><text x='\(w - m - 78)' y='\(m + Double(i) * 14)'>\(method.rawValue)</text>\n"
+        }
+        svg += "</svg>\n"
+        try svg.write(to: dir.appendingPathComponent("sweep-auc-vs-retain.svg"), atomically: true, encoding: .utf8)
+        var bars = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='300' font-family='sans-serif' font-size='11'>\n"
+        bars += "<text x='\(w / 2)' y='18' text-anchor='middle'>Share of sweep settings that forget (AUC ≤ 0.55) and keep retain ppl within 10%</text>\n"
+        for (i, (method, share)) in summary.enumerated() {
+            let bx = 40 + Double(i) * 80, bh = 220 * share
+            bars += "<rect x='\(bx)' y='\(250 - bh)' width='50' height='\(bh)' fill='\(colors[i % colors.count])'/>"
+            bars += "<text x='\(bx + 25)' y='268' text-anchor='middle'>\(method.rawValue)</text><text x='\(bx + 25)' y='\(245 - bh)' text-anchor='middle'>\(Int(100 * share))%</text>\n"
+        }
+        bars += "</svg>\n"
+        try bars.write(to: dir.appendingPathComponent("sweep-success-share.svg"), atomically: true, encoding: .utf8)
+        print("charts: \(dir.path)/sweep-auc-vs-retain.svg, sweep-success-share.svg")
+    }
+}
+
+/// `name` left-aligned in 12 columns (Foundation's `%-12@` does not pad on Linux).
+func padded(_ name: String) -> String { name.padding(toLength: max(12, name.count), withPad: " ", startingAt: 0) }

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Approximate
+import Foundation
+import Kernels
+import Models
+
+/// `lethe bench unlearn`: the reproducible approximate-unlearning benchmark of issue 7.
+///
+/// SmolLM2's pre-training data is unavailable, so the model is first made to see a corpus:
+/// a LoRA fine-tune on BBC News article chunks (forget ∪ retain) until Min-K% separates seen
+/// from unseen articles; the fine-tune is merged into θ0. Then each of the seven methods runs
+/// over a learning-rate × steps sweep, beside the retrain oracle (the same fine-tune on retain only).
+struct BenchUnlearn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unlearn",
+        abstract: "Fine-tune SmolLM2 on BBC articles, unlearn a subset with the seven methods, report and sweep.",
+        discussion: """
+            Sets: forget = --forget-articles training articles, retain = the next --retain-articles, \
+            unseen = --unseen-articles test articles (never trained on), general = Rotten Tomatoes \
+            snippets. One chunk of --chunk-tokens tokens of each article body. Prints training \
+            tokens/s, a table per method and the sweep summary; writes SVG charts to --out.
+            """)
+
+    @OptionGroup var options: DecoderOptions
+
+    @Option(help: "Articles to forget (members after the fine-tune).") var forgetArticles = 32
+    @Option(help: "Seen articles to retain.") var retainArticles = 32
+    @Option(help: "Held-out articles (non-members).") var unseenArticles = 32
+    @Option(help: "General-domain snippets (Rotten Tomatoes).") var generalTexts = 32
+    @Option(help: "Tokens per chunk.") var chunkTokens = 64
+    @Option(help: "Chunks per batch.") var batchSize = 8
+    @Option(help: "Fine-tuning epochs over the seen set.") var fineTuneEpochs = 6
+    @Option(help: "Fine-tuning learning rate.") var fineTuneLR: Float = 2e-3
+    @Option(help: "Learning rates of the sweep (comma-separated).") var lrs = "5e-5,2e-4,1e-3"
+    @Option(help: "Step counts of the sweep (comma-separated, evaluated along one run).") var stepCounts = "4,8"
+    @Option(help: "Learning rate and steps of the main table (lr,steps).") var tableSetting = "2e-4,8"
+    @Option(help: "LoRA rank of fine-tune and unlearning adapters.") var rank = 8
+    @Option(help: "Directory for the SVG charts and a JSON summary.") var out = "Checkpoints/bench-unlearn"
+    @Option(help: "Seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        let started = Date()
+        print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
+        let (base, tokenizer) = try options.load()
+        let t = options.threads, pad = tokenizer.eosID
+        // The first chunk of each article body; articles are consecutive records.
+        let articles = try firstChunks("Datasets/bbc-news/train.jsonl", tokenizer: tokenizer,
+                                       count: forgetArticles + retainArticles)
+        let forget = Array(articles.prefix(forgetArticles)), retain = Array(articles.dropFirst(forgetArticles))
+        let unseen = try firstChunks("Datasets/bbc-news/test.jsonl", tokenizer: tokenizer, count: unseenArticles)
+        let general = try TextCorpus(path: "Datasets/rotten-tomatoes/train.jsonl", tokenizer: tokenizer,
+                                     chunkTokens: chunkTokens, limit: generalTexts).chunks
+        print("sets: forget \(forget.count), retain \(retain.count), unseen \(unseen.count), general \(general.count) chunks of ≤ \(chunkTokens) tokens")
+
+        func evaluate(_ model: LlamaModel, _ adapter: LlamaAdapter?) throws -> ForgetEvaluation {
+            try ForgetEvaluation(model: model, adapter: adapter, forget: forget, unseen: unseen, retain: retain,
+                                 general: general, batchSize: batchSize, padID: pad, threads: t)
+        }
+        let adapterConfig = try LlamaAdapterConfiguration(rank: rank, alpha: Float(2 * rank))
+        func fineTune(on data: [[Int]]) throws -> (LlamaModel, Double, Int) {
+            let steps = max(1, fineTuneEpochs * data.count / batchSize)
+            let config = try UnlearningConfiguration(learningRate: fineTuneLR, steps: steps, batchSize: batchSize,
+                                                     seed: seed, adapter: adapterConfig)
+            let u = try Unlearner(model: base, objective: .fineTune, configuration: config, forget: data, padID: pad,
+                                  threads: t)
+            var tokens = 0
+            let clock = Date()
+            let adapter = try u.run { s in tokens += s.trainedTokens }
+            let seconds = Date().timeIntervalSince(clock)
+            return (LlamaModel(weights: base.weights.merging(adapter)), Double(tokens) / seconds, steps)
+        }
+        let before = try evaluate(base, nil)
+        print(String(format: "base model: Min-K%% (K=30,40,50,60,100) AUC forget vs unseen %@", auc(before)))
+        let (tuned, tokensPerSecond, ftSteps) = try fineTune(on: forget + retain)
+        print(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward)",
+                     ftSteps, batchSize, tokensPerSecond))
+        let reference = try evaluate(tuned, nil)
+        print("fine-tuned θ0: " + describe(reference))
+        let (oracle, _, _) = try fineTune(on: retain)
+        let oracleEval = try evaluate(oracle, nil)
+        print("retrain oracle: " + describe(oracleEval))
+
+        let lrValues = lrs.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        let stepValues = stepCounts.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.sorted()
+        let tableParts = tableSetting.split(separator: ",")
+        let tableLR = Float(tableParts.first ?? "") ?? lrValues[0], tableSteps = Int(tableParts.last ?? "") ?? stepValues.last!
+        var results: [SweepPoint] = []
+        for method in UnlearningMethod.allCases {
+            let companion = method.companion == .general ? general : retain
+            for lr in Set(lrValues + [tableLR]).sorted() {
+                let maxSteps = max(stepValues.last!, lr == tableLR ? tableSteps : 0)
+                let config = try UnlearningConfiguration(learningRate: lr, steps: maxSteps, batchSize: batchSize,
+                                                         seed: seed, adapter: adapterConfig)
+                let u = try Unlearner(model: tuned, objective: .unlearn(method), configuration: config, forget: forget,
+                                      companion: method.companion == nil ? [] : companion, padID: pad, threads: t)
+                let optimizer = AdamW.Configuration(learningRate: lr, weightDecay: 0, maxGradientNorm: 1)
+                var tokens = 0
+                for k in 0 ..< maxSteps {
+                    u.adapter.zeroGradients()
+                    tokens += try u.accumulate(step: k).trainedTokens
+                    u.adapter.step(k + 1, optimizer: optimizer)
+                    let steps = k + 1
+                    guard stepValues.contains(steps) || (lr == tableLR && steps == tableSteps) else { continue }
+                    let e = try evaluate(tuned, u.adapter)
+                    let point = SweepPoint(method: method, learningRate: lr, steps: steps, evaluation: e,
+                                           trainedTokens: tokens, inSweep: lrValues.contains(lr) && stepValues.contains(steps),
+                                           reference: reference)
+                    results.append(point)
+                    print(String(format: "%@ lr %.0e steps %2d: forget ppl %8.2f retain %7.2f general %7.2f  AUC(K=30,40,50,60,100) %@",
+                                 padded(method.rawValue), lr, steps, e.forget.perplexity, e.retain!.perplexity,
+                                 e.general!.perplexity, auc(e)))
+                }
+            }
+        }
+        let table = results.filter { $0.learningRate == tableLR && $0.steps == tableSteps }
+        printTable(table, reference: reference, oracle: oracleEval, lr: tableLR, steps: tableSteps, parameters: base.configuration.parameterCount)
+        let summary = printSweep(results.filter(\.inSweep))
+        try writeCharts(results.filter(\.inSweep), summary: summary)
+        print(String(format: "wall time of lethe bench unlearn: %.1f s", Date().timeIntervalSince(started)))
+    }
+
+    /// The first chunk of the `body` of the first `count` records of a BBC file.
+    func firstChunks(_ path: String, tokenizer: BPETokenizer, count: Int) throws -> [[Int]] {
+        let corpus = try TextCorpus(path: path, field: "body", tokenizer: tokenizer, chunkTokens: 1 << 20, limit: count)
+        return corpus.chunks.map { Array($0.prefix(chunkTokens)) }
+    }
+
+    func auc(_ e: ForgetEvaluation) -> String {
+        e.membership.map { String(format: "%.3f", $0.rocAUC) }.joined(separator: " ")
+    }
+
+    func describe(_ e: ForgetEvaluation) -> String {
+        String(format: "ppl forget %.2f retain %.2f unseen %.2f general %.2f; AUC forget vs unseen (K=30,40,50,60,100) %@",
+               e.forget.perplexity, e.retain!.perplexity, e.unseen.perplexity, e.general!.perplexity, auc(e))
+    }
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""PyTorch float32 reference for `lethe bench decoder`: LoRA training tokens/s of SmolLM2-135M.
+
+Environment (shared, outside the repo; see COMMON brief):
+    python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch numpy
+Run (same sizes as the Swift benchmark, OPENBLAS_CORETYPE unset, same thread count):
+    /work/venv-torch/bin/python Tools/compare_decoder_torch.py --batch 4 --tokens 128 --steps 3 --threads 2
+    .build/release/lethe bench decoder --batch 4 --tokens 128 --steps 3 --threads 2
+The model is the same Llama architecture (30 blocks, hidden 576, FFN 1536, 9/3 heads of 64, RoPE
+adjacent pairs base 1e5, RMSNorm, SwiGLU, tied 49,152 × 576 head) with random float32 weights
+(speed does not depend on the values); LoRA r=8, alpha=16 on q,k,v,o,gate,up,down; AdamW;
+the loss is next-token cross-entropy over all positions, as in Lethe's fine-tune objective.
+"""
+import argparse, time
+import torch
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--batch", type=int, default=4)
+p.add_argument("--tokens", type=int, default=128)
+p.add_argument("--steps", type=int, default=3)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--rank", type=int, default=8)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+C, FF, L, H, KV, D, V = 576, 1536, 30, 9, 3, 64, 49152
+
+class LoRA(torch.nn.Module):
+    def __init__(self, i, o, r):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(o, i) * 0.02, requires_grad=False)
+        self.a = torch.nn.Parameter(torch.empty(r, i).uniform_(-i ** -0.5, i ** -0.5))
+        self.b = torch.nn.Parameter(torch.zeros(o, r))
+        self.s = 2.0
+    def forward(self, x):
+        return x @ self.w.T + self.s * (x @ self.a.T) @ self.b.T
+
+def rms(x, g):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * g
+
+pos = torch.arange(a.tokens)[:, None] * (1e5 ** (-torch.arange(0, D, 2) / D))[None, :]
+cos, sin = pos.cos(), pos.sin()
+def rope(x):  # x [B, h, T, D], adjacent pairs
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), -1).flatten(-2)
+
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        r = a.rank
+        self.q, self.k, self.v, self.o = LoRA(C, H * D, r), LoRA(C, KV * D, r), LoRA(C, KV * D, r), LoRA(H * D, C, r)
+        self.g, self.u, self.d = LoRA(C, FF, r), LoRA(C, FF, r), LoRA(FF, C, r)
+        self.n1 = torch.nn.Parameter(torch.ones(C), requires_grad=False)
+        self.n2 = torch.nn.Parameter(torch.ones(C), requires_grad=False)
+    def forward(self, x):
+        B, T, _ = x.shape
+        h = rms(x, self.n1)
+        q = rope(self.q(h).view(B, T, H, D).transpose(1, 2))
+        k = rope(self.k(h).view(B, T, KV, D).transpose(1, 2)).repeat_interleave(H // KV, 1)
+        v = self.v(h).view(B, T, KV, D).transpose(1, 2).repeat_interleave(H // KV, 1)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, H * D)
+        x = x + self.o(att)
+        h = rms(x, self.n2)
+        return x + self.d(F.silu(self.g(h)) * self.u(h))
+
+emb = torch.nn.Parameter(torch.randn(V, C) * 0.02, requires_grad=False)
+blocks = torch.nn.ModuleList(Block() for _ in range(L))
+norm = torch.nn.Parameter(torch.ones(C), requires_grad=False)
+params = [p for p in blocks.parameters() if p.requires_grad]
+opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
+ids = torch.randint(0, V, (a.batch, a.tokens))
+times = []
+for step in range(a.steps + 1):
+    t0 = time.perf_counter()
+    x = emb[ids]
+    for b in blocks:
+        x = b(x)
+    logits = rms(x, norm)[:, :-1] @ emb.T
+    loss = F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if step > 0:
+        times.append(time.perf_counter() - t0)
+m = sorted(times)[len(times) // 2]
+print(f"torch {torch.__version__} threads {a.threads}: B={a.batch} T={a.tokens} median step {m:.3f} s, "
+      f"{a.batch * a.tokens / m:.0f} training tokens/s")
