@@ -5,6 +5,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
         subcommands: [
+            BenchPlan.self,
         ]
     )
 }

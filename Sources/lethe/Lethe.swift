@@ -20,6 +20,8 @@ struct Lethe: ParsableCommand {
             """,
         version: letheVersion,
         subcommands: [
+            PlanCommand.self,
+            Simulate.self,
             Bench.self,
         ]
     )

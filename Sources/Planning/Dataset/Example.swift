@@ -1,0 +1,35 @@
+/// One training example of a JSON Lines dataset.
+///
+/// `id` is the lineage key: unique in its file, non-empty, free of control characters (so the
+/// newline-joined slice hash encoding is unambiguous). `group` names the data subject (a user, a
+/// movie) whose examples can be forgotten together. Every other string-valued field of the line
+/// (BBC's `lead` and `body`, for instance) is kept in `extraFields` and reachable by name.
+public struct Example: Sendable, Equatable {
+    public let id: String
+    public let text: String
+    public let label: String
+    public let group: String?
+    /// String-valued fields other than id, text, label and group, by name.
+    public let extraFields: [String: String]
+
+    public init(id: String, text: String, label: String, group: String? = nil,
+                extraFields: [String: String] = [:]) {
+        self.id = id
+        self.text = text
+        self.label = label
+        self.group = group
+        self.extraFields = extraFields
+    }
+
+    /// The value of a field by its JSON name: `id`, `text`, `label`, `group` or any extra string
+    /// field; nil when the line did not have it (or it was not a string).
+    public func field(_ name: String) -> String? {
+        switch name {
+        case "id": return id
+        case "text": return text
+        case "label": return label
+        case "group": return group
+        default: return extraFields[name]
+        }
+    }
+}

@@ -1,0 +1,86 @@
+/// Turns the bytes of a JSON Lines file into validated examples.
+///
+/// Lines are separated by LF (a CR before it is whitespace); blank lines are skipped but still
+/// counted, so every error names the line a text editor shows. A UTF-8 byte-order mark at the
+/// start is ignored. Field rules: `id`, `text`, `label` are required strings; `group` is an
+/// optional string (`null` means absent); other string fields are kept by name, other values of
+/// other fields are ignored.
+enum JSONLinesReader {
+    static func read(_ bytes: UnsafeBufferPointer<UInt8>, source: String) throws
+        -> (examples: [Example], positionByID: [String: Int]) {
+        var examples: [Example] = []
+        var lineOfPosition: [Int] = []
+        var positionByID: [String: Int] = [:]
+        var start = 0
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { start = 3 }
+        var lineNumber = 0
+        while start < bytes.count {
+            lineNumber += 1
+            var end = start
+            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            let line = UnsafeBufferPointer(rebasing: bytes[start..<end])
+            start = end + 1
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            let example = try example(from: line, lineNumber: lineNumber, source: source)
+            if let earlier = positionByID.updateValue(examples.count, forKey: example.id) {
+                throw PlanningError.duplicateID(file: source, id: example.id,
+                                                firstLine: lineOfPosition[earlier], secondLine: lineNumber)
+            }
+            examples.append(example)
+            lineOfPosition.append(lineNumber)
+        }
+        guard !examples.isEmpty else { throw PlanningError.emptyDataset(file: source) }
+        return (examples, positionByID)
+    }
+
+    static func example(from line: UnsafeBufferPointer<UInt8>, lineNumber: Int, source: String) throws -> Example {
+        let members: [(key: String, value: FlatJSONScanner.Value)]
+        do {
+            members = try FlatJSONScanner.members(of: line)
+        } catch {
+            throw PlanningError.malformedJSON(file: source, line: lineNumber, column: error.column, reason: error.reason)
+        }
+        var id: String?, text: String?, label: String?, group: String?
+        var extras: [String: String] = [:]
+        for (key, value) in members {
+            switch key {
+            case "id", "text", "label":
+                guard case let .string(string) = value else {
+                    throw PlanningError.wrongFieldType(file: source, line: lineNumber, field: key,
+                                                       expected: "string", found: kindName(of: value))
+                }
+                if key == "id" { id = string } else if key == "text" { text = string } else { label = string }
+            case "group":
+                switch value {
+                case let .string(string): group = string
+                case .null: group = nil
+                case .other:
+                    throw PlanningError.wrongFieldType(file: source, line: lineNumber, field: key,
+                                                       expected: "string", found: kindName(of: value))
+                }
+            default:
+                if case let .string(string) = value { extras[key] = string }
+            }
+        }
+        guard let id else { throw PlanningError.missingField(file: source, line: lineNumber, field: "id") }
+        guard let text else { throw PlanningError.missingField(file: source, line: lineNumber, field: "text") }
+        guard let label else { throw PlanningError.missingField(file: source, line: lineNumber, field: "label") }
+        if id.isEmpty {
+            throw PlanningError.invalidID(file: source, line: lineNumber, id: id, reason: "it is empty")
+        }
+        if id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw PlanningError.invalidID(file: source, line: lineNumber, id: id,
+                                          reason: "it contains a control character (slice hashes join ids with newlines)")
+        }
+        if text.isEmpty { throw PlanningError.emptyText(file: source, line: lineNumber, id: id) }
+        return Example(id: id, text: text, label: label, group: group, extraFields: extras)
+    }
+
+    private static func kindName(of value: FlatJSONScanner.Value) -> String {
+        switch value {
+        case .string: return "string"
+        case .null: return "null"
+        case let .other(kind): return kind
+        }
+    }
+}

@@ -1,0 +1,95 @@
+/// The invariants every plan satisfies, checked whenever one is built or loaded.
+///
+/// Names (as they appear in `PlanningError.invariantViolated`):
+/// - "parameters": m, L, B ≥ 1, B ≤ L!, a BMS prior is a distribution over L slices.
+/// - "slice offsets": m·L+1 non-decreasing offsets from 0 to the number of ids.
+/// - "complete": the plan holds exactly as many ids as the dataset had examples.
+/// - "non-empty slices": every slice has at least one member.
+/// - "balanced slices": with random assignment, slice sizes within a shard differ by at most one.
+/// - "sorted slices": ids within a slice are strictly increasing by UTF-8 bytes.
+/// - "disjoint": no id is in two slices.
+/// - "hashes match members": each slice hash equals `SliceHash.of(sortedIDs:)` of its members.
+/// - "sequences are permutations": every shard has B distinct sequences, each a permutation of 0..<L.
+/// - "tombstones": deleted ids are planned ids, sorted, without repeats.
+extension Plan {
+    /// Checks every invariant and returns the lineage index (id → position in `orderedIDs`).
+    static func checkInvariants(parameters: PlanParameters, exampleCount: Int, orderedIDs: [String],
+                                cellOffsets: [Int], cellHashes: [String], shardSequences: [[[Int]]],
+                                tombstones: [String], file: String) throws -> [String: Int] {
+        func broken(_ invariant: String, _ detail: String) -> PlanningError {
+            .invariantViolated(file: file, invariant: invariant, detail: detail)
+        }
+        do { try parameters.validate() } catch {
+            throw broken("parameters", "\(error)")
+        }
+        let m = parameters.shardCount, l = parameters.sliceCount, b = parameters.budget
+        let cellCount = m * l
+        guard cellOffsets.count == cellCount + 1, cellOffsets.first == 0, cellOffsets.last == orderedIDs.count,
+              zip(cellOffsets, cellOffsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+            throw broken("slice offsets", "expected \(cellCount + 1) non-decreasing offsets from 0 to \(orderedIDs.count)")
+        }
+        guard orderedIDs.count == exampleCount else {
+            throw broken("complete", "the dataset had \(exampleCount) examples but the plan holds \(orderedIDs.count)")
+        }
+        guard cellHashes.count == cellCount else {
+            throw broken("hashes match members", "expected \(cellCount) slice hashes, found \(cellHashes.count)")
+        }
+        for shard in 0..<m {
+            let sizes = (0..<l).map { cellOffsets[shard * l + $0 + 1] - cellOffsets[shard * l + $0] }
+            if let empty = sizes.firstIndex(of: 0) {
+                throw broken("non-empty slices", "shard \(shard), slice \(empty) has no member")
+            }
+            if parameters.assignment == .random, let low = sizes.min(), let high = sizes.max(), high - low > 1 {
+                throw broken("balanced slices", "shard \(shard) has slices of \(low) and \(high) examples")
+            }
+        }
+        var positionByID: [String: Int] = [:]
+        positionByID.reserveCapacity(orderedIDs.count)
+        for cell in 0..<cellCount {
+            let range = cellOffsets[cell]..<cellOffsets[cell + 1]
+            let members = orderedIDs[range]
+            for position in range {
+                let id = orderedIDs[position]
+                if position > range.lowerBound, !UTF8Order.precedes(orderedIDs[position - 1], id) {
+                    throw broken("sorted slices", "in shard \(cell / l), slice \(cell % l), id \"\(id)\" "
+                        + "does not come after \"\(orderedIDs[position - 1])\"")
+                }
+                if let earlier = positionByID.updateValue(position, forKey: id) {
+                    let other = (cellOffsets.lastIndex { $0 <= earlier } ?? 0)
+                    throw broken("disjoint", "id \"\(id)\" is in shard \(other / l), slice \(other % l) "
+                        + "and in shard \(cell / l), slice \(cell % l)")
+                }
+            }
+            let hash = SliceHash.of(sortedIDs: members)
+            guard hash == cellHashes[cell] else {
+                throw broken("hashes match members", "shard \(cell / l), slice \(cell % l) has hash \(cellHashes[cell]) "
+                    + "but its \(members.count) members hash to \(hash)")
+            }
+        }
+        guard shardSequences.count == m else {
+            throw broken("sequences are permutations", "expected sequences for \(m) shards, found \(shardSequences.count)")
+        }
+        let identity = Array(0..<l)
+        for (shard, sequences) in shardSequences.enumerated() {
+            guard sequences.count == b else {
+                throw broken("sequences are permutations", "shard \(shard) has \(sequences.count) sequences, the budget is \(b)")
+            }
+            for (index, sequence) in sequences.enumerated() where sequence.sorted() != identity {
+                throw broken("sequences are permutations",
+                             "shard \(shard), sequence \(index) is \(sequence), not a permutation of 0…\(l - 1)")
+            }
+            if Set(sequences).count != sequences.count {
+                throw broken("sequences are permutations", "shard \(shard) lists the same sequence twice")
+            }
+        }
+        for (index, id) in tombstones.enumerated() {
+            guard positionByID[id] != nil else {
+                throw broken("tombstones", "deleted id \"\(id)\" is not in the plan")
+            }
+            if index > 0, !UTF8Order.precedes(tombstones[index - 1], id) {
+                throw broken("tombstones", "deleted ids are not sorted and distinct at \"\(id)\"")
+            }
+        }
+        return positionByID
+    }
+}

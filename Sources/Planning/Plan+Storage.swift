@@ -1,0 +1,105 @@
+import Foundation
+import Store
+
+/// Saving and loading a plan as `plan.h5` (layout in docs/FORMAT.md, section "plan.h5").
+extension Plan {
+    /// The plan's file name inside a run directory.
+    public static let fileName = "plan.h5"
+    /// The value of the root attribute `format`.
+    public static let formatName = "lethe-plan"
+    /// The format version this build writes and reads.
+    public static let formatVersion: Int64 = 1
+    /// Recorded in the file so readers need not consult the docs to recompute a hash.
+    public static let sliceHashEncoding =
+        "sha256 over member ids sorted by UTF-8 bytes, joined by one 0x0A byte, no trailing newline; lowercase hex"
+
+    /// The plan file of a run directory.
+    public static func url(inRun runDirectory: URL) -> URL {
+        runDirectory.appendingPathComponent(fileName)
+    }
+
+    /// Writes the plan crash-safely (temporary file, fsync, rename): readers see the old file or the new one.
+    public func save(to url: URL) throws {
+        try HDF5File.writeAtomically(to: url) { file in
+            try file.setAttribute(.string(Plan.formatName), named: "format")
+            try file.setAttribute(.int(Plan.formatVersion), named: "format_version")
+            try file.setAttribute(.string(letheVersion), named: "lethe_version")
+            try file.setAttribute(.int(Int64(shardCount)), named: "shard_count")
+            try file.setAttribute(.int(Int64(sliceCount)), named: "slice_count")
+            try file.setAttribute(.int(Int64(budget)), named: "budget")
+            try file.setAttribute(.string(parameters.selection.rawValue), named: "selection")
+            try file.setAttribute(.double(parameters.bmsExponent), named: "bms_exponent")
+            if let prior = parameters.prior {
+                try file.setAttribute(.doubles(prior), named: "prior")
+            }
+            try file.setAttribute(.string(parameters.assignment.rawValue), named: "assignment")
+            try file.setAttribute(.int(Int64(bitPattern: parameters.seed)), named: "seed")
+            try file.setAttribute(.string(datasetSource), named: "dataset_source")
+            try file.setAttribute(.string(datasetSHA256), named: "dataset_sha256")
+            try file.setAttribute(.int(Int64(exampleCount)), named: "example_count")
+            try file.setAttribute(.string(Plan.sliceHashEncoding), named: "slice_hash_encoding")
+            try file.write(orderedIDs, at: "examples/ids")
+            try file.write(cellOffsets.map { Int64($0) }, shape: [cellOffsets.count], at: "slices/offsets")
+            try file.write(cellHashes, at: "slices/sha256")
+            let flat = shardSequences.joined().joined().map { Int64($0) }
+            try file.write(flat, shape: [shardCount, budget, sliceCount], at: "sequences")
+            try file.write(labels.names, at: "labels")
+            try file.write(tombstones, at: "tombstones")
+        }
+    }
+
+    /// Reads a plan and checks its format version and every invariant.
+    public static func load(from url: URL) throws -> Plan {
+        let name = url.path
+        let file = try HDF5File.open(url)
+        defer { try? file.close() }
+        let format = (try? file.stringAttribute(named: "format")) ?? "no format attribute"
+        guard format == formatName else {
+            throw PlanningError.unsupportedFormat(file: name, found: "format \"\(format)\"", expected: "format \"\(formatName)\"")
+        }
+        let version = try file.intAttribute(named: "format_version")
+        guard version == formatVersion else {
+            throw PlanningError.unsupportedFormat(file: name, found: "version \(version)", expected: "version \(formatVersion)")
+        }
+        func enumValue<T: RawRepresentable>(_ type: T.Type, _ attribute: String) throws -> T where T.RawValue == String {
+            let raw = try file.stringAttribute(named: attribute)
+            guard let value = T(rawValue: raw) else {
+                throw PlanningError.invariantViolated(file: name, invariant: "parameters",
+                                                      detail: "attribute \(attribute) has unknown value \"\(raw)\"")
+            }
+            return value
+        }
+        let prior = try file.hasAttribute(named: "prior") ? try file.doublesAttribute(named: "prior") : nil
+        let parameters = PlanParameters(
+            shardCount: Int(try file.intAttribute(named: "shard_count")),
+            sliceCount: Int(try file.intAttribute(named: "slice_count")),
+            budget: Int(try file.intAttribute(named: "budget")),
+            selection: try enumValue(SequenceSelection.self, "selection"),
+            prior: prior,
+            bmsExponent: try file.doubleAttribute(named: "bms_exponent"),
+            assignment: try enumValue(Assignment.self, "assignment"),
+            seed: UInt64(bitPattern: try file.intAttribute(named: "seed")))
+        let (m, l, b) = (parameters.shardCount, parameters.sliceCount, parameters.budget)
+        guard m >= 1, l >= 1, b >= 1 else {
+            throw PlanningError.invariantViolated(file: name, invariant: "parameters",
+                                                  detail: "shard_count \(m), slice_count \(l), budget \(b) must all be ≥ 1")
+        }
+        let offsets = try file.readInt64s(at: "slices/offsets").values.map { Int($0) }
+        let flat = try file.readInt64s(at: "sequences", expectedShape: [m, b, l]).values.map { Int($0) }
+        let sequences = (0..<m).map { h in
+            (0..<b).map { s in Array(flat[(h * b + s) * l ..< (h * b + s + 1) * l]) }
+        }
+        let labels = try LabelVocabulary(savedNames: try file.readStrings(at: "labels"), file: name)
+        return try Plan(parameters: parameters,
+                        datasetSource: try file.stringAttribute(named: "dataset_source"),
+                        datasetSHA256: try file.stringAttribute(named: "dataset_sha256"),
+                        exampleCount: Int(try file.intAttribute(named: "example_count")),
+                        labels: labels,
+                        orderedIDs: try file.readStrings(at: "examples/ids"),
+                        cellOffsets: offsets,
+                        cellHashes: try file.readStrings(at: "slices/sha256"),
+                        shardSequences: sequences,
+                        tombstones: try file.readStrings(at: "tombstones"),
+                        file: name)
+    }
+}

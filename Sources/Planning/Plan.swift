@@ -1,0 +1,151 @@
+/// Where an example lives: its shard and its slice within the shard (both 0-based).
+public struct SliceLocation: Hashable, Sendable, CustomStringConvertible {
+    public let shard: Int
+    public let slice: Int
+    public init(shard: Int, slice: Int) {
+        self.shard = shard
+        self.slice = slice
+    }
+    public var description: String { "shard \(shard), slice \(slice)" }
+}
+
+/// Everything the lineage index answers about one example.
+public struct Lineage: Sendable, Equatable {
+    public let id: String
+    public let location: SliceLocation
+    /// The content hash of the example's slice (see `SliceHash`).
+    public let sliceHash: String
+    /// For each sequence of the shard (in order), the 1-based stage at which that sequence first
+    /// trains on the slice; deleting the example truncates the sequence to the stages before it.
+    public let stagePositions: [Int]
+    /// True when the example has been deleted (a tombstone).
+    public let isTombstoned: Bool
+}
+
+/// The S3T plan of a run: who is in which shard and slice, each slice's content hash, and each
+/// shard's B training sequences (DESIGN.md §1). Immutable once made, except for tombstones.
+///
+/// Shards, slices and sequence entries are 0-based; stage positions are 1-based (stage p of a
+/// sequence trains on its first p slices). Every `Plan` value satisfies the invariants of
+/// `Plan+Invariants.swift`: they are checked when it is built and when it is loaded.
+public struct Plan: Sendable {
+    public let parameters: PlanParameters
+    /// How the dataset was named when planned (its path) and the SHA-256 of its bytes.
+    public let datasetSource: String
+    public let datasetSHA256: String
+    /// The label names of the planned dataset.
+    public let labels: LabelVocabulary
+    /// Ids of deleted examples, sorted by UTF-8 bytes: no later training may see them.
+    public private(set) var tombstones: [String]
+
+    /// All ids grouped by cell (cell = shard·L + slice, in order), sorted by UTF-8 bytes within a cell.
+    let orderedIDs: [String]
+    /// `orderedIDs[cellOffsets[c] ..< cellOffsets[c+1]]` are the members of cell c.
+    let cellOffsets: [Int]
+    /// Content hash per cell.
+    let cellHashes: [String]
+    /// `shardSequences[h][b]` is sequence b of shard h, a permutation of 0..<L.
+    let shardSequences: [[[Int]]]
+    /// Lineage index: id → position in `orderedIDs`, built when the plan is made or loaded.
+    let positionByID: [String: Int]
+    private(set) var tombstoneSet: Set<String>
+
+    /// Assembles a plan from its parts and checks every invariant; `file` names it in errors.
+    init(parameters: PlanParameters, datasetSource: String, datasetSHA256: String, exampleCount: Int,
+         labels: LabelVocabulary, orderedIDs: [String], cellOffsets: [Int], cellHashes: [String],
+         shardSequences: [[[Int]]], tombstones: [String], file: String) throws {
+        self.parameters = parameters
+        self.datasetSource = datasetSource
+        self.datasetSHA256 = datasetSHA256
+        self.labels = labels
+        self.orderedIDs = orderedIDs
+        self.cellOffsets = cellOffsets
+        self.cellHashes = cellHashes
+        self.shardSequences = shardSequences
+        self.tombstones = tombstones
+        self.tombstoneSet = Set(tombstones)
+        self.positionByID = try Plan.checkInvariants(
+            parameters: parameters, exampleCount: exampleCount, orderedIDs: orderedIDs,
+            cellOffsets: cellOffsets, cellHashes: cellHashes, shardSequences: shardSequences,
+            tombstones: tombstones, file: file)
+    }
+
+    public var shardCount: Int { parameters.shardCount }
+    public var sliceCount: Int { parameters.sliceCount }
+    public var budget: Int { parameters.budget }
+    /// The number of planned examples (tombstoned ones included).
+    public var exampleCount: Int { orderedIDs.count }
+
+    /// The shard and slice of an example, or nil for an id the plan does not know. O(1) + O(log m·L).
+    public func location(of id: String) -> SliceLocation? {
+        guard let position = positionByID[id] else { return nil }
+        // The last cell whose first member is at or before `position`.
+        var low = 0, high = cellOffsets.count - 1
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if cellOffsets[middle] <= position { low = middle } else { high = middle }
+        }
+        return SliceLocation(shard: low / sliceCount, slice: low % sliceCount)
+    }
+
+    /// The member ids of a slice, sorted by UTF-8 bytes (tombstoned ids included).
+    public func members(shard: Int, slice: Int) -> ArraySlice<String> {
+        let cell = self.cell(shard: shard, slice: slice)
+        return orderedIDs[cellOffsets[cell]..<cellOffsets[cell + 1]]
+    }
+
+    /// The number of examples in a slice.
+    public func memberCount(shard: Int, slice: Int) -> Int {
+        let cell = self.cell(shard: shard, slice: slice)
+        return cellOffsets[cell + 1] - cellOffsets[cell]
+    }
+
+    /// The content hash of a slice (lowercase hex SHA-256, see `SliceHash`).
+    public func sliceHash(shard: Int, slice: Int) -> String {
+        cellHashes[cell(shard: shard, slice: slice)]
+    }
+
+    /// The B sequences of a shard; each is a permutation of the slices 0..<L.
+    public func sequences(of shard: Int) -> [[Int]] {
+        precondition((0..<shardCount).contains(shard), "shard \(shard) out of range")
+        return shardSequences[shard]
+    }
+
+    /// The 1-based stage at which `sequence` first trains on `slice`, or nil if it does not contain it.
+    public func position(of slice: Int, in sequence: [Int]) -> Int? {
+        sequence.firstIndex(of: slice).map { $0 + 1 }
+    }
+
+    /// Shard, slice, slice hash and stage positions of an example; nil for an unknown id.
+    public func lineage(of id: String) -> Lineage? {
+        guard let location = location(of: id) else { return nil }
+        let positions = shardSequences[location.shard].map { sequence in
+            // Sequences are permutations (an invariant), so every slice has a position.
+            (sequence.firstIndex(of: location.slice) ?? sequence.count) + 1
+        }
+        return Lineage(id: id, location: location, sliceHash: sliceHash(shard: location.shard, slice: location.slice),
+                       stagePositions: positions, isTombstoned: tombstoneSet.contains(id))
+    }
+
+    /// True when the example was deleted.
+    public func isTombstoned(_ id: String) -> Bool { tombstoneSet.contains(id) }
+
+    /// Records deleted examples. Unknown ids are refused; ids already tombstoned are kept once.
+    public mutating func addTombstones(_ ids: some Sequence<String>) throws {
+        var added = tombstoneSet
+        for id in ids {
+            guard positionByID[id] != nil else {
+                throw PlanningError.invalidValue(flag: "--id", value: id, reason: "the plan has no example with this id")
+            }
+            added.insert(id)
+        }
+        tombstones = added.sorted(by: UTF8Order.precedes)
+        tombstoneSet = added
+    }
+
+    private func cell(shard: Int, slice: Int) -> Int {
+        precondition((0..<shardCount).contains(shard) && (0..<sliceCount).contains(slice),
+                     "shard \(shard), slice \(slice) out of range")
+        return shard * sliceCount + slice
+    }
+}

@@ -1,1 +1,0 @@
-// The Planning module; see the README's architecture section.

@@ -1,0 +1,83 @@
+/// Everything that can go wrong while reading a dataset, building, saving or loading a plan.
+///
+/// Each case carries the facts a good message needs (file, 1-based line, field, flag, expected
+/// and found values); `description` ends with what to do.
+public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
+    // MARK: Dataset reading
+    /// The file could not be read at all.
+    case unreadableFile(file: String, reason: String)
+    /// A line is not a JSON object of the supported shape.
+    case malformedJSON(file: String, line: Int, column: Int, reason: String)
+    /// A required field (`id`, `text`, `label`) is absent.
+    case missingField(file: String, line: Int, field: String)
+    /// A field holds a value of the wrong JSON type.
+    case wrongFieldType(file: String, line: Int, field: String, expected: String, found: String)
+    /// `text` is the empty string.
+    case emptyText(file: String, line: Int, id: String)
+    /// An `id` that cannot be used as a lineage key (empty, or contains a control character).
+    case invalidID(file: String, line: Int, id: String, reason: String)
+    /// The same `id` appears on two lines.
+    case duplicateID(file: String, id: String, firstLine: Int, secondLine: Int)
+    /// The file holds no example at all.
+    case emptyDataset(file: String)
+
+    // MARK: Refusals of `lethe plan` / `lethe simulate`
+    /// A command-line value is out of range; `flag` is spelled as on the command line.
+    case invalidValue(flag: String, value: String, reason: String)
+    /// m·L cells need at least one example (or group) each.
+    case notEnoughData(shardCount: Int, sliceCount: Int, needed: Int, available: Int, unit: String)
+    /// B exceeds the number of distinct permutations of L slices.
+    case budgetExceedsPermutations(budget: Int, sliceCount: Int, permutationCount: Int)
+    /// The prior file is unusable (bad syntax, unknown slice, negative value, wrong sum).
+    case invalidPrior(file: String, reason: String)
+    /// The run directory already holds a plan.
+    case planExists(path: String)
+
+    // MARK: Loading a plan
+    /// The file is not a Lethe plan, or of a format version this build does not read.
+    case unsupportedFormat(file: String, found: String, expected: String)
+    /// A plan on disk breaks one of its invariants (see `Plan.checkInvariants()`).
+    case invariantViolated(file: String, invariant: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadableFile(file, reason):
+            return "\(file): cannot read the file (\(reason)). Check the path and its permissions."
+        case let .malformedJSON(file, line, column, reason):
+            return "\(file):\(line):\(column): malformed JSON line: \(reason). Each line must be one "
+                + "JSON object such as {\"id\": \"a1\", \"text\": \"…\", \"label\": \"…\"}; fix or remove that line."
+        case let .missingField(file, line, field):
+            return "\(file):\(line): missing field \"\(field)\". Every line needs \"id\", \"text\" and \"label\"; add it."
+        case let .wrongFieldType(file, line, field, expected, found):
+            return "\(file):\(line): field \"\(field)\" must be a \(expected), found a \(found). Write it as a JSON \(expected)."
+        case let .emptyText(file, line, id):
+            return "\(file):\(line): example \"\(id)\" has an empty \"text\". Give it a text or remove the line."
+        case let .invalidID(file, line, id, reason):
+            return "\(file):\(line): id \(String(reflecting: id)) cannot be used: \(reason). Choose another id."
+        case let .duplicateID(file, id, firstLine, secondLine):
+            return "\(file): id \"\(id)\" appears on line \(firstLine) and again on line \(secondLine). "
+                + "Ids must be unique; rename or remove one of them."
+        case let .emptyDataset(file):
+            return "\(file): the file holds no example. Point --data at a JSON Lines file with at least one line."
+        case let .invalidValue(flag, value, reason):
+            return "\(flag) \(value): \(reason)."
+        case let .notEnoughData(m, l, needed, available, unit):
+            return "--shards \(m) × --slices \(l) needs at least \(needed) \(unit) (one per slice), "
+                + "but the data has \(available). Lower --shards or --slices."
+        case let .budgetExceedsPermutations(budget, l, count):
+            return "--budget \(budget): \(l) slices have only \(count) distinct orders (L!). "
+                + "Lower --budget to at most \(count) or raise --slices."
+        case let .invalidPrior(file, reason):
+            return "--prior \(file): \(reason). The prior is a JSON array of one probability per slice, "
+                + "or an object {\"0\": p0, \"1\": p1, …} keyed by 0-based slice index, summing to 1."
+        case let .planExists(path):
+            return "\(path) already holds a plan. Choose another --run directory, or pass --force to replace it."
+        case let .unsupportedFormat(file, found, expected):
+            return "\(file): not a plan this build reads (found \(found), expected \(expected)). "
+                + "Recreate it with `lethe plan` of this version."
+        case let .invariantViolated(file, invariant, detail):
+            return "\(file): plan invariant \"\(invariant)\" broken: \(detail). The plan was altered or damaged; "
+                + "recreate it with `lethe plan --force` (its checkpoints are then invalid)."
+        }
+    }
+}

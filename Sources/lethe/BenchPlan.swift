@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Planning
+
+/// `lethe bench plan`: plans a synthetic 1,000,000-example dataset and times lineage lookups.
+struct BenchPlan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Time `lethe plan` on a synthetic JSON Lines file and the lineage lookup (targets: plan ≤ 15 s, p99 ≤ 50 µs).",
+        discussion: """
+            Writes a synthetic dataset into a temporary directory (ids like "user-001234/000017", \
+            a ~60-character text, one of 5 labels, a group per user), plans it as \
+            `lethe plan` does (read + validate, partition, hash, select, save plan.h5), loads the \
+            plan back (all invariants checked), then looks up random ids and reports the median \
+            and p99 latency, and the peak resident memory (getrusage ru_maxrss).
+            """
+    )
+
+    @Option(help: "Number of synthetic examples.")
+    var examples: Int = 1_000_000
+
+    @Option(help: "Number of random lookups.")
+    var lookups: Int = 100_000
+
+    @Option(help: "Shards m, slices L and budget B of the benchmark plan.")
+    var shards: Int = 10
+    @Option var slices: Int = 8
+    @Option var budget: Int = 8
+
+    @Option(help: "Seed of the data generator, the plan and the lookups.")
+    var seed: UInt64 = 1
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-plan-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        print("BLAS core: \(BLASRuntime.coreName) (unused here)")
+
+        let dataURL = directory.appendingPathComponent("synthetic.jsonl")
+        var start = clock.now
+        let ids = try Self.writeSynthetic(count: examples, seed: seed, to: dataURL)
+        let byteCount = (try? FileManager.default.attributesOfItem(atPath: dataURL.path)[.size] as? Int) ?? 0
+        print(String(format: "generated %d examples (%.1f MB) in %.2f s", examples, Double(byteCount) / 1e6,
+                     (clock.now - start).seconds))
+
+        start = clock.now
+        let datasetStart = clock.now
+        let dataset = try Dataset.read(from: dataURL)
+        let readSeconds = (clock.now - datasetStart).seconds
+        let planStart = clock.now
+        let plan = try Planner.makePlan(for: dataset, parameters: PlanParameters(
+            shardCount: shards, sliceCount: slices, budget: budget, seed: seed))
+        let planSeconds = (clock.now - planStart).seconds
+        let saveStart = clock.now
+        let planURL = Plan.url(inRun: directory)
+        try plan.save(to: planURL)
+        let saveSeconds = (clock.now - saveStart).seconds
+        let totalSeconds = (clock.now - start).seconds
+        print(String(format: "plan: %.2f s total (read+validate %.2f s, partition+hash+select+check %.2f s, save %.2f s) — target ≤ 15 s",
+                     totalSeconds, readSeconds, planSeconds, saveSeconds))
+
+        start = clock.now
+        let loaded = try Plan.load(from: planURL)
+        print(String(format: "load plan.h5 with invariant checks: %.2f s", (clock.now - start).seconds))
+
+        var generator = SeededGenerator(seed: seed ^ 0x5EED)
+        var latencies: [Double] = []
+        latencies.reserveCapacity(lookups)
+        var found = 0
+        for _ in 0..<lookups {
+            let id = ids[generator.next(below: ids.count)]
+            let lookupStart = clock.now
+            let lineage = loaded.lineage(of: id)
+            latencies.append((clock.now - lookupStart).seconds * 1e6)
+            if lineage != nil { found += 1 }
+        }
+        latencies.sort()
+        let p50 = latencies[latencies.count / 2]
+        let p99 = latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
+        print(String(format: "lookup (lineage: shard, slice, hash, %d stage positions) over %d random ids: p50 %.2f µs, p99 %.2f µs, max %.1f µs — target p99 ≤ 50 µs",
+                     budget, lookups, p50, p99, latencies.last ?? 0))
+        precondition(found == lookups, "every generated id must be found")
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        print(String(format: "peak resident memory: %.0f MB (ru_maxrss)", Double(usage.ru_maxrss) / 1024))
+    }
+
+    /// Writes `count` JSON Lines examples and returns their ids.
+    static func writeSynthetic(count: Int, seed: UInt64, to url: URL) throws -> [String] {
+        var generator = SeededGenerator(seed: seed)
+        let labels = ["business", "entertainment", "politics", "sport", "tech"]
+        let words = ["market", "growth", "film", "vote", "match", "phone", "profit", "award", "minister", "goal",
+                     "chip", "shares", "actor", "party", "team", "network"]
+        var ids: [String] = []
+        ids.reserveCapacity(count)
+        var out = Data()
+        out.reserveCapacity(count * 110)
+        for index in 0..<count {
+            let user = index / 20
+            let id = String(format: "user-%06d/%06d", user, index)
+            ids.append(id)
+            let text = (0..<8).map { _ in words[generator.next(below: words.count)] }.joined(separator: " ")
+            let label = labels[generator.next(below: labels.count)]
+            out.append(contentsOf: Array("{\"id\": \"\(id)\", \"text\": \"\(text)\", \"label\": \"\(label)\", \"group\": \"user-\(user)\"}\n".utf8))
+        }
+        try out.write(to: url)
+        return ids
+    }
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import Planning
+
+extension SequenceSelection: ExpressibleByArgument {}
+extension Assignment: ExpressibleByArgument {}
+
+/// `lethe plan`: partitions a dataset into shards, slices and sequences and writes `plan.h5`.
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Partition a dataset into shards, slices and training sequences (writes RUN/plan.h5).",
+        discussion: """
+            Every example goes to exactly one shard and one slice; slice sizes within a shard \
+            differ by at most one (random assignment) and nothing is dropped. Each slice gets a \
+            content hash (SHA-256 over its sorted ids), each shard B sequences (orders of its L \
+            slices): cyclic rotations, or BMS from a per-slice deletion prior.
+
+            Example:
+              lethe plan --data Datasets/bbc-news/train.jsonl --shards 4 --slices 3 --budget 3 --run Checkpoints/runs/demo
+            """,
+        subcommands: [PlanShow.self]
+    )
+
+    @Option(help: "JSON Lines dataset: one {\"id\", \"text\", \"label\", optional \"group\"} object per line.")
+    var data: String
+
+    @Option(help: "Number of shards m.")
+    var shards: Int
+
+    @Option(help: "Number of slices L per shard (= adapter blocks per sequence).")
+    var slices: Int
+
+    @Option(help: "Number of sequences B per shard (at most L!).")
+    var budget: Int
+
+    @Option(help: "How sequences are chosen: cyclic or bms.")
+    var selection: SequenceSelection = .cyclic
+
+    @Option(help: "BMS prior: JSON array of one deletion probability per slice, or {\"slice\": p}.")
+    var prior: String?
+
+    @Option(help: "Exponent t of the BMS score Σ i·(1 − Σ_{j≤i} p)^t.")
+    var exponent: Double = 100
+
+    @Option(help: "How examples are dealt: random (seeded shuffle) or group (a group stays in one slice).")
+    var assign: Assignment = .random
+
+    @Option(help: "Seed of the random assignment.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("run"), help: "Run directory; created if missing.")
+    var runDirectory: String
+
+    @Flag(help: "Replace a plan that the run directory already holds.")
+    var force = false
+
+    @Flag(help: "Print a JSON summary instead of text.")
+    var json = false
+
+    func validate() throws {
+        if prior != nil && selection != .bms {
+            throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
+        }
+    }
+
+    func run() throws {
+        var parameters = PlanParameters(shardCount: shards, sliceCount: slices, budget: budget,
+                                        selection: selection, bmsExponent: exponent, assignment: assign, seed: seed)
+        if let prior {
+            parameters.prior = try Prior.read(from: URL(fileURLWithPath: prior), sliceCount: slices, source: prior)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let runURL = URL(fileURLWithPath: runDirectory)
+        let plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                       parameters: parameters, runDirectory: runURL, force: force)
+        let seconds = (clock.now - start).seconds
+        let summary = PlanSummary(plan: plan, path: Plan.url(inRun: runURL).path, seconds: seconds)
+        print(json ? try summary.json() : summary.text)
+    }
+}
+
+/// What `lethe plan` prints.
+struct PlanSummary: Encodable {
+    var path: String
+    var examples: Int
+    var shards: Int
+    var slices: Int
+    var budget: Int
+    var selection: String
+    var assignment: String
+    var seed: UInt64
+    var datasetSHA256: String
+    var sliceSizes: [[Int]]
+    var sequences: [[Int]]
+    var seconds: Double
+
+    init(plan: Plan, path: String, seconds: Double) {
+        self.path = path
+        examples = plan.exampleCount
+        shards = plan.shardCount
+        slices = plan.sliceCount
+        budget = plan.budget
+        selection = plan.parameters.selection.rawValue
+        assignment = plan.parameters.assignment.rawValue
+        seed = plan.parameters.seed
+        datasetSHA256 = plan.datasetSHA256
+        sliceSizes = (0..<plan.shardCount).map { h in (0..<plan.sliceCount).map { plan.memberCount(shard: h, slice: $0) } }
+        sequences = plan.sequences(of: 0)
+        self.seconds = seconds
+    }
+
+    var text: String {
+        let sizes = sliceSizes.flatMap { $0 }
+        return """
+            Planned \(examples) examples into \(shards) shards × \(slices) slices, \(budget) \(selection) sequences per shard \
+            (\(assignment) assignment, seed \(seed)).
+            Slice sizes: \(sizes.min() ?? 0)…\(sizes.max() ?? 0) examples.
+            Sequences (0-based slices, the same in every shard): \(sequences.map { $0.map(String.init).joined(separator: " ") }.joined(separator: " | "))
+            Wrote \(path) in \(String(format: "%.2f", seconds)) s.
+            """
+    }
+
+    func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a Double.
+    var seconds: Double {
+        let (whole, attoseconds) = components
+        return Double(whole) + Double(attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import Planning
+
+/// `lethe plan show`: where an example lives and which checkpoints saw it.
+struct PlanShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show an example's shard, slice, slice hash and stage in every sequence of its shard.",
+        discussion: """
+            Without --id, prints the plan's parameters. The stage position p of a slice in a \
+            sequence is 1-based: stages p, p+1, … of that sequence saw the example, and \
+            forgetting it truncates the sequence to its first p−1 stages.
+            """
+    )
+
+    @Option(name: .customLong("run"), help: "Run directory holding plan.h5.")
+    var runDirectory: String
+
+    @Option(help: "Example id to look up.")
+    var id: String?
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let loadStart = clock.now
+        let plan = try Plan.load(from: Plan.url(inRun: URL(fileURLWithPath: runDirectory)))
+        let loadSeconds = (clock.now - loadStart).seconds
+        guard let id else {
+            print(json ? try PlanSummary(plan: plan, path: Plan.url(inRun: URL(fileURLWithPath: runDirectory)).path,
+                                         seconds: loadSeconds).json()
+                  : PlanSummary(plan: plan, path: runDirectory, seconds: loadSeconds).text
+                    .replacingOccurrences(of: "Wrote", with: "Loaded"))
+            return
+        }
+        let lookupStart = clock.now
+        let lineage = plan.lineage(of: id)
+        let lookupMicroseconds = (clock.now - lookupStart).seconds * 1e6
+        guard let lineage else {
+            throw ValidationError("--id \(id): the plan in \(runDirectory) has no example with this id. Check the id (ids are case-sensitive).")
+        }
+        let sequences = plan.sequences(of: lineage.location.shard)
+        if json {
+            let report = LineageReport(id: id, shard: lineage.location.shard, slice: lineage.location.slice,
+                                       sliceHash: lineage.sliceHash, sliceSize: plan.memberCount(
+                                           shard: lineage.location.shard, slice: lineage.location.slice),
+                                       sequences: sequences, stagePositions: lineage.stagePositions,
+                                       deleted: lineage.isTombstoned, lookupMicroseconds: lookupMicroseconds,
+                                       loadSeconds: loadSeconds)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("\(id): shard \(lineage.location.shard), slice \(lineage.location.slice)\(lineage.isTombstoned ? " (deleted)" : "")")
+        print("slice hash: \(lineage.sliceHash)")
+        for (index, sequence) in sequences.enumerated() {
+            let order = sequence.map(String.init).joined(separator: " ")
+            print("sequence \(index) [\(order)]: stage \(lineage.stagePositions[index]) of \(sequence.count)")
+        }
+        print(String(format: "lookup %.1f µs (plan loaded in %.2f s)", lookupMicroseconds, loadSeconds))
+    }
+}
+
+/// The JSON form of `lethe plan show --id`.
+struct LineageReport: Encodable {
+    var id: String
+    var shard: Int
+    var slice: Int
+    var sliceHash: String
+    var sliceSize: Int
+    var sequences: [[Int]]
+    var stagePositions: [Int]
+    var deleted: Bool
+    var lookupMicroseconds: Double
+    var loadSeconds: Double
+}

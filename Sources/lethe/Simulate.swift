@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import Planning
+
+/// `lethe simulate`: Monte-Carlo deletion rate against the closed form.
+struct Simulate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Estimate the deletion rate δ (requests absorbed before every shard is dead) by simulation.",
+        discussion: """
+            Requests hit slices independently (uniformly, or by --prior); in each sequence of the \
+            hit shard, the slice's stage position p truncates it to its first p−1 stages. A shard \
+            dies when all its sequences are empty; the run ends when every shard is dead. The \
+            estimate (mean and 95% interval over --trials) is printed beside the closed form \
+            m·L·H_{m·min(B,L)} and SISA's m·L·H_m. With --prior, cyclic and BMS are both simulated.
+
+            Example:
+              lethe simulate --shards 5 --slices 4 --budget 4 --svg delta.svg
+            """
+    )
+
+    @Option(help: "Number of shards m.")
+    var shards: Int
+
+    @Option(help: "Number of slices L per shard.")
+    var slices: Int
+
+    @Option(help: "Number of sequences B per shard (at most L!).")
+    var budget: Int
+
+    @Option(help: "How sequences are chosen: cyclic or bms.")
+    var selection: SequenceSelection = .cyclic
+
+    @Option(help: "Per-slice request probabilities (JSON array or {\"slice\": p}); requests follow it and BMS uses it.")
+    var prior: String?
+
+    @Option(help: "Exponent t of the BMS score.")
+    var exponent: Double = 100
+
+    @Option(help: "Number of Monte-Carlo trials.")
+    var trials: Int = 4000
+
+    @Option(help: "Seed of the simulation.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Also draw δ against B = 1…max(B, L) as an SVG chart into this file.")
+    var svg: String?
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func validate() throws {
+        guard trials >= 2 else { throw ValidationError("--trials \(trials): needs at least 2 trials for an interval.") }
+    }
+
+    func run() throws {
+        let parameters = PlanParameters(shardCount: shards, sliceCount: slices, budget: budget,
+                                        selection: selection, bmsExponent: exponent)
+        try parameters.validate()
+        let requestPrior = try prior.map { try Prior.read(from: URL(fileURLWithPath: $0), sliceCount: slices, source: $0) }
+        let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
+        var rows: [SimulationRow] = []
+        for candidate in selections {
+            rows.append(simulate(candidate, budget: budget, requestPrior: requestPrior))
+        }
+        let theory = DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: budget)
+        let sisa = DeletionRateTheory.sisa(shardCount: shards, sliceCount: slices)
+        if let svg {
+            let maxBudget = min(max(budget, slices), SequenceSelection.permutationCount(sliceCount: slices))
+            let series = selections.map { candidate in
+                (candidate, (1...maxBudget).map { simulate(candidate, budget: $0, requestPrior: requestPrior) })
+            }
+            let chart = DeletionRateChart(shardCount: shards, sliceCount: slices, trialCount: trials,
+                                          uniform: requestPrior == nil, series: series)
+            do {
+                try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8)
+            } catch {
+                throw ValidationError("--svg \(svg): cannot write the file (\(error.localizedDescription)).")
+            }
+        }
+        if json {
+            let report = SimulationReport(shards: shards, slices: slices, budget: budget, trials: trials, seed: seed,
+                                          uniformRequests: requestPrior == nil, theory: theory, sisaTheory: sisa,
+                                          results: rows)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("m = \(shards) shards, L = \(slices) slices, B = \(budget) sequences, \(trials) trials, seed \(seed)"
+              + (requestPrior == nil ? ", uniform requests" : ", requests by --prior"))
+        for row in rows {
+            print(String(format: "simulated δ (%@): %.1f  [95%% interval %.1f … %.1f]",
+                         row.selection, row.mean, row.lower95, row.upper95))
+        }
+        print(String(format: "theory m·L·H_{m·min(B,L)}: %.1f%@", theory, requestPrior == nil ? "" : " (uniform requests)"))
+        print(String(format: "SISA (B = 1) m·L·H_m: %.1f", sisa))
+        if let svg { print("Wrote \(svg)") }
+    }
+
+    private func simulate(_ candidate: SequenceSelection, budget: Int, requestPrior: [Double]?) -> SimulationRow {
+        let sequences = candidate.sequences(sliceCount: slices, budget: budget, prior: requestPrior, exponent: exponent)
+        let estimate = DeletionSimulator(shardCount: shards, sequences: sequences, requestPrior: requestPrior)
+            .estimate(trialCount: trials, seed: seed)
+        return SimulationRow(selection: candidate.rawValue, budget: budget, mean: estimate.mean,
+                             lower95: estimate.lower95, upper95: estimate.upper95,
+                             standardDeviation: estimate.standardDeviation,
+                             theory: DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: budget))
+    }
+}
+
+/// One simulated point.
+struct SimulationRow: Encodable {
+    var selection: String
+    var budget: Int
+    var mean: Double
+    var lower95: Double
+    var upper95: Double
+    var standardDeviation: Double
+    /// The closed form for uniform requests at this budget.
+    var theory: Double
+}
+
+/// The JSON form of `lethe simulate`.
+struct SimulationReport: Encodable {
+    var shards: Int
+    var slices: Int
+    var budget: Int
+    var trials: Int
+    var seed: UInt64
+    var uniformRequests: Bool
+    var theory: Double
+    var sisaTheory: Double
+    var results: [SimulationRow]
+}

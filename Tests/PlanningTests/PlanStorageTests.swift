@@ -1,0 +1,121 @@
+import Foundation
+import Store
+import Testing
+@testable import Planning
+
+@Suite struct PlanStorageTests {
+    private func savedPlan(selection: SequenceSelection = .bms) throws -> (Plan, URL) {
+        let directory = try temporaryDirectory()
+        var plan = try Planner.makePlan(for: syntheticDataset(count: 60), parameters: PlanParameters(
+            shardCount: 3, sliceCount: 4, budget: 6, selection: selection,
+            prior: selection == .bms ? [0.1, 0.2, 0.3, 0.4] : nil, seed: 99))
+        try plan.addTombstones(["e0007"])
+        let url = Plan.url(inRun: directory)
+        try plan.save(to: url)
+        return (plan, url)
+    }
+
+    @Test func roundTripKeepsEverything() throws {
+        let (plan, url) = try savedPlan()
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        let loaded = try Plan.load(from: url)
+        #expect(loaded.parameters == plan.parameters)
+        #expect(loaded.orderedIDs == plan.orderedIDs && loaded.cellOffsets == plan.cellOffsets)
+        #expect(loaded.cellHashes == plan.cellHashes && loaded.shardSequences == plan.shardSequences)
+        #expect(loaded.tombstones == ["e0007"] && loaded.labels == plan.labels)
+        #expect(loaded.datasetSHA256 == plan.datasetSHA256 && loaded.datasetSource == "synthetic.jsonl")
+        #expect(loaded.lineage(of: "e0042") == plan.lineage(of: "e0042"))
+        let file = try HDF5File.open(url)
+        #expect(try file.stringAttribute(named: "format") == "lethe-plan")
+        #expect(try file.intAttribute(named: "format_version") == 1)
+        #expect(try file.shape(of: "sequences") == [3, 6, 4])
+    }
+
+    /// Rewrites one dataset of a saved plan, as a person editing the file by hand would.
+    private func edit(_ url: URL, _ body: (HDF5File) throws -> Void) throws {
+        let file = try HDF5File.open(url, mode: .readWrite)
+        try body(file)
+        try file.close()
+    }
+
+    private func invariantBroken(_ url: URL) -> String? {
+        do {
+            _ = try Plan.load(from: url)
+            return nil
+        } catch let PlanningError.invariantViolated(_, invariant, _) {
+            return invariant
+        } catch {
+            return "other error: \(error)"
+        }
+    }
+
+    @Test func handEditedPlansFailWithTheBrokenInvariant() throws {
+        let (plan, url) = try savedPlan()
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        let original = try Data(contentsOf: url)
+        func restore() throws { try original.write(to: url) }
+
+        // An id moved into another slice: the first slice's hash no longer matches.
+        var ids = plan.orderedIDs
+        ids.swapAt(0, ids.count - 1)
+        try edit(url) { try $0.remove("examples/ids"); try $0.write(ids, at: "examples/ids") }
+        #expect(invariantBroken(url) == "sorted slices" || invariantBroken(url) == "hashes match members")
+
+        // Same members, one hash altered.
+        try restore()
+        var hashes = plan.cellHashes
+        hashes[5] = String(repeating: "f", count: 64)
+        try edit(url) { try $0.remove("slices/sha256"); try $0.write(hashes, at: "slices/sha256") }
+        #expect(invariantBroken(url) == "hashes match members")
+
+        // An id duplicated into a second slice (replacing one, so counts still match).
+        try restore()
+        ids = plan.orderedIDs
+        ids[plan.cellOffsets[4]] = ids[0]
+        ids[plan.cellOffsets[4]..<plan.cellOffsets[5]].sort()
+        try edit(url) { try $0.remove("examples/ids"); try $0.write(ids, at: "examples/ids") }
+        #expect(invariantBroken(url) == "disjoint")
+
+        // A sequence that is not a permutation.
+        try restore()
+        var flat = plan.shardSequences.joined().joined().map { Int64($0) }
+        flat[1] = flat[0]
+        try edit(url) { try $0.remove("sequences"); try $0.write(flat, shape: [3, 6, 4], at: "sequences") }
+        #expect(invariantBroken(url) == "sequences are permutations")
+
+        // An example dropped: offsets and count disagree.
+        try restore()
+        try edit(url) { try $0.setAttribute(.int(59), named: "example_count") }
+        #expect(invariantBroken(url) == "complete")
+
+        // Unbalanced slices under random assignment.
+        try restore()
+        var offsets = plan.cellOffsets.map { Int64($0) }
+        offsets[1] += 2
+        try edit(url) { try $0.remove("slices/offsets"); try $0.write(offsets, shape: [offsets.count], at: "slices/offsets") }
+        #expect(invariantBroken(url) == "balanced slices")
+
+        // A tombstone for an unknown id.
+        try restore()
+        try edit(url) { try $0.remove("tombstones"); try $0.write(["zzz"], at: "tombstones") }
+        #expect(invariantBroken(url) == "tombstones")
+
+        // The message names the file, the invariant and what to do.
+        let error = PlanningError.invariantViolated(file: "run/plan.h5", invariant: "disjoint", detail: "x")
+        #expect(error.description.hasPrefix("run/plan.h5: plan invariant \"disjoint\" broken: x."))
+    }
+
+    @Test func refusesOtherFormatsAndVersions() throws {
+        let (_, url) = try savedPlan(selection: .cyclic)
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        try edit(url) { try $0.setAttribute(.int(2), named: "format_version") }
+        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "version 2", expected: "version 1")) {
+            try Plan.load(from: url)
+        }
+        try edit(url) { try $0.setAttribute(.string("lethe-stage"), named: "format") }
+        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "format \"lethe-stage\"",
+                                                        expected: "format \"lethe-plan\"")) {
+            try Plan.load(from: url)
+        }
+    }
+}
