@@ -67,6 +67,18 @@ public struct StageSchedule: Sendable {
         self.stages = stages; self.sequenceKeys = sequenceKeys
     }
 
+    private init(shard: Int, strategy: TrainingStrategy, stages: [StageLineage], sequenceKeys: [[StageKey]]) {
+        self.shard = shard; self.strategy = strategy; self.stages = stages; self.sequenceKeys = sequenceKeys
+    }
+
+    /// The `full` baseline: one stage, stored as shard 0, that trains `adapterLayers` on all the
+    /// data at once; `dataHash` is the content hash of every example id of the plan.
+    public static func full(dataHash: String, adapterLayers: [Int]) -> StageSchedule {
+        let lineage = StageLineage(shard: 0, sequences: [0], stage: 1, prefixSlices: [0],
+                                   prefixSliceHashes: [dataHash], blockLayers: adapterLayers)
+        return StageSchedule(shard: 0, strategy: .full, stages: [lineage], sequenceKeys: [[lineage.key]])
+    }
+
     /// The distinct stage with this key.
     public func stage(_ key: StageKey) -> StageLineage? { stages.first { $0.key == key } }
 }

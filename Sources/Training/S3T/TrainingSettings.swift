@@ -20,8 +20,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var gradientClipNorm: Float
     public var batchSize: Int
     public var maxTokenCount: Int
-    /// Example fields joined (with a space) into the model's input, e.g. ["text", "lead"].
-    public var textFields: [String]
+    /// What the model reads of an example: "text", or "text+lead" (headline and first paragraph).
+    public var textField: String
     public var seed: UInt64
     public var threadCount: Int
     /// Directory of the base encoder (model.safetensors, vocab.txt, config.json).
@@ -33,7 +33,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case targets = "target_modules", layersPerBlock = "layers_per_block"
         case learningRate = "learning_rate", warmupFraction = "warmup_fraction"
         case weightDecay = "weight_decay", gradientClipNorm = "gradient_clip_norm"
-        case batchSize = "batch_size", maxTokenCount = "max_tokens", textFields = "text_fields"
+        case batchSize = "batch_size", maxTokenCount = "max_tokens", textField = "text_field"
         case seed, threadCount = "threads", baseModel = "base_model", baseModelSHA256 = "base_model_sha256"
     }
 
@@ -41,13 +41,13 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                 useRSLoRA: Bool = false, targets: [String] = ["attention.self.query", "attention.self.value"],
                 layersPerBlock: Int = 2, learningRate: Float = 1e-3, warmupFraction: Float = 0.06,
                 weightDecay: Float = 0.01, gradientClipNorm: Float = 1, batchSize: Int = 16,
-                maxTokenCount: Int = 128, textFields: [String] = ["text"], seed: UInt64 = 0,
+                maxTokenCount: Int = 128, textField: String = "text", seed: UInt64 = 0,
                 threadCount: Int = 1, baseModel: String, baseModelSHA256: String) {
         self.strategy = strategy; self.epochs = epochs; self.rank = rank; self.alpha = alpha
         self.useRSLoRA = useRSLoRA; self.targets = targets; self.layersPerBlock = layersPerBlock
         self.learningRate = learningRate; self.warmupFraction = warmupFraction
         self.weightDecay = weightDecay; self.gradientClipNorm = gradientClipNorm
-        self.batchSize = batchSize; self.maxTokenCount = maxTokenCount; self.textFields = textFields
+        self.batchSize = batchSize; self.maxTokenCount = maxTokenCount; self.textField = textField
         self.seed = seed; self.threadCount = threadCount; self.baseModel = baseModel
         self.baseModelSHA256 = baseModelSHA256
     }
@@ -66,7 +66,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         try check(warmupFraction >= 0 && warmupFraction < 1, "warmup", warmupFraction, "must be in [0, 1)")
         try check(batchSize >= 1, "batch-size", batchSize, "at least one example per batch")
         try check(maxTokenCount >= 4 && maxTokenCount <= 512, "max-tokens", maxTokenCount, "must be in 4…512")
-        try check(!textFields.isEmpty, "text-field", textFields, "name at least one field")
+        try check(["text", "text+lead"].contains(textField), "text-field", textField, "use text or text+lead")
         try check(threadCount >= 1, "threads", threadCount, "at least one thread")
     }
 
