@@ -23,6 +23,7 @@ struct Lethe: ParsableCommand {
             PlanCommand.self,
             Simulate.self,
             Bench.self,
+            Embed.self,
         ]
     )
 }

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Models
+
+/// `lethe embed`: sentence embeddings of the frozen encoder and their cosine matrix.
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print sentence embeddings (first dimensions) and their cosine-similarity matrix.",
+        discussion: """
+            Embeddings are the mean of the encoder's last hidden states over the real tokens, \
+            L2-normalised (sentence-transformers' all-MiniLM-L6-v2 recipe).
+
+            Example:
+              lethe embed --model Checkpoints/base/all-MiniLM-L6-v2 "The weather is lovely today." "He drove to the stadium."
+            """)
+
+    @Option(help: "Model folder with config.json, vocab.txt and model.safetensors.")
+    var model: String = "Checkpoints/base/all-MiniLM-L6-v2"
+
+    @Option(help: "How many leading dimensions of each embedding to print (text output).")
+    var dimensions: Int = 4
+
+    @Option(help: "Threads for the encoder's own kernels.")
+    var threads: Int = 2
+
+    @Flag(help: "Print one JSON object with the full embeddings and the cosine matrix.")
+    var json = false
+
+    @Argument(help: "Sentences to embed.")
+    var sentences: [String]
+
+    func validate() throws {
+        guard !sentences.isEmpty else { throw ValidationError("Give at least one sentence.") }
+        guard dimensions >= 1 else { throw ValidationError("--dimensions must be at least 1.") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
+    }
+
+    func run() throws {
+        let encoder = try MiniLMEncoder(directory: model)
+        let embeddings = encoder.sentenceEmbeddings(sentences, threads: threads)
+        let cosine = embeddings.map { a in embeddings.map { b in zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 } } }
+        if json {
+            let object: [String: Any] = [
+                "model": model, "sentences": sentences,
+                "embeddings": embeddings.map { $0.map(Double.init) },
+                "cosine": cosine.map { $0.map(Double.init) },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        for (i, (sentence, e)) in zip(sentences, embeddings).enumerated() {
+            let head = e.prefix(dimensions).map { String(format: "%.5f", $0) }.joined(separator: ", ")
+            print("[\(i)] \(sentence)\n    [\(head)\(e.count > dimensions ? ", …" : "")] (\(e.count) dims)")
+        }
+        print("cosine similarity:")
+        for (i, row) in cosine.enumerated() {
+            print("  [\(i)] " + row.map { String(format: "%7.4f", $0) }.joined(separator: " "))
+        }
+    }
+}
