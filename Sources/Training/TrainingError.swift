@@ -21,6 +21,13 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case settingsConflict(file: String, field: String, saved: String, given: String)
     /// A value given by the user is out of range.
     case invalidValue(field: String, value: String, reason: String)
+    case invalidConfiguration(field: String, value: String, reason: String)
+    /// A layer asked to train carries no adapters.
+    case layerWithoutAdapters(layer: Int)
+    case noExamples
+    case labelOutOfRange(example: Int, label: Int, classCount: Int)
+    /// An example's label is not in the model's label vocabulary.
+    case unknownLabel(id: String, label: String)
 
     public var description: String {
         switch self {
@@ -45,6 +52,16 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + "Drop the option to reuse the saved value, or train into a new run directory."
         case let .invalidValue(field, value, reason):
             return "\(field) = \(value): \(reason). Give a valid value."
+        case let .invalidConfiguration(field, value, reason):
+            return "invalid \(field) = \(value): \(reason). Choose a value in range."
+        case let .layerWithoutAdapters(layer):
+            return "layer \(layer) is marked trainable but carries no adapters. Install adapters on it first or drop it from the trainable layers."
+        case .noExamples:
+            return "no training examples. Check the data file and the slices selected."
+        case let .unknownLabel(id, label):
+            return "example \(id) has label \"\(label)\", which the model's label vocabulary does not know. Train on data with the same labels."
+        case let .labelOutOfRange(example, label, classCount):
+            return "example \(example) has label \(label), outside 0..<\(classCount). Build the model with the dataset's label vocabulary."
         }
     }
 }
