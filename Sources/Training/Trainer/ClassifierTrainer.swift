@@ -71,7 +71,8 @@ public final class ClassifierTrainer {
             throw TrainingError.labelOutOfRange(example: i, label: e.label, classCount: model.head.classCount)
         }
         let c = configuration
-        BLASRuntime.setThreadCount(c.threadCount)
+        // OpenBLAS's thread count is process-global: change it only when it differs.
+        if BLASRuntime.threadCount != c.threadCount { BLASRuntime.setThreadCount(c.threadCount) }
         let ids = examples.map(\.ids)
         let batcher = LengthBucketBatcher(lengths: ids.map(\.count), batchSize: c.batchSize,
                                           bucketWindow: c.bucketWindow, seed: c.seed)
