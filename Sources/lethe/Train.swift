@@ -44,7 +44,7 @@ struct Train: ParsableCommand {
     @Option(help: "LoRA alpha (scale alpha/r). Default 32.")
     var alpha: Float?
     @Option(parsing: .upToNextOption,
-            help: "LoRA target modules: query key value attention-output intermediate output. Default: query value.")
+            help: "LoRA target modules: q k v o up down (or query key value …). Default: query value.")
     var targets: [String] = []
     @Option(help: "Encoder layers per adapter block. Default 2.")
     var layersPerBlock: Int?
@@ -149,13 +149,10 @@ struct Train: ParsableCommand {
         return settings
     }
 
-    /// Short target names (query, value, attention-output, …) or module paths → module paths.
+    /// Target names (q, k, v, o, up, down, query, value, … or module paths) → module paths.
     static func moduleName(_ name: String) throws -> String {
-        let short: [String: LoRATarget] = ["query": .query, "key": .key, "value": .value,
-                                           "attention-output": .attentionOutput, "intermediate": .intermediate,
-                                           "output": .output]
-        if let target = short[name] ?? LoRATarget(rawValue: name) { return target.rawValue }
-        throw ValidationError("--targets \(name): use query, key, value, attention-output, intermediate or output.")
+        if let target = LoRATarget.parse(name) { return target.rawValue }
+        throw ValidationError("--targets \(name): use q, k, v, o, up, down (or query, key, value, …).")
     }
 
     /// SHA-256 of a file, streamed.

@@ -20,7 +20,7 @@ final class TrainReporter {
         switch event {
         case let .shardStarted(shard, count, complete):
             stageCount += count
-            if !json { print("shard \(shard): \(count) distinct stages, \(complete) already complete") }
+            if !json { say("shard \(shard): \(count) distinct stages, \(complete) already complete") }
         case let .stageSkipped(lineage, _):
             stagesDone += 1; stagesSkipped += 1
             if json { emit(["event": "skipped", "shard": lineage.shard, "stage": lineage.stage, "stage_key": lineage.key.hex]) }
@@ -53,7 +53,7 @@ final class TrainReporter {
                       "file": url.path])
             } else {
                 if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
-                print(String(format: "shard %d seq %@ stage %d (slices %@, layers %@): loss %.4f, %d examples, %.1f s, %.0f ex/s  [%d/%d]",
+                say(String(format: "shard %d seq %@ stage %d (slices %@, layers %@): loss %.4f, %d examples, %.1f s, %.0f ex/s  [%d/%d]",
                              lineage.shard, lineage.sequences.map(String.init).joined(separator: ","), lineage.stage,
                              lineage.prefixSlices.map(String.init).joined(separator: " "),
                              lineage.blockLayers.map(String.init).joined(separator: ","), r.trainingLoss,
@@ -65,7 +65,7 @@ final class TrainReporter {
                 emit(["event": "served", "shard": entry.shard, "sequence": entry.sequence ?? -1,
                       "prefix_length": entry.prefixLength])
             } else {
-                print("shard \(entry.shard): serving sequence \(entry.sequence.map(String.init) ?? "none"), "
+                say("shard \(entry.shard): serving sequence \(entry.sequence.map(String.init) ?? "none"), "
                       + "prefix \(entry.prefixLength)")
             }
         }
@@ -77,14 +77,18 @@ final class TrainReporter {
             emit(["event": "done", "stages_trained": trained, "stages_skipped": stagesSkipped,
                   "examples_seen": examplesTrained, "training_seconds": trainedSeconds])
         } else {
-            print(String(format: "done: %d stages trained, %d already complete, %d examples in %.1f s of training",
+            say(String(format: "done: %d stages trained, %d already complete, %d examples in %.1f s of training",
                          trained, stagesSkipped, examplesTrained, trainedSeconds))
         }
     }
 
     private func emit(_ object: [String: Any]) {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        print(String(decoding: data, as: UTF8.self))
-        fflush(nil)
+        say(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Writes a line unbuffered, so a log file or pipe sees each stage as it finishes.
+    private func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 }
