@@ -5,6 +5,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
         subcommands: [
+            BenchForget.self,
             BenchLedger.self,
             BenchPlan.self,
             BenchStore.self,

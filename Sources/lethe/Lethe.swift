@@ -24,6 +24,9 @@ struct Lethe: ParsableCommand {
             Simulate.self,
             Bench.self,
             Embed.self,
+            Forget.self,
+            AuditCommand.self,
+            Verify.self,
         ]
     )
 }
