@@ -9,6 +9,7 @@ struct Bench: ParsableCommand {
             BenchLedger.self,
             BenchPlan.self,
             BenchStore.self,
+            BenchTrain.self,
         ]
     )
 }

@@ -22,6 +22,10 @@ struct Lethe: ParsableCommand {
         subcommands: [
             PlanCommand.self,
             Simulate.self,
+            Train.self,
+            Status.self,
+            Evaluate.self,
+            Predict.self,
             Bench.self,
             Embed.self,
             Forget.self,

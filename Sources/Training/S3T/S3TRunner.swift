@@ -1,0 +1,101 @@
+import Foundation
+import Store
+
+/// Trains the stages of a run's shards, skipping complete ones, and publishes the served
+/// composition (DESIGN.md §1; issue 5 items 1–3).
+///
+/// For each shard: remove temporary files a killed writer left, then for each distinct stage
+/// in schedule order, either accept its complete file or train it from its parent's state and
+/// commit it atomically. Because every stage's inputs (examples, seed, inherited tensors) are
+/// functions of its prefix alone, a run resumed after a kill produces the same files as an
+/// uninterrupted one, bit for bit.
+public final class S3TRunner {
+    /// What happened to a stage, for progress output.
+    public enum Event: Sendable {
+        case shardStarted(shard: Int, stageCount: Int, completeCount: Int)
+        case stageSkipped(StageLineage, url: URL)
+        case stageStarted(StageLineage, exampleCount: Int)
+        case stageProgress(StageLineage, StageProgress)
+        case stageFinished(StageLineage, url: URL, checkpoint: StageCheckpoint)
+        case shardPublished(ServedComposition.Entry)
+    }
+
+    public let layout: RunLayout
+    public let settings: TrainingSettings
+    public let trainer: StageTrainer
+    /// Injected so callers (the CLI) own the clock; returns seconds.
+    public let clock: () -> Double
+
+    public init(layout: RunLayout, settings: TrainingSettings, trainer: StageTrainer,
+                clock: @escaping () -> Double) {
+        self.layout = layout; self.settings = settings; self.trainer = trainer; self.clock = clock
+    }
+
+    /// Trains every stage of `schedule` that has no complete file, then publishes the shard's
+    /// full-length composition (lowest sequence index).
+    /// - Parameter members: the example ids of a slice of this shard, sorted.
+    public func train(_ schedule: StageSchedule, members: (Int) -> [String],
+                      events: (Event) -> Void) throws {
+        let shard = schedule.shard
+        layout.removeTemporaryFiles(shard: shard)
+        let completeCount = schedule.stages.filter(layout.isComplete).count
+        events(.shardStarted(shard: shard, stageCount: schedule.stages.count, completeCount: completeCount))
+        var loaded: [StageKey: StageCheckpoint] = [:]
+        let hyperparameters = try settings.canonicalJSON()
+        for lineage in schedule.stages {
+            let url = layout.stageURL(lineage)
+            if layout.isComplete(lineage) {
+                events(.stageSkipped(lineage, url: url))
+                continue
+            }
+            let ancestors = try ancestorCheckpoints(of: lineage, cache: &loaded)
+            let inherited: [NamedTensor]
+            switch schedule.strategy {
+            case .s3t, .full: inherited = ancestors.flatMap(\.adapters)
+            case .sisa: inherited = ancestors.last?.adapters ?? []
+            }
+            let examples = lineage.prefixSlices.flatMap(members)
+            let job = StageJob(lineage: lineage, seed: lineage.key.seed(runSeed: settings.seed, shard: shard),
+                               exampleIDs: examples, inheritedAdapters: inherited,
+                               inheritedHead: ancestors.last?.head,
+                               description: "shard \(shard) stage \(lineage.stage)")
+            events(.stageStarted(lineage, exampleCount: examples.count))
+            let start = clock()
+            let result = try trainer.train(job) { events(.stageProgress(lineage, $0)) }
+            let record = StageRecord(strategy: schedule.strategy, baseModelSHA256: settings.baseModelSHA256,
+                                     hyperparametersJSON: hyperparameters, seed: job.seed,
+                                     threadCount: settings.threadCount, softwareVersion: letheVersion,
+                                     trainingLoss: result.trainingLoss, examplesSeen: result.examplesSeen,
+                                     wallTimeSeconds: clock() - start)
+            let checkpoint = StageCheckpoint(lineage: lineage, record: record,
+                                             adapters: result.adapters, head: result.head)
+            try checkpoint.save(to: url)
+            loaded[lineage.key] = checkpoint
+            events(.stageFinished(lineage, url: url, checkpoint: checkpoint))
+        }
+        let entry = ServedComposition.Entry(shard: shard, sequence: 0,
+                                            prefixLength: schedule.sequenceKeys[0].count,
+                                            stageKeys: schedule.sequenceKeys[0])
+        try ServedComposition.publish([entry], strategy: schedule.strategy, layout: layout)
+        events(.shardPublished(entry))
+    }
+
+    /// The checkpoints of stages 1..i−1 of `lineage`'s prefix, stage 1 first.
+    private func ancestorCheckpoints(of lineage: StageLineage,
+                                     cache: inout [StageKey: StageCheckpoint]) throws -> [StageCheckpoint] {
+        var result: [StageCheckpoint] = []
+        for i in stride(from: 1, to: lineage.stage, by: 1) {
+            let hashes = Array(lineage.prefixSliceHashes.prefix(i))
+            let key = StageKey(prefixSliceHashes: hashes)
+            if let cached = cache[key] { result.append(cached); continue }
+            let url = layout.stageURL(shard: lineage.shard, stage: i, key: key)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw TrainingError.parentMissing(shard: lineage.shard, stage: lineage.stage, parentKey: key.hex)
+            }
+            let checkpoint = try StageCheckpoint.load(from: url)
+            cache[key] = checkpoint
+            result.append(checkpoint)
+        }
+        return result
+    }
+}

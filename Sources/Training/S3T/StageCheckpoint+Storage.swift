@@ -1,0 +1,137 @@
+import Foundation
+import Store
+
+/// The HDF5 form of a stage checkpoint (docs/FORMAT.md, "Stage checkpoints").
+///
+///     /                       attributes: format, format_version, lineage, record, tensors_sha256
+///     /adapters/encoder.layer.N.<module>/lora_A   float32 [r, in]
+///     /adapters/encoder.layer.N.<module>/lora_B   float32 [out, r]
+///     /head/weight            float32 [classes, hidden]
+///     /head/bias              float32 [classes]
+///
+/// Written with `HDF5File.writeAtomically` (temporary file, fsync, rename, directory fsync), so
+/// a stage file that exists under its final name is complete: that is what makes `lethe train`
+/// resumable after a kill.
+extension StageCheckpoint {
+    public static let formatName = "lethe-stage"
+    public static let formatVersion: Int64 = 1
+
+    /// Writes the checkpoint atomically to `url` (replacing any file there).
+    public func save(to url: URL) throws {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(),
+                                                withIntermediateDirectories: true)
+        try HDF5File.writeAtomically(to: url) { file in
+            for tensor in storedTensors {
+                try file.write(tensor.values, shape: tensor.shape, at: tensor.name)
+            }
+            let l = lineage, r = record
+            let attributes: [(String, AttributeValue)] = [
+                ("format", .string(Self.formatName)),
+                ("format_version", .int(Self.formatVersion)),
+                ("strategy", .string(r.strategy.rawValue)),
+                ("shard", .int(Int64(l.shard))),
+                ("sequences", .ints(l.sequences.map(Int64.init))),
+                ("stage", .int(Int64(l.stage))),
+                ("block_layers", .ints(l.blockLayers.map(Int64.init))),
+                ("prefix_slices", .ints(l.prefixSlices.map(Int64.init))),
+                ("prefix_slice_hashes", .strings(l.prefixSliceHashes)),
+                ("stage_key", .string(l.key.hex)),
+                ("parent_stage_key", .string(l.parentKey?.hex ?? "")),
+                ("base_model_sha256", .string(r.baseModelSHA256)),
+                ("hyperparameters", .string(r.hyperparametersJSON)),
+                ("seed", .string(String(r.seed))),
+                ("thread_count", .int(Int64(r.threadCount))),
+                ("software_version", .string(r.softwareVersion)),
+                ("training_loss", .double(r.trainingLoss)),
+                ("examples_seen", .int(Int64(r.examplesSeen))),
+                ("wall_time_seconds", .double(r.wallTimeSeconds)),
+                ("tensors_sha256", .string(tensorsSHA256)),
+            ]
+            for (name, value) in attributes { try file.setAttribute(value, named: name) }
+        }
+    }
+
+    /// Reads and checks a stage checkpoint: format and version, every attribute, the tensors,
+    /// and that the tensors hash to the recorded `tensors_sha256`.
+    public static func load(from url: URL) throws -> StageCheckpoint {
+        let file = try HDF5File.open(url)
+        defer { try? file.close() }
+        let path = url.path
+        func need<T>(_ name: String, _ read: (String) throws -> T) throws -> T {
+            guard try file.hasAttribute(named: name) else {
+                throw TrainingError.checkpointIncomplete(file: path, missing: "attribute \(name)")
+            }
+            return try read(name)
+        }
+        let format = try need("format") { try file.stringAttribute(named: $0) }
+        let version = try need("format_version") { try file.intAttribute(named: $0) }
+        guard format == formatName, version == formatVersion else {
+            throw TrainingError.unsupportedFormat(file: path, expected: "\(formatName) v\(formatVersion)",
+                                                  found: "\(format) v\(version)")
+        }
+        let strategyName = try need("strategy") { try file.stringAttribute(named: $0) }
+        guard let strategy = TrainingStrategy(rawValue: strategyName) else {
+            throw TrainingError.fileInvalid(file: path, reason: "unknown strategy \(strategyName)")
+        }
+        let seedText = try need("seed") { try file.stringAttribute(named: $0) }
+        guard let seed = UInt64(seedText) else {
+            throw TrainingError.fileInvalid(file: path, reason: "seed \(seedText) is not a UInt64")
+        }
+        let ints = { (name: String) in try need(name) { try file.intsAttribute(named: $0).map(Int.init) } }
+        let lineage = StageLineage(
+            shard: Int(try need("shard") { try file.intAttribute(named: $0) }),
+            sequences: try ints("sequences"),
+            stage: Int(try need("stage") { try file.intAttribute(named: $0) }),
+            prefixSlices: try ints("prefix_slices"),
+            prefixSliceHashes: try need("prefix_slice_hashes") { try file.stringsAttribute(named: $0) },
+            blockLayers: try ints("block_layers"))
+        let record = StageRecord(
+            strategy: strategy,
+            baseModelSHA256: try need("base_model_sha256") { try file.stringAttribute(named: $0) },
+            hyperparametersJSON: try need("hyperparameters") { try file.stringAttribute(named: $0) },
+            seed: seed,
+            threadCount: Int(try need("thread_count") { try file.intAttribute(named: $0) }),
+            softwareVersion: try need("software_version") { try file.stringAttribute(named: $0) },
+            trainingLoss: try need("training_loss") { try file.doubleAttribute(named: $0) },
+            examplesSeen: Int(try need("examples_seen") { try file.intAttribute(named: $0) }),
+            wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) })
+        let recordedKey = try need("stage_key") { try file.stringAttribute(named: $0) }
+        guard recordedKey == lineage.key.hex else {
+            throw TrainingError.stageMismatch(file: path, field: "stage_key", expected: lineage.key.hex,
+                                              found: recordedKey)
+        }
+        let checkpoint = StageCheckpoint(lineage: lineage, record: record,
+                                         adapters: try readTensors(file, under: "adapters"),
+                                         head: try readTensors(file, under: "head"))
+        let recorded = try need("tensors_sha256") { try file.stringAttribute(named: $0) }
+        let computed = checkpoint.tensorsSHA256
+        guard recorded == computed else {
+            throw TrainingError.tensorHashMismatch(file: path, recorded: recorded, computed: computed)
+        }
+        return checkpoint
+    }
+
+    /// Every float dataset below `group`, named relative to it ("encoder.layer.5.…/lora_A").
+    private static func readTensors(_ file: HDF5File, under group: String) throws -> [NamedTensor] {
+        guard try file.kind(of: group) == .group else {
+            throw TrainingError.checkpointIncomplete(file: file.url.path, missing: "group /\(group)")
+        }
+        var result: [NamedTensor] = []
+        func visit(_ relative: String) throws {
+            let full = relative.isEmpty ? group : group + "/" + relative
+            switch try file.kind(of: full) {
+            case .group:
+                for child in try file.children(of: full) {
+                    try visit(relative.isEmpty ? child : relative + "/" + child)
+                }
+            case .dataset:
+                let (values, shape) = try file.readFloats(at: full)
+                result.append(NamedTensor(name: relative, shape: shape, values: values))
+            case nil:
+                break
+            }
+        }
+        try visit("")
+        return result
+    }
+}

@@ -1,0 +1,180 @@
+import Kernels
+import Models
+
+/// One labelled, tokenized example.
+public struct TrainingExample: Sendable, Equatable {
+    public let ids: [Int32]
+    public let label: Int
+    public init(ids: [Int32], label: Int) { self.ids = ids; self.label = label }
+}
+
+/// Where a training run is, reported after every optimizer step.
+public struct TrainingProgress: Sendable {
+    public let epoch: Int, epochCount: Int
+    /// 1-based optimizer step and the total.
+    public let step: Int, stepCount: Int
+    public let batchLoss: Float
+    public let examplesSeen: Int
+    public let realTokensSeen: Int
+}
+
+/// What a finished run did.
+public struct TrainingReport: Sendable {
+    public let stepCount: Int
+    public let epochMeanLosses: [Float]
+    public let examplesSeen: Int
+    public let realTokensSeen: Int
+    public let paddedTokensSeen: Int
+    public let cache: ActivationCache.Report?
+}
+
+/// Trains the adapters of chosen layers and (optionally) the head of a `LoRAClassifier`.
+///
+/// Parameters, as S3T needs them (DESIGN.md §1): layers with adapters = `model.adapters.keys`;
+/// trainable layers = `trainableLayers` (each must carry adapters); every other adapter stays
+/// active but frozen; the head trains iff `trainsHead`. The frozen layers below the lowest
+/// adapter are run once per example through the `ActivationCache`; backpropagation stops at the
+/// lowest trainable layer. Per step: forward, mean cross-entropy, backward, global-norm
+/// clipping, AdamW with warmup + linear decay. Batches come from `LengthBucketBatcher`.
+/// Determinism: with equal examples, configuration (seed, thread count) and initial weights,
+/// the trained weights are bit-identical. Progress goes to the callback; nothing is printed.
+public final class ClassifierTrainer {
+    public let model: LoRAClassifier
+    public let trainableLayers: [Int]
+    public let trainsHead: Bool
+    public let configuration: TrainingConfiguration
+    private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
+
+    public init(model: LoRAClassifier, trainableLayers: [Int], trainsHead: Bool = true,
+                configuration: TrainingConfiguration) throws {
+        for l in trainableLayers where model.adapters[l] == nil { throw TrainingError.layerWithoutAdapters(layer: l) }
+        guard !trainableLayers.isEmpty || trainsHead else {
+            throw TrainingError.invalidConfiguration(field: "trainable", value: "nothing",
+                                                     reason: "train at least one layer or the head")
+        }
+        self.model = model
+        self.trainableLayers = Set(trainableLayers).sorted()
+        self.trainsHead = trainsHead
+        self.configuration = try configuration.validated()
+    }
+
+    /// The first layer whose input comes from the cache (or is recomputed frozen).
+    var baseLayer: Int { model.lowestAdapterLayer ?? model.layerCount }
+    /// The lowest layer that gets a backward pass.
+    var lowestTrainableLayer: Int { trainableLayers.first ?? model.layerCount }
+
+    /// Trains on `examples`; returns what happened.
+    public func train(_ examples: [TrainingExample],
+                      progress: (TrainingProgress) -> Void = { _ in }) throws -> TrainingReport {
+        guard !examples.isEmpty else { throw TrainingError.noExamples }
+        for (i, e) in examples.enumerated() where !(0..<model.head.classCount).contains(e.label) {
+            throw TrainingError.labelOutOfRange(example: i, label: e.label, classCount: model.head.classCount)
+        }
+        let c = configuration
+        // OpenBLAS's thread count is process-global: change it only when it differs.
+        if BLASRuntime.threadCount != c.threadCount { BLASRuntime.setThreadCount(c.threadCount) }
+        let ids = examples.map(\.ids)
+        let batcher = LengthBucketBatcher(lengths: ids.map(\.count), batchSize: c.batchSize,
+                                          bucketWindow: c.bucketWindow, seed: c.seed)
+        let stepsPerEpoch = batcher.batchCountPerEpoch
+        let schedule = LearningRateSchedule(
+            peak: c.learningRate, warmupStepCount: Int((Float(stepsPerEpoch * c.epochCount) * c.warmupFraction).rounded()),
+            totalStepCount: stepsPerEpoch * c.epochCount)
+        let cache = ActivationCache(layer: baseLayer, byteBudget: c.usesActivationCache ? c.cacheByteBudget : 0)
+        var step = 0, seen = 0, tokens = 0, padded = 0
+        var epochLosses: [Float] = []
+        for epoch in 0..<c.epochCount {
+            var lossSum = 0.0
+            let batches = batcher.batches(epoch: epoch)
+            for members in batches {
+                step += 1
+                let batch = TokenBatch(members.map { ids[$0] }, padID: model.encoder.tokenizer.padID)
+                let labels = members.map { Int32(examples[$0].label) }
+                let input = cache.hiddenStates(examples: members, ids: ids, batch: batch, model: model,
+                                               threads: c.threadCount)
+                let loss = trainStep(input: input, batch: batch, labels: labels, step: step,
+                                     learningRate: schedule.rate(at: step - 1))
+                lossSum += Double(loss)
+                seen += members.count
+                tokens += batch.realTokenCount
+                padded += batch.batchSize * batch.sequenceLength
+                progress(TrainingProgress(epoch: epoch + 1, epochCount: c.epochCount, step: step,
+                                          stepCount: schedule.totalStepCount, batchLoss: loss, examplesSeen: seen,
+                                          realTokensSeen: tokens))
+            }
+            epochLosses.append(Float(lossSum / Double(batches.count)))
+        }
+        return TrainingReport(stepCount: step, epochMeanLosses: epochLosses, examplesSeen: seen, realTokensSeen: tokens,
+                              paddedTokensSeen: padded, cache: c.usesActivationCache ? cache.report : nil)
+    }
+
+    /// Forward from `baseLayer`, loss, backward to the lowest trainable layer, one AdamW step.
+    func trainStep(input: Tensor, batch: TokenBatch, labels: [Int32], step: Int, learningRate: Float) -> Float {
+        let c = configuration, threads = c.threadCount
+        let b = batch.batchSize, k = model.head.classCount
+        let top = model.layerCount
+        var inputs: [Int: Tensor] = [:]
+        var saved: [Int: EncoderLayer.Activations] = [:]
+        var h = input
+        batch.mask.withUnsafeBufferPointer { mask in
+            for l in baseLayer..<top {
+                let layer = model.layer(l)
+                let a = EncoderLayer.Activations(for: layer, batch: b, tokens: batch.sequenceLength)
+                let y = Tensor(shape: h.shape)
+                layer.forward(h.pointer, mask: mask.baseAddress!, activations: a, into: y.data,
+                              dropoutSeed: SplitMix64.derive(c.seed, step, l), threads: threads)
+                if l >= lowestTrainableLayer { inputs[l] = h; saved[l] = a }
+                h = y
+            }
+        }
+        let pooled = model.encoder.meanPool(h, batch: batch)
+        let (logits, headSaved) = model.head.forward(pooled, batch: b)
+        let logSumExp = Tensor(shape: [b])
+        let dLogits = Tensor(shape: [b, k])
+        let loss: Float = labels.withUnsafeBufferPointer { targets in
+            let (loss, _) = CrossEntropy.forward(logits: logits.pointer, targets: targets.baseAddress!,
+                                                 logSumExp: logSumExp.data, rows: b, classes: k, threads: threads)
+            CrossEntropy.backward(dLoss: 1, logits: logits.pointer, targets: targets.baseAddress!,
+                                  logSumExp: logSumExp.pointer, dLogits: dLogits.data, rows: b, classes: k,
+                                  threads: threads)
+            return loss
+        }
+        let dPooled = model.head.backward(dLogits: dLogits, saved: headSaved, batch: b, trainable: trainsHead)
+        if lowestTrainableLayer < top {
+            var dH = Tensor(shape: h.shape)
+            batch.mask.withUnsafeBufferPointer { mask in
+                MeanPooling.backward(dY: dPooled.pointer, mask: mask.baseAddress!, dX: dH.data, batch: b,
+                                     tokens: batch.sequenceLength, columns: model.encoder.configuration.hiddenSize)
+            }
+            for l in stride(from: top - 1, through: lowestTrainableLayer, by: -1) {
+                let dInput = l > lowestTrainableLayer ? Tensor(shape: h.shape) : nil
+                model.layer(l).backward(dY: dH.pointer, x: inputs[l]!.pointer, activations: saved[l]!,
+                                        dInput: dInput?.data, threads: threads)
+                if let dInput { dH = dInput }
+            }
+        }
+        AdamW.step(slots(), step: step, configuration: c.optimizer, learningRate: learningRate)
+        for adapters in model.adapters.values { for a in adapters.values { a.zeroGradients() } }
+        model.head.zeroGradients()
+        return loss
+    }
+
+    /// Optimizer slots of the trainable parameters, in a fixed order (layer, target, A then B, head).
+    private func slots() -> [AdamW.Slot] {
+        var result: [AdamW.Slot] = []
+        func add(_ value: Tensor, _ gradient: Tensor) {
+            let key = ObjectIdentifier(value)
+            let state = moments[key] ?? (Tensor(shape: value.shape), Tensor(shape: value.shape))
+            moments[key] = state
+            result.append(AdamW.Slot(value: value.data, gradient: gradient.data, firstMoment: state.m.data,
+                                     secondMoment: state.v.data, count: value.count))
+        }
+        for l in trainableLayers {
+            for (_, a) in (model.adapters[l] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                add(a.loraA, a.gradA); add(a.loraB, a.gradB)
+            }
+        }
+        if trainsHead { add(model.head.weight, model.head.gradWeight); add(model.head.bias, model.head.gradBias) }
+        return result
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Every error the Training module throws: stage checkpoints, served compositions, run settings.
+///
+/// Each case carries the facts a reader needs (file, field, expected vs found) and its message
+/// ends with what to do about it.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// A stage checkpoint's format attribute or version is not one this build reads.
+    case unsupportedFormat(file: String, expected: String, found: String)
+    /// A stage checkpoint lacks a tensor or attribute its format requires.
+    case checkpointIncomplete(file: String, missing: String)
+    /// The tensors of a stage checkpoint do not hash to the recorded SHA-256.
+    case tensorHashMismatch(file: String, recorded: String, computed: String)
+    /// A stage checkpoint describes a different stage than the one asked for.
+    case stageMismatch(file: String, field: String, expected: String, found: String)
+    /// A served composition or settings file is malformed.
+    case fileInvalid(file: String, reason: String)
+    /// A stage's parent (the previous stage of its prefix) has no complete checkpoint.
+    case parentMissing(shard: Int, stage: Int, parentKey: String)
+    /// A setting given now disagrees with the one the run was trained with.
+    case settingsConflict(file: String, field: String, saved: String, given: String)
+    /// A value given by the user is out of range.
+    case invalidValue(field: String, value: String, reason: String)
+    case invalidConfiguration(field: String, value: String, reason: String)
+    /// A layer asked to train carries no adapters.
+    case layerWithoutAdapters(layer: Int)
+    case noExamples
+    case labelOutOfRange(example: Int, label: Int, classCount: Int)
+    /// An example's label is not in the model's label vocabulary.
+    case unknownLabel(id: String, label: String)
+
+    public var description: String {
+        switch self {
+        case let .unsupportedFormat(file, expected, found):
+            return "\(file): format \(found), expected \(expected). Re-train the stage with this "
+                + "version of lethe or use the version that wrote it."
+        case let .checkpointIncomplete(file, missing):
+            return "\(file): missing \(missing). Delete the file; `lethe train` will re-train the stage."
+        case let .tensorHashMismatch(file, recorded, computed):
+            return "\(file): tensors hash to \(computed) but the checkpoint records \(recorded); "
+                + "the file was altered. Delete it and re-train the stage with `lethe train`."
+        case let .stageMismatch(file, field, expected, found):
+            return "\(file): \(field) is \(found), expected \(expected). The file belongs to another "
+                + "stage or run; remove it and re-train."
+        case let .fileInvalid(file, reason):
+            return "\(file): \(reason). Restore the file or re-create it with `lethe train`."
+        case let .parentMissing(shard, stage, parentKey):
+            return "shard \(shard) stage \(stage): the checkpoint of its parent stage \(parentKey) "
+                + "is missing. Run `lethe train` on the shard to re-create it."
+        case let .settingsConflict(file, field, saved, given):
+            return "\(file): the run was trained with \(field) = \(saved), now \(given) was given. "
+                + "Drop the option to reuse the saved value, or train into a new run directory."
+        case let .invalidValue(field, value, reason):
+            return "\(field) = \(value): \(reason). Give a valid value."
+        case let .invalidConfiguration(field, value, reason):
+            return "invalid \(field) = \(value): \(reason). Choose a value in range."
+        case let .layerWithoutAdapters(layer):
+            return "layer \(layer) is marked trainable but carries no adapters. Install adapters on it first or drop it from the trainable layers."
+        case .noExamples:
+            return "no training examples. Check the data file and the slices selected."
+        case let .unknownLabel(id, label):
+            return "example \(id) has label \"\(label)\", which the model's label vocabulary does not know. Train on data with the same labels."
+        case let .labelOutOfRange(example, label, classCount):
+            return "example \(example) has label \(label), outside 0..<\(classCount). Build the model with the dataset's label vocabulary."
+        }
+    }
+}

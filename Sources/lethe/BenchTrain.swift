@@ -1,0 +1,76 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Kernels
+import Models
+import Planning
+import Training
+
+/// `lethe bench train`: LoRA training speed and accuracy on a labelled data set.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Examples/s and tokens/s of LoRA classifier training, all-layer and top-layer-only, plus test accuracy.",
+        discussion: """
+            Runs one training per placement (--placements all,top), each from the same seed, and \
+            prints examples/s, real (non-padding) tokens/s, the activation cache and test accuracy. \
+            Compare with Tools/compare_train_torch.py on the same settings.
+            """)
+
+    @Option(help: "Model folder.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
+    @Option(help: "Training data (JSON Lines).") var data = "Datasets/bbc-news/train.jsonl"
+    @Option(help: "Test data (JSON Lines).") var test = "Datasets/bbc-news/test.jsonl"
+    @Option(help: "text or text+lead.") var textField = "text"
+    @Option(help: "Comma-separated placements: all (every layer), top (last layer only).") var placements = "all,top"
+    @Option var epochs = 3
+    @Option var rank = 16
+    @Option var alpha: Float = 32
+    @Option(help: "Comma-separated targets: q,k,v,o,up,down.") var targets = "q,v"
+    @Option var lr: Float = 1e-3
+    @Option var batchSize = 32
+    @Option var seed: UInt64 = 0
+    @Option var threads = 2
+    @Option(help: "Maximum tokens per example.") var maxLength = 128
+    @Flag(help: "Feed the head the L2-normalised embedding instead of the raw mean.") var normalizedHead = false
+    @Flag(help: "Disable the activation cache.") var noCache = false
+
+    func run() throws {
+        guard let field = TextField(rawValue: textField) else { throw ValidationError("--text-field: text or text+lead") }
+        let targetList = try LoRATarget.parseList(targets)
+        print("BLAS core: \(BLASRuntime.coreName), threads: \(threads)")
+        let encoder = try MiniLMEncoder(directory: model)
+        let train = try Dataset.read(from: URL(fileURLWithPath: data))
+        let testSet = try Dataset.read(from: URL(fileURLWithPath: test))
+        let labels = train.labelVocabulary
+        let lora = try LoRAConfiguration(rank: rank, alpha: alpha, targets: targetList)
+        for placement in placements.split(separator: ",") {
+            let layers: [Int] = placement == "top" ? [encoder.frozenLayers.count - 1] : Array(0..<encoder.frozenLayers.count)
+            let classifier = try LoRAClassifier(encoder: encoder, lora: lora, adapterLayers: layers,
+                                                classCount: labels.count, headNormalizesInput: normalizedHead,
+                                                maxLength: maxLength, seed: seed)
+            let examples = try field.trainingExamples(train.examples, labels: labels, model: classifier)
+            let config = TrainingConfiguration(epochCount: epochs, batchSize: batchSize, learningRate: lr, seed: seed,
+                                               threadCount: threads, usesActivationCache: !noCache)
+            let trainer = try ClassifierTrainer(model: classifier, trainableLayers: layers, configuration: config)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let report = try trainer.train(examples)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let predictions = classifier.predict(testSet.examples.map(field.input(of:)), threads: threads)
+            let correct = zip(predictions, testSet.examples).filter { labels.name(at: $0.0.label) == $0.1.label }.count
+            let accuracy = Double(correct) / Double(testSet.examples.count)
+            let layerList = layers.map(String.init).joined(separator: ",")
+            let losses = report.epochMeanLosses.map { String(format: "%.3f", $0) }.joined(separator: "→")
+            let examplesPerSecond = Double(report.examplesSeen) / seconds
+            let tokensPerSecond = Double(report.realTokensSeen) / seconds
+            let padding = 100 * (1 - Double(report.realTokensSeen) / Double(report.paddedTokensSeen))
+            print("\(placement) (layers \(layerList), targets \(targets), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
+            print(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",
+                         seconds, examplesPerSecond, tokensPerSecond, padding, 100 * accuracy) + ", loss " + losses)
+            if let cache = report.cache {
+                print(String(format: "  activation cache: inputs of layer %d, %d examples, %.1f MB (budget %.0f MB), %d hits, %d misses",
+                             cache.layer, cache.exampleCount, Double(cache.byteCount) / 1e6, Double(cache.byteBudget) / 1e6,
+                             cache.hitCount, cache.missCount))
+            }
+        }
+    }
+}

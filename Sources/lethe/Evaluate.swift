@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Models
+import Planning
+import Training
+
+/// `lethe evaluate --run`: accuracy and macro-F1 of a run's served ensemble and of each shard.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a run's served ensemble (argmax of the mean of the shards' logits) on labelled data.",
+        discussion: """
+            Prints ensemble accuracy and macro-F1, and the accuracy of every served shard model.
+
+            Example:
+              lethe evaluate --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl
+            """)
+
+    @Option(name: .customLong("run"), help: "Trained run directory.")
+    var runDirectory: String
+    @Option(help: "Labelled JSON Lines data (id, text, label, …).")
+    var data: String
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
+        let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
+        let settings = try TrainingSettings.load(from: layout.settingsURL)
+        let encoder = try MiniLMEncoder(directory: settings.baseModel)
+        let clock = ContinuousClock(), start = clock.now
+        let ensemble = try RunEnsemble(layout: layout, labels: plan.labels, encoder: encoder)
+        let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)
+        let truth = try dataset.examples.map { e -> Int in
+            guard let k = plan.labels.index(of: e.label) else {
+                throw ValidationError("\(data): example \(e.id) has label \(e.label), unknown to the run "
+                                      + "(labels: \(plan.labels.names.joined(separator: ", "))).")
+            }
+            return k
+        }
+        let texts = dataset.examples.map(ensemble.input)
+        let perShard = ensemble.shardLogits(texts)
+        let k = plan.labels.count
+        let mean = RunEnsemble.meanLogits(perShard, textCount: texts.count, classCount: k)
+        let predicted = mean.map(ClassificationMetrics.argmax)
+        var report = EvaluationReport(
+            examples: texts.count, strategy: ensemble.composition.strategy.rawValue,
+            liveShards: ensemble.members.map(\.shard),
+            accuracy: ClassificationMetrics.accuracy(predicted: predicted, truth: truth),
+            macroF1: ClassificationMetrics.macroF1(predicted: predicted, truth: truth, classCount: k),
+            shards: [], seconds: 0)
+        for (index, member) in ensemble.members.enumerated() {
+            let p = perShard[index].map(ClassificationMetrics.argmax)
+            let entry = ensemble.composition.entry(shard: member.shard)
+            report.shards.append(.init(shard: member.shard, sequence: entry?.sequence ?? -1,
+                                       prefixLength: entry?.prefixLength ?? 0,
+                                       accuracy: ClassificationMetrics.accuracy(predicted: p, truth: truth),
+                                       macroF1: ClassificationMetrics.macroF1(predicted: p, truth: truth, classCount: k)))
+        }
+        report.seconds = (clock.now - start).seconds
+        print(json ? try report.json() : report.text)
+    }
+}
+
+struct EvaluationReport: Encodable {
+    struct Shard: Encodable {
+        var shard: Int, sequence: Int, prefixLength: Int, accuracy: Double, macroF1: Double
+    }
+    var examples: Int
+    var strategy: String
+    var liveShards: [Int]
+    var accuracy: Double
+    var macroF1: Double
+    var shards: [Shard]
+    var seconds: Double
+
+    var text: String {
+        var lines = [String(format: "ensemble of %d %@ shard models on %d examples: accuracy %.2f%%, macro-F1 %.2f%%",
+                            liveShards.count, strategy, examples, accuracy * 100, macroF1 * 100)]
+        for s in shards {
+            lines.append(String(format: "  shard %d (sequence %d, prefix %d): accuracy %.2f%%, macro-F1 %.2f%%",
+                                s.shard, s.sequence, s.prefixLength, s.accuracy * 100, s.macroF1 * 100))
+        }
+        lines.append(String(format: "evaluated in %.1f s", seconds))
+        return lines.joined(separator: "\n")
+    }
+
+    func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Kernels
+import Testing
+@testable import Models
+@testable import Planning
+@testable import Training
+
+/// Real MiniLM, a small slice of BBC headlines: determinism, the activation cache, learning.
+@Suite(.serialized) struct ClassifierTrainerTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let encoder: MiniLMEncoder? = try? MiniLMEncoder(directory: root.path + "/Checkpoints/base/all-MiniLM-L6-v2")
+
+    static func setup(layers: [Int], targets: [LoRATarget] = [.query, .value], dropout: Float = 0,
+                      count: Int = 40) throws -> (LoRAClassifier, [TrainingExample]) {
+        let encoder = try #require(Self.encoder)
+        let data = try Dataset.read(from: root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
+        let examples = Array(data.examples.prefix(count * 10).enumerated().filter { $0.offset % 10 == 0 }.map(\.element))
+        let labels = data.labelVocabulary
+        let lora = try LoRAConfiguration(rank: 4, alpha: 8, dropout: dropout, targets: targets)
+        let model = try LoRAClassifier(encoder: encoder, lora: lora, adapterLayers: layers, classCount: labels.count,
+                                       seed: 11)
+        return (model, try TextField.text.trainingExamples(examples, labels: labels, model: model))
+    }
+
+    static func weights(_ model: LoRAClassifier) -> [Float] {
+        var all: [Float] = []
+        for l in model.adapters.keys.sorted() {
+            for (_, a) in model.adapters[l]!.sorted(by: { $0.key < $1.key }) { all += a.loraA.values + a.loraB.values }
+        }
+        return all + model.head.weight.values + model.head.bias.values
+    }
+
+    static let config = TrainingConfiguration(epochCount: 2, batchSize: 8, learningRate: 2e-3, seed: 5, threadCount: 1)
+
+    @Test func sameSeedAndThreadsGiveBitIdenticalWeights() throws {
+        var runs: [[Float]] = []
+        for _ in 0..<2 {
+            let (model, examples) = try Self.setup(layers: [4, 5], dropout: 0.1)
+            _ = try ClassifierTrainer(model: model, trainableLayers: [4, 5], configuration: Self.config).train(examples)
+            runs.append(Self.weights(model))
+        }
+        #expect(runs[0] == runs[1])
+        let (fresh, _) = try Self.setup(layers: [4, 5], dropout: 0.1)
+        #expect(Self.weights(fresh) != runs[0], "training changed nothing")
+        // A different seed gives different weights.
+        let (other, examples) = try Self.setup(layers: [4, 5], dropout: 0.1)
+        var changed = Self.config; changed.seed = 6
+        _ = try ClassifierTrainer(model: other, trainableLayers: [4, 5], configuration: changed).train(examples)
+        #expect(Self.weights(other) != runs[0])
+    }
+
+    @Test func activationCacheMatchesUncachedTraining() throws {
+        var results: [([Float], TrainingReport)] = []
+        for cached in [true, false] {
+            let (model, examples) = try Self.setup(layers: [5])
+            var c = Self.config; c.usesActivationCache = cached
+            let report = try ClassifierTrainer(model: model, trainableLayers: [5], configuration: c).train(examples)
+            results.append((Self.weights(model), report))
+        }
+        let (a, b) = (results[0].0, results[1].0)
+        let maxDifference = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+        let scale = a.map(abs).max() ?? 1
+        // Equal up to float rounding: the frozen layers run on different batch shapes.
+        #expect(maxDifference <= 1e-4 * scale, "max |Δw| = \(maxDifference)")
+        for (x, y) in zip(results[0].1.epochMeanLosses, results[1].1.epochMeanLosses) { #expect(abs(x - y) < 1e-4) }
+        let cache = try #require(results[0].1.cache)
+        let (_, examples) = try Self.setup(layers: [5])
+        #expect(cache.layer == 5)
+        #expect(cache.exampleCount == examples.count)
+        #expect(cache.byteCount == examples.reduce(0) { $0 + $1.ids.count * 384 * 4 })
+        #expect(cache.missCount == examples.count && cache.hitCount == examples.count)
+    }
+
+    @Test func cacheRespectsItsByteBudget() throws {
+        let (model, examples) = try Self.setup(layers: [5], count: 16)
+        var c = Self.config; c.cacheByteBudget = 40_000
+        let report = try ClassifierTrainer(model: model, trainableLayers: [5], configuration: c).train(examples)
+        let cache = try #require(report.cache)
+        #expect(cache.byteCount <= 40_000 && cache.exampleCount > 0 && cache.exampleCount < examples.count)
+        #expect(cache.hitCount + cache.missCount == 2 * examples.count)
+    }
+
+    @Test func frozenActiveAdaptersDoNotChangeAndLossFalls() throws {
+        // S3T stage 2: block 1 (layer 5) trained and frozen, block 2 (layer 4) trains, head trains.
+        let (model, examples) = try Self.setup(layers: [4, 5])
+        let top = model.adapters[5]![.query]!
+        for i in 0..<top.loraB.count { top.loraB[i] = Float(i % 7) * 1e-3 }
+        let before = top.loraA.values + top.loraB.values
+        var c = Self.config; c.epochCount = 4
+        let report = try ClassifierTrainer(model: model, trainableLayers: [4], configuration: c).train(examples)
+        #expect(top.loraA.values + top.loraB.values == before)
+        #expect(model.adapters[4]![.value]!.loraB.values.contains { $0 != 0 })
+        #expect(report.epochMeanLosses.last! < report.epochMeanLosses.first!)
+        #expect(throws: TrainingError.layerWithoutAdapters(layer: 3)) {
+            try ClassifierTrainer(model: model, trainableLayers: [3], configuration: c)
+        }
+    }
+}
