@@ -14,7 +14,9 @@ struct TinyRun {
     let plan: Plan
     let dataset: Dataset
 
-    init(_ label: String = #function, shards: Int = 2, slices: Int = 3, budget: Int = 3) throws {
+    init(_ label: String = #function, shards: Int = 2, slices: Int = 3, budget: Int = 3,
+         dataset given: Dataset? = nil) throws {
+        Self.disableHDF5FileLocking()
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("lethe-forget-\(label.filter(\.isLetter))-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -22,7 +24,7 @@ struct TinyRun {
             Example(id: String(format: "ex-%02d", i), text: "text \(i)", label: i % 2 == 0 ? "a" : "b",
                     group: "movie-\(i % 6)")
         }
-        dataset = Dataset(examples: examples, source: "tiny.jsonl", sha256: String(repeating: "0", count: 64))
+        dataset = given ?? Dataset(examples: examples, source: "tiny.jsonl", sha256: String(repeating: "0", count: 64))
         plan = try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: shards, sliceCount: slices,
                                                                              budget: budget, seed: 7))
         try plan.save(to: Plan.url(inRun: directory))
@@ -42,6 +44,15 @@ struct TinyRun {
                                  stageKeys: (1...slices).map { stageKey(shard: shard, prefix: Array(first.prefix($0))) }))
         }
         try ServedCompositionFile(strategy: "s3t", shards: entries, ledgerHead: nil).publish(inRun: directory)
+    }
+
+    /// These tests spawn `lethe` processes while other tests hold HDF5 files open; HDF5 opens
+    /// files without close-on-exec and flock()s them, so a child inherits the lock and keeps it
+    /// for its lifetime, and a parallel test then fails to open that file ("unable to lock
+    /// file"). HDF5 ≥ 1.10.7 reads this variable at every open. A test-harness artifact only:
+    /// `lethe` itself never forks.
+    static func disableHDF5FileLocking() {
+        setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1)
     }
 
     static func writeStage(to url: URL, key: String, prefix: [Int]) throws {
