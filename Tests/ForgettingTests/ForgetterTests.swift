@@ -124,6 +124,24 @@ import Testing
         #expect(try Forgetter(run: run.directory).forget([], nowMilliseconds: 3).requests.isEmpty)
     }
 
+    @Test func statusReportsTruncatedSequencesDeadShardsAndPending() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let fresh = try ForgettingStatus.load(run: run.directory)
+        #expect(fresh.sequencesToRetrain.isEmpty && fresh.deadShards.isEmpty && fresh.pendingRequestCount == 0)
+        #expect(abs(fresh.deletionRateRemaining - DeletionRateTheory.s3t(shardCount: 2, sliceCount: 3, budget: 3)) < 1e-9)
+        // Every slice of shard 0 hit: the shard dies, its 3 sequences need retraining.
+        let ids = (0..<3).compactMap { run.plan.members(shard: 0, slice: $0).first }
+        let receipt = try Forgetter(run: run.directory).forget(ids.map { ForgetRequest(target: .example($0)) },
+                                                               nowMilliseconds: 1)
+        let status = try ForgettingStatus.load(run: run.directory)
+        #expect(status.deadShards == [0] && receipt.deadShards == [0])
+        #expect(status.sequencesToRetrain == [[0, 0, 0], [0, 1, 0], [0, 2, 0]])
+        #expect(status.deletionRateRemaining == receipt.deletionRateRemaining)
+        #expect(abs(status.deletionRateRemaining - 6 * DeletionRateTheory.harmonic(3)) < 1e-9)
+        #expect(status.deletedExampleCount == 3)
+    }
+
     @Test func requestLogsAreValidatedBeforeAnythingHappens() throws {
         let good = Data("""
             {"id": "ex-01", "request_id": "a", "timestamp": 1700000000000}

@@ -1,6 +1,6 @@
-import Crypto
 import Foundation
 import Store
+import Training
 
 /// The run's served composition, `DIR/served.json` (format `lethe-served` v1, written by
 /// `lethe train`; DESIGN.md §1 "Serving"): per shard the served sequence, its prefix length
@@ -98,25 +98,21 @@ public struct ServedCompositionFile: Codable, Sendable, Equatable {
     }
 }
 
-/// Stage identity and file names, as `lethe train` writes them (docs/FORMAT.md).
-///
-/// A stage key is the SHA-256 over the prefix's slice content hashes in prefix order, joined
-/// by one newline byte, as 64 lowercase hex digits. Stage i of shard K with key k lives at
-/// `DIR/stages/shard-K/stage-i-k.h5`.
+/// Stage identity and file names, as `lethe train` writes them (docs/FORMAT.md): thin
+/// wrappers over the trainer's `StageKey` and `RunLayout` in the string form the engine and
+/// receipts use. Stage i of shard K with key k lives at `DIR/stages/shard-K/stage-i-k.h5`.
 public enum StageFiles {
-    /// The key of a prefix whose slices have these content hashes, in order.
+    /// The key of a prefix whose slices have these content hashes, in order (`StageKey`).
     public static func key(prefixSliceHashes hashes: [String]) -> String {
-        precondition(!hashes.isEmpty, "a stage has at least one slice")
-        let digest = SHA256.hash(data: Data(hashes.joined(separator: "\n").utf8))
-        return digest.map { String(format: "%02x", $0) }.joined()
+        StageKey(prefixSliceHashes: hashes).hex
     }
 
     public static func shardDirectory(run: URL, shard: Int) -> URL {
-        run.appendingPathComponent("stages").appendingPathComponent("shard-\(shard)")
+        RunLayout(directory: run).shardDirectory(shard)
     }
 
     public static func url(run: URL, shard: Int, stage: Int, key: String) -> URL {
-        shardDirectory(run: run, shard: shard).appendingPathComponent("stage-\(stage)-\(key).h5")
+        RunLayout(directory: run).stageURL(shard: shard, stage: stage, key: StageKey(hex: key))
     }
 
     /// Flushes a directory's entries (renames, deletions) to disk.
