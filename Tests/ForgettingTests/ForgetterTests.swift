@@ -73,6 +73,11 @@ import Testing
         #expect(receipt.erasedStages.isEmpty)
         #expect(receipt.unknownIDs == ["nobody"])
         #expect(try run.served().shards == before.shards)
+
+        // A repeat inside one batch: the first request forgets, the second changes nothing.
+        let twice = try forgetter.forget([ForgetRequest(target: .example("ex-12")), ForgetRequest(target: .example("ex-12"))],
+                                         nowMilliseconds: 3)
+        #expect(twice.requests.map(\.status) == [.forgotten, .alreadyForgotten])
     }
 
     @Test func groupForgetDeletesEveryMember() throws {

@@ -138,10 +138,14 @@ public final class Forgetter {
         for shard in touchedShards.sorted() { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
 
         // 5. Receipt.
+        // A request is `forgotten` when it is the first in this operation to name a newly
+        // deleted example; later repeats of the same example (even in the same log) are not.
+        var claimed = Set<String>()
         let outcomesByRequest = pending.map { sequence, record in
+            let fresh = record.examples.filter { forgottenNow.contains($0) && !claimed.contains($0) }
+            claimed.formUnion(fresh)
             let status: ForgetReceipt.RequestOutcome.Status =
-                record.examples.isEmpty ? .unknown
-                : record.examples.contains(where: forgottenNow.contains) ? .forgotten : .alreadyForgotten
+                record.examples.isEmpty ? .unknown : fresh.isEmpty ? .alreadyForgotten : .forgotten
             return ForgetReceipt.RequestOutcome(requestID: record.requestID, ledgerSequence: sequence,
                                                 id: record.id, group: record.group, status: status)
         }
