@@ -35,6 +35,15 @@ public final class Forgetter {
                        nowMilliseconds: Int64,
                        accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
         var plan = try Plan.load(from: Plan.url(inRun: run))
+        let compositionURL = ServedCompositionFile.url(inRun: run)
+        let published = FileManager.default.fileExists(atPath: compositionURL.path)
+        // Refuse before recording anything: a `full` run is one model on all data, so the
+        // truncation rule does not apply (every deletion needs a full retrain).
+        if published, try ServedCompositionFile.load(from: compositionURL).strategy == "full" {
+            throw ForgettingError.invalidRequest(reason: "\(run.path) was trained with --strategy full (one model "
+                                                 + "on all data): it cannot forget without a full retrain; plan and "
+                                                 + "train it with S3T or SISA")
+        }
         let ledger = try Ledger.open(at: ledgerURL)
         defer { try? ledger.close() }
 
@@ -60,9 +69,11 @@ public final class Forgetter {
         let lastCovered = try lastReceiptCoverage(ledger)
         let drafts = records.map { record in
             var keys: [LedgerKey] = [.requestID(record.requestID)]
-            if let id = record.id { keys.append(.exampleID(id)) }
-            if let group = record.group { keys.append(.group(group)) }
-            keys += record.examples.map(LedgerKey.exampleID)
+            if let id = record.id { keys.append(.exampleID(id)) }  // its `examples` is [id] or []
+            if let group = record.group {
+                keys.append(.group(group))
+                keys += record.examples.map(LedgerKey.exampleID)
+            }
             return LedgerDraft(kind: .request, timestampMilliseconds: nowMilliseconds, payload: record.json, keys: keys)
         }
         let appended = drafts.isEmpty ? [] : try ledger.append(drafts)
@@ -102,8 +113,6 @@ public final class Forgetter {
         let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
             .map(\.prefixLengths)
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
-        let compositionURL = ServedCompositionFile.url(inRun: run)
-        let published = FileManager.default.fileExists(atPath: compositionURL.path)
         if published {
             let current = try ServedCompositionFile.load(from: compositionURL)
             let entries = outcomes.map { outcome in
