@@ -49,7 +49,8 @@ let package = Package(
                                                    .product(name: "Crypto", package: "swift-crypto")],
                 exclude: ["README.md"], swiftSettings: fast),
         // Lineage queries, receipts, verification.
-        .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store"],
+        .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store",
+                                             .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // The seven approximate-unlearning methods and their evaluation.
         .target(name: "Approximate", dependencies: ["Kernels", "Models", "Store",
@@ -71,7 +72,7 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Planning", "Store"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Planning", "Kernels", "Store"],
                     swiftSettings: fast),
-        .testTarget(name: "ForgettingTests", dependencies: ["Forgetting", "Audit", "Training", "Planning",
+        .testTarget(name: "ForgettingTests", dependencies: ["Forgetting", "Audit", "Training", "Planning", "Store",
                                                           .product(name: "GRDB", package: "GRDB.swift"),
                                                           .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),

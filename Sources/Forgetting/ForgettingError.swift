@@ -13,6 +13,12 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case invalidLedgerEntry(file: String, batchIndex: Int, reason: String)
     /// A database operation on the ledger failed (disk full, I/O error, lock timeout, …).
     case ledgerDatabase(file: String, operation: String, detail: String)
+    /// A file of the run (plan, served composition, stage directory) is missing or unusable.
+    case runFile(file: String, reason: String)
+    /// A line of a deletion log is not a valid request; nothing of the log was applied.
+    case malformedRequest(file: String, line: Int, reason: String)
+    /// A request names no example or group, or the request set is empty.
+    case invalidRequest(reason: String)
 
     public var description: String {
         switch self {
@@ -29,6 +35,14 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .ledgerDatabase(let file, let operation, let detail):
             return "\(file): could not \(operation) (\(detail)). Check free disk space and that "
                 + "no other process holds the ledger locked, then retry."
+        case .runFile(let file, let reason):
+            return "\(file): \(reason). Check that the run directory was planned (lethe plan) and "
+                + "trained (lethe train), and that this process may read and write it."
+        case .malformedRequest(let file, let line, let reason):
+            return "\(file):\(line): \(reason). Nothing of the log was applied; fix the line "
+                + "(one {\"id\": …} or {\"group\": …} object per line) and run the log again."
+        case .invalidRequest(let reason):
+            return "\(reason). Name examples with --id, groups with --group, or a JSON Lines log with --log."
         }
     }
 }

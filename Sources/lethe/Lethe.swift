@@ -26,12 +26,15 @@ struct Lethe: ParsableCommand {
             Status.self,
             Evaluate.self,
             Predict.self,
-            Bench.self,
+            Forget.self,
+            AuditCommand.self,
+            Verify.self,
             Embed.self,
             Generate.self,
             Perplexity.self,
             Unlearn.self,
             EvalForget.self,
+            Bench.self,
         ]
     )
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Forgetting
 import Foundation
 import Models
 import Planning
@@ -7,7 +8,7 @@ import Training
 /// `lethe status`: what a run holds — plan, trained stages, served composition, disk use.
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Summarise a run: plan, trained stages per shard, served composition and disk use.")
+        abstract: "Summarise a run: plan, trained stages per shard, served composition, disk use, and deletions (pending, dead shards, sequences to retrain, δ remaining).")
 
     @Option(name: .customLong("run"), help: "Run directory.")
     var runDirectory: String
@@ -33,6 +34,7 @@ struct Status: ParsableCommand {
         var settings: TrainingSettings?
         var shardStatus: [ShardStatus]
         var stageByteCount: Int
+        var forgetting: ForgettingStatus
     }
 
     func run() throws {
@@ -69,7 +71,8 @@ struct Status: ParsableCommand {
         }
         let report = Report(run: runDirectory, examples: plan.exampleCount, shards: plan.shardCount,
                             slices: plan.sliceCount, budget: plan.budget, tombstones: plan.tombstones.count,
-                            settings: settings, shardStatus: shardStatus, stageByteCount: layout.stageByteCount())
+                            settings: settings, shardStatus: shardStatus, stageByteCount: layout.stageByteCount(),
+                            forgetting: try ForgettingStatus.load(run: layout.directory))
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -90,5 +93,6 @@ struct Status: ParsableCommand {
                   + String(format: "%.1f MB", Double(s.byteCount) / 1e6))
         }
         print(String(format: "stage files: %.1f MB", Double(report.stageByteCount) / 1e6))
+        print(report.forgetting.summary)
     }
 }

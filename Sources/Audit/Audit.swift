@@ -1,1 +1,0 @@
-// The Audit module; see the README's architecture section.

@@ -1,0 +1,23 @@
+/// Everything that can stop an audit or a verification before it reaches a verdict.
+///
+/// Tampering is not an error: it is a finding (`VerificationProblem`). These cases mean the
+/// question could not be asked.
+public enum AuditError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The plan has no example with this id.
+    case unknownExample(id: String)
+    /// No example of the dataset belongs to this group.
+    case unknownGroup(group: String)
+    /// A feature needs a component this build does not have yet.
+    case unavailable(feature: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unknownExample(let id):
+            return "the plan has no example \"\(id)\". Check the id (lethe plan show lists the plan's slices)."
+        case .unknownGroup(let group):
+            return "no example of the dataset belongs to group \"\(group)\". Check the spelling, or pass the planned dataset with --data."
+        case .unavailable(let feature, let reason):
+            return "\(feature) is not available: \(reason). Run the other checks without it."
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Forgetting
+import Foundation
+import Planning
+
+/// Everything Lethe can say about one training example (DESIGN.md §4, issue 6 item 5): where
+/// it lives, every stage checkpoint whose prefix contained it (existing or erased) and whether
+/// any is served, and, if it was forgotten, when, by which request, with the receipt.
+public struct ExampleAudit: Codable, Sendable, Equatable {
+    /// A stage checkpoint that trained on the example's slice.
+    public struct Stage: Codable, Sendable, Equatable {
+        public var shard: Int
+        public var stage: Int
+        /// 0-based slices of its prefix.
+        public var slices: [Int]
+        /// Sequences of the shard that begin with this prefix.
+        public var sequences: [Int]
+        public var key: String
+        /// Path relative to the run directory.
+        public var file: String
+        public var exists: Bool
+        public var served: Bool
+    }
+
+    /// The ledger's record of the deletion.
+    public struct Deletion: Codable, Sendable, Equatable {
+        public var requestID: String
+        public var requestLedgerSequence: Int64
+        public var timestampMilliseconds: Int64
+        /// Set when the request named the example through its group.
+        public var group: String?
+        /// The receipt that covers the request, as stored (JSON); nil while it is pending.
+        public var receiptLedgerSequence: Int64?
+        public var receipt: String?
+        enum CodingKeys: String, CodingKey {
+            case requestID = "request_id", requestLedgerSequence = "request_ledger_sequence"
+            case timestampMilliseconds = "timestamp_ms", group
+            case receiptLedgerSequence = "receipt_ledger_sequence", receipt
+        }
+    }
+
+    public var id: String
+    public var shard: Int
+    public var slice: Int
+    public var sliceHash: String
+    public var tombstoned: Bool
+    public var stages: [Stage]
+    /// True when a served stage's prefix contains the example's slice.
+    public var servedNow: Bool
+    /// Every request that named the example, oldest first (empty when never requested).
+    public var deletions: [Deletion]
+
+    enum CodingKeys: String, CodingKey {
+        case id, shard, slice, sliceHash = "slice_hash", tombstoned, stages
+        case servedNow = "served_now", deletions
+    }
+
+    /// Audits `id` in the run.
+    public static func audit(run: URL, id: String) throws -> ExampleAudit {
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        guard let lineage = plan.lineage(of: id) else { throw AuditError.unknownExample(id: id) }
+        let shard = lineage.location.shard, slice = lineage.location.slice
+        let sequences = plan.sequences(of: shard)
+
+        var servedKeys = Set<String>()
+        let compositionURL = ServedCompositionFile.url(inRun: run)
+        if FileManager.default.fileExists(atPath: compositionURL.path) {
+            let composition = try ServedCompositionFile.load(from: compositionURL)
+            for entry in composition.shards where entry.shard == shard { servedKeys.formUnion(entry.stageKeys) }
+        }
+        var stagesByKey: [String: Stage] = [:]
+        for (index, sequence) in sequences.enumerated() {
+            let position = lineage.stagePositions[index]
+            for length in position...sequence.count {
+                let prefix = Array(sequence.prefix(length))
+                let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+                if stagesByKey[key] != nil { stagesByKey[key]?.sequences.append(index); continue }
+                let url = StageFiles.url(run: run, shard: shard, stage: length, key: key)
+                stagesByKey[key] = Stage(shard: shard, stage: length, slices: prefix, sequences: [index], key: key,
+                                         file: "stages/shard-\(shard)/\(url.lastPathComponent)",
+                                         exists: FileManager.default.fileExists(atPath: url.path),
+                                         served: servedKeys.contains(key))
+            }
+        }
+        let stages = stagesByKey.values.sorted { a, b in
+            a.stage != b.stage ? a.stage < b.stage : a.slices.lexicographicallyPrecedes(b.slices)
+        }
+
+        var deletions: [Deletion] = []
+        let ledgerURL = run.appendingPathComponent("ledger.sqlite")
+        if FileManager.default.fileExists(atPath: ledgerURL.path) {
+            let ledger = try Ledger.open(at: ledgerURL)
+            defer { try? ledger.close() }
+            let receipts = try ledger.entries(matching: Forgetter.receiptKey)
+                .compactMap { entry in (try? entry.decodePayload(as: ReceiptCoverage.self)).map { (entry, $0) } }
+            for entry in try ledger.entries(forExampleID: id) where entry.kind == .request {
+                guard let record = try? entry.decodePayload(as: RequestRecord.self),
+                      record.examples.contains(id) else { continue }
+                let receipt = receipts.first { $0.1.ledgerSequence >= entry.sequenceNumber }?.0
+                deletions.append(Deletion(requestID: record.requestID, requestLedgerSequence: entry.sequenceNumber,
+                                          timestampMilliseconds: entry.timestampMilliseconds, group: record.group,
+                                          receiptLedgerSequence: receipt?.sequenceNumber, receipt: receipt?.payload))
+            }
+        }
+        return ExampleAudit(id: id, shard: shard, slice: slice, sliceHash: lineage.sliceHash,
+                            tombstoned: lineage.isTombstoned, stages: stages,
+                            servedNow: stages.contains(where: \.served), deletions: deletions)
+    }
+
+    /// A few lines for people.
+    public var summary: String {
+        var lines = ["\(id): shard \(shard), slice \(slice) (content hash \(sliceHash.prefix(16))…)"]
+        lines.append("\(stages.count) stage checkpoint(s) trained on it: \(stages.filter(\.exists).count) on disk, "
+                     + "\(stages.filter { !$0.exists }.count) erased, \(stages.filter(\.served).count) served now")
+        for stage in stages {
+            lines.append("  stage \(stage.stage) prefix \(stage.slices) sequences \(stage.sequences): "
+                         + (stage.exists ? "on disk" : "erased") + (stage.served ? ", SERVED" : ""))
+        }
+        if deletions.isEmpty {
+            lines.append(tombstoned ? "Tombstoned, but the ledger has no request for it." : "Never requested to be forgotten.")
+        }
+        for deletion in deletions {
+            let date = Date(timeIntervalSince1970: Double(deletion.timestampMilliseconds) / 1000)
+            lines.append("Forgotten by request \(deletion.requestID) (ledger #\(deletion.requestLedgerSequence), "
+                         + "\(date.ISO8601Format())\(deletion.group.map { ", group \($0)" } ?? ""))"
+                         + (deletion.receiptLedgerSequence.map { "; receipt at ledger #\($0)" } ?? "; PENDING (no receipt yet)"))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,49 @@
+import Crypto
+import Foundation
+import Store
+
+/// Recomputes the tensor hash of a stage checkpoint from its HDF5 file and compares it with
+/// the hash recorded in the file (docs/FORMAT.md, "Stage checkpoints").
+///
+/// Encoding: every float dataset under `/adapters` and `/head`, named by its path without the
+/// leading slash ("adapters/encoder.layer.5.attention.self.query/lora_A", "head/weight"),
+/// sorted by UTF-8 bytes; for each: the name's bytes, one 0x00 byte, the rank as UInt64
+/// little-endian, each dimension as UInt64 little-endian, then the values as float32
+/// little-endian, row-major. Any edited value, shape or name changes the hash.
+public enum StageTensorDigest {
+    /// The stage's recorded and recomputed hashes.
+    public struct Check: Sendable, Equatable {
+        public var recorded: String
+        public var computed: String
+        public var matches: Bool { recorded == computed }
+    }
+
+    public static func check(_ url: URL) throws -> Check {
+        let file = try HDF5File.open(url)
+        defer { try? file.close() }
+        var tensors: [(name: String, shape: [Int], values: [Float])] = []
+        func visit(_ path: String) throws {
+            switch try file.kind(of: path) {
+            case .group:
+                for child in try file.children(of: path) { try visit(path + "/" + child) }
+            case .dataset:
+                let (values, shape) = try file.readFloats(at: path)
+                tensors.append((path, shape, values))
+            case nil:
+                break
+            }
+        }
+        for root in ["adapters", "head"] where try file.exists(root) { try visit(root) }
+        tensors.sort { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        var hasher = SHA256()
+        for tensor in tensors {
+            hasher.update(data: Array(tensor.name.utf8) + [0])
+            let header = ([tensor.shape.count] + tensor.shape).map { UInt64($0).littleEndian }
+            header.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+            tensor.values.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        }
+        let computed = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let recorded = try file.hasAttribute(named: "tensors_sha256") ? try file.stringAttribute(named: "tensors_sha256") : ""
+        return Check(recorded: recorded, computed: computed)
+    }
+}

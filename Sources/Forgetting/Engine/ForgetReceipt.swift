@@ -1,0 +1,129 @@
+import Foundation
+import Planning
+
+/// What one forget operation did (issue 6 item 3): stored in the ledger as a `receipt` entry
+/// and printed by `lethe forget --json`.
+public struct ForgetReceipt: Codable, Sendable, Equatable {
+    public static let formatName = "lethe-receipt"
+
+    /// One request and what became of it.
+    public struct RequestOutcome: Codable, Sendable, Equatable {
+        public enum Status: String, Codable, Sendable {
+            /// At least one of its examples was deleted by this operation.
+            case forgotten
+            /// Every example it names was already forgotten: nothing changed.
+            case alreadyForgotten = "already_forgotten"
+            /// The plan has no such example, or no example has this group.
+            case unknown
+        }
+        public var requestID: String
+        /// Ledger position of the request entry.
+        public var ledgerSequence: Int64
+        public var id: String?
+        public var group: String?
+        public var status: Status
+        enum CodingKeys: String, CodingKey {
+            case requestID = "request_id", ledgerSequence = "ledger_sequence", id, group, status
+        }
+    }
+
+    /// A stage checkpoint that saw deleted data and is served by no sequence any more.
+    public struct ErasedStage: Codable, Sendable, Equatable {
+        public var shard: Int
+        public var stage: Int
+        /// 0-based slices of the stage's prefix.
+        public var slices: [Int]
+        public var key: String
+        /// Path relative to the run directory.
+        public var file: String
+        /// False when the file was already gone (erased by an earlier, interrupted run).
+        public var deletedNow: Bool
+        enum CodingKeys: String, CodingKey { case shard, stage, slices, key, file, deletedNow = "deleted_now" }
+    }
+
+    public struct ServedShard: Codable, Sendable, Equatable {
+        public var shard: Int
+        /// nil when the shard is dead.
+        public var sequence: Int?
+        public var prefixLength: Int
+        enum CodingKeys: String, CodingKey { case shard, sequence, prefixLength = "prefix_length" }
+    }
+
+    public var format: String = formatName
+    public var requests: [RequestOutcome]
+    /// Examples tombstoned by this operation, sorted.
+    public var forgottenExamples: [String]
+    /// Ids named by requests that the plan does not know.
+    public var unknownIDs: [String]
+    public var unknownGroups: [String]
+    /// Requests recorded by an earlier, interrupted `lethe forget` and finished by this one.
+    public var recoveredRequestCount: Int
+    /// (shard, slice) pairs holding an example deleted by this operation.
+    public var affectedSlices: [[Int]]
+    public var truncatedSequences: [SequenceTruncation]
+    public var erasedStages: [ErasedStage]
+    public var served: [ServedShard]
+    public var deadShards: [Int]
+    /// Expected further uniform deletions before every shard is dead (DeletionLogic).
+    public var deletionRateRemaining: Double
+    /// False when the run has no served composition yet (planned, not trained).
+    public var compositionPublished: Bool
+    /// The ledger head after the requests were recorded: the last entry this receipt covers.
+    public var ledgerSequence: Int64
+    public var ledgerHash: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, requests, forgottenExamples = "forgotten_examples", unknownIDs = "unknown_ids"
+        case unknownGroups = "unknown_groups", recoveredRequestCount = "recovered_request_count"
+        case affectedSlices = "affected_slices", truncatedSequences = "truncated_sequences"
+        case erasedStages = "erased_stages", served, deadShards = "dead_shards"
+        case deletionRateRemaining = "deletion_rate_remaining", compositionPublished = "composition_published"
+        case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash"
+    }
+
+    /// Key-sorted JSON.
+    public func json(pretty: Bool = false) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                                          : [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// A few lines for people.
+    public var summary: String {
+        let counts = Dictionary(grouping: requests, by: \.status).mapValues(\.count)
+        var lines = ["\(requests.count) request(s): \(counts[.forgotten] ?? 0) forgotten, "
+                     + "\(counts[.alreadyForgotten] ?? 0) already forgotten, \(counts[.unknown] ?? 0) unknown"
+                     + (recoveredRequestCount > 0 ? " (\(recoveredRequestCount) recovered from an interrupted run)" : "")]
+        lines.append("\(forgottenExamples.count) example(s) deleted; \(affectedSlices.count) slice(s) hit; "
+                     + "\(truncatedSequences.count) sequence(s) truncated; \(erasedStages.filter(\.deletedNow).count) stage file(s) erased")
+        let live = served.filter { $0.sequence != nil }
+            .map { "shard \($0.shard): sequence \($0.sequence ?? 0) × \($0.prefixLength)" }
+        lines.append("Served: " + (live.isEmpty ? "nothing" : live.joined(separator: ", "))
+                     + (deadShards.isEmpty ? "" : "; dead shards: \(deadShards.map(String.init).joined(separator: ", "))"))
+        lines.append(String(format: "δ remaining: %.1f further random deletions before a full retrain", deletionRateRemaining))
+        lines.append("Ledger head #\(ledgerSequence) \(ledgerHash)")
+        return lines.joined(separator: "\n")
+    }
+
+    /// The receipt of a `--resume` with nothing pending: no change, nothing recorded; it
+    /// reports the current serving state.
+    static func nothingPending(plan: Plan, run: URL, head: LedgerHead) throws -> ForgetReceipt {
+        let compositionURL = ServedCompositionFile.url(inRun: run)
+        let published = FileManager.default.fileExists(atPath: compositionURL.path)
+        let served = published ? try ServedCompositionFile.load(from: compositionURL).shards.map {
+            ServedShard(shard: $0.shard, sequence: $0.sequence, prefixLength: $0.prefixLength)
+        } : []
+        let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
+        let hits = Set(plan.tombstones.compactMap(plan.location(of:)))
+        let lengths = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) },
+                                          hits: hits).map(\.prefixLengths)
+        return ForgetReceipt(requests: [], forgottenExamples: [], unknownIDs: [], unknownGroups: [],
+                             recoveredRequestCount: 0, affectedSlices: [], truncatedSequences: [], erasedStages: [],
+                             served: served, deadShards: served.filter { $0.sequence == nil }.map(\.shard),
+                             deletionRateRemaining: DeletionLogic.remainingDeletionRate(
+                                sequences: sequences, prefixLengths: lengths, sliceCount: plan.sliceCount),
+                             compositionPublished: published, ledgerSequence: head.sequenceNumber,
+                             ledgerHash: head.hash)
+    }
+}

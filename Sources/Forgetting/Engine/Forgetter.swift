@@ -1,0 +1,201 @@
+import Foundation
+import Planning
+
+/// Carries out forget requests on a run directory in the order issue 6 item 1 fixes:
+///
+/// 1. record the requests in the ledger (one transaction, fsynced: accepted = durable);
+/// 2. tombstone their examples in `plan.h5` (atomic rewrite), so no later training sees them;
+/// 3. publish the new served composition (atomic rename): every sequence of a hit shard
+///    truncated at its earliest hit, each shard serving its longest surviving prefix;
+/// 4. erase the stage files that saw a deleted example (none of them is served any more), then
+///    fsync their directories;
+/// 5. append the receipt to the ledger.
+///
+/// Every step is idempotent and derived from durable state, so re-running after a crash at any
+/// point completes the work: requests recorded after the last receipt are *pending* and each
+/// forget (or `finishPending`) applies them together with its own. Surviving prefix lengths are
+/// a function of the plan's sequences and its tombstones (a sequence survives up to its first
+/// slice holding a tombstoned example), which makes steps 2–4 repeatable without a separate
+/// journal.
+public final class Forgetter {
+    public let run: URL
+    /// Resolves a group name to the planned example ids of that data subject.
+    public typealias GroupResolver = (String) -> [String]
+
+    public init(run: URL) { self.run = run }
+
+    public var ledgerURL: URL { run.appendingPathComponent("ledger.sqlite") }
+
+    /// The ledger key that marks receipts, so the last one is found without a scan.
+    public static let receiptKey = LedgerKey(field: .init(rawValue: "entry"), value: "receipt")
+
+    /// Forgets `requests` (and finishes any pending ones). `accepted` is called once the
+    /// requests are durable in the ledger, before anything else changes.
+    public func forget(_ requests: [ForgetRequest], groups: GroupResolver? = nil,
+                       nowMilliseconds: Int64,
+                       accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
+        var plan = try Plan.load(from: Plan.url(inRun: run))
+        let compositionURL = ServedCompositionFile.url(inRun: run)
+        let published = FileManager.default.fileExists(atPath: compositionURL.path)
+        // Refuse before recording anything: a `full` run is one model on all data, so the
+        // truncation rule does not apply (every deletion needs a full retrain).
+        if published, try ServedCompositionFile.load(from: compositionURL).strategy == "full" {
+            throw ForgettingError.invalidRequest(reason: "\(run.path) was trained with --strategy full (one model "
+                                                 + "on all data): it cannot forget without a full retrain; plan and "
+                                                 + "train it with S3T or SISA")
+        }
+        let ledger = try Ledger.open(at: ledgerURL)
+        defer { try? ledger.close() }
+
+        // 1. Resolve, then record durably.
+        var records: [RequestRecord] = []
+        records.reserveCapacity(requests.count)
+        for (index, request) in requests.enumerated() {
+            let requestID = request.requestID ?? "req-\(nowMilliseconds)-\(index)"
+            switch request.target {
+            case .example(let id):
+                records.append(RequestRecord(requestID: requestID, id: id, group: nil, timestamp: request.timestamp,
+                                             examples: plan.location(of: id) == nil ? [] : [id]))
+            case .group(let group):
+                guard let groups else {
+                    throw ForgettingError.invalidRequest(reason: "request \(requestID) names group \"\(group)\" "
+                                                         + "but no dataset was given to resolve groups")
+                }
+                let members = groups(group).filter { plan.location(of: $0) != nil }.sorted()
+                records.append(RequestRecord(requestID: requestID, id: nil, group: group, timestamp: request.timestamp,
+                                             examples: members))
+            }
+        }
+        let lastCovered = try lastReceiptCoverage(ledger)
+        let drafts = records.map { record in
+            var keys: [LedgerKey] = [.requestID(record.requestID)]
+            if let id = record.id { keys.append(.exampleID(id)) }  // its `examples` is [id] or []
+            if let group = record.group {
+                keys.append(.group(group))
+                keys += record.examples.map(LedgerKey.exampleID)
+            }
+            return LedgerDraft(kind: .request, timestampMilliseconds: nowMilliseconds, payload: record.json, keys: keys)
+        }
+        let appended = drafts.isEmpty ? [] : try ledger.append(drafts)
+        let head = try ledger.head() ?? LedgerHead(sequenceNumber: 0, hash: "")
+        if !appended.isEmpty { accepted(head) }
+
+        // Requests an interrupted run recorded but never finished.
+        let firstNew = appended.first?.sequenceNumber ?? head.sequenceNumber + 1
+        var pending: [(Int64, RequestRecord)] = []
+        if lastCovered + 1 < firstNew {
+            for entry in try ledger.entries(from: lastCovered + 1, limit: Int(firstNew - lastCovered - 1))
+            where entry.kind == .request {
+                pending.append((entry.sequenceNumber, try entry.decodePayload(as: RequestRecord.self)))
+            }
+        }
+        let recoveredCount = pending.count
+        pending += zip(appended.map(\.sequenceNumber), records).map { ($0, $1) }
+        if pending.isEmpty { return try ForgetReceipt.nothingPending(plan: plan, run: run, head: head) }
+
+        // 2. Tombstones. Examples of pending requests count as new even if an interrupted run
+        // already tombstoned them: their truncations and erasures may not have happened.
+        let loaded = Set(plan.tombstones)
+        let recovered = Set(pending.prefix(recoveredCount).flatMap(\.1.examples))
+        let before = loaded.subtracting(recovered)
+        let named = Set(pending.flatMap(\.1.examples))
+        let forgottenNow = named.subtracting(before)
+        if !forgottenNow.isSubset(of: loaded) {
+            try plan.addTombstones(forgottenNow)
+            try plan.save(to: Plan.url(inRun: run))
+        }
+
+        // 3. Composition.
+        let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
+        let full = sequences.map { $0.map(\.count) }
+        let hitsBefore = Set(before.compactMap(plan.location(of:)))
+        let hitsNow = Set(forgottenNow.compactMap(plan.location(of:)))
+        let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
+            .map(\.prefixLengths)
+        let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
+        if published {
+            let current = try ServedCompositionFile.load(from: compositionURL)
+            let entries = outcomes.map { outcome in
+                ServedCompositionFile.Entry(shard: outcome.shard, sequence: outcome.served?.sequence,
+                                            prefixLength: outcome.served?.prefixLength ?? 0,
+                                            stageKeys: outcome.served.map { stageKeys(plan, outcome.shard, sequences[outcome.shard][$0.sequence], $0.prefixLength) } ?? [])
+            }
+            try ServedCompositionFile(strategy: current.strategy, shards: entries, ledgerHead: head.sequenceNumber)
+                .publish(inRun: run)
+        }
+
+        // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
+        // an interrupted run left undone).
+        let allHits = hitsBefore.union(hitsNow)
+        var erased: [ForgetReceipt.ErasedStage] = []
+        var touchedShards = Set<Int>()
+        for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: allHits) {
+            for prefix in outcome.erasedPrefixes {
+                let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: outcome.shard, slice: $0) })
+                let url = StageFiles.url(run: run, shard: outcome.shard, stage: prefix.count, key: key)
+                let deleted = unlink(url.path) == 0
+                if !deleted && errno != ENOENT {
+                    throw ForgettingError.runFile(file: url.path, reason: "cannot erase the stage file (errno \(errno))")
+                }
+                if deleted { touchedShards.insert(outcome.shard) }
+                let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
+                guard deleted || hitNow else { continue }
+                erased.append(.init(shard: outcome.shard, stage: prefix.count, slices: prefix, key: key,
+                                    file: "stages/shard-\(outcome.shard)/\(url.lastPathComponent)", deletedNow: deleted))
+            }
+        }
+        for shard in touchedShards.sorted() { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
+
+        // 5. Receipt.
+        // A request is `forgotten` when it is the first in this operation to name a newly
+        // deleted example; later repeats of the same example (even in the same log) are not.
+        var claimed = Set<String>()
+        let outcomesByRequest = pending.map { sequence, record in
+            let fresh = record.examples.filter { forgottenNow.contains($0) && !claimed.contains($0) }
+            claimed.formUnion(fresh)
+            let status: ForgetReceipt.RequestOutcome.Status =
+                record.examples.isEmpty ? .unknown : fresh.isEmpty ? .alreadyForgotten : .forgotten
+            return ForgetReceipt.RequestOutcome(requestID: record.requestID, ledgerSequence: sequence,
+                                                id: record.id, group: record.group, status: status)
+        }
+        let receipt = ForgetReceipt(
+            requests: outcomesByRequest,
+            forgottenExamples: forgottenNow.sorted(by: UTF8Order.precedes),
+            unknownIDs: pending.compactMap { $0.1.examples.isEmpty ? $0.1.id : nil },
+            unknownGroups: pending.compactMap { $0.1.examples.isEmpty ? $0.1.group : nil },
+            recoveredRequestCount: recoveredCount,
+            affectedSlices: hitsNow.sorted { ($0.shard, $0.slice) < ($1.shard, $1.slice) }.map { [$0.shard, $0.slice] },
+            truncatedSequences: outcomes.flatMap(\.truncations),
+            erasedStages: erased,
+            served: outcomes.map { .init(shard: $0.shard, sequence: $0.served?.sequence, prefixLength: $0.served?.prefixLength ?? 0) },
+            deadShards: outcomes.filter(\.isDead).map(\.shard),
+            deletionRateRemaining: DeletionLogic.remainingDeletionRate(
+                sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
+            compositionPublished: published,
+            ledgerSequence: head.sequenceNumber, ledgerHash: head.hash)
+        _ = try ledger.append(try LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
+                                              encoding: receipt, keys: [Self.receiptKey]))
+        return receipt
+    }
+
+    /// The stage keys of stages 1…length of `sequence` in `shard`.
+    func stageKeys(_ plan: Plan, _ shard: Int, _ sequence: [Int], _ length: Int) -> [String] {
+        (1...max(length, 1)).prefix(length).map { i in
+            StageFiles.key(prefixSliceHashes: sequence.prefix(i).map { plan.sliceHash(shard: shard, slice: $0) })
+        }
+    }
+
+    /// The ledger position up to which requests have a receipt (0 when none has).
+    func lastReceiptCoverage(_ ledger: Ledger) throws -> Int64 {
+        guard let last = try ledger.entries(matching: Self.receiptKey).last else { return 0 }
+        return try last.decodePayload(as: ReceiptCoverage.self).ledgerSequence
+    }
+}
+
+/// The part of a receipt that says which requests it covers: every request entry up to
+/// `ledgerSequence`.
+public struct ReceiptCoverage: Decodable, Sendable {
+    public var ledgerSequence: Int64
+    public var ledgerHash: String
+    enum CodingKeys: String, CodingKey { case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash" }
+}

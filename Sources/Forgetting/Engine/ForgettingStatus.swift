@@ -1,0 +1,61 @@
+import Foundation
+import Planning
+
+/// The deletion state of a run, for `lethe status` (issue 6 item 6): pending requests, dead
+/// shards, sequences to retrain, and δ remaining.
+public struct ForgettingStatus: Codable, Sendable, Equatable {
+    /// Requests recorded in the ledger after the last receipt (an interrupted forget).
+    public var pendingRequestCount: Int
+    public var deletedExampleCount: Int
+    public var deadShards: [Int]
+    /// Sequences cut short by deletions: `[shard, sequence, surviving prefix length]`.
+    public var sequencesToRetrain: [[Int]]
+    /// Expected further uniform deletions before every shard is dead (`DeletionLogic`).
+    public var deletionRateRemaining: Double
+
+    enum CodingKeys: String, CodingKey {
+        case pendingRequestCount = "pending_requests", deletedExampleCount = "deleted_examples"
+        case deadShards = "dead_shards", sequencesToRetrain = "sequences_to_retrain"
+        case deletionRateRemaining = "deletion_rate_remaining"
+    }
+
+    /// Reads the plan and, if present, the ledger of `run`.
+    public static func load(run: URL) throws -> ForgettingStatus {
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        var pending = 0
+        let ledgerURL = Forgetter(run: run).ledgerURL
+        if FileManager.default.fileExists(atPath: ledgerURL.path) {
+            let ledger = try Ledger.open(at: ledgerURL)
+            defer { try? ledger.close() }
+            let covered = try Forgetter(run: run).lastReceiptCoverage(ledger)
+            pending = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
+        }
+        let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
+        let hits = Set(plan.tombstones.compactMap(plan.location(of:)))
+        let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) },
+                                           hits: hits)
+        var toRetrain: [[Int]] = []
+        for outcome in outcomes {
+            for (index, length) in outcome.prefixLengths.enumerated() where length < plan.sliceCount {
+                toRetrain.append([outcome.shard, index, length])
+            }
+        }
+        return ForgettingStatus(pendingRequestCount: pending, deletedExampleCount: plan.tombstones.count,
+                                deadShards: outcomes.filter(\.isDead).map(\.shard), sequencesToRetrain: toRetrain,
+                                deletionRateRemaining: DeletionLogic.remainingDeletionRate(
+                                    sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths),
+                                    sliceCount: plan.sliceCount))
+    }
+
+    /// One line per fact, for people.
+    public var summary: String {
+        """
+        deletions: \(deletedExampleCount) example(s) forgotten, \(pendingRequestCount) request(s) pending\
+        \(pendingRequestCount > 0 ? " (run lethe forget --resume)" : "")
+        dead shards: \(deadShards.isEmpty ? "none" : deadShards.map(String.init).joined(separator: ", ")); \
+        sequences to retrain: \(sequencesToRetrain.count)\
+        \(sequencesToRetrain.isEmpty ? "" : " (" + sequencesToRetrain.map { "shard \($0[0]) seq \($0[1]) at \($0[2])" }.joined(separator: ", ") + ")")
+        δ remaining: \(String(format: "%.1f", deletionRateRemaining)) further random deletions before a full retrain
+        """
+    }
+}

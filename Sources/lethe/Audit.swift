@@ -1,0 +1,65 @@
+import ArgumentParser
+import Audit
+import Foundation
+import Planning
+
+/// `lethe audit`: who saw an example, is any of it served, and was it forgotten.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Show an example's shard and slice, every stage checkpoint that trained on it, and its deletion record.",
+        discussion: """
+            Lists every stage checkpoint whose prefix contained the example (on disk or erased), \
+            whether any of them is served now, and, if the example was forgotten, when, by which \
+            request, and the receipt. With --group, audits every example of the group.
+
+            Exit codes: 0 nothing that saw the example(s) is served, or they were never deleted; \
+            2 a deleted example is still served by some stage (tampering or an interrupted forget).
+
+            Example:
+              lethe audit --run Checkpoints/runs/demo --id bbc-0017 --json
+            """
+    )
+
+    @Option(name: .customLong("run"), help: "Run directory.")
+    var runDirectory: String
+
+    @Option(help: "Example id.")
+    var id: String?
+
+    @Option(help: "Group (data subject): audits each of its examples.")
+    var group: String?
+
+    @Option(help: "Dataset that resolves --group (default: the dataset the plan was made from).")
+    var data: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        if (id == nil) == (group == nil) { throw ValidationError("Give exactly one of --id or --group.") }
+    }
+
+    func run() throws {
+        let run = URL(fileURLWithPath: runDirectory)
+        var ids: [String] = []
+        if let id { ids = [id] }
+        if let group {
+            let plan = try Plan.load(from: Plan.url(inRun: run))
+            let path = data ?? plan.datasetSource
+            let dataset = try Dataset.read(from: URL(fileURLWithPath: path), source: path)
+            ids = dataset.examples.filter { $0.group == group }.map(\.id)
+            if ids.isEmpty { throw AuditError.unknownGroup(group: group) }
+        }
+        let audits = try ids.map { try ExampleAudit.audit(run: run, id: $0) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let data = id != nil ? try encoder.encode(audits[0]) : try encoder.encode(audits)
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(audits.map(\.summary).joined(separator: "\n\n"))
+        }
+        if audits.contains(where: { $0.servedNow && !$0.deletions.isEmpty }) { throw ExitCode(2) }
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Forgetting
+import Foundation
+import Planning
+
+/// `lethe forget`: deletes examples (or whole groups) from a trained run, durably and at once.
+struct Forget: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forget examples: record the requests, truncate the sequences that saw them, erase their stages.",
+        discussion: """
+            Order of effects: the requests are written to RUN/ledger.sqlite and fsynced first \
+            (once "accepted" is printed, no crash loses them); then the examples are tombstoned \
+            in RUN/plan.h5; then every sequence of each hit shard is cut before its first hit \
+            slice, each shard serves its longest surviving prefix and RUN/served.json is \
+            replaced atomically; then the stage files that saw a deleted example are erased; \
+            finally a receipt goes to the ledger and is printed. A forget interrupted at any \
+            point is finished by the next one (or by --resume).
+
+            A deletion log (--log) is JSON Lines, one {"id": …} or {"group": …} object per \
+            line, optional "request_id" and "timestamp": all requests in one ledger transaction \
+            and one publish. A malformed line stops the log before anything changes. Unknown \
+            ids are reported in the receipt; repeated requests change nothing.
+
+            Exit codes: 0 done; 1 refused or failed (nothing accepted unless "accepted" was printed).
+
+            Examples:
+              lethe forget --run Checkpoints/runs/demo --id bbc-0017
+              lethe forget --run Checkpoints/runs/rt --group "The Matrix" --data Datasets/rotten-tomatoes/train.jsonl
+              lethe forget --run Checkpoints/runs/demo --log requests.jsonl --json
+            """
+    )
+
+    @Option(name: .customLong("run"), help: "Run directory (holds plan.h5, served.json, stages/).")
+    var runDirectory: String
+
+    @Option(name: .customLong("id"), help: "Example id to forget (repeatable).")
+    var ids: [String] = []
+
+    @Option(name: .customLong("group"), help: "Group (data subject) whose examples to forget (repeatable).")
+    var groups: [String] = []
+
+    @Option(help: "JSON Lines deletion log.")
+    var log: String?
+
+    @Option(help: "Dataset that resolves groups to ids (default: the dataset the plan was made from).")
+    var data: String?
+
+    @Flag(help: "Finish requests an interrupted forget left pending, without new requests.")
+    var resume = false
+
+    @Flag(help: "Print the receipt as JSON.")
+    var json = false
+
+    func validate() throws {
+        if ids.isEmpty && groups.isEmpty && log == nil && !resume {
+            throw ValidationError("Name what to forget: --id, --group or --log (or --resume to finish pending requests).")
+        }
+    }
+
+    func run() throws {
+        let run = URL(fileURLWithPath: runDirectory)
+        var requests = ids.map { ForgetRequest(target: .example($0)) } + groups.map { ForgetRequest(target: .group($0)) }
+        if let log { requests += try RequestLog.read(from: URL(fileURLWithPath: log), source: log) }
+        let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
+        let resolver = needsGroups ? try groupResolver(run: run) : nil
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let receipt = try Forgetter(run: run).forget(requests, groups: resolver, nowMilliseconds: now) { head in
+            // Printed (and flushed) only once the requests are durable.
+            if !json {
+                print("accepted \(requests.count) request(s) at ledger #\(head.sequenceNumber)")
+                fflush(nil)
+            }
+        }
+        print(json ? try receipt.json() : receipt.summary)
+    }
+
+    /// Group → ids from the dataset the plan names (or --data), refusing a dataset whose bytes
+    /// differ from the planned one.
+    private func groupResolver(run: URL) throws -> Forgetter.GroupResolver {
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let path = data ?? plan.datasetSource
+        let dataset = try Dataset.read(from: URL(fileURLWithPath: path), source: path)
+        guard dataset.sha256 == plan.datasetSHA256 else {
+            throw ValidationError("\(path) is not the dataset this run was planned from (SHA-256 \(dataset.sha256), "
+                                  + "plan records \(plan.datasetSHA256)); pass the planned file with --data.")
+        }
+        var members: [String: [String]] = [:]
+        for example in dataset.examples {
+            if let group = example.group { members[group, default: []].append(example.id) }
+        }
+        return { members[$0] ?? [] }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import GRDB
+import Planning
+import Store
+import Testing
+@testable import Audit
+@testable import Forgetting
+
+/// `ExampleAudit` and `RunVerifier`: clean runs verify, and each kind of tampering is reported
+/// with what and where.
+@Suite struct AuditTests {
+    @Test func freshAndForgottenRunsVerifyClean() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let fresh = try RunVerifier.verify(run: run.directory)
+        #expect(fresh.problems == [])
+        #expect(fresh.stageFileCount == 2 * 9 && fresh.servedStageCount == 2 * 3)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example("ex-03"), requestID: "q")],
+                                                     nowMilliseconds: 1_700_000_000_000)
+        let after = try RunVerifier.verify(run: run.directory)
+        #expect(after.problems == [])
+        #expect(after.deletedExampleCount == 1)
+    }
+
+    @Test func auditListsEveryStageThatSawTheExampleAndTheDeletion() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let id = "ex-08"
+        let location = try #require(run.plan.location(of: id))
+        let before = try ExampleAudit.audit(run: run.directory, id: id)
+        // Cyclic rotations of 3 slices: the slice heads one sequence (3 stages), is second in
+        // another (2 stages) and last in the third (1 stage) — 6 distinct prefixes.
+        #expect(before.stages.count == 6)
+        #expect(before.stages.allSatisfy { $0.exists && $0.slices.contains(location.slice) })
+        #expect(before.servedNow && before.deletions.isEmpty)
+
+        let receipt = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(id), requestID: "gdpr-1")],
+                                                               nowMilliseconds: 1_700_000_000_000)
+        let after = try ExampleAudit.audit(run: run.directory, id: id)
+        #expect(after.stages.allSatisfy { !$0.exists && !$0.served })
+        #expect(!after.servedNow && after.tombstoned)
+        let deletion = try #require(after.deletions.first)
+        #expect(deletion.requestID == "gdpr-1" && deletion.timestampMilliseconds == 1_700_000_000_000)
+        #expect(deletion.receiptLedgerSequence == 2)
+        #expect(try deletion.receipt.map { try JSONDecoder().decode(ForgetReceipt.self, from: Data($0.utf8)) } == receipt)
+    }
+
+    @Test func anEditedLedgerRowIsReported() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example("ex-01"))], nowMilliseconds: 1)
+        let ledgerPath = run.directory.appendingPathComponent("ledger.sqlite").path
+        let db = try DatabaseQueue(path: ledgerPath)
+        try db.write { db in
+            try db.execute(sql: "DROP TRIGGER ledger_entries_no_update")
+            try db.execute(sql: "UPDATE ledger_entries SET payload = replace(payload, 'ex-01', 'ex-02') WHERE seq = 1")
+        }
+        try db.close()
+        let report = try RunVerifier.verify(run: run.directory)
+        let problem = try #require(report.problems.first { $0.kind == .ledgerChain })
+        #expect(problem.location == ledgerPath)
+        #expect(problem.detail.contains("1"))
+    }
+
+    @Test func aModifiedTensorIsReported() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let prefix = Array(run.plan.sequences(of: 1)[0].prefix(2))
+        let url = run.stageURL(shard: 1, prefix: prefix)
+        let file = try HDF5File.open(url, mode: .readWrite)
+        var (values, shape) = try file.readFloats(at: "head/weight")
+        values[3] = values[3].nextUp  // one ulp in one weight
+        try file.remove("head/weight")
+        try file.write(values, shape: shape, at: "head/weight")
+        try file.close()
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.problems.map(\.kind) == [.tensorHash])
+        #expect(report.problems.first?.location == url.path)
+    }
+
+    @Test func aServedStageWithADeletedExampleIsReported() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let original = try Data(contentsOf: ServedCompositionFile.url(inRun: run.directory))
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example("ex-30"))], nowMilliseconds: 1)
+        let location = try #require(run.plan.location(of: "ex-30"))
+        try original.write(to: ServedCompositionFile.url(inRun: run.directory))  // serve the old composition again
+        let report = try RunVerifier.verify(run: run.directory)
+        let served = report.problems.filter { $0.kind == .servedDeletedExample }
+        #expect(served.count == 1)
+        #expect(served.first?.location == "shard \(location.shard), sequence 0")
+        #expect(served.first?.detail.contains("ex-30") == true)
+        #expect(report.problems.contains { $0.kind == .missingServedStage })
+        #expect(try ExampleAudit.audit(run: run.directory, id: "ex-30").servedNow)
+    }
+}
