@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: plan BBC News into S3T shards, train, evaluate, print a short report.
+# `make demo`: plan BBC News into S3T shards, train, evaluate, forget an example, audit and
+# verify the run, evaluate again, print a short report.
 # Called by the Makefile as `bash Tools/demo.sh .build/release/lethe` after setup and a release
 # build. Settings (chosen to finish in a few minutes on 2 shared vCPUs): 4 shards × 3 slices,
 # budget 3 cyclic sequences per shard, headlines, LoRA r 16 on all six linear layers, blocks of 1 layer,
@@ -38,8 +39,21 @@ echo "== 4. status and a prediction"
 "$lethe" predict --run "$run" --text "Shares in the bank fell after profits missed forecasts" \
     --text "Striker scores twice as United win the cup"
 
+echo
+echo "== 5. forget business/001: ledger first, then tombstone, truncate, publish, erase"
+"$lethe" forget --run "$run" --id business/001
+echo
+echo "-- audit: which stages saw it, and that none of them is served"
+"$lethe" audit --run "$run" --id business/001
+echo
+echo "-- verify: stage hashes, ledger chain, no served stage with a deleted example"
+"$lethe" verify --run "$run"
+echo
+echo "-- the ensemble after the deletion (shard 0 now serves a shorter prefix)"
+"$lethe" evaluate --run "$run" --data "$test_data"
+
 end=$(date +%s)
 echo
 echo "== report"
 echo "run directory: $run ($(du -sh "$run" | cut -f1)), training $((t1 - t0)) s, demo total $((end - start)) s."
-echo "Next: forget an example with \`lethe forget --run $run --id business/001\` (issue 6)."
+echo "Try: \`lethe audit --run $run --id business/001 --json\`, \`lethe status --run $run\`."
