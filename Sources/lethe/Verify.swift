@@ -10,7 +10,8 @@ struct Verify: ParsableCommand {
             Reports each problem with what and where: a broken ledger chain (edited, deleted or \
             reordered rows), a receipt quoting a head the ledger lacks, a stage file whose tensors \
             do not match their recorded hash, a served stage whose prefix holds a deleted example, \
-            a served stage file that is missing, a stage that saw a deleted example still on disk, \
+            a served stage file that is missing, served stage keys that are not those of the plan's \
+            current slices, a stage that saw a deleted example still on disk, \
             a deleted example without its tombstone, and requests left pending by an interrupted \
             forget.
 
