@@ -27,7 +27,8 @@ struct BenchForget: ParsableCommand {
             random deletions (truncation only) as a table (and an SVG chart with --svg), then \
             times a SISA shard retrain (lethe retrain of one shard) and a full retrain (the full \
             baseline on the same plan), printed beside the forget latency as ratios. It takes \
-            about 10–20 minutes on 2 shared cores (three trainings); the latency part alone \
+            about 15–20 minutes on 2 shared cores (three trainings; 18 min measured at load 8–11); \
+            the latency part alone \
             takes under a minute.
 
             Examples:
@@ -161,6 +162,9 @@ struct BenchForget: ParsableCommand {
                 }
                 print(String(format: "%9d | ", count) + cells.joined(separator: " | "))
             }
+            print(String(format: "Expected random deletions before every shard is dead (DESIGN.md §1): S3T B=3 %.1f, SISA %.1f",
+                         DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: 3),
+                         DeletionRateTheory.sisa(shardCount: shards, sliceCount: slices)))
             if let svg { print("chart: \(svg)") }
         }
     }

@@ -48,7 +48,9 @@ struct ForgetAccuracyChart {
             let color = ["#1f77b4", "#d95f02", "#2ca02c"][index % 3]
             let rows = (series[name] ?? []).sorted { $0.deletions < $1.deletions }
             let coordinates = rows.map { (x($0.deletions), y($0.accuracy ?? 0)) }
-            out += "<polyline points=\"" + coordinates.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ")
+            // The line joins served points only: a dead ensemble is no accuracy, not a decline to 0.
+            let live = zip(rows, coordinates).filter { $0.0.accuracy != nil }.map(\.1)
+            out += "<polyline points=\"" + live.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ")
                 + "\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
             for (row, (cx, cy)) in zip(rows, coordinates) {
                 let label = row.accuracy.map { String(format: "%.1f%%", $0 * 100) } ?? "dead"
