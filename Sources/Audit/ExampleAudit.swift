@@ -67,12 +67,17 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             let composition = try ServedCompositionFile.load(from: compositionURL)
             for entry in composition.shards where entry.shard == shard { servedKeys.formUnion(entry.stageKeys) }
         }
+        // A slice rebuilt without the example (`lethe retrain`) has a new hash; the stages that
+        // saw the example were keyed by the hash recorded as `previous_hash` in the ledger.
+        let sliceHashSeen = plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
+                                                : lineage.sliceHash
+        func hashSeen(_ s: Int) -> String { s == slice ? sliceHashSeen : plan.sliceHash(shard: shard, slice: s) }
         var stagesByKey: [String: Stage] = [:]
         for (index, sequence) in sequences.enumerated() {
             let position = lineage.stagePositions[index]
             for length in position...sequence.count {
                 let prefix = Array(sequence.prefix(length))
-                let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+                let key = StageFiles.key(prefixSliceHashes: prefix.map(hashSeen))
                 if stagesByKey[key] != nil { stagesByKey[key]?.sequences.append(index); continue }
                 let url = StageFiles.url(run: run, shard: shard, stage: length, key: key)
                 stagesByKey[key] = Stage(shard: shard, stage: length, slices: prefix, sequences: [index], key: key,
@@ -101,9 +106,28 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                                           receiptLedgerSequence: receipt?.sequenceNumber, receipt: receipt?.payload))
             }
         }
-        return ExampleAudit(id: id, shard: shard, slice: slice, sliceHash: lineage.sliceHash,
+        return ExampleAudit(id: id, shard: shard, slice: slice, sliceHash: sliceHashSeen,
                             tombstoned: lineage.isTombstoned, stages: stages,
                             servedNow: stages.contains(where: \.served), deletions: deletions)
+    }
+
+    /// The content hash the example's slice had while the example was a member: from the
+    /// ledger's `retrain` entry that removed it; without one (a retrain killed before its
+    /// entry), the hash of the current members plus the example.
+    static func hashBeforeExclusion(of id: String, plan: Plan, run: URL) throws -> String {
+        guard let location = plan.location(of: id) else { throw AuditError.unknownExample(id: id) }
+        let ledgerURL = run.appendingPathComponent("ledger.sqlite")
+        if FileManager.default.fileExists(atPath: ledgerURL.path) {
+            let ledger = try Ledger.open(at: ledgerURL)
+            defer { try? ledger.close() }
+            for entry in try ledger.entries(forExampleID: id) where entry.kind == .retrain {
+                guard let record = try? entry.decodePayload(as: RetrainRecord.self) else { continue }
+                if let rebuilt = record.rebuiltSlices.first(where: { $0.slice == location.slice && $0.removedIDs.contains(id) }) {
+                    return rebuilt.previousHash
+                }
+            }
+        }
+        return SliceHash.of(ids: plan.currentMembers(shard: location.shard, slice: location.slice) + [id])
     }
 
     /// A few lines for people.

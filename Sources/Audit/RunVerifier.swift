@@ -15,12 +15,18 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
         case unreadableStage = "unreadable_stage"
         /// The served composition names a stage whose file is missing.
         case missingServedStage = "missing_served_stage"
+        /// The served composition names stage keys other than the plan's slices imply.
+        case servedLineage = "served_lineage"
         /// A served stage's prefix contains a slice holding a deleted example.
         case servedDeletedExample = "served_deleted_example"
         /// A stage that saw a deleted example is still on disk.
         case unerasedStage = "unerased_stage"
         /// A deleted example (per the ledger) is not tombstoned in the plan.
         case missingTombstone = "missing_tombstone"
+        /// A replayed stage's tensors differ from the stored ones (`--replay`).
+        case replayMismatch = "replay_mismatch"
+        /// A stage's recorded lineage (key, slice hashes, seed, settings) does not fit the run (`--replay`).
+        case replayLineage = "replay_lineage"
         /// Requests recorded without a receipt: an interrupted forget (run `lethe forget --resume`).
         case pendingRequests = "pending_requests"
     }
@@ -38,12 +44,15 @@ public struct VerificationReport: Codable, Sendable, Equatable {
     public var stageFileCount: Int
     public var servedStageCount: Int
     public var deletedExampleCount: Int
+    /// Served stages retrained and compared bit for bit (`lethe verify --replay`); nil when none.
+    public var replayedStageCount: Int?
     public var problems: [VerificationProblem]
     public var isClean: Bool { problems.isEmpty }
 
     enum CodingKeys: String, CodingKey {
         case ledgerEntryCount = "ledger_entries", stageFileCount = "stage_files"
-        case servedStageCount = "served_stages", deletedExampleCount = "deleted_examples", problems
+        case servedStageCount = "served_stages", deletedExampleCount = "deleted_examples"
+        case replayedStageCount = "replayed_stages", problems
     }
 }
 
@@ -95,7 +104,8 @@ public enum RunVerifier {
             problems.append(.init(kind: .missingTombstone, location: Plan.url(inRun: run).path,
                                   detail: "\(id) was requested deleted but is not tombstoned"))
         }
-        let hits = Set(deleted.compactMap(plan.location(of:)))
+        // A slice rebuilt without an example (`lethe retrain`) no longer holds it.
+        let hits = Set(deleted.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
 
         // Served composition.
         var servedCount = 0
@@ -105,6 +115,14 @@ public enum RunVerifier {
             for entry in composition.shards {
                 guard let sequence = entry.sequence, entry.prefixLength > 0 else { continue }
                 let slices = plan.sequences(of: entry.shard)[sequence].prefix(entry.prefixLength)
+                let expected = (1...entry.prefixLength).map { i in
+                    StageFiles.key(prefixSliceHashes: slices.prefix(i).map { plan.sliceHash(shard: entry.shard, slice: $0) })
+                }
+                if expected != entry.stageKeys {
+                    problems.append(.init(kind: .servedLineage, location: "shard \(entry.shard), sequence \(sequence)",
+                                          detail: "served stage keys differ from those of the plan's current slices "
+                                              + "(prefix \(Array(slices)))"))
+                }
                 for (index, key) in entry.stageKeys.enumerated() {
                     servedCount += 1
                     let url = StageFiles.url(run: run, shard: entry.shard, stage: index + 1, key: key)
@@ -114,7 +132,9 @@ public enum RunVerifier {
                     }
                 }
                 for slice in slices where hits.contains(SliceLocation(shard: entry.shard, slice: slice)) {
-                    let examples = deleted.filter { plan.location(of: $0) == SliceLocation(shard: entry.shard, slice: slice) }
+                    let examples = deleted.filter {
+                        !plan.isExcluded($0) && plan.location(of: $0) == SliceLocation(shard: entry.shard, slice: slice)
+                    }
                     problems.append(.init(kind: .servedDeletedExample, location: "shard \(entry.shard), sequence \(sequence)",
                                           detail: "served prefix \(Array(slices)) contains slice \(slice), which held deleted "
                                               + "example(s) \(examples.sorted().prefix(3).joined(separator: ", "))"))
@@ -152,6 +172,7 @@ public enum RunVerifier {
             }
         }
         return VerificationReport(ledgerEntryCount: entryCount, stageFileCount: stageCount,
-                                  servedStageCount: servedCount, deletedExampleCount: deleted.count, problems: problems)
+                                  servedStageCount: servedCount, deletedExampleCount: deleted.count,
+                                  replayedStageCount: nil, problems: problems)
     }
 }

@@ -19,6 +19,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case malformedRequest(file: String, line: Int, reason: String)
     /// A request names no example or group, or the request set is empty.
     case invalidRequest(reason: String)
+    /// A shard cannot be retrained (its run, another retrain, or its data stands in the way).
+    case retrainRefused(shard: Int?, reason: String)
 
     public var description: String {
         switch self {
@@ -41,6 +43,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .malformedRequest(let file, let line, let reason):
             return "\(file):\(line): \(reason). Nothing of the log was applied; fix the line "
                 + "(one {\"id\": …} or {\"group\": …} object per line) and run the log again."
+        case .retrainRefused(let shard, let reason):
+            return (shard.map { "shard \($0): " } ?? "") + "cannot retrain: \(reason). Nothing was published for "
+                + "this shard; fix the cause and run lethe retrain again (it resumes from the stages already trained)."
         case .invalidRequest(let reason):
             return "\(reason). Name examples with --id, groups with --group, or a JSON Lines log with --log."
         }

@@ -8,14 +8,17 @@
 /// - "balanced slices": with random assignment, slice sizes within a shard differ by at most one.
 /// - "sorted slices": ids within a slice are strictly increasing by UTF-8 bytes.
 /// - "disjoint": no id is in two slices.
-/// - "hashes match members": each slice hash equals `SliceHash.of(sortedIDs:)` of its members.
+/// - "hashes match members": each slice hash equals `SliceHash.of(sortedIDs:)` of its members
+///   minus the excluded ids.
 /// - "sequences are permutations": every shard has B distinct sequences, each a permutation of 0..<L.
 /// - "tombstones": deleted ids are planned ids, sorted, without repeats.
+/// - "excluded": excluded ids are tombstoned, sorted, without repeats, and leave no slice empty.
 extension Plan {
     /// Checks every invariant and returns the lineage index (id → position in `orderedIDs`).
     static func checkInvariants(parameters: PlanParameters, exampleCount: Int, orderedIDs: [String],
                                 cellOffsets: [Int], cellHashes: [String], shardSequences: [[[Int]]],
-                                tombstones: [String], file: String) throws -> [String: Int] {
+                                tombstones: [String], excludedIDs: [String] = [],
+                                file: String) throws -> [String: Int] {
         func broken(_ invariant: String, _ detail: String) -> PlanningError {
             .invariantViolated(file: file, invariant: invariant, detail: detail)
         }
@@ -43,6 +46,7 @@ extension Plan {
                 throw broken("balanced slices", "shard \(shard) has slices of \(low) and \(high) examples")
             }
         }
+        let excluded = Set(excludedIDs)
         var positionByID: [String: Int] = [:]
         positionByID.reserveCapacity(orderedIDs.count)
         for cell in 0..<cellCount {
@@ -60,10 +64,14 @@ extension Plan {
                         + "and in shard \(cell / l), slice \(cell % l)")
                 }
             }
-            let hash = SliceHash.of(sortedIDs: members)
+            let current = excluded.isEmpty ? Array(members) : members.filter { !excluded.contains($0) }
+            guard !current.isEmpty else {
+                throw broken("excluded", "every member of shard \(cell / l), slice \(cell % l) is excluded")
+            }
+            let hash = SliceHash.of(sortedIDs: current)
             guard hash == cellHashes[cell] else {
                 throw broken("hashes match members", "shard \(cell / l), slice \(cell % l) has hash \(cellHashes[cell]) "
-                    + "but its \(members.count) members hash to \(hash)")
+                    + "but its \(current.count) current members hash to \(hash)")
             }
         }
         guard shardSequences.count == m else {
@@ -88,6 +96,15 @@ extension Plan {
             }
             if index > 0, !UTF8Order.precedes(tombstones[index - 1], id) {
                 throw broken("tombstones", "deleted ids are not sorted and distinct at \"\(id)\"")
+            }
+        }
+        let tombstoneSet = Set(tombstones)
+        for (index, id) in excludedIDs.enumerated() {
+            guard tombstoneSet.contains(id) else {
+                throw broken("excluded", "excluded id \"\(id)\" is not tombstoned")
+            }
+            if index > 0, !UTF8Order.precedes(excludedIDs[index - 1], id) {
+                throw broken("excluded", "excluded ids are not sorted and distinct at \"\(id)\"")
             }
         }
         return positionByID

@@ -7,8 +7,12 @@ extension Plan {
     public static let fileName = "plan.h5"
     /// The value of the root attribute `format`.
     public static let formatName = "lethe-plan"
-    /// The format version this build writes and reads.
-    public static let formatVersion: Int64 = 1
+    /// The format version this build writes when a slice was rebuilt (`examples/excluded`).
+    /// A plan without rebuilt slices is written as version 1, which older readers still read;
+    /// version 2 changes what `slices/sha256` hashes, so a version-1 reader must refuse it.
+    public static let formatVersion: Int64 = 2
+    /// The versions this build reads.
+    public static let readableVersions: ClosedRange<Int64> = 1...2
     /// Recorded in the file so readers need not consult the docs to recompute a hash.
     public static let sliceHashEncoding =
         "sha256 over member ids sorted by UTF-8 bytes, joined by one 0x0A byte, no trailing newline; lowercase hex"
@@ -22,7 +26,7 @@ extension Plan {
     public func save(to url: URL) throws {
         try HDF5File.writeAtomically(to: url) { file in
             try file.setAttribute(.string(Plan.formatName), named: "format")
-            try file.setAttribute(.int(Plan.formatVersion), named: "format_version")
+            try file.setAttribute(.int(excludedIDs.isEmpty ? 1 : Plan.formatVersion), named: "format_version")
             try file.setAttribute(.string(letheVersion), named: "lethe_version")
             try file.setAttribute(.int(Int64(shardCount)), named: "shard_count")
             try file.setAttribute(.int(Int64(sliceCount)), named: "slice_count")
@@ -45,6 +49,7 @@ extension Plan {
             try file.write(flat, shape: [shardCount, budget, sliceCount], at: "sequences")
             try file.write(labels.names, at: "labels")
             try file.write(tombstones, at: "tombstones")
+            if !excludedIDs.isEmpty { try file.write(excludedIDs, at: "examples/excluded") }
         }
     }
 
@@ -58,8 +63,9 @@ extension Plan {
             throw PlanningError.unsupportedFormat(file: name, found: "format \"\(format)\"", expected: "format \"\(formatName)\"")
         }
         let version = try file.intAttribute(named: "format_version")
-        guard version == formatVersion else {
-            throw PlanningError.unsupportedFormat(file: name, found: "version \(version)", expected: "version \(formatVersion)")
+        guard readableVersions.contains(version) else {
+            throw PlanningError.unsupportedFormat(file: name, found: "version \(version)",
+                                                  expected: "version \(readableVersions.lowerBound)…\(readableVersions.upperBound)")
         }
         func enumValue<T: RawRepresentable>(_ type: T.Type, _ attribute: String) throws -> T where T.RawValue == String {
             let raw = try file.stringAttribute(named: attribute)
@@ -100,6 +106,7 @@ extension Plan {
                         cellHashes: try file.readStrings(at: "slices/sha256"),
                         shardSequences: sequences,
                         tombstones: try file.readStrings(at: "tombstones"),
+                        excludedIDs: version >= 2 ? try file.readStrings(at: "examples/excluded") : [],
                         file: name)
     }
 }

@@ -37,23 +37,28 @@ public struct Plan: Sendable {
     public let labels: LabelVocabulary
     /// Ids of deleted examples, sorted by UTF-8 bytes: no later training may see them.
     public private(set) var tombstones: [String]
+    /// Tombstoned ids that `lethe retrain` removed from their slice's members (the slice was
+    /// rebuilt without them and has a new content hash), sorted by UTF-8 bytes. A tombstone not
+    /// listed here still *hits* its slice: every stage whose prefix holds the slice saw it.
+    public private(set) var excludedIDs: [String]
 
     /// All ids grouped by cell (cell = shard·L + slice, in order), sorted by UTF-8 bytes within a cell.
     let orderedIDs: [String]
     /// `orderedIDs[cellOffsets[c] ..< cellOffsets[c+1]]` are the members of cell c.
     let cellOffsets: [Int]
-    /// Content hash per cell.
-    let cellHashes: [String]
+    /// Content hash per cell, over its members minus `excludedIDs`.
+    private(set) var cellHashes: [String]
     /// `shardSequences[h][b]` is sequence b of shard h, a permutation of 0..<L.
     let shardSequences: [[[Int]]]
     /// Lineage index: id → position in `orderedIDs`, built when the plan is made or loaded.
     let positionByID: [String: Int]
     private(set) var tombstoneSet: Set<String>
+    private(set) var excludedSet: Set<String>
 
     /// Assembles a plan from its parts and checks every invariant; `file` names it in errors.
     init(parameters: PlanParameters, datasetSource: String, datasetSHA256: String, exampleCount: Int,
          labels: LabelVocabulary, orderedIDs: [String], cellOffsets: [Int], cellHashes: [String],
-         shardSequences: [[[Int]]], tombstones: [String], file: String) throws {
+         shardSequences: [[[Int]]], tombstones: [String], excludedIDs: [String] = [], file: String) throws {
         self.parameters = parameters
         self.datasetSource = datasetSource
         self.datasetSHA256 = datasetSHA256
@@ -64,10 +69,12 @@ public struct Plan: Sendable {
         self.shardSequences = shardSequences
         self.tombstones = tombstones
         self.tombstoneSet = Set(tombstones)
+        self.excludedIDs = excludedIDs
+        self.excludedSet = Set(excludedIDs)
         self.positionByID = try Plan.checkInvariants(
             parameters: parameters, exampleCount: exampleCount, orderedIDs: orderedIDs,
             cellOffsets: cellOffsets, cellHashes: cellHashes, shardSequences: shardSequences,
-            tombstones: tombstones, file: file)
+            tombstones: tombstones, excludedIDs: excludedIDs, file: file)
     }
 
     public var shardCount: Int { parameters.shardCount }
@@ -94,13 +101,19 @@ public struct Plan: Sendable {
         return orderedIDs[cellOffsets[cell]..<cellOffsets[cell + 1]]
     }
 
+    /// The ids a slice trains on now, sorted by UTF-8 bytes: its members minus those excluded
+    /// by a rebuild. Its content hash is `sliceHash(shard:slice:)`.
+    public func currentMembers(shard: Int, slice: Int) -> [String] {
+        members(shard: shard, slice: slice).filter { !excludedSet.contains($0) }
+    }
+
     /// The number of examples in a slice.
     public func memberCount(shard: Int, slice: Int) -> Int {
         let cell = self.cell(shard: shard, slice: slice)
         return cellOffsets[cell + 1] - cellOffsets[cell]
     }
 
-    /// The content hash of a slice (lowercase hex SHA-256, see `SliceHash`).
+    /// The content hash of a slice's current members (lowercase hex SHA-256, see `SliceHash`).
     public func sliceHash(shard: Int, slice: Int) -> String {
         cellHashes[cell(shard: shard, slice: slice)]
     }
@@ -129,6 +142,44 @@ public struct Plan: Sendable {
 
     /// True when the example was deleted.
     public func isTombstoned(_ id: String) -> Bool { tombstoneSet.contains(id) }
+
+    /// True when a rebuild removed the (deleted) example from its slice's members.
+    public func isExcluded(_ id: String) -> Bool { excludedSet.contains(id) }
+
+    /// The slices still holding a deleted example: every stage whose prefix contains one saw
+    /// deleted data (the truncation rule applies), until `lethe retrain` rebuilds the slice.
+    public var hitSlices: Set<SliceLocation> {
+        Set(tombstones.lazy.filter { !self.excludedSet.contains($0) }.compactMap(location(of:)))
+    }
+
+    /// Removes deleted examples from their slices' members and recomputes those slices'
+    /// content hashes (the slices are rebuilt, issue 6 item 4). Every id must be tombstoned;
+    /// an id already excluded is kept once. Refuses to empty a slice.
+    /// - Returns: the rebuilt slices.
+    @discardableResult
+    public mutating func excludeFromSlices(_ ids: some Sequence<String>) throws -> Set<SliceLocation> {
+        var excluded = excludedSet
+        var rebuilt = Set<SliceLocation>()
+        for id in ids {
+            guard tombstoneSet.contains(id), let location = location(of: id) else {
+                throw PlanningError.invalidValue(flag: "--id", value: id,
+                                                 reason: "only deleted (tombstoned) examples can leave their slice")
+            }
+            if excluded.insert(id).inserted { rebuilt.insert(location) }
+        }
+        for location in rebuilt {
+            let remaining = members(shard: location.shard, slice: location.slice).filter { !excluded.contains($0) }
+            guard !remaining.isEmpty else {
+                throw PlanningError.invalidValue(flag: "--id", value: "shard \(location.shard), slice \(location.slice)",
+                                                 reason: "every example of the slice is deleted, so it cannot be "
+                                                     + "rebuilt; plan the remaining data anew")
+            }
+            cellHashes[cell(shard: location.shard, slice: location.slice)] = SliceHash.of(sortedIDs: remaining)
+        }
+        excludedSet = excluded
+        excludedIDs = excluded.sorted(by: UTF8Order.precedes)
+        return rebuilt
+    }
 
     /// Records deleted examples. Unknown ids are refused; ids already tombstoned are kept once.
     public mutating func addTombstones(_ ids: some Sequence<String>) throws {

@@ -20,8 +20,20 @@ struct BenchForget: ParsableCommand {
             one operation. With --run, it also reports the retrain costs recorded in that run's \
             stage files (wall_time_seconds) as ratios.
 
-            Example:
+            --accuracy adds the measured costs and the accuracy experiment, at the demo's \
+            settings (Tools/demo.sh: 4 shards × 3 slices, headlines, r 16 on all six linear \
+            layers, 1 layer per block, 3 epochs, lr 3e-3): it trains an S3T run (B = 3) and a \
+            SISA run (B = 1), prints ensemble accuracy on --test-data after 10, 50 and 100 \
+            random deletions (truncation only) as a table (and an SVG chart with --svg), then \
+            times a SISA shard retrain (lethe retrain of one shard) and a full retrain (the full \
+            baseline on the same plan), printed beside the forget latency as ratios. It takes \
+            about 15–20 minutes on 2 shared cores (three trainings; 18 min measured at load 8–11); \
+            the latency part alone \
+            takes under a minute.
+
+            Examples:
               lethe bench forget --data Datasets/bbc-news/train.jsonl
+              lethe bench forget --accuracy --svg forget-accuracy.svg
             """
     )
 
@@ -33,6 +45,12 @@ struct BenchForget: ParsableCommand {
     @Option(help: "Requests in the deletion log.") var logSize = 100_000
     @Option(name: .customLong("run"), help: "A trained run whose recorded stage wall times give the retrain costs.")
     var trainedRun: String?
+    @Flag(help: "Also train S3T and SISA runs: accuracy after deletions, shard and full retrain times (10–20 min).")
+    var accuracy = false
+    @Option(help: "Test split for --accuracy.") var testData = "Datasets/bbc-news/test.jsonl"
+    @Option(help: "Write the accuracy chart (SVG) here; implies --accuracy.") var svg: String?
+    @Option(help: "Threads for --accuracy training (the demo uses 2).") var threads = 2
+    @Option(help: "Base encoder for --accuracy.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -87,13 +105,35 @@ struct BenchForget: ParsableCommand {
             report["ratio_shard_retrain_to_forget"] = shard / median
             report["ratio_full_retrain_to_forget"] = total / median
         }
+        var experiment: ForgetAccuracyExperiment.Result?
+        if accuracy || svg != nil {
+            let workspace = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-accuracy-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: workspace) }
+            let result = try ForgetAccuracyExperiment(
+                trainData: data, testData: testData, shardCount: shards, sliceCount: slices, deletionCounts: [10, 50, 100],
+                seed: 2, threads: threads, modelDirectory: model
+            ).run(in: workspace) { line in if !json { print(line); fflush(nil) } }
+            experiment = result
+            report["measured_sisa_shard_retrain_seconds"] = result.sisaShardRetrainSeconds
+            report["measured_full_retrain_seconds"] = result.fullRetrainSeconds
+            report["ratio_measured_sisa_shard_retrain_to_forget"] = result.sisaShardRetrainSeconds / median
+            report["ratio_measured_full_retrain_to_forget"] = result.fullRetrainSeconds / median
+            if let svg {
+                let chart = ForgetAccuracyChart(title: "BBC News: accuracy after random deletions (m = \(shards), L = \(slices))",
+                                                points: result.points)
+                try Data(chart.svg().utf8).write(to: URL(fileURLWithPath: svg))
+            }
+        }
         if json {
+            struct Output: Encodable { var timings: [String: Double]; var accuracy: ForgetAccuracyExperiment.Result? }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try encoder.encode(Output(timings: report, accuracy: experiment)), as: UTF8.self))
             return
         }
-        print("BLAS core: \(BLASRuntime.coreName) (unused: forgetting does no math)")
+        print("BLAS core: \(BLASRuntime.coreName)" + (experiment == nil ? " (unused: forgetting does no math)" : ""))
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3)
+        print("Load average (1, 5, 15 min) at the end: " + (load?.joined(separator: " ") ?? "unknown"))
         print("Run: \(dataset.examples.count) examples, \(shards) shards × \(slices) slices, budget \(budget)")
         print(String(format: "One forget (median of %d, end to end in process): %.2f ms (p90 %.2f ms)",
                      count, median * 1e3, latencies[latencies.count * 9 / 10] * 1e3))
@@ -103,8 +143,29 @@ struct BenchForget: ParsableCommand {
         if let shard = report["sisa_shard_retrain_seconds"], let total = report["full_retrain_seconds"] {
             print(String(format: "Recorded retrain: one shard %.1f s (%.0f× a forget), full %.1f s (%.0f× a forget)",
                          shard, shard / median, total, total / median))
-        } else {
-            print("Retrain ratios: pass --run with a trained run (its stage files record wall_time_seconds).")
+        } else if experiment == nil {
+            print("Retrain ratios: pass --accuracy (measured) or --run with a trained run (recorded stage wall times).")
+        }
+        if let experiment {
+            print(String(format: "Measured SISA shard retrain (%d stages): %.1f s = %.0f× a forget",
+                         experiment.sisaShardRetrainStages, experiment.sisaShardRetrainSeconds,
+                         experiment.sisaShardRetrainSeconds / median))
+            print(String(format: "Measured full retrain (full baseline, same plan): %.1f s = %.0f× a forget (target ≥ 10^4×)",
+                         experiment.fullRetrainSeconds, experiment.fullRetrainSeconds / median))
+            print("Training: " + experiment.trainSeconds.sorted { $0.key < $1.key }
+                .map { String(format: "%@ %.1f s", $0.key, $0.value) }.joined(separator: ", "))
+            print("\nEnsemble accuracy on \(testData) after random deletions (no retraining):")
+            print("deletions | " + experiment.points.map { "\($0.strategy) B=\($0.budget)" }.uniqued().joined(separator: " | "))
+            for count in experiment.points.map(\.deletions).uniqued() {
+                let cells = experiment.points.filter { $0.deletions == count }.map { point in
+                    (point.accuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "dead") + " (\(point.liveShards) live)"
+                }
+                print(String(format: "%9d | ", count) + cells.joined(separator: " | "))
+            }
+            print(String(format: "Expected random deletions before every shard is dead (DESIGN.md §1): S3T B=3 %.1f, SISA %.1f",
+                         DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: 3),
+                         DeletionRateTheory.sisa(shardCount: shards, sliceCount: slices)))
+            if let svg { print("chart: \(svg)") }
         }
     }
 
@@ -151,8 +212,13 @@ struct BenchForget: ParsableCommand {
         return (perShard.max() ?? 0, perShard.reduce(0, +))
     }
 
-    private func seconds(_ duration: Duration) -> Double {
-        let parts = duration.components
-        return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
+    private func seconds(_ duration: Duration) -> Double { duration.seconds }
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each kept at its first occurrence.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }

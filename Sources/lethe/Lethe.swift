@@ -27,6 +27,7 @@ struct Lethe: ParsableCommand {
             Evaluate.self,
             Predict.self,
             Forget.self,
+            Retrain.self,
             AuditCommand.self,
             Verify.self,
             Embed.self,

@@ -3,6 +3,7 @@ import Foundation
 import Planning
 import Store
 @testable import Forgetting
+import Training
 
 /// A run directory with a real plan and stand-in stage checkpoints, for engine tests that need
 /// no training: 2 shards × 3 slices × 3 cyclic sequences over 36 examples in 6 groups. Every
@@ -14,8 +15,9 @@ struct TinyRun {
     let plan: Plan
     let dataset: Dataset
 
+    /// - Parameter stageFiles: false leaves the stages to a trainer (`TinyRun.trained`).
     init(_ label: String = #function, shards: Int = 2, slices: Int = 3, budget: Int = 3,
-         dataset given: Dataset? = nil) throws {
+         dataset given: Dataset? = nil, stageFiles: Bool = true) throws {
         Self.disableHDF5FileLocking()
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("lethe-forget-\(label.filter(\.isLetter))-\(UUID().uuidString)")
@@ -28,6 +30,7 @@ struct TinyRun {
         plan = try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: shards, sliceCount: slices,
                                                                              budget: budget, seed: 7))
         try plan.save(to: Plan.url(inRun: directory))
+        guard stageFiles else { return }
         var entries: [ServedCompositionFile.Entry] = []
         for shard in 0..<shards {
             let directory = StageFiles.shardDirectory(run: self.directory, shard: shard)

@@ -38,6 +38,12 @@ import Testing
         try file.close()
     }
 
+    private func formatVersion(_ url: URL) throws -> Int64 {
+        let file = try HDF5File.open(url)
+        defer { try? file.close() }
+        return try file.intAttribute(named: "format_version")
+    }
+
     private func invariantBroken(_ url: URL) -> String? {
         do {
             _ = try Plan.load(from: url)
@@ -105,11 +111,36 @@ import Testing
         #expect(error.description.hasPrefix("run/plan.h5: plan invariant \"disjoint\" broken: x."))
     }
 
+    /// Rebuilt slices (`lethe retrain`): new members and hashes, format version 2, invariants.
+    @Test func excludedIDsChangeSliceHashesAndRoundTripAsVersion2() throws {
+        var (plan, url) = try savedPlan(selection: .cyclic)
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        #expect(try formatVersion(url) == 1)
+        let location = try #require(plan.location(of: "e0007"))
+        let before = plan.sliceHash(shard: location.shard, slice: location.slice)
+        #expect(plan.hitSlices == [location])
+        #expect(throws: PlanningError.self) { try plan.excludeFromSlices(["e0008"]) }  // not tombstoned
+        #expect(try plan.excludeFromSlices(["e0007"]) == [location])
+        let members = plan.currentMembers(shard: location.shard, slice: location.slice)
+        #expect(!members.contains("e0007") && members.count == plan.memberCount(shard: location.shard, slice: location.slice) - 1)
+        #expect(plan.sliceHash(shard: location.shard, slice: location.slice) == SliceHash.of(ids: members))
+        #expect(plan.sliceHash(shard: location.shard, slice: location.slice) != before)
+        #expect(plan.hitSlices.isEmpty && plan.isExcluded("e0007") && plan.location(of: "e0007") == location)
+        try plan.save(to: url)
+        let loaded = try Plan.load(from: url)
+        #expect(try formatVersion(url) == 2)
+        #expect(loaded.excludedIDs == ["e0007"])
+        #expect(loaded.sliceHash(shard: location.shard, slice: location.slice) == plan.sliceHash(shard: location.shard, slice: location.slice))
+        // An excluded id that is not tombstoned breaks the plan.
+        try edit(url) { try $0.remove("tombstones"); try $0.write(["e0001"], at: "tombstones") }
+        #expect(invariantBroken(url) == "excluded")
+    }
+
     @Test func refusesOtherFormatsAndVersions() throws {
         let (_, url) = try savedPlan(selection: .cyclic)
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
-        try edit(url) { try $0.setAttribute(.int(2), named: "format_version") }
-        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "version 2", expected: "version 1")) {
+        try edit(url) { try $0.setAttribute(.int(3), named: "format_version") }
+        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "version 3", expected: "version 1…2")) {
             try Plan.load(from: url)
         }
         try edit(url) { try $0.setAttribute(.string("lethe-stage"), named: "format") }

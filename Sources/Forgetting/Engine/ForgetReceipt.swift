@@ -115,7 +115,7 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
             ServedShard(shard: $0.shard, sequence: $0.sequence, prefixLength: $0.prefixLength)
         } : []
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
-        let hits = Set(plan.tombstones.compactMap(plan.location(of:)))
+        let hits = plan.hitSlices
         let lengths = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) },
                                           hits: hits).map(\.prefixLengths)
         return ForgetReceipt(requests: [], forgottenExamples: [], unknownIDs: [], unknownGroups: [],

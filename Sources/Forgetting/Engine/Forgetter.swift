@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import Store
 
 /// Carries out forget requests on a run directory in the order issue 6 item 1 fixes:
 ///
@@ -31,9 +32,22 @@ public final class Forgetter {
 
     /// Forgets `requests` (and finishes any pending ones). `accepted` is called once the
     /// requests are durable in the ledger, before anything else changes.
+    ///
+    /// The whole operation holds the run's forget lock (`DIR/.forget.lock`), which a retrain
+    /// also takes to publish, so the plan read here is not replaced under it.
     public func forget(_ requests: [ForgetRequest], groups: GroupResolver? = nil,
                        nowMilliseconds: Int64,
                        accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
+        try FileLock.withExclusiveLock(Self.lockURL(inRun: run)) {
+            try forgetLocked(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
+        }
+    }
+
+    /// The lock that serialises forgets and retrain publishes on one run.
+    public static func lockURL(inRun run: URL) -> URL { run.appendingPathComponent(".forget.lock") }
+
+    private func forgetLocked(_ requests: [ForgetRequest], groups: GroupResolver?, nowMilliseconds: Int64,
+                              accepted: (LedgerHead) -> Void) throws -> ForgetReceipt {
         var plan = try Plan.load(from: Plan.url(inRun: run))
         let compositionURL = ServedCompositionFile.url(inRun: run)
         let published = FileManager.default.fileExists(atPath: compositionURL.path)
@@ -108,8 +122,9 @@ public final class Forgetter {
         // 3. Composition.
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
         let full = sequences.map { $0.map(\.count) }
-        let hitsBefore = Set(before.compactMap(plan.location(of:)))
-        let hitsNow = Set(forgottenNow.compactMap(plan.location(of:)))
+        // Examples a retrain already removed from their slices hit nothing any more.
+        let hitsBefore = Set(before.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
+        let hitsNow = Set(forgottenNow.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
             .map(\.prefixLengths)
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)

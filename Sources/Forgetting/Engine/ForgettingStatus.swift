@@ -31,7 +31,7 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
             pending = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
         }
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
-        let hits = Set(plan.tombstones.compactMap(plan.location(of:)))
+        let hits = plan.hitSlices
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) },
                                            hits: hits)
         var toRetrain: [[Int]] = []

@@ -52,6 +52,12 @@ public struct ServedCompositionFile: Codable, Sendable, Equatable {
 
     public static func url(inRun run: URL) -> URL { run.appendingPathComponent(fileName) }
 
+    /// The entries of shards that serve a model.
+    public var liveEntries: [Entry] { shards.filter { !$0.isDead } }
+
+    /// The entry of `shard`, if it has one.
+    public func entry(shard: Int) -> Entry? { shards.first { $0.shard == shard } }
+
     /// Reads and checks the composition of a run.
     public static func load(from url: URL) throws -> ServedCompositionFile {
         let data: Data
@@ -82,20 +88,25 @@ public struct ServedCompositionFile: Codable, Sendable, Equatable {
 
     /// Replaces the run's composition atomically under the trainer's lock.
     public func publish(inRun run: URL) throws {
-        let lockPath = run.appendingPathComponent(".served.lock").path
-        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw ForgettingError.runFile(file: lockPath, reason: "cannot open the lock file (errno \(errno))")
+        try FileLock.withExclusiveLock(Self.lockURL(inRun: run)) {
+            try AtomicFile.write(try encoded(), to: Self.url(inRun: run))
         }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                throw ForgettingError.runFile(file: lockPath, reason: "cannot lock it (errno \(errno))")
-            }
-        }
-        defer { flock(descriptor, LOCK_UN) }
-        try AtomicFile.write(try encoded(), to: Self.url(inRun: run))
     }
+
+    /// Replaces the entries of the given shards in the run's current composition (read and
+    /// rewritten under the trainer's lock, so concurrent publishers of other shards are kept).
+    public static func publish(replacing entries: [Entry], ledgerHead: Int64?, inRun run: URL) throws {
+        try FileLock.withExclusiveLock(lockURL(inRun: run)) {
+            let current = try load(from: url(inRun: run))
+            let replaced = Set(entries.map(\.shard))
+            let next = ServedCompositionFile(strategy: current.strategy,
+                                             shards: current.shards.filter { !replaced.contains($0.shard) } + entries,
+                                             ledgerHead: ledgerHead ?? current.ledgerHead)
+            try AtomicFile.write(try next.encoded(), to: url(inRun: run))
+        }
+    }
+
+    static func lockURL(inRun run: URL) -> URL { run.appendingPathComponent(".served.lock") }
 }
 
 /// Stage identity and file names, as `lethe train` writes them (docs/FORMAT.md): thin

@@ -20,11 +20,24 @@ public final class RunEnsemble {
         }
         self.layout = layout; self.labels = labels
         let settings = try TrainingSettings.load(from: layout.settingsURL)
-        let composition = try ServedComposition.load(from: layout.servedURL)
-        self.settings = settings; self.composition = composition
-        members = try composition.liveShards.map { entry in
-            (entry.shard, try ShardModel.served(entry, strategy: composition.strategy, layout: layout,
-                                                encoder: encoder, settings: settings, classCount: labels.count))
+        self.settings = settings
+        // A forget or retrain may publish a new composition and erase stages of the old one
+        // between reading served.json and opening its stage files: when loading fails and the
+        // composition changed meanwhile, load the new one (a few attempts).
+        var attempt = 0
+        while true {
+            let composition = try ServedComposition.load(from: layout.servedURL)
+            do {
+                members = try composition.liveShards.map { entry in
+                    (entry.shard, try ShardModel.served(entry, strategy: composition.strategy, layout: layout,
+                                                        encoder: encoder, settings: settings, classCount: labels.count))
+                }
+                self.composition = composition
+                return
+            } catch {
+                attempt += 1
+                guard attempt < 5, (try? ServedComposition.load(from: layout.servedURL)) != composition else { throw error }
+            }
         }
     }
 

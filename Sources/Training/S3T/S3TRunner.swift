@@ -36,48 +36,72 @@ public final class S3TRunner {
     /// - Parameter members: the example ids of a slice of this shard, sorted.
     public func train(_ schedule: StageSchedule, members: (Int) -> [String],
                       events: (Event) -> Void) throws {
+        try trainStages(schedule, members: members, events: events)
+        let entry = ServedComposition.Entry(shard: schedule.shard, sequence: 0,
+                                            prefixLength: schedule.sequenceKeys[0].count,
+                                            stageKeys: schedule.sequenceKeys[0])
+        try ServedComposition.publish([entry], strategy: schedule.strategy, layout: layout)
+        events(.shardPublished(entry))
+    }
+
+    /// Trains every stage of `schedule` that has no complete file and publishes nothing: a
+    /// stage file is only a candidate until some composition names it (`lethe retrain` decides
+    /// what to serve itself).
+    public func trainStages(_ schedule: StageSchedule, members: (Int) -> [String],
+                            events: (Event) -> Void) throws {
         let shard = schedule.shard
         layout.removeTemporaryFiles(shard: shard)
         let completeCount = schedule.stages.filter(layout.isComplete).count
         events(.shardStarted(shard: shard, stageCount: schedule.stages.count, completeCount: completeCount))
         var loaded: [StageKey: StageCheckpoint] = [:]
-        let hyperparameters = try settings.canonicalJSON()
         for lineage in schedule.stages {
             let url = layout.stageURL(lineage)
             if layout.isComplete(lineage) {
                 events(.stageSkipped(lineage, url: url))
                 continue
             }
-            let ancestors = try ancestorCheckpoints(of: lineage, cache: &loaded)
-            let inherited: [NamedTensor]
-            switch schedule.strategy {
-            case .s3t, .full: inherited = ancestors.flatMap(\.adapters)
-            case .sisa: inherited = ancestors.last?.adapters ?? []
-            }
-            let examples = lineage.prefixSlices.flatMap(members)
-            let job = StageJob(lineage: lineage, seed: lineage.key.seed(runSeed: settings.seed, shard: shard),
-                               exampleIDs: examples, inheritedAdapters: inherited,
-                               inheritedHead: ancestors.last?.head,
-                               description: "shard \(shard) stage \(lineage.stage)")
-            events(.stageStarted(lineage, exampleCount: examples.count))
-            let start = clock()
-            let result = try trainer.train(job) { events(.stageProgress(lineage, $0)) }
-            let record = StageRecord(strategy: schedule.strategy, baseModelSHA256: settings.baseModelSHA256,
-                                     hyperparametersJSON: hyperparameters, seed: job.seed,
-                                     threadCount: settings.threadCount, softwareVersion: letheVersion,
-                                     trainingLoss: result.trainingLoss, examplesSeen: result.examplesSeen,
-                                     wallTimeSeconds: clock() - start)
-            let checkpoint = StageCheckpoint(lineage: lineage, record: record,
-                                             adapters: result.adapters, head: result.head)
+            let checkpoint = try trainStage(lineage, strategy: schedule.strategy, members: members,
+                                            cache: &loaded, events: events)
             try checkpoint.save(to: url)
             loaded[lineage.key] = checkpoint
             events(.stageFinished(lineage, url: url, checkpoint: checkpoint))
         }
-        let entry = ServedComposition.Entry(shard: shard, sequence: 0,
-                                            prefixLength: schedule.sequenceKeys[0].count,
-                                            stageKeys: schedule.sequenceKeys[0])
-        try ServedComposition.publish([entry], strategy: schedule.strategy, layout: layout)
-        events(.shardPublished(entry))
+    }
+
+    /// Trains one stage again from its recorded lineage, without saving it: the parents come
+    /// from their files, the seed from (run seed, shard, key). With the same settings and
+    /// thread count the result is bit-identical to the stored stage (`lethe verify --replay`).
+    public func replay(_ lineage: StageLineage, strategy: TrainingStrategy,
+                       members: (Int) -> [String]) throws -> StageCheckpoint {
+        var cache: [StageKey: StageCheckpoint] = [:]
+        return try trainStage(lineage, strategy: strategy, members: members, cache: &cache, events: { _ in })
+    }
+
+    /// Trains `lineage` from its parents' state on the examples of its prefix.
+    private func trainStage(_ lineage: StageLineage, strategy: TrainingStrategy, members: (Int) -> [String],
+                            cache: inout [StageKey: StageCheckpoint],
+                            events: (Event) -> Void) throws -> StageCheckpoint {
+        let shard = lineage.shard
+        let ancestors = try ancestorCheckpoints(of: lineage, cache: &cache)
+        let inherited: [NamedTensor]
+        switch strategy {
+        case .s3t, .full: inherited = ancestors.flatMap(\.adapters)
+        case .sisa: inherited = ancestors.last?.adapters ?? []
+        }
+        let examples = lineage.prefixSlices.flatMap(members)
+        let job = StageJob(lineage: lineage, seed: lineage.key.seed(runSeed: settings.seed, shard: shard),
+                           exampleIDs: examples, inheritedAdapters: inherited,
+                           inheritedHead: ancestors.last?.head,
+                           description: "shard \(shard) stage \(lineage.stage)")
+        events(.stageStarted(lineage, exampleCount: examples.count))
+        let start = clock()
+        let result = try trainer.train(job) { events(.stageProgress(lineage, $0)) }
+        let record = StageRecord(strategy: strategy, baseModelSHA256: settings.baseModelSHA256,
+                                 hyperparametersJSON: try settings.canonicalJSON(), seed: job.seed,
+                                 threadCount: settings.threadCount, softwareVersion: letheVersion,
+                                 trainingLoss: result.trainingLoss, examplesSeen: result.examplesSeen,
+                                 wallTimeSeconds: clock() - start)
+        return StageCheckpoint(lineage: lineage, record: record, adapters: result.adapters, head: result.head)
     }
 
     /// The checkpoints of stages 1..i−1 of `lineage`'s prefix, stage 1 first.

@@ -86,25 +86,15 @@ public struct ServedComposition: Codable, Sendable, Equatable {
     /// concurrently), reads the current file, replaces the given shards' entries, and renames
     /// a complete new file into place. Readers see the old or the new composition, never a mix.
     public static func publish(_ entries: [Entry], strategy: TrainingStrategy, layout: RunLayout) throws {
-        let lockPath = layout.directory.appendingPathComponent(".served.lock").path
-        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw TrainingError.fileInvalid(file: lockPath, reason: "cannot open the lock file (errno \(errno))")
-        }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                throw TrainingError.fileInvalid(file: lockPath, reason: "cannot lock (errno \(errno))")
+        try FileLock.withExclusiveLock(layout.directory.appendingPathComponent(".served.lock")) {
+            var composition = ServedComposition(strategy: strategy, shards: [])
+            if FileManager.default.fileExists(atPath: layout.servedURL.path) {
+                composition = try load(from: layout.servedURL)
             }
+            let replaced = Set(entries.map(\.shard))
+            composition = ServedComposition(strategy: strategy,
+                                            shards: composition.shards.filter { !replaced.contains($0.shard) } + entries)
+            try AtomicFile.write(try composition.encoded(), to: layout.servedURL)
         }
-        defer { flock(descriptor, LOCK_UN) }
-        var composition = ServedComposition(strategy: strategy, shards: [])
-        if FileManager.default.fileExists(atPath: layout.servedURL.path) {
-            composition = try load(from: layout.servedURL)
-        }
-        let replaced = Set(entries.map(\.shard))
-        composition = ServedComposition(strategy: strategy,
-                                        shards: composition.shards.filter { !replaced.contains($0.shard) } + entries)
-        try AtomicFile.write(try composition.encoded(), to: layout.servedURL)
     }
 }

@@ -1,0 +1,215 @@
+import Foundation
+import Planning
+import Store
+import Training
+
+/// Rebuilds the slices that hold deleted examples and retrains the affected stages, restoring
+/// B full-length sequences per shard (issue 6 item 4; DESIGN.md §1, last paragraph of "Serving").
+///
+/// One pass over a shard:
+/// 1. snapshot the plan; the shard's slices that still hold a tombstoned example get new
+///    members (the tombstoned ids removed) and so new content hashes;
+/// 2. train every stage of the new schedule that has no file (`S3TRunner.trainStages`): a
+///    stage whose prefix avoids the rebuilt slices keeps its key and its file is reused, so
+///    each sequence is retrained from its first affected stage onward, with the same
+///    deterministic trainer and seeds derived from the new keys — bit-identical to training the
+///    new plan from scratch;
+/// 3. publish under the run's forget lock: re-read the plan (a forget may have run meanwhile),
+///    record the removals in it (atomic rewrite), derive the composition from its *current*
+///    tombstones (a newly deleted example truncates the new sequences at its slice, so nothing
+///    trained on it is served), replace the shard's served entry (atomic rename), erase every
+///    stage file of the shard that is not in a surviving prefix, and append a `retrain` ledger
+///    entry. If a forget did arrive, the next pass rebuilds the shard again (up to `maxPasses`).
+///
+/// Until step 3 nothing a reader sees changes: the new stage files are candidates nobody
+/// serves. A retrain killed at any point leaves a valid run (old plan and composition, or new
+/// plan with its composition) and a re-run completes it: stages already trained are kept, and
+/// a shard whose plan was published but whose composition or erasure was not is finished.
+public final class Retrainer {
+    /// What happened, for progress output.
+    public enum Event: Sendable {
+        case training(S3TRunner.Event)
+        case published(RetrainRecord)
+    }
+
+    public let run: URL
+    public let runner: S3TRunner
+    /// N, the encoder's layers (the schedule's blocks are counted from the top).
+    public let layerCount: Int
+    /// Called after a shard's stages are trained and before they are published: a test hook
+    /// (a forget injected here must be honoured) and a cancellation point.
+    public var beforePublish: (Int) throws -> Void = { _ in }
+
+    public init(run: URL, runner: S3TRunner, layerCount: Int) {
+        self.run = run; self.runner = runner; self.layerCount = layerCount
+    }
+
+    /// The shards that need a retrain: a slice still holds a deleted example, the served entry
+    /// differs from what the plan calls for, or a stage file lies outside every surviving prefix.
+    public static func shardsNeedingRetrain(run: URL) throws -> [Int] {
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let composition = try ServedCompositionFile.load(from: ServedCompositionFile.url(inRun: run))
+        return try (0..<plan.shardCount).filter { shard in
+            let state = ShardState(plan: plan, shard: shard, run: run)
+            if !state.hitSlices.isEmpty || composition.entry(shard: shard) != state.servedEntry { return true }
+            return try !state.strayFiles().isEmpty
+        }
+    }
+
+    /// Retrains `shards` (nil: every shard that needs it) and returns one record per pass.
+    /// - Parameters:
+    ///   - maxPasses: passes per shard when forgets keep arriving; afterwards the shard serves
+    ///     its truncated prefix until the next retrain.
+    ///   - nowMilliseconds: the clock for ledger timestamps (the CLI owns the clock).
+    public func retrain(shards: [Int]? = nil, maxPasses: Int = 3, nowMilliseconds: () -> Int64,
+                        events: (Event) -> Void = { _ in }) throws -> [RetrainRecord] {
+        let strategy = runner.settings.strategy
+        guard strategy != .full else {
+            throw ForgettingError.retrainRefused(shard: nil, reason: "\(run.path) was trained with --strategy full; "
+                                                 + "retrain it from scratch with lethe train on a new plan")
+        }
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        for shard in shards ?? [] where !(0..<plan.shardCount).contains(shard) {
+            throw ForgettingError.retrainRefused(shard: shard, reason: "the plan has shards 0..<\(plan.shardCount)")
+        }
+        let needed = Set(try Self.shardsNeedingRetrain(run: run))
+        let targets = (shards ?? Array(0..<plan.shardCount)).filter(needed.contains)
+        var records: [RetrainRecord] = []
+        for shard in Set(targets).sorted() {
+            let lock = run.appendingPathComponent(".retrain-shard-\(shard).lock")
+            let done: Void? = try FileLock.withLockIfFree(lock) {
+                for pass in 1...max(1, maxPasses) {
+                    let record = try retrainOnce(shard: shard, pass: pass, strategy: strategy,
+                                                 nowMilliseconds: nowMilliseconds, events: events)
+                    records.append(record)
+                    events(.published(record))
+                    if record.fullLength { break }
+                }
+            }
+            if done == nil {
+                throw ForgettingError.retrainRefused(shard: shard, reason: "another lethe retrain is working on it")
+            }
+        }
+        return records
+    }
+
+    /// One pass: rebuild, train, publish.
+    private func retrainOnce(shard: Int, pass: Int, strategy: TrainingStrategy, nowMilliseconds: () -> Int64,
+                             events: (Event) -> Void) throws -> RetrainRecord {
+        let snapshot = try Plan.load(from: Plan.url(inRun: run))
+        let removed = ShardState(plan: snapshot, shard: shard, run: run).unexcludedTombstones
+        var rebuilt = snapshot
+        do { try rebuilt.excludeFromSlices(removed) } catch {
+            throw ForgettingError.retrainRefused(shard: shard, reason: "\(error)")
+        }
+        let schedule = try StageSchedule(
+            shard: shard, sequences: rebuilt.sequences(of: shard),
+            sliceHashes: (0..<rebuilt.sliceCount).map { rebuilt.sliceHash(shard: shard, slice: $0) },
+            layerCount: layerCount, layersPerBlock: runner.settings.layersPerBlock, strategy: strategy)
+        var trained: [String] = []
+        try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) }) { event in
+            if case .stageFinished(let lineage, _, _) = event { trained.append(lineage.key.hex) }
+            events(.training(event))
+        }
+        try beforePublish(shard)
+        return try FileLock.withExclusiveLock(Forgetter.lockURL(inRun: run)) {
+            try publish(shard: shard, pass: pass, removed: removed, snapshot: snapshot, trained: trained,
+                        stageCount: schedule.stages.count, nowMilliseconds: nowMilliseconds())
+        }
+    }
+
+    /// Step 3, under the forget lock.
+    private func publish(shard: Int, pass: Int, removed: [String], snapshot: Plan, trained: [String],
+                         stageCount: Int, nowMilliseconds: Int64) throws -> RetrainRecord {
+        var plan = try Plan.load(from: Plan.url(inRun: run))
+        let slices = 0..<plan.sliceCount
+        guard slices.map({ plan.sliceHash(shard: shard, slice: $0) })
+                == slices.map({ snapshot.sliceHash(shard: shard, slice: $0) }) else {
+            throw ForgettingError.retrainRefused(shard: shard, reason: "its slices were rebuilt by another process "
+                                                 + "while this one trained")
+        }
+        let previousHashes = slices.map { plan.sliceHash(shard: shard, slice: $0) }
+        let rebuiltLocations = try plan.excludeFromSlices(removed)
+        if !rebuiltLocations.isEmpty { try plan.save(to: Plan.url(inRun: run)) }
+
+        let state = ShardState(plan: plan, shard: shard, run: run)
+        let ledger = try Ledger.open(at: Forgetter(run: run).ledgerURL)
+        defer { try? ledger.close() }
+        try ServedCompositionFile.publish(replacing: [state.servedEntry], ledgerHead: nil, inRun: run)
+        var erased: [String] = []
+        for url in try state.strayFiles() {
+            guard unlink(url.path) == 0 || errno == ENOENT else {
+                throw ForgettingError.runFile(file: url.path, reason: "cannot erase the stage file (errno \(errno))")
+            }
+            erased.append("stages/shard-\(shard)/\(url.lastPathComponent)")
+        }
+        if !erased.isEmpty { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
+
+        let removedBySlice = Dictionary(grouping: removed) { plan.location(of: $0)?.slice ?? -1 }
+        let record = RetrainRecord(
+            shard: shard, round: pass,
+            rebuiltSlices: rebuiltLocations.map(\.slice).sorted().map { slice in
+                .init(slice: slice, previousHash: previousHashes[slice], newHash: plan.sliceHash(shard: shard, slice: slice),
+                      removedIDs: (removedBySlice[slice] ?? []).sorted(by: UTF8Order.precedes),
+                      memberCount: plan.currentMembers(shard: shard, slice: slice).count)
+            },
+            trainedStages: trained, reusedStageCount: stageCount - trained.count,
+            served: .init(shard: shard, sequence: state.servedEntry.sequence, prefixLength: state.servedEntry.prefixLength),
+            prefixLengths: state.prefixLengths, fullLength: state.hitSlices.isEmpty, erasedFiles: erased)
+        let keys = [Self.retrainKey, LedgerKey(field: .init(rawValue: "shard"), value: "\(shard)")]
+            + removed.map(LedgerKey.exampleID)
+        _ = try ledger.append(try LedgerDraft(kind: .retrain, timestampMilliseconds: nowMilliseconds,
+                                              encoding: record, keys: keys))
+        return record
+    }
+
+    /// The ledger key that marks retrain entries.
+    public static let retrainKey = LedgerKey(field: .init(rawValue: "entry"), value: "retrain")
+}
+
+/// What the plan implies for one shard: which slices still hold deleted data, how far each
+/// sequence survives, what it serves and which stage files it keeps.
+struct ShardState {
+    let plan: Plan
+    let shard: Int
+    let run: URL
+
+    /// Tombstoned ids of the shard still in their slice's members.
+    var unexcludedTombstones: [String] {
+        plan.tombstones.filter { !plan.isExcluded($0) && plan.location(of: $0)?.shard == shard }
+    }
+
+    var hitSlices: Set<Int> { Set(plan.hitSlices.filter { $0.shard == shard }.map(\.slice)) }
+
+    var prefixLengths: [Int] {
+        plan.sequences(of: shard).map { DeletionLogic.survivingLength(of: $0, hitSlices: hitSlices) }
+    }
+
+    /// The served entry: the longest surviving prefix (lowest sequence on ties), or dead.
+    var servedEntry: ServedCompositionFile.Entry {
+        guard let served = DeletionLogic.servedSequence(prefixLengths: prefixLengths) else {
+            return .init(shard: shard, sequence: nil, prefixLength: 0, stageKeys: [])
+        }
+        let sequence = plan.sequences(of: shard)[served.sequence]
+        return .init(shard: shard, sequence: served.sequence, prefixLength: served.prefixLength,
+                     stageKeys: (1...served.prefixLength).map { keyOfPrefix(Array(sequence.prefix($0))) })
+    }
+
+    func keyOfPrefix(_ prefix: [Int]) -> String {
+        StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+    }
+
+    /// Stage files of the shard in no surviving prefix of any sequence: they saw a deleted
+    /// example, or belong to an older plan, or to a retrain whose plan was never published.
+    func strayFiles() throws -> [URL] {
+        var keep = Set<String>()
+        for (sequence, length) in zip(plan.sequences(of: shard), prefixLengths) where length > 0 {
+            for i in 1...length { keep.insert(StageFiles.url(run: run, shard: shard, stage: i,
+                                                             key: keyOfPrefix(Array(sequence.prefix(i)))).lastPathComponent) }
+        }
+        let directory = StageFiles.shardDirectory(run: run, shard: shard)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasPrefix("stage-") && $0.hasSuffix(".h5") && !keep.contains($0) }.sorted()
+            .map { directory.appendingPathComponent($0) }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+
+/// An exclusive advisory lock on a file (`flock(2)`), shared by threads and processes.
+///
+/// Run directories use two: `.served.lock` guards the read-modify-write of `served.json`, and
+/// `.forget.lock` makes a forget (tombstones → composition → erasure) and a retrain's publish
+/// step mutually exclusive. A lock belongs to one open file description, so the same process
+/// must not take one lock twice (it would wait for itself). The kernel drops the lock when the
+/// holder dies, so a `kill -9` never leaves a run locked.
+public enum FileLock {
+    /// Runs `body` while holding the exclusive lock on `url` (created if missing); waits for it.
+    public static func withExclusiveLock<T>(_ url: URL, _ body: () throws -> T) throws -> T {
+        let descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno) }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+
+    /// Runs `body` holding the lock on `url` if nobody holds it; returns nil without waiting
+    /// when another holder has it.
+    public static func withLockIfFree<T>(_ url: URL, _ body: () throws -> T) throws -> T? {
+        let descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno) }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EWOULDBLOCK { return nil }
+            guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+}

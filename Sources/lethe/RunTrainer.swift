@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import Models
+import Planning
+import Training
+
+/// The stage trainer of an existing run, rebuilt from its saved settings (`RUN/train.json`),
+/// for commands that train stages again: `lethe retrain` and `lethe verify --replay`.
+struct RunTrainer {
+    let runner: S3TRunner
+    /// N, the base encoder's layers.
+    let layerCount: Int
+
+    /// - Parameters:
+    ///   - data: the dataset, when not at the path the plan records.
+    ///   - threads: must equal the saved thread count when given (bit-identity depends on it).
+    init(run: URL, data: String?, threads: Int?, clock: @escaping () -> Double) throws {
+        let layout = RunLayout(directory: run)
+        guard FileManager.default.fileExists(atPath: layout.settingsURL.path) else {
+            throw ValidationError("\(layout.settingsURL.path) is missing: the run was never trained (run lethe train first).")
+        }
+        let settings = try TrainingSettings.load(from: layout.settingsURL)
+        if let threads, threads != settings.threadCount {
+            throw ValidationError("--threads \(threads): the run was trained with \(settings.threadCount) thread(s), and "
+                                  + "stages are bit-identical only for equal thread counts; pass --threads "
+                                  + "\(settings.threadCount) or leave it out.")
+        }
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let dataset = try RunData.dataset(for: plan, override: data)
+        let encoder = try MiniLMEncoder(directory: settings.baseModel)
+        let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
+        runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, clock: clock)
+        layerCount = encoder.configuration.layerCount
+    }
+}

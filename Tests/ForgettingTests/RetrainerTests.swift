@@ -1,0 +1,228 @@
+import Audit
+import Foundation
+import Planning
+import Testing
+import Training
+@testable import Forgetting
+
+/// `Retrainer` on tiny runs trained by `ToyStageTrainer`: forget, then retrain.
+@Suite struct RetrainerTests {
+    /// Bytes and modification time of every file under a directory, by name.
+    static func snapshot(_ directory: URL) throws -> [String: (Data, Date)] {
+        var result: [String: (Data, Date)] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
+            let url = directory.appendingPathComponent(name)
+            let date = try FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date
+            result[name] = (try Data(contentsOf: url), date ?? .distantPast)
+        }
+        return result
+    }
+
+    /// The first id of the plan in `shard`, slice `slice`, not yet tombstoned.
+    static func member(_ plan: Plan, shard: Int, slice: Int, skip: Int = 0) -> String {
+        Array(plan.members(shard: shard, slice: slice).filter { !plan.isTombstoned($0) })[skip]
+    }
+
+    /// Stored tensors of a stage file, as bit patterns.
+    static func bits(_ url: URL) throws -> [String: [UInt32]] {
+        let checkpoint = try StageCheckpoint.load(from: url)
+        return Dictionary(uniqueKeysWithValues: checkpoint.storedTensors.map { ($0.name, $0.values.map(\.bitPattern)) })
+    }
+
+    @Test func retrainRestoresFullSequencesBitIdenticalToTrainingTheNewPlan() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let deleted = Self.member(run.plan, shard: 0, slice: 1)
+        let untouchedBefore = try Self.snapshot(StageFiles.shardDirectory(run: run.directory, shard: 1))
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        #expect(try run.served().entry(shard: 0)?.prefixLength ?? 0 < run.plan.sliceCount)
+        #expect(try Retrainer.shardsNeedingRetrain(run: run.directory) == [0])
+
+        let records = try run.retrainer().retrain(nowMilliseconds: { 2_000 })
+        #expect(records.map(\.shard) == [0])
+        let record = try #require(records.first)
+        #expect(record.rebuiltSlices.map(\.slice) == [1])
+        #expect(record.rebuiltSlices.first?.removedIDs == [deleted])
+        // Sequences that start with slice 1 retrain from stage 1, the others from slice 1's position on.
+        #expect(!record.trainedStages.isEmpty && record.reusedStageCount > 0)
+
+        // The plan: new members and hashes for the rebuilt slice only.
+        let plan = try run.currentPlan()
+        #expect(plan.isExcluded(deleted) && plan.isTombstoned(deleted))
+        #expect(!plan.currentMembers(shard: 0, slice: 1).contains(deleted))
+        #expect(plan.sliceHash(shard: 0, slice: 1) == SliceHash.of(ids: plan.currentMembers(shard: 0, slice: 1)))
+        #expect(plan.sliceHash(shard: 0, slice: 1) != run.plan.sliceHash(shard: 0, slice: 1))
+        for (shard, slice) in [(0, 0), (0, 2), (1, 0), (1, 1), (1, 2)] {
+            #expect(plan.sliceHash(shard: shard, slice: slice) == run.plan.sliceHash(shard: shard, slice: slice))
+        }
+        #expect(plan.hitSlices.isEmpty)
+
+        // Every shard serves a full sequence, and every sequence of shard 0 is complete again.
+        let served = try run.served()
+        for entry in served.shards { #expect(entry.prefixLength == plan.sliceCount) }
+        let fresh = ShardState(plan: plan, shard: 0, run: run.directory)
+        #expect(try fresh.strayFiles().isEmpty)
+        for sequence in plan.sequences(of: 0) {
+            for length in 1...sequence.count {
+                let url = StageFiles.url(run: run.directory, shard: 0, stage: length,
+                                         key: fresh.keyOfPrefix(Array(sequence.prefix(length))))
+                #expect(FileManager.default.fileExists(atPath: url.path), "sequence \(sequence) stage \(length)")
+            }
+        }
+        // The unaffected shard's files are untouched, bytes and times.
+        let untouchedAfter = try Self.snapshot(StageFiles.shardDirectory(run: run.directory, shard: 1))
+        #expect(untouchedAfter.keys.sorted() == untouchedBefore.keys.sorted())
+        for (name, (data, date)) in untouchedBefore {
+            #expect(untouchedAfter[name]?.0 == data && untouchedAfter[name]?.1 == date, "\(name)")
+        }
+
+        // Bit-identical to training the new plan from scratch in another directory.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-scratch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        try ToyStageTrainer.trainAll(plan, in: scratch)
+        for entry in served.shards {
+            for (index, key) in entry.stageKeys.enumerated() {
+                let ours = try Self.bits(StageFiles.url(run: run.directory, shard: entry.shard, stage: index + 1, key: key))
+                let theirs = try Self.bits(StageFiles.url(run: scratch, shard: entry.shard, stage: index + 1, key: key))
+                #expect(ours == theirs, "shard \(entry.shard) stage \(index + 1)")
+            }
+        }
+
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+        let ledger = try Ledger.open(at: Forgetter(run: run.directory).ledgerURL)
+        defer { try? ledger.close() }
+        #expect(try ledger.entries(forExampleID: deleted).map(\.kind) == [.request, .retrain])
+        #expect(try ledger.verifyChain().isIntact)
+        // The audit still names the stages that saw the example (by the slice's old hash): all erased.
+        let audit = try ExampleAudit.audit(run: run.directory, id: deleted)
+        #expect(audit.sliceHash == run.plan.sliceHash(shard: 0, slice: 1))
+        #expect(!audit.stages.isEmpty && audit.stages.allSatisfy { !$0.exists && !$0.served } && !audit.servedNow)
+
+        // Nothing left to do: a second retrain changes nothing.
+        #expect(try run.retrainer().retrain(nowMilliseconds: { 3_000 }).isEmpty)
+    }
+
+    @Test func aForgetArrivingDuringRetrainingIsHonoured() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let first = Self.member(run.plan, shard: 0, slice: 2)
+        let second = Self.member(run.plan, shard: 0, slice: 2, skip: 1)  // same, retrained slice
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(first))], nowMilliseconds: 1_000)
+
+        let retrainer = run.retrainer()
+        var injected = false
+        retrainer.beforePublish = { _ in
+            guard !injected else { return }
+            injected = true
+            _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(second))], nowMilliseconds: 1_500)
+        }
+        let records = try retrainer.retrain(maxPasses: 1, nowMilliseconds: { 2_000 })
+        #expect(injected && records.count == 1)
+        // The new stages of slice 2 saw `second`: the shard stays on prefixes before slice 2.
+        var plan = try run.currentPlan()
+        #expect(plan.isExcluded(first) && !plan.isExcluded(second))
+        let entry = try #require(try run.served().entry(shard: 0))
+        let sequence = plan.sequences(of: 0)[try #require(entry.sequence)]
+        #expect(entry.prefixLength < plan.sliceCount)
+        #expect(!sequence.prefix(entry.prefixLength).contains(2))
+        #expect(records[0].prefixLengths == plan.sequences(of: 0).map { $0.firstIndex(of: 2) ?? 3 })
+        var report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+
+        // The next retrain rebuilds again; with several passes one call does both.
+        let again = try run.retrainer().retrain(nowMilliseconds: { 3_000 })
+        #expect(again.count == 1 && again[0].rebuiltSlices.first?.removedIDs == [second])
+        plan = try run.currentPlan()
+        #expect(plan.isExcluded(second) && plan.hitSlices.isEmpty)
+        #expect(try run.served().entry(shard: 0)?.prefixLength == plan.sliceCount)
+        report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+    }
+
+    @Test func severalPassesAbsorbForgetsThatArriveMeanwhile() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let first = Self.member(run.plan, shard: 1, slice: 0)
+        let second = Self.member(run.plan, shard: 1, slice: 1)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(first))], nowMilliseconds: 1_000)
+        let retrainer = run.retrainer()
+        var calls = 0
+        retrainer.beforePublish = { _ in
+            calls += 1
+            if calls == 1 {
+                _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(second))], nowMilliseconds: 1_500)
+            }
+        }
+        let records = try retrainer.retrain(nowMilliseconds: { 2_000 })
+        #expect(records.map(\.round) == [1, 2])
+        #expect(records.last?.prefixLengths == [3, 3, 3])
+        let plan = try run.currentPlan()
+        #expect(plan.excludedIDs == [first, second].sorted(by: UTF8Order.precedes))
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+    }
+
+    @Test func aRetrainStoppedBeforePublishingLeavesTheRunValidAndARerunCompletesIt() throws {
+        struct Stop: Error {}
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let deleted = Self.member(run.plan, shard: 0, slice: 0)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        let servedBefore = try run.served()
+        let retrainer = run.retrainer()
+        retrainer.beforePublish = { _ in throw Stop() }
+        #expect(throws: Stop.self) { try retrainer.retrain(nowMilliseconds: { 2_000 }) }
+        #expect(try run.served() == servedBefore)
+        #expect(try !run.currentPlan().isExcluded(deleted))
+        #expect(try RunVerifier.verify(run: run.directory).isClean)
+
+        let records = try run.retrainer().retrain(nowMilliseconds: { 3_000 })
+        #expect(records.first?.trainedStages == [])  // the stopped pass trained them all
+        #expect(try run.served().entry(shard: 0)?.prefixLength == run.plan.sliceCount)
+        #expect(try RunVerifier.verify(run: run.directory).isClean)
+    }
+
+    @Test func aRetrainStoppedBetweenPlanAndCompositionIsCompletedByARerun() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let deleted = Self.member(run.plan, shard: 1, slice: 2)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        let retrainer = run.retrainer()
+        // Train the new stages and save the new plan, as a pass killed right after its plan rename.
+        retrainer.beforePublish = { _ in
+            var plan = try run.currentPlan()
+            try plan.excludeFromSlices([deleted])
+            try plan.save(to: Plan.url(inRun: run.directory))
+            struct Killed: Error {}
+            throw Killed()
+        }
+        #expect(throws: (any Error).self) { try retrainer.retrain(nowMilliseconds: { 2_000 }) }
+        // What is served is the old truncated prefix: nothing with the deleted example.
+        let entry = try #require(try run.served().entry(shard: 1))
+        let sequence = run.plan.sequences(of: 1)[try #require(entry.sequence)]
+        #expect(!sequence.prefix(entry.prefixLength).contains(2))
+        #expect(try Retrainer.shardsNeedingRetrain(run: run.directory) == [1])
+
+        let records = try run.retrainer().retrain(nowMilliseconds: { 3_000 })
+        #expect(records.count == 1 && records[0].trainedStages.isEmpty && records[0].rebuiltSlices.isEmpty)
+        #expect(try run.served().entry(shard: 1)?.prefixLength == run.plan.sliceCount)
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+    }
+
+    @Test func sisaRunsRetrainTheirSingleSequence() throws {
+        let run = try TinyRun.trained(budget: 1, strategy: .sisa)
+        defer { run.remove() }
+        let deleted = Self.member(run.plan, shard: 0, slice: run.plan.sequences(of: 0)[0][1])
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        #expect(try run.served().entry(shard: 0)?.prefixLength == 1)
+        let retrainer = Retrainer(run: run.directory, runner: ToyStageTrainer.runner(run.directory, strategy: .sisa),
+                                  layerCount: 6)
+        let records = try retrainer.retrain(nowMilliseconds: { 2_000 })
+        #expect(records.first?.trainedStages.count == 2 && records.first?.reusedStageCount == 1)
+        #expect(try run.served().entry(shard: 0)?.prefixLength == 3)
+        #expect(try RunVerifier.verify(run: run.directory).isClean)
+    }
+}
