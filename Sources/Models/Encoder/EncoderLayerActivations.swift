@@ -30,16 +30,17 @@ extension EncoderLayer {
             let xDropped: Tensor?          // [N, in] when dropout is on
         }
 
-        /// Backward's intermediate gradients (scratch, not results).
+        /// Backward's intermediate gradients (scratch, not results). dOutputSum turns into
+        /// dHidden and dActivated into dPreActivation in place.
         final class Gradients {
-            let dOutputSum, dHidden, dAttentionSum, dContext, dQKV: Tensor
-            let dActivated, dPreActivation: Tensor
+            let dOutputSum, dAttentionSum, dContext, dQKV: Tensor
+            let dActivated: Tensor
             let loraScratch: Tensor
             init(n: Int, c: Int, f: Int, r: Int) {
-                dOutputSum = Tensor(shape: [n, c]); dHidden = Tensor(shape: [n, c])
+                dOutputSum = Tensor(shape: [n, c])
                 dAttentionSum = Tensor(shape: [n, c]); dContext = Tensor(shape: [n, c])
                 dQKV = Tensor(shape: [n, 3 * c])
-                dActivated = Tensor(shape: [n, f]); dPreActivation = Tensor(shape: [n, f])
+                dActivated = Tensor(shape: [n, f])
                 loraScratch = Tensor(shape: [n, max(r, 1)])
             }
         }
