@@ -35,6 +35,7 @@ public enum GELU {
     /// y = GELU(x) and d = GELU′(x) in one pass: the erf and Gaussian terms are shared, and
     /// backward then needs no transcendental at all (`backward(dY:derivative:dX:…)`).
     /// Costs one [count] buffer; use it when memory allows (training), the plain form otherwise.
+    /// x may equal y (in place).
     public static func forward(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                                derivative: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
         Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in

@@ -58,6 +58,11 @@ import Testing
         let dX2 = Tensor(shape: [count])
         GELU.backward(dY: dY.data, x: x.data, dX: dX2.data, count: count, threads: 2)
         #expect(bits(dX2) == bits(dX))
+        // The training forward in place (the encoder layer runs it so) gives the same bits.
+        let inPlaceForward = Tensor(shape: [count], values: x.values), d2 = Tensor(shape: [count])
+        GELU.forward(inPlaceForward.data, into: inPlaceForward.data, derivative: d2.data, count: count, threads: 2)
+        #expect(bits(inPlaceForward) == bits(y))
+        #expect(bits(d2) == bits(d))
     }
 
     @Test func linearResidualIsAddedToTheOutput() {

@@ -95,9 +95,12 @@ public final class EncoderLayer: @unchecked Sendable {
                           into: a.hidden.data, mean: a.mean1.data, rstd: a.rstd1.data,
                           rows: n, columns: c, threads: threads)
         observer?("layer norm 1")
-        project(.intermediate, a.hidden.data, residual: nil, into: a.preActivation.data, a, n)
+        // f is written into the buffer that GELU then overwrites with g = GELU(f) in place:
+        // backward needs only g and the saved GELU′(f), and a second [N, F] buffer would cost
+        // a 12 MB stream per step.
+        project(.intermediate, a.hidden.data, residual: nil, into: a.activated.data, a, n)
         observer?("intermediate")
-        GELU.forward(a.preActivation.data, into: a.activated.data, derivative: a.geluDerivative.data,
+        GELU.forward(a.activated.data, into: a.activated.data, derivative: a.geluDerivative.data,
                      count: n * f, threads: threads)
         observer?("GELU")
         project(.output, a.activated.data, residual: a.hidden.data, into: a.outputSum.data, a, n)

@@ -17,8 +17,7 @@ extension EncoderLayer {
         let mean1, rstd1: Tensor           // [N]
         /// LN₁ output h (input of the FFN).
         public let hidden: Tensor
-        let preActivation: Tensor          // f [N, F]
-        let activated: Tensor              // GELU(f) [N, F]
+        let activated: Tensor              // GELU(f) [N, F] (f before GELU runs in place)
         let geluDerivative: Tensor         // GELU′(f) [N, F]
         let outputSum: Tensor              // g·Wdᵀ + bd + h, input of LN₂
         let mean2, rstd2: Tensor
@@ -58,7 +57,7 @@ extension EncoderLayer {
             context = Tensor(shape: [n, c]); attentionSum = Tensor(shape: [n, c])
             mean1 = Tensor(shape: [n]); rstd1 = Tensor(shape: [n])
             hidden = Tensor(shape: [n, c])
-            preActivation = Tensor(shape: [n, f]); activated = Tensor(shape: [n, f])
+            activated = Tensor(shape: [n, f])
             geluDerivative = Tensor(shape: [n, f])
             outputSum = Tensor(shape: [n, c]); mean2 = Tensor(shape: [n]); rstd2 = Tensor(shape: [n])
             var saved: [LoRATarget: SavedLoRA] = [:]
