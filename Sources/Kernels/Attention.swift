@@ -78,13 +78,13 @@ public enum Attention {
         }
     }
 
-    /// Accumulates dQ, dK, dV. dK and dV may be nil only together (frozen keys and values are
-    /// not a use case; pass buffers).
+    /// Accumulates dQ, dK, dV, or overwrites them when `accumulate` is false (saves the caller
+    /// a zero fill of [N, (H + 2·Hkv)·D] floats).
     public static func backward(dOut: UnsafePointer<Float>,
                                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 probabilities: UnsafePointer<Float>, shape: Shape,
                                 dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>,
-                                dV: UnsafeMutablePointer<Float>, threads: Int) {
+                                dV: UnsafeMutablePointer<Float>, accumulate: Bool = true, threads: Int) {
         let (bN, t, h, hkv, d) = (shape.batch, shape.tokens, shape.heads, shape.kvHeads, shape.headSize)
         let group = h / hkv, qStride = shape.queryRowStride, kvStride = shape.keyValueRowStride, oStride = h * d
         withSingleThreadedBLAS(if: threads > 1) {
@@ -95,12 +95,14 @@ public enum Attention {
                 let kg = k + b * t * kvStride + g * d, vg = v + b * t * kvStride + g * d
                 let dKg = dK + b * t * kvStride + g * d, dVg = dV + b * t * kvStride + g * d
                 for head in g * group..<(g + 1) * group {
+                    // The first head of a group starts dK and dV (and each head its dQ) at zero.
+                    let betaKV: Float = accumulate || head > g * group ? 1 : 0, betaQ: Float = accumulate ? 1 : 0
                     let qh = q + b * t * qStride + head * d
                     let dOh = dOut + b * t * oStride + head * d
                     let dQh = dQ + b * t * qStride + head * d
                     let p = probabilities + (b * h + head) * t * t
                     MatMul.gemm(false, true, t, t, d, 1, dOh, oStride, vg, kvStride, 0, dS, t)
-                    MatMul.gemm(true, false, t, d, t, 1, p, t, dOh, oStride, 1, dVg, kvStride)
+                    MatMul.gemm(true, false, t, d, t, 1, p, t, dOh, oStride, betaKV, dVg, kvStride)
                     for i in 0..<t {
                         let pr = p + i * t, sr = dS + i * t
                         let k0 = vdot(sr, pr, t)
@@ -108,8 +110,8 @@ public enum Attention {
                             storePartial(loadPartial(pr + j, w) * (loadPartial(sr + j, w) - k0), sr + j, w)
                         }
                     }
-                    MatMul.gemm(false, false, t, d, t, shape.scale, dS, t, kg, kvStride, 1, dQh, qStride)
-                    MatMul.gemm(true, false, t, d, t, shape.scale, dS, t, qh, qStride, 1, dKg, kvStride)
+                    MatMul.gemm(false, false, t, d, t, shape.scale, dS, t, kg, kvStride, betaQ, dQh, qStride)
+                    MatMul.gemm(true, false, t, d, t, shape.scale, dS, t, qh, qStride, betaKV, dKg, kvStride)
                 }
             }
         }
@@ -129,7 +131,7 @@ public enum Attention {
             let k = loadPartial(keep + j, w)
             mx = vmax(mx, loadPartial(row + j, w, pad: 0).replacing(with: lowest, where: k .== 0))
         }
-        let m = mx.max()
+        let m = vhmax(mx)
         guard m > -.greatestFiniteMagnitude else { row.update(repeating: 0, count: visible); return }
         var acc = Float8()
         forEach8(visible) { j, w in
@@ -142,12 +144,9 @@ public enum Attention {
         forEach8(visible) { j, w in storePartial(loadPartial(row + j, w) * inv, row + j, w) }
     }
 
-    /// Runs `body` with OpenBLAS on one thread when our own threads are in use, then restores.
+    /// Runs `body` with OpenBLAS on one thread when our own threads are in use.
     static func withSingleThreadedBLAS(if condition: Bool, _ body: () -> Void) {
         guard condition else { body(); return }
-        let previous = BLASRuntime.threadCount
-        BLASRuntime.setThreadCount(1)
-        body()
-        BLASRuntime.setThreadCount(previous)
+        BLASRuntime.withSingleThreadedBLAS(body)
     }
 }

@@ -56,11 +56,10 @@ public enum CrossEntropy {
     static func rowLogSumExp(_ z: UnsafePointer<Float>, _ v: Int) -> Float {
         var mx = Float8(repeating: -.greatestFiniteMagnitude)
         forEach8(v) { j, w in mx = vmax(mx, loadPartial(z + j, w, pad: -.greatestFiniteMagnitude)) }
-        let m = mx.max()
+        let m = vhmax(mx)
         var acc = Float8()
         forEach8(v) { j, w in
-            var e = vexp(loadPartial(z + j, w) - m)
-            if w < 8 { for l in w..<8 { e[l] = 0 } }
+            let e = vfirst(vexp(loadPartial(z + j, w) - m), w)
             acc += e
         }
         return m + Float(log(Double(acc.sum())))

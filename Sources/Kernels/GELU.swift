@@ -15,9 +15,7 @@ public enum GELU {
         Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in
             forEach8(range.count) { j, w in
                 let p = range.lowerBound + j
-                let v = loadPartial(x + p, w)
-                let e = verfAndGaussian(v * Float8(repeating: 0.70710678118654752)).erf
-                storePartial(0.5 * v * (1 + e), y + p, w)
+                storePartial(values(loadPartial(x + p, w)).y, y + p, w)
             }
         }
     }
@@ -28,10 +26,8 @@ public enum GELU {
         Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in
             forEach8(range.count) { j, w in
                 let p = range.lowerBound + j
-                let v = loadPartial(x + p, w)
-                let (e, g) = verfAndGaussian(v * Float8(repeating: 0.70710678118654752))
-                let d = 0.5 * (1 + e) + v * g * Float8(repeating: 0.39894228040143268)
-                storePartial(loadPartial(dX + p, w) + loadPartial(dY + p, w) * d, dX + p, w)
+                let d = values(loadPartial(x + p, w)).derivative
+                storePartial(vfma(loadPartial(dY + p, w), d, loadPartial(dX + p, w)), dX + p, w)
             }
         }
     }
@@ -39,15 +35,15 @@ public enum GELU {
     /// y = GELU(x) and d = GELU′(x) in one pass: the erf and Gaussian terms are shared, and
     /// backward then needs no transcendental at all (`backward(dY:derivative:dX:…)`).
     /// Costs one [count] buffer; use it when memory allows (training), the plain form otherwise.
+    /// x may equal y (in place).
     public static func forward(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                                derivative: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
         Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in
             forEach8(range.count) { j, w in
                 let p = range.lowerBound + j
-                let v = loadPartial(x + p, w)
-                let (e, g) = verfAndGaussian(v * Float8(repeating: 0.70710678118654752))
-                storePartial(0.5 * v * (1 + e), y + p, w)
-                storePartial(0.5 * (1 + e) + v * g * Float8(repeating: 0.39894228040143268), derivative + p, w)
+                let (value, slope) = values(loadPartial(x + p, w))
+                storePartial(value, y + p, w)
+                storePartial(slope, derivative + p, w)
             }
         }
     }
@@ -58,9 +54,29 @@ public enum GELU {
         Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in
             forEach8(range.count) { j, w in
                 let p = range.lowerBound + j
-                let v = loadPartial(dX + p, w) + loadPartial(dY + p, w) * loadPartial(derivative + p, w)
+                let v = vfma(loadPartial(dY + p, w), loadPartial(derivative + p, w), loadPartial(dX + p, w))
                 storePartial(v, dX + p, w)
             }
         }
+    }
+
+    /// gradient ← gradient·d in place, with d = GELU′(x) saved by `forward(_:into:derivative:…)`:
+    /// turns dY into dX without a second buffer (overwrites; use when dY is not needed after).
+    public static func backwardInPlace(_ gradient: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>,
+                                       count: Int, threads: Int) {
+        Parallel.forEachChunk(count: count, chunkSize: chunk, threads: threads) { _, range in
+            forEach8(range.count) { j, w in
+                let p = range.lowerBound + j
+                storePartial(loadPartial(gradient + p, w) * loadPartial(derivative + p, w), gradient + p, w)
+            }
+        }
+    }
+
+    /// GELU(v) and GELU′(v): with Φ = ½·(1 + erf(v/√2)), y = v·Φ and y′ = Φ + v·e^(−v²/2)/√(2π).
+    @inline(__always)
+    static func values(_ v: Float8) -> (y: Float8, derivative: Float8) {
+        let (e, g) = verfAndGaussian(v * Float8(repeating: 0.70710678118654752))
+        let phi = vfma(Float8(repeating: 0.5), e, Float8(repeating: 0.5))
+        return (v * phi, vfma(v * g, Float8(repeating: 0.39894228040143268), phi))
     }
 }

@@ -38,12 +38,13 @@ public enum LayerNorm {
     }
 
     /// Accumulates dX (optional) and dGamma/dBeta (optional, for trainable norms).
+    /// `accumulateDX: false` overwrites dX instead (no zero fill needed by the caller).
     public static func backward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                 gamma: UnsafePointer<Float>,
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 dX: UnsafeMutablePointer<Float>?,
                                 dGamma: UnsafeMutablePointer<Float>?, dBeta: UnsafeMutablePointer<Float>?,
-                                rows n: Int, columns c: Int, threads: Int) {
+                                rows n: Int, columns c: Int, accumulateDX: Bool = true, threads: Int) {
         let chunks = Parallel.chunkCount(n, chunkSize: rowChunk)
         let wantParams = dGamma != nil || dBeta != nil
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: wantParams ? chunks * 2 * c : 1)
@@ -67,7 +68,8 @@ public enum LayerNorm {
                     forEach8(c) { j, w in
                         let xh = (loadPartial(xr + j, w) - mu) * s
                         let g = loadPartial(dyr + j, w) * loadPartial(gamma + j, w)
-                        let v = loadPartial(dxr + j, w) + s * (g - mg - xh * mgx)
+                        let before = accumulateDX ? loadPartial(dxr + j, w) : Float8()
+                        let v = vfma(Float8(repeating: s), g - mg - xh * mgx, before)
                         storePartial(v, dxr + j, w)
                     }
                 }

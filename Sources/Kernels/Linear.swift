@@ -5,14 +5,23 @@
 /// Backward accumulates: dX += dY·W, dW += dYᵀ·x, db += Σ_rows dY. Frozen weights pass nil
 /// for dW/db; a first layer passes nil for dX.
 public enum Linear {
-    /// y = x·Wᵀ + b (b optional); overwrites y.
+    /// y = x·Wᵀ + b (+ residual), b and the residual [N, O] optional; overwrites y (the
+    /// residual may be y itself). The bias and residual are written first and the product
+    /// added by sgemm's β = 1: a residual connection costs no separate pass over y.
     public static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                               bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>,
+                               bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>? = nil,
+                               into y: UnsafeMutablePointer<Float>,
                                rows n: Int, inFeatures i: Int, outFeatures o: Int) {
-        if let bias {
+        if let residual {
+            if let bias {
+                BiasAdd.forward(residual, bias: bias, into: y, rows: n, columns: o)
+            } else if residual != UnsafePointer(y) {
+                y.update(from: residual, count: n * o)
+            }
+        } else if let bias {
             for r in 0..<n { (y + r * o).update(from: bias, count: o) }
         }
-        MatMul.gemm(false, true, n, o, i, 1, x, i, weight, i, bias == nil ? 0 : 1, y, o)
+        MatMul.gemm(false, true, n, o, i, 1, x, i, weight, i, bias == nil && residual == nil ? 0 : 1, y, o)
     }
 
     /// Accumulates dX, dW, db (each optional) from dY.

@@ -22,14 +22,14 @@ public enum LoRALinear {
     }
 
     /// Writes y and the saved `xa` (and `xDropped` when `dropout` is given; it must then be a
-    /// buffer of N·I floats).
+    /// buffer of N·I floats). An optional `residual` [N, O] is added to y (see `Linear`).
     public static func forward(_ x: UnsafePointer<Float>, rows n: Int, shape: Shape,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, scale: Float,
                                dropout: Dropout? = nil, xDropped: UnsafeMutablePointer<Float>? = nil,
-                               xa: UnsafeMutablePointer<Float>,
+                               xa: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
                                into y: UnsafeMutablePointer<Float>) {
-        Linear.forward(x, weight: weight, bias: bias, into: y, rows: n,
+        Linear.forward(x, weight: weight, bias: bias, residual: residual, into: y, rows: n,
                        inFeatures: shape.inFeatures, outFeatures: shape.outFeatures)
         addAdapter(x, rows: n, shape: shape, loraA: loraA, loraB: loraB, scale: scale, dropout: dropout,
                    xDropped: xDropped, xa: xa, into: y)

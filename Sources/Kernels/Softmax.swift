@@ -38,11 +38,10 @@ public enum Softmax {
     static func row(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count c: Int) {
         var mx = Float8(repeating: -.greatestFiniteMagnitude)
         forEach8(c) { j, w in mx = vmax(mx, loadPartial(x + j, w, pad: -.greatestFiniteMagnitude)) }
-        let m = mx.max()
+        let m = vhmax(mx)
         var acc = Float8()
         forEach8(c) { j, w in
-            var e = vexp(loadPartial(x + j, w) - m)
-            if w < 8 { for l in w..<8 { e[l] = 0 } }
+            let e = vfirst(vexp(loadPartial(x + j, w) - m), w)
             acc += e
             storePartial(e, y + j, w)
         }

@@ -96,9 +96,14 @@ struct BenchKernels: ParsableCommand {
         report.blockStepGflop = step.flops / 1e9
         report.blockStepGflops = step.flops / (report.blockStepMilliseconds / 1e3) / 1e9
         report.blockStepShareOfSgemm = report.blockStepGflops / report.sgemmGflops
-        step.phaseMilliseconds = [:]
+        step.phases = []
         for _ in 0..<repetitions { step.run(timed: true) }
-        report.blockStepPhases = step.phaseMilliseconds.mapValues { $0 / Double(repetitions) }
+        report.blockStepPhases = step.phases.map {
+            .init(name: $0.name, milliseconds: $0.milliseconds / Double(repetitions),
+                  cpuMilliseconds: $0.cpuMilliseconds / Double(repetitions))
+        }
+        var load = [Double](repeating: 0, count: 3)
+        if getloadavg(&load, 3) == 3 { report.loadAverage = load }
         report.print(json: json)
     }
 

@@ -16,7 +16,8 @@ final class BlockStep {
     var stepCount = 0
     /// Multiply-add FLOPs of the step's matrix products (2 per multiply-add).
     let flops: Double
-    var phaseMilliseconds: [String: Double] = [:]
+    /// Summed wall and process CPU milliseconds per operation, in the order they first ran.
+    var phases: [KernelBenchReport.Phase] = []
 
     init(batch b: Int, tokens t: Int, rank r: Int, threads: Int) throws {
         let config = EncoderLayerConfiguration.miniLM
@@ -73,19 +74,24 @@ final class BlockStep {
     }
 
     func run(timed: Bool = false) {
-        var mark = DispatchTime.now().uptimeNanoseconds
+        var mark = DispatchTime.now().uptimeNanoseconds, markCPU = processCPUSeconds()
         func lap(_ name: String) {
             guard timed else { return }
-            let now = DispatchTime.now().uptimeNanoseconds
-            phaseMilliseconds[name, default: 0] += Double(now - mark) / 1e6
-            mark = now
+            let now = DispatchTime.now().uptimeNanoseconds, nowCPU = processCPUSeconds()
+            let wall = Double(now - mark) / 1e6, cpu = (nowCPU - markCPU) * 1e3
+            if let i = phases.firstIndex(where: { $0.name == name }) {
+                phases[i].milliseconds += wall; phases[i].cpuMilliseconds += cpu
+            } else {
+                phases.append(.init(name: name, milliseconds: wall, cpuMilliseconds: cpu))
+            }
+            mark = now; markCPU = nowCPU
         }
         for a in adapters { a.zeroGradients() }
-        lap("zero")
-        layer.forward(x.data, mask: mask, activations: activations, into: y.data, threads: threads)
-        lap("forward")
-        layer.backward(dY: w.data, x: x.data, activations: activations, dInput: nil, threads: threads)
-        lap("backward")
+        lap("zero gradients")
+        layer.forward(x.data, mask: mask, activations: activations, into: y.data, threads: threads,
+                      observer: timed ? { lap("forward: \($0)") } : nil)
+        layer.backward(dY: w.data, x: x.data, activations: activations, dInput: nil, threads: threads,
+                       observer: timed ? { lap("backward: \($0)") } : nil)
         stepCount += 1
         var slots: [AdamW.Slot] = []
         for (i, a) in adapters.enumerated() {
@@ -94,6 +100,6 @@ final class BlockStep {
             slots.append(.init(value: a.loraB.data, gradient: a.gradB.data, firstMoment: mB.data, secondMoment: vB.data, count: a.loraB.count))
         }
         AdamW.step(slots, step: stepCount, configuration: optimizer)
-        lap("adamw")
+        lap("AdamW")
     }
 }

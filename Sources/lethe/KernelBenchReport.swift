@@ -11,6 +11,8 @@ struct KernelBenchReport: Codable {
     }
 
     var coreName: String
+    /// 1, 5 and 15 minute load averages when the report was made (the machine is shared).
+    var loadAverage: [Double] = []
     var threads: Int
     var environmentCoreType: String?
     var tokens: Int
@@ -27,7 +29,14 @@ struct KernelBenchReport: Codable {
     var blockStepGflop = 0.0
     var blockStepGflops = 0.0
     var blockStepShareOfSgemm = 0.0
-    var blockStepPhases: [String: Double] = [:]
+    /// Mean wall and CPU time of each operation of the step, in execution order.
+    var blockStepPhases: [Phase] = []
+
+    struct Phase: Codable {
+        var name: String
+        var milliseconds: Double
+        var cpuMilliseconds: Double
+    }
 
     func print(json: Bool) {
         if json {
@@ -40,6 +49,9 @@ struct KernelBenchReport: Codable {
         }
         Swift.print("OpenBLAS core: \(coreName), threads: \(threads)"
                     + (environmentCoreType.map { " (OPENBLAS_CORETYPE=\($0) in the environment)" } ?? ""))
+        if loadAverage.count == 3 {
+            Swift.print(String(format: "Load average: %.2f %.2f %.2f", loadAverage[0], loadAverage[1], loadAverage[2]))
+        }
         Swift.print("One MiniLM layer: N = B·T = \(tokens), hidden \(hidden), \(heads) heads, FFN \(ffn), LoRA rank \(rank)")
         for p in products {
             Swift.print("  " + p.name.padding(toLength: 50, withPad: " ", startingAt: 0)
@@ -49,8 +61,13 @@ struct KernelBenchReport: Codable {
         Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm",
                            blockStepMilliseconds, blockStepGflop, blockStepGflops, 100 * blockStepShareOfSgemm))
         Swift.print(String(format: "  CPU time per step (all threads): %.2f ms", blockStepCPUMilliseconds))
-        let phases = blockStepPhases.sorted { $0.key < $1.key }
-            .map { String(format: "%@ %.2f ms", $0.key, $0.value) }.joined(separator: ", ")
-        Swift.print("  phases (mean): \(phases)")
+        Swift.print("  operations (mean of the timed steps; wall ms, CPU ms of all threads):")
+        for p in blockStepPhases {
+            Swift.print("    " + p.name.padding(toLength: 46, withPad: " ", startingAt: 0)
+                        + String(format: " %8.2f %8.2f", p.milliseconds, p.cpuMilliseconds))
+        }
+        let forward = blockStepPhases.filter { $0.name.hasPrefix("forward") }.reduce(0) { $0 + $1.milliseconds }
+        let backward = blockStepPhases.filter { $0.name.hasPrefix("backward") }.reduce(0) { $0 + $1.milliseconds }
+        Swift.print(String(format: "  forward %.2f ms, backward %.2f ms", forward, backward))
     }
 }

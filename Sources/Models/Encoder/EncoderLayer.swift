@@ -63,10 +63,15 @@ public final class EncoderLayer: @unchecked Sendable {
         return result
     }
 
+    /// Called after each operation of a forward or backward pass with its name (benchmarks
+    /// time the operations with it; the layer itself never reads a clock).
+    public typealias OperationObserver = (StaticString) -> Void
+
     /// y = layer(x). `activations` must be sized for (batch, tokens) of this call; `mask` is
     /// [N] (1 real, 0 padding) or nil; `dropoutSeed` picks this step's dropout masks.
     public func forward(_ x: UnsafePointer<Float>, mask: UnsafePointer<Int32>?, activations a: Activations,
-                        into y: UnsafeMutablePointer<Float>, dropoutSeed: UInt64 = 0, threads: Int) {
+                        into y: UnsafeMutablePointer<Float>, dropoutSeed: UInt64 = 0, threads: Int,
+                        observer: OperationObserver? = nil) {
         let n = a.rows, c = configuration.hiddenSize, f = configuration.intermediateSize
         a.dropoutSeed = dropoutSeed
         Linear.forward(x, weight: qkv.weight.data, bias: qkv.bias.data, into: a.qkv.data, rows: n,
@@ -78,55 +83,70 @@ public final class EncoderLayer: @unchecked Sendable {
                                   xDropped: saved.xDropped?.data, xa: saved.xa.data,
                                   into: a.qkv.data + slot * c, outputRowStride: 3 * c)
         }
+        observer?("query/key/value")
         let q = a.qkv.data, k = q + c, v = q + 2 * c
         Attention.forward(q: q, k: k, v: v, keyMask: mask, shape: a.attentionShape,
                           probabilities: a.probabilities.data, into: a.context.data, threads: threads)
-        project(.attentionOutput, a.context.data, into: a.attentionSum.data, a, n)
-        add(x, into: a.attentionSum.data, count: n * c)
+        observer?("attention")
+        project(.attentionOutput, a.context.data, residual: x, into: a.attentionSum.data, a, n)
+        observer?("attention output")
         LayerNorm.forward(a.attentionSum.data, gamma: weights.attentionLayerNorm.gamma.data,
                           beta: weights.attentionLayerNorm.beta.data, epsilon: configuration.layerNormEpsilon,
                           into: a.hidden.data, mean: a.mean1.data, rstd: a.rstd1.data,
                           rows: n, columns: c, threads: threads)
-        project(.intermediate, a.hidden.data, into: a.preActivation.data, a, n)
-        GELU.forward(a.preActivation.data, into: a.activated.data, derivative: a.geluDerivative.data,
+        observer?("layer norm 1")
+        // f is written into the buffer that GELU then overwrites with g = GELU(f) in place:
+        // backward needs only g and the saved GELU′(f), and a second [N, F] buffer would cost
+        // a 12 MB stream per step.
+        project(.intermediate, a.hidden.data, residual: nil, into: a.activated.data, a, n)
+        observer?("intermediate")
+        GELU.forward(a.activated.data, into: a.activated.data, derivative: a.geluDerivative.data,
                      count: n * f, threads: threads)
-        project(.output, a.activated.data, into: a.outputSum.data, a, n)
-        add(a.hidden.data, into: a.outputSum.data, count: n * c)
+        observer?("GELU")
+        project(.output, a.activated.data, residual: a.hidden.data, into: a.outputSum.data, a, n)
+        observer?("output")
         LayerNorm.forward(a.outputSum.data, gamma: weights.outputLayerNorm.gamma.data,
                           beta: weights.outputLayerNorm.beta.data, epsilon: configuration.layerNormEpsilon,
                           into: y, mean: a.mean2.data, rstd: a.rstd2.data, rows: n, columns: c, threads: threads)
+        observer?("layer norm 2")
     }
 
     /// Accumulates adapter gradients and (if `dInput` is non-nil) dX from dY, for the forward
     /// call that filled `activations` with input `x`.
     public func backward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, activations a: Activations,
-                         dInput: UnsafeMutablePointer<Float>?, threads: Int) {
+                         dInput: UnsafeMutablePointer<Float>?, threads: Int, observer: OperationObserver? = nil) {
         let n = a.rows, c = configuration.hiddenSize, f = configuration.intermediateSize
         let g = a.gradients
-        // y = LN₂(o + h): dOutputSum, which is also the residual gradient into h.
-        g.dOutputSum.zero()
+        // Every intermediate gradient is overwritten, never zeroed and accumulated: the zero
+        // fills alone would move ~45 MB per step. y = LN₂(o + h): dOutputSum is also the
+        // residual gradient into h.
         LayerNorm.backward(dY: dY, x: a.outputSum.data, gamma: weights.outputLayerNorm.gamma.data,
                            mean: a.mean2.data, rstd: a.rstd2.data, dX: g.dOutputSum.data,
-                           dGamma: nil, dBeta: nil, rows: n, columns: c, threads: threads)
-        g.dActivated.zero()
-        projectBackward(.output, dY: g.dOutputSum.data, x: a.activated.data, dX: g.dActivated.data, a, n)
-        g.dPreActivation.zero()
-        GELU.backward(dY: g.dActivated.data, derivative: a.geluDerivative.data, dX: g.dPreActivation.data,
-                      count: n * f, threads: threads)
-        g.dHidden.copy(from: g.dOutputSum)
-        projectBackward(.intermediate, dY: g.dPreActivation.data, x: a.hidden.data, dX: g.dHidden.data, a, n)
+                           dGamma: nil, dBeta: nil, rows: n, columns: c, accumulateDX: false, threads: threads)
+        observer?("layer norm 2")
+        projectBackward(.output, dY: g.dOutputSum.data, x: a.activated.data, dX: g.dActivated.data,
+                        accumulate: false, a, n)
+        observer?("output")
+        // dActivated becomes dPreActivation in place.
+        GELU.backwardInPlace(g.dActivated.data, derivative: a.geluDerivative.data, count: n * f, threads: threads)
+        observer?("GELU")
+        // dHidden = residual (dOutputSum, no longer needed as such) + the FFN input gradient.
+        let dHidden = g.dOutputSum.data
+        projectBackward(.intermediate, dY: g.dActivated.data, x: a.hidden.data, dX: dHidden, accumulate: true, a, n)
+        observer?("intermediate")
         // h = LN₁(c·Woᵀ + x): dAttentionSum is also the residual gradient into x.
-        g.dAttentionSum.zero()
-        LayerNorm.backward(dY: g.dHidden.data, x: a.attentionSum.data, gamma: weights.attentionLayerNorm.gamma.data,
+        LayerNorm.backward(dY: dHidden, x: a.attentionSum.data, gamma: weights.attentionLayerNorm.gamma.data,
                            mean: a.mean1.data, rstd: a.rstd1.data, dX: g.dAttentionSum.data,
-                           dGamma: nil, dBeta: nil, rows: n, columns: c, threads: threads)
-        g.dContext.zero()
-        projectBackward(.attentionOutput, dY: g.dAttentionSum.data, x: a.context.data, dX: g.dContext.data, a, n)
-        g.dQKV.zero()
+                           dGamma: nil, dBeta: nil, rows: n, columns: c, accumulateDX: false, threads: threads)
+        observer?("layer norm 1")
+        projectBackward(.attentionOutput, dY: g.dAttentionSum.data, x: a.context.data, dX: g.dContext.data,
+                        accumulate: false, a, n)
+        observer?("attention output")
         let q = a.qkv.data, dQ = g.dQKV.data
         Attention.backward(dOut: g.dContext.data, q: q, k: q + c, v: q + 2 * c,
                            probabilities: a.probabilities.data, shape: a.attentionShape,
-                           dQ: dQ, dK: dQ + c, dV: dQ + 2 * c, threads: threads)
+                           dQ: dQ, dK: dQ + c, dV: dQ + 2 * c, accumulate: false, threads: threads)
+        observer?("attention")
         for (slot, t) in [LoRATarget.query, .key, .value].enumerated() {
             guard let adapter = adapters[t], let saved = a.lora[t] else { continue }
             LoRALinear.adapterBackward(dY: dQ + slot * c, x: x, rows: n, shape: adapter.shape,
@@ -135,10 +155,12 @@ public final class EncoderLayer: @unchecked Sendable {
                                        xa: saved.xa.data, dLoraA: adapter.gradA.data, dLoraB: adapter.gradB.data,
                                        dX: dInput, scratch: g.loraScratch.data, dYRowStride: 3 * c)
         }
+        observer?("query/key/value adapters")
         guard let dInput else { return }
         // Residual into x, then dX += dQKV·Wqkv (one product for the three projections).
         add(g.dAttentionSum.data, into: dInput, count: n * c)
         MatMul.gemm(false, false, n, c, 3 * c, 1, g.dQKV.data, 3 * c, qkv.weight.data, c, 1, dInput, c)
+        observer?("input")
     }
 
     /// Rows of several dense layers stacked into one (weights [ΣO, I], biases [ΣO]).
@@ -161,32 +183,36 @@ public final class EncoderLayer: @unchecked Sendable {
         return Dropout(probability: loraDropout, seed: a.dropoutSeed &+ UInt64(t.index + 1) &* 0x9E37_79B9_7F4A_7C15)
     }
 
-    private func project(_ t: LoRATarget, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                         _ a: Activations, _ n: Int) {
+    /// y = x·Wᵀ + b (+ residual) (+ the adapter's term) for target t.
+    private func project(_ t: LoRATarget, _ x: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
+                         into y: UnsafeMutablePointer<Float>, _ a: Activations, _ n: Int) {
         let l = weights.linear(t)
         guard let adapter = adapters[t], let saved = a.lora[t] else {
-            Linear.forward(x, weight: l.weight.data, bias: l.bias.data, into: y, rows: n,
+            Linear.forward(x, weight: l.weight.data, bias: l.bias.data, residual: residual, into: y, rows: n,
                            inFeatures: l.inFeatures, outFeatures: l.outFeatures)
             return
         }
         LoRALinear.forward(x, rows: n, shape: adapter.shape, weight: l.weight.data, bias: l.bias.data,
                            loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,
-                           dropout: dropout(t, a), xDropped: saved.xDropped?.data, xa: saved.xa.data, into: y)
+                           dropout: dropout(t, a), xDropped: saved.xDropped?.data, xa: saved.xa.data,
+                           residual: residual, into: y)
     }
 
+    /// Adapter gradients of target t and dX = dY·W + the adapter's path, added to dX when
+    /// `accumulate`, else written over it (the frozen product first, with β = 0).
     private func projectBackward(_ t: LoRATarget, dY: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                                 dX: UnsafeMutablePointer<Float>?, _ a: Activations, _ n: Int) {
+                                 dX: UnsafeMutablePointer<Float>?, accumulate: Bool, _ a: Activations, _ n: Int) {
         let l = weights.linear(t)
-        guard let adapter = adapters[t], let saved = a.lora[t] else {
-            Linear.backward(dY: dY, x: x, weight: l.weight.data, dX: dX, dWeight: nil, dBias: nil,
-                            rows: n, inFeatures: l.inFeatures, outFeatures: l.outFeatures)
-            return
+        if let dX {
+            MatMul.gemm(false, false, n, l.inFeatures, l.outFeatures, 1, dY, l.outFeatures,
+                        l.weight.data, l.inFeatures, accumulate ? 1 : 0, dX, l.inFeatures)
         }
-        LoRALinear.backward(dY: dY, x: x, rows: n, shape: adapter.shape, weight: l.weight.data,
-                            loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,
-                            dropout: dropout(t, a), xDropped: saved.xDropped.map { UnsafePointer($0.data) },
-                            xa: saved.xa.data, dLoraA: adapter.gradA.data, dLoraB: adapter.gradB.data,
-                            dX: dX, scratch: a.gradients.loraScratch.data)
+        guard let adapter = adapters[t], let saved = a.lora[t] else { return }
+        LoRALinear.adapterBackward(dY: dY, x: x, rows: n, shape: adapter.shape,
+                                   loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,
+                                   dropout: dropout(t, a), xDropped: saved.xDropped.map { UnsafePointer($0.data) },
+                                   xa: saved.xa.data, dLoraA: adapter.gradA.data, dLoraB: adapter.gradB.data,
+                                   dX: dX, scratch: a.gradients.loraScratch.data)
     }
 
     private func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {

@@ -17,8 +17,7 @@ extension EncoderLayer {
         let mean1, rstd1: Tensor           // [N]
         /// LN₁ output h (input of the FFN).
         public let hidden: Tensor
-        let preActivation: Tensor          // f [N, F]
-        let activated: Tensor              // GELU(f) [N, F]
+        let activated: Tensor              // GELU(f) [N, F] (f before GELU runs in place)
         let geluDerivative: Tensor         // GELU′(f) [N, F]
         let outputSum: Tensor              // g·Wdᵀ + bd + h, input of LN₂
         let mean2, rstd2: Tensor
@@ -30,16 +29,17 @@ extension EncoderLayer {
             let xDropped: Tensor?          // [N, in] when dropout is on
         }
 
-        /// Backward's intermediate gradients (scratch, not results).
+        /// Backward's intermediate gradients (scratch, not results). dOutputSum turns into
+        /// dHidden and dActivated into dPreActivation in place.
         final class Gradients {
-            let dOutputSum, dHidden, dAttentionSum, dContext, dQKV: Tensor
-            let dActivated, dPreActivation: Tensor
+            let dOutputSum, dAttentionSum, dContext, dQKV: Tensor
+            let dActivated: Tensor
             let loraScratch: Tensor
             init(n: Int, c: Int, f: Int, r: Int) {
-                dOutputSum = Tensor(shape: [n, c]); dHidden = Tensor(shape: [n, c])
+                dOutputSum = Tensor(shape: [n, c])
                 dAttentionSum = Tensor(shape: [n, c]); dContext = Tensor(shape: [n, c])
                 dQKV = Tensor(shape: [n, 3 * c])
-                dActivated = Tensor(shape: [n, f]); dPreActivation = Tensor(shape: [n, f])
+                dActivated = Tensor(shape: [n, f])
                 loraScratch = Tensor(shape: [n, max(r, 1)])
             }
         }
@@ -57,7 +57,7 @@ extension EncoderLayer {
             context = Tensor(shape: [n, c]); attentionSum = Tensor(shape: [n, c])
             mean1 = Tensor(shape: [n]); rstd1 = Tensor(shape: [n])
             hidden = Tensor(shape: [n, c])
-            preActivation = Tensor(shape: [n, f]); activated = Tensor(shape: [n, f])
+            activated = Tensor(shape: [n, f])
             geluDerivative = Tensor(shape: [n, f])
             outputSum = Tensor(shape: [n, c]); mean2 = Tensor(shape: [n]); rstd2 = Tensor(shape: [n])
             var saved: [LoRATarget: SavedLoRA] = [:]
