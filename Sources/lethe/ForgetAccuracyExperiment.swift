@@ -56,7 +56,7 @@ struct ForgetAccuracyExperiment {
         let train = try Dataset.read(from: URL(fileURLWithPath: trainData), source: trainData)
         let test = try Dataset.read(from: URL(fileURLWithPath: testData), source: testData)
         let encoder = try MiniLMEncoder(directory: modelDirectory)
-        let modelSHA256 = try Train.sha256(ofFile: modelDirectory + "/model.safetensors")
+        let modelSHA256 = try TrainingOptions.sha256(ofFile: modelDirectory + "/model.safetensors")
         let clock = ContinuousClock()
         var generator = SeededGenerator(seed: seed)
         let deletionOrder = train.examples.map(\.id).shuffled(using: &generator)
@@ -133,7 +133,7 @@ struct ForgetAccuracyExperiment {
         let layout = RunLayout(directory: run)
         try settings.save(to: layout.settingsURL)
         let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: train)
-        return S3TRunner(layout: layout, settings: settings, trainer: trainer, clock: { 0 })
+        return S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names, clock: { 0 })
     }
 
     /// Ensemble accuracy of the served composition (nil when nothing is served) and live shards.

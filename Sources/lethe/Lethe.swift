@@ -23,6 +23,7 @@ struct Lethe: ParsableCommand {
             PlanCommand.self,
             Simulate.self,
             Train.self,
+            Finetune.self,
             Status.self,
             Evaluate.self,
             Predict.self,

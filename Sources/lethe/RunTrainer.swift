@@ -29,7 +29,7 @@ struct RunTrainer {
         let dataset = try RunData.dataset(for: plan, override: data)
         let encoder = try MiniLMEncoder(directory: settings.baseModel)
         let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
-        runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, clock: clock)
+        runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names, clock: clock)
         layerCount = encoder.configuration.layerCount
     }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Crypto
 import Foundation
 import Kernels
 import Models
@@ -37,31 +36,9 @@ struct Train: ParsableCommand {
 
     @Option(help: "Training strategy: s3t, sisa or full. Default s3t.")
     var strategy: TrainingStrategy?
-    @Option(help: "Epochs per stage. Default 3.")
-    var epochs: Int?
-    @Option(help: "LoRA rank r. Default 16.")
-    var rank: Int?
-    @Option(help: "LoRA alpha (scale alpha/r). Default 32.")
-    var alpha: Float?
-    @Option(parsing: .upToNextOption,
-            help: "LoRA target modules: q k v o up down (or query key value …). Default: query value.")
-    var targets: [String] = []
     @Option(help: "Encoder layers per adapter block. Default 2.")
     var layersPerBlock: Int?
-    @Option(help: "Peak learning rate (warmup then linear decay). Default 1e-3.")
-    var lr: Float?
-    @Option(help: "Examples per batch. Default 16.")
-    var batchSize: Int?
-    @Option(help: "What the model reads: text, or text+lead (headline and first paragraph). Default text.")
-    var textField: String?
-    @Option(help: "Maximum tokens per example. Default 128.")
-    var maxTokens: Int?
-    @Option(help: "Run seed; every stage's seed derives from it, the shard and the stage key. Default 0.")
-    var seed: UInt64?
-    @Option(help: "Threads (results are bit-identical for equal thread counts). Default 1.")
-    var threads: Int?
-    @Option(help: "Base encoder directory. Default Checkpoints/base/all-MiniLM-L6-v2.")
-    var model: String?
+    @OptionGroup var options: TrainingOptions
     @Option(help: "Dataset the plan was made from (default: the path recorded in the plan).")
     var data: String?
 
@@ -71,12 +48,19 @@ struct Train: ParsableCommand {
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
-        let settings = try resolveSettings(layout: layout)
+        let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
+        try Self.train(layout: layout, plan: plan, settings: settings, shards: shards, data: data, json: json)
+    }
+
+    /// Trains every stage of `shards` (all when empty) that has no complete file, reporting
+    /// progress; shared with `lethe finetune`.
+    static func train(layout: RunLayout, plan: Plan, settings: TrainingSettings, shards: [Int],
+                      data: String?, json: Bool) throws {
         let dataset = try RunData.dataset(for: plan, override: data)
         let encoder = try MiniLMEncoder(directory: settings.baseModel)
         let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
         let clock = ContinuousClock(), origin = clock.now
-        let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer,
+        let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,
                                clock: { (clock.now - origin).seconds })
         let reporter = TrainReporter(json: json, terminal: isatty(STDOUT_FILENO) == 1 && !json,
                                      epochs: settings.epochs, clock: runner.clock)
@@ -103,66 +87,5 @@ struct Train: ParsableCommand {
             }
         }
         reporter.finish()
-    }
-
-    /// The run's saved settings, or new ones from the options (saved to train.json).
-    func resolveSettings(layout: RunLayout) throws -> TrainingSettings {
-        let modelDirectory = model ?? "Checkpoints/base/all-MiniLM-L6-v2"
-        let targetNames = try targets.map(Self.moduleName)
-        if FileManager.default.fileExists(atPath: layout.settingsURL.path) {
-            let saved = try TrainingSettings.load(from: layout.settingsURL)
-            var given = saved
-            if let strategy { given.strategy = strategy }
-            if let epochs { given.epochs = epochs }
-            if let rank { given.rank = rank }
-            if let alpha { given.alpha = alpha }
-            if !targetNames.isEmpty { given.targets = targetNames }
-            if let layersPerBlock { given.layersPerBlock = layersPerBlock }
-            if let lr { given.learningRate = lr }
-            if let batchSize { given.batchSize = batchSize }
-            if let textField { given.textField = textField }
-            if let maxTokens { given.maxTokenCount = maxTokens }
-            if let seed { given.seed = seed }
-            if let threads { given.threadCount = threads }
-            if let model { given.baseModel = model }
-            if let (field, old, new) = saved.firstDifference(from: given) {
-                throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: field, saved: old, given: new)
-            }
-            return saved
-        }
-        var settings = TrainingSettings(baseModel: modelDirectory,
-                                        baseModelSHA256: try Self.sha256(ofFile: modelDirectory + "/model.safetensors"))
-        if let strategy { settings.strategy = strategy }
-        if let epochs { settings.epochs = epochs }
-        if let rank { settings.rank = rank }
-        if let alpha { settings.alpha = alpha }
-        if !targetNames.isEmpty { settings.targets = targetNames }
-        if let layersPerBlock { settings.layersPerBlock = layersPerBlock }
-        if let lr { settings.learningRate = lr }
-        if let batchSize { settings.batchSize = batchSize }
-        if let textField { settings.textField = textField }
-        if let maxTokens { settings.maxTokenCount = maxTokens }
-        if let seed { settings.seed = seed }
-        if let threads { settings.threadCount = threads }
-        try settings.validate()
-        try settings.save(to: layout.settingsURL)
-        return settings
-    }
-
-    /// Target names (q, k, v, o, up, down, query, value, … or module paths) → module paths.
-    static func moduleName(_ name: String) throws -> String {
-        if let target = LoRATarget.parse(name) { return target.rawValue }
-        throw ValidationError("--targets \(name): use q, k, v, o, up, down (or query, key, value, …).")
-    }
-
-    /// SHA-256 of a file, streamed.
-    static func sha256(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ValidationError("cannot read \(path); check --model (run `make setup` for the default model).")
-        }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }

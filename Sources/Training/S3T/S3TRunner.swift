@@ -23,12 +23,15 @@ public final class S3TRunner {
     public let layout: RunLayout
     public let settings: TrainingSettings
     public let trainer: StageTrainer
+    /// Class names recorded in every stage file (`StageRecord.labels`).
+    public let labels: [String]
     /// Injected so callers (the CLI) own the clock; returns seconds.
     public let clock: () -> Double
 
     public init(layout: RunLayout, settings: TrainingSettings, trainer: StageTrainer,
-                clock: @escaping () -> Double) {
-        self.layout = layout; self.settings = settings; self.trainer = trainer; self.clock = clock
+                labels: [String] = [], clock: @escaping () -> Double) {
+        self.layout = layout; self.settings = settings; self.trainer = trainer
+        self.labels = labels; self.clock = clock
     }
 
     /// Trains every stage of `schedule` that has no complete file, then publishes the shard's
@@ -100,7 +103,7 @@ public final class S3TRunner {
                                  hyperparametersJSON: try settings.canonicalJSON(), seed: job.seed,
                                  threadCount: settings.threadCount, softwareVersion: letheVersion,
                                  trainingLoss: result.trainingLoss, examplesSeen: result.examplesSeen,
-                                 wallTimeSeconds: clock() - start)
+                                 wallTimeSeconds: clock() - start, labels: labels)
         return StageCheckpoint(lineage: lineage, record: record, adapters: result.adapters, head: result.head)
     }
 

@@ -3,7 +3,8 @@ import Store
 
 /// The HDF5 form of a stage checkpoint (docs/FORMAT.md, "Stage checkpoints").
 ///
-///     /                       attributes: format, format_version, lineage, record, tensors_sha256
+///     /                       attributes: format, format_version, lineage, record, tensors_sha256,
+///                             labels (optional: class names of the head's rows)
 ///     /adapters/encoder.layer.N.<module>/lora_A   float32 [r, in]
 ///     /adapters/encoder.layer.N.<module>/lora_B   float32 [out, r]
 ///     /head/weight            float32 [classes, hidden]
@@ -48,6 +49,7 @@ extension StageCheckpoint {
                 ("tensors_sha256", .string(tensorsSHA256)),
             ]
             for (name, value) in attributes { try file.setAttribute(value, named: name) }
+            if !r.labels.isEmpty { try file.setAttribute(.strings(r.labels), named: "labels") }
         }
     }
 
@@ -94,7 +96,8 @@ extension StageCheckpoint {
             softwareVersion: try need("software_version") { try file.stringAttribute(named: $0) },
             trainingLoss: try need("training_loss") { try file.doubleAttribute(named: $0) },
             examplesSeen: Int(try need("examples_seen") { try file.intAttribute(named: $0) }),
-            wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) })
+            wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) },
+            labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [])
         let recordedKey = try need("stage_key") { try file.stringAttribute(named: $0) }
         guard recordedKey == lineage.key.hex else {
             throw TrainingError.stageMismatch(file: path, field: "stage_key", expected: lineage.key.hex,

@@ -48,14 +48,18 @@ public struct StageRecord: Sendable, Equatable {
     /// Examples processed, summed over epochs.
     public var examplesSeen: Int
     public var wallTimeSeconds: Double
+    /// Class names of the head's rows (`labels[k]` is row k), so a stage file is a complete
+    /// model on its own; empty in files written before it was recorded.
+    public var labels: [String]
 
     public init(strategy: TrainingStrategy, baseModelSHA256: String, hyperparametersJSON: String,
                 seed: UInt64, threadCount: Int, softwareVersion: String, trainingLoss: Double,
-                examplesSeen: Int, wallTimeSeconds: Double) {
+                examplesSeen: Int, wallTimeSeconds: Double, labels: [String] = []) {
         self.strategy = strategy; self.baseModelSHA256 = baseModelSHA256
         self.hyperparametersJSON = hyperparametersJSON; self.seed = seed; self.threadCount = threadCount
         self.softwareVersion = softwareVersion; self.trainingLoss = trainingLoss
         self.examplesSeen = examplesSeen; self.wallTimeSeconds = wallTimeSeconds
+        self.labels = labels
     }
 }
 

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Models
+import Planning
+import Training
+
+/// `lethe finetune`: one LoRA classifier on all the data, the "full training" baseline.
+///
+/// A fine-tuned model is a run directory like any other: a plan of one shard, one slice and one
+/// sequence (plan.h5, which holds the label vocabulary), the settings (train.json), one stage
+/// checkpoint with every adapter, the head, the label names, the hyperparameters and the base
+/// model's SHA-256 (stages/shard-0/…h5), and served.json. So `lethe evaluate`, `predict`,
+/// `status`, `audit` and `verify` work on it unchanged, and `lethe train --strategy full` on
+/// any plan trains the same thing (docs/FORMAT.md, "Fine-tuned models").
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune one LoRA classifier on all the data (the full-training baseline).",
+        discussion: """
+            Trains LoRA adapters on the top --layers encoder layers (default: all) and a \
+            classification head on the mean-pooled output, with AdamW, warmup and linear decay, \
+            length-bucketed batches and seeded shuffling; the same seed and thread count give \
+            bit-identical weights. The model is written atomically to OUT (an HDF5 checkpoint \
+            with PEFT adapter names; see docs/FORMAT.md). Running the same command again after \
+            an interruption finishes the job; options that contradict OUT's saved settings are \
+            refused.
+
+            Examples:
+              lethe finetune --data Datasets/bbc-news/train.jsonl --out Checkpoints/runs/bbc-full
+              lethe finetune --data Datasets/bbc-news/train.jsonl --out Checkpoints/runs/bbc-top --layers 1 --text-field text+lead
+              lethe evaluate --run Checkpoints/runs/bbc-full --data Datasets/bbc-news/test.jsonl
+              lethe predict --run Checkpoints/runs/bbc-full --text "Shares rise as profits beat forecasts"
+            """)
+
+    @Option(help: "Training data, JSON Lines: one {\"id\", \"text\", \"label\", …} object per line.")
+    var data: String
+    @Option(help: "Output directory for the model (created if missing).")
+    var out: String
+    @Option(help: "Train LoRA adapters on the top N encoder layers. Default: every layer.")
+    var layers: Int?
+    @OptionGroup var options: TrainingOptions
+    @Flag(help: "One JSON line per event instead of text.")
+    var json = false
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: out)
+        let layout = RunLayout(directory: directory)
+        let modelDirectory = options.model ?? "Checkpoints/base/all-MiniLM-L6-v2"
+        let layerCount = try BertConfiguration(contentsOf: modelDirectory + "/config.json").layerCount
+        if let layers, !(1...layerCount).contains(layers) {
+            throw ValidationError("--layers \(layers): the model has \(layerCount) layers; pass 1 … \(layerCount).")
+        }
+        let planURL = Plan.url(inRun: directory)
+        let plan: Plan
+        if FileManager.default.fileExists(atPath: planURL.path) {
+            plan = try Plan.load(from: planURL)
+            guard plan.shardCount == 1, plan.sliceCount == 1, plan.budget == 1 else {
+                throw ValidationError("\(out) holds an S3T run (\(plan.shardCount) shards × \(plan.sliceCount) slices), "
+                                      + "not a fine-tuned model; choose another --out, or use `lethe train --run \(out)`.")
+            }
+        } else {
+            plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                       parameters: PlanParameters(shardCount: 1, sliceCount: 1, budget: 1,
+                                                                  seed: options.seed ?? 0),
+                                       runDirectory: directory, force: false)
+        }
+        // A resumed model keeps its saved layer count unless --layers names one.
+        let resumed = FileManager.default.fileExists(atPath: layout.settingsURL.path)
+        let settings = try options.resolveSettings(layout: layout, strategy: .full,
+                                                   layersPerBlock: layers ?? (resumed ? nil : layerCount))
+        try Train.train(layout: layout, plan: plan, settings: settings, shards: [], data: data, json: json)
+        if !json {
+            print("fine-tuned model in \(out): evaluate with `lethe evaluate --run \(out) --data TEST.jsonl`")
+        }
+    }
+}
