@@ -51,6 +51,8 @@ struct BenchForget: ParsableCommand {
     @Option(help: "Write the accuracy chart (SVG) here; implies --accuracy.") var svg: String?
     @Option(help: "Threads for --accuracy training (the demo uses 2).") var threads = 2
     @Option(help: "Base encoder for --accuracy.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
+    @Flag(help: "Also print the median time of each phase of a forget, and the fsync floor of the disk.")
+    var breakdown = false
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -62,6 +64,7 @@ struct BenchForget: ParsableCommand {
         let single = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: single) }
         var latencies: [Double] = []
+        var phases: [ForgetPhase?: [Double]] = [:]  // nil: the rest (lock, logic, receipt build)
         let forgetter = Forgetter(run: single)
         for index in 0..<count {
             let id = ids[generator.next(below: ids.count)]
@@ -71,8 +74,11 @@ struct BenchForget: ParsableCommand {
                                          nowMilliseconds: now)
             }
             latencies.append(seconds(elapsed))
+            for phase in ForgetPhase.allCases { phases[phase, default: []].append(forgetter.lastPhaseSeconds[phase] ?? 0) }
+            phases[nil, default: []].append(seconds(elapsed) - forgetter.lastPhaseSeconds.values.reduce(0, +))
         }
         latencies.sort()
+        let floor = breakdown ? try FsyncFloor.measure(in: single) : nil
 
         let batch = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: batch) }
@@ -87,8 +93,9 @@ struct BenchForget: ParsableCommand {
         let parseStart = clock.now
         let requests = try RequestLog.read(from: logURL)
         let parseSeconds = seconds(clock.now - parseStart)
+        let logForgetter = Forgetter(run: batch)
         let logSeconds = try seconds(clock.measure {
-            receipt = try Forgetter(run: batch).forget(requests, nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+            receipt = try logForgetter.forget(requests, nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
         }) + parseSeconds
 
         let median = latencies[latencies.count / 2]
@@ -98,6 +105,14 @@ struct BenchForget: ParsableCommand {
             "log_seconds": logSeconds, "log_parse_seconds": parseSeconds,
             "log_requests": Double(logSize), "log_forgotten_examples": Double(receipt?.forgottenExamples.count ?? 0),
         ]
+        if breakdown {
+            for (phase, values) in phases { report["phase_median_ms." + (phase?.rawValue ?? "other")] = Self.median(values) * 1e3 }
+            for (phase, value) in logForgetter.lastPhaseSeconds { report["log_phase_ms." + phase.rawValue] = value * 1e3 }
+            if let floor {
+                report["fsync_file_median_ms"] = floor.file * 1e3
+                report["fsync_directory_median_ms"] = floor.directory * 1e3
+            }
+        }
         if let trainedRun {
             let (shard, total) = try recordedRetrainSeconds(URL(fileURLWithPath: trainedRun))
             report["sisa_shard_retrain_seconds"] = shard
@@ -138,8 +153,25 @@ struct BenchForget: ParsableCommand {
         print(String(format: "One forget (median of %d, end to end in process): %.2f ms (p90 %.2f ms)",
                      count, median * 1e3, latencies[latencies.count * 9 / 10] * 1e3))
         print("  four fsyncs each: ledger requests, plan.h5, served.json, ledger receipt (+ directory fsyncs)")
+        if breakdown {
+            print("  per phase (median ms over the \(count) forgets):")
+            for phase in ForgetPhase.allCases.map(Optional.some) + [nil] {
+                let name = phase?.rawValue ?? "other (lock, logic, receipt build)"
+                print("    " + name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                      + String(format: "%8.3f", Self.median(phases[phase] ?? []) * 1e3))
+            }
+            if let floor {
+                print(String(format: "  fsync floor of this disk (median of %d): file append + fsync %.3f ms, "
+                             + "directory fsync after a rename %.3f ms", FsyncFloor.rounds, floor.file * 1e3, floor.directory * 1e3))
+            }
+        }
         print(String(format: "Log of %d requests: %.2f s (parse %.2f s), %d examples forgotten",
                      logSize, logSeconds, parseSeconds, receipt?.forgottenExamples.count ?? 0))
+        if breakdown {
+            print("  phases (ms): " + ForgetPhase.allCases.map { phase in
+                String(format: "%@ %.1f", phase.rawValue, (logForgetter.lastPhaseSeconds[phase] ?? 0) * 1e3)
+            }.joined(separator: ", "))
+        }
         if let shard = report["sisa_shard_retrain_seconds"], let total = report["full_retrain_seconds"] {
             print(String(format: "Recorded retrain: one shard %.1f s (%.0f× a forget), full %.1f s (%.0f× a forget)",
                          shard, shard / median, total, total / median))
@@ -213,6 +245,37 @@ struct BenchForget: ParsableCommand {
     }
 
     private func seconds(_ duration: Duration) -> Double { duration.seconds }
+
+    private static func median(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.sorted()[values.count / 2]
+    }
+}
+
+/// The cost of the fsyncs a forget cannot avoid, measured on the disk holding `directory`:
+/// appending 64 bytes to a file and fsyncing it, and fsyncing a directory after a rename in it.
+enum FsyncFloor {
+    static let rounds = 200
+
+    static func measure(in directory: URL) throws -> (file: Double, directory: Double) {
+        let path = directory.appendingPathComponent(".fsync-probe").path
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let folder = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0, folder >= 0 else {
+            throw ValidationError("cannot open \(path) for the fsync probe (errno \(errno))")
+        }
+        defer { close(descriptor); close(folder); unlink(path); unlink(path + ".renamed") }
+        let clock = ContinuousClock()
+        let bytes = [UInt8](repeating: 0x2A, count: 64)
+        var file: [Double] = [], directoryTimes: [Double] = []
+        for round in 0..<rounds {
+            _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            file.append(clock.measure { _ = fsync(descriptor) }.seconds)
+            let (from, to) = round % 2 == 0 ? (path, path + ".renamed") : (path + ".renamed", path)
+            _ = rename(from, to)
+            directoryTimes.append(clock.measure { _ = fsync(folder) }.seconds)
+        }
+        return (file.sorted()[rounds / 2], directoryTimes.sorted()[rounds / 2])
+    }
 }
 
 extension Array where Element: Hashable {

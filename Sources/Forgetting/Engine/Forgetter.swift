@@ -25,6 +25,20 @@ public final class Forgetter {
 
     public init(run: URL) { self.run = run }
 
+    /// Wall time of each phase of the last `forget`, for `lethe bench forget --breakdown`.
+    public private(set) var lastPhaseSeconds: [ForgetPhase: Double] = [:]
+
+    /// Runs `body`, adding its wall time to `phase` in `lastPhaseSeconds`.
+    private func timed<T>(_ phase: ForgetPhase, _ body: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        defer {
+            let elapsed = ContinuousClock.now - start
+            lastPhaseSeconds[phase, default: 0] += Double(elapsed.components.seconds)
+                + Double(elapsed.components.attoseconds) * 1e-18
+        }
+        return try body()
+    }
+
     public var ledgerURL: URL { run.appendingPathComponent("ledger.sqlite") }
 
     /// The ledger key that marks receipts, so the last one is found without a scan.
@@ -38,7 +52,8 @@ public final class Forgetter {
     public func forget(_ requests: [ForgetRequest], groups: GroupResolver? = nil,
                        nowMilliseconds: Int64,
                        accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
-        try FileLock.withExclusiveLock(Self.lockURL(inRun: run)) {
+        lastPhaseSeconds = [:]
+        return try FileLock.withExclusiveLock(Self.lockURL(inRun: run)) {
             try forgetLocked(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
         }
     }
@@ -48,7 +63,7 @@ public final class Forgetter {
 
     private func forgetLocked(_ requests: [ForgetRequest], groups: GroupResolver?, nowMilliseconds: Int64,
                               accepted: (LedgerHead) -> Void) throws -> ForgetReceipt {
-        var plan = try Plan.load(from: Plan.url(inRun: run))
+        var plan = try timed(.planLoad) { try Plan.load(from: Plan.url(inRun: run)) }
         let compositionURL = ServedCompositionFile.url(inRun: run)
         let published = FileManager.default.fileExists(atPath: compositionURL.path)
         // Refuse before recording anything: a `full` run is one model on all data, so the
@@ -58,7 +73,7 @@ public final class Forgetter {
                                                  + "on all data): it cannot forget without a full retrain; plan and "
                                                  + "train it with S3T or SISA")
         }
-        let ledger = try Ledger.open(at: ledgerURL)
+        let ledger = try timed(.ledgerOpen) { try Ledger.open(at: ledgerURL) }
         defer { try? ledger.close() }
 
         // 1. Resolve, then record durably.
@@ -90,7 +105,7 @@ public final class Forgetter {
             }
             return LedgerDraft(kind: .request, timestampMilliseconds: nowMilliseconds, payload: record.json, keys: keys)
         }
-        let appended = drafts.isEmpty ? [] : try ledger.append(drafts)
+        let appended = drafts.isEmpty ? [] : try timed(.ledgerAppend) { try ledger.append(drafts) }
         let head = try ledger.head() ?? LedgerHead(sequenceNumber: 0, hash: "")
         if !appended.isEmpty { accepted(head) }
 
@@ -115,8 +130,10 @@ public final class Forgetter {
         let named = Set(pending.flatMap(\.1.examples))
         let forgottenNow = named.subtracting(before)
         if !forgottenNow.isSubset(of: loaded) {
-            try plan.addTombstones(forgottenNow)
-            try plan.save(to: Plan.url(inRun: run))
+            try timed(.tombstones) {
+                try plan.addTombstones(forgottenNow)
+                try plan.save(to: Plan.url(inRun: run))
+            }
         }
 
         // 3. Composition.
@@ -135,8 +152,10 @@ public final class Forgetter {
                                             prefixLength: outcome.served?.prefixLength ?? 0,
                                             stageKeys: outcome.served.map { stageKeys(plan, outcome.shard, sequences[outcome.shard][$0.sequence], $0.prefixLength) } ?? [])
             }
-            try ServedCompositionFile(strategy: current.strategy, shards: entries, ledgerHead: head.sequenceNumber)
-                .publish(inRun: run)
+            try timed(.publish) {
+                try ServedCompositionFile(strategy: current.strategy, shards: entries, ledgerHead: head.sequenceNumber)
+                    .publish(inRun: run)
+            }
         }
 
         // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
@@ -144,22 +163,24 @@ public final class Forgetter {
         let allHits = hitsBefore.union(hitsNow)
         var erased: [ForgetReceipt.ErasedStage] = []
         var touchedShards = Set<Int>()
-        for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: allHits) {
-            for prefix in outcome.erasedPrefixes {
-                let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: outcome.shard, slice: $0) })
-                let url = StageFiles.url(run: run, shard: outcome.shard, stage: prefix.count, key: key)
-                let deleted = unlink(url.path) == 0
-                if !deleted && errno != ENOENT {
-                    throw ForgettingError.runFile(file: url.path, reason: "cannot erase the stage file (errno \(errno))")
+        try timed(.erase) {
+            for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: allHits) {
+                for prefix in outcome.erasedPrefixes {
+                    let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: outcome.shard, slice: $0) })
+                    let url = StageFiles.url(run: run, shard: outcome.shard, stage: prefix.count, key: key)
+                    let deleted = unlink(url.path) == 0
+                    if !deleted && errno != ENOENT {
+                        throw ForgettingError.runFile(file: url.path, reason: "cannot erase the stage file (errno \(errno))")
+                    }
+                    if deleted { touchedShards.insert(outcome.shard) }
+                    let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
+                    guard deleted || hitNow else { continue }
+                    erased.append(.init(shard: outcome.shard, stage: prefix.count, slices: prefix, key: key,
+                                        file: "stages/shard-\(outcome.shard)/\(url.lastPathComponent)", deletedNow: deleted))
                 }
-                if deleted { touchedShards.insert(outcome.shard) }
-                let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
-                guard deleted || hitNow else { continue }
-                erased.append(.init(shard: outcome.shard, stage: prefix.count, slices: prefix, key: key,
-                                    file: "stages/shard-\(outcome.shard)/\(url.lastPathComponent)", deletedNow: deleted))
             }
+            for shard in touchedShards.sorted() { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
         }
-        for shard in touchedShards.sorted() { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
 
         // 5. Receipt.
         // A request is `forgotten` when it is the first in this operation to name a newly
@@ -188,8 +209,10 @@ public final class Forgetter {
                 sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
             compositionPublished: published,
             ledgerSequence: head.sequenceNumber, ledgerHash: head.hash)
-        _ = try ledger.append(try LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
+        _ = try timed(.receipt) {
+            try ledger.append(try LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
                                               encoding: receipt, keys: [Self.receiptKey]))
+        }
         return receipt
     }
 
@@ -213,4 +236,15 @@ public struct ReceiptCoverage: Decodable, Sendable {
     public var ledgerSequence: Int64
     public var ledgerHash: String
     enum CodingKeys: String, CodingKey { case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash" }
+}
+
+/// The phases of one forget, as `lethe bench forget --breakdown` reports them.
+public enum ForgetPhase: String, CaseIterable, Sendable {
+    case planLoad = "plan load"
+    case ledgerOpen = "ledger open"
+    case ledgerAppend = "ledger append + fsync"
+    case tombstones = "tombstone write"
+    case publish = "publish served.json"
+    case erase = "erase + directory fsync"
+    case receipt = "receipt append + fsync"
 }
