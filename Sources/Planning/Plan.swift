@@ -54,6 +54,10 @@ public struct Plan: Sendable {
     let positionByID: [String: Int]
     private(set) var tombstoneSet: Set<String>
     private(set) var excludedSet: Set<String>
+    /// For a plan of format 3 (tombstones also in the append-only log `TombstoneLog`): the byte
+    /// offset up to which the log has been read. Nil for formats 1 and 2 (all tombstones in
+    /// `plan.h5`).
+    public internal(set) var tombstoneLogEnd: Int?
 
     /// Assembles a plan from its parts and checks every invariant; `file` names it in errors.
     init(parameters: PlanParameters, datasetSource: String, datasetSHA256: String, exampleCount: Int,
@@ -183,14 +187,32 @@ public struct Plan: Sendable {
 
     /// Records deleted examples. Unknown ids are refused; ids already tombstoned are kept once.
     public mutating func addTombstones(_ ids: some Sequence<String>) throws {
+        try addTombstones(ids) { id in
+            PlanningError.invalidValue(flag: "--id", value: id, reason: "the plan has no example with this id")
+        }
+    }
+
+    /// Adds tombstones; `unknown` makes the error for an id the plan does not know.
+    mutating func addTombstones(_ ids: some Sequence<String>, unknown: (String) -> PlanningError) throws {
         var added = tombstoneSet
         for id in ids {
-            guard positionByID[id] != nil else {
-                throw PlanningError.invalidValue(flag: "--id", value: id, reason: "the plan has no example with this id")
-            }
+            guard positionByID[id] != nil else { throw unknown(id) }
             added.insert(id)
         }
-        tombstones = added.sorted(by: UTF8Order.precedes)
+        let newCount = added.count - tombstoneSet.count
+        guard newCount > 0 else { return }
+        if newCount <= 16 {  // a few: insert in place (a forget adds one or two to a long list)
+            for id in added.subtracting(tombstoneSet) {
+                var low = 0, high = tombstones.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if UTF8Order.precedes(tombstones[middle], id) { low = middle + 1 } else { high = middle }
+                }
+                tombstones.insert(id, at: low)
+            }
+        } else {
+            tombstones = added.sorted(by: UTF8Order.precedes)
+        }
         tombstoneSet = added
     }
 

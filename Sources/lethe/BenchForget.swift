@@ -15,7 +15,7 @@ struct BenchForget: ParsableCommand {
             puts a stand-in file at every stage path and a full-length served.json (forgetting \
             only names, keeps and erases stage files, so their content does not matter for \
             timing), then forgets --count random examples one request at a time: each is a full \
-            forget (ledger append, plan rewrite, publish, erase, receipt; four fsyncs). Then a \
+            forget (ledger append, tombstone log append, publish, erase, receipt; six fsyncs). Then a \
             fresh run forgets a --log-size request log (ids drawn with repeats and 1% unknown) in \
             one operation. With --run, it also reports the retrain costs recorded in that run's \
             stage files (wall_time_seconds) as ratios.
@@ -64,15 +64,18 @@ struct BenchForget: ParsableCommand {
         let single = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: single) }
         var latencies: [Double] = []
+        var cpuTimes: [Double] = []  // CPU time of the process per forget: what load on the machine does not inflate
         var phases: [ForgetPhase?: [Double]] = [:]  // nil: the rest (lock, logic, receipt build)
         let forgetter = Forgetter(run: single)
         for index in 0..<count {
             let id = ids[generator.next(below: ids.count)]
             let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let cpuStart = Self.processCPUSeconds()
             let elapsed = try clock.measure {
                 _ = try forgetter.forget([ForgetRequest(target: .example(id), requestID: "bench-\(index)")],
                                          nowMilliseconds: now)
             }
+            cpuTimes.append(Self.processCPUSeconds() - cpuStart)
             latencies.append(seconds(elapsed))
             for phase in ForgetPhase.allCases { phases[phase, default: []].append(forgetter.lastPhaseSeconds[phase] ?? 0) }
             phases[nil, default: []].append(seconds(elapsed) - forgetter.lastPhaseSeconds.values.reduce(0, +))
@@ -102,6 +105,7 @@ struct BenchForget: ParsableCommand {
         var report: [String: Double] = [
             "single_forget_median_ms": median * 1e3,
             "single_forget_p90_ms": latencies[latencies.count * 9 / 10] * 1e3,
+            "single_forget_cpu_median_ms": Self.median(cpuTimes) * 1e3,
             "log_seconds": logSeconds, "log_parse_seconds": parseSeconds,
             "log_requests": Double(logSize), "log_forgotten_examples": Double(receipt?.forgottenExamples.count ?? 0),
         ]
@@ -152,7 +156,8 @@ struct BenchForget: ParsableCommand {
         print("Run: \(dataset.examples.count) examples, \(shards) shards × \(slices) slices, budget \(budget)")
         print(String(format: "One forget (median of %d, end to end in process): %.2f ms (p90 %.2f ms)",
                      count, median * 1e3, latencies[latencies.count * 9 / 10] * 1e3))
-        print("  four fsyncs each: ledger requests, plan.h5, served.json, ledger receipt (+ directory fsyncs)")
+        print(String(format: "  CPU time of the process per forget: median %.2f ms", Self.median(cpuTimes) * 1e3))
+        print("  six fsyncs each: ledger requests, tombstone log, served.json + its directory, stage directory, ledger receipt")
         if breakdown {
             print("  per phase (median ms over the \(count) forgets):")
             for phase in ForgetPhase.allCases.map(Optional.some) + [nil] {
@@ -245,6 +250,13 @@ struct BenchForget: ParsableCommand {
     }
 
     private func seconds(_ duration: Duration) -> Double { duration.seconds }
+
+    /// User + system CPU time of this process so far.
+    private static func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+    }
 
     private static func median(_ values: [Double]) -> Double {
         values.isEmpty ? 0 : values.sorted()[values.count / 2]
