@@ -31,7 +31,13 @@ public enum TombstoneLog {
         var status = stat()
         guard fstat(descriptor, &status) == 0 else { throw failure(url, "fstat") }
         let size = Int(status.st_size)
-        if offset > 0 && size <= offset { return ([], offset) }  // nothing new (the common case)
+        if offset > 0 && size == offset { return ([], offset) }  // nothing new (the common case)
+        guard size >= offset else {
+            throw PlanningError.invariantViolated(file: url.path, invariant: "tombstones",
+                                                  detail: "the log is shorter (\(size) bytes) than when it was read "
+                                                      + "(\(offset) bytes): it was truncated or replaced, and deleted ids "
+                                                      + "may be missing; restore it from a backup and run lethe verify")
+        }
         var data = Data(count: max(0, size - offset))
         let count = data.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
         guard count >= 0 else { throw failure(url, "read") }

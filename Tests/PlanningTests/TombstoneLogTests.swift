@@ -79,6 +79,10 @@ import Testing
         #expect(reader.tombstoneLogEnd == plan.tombstoneLogEnd)
         try reader.readNewTombstones(savedAt: url)  // nothing new
         #expect(reader.tombstones == plan.tombstones)
+        // A log that shrank under a reader is refused, not silently re-read.
+        let log = TombstoneLog.url(forPlanAt: url)
+        try Data("lethe-tombstones 1\n".utf8).write(to: log)
+        #expect(throws: PlanningError.self) { try reader.readNewTombstones(savedAt: url) }
     }
 
     /// A line cut short by a crash is ignored by readers and overwritten by the next append.
