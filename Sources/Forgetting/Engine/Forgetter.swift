@@ -155,12 +155,15 @@ public final class Forgetter {
 
         // 2. Tombstones. Examples of pending requests count as new even if an interrupted run
         // already tombstoned them: their truncations and erasures may not have happened.
-        let loaded = Set(plan.tombstones)
+        // (Work per forget stays proportional to the requests, not to all tombstones so far.)
         let recovered = Set(pending.prefix(recoveredCount).flatMap(\.1.examples))
-        let before = loaded.subtracting(recovered)
         let named = Set(pending.flatMap(\.1.examples))
-        let forgottenNow = named.subtracting(before)
-        if !forgottenNow.isSubset(of: loaded) {
+        let forgottenNow = named.filter { !plan.isTombstoned($0) || recovered.contains($0) }
+        // Slices hit before this operation. Examples a retrain already removed from their
+        // slices hit nothing any more.
+        let hitsBefore = recovered.isEmpty ? plan.hitSlices
+            : Set(plan.tombstones.filter { !recovered.contains($0) && !plan.isExcluded($0) }.compactMap(plan.location(of:)))
+        if !forgottenNow.allSatisfy(plan.isTombstoned) {
             let planURL = Plan.url(inRun: run)
             try timed(.tombstones) {
                 if try plan.recordTombstones(forgottenNow, savedAt: planURL) {
@@ -175,8 +178,6 @@ public final class Forgetter {
         // 3. Composition.
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
         let full = sequences.map { $0.map(\.count) }
-        // Examples a retrain already removed from their slices hit nothing any more.
-        let hitsBefore = Set(before.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         let hitsNow = Set(forgottenNow.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
             .map(\.prefixLengths)
