@@ -67,6 +67,7 @@ struct BenchForget: ParsableCommand {
         var cpuTimes: [Double] = []  // CPU time of the process per forget: what load on the machine does not inflate
         var phases: [ForgetPhase?: [Double]] = [:]  // nil: the rest (lock, logic, receipt build)
         let forgetter = Forgetter(run: single)
+        let probe = breakdown ? try FsyncProbe(in: single) : nil
         for index in 0..<count {
             let id = ids[generator.next(below: ids.count)]
             let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -79,9 +80,11 @@ struct BenchForget: ParsableCommand {
             latencies.append(seconds(elapsed))
             for phase in ForgetPhase.allCases { phases[phase, default: []].append(forgetter.lastPhaseSeconds[phase] ?? 0) }
             phases[nil, default: []].append(seconds(elapsed) - forgetter.lastPhaseSeconds.values.reduce(0, +))
+            probe?.sample()  // between forgets: what an fsync costs right now
         }
         latencies.sort()
-        let floor = breakdown ? try FsyncFloor.measure(in: single) : nil
+        let floor = probe.map { (file: Self.median($0.file), directory: Self.median($0.directory),
+                                 fileP90: $0.file.sorted()[$0.file.count * 9 / 10]) }
 
         let batch = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: batch) }
@@ -166,8 +169,9 @@ struct BenchForget: ParsableCommand {
                       + String(format: "%8.3f", Self.median(phases[phase] ?? []) * 1e3))
             }
             if let floor {
-                print(String(format: "  fsync floor of this disk (median of %d): file append + fsync %.3f ms, "
-                             + "directory fsync after a rename %.3f ms", FsyncFloor.rounds, floor.file * 1e3, floor.directory * 1e3))
+                print(String(format: "  fsync floor, sampled between the forgets (median of %d): file append + fsync %.3f ms "
+                             + "(p90 %.3f ms), directory fsync after a rename %.3f ms", count, floor.file * 1e3,
+                             floor.fileP90 * 1e3, floor.directory * 1e3))
             }
         }
         print(String(format: "Log of %d requests: %.2f s (parse %.2f s), %d examples forgotten",
@@ -263,30 +267,38 @@ struct BenchForget: ParsableCommand {
     }
 }
 
-/// The cost of the fsyncs a forget cannot avoid, measured on the disk holding `directory`:
-/// appending 64 bytes to a file and fsyncing it, and fsyncing a directory after a rename in it.
-enum FsyncFloor {
-    static let rounds = 200
+/// The cost of the fsyncs a forget cannot avoid, on the disk holding the run and under the
+/// machine's load at the time: appending 64 bytes to a file and fsyncing it, and fsyncing a
+/// directory after a rename in it. `lethe bench forget --breakdown` samples it between forgets.
+final class FsyncProbe {
+    private let path: String
+    private let descriptor: Int32
+    private let folder: Int32
+    private var round = 0
+    private(set) var file: [Double] = []
+    private(set) var directory: [Double] = []
 
-    static func measure(in directory: URL) throws -> (file: Double, directory: Double) {
-        let path = directory.appendingPathComponent(".fsync-probe").path
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        let folder = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    init(in run: URL) throws {
+        path = run.appendingPathComponent(".fsync-probe").path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        folder = open(run.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0, folder >= 0 else {
             throw ValidationError("cannot open \(path) for the fsync probe (errno \(errno))")
         }
-        defer { close(descriptor); close(folder); unlink(path); unlink(path + ".renamed") }
+    }
+
+    deinit { close(descriptor); close(folder); unlink(path); unlink(path + ".renamed") }
+
+    /// One append + fsync and one rename + directory fsync.
+    func sample() {
         let clock = ContinuousClock()
         let bytes = [UInt8](repeating: 0x2A, count: 64)
-        var file: [Double] = [], directoryTimes: [Double] = []
-        for round in 0..<rounds {
-            _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            file.append(clock.measure { _ = fsync(descriptor) }.seconds)
-            let (from, to) = round % 2 == 0 ? (path, path + ".renamed") : (path + ".renamed", path)
-            _ = rename(from, to)
-            directoryTimes.append(clock.measure { _ = fsync(folder) }.seconds)
-        }
-        return (file.sorted()[rounds / 2], directoryTimes.sorted()[rounds / 2])
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        file.append(clock.measure { _ = fsync(descriptor) }.seconds)
+        let (from, to) = round % 2 == 0 ? (path, path + ".renamed") : (path + ".renamed", path)
+        round += 1
+        _ = rename(from, to)
+        directory.append(clock.measure { _ = fsync(folder) }.seconds)
     }
 }
 
