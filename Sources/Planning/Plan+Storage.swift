@@ -7,12 +7,17 @@ extension Plan {
     public static let fileName = "plan.h5"
     /// The value of the root attribute `format`.
     public static let formatName = "lethe-plan"
-    /// The format version this build writes when a slice was rebuilt (`examples/excluded`).
-    /// A plan without rebuilt slices is written as version 1, which older readers still read;
-    /// version 2 changes what `slices/sha256` hashes, so a version-1 reader must refuse it.
-    public static let formatVersion: Int64 = 2
+    /// The format version this build writes for a plan whose tombstones live partly in its
+    /// tombstone log (`TombstoneLog`, made so by the first forget). Otherwise a plan with rebuilt
+    /// slices (`examples/excluded`) is written as version 2 (it changes what `slices/sha256`
+    /// hashes, so a version-1 reader must refuse it) and any other as version 1, which older
+    /// readers still read. A version-2 reader must refuse version 3: it would miss tombstones.
+    public static let formatVersion: Int64 = 3
     /// The versions this build reads.
-    public static let readableVersions: ClosedRange<Int64> = 1...2
+    public static let readableVersions: ClosedRange<Int64> = 1...3
+
+    /// The version `save` writes for this plan.
+    var storedFormatVersion: Int64 { tombstoneLogEnd != nil ? 3 : excludedIDs.isEmpty ? 1 : 2 }
     /// Recorded in the file so readers need not consult the docs to recompute a hash.
     public static let sliceHashEncoding =
         "sha256 over member ids sorted by UTF-8 bytes, joined by one 0x0A byte, no trailing newline; lowercase hex"
@@ -23,10 +28,13 @@ extension Plan {
     }
 
     /// Writes the plan crash-safely (temporary file, fsync, rename): readers see the old file or the new one.
+    /// Every tombstone goes into `tombstones`; a format-3 plan also gets an (empty) tombstone
+    /// log beside it if it has none, created first, so a format-3 file never lacks its log.
     public func save(to url: URL) throws {
+        if tombstoneLogEnd != nil { try TombstoneLog.create(TombstoneLog.url(forPlanAt: url)) }
         try HDF5File.writeAtomically(to: url) { file in
             try file.setAttribute(.string(Plan.formatName), named: "format")
-            try file.setAttribute(.int(excludedIDs.isEmpty ? 1 : Plan.formatVersion), named: "format_version")
+            try file.setAttribute(.int(storedFormatVersion), named: "format_version")
             try file.setAttribute(.string(letheVersion), named: "lethe_version")
             try file.setAttribute(.int(Int64(shardCount)), named: "shard_count")
             try file.setAttribute(.int(Int64(sliceCount)), named: "slice_count")
@@ -96,7 +104,8 @@ extension Plan {
             (0..<b).map { s in Array(flat[(h * b + s) * l ..< (h * b + s + 1) * l]) }
         }
         let labels = try LabelVocabulary(savedNames: try file.readStrings(at: "labels"), file: name)
-        return try Plan(parameters: parameters,
+        let hasExcluded = try version == 2 || (version >= 3 && file.exists("examples/excluded"))
+        var plan = try Plan(parameters: parameters,
                         datasetSource: try file.stringAttribute(named: "dataset_source"),
                         datasetSHA256: try file.stringAttribute(named: "dataset_sha256"),
                         exampleCount: Int(try file.intAttribute(named: "example_count")),
@@ -106,7 +115,12 @@ extension Plan {
                         cellHashes: try file.readStrings(at: "slices/sha256"),
                         shardSequences: sequences,
                         tombstones: try file.readStrings(at: "tombstones"),
-                        excludedIDs: version >= 2 ? try file.readStrings(at: "examples/excluded") : [],
+                        excludedIDs: hasExcluded ? try file.readStrings(at: "examples/excluded") : [],
                         file: name)
+        if version >= 3 {
+            plan.tombstoneLogEnd = 0
+            try plan.readNewTombstones(savedAt: url)
+        }
+        return plan
     }
 }

@@ -54,6 +54,12 @@ public struct Plan: Sendable {
     let positionByID: [String: Int]
     private(set) var tombstoneSet: Set<String>
     private(set) var excludedSet: Set<String>
+    /// `hitSlices`, kept up to date as tombstones and exclusions are added.
+    private var hitSliceSet: Set<SliceLocation> = []
+    /// For a plan of format 3 (tombstones also in the append-only log `TombstoneLog`): the byte
+    /// offset up to which the log has been read. Nil for formats 1 and 2 (all tombstones in
+    /// `plan.h5`).
+    public internal(set) var tombstoneLogEnd: Int?
 
     /// Assembles a plan from its parts and checks every invariant; `file` names it in errors.
     init(parameters: PlanParameters, datasetSource: String, datasetSHA256: String, exampleCount: Int,
@@ -75,6 +81,7 @@ public struct Plan: Sendable {
             parameters: parameters, exampleCount: exampleCount, orderedIDs: orderedIDs,
             cellOffsets: cellOffsets, cellHashes: cellHashes, shardSequences: shardSequences,
             tombstones: tombstones, excludedIDs: excludedIDs, file: file)
+        hitSliceSet = computedHitSlices()
     }
 
     public var shardCount: Int { parameters.shardCount }
@@ -148,7 +155,9 @@ public struct Plan: Sendable {
 
     /// The slices still holding a deleted example: every stage whose prefix contains one saw
     /// deleted data (the truncation rule applies), until `lethe retrain` rebuilds the slice.
-    public var hitSlices: Set<SliceLocation> {
+    public var hitSlices: Set<SliceLocation> { hitSliceSet }
+
+    private func computedHitSlices() -> Set<SliceLocation> {
         Set(tombstones.lazy.filter { !self.excludedSet.contains($0) }.compactMap(location(of:)))
     }
 
@@ -178,19 +187,41 @@ public struct Plan: Sendable {
         }
         excludedSet = excluded
         excludedIDs = excluded.sorted(by: UTF8Order.precedes)
+        hitSliceSet = computedHitSlices()
         return rebuilt
     }
 
     /// Records deleted examples. Unknown ids are refused; ids already tombstoned are kept once.
     public mutating func addTombstones(_ ids: some Sequence<String>) throws {
+        try addTombstones(ids) { id in
+            PlanningError.invalidValue(flag: "--id", value: id, reason: "the plan has no example with this id")
+        }
+    }
+
+    /// Adds tombstones; `unknown` makes the error for an id the plan does not know.
+    mutating func addTombstones(_ ids: some Sequence<String>, unknown: (String) -> PlanningError) throws {
         var added = tombstoneSet
         for id in ids {
-            guard positionByID[id] != nil else {
-                throw PlanningError.invalidValue(flag: "--id", value: id, reason: "the plan has no example with this id")
-            }
+            guard positionByID[id] != nil else { throw unknown(id) }
             added.insert(id)
         }
-        tombstones = added.sorted(by: UTF8Order.precedes)
+        let newCount = added.count - tombstoneSet.count
+        guard newCount > 0 else { return }
+        for id in added.subtracting(tombstoneSet) where !excludedSet.contains(id) {
+            if let location = location(of: id) { hitSliceSet.insert(location) }
+        }
+        if newCount <= 16 {  // a few: insert in place (a forget adds one or two to a long list)
+            for id in added.subtracting(tombstoneSet) {
+                var low = 0, high = tombstones.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if UTF8Order.precedes(tombstones[middle], id) { low = middle + 1 } else { high = middle }
+                }
+                tombstones.insert(id, at: low)
+            }
+        } else {
+            tombstones = added.sorted(by: UTF8Order.precedes)
+        }
         tombstoneSet = added
     }
 

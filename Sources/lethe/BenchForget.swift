@@ -15,7 +15,7 @@ struct BenchForget: ParsableCommand {
             puts a stand-in file at every stage path and a full-length served.json (forgetting \
             only names, keeps and erases stage files, so their content does not matter for \
             timing), then forgets --count random examples one request at a time: each is a full \
-            forget (ledger append, plan rewrite, publish, erase, receipt; four fsyncs). Then a \
+            forget (ledger append, tombstone log append, publish, erase, receipt; six fsyncs). Then a \
             fresh run forgets a --log-size request log (ids drawn with repeats and 1% unknown) in \
             one operation. With --run, it also reports the retrain costs recorded in that run's \
             stage files (wall_time_seconds) as ratios.
@@ -51,6 +51,8 @@ struct BenchForget: ParsableCommand {
     @Option(help: "Write the accuracy chart (SVG) here; implies --accuracy.") var svg: String?
     @Option(help: "Threads for --accuracy training (the demo uses 2).") var threads = 2
     @Option(help: "Base encoder for --accuracy.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
+    @Flag(help: "Also print the median time of each phase of a forget, and the fsync floor of the disk.")
+    var breakdown = false
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
@@ -62,17 +64,27 @@ struct BenchForget: ParsableCommand {
         let single = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: single) }
         var latencies: [Double] = []
+        var cpuTimes: [Double] = []  // CPU time of the process per forget: what load on the machine does not inflate
+        var phases: [ForgetPhase?: [Double]] = [:]  // nil: the rest (lock, logic, receipt build)
         let forgetter = Forgetter(run: single)
+        let probe = breakdown ? try FsyncProbe(in: single) : nil
         for index in 0..<count {
             let id = ids[generator.next(below: ids.count)]
             let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let cpuStart = Self.processCPUSeconds()
             let elapsed = try clock.measure {
                 _ = try forgetter.forget([ForgetRequest(target: .example(id), requestID: "bench-\(index)")],
                                          nowMilliseconds: now)
             }
+            cpuTimes.append(Self.processCPUSeconds() - cpuStart)
             latencies.append(seconds(elapsed))
+            for phase in ForgetPhase.allCases { phases[phase, default: []].append(forgetter.lastPhaseSeconds[phase] ?? 0) }
+            phases[nil, default: []].append(seconds(elapsed) - forgetter.lastPhaseSeconds.values.reduce(0, +))
+            probe?.sample()  // between forgets: what an fsync costs right now
         }
         latencies.sort()
+        let floor = probe.map { (file: Self.median($0.file), directory: Self.median($0.directory),
+                                 fileP90: $0.file.sorted()[$0.file.count * 9 / 10]) }
 
         let batch = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: batch) }
@@ -87,17 +99,29 @@ struct BenchForget: ParsableCommand {
         let parseStart = clock.now
         let requests = try RequestLog.read(from: logURL)
         let parseSeconds = seconds(clock.now - parseStart)
+        let logForgetter = Forgetter(run: batch)
+        let logCPUStart = Self.processCPUSeconds()
         let logSeconds = try seconds(clock.measure {
-            receipt = try Forgetter(run: batch).forget(requests, nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+            receipt = try logForgetter.forget(requests, nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
         }) + parseSeconds
+        let logCPUSeconds = Self.processCPUSeconds() - logCPUStart  // the forget, without the parse
 
         let median = latencies[latencies.count / 2]
         var report: [String: Double] = [
             "single_forget_median_ms": median * 1e3,
             "single_forget_p90_ms": latencies[latencies.count * 9 / 10] * 1e3,
-            "log_seconds": logSeconds, "log_parse_seconds": parseSeconds,
+            "single_forget_cpu_median_ms": Self.median(cpuTimes) * 1e3,
+            "log_seconds": logSeconds, "log_parse_seconds": parseSeconds, "log_forget_cpu_seconds": logCPUSeconds,
             "log_requests": Double(logSize), "log_forgotten_examples": Double(receipt?.forgottenExamples.count ?? 0),
         ]
+        if breakdown {
+            for (phase, values) in phases { report["phase_median_ms." + (phase?.rawValue ?? "other")] = Self.median(values) * 1e3 }
+            for (phase, value) in logForgetter.lastPhaseSeconds { report["log_phase_ms." + phase.rawValue] = value * 1e3 }
+            if let floor {
+                report["fsync_file_median_ms"] = floor.file * 1e3
+                report["fsync_directory_median_ms"] = floor.directory * 1e3
+            }
+        }
         if let trainedRun {
             let (shard, total) = try recordedRetrainSeconds(URL(fileURLWithPath: trainedRun))
             report["sisa_shard_retrain_seconds"] = shard
@@ -137,9 +161,28 @@ struct BenchForget: ParsableCommand {
         print("Run: \(dataset.examples.count) examples, \(shards) shards × \(slices) slices, budget \(budget)")
         print(String(format: "One forget (median of %d, end to end in process): %.2f ms (p90 %.2f ms)",
                      count, median * 1e3, latencies[latencies.count * 9 / 10] * 1e3))
-        print("  four fsyncs each: ledger requests, plan.h5, served.json, ledger receipt (+ directory fsyncs)")
-        print(String(format: "Log of %d requests: %.2f s (parse %.2f s), %d examples forgotten",
-                     logSize, logSeconds, parseSeconds, receipt?.forgottenExamples.count ?? 0))
+        print(String(format: "  CPU time of the process per forget: median %.2f ms", Self.median(cpuTimes) * 1e3))
+        print("  six fsyncs each: ledger requests, tombstone log, served.json + its directory, stage directory, ledger receipt")
+        if breakdown {
+            print("  per phase (median ms over the \(count) forgets):")
+            for phase in ForgetPhase.allCases.map(Optional.some) + [nil] {
+                let name = phase?.rawValue ?? "other (lock, logic, receipt build)"
+                print("    " + name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                      + String(format: "%8.3f", Self.median(phases[phase] ?? []) * 1e3))
+            }
+            if let floor {
+                print(String(format: "  fsync floor, sampled between the forgets (median of %d): file append + fsync %.3f ms "
+                             + "(p90 %.3f ms), directory fsync after a rename %.3f ms", count, floor.file * 1e3,
+                             floor.fileP90 * 1e3, floor.directory * 1e3))
+            }
+        }
+        print(String(format: "Log of %d requests: %.2f s (parse %.2f s; CPU time of the forget %.2f s), %d examples forgotten",
+                     logSize, logSeconds, parseSeconds, logCPUSeconds, receipt?.forgottenExamples.count ?? 0))
+        if breakdown {
+            print("  phases (ms): " + ForgetPhase.allCases.map { phase in
+                String(format: "%@ %.1f", phase.rawValue, (logForgetter.lastPhaseSeconds[phase] ?? 0) * 1e3)
+            }.joined(separator: ", "))
+        }
         if let shard = report["sisa_shard_retrain_seconds"], let total = report["full_retrain_seconds"] {
             print(String(format: "Recorded retrain: one shard %.1f s (%.0f× a forget), full %.1f s (%.0f× a forget)",
                          shard, shard / median, total, total / median))
@@ -213,6 +256,52 @@ struct BenchForget: ParsableCommand {
     }
 
     private func seconds(_ duration: Duration) -> Double { duration.seconds }
+
+    /// User + system CPU time of this process so far.
+    private static func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+    }
+
+    private static func median(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.sorted()[values.count / 2]
+    }
+}
+
+/// The cost of the fsyncs a forget cannot avoid, on the disk holding the run and under the
+/// machine's load at the time: appending 64 bytes to a file and fsyncing it, and fsyncing a
+/// directory after a rename in it. `lethe bench forget --breakdown` samples it between forgets.
+final class FsyncProbe {
+    private let path: String
+    private let descriptor: Int32
+    private let folder: Int32
+    private var round = 0
+    private(set) var file: [Double] = []
+    private(set) var directory: [Double] = []
+
+    init(in run: URL) throws {
+        path = run.appendingPathComponent(".fsync-probe").path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        folder = open(run.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0, folder >= 0 else {
+            throw ValidationError("cannot open \(path) for the fsync probe (errno \(errno))")
+        }
+    }
+
+    deinit { close(descriptor); close(folder); unlink(path); unlink(path + ".renamed") }
+
+    /// One append + fsync and one rename + directory fsync.
+    func sample() {
+        let clock = ContinuousClock()
+        let bytes = [UInt8](repeating: 0x2A, count: 64)
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        file.append(clock.measure { _ = fsync(descriptor) }.seconds)
+        let (from, to) = round % 2 == 0 ? (path, path + ".renamed") : (path + ".renamed", path)
+        round += 1
+        _ = rename(from, to)
+        directory.append(clock.measure { _ = fsync(folder) }.seconds)
+    }
 }
 
 extension Array where Element: Hashable {

@@ -10,7 +10,7 @@ struct Forget: ParsableCommand {
         discussion: """
             Order of effects: the requests are written to RUN/ledger.sqlite and fsynced first \
             (once "accepted" is printed, no crash loses them); then the examples are tombstoned \
-            in RUN/plan.h5; then every sequence of each hit shard is cut before its first hit \
+            in the plan (appended to RUN/plan.tombstones); then every sequence of each hit shard is cut before its first hit \
             slice, each shard serves its longest surviving prefix and RUN/served.json is \
             replaced atomically; then the stage files that saw a deleted example are erased; \
             finally a receipt goes to the ledger and is printed. A forget interrupted at any \

@@ -139,8 +139,8 @@ import Testing
     @Test func refusesOtherFormatsAndVersions() throws {
         let (_, url) = try savedPlan(selection: .cyclic)
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
-        try edit(url) { try $0.setAttribute(.int(3), named: "format_version") }
-        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "version 3", expected: "version 1…2")) {
+        try edit(url) { try $0.setAttribute(.int(4), named: "format_version") }
+        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "version 4", expected: "version 1…3")) {
             try Plan.load(from: url)
         }
         try edit(url) { try $0.setAttribute(.string("lethe-stage"), named: "format") }

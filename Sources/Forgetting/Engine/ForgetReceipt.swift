@@ -81,12 +81,53 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
         case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash"
     }
 
-    /// Key-sorted JSON.
+    /// Key-sorted JSON. The compact form is the ledger payload: byte for byte what
+    /// `JSONEncoder` (sorted keys, unescaped slashes) writes, with the request list — 100,000
+    /// entries for a large log — written directly when none of its strings needs escaping.
     public func json(pretty: Bool = false) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
                                           : [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        guard !pretty, requests.count > 1, let list = Self.plainJSON(requests) else {
+            return String(decoding: try encoder.encode(self), as: UTF8.self)
+        }
+        var rest = self
+        rest.requests = []
+        let text = try encoder.encode(rest)
+        // Keys are sorted and strings escape every quote, so this is the key and only it.
+        guard let range = text.range(of: Data("\"requests\":[]".utf8)) else {
+            return String(decoding: try encoder.encode(self), as: UTF8.self)
+        }
+        var bytes = [UInt8](text[..<range.lowerBound])
+        bytes.reserveCapacity(text.count + list.count)
+        bytes += "\"requests\":".utf8
+        bytes += list
+        bytes += text[range.upperBound...]
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The request list as `JSONEncoder` writes it (sorted keys), or nil when a string in it
+    /// would need an escape.
+    static func plainJSON(_ requests: [RequestOutcome]) -> [UInt8]? {
+        func plain(_ text: String) -> Bool {
+            text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
+        }
+        var out = JSONBytes(capacity: requests.count * 96)
+        out.raw("[")
+        for (index, request) in requests.enumerated() {
+            guard plain(request.requestID), request.id.map(plain) ?? true, request.group.map(plain) ?? true else {
+                return nil
+            }
+            if index > 0 { out.raw(",") }
+            out.raw("{")
+            if let group = request.group { out.raw("\"group\":"); out.string(group); out.raw(",") }
+            if let id = request.id { out.raw("\"id\":"); out.string(id); out.raw(",") }
+            out.raw("\"ledger_sequence\":"); out.raw(String(request.ledgerSequence))
+            out.raw(",\"request_id\":"); out.string(request.requestID)
+            out.raw(",\"status\":"); out.string(request.status.rawValue); out.raw("}")
+        }
+        out.raw("]")
+        return out.bytes
     }
 
     /// A few lines for people.

@@ -61,15 +61,22 @@ public enum RequestLog {
 
     public static func parse(_ data: Data, source: String) throws -> [ForgetRequest] {
         var requests: [ForgetRequest] = []
-        var lineNumber = 0
-        var start = data.startIndex
-        while start < data.endIndex {
-            lineNumber += 1
-            let end = data[start...].firstIndex(of: 0x0A) ?? data.endIndex
-            let line = data[start..<end]
-            start = end < data.endIndex ? data.index(after: end) : end
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            requests.append(try parseLine(Data(line), source: source, line: lineNumber))
+        requests.reserveCapacity(data.count / 40)
+        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var lineNumber = 0
+            var start = 0
+            while start < bytes.count {
+                lineNumber += 1
+                var end = start
+                while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+                let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+                start = end + 1
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                // The common shape goes through a byte scanner; anything else (escapes, other
+                // numbers, errors) through JSONSerialization, which also words the errors.
+                requests.append(try SimpleRequestLine.parse(line)
+                                ?? parseLine(Data(line), source: source, line: lineNumber))
+            }
         }
         return requests
     }
@@ -103,6 +110,90 @@ public enum RequestLog {
         case (nil, let group?): return ForgetRequest(target: .group(group), requestID: requestID, timestamp: timestamp)
         case (nil, nil): throw fail("needs \"id\" or \"group\"")
         default: throw fail("has both \"id\" and \"group\"; one request names one of them")
+        }
+    }
+}
+
+/// A fast reader for the usual request line: one flat JSON object whose keys are among `id`,
+/// `group`, `request_id`, `timestamp`, each once, with string values free of escapes and
+/// control characters (and valid UTF-8), or a plain integer timestamp. It accepts only lines
+/// that `RequestLog.parseLine` accepts with the same result, and returns nil for every other
+/// line (including every malformed one), which then goes to `parseLine`.
+enum SimpleRequestLine {
+    static func parse(_ line: UnsafeRawBufferPointer) -> ForgetRequest? {
+        var index = 0
+        let count = line.count
+        func skipSpace() {
+            while index < count, line[index] == 0x20 || line[index] == 0x09 || line[index] == 0x0D { index += 1 }
+        }
+        /// The bytes of a string without escapes or control characters, after its opening quote.
+        func plainString() -> UnsafeRawBufferPointer? {
+            let start = index
+            while index < count {
+                let byte = line[index]
+                if byte == 0x22 {
+                    index += 1
+                    return UnsafeRawBufferPointer(rebasing: line[start..<(index - 1)])
+                }
+                if byte == 0x5C || byte < 0x20 { return nil }
+                index += 1
+            }
+            return nil
+        }
+        var values: [String?] = [nil, nil, nil, nil]  // id, group, request_id, timestamp
+        skipSpace()
+        guard index < count, line[index] == 0x7B else { return nil }  // {
+        index += 1
+        while true {
+            skipSpace()
+            guard index < count, line[index] == 0x22 else { return nil }
+            index += 1
+            guard let key = plainString() else { return nil }
+            let slot: Int
+            switch String(decoding: key, as: UTF8.self) {
+            case "id": slot = 0
+            case "group": slot = 1
+            case "request_id": slot = 2
+            case "timestamp": slot = 3
+            default: return nil
+            }
+            guard values[slot] == nil else { return nil }  // a repeated key
+            skipSpace()
+            guard index < count, line[index] == 0x3A else { return nil }  // :
+            index += 1
+            skipSpace()
+            guard index < count else { return nil }
+            if line[index] == 0x22 {
+                index += 1
+                guard let bytes = plainString(), !bytes.isEmpty,
+                      let text = String(validating: bytes, as: UTF8.self) else { return nil }
+                values[slot] = text
+            } else if slot == 3 {
+                // A plain integer of 2 to 15 digits (exact in a double, printed as written); other
+                // numbers (signs, fractions, exponents, 0 and 1, which Foundation may bridge to
+                // Bool) go to the general parser.
+                let start = index
+                while index < count, (0x30...0x39).contains(line[index]) { index += 1 }
+                let digits = index - start
+                guard digits >= 2, digits <= 15, line[start] != 0x30,
+                      index == count || ![0x2E, 0x65, 0x45].contains(line[index]) else { return nil }
+                values[slot] = String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<index]), as: UTF8.self)
+            } else {
+                return nil
+            }
+            skipSpace()
+            guard index < count else { return nil }
+            if line[index] == 0x2C { index += 1; continue }  // ,
+            guard line[index] == 0x7D else { return nil }    // }
+            index += 1
+            skipSpace()
+            guard index == count else { return nil }
+            break
+        }
+        switch (values[0], values[1]) {
+        case (let id?, nil): return ForgetRequest(target: .example(id), requestID: values[2], timestamp: values[3])
+        case (nil, let group?): return ForgetRequest(target: .group(group), requestID: values[2], timestamp: values[3])
+        default: return nil
         }
     }
 }

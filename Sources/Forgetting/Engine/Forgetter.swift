@@ -5,7 +5,9 @@ import Store
 /// Carries out forget requests on a run directory in the order issue 6 item 1 fixes:
 ///
 /// 1. record the requests in the ledger (one transaction, fsynced: accepted = durable);
-/// 2. tombstone their examples in `plan.h5` (atomic rewrite), so no later training sees them;
+/// 2. tombstone their examples in the plan (appended to its tombstone log and fsynced; the
+///    first forget of a format-1/2 plan rewrites `plan.h5` once as format 3), so no later
+///    training sees them;
 /// 3. publish the new served composition (atomic rename): every sequence of a hit shard
 ///    truncated at its earliest hit, each shard serving its longest surviving prefix;
 /// 4. erase the stage files that saw a deleted example (none of them is served any more), then
@@ -18,12 +20,50 @@ import Store
 /// a function of the plan's sequences and its tombstones (a sequence survives up to its first
 /// slice holding a tombstoned example), which makes steps 2–4 repeatable without a separate
 /// journal.
+///
+/// A `Forgetter` is meant to live as long as the process serving the run: it keeps the ledger
+/// open and the plan in memory between forgets, so a forget costs only its writes. Both are
+/// revalidated under the forget lock at every forget (the plan file's identity and the length of
+/// its tombstone log, the ledger file's identity), so a forget or retrain by another process
+/// is seen. Use one `Forgetter` from one thread at a time.
 public final class Forgetter {
     public let run: URL
     /// Resolves a group name to the planned example ids of that data subject.
     public typealias GroupResolver = (String) -> [String]
 
+    /// State kept between forgets; read and changed only while holding the forget lock.
+    private var ledger: (ledger: Ledger, identity: FileIdentity)?
+    private var plan: (plan: Plan, identity: FileIdentity)?
+    private var composition: (strategy: String, identity: FileIdentity)?
+    /// Stage keys and file paths by (shard, prefix); valid while the cached plan's slice hashes are.
+    private var stageFileCache: [StagePrefix: StageFile] = [:]
+    /// The last receipt this engine read or wrote: its ledger position and the coverage it records.
+    private var lastReceipt: (sequenceNumber: Int64, coverage: Int64)?
+
     public init(run: URL) { self.run = run }
+
+    deinit { try? ledger?.ledger.close() }
+
+    /// Closes the ledger and forgets the cached plan; the next forget opens and loads them again.
+    public func close() throws {
+        let open = ledger?.ledger
+        ledger = nil; plan = nil; composition = nil; stageFileCache = [:]; lastReceipt = nil
+        try open?.close()
+    }
+
+    /// Wall time of each phase of the last `forget`, for `lethe bench forget --breakdown`.
+    public private(set) var lastPhaseSeconds: [ForgetPhase: Double] = [:]
+
+    /// Runs `body`, adding its wall time to `phase` in `lastPhaseSeconds`.
+    private func timed<T>(_ phase: ForgetPhase, _ body: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        defer {
+            let elapsed = ContinuousClock.now - start
+            lastPhaseSeconds[phase, default: 0] += Double(elapsed.components.seconds)
+                + Double(elapsed.components.attoseconds) * 1e-18
+        }
+        return try body()
+    }
 
     public var ledgerURL: URL { run.appendingPathComponent("ledger.sqlite") }
 
@@ -38,8 +78,14 @@ public final class Forgetter {
     public func forget(_ requests: [ForgetRequest], groups: GroupResolver? = nil,
                        nowMilliseconds: Int64,
                        accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
-        try FileLock.withExclusiveLock(Self.lockURL(inRun: run)) {
-            try forgetLocked(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
+        lastPhaseSeconds = [:]
+        return try FileLock.withExclusiveLock(Self.lockURL(inRun: run)) {
+            do {
+                return try forgetLocked(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
+            } catch {
+                plan = nil; composition = nil; stageFileCache = [:]; lastReceipt = nil  // reload from disk next time
+                throw error
+            }
         }
     }
 
@@ -48,18 +94,17 @@ public final class Forgetter {
 
     private func forgetLocked(_ requests: [ForgetRequest], groups: GroupResolver?, nowMilliseconds: Int64,
                               accepted: (LedgerHead) -> Void) throws -> ForgetReceipt {
-        var plan = try Plan.load(from: Plan.url(inRun: run))
-        let compositionURL = ServedCompositionFile.url(inRun: run)
-        let published = FileManager.default.fileExists(atPath: compositionURL.path)
+        var plan = try timed(.planLoad) { try currentPlan() }
+        let strategy = try currentStrategy()
+        let published = strategy != nil
         // Refuse before recording anything: a `full` run is one model on all data, so the
         // truncation rule does not apply (every deletion needs a full retrain).
-        if published, try ServedCompositionFile.load(from: compositionURL).strategy == "full" {
+        if strategy == "full" {
             throw ForgettingError.invalidRequest(reason: "\(run.path) was trained with --strategy full (one model "
                                                  + "on all data): it cannot forget without a full retrain; plan and "
                                                  + "train it with S3T or SISA")
         }
-        let ledger = try Ledger.open(at: ledgerURL)
-        defer { try? ledger.close() }
+        let ledger = try timed(.ledgerOpen) { try currentLedger() }
 
         // 1. Resolve, then record durably.
         var records: [RequestRecord] = []
@@ -80,7 +125,7 @@ public final class Forgetter {
                                              examples: members))
             }
         }
-        let lastCovered = try lastReceiptCoverage(ledger)
+        let lastCovered = try cachedReceiptCoverage(ledger)
         let drafts = records.map { record in
             var keys: [LedgerKey] = [.requestID(record.requestID)]
             if let id = record.id { keys.append(.exampleID(id)) }  // its `examples` is [id] or []
@@ -90,8 +135,9 @@ public final class Forgetter {
             }
             return LedgerDraft(kind: .request, timestampMilliseconds: nowMilliseconds, payload: record.json, keys: keys)
         }
-        let appended = drafts.isEmpty ? [] : try ledger.append(drafts)
-        let head = try ledger.head() ?? LedgerHead(sequenceNumber: 0, hash: "")
+        let appended = drafts.isEmpty ? [] : try timed(.ledgerAppend) { try ledger.append(drafts) }
+        let head = try appended.last.map { LedgerHead(sequenceNumber: $0.sequenceNumber, hash: $0.hash) }
+            ?? ledger.head() ?? LedgerHead(sequenceNumber: 0, hash: "")
         if !appended.isEmpty { accepted(head) }
 
         // Requests an interrupted run recorded but never finished.
@@ -109,34 +155,44 @@ public final class Forgetter {
 
         // 2. Tombstones. Examples of pending requests count as new even if an interrupted run
         // already tombstoned them: their truncations and erasures may not have happened.
-        let loaded = Set(plan.tombstones)
+        // (Work per forget stays proportional to the requests, not to all tombstones so far.)
         let recovered = Set(pending.prefix(recoveredCount).flatMap(\.1.examples))
-        let before = loaded.subtracting(recovered)
         let named = Set(pending.flatMap(\.1.examples))
-        let forgottenNow = named.subtracting(before)
-        if !forgottenNow.isSubset(of: loaded) {
-            try plan.addTombstones(forgottenNow)
-            try plan.save(to: Plan.url(inRun: run))
+        let forgottenNow = named.filter { !plan.isTombstoned($0) || recovered.contains($0) }
+        // Slices hit before this operation. Examples a retrain already removed from their
+        // slices hit nothing any more.
+        let hitsBefore = recovered.isEmpty ? plan.hitSlices
+            : Set(plan.tombstones.filter { !recovered.contains($0) && !plan.isExcluded($0) }.compactMap(plan.location(of:)))
+        if !forgottenNow.allSatisfy(plan.isTombstoned) {
+            let planURL = Plan.url(inRun: run)
+            try timed(.tombstones) {
+                if try plan.recordTombstones(forgottenNow, savedAt: planURL) {
+                    self.plan = (plan, try FileIdentity(of: planURL))  // plan.h5 rewritten (now format 3)
+                    stageFileCache = [:]
+                } else {
+                    self.plan?.plan = plan  // the log grew; plan.h5 is the same file
+                }
+            }
         }
 
         // 3. Composition.
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
         let full = sequences.map { $0.map(\.count) }
-        // Examples a retrain already removed from their slices hit nothing any more.
-        let hitsBefore = Set(before.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         let hitsNow = Set(forgottenNow.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
             .map(\.prefixLengths)
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
-        if published {
-            let current = try ServedCompositionFile.load(from: compositionURL)
+        if let strategy {
             let entries = outcomes.map { outcome in
                 ServedCompositionFile.Entry(shard: outcome.shard, sequence: outcome.served?.sequence,
                                             prefixLength: outcome.served?.prefixLength ?? 0,
                                             stageKeys: outcome.served.map { stageKeys(plan, outcome.shard, sequences[outcome.shard][$0.sequence], $0.prefixLength) } ?? [])
             }
-            try ServedCompositionFile(strategy: current.strategy, shards: entries, ledgerHead: head.sequenceNumber)
-                .publish(inRun: run)
+            try timed(.publish) {
+                try ServedCompositionFile(strategy: strategy, shards: entries, ledgerHead: head.sequenceNumber)
+                    .publish(inRun: run)
+                composition = (strategy, try FileIdentity(of: ServedCompositionFile.url(inRun: run)))
+            }
         }
 
         // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
@@ -144,22 +200,23 @@ public final class Forgetter {
         let allHits = hitsBefore.union(hitsNow)
         var erased: [ForgetReceipt.ErasedStage] = []
         var touchedShards = Set<Int>()
-        for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: allHits) {
-            for prefix in outcome.erasedPrefixes {
-                let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: outcome.shard, slice: $0) })
-                let url = StageFiles.url(run: run, shard: outcome.shard, stage: prefix.count, key: key)
-                let deleted = unlink(url.path) == 0
-                if !deleted && errno != ENOENT {
-                    throw ForgettingError.runFile(file: url.path, reason: "cannot erase the stage file (errno \(errno))")
+        try timed(.erase) {
+            for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: allHits) {
+                for prefix in outcome.erasedPrefixes {
+                    let stage = stageFile(plan, shard: outcome.shard, prefix: prefix)
+                    let deleted = unlink(stage.path) == 0
+                    if !deleted && errno != ENOENT {
+                        throw ForgettingError.runFile(file: stage.path, reason: "cannot erase the stage file (errno \(errno))")
+                    }
+                    if deleted { touchedShards.insert(outcome.shard) }
+                    let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
+                    guard deleted || hitNow else { continue }
+                    erased.append(.init(shard: outcome.shard, stage: prefix.count, slices: prefix, key: stage.key,
+                                        file: stage.relativePath, deletedNow: deleted))
                 }
-                if deleted { touchedShards.insert(outcome.shard) }
-                let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
-                guard deleted || hitNow else { continue }
-                erased.append(.init(shard: outcome.shard, stage: prefix.count, slices: prefix, key: key,
-                                    file: "stages/shard-\(outcome.shard)/\(url.lastPathComponent)", deletedNow: deleted))
             }
+            for shard in touchedShards.sorted() { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
         }
-        for shard in touchedShards.sorted() { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
 
         // 5. Receipt.
         // A request is `forgotten` when it is the first in this operation to name a newly
@@ -188,22 +245,98 @@ public final class Forgetter {
                 sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
             compositionPublished: published,
             ledgerSequence: head.sequenceNumber, ledgerHash: head.hash)
-        _ = try ledger.append(try LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
-                                              encoding: receipt, keys: [Self.receiptKey]))
+        _ = try timed(.receipt) {
+            let stored = try ledger.append(LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
+                                                       payload: try receipt.json(), keys: [Self.receiptKey]))
+            lastReceipt = (stored.sequenceNumber, receipt.ledgerSequence)
+        }
         return receipt
     }
 
     /// The stage keys of stages 1…length of `sequence` in `shard`.
     func stageKeys(_ plan: Plan, _ shard: Int, _ sequence: [Int], _ length: Int) -> [String] {
-        (1...max(length, 1)).prefix(length).map { i in
-            StageFiles.key(prefixSliceHashes: sequence.prefix(i).map { plan.sliceHash(shard: shard, slice: $0) })
-        }
+        (0..<length).map { stageFile(plan, shard: shard, prefix: Array(sequence.prefix($0 + 1))).key }
     }
 
     /// The ledger position up to which requests have a receipt (0 when none has).
     func lastReceiptCoverage(_ ledger: Ledger) throws -> Int64 {
-        guard let last = try ledger.entries(matching: Self.receiptKey).last else { return 0 }
+        guard let last = try ledger.lastEntry(matching: Self.receiptKey) else { return 0 }
         return try last.decodePayload(as: ReceiptCoverage.self).ledgerSequence
+    }
+
+    /// `lastReceiptCoverage`, without decoding the receipt again when it is the one this engine
+    /// last read or wrote.
+    private func cachedReceiptCoverage(_ ledger: Ledger) throws -> Int64 {
+        let last = try ledger.lastSequenceNumber(matching: Self.receiptKey)
+        if let last, let cached = lastReceipt, cached.sequenceNumber == last { return cached.coverage }
+        let coverage = try lastReceiptCoverage(ledger)
+        lastReceipt = last.map { ($0, coverage) }
+        return coverage
+    }
+
+    private struct StagePrefix: Hashable {
+        let shard: Int
+        let slices: [Int]
+    }
+
+    private struct StageFile {
+        let key: String
+        let path: String
+        /// Relative to the run directory, as receipts name it.
+        let relativePath: String
+    }
+
+    /// The key and file of the stage of `shard` trained on `prefix` (the trainer's naming:
+    /// `StageFiles`), computed once per plan.
+    private func stageFile(_ plan: Plan, shard: Int, prefix: [Int]) -> StageFile {
+        let reference = StagePrefix(shard: shard, slices: prefix)
+        if let known = stageFileCache[reference] { return known }
+        let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+        let url = StageFiles.url(run: run, shard: shard, stage: prefix.count, key: key)
+        let file = StageFile(key: key, path: url.path, relativePath: "stages/shard-\(shard)/\(url.lastPathComponent)")
+        stageFileCache[reference] = file
+        return file
+    }
+
+    // MARK: - State kept between forgets (called under the forget lock)
+
+    /// The plan as on disk: the cached one if `plan.h5` is the same file, with any tombstones
+    /// another process appended to the log since; otherwise loaded anew.
+    private func currentPlan() throws -> Plan {
+        let url = Plan.url(inRun: run)
+        let identity = try? FileIdentity(of: url)
+        if let identity, var cached = plan, cached.identity == identity {
+            try cached.plan.readNewTombstones(savedAt: url)
+            plan = cached
+            return cached.plan
+        }
+        plan = nil
+        stageFileCache = [:]
+        let loaded = try Plan.load(from: url)
+        if let identity { plan = (loaded, identity) }
+        return loaded
+    }
+
+    /// The served composition's strategy, or nil when the run has none yet (planned, not trained).
+    private func currentStrategy() throws -> String? {
+        let url = ServedCompositionFile.url(inRun: run)
+        guard let identity = try? FileIdentity(of: url) else { composition = nil; return nil }
+        if let cached = composition, cached.identity == identity { return cached.strategy }
+        let strategy = try ServedCompositionFile.load(from: url).strategy
+        composition = (strategy, identity)
+        return strategy
+    }
+
+    /// The run's ledger, opened once and kept open while `ledger.sqlite` is the same file.
+    private func currentLedger() throws -> Ledger {
+        if let open = ledger, (try? FileIdentity(of: ledgerURL, ignoringContent: true)) == open.identity {
+            return open.ledger
+        }
+        try? ledger?.ledger.close()
+        ledger = nil
+        let opened = try Ledger.open(at: ledgerURL)
+        ledger = (opened, try FileIdentity(of: ledgerURL, ignoringContent: true))
+        return opened
     }
 }
 
@@ -213,4 +346,33 @@ public struct ReceiptCoverage: Decodable, Sendable {
     public var ledgerSequence: Int64
     public var ledgerHash: String
     enum CodingKeys: String, CodingKey { case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash" }
+}
+
+/// Which file a path names and which version of it: device, inode, size and modification and
+/// change times (nanoseconds). Files the engine caches are replaced by rename, so a new
+/// identity means another writer; the tombstone log, which grows in place, is checked by length.
+struct FileIdentity: Equatable {
+    let fields: [Int]
+
+    /// - Parameter ignoringContent: only device and inode (for a database that changes in place).
+    init(of url: URL, ignoringContent: Bool = false) throws {
+        var status = stat()
+        guard stat(url.path, &status) == 0 else {
+            throw ForgettingError.runFile(file: url.path, reason: "cannot stat it (errno \(errno))")
+        }
+        let place = [Int(status.st_dev), Int(status.st_ino)]
+        fields = ignoringContent ? place : place + [Int(status.st_size), status.st_mtim.tv_sec, status.st_mtim.tv_nsec,
+                                                    status.st_ctim.tv_sec, status.st_ctim.tv_nsec]
+    }
+}
+
+/// The phases of one forget, as `lethe bench forget --breakdown` reports them.
+public enum ForgetPhase: String, CaseIterable, Sendable {
+    case planLoad = "plan load"
+    case ledgerOpen = "ledger open"
+    case ledgerAppend = "ledger append + fsync"
+    case tombstones = "tombstone write"
+    case publish = "publish served.json"
+    case erase = "erase + directory fsync"
+    case receipt = "receipt append + fsync"
 }

@@ -19,39 +19,72 @@ public struct RequestRecord: Codable, Sendable, Equatable {
         case requestID = "request_id", id, group, timestamp, examples
     }
 
-    /// Key-sorted JSON, written by hand: a 100,000-request log encodes each payload once, and
-    /// a JSONEncoder per payload cost more than the ledger transaction.
+    /// Key-sorted JSON, written by hand into a byte buffer: a 100,000-request log encodes
+    /// each payload once, and a JSONEncoder per payload (or String concatenation) cost more
+    /// than the ledger transaction.
     public var json: String {
-        var out = "{\"examples\":["
+        var out = JSONBytes()
+        out.raw("{\"examples\":[")
         for (index, example) in examples.enumerated() {
-            if index > 0 { out += "," }
-            JSONText.appendString(example, to: &out)
+            if index > 0 { out.raw(",") }
+            out.string(example)
         }
-        out += "]"
-        if let group { out += ",\"group\":"; JSONText.appendString(group, to: &out) }
-        if let id { out += ",\"id\":"; JSONText.appendString(id, to: &out) }
-        out += ",\"request_id\":"; JSONText.appendString(requestID, to: &out)
-        if let timestamp { out += ",\"timestamp\":"; JSONText.appendString(timestamp, to: &out) }
-        out += "}"
-        return out
+        out.raw("]")
+        if let group { out.raw(",\"group\":"); out.string(group) }
+        if let id { out.raw(",\"id\":"); out.string(id) }
+        out.raw(",\"request_id\":"); out.string(requestID)
+        if let timestamp { out.raw(",\"timestamp\":"); out.string(timestamp) }
+        out.raw("}")
+        return out.text
     }
 }
 
-/// Minimal JSON string quoting (RFC 8259 §7).
-enum JSONText {
-    static func appendString(_ value: String, to out: inout String) {
-        out += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+/// JSON text built as UTF-8 bytes, with minimal string quoting (RFC 8259 §7: `"`, `\\` and
+/// control characters escaped, `\u00XX` for those without a short form).
+struct JSONBytes {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int = 128) { bytes.reserveCapacity(capacity) }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// Appends text that needs no quoting (punctuation, keys, numbers).
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func raw(_ text: String) { appendUTF8(of: text) }
+
+    /// Appends `value` as a quoted JSON string.
+    mutating func string(_ value: String) {
+        bytes.append(0x22)
+        let plain = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
+        } ?? false
+        if plain {
+            appendUTF8(of: value)
+        } else {
+            for byte in value.utf8 {
+                switch byte {
+                case 0x22: raw("\\\"")
+                case 0x5C: raw("\\\\")
+                case 0x0A: raw("\\n")
+                case 0x0D: raw("\\r")
+                case 0x09: raw("\\t")
+                case ..<0x20:
+                    let digits = Array("0123456789abcdef".utf8)
+                    raw("\\u00")
+                    bytes.append(digits[Int(byte >> 4)]); bytes.append(digits[Int(byte & 15)])
+                default: bytes.append(byte)
+                }
             }
         }
-        out += "\""
+        bytes.append(0x22)
+    }
+
+    /// Copies the string's UTF-8 in one go (appending a `String.UTF8View` goes byte by byte).
+    private mutating func appendUTF8(of text: String) {
+        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes.append(contentsOf: $0) }
+        if copied == nil { bytes.append(contentsOf: Array(text.utf8)) }
     }
 }

@@ -190,6 +190,24 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// The last entry carrying index key `key`, or nil (one index probe, however many there are).
+    public func lastEntry(matching key: LedgerKey) throws -> LedgerEntry? {
+        try read("look up the last \(key)") { db in
+            try Row.fetchOne(db, sql: """
+                \(Self.entryColumns)
+                WHERE seq = (SELECT MAX(seq) FROM ledger_keys WHERE field = ? AND value = ?)
+                """, arguments: [key.field.rawValue, key.value]).map(Self.entry)
+        }
+    }
+
+    /// The sequence number of the last entry carrying index key `key`, or nil.
+    public func lastSequenceNumber(matching key: LedgerKey) throws -> Int64? {
+        try read("look up the last \(key)") { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM ledger_keys WHERE field = ? AND value = ?",
+                               arguments: [key.field.rawValue, key.value])
+        }
+    }
+
     /// Entries indexed under request id `id`.
     public func entries(forRequestID id: String) throws -> [LedgerEntry] { try entries(matching: .requestID(id)) }
     /// Entries indexed under example id `id`.

@@ -68,15 +68,18 @@ public struct LedgerKey: Hashable, Comparable, Sendable, CustomStringConvertible
     /// Netstring encoding of sorted keys, as stored in an entry's `keys` column:
     /// `<byte count>:<field><byte count>:<value>` for each key, concatenated.
     static func encode(_ keys: [LedgerKey]) -> String {
-        var text = ""
-        for key in keys {
-            for part in [key.field.rawValue, key.value] {
-                text.append(String(part.utf8.count))
-                text.append(":")
-                text.append(part)
-            }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(keys.count * 32)
+        func append(_ part: String) {
+            bytes.append(contentsOf: String(part.utf8.count).utf8)
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: part.utf8)
         }
-        return text
+        for key in keys {
+            append(key.field.rawValue)
+            append(key.value)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The keys of an encoded `keys` column, or nil if the text is not a valid encoding.

@@ -105,12 +105,19 @@ enum LedgerHashing {
             bytes.append(contentsOf: digits)
             return
         }
-        for index in stride(from: 0, to: 64, by: 2) {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else {
-                bytes.append(contentsOf: digits)
-                return
+        // Decoded into a fixed buffer and appended once (per-byte appends cost more than SHA-256).
+        var raw: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let valid = withUnsafeMutableBytes(of: &raw) { out -> Bool in
+            for index in 0..<32 {
+                guard let high = nibble(digits[2 * index]), let low = nibble(digits[2 * index + 1]) else { return false }
+                out[index] = high << 4 | low
             }
-            bytes.append(high << 4 | low)
+            return true
+        }
+        if valid {
+            withUnsafeBytes(of: &raw) { bytes.append(contentsOf: $0) }
+        } else {
+            bytes.append(contentsOf: digits)
         }
     }
 }
