@@ -212,6 +212,7 @@ def run_torch(args, plan, dataset, test_set):
             classifier = build(base, layers, inherited, ancestors[-1]["head"] if ancestors else None, args,
                                len(labels), seed)
             params = tm.trainable_parameters(classifier, set(st["block"]))
+            built = time.monotonic() - start
             report = tm.train(classifier, params, [encoded[i] for i in ids], [index[dataset[i]["label"]] for i in ids],
                               args.epochs, args.batch_size, args.lr, seed)
             seconds = time.monotonic() - start
@@ -221,7 +222,8 @@ def run_torch(args, plan, dataset, test_set):
             stage_lines.append({"shard": shard, "sequences": st["sequences"], "stage": st["stage"],
                                 "prefix_slices": st["prefix"], "block_layers": st["block"], "stage_key": st["key"],
                                 "training_loss": report["epoch_losses"][-1], "epoch_losses": report["epoch_losses"],
-                                "examples_seen": report["examples"], "seconds": seconds})
+                                "examples_seen": report["examples"], "seconds": seconds, "build_seconds": built,
+                                "cpu_seconds": report["cpu_seconds"]})
             if not args.json:
                 print_stage("pytorch", stage_lines[-1])
         served = sequence_keys[0]
@@ -237,7 +239,8 @@ def run_torch(args, plan, dataset, test_set):
     def accuracy(logits):
         return sum(p == t for p, t in zip(logits.argmax(dim=1).tolist(), truth)) / len(truth)
 
-    return {"training_seconds": total, "stages": stage_lines, "accuracy": accuracy(mean),
+    return {"training_seconds": total, "stages": stage_lines,
+            "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stage_lines), "accuracy": accuracy(mean),
             "shard_accuracies": [accuracy(x) for x in per_shard], "threads": torch.get_num_threads()}
 
 
@@ -245,8 +248,8 @@ def print_stage(who, s):
     rate = s["examples_seen"] / max(s["seconds"], 1e-9)
     print(f"  {who:7s} shard {s['shard']} seq {','.join(map(str, s['sequences']))} stage {s['stage']} "
           f"(slices {' '.join(map(str, s['prefix_slices']))}, layers {','.join(map(str, s['block_layers']))}): "
-          f"loss {s['training_loss']:.4f}, {s['examples_seen']} examples, {s['seconds']:.1f} s, {rate:.0f} ex/s",
-          flush=True)
+          f"loss {s['training_loss']:.4f}, {s['examples_seen']} examples, {s['seconds']:.1f} s, {rate:.0f} ex/s"
+          + (f" (model built in {s['build_seconds']:.2f} s)" if "build_seconds" in s else ""), flush=True)
 
 
 # ---------------------------------------------------------------- ours
@@ -274,7 +277,7 @@ def run_ours(args, plan, data_path, test_path, directory):
              str(args.layers_per_block), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
              "--text-field", args.text_field, "--max-tokens", str(args.max_tokens), "--seed", str(args.seed),
              "--threads", str(args.threads), "--model", resolve(args.model), "--data", data_path, "--json"]
-    out, wall = tm.run_lethe(train, root)
+    out, wall, cpu = tm.run_lethe(train, root)
     stages, done = [], None
     for line in out.splitlines():
         event = json.loads(line)
@@ -287,9 +290,10 @@ def run_ours(args, plan, data_path, test_path, directory):
             done = event
     if done is None:
         raise SystemExit("`lethe train --json` printed no done line:\n" + out)
-    out, _ = tm.run_lethe([lethe, "evaluate", "--run", directory, "--data", test_path, "--json"], root)
+    out, _, _ = tm.run_lethe([lethe, "evaluate", "--run", directory, "--data", test_path, "--json"], root)
     evaluation = json.loads(out)
-    return {"training_seconds": done["training_seconds"], "process_seconds": wall, "stages": stages,
+    return {"training_seconds": done["training_seconds"], "process_seconds": wall, "process_cpu_seconds": cpu,
+            "stages": stages,
             "accuracy": evaluation["accuracy"], "shard_accuracies": [s["accuracy"] for s in evaluation["shards"]],
             "threads": args.threads, "commands": [" ".join(command), " ".join(train)]}
 
@@ -341,7 +345,9 @@ def main():
         o, t = result["lethe"], result["torch"]
         print(f"side by side: lethe {o['training_seconds']:.1f} s vs pytorch {t['training_seconds']:.1f} s "
               f"= {result['ratio']:.2f}× faster; accuracy {100 * o['accuracy']:.2f}% vs {100 * t['accuracy']:.2f}% "
-              f"(delta {result['accuracy_delta_points']:+.2f} points); lethe process {o['process_seconds']:.1f} s")
+              f"(delta {result['accuracy_delta_points']:+.2f} points)")
+        print(f"CPU time: lethe train process {o['process_cpu_seconds']:.1f} s (wall {o['process_seconds']:.1f} s, "
+              f"loading included); pytorch training loops {t['training_loop_cpu_seconds']:.1f} s")
         theirs = {(s["shard"], s["stage_key"]): s["training_loss"] for s in t["stages"]}
         losses = [(s["training_loss"], theirs[(s["shard"], s["stage_key"])]) for s in o["stages"]
                   if (s["shard"], s["stage_key"]) in theirs]

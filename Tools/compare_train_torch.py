@@ -120,7 +120,7 @@ def run_torch(args, train_path, test_path):
             "real_tokens_per_second": report["real_tokens"] / seconds,
             "padding_percent": 100 * (1 - report["real_tokens"] / report["padded_tokens"]),
             "test_accuracy": accuracy, "epoch_losses": report["epoch_losses"], "steps": report["steps"],
-            "examples": report["examples"], "threads": torch.get_num_threads()})
+            "examples": report["examples"], "threads": torch.get_num_threads(), "cpu_seconds": report["cpu_seconds"]})
     return results
 
 
@@ -137,7 +137,7 @@ def run_ours(args, train_path, test_path):
                "--seed", str(args.seed), "--threads", str(args.threads), "--max-length", str(args.max_length)]
     if args.normalized_head:
         command.append("--normalized-head")
-    out, _ = tm.run_lethe(command, tm.repo_root())
+    out, _, cpu = tm.run_lethe(command, tm.repo_root())
     results, current = [], None
     for line in out.splitlines():
         head = BENCH_HEAD.match(line)
@@ -156,6 +156,7 @@ def run_ours(args, train_path, test_path):
             results[-1]["cache"] = line.strip()
     if len(results) != len(args.placements):
         raise SystemExit("could not read the output of `lethe bench train` (expected one result per placement):\n" + out)
+    results[-1]["process_cpu_seconds"] = cpu
     return results, " ".join(command)
 
 
@@ -172,6 +173,11 @@ def print_result(who, r):
           f"{r['examples_per_second']:.1f} examples/s, {r['real_tokens_per_second']:.0f} real tokens/s, "
           f"padding {r['padding_percent']:.1f}%, test accuracy {100 * r['test_accuracy']:.2f}%, loss {losses}, "
           f"threads {r['threads']}")
+    if "cpu_seconds" in r:
+        print(f"           CPU time of the training loop: {r['cpu_seconds']:.1f} s")
+    if "process_cpu_seconds" in r:
+        print(f"           CPU time of the whole bench process (loading, every placement, evaluation): "
+              f"{r['process_cpu_seconds']:.1f} s")
 
 
 def main():

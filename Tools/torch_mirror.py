@@ -32,6 +32,7 @@ import json
 import math
 import os
 import re
+import resource
 import subprocess
 import time
 
@@ -340,6 +341,7 @@ def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
     target = torch.tensor(labels, dtype=torch.long)
     classifier.encoder.train()
+    cpu_start = time.process_time()
     step = seen = real = padded = 0
     epoch_losses = []
     for epoch in range(epochs):
@@ -361,7 +363,7 @@ def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_
             padded += x.numel()
         epoch_losses.append(loss_sum / len(batches))
     return {"steps": step, "epoch_losses": epoch_losses, "examples": seen, "real_tokens": real,
-            "padded_tokens": padded}
+            "padded_tokens": padded, "cpu_seconds": time.process_time() - cpu_start}
 
 
 # ---------------------------------------------------------------- running ours
@@ -375,14 +377,16 @@ def uptime():
 
 
 def run_lethe(args, cwd):
-    """Runs the lethe binary (OPENBLAS_CORETYPE removed from its environment); stdout or an error."""
+    """Runs the lethe binary (OPENBLAS_CORETYPE removed from its environment); (stdout, wall seconds,
+    CPU seconds of the whole process) or an error naming the command."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    start = time.monotonic()
+    start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    seconds = time.monotonic() - start
+    seconds, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed with status {done.returncode}:\n{done.stderr.strip()}")
-    return done.stdout, seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return done.stdout, seconds, cpu
 
 
 def sha256_file(path):
