@@ -51,6 +51,9 @@ import torch_mirror as tm
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", required=True, help="run directory holding plan.h5 (from `lethe plan`)")
+    p.add_argument("--shard", type=int, action="append", default=[],
+                   help="train only this shard (repeatable; default every shard); the ensemble is then the "
+                        "trained shards' (ours: `lethe train --shard`)")
     p.add_argument("--data", help="dataset the plan was made from (default: the path the plan records)")
     p.add_argument("--test", default="Datasets/bbc-news/test.jsonl")
     p.add_argument("--model", default="Checkpoints/base/all-MiniLM-L6-v2")
@@ -74,10 +77,6 @@ def parse_args():
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     args.target_modules = tm.parse_targets(" ".join(args.targets))
     return args
-
-
-def resolve(path):
-    return path if os.path.isabs(path) else os.path.join(tm.repo_root(), path)
 
 
 # ---------------------------------------------------------------- the plan
@@ -183,7 +182,7 @@ def build(base, layers, adapters, head, args, classes, seed):
 def run_torch(args, plan, dataset, test_set):
     import torch
     torch.set_num_threads(args.threads)
-    model_dir = resolve(args.model)
+    model_dir = tm.resolve(args.model)
     labels = plan.labels
     index = {name: k for k, name in enumerate(labels)}
     for e in dataset.values():
@@ -196,7 +195,7 @@ def run_torch(args, plan, dataset, test_set):
     layer_count = base.config.num_hidden_layers
     stage_lines, states, served_models = [], {}, []
     total = 0.0
-    for shard in range(plan.shards):
+    for shard in args.shards:
         stages, sequence_keys = schedule(plan, shard, layer_count, args.layers_per_block)
         for st in stages:
             ids = [i for s in st["prefix"] for i in plan.members(shard, s)]
@@ -276,7 +275,9 @@ def run_ours(args, plan, data_path, test_path, directory):
              "--alpha", str(args.alpha), "--targets", *args.target_modules, "--layers-per-block",
              str(args.layers_per_block), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
              "--text-field", args.text_field, "--max-tokens", str(args.max_tokens), "--seed", str(args.seed),
-             "--threads", str(args.threads), "--model", resolve(args.model), "--data", data_path, "--json"]
+             "--threads", str(args.threads), "--model", tm.resolve(args.model), "--data", data_path, "--json"]
+    for shard in args.shards:
+        train += ["--shard", str(shard)]
     out, wall, cpu = tm.run_lethe(train, root)
     stages, done = [], None
     for line in out.splitlines():
@@ -301,20 +302,25 @@ def run_ours(args, plan, data_path, test_path, directory):
 def main():
     args = parse_args()
     plan = Plan(os.path.join(args.run, "plan.h5"))
-    data_path = resolve(args.data or plan.attrs["dataset_source"])
-    test_path = resolve(args.test)
-    for path in (data_path, test_path, os.path.join(resolve(args.model), "model.safetensors")):
+    data_path = tm.resolve(args.data or plan.attrs["dataset_source"])
+    test_path = tm.resolve(args.test)
+    for path in (data_path, test_path, os.path.join(tm.resolve(args.model), "model.safetensors")):
         if not os.path.exists(path):
             raise SystemExit(f"missing {path}: run `make setup` first, or pass --data/--test/--model")
     if tm.sha256_file(data_path) != plan.attrs["dataset_sha256"]:
         raise SystemExit(f"{data_path} is not the dataset {args.run}/plan.h5 was made from (SHA-256 differs); "
                          "pass that file with --data")
+    args.shards = sorted(set(args.shard)) or list(range(plan.shards))
+    for shard in args.shards:
+        if not 0 <= shard < plan.shards:
+            raise SystemExit(f"--shard {shard}: the plan has shards 0..{plan.shards - 1}")
     dataset = {e["id"]: e for e in tm.read_jsonl(data_path)}
     test_set = tm.read_jsonl(test_path)
     settings = (f"{plan.shards} shards × {plan.slices} slices × {plan.budget} sequences, {args.epochs} epochs, "
                 f"r={args.rank}, alpha={args.alpha:g} on {', '.join(args.target_modules)}, {args.layers_per_block} "
                 f"layers per block, lr {args.lr:g}, batch {args.batch_size}, text field {args.text_field}, "
-                f"seed {args.seed}, {args.threads} threads")
+                f"seed {args.seed}, {args.threads} threads"
+                + ("" if len(args.shards) == plan.shards else f"; shards {', '.join(map(str, args.shards))} only"))
     result = {"configuration": settings, "uptime_before": tm.uptime()}
     if not args.json:
         print(f"S3T schedule: {settings}")

@@ -66,10 +66,6 @@ def parse_args():
     return args
 
 
-def resolve(path):
-    return path if os.path.isabs(path) else os.path.join(tm.repo_root(), path)
-
-
 def subset_file(path, limit, directory):
     """`limit` lines of `path` spread evenly over it (line ⌊i·n/limit⌋), so a quick run keeps every class."""
     with open(path, encoding="utf-8") as f:
@@ -84,7 +80,7 @@ def subset_file(path, limit, directory):
 def run_torch(args, train_path, test_path):
     import torch
     torch.set_num_threads(args.threads)
-    model_dir = resolve(args.model)
+    model_dir = tm.resolve(args.model)
     targets = tm.parse_targets(args.targets)
     train_set, test_set = tm.read_jsonl(train_path), tm.read_jsonl(test_path)
     labels = sorted({e["label"] for e in train_set}, key=lambda s: s.encode())
@@ -130,7 +126,7 @@ BENCH_LINE = re.compile(r"^\s+([\d.]+) s, ([\d.]+) examples/s, ([\d.]+) real tok
 
 
 def run_ours(args, train_path, test_path):
-    command = [os.path.abspath(args.lethe), "bench", "train", "--model", resolve(args.model), "--data", train_path,
+    command = [os.path.abspath(args.lethe), "bench", "train", "--model", tm.resolve(args.model), "--data", train_path,
                "--test", test_path, "--text-field", args.text_field, "--placements", ",".join(args.placements),
                "--epochs", str(args.epochs), "--rank", str(args.rank), "--alpha", str(args.alpha),
                "--targets", args.targets, "--lr", str(args.lr), "--batch-size", str(args.batch_size),
@@ -183,8 +179,8 @@ def print_result(who, r):
 def main():
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="compare-train-") as work:
-        train_path, test_path = resolve(args.data), resolve(args.test)
-        for path in (train_path, test_path, os.path.join(resolve(args.model), "model.safetensors")):
+        train_path, test_path = tm.resolve(args.data), tm.resolve(args.test)
+        for path in (train_path, test_path, os.path.join(tm.resolve(args.model), "model.safetensors")):
             if not os.path.exists(path):
                 raise SystemExit(f"missing {path}: run `make setup` first, or pass --data/--test/--model")
         if args.train_limit:

@@ -53,6 +53,11 @@ def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def resolve(path):
+    """A path relative to the repository root (absolute paths unchanged)."""
+    return path if os.path.isabs(path) else os.path.join(repo_root(), path)
+
+
 def parse_targets(text):
     """'q,v' or 'q v' or module paths -> module paths in LoRATarget order."""
     names = [t for t in re.split(r"[,\s]+", text.strip()) if t]
