@@ -386,7 +386,11 @@ def run_lethe(args, cwd):
     CPU seconds of the whole process) or an error naming the command."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    try:
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    except OSError as error:
+        raise SystemExit(f"cannot run {args[0]} ({error.strerror}); pass the lethe binary with --lethe "
+                         "(build it with `swift build -c release`)")
     seconds, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed with status {done.returncode}:\n{done.stderr.strip()}")
