@@ -22,7 +22,7 @@ extension BenchUnlearn {
     func printTable(_ rows: [SweepPoint], reference: ForgetEvaluation, oracle: ForgetEvaluation, lr: Float, steps: Int,
                     parameters: Int) {
         print(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
-        print("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  cost ratio")
+        print("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  pre-training ÷ run FLOPs")
         func line(_ name: String, _ e: ForgetEvaluation, _ ratio: String) {
             print(String(format: "%@  %10.2f  %10.2f  %11.2f  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
                          e.forget.perplexity, e.retain!.perplexity, e.general!.perplexity, e.membership[1].rocAUC,
@@ -52,7 +52,8 @@ extension BenchUnlearn {
             let gdIn = summary.first { $0.0 == .ascentDescentInDistribution }?.1 ?? 0
             let verdict = best.1 == 0 ? "inconclusive: no setting of any method succeeded."
                 : gdIn >= best.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."
-            print("Most robust: \(best.0.rawValue) (\(Int(100 * best.1))%). Seed paper's finding (ga-gd-in most robust): " + verdict)
+            let leader = best.1 == 0 ? "none" : "\(best.0.rawValue) (\(Int(100 * best.1))%)"
+            print("Most robust: \(leader). Seed paper's finding (ga-gd-in most robust): " + verdict)
         }
         return summary
     }
