@@ -1,0 +1,32 @@
+#!/bin/bash
+# Every side-by-side speed comparison against PyTorch, one after another, in one run, with the
+# load average before and after each. Run it with nothing else on the cores: PyTorch's OpenMP
+# threads lose far more than ours on an oversubscribed machine, which inflates the ratios.
+#   Tools/compare_all_torch.sh [PYTHON]    (PYTHON: the venv of Tools/requirements-torch.txt,
+#                                           default /work/venv-torch/bin/python)
+# Needs `make build` first. Writes one log per comparison under ${LOGS:-/tmp/lethe-compare}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unset OPENBLAS_CORETYPE
+PY=${1:-/work/venv-torch/bin/python}
+L=.build/release/lethe
+LOGS=${LOGS:-/tmp/lethe-compare}
+mkdir -p "$LOGS"
+[ -x "$L" ] || { echo "$L is missing: run make build first" >&2; exit 1; }
+"$PY" -c "import torch, transformers, peft, h5py" || { echo "$PY lacks torch/transformers/peft/h5py: see Tools/requirements-torch.txt" >&2; exit 1; }
+run() {
+    local name=$1; shift
+    echo "== $name ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg)) -> $LOGS/$name.log"
+    "$@" > "$LOGS/$name.log" 2>&1
+    tail -n 4 "$LOGS/$name.log"
+}
+run train "$PY" -u Tools/compare_train_torch.py --threads 2 --lethe "$L"
+run kernels "$L" bench kernels --threads 2 --repetitions 5
+run block-torch "$PY" -u Tools/compare_block_step_torch.py --repetitions 5
+run decoder "$L" bench decoder --batch 4 --tokens 128 --steps 3 --threads 2
+run decoder-torch "$PY" -u Tools/compare_decoder_torch.py --batch 4 --tokens 128 --steps 3 --threads 2
+run_dir=$(mktemp -d)
+"$L" plan --data Datasets/bbc-news/train.jsonl --shards 4 --slices 3 --budget 3 --seed 0 --run "$run_dir/run" > /dev/null
+run s3t "$PY" -u Tools/compare_s3t_torch.py --run "$run_dir/run" --epochs 3 --rank 16 --targets q v --threads 2 --lethe "$L"
+rm -rf "$run_dir"
+echo "== done ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
