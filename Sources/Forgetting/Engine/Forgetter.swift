@@ -47,8 +47,14 @@ public final class Forgetter {
     /// Closes the ledger and forgets the cached plan; the next forget opens and loads them again.
     public func close() throws {
         let open = ledger?.ledger
-        ledger = nil; plan = nil; composition = nil; stageFileCache = [:]; lastReceipt = nil
+        ledger = nil
+        dropCachedState()
         try open?.close()
+    }
+
+    /// Forgets the cached plan, composition, stage paths and receipt; the ledger stays open.
+    private func dropCachedState() {
+        plan = nil; composition = nil; stageFileCache = [:]; lastReceipt = nil
     }
 
     /// Wall time of each phase of the last `forget`, for `lethe bench forget --breakdown`.
@@ -83,7 +89,7 @@ public final class Forgetter {
             do {
                 return try forgetLocked(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
             } catch {
-                plan = nil; composition = nil; stageFileCache = [:]; lastReceipt = nil  // reload from disk next time
+                dropCachedState()  // reload from disk next time
                 throw error
             }
         }
