@@ -28,5 +28,7 @@ run decoder-torch "$PY" -u Tools/compare_decoder_torch.py --batch 4 --tokens 128
 run_dir=$(mktemp -d)
 "$L" plan --data Datasets/bbc-news/train.jsonl --shards 4 --slices 3 --budget 3 --seed 0 --run "$run_dir/run" > /dev/null
 run s3t "$PY" -u Tools/compare_s3t_torch.py --run "$run_dir/run" --epochs 3 --rank 16 --targets q v --threads 2 --lethe "$L"
+# Shards are independent: two at a time, one thread each, on both sides.
+run s3t-jobs "$PY" -u Tools/compare_s3t_torch.py --run "$run_dir/run" --epochs 3 --rank 16 --targets q v --threads 1 --jobs 2 --lethe "$L"
 rm -rf "$run_dir"
 echo "== done ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -32,6 +32,9 @@ With --lethe PATH, ours runs first on a fresh run directory planned by `PATH pla
 arguments recorded in RUN/plan.h5 (checked to give the same slices and sequences), then
 `PATH train --json` with the same options and `PATH evaluate --json`; then PyTorch runs, and
 the side-by-side table gives both training times, their ratio, both accuracies and the delta.
+With --jobs N both sides train up to N shards at once in separate processes of --threads threads
+(ours: `lethe train --jobs N`; PyTorch: worker processes of this script, whose start-up and
+loading are left out of its time), and the times compared are the wall times of the training.
 """
 import argparse
 import hashlib
@@ -39,6 +42,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,9 +74,14 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lethe", help="also plan, train and evaluate the same run with PATH, first")
     p.add_argument("--lethe-run", help="run directory for ours (default: a temporary one, removed after)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train up to N shards at once in separate processes, --threads threads each (ours: "
+                        "`lethe train --jobs N`; pytorch: N worker processes of this script); the times compared "
+                        "are then wall times of the whole training")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
-    for name in ("epochs", "rank", "layers_per_block", "batch_size", "threads", "max_tokens"):
+    for name in ("epochs", "rank", "layers_per_block", "batch_size", "threads", "max_tokens", "jobs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     args.target_modules = tm.parse_targets(" ".join(args.targets))
@@ -194,7 +203,7 @@ def run_torch(args, plan, dataset, test_set):
     base = tm.load_encoder(model_dir)
     layer_count = base.config.num_hidden_layers
     stage_lines, states, served_models = [], {}, []
-    total = 0.0
+    total, first_start = 0.0, time.time()
     for shard in args.shards:
         stages, sequence_keys = schedule(plan, shard, layer_count, args.layers_per_block)
         for st in stages:
@@ -230,17 +239,69 @@ def run_torch(args, plan, dataset, test_set):
         model = build(base, {int(n.split(".")[2]) for n in adapters}, adapters, states[served[-1]]["head"], args,
                       len(labels), 0)
         served_models.append(model)
+    training_end = time.time()
     test_ids = tokens.encode([tm.model_input(e, args.text_field) for e in test_set])
-    truth = [index[e["label"]] for e in test_set]
     per_shard = [m.logits(test_ids) for m in served_models]
+    result = {"training_seconds": total, "stages": stage_lines,
+              "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stage_lines),
+              "threads": torch.get_num_threads(), "training_span": [first_start, training_end]}
+    if args.worker:
+        result["shard_logits"] = [x.tolist() for x in per_shard]
+        return result
+    result.update(ensemble(per_shard, [index[e["label"]] for e in test_set]))
+    return result
+
+
+def ensemble(per_shard, truth):
+    """Ensemble accuracy (argmax of the mean of the shards' logits) and each shard's accuracy."""
+    import torch
+    per_shard = [torch.as_tensor(x) for x in per_shard]
     mean = sum(per_shard[1:], per_shard[0].clone()) / len(per_shard)
 
     def accuracy(logits):
         return sum(p == t for p, t in zip(logits.argmax(dim=1).tolist(), truth)) / len(truth)
 
-    return {"training_seconds": total, "stages": stage_lines,
-            "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stage_lines), "accuracy": accuracy(mean),
-            "shard_accuracies": [accuracy(x) for x in per_shard], "threads": torch.get_num_threads()}
+    return {"accuracy": accuracy(mean), "shard_accuracies": [accuracy(x) for x in per_shard]}
+
+
+def run_torch_jobs(args, plan, test_set):
+    """--jobs N: N worker processes (this script with --worker), the shards dealt round-robin among
+    them, all started at once. The time compared is the span from the first worker's training start
+    to the last one's end, so the workers' Python, torch and model loading are not counted."""
+    base = [sys.executable, os.path.abspath(__file__), "--worker", "--json"]
+    skip = {"--lethe", "--lethe-run", "--shard", "--jobs"}
+    argv, k = [], 1
+    while k < len(sys.argv):
+        a = sys.argv[k]
+        if a.split("=")[0] in skip:
+            k += 1 if "=" in a else 2
+            continue
+        if a not in ("--json", "--worker"):
+            argv.append(a)
+        k += 1
+    start = time.monotonic()
+    groups = [args.shards[j::args.jobs] for j in range(min(args.jobs, len(args.shards)))]
+    workers = [(group, subprocess.Popen(base + argv + [x for h in group for x in ("--shard", str(h))],
+                                        stdout=subprocess.PIPE, text=True)) for group in groups]
+    results, logits = {}, {}
+    for group, process in workers:
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"pytorch worker for shards {group} failed with status {process.returncode}")
+        results[tuple(group)] = json.loads(out.strip().splitlines()[-1])["torch"]
+        logits.update(zip(group, results[tuple(group)]["shard_logits"]))
+    stages = sorted((line for r in results.values() for line in r["stages"]), key=lambda s: s["shard"])
+    if not args.json:
+        for line in stages:
+            print_stage("pytorch", line)
+    spans = [r["training_span"] for r in results.values()]
+    index = {name: k for k, name in enumerate(plan.labels)}
+    result = {"training_seconds": max(e for _, e in spans) - min(b for b, _ in spans), "stages": stages,
+              "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stages), "threads": args.threads,
+              "jobs": args.jobs, "process_seconds": time.monotonic() - start,
+              "summed_stage_seconds": sum(s["seconds"] for s in stages)}
+    result.update(ensemble([logits[shard] for shard in args.shards], [index[e["label"]] for e in test_set]))
+    return result
 
 
 def print_stage(who, s):
@@ -275,7 +336,8 @@ def run_ours(args, plan, data_path, test_path, directory):
              "--alpha", str(args.alpha), "--targets", *args.target_modules, "--layers-per-block",
              str(args.layers_per_block), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
              "--text-field", args.text_field, "--max-tokens", str(args.max_tokens), "--seed", str(args.seed),
-             "--threads", str(args.threads), "--model", tm.resolve(args.model), "--data", data_path, "--json"]
+             "--threads", str(args.threads), "--model", tm.resolve(args.model), "--data", data_path, "--json",
+             "--jobs", str(args.jobs)]
     for shard in args.shards:
         train += ["--shard", str(shard)]
     out, wall, cpu = tm.run_lethe(train, root)
@@ -293,7 +355,10 @@ def run_ours(args, plan, data_path, test_path, directory):
         raise SystemExit("`lethe train --json` printed no done line:\n" + out)
     out, _, _ = tm.run_lethe([lethe, "evaluate", "--run", directory, "--data", test_path, "--json"], root)
     evaluation = json.loads(out)
-    return {"training_seconds": done["training_seconds"], "process_seconds": wall, "process_cpu_seconds": cpu,
+    # With --jobs the shards overlap: the time compared is the wall time of the parallel training.
+    seconds = done["wall_seconds"] if args.jobs > 1 else done["training_seconds"]
+    return {"training_seconds": seconds, "summed_stage_seconds": done["training_seconds"],
+            "process_seconds": wall, "process_cpu_seconds": cpu,
             "stages": stages,
             "accuracy": evaluation["accuracy"], "shard_accuracies": [s["accuracy"] for s in evaluation["shards"]],
             "threads": args.threads, "commands": [" ".join(command), " ".join(train)]}
@@ -319,7 +384,7 @@ def main():
     settings = (f"{plan.shards} shards × {plan.slices} slices × {plan.budget} sequences, {args.epochs} epochs, "
                 f"r={args.rank}, alpha={args.alpha:g} on {', '.join(args.target_modules)}, {args.layers_per_block} "
                 f"layers per block, lr {args.lr:g}, batch {args.batch_size}, text field {args.text_field}, "
-                f"seed {args.seed}, {args.threads} threads"
+                f"seed {args.seed}, {args.threads} threads" + (f", {args.jobs} shards at once" if args.jobs > 1 else "")
                 + ("" if len(args.shards) == plan.shards else f"; shards {', '.join(map(str, args.shards))} only"))
     result = {"configuration": settings, "uptime_before": tm.uptime()}
     if not args.json:
@@ -332,7 +397,10 @@ def main():
         finally:
             if not args.lethe_run:
                 shutil.rmtree(directory, ignore_errors=True)
-    result["torch"] = run_torch(args, plan, dataset, test_set)
+    if args.jobs > 1 and len(args.shards) > 1 and not args.worker:
+        result["torch"] = run_torch_jobs(args, plan, test_set)
+    else:
+        result["torch"] = run_torch(args, plan, dataset, test_set)
     result["uptime_after"] = tm.uptime()
     if args.lethe:
         result["ratio"] = result["torch"]["training_seconds"] / result["lethe"]["training_seconds"]
@@ -344,7 +412,9 @@ def main():
         if who in result:
             r = result[who]
             shards = ", ".join(f"{100 * x:.2f}%" for x in r["shard_accuracies"])
-            print(f"{'pytorch' if who == 'torch' else who}: {r['training_seconds']:.1f} s of training "
+            wall = (f" (wall time, {args.jobs} shards at once; the stages sum to {r['summed_stage_seconds']:.1f} s)"
+                    if "summed_stage_seconds" in r and args.jobs > 1 else "")
+            print(f"{'pytorch' if who == 'torch' else who}: {r['training_seconds']:.1f} s of training{wall} "
                   f"({len(r['stages'])} stages), ensemble test accuracy {100 * r['accuracy']:.2f}%, "
                   f"shards {shards}")
     if args.lethe:

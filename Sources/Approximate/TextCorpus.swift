@@ -42,6 +42,15 @@ public struct TextCorpus: Sendable {
         sha256 = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// The `field` strings of each record of the JSON Lines file at `path` (blank lines skipped).
+    public static func texts(path: String, field: String = "text", limit: Int? = nil) throws -> [String] {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
+        }
+        return try texts(data, path: path, field: field, limit: limit)
+    }
+
     /// The `field` strings of each line (blank lines skipped).
     static func texts(_ data: Data, path: String, field: String, limit: Int?) throws -> [String] {
         var out: [String] = []

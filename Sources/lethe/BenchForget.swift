@@ -235,8 +235,8 @@ struct BenchForget: ParsableCommand {
             for (index, sequence) in plan.sequences(of: shard).enumerated() {
                 for length in 1...slices {
                     let key = StageFiles.key(prefixSliceHashes: sequence.prefix(length).map { plan.sliceHash(shard: shard, slice: $0) })
-                    FileManager.default.createFile(atPath: StageFiles.url(run: directory, shard: shard, stage: length, key: key).path,
-                                                   contents: Data(count: 4096))
+                    _ = FileManager.default.createFile(atPath: StageFiles.url(run: directory, shard: shard, stage: length, key: key).path,
+                                                       contents: Data(count: 4096))
                     if index == 0 { servedKeys.append(key) }
                 }
             }

@@ -15,9 +15,9 @@ struct BenchUnlearn: ParsableCommand {
         commandName: "unlearn",
         abstract: "Fine-tune SmolLM2 on BBC articles, unlearn a subset with the seven methods, report and sweep.",
         discussion: """
-            Sets: forget = --forget-articles training articles, retain = the next --retain-articles, \
-            unseen = --unseen-articles test articles (never trained on), general = Rotten Tomatoes \
-            snippets. One chunk of --chunk-tokens tokens of each article body. Prints training \
+            Sets: forget, retain and unseen are disjoint seeded random draws of --forget-articles, \
+            --retain-articles and --unseen-articles BBC News articles (unseen are never trained on); \
+            general = Rotten Tomatoes snippets. One chunk of --chunk-tokens tokens of each article body. Prints training \
             tokens/s, a table per method and the sweep summary; writes SVG charts to --out.
             """)
 
@@ -37,17 +37,28 @@ struct BenchUnlearn: ParsableCommand {
     @Option(help: "LoRA rank of fine-tune and unlearning adapters.") var rank = 8
     @Option(help: "Directory for the SVG charts and a JSON summary.") var out = "Checkpoints/bench-unlearn"
     @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Methods to run (comma-separated; default all seven; \"none\" stops after θ0 and the oracle).")
+    var methods = UnlearningMethod.allCases.map(\.rawValue).joined(separator: ",")
+
+    /// The methods named by `--methods`, in the canonical order.
+    func selectedMethods() throws -> [UnlearningMethod] {
+        let names = methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if names == ["none"] { return [] }
+        for name in names where UnlearningMethod(rawValue: name) == nil {
+            throw ValidationError("--methods: unknown method '\(name)'; choose from \(UnlearningMethod.allCases.map(\.rawValue).joined(separator: ", ")) or none.")
+        }
+        return UnlearningMethod.allCases.filter { names.contains($0.rawValue) }
+    }
+
+    func validate() throws { _ = try selectedMethods() }
 
     func run() throws {
         let started = Date()
+        let chosen = try selectedMethods()
         print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
         let (base, tokenizer) = try options.load()
         let t = options.threads, pad = tokenizer.eosID
-        // The first chunk of each article body; articles are consecutive records.
-        let articles = try firstChunks("Datasets/bbc-news/train.jsonl", tokenizer: tokenizer,
-                                       count: forgetArticles + retainArticles)
-        let forget = Array(articles.prefix(forgetArticles)), retain = Array(articles.dropFirst(forgetArticles))
-        let unseen = try firstChunks("Datasets/bbc-news/test.jsonl", tokenizer: tokenizer, count: unseenArticles)
+        let (forget, retain, unseen) = try articleSets(tokenizer: tokenizer)
         let general = try TextCorpus(path: "Datasets/rotten-tomatoes/train.jsonl", tokenizer: tokenizer,
                                      chunkTokens: chunkTokens, limit: generalTexts).chunks
         print("sets: forget \(forget.count), retain \(retain.count), unseen \(unseen.count), general \(general.count) chunks of ≤ \(chunkTokens) tokens")
@@ -74,18 +85,23 @@ struct BenchUnlearn: ParsableCommand {
         let (tuned, tokensPerSecond, ftSteps) = try fineTune(on: forget + retain)
         print(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward)",
                      ftSteps, batchSize, tokensPerSecond))
+        var clock = Date()
         let reference = try evaluate(tuned, nil)
         print("fine-tuned θ0: " + describe(reference))
+        print(String(format: "  (one evaluation of the four sets: %.1f s; fine-tune so far %.1f s into the run)",
+                     Date().timeIntervalSince(clock), clock.timeIntervalSince(started)))
+        clock = Date()
         let (oracle, _, _) = try fineTune(on: retain)
         let oracleEval = try evaluate(oracle, nil)
         print("retrain oracle: " + describe(oracleEval))
+        print(String(format: "  (oracle fine-tune and evaluation: %.1f s)", Date().timeIntervalSince(clock)))
 
         let lrValues = lrs.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
         let stepValues = stepCounts.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.sorted()
         let tableParts = tableSetting.split(separator: ",")
         let tableLR = Float(tableParts.first ?? "") ?? lrValues[0], tableSteps = Int(tableParts.last ?? "") ?? stepValues.last!
         var results: [SweepPoint] = []
-        for method in UnlearningMethod.allCases {
+        for method in chosen {
             let companion = method.companion == .general ? general : retain
             for lr in Set(lrValues + [tableLR]).sorted() {
                 let maxSteps = max(stepValues.last!, lr == tableLR ? tableSteps : 0)
@@ -119,10 +135,24 @@ struct BenchUnlearn: ParsableCommand {
         print(String(format: "wall time of lethe bench unlearn: %.1f s", Date().timeIntervalSince(started)))
     }
 
-    /// The first chunk of the `body` of the first `count` records of a BBC file.
-    func firstChunks(_ path: String, tokenizer: BPETokenizer, count: Int) throws -> [[Int]] {
-        let corpus = try TextCorpus(path: path, field: "body", tokenizer: tokenizer, chunkTokens: 1 << 20, limit: count)
-        return corpus.chunks.map { Array($0.prefix(chunkTokens)) }
+    /// Forget, retain and unseen sets: the first chunk of the bodies of disjoint, seeded random
+    /// draws from all BBC articles (both files), so that before the fine-tune the three sets
+    /// differ only by chance and the membership attack starts near 0.5.
+    func articleSets(tokenizer: BPETokenizer) throws -> (forget: [[Int]], retain: [[Int]], unseen: [[Int]]) {
+        let bodies = try ["train", "test"].flatMap {
+            try TextCorpus.texts(path: "Datasets/bbc-news/\($0).jsonl", field: "body")
+        }
+        let needed = forgetArticles + retainArticles + unseenArticles
+        guard needed <= bodies.count else {
+            throw ValidationError("--forget-articles + --retain-articles + --unseen-articles = \(needed), but BBC News has \(bodies.count) articles.")
+        }
+        var order = Array(bodies.indices), rng = SplitMix64(seed: seed ^ 0xA27_1C1E5)
+        for i in stride(from: order.count - 1, to: 0, by: -1) {   // Fisher–Yates, spelled out so the draw never changes
+            order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+        }
+        let chunks = order.prefix(needed).map { Array(tokenizer.encode(bodies[$0], allowSpecial: false).prefix(chunkTokens)) }
+        return (Array(chunks.prefix(forgetArticles)), Array(chunks.dropFirst(forgetArticles).prefix(retainArticles)),
+                Array(chunks.suffix(unseenArticles)))
     }
 
     func auc(_ e: ForgetEvaluation) -> String {

@@ -26,6 +26,10 @@ struct Train: ParsableCommand {
             Examples:
               lethe train --run Checkpoints/runs/demo --epochs 3 --rank 16
               lethe train --run Checkpoints/runs/demo --shard 0 --shard 1   # another process: --shard 2 --shard 3
+              lethe train --run Checkpoints/runs/demo --threads 1 --jobs 2     # two shards at a time, one thread each
+
+            --jobs N trains up to N shards at once in child processes, each with the run's thread \
+            count (give jobs × threads ≤ cores); the files are bit-identical to a sequential run.
             """)
 
     @Option(name: .customLong("run"), help: "Run directory holding plan.h5 (from `lethe plan`).")
@@ -42,20 +46,40 @@ struct Train: ParsableCommand {
     @Option(help: "Dataset the plan was made from (default: the path recorded in the plan).")
     var data: String?
 
+    @Option(help: "Shards trained at once, each in its own process with the run's thread count. Default 1.")
+    var jobs = 1
+
     @Flag(help: "One JSON line per stage instead of text.")
     var json = false
+
+    @Flag(help: .hidden) var progressEvents = false
+
+    func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs).") }
+    }
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
-        try Self.train(layout: layout, plan: plan, settings: settings, shards: shards, data: data, json: json)
+        let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
+        if jobs > 1, settings.strategy != .full, selected.count > 1 {
+            for shard in selected where !(0..<plan.shardCount).contains(shard) {
+                throw ValidationError("--shard \(shard): the plan has shards 0..<\(plan.shardCount).")
+            }
+            _ = try RunData.dataset(for: plan, override: data)   // a missing data file fails here, not in every child
+            try ShardJobs(runDirectory: runDirectory, data: data, json: json,
+                          terminal: isatty(STDOUT_FILENO) == 1 && !json).run(shards: selected, jobs: jobs)
+            return
+        }
+        try Self.train(layout: layout, plan: plan, settings: settings, shards: shards, data: data, json: json,
+                       progressEvents: progressEvents)
     }
 
     /// Trains every stage of `shards` (all when empty) that has no complete file, reporting
     /// progress; shared with `lethe finetune`.
     static func train(layout: RunLayout, plan: Plan, settings: TrainingSettings, shards: [Int],
-                      data: String?, json: Bool) throws {
+                      data: String?, json: Bool, progressEvents: Bool = false) throws {
         let dataset = try RunData.dataset(for: plan, override: data)
         let encoder = try MiniLMEncoder(directory: settings.baseModel)
         let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
@@ -63,7 +87,7 @@ struct Train: ParsableCommand {
         let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,
                                clock: { (clock.now - origin).seconds })
         let reporter = TrainReporter(json: json, terminal: isatty(STDOUT_FILENO) == 1 && !json,
-                                     epochs: settings.epochs, clock: runner.clock)
+                                     epochs: settings.epochs, progressEvents: progressEvents, clock: runner.clock)
         let layerCount = encoder.configuration.layerCount
         if settings.strategy == .full {
             let ids = (0..<plan.shardCount).flatMap { h in (0..<plan.sliceCount).flatMap { plan.members(shard: h, slice: $0) } }

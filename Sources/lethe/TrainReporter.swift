@@ -6,14 +6,17 @@ import Training
 final class TrainReporter {
     let json: Bool
     let terminal: Bool
+    /// Also a JSON `progress` line at most every half second (for `lethe train --jobs`).
+    let progressEvents: Bool
     let epochs: Int
     let clock: () -> Double
     private var stageCount = 0, stagesDone = 0, stagesSkipped = 0, examplesTrained = 0
-    private var stageStart = 0.0, lastDraw = -1.0
+    private var stageStart = 0.0, lastDraw = -1.0, lastEvent = -1.0
     private var trainedSeconds = 0.0
 
-    init(json: Bool, terminal: Bool, epochs: Int, clock: @escaping () -> Double) {
-        self.json = json; self.terminal = terminal; self.epochs = epochs; self.clock = clock
+    init(json: Bool, terminal: Bool, epochs: Int, progressEvents: Bool = false, clock: @escaping () -> Double) {
+        self.json = json; self.terminal = terminal; self.epochs = epochs; self.progressEvents = progressEvents
+        self.clock = clock
     }
 
     func handle(_ event: S3TRunner.Event) {
@@ -27,6 +30,11 @@ final class TrainReporter {
         case .stageStarted:
             stageStart = clock()
         case let .stageProgress(lineage, p):
+            if progressEvents, clock() - lastEvent >= 0.5 || p.step == p.stepCount {
+                lastEvent = clock()
+                emit(["event": "progress", "shard": lineage.shard, "stage": lineage.stage, "step": p.step,
+                      "steps": p.stepCount, "epoch": p.epoch, "epochs": p.epochCount, "loss": Double(p.loss)])
+            }
             guard terminal else { return }
             let now = clock()
             guard now - lastDraw >= 0.2 || p.step == p.stepCount else { return }

@@ -138,6 +138,18 @@ import Store
         try Self.lethe(["train", "--run", runB.path] + Self.trainArguments)
         #expect(try Self.stageHashes(runB) == hashesA)
 
+        // `--jobs 2`: both shards at once in child processes, the same files bit for bit and the
+        // same served composition; one merged done line.
+        let runJ = try Self.copyPlan(scratch, to: "j")
+        let parallel = try Self.lethe(["train", "--run", runJ.path, "--jobs", "2", "--json"] + Self.trainArguments)
+        let parallelLines = parallel.split(separator: "\n")
+        #expect(parallelLines.filter { $0.contains("\"event\":\"trained\"") }.count == 8)
+        #expect(parallelLines.filter { $0.contains("\"event\":\"done\"") }.count == 1)
+        #expect(parallelLines.contains { $0.contains("\"jobs\":2") && $0.contains("\"stages_trained\":8") })
+        #expect(try Self.stageHashes(runJ) == hashesA)
+        #expect(try ServedComposition.load(from: RunLayout(directory: runJ).servedURL)
+                == ServedComposition.load(from: layout.servedURL))
+
         // A real kill once the first stage file exists, then a resume.
         let runC = try Self.copyPlan(scratch, to: "c")
         let process = Process()

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+
+/// `lethe train --jobs N`: trains the shards of a run in up to N child processes at once, one
+/// `lethe train --run DIR --shard K --json --progress-events` per shard, launched as earlier ones
+/// finish. Every child reads the run's saved settings (train.json, written by the parent first),
+/// so each shard is trained exactly as by a sequential `lethe train`, with the run's thread count:
+/// the files are bit-identical. Shards are independent, which is what makes this safe; the served
+/// composition is published under the run's lock by each child.
+///
+/// The parent merges the children's JSON lines: a combined progress line on a terminal and one
+/// line per stage, or with `--json` the children's stage lines followed by one `done` line.
+final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `lock`
+    let runDirectory: String
+    let data: String?
+    let json: Bool
+    let terminal: Bool
+
+    private let lock = NSLock()
+    private var progress: [Int: String] = [:]
+    private var trained = 0, skipped = 0, examples = 0, trainingSeconds = 0.0
+    private let started = Date()
+
+    init(runDirectory: String, data: String?, json: Bool, terminal: Bool) {
+        self.runDirectory = runDirectory; self.data = data; self.json = json; self.terminal = terminal
+    }
+
+    /// Trains `shards`, at most `jobs` at a time; throws after the running children end if any failed.
+    func run(shards: [Int], jobs: Int) throws {
+        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: "/proc/self/exe")
+        var waiting = shards, running: [(shard: Int, process: Process, reader: Thread)] = [], failures: [String] = []
+        let finished = DispatchSemaphore(value: 0)
+        while !waiting.isEmpty || !running.isEmpty {
+            while failures.isEmpty, running.count < jobs, !waiting.isEmpty {
+                let shard = waiting.removeFirst()
+                let (process, reader) = try launch(shard: shard, executable: executable) { finished.signal() }
+                running.append((shard, process, reader))
+                if !json { say("shard \(shard): training in process \(process.processIdentifier)") }
+            }
+            if running.isEmpty { break }
+            finished.wait()
+            for (index, job) in running.enumerated().reversed() where !job.process.isRunning {
+                while !job.reader.isFinished { usleep(1000) }   // every line of the child is handled
+                running.remove(at: index)
+                lock.withLock { progress[job.shard] = nil }
+                if job.process.terminationStatus != 0 {
+                    failures.append("shard \(job.shard): `lethe train --shard \(job.shard)` exited with status "
+                                    + "\(job.process.terminationStatus) (its message is above)")
+                }
+            }
+        }
+        clearLine()
+        guard failures.isEmpty else {
+            throw ShardJobsFailed(message: failures.joined(separator: "\n") + "\nShards not started: "
+                                  + (waiting.isEmpty ? "none" : waiting.map(String.init).joined(separator: ", "))
+                                  + ". Run the same command again: complete stages are kept and training resumes.")
+        }
+        let done: [String: Any] = ["event": "done", "stages_trained": trained, "stages_skipped": skipped,
+                                   "examples_seen": examples, "training_seconds": trainingSeconds, "jobs": jobs,
+                                   "wall_seconds": Date().timeIntervalSince(started)]
+        if json { emit(done) } else {
+            say(String(format: "done: %d stages trained, %d already complete, %d examples; %.1f s of training in %.1f s (%d jobs)",
+                       trained, skipped, examples, trainingSeconds, Date().timeIntervalSince(started), jobs))
+        }
+    }
+
+    /// Starts the child for `shard` and a thread that reads its lines until it closes stdout.
+    private func launch(shard: Int, executable: URL, onExit: @escaping @Sendable () -> Void) throws -> (Process, Thread) {
+        let process = Process(), pipe = Pipe()
+        process.executableURL = executable
+        process.arguments = ["train", "--run", runDirectory, "--shard", String(shard), "--json", "--progress-events"]
+            + (data.map { ["--data", $0] } ?? [])
+        process.standardOutput = pipe
+        process.terminationHandler = { _ in onExit() }
+        let reader = Thread { [self] in
+            var buffer = Data()
+            let reading = pipe.fileHandleForReading
+            while true {
+                let chunk = reading.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+                while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                    handle(line: Data(buffer[buffer.startIndex ..< newline]), shard: shard)
+                    buffer.removeSubrange(buffer.startIndex ... newline)
+                }
+            }
+        }
+        try process.run()
+        try? pipe.fileHandleForWriting.close()
+        reader.start()
+        return (process, reader)
+    }
+
+    /// One JSON line of a child: tallied, relayed (`--json`) or turned into text.
+    private func handle(line: Data, shard: Int) {
+        guard let event = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any],
+              let kind = event["event"] as? String else {
+            lock.withLock { say("shard \(shard): " + String(decoding: line, as: UTF8.self)) }
+            return
+        }
+        lock.withLock {
+            switch kind {
+            case "progress":
+                guard terminal else { return }
+                progress[shard] = String(format: "shard %d stage %d epoch %d/%d %3.0f%% loss %.3f",
+                                         shard, int(event["stage"]), int(event["epoch"]), int(event["epochs"]),
+                                         100 * Double(int(event["step"])) / Double(max(1, int(event["steps"]))),
+                                         event["loss"] as? Double ?? .nan)
+                drawProgress()
+            case "done":
+                break   // the parent prints one done line for all shards
+            default:
+                if kind == "trained" {
+                    trained += 1
+                    examples += int(event["examples_seen"])
+                    trainingSeconds += event["wall_time_seconds"] as? Double ?? 0
+                }
+                if kind == "skipped" { skipped += 1 }
+                if json { say(String(decoding: line, as: UTF8.self)); return }
+                clearLine()
+                say(describe(kind, event))
+                drawProgress()
+            }
+        }
+    }
+
+    private func describe(_ kind: String, _ e: [String: Any]) -> String {
+        switch kind {
+        case "trained":
+            let seconds = e["wall_time_seconds"] as? Double ?? 0
+            return String(format: "shard %d seq %@ stage %d: loss %.4f, %d examples, %.1f s, %.0f ex/s  [%d trained]",
+                          int(e["shard"]), ((e["sequences"] as? [Int]) ?? []).map(String.init).joined(separator: ","),
+                          int(e["stage"]), e["training_loss"] as? Double ?? .nan, int(e["examples_seen"]), seconds,
+                          Double(int(e["examples_seen"])) / max(seconds, 1e-9), trained)
+        case "skipped":
+            return "shard \(int(e["shard"])) stage \(int(e["stage"])): already complete"
+        case "served":
+            let sequence = int(e["sequence"])
+            return "shard \(int(e["shard"])): serving sequence \(sequence < 0 ? "none" : String(sequence)), prefix \(int(e["prefix_length"]))"
+        default:
+            return "shard \(int(e["shard"])): \(kind)"
+        }
+    }
+
+    private func int(_ value: Any?) -> Int { (value as? Int) ?? Int((value as? Double) ?? -1) }
+
+    private func drawProgress() {
+        guard terminal, !progress.isEmpty else { return }
+        let line = progress.keys.sorted().compactMap { progress[$0] }.joined(separator: " | ")
+        FileHandle.standardOutput.write(Data(String(format: "\r%@  %.0f s\u{1B}[K", line, Date().timeIntervalSince(started)).utf8))
+    }
+
+    private func clearLine() {
+        if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    private func emit(_ object: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        say(String(decoding: data, as: UTF8.self))
+    }
+
+    private func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+}
+
+/// Some children of `lethe train --jobs` failed; printed without the usage text of a ValidationError.
+struct ShardJobsFailed: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
