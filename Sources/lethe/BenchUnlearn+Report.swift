@@ -21,11 +21,11 @@ struct SweepPoint {
 extension BenchUnlearn {
     func printTable(_ rows: [SweepPoint], reference: ForgetEvaluation, oracle: ForgetEvaluation, lr: Float, steps: Int,
                     parameters: Int) {
-        print(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
-        print("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  pre-training ÷ run FLOPs")
+        printFlushed(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
+        printFlushed("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  pre-training ÷ run FLOPs")
         func line(_ name: String, _ e: ForgetEvaluation, _ ratio: String) {
-            print(String(format: "%@  %10.2f  %10.2f  %11.2f  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
-                         e.forget.perplexity, e.retain!.perplexity, e.general!.perplexity, e.membership[1].rocAUC,
+            printFlushed(String(format: "%@   %@   %@    %@  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
+                         ppl(e.forget.perplexity), ppl(e.retain!.perplexity), ppl(e.general!.perplexity), e.membership[1].rocAUC,
                          e.membership[4].rocAUC, oracle.membership[1].rocAUC, oracle.membership[4].rocAUC, ratio))
         }
         line("fine-tuned", reference, "-")
@@ -37,15 +37,18 @@ extension BenchUnlearn {
     }
 
     /// Prints, per method, the share of sweep settings that forget and keep retain quality.
-    func printSweep(_ points: [SweepPoint]) -> [(UnlearningMethod, Double)] {
-        print("\nSweep: share of (lr × steps) settings with AUC ≤ 0.55 for every K and retain ppl within 10% of θ0")
+    func printSweep(_ points: [SweepPoint], oracle: ForgetEvaluation) -> [(UnlearningMethod, Double)] {
+        printFlushed("\nSweep: share of (lr × steps) settings with AUC ≤ 0.55 for every K and retain ppl within 10% of θ0")
+        let oracleAUC = oracle.membership.map(\.rocAUC).max() ?? 1
+        printFlushed(String(format: "(the retrain oracle's largest AUC over K is %.3f%@)", oracleAUC,
+                     oracleAUC <= 0.55 ? "" : ": above 0.55, the drawn forget and unseen sets differ by chance; the bar is strict"))
         var summary: [(UnlearningMethod, Double)] = []
         for method in UnlearningMethod.allCases {
             let mine = points.filter { $0.method == method }
             guard !mine.isEmpty else { continue }
             let share = Double(mine.filter(\.success).count) / Double(mine.count)
             summary.append((method, share))
-            print(String(format: "%@ %d/%d = %.0f%%", padded(method.rawValue), mine.filter(\.success).count, mine.count, 100 * share))
+            printFlushed(String(format: "%@ %d/%d = %.0f%%", padded(method.rawValue), mine.filter(\.success).count, mine.count, 100 * share))
         }
         let best = summary.max { $0.1 < $1.1 }
         if let best {
@@ -53,7 +56,7 @@ extension BenchUnlearn {
             let verdict = best.1 == 0 ? "inconclusive: no setting of any method succeeded."
                 : gdIn >= best.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."
             let leader = best.1 == 0 ? "none" : "\(best.0.rawValue) (\(Int(100 * best.1))%)"
-            print("Most robust: \(leader). Seed paper's finding (ga-gd-in most robust): " + verdict)
+            printFlushed("Most robust: \(leader). Seed paper's finding (ga-gd-in most robust): " + verdict)
         }
         return summary
     }
@@ -91,8 +94,14 @@ extension BenchUnlearn {
         }
         bars += "</svg>\n"
         try bars.write(to: dir.appendingPathComponent("sweep-success-share.svg"), atomically: true, encoding: .utf8)
-        print("charts: \(dir.path)/sweep-auc-vs-retain.svg, sweep-success-share.svg")
+        printFlushed("charts: \(dir.path)/sweep-auc-vs-retain.svg, sweep-success-share.svg")
     }
+}
+
+/// Prints a line and flushes it, so a log file follows a benchmark that runs for many minutes.
+func printFlushed(_ line: String) {
+    print(line)
+    fflush(nil)
 }
 
 /// `name` left-aligned in 12 columns (Foundation's `%-12@` does not pad on Linux).
