@@ -25,7 +25,8 @@ struct BenchForget: ParsableCommand {
             layers, 1 layer per block, 3 epochs, lr 3e-3): it trains an S3T run (B = 3) and a \
             SISA run (B = 1), prints ensemble accuracy on --test-data after 10, 50 and 100 \
             random deletions (truncation only) as a table (and an SVG chart with --svg), then \
-            times a SISA shard retrain (lethe retrain of one shard) and a full retrain (the full \
+            times a SISA shard retrain (lethe retrain of one shard), a full retrain of the run (the \
+            S3T training of every stage from scratch) and one model on all the data (the full \
             baseline on the same plan), printed beside the forget latency as ratios. It takes \
             about 15–20 minutes on 2 shared cores (three trainings; 18 min measured at load 8–11); \
             the latency part alone \
@@ -197,12 +198,15 @@ struct BenchForget: ParsableCommand {
             print(String(format: "Measured SISA shard retrain (%d stages): %.1f s = %.0f× a forget",
                          experiment.sisaShardRetrainStages, experiment.sisaShardRetrainSeconds,
                          experiment.sisaShardRetrainSeconds / median))
-            print(String(format: "Measured full retrain (full baseline, same plan): %.1f s = %.0f× a forget (target ≥ 10^4×)",
-                         experiment.fullRetrainSeconds, experiment.fullRetrainSeconds / median))
+            // "Full retrain on the same run" (issue 6): every stage of every shard of the run, from
+            // scratch, which is what a deletion would cost without S3T's truncation. One model on all
+            // the data (the full baseline) is printed beside it for comparison.
             if let s3t = experiment.trainSeconds["s3t"] {
-                print(String(format: "Measured retrain of the whole S3T run from scratch (every stage of every shard): %.1f s = %.0f× a forget",
+                print(String(format: "Measured full retrain of the run from scratch (every stage of every shard): %.1f s = %.0f× a forget (target ≥ 10^4×)",
                              s3t, s3t / median))
             }
+            print(String(format: "Measured training of one model on all the data (the full baseline, same plan): %.1f s = %.0f× a forget",
+                         experiment.fullRetrainSeconds, experiment.fullRetrainSeconds / median))
             print("Training: " + experiment.trainSeconds.sorted { $0.key < $1.key }
                 .map { String(format: "%@ %.1f s", $0.key, $0.value) }.joined(separator: ", "))
             print("\nEnsemble accuracy on \(testData) after random deletions (no retraining):")

@@ -36,28 +36,48 @@ extension BenchUnlearn {
         }
     }
 
-    /// Prints, per method, the share of sweep settings that forget and keep retain quality.
+    /// Prints, per method, the share of sweep settings that forget and keep retain quality, and
+    /// the best forgetting among the settings that keep retain quality (the lowest max-AUC), which
+    /// ranks the methods even when the grid holds no full success.
     func printSweep(_ points: [SweepPoint], oracle: ForgetEvaluation) -> [(UnlearningMethod, Double)] {
         printFlushed("\nSweep: share of (lr × steps) settings with AUC ≤ 0.55 for every K and retain ppl within 10% of θ0")
         let oracleAUC = oracle.membership.map(\.rocAUC).max() ?? 1
         printFlushed(String(format: "(the retrain oracle's largest AUC over K is %.3f%@)", oracleAUC,
                      oracleAUC <= 0.55 ? "" : ": above 0.55, the drawn forget and unseen sets differ by chance; the bar is strict"))
-        var summary: [(UnlearningMethod, Double)] = []
+        printFlushed("method        success  retain kept  best max-AUC with retain kept (setting)")
+        var summary: [(UnlearningMethod, Double)] = [], best: [(UnlearningMethod, SweepPoint)] = []
         for method in UnlearningMethod.allCases {
             let mine = points.filter { $0.method == method }
             guard !mine.isEmpty else { continue }
             let share = Double(mine.filter(\.success).count) / Double(mine.count)
             summary.append((method, share))
-            printFlushed(String(format: "%@ %d/%d = %.0f%%", padded(method.rawValue), mine.filter(\.success).count, mine.count, 100 * share))
+            let kept = mine.filter { $0.retainRatio <= 1.10 }
+            let top = kept.min { $0.maxAUC < $1.maxAUC }
+            if let top { best.append((method, top)) }
+            printFlushed(String(format: "%@  %d/%d %3.0f%%  %d/%d         %@", padded(method.rawValue), mine.filter(\.success).count,
+                                mine.count, 100 * share, kept.count, mine.count,
+                                top.map { String(format: "%.3f (lr %.0e, %d steps, retain ×%.2f)", $0.maxAUC, $0.learningRate,
+                                                 $0.steps, $0.retainRatio) } ?? "none"))
         }
-        let best = summary.max { $0.1 < $1.1 }
-        if let best {
-            let gdIn = summary.first { $0.0 == .ascentDescentInDistribution }?.1 ?? 0
-            let verdict = best.1 == 0 ? "inconclusive: no setting of any method succeeded."
-                : gdIn >= best.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."
-            let leader = best.1 == 0 ? "none" : "\(best.0.rawValue) (\(Int(100 * best.1))%)"
-            printFlushed("Most robust: \(leader). Seed paper's finding (ga-gd-in most robust): " + verdict)
+        guard let leader = summary.max(by: { $0.1 < $1.1 }) else { return summary }
+        let gdIn = summary.first { $0.0 == .ascentDescentInDistribution }?.1 ?? 0
+        if leader.1 > 0 {
+            printFlushed("Most robust: \(leader.0.rawValue) (\(Int(100 * leader.1))% of settings succeed). Seed paper's finding "
+                         + "(ga-gd-in most robust): " + (gdIn >= leader.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."))
+            return summary
         }
+        // No full success anywhere: rank by how far each method forgets while keeping retain quality.
+        let ranked = best.sorted { $0.1.maxAUC < $1.1.maxAUC }
+        guard let first = ranked.first else {
+            printFlushed("Most robust: none. Seed paper's finding (ga-gd-in most robust): inconclusive: no setting kept retain ppl within 10%.")
+            return summary
+        }
+        let second = ranked.dropFirst().first.map { String(format: "; next %@ at %.3f", $0.0.rawValue, $0.1.maxAUC) } ?? ""
+        printFlushed(String(format: "No setting reaches AUC ≤ 0.55 with retain kept. Forgetting furthest with retain kept: %@ (max AUC %.3f%@).",
+                            first.0.rawValue, first.1.maxAUC, second))
+        printFlushed("Seed paper's finding (ga-gd-in most robust): "
+                     + (first.0 == .ascentDescentInDistribution ? "reproduced in this weaker sense (ga-gd-in forgets furthest while keeping retain quality)."
+                                                               : "not reproduced (\(first.0.rawValue) forgets further than ga-gd-in with retain kept)."))
         return summary
     }
 
