@@ -18,6 +18,8 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
 
     private let lock = NSLock()
     private var progress: [Int: String] = [:]
+    /// Exit status of each child that ended and is not yet collected by `run`.
+    private var exited: [Int: Int32] = [:]
     private var trained = 0, skipped = 0, examples = 0, trainingSeconds = 0.0
     private let started = Date()
 
@@ -29,23 +31,30 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
     func run(shards: [Int], jobs: Int) throws {
         let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: "/proc/self/exe")
         var waiting = shards, running: [(shard: Int, process: Process, reader: Thread)] = [], failures: [String] = []
+        // Each child's termination handler records its shard and signals; the loop collects
+        // exactly the recorded ones, so it never depends on when `isRunning` turns false.
         let finished = DispatchSemaphore(value: 0)
         while !waiting.isEmpty || !running.isEmpty {
             while failures.isEmpty, running.count < jobs, !waiting.isEmpty {
                 let shard = waiting.removeFirst()
-                let (process, reader) = try launch(shard: shard, executable: executable) { finished.signal() }
+                let (process, reader) = try launch(shard: shard, executable: executable) { [self] status in
+                    lock.withLock { exited[shard] = status }
+                    finished.signal()
+                }
                 running.append((shard, process, reader))
-                if !json { say("shard \(shard): training in process \(process.processIdentifier)") }
+                if !json { lock.withLock { clearLine(); say("shard \(shard): training in process \(process.processIdentifier)") } }
             }
             if running.isEmpty { break }
             finished.wait()
-            for (index, job) in running.enumerated().reversed() where !job.process.isRunning {
+            let ended = lock.withLock { exited }
+            for (index, job) in running.enumerated().reversed() {
+                guard let status = ended[job.shard] else { continue }
                 while !job.reader.isFinished { usleep(1000) }   // every line of the child is handled
                 running.remove(at: index)
-                lock.withLock { progress[job.shard] = nil }
-                if job.process.terminationStatus != 0 {
+                lock.withLock { progress[job.shard] = nil; exited[job.shard] = nil }
+                if status != 0 {
                     failures.append("shard \(job.shard): `lethe train --shard \(job.shard)` exited with status "
-                                    + "\(job.process.terminationStatus) (its message is above)")
+                                    + "\(status) (its message is above)")
                 }
             }
         }
@@ -65,13 +74,13 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
     }
 
     /// Starts the child for `shard` and a thread that reads its lines until it closes stdout.
-    private func launch(shard: Int, executable: URL, onExit: @escaping @Sendable () -> Void) throws -> (Process, Thread) {
+    private func launch(shard: Int, executable: URL, onExit: @escaping @Sendable (Int32) -> Void) throws -> (Process, Thread) {
         let process = Process(), pipe = Pipe()
         process.executableURL = executable
         process.arguments = ["train", "--run", runDirectory, "--shard", String(shard), "--json", "--progress-events"]
             + (data.map { ["--data", $0] } ?? [])
         process.standardOutput = pipe
-        process.terminationHandler = { _ in onExit() }
+        process.terminationHandler = { onExit($0.terminationStatus) }
         let reader = Thread { [self] in
             var buffer = Data()
             let reading = pipe.fileHandleForReading
