@@ -22,10 +22,7 @@ public struct TextCorpus: Sendable {
         guard chunkTokens >= 2 else {
             throw ApproximateError.invalidValue(field: "chunk tokens", value: "\(chunkTokens)", reason: "must be at least 2")
         }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
-        }
+        let data = try Self.read(path)
         let texts = try Self.texts(data, path: path, field: field, limit: limit)
         var chunks: [[Int]] = []
         for text in texts {
@@ -44,11 +41,14 @@ public struct TextCorpus: Sendable {
 
     /// The `field` strings of each record of the JSON Lines file at `path` (blank lines skipped).
     public static func texts(path: String, field: String = "text", limit: Int? = nil) throws -> [String] {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        try texts(read(path), path: path, field: field, limit: limit)
+    }
+
+    /// The bytes of `path`, or an error naming it.
+    static func read(_ path: String) throws -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
         }
-        return try texts(data, path: path, field: field, limit: limit)
     }
 
     /// The `field` strings of each line (blank lines skipped).

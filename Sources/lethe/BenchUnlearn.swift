@@ -52,8 +52,29 @@ struct BenchUnlearn: ParsableCommand {
         return UnlearningMethod.allCases.filter { names.contains($0.rawValue) }
     }
 
+    /// The sweep's learning rates and step counts (ascending) and the table's setting, each
+    /// number checked, so a typo is an error naming the option rather than a silently smaller grid.
+    func sweepGrid() throws -> (lrs: [Float], steps: [Int], tableLR: Float, tableSteps: Int) {
+        func values<T>(_ text: String, _ option: String, _ parse: (String) -> T?, valid: (T) -> Bool) throws -> [T] {
+            let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let parsed = parts.map { parse($0) }
+            guard !parts.isEmpty, parsed.allSatisfy({ $0.map(valid) ?? false }) else {
+                throw ValidationError("\(option) '\(text)': give comma-separated positive numbers.")
+            }
+            return parsed.compactMap { $0 }
+        }
+        let lrValues = try values(lrs, "--lrs", { Float($0) }, valid: { $0 > 0 && $0.isFinite })
+        let stepValues = try values(stepCounts, "--step-counts", { Int($0) }, valid: { $0 >= 1 }).sorted()
+        let table = tableSetting.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard table.count == 2, let tableLR = Float(table[0]), tableLR > 0, let tableSteps = Int(table[1]), tableSteps >= 1 else {
+            throw ValidationError("--table-setting '\(tableSetting)': give lr,steps, e.g. 1e-3,18.")
+        }
+        return (lrValues, stepValues, tableLR, tableSteps)
+    }
+
     func validate() throws {
         _ = try selectedMethods()
+        _ = try sweepGrid()
         for (name, value) in [("--forget-articles", forgetArticles), ("--retain-articles", retainArticles),
                               ("--unseen-articles", unseenArticles), ("--general-texts", generalTexts),
                               ("--retain-evaluated", retainEvaluated), ("--batch-size", batchSize),
@@ -110,10 +131,7 @@ struct BenchUnlearn: ParsableCommand {
         printFlushed("retrain oracle: " + describe(oracleEval))
         printFlushed(String(format: "  (oracle fine-tune and evaluation: %.1f s)", Date().timeIntervalSince(clock)))
 
-        let lrValues = lrs.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
-        let stepValues = stepCounts.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.sorted()
-        let tableParts = tableSetting.split(separator: ",")
-        let tableLR = Float(tableParts.first ?? "") ?? lrValues[0], tableSteps = Int(tableParts.last ?? "") ?? stepValues.last!
+        let (lrValues, stepValues, tableLR, tableSteps) = try sweepGrid()
         var results: [SweepPoint] = []
         for method in chosen {
             let companion = method.companion == .general ? general : retain
@@ -129,9 +147,9 @@ struct BenchUnlearn: ParsableCommand {
                     u.adapter.zeroGradients()
                     tokens += try u.accumulate(step: k).trainedTokens
                     u.adapter.step(k + 1, optimizer: optimizer)
-                    let steps = k + 1
-                    guard stepValues.contains(steps) || (lr == tableLR && steps == tableSteps) else { continue }
-                    let e = try evaluate(tuned, u.adapter, general: lr == tableLR && steps == tableSteps)
+                    let steps = k + 1, isTable = lr == tableLR && steps == tableSteps
+                    guard stepValues.contains(steps) || isTable else { continue }
+                    let e = try evaluate(tuned, u.adapter, general: isTable)
                     let point = SweepPoint(method: method, learningRate: lr, steps: steps, evaluation: e,
                                            trainedTokens: tokens, inSweep: lrValues.contains(lr) && stepValues.contains(steps),
                                            reference: reference)
@@ -161,9 +179,7 @@ struct BenchUnlearn: ParsableCommand {
             throw ValidationError("--forget-articles + --retain-articles + --unseen-articles = \(needed), but BBC News has \(bodies.count) articles.")
         }
         var order = Array(bodies.indices), rng = SplitMix64(seed: seed ^ 0xA27_1C1E5)
-        for i in stride(from: order.count - 1, to: 0, by: -1) {   // Fisher–Yates, spelled out so the draw never changes
-            order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
-        }
+        rng.shuffle(&order)   // version-stable, so the draw never changes
         let chunks = order.prefix(needed).map { Array(tokenizer.encode(bodies[$0], allowSpecial: false).prefix(chunkTokens)) }
         return (Array(chunks.prefix(forgetArticles)), Array(chunks.dropFirst(forgetArticles).prefix(retainArticles)),
                 Array(chunks.suffix(unseenArticles)))

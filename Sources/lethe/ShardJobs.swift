@@ -64,12 +64,13 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
                                   + (waiting.isEmpty ? "none" : waiting.map(String.init).joined(separator: ", "))
                                   + ". Run the same command again: complete stages are kept and training resumes.")
         }
-        let done: [String: Any] = ["event": "done", "stages_trained": trained, "stages_skipped": skipped,
-                                   "examples_seen": examples, "training_seconds": trainingSeconds, "jobs": jobs,
-                                   "wall_seconds": Date().timeIntervalSince(started)]
-        if json { emit(done) } else {
+        let wall = Date().timeIntervalSince(started)
+        if json {
+            emit(["event": "done", "stages_trained": trained, "stages_skipped": skipped, "examples_seen": examples,
+                  "training_seconds": trainingSeconds, "jobs": jobs, "wall_seconds": wall])
+        } else {
             say(String(format: "done: %d stages trained, %d already complete, %d examples; %.1f s of training in %.1f s (%d jobs)",
-                       trained, skipped, examples, trainingSeconds, Date().timeIntervalSince(started), jobs))
+                       trained, skipped, examples, trainingSeconds, wall, jobs))
         }
     }
 
@@ -163,12 +164,8 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
         if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
     }
 
-    private func emit(_ object: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        say(String(decoding: data, as: UTF8.self))
-    }
-
-    private func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+    private func emit(_ object: [String: Any]) { writeJSONLine(object) }
+    private func say(_ line: String) { writeLine(line) }
 }
 
 /// Some children of `lethe train --jobs` failed; printed without the usage text of a ValidationError.

@@ -62,11 +62,11 @@ struct Train: ParsableCommand {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
+        for shard in shards where !(0..<plan.shardCount).contains(shard) {
+            throw ValidationError("--shard \(shard): the plan has shards 0..<\(plan.shardCount).")
+        }
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
-            for shard in selected where !(0..<plan.shardCount).contains(shard) {
-                throw ValidationError("--shard \(shard): the plan has shards 0..<\(plan.shardCount).")
-            }
             _ = try RunData.dataset(for: plan, override: data)   // a missing data file fails here, not in every child
             try ShardJobs(runDirectory: runDirectory, data: data, json: json,
                           terminal: isatty(STDOUT_FILENO) == 1 && !json).run(shards: selected, jobs: jobs)
@@ -97,10 +97,7 @@ struct Train: ParsableCommand {
             try runner.train(schedule, members: { _ in ids.sorted(by: UTF8Order.precedes) }, events: reporter.handle)
         } else {
             let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
-            for shard in selected {
-                guard (0..<plan.shardCount).contains(shard) else {
-                    throw ValidationError("--shard \(shard): the plan has shards 0..<\(plan.shardCount).")
-                }
+            for shard in selected {   // `run` checked that every --shard is in the plan
                 let schedule = try StageSchedule(
                     shard: shard, sequences: plan.sequences(of: shard),
                     sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
