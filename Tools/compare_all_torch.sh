@@ -18,17 +18,20 @@ run() {
     local name=$1; shift
     echo "== $name ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg)) -> $LOGS/$name.log"
     "$@" > "$LOGS/$name.log" 2>&1
-    tail -n 4 "$LOGS/$name.log"
+    tail -n "${TAIL:-6}" "$LOGS/$name.log"
 }
+# The ceiling of every ratio below: the FP32 FMA rate of these cores (each script also prints
+# the largest speed-up over PyTorch that this peak allows for its work).
+run peak "$L" bench peak --threads 2
 run train "$PY" -u Tools/compare_train_torch.py --threads 2 --lethe "$L"
-run kernels "$L" bench kernels --threads 2 --repetitions 5
-run block-torch "$PY" -u Tools/compare_block_step_torch.py --repetitions 5
+run block "$PY" -u Tools/compare_block_step_torch.py --threads 2 --repetitions 5 --lethe "$L"
 run decoder "$L" bench decoder --batch 4 --tokens 128 --steps 3 --threads 2
-run decoder-torch "$PY" -u Tools/compare_decoder_torch.py --batch 4 --tokens 128 --steps 3 --threads 2
+run decoder-torch "$PY" -u Tools/compare_decoder_torch.py --batch 4 --tokens 128 --steps 3 --threads 2 --lethe "$L"
 run_dir=$(mktemp -d)
 "$L" plan --data Datasets/bbc-news/train.jsonl --shards 4 --slices 3 --budget 3 --seed 0 --run "$run_dir/run" > /dev/null
 run s3t "$PY" -u Tools/compare_s3t_torch.py --run "$run_dir/run" --epochs 3 --rank 16 --targets q v --threads 2 --lethe "$L"
 # Shards are independent: two at a time, one thread each, on both sides.
 run s3t-jobs "$PY" -u Tools/compare_s3t_torch.py --run "$run_dir/run" --epochs 3 --rank 16 --targets q v --threads 1 --jobs 2 --lethe "$L"
 rm -rf "$run_dir"
+run peak-after "$L" bench peak --threads 2
 echo "== done ($(date +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"

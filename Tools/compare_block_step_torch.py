@@ -16,7 +16,10 @@ Reports the median wall time and process CPU time (all threads) over the repetit
 warm-up steps; on an oversubscribed machine the CPU time of a 1-thread run is the steadier figure.
 """
 import argparse
+import json
 import math
+import os
+import subprocess
 import statistics
 import time
 
@@ -95,12 +98,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repetitions", type=int, default=7)
+    ap.add_argument("--lethe", help="also run PATH bench kernels --json at each thread count, just before PyTorch, "
+                                    "and print the ratio and the ceiling the FMA peak allows")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, BLAS: {'MKL' if torch.backends.mkl.is_available() else 'other'}, "
           f"capability {torch.backends.cpu.get_cpu_capability()}")
     for n in args.threads:
+        ours = None
+        if args.lethe:
+            env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+            done = subprocess.run([os.path.abspath(args.lethe), "bench", "kernels", "--threads", str(n),
+                                   "--repetitions", str(args.repetitions), "--json"],
+                                  env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{args.lethe} bench kernels failed ({done.returncode}): {done.stderr.strip()}")
+            ours = json.loads(done.stdout)
         ms, cpu_ms = time_step(n, args.repetitions)
         print(f"threads {n}: block step {ms:.2f} ms, CPU time {cpu_ms:.2f} ms (medians of {args.repetitions})")
+        if ours:
+            gflop, floor = ours["blockStepGflop"], ours["blockStepFloorMilliseconds"]
+            print(f"  lethe ({ours['coreName']}): {ours['blockStepMilliseconds']:.2f} ms = "
+                  f"{ms / ours['blockStepMilliseconds']:.2f}× PyTorch's speed; PyTorch at "
+                  f"{gflop / ms:.1f} GFLOP/s, ours at {ours['blockStepGflops']:.1f} of a "
+                  f"{ours['peakGflops']:.1f} GFLOP/s FMA peak")
+            print(f"  ceiling: the step's {gflop:.2f} GFLOP take at least {floor:.2f} ms at the peak, so no "
+                  f"implementation here can beat PyTorch's {ms:.2f} ms by more than {ms / floor:.2f}×")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ p.add_argument("--tokens", type=int, default=128)
 p.add_argument("--steps", type=int, default=3)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--rank", type=int, default=8)
+p.add_argument("--lethe", help="PATH of the lethe binary: print the ceiling its `bench peak` allows")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -86,3 +87,17 @@ for step in range(a.steps + 1):
 m = sorted(times)[len(times) // 2]
 print(f"torch {torch.__version__} threads {a.threads}: B={a.batch} T={a.tokens} median step {m:.3f} s, "
       f"{a.batch * a.tokens / m:.0f} training tokens/s")
+# The floor of the work per token, as LlamaConfiguration.frozenTrainingFLOPsPerToken: the forward and
+# the input gradients through the frozen matrices (LM head included), attention backward twice its forward.
+matrices = L * (2 * C * H * D + 2 * C * KV * D + 3 * C * FF) + V * C
+per_token = 2 * (2 * matrices + 3 * L * 2 * C * a.tokens)
+rate = a.batch * a.tokens / m
+print(f"work floor {per_token / 1e9:.3f} GFLOP/token: PyTorch at {rate * per_token / 1e9:.1f} GFLOP/s")
+if a.lethe:
+    import json, os, subprocess
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    out = subprocess.run([os.path.abspath(a.lethe), "bench", "peak", "--threads", str(a.threads), "--json"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    peak = json.loads(out)["measurements"][-1]["gflops"]
+    print(f"ceiling: at the FMA peak of {peak:.1f} GFLOP/s the floor allows {peak * 1e9 / per_token:.0f} tokens/s, "
+          f"so no implementation here can beat PyTorch's {rate:.0f} by more than {peak * 1e9 / per_token / rate:.2f}×")

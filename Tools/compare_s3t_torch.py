@@ -203,6 +203,7 @@ def run_torch(args, plan, dataset, test_set):
     base = tm.load_encoder(model_dir)
     layer_count = base.config.num_hidden_layers
     stage_lines, states, served_models = [], {}, []
+    work = tm.Work(base.config.hidden_size, base.config.intermediate_size, layer_count)
     total, first_start = 0.0, time.time()
     for shard in args.shards:
         stages, sequence_keys = schedule(plan, shard, layer_count, args.layers_per_block)
@@ -222,7 +223,8 @@ def run_torch(args, plan, dataset, test_set):
             params = tm.trainable_parameters(classifier, set(st["block"]))
             built = time.monotonic() - start
             report = tm.train(classifier, params, [encoded[i] for i in ids], [index[dataset[i]["label"]] for i in ids],
-                              args.epochs, args.batch_size, args.lr, seed)
+                              args.epochs, args.batch_size, args.lr, seed, work=work,
+                              lowest_trained=min(st["block"]), keys=ids)
             seconds = time.monotonic() - start
             total += seconds
             states[st["key"]] = {"adapters": adapter_tensors(classifier, set(st["block"])),
@@ -244,7 +246,8 @@ def run_torch(args, plan, dataset, test_set):
     per_shard = [m.logits(test_ids) for m in served_models]
     result = {"training_seconds": total, "stages": stage_lines,
               "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stage_lines),
-              "threads": torch.get_num_threads(), "training_span": [first_start, training_end]}
+              "threads": torch.get_num_threads(), "training_span": [first_start, training_end],
+              "flops_done": work.done, "flops_floor": work.floor_total()}
     if args.worker:
         result["shard_logits"] = [x.tolist() for x in per_shard]
         return result
@@ -299,7 +302,9 @@ def run_torch_jobs(args, plan, test_set):
     result = {"training_seconds": max(e for _, e in spans) - min(b for b, _ in spans), "stages": stages,
               "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stages), "threads": args.threads,
               "jobs": args.jobs, "process_seconds": time.monotonic() - start,
-              "summed_stage_seconds": sum(s["seconds"] for s in stages)}
+              "summed_stage_seconds": sum(s["seconds"] for s in stages),
+              "flops_done": sum(r["flops_done"] for r in results.values()),
+              "flops_floor": sum(r["flops_floor"] for r in results.values())}
     result.update(ensemble([logits[shard] for shard in args.shards], [index[e["label"]] for e in test_set]))
     return result
 
@@ -402,6 +407,8 @@ def main():
     else:
         result["torch"] = run_torch(args, plan, dataset, test_set)
     result["uptime_after"] = tm.uptime()
+    if args.lethe and not args.worker:
+        result["peak_gflops"] = tm.peak_gflops(args.lethe, args.threads * max(args.jobs, 1))
     if args.lethe:
         result["ratio"] = result["torch"]["training_seconds"] / result["lethe"]["training_seconds"]
         result["accuracy_delta_points"] = 100 * (result["lethe"]["accuracy"] - result["torch"]["accuracy"])
@@ -429,6 +436,8 @@ def main():
                   if (s["shard"], s["stage_key"]) in theirs]
         worst = max(abs(a - b) for a, b in losses) if losses else 0
         print(f"stage losses (last epoch): largest |lethe − pytorch| = {worst:.4f} over {len(losses)} stages")
+        tm.print_ceiling("of training", t["training_seconds"], o["training_seconds"], t["flops_done"],
+                         t["flops_floor"], result["peak_gflops"])
     print(f"after:  {result['uptime_after']}")
 
 

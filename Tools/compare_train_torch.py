@@ -104,9 +104,10 @@ def run_torch(args, train_path, test_path):
                                    tm.derive(args.seed, -1))
         classifier.init_adapters({l: tm.derive(args.seed, l) for l in layers})
         params = tm.trainable_parameters(classifier, set(layers))
+        work = tm.Work(base.config.hidden_size, base.config.intermediate_size, layer_count)
         start = time.monotonic()
         report = tm.train(classifier, params, train_ids, train_labels, args.epochs, args.batch_size, args.lr,
-                          args.seed)
+                          args.seed, work=work, lowest_trained=min(layers))
         seconds = time.monotonic() - start
         predicted = classifier.logits(test_ids).argmax(dim=1).tolist()
         accuracy = sum(p == t for p, t in zip(predicted, truth)) / len(truth)
@@ -116,7 +117,8 @@ def run_torch(args, train_path, test_path):
             "real_tokens_per_second": report["real_tokens"] / seconds,
             "padding_percent": 100 * (1 - report["real_tokens"] / report["padded_tokens"]),
             "test_accuracy": accuracy, "epoch_losses": report["epoch_losses"], "steps": report["steps"],
-            "examples": report["examples"], "threads": torch.get_num_threads(), "cpu_seconds": report["cpu_seconds"]})
+            "examples": report["examples"], "threads": torch.get_num_threads(), "cpu_seconds": report["cpu_seconds"],
+            "flops_done": work.done, "flops_floor": work.floor_total()})
     return results
 
 
@@ -190,6 +192,8 @@ def main():
             result["lethe"], result["lethe_command"] = run_ours(args, train_path, test_path)
         result["torch"] = run_torch(args, train_path, test_path)
         result["uptime_after"] = tm.uptime()
+        if args.lethe:
+            result["peak_gflops"] = tm.peak_gflops(args.lethe, args.threads)
     if args.lethe:
         result["ratios"] = {o["placement"]: o["examples_per_second"] / t["examples_per_second"]
                             for o, t in zip(result["lethe"], result["torch"])}
@@ -211,6 +215,11 @@ def main():
             print(f"  {o['placement']:10s} {o['examples_per_second']:11.1f} {t['examples_per_second']:11.1f} "
                   f"{result['ratios'][o['placement']]:6.2f}× {100 * o['test_accuracy']:9.2f}% "
                   f"{100 * t['test_accuracy']:9.2f}%")
+        print()
+        for o, t in zip(result["lethe"], result["torch"]):
+            print(f"  {o['placement']}:")
+            tm.print_ceiling("of training", t["seconds"], o["seconds"], t["flops_done"], t["flops_floor"],
+                             result["peak_gflops"])
     print(f"after:  {result['uptime_after']}")
 
 

@@ -336,8 +336,10 @@ def trainable_parameters(classifier, layers):
 
 
 def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_fraction=0.06,
-          weight_decay=0.01, clip=1.0):
-    """Our ClassifierTrainer's loop; returns steps, per-epoch mean losses, examples, real/padded tokens."""
+          weight_decay=0.01, clip=1.0, work=None, lowest_trained=0, keys=None):
+    """Our ClassifierTrainer's loop; returns steps, per-epoch mean losses, examples, real/padded tokens.
+    With `work` (a Work), every step's FLOPs are counted into it, the trained layers being
+    lowest_trained..top and `keys` naming the examples (default: their positions)."""
     import torch
     lengths = [len(s) for s in ids]
     steps_per_epoch = len(length_bucket_batches(lengths, batch_size, 0, seed))
@@ -356,6 +358,9 @@ def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_
                 group["lr"] = learning_rate(step, lr, warm, total)
             step += 1
             x, mask = pad([ids[i] for i in members])
+            if work is not None:
+                work.step([lengths[i] for i in members], lowest_trained,
+                          [keys[i] if keys else i for i in members])
             loss = torch.nn.functional.cross_entropy(classifier.forward(x, mask), target[members])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -404,3 +409,76 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(8 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------- work and the machine's ceiling
+
+def layer_flops(lengths, padded, hidden, ffn, backward, input_gradient=True):
+    """FLOPs (2 per multiply-add) of one post-LN BERT layer on a batch of sequences with these real
+    token counts, each padded to `padded` tokens (None: no padding), forward and, if `backward`, the
+    backward of a layer with frozen weights: input gradients only (as many FLOPs as the forward's
+    products; without `input_gradient` the q, k, v products need none, as in the lowest trained
+    layer), four attention products for the forward's two. The adapters' rank-r products are left
+    out (a floor)."""
+    tokens = [padded or t for t in lengths]
+    n, squares = sum(tokens), sum(t * t for t in tokens)
+    dense = 2 * n * (4 * hidden * hidden + 2 * hidden * ffn)
+    attention = 4 * squares * hidden
+    total = dense + attention
+    if backward:
+        total += (dense if input_gradient else 2 * n * (hidden * hidden + 2 * hidden * ffn)) + 2 * attention
+    return total
+
+
+class Work:
+    """The FLOPs of a training run, counted two ways from its batches:
+    - `done`: what PyTorch does for it (every layer forward on the padded batch at every step, the
+      backward from the top down to the lowest trained layer);
+    - `floor`: what any implementation needs at least (real tokens only, no padding; layers below the
+      lowest trained one run once per example for the whole run, since they are frozen and carry
+      no adapters; backward as above)."""
+
+    def __init__(self, hidden, ffn, layer_count):
+        self.hidden, self.ffn, self.layer_count = hidden, ffn, layer_count
+        self.done = self.floor = 0
+        self.cached = {}   # example key -> (layers below the trained ones, real tokens)
+
+    def step(self, lengths, lowest_trained, keys):
+        """One training step on sequences of these real lengths, trained layers lowest_trained..top."""
+        c, f, top = self.hidden, self.ffn, self.layer_count
+        t = max(lengths)
+        for layer in range(top):
+            trained = layer >= lowest_trained
+            self.done += layer_flops(lengths, t, c, f, trained, layer > lowest_trained)
+            if trained:
+                self.floor += layer_flops(lengths, None, c, f, True, layer > lowest_trained)
+        for key, length in zip(keys, lengths):
+            below, _ = self.cached.get(key, (0, length))
+            self.cached[key] = (max(below, lowest_trained), length)
+
+    def floor_total(self):
+        """`floor` plus each example's frozen layers, once."""
+        once = sum(below * layer_flops([length], None, self.hidden, self.ffn, False)
+                   for below, length in self.cached.values())
+        return self.floor + once
+
+
+def peak_gflops(lethe, threads):
+    """`lethe bench peak --threads N --json`: the FP32 FMA rate of this CPU on N threads at once."""
+    out, _, _ = run_lethe([os.path.abspath(lethe), "bench", "peak", "--threads", str(threads), "--json"], None)
+    return json.loads(out)["measurements"][-1]["gflops"]
+
+
+def print_ceiling(who_time, torch_seconds, ours_seconds, done, floor, peak):
+    """Prints what the machine allows: the floor of the run's work at the FMA peak, and the largest
+    speed-up over PyTorch's time that any implementation could reach here (FLOPs from Work)."""
+    at_peak = floor / (peak * 1e9)
+    print(f"work: PyTorch did {done / 1e12:.2f} TFLOP ({done / torch_seconds / 1e9:.1f} GFLOP/s); "
+          f"the floor is {floor / 1e12:.2f} TFLOP (real tokens only, frozen layers below the trained ones "
+          f"once per example)")
+    line = (f"ceiling: at the FMA peak of {peak:.1f} GFLOP/s the floor takes {at_peak:.1f} s, so no implementation "
+            f"here can beat PyTorch's {torch_seconds:.1f} s {who_time} by more than {torch_seconds / at_peak:.2f}×")
+    if ours_seconds:
+        line += (f"; ours ran the floor at {floor / ours_seconds / 1e9:.1f} GFLOP/s "
+                 f"= {100 * floor / ours_seconds / 1e9 / peak:.0f}% of the peak")
+    print(line)

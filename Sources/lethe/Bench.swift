@@ -6,6 +6,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
         subcommands: [
             BenchKernels.self,
+            BenchPeak.self,
             BenchForget.self,
             BenchLedger.self,
             BenchPlan.self,

@@ -36,9 +36,12 @@ struct BenchDecoder: ParsableCommand {
             if k > 0 { times.append(Date().timeIntervalSince(start)) }
         }
         let median = times.sorted()[times.count / 2]
-        let perToken = 3 * model.configuration.forwardFLOPsPerToken(context: tokens) / 1e9
-        print(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, ~%.1f GFLOP/s (%.2f GFLOP/token)",
-                     batch, tokens, rank, median, Double(batch * tokens) / median,
-                     Double(batch * tokens) * perToken / median, perToken))
+        let perToken = model.configuration.frozenTrainingFLOPsPerToken(context: tokens) / 1e9
+        let rate = Double(batch * tokens) * perToken / median
+        let peak = PeakThroughput.measure(threads: options.threads).gflops
+        print(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, %.1f GFLOP/s (%.3f GFLOP/token: forward + input gradients, frozen weights)",
+                     batch, tokens, rank, median, Double(batch * tokens) / median, rate, perToken))
+        print(String(format: "Float32 FMA peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it; at the peak: %.0f tokens/s (the ceiling of any implementation here)",
+                     options.threads, options.threads == 1 ? "" : "s", peak, 100 * rate / peak, peak / perToken))
     }
 }

@@ -29,6 +29,10 @@ struct KernelBenchReport: Codable {
     var blockStepGflop = 0.0
     var blockStepGflops = 0.0
     var blockStepShareOfSgemm = 0.0
+    /// Float32 FMA peak of the CPU on `threads` threads (`lethe bench peak`), GFLOP/s.
+    var peakGflops = 0.0
+    /// The block step's FLOPs at that peak: no implementation of the step can be faster.
+    var blockStepFloorMilliseconds = 0.0
     /// Mean wall and CPU time of each operation of the step, in execution order.
     var blockStepPhases: [Phase] = []
 
@@ -57,9 +61,15 @@ struct KernelBenchReport: Codable {
             Swift.print("  " + p.name.padding(toLength: 50, withPad: " ", startingAt: 0)
                         + String(format: " %8.3f ms %8.1f ", p.milliseconds, p.gflops) + p.unit)
         }
-        Swift.print(String(format: "  base products together: %.1f GFLOP/s (sgemm reference)", sgemmGflops))
-        Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm",
-                           blockStepMilliseconds, blockStepGflop, blockStepGflops, 100 * blockStepShareOfSgemm))
+        Swift.print(String(format: "  base products together: %.1f GFLOP/s (sgemm reference) = %.0f%% of the FMA peak",
+                           sgemmGflops, 100 * sgemmGflops / peakGflops))
+        Swift.print(String(format: "Float32 FMA peak on %d thread%@: %.1f GFLOP/s (lethe bench peak)",
+                           threads, threads == 1 ? "" : "s", peakGflops))
+        Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm, %.0f%% of peak",
+                           blockStepMilliseconds, blockStepGflop, blockStepGflops, 100 * blockStepShareOfSgemm,
+                           100 * blockStepGflops / peakGflops))
+        Swift.print(String(format: "  floor at the FMA peak: %.2f ms (a step taking T ms elsewhere can be beaten by at most T ÷ %.2f)",
+                           blockStepFloorMilliseconds, blockStepFloorMilliseconds))
         Swift.print(String(format: "  CPU time per step (all threads): %.2f ms", blockStepCPUMilliseconds))
         Swift.print("  operations (mean of the timed steps; wall ms, CPU ms of all threads):")
         for p in blockStepPhases {

@@ -71,4 +71,15 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
         let attention = Double(layerCount) * 2 * c * Double(tokens)
         return 2 * (matrices + attention)
     }
+
+    /// FLOPs per token of one training step with frozen base weights (LoRA): the forward, and
+    /// a backward that needs only input gradients through the frozen matrices (as many FLOPs
+    /// as their forward) and four attention products for the forward's two. The adapters'
+    /// own products (rank ≪ width) are left out, so this is a floor of the work.
+    public func frozenTrainingFLOPsPerToken(context tokens: Int) -> Double {
+        let c = Double(hiddenSize), f = Double(intermediateSize), kv = Double(kvSize)
+        let matrices = Double(layerCount) * (2 * c * c + 2 * c * kv + 3 * c * f) + Double(vocabularySize) * c
+        let attention = Double(layerCount) * 2 * c * Double(tokens)
+        return 2 * (2 * matrices + 3 * attention)
+    }
 }

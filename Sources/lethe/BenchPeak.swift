@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Kernels
+
+/// `lethe bench peak`: the float32 multiply-add rate of this CPU, the ceiling of every other
+/// benchmark. A speed target against another implementation is reachable only if that
+/// implementation leaves the room: `ratio ≤ its time ÷ (our FLOPs ÷ this peak)`.
+struct BenchPeak: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peak",
+        abstract: "Float32 FMA peak of this CPU (GFLOP/s) on 1 and N threads: the ceiling of every speed-up.",
+        discussion: """
+            Each thread runs twelve independent 8-lane fused multiply-add chains with no memory \
+            traffic; the best of --repetitions runs of about --seconds each is printed. On AMD \
+            Zen 4 (512-bit FMA as two 256-bit halves) AVX2 and AVX-512 give the same rate; on \
+            cores with full-width AVX-512 units the AVX-512 peak is about twice this figure. \
+            OpenBLAS's core is printed beside it, with sgemm's share of the peak in `lethe bench kernels`.
+            """)
+
+    @Option(help: "Highest thread count to measure (every count from 1 up to it).")
+    var threads: Int = 2
+
+    @Option(help: "Seconds per run.")
+    var seconds: Double = 0.25
+
+    @Option(help: "Runs per thread count (the best is kept).")
+    var repetitions: Int = 3
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard seconds > 0, seconds <= 10 else { throw ValidationError("--seconds must be in (0, 10], got \(seconds)") }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
+    }
+
+    struct Report: Codable {
+        var coreName: String
+        var logicalCPUs: Int
+        var loadAverage: [Double]
+        var measurements: [PeakThroughput.Measurement]
+    }
+
+    func run() throws {
+        let measurements = (1...threads).map {
+            PeakThroughput.measure(threads: $0, seconds: seconds, repetitions: repetitions)
+        }
+        var load = [Double](repeating: 0, count: 3)
+        if getloadavg(&load, 3) != 3 { load = [] }
+        let report = Report(coreName: BLASRuntime.coreName, logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
+                            loadAverage: load, measurements: measurements)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("Float32 FMA peak (8-lane FMA chains in registers), OpenBLAS core \(report.coreName), "
+              + "\(report.logicalCPUs) logical CPUs"
+              + (load.count == 3 ? String(format: ", load %.2f %.2f %.2f", load[0], load[1], load[2]) : ""))
+        for m in measurements {
+            print(String(format: "  %d thread%@: %7.1f GFLOP/s  (slowest thread × %d: %.1f)",
+                         m.threads, m.threads == 1 ? " " : "s", m.gflops, m.threads, m.gflopsSlowestThread))
+        }
+    }
+}
