@@ -119,7 +119,7 @@ def main():
             gflop, floor = ours["blockStepGflop"], ours["blockStepFloorMilliseconds"]
             print(f"  lethe ({ours['coreName']}): {ours['blockStepMilliseconds']:.2f} ms = "
                   f"{ms / ours['blockStepMilliseconds']:.2f}× PyTorch's speed; PyTorch at "
-                  f"{gflop / ms:.1f} GFLOP/s, ours at {ours['blockStepGflops']:.1f} of a "
+                  f"{gflop / (ms / 1e3):.1f} GFLOP/s, ours at {ours['blockStepGflops']:.1f} of a "
                   f"{ours['peakGflops']:.1f} GFLOP/s FMA peak")
             print(f"  ceiling: the step's {gflop:.2f} GFLOP take at least {floor:.2f} ms at the peak, so no "
                   f"implementation here can beat PyTorch's {ms:.2f} ms by more than {ms / floor:.2f}×")
