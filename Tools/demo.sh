@@ -4,7 +4,9 @@
 # Called by the Makefile as `bash Tools/demo.sh .build/release/lethe` after setup and a release
 # build. Settings (chosen to finish in a few minutes on 2 shared vCPUs): 4 shards × 3 slices,
 # budget 3 cyclic sequences per shard, headlines, LoRA r 16 on all six linear layers, blocks of 1 layer,
-# 3 epochs per stage at lr 3e-3, 2 threads. Writes Checkpoints/runs/demo (replaced each time).
+# 3 epochs per stage at lr 3e-3; the shards train in parallel, one process of one thread per
+# core (`--jobs`: on these small batches that beats one process on every core by ~1.3×, and the
+# stage tensors are bit-identical either way). Writes Checkpoints/runs/demo (replaced each time).
 set -euo pipefail
 lethe="${1:-.build/release/lethe}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,9 +26,11 @@ echo "== 1. plan: BBC News headlines into 4 shards × 3 slices, 3 sequences per 
 
 echo
 echo "== 2. train: stage i of each sequence trains LoRA block i from the top (1 layer) on slices π1..πi"
+cores=$(nproc 2>/dev/null || echo 2)
+jobs=$(( cores < 4 ? cores : 4 ))
 t0=$(date +%s)
 "$lethe" train --run "$run" --epochs 3 --lr 3e-3 --rank 16 --alpha 32 --targets q k v o up down \
-    --layers-per-block 1 --threads 2 --seed 0
+    --layers-per-block 1 --threads 1 --jobs "$jobs" --seed 0
 t1=$(date +%s)
 
 echo
