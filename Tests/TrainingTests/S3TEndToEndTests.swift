@@ -150,6 +150,15 @@ import Store
         #expect(try ServedComposition.load(from: RunLayout(directory: runJ).servedURL)
                 == ServedComposition.load(from: layout.servedURL))
 
+        // Two threads give the same tensors as one (the kernels cut their work independently of
+        // the thread count, OpenBLAS never splits a summed dimension): so `--threads 1 --jobs N`,
+        // which `make demo` uses, trains exactly what `--threads N` in one process trains.
+        let runT = try Self.copyPlan(scratch, to: "t")
+        var twoThreads = Self.trainArguments
+        twoThreads[twoThreads.firstIndex(of: "--threads")! + 1] = "2"
+        try Self.lethe(["train", "--run", runT.path] + twoThreads)
+        #expect(try Self.stageHashes(runT) == hashesA)
+
         // A real kill once the first stage file exists, then a resume.
         let runC = try Self.copyPlan(scratch, to: "c")
         let process = Process()
