@@ -29,7 +29,10 @@ struct Train: ParsableCommand {
               lethe train --run Checkpoints/runs/demo --threads 1 --jobs 2     # two shards at a time, one thread each
 
             --jobs N trains up to N shards at once in child processes, each with the run's thread \
-            count (give jobs × threads ≤ cores); the files are bit-identical to a sequential run.
+            count (give jobs × threads ≤ cores); the files are bit-identical to a sequential run. \
+            The trained tensors do not depend on the thread count either, so on headline-sized \
+            batches `--threads 1 --jobs <cores>` is the fastest way to train a run (about 1.3–1.4× \
+            faster than `--threads <cores>` in one process on 2 cores; `make demo` uses it).
             """)
 
     @Option(name: .customLong("run"), help: "Run directory holding plan.h5 (from `lethe plan`).")

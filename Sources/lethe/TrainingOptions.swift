@@ -26,7 +26,7 @@ struct TrainingOptions: ParsableArguments {
     var maxTokens: Int?
     @Option(help: "Run seed; every stage's seed derives from it, the shard and the stage key. Default 0.")
     var seed: UInt64?
-    @Option(help: "Threads (results are bit-identical for equal thread counts). Default 1.")
+    @Option(help: "Threads (the trained tensors are the same for any thread count; the count is recorded). Default 1.")
     var threads: Int?
     @Option(help: "Base encoder directory. Default Checkpoints/base/all-MiniLM-L6-v2.")
     var model: String?
