@@ -2,6 +2,9 @@
 # Every side-by-side speed comparison against PyTorch, one after another, in one run, with the
 # load average before and after each. Run it with nothing else on the cores: PyTorch's OpenMP
 # threads lose far more than ours on an oversubscribed machine, which inflates the ratios.
+# Each comparison also prints its ceiling: PyTorch's time over the work floor at the CPU's FMA
+# peak (`lethe bench peak`, measured first and last), the largest ratio any implementation
+# could reach here. TAIL=N prints the last N lines of each log (default 6).
 #   Tools/compare_all_torch.sh [PYTHON]    (PYTHON: the venv of Tools/requirements-torch.txt,
 #                                           default /work/venv-torch/bin/python)
 # Needs `make build` first. Writes one log per comparison under ${LOGS:-/tmp/lethe-compare}.
