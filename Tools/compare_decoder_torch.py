@@ -98,6 +98,6 @@ if a.lethe:
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     out = subprocess.run([os.path.abspath(a.lethe), "bench", "peak", "--threads", str(a.threads), "--json"],
                          env=env, capture_output=True, text=True, check=True).stdout
-    peak = json.loads(out)["measurements"][-1]["gflops"]
+    peak = json.loads(out)["measurements"][-1]["ceilingGflops"]
     print(f"ceiling: at the FMA peak of {peak:.1f} GFLOP/s the floor allows {peak * 1e9 / per_token:.0f} tokens/s, "
           f"so no implementation here can beat PyTorch's {rate:.0f} by more than {peak * 1e9 / per_token / rate:.2f}×")

@@ -38,7 +38,7 @@ struct BenchDecoder: ParsableCommand {
         let median = times.sorted()[times.count / 2]
         let perToken = model.configuration.frozenTrainingFLOPsPerToken(context: tokens) / 1e9
         let rate = Double(batch * tokens) * perToken / median
-        let peak = PeakThroughput.measure(threads: options.threads).gflops
+        let peak = PeakThroughput.measure(threads: options.threads).ceilingGflops
         print(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, %.1f GFLOP/s (%.3f GFLOP/token: forward + input gradients, frozen weights)",
                      batch, tokens, rank, median, Double(batch * tokens) / median, rate, perToken))
         print(String(format: "Float32 FMA peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it; at the peak: %.0f tokens/s (the ceiling of any implementation here)",

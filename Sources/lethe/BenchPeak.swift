@@ -11,10 +11,11 @@ struct BenchPeak: ParsableCommand {
         abstract: "Float32 FMA peak of this CPU (GFLOP/s) on 1 and N threads: the ceiling of every speed-up.",
         discussion: """
             Each thread runs twelve independent 8-lane fused multiply-add chains with no memory \
-            traffic; the best of --repetitions runs of about --seconds each is printed. On AMD \
-            Zen 4 (512-bit FMA as two 256-bit halves) AVX2 and AVX-512 give the same rate; on \
-            cores with full-width AVX-512 units the AVX-512 peak is about twice this figure. \
-            OpenBLAS's core is printed beside it, with sgemm's share of the peak in `lethe bench kernels`.
+            traffic; the best of --repetitions runs of about --seconds each is printed, with \
+            OpenBLAS sgemm on a 1536³ product beside it. On AMD Zen 4 (512-bit FMA as two \
+            256-bit halves) and AVX2-only cores the loop is the peak; where sgemm beats it, the \
+            CPU has full-width AVX-512 units and the ceiling is twice the loop. The ceiling is \
+            what `lethe bench kernels`, `bench decoder` and the Tools/ comparisons divide by.
             """)
 
     @Option(help: "Highest thread count to measure (every count from 1 up to it).")
@@ -60,8 +61,10 @@ struct BenchPeak: ParsableCommand {
               + "\(report.logicalCPUs) logical CPUs"
               + (load.count == 3 ? String(format: ", load %.2f %.2f %.2f", load[0], load[1], load[2]) : ""))
         for m in measurements {
-            print(String(format: "  %d thread%@: %7.1f GFLOP/s  (slowest thread × %d: %.1f)",
-                         m.threads, m.threads == 1 ? " " : "s", m.gflops, m.threads, m.gflopsSlowestThread))
+            print(String(format: "  %d thread%@: FMA loop %7.1f GFLOP/s (slowest thread × %d: %.1f), sgemm %6.1f = %.0f%%, ceiling %7.1f%@",
+                         m.threads, m.threads == 1 ? " " : "s", m.gflops, m.threads, m.gflopsSlowestThread,
+                         m.sgemmGflops, 100 * m.sgemmGflops / m.ceilingGflops, m.ceilingGflops,
+                         m.fullWidthAVX512 ? " (sgemm beats the 8-lane loop: full-width AVX-512, ceiling = 2 × loop)" : ""))
         }
     }
 }
