@@ -94,10 +94,7 @@ per_token = 2 * (2 * matrices + 3 * L * 2 * C * a.tokens)
 rate = a.batch * a.tokens / m
 print(f"work floor {per_token / 1e9:.3f} GFLOP/token: PyTorch at {rate * per_token / 1e9:.1f} GFLOP/s")
 if a.lethe:
-    import json, os, subprocess
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    out = subprocess.run([os.path.abspath(a.lethe), "bench", "peak", "--threads", str(a.threads), "--json"],
-                         env=env, capture_output=True, text=True, check=True).stdout
-    peak = json.loads(out)["measurements"][-1]["ceilingGflops"]
+    import torch_mirror as tm
+    peak = tm.peak_gflops(a.lethe, a.threads)
     print(f"ceiling: at the FMA peak of {peak:.1f} GFLOP/s the floor allows {peak * 1e9 / per_token:.0f} tokens/s, "
           f"so no implementation here can beat PyTorch's {rate:.0f} by more than {peak * 1e9 / per_token / rate:.2f}×")

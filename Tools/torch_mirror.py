@@ -464,7 +464,8 @@ class Work:
 
 
 def peak_gflops(lethe, threads):
-    """`lethe bench peak --threads N --json`: the FP32 FMA rate of this CPU on N threads at once."""
+    """`lethe bench peak --threads N --json`: the float32 ceiling of this CPU on N threads at once
+    (the FMA loop's rate, twice it where the CPU has full-width AVX-512, never below sgemm)."""
     out, _, _ = run_lethe([os.path.abspath(lethe), "bench", "peak", "--threads", str(threads), "--json"], None)
     return json.loads(out)["measurements"][-1]["ceilingGflops"]
 

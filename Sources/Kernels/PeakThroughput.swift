@@ -49,10 +49,10 @@ public enum PeakThroughput {
         let runIterations = iterations
         var best = Measurement(threads: threads, vectorWidth: 8, gflops: 0, gflopsSlowestThread: 0,
                                sgemmGflops: 0, fullWidthAVX512: false, ceilingGflops: 0)
+        let perThread = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
+        defer { perThread.deallocate() }
+        let box = UncheckedSendable(perThread)
         for _ in 0..<repetitions {
-            let perThread = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
-            defer { perThread.deallocate() }
-            let box = UncheckedSendable(perThread)
             let start = DispatchTime.now().uptimeNanoseconds
             DispatchQueue.concurrentPerform(iterations: threads) { i in
                 let t = time { _ = fmaLoop(iterations: runIterations, seed: Float(i + 1)) }

@@ -68,8 +68,8 @@ struct KernelBenchReport: Codable {
         Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm, %.0f%% of peak",
                            blockStepMilliseconds, blockStepGflop, blockStepGflops, 100 * blockStepShareOfSgemm,
                            100 * blockStepGflops / peakGflops))
-        Swift.print(String(format: "  floor at the FMA peak: %.2f ms (a step taking T ms elsewhere can be beaten by at most T ÷ %.2f)",
-                           blockStepFloorMilliseconds, blockStepFloorMilliseconds))
+        Swift.print(String(format: "  floor at the FMA peak: %.2f ms (no implementation is faster; another's step time ÷ this is the largest possible speed-up over it)",
+                           blockStepFloorMilliseconds))
         Swift.print(String(format: "  CPU time per step (all threads): %.2f ms", blockStepCPUMilliseconds))
         Swift.print("  operations (mean of the timed steps; wall ms, CPU ms of all threads):")
         for p in blockStepPhases {

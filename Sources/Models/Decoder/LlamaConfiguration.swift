@@ -66,10 +66,18 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
     /// Approximate forward FLOPs per token at context length `tokens` (2 per multiply-add,
     /// matrices plus attention scores and mixing, LM head included).
     public func forwardFLOPsPerToken(context tokens: Int) -> Double {
+        2 * (matrixMultiplyAddsPerToken + attentionMultiplyAddsPerToken(context: tokens))
+    }
+
+    /// Multiply-adds per token of every projection and the tied LM head.
+    var matrixMultiplyAddsPerToken: Double {
         let c = Double(hiddenSize), f = Double(intermediateSize), kv = Double(kvSize)
-        let matrices = Double(layerCount) * (2 * c * c + 2 * c * kv + 3 * c * f) + Double(vocabularySize) * c
-        let attention = Double(layerCount) * 2 * c * Double(tokens)
-        return 2 * (matrices + attention)
+        return Double(layerCount) * (2 * c * c + 2 * c * kv + 3 * c * f) + Double(vocabularySize) * c
+    }
+
+    /// Multiply-adds per token of the attention scores and mixing at context length `tokens`.
+    func attentionMultiplyAddsPerToken(context tokens: Int) -> Double {
+        Double(layerCount) * 2 * Double(hiddenSize) * Double(tokens)
     }
 
     /// FLOPs per token of one training step with frozen base weights (LoRA): the forward, and
@@ -77,9 +85,6 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
     /// as their forward) and four attention products for the forward's two. The adapters'
     /// own products (rank ≪ width) are left out, so this is a floor of the work.
     public func frozenTrainingFLOPsPerToken(context tokens: Int) -> Double {
-        let c = Double(hiddenSize), f = Double(intermediateSize), kv = Double(kvSize)
-        let matrices = Double(layerCount) * (2 * c * c + 2 * c * kv + 3 * c * f) + Double(vocabularySize) * c
-        let attention = Double(layerCount) * 2 * c * Double(tokens)
-        return 2 * (2 * matrices + 3 * attention)
+        2 * (2 * matrixMultiplyAddsPerToken + 3 * attentionMultiplyAddsPerToken(context: tokens))
     }
 }
