@@ -25,9 +25,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
+        // glibc's mallopt (see Kernels/HeapPolicy.swift).
+        .systemLibrary(name: "CMalloc"),
 
         // Tensors and the math: one operation per file, forward + backward.
-        .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md"], swiftSettings: fast),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CMalloc"], exclude: ["README.md"], swiftSettings: fast),
         // The HDF5 store: the only importer of CHDF5.
         .target(name: "Store", dependencies: ["CHDF5"], exclude: ["README.md"], swiftSettings: fast),
         // Weight readers, tokenizers, encoder, decoder, LoRA.

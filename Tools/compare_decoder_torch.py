@@ -6,12 +6,15 @@ Environment (shared, outside the repo; see COMMON brief):
 Run (same sizes as the Swift benchmark, OPENBLAS_CORETYPE unset, same thread count):
     /work/venv-torch/bin/python Tools/compare_decoder_torch.py --batch 4 --tokens 128 --steps 3 --threads 2
     .build/release/lethe bench decoder --batch 4 --tokens 128 --steps 3 --threads 2
+or both, taking turns, with the ratio of each round and their median (this machine's speed drifts
+by tens of percent within minutes, so only ratios measured side by side mean anything):
+    /work/venv-torch/bin/python Tools/compare_decoder_torch.py --rounds 5 --lethe .build/release/lethe
 The model is the same Llama architecture (30 blocks, hidden 576, FFN 1536, 9/3 heads of 64, RoPE
 adjacent pairs base 1e5, RMSNorm, SwiGLU, tied 49,152 × 576 head) with random float32 weights
 (speed does not depend on the values); LoRA r=8, alpha=16 on q,k,v,o,gate,up,down; AdamW;
 the loss is next-token cross-entropy over all positions, as in Lethe's fine-tune objective.
 """
-import argparse, time
+import argparse, re, statistics, subprocess, time
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +25,8 @@ p.add_argument("--steps", type=int, default=3)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--rank", type=int, default=8)
 p.add_argument("--lethe", help="PATH of the lethe binary: print the ceiling its `bench peak` allows")
+p.add_argument("--rounds", type=int, default=1,
+               help="with --lethe: alternate `lethe bench decoder` and PyTorch this many times")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -71,9 +76,8 @@ norm = torch.nn.Parameter(torch.ones(C), requires_grad=False)
 params = [p for p in blocks.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
 ids = torch.randint(0, V, (a.batch, a.tokens))
-times = []
-for step in range(a.steps + 1):
-    t0 = time.perf_counter()
+
+def train_step():
     x = emb[ids]
     for b in blocks:
         x = b(x)
@@ -82,11 +86,39 @@ for step in range(a.steps + 1):
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if step > 0:
+
+def torch_round():
+    """Median seconds of `a.steps` timed steps."""
+    times = []
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        train_step()
         times.append(time.perf_counter() - t0)
-m = sorted(times)[len(times) // 2]
+    return sorted(times)[len(times) // 2]
+
+def lethe_round():
+    """Training tokens/s of one `lethe bench decoder` run with the same sizes and threads."""
+    out = subprocess.run([a.lethe, "bench", "decoder", "--batch", str(a.batch), "--tokens", str(a.tokens),
+                          "--steps", str(a.steps), "--threads", str(a.threads), "--rank", str(a.rank)],
+                         check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"([0-9.]+) training tokens/s", out).group(1))
+
+train_step()  # warm-up: the allocator's caches and the thread pool
+ratios, medians = [], []
+for r in range(a.rounds if a.lethe else 1):
+    ours = lethe_round() if a.lethe and a.rounds > 1 else None
+    medians.append(torch_round())
+    m = medians[-1]
+    if ours is not None:
+        ratios.append(ours * m / (a.batch * a.tokens))
+        print(f"round {r + 1}: lethe {ours:.0f}, torch {a.batch * a.tokens / m:.0f} training tokens/s: {ratios[-1]:.2f}×",
+              flush=True)
+m = statistics.median(medians)
 print(f"torch {torch.__version__} threads {a.threads}: B={a.batch} T={a.tokens} median step {m:.3f} s, "
       f"{a.batch * a.tokens / m:.0f} training tokens/s")
+if ratios:
+    print(f"lethe over torch, {len(ratios)} rounds: median {statistics.median(ratios):.2f}×, "
+          f"range {min(ratios):.2f}–{max(ratios):.2f}×")
 # The floor of the work per token, as LlamaConfiguration.frozenTrainingFLOPsPerToken: the forward and
 # the input gradients through the frozen matrices (LM head included), attention backward twice its forward.
 matrices = L * (2 * C * H * D + 2 * C * KV * D + 3 * C * FF) + V * C

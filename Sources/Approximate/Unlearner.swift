@@ -64,6 +64,8 @@ public final class Unlearner {
     let padID: Int
     /// Replaced labels per forget chunk (random-label and adversarial), aligned with its prediction rows.
     var replacedLabels: [[Int32]] = []
+    /// Gradient replicas of `adapter` for the second and later thread groups of `descend`.
+    var replicas: [LlamaAdapter] = []
 
     public init(model: LlamaModel, objective: Objective, configuration: UnlearningConfiguration,
                 forget: [[Int]], companion: [[Int]] = [], padID: Int = 2, threads: Int = 1) throws {
@@ -106,53 +108,122 @@ public final class Unlearner {
     /// Computes the objective of 0-based step `k` and accumulates its gradients (callers zero them).
     public func accumulate(step k: Int) throws -> UnlearningStep {
         let forgetIndex = indices(step: k, count: forget.count)
-        let f = ChunkBatch(forgetIndex.map { forget[$0] }, padID: padID)
-        var forgetTerm: Float = 0, companionTerm: Float = 0, loss: Float = 0
-        var tokens = f.batch * f.tokens
-        let pass = try model.forward(ids: f.ids, batch: f.batch, tokens: f.tokens, logitRows: f.predictionRows,
-                                     adapter: adapter, threads: threads)
-        let dLogits = Tensor(shape: pass.logits.shape)
-        var targets = f.nextTokens
+        let chunks = forgetIndex.map { forget[$0] }
         var forgetWeight: Float = -1
+        var labels: [[Int32]]? = nil
         switch objective {
         case .fineTune:
             forgetWeight = 1
         case let .unlearn(method):
             if !method.ascendsOnForget {
-                targets = forgetIndex.flatMap { replacedLabels[$0] }
+                labels = forgetIndex.map { replacedLabels[$0] }
                 forgetWeight = 1
             }
         }
-        forgetTerm = TokenLosses.negativeLogLikelihood(logits: pass.logits, targets: targets, weight: forgetWeight,
-                                                       dLogits: dLogits, threads: threads)
-        loss = forgetWeight * forgetTerm
-        model.backward(pass, dLogits: dLogits, adapter: adapter, threads: threads)
+        let forgetTerm = try descend(chunks, term: .nll(weight: forgetWeight, labels: labels))
+        var loss = forgetWeight * forgetTerm, companionTerm: Float = 0
+        var tokens = chunks.count * (chunks.map(\.count).max() ?? 0)
         if case let .unlearn(method) = objective, method.companion != nil {
-            let r = ChunkBatch(indices(step: k, count: companion.count).map { companion[$0] }, padID: padID)
-            tokens += r.batch * r.tokens
+            let pairs = indices(step: k, count: companion.count).map { companion[$0] }
+            tokens += pairs.count * (pairs.map(\.count).max() ?? 0)
             let λ = configuration.lambda
-            if method.usesKL {
-                // KL over every real token of the companion chunks (padding rows excluded).
-                let rp = try model.forward(ids: r.ids, batch: r.batch, tokens: r.tokens, logitRows: r.realRows,
-                                           adapter: adapter, threads: threads)
-                let reference = try model.forward(ids: r.ids, batch: r.batch, tokens: r.tokens, logitRows: r.realRows,
-                                                  threads: threads).logits
-                let dr = Tensor(shape: rp.logits.shape)
-                companionTerm = TokenLosses.klDivergence(reference: reference, logits: rp.logits, rows: r.realRows.count,
-                                                         weight: λ, dLogits: dr)
-                model.backward(rp, dLogits: dr, adapter: adapter, threads: threads)
-            } else {
-                let rp = try model.forward(ids: r.ids, batch: r.batch, tokens: r.tokens, logitRows: r.predictionRows,
-                                           adapter: adapter, threads: threads)
-                let dr = Tensor(shape: rp.logits.shape)
-                companionTerm = TokenLosses.negativeLogLikelihood(logits: rp.logits, targets: r.nextTokens, weight: λ,
-                                                                  dLogits: dr, threads: threads)
-                model.backward(rp, dLogits: dr, adapter: adapter, threads: threads)
-            }
+            // KL over every real token of the companion chunks (padding rows excluded).
+            companionTerm = try descend(pairs, term: method.usesKL ? .kl(weight: λ) : .nll(weight: λ, labels: nil))
             loss += λ * companionTerm
         }
         return UnlearningStep(step: k + 1, loss: loss, forgetTerm: forgetTerm, companionTerm: companionTerm,
                               gradientNorm: 0, trainedTokens: tokens)
+    }
+
+    /// One loss term over a batch of chunks: the mean NLL of the next tokens (or of `labels`,
+    /// per chunk, aligned with its prediction rows), or the mean KL(θ0 ‖ θ) over real tokens;
+    /// `weight` multiplies its gradient.
+    enum Term {
+        case nll(weight: Float, labels: [[Int32]]?)
+        case kl(weight: Float)
+
+        /// The rows the term averages over in a chunk of `length` tokens.
+        func rows(length: Int) -> Int {
+            if case .kl = self { return length }
+            return max(length - 1, 0)
+        }
+
+        /// The term on chunks `range` of its batch (replaced labels follow their chunks).
+        func restricted(to range: Range<Int>) -> Term {
+            guard case let .nll(weight, labels?) = self else { return self }
+            return .nll(weight: weight, labels: Array(labels[range]))
+        }
+    }
+
+    /// Forward, `term` and backward over `chunks`; returns the term's value (its mean over every
+    /// row of the batch) and adds its gradient to the adapter's.
+    ///
+    /// With several threads the sequences are cut into `threads` contiguous groups, each run
+    /// end to end on one thread (OpenBLAS single-threaded) into a gradient replica: no thread
+    /// waits for another inside a step, and the products keep their single-threaded speed. A
+    /// group's term is weighted by its share of the rows, and the replicas are added in group
+    /// order, so the same thread count gives the same bits (another count changes only the
+    /// order in which the rows' gradients are summed). One thread, or one chunk, runs the whole
+    /// batch as one pass, with OpenBLAS on the configured threads.
+    func descend(_ chunks: [[Int]], term: Term) throws -> Float {
+        let groups = min(threads, chunks.count)
+        guard groups > 1 else {
+            return try descend(chunks, term: term, share: 1, adapter: adapter, threads: threads)
+        }
+        while replicas.count < groups - 1 { replicas.append(adapter.gradientReplica()) }
+        let totalRows = chunks.reduce(0) { $0 + term.rows(length: $1.count) }
+        let ranges = (0 ..< groups).map { g in g * chunks.count / groups ..< (g + 1) * chunks.count / groups }
+        let parts = ranges.map { (chunks: Array(chunks[$0]), term: term.restricted(to: $0)) }
+        let results = UnsafeMutableBufferPointer<Result<Float, Error>>.allocate(capacity: groups)
+        results.initialize(repeating: .success(0))
+        defer { results.deinitialize(); results.deallocate() }
+        let shared = UncheckedSendable((self, parts, results))
+        BLASRuntime.withSingleThreadedBLAS {
+            DispatchQueue.concurrentPerform(iterations: groups) { g in
+                let (unlearner, parts, results) = shared.value
+                let target = g == 0 ? unlearner.adapter : unlearner.replicas[g - 1]
+                if g > 0 { target.zeroGradients() }
+                let (chunks, term) = parts[g]
+                let rows = chunks.reduce(0) { $0 + term.rows(length: $1.count) }
+                let share = totalRows == 0 ? 0 : Float(rows) / Float(totalRows)
+                results[g] = Result {
+                    try unlearner.descend(chunks, term: term, share: share, adapter: target, threads: 1)
+                }
+            }
+        }
+        var value: Float = 0
+        for g in 0 ..< groups {
+            let part = try results[g].get()
+            value += part
+            if g > 0 { adapter.addGradients(of: replicas[g - 1]) }
+        }
+        return value
+    }
+
+    /// `term` on one group of chunks, its gradient weighted by `share` (the group's part of the
+    /// batch's rows) into `adapter`; returns share × the group's mean.
+    func descend(_ chunks: [[Int]], term: Term, share: Float, adapter: LlamaAdapter, threads: Int) throws -> Float {
+        let b = ChunkBatch(chunks, padID: padID)
+        switch term {
+        case let .nll(weight, labels):
+            let pass = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.predictionRows,
+                                         adapter: adapter, threads: threads)
+            let dLogits = Tensor(shape: pass.logits.shape)
+            let mean = TokenLosses.negativeLogLikelihood(logits: pass.logits, targets: labels?.flatMap { $0 } ?? b.nextTokens,
+                                                         weight: weight * share, dLogits: dLogits, threads: threads)
+            model.backward(pass, dLogits: dLogits, adapter: adapter, threads: threads)
+            return share * mean
+        case let .kl(weight):
+            let pass = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.realRows,
+                                         adapter: adapter, threads: threads)
+            let reference = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.realRows,
+                                              threads: threads).logits
+            let dLogits = Tensor(shape: pass.logits.shape)
+            let mean = TokenLosses.klDivergence(reference: reference, logits: pass.logits, rows: b.realRows.count,
+                                                weight: weight * share, dLogits: dLogits)
+            model.backward(pass, dLogits: dLogits, adapter: adapter, threads: threads)
+            return share * mean
+        }
     }
 
     /// Runs `configuration.steps` AdamW steps (no weight decay: the adapter should move only
@@ -170,3 +241,4 @@ public final class Unlearner {
         return adapter
     }
 }
+

@@ -39,7 +39,7 @@ public enum BLASRuntime {
     /// threads (two threaded OpenBLAS calls at once serialise on its internal lock).
     /// Products give the same bits either way: OpenBLAS splits a product by output blocks,
     /// never along the summed dimension.
-    static func withSingleThreadedBLAS(_ body: () -> Void) {
+    public static func withSingleThreadedBLAS(_ body: () -> Void) {
         regions.withLock { r in
             if let n = r.open(current: Int(openblas_get_num_threads())) { openblas_set_num_threads(Int32(n)) }
         }

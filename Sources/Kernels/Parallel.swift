@@ -39,7 +39,7 @@ enum Parallel {
 
 /// Carries a value into a `@Sendable` closure when the caller guarantees that concurrent
 /// uses touch disjoint memory (the kernels' fixed partitions).
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
 }

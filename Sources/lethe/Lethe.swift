@@ -1,4 +1,5 @@
 import ArgumentParser
+import Kernels
 import Store
 
 /// The `lethe` command: exact machine unlearning (S3T) and approximate unlearning.
@@ -39,4 +40,11 @@ struct Lethe: ParsableCommand {
             Bench.self,
         ]
     )
+
+    /// Training steps free and reallocate their activations: keep that memory in the heap
+    /// rather than faulting it in again every step (Kernels/HeapPolicy.swift).
+    static func main() {
+        HeapPolicy.retainFreedMemory()
+        main(nil)
+    }
 }

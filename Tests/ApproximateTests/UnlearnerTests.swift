@@ -15,11 +15,43 @@ import Models
     static let forget = [[1, 4, 9, 16, 3, 3], [2, 7, 1], [5, 5, 6, 8, 10]]
     static let retain = [[11, 12, 13, 14], [0, 2, 4, 6, 8, 10, 12], [3, 1, 4]]
 
-    func unlearner(_ model: LlamaModel, _ method: UnlearningMethod, steps: Int = 1) throws -> Unlearner {
-        let configuration = try UnlearningConfiguration(learningRate: 1e-2, steps: steps, batchSize: 2, seed: 9,
+    func unlearner(_ model: LlamaModel, _ method: UnlearningMethod, steps: Int = 1, batchSize: Int = 2,
+                   threads: Int = 1) throws -> Unlearner {
+        let configuration = try UnlearningConfiguration(learningRate: 1e-2, steps: steps, batchSize: batchSize, seed: 9,
                                                         adapter: try LlamaAdapterConfiguration(rank: 2, alpha: 4))
         return try Unlearner(model: model, objective: .unlearn(method), configuration: configuration,
-                             forget: Self.forget, companion: Self.retain, padID: 0)
+                             forget: Self.forget, companion: Self.retain, padID: 0, threads: threads)
+    }
+
+    /// The loss and every adapter gradient of step 0, with lora_B moved off zero so that each
+    /// term (the KL too) has a gradient in A and B.
+    func stepZero(_ model: LlamaModel, _ method: UnlearningMethod, threads: Int) throws -> (Float, [[Float]]) {
+        let u = try unlearner(model, method, batchSize: 3, threads: threads)
+        for p in u.adapter.parameters where p.name.hasSuffix("lora_B") {
+            for j in 0 ..< p.value.count { p.value[j] = 0.05 * Float((j * 7 + p.name.count) % 11) - 0.25 }
+        }
+        u.adapter.zeroGradients()
+        let s = try u.accumulate(step: 0)
+        return (s.loss, u.adapter.parameters.map(\.gradient.values))
+    }
+
+    @Test func threadGroupsGiveTheWholeBatchGradient() throws {
+        // Batch 3 on two threads: groups of 1 and 2 chunks of different lengths, so each
+        // group's term must be weighted by its share of the rows.
+        let model = try Self.tiny()
+        for method in [UnlearningMethod.gradientAscent, .randomLabel, .ascentDescentInDistribution, .ascentKLGeneral] {
+            let (loss1, grads1) = try stepZero(model, method, threads: 1)
+            let (loss2, grads2) = try stepZero(model, method, threads: 2)
+            #expect(abs(loss1 - loss2) <= 1e-5 * max(1, abs(loss1)), "\(method): loss \(loss1) vs \(loss2)")
+            var largest: Float = 0, worst: Float = 0
+            for (g1, g2) in zip(grads1, grads2) {
+                for (a, b) in zip(g1, g2) { largest = max(largest, abs(a)); worst = max(worst, abs(a - b)) }
+            }
+            #expect(largest > 1e-3, "\(method): the gradient is not trivially zero")
+            #expect(worst <= 1e-5 * largest, "\(method): gradients differ by \(worst) (largest \(largest))")
+            let (again, gradsAgain) = try stepZero(model, method, threads: 2)
+            #expect(again == loss2 && gradsAgain == grads2, "\(method): same thread count, same bits")
+        }
     }
 
     /// Token-weighted mean NLL of chunks, from the independent scoring path.

@@ -69,6 +69,17 @@ import Kernels
         #expect(a == b)
     }
 
+    /// Scoring batches on several threads gives the scores of one thread, bit for bit, in order.
+    @Test func scoresDoNotDependOnTheThreadCount() throws {
+        let model = try Self.tiny()
+        let sequences = [[1, 5, 9, 2], [12, 0, 3], [3, 7, 11, 4, 4, 8], [6], [2, 2, 10, 1, 0], [9, 8, 7, 6, 5]]
+        let one = try model.scores(of: sequences, batchSize: 2, threads: 1)
+        #expect(one.map(\.logProbabilities.count) == [3, 2, 5, 0, 4, 4])
+        for threads in [2, 3, 5] {
+            #expect(try model.scores(of: sequences, batchSize: 2, threads: threads) == one, "\(threads) threads")
+        }
+    }
+
     @Test func rejectsBadConfigurations() {
         #expect(throws: ModelsError.self) {
             try LlamaConfiguration(vocabularySize: 10, hiddenSize: 16, intermediateSize: 8, layerCount: 1,

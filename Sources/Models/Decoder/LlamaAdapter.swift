@@ -49,6 +49,13 @@ public final class LlamaAdapter: @unchecked Sendable {
             firstMoment = Tensor(shape: value.shape)
             secondMoment = Tensor(shape: value.shape)
         }
+        /// The same value with a gradient of its own and no optimiser moments (a replica never steps).
+        init(sharingValueOf other: Parameter) {
+            name = other.name; value = other.value
+            gradient = Tensor(shape: value.shape)
+            firstMoment = Tensor(shape: [0])
+            secondMoment = Tensor(shape: [0])
+        }
         var slot: AdamW.Slot {
             AdamW.Slot(value: value.data, gradient: gradient.data, firstMoment: firstMoment.data,
                        secondMoment: secondMoment.data, count: value.count)
@@ -107,6 +114,34 @@ public final class LlamaAdapter: @unchecked Sendable {
             full.append(copies)
         }
         self.lora = lora; self.full = full; self.parameters = parameters
+    }
+
+    private init(configuration: LlamaAdapterConfiguration, lora: [[LlamaProjection: LoRAPair]],
+                 full: [[LlamaProjection: Parameter]], parameters: [Parameter]) {
+        self.configuration = configuration; self.lora = lora; self.full = full; self.parameters = parameters
+    }
+
+    /// An adapter that reads this one's values but accumulates into gradients of its own, so
+    /// several threads can run backward passes at once and `addGradients(of:)` sums them after.
+    /// It has no optimiser state: only the original steps.
+    public func gradientReplica() -> LlamaAdapter {
+        var replicas: [ObjectIdentifier: Parameter] = [:]
+        for p in parameters { replicas[ObjectIdentifier(p)] = Parameter(sharingValueOf: p) }
+        func replica(_ p: Parameter) -> Parameter { replicas[ObjectIdentifier(p)]! }
+        return LlamaAdapter(configuration: configuration,
+                            lora: lora.map { $0.mapValues { LoRAPair(a: replica($0.a), b: replica($0.b)) } },
+                            full: full.map { $0.mapValues(replica) },
+                            parameters: parameters.map(replica))
+    }
+
+    /// Adds the gradients of `replica` (made by `gradientReplica()`) into this adapter's.
+    public func addGradients(of replica: LlamaAdapter) {
+        precondition(replica.parameters.count == parameters.count, "not a replica of this adapter")
+        for (p, r) in zip(parameters, replica.parameters) {
+            precondition(p.value === r.value, "\(r.name) is not a replica of \(p.name)")
+            let g = p.gradient.data, h = r.gradient.pointer
+            for j in 0 ..< p.gradient.count { g[j] += h[j] }
+        }
     }
 
     /// Number of trainable floats.

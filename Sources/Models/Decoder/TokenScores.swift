@@ -18,43 +18,62 @@ public struct TokenScores: Sendable, Equatable {
 extension LlamaModel {
     /// Scores each sequence (no padding enters any score); sequences are run `batchSize` at a
     /// time, right-padded to the longest in the batch with `padID`.
+    ///
+    /// With several threads, whole batches run at once, one per thread (OpenBLAS on one thread
+    /// inside): the batches and their contents are the same for any thread count, so are the
+    /// scores, bit for bit.
     public func scores(of sequences: [[Int]], adapter: LlamaAdapter? = nil, batchSize: Int = 8,
                        padID: Int = 0, threads: Int = 1) throws -> [TokenScores] {
-        var out: [TokenScores] = []
-        var start = 0
-        while start < sequences.count {
-            let group = Array(sequences[start ..< min(start + batchSize, sequences.count)])
-            start += group.count
-            let t = group.map(\.count).max() ?? 0
-            guard t >= 2 else {
-                out += group.map { _ in TokenScores(logProbabilities: [], correct: []) }
-                continue
-            }
-            var ids: [Int32] = []
-            var rows: [Int] = []
-            for (b, s) in group.enumerated() {
-                ids += s.map(Int32.init) + Array(repeating: Int32(padID), count: t - s.count)
-                rows += (0 ..< max(s.count - 1, 0)).map { b * t + $0 }
-            }
-            let pass = try forward(ids: ids, batch: group.count, tokens: t, logitRows: rows, adapter: adapter,
-                                   threads: threads)
-            let v = configuration.vocabularySize
-            var m = 0
-            for s in group {
-                var lp: [Float] = [], ok: [Bool] = []
-                for i in 0 ..< max(s.count - 1, 0) {
-                    let z = pass.logits.pointer + m * v
-                    m += 1
-                    var best = 0, mx = z[0]
-                    for j in 1 ..< v where z[j] > mx { mx = z[j]; best = j }
-                    var sum = 0.0
-                    for j in 0 ..< v { sum += exp(Double(z[j] - mx)) }
-                    lp.append(Float(Double(z[s[i + 1]] - mx) - log(sum)))
-                    ok.append(best == s[i + 1])
+        let batches = stride(from: 0, to: sequences.count, by: max(batchSize, 1)).map {
+            Array(sequences[$0 ..< min($0 + max(batchSize, 1), sequences.count)])
+        }
+        let workers = min(threads, batches.count)
+        guard workers > 1 else {
+            return try batches.flatMap { try scores(ofBatch: $0, adapter: adapter, padID: padID, threads: threads) }
+        }
+        let results = UnsafeMutableBufferPointer<Result<[TokenScores], Error>>.allocate(capacity: batches.count)
+        results.initialize(repeating: .success([]))
+        defer { results.deinitialize(); results.deallocate() }
+        let shared = UncheckedSendable((self, batches, adapter, results))
+        BLASRuntime.withSingleThreadedBLAS {
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let (model, batches, adapter, results) = shared.value
+                for k in stride(from: w, to: batches.count, by: workers) {
+                    results[k] = Result { try model.scores(ofBatch: batches[k], adapter: adapter, padID: padID, threads: 1) }
                 }
-                out.append(TokenScores(logProbabilities: lp, correct: ok))
             }
         }
-        return out
+        return try results.flatMap { try $0.get() }
+    }
+
+    /// The scores of one right-padded batch.
+    func scores(ofBatch group: [[Int]], adapter: LlamaAdapter?, padID: Int, threads: Int) throws -> [TokenScores] {
+        let t = group.map(\.count).max() ?? 0
+        guard t >= 2 else { return group.map { _ in TokenScores(logProbabilities: [], correct: []) } }
+        var ids: [Int32] = []
+        var rows: [Int] = []
+        for (b, s) in group.enumerated() {
+            ids += s.map(Int32.init) + Array(repeating: Int32(padID), count: t - s.count)
+            rows += (0 ..< max(s.count - 1, 0)).map { b * t + $0 }
+        }
+        let pass = try forward(ids: ids, batch: group.count, tokens: t, logitRows: rows, adapter: adapter,
+                               threads: threads)
+        let v = configuration.vocabularySize
+        var m = 0
+        return group.map { s in
+            var lp: [Float] = [], ok: [Bool] = []
+            for i in 0 ..< max(s.count - 1, 0) {
+                let z = pass.logits.pointer + m * v
+                m += 1
+                var best = 0, mx = z[0]
+                for j in 1 ..< v where z[j] > mx { mx = z[j]; best = j }
+                var sum = 0.0
+                for j in 0 ..< v { sum += exp(Double(z[j] - mx)) }
+                lp.append(Float(Double(z[s[i + 1]] - mx) - log(sum)))
+                ok.append(best == s[i + 1])
+            }
+            return TokenScores(logProbabilities: lp, correct: ok)
+        }
     }
 }
+
