@@ -7,7 +7,11 @@ struct DecoderOptions: ParsableArguments {
     @Option(help: "GGUF model file (Llama architecture).")
     var model = "Checkpoints/base/SmolLM2-135M-Instruct/model.gguf"
 
-    @Option(help: "Threads for BLAS and the elementwise kernels.")
+    @Option(help: """
+        Threads. Training splits each batch into this many groups of sequences, one thread each \
+        (the same count gives the same bits); scoring runs this many batches at once (the same \
+        bits for any count); a lone sequence uses them all inside BLAS and the elementwise kernels.
+        """)
     var threads = 2
 
     @Option(help: "Longest sequence (RoPE table and KV cache size).")
