@@ -78,7 +78,7 @@ let package = Package(
                                                           .product(name: "GRDB", package: "GRDB.swift"),
                                                           .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),
-        .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels"],
+        .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
                     swiftSettings: fast),
     ]
 )

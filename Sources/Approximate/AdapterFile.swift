@@ -7,7 +7,8 @@ import Store
 /// Layout: one float32 dataset per trainable tensor at `/adapter/<name>` with PEFT names
 /// (`layers.L.q_proj.lora_A` [r, in], `lora_B` [out, r], or `layers.L.up_proj.weight` for a
 /// fully trained matrix). Root attributes: `format`, `format_version`, `software_version`,
-/// `method`, `learning_rate`, `steps`, `batch_size`, `lambda`, `seed`, `r`, `lora_alpha`,
+/// `method`, `learning_rate`, `steps`, `batch_size`, `lambda`, `seed`, `thread_count` (training
+/// cuts each batch into that many groups of sequences: the same count gives the same bits), `r`, `lora_alpha`,
 /// `target_modules`, `full_modules`, `base_model_sha256`, and `<set>_sha256` / `<set>_path`
 /// for each data set used.
 public enum AdapterFile {
@@ -16,7 +17,7 @@ public enum AdapterFile {
 
     /// Writes `adapter` atomically to `url` with the run's record.
     public static func write(_ adapter: LlamaAdapter, to url: URL, method: String,
-                             configuration: UnlearningConfiguration, baseModelSHA256: String,
+                             configuration: UnlearningConfiguration, threadCount: Int, baseModelSHA256: String,
                              dataSets: [String: TextCorpus]) throws {
         try HDF5File.writeAtomically(to: url) { file in
             for p in adapter.parameters {
@@ -29,6 +30,7 @@ public enum AdapterFile {
                 ("learning_rate", .double(Double(configuration.learningRate))),
                 ("steps", .int(Int64(configuration.steps))), ("batch_size", .int(Int64(configuration.batchSize))),
                 ("lambda", .double(Double(configuration.lambda))), ("seed", .int(Int64(bitPattern: configuration.seed))),
+                ("thread_count", .int(Int64(threadCount))),
                 ("r", .int(Int64(a.rank))), ("lora_alpha", .double(Double(a.alpha))),
                 ("target_modules", .strings(a.targets.map(\.rawValue))),
                 ("full_modules", .strings(a.fullTargets.map(\.rawValue))),

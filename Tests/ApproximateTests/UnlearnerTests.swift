@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Kernels
 import Models
+import Store
 @testable import Approximate
 
 /// The seven objectives on a tiny random Llama, against independently computed terms.
@@ -126,9 +127,13 @@ import Models
         let adapter = try u.run()
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-adapter-\(UUID()).h5")
         defer { try? FileManager.default.removeItem(at: url) }
-        try AdapterFile.write(adapter, to: url, method: "ga", configuration: u.configuration, baseModelSHA256: "abc",
+        try AdapterFile.write(adapter, to: url, method: "ga", configuration: u.configuration, threadCount: 3,
+                              baseModelSHA256: "abc",
                               dataSets: ["forget": TextCorpus(chunks: Self.forget, path: "f.jsonl", sha256: "f00")])
         let (read, method) = try AdapterFile.read(url, weights: model.weights)
+        let file = try HDF5File.open(url, mode: .readOnly)
+        #expect(try file.intAttribute(named: "thread_count") == 3)
+        try file.close()
         #expect(method == "ga" && read.parameters.count == adapter.parameters.count)
         for (a, b) in zip(read.parameters, adapter.parameters) { #expect(a.name == b.name && a.value.values == b.value.values) }
     }
