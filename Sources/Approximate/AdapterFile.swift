@@ -8,9 +8,9 @@ import Store
 /// (`layers.L.q_proj.lora_A` [r, in], `lora_B` [out, r], or `layers.L.up_proj.weight` for a
 /// fully trained matrix). Root attributes: `format`, `format_version`, `software_version`,
 /// `method`, `learning_rate`, `steps`, `batch_size`, `lambda`, `seed`, `thread_count` (training
-/// cuts each batch into that many groups of sequences: the same count gives the same bits), `r`, `lora_alpha`,
-/// `target_modules`, `full_modules`, `base_model_sha256`, and `<set>_sha256` / `<set>_path`
-/// for each data set used.
+/// cuts each batch into that many groups of sequences: the same count gives the same bits),
+/// `r`, `lora_alpha`, `target_modules`, `full_modules`, `base_model_sha256`, and
+/// `<set>_sha256` / `<set>_path` for each data set used.
 public enum AdapterFile {
     public static let format = "lethe-decoder-adapter"
     public static let version: Int64 = 1

@@ -120,12 +120,14 @@ public final class Unlearner {
                 forgetWeight = 1
             }
         }
+        /// Tokens through forward and backward: the batch padded to its longest chunk.
+        func paddedTokens(_ batch: [[Int]]) -> Int { batch.count * (batch.map(\.count).max() ?? 0) }
         let forgetTerm = try descend(chunks, term: .nll(weight: forgetWeight, labels: labels))
         var loss = forgetWeight * forgetTerm, companionTerm: Float = 0
-        var tokens = chunks.count * (chunks.map(\.count).max() ?? 0)
+        var tokens = paddedTokens(chunks)
         if case let .unlearn(method) = objective, method.companion != nil {
             let pairs = indices(step: k, count: companion.count).map { companion[$0] }
-            tokens += pairs.count * (pairs.map(\.count).max() ?? 0)
+            tokens += paddedTokens(pairs)
             let λ = configuration.lambda
             // KL over every real token of the companion chunks (padding rows excluded).
             companionTerm = try descend(pairs, term: method.usesKL ? .kl(weight: λ) : .nll(weight: λ, labels: nil))
@@ -155,6 +157,9 @@ public final class Unlearner {
         }
     }
 
+    /// How many groups of sequences, one thread each, a batch of `chunkCount` chunks is cut into.
+    public func threadGroups(chunkCount: Int) -> Int { max(1, min(threads, chunkCount)) }
+
     /// Forward, `term` and backward over `chunks`; returns the term's value (its mean over every
     /// row of the batch) and adds its gradient to the adapter's.
     ///
@@ -166,38 +171,23 @@ public final class Unlearner {
     /// order in which the rows' gradients are summed). One thread, or one chunk, runs the whole
     /// batch as one pass, with OpenBLAS on the configured threads.
     func descend(_ chunks: [[Int]], term: Term) throws -> Float {
-        let groups = min(threads, chunks.count)
+        let groups = threadGroups(chunkCount: chunks.count)
         guard groups > 1 else {
             return try descend(chunks, term: term, share: 1, adapter: adapter, threads: threads)
         }
         while replicas.count < groups - 1 { replicas.append(adapter.gradientReplica()) }
-        let totalRows = chunks.reduce(0) { $0 + term.rows(length: $1.count) }
         let ranges = (0 ..< groups).map { g in g * chunks.count / groups ..< (g + 1) * chunks.count / groups }
-        let parts = ranges.map { (chunks: Array(chunks[$0]), term: term.restricted(to: $0)) }
-        let results = UnsafeMutableBufferPointer<Result<Float, Error>>.allocate(capacity: groups)
-        results.initialize(repeating: .success(0))
-        defer { results.deinitialize(); results.deallocate() }
-        let shared = UncheckedSendable((self, parts, results))
-        BLASRuntime.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: groups) { g in
-                let (unlearner, parts, results) = shared.value
-                let target = g == 0 ? unlearner.adapter : unlearner.replicas[g - 1]
-                if g > 0 { target.zeroGradients() }
-                let (chunks, term) = parts[g]
-                let rows = chunks.reduce(0) { $0 + term.rows(length: $1.count) }
-                let share = totalRows == 0 ? 0 : Float(rows) / Float(totalRows)
-                results[g] = Result {
-                    try unlearner.descend(chunks, term: term, share: share, adapter: target, threads: 1)
-                }
-            }
+        let rows = ranges.map { r in chunks[r].reduce(0) { $0 + term.rows(length: $1.count) } }
+        let totalRows = rows.reduce(0, +)
+        let values = try Parallel.mapSingleThreaded(count: groups, threads: groups) { g in
+            let target = g == 0 ? adapter : replicas[g - 1]
+            if g > 0 { target.zeroGradients() }
+            let share = totalRows == 0 ? 0 : Float(rows[g]) / Float(totalRows)
+            return try descend(Array(chunks[ranges[g]]), term: term.restricted(to: ranges[g]), share: share,
+                               adapter: target, threads: 1)
         }
-        var value: Float = 0
-        for g in 0 ..< groups {
-            let part = try results[g].get()
-            value += part
-            if g > 0 { adapter.addGradients(of: replicas[g - 1]) }
-        }
-        return value
+        for replica in replicas.prefix(groups - 1) { adapter.addGradients(of: replica) }
+        return values.reduce(0, +)
     }
 
     /// `term` on one group of chunks, its gradient weighted by `share` (the group's part of the
@@ -241,4 +231,3 @@ public final class Unlearner {
         return adapter
     }
 }
-

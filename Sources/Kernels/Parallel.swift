@@ -6,7 +6,7 @@ import Dispatch
 /// thread count; each chunk is computed by exactly one thread and any reduction across chunks
 /// is done afterwards in chunk order. So a kernel built on this gives the same bits for any
 /// thread count (the determinism contract of the kernels).
-enum Parallel {
+public enum Parallel {
     /// Calls `body(chunkIndex, range)` for each chunk of `0..<count` of `chunkSize` items,
     /// distributing contiguous runs of chunks over `threads` threads.
     static func forEachChunk(count: Int, chunkSize: Int, threads: Int,
@@ -34,6 +34,27 @@ enum Parallel {
     /// Number of chunks `forEachChunk` makes for `count` items.
     static func chunkCount(_ count: Int, chunkSize: Int) -> Int {
         (count + chunkSize - 1) / chunkSize
+    }
+
+    /// `body(i)` for every i in `0..<count`, item i on worker i mod `threads`, with OpenBLAS on
+    /// one thread meanwhile: for items that are whole jobs of their own (a group of sequences, a
+    /// batch), each run single-threaded. Returns the results in item order; an error is
+    /// rethrown for the first failing item once every item has run.
+    public static func mapSingleThreaded<T>(count: Int, threads: Int, _ body: (Int) throws -> T) throws -> [T] {
+        precondition(threads >= 1, "thread count must be positive")
+        let results = UnsafeMutableBufferPointer<Result<T, Error>?>.allocate(capacity: count)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        withoutActuallyEscaping(body) { escaping in
+            let shared = UncheckedSendable((escaping, results))
+            BLASRuntime.withSingleThreadedBLAS {
+                DispatchQueue.concurrentPerform(iterations: min(threads, count)) { worker in
+                    let (body, results) = shared.value
+                    for i in stride(from: worker, to: count, by: threads) { results[i] = Result { try body(i) } }
+                }
+            }
+        }
+        return try results.map { try $0!.get() }
     }
 }
 

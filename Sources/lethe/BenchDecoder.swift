@@ -20,15 +20,15 @@ struct BenchDecoder: ParsableCommand {
     func run() throws {
         let (model, _) = try options.load()
         print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
-        let groups = min(options.threads, batch)
-        print(groups == 1 ? "training: the whole batch as one pass"
-              : "training: \(groups) groups of sequences at once, one thread each (OpenBLAS single-threaded inside)")
         var rng = SplitMix64(seed: 1)
         let chunks = (0 ..< batch).map { _ in (0 ..< tokens).map { _ in Int(rng.next() % 49152) } }
         let config = try UnlearningConfiguration(learningRate: 1e-4, steps: steps, batchSize: batch,
                                                  adapter: try LlamaAdapterConfiguration(rank: rank, alpha: Float(2 * rank)))
         let u = try Unlearner(model: model, objective: .fineTune, configuration: config, forget: chunks,
                               threads: options.threads)
+        let groups = u.threadGroups(chunkCount: batch)
+        print(groups == 1 ? "training: the whole batch as one pass"
+              : "training: \(groups) groups of sequences at once, one thread each (OpenBLAS single-threaded inside)")
         let optimizer = AdamW.Configuration(learningRate: 1e-4, weightDecay: 0)
         var times: [Double] = []
         for k in 0 ... steps {

@@ -96,7 +96,8 @@ struct Unlearn: ParsableCommand {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent("adapter.h5")
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,
-                              threadCount: options.threads, baseModelSHA256: try TextCorpus.fileSHA256(path: options.model), dataSets: sets)
+                              threadCount: options.threads,
+                              baseModelSHA256: try TextCorpus.fileSHA256(path: options.model), dataSets: sets)
         let cost = UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: tokens)
         print(String(format: "wrote %@ (%d trainable floats); %d trained tokens, %.3g FLOPs, pre-training / run = %.3g",
                      url.path, adapter.parameterCount, tokens, cost.runFLOPs, cost.ratio))

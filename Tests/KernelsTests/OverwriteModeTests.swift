@@ -112,4 +112,21 @@ import Testing
         }
         #expect((0..<8).allSatisfy { inside[$0] == 1 })
     }
+
+    @Test func mapSingleThreadedKeepsItemOrderAndRethrows() throws {
+        struct Failure: Error, Equatable { let item: Int }
+        let previous = BLASRuntime.threadCount
+        BLASRuntime.setThreadCount(2)
+        defer { BLASRuntime.setThreadCount(previous) }
+        let out = try Parallel.mapSingleThreaded(count: 7, threads: 3) { i in (i * i, BLASRuntime.activeThreadCount) }
+        #expect(out.map(\.0) == [0, 1, 4, 9, 16, 25, 36])
+        #expect(out.allSatisfy { $0.1 == 1 })   // OpenBLAS ran one thread inside
+        #expect(BLASRuntime.activeThreadCount == 2)
+        #expect(throws: Failure(item: 2)) {
+            _ = try Parallel.mapSingleThreaded(count: 6, threads: 2) { i in
+                if i == 2 || i == 5 { throw Failure(item: i) }
+                return i
+            }
+        }
+    }
 }

@@ -31,19 +31,9 @@ extension LlamaModel {
         guard workers > 1 else {
             return try batches.flatMap { try scores(ofBatch: $0, adapter: adapter, padID: padID, threads: threads) }
         }
-        let results = UnsafeMutableBufferPointer<Result<[TokenScores], Error>>.allocate(capacity: batches.count)
-        results.initialize(repeating: .success([]))
-        defer { results.deinitialize(); results.deallocate() }
-        let shared = UncheckedSendable((self, batches, adapter, results))
-        BLASRuntime.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let (model, batches, adapter, results) = shared.value
-                for k in stride(from: w, to: batches.count, by: workers) {
-                    results[k] = Result { try model.scores(ofBatch: batches[k], adapter: adapter, padID: padID, threads: 1) }
-                }
-            }
-        }
-        return try results.flatMap { try $0.get() }
+        return try Parallel.mapSingleThreaded(count: batches.count, threads: workers) {
+            try scores(ofBatch: batches[$0], adapter: adapter, padID: padID, threads: 1)
+        }.flatMap { $0 }
     }
 
     /// The scores of one right-padded batch.
@@ -76,4 +66,3 @@ extension LlamaModel {
         }
     }
 }
-
