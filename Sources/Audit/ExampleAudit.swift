@@ -1,6 +1,7 @@
 import Forgetting
 import Foundation
 import Planning
+import Training
 
 /// Everything Lethe can say about one training example (DESIGN.md §4, issue 6 item 5): where
 /// it lives, every stage checkpoint whose prefix contained it (existing or erased) and whether
@@ -61,11 +62,11 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         let shard = lineage.location.shard, slice = lineage.location.slice
         let sequences = plan.sequences(of: shard)
 
+        let layout = RunLayout(directory: run)
         var servedKeys = Set<String>()
-        let compositionURL = ServedCompositionFile.url(inRun: run)
-        if FileManager.default.fileExists(atPath: compositionURL.path) {
-            let composition = try ServedCompositionFile.load(from: compositionURL)
-            for entry in composition.shards where entry.shard == shard { servedKeys.formUnion(entry.stageKeys) }
+        if FileManager.default.fileExists(atPath: layout.servedURL.path) {
+            let composition = try ServedComposition.load(from: layout.servedURL)
+            for entry in composition.shards where entry.shard == shard { servedKeys.formUnion(entry.stageKeys.map(\.hex)) }
         }
         // A slice rebuilt without the example (`lethe retrain`) has a new hash; the stages that
         // saw the example were keyed by the hash recorded as `previous_hash` in the ledger.
@@ -77,11 +78,11 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             let position = lineage.stagePositions[index]
             for length in position...sequence.count {
                 let prefix = Array(sequence.prefix(length))
-                let key = StageFiles.key(prefixSliceHashes: prefix.map(hashSeen))
+                let stageKey = StageKey(prefixSliceHashes: prefix.map(hashSeen)), key = stageKey.hex
                 if stagesByKey[key] != nil { stagesByKey[key]?.sequences.append(index); continue }
-                let url = StageFiles.url(run: run, shard: shard, stage: length, key: key)
+                let url = layout.stageURL(shard: shard, stage: length, key: stageKey)
                 stagesByKey[key] = Stage(shard: shard, stage: length, slices: prefix, sequences: [index], key: key,
-                                         file: "stages/shard-\(shard)/\(url.lastPathComponent)",
+                                         file: layout.relativeStagePath(shard: shard, stage: length, key: stageKey),
                                          exists: FileManager.default.fileExists(atPath: url.path),
                                          served: servedKeys.contains(key))
             }
@@ -91,7 +92,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         }
 
         var deletions: [Deletion] = []
-        let ledgerURL = run.appendingPathComponent("ledger.sqlite")
+        let ledgerURL = RunLayout(directory: run).ledgerURL
         if FileManager.default.fileExists(atPath: ledgerURL.path) {
             let ledger = try Ledger.open(at: ledgerURL)
             defer { try? ledger.close() }
@@ -116,7 +117,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     /// entry), the hash of the current members plus the example.
     static func hashBeforeExclusion(of id: String, plan: Plan, run: URL) throws -> String {
         guard let location = plan.location(of: id) else { throw AuditError.unknownExample(id: id) }
-        let ledgerURL = run.appendingPathComponent("ledger.sqlite")
+        let ledgerURL = RunLayout(directory: run).ledgerURL
         if FileManager.default.fileExists(atPath: ledgerURL.path) {
             let ledger = try Ledger.open(at: ledgerURL)
             defer { try? ledger.close() }

@@ -1,16 +1,27 @@
 import Forgetting
 import Foundation
 import Planning
+import Training
 
 /// One finding of `lethe verify`: what is wrong and where.
 public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Codable, Sendable {
         /// The ledger's hash chain is broken (edited, deleted, reordered or inserted rows).
         case ledgerChain = "ledger_chain"
+        /// The ledger file is missing although the run records deletions or quotes its head.
+        case ledgerMissing = "ledger_missing"
+        /// served.json quotes a ledger head the ledger does not have (truncated or replaced).
+        case servedHead = "served_head"
         /// A receipt quotes a ledger head that the ledger no longer has.
         case receiptHead = "receipt_head"
+        /// A tombstone in the plan has no request in the ledger (ledger rows were removed).
+        case unrecordedTombstone = "unrecorded_tombstone"
+        /// served.json cannot be read or fails its content hash.
+        case unreadableComposition = "unreadable_composition"
         /// A stage file's tensors do not hash to the hash recorded in it.
         case tensorHash = "tensor_hash"
+        /// A stage file holds NaN or infinite values.
+        case nonFiniteTensor = "non_finite_tensor"
         /// A stage file cannot be read as a stage checkpoint.
         case unreadableStage = "unreadable_stage"
         /// The served composition names a stage whose file is missing.
@@ -56,106 +67,164 @@ public struct VerificationReport: Codable, Sendable, Equatable {
     }
 }
 
-/// Checks a run's integrity (issue 6 item 5): the ledger chain and the heads receipts quote,
-/// every stage file's tensor hash, that the ledger's deleted examples are tombstoned, that no
+/// Checks a run's integrity (docs/FORGETTING.md, "What an auditor gets"): the ledger chain and
+/// that the ledger still holds every head that served.json and receipts quote (so deleting the
+/// ledger or its last rows is caught), that every tombstone has its request and every
+/// requested deletion its tombstone, every stage file's tensor hash and finiteness, that no
 /// served stage's prefix holds a deleted example, that every served stage exists, and that no
 /// stage that saw a deleted example is left on disk. The deleted set comes from the ledger
 /// (the record of requests), not from the plan, so removing a tombstone is caught too.
 public enum RunVerifier {
     public static func verify(run: URL) throws -> VerificationReport {
+        let layout = RunLayout(directory: run)
+        let plan = try Plan.load(from: layout.planURL)
         var problems: [VerificationProblem] = []
-        let plan = try Plan.load(from: Plan.url(inRun: run))
-        let ledgerURL = run.appendingPathComponent("ledger.sqlite")
-
-        // Ledger: chain, receipt heads, deleted examples, pending requests.
-        var deleted = Set<String>()
-        var entryCount = 0
-        if FileManager.default.fileExists(atPath: ledgerURL.path) {
-            let ledger = try Ledger.open(at: ledgerURL)
-            defer { try? ledger.close() }
-            let chain = try ledger.verifyChain()
-            entryCount = chain.entryCount
-            if let problem = chain.firstBreak {
-                problems.append(.init(kind: .ledgerChain, location: ledgerURL.path, detail: "\(problem)"))
-            }
-            var covered: Int64 = 0
-            for receipt in try ledger.entries(matching: Forgetter.receiptKey) {
-                guard let coverage = try? receipt.decodePayload(as: ReceiptCoverage.self) else { continue }
-                covered = max(covered, coverage.ledgerSequence)
-                if try ledger.entry(at: coverage.ledgerSequence)?.hash != coverage.ledgerHash {
-                    problems.append(.init(kind: .receiptHead, location: "ledger entry #\(receipt.sequenceNumber)",
-                                          detail: "quotes head #\(coverage.ledgerSequence) \(coverage.ledgerHash), "
-                                              + "which the ledger does not have"))
-                }
-            }
-            var pending = 0
-            for entry in try ledger.entries() where entry.kind == .request {
-                guard let record = try? entry.decodePayload(as: RequestRecord.self) else { continue }
-                deleted.formUnion(record.examples)
-                if entry.sequenceNumber > covered { pending += 1 }
-            }
-            if pending > 0 {
-                problems.append(.init(kind: .pendingRequests, location: ledgerURL.path,
-                                      detail: "\(pending) request(s) after ledger #\(covered) have no receipt; "
-                                          + "run lethe forget --resume"))
-            }
-        }
-        for id in deleted.sorted() where !plan.isTombstoned(id) {
-            problems.append(.init(kind: .missingTombstone, location: Plan.url(inRun: run).path,
+        let composition = readComposition(layout, problems: &problems)
+        let ledger = try checkLedger(layout, quotedHead: composition?.ledgerHead, problems: &problems)
+        for id in ledger.deleted.sorted() where !plan.isTombstoned(id) {
+            problems.append(.init(kind: .missingTombstone, location: layout.planURL.path,
                                   detail: "\(id) was requested deleted but is not tombstoned"))
         }
-        // A slice rebuilt without an example (`lethe retrain`) no longer holds it.
+        for id in plan.tombstones where !ledger.deleted.contains(id) {
+            problems.append(.init(kind: .unrecordedTombstone, location: layout.planURL.path,
+                                  detail: "\(id) is tombstoned but no ledger request deletes it: ledger rows were "
+                                      + "removed or the ledger was replaced"))
+        }
+        // Deleted per the ledger or the plan; a slice rebuilt without an example no longer holds it.
+        let deleted = ledger.deleted.union(plan.tombstones)
         let hits = Set(deleted.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
+        let servedCount = composition.map { checkComposition($0, plan: plan, layout: layout, deleted: deleted, hits: hits,
+                                                              problems: &problems) } ?? 0
+        let stageCount = checkStageFiles(plan: plan, layout: layout, hits: hits, problems: &problems)
+        return VerificationReport(ledgerEntryCount: ledger.entryCount, stageFileCount: stageCount,
+                                  servedStageCount: servedCount, deletedExampleCount: ledger.deleted.count,
+                                  replayedStageCount: nil, problems: problems)
+    }
 
-        // Served composition.
-        var servedCount = 0
-        let compositionURL = ServedCompositionFile.url(inRun: run)
-        if FileManager.default.fileExists(atPath: compositionURL.path) {
-            let composition = try ServedCompositionFile.load(from: compositionURL)
-            for entry in composition.shards {
-                guard let sequence = entry.sequence, entry.prefixLength > 0 else { continue }
-                let slices = plan.sequences(of: entry.shard)[sequence].prefix(entry.prefixLength)
-                let expected = (1...entry.prefixLength).map { i in
-                    StageFiles.key(prefixSliceHashes: slices.prefix(i).map { plan.sliceHash(shard: entry.shard, slice: $0) })
-                }
-                if expected != entry.stageKeys {
-                    problems.append(.init(kind: .servedLineage, location: "shard \(entry.shard), sequence \(sequence)",
-                                          detail: "served stage keys differ from those of the plan's current slices "
-                                              + "(prefix \(Array(slices)))"))
-                }
-                for (index, key) in entry.stageKeys.enumerated() {
-                    servedCount += 1
-                    let url = StageFiles.url(run: run, shard: entry.shard, stage: index + 1, key: key)
-                    if !FileManager.default.fileExists(atPath: url.path) {
-                        problems.append(.init(kind: .missingServedStage, location: url.path,
-                                              detail: "shard \(entry.shard) serves stage \(index + 1) (key \(key))"))
-                    }
-                }
-                for slice in slices where hits.contains(SliceLocation(shard: entry.shard, slice: slice)) {
-                    let examples = deleted.filter {
-                        !plan.isExcluded($0) && plan.location(of: $0) == SliceLocation(shard: entry.shard, slice: slice)
-                    }
-                    problems.append(.init(kind: .servedDeletedExample, location: "shard \(entry.shard), sequence \(sequence)",
-                                          detail: "served prefix \(Array(slices)) contains slice \(slice), which held deleted "
-                                              + "example(s) \(examples.sorted().prefix(3).joined(separator: ", "))"))
-                }
+    private static func readComposition(_ layout: RunLayout, problems: inout [VerificationProblem]) -> ServedComposition? {
+        guard FileManager.default.fileExists(atPath: layout.servedURL.path) else { return nil }
+        do { return try ServedComposition.load(from: layout.servedURL) } catch {
+            problems.append(.init(kind: .unreadableComposition, location: layout.servedURL.path, detail: "\(error)"))
+            return nil
+        }
+    }
+
+    /// The chain, the heads quoted by served.json and by receipts, pending requests; returns
+    /// the entry count and the examples the ledger's requests delete.
+    private static func checkLedger(_ layout: RunLayout, quotedHead: LedgerAnchor?,
+                                    problems: inout [VerificationProblem]) throws -> (entryCount: Int, deleted: Set<String>) {
+        let url = layout.ledgerURL
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            if let quotedHead, quotedHead.sequenceNumber > 0 {
+                problems.append(.init(kind: .ledgerMissing, location: url.path,
+                                      detail: "served.json reflects ledger entry #\(quotedHead.sequenceNumber), but the "
+                                          + "ledger file is missing"))
+            }
+            return (0, [])
+        }
+        let ledger = try Ledger.open(at: url)
+        defer { try? ledger.close() }
+        let chain = try ledger.verifyChain()
+        if let problem = chain.firstBreak {
+            problems.append(.init(kind: .ledgerChain, location: url.path, detail: "\(problem)"))
+        }
+        if let quotedHead, quotedHead.sequenceNumber > 0 {
+            let entry = try ledger.entry(at: quotedHead.sequenceNumber)
+            if entry?.hash != quotedHead.hash {
+                problems.append(.init(kind: .servedHead, location: layout.servedURL.path,
+                                      detail: "reflects ledger head \(quotedHead), but the ledger "
+                                          + (entry.map { "has hash \($0.hash) there" }
+                                             ?? "ends at #\(chain.head?.sequenceNumber ?? 0)")
+                                          + ": the ledger was truncated or replaced"))
             }
         }
+        var covered: Int64 = 0
+        for receipt in try ledger.entries(matching: Forgetter.receiptKey) {
+            guard let coverage = try? receipt.decodePayload(as: ReceiptCoverage.self) else { continue }
+            covered = max(covered, coverage.ledgerSequence)
+            if try ledger.entry(at: coverage.ledgerSequence)?.hash != coverage.ledgerHash {
+                problems.append(.init(kind: .receiptHead, location: "ledger entry #\(receipt.sequenceNumber)",
+                                      detail: "quotes head #\(coverage.ledgerSequence) \(coverage.ledgerHash), "
+                                          + "which the ledger does not have"))
+            }
+        }
+        var deleted = Set<String>()
+        var pending = 0
+        for entry in try ledger.entries() where entry.kind == .request {
+            guard let record = try? entry.decodePayload(as: RequestRecord.self) else { continue }
+            deleted.formUnion(record.examples)
+            if entry.sequenceNumber > covered { pending += 1 }
+        }
+        if pending > 0 {
+            problems.append(.init(kind: .pendingRequests, location: url.path,
+                                  detail: "\(pending) request(s) after ledger #\(covered) have no receipt; "
+                                      + "run lethe forget --resume"))
+        }
+        return (chain.entryCount, deleted)
+    }
 
-        // Stage files: hashes, and nothing left that saw a deleted example.
+    /// Served keys against the plan, served files present, no served prefix holding a deleted
+    /// example; returns the number of served stages.
+    private static func checkComposition(_ composition: ServedComposition, plan: Plan, layout: RunLayout,
+                                         deleted: Set<String>, hits: Set<SliceLocation>,
+                                         problems: inout [VerificationProblem]) -> Int {
+        var servedCount = 0
+        for entry in composition.shards {
+            guard let sequence = entry.sequence, entry.prefixLength > 0, composition.strategy != .full else { continue }
+            guard (0..<plan.shardCount).contains(entry.shard), plan.sequences(of: entry.shard).indices.contains(sequence),
+                  entry.prefixLength <= plan.sliceCount else {
+                problems.append(.init(kind: .servedLineage, location: "shard \(entry.shard), sequence \(sequence)",
+                                      detail: "not a shard, sequence or prefix length of the plan"))
+                continue
+            }
+            let slices = plan.sequences(of: entry.shard)[sequence].prefix(entry.prefixLength)
+            let expected = (1...entry.prefixLength).map { i in
+                StageKey(prefixSliceHashes: slices.prefix(i).map { plan.sliceHash(shard: entry.shard, slice: $0) })
+            }
+            if expected != entry.stageKeys {
+                problems.append(.init(kind: .servedLineage, location: "shard \(entry.shard), sequence \(sequence)",
+                                      detail: "served stage keys differ from those of the plan's current slices "
+                                          + "(prefix \(Array(slices)))"))
+            }
+            for (index, key) in entry.stageKeys.enumerated() {
+                servedCount += 1
+                let url = layout.stageURL(shard: entry.shard, stage: index + 1, key: key)
+                if !FileManager.default.fileExists(atPath: url.path) {
+                    problems.append(.init(kind: .missingServedStage, location: url.path,
+                                          detail: "shard \(entry.shard) serves stage \(index + 1) (key \(key))"))
+                }
+            }
+            for slice in slices where hits.contains(SliceLocation(shard: entry.shard, slice: slice)) {
+                let examples = deleted.filter {
+                    !plan.isExcluded($0) && plan.location(of: $0) == SliceLocation(shard: entry.shard, slice: slice)
+                }
+                problems.append(.init(kind: .servedDeletedExample, location: "shard \(entry.shard), sequence \(sequence)",
+                                      detail: "served prefix \(Array(slices)) contains slice \(slice), which held deleted "
+                                          + "example(s) \(examples.sorted().prefix(3).joined(separator: ", "))"))
+            }
+        }
+        return servedCount
+    }
+
+    /// Every stage file's hash and finiteness, and no file left that saw a deleted example;
+    /// returns the number of stage files.
+    private static func checkStageFiles(plan: Plan, layout: RunLayout, hits: Set<SliceLocation>,
+                                        problems: inout [VerificationProblem]) -> Int {
         var stageCount = 0
         for shard in 0..<plan.shardCount {
-            let directory = StageFiles.shardDirectory(run: run, shard: shard)
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
-                .filter { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }.sorted()
-            for name in names {
+            for name in layout.stageFileNames(shard: shard) {
                 stageCount += 1
-                let url = directory.appendingPathComponent(name)
+                let url = layout.shardDirectory(shard).appendingPathComponent(name)
                 do {
                     let check = try StageTensorDigest.check(url)
                     if !check.matches {
                         problems.append(.init(kind: .tensorHash, location: url.path,
                                               detail: "tensors hash to \(check.computed), the file records \(check.recorded)"))
+                    }
+                    if check.nonFiniteCount > 0 {
+                        problems.append(.init(kind: .nonFiniteTensor, location: url.path,
+                                              detail: "\(check.nonFiniteCount) NaN or infinite value(s): training "
+                                                  + "diverged; delete the file and train again with a lower --lr"))
                     }
                 } catch {
                     problems.append(.init(kind: .unreadableStage, location: url.path, detail: "\(error)"))
@@ -163,16 +232,14 @@ public enum RunVerifier {
             }
             let hitSlices = Set(hits.filter { $0.shard == shard }.map(\.slice))
             for prefix in DeletionLogic.stagePrefixes(of: plan.sequences(of: shard), containingAnyOf: hitSlices) {
-                let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
-                let url = StageFiles.url(run: run, shard: shard, stage: prefix.count, key: key)
+                let key = StageKey(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+                let url = layout.stageURL(shard: shard, stage: prefix.count, key: key)
                 if FileManager.default.fileExists(atPath: url.path) {
                     problems.append(.init(kind: .unerasedStage, location: url.path,
                                           detail: "prefix \(prefix) of shard \(shard) saw a deleted example"))
                 }
             }
         }
-        return VerificationReport(ledgerEntryCount: entryCount, stageFileCount: stageCount,
-                                  servedStageCount: servedCount, deletedExampleCount: deleted.count,
-                                  replayedStageCount: nil, problems: problems)
+        return stageCount
     }
 }

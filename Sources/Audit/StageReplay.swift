@@ -29,9 +29,9 @@ public enum StageReplay {
 
     /// The served stages of a run as (shard, stage, key), in composition order.
     public static func servedStages(run: URL) throws -> [(shard: Int, stage: Int, key: String)] {
-        let composition = try ServedCompositionFile.load(from: ServedCompositionFile.url(inRun: run))
-        return composition.liveEntries.flatMap { entry in
-            entry.stageKeys.enumerated().map { (entry.shard, $0.offset + 1, $0.element) }
+        let composition = try ServedComposition.load(from: RunLayout(directory: run).servedURL)
+        return composition.liveShards.flatMap { entry in
+            entry.stageKeys.enumerated().map { (entry.shard, $0.offset + 1, $0.element.hex) }
         }
     }
 
@@ -45,8 +45,9 @@ public enum StageReplay {
         var outcomes: [Outcome] = []
         var problems: [VerificationProblem] = []
         for (shard, stage, key) in chosen.sorted(by: { ($0.shard, $0.stage) < ($1.shard, $1.stage) }) {
-            let url = StageFiles.url(run: run, shard: shard, stage: stage, key: key)
-            let relative = "stages/shard-\(shard)/\(url.lastPathComponent)"
+            let layout = RunLayout(directory: run)
+            let url = layout.stageURL(shard: shard, stage: stage, key: StageKey(hex: key))
+            let relative = layout.relativeStagePath(shard: shard, stage: stage, key: StageKey(hex: key))
             func problem(_ kind: VerificationProblem.Kind, _ detail: String) {
                 problems.append(.init(kind: kind, location: url.path, detail: detail))
             }

@@ -15,6 +15,8 @@ public enum StageTensorDigest {
     public struct Check: Sendable, Equatable {
         public var recorded: String
         public var computed: String
+        /// Values that are NaN or infinite (a diverged training run).
+        public var nonFiniteCount = 0
         public var matches: Bool { recorded == computed }
     }
 
@@ -44,6 +46,7 @@ public enum StageTensorDigest {
         }
         let computed = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         let recorded = try file.hasAttribute(named: "tensors_sha256") ? try file.stringAttribute(named: "tensors_sha256") : ""
-        return Check(recorded: recorded, computed: computed)
+        let nonFinite = tensors.reduce(0) { count, tensor in count + tensor.values.lazy.filter { !$0.isFinite }.count }
+        return Check(recorded: recorded, computed: computed, nonFiniteCount: nonFinite)
     }
 }

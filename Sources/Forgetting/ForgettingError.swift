@@ -19,6 +19,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case malformedRequest(file: String, line: Int, reason: String)
     /// A request names no example or group, or the request set is empty.
     case invalidRequest(reason: String)
+    /// The ledger lacks history that the run's composition or receipts quote.
+    case ledgerTampered(file: String, reason: String)
     /// A shard cannot be retrained (its run, another retrain, or its data stands in the way).
     case retrainRefused(shard: Int?, reason: String)
 
@@ -46,6 +48,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .retrainRefused(let shard, let reason):
             return (shard.map { "shard \($0): " } ?? "") + "cannot retrain: \(reason). Nothing was published for "
                 + "this shard; fix the cause and run lethe retrain again (it resumes from the stages already trained)."
+        case .ledgerTampered(let file, let reason):
+            return "\(file): \(reason). Deletion history may have been lost, so the run will not answer or train; "
+                + "restore the ledger from a backup and run lethe verify."
         case .invalidRequest(let reason):
             return "\(reason). Name examples with --id, groups with --group, or a JSON Lines log with --log."
         }

@@ -42,6 +42,7 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         let run = URL(fileURLWithPath: runDirectory)
+        try RunAccess.recover(run)
         var ids: [String] = []
         if let id { ids = [id] }
         if let group {

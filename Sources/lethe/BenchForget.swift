@@ -4,6 +4,7 @@ import Foundation
 import Kernels
 import Planning
 import Store
+import Training
 
 /// `lethe bench forget`: latency of single forgets and of a 100,000-request deletion log.
 struct BenchForget: ParsableCommand {
@@ -231,22 +232,22 @@ struct BenchForget: ParsableCommand {
         let plan = try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: shards, sliceCount: slices,
                                                                                  budget: budget))
         try plan.save(to: Plan.url(inRun: directory))
-        var entries: [ServedCompositionFile.Entry] = []
+        let layout = RunLayout(directory: directory)
+        var entries: [ServedComposition.Entry] = []
         for shard in 0..<shards {
-            try FileManager.default.createDirectory(at: StageFiles.shardDirectory(run: directory, shard: shard),
-                                                    withIntermediateDirectories: true)
-            var servedKeys: [String] = []
+            try FileManager.default.createDirectory(at: layout.shardDirectory(shard), withIntermediateDirectories: true)
+            var servedKeys: [StageKey] = []
             for (index, sequence) in plan.sequences(of: shard).enumerated() {
                 for length in 1...slices {
-                    let key = StageFiles.key(prefixSliceHashes: sequence.prefix(length).map { plan.sliceHash(shard: shard, slice: $0) })
-                    _ = FileManager.default.createFile(atPath: StageFiles.url(run: directory, shard: shard, stage: length, key: key).path,
+                    let key = StageKey(prefixSliceHashes: sequence.prefix(length).map { plan.sliceHash(shard: shard, slice: $0) })
+                    _ = FileManager.default.createFile(atPath: layout.stageURL(shard: shard, stage: length, key: key).path,
                                                        contents: Data(count: 4096))
                     if index == 0 { servedKeys.append(key) }
                 }
             }
             entries.append(.init(shard: shard, sequence: 0, prefixLength: slices, stageKeys: servedKeys))
         }
-        try ServedCompositionFile(strategy: "s3t", shards: entries, ledgerHead: nil).publish(inRun: directory)
+        try ServedComposition(strategy: .s3t, shards: entries, ledgerHead: .empty).save(to: layout)
         return directory
     }
 

@@ -28,7 +28,7 @@ struct Evaluate: ParsableCommand {
         let settings = try TrainingSettings.load(from: layout.settingsURL)
         let encoder = try MiniLMEncoder(directory: settings.baseModel)
         let clock = ContinuousClock(), start = clock.now
-        let ensemble = try RunEnsemble(layout: layout, labels: plan.labels, encoder: encoder)
+        let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)
         let truth = try dataset.examples.map { e -> Int in
             guard let k = plan.labels.index(of: e.label) else {

@@ -67,7 +67,7 @@ struct Finetune: ParsableCommand {
         let resumed = FileManager.default.fileExists(atPath: layout.settingsURL.path)
         let settings = try options.resolveSettings(layout: layout, strategy: .full,
                                                    layersPerBlock: layers ?? (resumed ? nil : layerCount))
-        try Train.train(layout: layout, plan: plan, settings: settings, shards: [], data: data, json: json)
+        try Train.train(layout: layout, settings: settings, shards: [], data: data, json: json)
         if !json {
             print("fine-tuned model in \(out): evaluate with `lethe evaluate --run \(out) --data TEST.jsonl`")
         }

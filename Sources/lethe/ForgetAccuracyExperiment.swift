@@ -79,7 +79,10 @@ struct ForgetAccuracyExperiment {
                         shard: shard, sequences: plan.sequences(of: shard),
                         sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
                         layerCount: encoder.configuration.layerCount, layersPerBlock: 1, strategy: strategy)
-                    try runner.train(schedule, members: { plan.currentMembers(shard: shard, slice: $0) }, events: { _ in })
+                    try RunAccess.guarded(run).trainAndPublish(schedule, runner: runner,
+                                                               members: { plan.currentMembers(shard: shard, slice: $0) },
+                                                               gate: RunAccess.guarded(run).stageGate(tombstones: []),
+                                                               events: { _ in })
                 }
             }.seconds
             var done = 0
@@ -121,7 +124,10 @@ struct ForgetAccuracyExperiment {
                                           adapterLayers: Array(layerCount - sliceCount ..< layerCount))
         say("training the full baseline …")
         let fullSeconds = try clock.measure {
-            try fullRunner.train(schedule, members: { _ in ids.sorted(by: UTF8Order.precedes) }, events: { _ in })
+            try RunAccess.guarded(fullRun).trainAndPublish(schedule, runner: fullRunner,
+                                                           members: { _ in ids.sorted(by: UTF8Order.precedes) },
+                                                           gate: RunAccess.guarded(fullRun).stageGate(tombstones: []),
+                                                           events: { _ in })
         }.seconds
         return Result(points: points, trainSeconds: trainSeconds, sisaShardRetrainSeconds: shardSeconds,
                       sisaShardRetrainStages: records.reduce(0) { $0 + $1.trainedStages.count },
@@ -138,8 +144,10 @@ struct ForgetAccuracyExperiment {
 
     /// Ensemble accuracy of the served composition (nil when nothing is served) and live shards.
     private func evaluate(_ run: URL, plan: Plan, test: Dataset, encoder: MiniLMEncoder) throws -> (Double?, Int) {
-        let ensemble = try RunEnsemble(layout: RunLayout(directory: run), labels: plan.labels, encoder: encoder)
-        guard !ensemble.members.isEmpty else { return (nil, 0) }
+        let layout = RunLayout(directory: run)
+        let composition = try ServedComposition.load(from: layout.servedURL)
+        guard !composition.liveShards.isEmpty else { return (nil, 0) }
+        let ensemble = try RunEnsemble(layout: layout, composition: composition, labels: plan.labels, encoder: encoder)
         let texts = test.examples.map(ensemble.input)
         let truth = test.examples.map { plan.labels.index(of: $0.label) ?? -1 }
         let mean = RunEnsemble.meanLogits(ensemble.shardLogits(texts), textCount: texts.count, classCount: plan.labels.count)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Planning
+import Store
+import Training
 
 extension SequenceSelection: ExpressibleByArgument {}
 extension Assignment: ExpressibleByArgument {}
@@ -64,7 +66,7 @@ struct PlanCreate: ParsableCommand {
     @Option(name: .customLong("run"), help: "Run directory; created if missing.")
     var runDirectory: String
 
-    @Flag(help: "Replace a plan that the run directory already holds.")
+    @Flag(help: "Replace a plan that the run directory already holds. Refused once the run has a deletion ledger or tombstones: a new plan would lose which examples were forgotten; plan into a new directory instead.")
     var force = false
 
     @Flag(help: "Print a JSON summary instead of text.")
@@ -85,11 +87,38 @@ struct PlanCreate: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let runURL = URL(fileURLWithPath: runDirectory)
-        let plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+        let layout = RunLayout(directory: runURL)
+        let plan: Plan
+        if force && FileManager.default.fileExists(atPath: layout.planURL.path) {
+            // Under the run lock, so no forget lands between the check and the new plan.
+            plan = try FileLock.withExclusiveLock(layout.lockURL) {
+                try Self.refuseReplacingForgottenHistory(layout)
+                return try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                           parameters: parameters, runDirectory: runURL, force: true)
+            }
+        } else {
+            plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
                                        parameters: parameters, runDirectory: runURL, force: force)
+        }
         let seconds = (clock.now - start).seconds
         let summary = PlanSummary(plan: plan, path: Plan.url(inRun: runURL).path, seconds: seconds)
         print(json ? try summary.json() : summary.text)
+    }
+}
+
+extension PlanCreate {
+    /// Refuses to replace the plan of a run that has forgotten anything: its tombstones and
+    /// ledger bind every later training of that data, and a new plan would not carry them.
+    static func refuseReplacingForgottenHistory(_ layout: RunLayout) throws {
+        let tombstones = (try? Plan.load(from: layout.planURL).tombstones.count) ?? 0
+        let hasLedger = FileManager.default.fileExists(atPath: layout.ledgerURL.path)
+        guard tombstones == 0 && !hasLedger else {
+            throw ValidationError("--force: \(layout.directory.path) has " + (hasLedger ? "a deletion ledger" : "")
+                                  + (hasLedger && tombstones > 0 ? " and " : "")
+                                  + (tombstones > 0 ? "\(tombstones) deleted example(s)" : "")
+                                  + "; a new plan would train on forgotten data again. Plan into a new run directory "
+                                  + "from a dataset without the forgotten examples instead.")
+        }
     }
 }
 

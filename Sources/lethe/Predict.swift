@@ -32,7 +32,7 @@ struct Predict: ParsableCommand {
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)
         let encoder = try MiniLMEncoder(directory: settings.baseModel)
-        let ensemble = try RunEnsemble(layout: layout, labels: plan.labels, encoder: encoder)
+        let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
         var ids: [String?] = text.map { _ in nil }
         var inputs = text
         if let data {

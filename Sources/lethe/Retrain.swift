@@ -59,6 +59,7 @@ struct Retrain: ParsableCommand {
         let run = URL(fileURLWithPath: runDirectory)
         let clock = ContinuousClock(), origin = clock.now
         let seconds = { (clock.now - origin).seconds }
+        try RunAccess.recover(run)
         let needed = try Retrainer.shardsNeedingRetrain(run: run)
         let wanted = shards.isEmpty ? needed : needed.filter(shards.contains)
         if wanted.isEmpty {
@@ -70,7 +71,7 @@ struct Retrain: ParsableCommand {
                                      epochs: trainer.runner.settings.epochs, clock: seconds)
         let retrainer = Retrainer(run: run, runner: trainer.runner, layerCount: trainer.layerCount)
         let records = try retrainer.retrain(shards: shards.isEmpty ? nil : shards, maxPasses: passes,
-                                            nowMilliseconds: { Int64(Date().timeIntervalSince1970 * 1000) }) { event in
+                                            nowMilliseconds: RunAccess.nowMilliseconds) { event in
             switch event {
             case .training(let event): reporter.handle(event)
             case .published(let record):

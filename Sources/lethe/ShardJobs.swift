@@ -144,6 +144,8 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
                           Double(int(e["examples_seen"])) / max(seconds, 1e-9), trained)
         case "skipped":
             return "shard \(int(e["shard"])) stage \(int(e["stage"])): already complete"
+        case "withheld":
+            return "shard \(int(e["shard"])) stage \(int(e["stage"])): withheld, its slices hold a deleted example"
         case "served":
             let sequence = int(e["sequence"])
             return "shard \(int(e["shard"])): serving sequence \(sequence < 0 ? "none" : String(sequence)), prefix \(int(e["prefix_length"]))"

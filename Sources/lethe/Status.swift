@@ -39,6 +39,7 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
+        try RunAccess.recover(layout.directory)
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settingsExist = FileManager.default.fileExists(atPath: layout.settingsURL.path)
         let settings = settingsExist ? try TrainingSettings.load(from: layout.settingsURL) : nil

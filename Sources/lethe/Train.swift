@@ -1,4 +1,5 @@
 import ArgumentParser
+import Forgetting
 import Foundation
 import Kernels
 import Models
@@ -75,14 +76,21 @@ struct Train: ParsableCommand {
                           terminal: isatty(STDOUT_FILENO) == 1 && !json).run(shards: selected, jobs: jobs)
             return
         }
-        try Self.train(layout: layout, plan: plan, settings: settings, shards: shards, data: data, json: json,
+        try Self.train(layout: layout, settings: settings, shards: shards, data: data, json: json,
                        progressEvents: progressEvents)
     }
 
-    /// Trains every stage of `shards` (all when empty) that has no complete file, reporting
-    /// progress; shared with `lethe finetune`.
-    static func train(layout: RunLayout, plan: Plan, settings: TrainingSettings, shards: [Int],
+    /// Trains every stage of `shards` (all when empty) that has no complete file and holds no
+    /// deleted example, then publishes each shard's composition, reporting progress; shared
+    /// with `lethe finetune`. The plan and its tombstones are read under the run lock after
+    /// recovery; every stage commit and every publish re-reads them there (`RunGuard`).
+    static func train(layout: RunLayout, settings: TrainingSettings, shards: [Int],
                       data: String?, json: Bool, progressEvents: Bool = false) throws {
+        let guarded = RunAccess.guarded(layout.directory)
+        let plan = try guarded.withRecoveredRun { recovery in
+            RunAccess.report(recovery)
+            return try Plan.load(from: layout.planURL)
+        }
         let dataset = try RunData.dataset(for: plan, override: data)
         let encoder = try MiniLMEncoder(directory: settings.baseModel)
         let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
@@ -91,13 +99,16 @@ struct Train: ParsableCommand {
                                clock: { (clock.now - origin).seconds })
         let reporter = TrainReporter(json: json, terminal: isatty(STDOUT_FILENO) == 1 && !json,
                                      epochs: settings.epochs, progressEvents: progressEvents, clock: runner.clock)
+        let gate = guarded.stageGate(tombstones: plan.tombstones)
         let layerCount = encoder.configuration.layerCount
+        var withheld = 0
         if settings.strategy == .full {
-            let ids = (0..<plan.shardCount).flatMap { h in (0..<plan.sliceCount).flatMap { plan.members(shard: h, slice: $0) } }
-                .filter { !plan.isTombstoned($0) }
+            let ids = (0..<plan.shardCount).flatMap { h in (0..<plan.sliceCount).flatMap { plan.currentMembers(shard: h, slice: $0) } }
+                .filter { !plan.isTombstoned($0) }.sorted(by: UTF8Order.precedes)
             let adapterLayers = Array(max(0, layerCount - plan.sliceCount * settings.layersPerBlock)..<layerCount)
             let schedule = StageSchedule.full(dataHash: SliceHash.of(ids: ids), adapterLayers: adapterLayers)
-            try runner.train(schedule, members: { _ in ids.sorted(by: UTF8Order.precedes) }, events: reporter.handle)
+            withheld += try guarded.trainAndPublish(schedule, runner: runner, members: { _ in ids }, gate: gate,
+                                                    events: reporter.handle).outcome.withheld.count
         } else {
             let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
             for shard in selected {   // `run` checked that every --shard is in the plan
@@ -105,11 +116,16 @@ struct Train: ParsableCommand {
                     shard: shard, sequences: plan.sequences(of: shard),
                     sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
                     layerCount: layerCount, layersPerBlock: settings.layersPerBlock, strategy: settings.strategy)
-                try runner.train(schedule, members: { slice in
-                    plan.members(shard: shard, slice: slice).filter { !plan.isTombstoned($0) }
-                }, events: reporter.handle)
+                withheld += try guarded.trainAndPublish(schedule, runner: runner,
+                                                        members: { plan.currentMembers(shard: shard, slice: $0) },
+                                                        gate: gate, events: reporter.handle).outcome.withheld.count
             }
         }
         reporter.finish()
+        if withheld > 0 {
+            FileHandle.standardError.write(Data(("\(withheld) stage(s) were not trained: their slices hold deleted "
+                + "examples, so each shard serves its longest clean prefix. Run `lethe retrain --run "
+                + "\(layout.directory.path)` to rebuild those slices without them.\n").utf8))
+        }
     }
 }

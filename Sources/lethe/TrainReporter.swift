@@ -68,6 +68,15 @@ final class TrainReporter {
                              r.examplesSeen, r.wallTimeSeconds, Double(r.examplesSeen) / max(r.wallTimeSeconds, 1e-9),
                              stagesDone, stageCount))
             }
+        case let .stageWithheld(lineage):
+            stagesDone += 1
+            if json {
+                emit(["event": "withheld", "shard": lineage.shard, "stage": lineage.stage, "stage_key": lineage.key.hex])
+            } else {
+                if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+                say("shard \(lineage.shard) seq \(lineage.sequences.map(String.init).joined(separator: ",")) stage "
+                    + "\(lineage.stage): withheld, its slices hold a deleted example")
+            }
         case let .shardPublished(entry):
             if json {
                 emit(["event": "served", "shard": entry.shard, "sequence": entry.sequence ?? -1,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import Forgetting
 import Foundation
 
 /// `lethe verify`: integrity of a run's ledger, checkpoints and served composition.
@@ -51,6 +52,9 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         let run = URL(fileURLWithPath: runDirectory)
+        // Complete an interrupted forget first; a ledger that lost history is not an error
+        // here but a finding the report names.
+        do { try RunAccess.recover(run) } catch ForgettingError.ledgerTampered {}
         var report = try RunVerifier.verify(run: run)
         if let replay {
             let trainer = try RunTrainer(run: run, data: data, threads: nil, clock: { 0 })

@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import Training
 
 /// What one forget operation did (issue 6 item 3): stored in the ledger as a `receipt` entry
 /// and printed by `lethe forget --json`.
@@ -150,9 +151,9 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
     /// The receipt of a `--resume` with nothing pending: no change, nothing recorded; it
     /// reports the current serving state.
     static func nothingPending(plan: Plan, run: URL, head: LedgerHead) throws -> ForgetReceipt {
-        let compositionURL = ServedCompositionFile.url(inRun: run)
+        let compositionURL = RunLayout(directory: run).servedURL
         let published = FileManager.default.fileExists(atPath: compositionURL.path)
-        let served = published ? try ServedCompositionFile.load(from: compositionURL).shards.map {
+        let served = published ? try ServedComposition.load(from: compositionURL).shards.map {
             ServedShard(shard: $0.shard, sequence: $0.sequence, prefixLength: $0.prefixLength)
         } : []
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))

@@ -1,6 +1,7 @@
 import Foundation
 import Planning
 import Store
+import Training
 
 /// Carries out forget requests on a run directory in the order issue 6 item 1 fixes:
 ///
@@ -28,19 +29,20 @@ import Store
 /// is seen. Use one `Forgetter` from one thread at a time.
 public final class Forgetter {
     public let run: URL
+    let layout: RunLayout
     /// Resolves a group name to the planned example ids of that data subject.
     public typealias GroupResolver = (String) -> [String]
 
     /// State kept between forgets; read and changed only while holding the forget lock.
     private var ledger: (ledger: Ledger, identity: FileIdentity)?
     private var plan: (plan: Plan, identity: FileIdentity)?
-    private var composition: (strategy: String, identity: FileIdentity)?
+    private var composition: (value: ServedComposition, identity: FileIdentity)?
     /// Stage keys and file paths by (shard, prefix); valid while the cached plan's slice hashes are.
     private var stageFileCache: [StagePrefix: StageFile] = [:]
     /// The last receipt this engine read or wrote: its ledger position and the coverage it records.
     private var lastReceipt: (sequenceNumber: Int64, coverage: Int64)?
 
-    public init(run: URL) { self.run = run }
+    public init(run: URL) { self.run = run; layout = RunLayout(directory: run) }
 
     deinit { try? ledger?.ledger.close() }
 
@@ -71,7 +73,7 @@ public final class Forgetter {
         return try body()
     }
 
-    public var ledgerURL: URL { run.appendingPathComponent("ledger.sqlite") }
+    public var ledgerURL: URL { layout.ledgerURL }
 
     /// The ledger key that marks receipts, so the last one is found without a scan.
     public static let receiptKey = LedgerKey(field: .init(rawValue: "entry"), value: "receipt")
@@ -79,24 +81,28 @@ public final class Forgetter {
     /// Forgets `requests` (and finishes any pending ones). `accepted` is called once the
     /// requests are durable in the ledger, before anything else changes.
     ///
-    /// The whole operation holds the run's forget lock (`DIR/.forget.lock`), which a retrain
-    /// also takes to publish, so the plan read here is not replaced under it.
+    /// The whole operation holds the run lock (`RunLayout.lockURL`), which stage commits,
+    /// publishes and retrains also take, so nothing the forget reads is replaced under it and
+    /// nothing trained or published after it misses its tombstones.
     public func forget(_ requests: [ForgetRequest], groups: GroupResolver? = nil,
                        nowMilliseconds: Int64,
                        accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
         lastPhaseSeconds = [:]
-        return try FileLock.withExclusiveLock(Self.lockURL(inRun: run)) {
-            do {
-                return try forgetLocked(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
-            } catch {
-                dropCachedState()  // reload from disk next time
-                throw error
-            }
+        return try FileLock.withExclusiveLock(layout.lockURL) {
+            try forgetHoldingLock(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
         }
     }
 
-    /// The lock that serialises forgets and retrain publishes on one run.
-    public static func lockURL(inRun run: URL) -> URL { run.appendingPathComponent(".forget.lock") }
+    /// `forget` for a caller that already holds the run lock (recovery).
+    func forgetHoldingLock(_ requests: [ForgetRequest], groups: GroupResolver?, nowMilliseconds: Int64,
+                           accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
+        do {
+            return try forgetLocked(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
+        } catch {
+            dropCachedState()  // reload from disk next time
+            throw error
+        }
+    }
 
     private func forgetLocked(_ requests: [ForgetRequest], groups: GroupResolver?, nowMilliseconds: Int64,
                               accepted: (LedgerHead) -> Void) throws -> ForgetReceipt {
@@ -105,12 +111,14 @@ public final class Forgetter {
         let published = strategy != nil
         // Refuse before recording anything: a `full` run is one model on all data, so the
         // truncation rule does not apply (every deletion needs a full retrain).
-        if strategy == "full" {
+        if strategy == .full {
             throw ForgettingError.invalidRequest(reason: "\(run.path) was trained with --strategy full (one model "
                                                  + "on all data): it cannot forget without a full retrain; plan and "
                                                  + "train it with S3T or SISA")
         }
         let ledger = try timed(.ledgerOpen) { try currentLedger() }
+        // Never add to a ledger that lost history the served composition quotes.
+        if let anchor = composition?.value.ledgerHead { try RunGuard.checkAnchor(anchor, in: ledger, file: ledgerURL.path) }
 
         // 1. Resolve, then record durably.
         var records: [RequestRecord] = []
@@ -188,16 +196,17 @@ public final class Forgetter {
         let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
             .map(\.prefixLengths)
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
-        if let strategy {
-            let entries = outcomes.map { outcome in
-                ServedCompositionFile.Entry(shard: outcome.shard, sequence: outcome.served?.sequence,
-                                            prefixLength: outcome.served?.prefixLength ?? 0,
-                                            stageKeys: outcome.served.map { stageKeys(plan, outcome.shard, sequences[outcome.shard][$0.sequence], $0.prefixLength) } ?? [])
+        if let served = composition?.value {
+            // Shards not published yet (planned, not trained) stay out of the composition.
+            let entries = outcomes.filter { served.entry(shard: $0.shard) != nil }.map { outcome in
+                ServedComposition.Entry(shard: outcome.shard, sequence: outcome.served?.sequence,
+                                        prefixLength: outcome.served?.prefixLength ?? 0,
+                                        stageKeys: outcome.served.map { stageKeys(plan, outcome.shard, sequences[outcome.shard][$0.sequence], $0.prefixLength) } ?? [])
             }
             try timed(.publish) {
-                try ServedCompositionFile(strategy: strategy, shards: entries, ledgerHead: head.sequenceNumber)
-                    .publish(inRun: run)
-                composition = (strategy, try FileIdentity(of: ServedCompositionFile.url(inRun: run)))
+                let next = served.replacing(entries, ledgerHead: LedgerAnchor(sequenceNumber: head.sequenceNumber, hash: head.hash))
+                try next.save(to: layout)
+                composition = (next, try FileIdentity(of: layout.servedURL))
             }
         }
 
@@ -217,11 +226,11 @@ public final class Forgetter {
                     if deleted { touchedShards.insert(outcome.shard) }
                     let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
                     guard deleted || hitNow else { continue }
-                    erased.append(.init(shard: outcome.shard, stage: prefix.count, slices: prefix, key: stage.key,
+                    erased.append(.init(shard: outcome.shard, stage: prefix.count, slices: prefix, key: stage.key.hex,
                                         file: stage.relativePath, deletedNow: deleted))
                 }
             }
-            for shard in touchedShards.sorted() { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
+            for shard in touchedShards.sorted() { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
         }
 
         // 5. Receipt.
@@ -260,7 +269,7 @@ public final class Forgetter {
     }
 
     /// The stage keys of stages 1…length of `sequence` in `shard`.
-    func stageKeys(_ plan: Plan, _ shard: Int, _ sequence: [Int], _ length: Int) -> [String] {
+    func stageKeys(_ plan: Plan, _ shard: Int, _ sequence: [Int], _ length: Int) -> [StageKey] {
         (0..<length).map { stageFile(plan, shard: shard, prefix: Array(sequence.prefix($0 + 1))).key }
     }
 
@@ -286,7 +295,7 @@ public final class Forgetter {
     }
 
     private struct StageFile {
-        let key: String
+        let key: StageKey
         let path: String
         /// Relative to the run directory, as receipts name it.
         let relativePath: String
@@ -297,9 +306,9 @@ public final class Forgetter {
     private func stageFile(_ plan: Plan, shard: Int, prefix: [Int]) -> StageFile {
         let reference = StagePrefix(shard: shard, slices: prefix)
         if let known = stageFileCache[reference] { return known }
-        let key = StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
-        let url = StageFiles.url(run: run, shard: shard, stage: prefix.count, key: key)
-        let file = StageFile(key: key, path: url.path, relativePath: "stages/shard-\(shard)/\(url.lastPathComponent)")
+        let key = StageKey(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+        let file = StageFile(key: key, path: layout.stageURL(shard: shard, stage: prefix.count, key: key).path,
+                             relativePath: layout.relativeStagePath(shard: shard, stage: prefix.count, key: key))
         stageFileCache[reference] = file
         return file
     }
@@ -324,13 +333,13 @@ public final class Forgetter {
     }
 
     /// The served composition's strategy, or nil when the run has none yet (planned, not trained).
-    private func currentStrategy() throws -> String? {
-        let url = ServedCompositionFile.url(inRun: run)
+    private func currentStrategy() throws -> TrainingStrategy? {
+        let url = layout.servedURL
         guard let identity = try? FileIdentity(of: url) else { composition = nil; return nil }
-        if let cached = composition, cached.identity == identity { return cached.strategy }
-        let strategy = try ServedCompositionFile.load(from: url).strategy
-        composition = (strategy, identity)
-        return strategy
+        if let cached = composition, cached.identity == identity { return cached.value.strategy }
+        let value = try ServedComposition.load(from: url)
+        composition = (value, identity)
+        return value.strategy
     }
 
     /// The run's ledger, opened once and kept open while `ledger.sqlite` is the same file.

@@ -160,6 +160,14 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// The sequence number of the last entry of `kind`, or nil (a scan from the end).
+    public func lastSequenceNumber(ofKind kind: LedgerEntryKind) throws -> Int64? {
+        try read("look up the last \(kind) entry") { db in
+            try Int64.fetchOne(db, sql: "SELECT seq FROM ledger_entries WHERE kind = ? ORDER BY seq DESC LIMIT 1",
+                               arguments: [kind.rawValue])
+        }
+    }
+
     /// Number of entries.
     public func count() throws -> Int {
         try read("count entries") { db in

@@ -33,6 +33,7 @@ public final class Retrainer {
     }
 
     public let run: URL
+    let layout: RunLayout
     public let runner: S3TRunner
     /// N, the encoder's layers (the schedule's blocks are counted from the top).
     public let layerCount: Int
@@ -42,17 +43,19 @@ public final class Retrainer {
 
     public init(run: URL, runner: S3TRunner, layerCount: Int) {
         self.run = run; self.runner = runner; self.layerCount = layerCount
+        layout = RunLayout(directory: run)
     }
 
     /// The shards that need a retrain: a slice still holds a deleted example, the served entry
     /// differs from what the plan calls for, or a stage file lies outside every surviving prefix.
     public static func shardsNeedingRetrain(run: URL) throws -> [Int] {
-        let plan = try Plan.load(from: Plan.url(inRun: run))
-        let composition = try ServedCompositionFile.load(from: ServedCompositionFile.url(inRun: run))
-        return try (0..<plan.shardCount).filter { shard in
-            let state = ShardState(plan: plan, shard: shard, run: run)
+        let layout = RunLayout(directory: run)
+        let plan = try Plan.load(from: layout.planURL)
+        let composition = try ServedComposition.load(from: layout.servedURL)
+        return (0..<plan.shardCount).filter { shard in
+            let state = ShardState(plan: plan, shard: shard, layout: layout)
             if !state.hitSlices.isEmpty || composition.entry(shard: shard) != state.servedEntry { return true }
-            return try !state.strayFiles().isEmpty
+            return !state.strayFiles().isEmpty
         }
     }
 
@@ -61,7 +64,7 @@ public final class Retrainer {
     ///   - maxPasses: passes per shard when forgets keep arriving; afterwards the shard serves
     ///     its truncated prefix until the next retrain.
     ///   - nowMilliseconds: the clock for ledger timestamps (the CLI owns the clock).
-    public func retrain(shards: [Int]? = nil, maxPasses: Int = 3, nowMilliseconds: () -> Int64,
+    public func retrain(shards: [Int]? = nil, maxPasses: Int = 3, nowMilliseconds: @escaping () -> Int64,
                         events: (Event) -> Void = { _ in }) throws -> [RetrainRecord] {
         let strategy = runner.settings.strategy
         guard strategy != .full else {
@@ -94,10 +97,11 @@ public final class Retrainer {
     }
 
     /// One pass: rebuild, train, publish.
-    private func retrainOnce(shard: Int, pass: Int, strategy: TrainingStrategy, nowMilliseconds: () -> Int64,
+    private func retrainOnce(shard: Int, pass: Int, strategy: TrainingStrategy, nowMilliseconds: @escaping () -> Int64,
                              events: (Event) -> Void) throws -> RetrainRecord {
-        let snapshot = try Plan.load(from: Plan.url(inRun: run))
-        let removed = ShardState(plan: snapshot, shard: shard, run: run).unexcludedTombstones
+        let guarded = RunGuard(run: run, nowMilliseconds: nowMilliseconds)
+        let snapshot = try guarded.withRecoveredRun { _ in try Plan.load(from: layout.planURL) }
+        let removed = ShardState(plan: snapshot, shard: shard, layout: layout).unexcludedTombstones
         var rebuilt = snapshot
         do { try rebuilt.excludeFromSlices(removed) } catch {
             throw ForgettingError.retrainRefused(shard: shard, reason: "\(error)")
@@ -107,21 +111,22 @@ public final class Retrainer {
             sliceHashes: (0..<rebuilt.sliceCount).map { rebuilt.sliceHash(shard: shard, slice: $0) },
             layerCount: layerCount, layersPerBlock: runner.settings.layersPerBlock, strategy: strategy)
         var trained: [String] = []
-        try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) }) { event in
+        try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) },
+                               gate: guarded.stageGate(tombstones: snapshot.tombstones)) { event in
             if case .stageFinished(let lineage, _, _) = event { trained.append(lineage.key.hex) }
             events(.training(event))
         }
         try beforePublish(shard)
-        return try FileLock.withExclusiveLock(Forgetter.lockURL(inRun: run)) {
+        return try guarded.withRecoveredRun { _ in
             try publish(shard: shard, pass: pass, removed: removed, snapshot: snapshot, trained: trained,
                         stageCount: schedule.stages.count, nowMilliseconds: nowMilliseconds())
         }
     }
 
-    /// Step 3, under the forget lock.
+    /// Step 3, under the run lock.
     private func publish(shard: Int, pass: Int, removed: [String], snapshot: Plan, trained: [String],
                          stageCount: Int, nowMilliseconds: Int64) throws -> RetrainRecord {
-        var plan = try Plan.load(from: Plan.url(inRun: run))
+        var plan = try Plan.load(from: layout.planURL)
         let slices = 0..<plan.sliceCount
         guard slices.map({ plan.sliceHash(shard: shard, slice: $0) })
                 == slices.map({ snapshot.sliceHash(shard: shard, slice: $0) }) else {
@@ -130,20 +135,20 @@ public final class Retrainer {
         }
         let previousHashes = slices.map { plan.sliceHash(shard: shard, slice: $0) }
         let rebuiltLocations = try plan.excludeFromSlices(removed)
-        if !rebuiltLocations.isEmpty { try plan.save(to: Plan.url(inRun: run)) }
+        if !rebuiltLocations.isEmpty { try plan.save(to: layout.planURL) }
 
-        let state = ShardState(plan: plan, shard: shard, run: run)
-        let ledger = try Ledger.open(at: Forgetter(run: run).ledgerURL)
+        let state = ShardState(plan: plan, shard: shard, layout: layout)
+        let ledger = try Ledger.open(at: layout.ledgerURL)
         defer { try? ledger.close() }
-        try ServedCompositionFile.publish(replacing: [state.servedEntry], ledgerHead: nil, inRun: run)
+        _ = try RunPublisher.publishLocked(layout: layout, strategy: runner.settings.strategy, shards: [shard], ledger: ledger)
         var erased: [String] = []
-        for url in try state.strayFiles() {
+        for url in state.strayFiles() {
             guard unlink(url.path) == 0 || errno == ENOENT else {
                 throw ForgettingError.runFile(file: url.path, reason: "cannot erase the stage file (errno \(errno))")
             }
             erased.append("stages/shard-\(shard)/\(url.lastPathComponent)")
         }
-        if !erased.isEmpty { try StageFiles.syncDirectory(StageFiles.shardDirectory(run: run, shard: shard)) }
+        if !erased.isEmpty { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
 
         let removedBySlice = Dictionary(grouping: removed) { plan.location(of: $0)?.slice ?? -1 }
         let record = RetrainRecord(
@@ -165,51 +170,4 @@ public final class Retrainer {
 
     /// The ledger key that marks retrain entries.
     public static let retrainKey = LedgerKey(field: .init(rawValue: "entry"), value: "retrain")
-}
-
-/// What the plan implies for one shard: which slices still hold deleted data, how far each
-/// sequence survives, what it serves and which stage files it keeps.
-struct ShardState {
-    let plan: Plan
-    let shard: Int
-    let run: URL
-
-    /// Tombstoned ids of the shard still in their slice's members.
-    var unexcludedTombstones: [String] {
-        plan.tombstones.filter { !plan.isExcluded($0) && plan.location(of: $0)?.shard == shard }
-    }
-
-    var hitSlices: Set<Int> { Set(plan.hitSlices.filter { $0.shard == shard }.map(\.slice)) }
-
-    var prefixLengths: [Int] {
-        plan.sequences(of: shard).map { DeletionLogic.survivingLength(of: $0, hitSlices: hitSlices) }
-    }
-
-    /// The served entry: the longest surviving prefix (lowest sequence on ties), or dead.
-    var servedEntry: ServedCompositionFile.Entry {
-        guard let served = DeletionLogic.servedSequence(prefixLengths: prefixLengths) else {
-            return .init(shard: shard, sequence: nil, prefixLength: 0, stageKeys: [])
-        }
-        let sequence = plan.sequences(of: shard)[served.sequence]
-        return .init(shard: shard, sequence: served.sequence, prefixLength: served.prefixLength,
-                     stageKeys: (1...served.prefixLength).map { keyOfPrefix(Array(sequence.prefix($0))) })
-    }
-
-    func keyOfPrefix(_ prefix: [Int]) -> String {
-        StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
-    }
-
-    /// Stage files of the shard in no surviving prefix of any sequence: they saw a deleted
-    /// example, or belong to an older plan, or to a retrain whose plan was never published.
-    func strayFiles() throws -> [URL] {
-        var keep = Set<String>()
-        for (sequence, length) in zip(plan.sequences(of: shard), prefixLengths) where length > 0 {
-            for i in 1...length { keep.insert(StageFiles.url(run: run, shard: shard, stage: i,
-                                                             key: keyOfPrefix(Array(sequence.prefix(i)))).lastPathComponent) }
-        }
-        let directory = StageFiles.shardDirectory(run: run, shard: shard)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.filter { $0.hasPrefix("stage-") && $0.hasSuffix(".h5") && !keep.contains($0) }.sorted()
-            .map { directory.appendingPathComponent($0) }
-    }
 }

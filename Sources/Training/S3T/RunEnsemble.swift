@@ -12,32 +12,18 @@ public final class RunEnsemble {
     /// (shard, model) of every live shard, by shard.
     public let members: [(shard: Int, model: LoRAClassifier)]
 
-    /// Loads train.json, served.json and every live shard's stage files.
-    public init(layout: RunLayout, labels: LabelVocabulary, encoder: MiniLMEncoder) throws {
-        guard FileManager.default.fileExists(atPath: layout.servedURL.path) else {
-            throw TrainingError.fileInvalid(file: layout.servedURL.path,
-                                            reason: "no served composition; run `lethe train --run` first")
-        }
-        self.layout = layout; self.labels = labels
+    /// Loads train.json and every live shard's stage files of `composition`. The caller read
+    /// the composition under the run lock after recovery (`RunGuard.withServedComposition`)
+    /// and builds the ensemble before releasing it, so the stages it loads are those the
+    /// composition names: no forget can erase them in between.
+    public init(layout: RunLayout, composition: ServedComposition, labels: LabelVocabulary,
+                encoder: MiniLMEncoder) throws {
+        self.layout = layout; self.labels = labels; self.composition = composition
         let settings = try TrainingSettings.load(from: layout.settingsURL)
         self.settings = settings
-        // A forget or retrain may publish a new composition and erase stages of the old one
-        // between reading served.json and opening its stage files: when loading fails and the
-        // composition changed meanwhile, load the new one (a few attempts).
-        var attempt = 0
-        while true {
-            let composition = try ServedComposition.load(from: layout.servedURL)
-            do {
-                members = try composition.liveShards.map { entry in
-                    (entry.shard, try ShardModel.served(entry, strategy: composition.strategy, layout: layout,
-                                                        encoder: encoder, settings: settings, classCount: labels.count))
-                }
-                self.composition = composition
-                return
-            } catch {
-                attempt += 1
-                guard attempt < 5, (try? ServedComposition.load(from: layout.servedURL)) != composition else { throw error }
-            }
+        members = try composition.liveShards.map { entry in
+            (entry.shard, try ShardModel.served(entry, strategy: composition.strategy, layout: layout,
+                                                encoder: encoder, settings: settings, classCount: labels.count))
         }
     }
 

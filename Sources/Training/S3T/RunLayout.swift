@@ -1,18 +1,28 @@
 import Foundation
+import Planning
 
-/// Where a run keeps its files (docs/FORMAT.md).
+/// Where a run keeps its files (docs/FORMAT.md), and the lock that orders their changes.
 ///
-///     DIR/plan.h5                                   the plan (Planning)
+///     DIR/plan.h5, DIR/plan.tombstones              the plan and its tombstone log (Planning)
 ///     DIR/train.json                                the training settings of the run
 ///     DIR/stages/shard-K/stage-I-<key>.h5           one file per distinct stage
 ///     DIR/served.json                               the served composition
+///     DIR/ledger.sqlite                             the deletion ledger (Forgetting)
+///     DIR/.run.lock                                 the run lock
+///
+/// The run lock (`flock`) is held by every step that changes what a deletion binds: a forget
+/// (ledger, tombstones, composition, erasure), the commit of a stage file, and every publish of
+/// the served composition. Holding it, a process sees every accepted deletion.
 public struct RunLayout: Sendable {
     public let directory: URL
 
     public init(directory: URL) { self.directory = directory }
 
+    public var planURL: URL { Plan.url(inRun: directory) }
     public var settingsURL: URL { directory.appendingPathComponent("train.json") }
     public var servedURL: URL { directory.appendingPathComponent("served.json") }
+    public var ledgerURL: URL { directory.appendingPathComponent("ledger.sqlite") }
+    public var lockURL: URL { directory.appendingPathComponent(".run.lock") }
     public var stagesDirectory: URL { directory.appendingPathComponent("stages") }
 
     public func shardDirectory(_ shard: Int) -> URL {
@@ -21,11 +31,24 @@ public struct RunLayout: Sendable {
 
     /// The file of a stage: named by stage index and full key, so equal prefixes share it.
     public func stageURL(shard: Int, stage: Int, key: StageKey) -> URL {
-        shardDirectory(shard).appendingPathComponent("stage-\(stage)-\(key.hex).h5")
+        shardDirectory(shard).appendingPathComponent(stageFileName(stage: stage, key: key))
     }
 
     public func stageURL(_ lineage: StageLineage) -> URL {
         stageURL(shard: lineage.shard, stage: lineage.stage, key: lineage.key)
+    }
+
+    /// A stage file's path relative to the run directory, as receipts and reports name it.
+    public func relativeStagePath(shard: Int, stage: Int, key: StageKey) -> String {
+        "stages/shard-\(shard)/" + stageFileName(stage: stage, key: key)
+    }
+
+    private func stageFileName(stage: Int, key: StageKey) -> String { "stage-\(stage)-\(key.hex).h5" }
+
+    /// The names of the complete stage files of a shard (`stage-*.h5`), sorted.
+    public func stageFileNames(shard: Int) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: shardDirectory(shard).path)) ?? [])
+            .filter { $0.hasPrefix("stage-") && $0.hasSuffix(".h5") }.sorted()
     }
 
     /// True when the stage's file exists under its final name. Files appear there only by an
@@ -47,6 +70,19 @@ public struct RunLayout: Sendable {
             }
         }
         return removed
+    }
+
+    /// Flushes a directory's entries (renames, deletions) to disk; a missing directory is fine.
+    public static func syncDirectory(_ url: URL) throws {
+        let descriptor = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return }
+            throw TrainingError.fileInvalid(file: url.path, reason: "cannot open the directory to sync it (errno \(errno))")
+        }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else {
+            throw TrainingError.fileInvalid(file: url.path, reason: "fsync of the directory failed (errno \(errno))")
+        }
     }
 
     /// Bytes used by the stage files of a shard (all shards when nil).

@@ -1,14 +1,19 @@
 import Foundation
 import Store
 
-/// Trains the stages of a run's shards, skipping complete ones, and publishes the served
-/// composition (DESIGN.md §1; issue 5 items 1–3).
+/// Trains the stages of a run's shards, skipping complete ones and withholding those whose
+/// examples include a deleted one (docs/FORGETTING.md, "Deletions bind training").
 ///
 /// For each shard: remove temporary files a killed writer left, then for each distinct stage
 /// in schedule order, either accept its complete file or train it from its parent's state and
-/// commit it atomically. Because every stage's inputs (examples, seed, inherited tensors) are
-/// functions of its prefix alone, a run resumed after a kill produces the same files as an
-/// uninterrupted one, bit for bit.
+/// commit it through the `StageGate` (under the run lock, after re-reading the tombstones). A
+/// stage whose examples hold a deleted id is neither trained nor committed, and neither are
+/// the stages after it in its sequences (their prefixes contain it). Because every stage's
+/// inputs (examples, seed, inherited tensors) are functions of its prefix alone, a run resumed
+/// after a kill produces the same files as an uninterrupted one, bit for bit.
+///
+/// The runner publishes nothing: which stages are served is decided under the run lock from
+/// the plan and the ledger by the Forgetting module's publisher.
 public final class S3TRunner {
     /// What happened to a stage, for progress output.
     public enum Event: Sendable {
@@ -17,7 +22,17 @@ public final class S3TRunner {
         case stageStarted(StageLineage, exampleCount: Int)
         case stageProgress(StageLineage, StageProgress)
         case stageFinished(StageLineage, url: URL, checkpoint: StageCheckpoint)
+        /// Not trained, or trained and dropped at commit: its examples include a deleted one.
+        case stageWithheld(StageLineage)
         case shardPublished(ServedComposition.Entry)
+    }
+
+    /// What `trainStages` did.
+    public struct Outcome: Sendable, Equatable {
+        /// Keys of the stages trained and committed by this call, in order.
+        public var trained: [StageKey] = []
+        /// Keys of the stages withheld because their examples include a deleted one.
+        public var withheld: [StageKey] = []
     }
 
     public let layout: RunLayout
@@ -34,41 +49,46 @@ public final class S3TRunner {
         self.labels = labels; self.clock = clock
     }
 
-    /// Trains every stage of `schedule` that has no complete file, then publishes the shard's
-    /// full-length composition (lowest sequence index).
-    /// - Parameter members: the example ids of a slice of this shard, sorted.
-    public func train(_ schedule: StageSchedule, members: (Int) -> [String],
-                      events: (Event) -> Void) throws {
-        try trainStages(schedule, members: members, events: events)
-        let entry = ServedComposition.Entry(shard: schedule.shard, sequence: 0,
-                                            prefixLength: schedule.sequenceKeys[0].count,
-                                            stageKeys: schedule.sequenceKeys[0])
-        try ServedComposition.publish([entry], strategy: schedule.strategy, layout: layout)
-        events(.shardPublished(entry))
-    }
-
-    /// Trains every stage of `schedule` that has no complete file and publishes nothing: a
-    /// stage file is only a candidate until some composition names it (`lethe retrain` decides
-    /// what to serve itself).
-    public func trainStages(_ schedule: StageSchedule, members: (Int) -> [String],
-                            events: (Event) -> Void) throws {
+    /// Trains every stage of `schedule` that has no complete file and that `gate` permits.
+    /// A stage file is only a candidate until a composition names it.
+    /// - Parameter members: the example ids a slice of this shard trains on, sorted.
+    @discardableResult
+    public func trainStages(_ schedule: StageSchedule, members: (Int) -> [String], gate: StageGate,
+                            events: (Event) -> Void) throws -> Outcome {
         let shard = schedule.shard
         layout.removeTemporaryFiles(shard: shard)
         let completeCount = schedule.stages.filter(layout.isComplete).count
         events(.shardStarted(shard: shard, stageCount: schedule.stages.count, completeCount: completeCount))
+        var outcome = Outcome()
+        var withheld = Set<StageKey>()
         var loaded: [StageKey: StageCheckpoint] = [:]
         for lineage in schedule.stages {
             let url = layout.stageURL(lineage)
+            let examples = lineage.prefixSlices.flatMap(members)
+            // A prefix that extends a withheld stage holds its deleted example too.
+            let parentWithheld = lineage.stage > 1
+                && withheld.contains(StageKey(prefixSliceHashes: Array(lineage.prefixSliceHashes.prefix(lineage.stage - 1))))
+            guard !parentWithheld, gate.permits(examples) else {
+                withheld.insert(lineage.key); outcome.withheld.append(lineage.key)
+                events(.stageWithheld(lineage))
+                continue
+            }
             if layout.isComplete(lineage) {
                 events(.stageSkipped(lineage, url: url))
                 continue
             }
-            let checkpoint = try trainStage(lineage, strategy: schedule.strategy, members: members,
+            let checkpoint = try trainStage(lineage, strategy: schedule.strategy, examples: examples,
                                             cache: &loaded, events: events)
-            try checkpoint.save(to: url)
+            guard try gate.commit(exampleIDs: examples, { try checkpoint.save(to: url) }) else {
+                withheld.insert(lineage.key); outcome.withheld.append(lineage.key)
+                events(.stageWithheld(lineage))
+                continue
+            }
             loaded[lineage.key] = checkpoint
+            outcome.trained.append(lineage.key)
             events(.stageFinished(lineage, url: url, checkpoint: checkpoint))
         }
+        return outcome
     }
 
     /// Trains one stage again from its recorded lineage, without saving it: the parents come
@@ -77,11 +97,12 @@ public final class S3TRunner {
     public func replay(_ lineage: StageLineage, strategy: TrainingStrategy,
                        members: (Int) -> [String]) throws -> StageCheckpoint {
         var cache: [StageKey: StageCheckpoint] = [:]
-        return try trainStage(lineage, strategy: strategy, members: members, cache: &cache, events: { _ in })
+        return try trainStage(lineage, strategy: strategy, examples: lineage.prefixSlices.flatMap(members),
+                              cache: &cache, events: { _ in })
     }
 
     /// Trains `lineage` from its parents' state on the examples of its prefix.
-    private func trainStage(_ lineage: StageLineage, strategy: TrainingStrategy, members: (Int) -> [String],
+    private func trainStage(_ lineage: StageLineage, strategy: TrainingStrategy, examples: [String],
                             cache: inout [StageKey: StageCheckpoint],
                             events: (Event) -> Void) throws -> StageCheckpoint {
         let shard = lineage.shard
@@ -91,7 +112,6 @@ public final class S3TRunner {
         case .s3t, .full: inherited = ancestors.flatMap(\.adapters)
         case .sisa: inherited = ancestors.last?.adapters ?? []
         }
-        let examples = lineage.prefixSlices.flatMap(members)
         let job = StageJob(lineage: lineage, seed: lineage.key.seed(runSeed: settings.seed, shard: shard),
                            exampleIDs: examples, inheritedAdapters: inherited,
                            inheritedHead: ancestors.last?.head,

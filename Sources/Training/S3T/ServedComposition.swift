@@ -1,16 +1,42 @@
+import Crypto
 import Foundation
 import Store
 
+/// The ledger position a served composition reflects: its generation. Every deletion request
+/// recorded at or before `sequenceNumber` is honoured by the composition. Sequence 0 (empty
+/// hash) means the run's ledger had no entry when the composition was published.
+public struct LedgerAnchor: Codable, Sendable, Equatable, Comparable, CustomStringConvertible {
+    public var sequenceNumber: Int64
+    /// The hash of ledger entry `sequenceNumber` (64 hex digits; empty for sequence 0).
+    public var hash: String
+
+    public init(sequenceNumber: Int64, hash: String) {
+        self.sequenceNumber = sequenceNumber; self.hash = hash
+    }
+
+    public static let empty = LedgerAnchor(sequenceNumber: 0, hash: "")
+
+    public static func < (a: LedgerAnchor, b: LedgerAnchor) -> Bool { a.sequenceNumber < b.sequenceNumber }
+
+    public var description: String { sequenceNumber == 0 ? "#0 (empty ledger)" : "#\(sequenceNumber) \(hash)" }
+
+    enum CodingKeys: String, CodingKey { case sequenceNumber = "sequence", hash }
+}
+
 /// Which model each shard serves: a sequence and a prefix length, with the stage keys it uses
-/// (DESIGN.md §1, "Serving"). Stored as `DIR/served.json`, replaced atomically.
+/// (docs/FORGETTING.md, "Serving"), and the ledger head it reflects. Stored as `DIR/served.json`,
+/// replaced atomically; there is one such type and every reader and writer of the file uses it.
 ///
 /// A shard model is the base encoder plus, for S3T, the adapter blocks of stages 1..p of the
 /// served sequence and the head of stage p; for SISA, stage p's file alone (it holds every
-/// adapter). A shard with `prefixLength` 0 is dead and leaves the ensemble. Deletion (issue 6)
-/// rewrites entries; training writes full-length entries (p = L, lowest sequence index).
+/// adapter). A shard with `prefixLength` 0 is dead and leaves the ensemble.
+///
+/// The file carries `content_sha256`, a SHA-256 over its compact canonical JSON without that
+/// field; `load` checks it before trusting anything in the file. Compositions are written only
+/// by the publish steps of the Forgetting module, under the run lock (`RunLayout.lockURL`).
 public struct ServedComposition: Codable, Sendable, Equatable {
     public static let formatName = "lethe-served"
-    public static let formatVersion = 1
+    public static let formatVersion = 2
 
     public struct Entry: Codable, Sendable, Equatable {
         public var shard: Int
@@ -25,6 +51,9 @@ public struct ServedComposition: Codable, Sendable, Equatable {
             self.prefixLength = prefixLength; self.stageKeys = stageKeys
         }
 
+        /// The entry of a shard with no surviving sequence.
+        public static func dead(shard: Int) -> Entry { Entry(shard: shard, sequence: nil, prefixLength: 0, stageKeys: []) }
+
         public var isDead: Bool { prefixLength == 0 }
 
         enum CodingKeys: String, CodingKey {
@@ -37,14 +66,25 @@ public struct ServedComposition: Codable, Sendable, Equatable {
     public var strategy: TrainingStrategy
     /// Entries sorted by shard.
     public var shards: [Entry]
+    /// The ledger head this composition reflects (its generation).
+    public var ledgerHead: LedgerAnchor
+    /// SHA-256 of the canonical encoding without this field; set by `encoded()`.
+    var contentSHA256: String?
 
     enum CodingKeys: String, CodingKey {
-        case format, formatVersion = "format_version", strategy, shards
+        case format, formatVersion = "format_version", strategy, shards, ledgerHead = "ledger_head"
+        case contentSHA256 = "content_sha256"
     }
 
-    public init(strategy: TrainingStrategy, shards: [Entry]) {
+    public init(strategy: TrainingStrategy, shards: [Entry], ledgerHead: LedgerAnchor) {
         format = Self.formatName; formatVersion = Self.formatVersion
         self.strategy = strategy; self.shards = shards.sorted { $0.shard < $1.shard }
+        self.ledgerHead = ledgerHead
+    }
+
+    public static func == (a: ServedComposition, b: ServedComposition) -> Bool {
+        a.format == b.format && a.formatVersion == b.formatVersion && a.strategy == b.strategy
+            && a.shards == b.shards && a.ledgerHead == b.ledgerHead
     }
 
     /// The entry of `shard`, if it has one.
@@ -53,48 +93,89 @@ public struct ServedComposition: Codable, Sendable, Equatable {
     /// The shards that serve a model.
     public var liveShards: [Entry] { shards.filter { !$0.isDead } }
 
-    /// Reads and checks `url`.
+    /// This composition with `entries` replacing those of the same shards.
+    public func replacing(_ entries: [Entry], ledgerHead: LedgerAnchor) -> ServedComposition {
+        let replaced = Set(entries.map(\.shard))
+        return ServedComposition(strategy: strategy, shards: shards.filter { !replaced.contains($0.shard) } + entries,
+                                 ledgerHead: ledgerHead)
+    }
+
+    /// Reads `url`, checks its content hash, format and shape; nil-free: a missing file is an error.
     public static func load(from url: URL) throws -> ServedComposition {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TrainingError.fileInvalid(file: url.path, reason: "cannot read (\(error.localizedDescription))")
+            throw TrainingError.fileInvalid(file: url.path, reason: "cannot read it (\(error.localizedDescription)); "
+                                            + "a run serves nothing until `lethe train` publishes a composition")
         }
-        let composition: ServedComposition
+        var composition: ServedComposition
         do { composition = try JSONDecoder().decode(ServedComposition.self, from: data) } catch {
-            throw TrainingError.fileInvalid(file: url.path, reason: "not a served composition: \(error)")
+            if let format = try? JSONDecoder().decode(FormatProbe.self, from: data), format.formatVersion != formatVersion {
+                throw TrainingError.unsupportedFormat(file: url.path, expected: "\(formatName) v\(formatVersion)",
+                                                      found: "\(format.format) v\(format.formatVersion)")
+            }
+            throw TrainingError.fileInvalid(file: url.path, reason: "not a served composition (\(Self.describe(error))); "
+                                            + "it was damaged or edited: run `lethe verify`, then `lethe train` to republish it")
         }
         guard composition.format == formatName, composition.formatVersion == formatVersion else {
             throw TrainingError.unsupportedFormat(file: url.path, expected: "\(formatName) v\(formatVersion)",
                                                   found: "\(composition.format) v\(composition.formatVersion)")
         }
-        for entry in composition.shards where entry.stageKeys.count != entry.prefixLength {
+        let recorded = composition.contentSHA256
+        composition.contentSHA256 = nil
+        guard let recorded, recorded == (try composition.contentHash()) else {
+            throw TrainingError.fileInvalid(file: url.path, reason: "its content hash does not match: it was damaged or "
+                                            + "edited; run `lethe verify`, then `lethe train` to republish it")
+        }
+        for entry in composition.shards where entry.stageKeys.count != entry.prefixLength || entry.prefixLength < 0 {
             throw TrainingError.fileInvalid(file: url.path, reason: "shard \(entry.shard) lists "
                 + "\(entry.stageKeys.count) stage keys for prefix length \(entry.prefixLength)")
         }
         return composition
     }
 
-    /// The composition as pretty, key-sorted JSON.
+    /// The composition as pretty, key-sorted JSON with its content hash.
     public func encoded() throws -> Data {
+        var sealed = self
+        sealed.contentSHA256 = try contentHashWithoutSeal()
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(sealed)
     }
 
-    /// Publishes `entries` into the run's served composition atomically: under an exclusive
-    /// lock on `DIR/.served.lock` (processes training different shards of one run update it
-    /// concurrently), reads the current file, replaces the given shards' entries, and renames
-    /// a complete new file into place. Readers see the old or the new composition, never a mix.
-    public static func publish(_ entries: [Entry], strategy: TrainingStrategy, layout: RunLayout) throws {
-        try FileLock.withExclusiveLock(layout.directory.appendingPathComponent(".served.lock")) {
-            var composition = ServedComposition(strategy: strategy, shards: [])
-            if FileManager.default.fileExists(atPath: layout.servedURL.path) {
-                composition = try load(from: layout.servedURL)
-            }
-            let replaced = Set(entries.map(\.shard))
-            composition = ServedComposition(strategy: strategy,
-                                            shards: composition.shards.filter { !replaced.contains($0.shard) } + entries)
-            try AtomicFile.write(try composition.encoded(), to: layout.servedURL)
+    /// Writes the composition atomically (`AtomicFile`: readers see the old or the new file).
+    /// The caller holds the run lock and has derived the entries from the plan's current
+    /// tombstones and `ledgerHead` from the ledger under that lock.
+    public func save(to layout: RunLayout) throws {
+        try AtomicFile.write(try encoded(), to: layout.servedURL)
+    }
+
+    private func contentHashWithoutSeal() throws -> String {
+        var unsealed = self
+        unsealed.contentSHA256 = nil
+        return try unsealed.contentHash()
+    }
+
+    /// SHA-256 of the compact, key-sorted encoding (of a value whose seal is nil).
+    private func contentHash() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Digest.hex(SHA256.hash(data: try encoder.encode(self)))
+    }
+
+    private struct FormatProbe: Decodable {
+        var format: String
+        var formatVersion: Int
+        enum CodingKeys: String, CodingKey { case format, formatVersion = "format_version" }
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "field \"\(key.stringValue)\" is missing"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+             DecodingError.dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? "not valid JSON" : "field \"\(path)\" has the wrong type or value"
+        default: return "unreadable"
         }
     }
 }

@@ -1,0 +1,147 @@
+import Foundation
+import Planning
+import Store
+import Training
+
+/// The way every command reaches a run so that accepted deletions bind it
+/// (docs/FORGETTING.md, "The live system").
+///
+/// Each operation takes the run lock and first *recovers*: a forget that was accepted (durable
+/// in the ledger) but not carried out — a crash between the ledger commit and the publish —
+/// is completed, exactly as `lethe forget --resume` would, and a composition older than the
+/// last accepted request is republished. It also checks the ledger against the head the
+/// served composition quotes, refusing to go on when the ledger is missing or shorter, or its
+/// entry at that position has another hash (the history was cut or replaced).
+///
+/// Then it trains, publishes or reads with the guarantee that no deletion accepted before the
+/// lock was taken is missing from what it sees.
+public struct RunGuard {
+    public let layout: RunLayout
+    /// Milliseconds since 1970 for ledger timestamps (the CLI owns the clock).
+    public let nowMilliseconds: () -> Int64
+
+    public init(run: URL, nowMilliseconds: @escaping () -> Int64) {
+        layout = RunLayout(directory: run); self.nowMilliseconds = nowMilliseconds
+    }
+
+    /// What recovery did.
+    public struct Recovery: Sendable, Equatable {
+        /// Requests of an interrupted forget that were completed now.
+        public var completedRequestCount = 0
+        /// True when the composition was republished because it predated an accepted request.
+        public var republished = false
+        public var didSomething: Bool { completedRequestCount > 0 || republished }
+    }
+
+    /// Takes the run lock, recovers, and runs `body` with the lock held.
+    public func withRecoveredRun<T>(_ body: (Recovery) throws -> T) throws -> T {
+        try FileLock.withExclusiveLock(layout.lockURL) { try body(try recoverLocked()) }
+    }
+
+    /// Recovers under the run lock and returns what it did.
+    @discardableResult
+    public func recover() throws -> Recovery { try withRecoveredRun { $0 } }
+
+    /// Under the run lock, after recovery: the served composition (nil when the run has none
+    /// yet) handed to `body`, which should load everything it answers from before returning.
+    public func withServedComposition<T>(_ body: (ServedComposition?) throws -> T) throws -> T {
+        try withRecoveredRun { _ in
+            let url = layout.servedURL
+            return try body(FileManager.default.fileExists(atPath: url.path) ? try ServedComposition.load(from: url) : nil)
+        }
+    }
+
+    /// Publishes the composition of `shards` (and refreshes every shard already served) under
+    /// the run lock, after recovery, from the plan's tombstones and the ledger head read there.
+    @discardableResult
+    public func publish(strategy: TrainingStrategy, shards: [Int],
+                        fixed: [ServedComposition.Entry] = []) throws -> ServedComposition {
+        try withRecoveredRun { _ in
+            let ledger = try openLedgerIfPresent()
+            defer { try? ledger?.close() }
+            return try RunPublisher.publishLocked(layout: layout, strategy: strategy, shards: shards, fixed: fixed,
+                                                  ledger: ledger)
+        }
+    }
+
+    /// A stage gate for training this run: its commits recover and re-read the tombstones
+    /// under the run lock.
+    public func stageGate(tombstones: some Sequence<String>) -> StageGate {
+        StageGate(layout: layout, tombstones: tombstones, refresh: { _ = try recoverLocked() })
+    }
+
+    // MARK: - Under the lock
+
+    /// Recovery proper; the caller holds the run lock.
+    func recoverLocked() throws -> Recovery {
+        var recovery = Recovery()
+        let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
+            ? try ServedComposition.load(from: layout.servedURL) : nil
+        guard let ledger = try openLedgerIfPresent() else {
+            if let composition, composition.ledgerHead.sequenceNumber > 0 {
+                throw ForgettingError.ledgerTampered(file: layout.ledgerURL.path,
+                                                     reason: "the ledger is missing, but served.json reflects its entry "
+                                                         + "#\(composition.ledgerHead.sequenceNumber)")
+            }
+            return recovery
+        }
+        defer { try? ledger.close() }
+        if let composition { try Self.checkAnchor(composition.ledgerHead, in: ledger, file: layout.ledgerURL.path) }
+        let lastRequest = try ledger.lastSequenceNumber(ofKind: .request) ?? 0
+        let forgetter = Forgetter(run: layout.directory)
+        defer { try? forgetter.close() }
+        if lastRequest > (try forgetter.lastReceiptCoverage(ledger)) {
+            let receipt = try forgetter.forgetHoldingLock([], groups: nil, nowMilliseconds: nowMilliseconds())
+            recovery.completedRequestCount = receipt.recoveredRequestCount
+        }
+        if let served = FileManager.default.fileExists(atPath: layout.servedURL.path)
+            ? try ServedComposition.load(from: layout.servedURL) : nil,
+           served.ledgerHead.sequenceNumber < lastRequest {
+            _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger)
+            recovery.republished = true
+        }
+        return recovery
+    }
+
+    /// Throws when `anchor` is not in `ledger`: the ledger is shorter or differs at that entry.
+    static func checkAnchor(_ anchor: LedgerAnchor, in ledger: Ledger, file: String) throws {
+        guard anchor.sequenceNumber > 0 else { return }
+        guard let entry = try ledger.entry(at: anchor.sequenceNumber) else {
+            throw ForgettingError.ledgerTampered(file: file, reason: "served.json reflects ledger entry "
+                                                 + "#\(anchor.sequenceNumber), which the ledger does not have (it was "
+                                                 + "truncated or replaced)")
+        }
+        guard entry.hash == anchor.hash else {
+            throw ForgettingError.ledgerTampered(file: file, reason: "ledger entry #\(anchor.sequenceNumber) hashes to "
+                                                 + "\(entry.hash), but served.json quotes \(anchor.hash)")
+        }
+    }
+
+    private func openLedgerIfPresent() throws -> Ledger? {
+        FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.open(at: layout.ledgerURL) : nil
+    }
+}
+
+extension RunGuard {
+    /// Trains the stages of `schedule` that `gate` permits (`S3TRunner.trainStages`) and
+    /// publishes the shard: for S3T and SISA the longest clean prefix the plan's current
+    /// tombstones allow; for `full`, its one stage unless it was withheld.
+    /// - Returns: what training did, and the composition published (nil for a withheld `full` model).
+    @discardableResult
+    public func trainAndPublish(_ schedule: StageSchedule, runner: S3TRunner, members: (Int) -> [String],
+                                gate: StageGate, events: (S3TRunner.Event) -> Void)
+        throws -> (outcome: S3TRunner.Outcome, composition: ServedComposition?) {
+        let outcome = try runner.trainStages(schedule, members: members, gate: gate, events: events)
+        let composition: ServedComposition?
+        if schedule.strategy == .full {
+            guard outcome.withheld.isEmpty else { return (outcome, nil) }
+            let entry = ServedComposition.Entry(shard: schedule.shard, sequence: 0, prefixLength: schedule.sequenceKeys[0].count,
+                                                stageKeys: schedule.sequenceKeys[0])
+            composition = try publish(strategy: .full, shards: [], fixed: [entry])
+        } else {
+            composition = try publish(strategy: schedule.strategy, shards: [schedule.shard])
+        }
+        if let entry = composition?.entry(shard: schedule.shard) { events(.shardPublished(entry)) }
+        return (outcome, composition)
+    }
+}

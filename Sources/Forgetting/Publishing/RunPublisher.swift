@@ -1,0 +1,53 @@
+import Foundation
+import Planning
+import Training
+
+/// Publishes a run's served composition: the one place `served.json` is derived and written.
+///
+/// Under the run lock (the caller holds it), the composition is computed from the plan's
+/// *current* tombstones — each shard serves its longest sequence prefix that holds no deleted
+/// example (lowest sequence on ties), or is dead — and it records the ledger head read under
+/// the same lock. So a publish can never be based on an older ledger head: whatever a forget
+/// accepted before the lock was taken is in the tombstones it reads (recovery completes a
+/// forget that was accepted and interrupted before its tombstones were written).
+enum RunPublisher {
+    /// Replaces the entries of `shards` (and refreshes every shard already served) and writes
+    /// the composition. `fixed` entries are written as given (the one model of a `full` run,
+    /// whose stage is keyed by its data rather than by slices). Every stage a new entry names
+    /// must exist. The caller holds the run lock.
+    static func publishLocked(layout: RunLayout, strategy: TrainingStrategy, shards: [Int],
+                              fixed: [ServedComposition.Entry] = [], ledger: Ledger?) throws -> ServedComposition {
+        let current = FileManager.default.fileExists(atPath: layout.servedURL.path)
+            ? try ServedComposition.load(from: layout.servedURL) : nil
+        if let current, current.strategy != strategy {
+            throw ForgettingError.runFile(file: layout.servedURL.path, reason: "serves a \(current.strategy.rawValue) "
+                                          + "composition, not \(strategy.rawValue)")
+        }
+        var entries = fixed
+        if strategy != .full {
+            let plan = try Plan.load(from: layout.planURL)
+            let refreshed = Set(shards).union(current?.shards.map(\.shard) ?? []).subtracting(fixed.map(\.shard))
+            entries += refreshed.sorted().map { ShardState(plan: plan, shard: $0, layout: layout).servedEntry }
+        }
+        for entry in entries {
+            for (index, key) in entry.stageKeys.enumerated() {
+                let url = layout.stageURL(shard: entry.shard, stage: index + 1, key: key)
+                guard FileManager.default.fileExists(atPath: url.path) else {
+                    throw ForgettingError.runFile(file: url.path, reason: "shard \(entry.shard) would serve stage "
+                                                  + "\(index + 1), whose file is missing; run lethe train (or lethe "
+                                                  + "retrain) for shard \(entry.shard) again")
+                }
+            }
+        }
+        let anchor = try ledger.map(anchor(of:)) ?? .empty
+        let composition = (current ?? ServedComposition(strategy: strategy, shards: [], ledgerHead: anchor))
+            .replacing(entries, ledgerHead: anchor)
+        try composition.save(to: layout)
+        return composition
+    }
+
+    /// The ledger's head as a composition anchor (sequence 0 for an empty ledger).
+    static func anchor(of ledger: Ledger) throws -> LedgerAnchor {
+        try ledger.head().map { LedgerAnchor(sequenceNumber: $0.sequenceNumber, hash: $0.hash) } ?? .empty
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Planning
+import Training
+
+/// What the plan implies for one shard: which slices still hold deleted data, how far each
+/// sequence survives, what it serves and which stage files it keeps.
+struct ShardState {
+    let plan: Plan
+    let shard: Int
+    let layout: RunLayout
+
+    init(plan: Plan, shard: Int, layout: RunLayout) {
+        self.plan = plan; self.shard = shard; self.layout = layout
+    }
+
+    /// Tombstoned ids of the shard still in their slice's members.
+    var unexcludedTombstones: [String] {
+        plan.tombstones.filter { !plan.isExcluded($0) && plan.location(of: $0)?.shard == shard }
+    }
+
+    var hitSlices: Set<Int> { Set(plan.hitSlices.filter { $0.shard == shard }.map(\.slice)) }
+
+    var prefixLengths: [Int] {
+        let hits = hitSlices
+        return plan.sequences(of: shard).map { DeletionLogic.survivingLength(of: $0, hitSlices: hits) }
+    }
+
+    /// The served entry: the longest surviving prefix (lowest sequence on ties), or dead.
+    var servedEntry: ServedComposition.Entry {
+        guard let served = DeletionLogic.servedSequence(prefixLengths: prefixLengths) else { return .dead(shard: shard) }
+        let sequence = plan.sequences(of: shard)[served.sequence]
+        return .init(shard: shard, sequence: served.sequence, prefixLength: served.prefixLength,
+                     stageKeys: (1...served.prefixLength).map { key(ofPrefix: Array(sequence.prefix($0))) })
+    }
+
+    func key(ofPrefix prefix: [Int]) -> StageKey {
+        StageKey(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+    }
+
+    /// Stage files of the shard in no surviving prefix of any sequence: they saw a deleted
+    /// example, or belong to an older plan, or to a retrain whose plan was never published.
+    func strayFiles() -> [URL] {
+        var keep = Set<String>()
+        for (sequence, length) in zip(plan.sequences(of: shard), prefixLengths) where length > 0 {
+            for i in 1...length {
+                keep.insert(layout.stageURL(shard: shard, stage: i, key: key(ofPrefix: Array(sequence.prefix(i)))).lastPathComponent)
+            }
+        }
+        let directory = layout.shardDirectory(shard)
+        return layout.stageFileNames(shard: shard).filter { !keep.contains($0) }.map { directory.appendingPathComponent($0) }
+    }
+}
