@@ -3,6 +3,7 @@ import GRDB
 import Planning
 import Store
 import Testing
+import Training
 @testable import Audit
 @testable import Forgetting
 
@@ -81,10 +82,10 @@ import Testing
     @Test func aServedStageWithADeletedExampleIsReported() throws {
         let run = try TinyRun()
         defer { run.remove() }
-        let original = try Data(contentsOf: ServedCompositionFile.url(inRun: run.directory))
+        let original = try Data(contentsOf: RunLayout(directory: run.directory).servedURL)
         _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example("ex-30"))], nowMilliseconds: 1)
         let location = try #require(run.plan.location(of: "ex-30"))
-        try original.write(to: ServedCompositionFile.url(inRun: run.directory))  // serve the old composition again
+        try original.write(to: RunLayout(directory: run.directory).servedURL)  // serve the old composition again
         let report = try RunVerifier.verify(run: run.directory)
         let served = report.problems.filter { $0.kind == .servedDeletedExample }
         #expect(served.count == 1)

@@ -1,6 +1,7 @@
 import Foundation
 import Planning
 import Testing
+import Training
 @testable import Forgetting
 
 /// `Forgetter` on a tiny run: ledger first, tombstones, composition, erasure, receipt.
@@ -23,7 +24,7 @@ import Testing
         let expected = DeletionLogic.apply(shard: location.shard, sequences: sequences,
                                            currentLengths: sequences.map(\.count), hitSlices: [location.slice])
         let served = try run.served()
-        #expect(served.ledgerHead == 1)
+        #expect(served.ledgerHead.sequenceNumber == 1)
         for entry in served.shards {
             if entry.shard == location.shard {
                 #expect(entry.sequence == expected.served?.sequence)
@@ -122,7 +123,7 @@ import Testing
         #expect(receipt.requests.map(\.status) == [.forgotten])
         #expect(receipt.affectedSlices == [[location.shard, location.slice]])
         #expect(!receipt.truncatedSequences.isEmpty)
-        let entry = try #require(try run.served().entry(location.shard))
+        let entry = try #require(try run.served().entry(shard: location.shard))
         let prefix = run.plan.sequences(of: location.shard)[entry.sequence ?? 0].prefix(entry.prefixLength)
         #expect(!prefix.contains(location.slice))
         // Once covered by a receipt it is no longer pending.
@@ -172,6 +173,4 @@ import Testing
     }
 }
 
-extension ServedCompositionFile {
-    func entry(_ shard: Int) -> Entry? { shards.first { $0.shard == shard } }
-}
+

@@ -1,6 +1,7 @@
 import Foundation
 import Planning
 import Testing
+import Training
 @testable import Forgetting
 
 /// A `Forgetter` kept for many forgets (as a service holds it): it keeps the plan and the ledger
@@ -42,7 +43,7 @@ import Testing
         let expected = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) }, hits: hits)
         #expect(served.shards.map(\.prefixLength) == expected.map { $0.served?.prefixLength ?? 0 })
         #expect(served.shards.map(\.sequence) == expected.map { $0.served?.sequence })
-        #expect(served.ledgerHead == repeated.ledgerSequence)
+        #expect(served.ledgerHead.sequenceNumber == repeated.ledgerSequence)
         let fresh = try Forgetter(run: run.directory).forget([], nowMilliseconds: 4)
         #expect(fresh.requests.isEmpty && fresh.served == repeated.served)
 
@@ -71,11 +72,11 @@ import Testing
         let id = try #require(run.dataset.examples.map(\.id).first { rebuilt.location(of: $0)?.shard != rebuiltShard })
         let receipt = try service.forget([ForgetRequest(target: .example(id))], nowMilliseconds: 2)
         let location = try #require(rebuilt.location(of: id))
-        #expect(try run.served().entry(rebuiltShard)?.prefixLength == rebuilt.sliceCount)
+        #expect(try run.served().entry(shard: rebuiltShard)?.prefixLength == rebuilt.sliceCount)
         for entry in try run.served().shards where entry.sequence != nil {
             let sequence = rebuilt.sequences(of: entry.shard)[entry.sequence ?? 0]
             #expect(entry.stageKeys == (0..<entry.prefixLength).map { length in
-                StageFiles.key(prefixSliceHashes: sequence.prefix(length + 1).map { rebuilt.sliceHash(shard: entry.shard, slice: $0) })
+                StageKey(prefixSliceHashes: sequence.prefix(length + 1).map { rebuilt.sliceHash(shard: entry.shard, slice: $0) })
             })
         }
         #expect(receipt.affectedSlices == [[location.shard, location.slice]])

@@ -33,7 +33,7 @@ import Training
         let run = try TinyRun.trained()
         defer { run.remove() }
         let deleted = Self.member(run.plan, shard: 0, slice: 1)
-        let untouchedBefore = try Self.snapshot(StageFiles.shardDirectory(run: run.directory, shard: 1))
+        let untouchedBefore = try Self.snapshot(RunLayout(directory: run.directory).shardDirectory(1))
         _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
         #expect(try run.served().entry(shard: 0)?.prefixLength ?? 0 < run.plan.sliceCount)
         #expect(try Retrainer.shardsNeedingRetrain(run: run.directory) == [0])
@@ -60,17 +60,17 @@ import Training
         // Every shard serves a full sequence, and every sequence of shard 0 is complete again.
         let served = try run.served()
         for entry in served.shards { #expect(entry.prefixLength == plan.sliceCount) }
-        let fresh = ShardState(plan: plan, shard: 0, run: run.directory)
+        let fresh = ShardState(plan: plan, shard: 0, layout: RunLayout(directory: run.directory))
         #expect(try fresh.strayFiles().isEmpty)
         for sequence in plan.sequences(of: 0) {
             for length in 1...sequence.count {
-                let url = StageFiles.url(run: run.directory, shard: 0, stage: length,
-                                         key: fresh.keyOfPrefix(Array(sequence.prefix(length))))
+                let url = RunLayout(directory: run.directory).stageURL(shard: 0, stage: length,
+                                         key: fresh.key(ofPrefix: Array(sequence.prefix(length))))
                 #expect(FileManager.default.fileExists(atPath: url.path), "sequence \(sequence) stage \(length)")
             }
         }
         // The unaffected shard's files are untouched, bytes and times.
-        let untouchedAfter = try Self.snapshot(StageFiles.shardDirectory(run: run.directory, shard: 1))
+        let untouchedAfter = try Self.snapshot(RunLayout(directory: run.directory).shardDirectory(1))
         #expect(untouchedAfter.keys.sorted() == untouchedBefore.keys.sorted())
         for (name, (data, date)) in untouchedBefore {
             #expect(untouchedAfter[name]?.0 == data && untouchedAfter[name]?.1 == date, "\(name)")
@@ -83,8 +83,8 @@ import Training
         try ToyStageTrainer.trainAll(plan, in: scratch)
         for entry in served.shards {
             for (index, key) in entry.stageKeys.enumerated() {
-                let ours = try Self.bits(StageFiles.url(run: run.directory, shard: entry.shard, stage: index + 1, key: key))
-                let theirs = try Self.bits(StageFiles.url(run: scratch, shard: entry.shard, stage: index + 1, key: key))
+                let ours = try Self.bits(RunLayout(directory: run.directory).stageURL(shard: entry.shard, stage: index + 1, key: key))
+                let theirs = try Self.bits(RunLayout(directory: scratch).stageURL(shard: entry.shard, stage: index + 1, key: key))
                 #expect(ours == theirs, "shard \(entry.shard) stage \(index + 1)")
             }
         }

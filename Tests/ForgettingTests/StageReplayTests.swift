@@ -38,7 +38,7 @@ import Training
         let run = try TinyRun.trained()
         defer { run.remove() }
         let entry = try #require(try run.served().entry(shard: 0))
-        let url = StageFiles.url(run: run.directory, shard: 0, stage: 2, key: entry.stageKeys[1])
+        let url = RunLayout(directory: run.directory).stageURL(shard: 0, stage: 2, key: entry.stageKeys[1])
         var checkpoint = try StageCheckpoint.load(from: url)
         let index = try #require(checkpoint.head.firstIndex { $0.name == "weight" })
         let tensor = checkpoint.head[index]
@@ -64,8 +64,8 @@ import Training
         defer { run.remove() }
         let entry = try #require(try run.served().entry(shard: 1))
         // Copy stage 1's file over stage 2's name: right hash, wrong lineage.
-        let stage1 = StageFiles.url(run: run.directory, shard: 1, stage: 1, key: entry.stageKeys[0])
-        let stage2 = StageFiles.url(run: run.directory, shard: 1, stage: 2, key: entry.stageKeys[1])
+        let stage1 = RunLayout(directory: run.directory).stageURL(shard: 1, stage: 1, key: entry.stageKeys[0])
+        let stage2 = RunLayout(directory: run.directory).stageURL(shard: 1, stage: 2, key: entry.stageKeys[1])
         try FileManager.default.removeItem(at: stage2)
         try FileManager.default.copyItem(at: stage1, to: stage2)
         let (_, problems) = try StageReplay.replay(run: run.directory, count: 100, seed: 0,

@@ -31,14 +31,14 @@ struct TinyRun {
                                                                              budget: budget, seed: 7))
         try plan.save(to: Plan.url(inRun: directory))
         guard stageFiles else { return }
-        var entries: [ServedCompositionFile.Entry] = []
+        var entries: [ServedComposition.Entry] = []
         for shard in 0..<shards {
-            let directory = StageFiles.shardDirectory(run: self.directory, shard: shard)
+            let directory = RunLayout(directory: self.directory).shardDirectory(shard)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             for sequence in plan.sequences(of: shard) {
                 for length in 1...slices {
                     let key = stageKey(shard: shard, prefix: Array(sequence.prefix(length)))
-                    try Self.writeStage(to: StageFiles.url(run: self.directory, shard: shard, stage: length, key: key),
+                    try Self.writeStage(to: RunLayout(directory: self.directory).stageURL(shard: shard, stage: length, key: key),
                                         key: key, prefix: Array(sequence.prefix(length)))
                 }
             }
@@ -46,7 +46,7 @@ struct TinyRun {
             entries.append(.init(shard: shard, sequence: 0, prefixLength: slices,
                                  stageKeys: (1...slices).map { stageKey(shard: shard, prefix: Array(first.prefix($0))) }))
         }
-        try ServedCompositionFile(strategy: "s3t", shards: entries, ledgerHead: nil).publish(inRun: directory)
+        try ServedComposition(strategy: .s3t, shards: entries, ledgerHead: .empty).save(to: RunLayout(directory: directory))
     }
 
     /// These tests spawn `lethe` processes while other tests hold HDF5 files open; HDF5 opens
@@ -58,9 +58,9 @@ struct TinyRun {
         setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1)
     }
 
-    static func writeStage(to url: URL, key: String, prefix: [Int]) throws {
+    static func writeStage(to url: URL, key: StageKey, prefix: [Int]) throws {
         guard !FileManager.default.fileExists(atPath: url.path) else { return }  // shared prefix
-        let seed = Float(key.utf8.prefix(8).reduce(0) { $0 &* 31 &+ Int($1) } % 1000)
+        let seed = Float(key.hex.utf8.prefix(8).reduce(0) { $0 &* 31 &+ Int($1) } % 1000)
         let tensors: [(String, [Int], [Float])] = [
             ("adapters/encoder.layer.5.attention.self.query/lora_A", [2, 3], (0..<6).map { seed + Float($0) }),
             ("head/weight", [2, 4], (0..<8).map { seed - Float($0) }),
@@ -68,7 +68,7 @@ struct TinyRun {
         try HDF5File.writeAtomically(to: url) { file in
             for (name, shape, values) in tensors { try file.write(values, shape: shape, at: name) }
             try file.setAttribute(.string("lethe-stage"), named: "format")
-            try file.setAttribute(.string(key), named: "stage_key")
+            try file.setAttribute(.string(key.hex), named: "stage_key")
             try file.setAttribute(.ints(prefix.map(Int64.init)), named: "prefix_slices")
             try file.setAttribute(.string(tensorDigest(tensors)), named: "tensors_sha256")
         }
@@ -88,15 +88,15 @@ struct TinyRun {
     }
 
     func stageURL(shard: Int, prefix: [Int]) -> URL {
-        StageFiles.url(run: directory, shard: shard, stage: prefix.count, key: stageKey(shard: shard, prefix: prefix))
+        RunLayout(directory: directory).stageURL(shard: shard, stage: prefix.count, key: stageKey(shard: shard, prefix: prefix))
     }
 
-    func stageKey(shard: Int, prefix: [Int]) -> String {
-        StageFiles.key(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
+    func stageKey(shard: Int, prefix: [Int]) -> StageKey {
+        StageKey(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
     }
 
     func stageExists(shard: Int, prefix: [Int]) -> Bool {
-        FileManager.default.fileExists(atPath: StageFiles.url(run: directory, shard: shard, stage: prefix.count,
+        FileManager.default.fileExists(atPath: RunLayout(directory: directory).stageURL(shard: shard, stage: prefix.count,
                                                               key: stageKey(shard: shard, prefix: prefix)).path)
     }
 
@@ -106,8 +106,8 @@ struct TinyRun {
         return { group in examples.filter { $0.group == group }.map(\.id) }
     }
 
-    func served() throws -> ServedCompositionFile {
-        try ServedCompositionFile.load(from: ServedCompositionFile.url(inRun: directory))
+    func served() throws -> ServedComposition {
+        try ServedComposition.load(from: RunLayout(directory: directory).servedURL)
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }

@@ -54,7 +54,9 @@ struct ToyStageTrainer: StageTrainer {
                 shard: shard, sequences: plan.sequences(of: shard),
                 sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
                 layerCount: 2 * plan.sliceCount, layersPerBlock: 2, strategy: strategy)
-            try runner.train(schedule, members: { plan.currentMembers(shard: shard, slice: $0) }, events: { _ in })
+            let guarded = RunGuard(run: run, nowMilliseconds: { 0 })
+            try guarded.trainAndPublish(schedule, runner: runner, members: { plan.currentMembers(shard: shard, slice: $0) },
+                                        gate: guarded.stageGate(tombstones: plan.tombstones), events: { _ in })
         }
     }
 }

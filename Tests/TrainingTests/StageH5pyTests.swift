@@ -27,7 +27,8 @@ struct StageH5pyTests {
                                          layersPerBlock: 2, strategy: .s3t)
         let settings = TrainingSettings(seed: 1, baseModel: "m", baseModelSHA256: String(repeating: "1", count: 64))
         try S3TRunner(layout: layout, settings: settings, trainer: RecordingTrainer(), clock: { 0 })
-            .train(schedule, members: { [["a"], ["b", "c"]][$0] }) { _ in }
+            .trainStages(schedule, members: { [["a"], ["b", "c"]][$0] },
+                         gate: StageGate(layout: layout, tombstones: [], current: { [] })) { _ in }
         let url = layout.stageURL(schedule.stages[1])
         let checkpoint = try StageCheckpoint.load(from: url)
 

@@ -49,7 +49,7 @@ struct StageRunnerTests {
         let trainer = RecordingTrainer()
         let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, clock: { 0 })
         let s = try schedule([[0, 1, 2], [0, 2, 1]])
-        try runner.train(s, members: { members[$0] }) { _ in }
+        try runner.trainStages(s, members: { members[$0] }, gate: StageGate(layout: layout, tombstones: [], current: { [] })) { _ in }
         #expect(trainer.jobs.count == 5)
         // Stage 3 of sequence 0 trains on all three slices, in prefix order, with blocks 1 and 2 frozen.
         let last = try #require(trainer.jobs.first { $0.lineage.prefixSlices == [0, 1, 2] })
@@ -67,8 +67,7 @@ struct StageRunnerTests {
             #expect(checkpoint.record.seed == stage.key.seed(runSeed: 11, shard: 1))
             #expect(checkpoint.record.hyperparametersJSON == (try settings.canonicalJSON()))
         }
-        let served = try ServedComposition.load(from: layout.servedURL)
-        #expect(served.shards == [.init(shard: 1, sequence: 0, prefixLength: 3, stageKeys: s.sequenceKeys[0])])
+        #expect(!FileManager.default.fileExists(atPath: layout.servedURL.path), "training alone publishes nothing")
     }
 
     @Test func aSecondRunSkipsCompleteStagesAndRetrainsOnlyMissingOnesIdentically() throws {
@@ -77,7 +76,7 @@ struct StageRunnerTests {
         let s = try schedule([[0, 1, 2], [1, 2, 0]])
         let first = RecordingTrainer()
         try S3TRunner(layout: layout, settings: settings, trainer: first, clock: { 0 })
-            .train(s, members: { members[$0] }) { _ in }
+            .trainStages(s, members: { members[$0] }, gate: StageGate(layout: layout, tombstones: [], current: { [] })) { _ in }
         #expect(first.jobs.count == 6)
         let hashesBefore = try s.stages.map { try StageCheckpoint.load(from: layout.stageURL($0)).tensorsSHA256 }
 
@@ -90,7 +89,7 @@ struct StageRunnerTests {
         let second = RecordingTrainer()
         var skipped = 0
         try S3TRunner(layout: layout, settings: settings, trainer: second, clock: { 0 })
-            .train(s, members: { members[$0] }) { if case .stageSkipped = $0 { skipped += 1 } }
+            .trainStages(s, members: { members[$0] }, gate: StageGate(layout: layout, tombstones: [], current: { [] })) { if case .stageSkipped = $0 { skipped += 1 } }
         #expect(second.jobs.map(\.lineage.key) == [lost.key])
         #expect(skipped == 5)
         let hashesAfter = try s.stages.map { try StageCheckpoint.load(from: layout.stageURL($0)).tensorsSHA256 }
@@ -104,7 +103,7 @@ struct StageRunnerTests {
         defer { try? FileManager.default.removeItem(at: layout.directory) }
         let s = try schedule([[2, 0, 1]])
         try S3TRunner(layout: layout, settings: settings, trainer: RecordingTrainer(), clock: { 0 })
-            .train(s, members: { members[$0] }) { _ in }
+            .trainStages(s, members: { members[$0] }, gate: StageGate(layout: layout, tombstones: [], current: { [] })) { _ in }
         let url = layout.stageURL(s.stages[0])
         let file = try HDF5File.open(url, mode: .readWrite)
         try file.setAttribute(.string(String(repeating: "f", count: 64)), named: "tensors_sha256")
@@ -123,19 +122,82 @@ struct StageRunnerTests {
         }
     }
 
-    @Test func publishingOneShardKeepsTheOtherShardsEntries() throws {
+    @Test func replacingOneShardKeepsTheOtherShardsEntriesAndTheFileIsSealed() throws {
         let layout = try Self.temporaryRun()
         defer { try? FileManager.default.removeItem(at: layout.directory) }
         let keyA = StageKey(prefixSliceHashes: [hashes[0]]), keyB = StageKey(prefixSliceHashes: [hashes[1]])
-        try ServedComposition.publish([.init(shard: 3, sequence: 0, prefixLength: 1, stageKeys: [keyA])],
-                                      strategy: .s3t, layout: layout)
-        try ServedComposition.publish([.init(shard: 0, sequence: 1, prefixLength: 1, stageKeys: [keyB])],
-                                      strategy: .s3t, layout: layout)
-        try ServedComposition.publish([.init(shard: 3, sequence: nil, prefixLength: 0, stageKeys: [])],
-                                      strategy: .s3t, layout: layout)
+        let anchor = LedgerAnchor(sequenceNumber: 4, hash: String(repeating: "a", count: 64))
+        let composition = ServedComposition(strategy: .s3t, shards: [.init(shard: 3, sequence: 0, prefixLength: 1, stageKeys: [keyA])],
+                                            ledgerHead: .empty)
+            .replacing([.init(shard: 0, sequence: 1, prefixLength: 1, stageKeys: [keyB])], ledgerHead: .empty)
+            .replacing([.dead(shard: 3)], ledgerHead: anchor)
+        try composition.save(to: layout)
         let served = try ServedComposition.load(from: layout.servedURL)
+        #expect(served == composition)
         #expect(served.shards.map(\.shard) == [0, 3])
         #expect(served.liveShards.map(\.shard) == [0])
         #expect(served.entry(shard: 0)?.stageKeys == [keyB])
+        #expect(served.ledgerHead == anchor)
+
+        // Any edit that keeps the JSON valid is caught by the content hash.
+        let text = try String(contentsOf: layout.servedURL, encoding: .utf8)
+        for (old, new) in [("\"prefix_length\" : 1", "\"prefix_length\" : 0"), ("\"sequence\" : 4", "\"sequence\" : 3")] {
+            #expect(text.contains(old))
+            try text.replacingOccurrences(of: old, with: new).write(to: layout.servedURL, atomically: true, encoding: .utf8)
+            #expect {
+                try ServedComposition.load(from: layout.servedURL)
+            } throws: { error in
+                guard case TrainingError.fileInvalid(let file, let reason) = error else { return false }
+                return file == layout.servedURL.path && reason.contains("content hash")
+            }
+        }
+    }
+
+    @Test func theGateWithholdsStagesHoldingADeletedExampleAndTheirDescendants() throws {
+        let layout = try Self.temporaryRun()
+        defer { try? FileManager.default.removeItem(at: layout.directory) }
+        let s = try schedule([[0, 1, 2], [1, 2, 0], [2, 0, 1]])
+        let trainer = RecordingTrainer()
+        // "b1" (slice 1) is deleted: every prefix containing slice 1 is withheld, the rest trained.
+        let outcome = try S3TRunner(layout: layout, settings: settings, trainer: trainer, clock: { 0 })
+            .trainStages(s, members: { members[$0] }, gate: StageGate(layout: layout, tombstones: ["b1"], current: { ["b1"] })) { _ in }
+        let trainedPrefixes = Set(trainer.jobs.map(\.lineage.prefixSlices))
+        #expect(trainedPrefixes == [[0], [2], [2, 0]])
+        #expect(trainer.jobs.allSatisfy { !$0.exampleIDs.contains("b1") })
+        #expect(outcome.trained.count == 3 && outcome.withheld.count == s.stages.count - 3)
+        for stage in s.stages {
+            #expect(layout.isComplete(stage) == !stage.prefixSlices.contains(1), "prefix \(stage.prefixSlices)")
+        }
+    }
+}
+
+extension StageRunnerTests {
+    /// A deletion that arrives while a stage trains wins: the commit re-reads the tombstones
+    /// under the run lock and drops the stage, and nothing after it in its sequences is trained.
+    @Test func aDeletionArrivingDuringTrainingDropsTheStageAtCommit() throws {
+        let layout = try Self.temporaryRun()
+        defer { try? FileManager.default.removeItem(at: layout.directory) }
+        let s = try schedule([[0, 1, 2], [2, 1, 0]])
+        let trainer = RecordingTrainer()
+        var commits = 0
+        // The forget of "c2" (slice 2) lands after the first commit.
+        let gate = StageGate(layout: layout, tombstones: []) {
+            commits += 1
+            return commits > 1 ? ["c2"] : []
+        }
+        var events: [String] = []
+        let outcome = try S3TRunner(layout: layout, settings: settings, trainer: trainer, clock: { 0 })
+            .trainStages(s, members: { members[$0] }, gate: gate) { event in
+                if case .stageWithheld(let lineage) = event { events.append("withheld \(lineage.prefixSlices)") }
+                if case .stageFinished(let lineage, _, _) = event { events.append("trained \(lineage.prefixSlices)") }
+            }
+        // [0] commits; [0,1] trains without c2 and commits (c2 is not in it); [0,1,2] holds c2:
+        // it was trained before the gate knew, and is dropped at commit. Sequence [2,1,0] is
+        // withheld from its first stage on, without training.
+        #expect(events == ["trained [0]", "trained [0, 1]", "withheld [0, 1, 2]", "withheld [2]", "withheld [2, 1]",
+                           "withheld [2, 1, 0]"])
+        #expect(trainer.jobs.map(\.lineage.prefixSlices) == [[0], [0, 1], [0, 1, 2]])
+        #expect(outcome.trained.count == 2)
+        for stage in s.stages { #expect(layout.isComplete(stage) == !stage.prefixSlices.contains(2)) }
     }
 }

@@ -67,7 +67,7 @@ public struct RunGuard {
     /// A stage gate for training this run: its commits recover and re-read the tombstones
     /// under the run lock.
     public func stageGate(tombstones: some Sequence<String>) -> StageGate {
-        StageGate(layout: layout, tombstones: tombstones, refresh: { _ = try recoverLocked() })
+        StageGate.reading(layout, tombstones: tombstones, recover: { _ = try recoverLocked() })
     }
 
     // MARK: - Under the lock

@@ -8,27 +8,36 @@ import Store
 /// "Deletions bind training"). The gate enforces it for one training process:
 /// - before a stage is trained, `permits` checks its examples against the tombstones known so
 ///   far (so no work is spent on a stage that cannot be kept);
-/// - a finished stage is committed by `commit`, which takes the run lock, first runs the
-///   `refresh` hook (the caller's recovery: it completes a forget that was accepted but not
-///   carried out), re-reads the plan's tombstones from disk, and renames the file into place
-///   only if the stage's examples still hold no deleted one. A forget holds the same lock from
+/// - a finished stage is committed by `commit`, which takes the run lock, asks `current` for
+///   the tombstones now (for a run: recovery of a forget that was accepted but not carried
+///   out, then the plan's tombstones read from disk), and renames the file into place only if
+///   the stage's examples still hold no deleted one. A forget holds the same lock from
 ///   its ledger commit to its erasure step, so it either sees the new file (and erases it) or
 ///   the commit sees its tombstones (and drops the stage): a forget that races training wins.
 ///
 /// Use one gate from one thread at a time.
 public final class StageGate {
     public let layout: RunLayout
-    private let refresh: () throws -> Void
+    private let current: () throws -> [String]
     /// Every tombstone seen so far: the plan's at creation and at each commit. Tombstones are
     /// never removed, so the union is the current set.
     public private(set) var tombstones: Set<String>
 
     /// - Parameters:
     ///   - tombstones: the deleted ids of the plan the schedule was made from.
-    ///   - refresh: run under the run lock before each commit's check (e.g. recovery of an
-    ///     interrupted forget); must not take the run lock itself.
-    public init(layout: RunLayout, tombstones: some Sequence<String>, refresh: @escaping () throws -> Void = {}) {
-        self.layout = layout; self.refresh = refresh; self.tombstones = Set(tombstones)
+    ///   - current: the deleted ids now; called under the run lock at each commit, so it must
+    ///     not take that lock itself.
+    public init(layout: RunLayout, tombstones: some Sequence<String>, current: @escaping () throws -> [String]) {
+        self.layout = layout; self.current = current; self.tombstones = Set(tombstones)
+    }
+
+    /// A gate whose commits run `recover` and then read the tombstones of the plan in `layout`.
+    public static func reading(_ layout: RunLayout, tombstones: some Sequence<String>,
+                               recover: @escaping () throws -> Void) -> StageGate {
+        StageGate(layout: layout, tombstones: tombstones) {
+            try recover()
+            return try Plan.load(from: layout.planURL).tombstones
+        }
     }
 
     /// True when none of `exampleIDs` is a known tombstone.
@@ -36,20 +45,14 @@ public final class StageGate {
         tombstones.isEmpty || !exampleIDs.contains(where: tombstones.contains)
     }
 
-    /// Under the run lock: refreshes the tombstones from disk, and runs `write` (which must put
-    /// the stage file in place atomically) only if `exampleIDs` hold none. Returns whether it ran.
+    /// Under the run lock: refreshes the tombstones, and runs `write` (which must put the stage
+    /// file in place atomically) only if `exampleIDs` hold none. Returns whether it ran.
     public func commit(exampleIDs: [String], _ write: () throws -> Void) throws -> Bool {
         try FileLock.withExclusiveLock(layout.lockURL) {
-            try refresh()
-            try refreshTombstones()
+            tombstones.formUnion(try current())
             guard permits(exampleIDs) else { return false }
             try write()
             return true
         }
-    }
-
-    /// Adds the tombstones the plan on disk holds now (the caller holds the run lock).
-    public func refreshTombstones() throws {
-        tombstones.formUnion(try Plan.load(from: layout.planURL).tombstones)
     }
 }
