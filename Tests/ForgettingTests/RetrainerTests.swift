@@ -80,6 +80,7 @@ import Training
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-scratch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
+        try plan.save(to: Plan.url(inRun: scratch))
         try ToyStageTrainer.trainAll(plan, in: scratch)
         for entry in served.shards {
             for (index, key) in entry.stageKeys.enumerated() {

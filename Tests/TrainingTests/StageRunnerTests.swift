@@ -180,10 +180,10 @@ extension StageRunnerTests {
         let s = try schedule([[0, 1, 2], [2, 1, 0]])
         let trainer = RecordingTrainer()
         var commits = 0
-        // The forget of "c2" (slice 2) lands after the first commit.
+        // The forget of "c2" (slice 2) lands while the third stage trains.
         let gate = StageGate(layout: layout, tombstones: []) {
             commits += 1
-            return commits > 1 ? ["c2"] : []
+            return commits > 2 ? ["c2"] : []
         }
         var events: [String] = []
         let outcome = try S3TRunner(layout: layout, settings: settings, trainer: trainer, clock: { 0 })
