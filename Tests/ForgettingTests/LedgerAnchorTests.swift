@@ -1,0 +1,110 @@
+import Foundation
+import GRDB
+import Planning
+import Testing
+import Training
+@testable import Audit
+@testable import Forgetting
+
+/// The ledger is anchored: served.json and receipts quote its head, so deleting the ledger,
+/// cutting its last rows or replacing it is caught by `verify` and refused by every command
+/// that would go on from it.
+@Suite struct LedgerAnchorTests {
+    /// A run that forgot two examples in two operations (ledger: request, receipt, request, receipt).
+    static func forgottenRun(_ label: String = #function) throws -> TinyRun {
+        let run = try TinyRun(label)
+        let forgetter = Forgetter(run: run.directory)
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-03"))], nowMilliseconds: 1)
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-20"))], nowMilliseconds: 2)
+        try forgetter.close()
+        return run
+    }
+
+    static func kinds(_ run: TinyRun) throws -> Set<VerificationProblem.Kind> {
+        Set(try RunVerifier.verify(run: run.directory).problems.map(\.kind))
+    }
+
+    @Test func theCompositionAndEveryReceiptQuoteTheLedgerHead() throws {
+        let run = try Self.forgottenRun()
+        defer { run.remove() }
+        let ledger = try Ledger.open(at: RunLayout(directory: run.directory).ledgerURL)
+        defer { try? ledger.close() }
+        let served = try run.served()
+        // The second request is entry #3; its receipt (#4) follows the publish.
+        let request = try #require(try ledger.entry(at: 3))
+        #expect(request.kind == .request)
+        #expect(served.ledgerHead == LedgerAnchor(sequenceNumber: 3, hash: request.hash))
+        for receipt in try ledger.entries(matching: Forgetter.receiptKey) {
+            let coverage = try receipt.decodePayload(as: ReceiptCoverage.self)
+            #expect(try ledger.entry(at: coverage.ledgerSequence)?.hash == coverage.ledgerHash)
+        }
+        #expect(try Self.kinds(run) == [])
+    }
+
+    @Test func aDeletedLedgerIsReportedAndRefused() throws {
+        let run = try Self.forgottenRun()
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: layout.ledgerURL.path + suffix)
+        }
+        #expect(try Self.kinds(run).isSuperset(of: [.ledgerMissing, .unrecordedTombstone]))
+        #expect(throws: ForgettingError.self) { try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover() }
+        // A forget does not start a new, empty history either.
+        #expect(throws: ForgettingError.self) {
+            try Forgetter(run: run.directory).forget([ForgetRequest(target: .example("ex-30"))], nowMilliseconds: 3)
+        }
+        if FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
+            let recreated = try Ledger.open(at: layout.ledgerURL)
+            #expect(try recreated.count() == 0, "nothing was recorded")
+            try recreated.close()
+        }
+    }
+
+    @Test func cuttingTheLastRowsIsReportedAndRefused() throws {
+        let run = try Self.forgottenRun()
+        defer { run.remove() }
+        try Self.tamper(run, "DELETE FROM ledger_entries WHERE seq >= 3; DELETE FROM ledger_keys WHERE seq >= 3")
+        // The chain that is left is intact: only the anchors show what is missing.
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(!report.problems.contains { $0.kind == .ledgerChain })
+        #expect(Set(report.problems.map(\.kind)).isSuperset(of: [.servedHead, .unrecordedTombstone]))
+        #expect(report.problems.contains { $0.kind == .unrecordedTombstone && $0.detail.contains("ex-20") })
+        #expect {
+            try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
+        } throws: { error in
+            guard case ForgettingError.ledgerTampered(_, let reason) = error else { return false }
+            return reason.contains("#3")
+        }
+    }
+
+    @Test func aReplacedLedgerOfTheSameLengthIsReported() throws {
+        let run = try Self.forgottenRun()
+        defer { run.remove() }
+        let other = try TinyRun("other")
+        defer { other.remove() }
+        // The same first request, then another example: entry #3 differs, the length does not.
+        let layout = RunLayout(directory: run.directory)
+        let otherForgetter = Forgetter(run: other.directory)
+        _ = try otherForgetter.forget([ForgetRequest(target: .example("ex-03"))], nowMilliseconds: 1)
+        _ = try otherForgetter.forget([ForgetRequest(target: .example("ex-21"))], nowMilliseconds: 2)
+        try otherForgetter.close()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: layout.ledgerURL.path + suffix) }
+        try FileManager.default.copyItem(at: RunLayout(directory: other.directory).ledgerURL, to: layout.ledgerURL)
+        #expect(try Self.kinds(run).contains(.servedHead))
+        #expect(throws: ForgettingError.self) { try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover() }
+    }
+
+    /// Runs SQL on the run's ledger with its append-only triggers dropped, as an attacker would.
+    static func tamper(_ run: TinyRun, _ sql: String) throws {
+        let db = try DatabaseQueue(path: RunLayout(directory: run.directory).ledgerURL.path)
+        try db.write { db in
+            for trigger in ["ledger_entries_no_update", "ledger_entries_no_delete",
+                            "ledger_keys_no_update", "ledger_keys_no_delete"] {
+                try db.execute(sql: "DROP TRIGGER \(trigger)")
+            }
+            try db.execute(sql: sql)
+        }
+        try db.close()
+    }
+}
