@@ -9,7 +9,7 @@ import Store
 ///
 /// Only complete lines count: a line cut short by a crash (no final newline) is ignored by
 /// readers and overwritten by the next append, which writes at the end of the last complete
-/// line. Writers must hold the run's forget lock (`.forget.lock`).
+/// line. Writers must hold the run lock (`.run.lock`).
 public enum TombstoneLog {
     /// The first line of every log.
     public static let header = "lethe-tombstones 1\n"
@@ -118,7 +118,7 @@ extension Plan {
     /// `plan.h5` itself was rewritten. A format-3 plan appends the new ids to its tombstone log
     /// (one fsync); a format-1 or 2 plan becomes format 3: its log is created, then the plan is
     /// rewritten once with these tombstones in it. Ids already tombstoned are skipped; unknown
-    /// ids are refused before anything is written. The caller holds the run's forget lock.
+    /// ids are refused before anything is written. The caller holds the run lock.
     @discardableResult
     public mutating func recordTombstones(_ ids: some Sequence<String>, savedAt url: URL) throws -> Bool {
         var fresh: [String] = []

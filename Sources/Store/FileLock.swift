@@ -2,9 +2,8 @@ import Foundation
 
 /// An exclusive advisory lock on a file (`flock(2)`), shared by threads and processes.
 ///
-/// Run directories use two: `.served.lock` guards the read-modify-write of `served.json`, and
-/// `.forget.lock` makes a forget (tombstones → composition → erasure) and a retrain's publish
-/// step mutually exclusive. A lock belongs to one open file description, so the same process
+/// A run directory's `.run.lock` orders every change a deletion binds (a forget, a stage commit,
+/// a publish of `served.json`); see docs/FORMAT.md, "The run lock". A lock belongs to one open file description, so the same process
 /// must not take one lock twice (it would wait for itself). The kernel drops the lock when the
 /// holder dies, so a `kill -9` never leaves a run locked.
 public enum FileLock {

@@ -21,6 +21,12 @@ struct Train: ParsableCommand {
             gives bit-identical files. Settings are saved in RUN/train.json on the first call and \
             reused after; options that contradict them are refused.
 
+            Deletions bind training: a stage whose slices hold an example deleted with `lethe \
+            forget` (before or during this command) is withheld, never trained or published, \
+            and each shard serves its longest clean prefix; `lethe retrain` rebuilds those slices \
+            without the deleted examples. Each stage is committed, and each shard's composition \
+            published, under the run lock after the deletions are read again.
+
             --strategy sisa needs a plan with budget 1 (every adapter trainable at each stage); \
             --strategy full trains one model on all the data of the plan.
 

@@ -9,12 +9,17 @@ struct Verify: ParsableCommand {
         abstract: "Check the ledger chain, every checkpoint's tensor hash, and that nothing served saw a deleted example.",
         discussion: """
             Reports each problem with what and where: a broken ledger chain (edited, deleted or \
-            reordered rows), a receipt quoting a head the ledger lacks, a stage file whose tensors \
-            do not match their recorded hash, a served stage whose prefix holds a deleted example, \
-            a served stage file that is missing, served stage keys that are not those of the plan's \
-            current slices, a stage that saw a deleted example still on disk, \
-            a deleted example without its tombstone, and requests left pending by an interrupted \
-            forget.
+            reordered rows); a ledger that is missing, cut short or replaced (served.json and \
+            receipts quote its head; every tombstone needs its request); a served.json that fails \
+            its content hash; a stage file whose tensors do not match their recorded hash or hold \
+            NaN/Inf; a served stage whose prefix holds a deleted example; a served stage file that \
+            is missing; served stage keys that are not those of the plan's current slices; a stage \
+            that saw a deleted example still on disk; a deleted example without its tombstone; and \
+            requests left pending by an interrupted forget (verify first completes them when it can).
+
+            What verify cannot see: a ledger, its receipts, served.json and the tombstone log \
+            rewritten together and consistently. Keep the ledger head (`lethe status --json`, \
+            ledger_head) outside the run and compare it later.
 
             --replay N retrains N randomly chosen served stages (drawn with --seed) from their \
             recorded lineage — prefix slices and their content hashes, seed, settings, parent \

@@ -24,7 +24,7 @@ import Training
 ///
 /// A `Forgetter` is meant to live as long as the process serving the run: it keeps the ledger
 /// open and the plan in memory between forgets, so a forget costs only its writes. Both are
-/// revalidated under the forget lock at every forget (the plan file's identity and the length of
+/// revalidated under the run lock at every forget (the plan file's identity and the length of
 /// its tombstone log, the ledger file's identity), so a forget or retrain by another process
 /// is seen. Use one `Forgetter` from one thread at a time.
 public final class Forgetter {
@@ -33,7 +33,7 @@ public final class Forgetter {
     /// Resolves a group name to the planned example ids of that data subject.
     public typealias GroupResolver = (String) -> [String]
 
-    /// State kept between forgets; read and changed only while holding the forget lock.
+    /// State kept between forgets; read and changed only while holding the run lock.
     private var ledger: (ledger: Ledger, identity: FileIdentity)?
     private var plan: (plan: Plan, identity: FileIdentity)?
     private var composition: (value: ServedComposition, identity: FileIdentity)?
@@ -313,7 +313,7 @@ public final class Forgetter {
         return file
     }
 
-    // MARK: - State kept between forgets (called under the forget lock)
+    // MARK: - State kept between forgets (called under the run lock)
 
     /// The plan as on disk: the cached one if `plan.h5` is the same file, with any tombstones
     /// another process appended to the log since; otherwise loaded anew.

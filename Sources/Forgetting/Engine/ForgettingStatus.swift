@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import Training
 
 /// The deletion state of a run, for `lethe status` (issue 6 item 6): pending requests, dead
 /// shards, sequences to retrain, and δ remaining.
@@ -12,24 +13,34 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
     public var sequencesToRetrain: [[Int]]
     /// Expected further uniform deletions before every shard is dead (`DeletionLogic`).
     public var deletionRateRemaining: Double
+    /// The ledger's last entry (sequence 0 when there is none): keep it outside the run to
+    /// detect a rewritten history later (docs/FORGETTING.md, "The anchored ledger").
+    public var ledgerHead: LedgerAnchor
+    /// The ledger head the served composition reflects (its generation), if it is published.
+    public var servedGeneration: LedgerAnchor?
 
     enum CodingKeys: String, CodingKey {
         case pendingRequestCount = "pending_requests", deletedExampleCount = "deleted_examples"
         case deadShards = "dead_shards", sequencesToRetrain = "sequences_to_retrain"
         case deletionRateRemaining = "deletion_rate_remaining"
+        case ledgerHead = "ledger_head", servedGeneration = "served_generation"
     }
 
     /// Reads the plan and, if present, the ledger of `run`.
     public static func load(run: URL) throws -> ForgettingStatus {
         let plan = try Plan.load(from: Plan.url(inRun: run))
         var pending = 0
-        let ledgerURL = Forgetter(run: run).ledgerURL
-        if FileManager.default.fileExists(atPath: ledgerURL.path) {
-            let ledger = try Ledger.open(at: ledgerURL)
+        var head = LedgerAnchor.empty
+        let layout = RunLayout(directory: run)
+        if FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
+            let ledger = try Ledger.open(at: layout.ledgerURL)
             defer { try? ledger.close() }
             let covered = try Forgetter(run: run).lastReceiptCoverage(ledger)
             pending = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
+            head = try RunPublisher.anchor(of: ledger)
         }
+        let generation = FileManager.default.fileExists(atPath: layout.servedURL.path)
+            ? try ServedComposition.load(from: layout.servedURL).ledgerHead : nil
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
         let hits = plan.hitSlices
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) },
@@ -44,7 +55,8 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
                                 deadShards: outcomes.filter(\.isDead).map(\.shard), sequencesToRetrain: toRetrain,
                                 deletionRateRemaining: DeletionLogic.remainingDeletionRate(
                                     sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths),
-                                    sliceCount: plan.sliceCount))
+                                    sliceCount: plan.sliceCount),
+                                ledgerHead: head, servedGeneration: generation)
     }
 
     /// One line per fact, for people.
@@ -56,6 +68,7 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         sequences to retrain: \(sequencesToRetrain.count)\
         \(sequencesToRetrain.isEmpty ? "" : " (" + sequencesToRetrain.map { "shard \($0[0]) seq \($0[1]) at \($0[2])" }.joined(separator: ", ") + ")")
         δ remaining: \(String(format: "%.1f", deletionRateRemaining)) further random deletions before a full retrain
+        ledger head: \(ledgerHead); served generation: \(servedGeneration.map(\.description) ?? "none published")
         """
     }
 }

@@ -14,7 +14,7 @@ import Training
 ///    each sequence is retrained from its first affected stage onward, with the same
 ///    deterministic trainer and seeds derived from the new keys — bit-identical to training the
 ///    new plan from scratch;
-/// 3. publish under the run's forget lock: re-read the plan (a forget may have run meanwhile),
+/// 3. publish under the run lock: re-read the plan (a forget may have run meanwhile),
 ///    record the removals in it (atomic rewrite), derive the composition from its *current*
 ///    tombstones (a newly deleted example truncates the new sequences at its slice, so nothing
 ///    trained on it is served), replace the shard's served entry (atomic rename), erase every
