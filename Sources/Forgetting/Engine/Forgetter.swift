@@ -3,7 +3,7 @@ import Planning
 import Store
 import Training
 
-/// Carries out forget requests on a run directory in the order issue 6 item 1 fixes:
+/// Carries out forget requests on a run directory in this order (docs/FORGETTING.md):
 ///
 /// 1. record the requests in the ledger (one transaction, fsynced: accepted = durable);
 /// 2. tombstone their examples in the plan (appended to its tombstone log and fsynced; the
@@ -104,11 +104,11 @@ public final class Forgetter {
         }
     }
 
+    /// The steps of a forget, in order; the caller holds the run lock.
     private func forgetLocked(_ requests: [ForgetRequest], groups: GroupResolver?, nowMilliseconds: Int64,
                               accepted: (LedgerHead) -> Void) throws -> ForgetReceipt {
         var plan = try timed(.planLoad) { try currentPlan() }
         let strategy = try currentStrategy()
-        let published = strategy != nil
         // Refuse before recording anything: a `full` run is one model on all data, so the
         // truncation rule does not apply (every deletion needs a full retrain).
         if strategy == .full {
@@ -121,6 +121,57 @@ public final class Forgetter {
         if let anchor = composition?.value.ledgerHead { try RunGuard.checkAnchor(anchor, in: ledger, file: ledgerURL.path) }
 
         // 1. Resolve, then record durably.
+        let records = try resolve(requests, plan: plan, groups: groups, nowMilliseconds: nowMilliseconds)
+        let lastCovered = try cachedReceiptCoverage(ledger)
+        let (appended, head) = try record(records, in: ledger, nowMilliseconds: nowMilliseconds)
+        if !appended.isEmpty { accepted(head) }
+        let (pending, recoveredCount) = try pendingRequests(ledger, coveredUpTo: lastCovered, head: head,
+                                                            appended: appended, records: records)
+        if pending.isEmpty { return try ForgetReceipt.nothingPending(plan: plan, run: run, head: head) }
+
+        // 2. Tombstones.
+        let (forgottenNow, hitsBefore) = try tombstone(pending, recoveredCount: recoveredCount, in: &plan)
+
+        // 3. Composition.
+        let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
+        let full = sequences.map { $0.map(\.count) }
+        let hitsNow = Set(forgottenNow.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
+        let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
+            .map(\.prefixLengths)
+        let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
+        try publish(outcomes, plan: plan, sequences: sequences, head: head)
+
+        // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
+        // an interrupted run left undone).
+        let erased = try erase(plan: plan, sequences: sequences, hits: hitsBefore.union(hitsNow), hitsNow: hitsNow)
+
+        // 5. Receipt.
+        let receipt = ForgetReceipt(
+            requests: Self.requestOutcomes(pending, forgottenNow: forgottenNow),
+            forgottenExamples: forgottenNow.sorted(by: UTF8Order.precedes),
+            unknownIDs: pending.compactMap { $0.1.examples.isEmpty ? $0.1.id : nil },
+            unknownGroups: pending.compactMap { $0.1.examples.isEmpty ? $0.1.group : nil },
+            recoveredRequestCount: recoveredCount,
+            affectedSlices: hitsNow.sorted { ($0.shard, $0.slice) < ($1.shard, $1.slice) }.map { [$0.shard, $0.slice] },
+            truncatedSequences: outcomes.flatMap(\.truncations),
+            erasedStages: erased,
+            served: outcomes.map { .init(shard: $0.shard, sequence: $0.served?.sequence, prefixLength: $0.served?.prefixLength ?? 0) },
+            deadShards: outcomes.filter(\.isDead).map(\.shard),
+            deletionRateRemaining: DeletionLogic.remainingDeletionRate(
+                sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
+            compositionPublished: strategy != nil,
+            ledgerSequence: head.sequenceNumber, ledgerHash: head.hash)
+        _ = try timed(.receipt) {
+            let stored = try ledger.append(LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
+                                                       payload: try receipt.json(), keys: [Self.receiptKey]))
+            lastReceipt = (stored.sequenceNumber, receipt.ledgerSequence)
+        }
+        return receipt
+    }
+
+    /// Each request as the record the ledger keeps: the planned examples it names.
+    private func resolve(_ requests: [ForgetRequest], plan: Plan, groups: GroupResolver?,
+                         nowMilliseconds: Int64) throws -> [RequestRecord] {
         var records: [RequestRecord] = []
         records.reserveCapacity(requests.count)
         for (index, request) in requests.enumerated() {
@@ -139,7 +190,12 @@ public final class Forgetter {
                                              examples: members))
             }
         }
-        let lastCovered = try cachedReceiptCoverage(ledger)
+        return records
+    }
+
+    /// Appends the requests in one transaction (durable on return) and returns them with the head.
+    private func record(_ records: [RequestRecord], in ledger: Ledger,
+                        nowMilliseconds: Int64) throws -> (appended: [LedgerEntry], head: LedgerHead) {
         let drafts = records.map { record in
             var keys: [LedgerKey] = [.requestID(record.requestID)]
             if let id = record.id { keys.append(.exampleID(id)) }  // its `examples` is [id] or []
@@ -152,9 +208,14 @@ public final class Forgetter {
         let appended = drafts.isEmpty ? [] : try timed(.ledgerAppend) { try ledger.append(drafts) }
         let head = try appended.last.map { LedgerHead(sequenceNumber: $0.sequenceNumber, hash: $0.hash) }
             ?? ledger.head() ?? LedgerHead(sequenceNumber: 0, hash: "")
-        if !appended.isEmpty { accepted(head) }
+        return (appended, head)
+    }
 
-        // Requests an interrupted run recorded but never finished.
+    /// The requests this forget carries out: those an interrupted forget recorded but never
+    /// finished (after the last receipt's coverage), then the new ones; and how many are old.
+    private func pendingRequests(_ ledger: Ledger, coveredUpTo lastCovered: Int64, head: LedgerHead,
+                                 appended: [LedgerEntry], records: [RequestRecord])
+        throws -> (pending: [(Int64, RequestRecord)], recoveredCount: Int) {
         let firstNew = appended.first?.sequenceNumber ?? head.sequenceNumber + 1
         var pending: [(Int64, RequestRecord)] = []
         if lastCovered + 1 < firstNew {
@@ -165,11 +226,15 @@ public final class Forgetter {
         }
         let recoveredCount = pending.count
         pending += zip(appended.map(\.sequenceNumber), records).map { ($0, $1) }
-        if pending.isEmpty { return try ForgetReceipt.nothingPending(plan: plan, run: run, head: head) }
+        return (pending, recoveredCount)
+    }
 
-        // 2. Tombstones. Examples of pending requests count as new even if an interrupted run
-        // already tombstoned them: their truncations and erasures may not have happened.
-        // (Work per forget stays proportional to the requests, not to all tombstones so far.)
+    /// Tombstones the pending requests' examples durably; returns the examples this operation
+    /// forgets and the slices that were hit before it. Examples of recovered requests count as
+    /// new even if an interrupted run already tombstoned them: their truncations and erasures
+    /// may not have happened. (Work stays proportional to the requests, not to all tombstones.)
+    private func tombstone(_ pending: [(Int64, RequestRecord)], recoveredCount: Int,
+                           in plan: inout Plan) throws -> (forgottenNow: Set<String>, hitsBefore: Set<SliceLocation>) {
         let recovered = Set(pending.prefix(recoveredCount).flatMap(\.1.examples))
         let named = Set(pending.flatMap(\.1.examples))
         let forgottenNow = named.filter { !plan.isTombstoned($0) || recovered.contains($0) }
@@ -178,7 +243,7 @@ public final class Forgetter {
         let hitsBefore = recovered.isEmpty ? plan.hitSlices
             : Set(plan.tombstones.filter { !recovered.contains($0) && !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         if !forgottenNow.allSatisfy(plan.isTombstoned) {
-            let planURL = Plan.url(inRun: run)
+            let planURL = layout.planURL
             try timed(.tombstones) {
                 if try plan.recordTombstones(forgottenNow, savedAt: planURL) {
                     self.plan = (plan, try FileIdentity(of: planURL))  // plan.h5 rewritten (now format 3)
@@ -188,35 +253,35 @@ public final class Forgetter {
                 }
             }
         }
+        return (forgottenNow, hitsBefore)
+    }
 
-        // 3. Composition.
-        let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
-        let full = sequences.map { $0.map(\.count) }
-        let hitsNow = Set(forgottenNow.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
-        let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
-            .map(\.prefixLengths)
-        let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
-        if let served = composition?.value {
-            // Shards not published yet (planned, not trained) stay out of the composition.
-            let entries = outcomes.filter { served.entry(shard: $0.shard) != nil }.map { outcome in
-                ServedComposition.Entry(shard: outcome.shard, sequence: outcome.served?.sequence,
-                                        prefixLength: outcome.served?.prefixLength ?? 0,
-                                        stageKeys: outcome.served.map { stageKeys(plan, outcome.shard, sequences[outcome.shard][$0.sequence], $0.prefixLength) } ?? [])
-            }
-            try timed(.publish) {
-                let next = served.replacing(entries, ledgerHead: LedgerAnchor(sequenceNumber: head.sequenceNumber, hash: head.hash))
-                try next.save(to: layout)
-                composition = (next, try FileIdentity(of: layout.servedURL))
-            }
+    /// Rewrites the entries of the published shards from `outcomes`, anchored at `head`.
+    /// Shards not published yet (planned, not trained) stay out of the composition.
+    private func publish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]], head: LedgerHead) throws {
+        guard let served = composition?.value else { return }
+        let entries = outcomes.filter { served.entry(shard: $0.shard) != nil }.map { outcome in
+            guard let kept = outcome.served else { return ServedComposition.Entry.dead(shard: outcome.shard) }
+            return ServedComposition.Entry(shard: outcome.shard, sequence: kept.sequence, prefixLength: kept.prefixLength,
+                                           stageKeys: stageKeys(plan, outcome.shard, sequences[outcome.shard][kept.sequence],
+                                                                kept.prefixLength))
         }
+        try timed(.publish) {
+            let next = served.replacing(entries, ledgerHead: LedgerAnchor(sequenceNumber: head.sequenceNumber, hash: head.hash))
+            try next.save(to: layout)
+            composition = (next, try FileIdentity(of: layout.servedURL))
+        }
+    }
 
-        // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
-        // an interrupted run left undone).
-        let allHits = hitsBefore.union(hitsNow)
+    /// Erases every stage file whose prefix holds a hit slice, fsyncs the touched directories,
+    /// and lists the stages erased now or hit by this operation.
+    private func erase(plan: Plan, sequences: [[[Int]]], hits: Set<SliceLocation>,
+                       hitsNow: Set<SliceLocation>) throws -> [ForgetReceipt.ErasedStage] {
         var erased: [ForgetReceipt.ErasedStage] = []
         var touchedShards = Set<Int>()
         try timed(.erase) {
-            for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: allHits) {
+            let full = sequences.map { $0.map(\.count) }
+            for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hits) {
                 for prefix in outcome.erasedPrefixes {
                     let stage = stageFile(plan, shard: outcome.shard, prefix: prefix)
                     let deleted = unlink(stage.path) == 0
@@ -232,12 +297,15 @@ public final class Forgetter {
             }
             for shard in touchedShards.sorted() { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
         }
+        return erased
+    }
 
-        // 5. Receipt.
-        // A request is `forgotten` when it is the first in this operation to name a newly
-        // deleted example; later repeats of the same example (even in the same log) are not.
+    /// A request is `forgotten` when it is the first in this operation to name a newly deleted
+    /// example; later repeats of the same example (even in the same log) are not.
+    private static func requestOutcomes(_ pending: [(Int64, RequestRecord)],
+                                        forgottenNow: Set<String>) -> [ForgetReceipt.RequestOutcome] {
         var claimed = Set<String>()
-        let outcomesByRequest = pending.map { sequence, record in
+        return pending.map { sequence, record in
             let fresh = record.examples.filter { forgottenNow.contains($0) && !claimed.contains($0) }
             claimed.formUnion(fresh)
             let status: ForgetReceipt.RequestOutcome.Status =
@@ -245,27 +313,6 @@ public final class Forgetter {
             return ForgetReceipt.RequestOutcome(requestID: record.requestID, ledgerSequence: sequence,
                                                 id: record.id, group: record.group, status: status)
         }
-        let receipt = ForgetReceipt(
-            requests: outcomesByRequest,
-            forgottenExamples: forgottenNow.sorted(by: UTF8Order.precedes),
-            unknownIDs: pending.compactMap { $0.1.examples.isEmpty ? $0.1.id : nil },
-            unknownGroups: pending.compactMap { $0.1.examples.isEmpty ? $0.1.group : nil },
-            recoveredRequestCount: recoveredCount,
-            affectedSlices: hitsNow.sorted { ($0.shard, $0.slice) < ($1.shard, $1.slice) }.map { [$0.shard, $0.slice] },
-            truncatedSequences: outcomes.flatMap(\.truncations),
-            erasedStages: erased,
-            served: outcomes.map { .init(shard: $0.shard, sequence: $0.served?.sequence, prefixLength: $0.served?.prefixLength ?? 0) },
-            deadShards: outcomes.filter(\.isDead).map(\.shard),
-            deletionRateRemaining: DeletionLogic.remainingDeletionRate(
-                sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
-            compositionPublished: published,
-            ledgerSequence: head.sequenceNumber, ledgerHash: head.hash)
-        _ = try timed(.receipt) {
-            let stored = try ledger.append(LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
-                                                       payload: try receipt.json(), keys: [Self.receiptKey]))
-            lastReceipt = (stored.sequenceNumber, receipt.ledgerSequence)
-        }
-        return receipt
     }
 
     /// The stage keys of stages 1…length of `sequence` in `shard`.

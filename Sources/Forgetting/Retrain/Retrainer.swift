@@ -79,7 +79,7 @@ public final class Retrainer {
         let targets = (shards ?? Array(0..<plan.shardCount)).filter(needed.contains)
         var records: [RetrainRecord] = []
         for shard in Set(targets).sorted() {
-            let lock = run.appendingPathComponent(".retrain-shard-\(shard).lock")
+            let lock = layout.retrainLockURL(shard: shard)
             let done: Void? = try FileLock.withLockIfFree(lock) {
                 for pass in 1...max(1, maxPasses) {
                     let record = try retrainOnce(shard: shard, pass: pass, strategy: strategy,
@@ -146,7 +146,7 @@ public final class Retrainer {
             guard unlink(url.path) == 0 || errno == ENOENT else {
                 throw ForgettingError.runFile(file: url.path, reason: "cannot erase the stage file (errno \(errno))")
             }
-            erased.append("stages/shard-\(shard)/\(url.lastPathComponent)")
+            erased.append(layout.relativePath(of: url))
         }
         if !erased.isEmpty { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
 

@@ -9,6 +9,7 @@ import Planning
 ///     DIR/served.json                               the served composition
 ///     DIR/ledger.sqlite                             the deletion ledger (Forgetting)
 ///     DIR/.run.lock                                 the run lock
+///     DIR/.retrain-shard-K.lock                     one retrain per shard
 ///
 /// The run lock (`flock`) is held by every step that changes what a deletion binds: a forget
 /// (ledger, tombstones, composition, erasure), the commit of a stage file, and every publish of
@@ -24,6 +25,8 @@ public struct RunLayout: Sendable {
     public var ledgerURL: URL { directory.appendingPathComponent("ledger.sqlite") }
     public var lockURL: URL { directory.appendingPathComponent(".run.lock") }
     public var stagesDirectory: URL { directory.appendingPathComponent("stages") }
+    /// Held (without waiting) by the one retrain working on a shard.
+    public func retrainLockURL(shard: Int) -> URL { directory.appendingPathComponent(".retrain-shard-\(shard).lock") }
 
     public func shardDirectory(_ shard: Int) -> URL {
         stagesDirectory.appendingPathComponent("shard-\(shard)")
@@ -40,7 +43,14 @@ public struct RunLayout: Sendable {
 
     /// A stage file's path relative to the run directory, as receipts and reports name it.
     public func relativeStagePath(shard: Int, stage: Int, key: StageKey) -> String {
-        "stages/shard-\(shard)/" + stageFileName(stage: stage, key: key)
+        relativePath(of: stageURL(shard: shard, stage: stage, key: key))
+    }
+
+    /// The path of a file of the run relative to the run directory.
+    public func relativePath(of url: URL) -> String {
+        let root = directory.standardizedFileURL.path + "/"
+        let path = url.standardizedFileURL.path
+        return path.hasPrefix(root) ? String(path.dropFirst(root.count)) : path
     }
 
     private func stageFileName(stage: Int, key: StageKey) -> String { "stage-\(stage)-\(key.hex).h5" }
