@@ -31,7 +31,8 @@ let package = Package(
         // Tensors and the math: one operation per file, forward + backward.
         .target(name: "Kernels", dependencies: ["CBLAS", "CMalloc"], exclude: ["README.md"], swiftSettings: fast),
         // The HDF5 store: the only importer of CHDF5.
-        .target(name: "Store", dependencies: ["CHDF5"], exclude: ["README.md"], swiftSettings: fast),
+        .target(name: "Store", dependencies: ["CHDF5", .product(name: "Crypto", package: "swift-crypto")],
+                exclude: ["README.md"], swiftSettings: fast),
         // Weight readers, tokenizers, encoder, decoder, LoRA.
         .target(name: "Models", dependencies: ["Kernels", "Store",
                                                .product(name: "Crypto", package: "swift-crypto")],

@@ -19,7 +19,7 @@ public enum AdapterFile {
     public static func write(_ adapter: LlamaAdapter, to url: URL, method: String,
                              configuration: UnlearningConfiguration, threadCount: Int, baseModelSHA256: String,
                              dataSets: [String: TextCorpus]) throws {
-        try HDF5File.writeAtomically(to: url) { file in
+        try HDF5File.writeAtomically(to: url, sealed: true) { file in
             for p in adapter.parameters {
                 try file.write(p.value.values, shape: p.value.shape, at: "adapter/\(p.name)")
             }
@@ -47,7 +47,7 @@ public enum AdapterFile {
 
     /// Reads an adapter file back: rebuilds the adapter configuration and loads every tensor.
     public static func read(_ url: URL, weights: LlamaWeights) throws -> (adapter: LlamaAdapter, method: String) {
-        let file = try HDF5File.open(url, mode: .readOnly)
+        let file = try HDF5File.openSealed(url)
         defer { try? file.close() }
         let found = try file.stringAttribute(named: "format")
         guard found == format, try file.intAttribute(named: "format_version") == version else {

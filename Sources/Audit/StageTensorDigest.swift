@@ -21,7 +21,7 @@ public enum StageTensorDigest {
     }
 
     public static func check(_ url: URL) throws -> Check {
-        let file = try HDF5File.open(url)
+        let file = try HDF5File.openSealed(url)
         defer { try? file.close() }
         var tensors: [(name: String, shape: [Int], values: [Float])] = []
         func visit(_ path: String) throws {

@@ -32,7 +32,7 @@ extension Plan {
     /// log beside it if it has none, created first, so a format-3 file never lacks its log.
     public func save(to url: URL) throws {
         if tombstoneLogEnd != nil { try TombstoneLog.create(TombstoneLog.url(forPlanAt: url)) }
-        try HDF5File.writeAtomically(to: url) { file in
+        try HDF5File.writeAtomically(to: url, sealed: true) { file in
             try file.setAttribute(.string(Plan.formatName), named: "format")
             try file.setAttribute(.int(storedFormatVersion), named: "format_version")
             try file.setAttribute(.string(letheVersion), named: "lethe_version")
@@ -64,7 +64,7 @@ extension Plan {
     /// Reads a plan and checks its format version and every invariant.
     public static func load(from url: URL) throws -> Plan {
         let name = url.path
-        let file = try HDF5File.open(url)
+        let file = try HDF5File.openSealed(url)
         defer { try? file.close() }
         let format = (try? file.stringAttribute(named: "format")) ?? "no format attribute"
         guard format == formatName else {

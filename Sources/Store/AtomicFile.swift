@@ -86,11 +86,13 @@ extension HDF5File {
     /// is then closed, fsynced, renamed over `url`, and the directory fsynced. If `body`
     /// throws (or anything fails), the temporary file is deleted, `url` is left untouched and
     /// the error is rethrown. Do not keep the `HDF5File` passed to `body` beyond it.
-    public static func writeAtomically<Result>(to url: URL,
+    /// - Parameter sealed: write the file with a user block and seal it once complete
+    ///   (`HDF5Seal`), so readers that open it with `openSealed` detect any later change.
+    public static func writeAtomically<Result>(to url: URL, sealed: Bool = false,
                                                _ body: (HDF5File) throws -> Result) throws -> Result {
         let temporary = AtomicFile.temporaryURL(for: url)
         do {
-            let file = try HDF5File.create(at: temporary)
+            let file = try HDF5File.create(at: temporary, userBlock: sealed ? HDF5Seal.userBlockSize : 0)
             let result: Result
             do {
                 result = try body(file)
@@ -99,6 +101,7 @@ extension HDF5File {
                 throw error
             }
             try file.close()
+            if sealed { try HDF5Seal.seal(fileAt: temporary) }
             try AtomicFile.commit(temporary, to: url)
             return result
         } catch {

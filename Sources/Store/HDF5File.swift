@@ -75,7 +75,9 @@ public final class HDF5File: HDF5Location {
     ///
     /// - Parameter replacing: when false (the default) creation is exclusive and an existing
     ///   file gives `StoreError.fileExists`; when true an existing file is truncated.
-    public static func create(at url: URL, replacing: Bool = false) throws -> HDF5File {
+    /// - Parameter userBlock: bytes reserved at the start of the file, which HDF5 skips (0, or a
+    ///   power of two ≥ 512); `HDF5Seal` writes its seal there.
+    public static func create(at url: URL, replacing: Bool = false, userBlock: Int = 0) throws -> HDF5File {
         HDF5Library.silence()
         let name = url.path
         if !replacing && FileManager.default.fileExists(atPath: name) {
@@ -83,7 +85,12 @@ public final class HDF5File: HDF5Location {
         }
         let flags = replacing ? lethe_H5F_ACC_TRUNC() : lethe_H5F_ACC_EXCL()
         let access = try fileAccessList(file: name)
-        let id = H5Fcreate(name, flags, lethe_H5P_DEFAULT(), access.id)
+        let creation = PropertyList(class: lethe_H5P_FILE_CREATE())
+        guard creation.id >= 0, userBlock == 0 || H5Pset_userblock(creation.id, hsize_t(userBlock)) >= 0 else {
+            throw StoreError.hdf5Failure(file: name, path: "/", operation: "reserve a user block of \(userBlock) bytes",
+                                         detail: HDF5Library.takeErrorDetail())
+        }
+        let id = H5Fcreate(name, flags, creation.id, access.id)
         guard id >= 0 else {
             let detail = HDF5Library.takeErrorDetail()
             if !replacing && FileManager.default.fileExists(atPath: name) {

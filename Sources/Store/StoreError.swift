@@ -32,6 +32,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case notWritable(file: String, path: String)
     /// Any other failure reported by the HDF5 library.
     case hdf5Failure(file: String, path: String, operation: String, detail: String)
+    /// A sealed file's content does not match its seal (`HDF5Seal`): it was damaged or edited.
+    case sealBroken(file: String, reason: String)
     /// A system call on the file or its directory failed (create, write, fsync, rename).
     case io(file: String, operation: String, errno: Int32)
 
@@ -74,6 +76,10 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
         case .hdf5Failure(let file, let path, let operation, let detail):
             return "\(file): HDF5 could not \(operation) at \(path) (\(detail)). Check that the "
                 + "file is a valid HDF5 file and that the disk is writable and not full."
+        case .sealBroken(let file, let reason):
+            return "\(file): the file cannot be trusted: \(reason). Lethe does not read it; restore it from a "
+                + "backup, or delete it and let Lethe write it again (lethe train re-trains a stage file; a plan "
+                + "must be restored or planned anew)."
         case .io(let file, let operation, let code):
             let reason = String(cString: strerror(code))
             return "\(file): \(operation) failed: \(reason) (errno \(code)). Check permissions and "

@@ -74,6 +74,12 @@ import Training
         try file.remove("head/weight")
         try file.write(values, shape: shape, at: "head/weight")
         try file.close()
+        // The file's seal no longer matches: verify reports it unreadable, and nothing loads it.
+        let unsealed = try RunVerifier.verify(run: run.directory)
+        #expect(unsealed.problems.map(\.kind) == [.unreadableStage])
+        #expect(unsealed.problems.first?.detail.contains("cannot be trusted") == true)
+        // Sealed again, as a deliberate editor would: the recorded tensor hash catches it.
+        try HDF5Seal.seal(fileAt: url)
         let report = try RunVerifier.verify(run: run.directory)
         #expect(report.problems.map(\.kind) == [.tensorHash])
         #expect(report.problems.first?.location == url.path)

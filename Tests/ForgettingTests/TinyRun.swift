@@ -65,7 +65,7 @@ struct TinyRun {
             ("adapters/encoder.layer.5.attention.self.query/lora_A", [2, 3], (0..<6).map { seed + Float($0) }),
             ("head/weight", [2, 4], (0..<8).map { seed - Float($0) }),
         ]
-        try HDF5File.writeAtomically(to: url) { file in
+        try HDF5File.writeAtomically(to: url, sealed: true) { file in
             for (name, shape, values) in tensors { try file.write(values, shape: shape, at: name) }
             try file.setAttribute(.string("lethe-stage"), named: "format")
             try file.setAttribute(.string(key.hex), named: "stage_key")

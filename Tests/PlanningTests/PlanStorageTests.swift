@@ -32,10 +32,29 @@ import Testing
     }
 
     /// Rewrites one dataset of a saved plan, as a person editing the file by hand would.
+    /// Edits a plan in place and seals it again, as a deliberate editor would: what is left to
+    /// catch the edit is the plan's own checks (an edit without resealing is refused earlier,
+    /// by the seal: `anUnsealedEditIsRefusedBeforeHDF5ReadsTheFile`).
     private func edit(_ url: URL, _ body: (HDF5File) throws -> Void) throws {
         let file = try HDF5File.open(url, mode: .readWrite)
         try body(file)
         try file.close()
+        try HDF5Seal.seal(fileAt: url)
+    }
+
+    @Test func anUnsealedEditIsRefusedBeforeHDF5ReadsTheFile() throws {
+        let (plan, url) = try savedPlan()
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        #expect(try Plan.load(from: url).orderedIDs == plan.orderedIDs)
+        let file = try HDF5File.open(url, mode: .readWrite)
+        try file.setAttribute(.int(9), named: "budget")
+        try file.close()
+        #expect {
+            try Plan.load(from: url)
+        } throws: { error in
+            guard case StoreError.sealBroken(let file, let reason) = error else { return false }
+            return file == url.path && reason.contains("damaged or edited")
+        }
     }
 
     private func formatVersion(_ url: URL) throws -> Int64 {

@@ -21,7 +21,7 @@ extension StageCheckpoint {
     public func save(to url: URL) throws {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(),
                                                 withIntermediateDirectories: true)
-        try HDF5File.writeAtomically(to: url) { file in
+        try HDF5File.writeAtomically(to: url, sealed: true) { file in
             for tensor in storedTensors {
                 try file.write(tensor.values, shape: tensor.shape, at: tensor.name)
             }
@@ -56,7 +56,7 @@ extension StageCheckpoint {
     /// Reads and checks a stage checkpoint: format and version, every attribute, the tensors,
     /// and that the tensors hash to the recorded `tensors_sha256`.
     public static func load(from url: URL) throws -> StageCheckpoint {
-        let file = try HDF5File.open(url)
+        let file = try HDF5File.openSealed(url)
         defer { try? file.close() }
         let path = url.path
         func need<T>(_ name: String, _ read: (String) throws -> T) throws -> T {
