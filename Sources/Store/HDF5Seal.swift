@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// A content hash in the user block of an HDF5 file, checked before HDF5 reads a byte of it.
@@ -24,7 +23,7 @@ public enum HDF5Seal {
 
     /// Writes the seal into the user block of the complete, closed file at `url`.
     public static func seal(fileAt url: URL) throws {
-        let (digest, count) = try contentDigest(url)
+        let (digest, count) = try FileDigest.sha256(of: url, from: userBlockSize)
         var header = Array((prefix + digest + " \(count)\n").utf8)
         header += [UInt8](repeating: 0, count: userBlockSize - header.count)
         let descriptor = open(url.path, O_WRONLY | O_CLOEXEC)
@@ -49,7 +48,7 @@ public enum HDF5Seal {
               header.count == userBlockSize, header[(end + 1)...].allSatisfy({ $0 == 0 }) else {
             throw StoreError.sealBroken(file: url.path, reason: "its seal line is malformed")
         }
-        let (digest, count) = try contentDigest(url)
+        let (digest, count) = try FileDigest.sha256(of: url, from: userBlockSize)
         guard count == recordedCount else {
             throw StoreError.sealBroken(file: url.path, reason: "it holds \(count) bytes after the seal, the seal "
                                         + "records \(recordedCount) (cut short or extended)")
@@ -68,25 +67,6 @@ public enum HDF5Seal {
         let count = header.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
         guard count >= 0 else { throw StoreError.io(file: url.path, operation: "read", errno: errno) }
         return Array(header.prefix(count))
-    }
-
-    /// SHA-256 (lowercase hex) and length of the bytes after the user block.
-    private static func contentDigest(_ url: URL) throws -> (String, Int) {
-        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw StoreError.io(file: url.path, operation: "open", errno: errno) }
-        defer { close(descriptor) }
-        var hasher = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset = off_t(userBlockSize), total = 0
-        while true {
-            let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw StoreError.io(file: url.path, operation: "read", errno: errno) }
-            if count == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
-            offset += off_t(count); total += count
-        }
-        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), total)
     }
 }
 

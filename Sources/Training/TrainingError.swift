@@ -17,6 +17,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case fileInvalid(file: String, reason: String)
     /// A stage's parent (the previous stage of its prefix) has no complete checkpoint.
     case parentMissing(shard: Int, stage: Int, parentKey: String)
+    /// The base model on disk is not the one the run was trained on.
+    case baseModelMismatch(file: String, expected: String, found: String)
+    /// Training reached a NaN or infinite loss.
+    case nonFiniteLoss(stage: String, step: Int, loss: Float)
     /// A setting given now disagrees with the one the run was trained with.
     case settingsConflict(file: String, field: String, saved: String, given: String)
     /// A value given by the user is out of range.
@@ -44,6 +48,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + "stage or run; remove it and re-train."
         case let .fileInvalid(file, reason):
             return "\(file): \(reason). Restore the file or re-create it with `lethe train`."
+        case let .baseModelMismatch(file, expected, found):
+            return "\(file): the run was trained on a base model with SHA-256 \(expected), found \(found). Put "
+                + "that exact model there (run `make setup` for the default one), or train a new run on this one."
+        case let .nonFiniteLoss(stage, step, loss):
+            return "\(stage): the training loss became \(loss) at step \(step); nothing was saved. Lower the "
+                + "learning rate (--lr) and train again."
         case let .parentMissing(shard, stage, parentKey):
             return "shard \(shard) stage \(stage): the checkpoint of its parent stage \(parentKey) "
                 + "is missing. Run `lethe train` on the shard to re-create it."

@@ -26,7 +26,7 @@ struct Evaluate: ParsableCommand {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)
-        let encoder = try MiniLMEncoder(directory: settings.baseModel)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory)
         let clock = ContinuousClock(), start = clock.now
         let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)

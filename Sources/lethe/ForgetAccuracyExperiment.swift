@@ -2,6 +2,7 @@ import Forgetting
 import Foundation
 import Models
 import Planning
+import Store
 import Training
 
 /// The costly half of `lethe bench forget --accuracy`: trains S3T (B = 3) and SISA (B = 1) runs
@@ -56,7 +57,7 @@ struct ForgetAccuracyExperiment {
         let train = try Dataset.read(from: URL(fileURLWithPath: trainData), source: trainData)
         let test = try Dataset.read(from: URL(fileURLWithPath: testData), source: testData)
         let encoder = try MiniLMEncoder(directory: modelDirectory)
-        let modelSHA256 = try TrainingOptions.sha256(ofFile: modelDirectory + "/model.safetensors")
+        let modelSHA256 = try FileDigest.sha256(of: URL(fileURLWithPath: modelDirectory + "/model.safetensors")).hex
         let clock = ContinuousClock()
         var generator = SeededGenerator(seed: seed)
         let deletionOrder = train.examples.map(\.id).shuffled(using: &generator)

@@ -31,7 +31,7 @@ struct Predict: ParsableCommand {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)
-        let encoder = try MiniLMEncoder(directory: settings.baseModel)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory)
         let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
         var ids: [String?] = text.map { _ in nil }
         var inputs = text

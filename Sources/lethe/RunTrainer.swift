@@ -27,7 +27,7 @@ struct RunTrainer {
         }
         let plan = try Plan.load(from: Plan.url(inRun: run))
         let dataset = try RunData.dataset(for: plan, override: data)
-        let encoder = try MiniLMEncoder(directory: settings.baseModel)
+        let encoder = try settings.loadBaseEncoder(run: run)
         let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
         runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names, clock: clock)
         layerCount = encoder.configuration.layerCount

@@ -47,7 +47,8 @@ struct Status: ParsableCommand {
             ? try ServedComposition.load(from: layout.servedURL) : nil
         var shardStatus: [ShardStatus] = []
         if let settings {
-            let layerCount = try BertConfiguration(contentsOf: settings.baseModel + "/config.json").layerCount
+            let layerCount = try BertConfiguration(
+                contentsOf: settings.baseModelDirectory(run: layout.directory).appendingPathComponent("config.json").path).layerCount
             let shardIndices = settings.strategy == .full ? [0] : Array(0..<plan.shardCount)
             for shard in shardIndices {
                 let stages: [StageLineage]

@@ -50,7 +50,7 @@ struct Train: ParsableCommand {
 
     @Option(help: "Training strategy: s3t, sisa or full. Default s3t.")
     var strategy: TrainingStrategy?
-    @Option(help: "Encoder layers per adapter block. Default 2.")
+    @Option(help: "Encoder layers per adapter block, 1…64, with slices × layers ≤ the model's layers. Default 2.")
     var layersPerBlock: Int?
     @OptionGroup var options: TrainingOptions
     @Option(help: "Dataset the plan was made from (default: the path recorded in the plan).")
@@ -71,9 +71,11 @@ struct Train: ParsableCommand {
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
-        let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
         for shard in shards where !(0..<plan.shardCount).contains(shard) {
             throw ValidationError("--shard \(shard): the plan has shards 0..<\(plan.shardCount).")
+        }
+        let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock) {
+            try Self.checkFits($0, plan: plan, run: layout.directory)
         }
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
@@ -84,6 +86,27 @@ struct Train: ParsableCommand {
         }
         try Self.train(layout: layout, settings: settings, shards: shards, data: data, json: json,
                        progressEvents: progressEvents)
+    }
+
+    /// Refuses settings that the plan and the base model cannot train: blocks that do not fit
+    /// the encoder's layers, SISA without budget 1, a rank above the hidden width.
+    static func checkFits(_ settings: TrainingSettings, plan: Plan, run: URL) throws {
+        let configuration = try BertConfiguration(
+            contentsOf: settings.baseModelDirectory(run: run).appendingPathComponent("config.json").path)
+        if settings.rank > configuration.hiddenSize {
+            throw ValidationError("--rank \(settings.rank): the base model's layers are \(configuration.hiddenSize) wide; "
+                                  + "give 1 … \(min(configuration.hiddenSize, TrainingSettings.Limits.rank.upperBound)).")
+        }
+        guard settings.strategy != .full else { return }
+        if plan.sliceCount * settings.layersPerBlock > configuration.layerCount {
+            throw ValidationError("--layers-per-block \(settings.layersPerBlock): \(plan.sliceCount) slices × "
+                                  + "\(settings.layersPerBlock) layers do not fit the model's \(configuration.layerCount) "
+                                  + "layers; give at most \(configuration.layerCount / plan.sliceCount).")
+        }
+        if settings.strategy == .sisa && plan.budget != 1 {
+            throw ValidationError("--strategy sisa needs a plan with budget 1 (this one has \(plan.budget)); plan a "
+                                  + "new run with --budget 1.")
+        }
     }
 
     /// Trains every stage of `shards` (all when empty) that has no complete file and holds no
@@ -98,7 +121,7 @@ struct Train: ParsableCommand {
             return try Plan.load(from: layout.planURL)
         }
         let dataset = try RunData.dataset(for: plan, override: data)
-        let encoder = try MiniLMEncoder(directory: settings.baseModel)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory)
         let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
         let clock = ContinuousClock(), origin = clock.now
         let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,

@@ -113,7 +113,7 @@ public struct ServedComposition: Codable, Sendable, Equatable {
                 throw TrainingError.unsupportedFormat(file: url.path, expected: "\(formatName) v\(formatVersion)",
                                                       found: "\(format.format) v\(format.formatVersion)")
             }
-            throw TrainingError.fileInvalid(file: url.path, reason: "not a served composition (\(Self.describe(error))); "
+            throw TrainingError.fileInvalid(file: url.path, reason: "not a served composition (\(DecodingError.fieldDescription(error))); "
                                             + "it was damaged or edited: run `lethe verify`, then `lethe train` to republish it")
         }
         guard composition.format == formatName, composition.formatVersion == formatVersion else {
@@ -166,16 +166,5 @@ public struct ServedComposition: Codable, Sendable, Equatable {
         var format: String
         var formatVersion: Int
         enum CodingKeys: String, CodingKey { case format, formatVersion = "format_version" }
-    }
-
-    private static func describe(_ error: Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, _): return "field \"\(key.stringValue)\" is missing"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
-             DecodingError.dataCorrupted(let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? "not valid JSON" : "field \"\(path)\" has the wrong type or value"
-        default: return "unreadable"
-        }
     }
 }

@@ -24,7 +24,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var textField: String
     public var seed: UInt64
     public var threadCount: Int
-    /// Directory of the base encoder (model.safetensors, vocab.txt, config.json).
+    /// Directory of the base encoder (model.safetensors, vocab.txt, config.json): absolute, or
+    /// relative to the run directory (`baseModelDirectory(run:)`).
     public var baseModel: String
     public var baseModelSHA256: String
 
@@ -52,22 +53,69 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         self.baseModelSHA256 = baseModelSHA256
     }
 
-    /// Rejects values no training can use, naming the field.
+    /// The documented bounds of each setting (`lethe train --help` prints them).
+    public enum Limits {
+        public static let epochs = 1...1_000
+        public static let rank = 1...256
+        public static let alpha: ClosedRange<Float> = 1e-3...1e4
+        public static let layersPerBlock = 1...64
+        public static let learningRate: ClosedRange<Float> = 1e-8...1
+        public static let batchSize = 1...4_096
+        public static let maxTokenCount = 4...512
+        public static let threadCount = 1...256
+    }
+
+    /// Rejects values no training can use, naming the field, the value and the allowed range.
     public func validate() throws {
         func check(_ ok: Bool, _ field: String, _ value: Any, _ reason: String) throws {
             if !ok { throw TrainingError.invalidValue(field: field, value: "\(value)", reason: reason) }
         }
-        try check(epochs >= 1, "epochs", epochs, "train at least one epoch")
-        try check(rank >= 1, "rank", rank, "the LoRA rank must be at least 1")
-        try check(alpha > 0, "alpha", alpha, "must be positive")
+        func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ field: String) throws {
+            try check(range.contains(value), field, value, "must be in \(range.lowerBound)…\(range.upperBound)")
+        }
+        try within(epochs, Limits.epochs, "epochs")
+        try within(rank, Limits.rank, "rank")
+        try check(alpha.isFinite, "alpha", alpha, "must be a finite number")
+        try within(alpha, Limits.alpha, "alpha")
         try check(!targets.isEmpty, "targets", targets, "name at least one module")
-        try check(layersPerBlock >= 1, "layers-per-block", layersPerBlock, "at least one layer per block")
-        try check(learningRate > 0, "lr", learningRate, "must be positive")
+        try within(layersPerBlock, Limits.layersPerBlock, "layers-per-block")
+        try check(learningRate.isFinite, "lr", learningRate, "must be a finite number")
+        try within(learningRate, Limits.learningRate, "lr")
         try check(warmupFraction >= 0 && warmupFraction < 1, "warmup", warmupFraction, "must be in [0, 1)")
-        try check(batchSize >= 1, "batch-size", batchSize, "at least one example per batch")
-        try check(maxTokenCount >= 4 && maxTokenCount <= 512, "max-tokens", maxTokenCount, "must be in 4…512")
+        try check(weightDecay.isFinite && weightDecay >= 0, "weight-decay", weightDecay, "must be finite and ≥ 0")
+        try check(gradientClipNorm.isFinite && gradientClipNorm > 0, "gradient-clip", gradientClipNorm,
+                  "must be finite and positive")
+        try within(batchSize, Limits.batchSize, "batch-size")
+        try within(maxTokenCount, Limits.maxTokenCount, "max-tokens")
         try check(["text", "text+lead"].contains(textField), "text-field", textField, "use text or text+lead")
-        try check(threadCount >= 1, "threads", threadCount, "at least one thread")
+        try within(threadCount, Limits.threadCount, "threads")
+    }
+
+    /// The base model's directory: `baseModel` itself when absolute, else relative to `run`.
+    /// Settings written before paths were stored relative to the run named a path relative to
+    /// the working directory; such a path is used when it exists there and not under the run.
+    public func baseModelDirectory(run: URL) -> URL {
+        if baseModel.hasPrefix("/") { return URL(fileURLWithPath: baseModel) }
+        let underRun = run.appendingPathComponent(baseModel).standardizedFileURL
+        let legacy = URL(fileURLWithPath: baseModel).standardizedFileURL
+        let marker = "model.safetensors"
+        if !FileManager.default.fileExists(atPath: underRun.appendingPathComponent(marker).path),
+           FileManager.default.fileExists(atPath: legacy.appendingPathComponent(marker).path) {
+            return legacy
+        }
+        return underRun
+    }
+
+    /// `directory` as `baseModel` stores it for a run in `run`: relative to the run directory
+    /// when `directory` was given relative (so a repository moves with its runs), else absolute.
+    public static func storedModelPath(_ directory: String, run: URL) -> String {
+        guard !directory.hasPrefix("/") else { return URL(fileURLWithPath: directory).standardizedFileURL.path }
+        let target = URL(fileURLWithPath: directory).standardizedFileURL.pathComponents
+        let base = run.standardizedFileURL.pathComponents
+        var common = 0
+        while common < min(target.count, base.count), target[common] == base[common] { common += 1 }
+        let ups = Array(repeating: "..", count: base.count - common)
+        return (ups + target[common...]).joined(separator: "/")
     }
 
     /// Canonical JSON (sorted keys, no whitespace): what stage checkpoints record.
@@ -78,11 +126,19 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     }
 
     public static func load(from url: URL) throws -> TrainingSettings {
-        do {
-            return try JSONDecoder().decode(TrainingSettings.self, from: Data(contentsOf: url))
-        } catch {
-            throw TrainingError.fileInvalid(file: url.path, reason: "not readable training settings: \(error)")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TrainingError.fileInvalid(file: url.path, reason: "cannot be read: the run was never trained; run "
+                                            + "`lethe train --run \(url.deletingLastPathComponent().path)` first")
         }
+        let settings: TrainingSettings
+        do { settings = try JSONDecoder().decode(TrainingSettings.self, from: data) } catch {
+            throw TrainingError.fileInvalid(file: url.path, reason: "not readable training settings ("
+                                            + DecodingError.fieldDescription(error) + "); restore it or train into a new run")
+        }
+        do { try settings.validate() } catch {
+            throw TrainingError.fileInvalid(file: url.path, reason: "holds settings no training can use (\(error))")
+        }
+        return settings
     }
 
     /// Writes the settings atomically (pretty JSON).
