@@ -61,7 +61,7 @@ let package = Package(
                 swiftSettings: fast),
         // The command-line tool: one file per subcommand.
         .executableTarget(name: "lethe", dependencies: [
-            "Kernels", "Store", "Models", "Planning", "Training", "Forgetting", "Audit", "Approximate",
+            "CMalloc", "Kernels", "Store", "Models", "Planning", "Training", "Forgetting", "Audit", "Approximate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 

@@ -45,6 +45,26 @@ public enum AdapterFile {
         }
     }
 
+    /// The adapter file's name inside the directory `lethe unlearn --out DIR` writes.
+    public static let fileName = "adapter.h5"
+
+    /// The adapter file that `path` names: the file itself, or `path/adapter.h5` for the
+    /// directory `lethe unlearn --out` wrote. A path that is neither is a clear error.
+    public static func locate(_ path: String) throws -> URL {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ApproximateError.unreadableData(path: path, reason: "no such file or directory; give the directory "
+                                                  + "`lethe unlearn --out` wrote, or its \(fileName)")
+        }
+        guard isDirectory.boolValue else { return URL(fileURLWithPath: path) }
+        let file = URL(fileURLWithPath: path).appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw ApproximateError.unreadableData(path: path, reason: "a directory without \(fileName); give the "
+                                                  + "directory `lethe unlearn --out` wrote")
+        }
+        return file
+    }
+
     /// Reads an adapter file back: rebuilds the adapter configuration and loads every tensor.
     public static func read(_ url: URL, weights: LlamaWeights) throws -> (adapter: LlamaAdapter, method: String) {
         let file = try HDF5File.openSealed(url)

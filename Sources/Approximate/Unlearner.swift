@@ -133,6 +133,12 @@ public final class Unlearner {
             companionTerm = try descend(pairs, term: method.usesKL ? .kl(weight: λ) : .nll(weight: λ, labels: nil))
             loss += λ * companionTerm
         }
+        // A diverged step poisons the adapter: stop before the optimiser applies it.
+        guard loss.isFinite else {
+            throw ApproximateError.invalidValue(field: "loss", value: "\(loss)",
+                                                reason: "the objective diverged at step \(k + 1) and nothing was saved; "
+                                                    + "lower --lr and run again")
+        }
         return UnlearningStep(step: k + 1, loss: loss, forgetTerm: forgetTerm, companionTerm: companionTerm,
                               gradientNorm: 0, trainedTokens: tokens)
     }

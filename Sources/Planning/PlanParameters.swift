@@ -26,7 +26,17 @@ public struct PlanParameters: Sendable, Equatable {
 
     /// Refuses values no plan can have, naming the command-line flag; data-dependent limits
     /// (enough examples or groups) are checked by `Planner`.
+    /// Upper bounds checked before anything is planned (a plan stores shards × budget × slices entries).
+    public static let shardLimit = 4_096
+    public static let sliceLimit = 64
+    public static let budgetLimit = 1_024
+
     public func validate() throws {
+        guard shardCount <= Self.shardLimit, sliceCount <= Self.sliceLimit, budget <= Self.budgetLimit else {
+            throw PlanningError.invalidValue(flag: "--shards/--slices/--budget", value: "\(shardCount)/\(sliceCount)/\(budget)",
+                                             reason: "the limits are \(Self.shardLimit) shards, \(Self.sliceLimit) slices and "
+                                                 + "a budget of \(Self.budgetLimit) sequences")
+        }
         guard shardCount >= 1 else {
             throw PlanningError.invalidValue(flag: "--shards", value: "\(shardCount)", reason: "needs at least 1 shard")
         }

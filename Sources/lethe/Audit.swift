@@ -17,7 +17,7 @@ struct AuditCommand: ParsableCommand {
             2 a deleted example is still served by some stage (tampering or an interrupted forget).
 
             Example:
-              lethe audit --run Checkpoints/runs/demo --id bbc-0017 --json
+              lethe audit --run Checkpoints/runs/demo --id business/001 --json
             """
     )
 
@@ -61,6 +61,6 @@ struct AuditCommand: ParsableCommand {
         } else {
             print(audits.map(\.summary).joined(separator: "\n\n"))
         }
-        if audits.contains(where: { $0.servedNow && !$0.deletions.isEmpty }) { throw ExitCode(2) }
+        if audits.contains(where: { $0.servedNow && !$0.deletions.isEmpty }) { throw ExitStatus.servedAfterForgetting }
     }
 }

@@ -14,12 +14,21 @@ struct DecoderOptions: ParsableArguments {
         """)
     var threads = 2
 
-    @Option(help: "Longest sequence (RoPE table and KV cache size).")
+    @Option(help: "Longest sequence (RoPE table and KV cache size), 2…8192 (SmolLM2's context). Default 2048.")
     var maxPositions = 2048
 
+    /// The bounds checked before anything is loaded or allocated.
+    static let threadLimit = 1...256
+    static let positionLimit = 2...8192
+
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads).") }
-        guard maxPositions >= 2 else { throw ValidationError("--max-positions must be at least 2, got \(maxPositions).") }
+        guard Self.threadLimit.contains(threads) else {
+            throw ValidationError("--threads \(threads): give 1…\(Self.threadLimit.upperBound).")
+        }
+        guard Self.positionLimit.contains(maxPositions) else {
+            throw ValidationError("--max-positions \(maxPositions): give 2…\(Self.positionLimit.upperBound) "
+                                  + "(the model's context; the KV cache grows with it).")
+        }
     }
 
     /// Sets the BLAS thread count and loads model and tokenizer.

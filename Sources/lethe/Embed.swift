@@ -31,8 +31,8 @@ struct Embed: ParsableCommand {
 
     func validate() throws {
         guard !sentences.isEmpty else { throw ValidationError("Give at least one sentence.") }
-        guard dimensions >= 1 else { throw ValidationError("--dimensions must be at least 1.") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
+        guard (1...384).contains(dimensions) else { throw ValidationError("--dimensions \(dimensions): give 1…384.") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads \(threads): give 1…256.") }
     }
 
     func run() throws {

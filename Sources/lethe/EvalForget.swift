@@ -36,7 +36,7 @@ struct EvalForget: ParsableCommand {
     @Option(help: "Record field holding the text.")
     var field = "text"
 
-    @Option(help: "Tokens per chunk.")
+    @Option(help: "Tokens per chunk, 2…--max-positions.")
     var chunkTokens = 128
 
     @Option(help: "Trained tokens of the unlearning run, for the FLOP cost ratio.")
@@ -45,12 +45,19 @@ struct EvalForget: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    func validate() throws {
+        guard (2...options.maxPositions).contains(chunkTokens) else {
+            throw ValidationError("--chunk-tokens \(chunkTokens): give 2…\(options.maxPositions) (--max-positions).")
+        }
+        if let trainedTokens, trainedTokens < 0 { throw ValidationError("--trained-tokens \(trainedTokens): give 0 or more.") }
+    }
+
     func run() throws {
         let (model, tokenizer) = try options.load()
         func chunks(_ path: String) throws -> [[Int]] {
             try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens).chunks
         }
-        let loaded = try adapter.map { try AdapterFile.read(URL(fileURLWithPath: $0), weights: model.weights).adapter }
+        let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
         let e = try ForgetEvaluation(model: model, adapter: loaded, forget: try chunks(forget), unseen: try chunks(unseen),
                                      retain: try retain.map(chunks), general: try general.map(chunks),
                                      padID: tokenizer.eosID, threads: options.threads)

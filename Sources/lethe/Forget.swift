@@ -21,11 +21,15 @@ struct Forget: ParsableCommand {
             and one publish. A malformed line stops the log before anything changes. Unknown \
             ids are reported in the receipt; repeated requests change nothing.
 
-            Exit codes: 0 done; 1 refused or failed (nothing accepted unless "accepted" was printed).
+            Exit codes: 0 done; 5 done, but some ids or groups are unknown to the plan (they are \
+            recorded as unknown and listed on stderr); 1 refused or failed (nothing accepted \
+            unless "accepted" was printed); 64 usage (an empty id or group, no target).
 
-            Examples:
-              lethe forget --run Checkpoints/runs/demo --id bbc-0017
-              lethe forget --run Checkpoints/runs/rt --group "The Matrix" --data Datasets/rotten-tomatoes/train.jsonl
+            Examples (the demo run of `make demo`; a Rotten Tomatoes run planned with --run \
+            Checkpoints/runs/rt from Datasets/rotten-tomatoes/train.jsonl):
+              lethe forget --run Checkpoints/runs/demo --id business/002
+              lethe forget --run Checkpoints/runs/rt --group a_grin_without_a_cat
+              printf '{"id": "business/003"}\\n{"id": "business/004", "request_id": "ticket-7"}\\n' > requests.jsonl
               lethe forget --run Checkpoints/runs/demo --log requests.jsonl --json
             """
     )
@@ -55,6 +59,10 @@ struct Forget: ParsableCommand {
         if ids.isEmpty && groups.isEmpty && log == nil && !resume {
             throw ValidationError("Name what to forget: --id, --group or --log (or --resume to finish pending requests).")
         }
+        if let empty = (ids.map { ("--id", $0) } + groups.map { ("--group", $0) }).first(where: {
+            $0.1.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
+            throw ValidationError("\(empty.0) \"\(empty.1)\": an empty name forgets nothing; give an example id or a group.")
+        }
     }
 
     func run() throws {
@@ -63,7 +71,7 @@ struct Forget: ParsableCommand {
         if let log { requests += try RequestLog.read(from: URL(fileURLWithPath: log), source: log) }
         let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
         let resolver = needsGroups ? try groupResolver(run: run) : nil
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = RunAccess.nowMilliseconds()
         let receipt = try Forgetter(run: run).forget(requests, groups: resolver, nowMilliseconds: now) { head in
             // Printed (and flushed) only once the requests are durable.
             if !json {
@@ -72,6 +80,12 @@ struct Forget: ParsableCommand {
             }
         }
         print(json ? try receipt.json() : receipt.summary)
+        let unknown = receipt.unknownIDs.map { "id \($0)" } + receipt.unknownGroups.map { "group \($0)" }
+        if !unknown.isEmpty {
+            FileHandle.standardError.write(Data(("unknown to the plan (recorded, nothing deleted): "
+                + unknown.joined(separator: ", ") + "\n").utf8))
+            throw ExitStatus.unknownTargets
+        }
     }
 
     /// Group → ids from the dataset the plan names (or --data), refusing a dataset whose bytes

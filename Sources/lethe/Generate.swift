@@ -13,20 +13,27 @@ struct Generate: ParsableCommand {
     @Argument(help: "The prompt (no BOS token is added, as for SmolLM2).")
     var prompt: String
 
-    @Option(help: "Tokens to generate.")
+    @Option(help: "Tokens to generate, 1…--max-positions minus the prompt.")
     var maxTokens = 16
 
     @Flag(help: "Print one JSON object (prompt ids, generated ids, text) instead of text.")
     var json = false
 
     func validate() throws {
-        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1, got \(maxTokens).") }
+        guard (1..<options.maxPositions).contains(maxTokens) else {
+            throw ValidationError("--max-tokens \(maxTokens): give 1…\(options.maxPositions - 1) (prompt and generated "
+                                  + "tokens together fit in --max-positions \(options.maxPositions)).")
+        }
     }
 
     func run() throws {
         let (model, tokenizer) = try options.load()
         let ids = tokenizer.encode(prompt)
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens; pass some text.") }
+        guard ids.count + maxTokens <= options.maxPositions else {
+            throw ValidationError("the prompt has \(ids.count) tokens; with --max-tokens \(maxTokens) that exceeds "
+                                  + "--max-positions \(options.maxPositions). Shorten the prompt or raise --max-positions.")
+        }
         let generator = LlamaGenerator(model: model, threads: options.threads)
         let out = try generator.greedy(prompt: ids, maxTokens: maxTokens, stop: tokenizer.eosID)
         let text = try tokenizer.decode(out)

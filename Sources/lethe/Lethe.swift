@@ -45,6 +45,12 @@ struct Lethe: ParsableCommand {
     /// rather than faulting it in again every step (Kernels/HeapPolicy.swift).
     static func main() {
         HeapPolicy.retainFreedMemory()
-        main(nil)
+        ShardJobs.dieWithParentIfChild()
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            exit(withError: UserFacingError.translate(error))
+        }
     }
 }

@@ -22,7 +22,7 @@ struct Perplexity: ParsableCommand {
     @Option(help: "Record field holding the text.")
     var field = "text"
 
-    @Option(help: "Tokens per chunk.")
+    @Option(help: "Tokens per chunk, 2…--max-positions.")
     var chunkTokens = 256
 
     @Option(help: "Read only the first N records.")
@@ -34,10 +34,17 @@ struct Perplexity: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    func validate() throws {
+        guard (2...options.maxPositions).contains(chunkTokens) else {
+            throw ValidationError("--chunk-tokens \(chunkTokens): give 2…\(options.maxPositions) (--max-positions).")
+        }
+        if let limit, limit < 1 { throw ValidationError("--limit \(limit): give at least 1 record.") }
+    }
+
     func run() throws {
         let (model, tokenizer) = try options.load()
         let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
-        let loaded = try adapter.map { try AdapterFile.read(URL(fileURLWithPath: $0), weights: model.weights).adapter }
+        let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
         let quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: 8,
                                                             padID: tokenizer.eosID, threads: options.threads))
         if json {

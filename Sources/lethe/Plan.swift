@@ -39,13 +39,13 @@ struct PlanCreate: ParsableCommand {
     @Option(help: "JSON Lines dataset: one {\"id\", \"text\", \"label\", optional \"group\"} object per line.")
     var data: String
 
-    @Option(help: "Number of shards m.")
+    @Option(help: "Number of shards m, 1…4096.")
     var shards: Int
 
-    @Option(help: "Number of slices L per shard (= adapter blocks per sequence).")
+    @Option(help: "Number of slices L per shard (= adapter blocks per sequence), 1…64.")
     var slices: Int
 
-    @Option(help: "Number of sequences B per shard (at most L!).")
+    @Option(help: "Number of sequences B per shard, 1…1024 and at most L!.")
     var budget: Int
 
     @Option(help: "How sequences are chosen: cyclic or bms.")

@@ -85,7 +85,7 @@ struct Retrain: ParsableCommand {
         if !truncated.isEmpty {
             FileHandle.standardError.write(Data(("shards \(truncated.map { String($0.shard) }.joined(separator: ", ")) "
                 + "still serve truncated prefixes: forgets arrived during every pass; run lethe retrain again.\n").utf8))
-            throw ExitCode(4)
+            throw ExitStatus.retrainTruncated
         }
     }
 }

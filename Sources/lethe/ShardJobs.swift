@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import Foundation
 
 /// `lethe train --jobs N`: trains the shards of a run in up to N child processes at once, one
@@ -20,6 +21,8 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
     private var progress: [Int: String] = [:]
     /// Exit status of each child that ended and is not yet collected by `run`.
     private var exited: [Int: Int32] = [:]
+    private var signalSources: [DispatchSourceSignal] = []
+    private var childPIDs: [Int: Int32] = [:]
     private var trained = 0, skipped = 0, examples = 0, trainingSeconds = 0.0
     private let started = Date()
 
@@ -34,6 +37,7 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
         // Each child's termination handler records its shard and signals; the loop collects
         // exactly the recorded ones, so it never depends on when `isRunning` turns false.
         let finished = DispatchSemaphore(value: 0)
+        forwardTerminationSignals { [self] in lock.withLock { Array(childPIDs.values) } }
         while !waiting.isEmpty || !running.isEmpty {
             while failures.isEmpty, running.count < jobs, !waiting.isEmpty {
                 let shard = waiting.removeFirst()
@@ -42,6 +46,7 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
                     finished.signal()
                 }
                 running.append((shard, process, reader))
+                lock.withLock { childPIDs[shard] = process.processIdentifier }
                 if !json { lock.withLock { clearLine(); say("shard \(shard): training in process \(process.processIdentifier)") } }
             }
             if running.isEmpty { break }
@@ -51,7 +56,7 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
                 guard let status = ended[job.shard] else { continue }
                 while !job.reader.isFinished { usleep(1000) }   // every line of the child is handled
                 running.remove(at: index)
-                lock.withLock { progress[job.shard] = nil; exited[job.shard] = nil }
+                lock.withLock { progress[job.shard] = nil; exited[job.shard] = nil; childPIDs[job.shard] = nil }
                 if status != 0 {
                     failures.append("shard \(job.shard): `lethe train --shard \(job.shard)` exited with status "
                                     + "\(status) (its message is above)")
@@ -81,6 +86,9 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
         process.arguments = ["train", "--run", runDirectory, "--shard", String(shard), "--json", "--progress-events"]
             + (data.map { ["--data", $0] } ?? [])
         process.standardOutput = pipe
+        var environment = ProcessInfo.processInfo.environment
+        environment[Self.parentVariable] = String(getpid())
+        process.environment = environment
         process.terminationHandler = { onExit($0.terminationStatus) }
         let reader = Thread { [self] in
             var buffer = Data()
@@ -164,6 +172,33 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
 
     private func clearLine() {
         if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    /// Names the parent's pid in a child's environment (`dieWithParentIfChild`).
+    static let parentVariable = "LETHE_TRAIN_PARENT_PID"
+
+    /// In a child of `lethe train --jobs`: asks the kernel to kill this process when the
+    /// parent dies (even by SIGKILL), so no shard keeps training for a parent that is gone; if
+    /// the parent already died before the request took effect, exits at once.
+    static func dieWithParentIfChild() {
+        guard let value = ProcessInfo.processInfo.environment[parentVariable], let parent = Int32(value) else { return }
+        _ = lethe_kill_when_parent_dies()
+        if getppid() != parent { exit(1) }
+    }
+
+    /// Forwards SIGINT and SIGTERM to the running children, then ends the parent the same way.
+    private func forwardTerminationSignals(to children: @escaping () -> [Int32]) {
+        for signal in [SIGINT, SIGTERM] {
+            Foundation.signal(signal, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler {
+                for pid in children() { kill(pid, signal) }
+                Foundation.signal(signal, SIG_DFL)
+                kill(getpid(), signal)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
     }
 
     private func emit(_ object: [String: Any]) { writeJSONLine(object) }

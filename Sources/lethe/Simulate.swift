@@ -18,13 +18,13 @@ struct Simulate: ParsableCommand {
             """
     )
 
-    @Option(help: "Number of shards m.")
+    @Option(help: "Number of shards m, 1…4096.")
     var shards: Int
 
-    @Option(help: "Number of slices L per shard.")
+    @Option(help: "Number of slices L per shard, 1…64.")
     var slices: Int
 
-    @Option(help: "Number of sequences B per shard (at most L!).")
+    @Option(help: "Number of sequences B per shard, 1…1024 and at most L!.")
     var budget: Int
 
     @Option(help: "How sequences are chosen: cyclic or bms.")
@@ -49,7 +49,9 @@ struct Simulate: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard trials >= 2 else { throw ValidationError("--trials \(trials): needs at least 2 trials for an interval.") }
+        guard (2...10_000_000).contains(trials) else {
+            throw ValidationError("--trials \(trials): give 2…10000000 (at least 2 for an interval).")
+        }
     }
 
     func run() throws {

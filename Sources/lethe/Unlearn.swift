@@ -34,22 +34,22 @@ struct Unlearn: ParsableCommand {
     @Option(help: "Record field holding the text.")
     var field = "text"
 
-    @Option(help: "Tokens per chunk.")
+    @Option(help: "Tokens per chunk, 2…--max-positions.")
     var chunkTokens = 128
 
-    @Option(help: "Learning rate (AdamW).")
+    @Option(help: "Learning rate (AdamW), 1e-8…1.")
     var lr: Float = 1e-4
 
-    @Option(help: "Optimisation steps.")
+    @Option(help: "Optimisation steps, 1…100000.")
     var steps = 10
 
-    @Option(help: "Chunks per batch (forget and companion batches are paired 1:1).")
+    @Option(help: "Chunks per batch (forget and companion batches are paired 1:1), 1…1024.")
     var batchSize = 4
 
-    @Option(help: "LoRA rank r.")
+    @Option(help: "LoRA rank r, 1…256.")
     var rank = 8
 
-    @Option(help: "LoRA alpha.")
+    @Option(help: "LoRA alpha, 0.001…10000.")
     var alpha: Float = 16
 
     @Option(help: "Seed (adapter initialisation, random labels).")
@@ -59,6 +59,18 @@ struct Unlearn: ParsableCommand {
     var out: String
 
     func validate() throws {
+        func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
+            guard range.contains(value) else {
+                throw ValidationError("--\(flag) \(value): give \(range.lowerBound)…\(range.upperBound).")
+            }
+        }
+        guard lr.isFinite, alpha.isFinite else { throw ValidationError("--lr and --alpha must be finite numbers.") }
+        try within(lr, 1e-8...1, "lr")
+        try within(steps, 1...100_000, "steps")
+        try within(batchSize, 1...1_024, "batch-size")
+        try within(rank, 1...256, "rank")
+        try within(alpha, 1e-3...1e4, "alpha")
+        try within(chunkTokens, 2...options.maxPositions, "chunk-tokens")
         if method.companion == .inDistribution && retain == nil {
             throw ValidationError("--method \(method.rawValue) needs --retain FILE (same-domain data to keep).")
         }
@@ -94,7 +106,7 @@ struct Unlearn: ParsableCommand {
         }
         let dir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let url = dir.appendingPathComponent("adapter.h5")
+        let url = dir.appendingPathComponent(AdapterFile.fileName)
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,
                               threadCount: options.threads,
                               baseModelSHA256: try TextCorpus.fileSHA256(path: options.model), dataSets: sets)

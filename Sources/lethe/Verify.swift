@@ -82,6 +82,6 @@ struct Verify: ParsableCommand {
                   + "\(report.servedStageCount) served stages, \(report.deletedExampleCount) deleted examples.")
             print(report.isClean ? "OK: no problems." : report.problems.map(\.description).joined(separator: "\n"))
         }
-        if !report.isClean { throw ExitCode(3) }
+        if !report.isClean { throw ExitStatus.verificationProblems }
     }
 }

@@ -97,3 +97,18 @@ import Testing
         }
     }
 }
+
+extension ClassifierTrainerTests {
+    /// A diverging run stops at the first non-finite loss with the step and the loss, instead
+    /// of training on (and returning) NaN weights.
+    @Test func aNonFiniteLossStopsTraining() throws {
+        let (model, examples) = try Self.setup(layers: [5])
+        var c = Self.config; c.learningRate = 1e30; c.warmupFraction = 0
+        #expect {
+            _ = try ClassifierTrainer(model: model, trainableLayers: [5], configuration: c).train(examples)
+        } throws: { error in
+            guard case TrainingError.nonFiniteLoss(_, let step, let loss) = error else { return false }
+            return step >= 2 && !loss.isFinite
+        }
+    }
+}

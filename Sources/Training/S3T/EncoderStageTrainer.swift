@@ -71,11 +71,16 @@ public final class EncoderStageTrainer: StageTrainer {
         let trainer = try ClassifierTrainer(model: model, trainableLayers: block, trainsHead: true,
                                             configuration: configuration)
         var epochLoss = 0.0, epochSteps = 0, lastEpoch = 0
-        let report = try trainer.train(examples) { p in
-            if p.epoch != lastEpoch { epochLoss = 0; epochSteps = 0; lastEpoch = p.epoch }
-            epochLoss += Double(p.batchLoss); epochSteps += 1
-            progress(StageProgress(epoch: p.epoch, epochCount: p.epochCount, step: p.step, stepCount: p.stepCount,
-                                   loss: epochLoss / Double(epochSteps), examplesDone: p.examplesSeen))
+        let report: TrainingReport
+        do {
+            report = try trainer.train(examples) { p in
+                if p.epoch != lastEpoch { epochLoss = 0; epochSteps = 0; lastEpoch = p.epoch }
+                epochLoss += Double(p.batchLoss); epochSteps += 1
+                progress(StageProgress(epoch: p.epoch, epochCount: p.epochCount, step: p.step, stepCount: p.stepCount,
+                                       loss: epochLoss / Double(epochSteps), examplesDone: p.examplesSeen))
+            }
+        } catch TrainingError.nonFiniteLoss(_, let step, let loss) {
+            throw TrainingError.nonFiniteLoss(stage: job.description, step: step, loss: loss)
         }
         return StageResult(adapters: ShardModel.adapterTensors(of: model, layers: block),
                            head: ShardModel.headTensors(of: model),

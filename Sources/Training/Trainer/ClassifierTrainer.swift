@@ -94,6 +94,8 @@ public final class ClassifierTrainer {
                                                threads: c.threadCount)
                 let loss = trainStep(input: input, batch: batch, labels: labels, step: step,
                                      learningRate: schedule.rate(at: step - 1))
+                // A diverged step poisons every weight after it: stop before anything is kept.
+                guard loss.isFinite else { throw TrainingError.nonFiniteLoss(stage: "training", step: step, loss: loss) }
                 lossSum += Double(loss)
                 seen += members.count
                 tokens += batch.realTokenCount

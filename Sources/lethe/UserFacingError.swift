@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// Turns errors that carry no message of ours — Foundation's file and coding errors — into a
+/// sentence that names the file or field and says what to do, so no `NSCocoaErrorDomain` code
+/// or coding-path dump reaches the user. Lethe's own errors already read that way and pass
+/// through unchanged, as do ArgumentParser's exits.
+struct UserFacingError: Error, CustomStringConvertible {
+    let description: String
+
+    static func translate(_ error: Error) -> Error {
+        switch error {
+        case is ExitCode, is CleanExit, is ValidationError:
+            return error
+        case let error as EncodingError:
+            guard case .invalidValue(let value, let context) = error else { return error }
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return UserFacingError(description: "cannot write \(field.isEmpty ? "a value" : "field \"\(field)\"") as JSON: "
+                                   + "\(value) is not a finite number. A computation diverged; check the inputs "
+                                   + "(a lower --lr, for training) and run again.")
+        case is DecodingError:
+            return UserFacingError(description: "cannot read a JSON document: \(DecodingError.fieldDescription(error)). "
+                                   + "Check the file the command reads.")
+        default:
+            let ns = error as NSError
+            guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return error }
+            let file = (ns.userInfo[NSFilePathErrorKey] as? String)
+                ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path ?? "a file"
+            let reason: String
+            switch ns.code {
+            case NSFileReadNoSuchFileError, NSFileNoSuchFileError: reason = "no such file; check the path"
+            case NSFileReadNoPermissionError, NSFileWriteNoPermissionError: reason = "permission denied; check its permissions"
+            case NSFileReadInapplicableStringEncodingError, NSFileReadCorruptFileError:
+                reason = "not UTF-8 text in the expected format; check that it is the right file"
+            case NSFileWriteOutOfSpaceError: reason = "the disk is full; free space and run again"
+            default: reason = "\(ns.localizedDescription) (check the path and permissions)"
+            }
+            return UserFacingError(description: "\(file): \(reason).")
+        }
+    }
+}
