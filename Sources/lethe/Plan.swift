@@ -76,6 +76,11 @@ struct PlanCreate: ParsableCommand {
         if prior != nil && selection != .bms {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
+        // Bounds and feasibility of the shape, before the data is read.
+        do {
+            try PlanParameters(shardCount: shards, sliceCount: slices, budget: budget, selection: selection,
+                               bmsExponent: exponent, assignment: assign, seed: seed).validate()
+        } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {

@@ -88,6 +88,7 @@ public final class Forgetter {
                        nowMilliseconds: Int64,
                        accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
         lastPhaseSeconds = [:]
+        try RunGuard.requireRun(layout)
         return try FileLock.withExclusiveLock(layout.lockURL) {
             try forgetHoldingLock(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
         }

@@ -35,7 +35,8 @@ public struct RunGuard {
 
     /// Takes the run lock, recovers, and runs `body` with the lock held.
     public func withRecoveredRun<T>(_ body: (Recovery) throws -> T) throws -> T {
-        try FileLock.withExclusiveLock(layout.lockURL) { try body(try recoverLocked()) }
+        try Self.requireRun(layout)
+        return try FileLock.withExclusiveLock(layout.lockURL) { try body(try recoverLocked()) }
     }
 
     /// Recovers under the run lock and returns what it did.
@@ -101,6 +102,13 @@ public struct RunGuard {
             recovery.republished = true
         }
         return recovery
+    }
+
+    /// Throws unless `layout` is a planned run directory (before any lock file is created there).
+    static func requireRun(_ layout: RunLayout) throws {
+        guard FileManager.default.fileExists(atPath: layout.planURL.path) else {
+            throw ForgettingError.runFile(file: layout.planURL.path, reason: "no plan here, so this is not a run directory")
+        }
     }
 
     /// Throws when `anchor` is not in `ledger`: the ledger is shorter or differs at that entry.
