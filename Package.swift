@@ -79,6 +79,9 @@ let package = Package(
                                                           .product(name: "GRDB", package: "GRDB.swift"),
                                                           .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),
+        // Mutants of valid inputs fed to every parser of untrusted bytes (`make fuzz` runs more).
+        .testTarget(name: "FuzzTests", dependencies: ["Forgetting", "Models", "Planning", "Store", "Training"],
+                    swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
                     swiftSettings: fast),
     ]
