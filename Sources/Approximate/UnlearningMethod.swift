@@ -1,4 +1,4 @@
-/// The seven gradient-based unlearning methods of Yao et al. (ACL 2024), DESIGN.md §2.
+/// The seven gradient-based unlearning methods of Yao et al. (ACL 2024), docs/DESIGN.md §2.
 ///
 /// ℓ(θ; x, y) is the mean next-token NLL of a chunk; λ = 1; forget and retain/general chunks
 /// are paired 1:1 (step k uses forget batch k and retain batch k, both cycled).

@@ -3,7 +3,7 @@ import Foundation
 import Planning
 import Training
 
-/// Everything Lethe can say about one training example (DESIGN.md §4, issue 6 item 5): where
+/// Everything Lethe can say about one training example (docs/DESIGN.md §4): where
 /// it lives, every stage checkpoint whose prefix contained it (existing or erased) and whether
 /// any is served, and, if it was forgotten, when, by which request, with the receipt.
 public struct ExampleAudit: Codable, Sendable, Equatable {

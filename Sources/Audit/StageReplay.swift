@@ -4,7 +4,7 @@ import Planning
 import Training
 
 /// `lethe verify --replay N`: retrains N randomly chosen served stages from their recorded
-/// lineage and compares the tensors bit for bit with the stored ones (DESIGN.md §4: training
+/// lineage and compares the tensors bit for bit with the stored ones (docs/DESIGN.md §4: training
 /// is deterministic, so a served model can be reproduced from its surviving prefix).
 ///
 /// A stage's lineage is read from its own file (prefix slices, their content hashes, block

@@ -23,7 +23,7 @@ public struct Lineage: Sendable, Equatable {
 }
 
 /// The S3T plan of a run: who is in which shard and slice, each slice's content hash, and each
-/// shard's B training sequences (DESIGN.md §1). Immutable once made, except for tombstones.
+/// shard's B training sequences (docs/DESIGN.md §1). Immutable once made, except for tombstones.
 ///
 /// Shards, slices and sequence entries are 0-based; stage positions are 1-based (stage p of a
 /// sequence trains on its first p slices). Every `Plan` value satisfies the invariants of
@@ -162,7 +162,7 @@ public struct Plan: Sendable {
     }
 
     /// Removes deleted examples from their slices' members and recomputes those slices'
-    /// content hashes (the slices are rebuilt, issue 6 item 4). Every id must be tombstoned;
+    /// content hashes (the slices are rebuilt). Every id must be tombstoned;
     /// an id already excluded is kept once. Refuses to empty a slice.
     /// - Returns: the rebuilt slices.
     @discardableResult

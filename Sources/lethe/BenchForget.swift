@@ -199,7 +199,7 @@ struct BenchForget: ParsableCommand {
             print(String(format: "Measured SISA shard retrain (%d stages): %.1f s = %.0f× a forget",
                          experiment.sisaShardRetrainStages, experiment.sisaShardRetrainSeconds,
                          experiment.sisaShardRetrainSeconds / median))
-            // "Full retrain on the same run" (issue 6): every stage of every shard of the run, from
+            // "Full retrain on the same run": every stage of every shard of the run, from
             // scratch, which is what a deletion would cost without S3T's truncation. One model on all
             // the data (the full baseline) is printed beside it for comparison.
             if let s3t = experiment.trainSeconds["s3t"] {
@@ -218,7 +218,7 @@ struct BenchForget: ParsableCommand {
                 }
                 print(String(format: "%9d | ", count) + cells.joined(separator: " | "))
             }
-            print(String(format: "Expected random deletions before every shard is dead (DESIGN.md §1): S3T B=3 %.1f, SISA %.1f",
+            print(String(format: "Expected random deletions before every shard is dead (docs/DESIGN.md §1): S3T B=3 %.1f, SISA %.1f",
                          DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: 3),
                          DeletionRateTheory.sisa(shardCount: shards, sliceCount: slices)))
             if let svg { print("chart: \(svg)") }

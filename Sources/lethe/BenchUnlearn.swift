@@ -4,7 +4,7 @@ import Foundation
 import Kernels
 import Models
 
-/// `lethe bench unlearn`: the reproducible approximate-unlearning benchmark of issue 7.
+/// `lethe bench unlearn`: the reproducible approximate-unlearning benchmark: methods × settings against a retrain oracle.
 ///
 /// SmolLM2's pre-training data is unavailable, so the model is first made to see a corpus:
 /// a LoRA fine-tune on BBC News article chunks (forget ∪ retain) until Min-K% separates seen

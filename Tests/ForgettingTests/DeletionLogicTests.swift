@@ -2,7 +2,7 @@ import Planning
 import Testing
 @testable import Forgetting
 
-/// The pure deletion rule of DESIGN.md §1 on hand-checked cases and invariants.
+/// The pure deletion rule of docs/DESIGN.md §1 on hand-checked cases and invariants.
 @Suite struct DeletionLogicTests {
     /// The four right-rotations of (0 1 2 3), as cyclic selection makes them.
     static let rotations = [[0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1], [1, 2, 3, 0]]

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Models
 
-/// The real all-MiniLM-L6-v2 against the golden values of shared/ASSETS.md.
+/// The real all-MiniLM-L6-v2 against the golden values published for the model.
 @Suite struct MiniLMEncoderTests {
     static let sentences = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
 

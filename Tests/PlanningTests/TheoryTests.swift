@@ -8,7 +8,7 @@ import Testing
         #expect(abs(DeletionRateTheory.harmonic(4) - 25.0 / 12.0) < 1e-15)
     }
 
-    /// DESIGN.md §1 values: 45.7, 58.6, 72.0, 171.1, 171.1 (one decimal).
+    /// docs/DESIGN.md §1 values: 45.7, 58.6, 72.0, 171.1, 171.1 (one decimal).
     @Test(arguments: [(5, 4, 1, 45.7), (5, 4, 2, 58.6), (5, 4, 4, 72.0), (5, 8, 8, 171.1), (10, 4, 4, 171.1)])
     func closedFormMatchesDesign(m: Int, l: Int, b: Int, expected: Double) {
         let delta = DeletionRateTheory.s3t(shardCount: m, sliceCount: l, budget: b)
@@ -41,7 +41,7 @@ import Testing
         #expect(estimate.mean == 1 && estimate.standardDeviation == 0)
     }
 
-    /// Beyond L sequences the first slices repeat, so δ saturates at B = L (DESIGN.md §1).
+    /// Beyond L sequences the first slices repeat, so δ saturates at B = L (docs/DESIGN.md §1).
     @Test func budgetBeyondLDoesNotRaiseTheRate() {
         let atL = DeletionSimulator(shardCount: 4, sequences: SequenceSelection.cyclic.sequences(sliceCount: 4, budget: 4))
             .estimate(trialCount: 4000, seed: 3)

@@ -1,6 +1,6 @@
 import Planning
 
-/// The pure S3T deletion rule (DESIGN.md §1, "Deletion rule" and "Serving"), with no I/O.
+/// The pure S3T deletion rule (docs/DESIGN.md §1, "Deletion rule" and "Serving"), with no I/O.
 ///
 /// Shards, slices and sequence indices are 0-based; stage positions and prefix lengths are
 /// 1-based counts (a prefix of length p trains on the first p slices). A hit slice s truncates

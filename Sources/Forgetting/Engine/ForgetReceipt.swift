@@ -2,7 +2,7 @@ import Foundation
 import Planning
 import Training
 
-/// What one forget operation did (issue 6 item 3): stored in the ledger as a `receipt` entry
+/// What one forget operation did: stored in the ledger as a `receipt` entry
 /// and printed by `lethe forget --json`.
 public struct ForgetReceipt: Codable, Sendable, Equatable {
     public static let formatName = "lethe-receipt"

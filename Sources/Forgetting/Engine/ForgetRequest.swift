@@ -42,7 +42,7 @@ public struct ForgetRequest: Sendable, Equatable, Codable {
     }
 }
 
-/// Reads a deletion log: JSON Lines, one request per line (issue 6 item 2).
+/// Reads a deletion log: JSON Lines, one request per line.
 ///
 /// Each non-blank line is an object with exactly one of `"id"` or `"group"` (a non-empty
 /// string), optionally `"request_id"` (string) and `"timestamp"` (string or number); other keys

@@ -2,7 +2,7 @@ import Foundation
 import Planning
 import Training
 
-/// The deletion state of a run, for `lethe status` (issue 6 item 6): pending requests, dead
+/// The deletion state of a run, for `lethe status`: pending requests, dead
 /// shards, sequences to retrain, and δ remaining.
 public struct ForgettingStatus: Codable, Sendable, Equatable {
     /// Requests recorded in the ledger after the last receipt (an interrupted forget).

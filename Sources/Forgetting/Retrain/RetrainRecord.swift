@@ -1,6 +1,6 @@
 import Foundation
 
-/// What one `lethe retrain` did to one shard (issue 6 item 4): stored in the ledger as a
+/// What one `lethe retrain` did to one shard: stored in the ledger as a
 /// `retrain` entry (keys: `entry=retrain`, `shard`, and every example id it removed from a
 /// slice) and printed by `lethe retrain --json`.
 public struct RetrainRecord: Codable, Sendable, Equatable {

@@ -4,7 +4,7 @@ import Store
 import Training
 
 /// Rebuilds the slices that hold deleted examples and retrains the affected stages, restoring
-/// B full-length sequences per shard (issue 6 item 4; DESIGN.md §1, last paragraph of "Serving").
+/// B full-length sequences per shard (docs/DESIGN.md §1, "Serving").
 ///
 /// One pass over a shard:
 /// 1. snapshot the plan; the shard's slices that still hold a tombstoned example get new

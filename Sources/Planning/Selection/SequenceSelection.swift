@@ -1,4 +1,4 @@
-/// How a shard's B training sequences (orders of its L slices) are chosen (DESIGN.md §1).
+/// How a shard's B training sequences (orders of its L slices) are chosen (docs/DESIGN.md §1).
 public enum SequenceSelection: String, Sendable, CaseIterable {
     /// Right rotations of (0 … L−1), extended by suffix rotations when B > L. No prior needed.
     case cyclic
@@ -49,7 +49,7 @@ enum CyclicSelection {
 
 /// Extension of L base sequences (distinct first slices) to B > L distinct sequences.
 ///
-/// DESIGN.md §1: at level n = 1, 2, … every sequence present keeps its first n slices and
+/// docs/DESIGN.md §1: at level n = 1, 2, … every sequence present keeps its first n slices and
 /// contributes right rotations of its remaining suffix (length L−n, so L−n−1 new orders each),
 /// taken round-robin over the parents — rotation 1 of every parent, then rotation 2, … — until B
 /// sequences exist. New sequences are distinct: parents differ in their first n slices, and

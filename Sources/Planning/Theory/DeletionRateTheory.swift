@@ -1,4 +1,4 @@
-/// Closed forms for the deletion rate δ (DESIGN.md §1).
+/// Closed forms for the deletion rate δ (docs/DESIGN.md §1).
 ///
 /// δ = expected number of uniform random deletion requests absorbed until every shard is dead.
 /// A sequence dies when its first slice is hit, and a shard when all its sequences are dead, so

@@ -3,7 +3,7 @@ import Models
 import Planning
 
 /// The served models of a run and their ensemble: argmax of the mean of the live shards'
-/// logits (DESIGN.md §1, "Serving").
+/// logits (docs/DESIGN.md §1, "Serving").
 public final class RunEnsemble {
     public let layout: RunLayout
     public let settings: TrainingSettings

@@ -6,7 +6,7 @@ import Planning
 /// Builds classifiers from stage tensors, and the served shard models of a run.
 ///
 /// A served S3T shard model is the base encoder + the adapters of stages 1..p of its sequence
-/// + the head of stage p (DESIGN.md §1 "Serving"); a SISA model is stage p's file alone.
+/// + the head of stage p (docs/DESIGN.md §1 "Serving"); a SISA model is stage p's file alone.
 public enum ShardModel {
     /// A classifier with `adapters` (PEFT-named tensors) installed, fresh adapters on
     /// `extraLayers` that have none, and `head` loaded (fresh from `seed` when nil).

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where a stage sits in the plan: the facts that make its checkpoint traceable (DESIGN.md §4).
+/// Where a stage sits in the plan: the facts that make its checkpoint traceable (docs/DESIGN.md §4).
 public struct StageLineage: Sendable, Equatable {
     /// 0-based shard.
     public var shard: Int
@@ -101,7 +101,7 @@ public struct StageCheckpoint: Sendable, Equatable {
     }
 }
 
-/// Which training scheme produced a run (DESIGN.md §1 and its baselines).
+/// Which training scheme produced a run (docs/DESIGN.md §1 and its baselines).
 public enum TrainingStrategy: String, Codable, Sendable, CaseIterable {
     /// Sequence-aware sharded sliced training: stage i trains block i from the top.
     case s3t

@@ -1,4 +1,4 @@
-/// The distinct stages of one shard and the order in which they are trained (DESIGN.md §1).
+/// The distinct stages of one shard and the order in which they are trained (docs/DESIGN.md §1).
 ///
 /// Sequence b of the shard is a permutation π of its L slices; its stage i is the prefix
 /// π1..πi and trains block i counted from the top: with n layers per block in an N-layer

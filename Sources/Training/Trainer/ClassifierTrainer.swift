@@ -30,7 +30,7 @@ public struct TrainingReport: Sendable {
 
 /// Trains the adapters of chosen layers and (optionally) the head of a `LoRAClassifier`.
 ///
-/// Parameters, as S3T needs them (DESIGN.md §1): layers with adapters = `model.adapters.keys`;
+/// Parameters, as S3T needs them (docs/DESIGN.md §1): layers with adapters = `model.adapters.keys`;
 /// trainable layers = `trainableLayers` (each must carry adapters); every other adapter stays
 /// active but frozen; the head trains iff `trainsHead`. The frozen layers below the lowest
 /// adapter are run once per example through the `ActivationCache`; backpropagation stops at the
