@@ -72,3 +72,19 @@ struct StageIdentityTests {
         #expect(sisa?.stages.map(\.blockLayers) == [[3, 4, 5], [3, 4, 5], [3, 4, 5]])
     }
 }
+
+/// Where a run's settings say the base model is.
+@Suite struct BaseModelPathTests {
+    @Test func modelPathsAreStoredRelativeToTheRunAndResolvedFromIt() {
+        let cwd = FileManager.default.currentDirectoryPath
+        let run = URL(fileURLWithPath: cwd).appendingPathComponent("Checkpoints/runs/demo")
+        let stored = TrainingSettings.storedModelPath("Checkpoints/base/all-MiniLM-L6-v2", run: run)
+        #expect(stored == "../../base/all-MiniLM-L6-v2")
+        let settings = TrainingSettings(baseModel: stored, baseModelSHA256: "")
+        #expect(settings.baseModelDirectory(run: run).standardizedFileURL.path
+                == URL(fileURLWithPath: cwd).appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path)
+        // An absolute path stays absolute, and so does one that shares only the root with the run.
+        #expect(TrainingSettings.storedModelPath("/opt/models/m", run: run) == "/opt/models/m")
+        #expect(TrainingSettings.storedModelPath("x/m", run: URL(fileURLWithPath: "/elsewhere/run")).hasPrefix("/"))
+    }
+}
