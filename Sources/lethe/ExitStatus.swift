@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// The exit codes of `lethe`, one meaning each (listed in the README's CLI section).
+/// The exit codes of `lethe`, one meaning each (the README's exit-code table).
 ///
 ///     0   done
 ///     1   failed or refused: the message says why and what to do
