@@ -28,59 +28,59 @@ let package = Package(
         // glibc's mallopt (see Kernels/HeapPolicy.swift).
         .systemLibrary(name: "CMalloc"),
 
+        // The one seeded random source and the one hex encoding, shared by every module.
+        .target(name: "Support", swiftSettings: fast),
         // Tensors and the math: one operation per file, forward + backward.
         .target(name: "Kernels", dependencies: ["CBLAS", "CMalloc"], exclude: ["README.md"], swiftSettings: fast),
         // The HDF5 store: the only importer of CHDF5.
-        .target(name: "Store", dependencies: ["CHDF5", .product(name: "Crypto", package: "swift-crypto")],
+        .target(name: "Store", dependencies: ["CHDF5", "Support", .product(name: "Crypto", package: "swift-crypto")],
                 exclude: ["README.md"], swiftSettings: fast),
         // Weight readers, tokenizers, encoder, decoder, LoRA.
-        .target(name: "Models", dependencies: ["Kernels", "Store",
-                                               .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: fast),
+        .target(name: "Models", dependencies: ["Kernels", "Support"], swiftSettings: fast),
         // Shards, slices, sequences, selection, deletion-rate theory.
-        .target(name: "Planning", dependencies: ["Store",
+        .target(name: "Planning", dependencies: ["Store", "Support",
                                                  .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // Stage trainer, optimiser, schedules, activation cache, baselines.
-        .target(name: "Training", dependencies: ["Kernels", "Models", "Planning", "Store",
+        .target(name: "Training", dependencies: ["Kernels", "Models", "Planning", "Store", "Support",
                                                  .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // Deletion engine, ledger, retraining plan.
-        .target(name: "Forgetting", dependencies: ["Training", "Planning", "Store",
+        .target(name: "Forgetting", dependencies: ["Training", "Planning", "Store", "Support",
                                                    .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "GRDBSQLite", package: "GRDB.swift"),
                                                    .product(name: "Crypto", package: "swift-crypto")],
                 exclude: ["README.md"], swiftSettings: fast),
         // Lineage queries, receipts, verification.
-        .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store",
+        .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store", "Support",
                                              .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // The seven approximate-unlearning methods and their evaluation.
-        .target(name: "Approximate", dependencies: ["Kernels", "Models", "Store",
+        .target(name: "Approximate", dependencies: ["Kernels", "Models", "Store", "Support",
                                                     .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // The command-line tool: one file per subcommand.
         .executableTarget(name: "lethe", dependencies: [
-            "CMalloc", "Kernels", "Store", "Models", "Planning", "Training", "Forgetting", "Audit", "Approximate",
+            "CMalloc", "Kernels", "Store", "Support", "Models", "Planning", "Training", "Forgetting", "Audit", "Approximate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], resources: [.copy("Fixtures")],
+        .testTarget(name: "KernelsTests", dependencies: ["Support", "Kernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
         .testTarget(name: "StoreTests", dependencies: ["Store",
                                                      .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels"], resources: [.copy("Fixtures")],
+        .testTarget(name: "ModelsTests", dependencies: ["Support", "Models", "Kernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
-        .testTarget(name: "PlanningTests", dependencies: ["Planning", "Store"], swiftSettings: fast),
+        .testTarget(name: "PlanningTests", dependencies: ["Support", "Planning", "Store"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Planning", "Kernels", "Store"],
                     swiftSettings: fast),
-        .testTarget(name: "ForgettingTests", dependencies: ["Forgetting", "Audit", "Training", "Planning", "Store",
+        .testTarget(name: "ForgettingTests", dependencies: ["Support", "Forgetting", "Audit", "Training", "Planning", "Store",
                                                           .product(name: "GRDB", package: "GRDB.swift"),
                                                           .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),
         // Mutants of valid inputs fed to every parser of untrusted bytes (`make fuzz` runs more).
-        .testTarget(name: "FuzzTests", dependencies: ["Forgetting", "Models", "Planning", "Store", "Training"],
+        .testTarget(name: "FuzzTests", dependencies: ["Support", "Forgetting", "Models", "Planning", "Store", "Training"],
                     swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
                     swiftSettings: fast),

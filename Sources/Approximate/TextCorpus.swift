@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Crypto
 import Models
 
@@ -36,7 +37,7 @@ public struct TextCorpus: Sendable {
         guard !chunks.isEmpty else { throw ApproximateError.emptyData(name: field, path: path) }
         self.path = path
         self.chunks = chunks
-        sha256 = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        sha256 = Hex.encode(contiguous: SHA256.hash(data: data))
     }
 
     /// The `field` strings of each record of the JSON Lines file at `path` (blank lines skipped).
@@ -106,6 +107,6 @@ extension TextCorpus {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
         }
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(contiguous: SHA256.hash(data: data))
     }
 }

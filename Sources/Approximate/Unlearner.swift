@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Models
+import Support
 
 /// Hyperparameters of one unlearning (or fine-tuning) run; recorded in the output file.
 public struct UnlearningConfiguration: Sendable, Equatable, Codable {

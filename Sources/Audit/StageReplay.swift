@@ -1,6 +1,7 @@
 import Forgetting
 import Foundation
 import Planning
+import Support
 import Training
 
 /// `lethe verify --replay N`: retrains N randomly chosen served stages from their recorded
@@ -40,7 +41,7 @@ public enum StageReplay {
     public static func replay(run: URL, count: Int, seed: UInt64, runner: S3TRunner,
                               progress: (Outcome) -> Void = { _ in }) throws -> ([Outcome], [VerificationProblem]) {
         let plan = try Plan.load(from: Plan.url(inRun: run))
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let chosen = try servedStages(run: run).shuffled(using: &generator).prefix(max(0, count))
         var outcomes: [Outcome] = []
         var problems: [VerificationProblem] = []

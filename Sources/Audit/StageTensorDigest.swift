@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 import Store
 
 /// Recomputes the tensor hash of a stage checkpoint from its HDF5 file and compares it with
@@ -44,7 +45,7 @@ public enum StageTensorDigest {
             header.withUnsafeBytes { hasher.update(bufferPointer: $0) }
             tensor.values.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         }
-        let computed = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let computed = Hex.encode(contiguous: hasher.finalize())
         let recorded = try file.hasAttribute(named: "tensors_sha256") ? try file.stringAttribute(named: "tensors_sha256") : ""
         let nonFinite = tensors.reduce(0) { count, tensor in count + tensor.values.lazy.filter { !$0.isFinite }.count }
         return Check(recorded: recorded, computed: computed, nonFiniteCount: nonFinite)

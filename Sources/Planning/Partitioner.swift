@@ -1,3 +1,4 @@
+import Support
 /// How examples are dealt into shards and slices.
 public enum Assignment: String, Sendable, CaseIterable {
     /// Seeded uniform shuffle, then contiguous runs: slice sizes within a shard (and shard sizes)
@@ -16,7 +17,7 @@ enum Partitioner {
     /// Refuses when some cell would stay empty: random needs m·L examples, group needs m·L groups.
     static func partition(_ dataset: Dataset, shardCount m: Int, sliceCount l: Int,
                           assignment: Assignment, seed: UInt64) throws -> [[[Int]]] {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         switch assignment {
         case .random:
             let n = dataset.examples.count
@@ -54,7 +55,7 @@ enum Partitioner {
     /// The first m·L groups fill distinct empty cells, so no cell stays empty; shard h owns cells
     /// h·L ..< (h+1)·L.
     private static func partitionByGroup(_ dataset: Dataset, shardCount m: Int, sliceCount l: Int,
-                                         generator: inout SeededGenerator) throws -> [[[Int]]] {
+                                         generator: inout SplitMix64) throws -> [[[Int]]] {
         var memberIndices: [[Int]] = []
         var groupIndex: [String: Int] = [:]
         for (position, example) in dataset.examples.enumerated() {

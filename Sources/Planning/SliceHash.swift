@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 
 /// The content hash of a slice: the lineage key of every checkpoint trained on it.
 ///
@@ -19,22 +20,11 @@ public enum SliceHash {
             var id = id
             id.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         }
-        return hexString(hasher.finalize())
+        return Hex.encode(contiguous: hasher.finalize())
     }
 
     /// The hash of ids in any order.
     public static func of(ids: some Sequence<String>) -> String {
         of(sortedIDs: ids.sorted(by: UTF8Order.precedes))
-    }
-
-    /// Lowercase hex of a digest's bytes.
-    static func hexString(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -1,20 +1,9 @@
 import Crypto
 import Foundation
+import Support
 
-/// SHA-256 of files and bytes as lowercase hex: the one hex encoding of digests in Lethe.
+/// SHA-256 of files, as lowercase hex.
 public enum FileDigest {
-    /// Lowercase hex of `bytes`.
-    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// SHA-256 (lowercase hex) and length of the file's bytes from `offset` on, read in 1 MiB
     /// chunks.
     public static func sha256(of url: URL, from offset: Int = 0) throws -> (hex: String, byteCount: Int) {
@@ -35,6 +24,6 @@ public enum FileDigest {
             buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
             position += off_t(count); total += count
         }
-        return (hex(hasher.finalize()), total)
+        return (Hex.encode(contiguous: hasher.finalize()), total)
     }
 }

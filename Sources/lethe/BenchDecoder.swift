@@ -3,6 +3,7 @@ import Approximate
 import Foundation
 import Kernels
 import Models
+import Support
 
 /// `lethe bench decoder`: training tokens/s of the decoder (LoRA on every projection, AdamW),
 /// the number Tools/compare_decoder_torch.py measures for PyTorch with the same sizes.

@@ -4,6 +4,7 @@ import Foundation
 import Kernels
 import Planning
 import Store
+import Support
 import Training
 
 /// `lethe bench forget`: latency of single forgets and of a 100,000-request deletion log.
@@ -60,7 +61,7 @@ struct BenchForget: ParsableCommand {
     func run() throws {
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)
         let ids = dataset.examples.map(\.id)
-        var generator = SeededGenerator(seed: 1)
+        var generator = SplitMix64(seed: 1)
         let clock = ContinuousClock()
 
         let single = try scratchRun(dataset)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Planning
+import Support
 
 /// `lethe bench plan`: plans a synthetic 1,000,000-example dataset and times lineage lookups.
 struct BenchPlan: ParsableCommand {
@@ -69,7 +70,7 @@ struct BenchPlan: ParsableCommand {
         let loaded = try Plan.load(from: planURL)
         print(String(format: "load plan.h5 with invariant checks: %.2f s", (clock.now - start).seconds))
 
-        var generator = SeededGenerator(seed: seed ^ 0x5EED)
+        var generator = SplitMix64(seed: seed ^ 0x5EED)
         var latencies: [Double] = []
         latencies.reserveCapacity(lookups)
         var found = 0
@@ -101,7 +102,7 @@ struct BenchPlan: ParsableCommand {
 
     /// Writes `count` JSON Lines examples and returns their ids.
     static func writeSynthetic(count: Int, seed: UInt64, to url: URL) throws -> [String] {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let labels = ["business", "entertainment", "politics", "sport", "tech"]
         let words = ["market", "growth", "film", "vote", "match", "phone", "profit", "award", "minister", "goal",
                      "chip", "shares", "actor", "party", "team", "network"]

@@ -3,6 +3,7 @@ import Approximate
 import Foundation
 import Kernels
 import Models
+import Support
 
 /// `lethe bench unlearn`: the reproducible approximate-unlearning benchmark: methods × settings against a retrain oracle.
 ///

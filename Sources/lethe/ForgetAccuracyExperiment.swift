@@ -3,6 +3,7 @@ import Foundation
 import Models
 import Planning
 import Store
+import Support
 import Training
 
 /// The costly half of `lethe bench forget --accuracy`: trains S3T (B = 3) and SISA (B = 1) runs
@@ -59,7 +60,7 @@ struct ForgetAccuracyExperiment {
         let encoder = try MiniLMEncoder(directory: modelDirectory)
         let modelSHA256 = try FileDigest.sha256(of: URL(fileURLWithPath: modelDirectory + "/model.safetensors")).hex
         let clock = ContinuousClock()
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let deletionOrder = train.examples.map(\.id).shuffled(using: &generator)
         var points: [Point] = []
         var trainSeconds: [String: Double] = [:]

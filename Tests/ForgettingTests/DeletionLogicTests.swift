@@ -1,4 +1,5 @@
 import Planning
+import Support
 import Testing
 @testable import Forgetting
 
@@ -54,7 +55,7 @@ import Testing
     /// served after any step contains a hit slice; every erased prefix contains one.
     @Test(arguments: 0..<20)
     func batchesEqualSequentialDeletions(trial: Int) {
-        var generator = SeededGenerator(seed: UInt64(trial))
+        var generator = SplitMix64(seed: UInt64(trial))
         let (m, l) = (3, 5)
         let sequences = (0..<m).map { _ in (0..<3).map { _ in Array(0..<l).shuffled(using: &generator) } }
         let hits = Set((0..<4).map { _ in SliceLocation(shard: Int.random(in: 0..<m, using: &generator),

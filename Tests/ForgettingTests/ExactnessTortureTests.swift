@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import Support
 import Testing
 @testable import Audit
 @testable import Forgetting
@@ -135,7 +136,7 @@ import Testing
         defer { fixture.remove() }
         let full = try Self.referenceAfterForgetting([], fixture)
         let forgotten = try Self.referenceAfterForgetting([fixture.victim], fixture)
-        var generator = SeededGenerator(seed: 20261204)
+        var generator = SplitMix64(seed: 20261204)
         var outcomes: [String] = []
         for trial in 0..<(2 * Self.trials) {
             let run = try fixture.newRun("kill-train-\(trial)")
@@ -162,7 +163,7 @@ import Testing
         let trained = try fixture.newRun("trained")
         try Self.lethe(["train", "--run", trained.path] + Self.trainArguments)
         let forgotten = try Self.referenceAfterForgetting([fixture.victim], fixture)
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var accepted = 0
         let trialCount = 4 * Self.trials
         for trial in 0..<trialCount {
@@ -202,7 +203,7 @@ import Testing
         try FileManager.default.copyItem(at: forgotten, to: reference)
         try Self.lethe(["retrain", "--run", reference.path])
         let expected = try Self.servedState(reference)
-        var generator = SeededGenerator(seed: 99)
+        var generator = SplitMix64(seed: 99)
         for trial in 0..<Self.trials {
             let run = fixture.scratch.appendingPathComponent("kill-retrain-\(trial)")
             try FileManager.default.copyItem(at: forgotten, to: run)

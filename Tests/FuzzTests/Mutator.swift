@@ -1,13 +1,14 @@
-import Planning
+import Foundation
+import Support
 
 /// Deterministic mutations of a valid input, the way a coverage-less fuzzer makes them: flipped
 /// bits, bytes set to boundary values, inserted, deleted and duplicated ranges, truncations, and
 /// for text formats splices of tokens that trip parsers (quotes, brackets, escapes, huge
 /// numbers). Each mutant applies one to four of them. The same seed gives the same mutants.
 struct Mutator {
-    private var generator: SeededGenerator
+    private var generator: SplitMix64
 
-    init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
     static let boundaryBytes: [UInt8] = [0x00, 0x01, 0x7F, 0x80, 0xFE, 0xFF, 0x0A, 0x22, 0x5C]
     static let textTokens: [String] = [
@@ -65,8 +66,6 @@ struct FuzzTally: CustomStringConvertible {
 func fuzzCount(default count: Int) -> Int {
     Int(ProcessInfo.processInfo.environment["LETHE_FUZZ_COUNT"] ?? "") ?? count
 }
-
-import Foundation
 
 /// Feeds `count` mutants of `seed` to `parse`, which must return or throw; a trap or a hang
 /// ends the test process, which fails the run. Returns the tally (also printed).

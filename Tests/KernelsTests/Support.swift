@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Support
 import Testing
 
 /// Deterministic normal samples for test inputs (SplitMix64 + Box–Muller).

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Testing
 import Kernels
 @testable import Models

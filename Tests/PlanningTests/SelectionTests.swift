@@ -1,3 +1,4 @@
+import Support
 import Testing
 @testable import Planning
 
@@ -7,7 +8,7 @@ import Testing
         return (0..<l).allSatisfy { position in Set(rows.map { $0[position] }).count == l }
     }
 
-    private func randomPrior(_ l: Int, _ generator: inout SeededGenerator) -> [Double] {
+    private func randomPrior(_ l: Int, _ generator: inout SplitMix64) -> [Double] {
         let raw = (0..<l).map { _ in generator.nextUnitInterval() + 0.01 }
         let sum = raw.reduce(0, +)
         return raw.map { $0 / sum }
@@ -28,7 +29,7 @@ import Testing
 
     @Test(arguments: 2...7)
     func bmsIsLatinSquareForBEqualL(l: Int) {
-        var generator = SeededGenerator(seed: UInt64(l))
+        var generator = SplitMix64(seed: UInt64(l))
         for _ in 0..<5 {
             let prior = randomPrior(l, &generator)
             #expect(isLatinSquare(SequenceSelection.bms.sequences(sliceCount: l, budget: l, prior: prior), size: l))
@@ -41,7 +42,7 @@ import Testing
     }
 
     @Test func bmsScoreIsNeverBelowCyclicOnRandomPriors() {
-        var generator = SeededGenerator(seed: 42)
+        var generator = SplitMix64(seed: 42)
         for trial in 0..<60 {
             let l = 3 + trial % 6
             let t = [1.0, 5.0, 20.0, 100.0][trial % 4]
@@ -99,7 +100,7 @@ import Testing
     }
 
     @Test func hungarianMatchesBruteForce() {
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         for trial in 0..<300 {
             let n = 1 + trial % 7
             // Integers from a small range make ties frequent; negative costs too.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 
 /// The canonical encoding of a ledger entry and its SHA-256, which chains entries together.
 ///
@@ -68,21 +69,8 @@ enum LedgerHashing {
         text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    /// Lower-case hex of a digest. Reads the digest's bytes in one go: iterating
-    /// `SHA256Digest` as a `Sequence` costs more than computing the hash itself.
-    static func hex(_ digest: SHA256Digest) -> String {
-        digest.withUnsafeBytes { raw in
-            String(unsafeUninitializedCapacity: raw.count * 2) { out in
-                for (index, byte) in raw.enumerated() {
-                    out[2 * index] = hexDigits[Int(byte >> 4)]
-                    out[2 * index + 1] = hexDigits[Int(byte & 15)]
-                }
-                return raw.count * 2
-            }
-        }
-    }
+    /// Lower-case hex of a digest.
+    static func hex(_ digest: SHA256Digest) -> String { Hex.encode(contiguous: digest) }
 
     /// Appends the raw bytes of a 64-digit hex string. Malformed text (possible only after
     /// tampering) is appended as-is, which can never reproduce a valid chain, so verification

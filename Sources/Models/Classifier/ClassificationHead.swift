@@ -1,4 +1,5 @@
 import Kernels
+import Support
 
 /// A linear classification head on the pooled sentence representation, forward and backward.
 ///

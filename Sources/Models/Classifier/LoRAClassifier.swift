@@ -1,4 +1,5 @@
 import Kernels
+import Support
 
 /// A frozen encoder with LoRA adapters on some layers and a classification head.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Support
 
 /// Which parts of a Llama decoder train: LoRA on chosen projections and, optionally, full
 /// fine-tuning of chosen matrices (PEFT vocabulary: `r`, `lora_alpha`, `target_modules`).

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Support
 
 /// The float32 weights of a Llama-architecture decoder, all row-major PyTorch orientation
 /// (a linear layer's weight is [out, in]).

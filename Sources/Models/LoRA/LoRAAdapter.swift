@@ -1,4 +1,5 @@
 import Kernels
+import Support
 
 /// The trainable low-rank pair of one linear layer, with its gradients.
 ///
@@ -20,14 +21,9 @@ public final class LoRAAdapter: @unchecked Sendable {
         loraA = Tensor(shape: [rank, inFeatures]); loraB = Tensor(shape: [outFeatures, rank])
         gradA = Tensor(shape: [rank, inFeatures]); gradB = Tensor(shape: [outFeatures, rank])
         let bound = 1 / Float(inFeatures).squareRoot()
-        var state = seed
+        var generator = SplitMix64(seed: seed)
         for i in 0..<loraA.count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            let u = Float(z >> 40) / 16_777_216.0
+            let u = Float(generator.next() >> 40) / 16_777_216.0
             loraA[i] = (2 * u - 1) * bound
         }
     }

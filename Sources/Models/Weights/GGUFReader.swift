@@ -1,3 +1,4 @@
+import Support
 /// A bounds-checked little-endian cursor over the header of a GGUF file.
 ///
 /// Every read names what it was reading, so a truncated file reports the field and the offset.
@@ -78,7 +79,7 @@ struct GGUFReader {
         try need(4, "magic")
         let magic = Array(UnsafeRawBufferPointer(rebasing: raw[0 ..< 4]))
         guard magic == Array("GGUF".utf8) else {
-            throw ModelsError.badMagic(path: path, found: magic.map { String(format: "%02x", $0) }.joined())
+            throw ModelsError.badMagic(path: path, found: Hex.encode(magic))
         }
         offset = 4
         let version = try read(UInt32.self, "version")

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 
 /// A JSON Lines dataset held in memory: its examples in file order and the SHA-256 of its bytes.
 ///
@@ -46,7 +47,7 @@ public struct Dataset: Sendable {
 
     /// Parses JSON Lines bytes; `source` names them in errors.
     public static func parse(_ data: Data, source: String) throws -> Dataset {
-        let digest = SliceHash.hexString(SHA256.hash(data: data))
+        let digest = Hex.encode(contiguous: SHA256.hash(data: data))
         let (examples, positions) = try data.withUnsafeBytes { raw in
             try JSONLinesReader.read(raw.bindMemory(to: UInt8.self), source: source)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// Monte-Carlo estimate of the deletion rate δ under the truncate-prefix rule.
 ///
@@ -38,7 +39,7 @@ public struct DeletionSimulator: Sendable {
     /// Runs `trialCount` trials from `seed` (same seed, same estimate).
     public func estimate(trialCount: Int, seed: UInt64) -> Estimate {
         precondition(trialCount >= 2, "need at least two trials for an interval")
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let l = requestPrior.count
         // position[seq][slice] = 1-based position of the slice in that sequence.
         var position = [[Int]](repeating: [Int](repeating: 0, count: l), count: sequences.count)
@@ -84,7 +85,7 @@ public struct DeletionSimulator: Sendable {
     }
 
     /// Inverse-CDF draw of a slice from cumulative probabilities.
-    private static func draw(_ cumulative: [Double], _ generator: inout SeededGenerator) -> Int {
+    private static func draw(_ cumulative: [Double], _ generator: inout SplitMix64) -> Int {
         let u = generator.nextUnitInterval() * (cumulative.last ?? 1)
         var low = 0, high = cumulative.count - 1
         while low < high {

@@ -1,4 +1,5 @@
 import Models
+import Support
 
 /// Batches of examples of similar length, in a seeded order that changes every epoch.
 ///

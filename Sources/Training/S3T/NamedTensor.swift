@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 
 /// A float32 tensor with its checkpoint path, as stored in a stage checkpoint.
 ///
@@ -36,6 +37,6 @@ public enum TensorDigest {
             // Floats are little-endian on every platform Lethe runs on (x86-64, arm64).
             tensor.values.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         }
-        return Digest.hex(hasher.finalize())
+        return Hex.encode(contiguous: hasher.finalize())
     }
 }

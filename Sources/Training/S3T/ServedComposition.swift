@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 import Store
 
 /// The ledger position a served composition reflects: its generation. Every deletion request
@@ -159,7 +160,7 @@ public struct ServedComposition: Codable, Sendable, Equatable {
     private func contentHash() throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Digest.hex(SHA256.hash(data: try encoder.encode(self)))
+        return Hex.encode(contiguous: SHA256.hash(data: try encoder.encode(self)))
     }
 
     private struct FormatProbe: Decodable {

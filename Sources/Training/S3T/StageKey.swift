@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 
 /// The identity of an S3T stage: a SHA-256 over the ordered content hashes of its prefix.
 ///
@@ -19,7 +20,7 @@ public struct StageKey: Hashable, Comparable, Sendable, Codable, CustomStringCon
     /// The key of the prefix whose slices have these content hashes, in prefix order.
     public init(prefixSliceHashes hashes: [String]) {
         precondition(!hashes.isEmpty, "a stage has at least one slice")
-        hex = Digest.hex(SHA256.hash(data: Data(hashes.joined(separator: "\n").utf8)))
+        hex = Hex.encode(contiguous: SHA256.hash(data: Data(hashes.joined(separator: "\n").utf8)))
     }
 
     /// The first 16 hex digits: enough to tell stages apart in file names and logs.
@@ -55,18 +56,5 @@ public struct StageKey: Hashable, Comparable, Sendable, Codable, CustomStringCon
         var seed: UInt64 = 0
         for i in (0..<8).reversed() { seed = seed << 8 | UInt64(digest[i]) }
         return seed
-    }
-}
-
-/// Lowercase hex of digests.
-enum Digest {
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

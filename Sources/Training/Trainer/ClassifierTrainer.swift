@@ -1,5 +1,6 @@
 import Kernels
 import Models
+import Support
 
 /// One labelled, tokenized example.
 public struct TrainingExample: Sendable, Equatable {

@@ -1,9 +1,12 @@
 import Foundation
 
-/// A seeded random source (SplitMix64) with a version-stable Fisher–Yates shuffle, for training.
+/// The one seeded random source of Lethe (SplitMix64, Steele, Lea & Flood 2014): plans,
+/// simulations, adapter initialisation, shuffles and dropout seeds all draw from it.
 ///
-/// Why our own: the standard library's `shuffle(using:)` algorithm is not promised to stay the
-/// same across Swift versions, and training must replay bit for bit from its seed.
+/// Why our own: the standard library's generators are not seedable, and its `shuffle(using:)`
+/// and `random(in:using:)` are not promised to stay the same across Swift versions — a plan and
+/// a training run must be reproducible from their seeds forever. SplitMix64 passes BigCrush and
+/// is one add and three xor-shift-multiplies per draw.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
@@ -28,6 +31,12 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         }
     }
 
+    /// A uniform double in [0, 1) from the top 53 bits.
+    public mutating func nextUnitInterval() -> Double {
+        Double(next() >> 11) * 0x1.0p-53
+    }
+
+    /// Fisher–Yates shuffle with this generator's own bounded draws (stable across Swift versions).
     public mutating func shuffle<T>(_ values: inout [T]) {
         guard values.count > 1 else { return }
         for i in stride(from: values.count - 1, to: 0, by: -1) {
