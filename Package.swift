@@ -59,9 +59,20 @@ let package = Package(
         .target(name: "Approximate", dependencies: ["Kernels", "Models", "Store", "Support",
                                                     .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
+        // What the subcommands share: option groups, run access through the run guard, output.
+        .target(name: "CommandSupport", dependencies: [
+            "Forgetting", "Kernels", "Models", "Planning", "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fast),
+        // Benchmarks and experiments (`lethe bench …`): measurements printed, never asserted.
+        .target(name: "Benchmarks", dependencies: [
+            "CommandSupport", "Kernels", "Store", "Support", "Models", "Planning", "Training", "Forgetting",
+            "Approximate", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fast),
         // The command-line tool: one file per subcommand.
         .executableTarget(name: "lethe", dependencies: [
-            "CMalloc", "Kernels", "Store", "Support", "Models", "Planning", "Training", "Forgetting", "Audit", "Approximate",
+            "Benchmarks", "CommandSupport", "CMalloc", "Kernels", "Store", "Support", "Models", "Planning", "Training",
+            "Forgetting", "Audit", "Approximate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 
@@ -81,6 +92,8 @@ let package = Package(
                     swiftSettings: fast),
         // Mutants of valid inputs fed to every parser of untrusted bytes (`make fuzz` runs more).
         .testTarget(name: "FuzzTests", dependencies: ["Support", "Forgetting", "Models", "Planning", "Store", "Training"],
+                    swiftSettings: fast),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning"],
                     swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
                     swiftSettings: fast),

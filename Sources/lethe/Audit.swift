@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Audit
 import Foundation
 import Planning

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 
 /// `lethe bench …`: measurements printed as numbers and ratios, never asserted in tests.
 struct Bench: ParsableCommand {

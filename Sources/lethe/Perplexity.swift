@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Approximate
 import Foundation
 import Models

@@ -175,11 +175,3 @@ struct PlanSummary: Encodable {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }
-
-extension Duration {
-    /// The duration in seconds as a Double.
-    var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) * 1e-18
-    }
-}

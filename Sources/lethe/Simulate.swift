@@ -1,4 +1,6 @@
 import ArgumentParser
+import Benchmarks
+import CommandSupport
 import Foundation
 import Planning
 
@@ -109,18 +111,6 @@ struct Simulate: ParsableCommand {
                              standardDeviation: estimate.standardDeviation,
                              theory: DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: budget))
     }
-}
-
-/// One simulated point.
-struct SimulationRow: Encodable {
-    var selection: String
-    var budget: Int
-    var mean: Double
-    var lower95: Double
-    var upper95: Double
-    var standardDeviation: Double
-    /// The closed form for uniform requests at this budget.
-    var theory: Double
 }
 
 /// The JSON form of `lethe simulate`.

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import Training
 
@@ -101,15 +102,4 @@ final class TrainReporter {
 
     private func emit(_ object: [String: Any]) { writeJSONLine(object) }
     private func say(_ line: String) { writeLine(line) }
-}
-
-/// Writes a line to stdout unbuffered, so a log file or pipe sees each stage as it finishes.
-func writeLine(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
-}
-
-/// Writes `object` as one key-sorted JSON line (the `--json` output of training).
-func writeJSONLine(_ object: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-    writeLine(String(decoding: data, as: UTF8.self))
 }

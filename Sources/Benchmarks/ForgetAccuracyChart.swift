@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 
 /// An SVG line chart of ensemble test accuracy against the number of random deletions, one

@@ -1,9 +1,10 @@
+import CommandSupport
 import Foundation
 import Planning
 
 /// An SVG chart of the deletion rate δ against the budget B: simulated points with 95% interval
 /// bars (one series per selection) and the closed form m·L·H_{m·min(B,L)} as a dashed line.
-struct DeletionRateChart {
+public struct DeletionRateChart {
     let shardCount: Int
     let sliceCount: Int
     let trialCount: Int
@@ -11,11 +12,17 @@ struct DeletionRateChart {
     let uniform: Bool
     let series: [(SequenceSelection, [SimulationRow])]
 
+    public init(shardCount: Int, sliceCount: Int, trialCount: Int, uniform: Bool,
+                series: [(SequenceSelection, [SimulationRow])]) {
+        self.shardCount = shardCount; self.sliceCount = sliceCount; self.trialCount = trialCount
+        self.uniform = uniform; self.series = series
+    }
+
     // Canvas in SVG user units: plot area inside the margins, legend on the right.
     private let width = 760.0, height = 460.0
     private let left = 80.0, right = 200.0, top = 50.0, bottom = 70.0
 
-    func svg() -> String {
+    public func svg() -> String {
         let budgets = series.first?.1.map(\.budget) ?? []
         let maxBudget = budgets.max() ?? 1
         let highest = series.flatMap { $0.1.flatMap { [$0.upper95, $0.theory] } }.max() ?? 1

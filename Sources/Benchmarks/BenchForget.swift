@@ -1,5 +1,6 @@
 import ArgumentParser
 import Forgetting
+import CommandSupport
 import Foundation
 import Kernels
 import Planning
@@ -8,8 +9,10 @@ import Support
 import Training
 
 /// `lethe bench forget`: latency of single forgets and of a 100,000-request deletion log.
-struct BenchForget: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchForget: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "forget",
         abstract: "Time one forget (median over --count) and a large deletion log, end to end in process.",
         discussion: """
@@ -58,7 +61,7 @@ struct BenchForget: ParsableCommand {
     var breakdown = false
     @Flag(help: "Print JSON.") var json = false
 
-    func run() throws {
+    public func run() throws {
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)
         let ids = dataset.examples.map(\.id)
         var generator = SplitMix64(seed: 1)

@@ -1,12 +1,15 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Kernels
 import Planning
 import Support
 
 /// `lethe bench plan`: plans a synthetic 1,000,000-example dataset and times lineage lookups.
-struct BenchPlan: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchPlan: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Time `lethe plan` on a synthetic JSON Lines file and the lineage lookup (targets: plan ≤ 15 s, p99 ≤ 50 µs).",
         discussion: """
@@ -32,7 +35,7 @@ struct BenchPlan: ParsableCommand {
     @Option(help: "Seed of the data generator, the plan and the lookups.")
     var seed: UInt64 = 1
 
-    func run() throws {
+    public func run() throws {
         let clock = ContinuousClock()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-plan-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

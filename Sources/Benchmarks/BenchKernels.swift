@@ -1,13 +1,16 @@
 import ArgumentParser
 import Dispatch
+import CommandSupport
 import Foundation
 import Kernels
 import Models
 
 /// `lethe bench kernels`: GFLOP/s of one MiniLM layer's products through BLAS, and the time of
 /// one LoRA training step of one encoder block (forward, backward, AdamW).
-struct BenchKernels: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchKernels: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "kernels",
         abstract: "GFLOP/s of a MiniLM layer's products and the time of one LoRA block training step.",
         discussion: """
@@ -28,12 +31,12 @@ struct BenchKernels: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
-    func validate() throws {
+    public func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
     }
 
-    func run() throws {
+    public func run() throws {
         BLASRuntime.setThreadCount(threads)
         let (b, t, c, h, f, r) = (16, 128, 384, 12, 1536, 8)
         let n = b * t
@@ -122,14 +125,6 @@ struct BenchKernels: ParsableCommand {
         times.sort()
         return times[times.count / 2]
     }
-}
-
-/// CPU seconds used by this process so far (all threads): on a shared, oversubscribed machine
-/// the CPU time of a 1-thread run is a steadier measure of work than wall time.
-func processCPUSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// Fills a tensor with values in [−0.5, 0.5) from a fixed stream (benchmark inputs only).

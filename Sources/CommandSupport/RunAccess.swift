@@ -7,22 +7,22 @@ import Training
 
 /// How a subcommand reaches a run: through a `RunGuard` on the wall clock, so every accepted
 /// deletion is carried out before the command reads, trains or publishes anything.
-enum RunAccess {
+public enum RunAccess {
     /// Milliseconds since 1970, the clock of ledger timestamps.
-    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    static func guarded(_ run: URL) -> RunGuard { RunGuard(run: run, nowMilliseconds: nowMilliseconds) }
+    public static func guarded(_ run: URL) -> RunGuard { RunGuard(run: run, nowMilliseconds: nowMilliseconds) }
 
     /// Recovers the run (under its lock) and says on stderr what recovery completed.
     @discardableResult
-    static func recover(_ run: URL) throws -> RunGuard {
+    public static func recover(_ run: URL) throws -> RunGuard {
         let guarded = guarded(run)
         report(try guarded.recover())
         return guarded
     }
 
     /// Tells the user what recovery did, on stderr (stdout may be JSON).
-    static func report(_ recovery: RunGuard.Recovery) {
+    public static func report(_ recovery: RunGuard.Recovery) {
         guard recovery.didSomething else { return }
         var parts: [String] = []
         if recovery.completedRequestCount > 0 {
@@ -37,7 +37,7 @@ extension RunAccess {
     /// The run's served ensemble, loaded under the run lock after recovery, so it includes
     /// every deletion accepted before this call. Refuses a run with no composition or no live
     /// shard: there is no model to answer with.
-    static func servedEnsemble(_ layout: RunLayout, labels: LabelVocabulary, encoder: MiniLMEncoder) throws -> RunEnsemble {
+    public static func servedEnsemble(_ layout: RunLayout, labels: LabelVocabulary, encoder: MiniLMEncoder) throws -> RunEnsemble {
         let guarded = guarded(layout.directory)
         return try guarded.withRecoveredRun { recovery in
             RunAccess.report(recovery)

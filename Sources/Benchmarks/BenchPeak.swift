@@ -1,12 +1,15 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Kernels
 
 /// `lethe bench peak`: the float32 multiply-add rate of this CPU, the ceiling of every other
 /// benchmark. A speed target against another implementation is reachable only if that
 /// implementation leaves the room: `ratio ≤ its time ÷ (our FLOPs ÷ this peak)`.
-struct BenchPeak: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchPeak: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "peak",
         abstract: "Float32 FMA peak of this CPU (GFLOP/s) on 1 and N threads: the ceiling of every speed-up.",
         discussion: """
@@ -30,7 +33,7 @@ struct BenchPeak: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
-    func validate() throws {
+    public func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard seconds > 0, seconds <= 10 else { throw ValidationError("--seconds must be in (0, 10], got \(seconds)") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
@@ -43,7 +46,7 @@ struct BenchPeak: ParsableCommand {
         var measurements: [PeakThroughput.Measurement]
     }
 
-    func run() throws {
+    public func run() throws {
         let measurements = (1...threads).map {
             PeakThroughput.measure(threads: $0, seconds: seconds, repetitions: repetitions)
         }

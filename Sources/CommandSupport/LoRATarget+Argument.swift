@@ -2,7 +2,7 @@ import Models
 
 extension LoRATarget {
     /// Command-line names: q, k, v, o, up, down, or the PEFT module paths.
-    static func parse(_ name: String) -> LoRATarget? {
+    public static func parse(_ name: String) -> LoRATarget? {
         switch name {
         case "q", "query": return .query
         case "k", "key": return .key
@@ -15,7 +15,7 @@ extension LoRATarget {
     }
 
     /// Parses a comma-separated list, naming the first unknown entry.
-    static func parseList(_ list: String) throws -> [LoRATarget] {
+    public static func parseList(_ list: String) throws -> [LoRATarget] {
         try list.split(separator: ",").map { name in
             guard let t = parse(String(name)) else {
                 throw LetheCommandError.invalidOption(option: "--targets", value: String(name),
@@ -27,10 +27,10 @@ extension LoRATarget {
 }
 
 /// Errors of the command-line tool itself.
-enum LetheCommandError: Error, CustomStringConvertible {
+public enum LetheCommandError: Error, CustomStringConvertible {
     case invalidOption(option: String, value: String, reason: String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case let .invalidOption(option, value, reason): return "\(option) \(value): \(reason)."
         }

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 
 /// The numbers `lethe bench kernels` prints, as a table or as JSON.

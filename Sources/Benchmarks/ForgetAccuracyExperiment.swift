@@ -1,4 +1,5 @@
 import Forgetting
+import CommandSupport
 import Foundation
 import Models
 import Planning

@@ -1,4 +1,5 @@
 import Approximate
+import CommandSupport
 import Foundation
 
 /// One evaluated setting of the unlearning sweep.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Approximate
+import CommandSupport
 import Foundation
 import Kernels
 import Models
@@ -7,8 +8,10 @@ import Support
 
 /// `lethe bench decoder`: training tokens/s of the decoder (LoRA on every projection, AdamW),
 /// the number Tools/compare_decoder_torch.py measures for PyTorch with the same sizes.
-struct BenchDecoder: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchDecoder: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "decoder",
         abstract: "Time decoder training steps (forward, backward, AdamW) and print tokens/s.")
 
@@ -18,7 +21,7 @@ struct BenchDecoder: ParsableCommand {
     @Option(help: "Timed steps (after one warm-up step).") var steps = 3
     @Option(help: "LoRA rank.") var rank = 8
 
-    func run() throws {
+    public func run() throws {
         let (model, _) = try options.load()
         print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
         var rng = SplitMix64(seed: 1)

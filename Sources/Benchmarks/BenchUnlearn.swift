@@ -1,5 +1,6 @@
 import ArgumentParser
 import Approximate
+import CommandSupport
 import Foundation
 import Kernels
 import Models
@@ -11,8 +12,10 @@ import Support
 /// a LoRA fine-tune on BBC News article chunks (forget ∪ retain) until Min-K% separates seen
 /// from unseen articles; the fine-tune is merged into θ0. Then each of the seven methods runs
 /// over a learning-rate × steps sweep, beside the retrain oracle (the same fine-tune on retain only).
-struct BenchUnlearn: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchUnlearn: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "unlearn",
         abstract: "Fine-tune SmolLM2 on BBC articles, unlearn a subset with the seven methods, report and sweep.",
         discussion: """
@@ -73,7 +76,7 @@ struct BenchUnlearn: ParsableCommand {
         return (lrValues, stepValues, tableLR, tableSteps)
     }
 
-    func validate() throws {
+    public func validate() throws {
         _ = try selectedMethods()
         _ = try sweepGrid()
         for (name, value) in [("--forget-articles", forgetArticles), ("--retain-articles", retainArticles),
@@ -85,7 +88,7 @@ struct BenchUnlearn: ParsableCommand {
         guard chunkTokens >= 2 else { throw ValidationError("--chunk-tokens must be at least 2, got \(chunkTokens).") }
     }
 
-    func run() throws {
+    public func run() throws {
         let started = Date()
         let chosen = try selectedMethods()
         printFlushed("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")

@@ -1,10 +1,13 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Store
 
 /// `lethe bench store`: HDF5 write and read throughput through the Store module.
-struct BenchStore: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchStore: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Time HDF5 writes and reads of float32 tensors: plain, atomic (fsync), float16, gzip.",
         discussion: """
@@ -23,12 +26,12 @@ struct BenchStore: ParsableCommand {
     @Option(help: "Directory for the files (default: a new temporary directory).")
     var directory: String?
 
-    func validate() throws {
+    public func validate() throws {
         guard megabytes >= 1 else { throw ValidationError("--megabytes must be at least 1, got \(megabytes).") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
     }
 
-    func run() throws {
+    public func run() throws {
         let base = directory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)

@@ -1,10 +1,13 @@
 import ArgumentParser
 import Forgetting
+import CommandSupport
 import Foundation
 
 /// `lethe bench ledger`: how fast the deletion ledger records, looks up and verifies.
-struct BenchLedger: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchLedger: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "ledger",
         abstract: "Time ledger appends (one batch, single entries), lookups and chain verification.",
         discussion: """
@@ -27,11 +30,11 @@ struct BenchLedger: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
-    func validate() throws {
+    public func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
     }
 
-    func run() throws {
+    public func run() throws {
         let base = directory.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-ledger-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import CommandSupport
 import Foundation
 import Kernels
 import Models
@@ -7,8 +8,10 @@ import Planning
 import Training
 
 /// `lethe bench train`: LoRA training speed and accuracy on a labelled data set.
-struct BenchTrain: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct BenchTrain: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Examples/s and tokens/s of LoRA classifier training, all-layer and top-layer-only, plus test accuracy.",
         discussion: """
@@ -34,7 +37,7 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Feed the head the L2-normalised embedding instead of the raw mean.") var normalizedHead = false
     @Flag(help: "Disable the activation cache.") var noCache = false
 
-    func run() throws {
+    public func run() throws {
         guard let field = TextField(rawValue: textField) else { throw ValidationError("--text-field: text or text+lead") }
         let targetList = try LoRATarget.parseList(targets)
         print("BLAS core: \(BLASRuntime.coreName), threads: \(threads)")
