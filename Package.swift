@@ -93,6 +93,8 @@ let package = Package(
         // Mutants of valid inputs fed to every parser of untrusted bytes (`make fuzz` runs more).
         .testTarget(name: "FuzzTests", dependencies: ["Support", "Forgetting", "Models", "Planning", "Store", "Training"],
                     swiftSettings: fast),
+        // The CLI's help texts against committed copies (Tools/update_help_fixtures.sh).
+        .testTarget(name: "CommandTests", exclude: ["Fixtures"], swiftSettings: fast),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning"],
                     swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
