@@ -129,10 +129,10 @@ BENCH_LINE = re.compile(r"^\s+([\d.]+) s, ([\d.]+) examples/s, ([\d.]+) real tok
 
 def run_ours(args, train_path, test_path):
     command = [os.path.abspath(args.lethe), "bench", "train", "--model", tm.resolve(args.model), "--data", train_path,
-               "--test", test_path, "--text-field", args.text_field, "--placements", ",".join(args.placements),
+               "--test-data", test_path, "--text-field", args.text_field, "--placements", ",".join(args.placements),
                "--epochs", str(args.epochs), "--rank", str(args.rank), "--alpha", str(args.alpha),
-               "--targets", args.targets, "--lr", str(args.lr), "--batch-size", str(args.batch_size),
-               "--seed", str(args.seed), "--threads", str(args.threads), "--max-length", str(args.max_length)]
+               "--targets", *args.targets.split(","), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
+               "--seed", str(args.seed), "--threads", str(args.threads), "--max-tokens", str(args.max_length)]
     if args.normalized_head:
         command.append("--normalized-head")
     out, _, cpu = tm.run_lethe(command, tm.repo_root())

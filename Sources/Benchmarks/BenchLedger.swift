@@ -11,7 +11,7 @@ public struct BenchLedger: ParsableCommand {
         commandName: "ledger",
         abstract: "Time ledger appends (one batch, single entries), lookups and chain verification.",
         discussion: """
-            Creates a fresh ledger in a temporary directory (or --directory), appends --count \
+            Creates a fresh ledger in a temporary directory (or --out), appends --count \
             request entries in one transaction, then 100 single-entry appends (each its own \
             fsynced transaction), 1,000 lookups by example id, and a full chain verification. \
             The directory is removed afterwards unless --keep is given.
@@ -22,7 +22,7 @@ public struct BenchLedger: ParsableCommand {
     var count = 100_000
 
     @Option(help: "Directory for the ledger file (default: a new temporary directory).")
-    var directory: String?
+    var out: String?
 
     @Flag(help: "Keep the ledger file.")
     var keep = false
@@ -35,14 +35,14 @@ public struct BenchLedger: ParsableCommand {
     }
 
     public func run() throws {
-        let base = directory.map { URL(fileURLWithPath: $0) }
+        let base = out.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-ledger-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         let url = base.appendingPathComponent("ledger-bench-\(UUID().uuidString).sqlite")
         defer {
             if !keep {
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: url.path + suffix) }
-                if directory == nil { try? FileManager.default.removeItem(at: base) }
+                if out == nil { try? FileManager.default.removeItem(at: base) }
             }
         }
         let ledger = try Ledger.open(at: url)

@@ -12,8 +12,8 @@ public struct BenchStore: ParsableCommand {
         abstract: "Time HDF5 writes and reads of float32 tensors: plain, atomic (fsync), float16, gzip.",
         discussion: """
             Writes --megabytes of float32 values (as 1 MiB [512, 512] tensors) into a new HDF5 \
-            file in a temporary directory (or --directory) in several layouts, reads each back, \
-            and prints MB/s. Each measurement is the median of --repeats runs. Files are removed.
+            file in a temporary directory (or --out) in several layouts, reads each back, \
+            and prints MB/s. Each measurement is the median of --repetitions runs. Files are removed.
             """
     )
 
@@ -21,21 +21,21 @@ public struct BenchStore: ParsableCommand {
     var megabytes = 64
 
     @Option(help: "Runs per measurement (the median is printed).")
-    var repeats = 3
+    var repetitions = 3
 
     @Option(help: "Directory for the files (default: a new temporary directory).")
-    var directory: String?
+    var out: String?
 
     public func validate() throws {
         guard megabytes >= 1 else { throw ValidationError("--megabytes must be at least 1, got \(megabytes).") }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats).") }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions).") }
     }
 
     public func run() throws {
-        let base = directory.map { URL(fileURLWithPath: $0) }
+        let base = out.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
-        defer { if directory == nil { try? FileManager.default.removeItem(at: base) } }
+        defer { if out == nil { try? FileManager.default.removeItem(at: base) } }
 
         // A weight-like tensor: deterministic, not trivially compressible.
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -50,13 +50,13 @@ public struct BenchStore: ParsableCommand {
             ("float16 contiguous", .float16, .contiguous, false),
             ("float32 gzip level 4 (shuffle)", .float32, .gzip(level: 4), false),
         ]
-        print("HDF5 store benchmark: \(tensorCount) tensors of [512, 512] float32 (\(megabytes) MiB), median of \(repeats)")
+        print("HDF5 store benchmark: \(tensorCount) tensors of [512, 512] float32 (\(megabytes) MiB), median of \(repetitions)")
         let clock = ContinuousClock()
         for (name, storage, options, atomic) in layouts {
             var writeSeconds: [Double] = []
             var readSeconds: [Double] = []
             var fileBytes = 0
-            for run in 0..<repeats {
+            for run in 0..<repetitions {
                 let url = base.appendingPathComponent("bench-\(run).h5")
                 let fill: (HDF5File) throws -> Void = { file in
                     for index in 0..<tensorCount {

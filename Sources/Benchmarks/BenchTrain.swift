@@ -22,35 +22,36 @@ public struct BenchTrain: ParsableCommand {
 
     @Option(help: "Model folder.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
     @Option(help: "Training data (JSON Lines).") var data = "Datasets/bbc-news/train.jsonl"
-    @Option(help: "Test data (JSON Lines).") var test = "Datasets/bbc-news/test.jsonl"
+    @Option(help: "Test data (JSON Lines).") var testData = "Datasets/bbc-news/test.jsonl"
     @Option(help: "text or text+lead.") var textField = "text"
     @Option(help: "Comma-separated placements: all (every layer), top (last layer only).") var placements = "all,top"
     @Option var epochs = 3
     @Option var rank = 16
     @Option var alpha: Float = 32
-    @Option(help: "Comma-separated targets: q,k,v,o,up,down.") var targets = "q,v"
+    @Option(parsing: .upToNextOption, help: "LoRA target modules: q k v o up down (or query key value …).")
+    var targets: [String] = ["q", "v"]
     @Option var lr: Float = 1e-3
     @Option var batchSize = 32
     @Option var seed: UInt64 = 0
     @Option var threads = 2
-    @Option(help: "Maximum tokens per example.") var maxLength = 128
+    @Option(help: "Maximum tokens per example.") var maxTokens = 128
     @Flag(help: "Feed the head the L2-normalised embedding instead of the raw mean.") var normalizedHead = false
     @Flag(help: "Disable the activation cache.") var noCache = false
 
     public func run() throws {
         guard let field = TextField(rawValue: textField) else { throw ValidationError("--text-field: text or text+lead") }
-        let targetList = try LoRATarget.parseList(targets)
+        let targetList = try LoRATarget.parseList(targets.joined(separator: ","))
         print("BLAS core: \(BLASRuntime.coreName), threads: \(threads)")
         let encoder = try MiniLMEncoder(directory: model)
         let train = try Dataset.read(from: URL(fileURLWithPath: data))
-        let testSet = try Dataset.read(from: URL(fileURLWithPath: test))
+        let testSet = try Dataset.read(from: URL(fileURLWithPath: testData))
         let labels = train.labelVocabulary
         let lora = try LoRAConfiguration(rank: rank, alpha: alpha, targets: targetList)
         for placement in placements.split(separator: ",") {
             let layers: [Int] = placement == "top" ? [encoder.frozenLayers.count - 1] : Array(0..<encoder.frozenLayers.count)
             let classifier = try LoRAClassifier(encoder: encoder, lora: lora, adapterLayers: layers,
                                                 classCount: labels.count, headNormalizesInput: normalizedHead,
-                                                maxLength: maxLength, seed: seed)
+                                                maxLength: maxTokens, seed: seed)
             let examples = try field.trainingExamples(train.examples, labels: labels, model: classifier)
             let config = TrainingConfiguration(epochCount: epochs, batchSize: batchSize, learningRate: lr, seed: seed,
                                                threadCount: threads, usesActivationCache: !noCache)
@@ -66,7 +67,7 @@ public struct BenchTrain: ParsableCommand {
             let examplesPerSecond = Double(report.examplesSeen) / seconds
             let tokensPerSecond = Double(report.realTokensSeen) / seconds
             let padding = 100 * (1 - Double(report.realTokensSeen) / Double(report.paddedTokensSeen))
-            print("\(placement) (layers \(layerList), targets \(targets), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
+            print("\(placement) (layers \(layerList), targets \(targets.joined(separator: " ")), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
             print(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",
                          seconds, examplesPerSecond, tokensPerSecond, padding, 100 * accuracy) + ", loss " + losses)
             if let cache = report.cache {

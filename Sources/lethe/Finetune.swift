@@ -25,15 +25,15 @@ struct Finetune: ParsableCommand {
             refused.
 
             Examples:
-              lethe finetune --data Datasets/bbc-news/train.jsonl --out Checkpoints/runs/bbc-full
-              lethe finetune --data Datasets/bbc-news/train.jsonl --out Checkpoints/runs/bbc-top --layers 1 --text-field text+lead
+              lethe finetune --data Datasets/bbc-news/train.jsonl --run Checkpoints/runs/bbc-full
+              lethe finetune --data Datasets/bbc-news/train.jsonl --run Checkpoints/runs/bbc-top --layers 1 --text-field text+lead
               lethe evaluate --run Checkpoints/runs/bbc-full --data Datasets/bbc-news/test.jsonl
               lethe predict --run Checkpoints/runs/bbc-full --text "Shares rise as profits beat forecasts"
             """)
 
     @Option(help: "Training data, JSON Lines: one {\"id\", \"text\", \"label\", …} object per line.")
     var data: String
-    @Option(help: "Output directory for the model (created if missing).")
+    @Option(name: .customLong("run"), help: "Run directory for the model (created if missing).")
     var out: String
     @Option(help: "Train LoRA adapters on the top N encoder layers. Default: every layer.")
     var layers: Int?
@@ -55,7 +55,7 @@ struct Finetune: ParsableCommand {
             plan = try Plan.load(from: planURL)
             guard plan.shardCount == 1, plan.sliceCount == 1, plan.budget == 1 else {
                 throw ValidationError("\(out) holds an S3T run (\(plan.shardCount) shards × \(plan.sliceCount) slices), "
-                                      + "not a fine-tuned model; choose another --out, or use `lethe train --run \(out)`.")
+                                      + "not a fine-tuned model; choose another --run, or use `lethe train --run \(out)`.")
             }
         } else {
             plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,

@@ -7,7 +7,7 @@ import Models
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Continue a prompt greedily with a GGUF decoder (SmolLM2 by default).",
-        discussion: "Example: lethe generate \"The capital of France is\" --max-tokens 8")
+        discussion: "Example: lethe generate \"The capital of France is\" --new-tokens 8")
 
     @OptionGroup var options: DecoderOptions
 
@@ -15,14 +15,14 @@ struct Generate: ParsableCommand {
     var prompt: String
 
     @Option(help: "Tokens to generate, 1…--max-positions minus the prompt.")
-    var maxTokens = 16
+    var newTokens = 16
 
     @Flag(help: "Print one JSON object (prompt ids, generated ids, text) instead of text.")
     var json = false
 
     func validate() throws {
-        guard (1..<options.maxPositions).contains(maxTokens) else {
-            throw ValidationError("--max-tokens \(maxTokens): give 1…\(options.maxPositions - 1) (prompt and generated "
+        guard (1..<options.maxPositions).contains(newTokens) else {
+            throw ValidationError("--new-tokens \(newTokens): give 1…\(options.maxPositions - 1) (prompt and generated "
                                   + "tokens together fit in --max-positions \(options.maxPositions)).")
         }
     }
@@ -31,12 +31,12 @@ struct Generate: ParsableCommand {
         let (model, tokenizer) = try options.load()
         let ids = tokenizer.encode(prompt)
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens; pass some text.") }
-        guard ids.count + maxTokens <= options.maxPositions else {
-            throw ValidationError("the prompt has \(ids.count) tokens; with --max-tokens \(maxTokens) that exceeds "
+        guard ids.count + newTokens <= options.maxPositions else {
+            throw ValidationError("the prompt has \(ids.count) tokens; with --new-tokens \(newTokens) that exceeds "
                                   + "--max-positions \(options.maxPositions). Shorten the prompt or raise --max-positions.")
         }
         let generator = LlamaGenerator(model: model, threads: options.threads)
-        let out = try generator.greedy(prompt: ids, maxTokens: maxTokens, stop: tokenizer.eosID)
+        let out = try generator.greedy(prompt: ids, maxTokens: newTokens, stop: tokenizer.eosID)
         let text = try tokenizer.decode(out)
         if json {
             let object: [String: Any] = ["prompt": prompt, "prompt_ids": ids, "generated_ids": out, "text": text]

@@ -44,7 +44,7 @@ import Testing
         #expect(saved.baseModel.hasPrefix("/") == S3TEndToEndTests.trainArguments.contains { $0.hasPrefix("/") })
 
         for arguments in [["generate", "x", "--max-positions", "4000000"], ["generate", "x",
-                          "--max-tokens", "0"], ["plan", "--data", "x.jsonl", "--shards", "100000", "--slices", "2",
+                          "--new-tokens", "0"], ["plan", "--data", "x.jsonl", "--shards", "100000", "--slices", "2",
                           "--budget", "1", "--run", scratch.appendingPathComponent("p").path]] {
             let (status, output) = try Self.run(arguments)
             #expect(status == 64 && (output.contains("give") || output.contains("limits")), "\(arguments): \(output)")

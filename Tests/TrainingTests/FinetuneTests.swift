@@ -25,9 +25,9 @@ import Planning
         defer { try? FileManager.default.removeItem(at: scratch) }
         let data = scratch.appendingPathComponent("tiny.jsonl").path
         let a = scratch.appendingPathComponent("a"), b = scratch.appendingPathComponent("b")
-        let output = try E2E.lethe(["finetune", "--data", data, "--out", a.path, "--layers", "2"] + Self.arguments)
+        let output = try E2E.lethe(["finetune", "--data", data, "--run", a.path, "--layers", "2"] + Self.arguments)
         #expect(output.contains("1 stages trained"), "\(output)")
-        try E2E.lethe(["finetune", "--data", data, "--out", b.path, "--layers", "2"] + Self.arguments)
+        try E2E.lethe(["finetune", "--data", data, "--run", b.path, "--layers", "2"] + Self.arguments)
 
         let (urlA, modelA) = try Self.checkpoint(a)
         let (_, modelB) = try Self.checkpoint(b)
@@ -54,7 +54,7 @@ import Planning
 
         // Running the same command again finds the model complete and changes nothing.
         let before = try Data(contentsOf: urlA)
-        let again = try E2E.lethe(["finetune", "--data", data, "--out", a.path] + Self.arguments)
+        let again = try E2E.lethe(["finetune", "--data", data, "--run", a.path] + Self.arguments)
         #expect(again.contains("0 stages trained, 1 already complete"), "\(again)")
         #expect(try Data(contentsOf: urlA) == before)
 
@@ -84,14 +84,14 @@ import Planning
         func failure(_ arguments: [String]) -> String {
             do { _ = try E2E.lethe(arguments); return "" } catch { return "\(error)" }
         }
-        #expect(failure(["finetune", "--data", data, "--out", s3t] + Self.arguments).contains("holds an S3T run"))
+        #expect(failure(["finetune", "--data", data, "--run", s3t] + Self.arguments).contains("holds an S3T run"))
         let out = scratch.appendingPathComponent("m").path
-        #expect(failure(["finetune", "--data", data, "--out", out, "--layers", "7"] + Self.arguments)
+        #expect(failure(["finetune", "--data", data, "--run", out, "--layers", "7"] + Self.arguments)
             .contains("the model has 6 layers"))
-        #expect(failure(["finetune", "--data", data, "--out", out, "--layers", "0"] + Self.arguments)
+        #expect(failure(["finetune", "--data", data, "--run", out, "--layers", "0"] + Self.arguments)
             .contains("--layers 0"))
-        try E2E.lethe(["finetune", "--data", data, "--out", out, "--layers", "1"] + Self.arguments)
-        #expect(failure(["finetune", "--data", data, "--out", out, "--layers", "3"] + Self.arguments)
+        try E2E.lethe(["finetune", "--data", data, "--run", out, "--layers", "1"] + Self.arguments)
+        #expect(failure(["finetune", "--data", data, "--run", out, "--layers", "3"] + Self.arguments)
             .contains("layers_per_block"))
     }
 }
