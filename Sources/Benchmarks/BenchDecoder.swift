@@ -8,7 +8,7 @@ import Support
 
 /// `lethe bench decoder`: training tokens/s of the decoder (LoRA on every projection, AdamW),
 /// the number Tools/compare_decoder_torch.py measures for PyTorch with the same sizes.
-public struct BenchDecoder: ParsableCommand {
+public struct BenchDecoderCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

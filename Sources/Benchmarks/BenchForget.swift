@@ -9,7 +9,7 @@ import Support
 import Training
 
 /// `lethe bench forget`: latency of single forgets and of a 100,000-request deletion log.
-public struct BenchForget: ParsableCommand {
+public struct BenchForgetCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

@@ -7,7 +7,7 @@ import Models
 
 /// `lethe bench kernels`: GFLOP/s of one MiniLM layer's products through BLAS, and the time of
 /// one LoRA training step of one encoder block (forward, backward, AdamW).
-public struct BenchKernels: ParsableCommand {
+public struct BenchKernelsCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

@@ -4,7 +4,7 @@ import CommandSupport
 import Foundation
 
 /// `lethe bench ledger`: how fast the deletion ledger records, looks up and verifies.
-public struct BenchLedger: ParsableCommand {
+public struct BenchLedgerCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

@@ -6,7 +6,7 @@ import Kernels
 /// `lethe bench peak`: the float32 multiply-add rate of this CPU, the ceiling of every other
 /// benchmark. A speed target against another implementation is reachable only if that
 /// implementation leaves the room: `ratio ≤ its time ÷ (our FLOPs ÷ this peak)`.
-public struct BenchPeak: ParsableCommand {
+public struct BenchPeakCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

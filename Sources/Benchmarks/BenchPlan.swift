@@ -6,7 +6,7 @@ import Planning
 import Support
 
 /// `lethe bench plan`: plans a synthetic 1,000,000-example dataset and times lineage lookups.
-public struct BenchPlan: ParsableCommand {
+public struct BenchPlanCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

@@ -4,7 +4,7 @@ import Foundation
 import Store
 
 /// `lethe bench store`: HDF5 write and read throughput through the Store module.
-public struct BenchStore: ParsableCommand {
+public struct BenchStoreCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

@@ -8,7 +8,7 @@ import Planning
 import Training
 
 /// `lethe bench train`: LoRA training speed and accuracy on a labelled data set.
-public struct BenchTrain: ParsableCommand {
+public struct BenchTrainCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

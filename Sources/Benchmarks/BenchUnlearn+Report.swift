@@ -19,7 +19,7 @@ struct SweepPoint {
     var success: Bool { maxAUC <= 0.55 && retainRatio <= 1.10 }
 }
 
-extension BenchUnlearn {
+extension BenchUnlearnCommand {
     func printTable(_ rows: [SweepPoint], reference: ForgetEvaluation, oracle: ForgetEvaluation, lr: Float, steps: Int,
                     parameters: Int) {
         printFlushed(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))

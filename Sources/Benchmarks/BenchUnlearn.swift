@@ -12,7 +12,7 @@ import Support
 /// a LoRA fine-tune on BBC News article chunks (forget ∪ retain) until Min-K% separates seen
 /// from unseen articles; the fine-tune is merged into θ0. Then each of the seven methods runs
 /// over a learning-rate × steps sweep, beside the retrain oracle (the same fine-tune on retain only).
-public struct BenchUnlearn: ParsableCommand {
+public struct BenchUnlearnCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(

@@ -2,19 +2,20 @@ import ArgumentParser
 import Benchmarks
 
 /// `lethe bench …`: measurements printed as numbers and ratios, never asserted in tests.
-struct Bench: ParsableCommand {
+struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
         subcommands: [
-            BenchKernels.self,
-            BenchPeak.self,
-            BenchForget.self,
-            BenchLedger.self,
-            BenchPlan.self,
-            BenchStore.self,
-            BenchTrain.self,
-            BenchUnlearn.self,
-            BenchDecoder.self,
+            BenchKernelsCommand.self,
+            BenchPeakCommand.self,
+            BenchForgetCommand.self,
+            BenchLedgerCommand.self,
+            BenchPlanCommand.self,
+            BenchStoreCommand.self,
+            BenchTrainCommand.self,
+            BenchUnlearnCommand.self,
+            BenchDecoderCommand.self,
         ]
     )
 }

@@ -3,8 +3,9 @@ import Foundation
 import Models
 
 /// `lethe embed`: sentence embeddings of the frozen encoder and their cosine matrix.
-struct Embed: ParsableCommand {
+struct EmbedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "embed",
         abstract: "Print sentence embeddings (first dimensions) and their cosine-similarity matrix.",
         discussion: """
             Embeddings are the mean of the encoder's last hidden states over the real tokens, \

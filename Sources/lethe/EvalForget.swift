@@ -6,7 +6,7 @@ import Models
 
 /// `lethe eval-forget`: did forgetting work? Quality on forget/retain/general data and
 /// Min-K% Prob membership inference of forget (members) vs unseen (non-members).
-struct EvalForget: ParsableCommand {
+struct EvalForgetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval-forget",
         abstract: "Evaluate an unlearned decoder: perplexity, accuracy, Min-K% membership inference.",

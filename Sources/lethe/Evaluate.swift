@@ -6,8 +6,9 @@ import Planning
 import Training
 
 /// `lethe evaluate --run`: accuracy and macro-F1 of a run's served ensemble and of each shard.
-struct Evaluate: ParsableCommand {
+struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "evaluate",
         abstract: "Evaluate a run's served ensemble (argmax of the mean of the shards' logits) on labelled data.",
         discussion: """
             Prints ensemble accuracy and macro-F1, and the accuracy of every served shard model.

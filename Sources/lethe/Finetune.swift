@@ -12,8 +12,9 @@ import Training
 /// model's SHA-256 (stages/shard-0/…h5), and served.json. So `lethe evaluate`, `predict`,
 /// `status`, `audit` and `verify` work on it unchanged, and `lethe train --strategy full` on
 /// any plan trains the same thing (docs/FORMAT.md, "Fine-tuned models").
-struct Finetune: ParsableCommand {
+struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "finetune",
         abstract: "Fine-tune one LoRA classifier on all the data (the full-training baseline).",
         discussion: """
             Trains LoRA adapters on the top --layers encoder layers (default: all) and a \
@@ -67,7 +68,7 @@ struct Finetune: ParsableCommand {
         let resumed = FileManager.default.fileExists(atPath: layout.settingsURL.path)
         let settings = try options.resolveSettings(layout: layout, strategy: .full,
                                                    layersPerBlock: layers ?? (resumed ? nil : layerCount))
-        try Train.train(layout: layout, settings: settings, shards: [], data: data, json: json)
+        try TrainCommand.train(layout: layout, settings: settings, shards: [], data: data, json: json)
         if !json {
             print("fine-tuned model in \(out): evaluate with `lethe evaluate --run \(out) --data TEST.jsonl`")
         }

@@ -5,8 +5,9 @@ import Foundation
 import Planning
 
 /// `lethe forget`: deletes examples (or whole groups) from a trained run, durably and at once.
-struct Forget: ParsableCommand {
+struct ForgetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "forget",
         abstract: "Forget examples: record the requests, truncate the sequences that saw them, erase their stages.",
         discussion: """
             Order of effects: the requests are written to RUN/ledger.sqlite and fsynced first \

@@ -4,8 +4,9 @@ import Foundation
 import Models
 
 /// `lethe generate`: greedy continuation of a prompt with the decoder and its KV cache.
-struct Generate: ParsableCommand {
+struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "generate",
         abstract: "Continue a prompt greedily with a GGUF decoder (SmolLM2 by default).",
         discussion: "Example: lethe generate \"The capital of France is\" --new-tokens 8")
 

@@ -5,8 +5,9 @@ import Foundation
 import Models
 
 /// `lethe perplexity`: perplexity and next-token accuracy of a decoder on a JSON Lines file.
-struct Perplexity: ParsableCommand {
+struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "perplexity",
         abstract: "Perplexity and next-token accuracy of a GGUF decoder on JSON Lines text.",
         discussion: """
             Each record's text field is tokenized (no BOS) and cut into chunks of --chunk-tokens; \

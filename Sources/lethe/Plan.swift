@@ -15,13 +15,13 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Plan a run (shards, slices, sequences) or look an example up in a plan.",
-        subcommands: [PlanCreate.self, PlanShow.self],
-        defaultSubcommand: PlanCreate.self
+        subcommands: [PlanCreateCommand.self, PlanShowCommand.self],
+        defaultSubcommand: PlanCreateCommand.self
     )
 }
 
 /// `lethe plan [create]`: partitions a dataset into shards, slices and sequences and writes `plan.h5`.
-struct PlanCreate: ParsableCommand {
+struct PlanCreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
         abstract: "Partition a dataset into shards, slices and training sequences (writes RUN/plan.h5); the default of `lethe plan`.",
@@ -111,7 +111,7 @@ struct PlanCreate: ParsableCommand {
     }
 }
 
-extension PlanCreate {
+extension PlanCreateCommand {
     /// Refuses to replace the plan of a run that has forgotten anything: its tombstones and
     /// ledger bind every later training of that data, and a new plan would not carry them.
     static func refuseReplacingForgottenHistory(_ layout: RunLayout) throws {

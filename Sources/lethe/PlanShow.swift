@@ -3,7 +3,7 @@ import Foundation
 import Planning
 
 /// `lethe plan show`: where an example lives and which checkpoints saw it.
-struct PlanShow: ParsableCommand {
+struct PlanShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
         abstract: "Show an example's shard, slice, slice hash and stage in every sequence of its shard.",

@@ -6,8 +6,9 @@ import Planning
 import Training
 
 /// `lethe predict --run`: the ensemble's label and class probabilities for texts.
-struct Predict: ParsableCommand {
+struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "predict",
         abstract: "Predict labels with a run's served ensemble (mean of the shards' logits).",
         discussion: """
             Examples:

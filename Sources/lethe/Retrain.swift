@@ -4,8 +4,9 @@ import Forgetting
 import Foundation
 
 /// `lethe retrain`: rebuilds slices without deleted examples and restores full sequences.
-struct Retrain: ParsableCommand {
+struct RetrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "retrain",
         abstract: "Rebuild the slices that held deleted examples and retrain the affected stages.",
         discussion: """
             For each shard with a slice still holding a forgotten example: the slice gets new \

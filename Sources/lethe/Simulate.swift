@@ -5,8 +5,9 @@ import Foundation
 import Planning
 
 /// `lethe simulate`: Monte-Carlo deletion rate against the closed form.
-struct Simulate: ParsableCommand {
+struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "simulate",
         abstract: "Estimate the deletion rate δ (requests absorbed before every shard is dead) by simulation.",
         discussion: """
             Requests hit slices independently (uniformly, or by --prior); in each sequence of the \

@@ -7,8 +7,9 @@ import Planning
 import Training
 
 /// `lethe status`: what a run holds — plan, trained stages, served composition, disk use.
-struct Status: ParsableCommand {
+struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Summarise a run: plan, trained stages per shard, served composition, disk use, and deletions (pending, dead shards, sequences to retrain, δ remaining).")
 
     @Option(name: .customLong("run"), help: "Run directory.")

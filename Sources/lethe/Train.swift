@@ -10,8 +10,9 @@ import Training
 extension TrainingStrategy: ExpressibleByArgument {}
 
 /// `lethe train`: trains the stages of a planned run (S3T, or the SISA / full baselines).
-struct Train: ParsableCommand {
+struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "train",
         abstract: "Train the adapter blocks of a planned run (S3T stages, or the SISA/full baselines).",
         discussion: """
             For each shard and each of its sequences π, stage i trains LoRA block i counted from \

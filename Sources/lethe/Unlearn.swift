@@ -7,8 +7,9 @@ import Models
 extension UnlearningMethod: ExpressibleByArgument {}
 
 /// `lethe unlearn`: one of the seven approximate-unlearning methods with a LoRA adapter.
-struct Unlearn: ParsableCommand {
+struct UnlearnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "unlearn",
         abstract: "Make a decoder forget a text set with one of Yao et al.'s seven methods.",
         discussion: """
             Methods: ga, random-label, adversarial (forget data only); ga-gd-in, ga-kl-in (also \

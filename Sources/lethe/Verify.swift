@@ -5,8 +5,9 @@ import Forgetting
 import Foundation
 
 /// `lethe verify`: integrity of a run's ledger, checkpoints and served composition.
-struct Verify: ParsableCommand {
+struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check the ledger chain, every checkpoint's tensor hash, and that nothing served saw a deleted example.",
         discussion: """
             Reports each problem with what and where: a broken ledger chain (edited, deleted or \
