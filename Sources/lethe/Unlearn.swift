@@ -81,6 +81,9 @@ struct UnlearnCommand: ParsableCommand {
         }
     }
 
+    @Flag(help: "JSON Lines instead of text: one {\"event\": \"step\"} object per step, then one {\"event\": \"done\"}.")
+    var json = false
+
     func run() throws {
         let (model, tokenizer) = try options.load()
         func corpus(_ path: String) throws -> TextCorpus {
@@ -103,8 +106,14 @@ struct UnlearnCommand: ParsableCommand {
         var tokens = 0
         let adapter = try unlearner.run { s in
             tokens += s.trainedTokens
-            print(String(format: "step %d/%d  loss %.4f  forget %.4f  companion %.4f  |g| %.3f",
-                         s.step, steps, s.loss, s.forgetTerm, s.companionTerm, s.gradientNorm))
+            if json {
+                writeJSONLine(["event": "step", "step": s.step, "steps": steps, "loss": Double(s.loss),
+                               "forget_term": Double(s.forgetTerm), "companion_term": Double(s.companionTerm),
+                               "gradient_norm": Double(s.gradientNorm), "trained_tokens": s.trainedTokens])
+            } else {
+                print(String(format: "step %d/%d  loss %.4f  forget %.4f  companion %.4f  |g| %.3f",
+                             s.step, steps, s.loss, s.forgetTerm, s.companionTerm, s.gradientNorm))
+            }
         }
         let dir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -113,6 +122,11 @@ struct UnlearnCommand: ParsableCommand {
                               threadCount: options.threads,
                               baseModelSHA256: try TextCorpus.fileSHA256(path: options.model), dataSets: sets)
         let cost = UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: tokens)
+        if json {
+            writeJSONLine(["event": "done", "adapter": url.path, "trainable_floats": adapter.parameterCount,
+                           "trained_tokens": tokens, "flops": cost.runFLOPs, "pretraining_ratio": cost.ratio])
+            return
+        }
         print(String(format: "wrote %@ (%d trainable floats); %d trained tokens, %.3g FLOPs, pre-training / run = %.3g",
                      url.path, adapter.parameterCount, tokens, cost.runFLOPs, cost.ratio))
     }
