@@ -121,15 +121,87 @@ public enum RequestLog {
 /// line (including every malformed one), which then goes to `parseLine`.
 enum SimpleRequestLine {
     static func parse(_ line: UnsafeRawBufferPointer) -> ForgetRequest? {
-        var index = 0
-        let count = line.count
-        func skipSpace() {
-            while index < count, line[index] == 0x20 || line[index] == 0x09 || line[index] == 0x0D { index += 1 }
+        var scanner = Scanner(line: line)
+        guard let values = scanner.object() else { return nil }  // id, group, request_id, timestamp
+        switch (values[0], values[1]) {
+        case (let id?, nil): return ForgetRequest(target: .example(id), requestID: values[2], timestamp: values[3])
+        case (nil, let group?): return ForgetRequest(target: .group(group), requestID: values[2], timestamp: values[3])
+        default: return nil
         }
-        /// The bytes of a string without escapes or control characters, after its opening quote.
-        func plainString() -> UnsafeRawBufferPointer? {
+    }
+
+    /// A cursor over one line's bytes; every method returns nil when the line leaves the simple shape.
+    struct Scanner {
+        let line: UnsafeRawBufferPointer
+        var index = 0
+
+        init(line: UnsafeRawBufferPointer) { self.line = line }
+
+        /// The whole line as one flat object: the value of each known key, in slot order.
+        mutating func object() -> [String?]? {
+            var values: [String?] = [nil, nil, nil, nil]
+            skipSpace()
+            guard take(0x7B) else { return nil }  // {
+            while true {
+                skipSpace()
+                guard take(0x22), let key = plainString(), let slot = Self.slot(of: key),
+                      values[slot] == nil else { return nil }  // unknown or repeated key
+                skipSpace()
+                guard take(0x3A) else { return nil }  // :
+                skipSpace()
+                guard let value = value(slot: slot) else { return nil }
+                values[slot] = value
+                skipSpace()
+                if take(0x2C) { continue }  // ,
+                guard take(0x7D) else { return nil }  // }
+                skipSpace()
+                return index == line.count ? values : nil
+            }
+        }
+
+        static func slot(of key: UnsafeRawBufferPointer) -> Int? {
+            switch String(decoding: key, as: UTF8.self) {
+            case "id": return 0
+            case "group": return 1
+            case "request_id": return 2
+            case "timestamp": return 3
+            default: return nil
+            }
+        }
+
+        /// A non-empty plain string, or for the timestamp a plain integer of 2 to 15 digits
+        /// (exact in a double, printed as written); other numbers (signs, fractions, exponents,
+        /// 0 and 1, which Foundation may bridge to Bool) go to the general parser.
+        mutating func value(slot: Int) -> String? {
+            guard index < line.count else { return nil }
+            if take(0x22) {
+                guard let bytes = plainString(), !bytes.isEmpty else { return nil }
+                return String(validating: bytes, as: UTF8.self)
+            }
+            guard slot == 3 else { return nil }
             let start = index
-            while index < count {
+            while index < line.count, (0x30...0x39).contains(line[index]) { index += 1 }
+            let digits = index - start
+            guard digits >= 2, digits <= 15, line[start] != 0x30,
+                  index == line.count || ![0x2E, 0x65, 0x45].contains(line[index]) else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<index]), as: UTF8.self)
+        }
+
+        mutating func skipSpace() {
+            while index < line.count, line[index] == 0x20 || line[index] == 0x09 || line[index] == 0x0D { index += 1 }
+        }
+
+        /// Consumes `byte` if it is next.
+        mutating func take(_ byte: UInt8) -> Bool {
+            guard index < line.count, line[index] == byte else { return false }
+            index += 1
+            return true
+        }
+
+        /// The bytes of a string without escapes or control characters, after its opening quote.
+        mutating func plainString() -> UnsafeRawBufferPointer? {
+            let start = index
+            while index < line.count {
                 let byte = line[index]
                 if byte == 0x22 {
                     index += 1
@@ -139,61 +211,6 @@ enum SimpleRequestLine {
                 index += 1
             }
             return nil
-        }
-        var values: [String?] = [nil, nil, nil, nil]  // id, group, request_id, timestamp
-        skipSpace()
-        guard index < count, line[index] == 0x7B else { return nil }  // {
-        index += 1
-        while true {
-            skipSpace()
-            guard index < count, line[index] == 0x22 else { return nil }
-            index += 1
-            guard let key = plainString() else { return nil }
-            let slot: Int
-            switch String(decoding: key, as: UTF8.self) {
-            case "id": slot = 0
-            case "group": slot = 1
-            case "request_id": slot = 2
-            case "timestamp": slot = 3
-            default: return nil
-            }
-            guard values[slot] == nil else { return nil }  // a repeated key
-            skipSpace()
-            guard index < count, line[index] == 0x3A else { return nil }  // :
-            index += 1
-            skipSpace()
-            guard index < count else { return nil }
-            if line[index] == 0x22 {
-                index += 1
-                guard let bytes = plainString(), !bytes.isEmpty,
-                      let text = String(validating: bytes, as: UTF8.self) else { return nil }
-                values[slot] = text
-            } else if slot == 3 {
-                // A plain integer of 2 to 15 digits (exact in a double, printed as written); other
-                // numbers (signs, fractions, exponents, 0 and 1, which Foundation may bridge to
-                // Bool) go to the general parser.
-                let start = index
-                while index < count, (0x30...0x39).contains(line[index]) { index += 1 }
-                let digits = index - start
-                guard digits >= 2, digits <= 15, line[start] != 0x30,
-                      index == count || ![0x2E, 0x65, 0x45].contains(line[index]) else { return nil }
-                values[slot] = String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<index]), as: UTF8.self)
-            } else {
-                return nil
-            }
-            skipSpace()
-            guard index < count else { return nil }
-            if line[index] == 0x2C { index += 1; continue }  // ,
-            guard line[index] == 0x7D else { return nil }    // }
-            index += 1
-            skipSpace()
-            guard index == count else { return nil }
-            break
-        }
-        switch (values[0], values[1]) {
-        case (let id?, nil): return ForgetRequest(target: .example(id), requestID: values[2], timestamp: values[3])
-        case (nil, let group?): return ForgetRequest(target: .group(group), requestID: values[2], timestamp: values[3])
-        default: return nil
         }
     }
 }
