@@ -63,15 +63,46 @@ public struct BenchForgetCommand: ParsableCommand {
 
     public func run() throws {
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)
-        let ids = dataset.examples.map(\.id)
         var generator = SplitMix64(seed: 1)
-        let clock = ContinuousClock()
+        let single = try measureSingleForgets(dataset, generator: &generator)
+        let log = try measureLog(dataset, generator: &generator)
+        let median = single.latencies[single.latencies.count / 2]
+        var report = timings(single, log, median: median)
+        let experiment = try accuracyExperiment(median: median, report: &report)
+        if json {
+            struct Output: Encodable { var timings: [String: Double]; var accuracy: ForgetAccuracyExperiment.Result? }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(Output(timings: report, accuracy: experiment)), as: UTF8.self))
+            return
+        }
+        printForgets(dataset, single, log, median: median, experiment: experiment)
+        printRetrains(report, median: median, experiment: experiment)
+    }
 
+    /// Single forgets on one long-lived engine, with per-phase times and the fsync floor.
+    struct SingleForgets {
+        var latencies: [Double] = []          // sorted
+        var cpuTimes: [Double] = []           // CPU time of the process per forget: what load does not inflate
+        var phases: [ForgetPhase?: [Double]] = [:]  // nil: the rest (lock, logic, receipt build)
+        var floor: (file: Double, directory: Double, fileP90: Double)?
+    }
+
+    /// One log of `logSize` requests in one forget.
+    struct LogForget {
+        var seconds: Double
+        var parseSeconds: Double
+        var cpuSeconds: Double
+        var receipt: ForgetReceipt?
+        var phaseSeconds: [ForgetPhase: Double]
+    }
+
+    private func measureSingleForgets(_ dataset: Dataset, generator: inout SplitMix64) throws -> SingleForgets {
+        let ids = dataset.examples.map(\.id)
+        let clock = ContinuousClock()
         let single = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: single) }
-        var latencies: [Double] = []
-        var cpuTimes: [Double] = []  // CPU time of the process per forget: what load on the machine does not inflate
-        var phases: [ForgetPhase?: [Double]] = [:]  // nil: the rest (lock, logic, receipt build)
+        var result = SingleForgets()
         let forgetter = Forgetter(run: single)
         let probe = breakdown ? try FsyncProbe(in: single) : nil
         for index in 0..<count {
@@ -82,16 +113,23 @@ public struct BenchForgetCommand: ParsableCommand {
                 _ = try forgetter.forget([ForgetRequest(target: .example(id), requestID: "bench-\(index)")],
                                          nowMilliseconds: now)
             }
-            cpuTimes.append(Self.processCPUSeconds() - cpuStart)
-            latencies.append(seconds(elapsed))
-            for phase in ForgetPhase.allCases { phases[phase, default: []].append(forgetter.lastPhaseSeconds[phase] ?? 0) }
-            phases[nil, default: []].append(seconds(elapsed) - forgetter.lastPhaseSeconds.values.reduce(0, +))
+            result.cpuTimes.append(Self.processCPUSeconds() - cpuStart)
+            result.latencies.append(seconds(elapsed))
+            for phase in ForgetPhase.allCases {
+                result.phases[phase, default: []].append(forgetter.lastPhaseSeconds[phase] ?? 0)
+            }
+            result.phases[nil, default: []].append(seconds(elapsed) - forgetter.lastPhaseSeconds.values.reduce(0, +))
             probe?.sample()  // between forgets: what an fsync costs right now
         }
-        latencies.sort()
-        let floor = probe.map { (file: Self.median($0.file), directory: Self.median($0.directory),
-                                 fileP90: $0.file.sorted()[$0.file.count * 9 / 10]) }
+        result.latencies.sort()
+        result.floor = probe.map { (file: Self.median($0.file), directory: Self.median($0.directory),
+                                    fileP90: $0.file.sorted()[$0.file.count * 9 / 10]) }
+        return result
+    }
 
+    private func measureLog(_ dataset: Dataset, generator: inout SplitMix64) throws -> LogForget {
+        let ids = dataset.examples.map(\.id)
+        let clock = ContinuousClock()
         let batch = try scratchRun(dataset)
         defer { try? FileManager.default.removeItem(at: batch) }
         var lines = ""
@@ -106,28 +144,40 @@ public struct BenchForgetCommand: ParsableCommand {
         let requests = try RequestLog.read(from: logURL)
         let parseSeconds = seconds(clock.now - parseStart)
         let logForgetter = Forgetter(run: batch)
-        let logCPUStart = Self.processCPUSeconds()
-        let logSeconds = try seconds(clock.measure {
+        let cpuStart = Self.processCPUSeconds()
+        let forgetSeconds = try seconds(clock.measure {
             receipt = try logForgetter.forget(requests, nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
-        }) + parseSeconds
-        let logCPUSeconds = Self.processCPUSeconds() - logCPUStart  // the forget, without the parse
+        })
+        return LogForget(seconds: forgetSeconds + parseSeconds, parseSeconds: parseSeconds,
+                         cpuSeconds: Self.processCPUSeconds() - cpuStart,  // the forget, without the parse
+                         receipt: receipt, phaseSeconds: logForgetter.lastPhaseSeconds)
+    }
 
-        let median = latencies[latencies.count / 2]
+    /// The timings as the JSON report names them.
+    private func timings(_ single: SingleForgets, _ log: LogForget, median: Double) -> [String: Double] {
         var report: [String: Double] = [
             "single_forget_median_ms": median * 1e3,
-            "single_forget_p90_ms": latencies[latencies.count * 9 / 10] * 1e3,
-            "single_forget_cpu_median_ms": Self.median(cpuTimes) * 1e3,
-            "log_seconds": logSeconds, "log_parse_seconds": parseSeconds, "log_forget_cpu_seconds": logCPUSeconds,
-            "log_requests": Double(logSize), "log_forgotten_examples": Double(receipt?.forgottenExamples.count ?? 0),
+            "single_forget_p90_ms": single.latencies[single.latencies.count * 9 / 10] * 1e3,
+            "single_forget_cpu_median_ms": Self.median(single.cpuTimes) * 1e3,
+            "log_seconds": log.seconds, "log_parse_seconds": log.parseSeconds, "log_forget_cpu_seconds": log.cpuSeconds,
+            "log_requests": Double(logSize), "log_forgotten_examples": Double(log.receipt?.forgottenExamples.count ?? 0),
         ]
         if breakdown {
-            for (phase, values) in phases { report["phase_median_ms." + (phase?.rawValue ?? "other")] = Self.median(values) * 1e3 }
-            for (phase, value) in logForgetter.lastPhaseSeconds { report["log_phase_ms." + phase.rawValue] = value * 1e3 }
-            if let floor {
+            for (phase, values) in single.phases {
+                report["phase_median_ms." + (phase?.rawValue ?? "other")] = Self.median(values) * 1e3
+            }
+            for (phase, value) in log.phaseSeconds { report["log_phase_ms." + phase.rawValue] = value * 1e3 }
+            if let floor = single.floor {
                 report["fsync_file_median_ms"] = floor.file * 1e3
                 report["fsync_directory_median_ms"] = floor.directory * 1e3
             }
         }
+        return report
+    }
+
+    /// Retrain times: recorded in a trained run (`--run`) and measured (`--accuracy`), whose
+    /// accuracy-after-deletions experiment is returned.
+    private func accuracyExperiment(median: Double, report: inout [String: Double]) throws -> ForgetAccuracyExperiment.Result? {
         if let trainedRun {
             let (shard, total) = try recordedRetrainSeconds(URL(fileURLWithPath: trainedRun))
             report["sisa_shard_retrain_seconds"] = shard
@@ -135,64 +185,62 @@ public struct BenchForgetCommand: ParsableCommand {
             report["ratio_shard_retrain_to_forget"] = shard / median
             report["ratio_full_retrain_to_forget"] = total / median
         }
-        var experiment: ForgetAccuracyExperiment.Result?
-        if accuracy || svg != nil {
-            let workspace = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-accuracy-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: workspace) }
-            let result = try ForgetAccuracyExperiment(
-                trainData: data, testData: testData, shardCount: shards, sliceCount: slices, deletionCounts: [10, 50, 100],
-                seed: 2, threads: threads, modelDirectory: model
-            ).run(in: workspace) { line in if !json { print(line); fflush(nil) } }
-            experiment = result
-            report["measured_sisa_shard_retrain_seconds"] = result.sisaShardRetrainSeconds
-            report["measured_full_retrain_seconds"] = result.fullRetrainSeconds
-            report["ratio_measured_sisa_shard_retrain_to_forget"] = result.sisaShardRetrainSeconds / median
-            report["ratio_measured_full_retrain_to_forget"] = result.fullRetrainSeconds / median
-            if let s3t = result.trainSeconds["s3t"] {
-                report["measured_s3t_run_retrain_seconds"] = s3t
-                report["ratio_measured_s3t_run_retrain_to_forget"] = s3t / median
-            }
-            if let svg {
-                let chart = ForgetAccuracyChart(title: "BBC News: accuracy after random deletions (m = \(shards), L = \(slices))",
-                                                points: result.points)
-                try Data(chart.svg().utf8).write(to: URL(fileURLWithPath: svg))
-            }
+        guard accuracy || svg != nil else { return nil }
+        let workspace = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-accuracy-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: workspace) }
+        let result = try ForgetAccuracyExperiment(
+            trainData: data, testData: testData, shardCount: shards, sliceCount: slices, deletionCounts: [10, 50, 100],
+            seed: 2, threads: threads, modelDirectory: model
+        ).run(in: workspace) { line in if !json { print(line); fflush(nil) } }
+        report["measured_sisa_shard_retrain_seconds"] = result.sisaShardRetrainSeconds
+        report["measured_full_retrain_seconds"] = result.fullRetrainSeconds
+        report["ratio_measured_sisa_shard_retrain_to_forget"] = result.sisaShardRetrainSeconds / median
+        report["ratio_measured_full_retrain_to_forget"] = result.fullRetrainSeconds / median
+        if let s3t = result.trainSeconds["s3t"] {
+            report["measured_s3t_run_retrain_seconds"] = s3t
+            report["ratio_measured_s3t_run_retrain_to_forget"] = s3t / median
         }
-        if json {
-            struct Output: Encodable { var timings: [String: Double]; var accuracy: ForgetAccuracyExperiment.Result? }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(Output(timings: report, accuracy: experiment)), as: UTF8.self))
-            return
+        if let svg {
+            let chart = ForgetAccuracyChart(title: "BBC News: accuracy after random deletions (m = \(shards), L = \(slices))",
+                                            points: result.points)
+            try Data(chart.svg().utf8).write(to: URL(fileURLWithPath: svg))
         }
+        return result
+    }
+
+    private func printForgets(_ dataset: Dataset, _ single: SingleForgets, _ log: LogForget, median: Double,
+                              experiment: ForgetAccuracyExperiment.Result?) {
         print("BLAS core: \(BLASRuntime.coreName)" + (experiment == nil ? " (unused: forgetting does no math)" : ""))
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3)
         print("Load average (1, 5, 15 min) at the end: " + (load?.joined(separator: " ") ?? "unknown"))
         print("Run: \(dataset.examples.count) examples, \(shards) shards × \(slices) slices, budget \(budget)")
         print(String(format: "One forget (median of %d, end to end in process): %.2f ms (p90 %.2f ms)",
-                     count, median * 1e3, latencies[latencies.count * 9 / 10] * 1e3))
-        print(String(format: "  CPU time of the process per forget: median %.2f ms", Self.median(cpuTimes) * 1e3))
+                     count, median * 1e3, single.latencies[single.latencies.count * 9 / 10] * 1e3))
+        print(String(format: "  CPU time of the process per forget: median %.2f ms", Self.median(single.cpuTimes) * 1e3))
         print("  six fsyncs each: ledger requests, tombstone log, served.json + its directory, stage directory, ledger receipt")
         if breakdown {
             print("  per phase (median ms over the \(count) forgets):")
             for phase in ForgetPhase.allCases.map(Optional.some) + [nil] {
                 let name = phase?.rawValue ?? "other (lock, logic, receipt build)"
                 print("    " + name.padding(toLength: 36, withPad: " ", startingAt: 0)
-                      + String(format: "%8.3f", Self.median(phases[phase] ?? []) * 1e3))
+                      + String(format: "%8.3f", Self.median(single.phases[phase] ?? []) * 1e3))
             }
-            if let floor {
+            if let floor = single.floor {
                 print(String(format: "  fsync floor, sampled between the forgets (median of %d): file append + fsync %.3f ms "
                              + "(p90 %.3f ms), directory fsync after a rename %.3f ms", count, floor.file * 1e3,
                              floor.fileP90 * 1e3, floor.directory * 1e3))
             }
         }
         print(String(format: "Log of %d requests: %.2f s (parse %.2f s; CPU time of the forget %.2f s), %d examples forgotten",
-                     logSize, logSeconds, parseSeconds, logCPUSeconds, receipt?.forgottenExamples.count ?? 0))
+                     logSize, log.seconds, log.parseSeconds, log.cpuSeconds, log.receipt?.forgottenExamples.count ?? 0))
         if breakdown {
             print("  phases (ms): " + ForgetPhase.allCases.map { phase in
-                String(format: "%@ %.1f", phase.rawValue, (logForgetter.lastPhaseSeconds[phase] ?? 0) * 1e3)
+                String(format: "%@ %.1f", phase.rawValue, (log.phaseSeconds[phase] ?? 0) * 1e3)
             }.joined(separator: ", "))
         }
+    }
+
+    private func printRetrains(_ report: [String: Double], median: Double, experiment: ForgetAccuracyExperiment.Result?) {
         if let shard = report["sisa_shard_retrain_seconds"], let total = report["full_retrain_seconds"] {
             print(String(format: "Recorded retrain: one shard %.1f s (%.0f× a forget), full %.1f s (%.0f× a forget)",
                          shard, shard / median, total, total / median))
@@ -228,6 +276,7 @@ public struct BenchForgetCommand: ParsableCommand {
             if let svg { print("chart: \(svg)") }
         }
     }
+
 
     /// A planned run with stand-in stage files and a full-length composition.
     private func scratchRun(_ dataset: Dataset) throws -> URL {
