@@ -86,7 +86,15 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Support", "Planning", "Store"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Planning", "Kernels", "Store"],
                     swiftSettings: fast),
-        .testTarget(name: "ForgettingTests", dependencies: ["Support", "Forgetting", "Audit", "Training", "Planning", "Store",
+        // Run directories for the Forgetting and Audit tests: a planned run with stand-in stages
+        // (TinyRun) and a deterministic stand-in trainer.
+        .target(name: "RunFixtures", dependencies: ["Forgetting", "Training", "Planning", "Store",
+                                                    .product(name: "Crypto", package: "swift-crypto")],
+                path: "Tests/RunFixtures", swiftSettings: fast),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Forgetting", "RunFixtures", "Training", "Planning", "Store",
+                                                     .product(name: "GRDB", package: "GRDB.swift")],
+                    swiftSettings: fast),
+        .testTarget(name: "ForgettingTests", dependencies: ["RunFixtures", "Support", "Forgetting", "Audit", "Training", "Planning", "Store",
                                                           .product(name: "GRDB", package: "GRDB.swift"),
                                                           .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),

@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import RunFixtures
 import Testing
 @testable import Audit
 @testable import Forgetting

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Planning
+import RunFixtures
 import Testing
 import Training
 @testable import Audit

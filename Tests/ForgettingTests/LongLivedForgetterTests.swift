@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import RunFixtures
 import Testing
 import Training
 @testable import Forgetting

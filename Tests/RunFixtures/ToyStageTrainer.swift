@@ -2,14 +2,15 @@ import Crypto
 import Foundation
 import Planning
 import Training
-@testable import Forgetting
+import Forgetting
 
 /// A deterministic stand-in for the encoder trainer whose tensors are a SHA-256 function of
 /// everything a stage may depend on — its seed, the ids of its examples in order, and the
 /// inherited adapters and head — so "bit-identical to training from scratch" and "trained on
 /// a deleted example" are both observable in milliseconds.
-struct ToyStageTrainer: StageTrainer {
-    func train(_ job: StageJob, progress: (StageProgress) -> Void) throws -> StageResult {
+public struct ToyStageTrainer: StageTrainer {
+    public init() {}
+    public func train(_ job: StageJob, progress: (StageProgress) -> Void) throws -> StageResult {
         var hasher = SHA256()
         withUnsafeBytes(of: job.seed.littleEndian) { hasher.update(bufferPointer: $0) }
         hasher.update(data: Data(job.exampleIDs.joined(separator: "\n").utf8))
@@ -35,11 +36,11 @@ struct ToyStageTrainer: StageTrainer {
     }
 
     /// Settings of a toy run: 2 layers per block, so L slices need 2·L encoder layers.
-    static let settings = TrainingSettings(epochs: 1, seed: 5, baseModel: "toy",
+    public static let settings = TrainingSettings(epochs: 1, seed: 5, baseModel: "toy",
                                            baseModelSHA256: String(repeating: "0", count: 64))
 
     /// A runner over `run` with this trainer and a fixed clock.
-    static func runner(_ run: URL, strategy: TrainingStrategy = .s3t) -> S3TRunner {
+    public static func runner(_ run: URL, strategy: TrainingStrategy = .s3t) -> S3TRunner {
         var settings = Self.settings
         settings.strategy = strategy
         return S3TRunner(layout: RunLayout(directory: run), settings: settings, trainer: ToyStageTrainer(),
@@ -47,7 +48,7 @@ struct ToyStageTrainer: StageTrainer {
     }
 
     /// Trains every shard of `plan` in `run` from scratch (stages of the plan's current slices).
-    static func trainAll(_ plan: Plan, in run: URL, strategy: TrainingStrategy = .s3t) throws {
+    public static func trainAll(_ plan: Plan, in run: URL, strategy: TrainingStrategy = .s3t) throws {
         let runner = runner(run, strategy: strategy)
         for shard in 0..<plan.shardCount {
             let schedule = try StageSchedule(
@@ -64,15 +65,15 @@ struct ToyStageTrainer: StageTrainer {
 extension TinyRun {
     /// A tiny run whose stages are trained by `ToyStageTrainer` through the real runner (real
     /// stage checkpoints with lineage and records), instead of stand-in files.
-    static func trained(_ label: String = #function, budget: Int = 3, strategy: TrainingStrategy = .s3t) throws -> TinyRun {
+    public static func trained(_ label: String = #function, budget: Int = 3, strategy: TrainingStrategy = .s3t) throws -> TinyRun {
         let run = try TinyRun(label, budget: budget, stageFiles: false)
         try ToyStageTrainer.trainAll(run.plan, in: run.directory, strategy: strategy)
         return run
     }
 
-    func retrainer() -> Retrainer {
+    public func retrainer() -> Retrainer {
         Retrainer(run: directory, runner: ToyStageTrainer.runner(directory), layerCount: 2 * plan.sliceCount)
     }
 
-    func currentPlan() throws -> Plan { try Plan.load(from: Plan.url(inRun: directory)) }
+    public func currentPlan() throws -> Plan { try Plan.load(from: Plan.url(inRun: directory)) }
 }

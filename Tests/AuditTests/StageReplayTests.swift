@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import Planning
+import RunFixtures
 import Testing
 import Training
 @testable import Forgetting

@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 import Planning
 import Store
-@testable import Forgetting
+import Forgetting
 import Training
 
 /// A run directory with a real plan and stand-in stage checkpoints, for engine tests that need
@@ -10,13 +10,13 @@ import Training
 /// distinct stage prefix gets an HDF5 file at the trainer's path with one adapter and a head
 /// (values derived from the stage key) and its recorded tensor hash; `served.json` serves
 /// sequence 0 at full length, as `lethe train` leaves a run.
-struct TinyRun {
-    let directory: URL
-    let plan: Plan
-    let dataset: Dataset
+public struct TinyRun {
+    public let directory: URL
+    public let plan: Plan
+    public let dataset: Dataset
 
     /// - Parameter stageFiles: false leaves the stages to a trainer (`TinyRun.trained`).
-    init(_ label: String = #function, shards: Int = 2, slices: Int = 3, budget: Int = 3,
+    public init(_ label: String = #function, shards: Int = 2, slices: Int = 3, budget: Int = 3,
          dataset given: Dataset? = nil, stageFiles: Bool = true) throws {
         Self.disableHDF5FileLocking()
         directory = FileManager.default.temporaryDirectory
@@ -54,11 +54,11 @@ struct TinyRun {
     /// for its lifetime, and a parallel test then fails to open that file ("unable to lock
     /// file"). HDF5 ≥ 1.10.7 reads this variable at every open. A test-harness artifact only:
     /// `lethe` itself never forks.
-    static func disableHDF5FileLocking() {
+    public static func disableHDF5FileLocking() {
         setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1)
     }
 
-    static func writeStage(to url: URL, key: StageKey, prefix: [Int]) throws {
+    public static func writeStage(to url: URL, key: StageKey, prefix: [Int]) throws {
         guard !FileManager.default.fileExists(atPath: url.path) else { return }  // shared prefix
         let seed = Float(key.hex.utf8.prefix(8).reduce(0) { $0 &* 31 &+ Int($1) } % 1000)
         let tensors: [(String, [Int], [Float])] = [
@@ -77,7 +77,7 @@ struct TinyRun {
     /// The stage format's tensor hash written out from its specification (docs/FORGETTING.md),
     /// independently of `StageTensorDigest`: names sorted; name, 0x00, u64le rank and dims,
     /// f32le values.
-    static func tensorDigest(_ tensors: [(String, [Int], [Float])]) -> String {
+    public static func tensorDigest(_ tensors: [(String, [Int], [Float])]) -> String {
         var bytes: [UInt8] = []
         for (name, shape, values) in tensors.sorted(by: { $0.0 < $1.0 }) {
             bytes += Array(name.utf8) + [0]
@@ -87,28 +87,28 @@ struct TinyRun {
         return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
-    func stageURL(shard: Int, prefix: [Int]) -> URL {
+    public func stageURL(shard: Int, prefix: [Int]) -> URL {
         RunLayout(directory: directory).stageURL(shard: shard, stage: prefix.count, key: stageKey(shard: shard, prefix: prefix))
     }
 
-    func stageKey(shard: Int, prefix: [Int]) -> StageKey {
+    public func stageKey(shard: Int, prefix: [Int]) -> StageKey {
         StageKey(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
     }
 
-    func stageExists(shard: Int, prefix: [Int]) -> Bool {
+    public func stageExists(shard: Int, prefix: [Int]) -> Bool {
         FileManager.default.fileExists(atPath: RunLayout(directory: directory).stageURL(shard: shard, stage: prefix.count,
                                                               key: stageKey(shard: shard, prefix: prefix)).path)
     }
 
     /// Group → member ids, as the CLI resolves groups from the dataset.
-    var groups: Forgetter.GroupResolver {
+    public var groups: Forgetter.GroupResolver {
         let examples = dataset.examples
         return { group in examples.filter { $0.group == group }.map(\.id) }
     }
 
-    func served() throws -> ServedComposition {
+    public func served() throws -> ServedComposition {
         try ServedComposition.load(from: RunLayout(directory: directory).servedURL)
     }
 
-    func remove() { try? FileManager.default.removeItem(at: directory) }
+    public func remove() { try? FileManager.default.removeItem(at: directory) }
 }
