@@ -1,10 +1,10 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Planning
 import Store
 import Training
 
-extension SequenceSelection: ExpressibleByArgument {}
 extension Assignment: ExpressibleByArgument {}
 
 /// `lethe plan`: `create` (the default, so `lethe plan --data …` plans) and `show`.
@@ -39,23 +39,13 @@ struct PlanCreateCommand: ParsableCommand {
     @Option(help: "JSON Lines dataset: one {\"id\", \"text\", \"label\", optional \"group\"} object per line.")
     var data: String
 
-    @Option(help: "Number of shards m, 1…4096.")
-    var shards: Int
-
-    @Option(help: "Number of slices L per shard (= adapter blocks per sequence), 1…64.")
-    var slices: Int
-
-    @Option(help: "Number of sequences B per shard, 1…1024 and at most L!.")
-    var budget: Int
-
-    @Option(help: "How sequences are chosen: cyclic or bms.")
-    var selection: SequenceSelection = .cyclic
+    @OptionGroup var shape: PlanShapeOptions
+    var shards: Int { shape.shards }
+    var slices: Int { shape.slices }
+    var selection: SequenceSelection { shape.selection }
 
     @Option(help: "BMS prior: JSON array of one deletion probability per slice, or {\"slice\": p}.")
     var prior: String?
-
-    @Option(help: "Exponent t of the BMS score Σ i·(1 − Σ_{j≤i} p)^t.")
-    var exponent: Double = 100
 
     @Option(help: "How examples are dealt: random (seeded shuffle) or group (a group stays in one slice).")
     var assign: Assignment = .random
@@ -76,16 +66,10 @@ struct PlanCreateCommand: ParsableCommand {
         if prior != nil && selection != .bms {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
-        // Bounds and feasibility of the shape, before the data is read.
-        do {
-            try PlanParameters(shardCount: shards, sliceCount: slices, budget: budget, selection: selection,
-                               bmsExponent: exponent, assignment: assign, seed: seed).validate()
-        } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
-        var parameters = PlanParameters(shardCount: shards, sliceCount: slices, budget: budget,
-                                        selection: selection, bmsExponent: exponent, assignment: assign, seed: seed)
+        var parameters = shape.parameters(assignment: assign, seed: seed)
         if let prior {
             parameters.prior = try Prior.read(from: URL(fileURLWithPath: prior), sliceCount: slices, source: prior)
         }

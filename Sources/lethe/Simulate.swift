@@ -21,23 +21,15 @@ struct SimulateCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Number of shards m, 1…4096.")
-    var shards: Int
-
-    @Option(help: "Number of slices L per shard, 1…64.")
-    var slices: Int
-
-    @Option(help: "Number of sequences B per shard, 1…1024 and at most L!.")
-    var budget: Int
-
-    @Option(help: "How sequences are chosen: cyclic or bms.")
-    var selection: SequenceSelection = .cyclic
+    @OptionGroup var shape: PlanShapeOptions
+    var shards: Int { shape.shards }
+    var slices: Int { shape.slices }
+    var budget: Int { shape.budget }
+    var selection: SequenceSelection { shape.selection }
+    var exponent: Double { shape.exponent }
 
     @Option(help: "Per-slice request probabilities (JSON array or {\"slice\": p}); requests follow it and BMS uses it.")
     var prior: String?
-
-    @Option(help: "Exponent t of the BMS score.")
-    var exponent: Double = 100
 
     @Option(help: "Number of Monte-Carlo trials.")
     var trials: Int = 4000
@@ -58,8 +50,7 @@ struct SimulateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let parameters = PlanParameters(shardCount: shards, sliceCount: slices, budget: budget,
-                                        selection: selection, bmsExponent: exponent)
+        let parameters = shape.parameters()
         try parameters.validate()
         let requestPrior = try prior.map { try Prior.read(from: URL(fileURLWithPath: $0), sliceCount: slices, source: $0) }
         let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
