@@ -22,8 +22,8 @@ struct AuditCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("run"), help: "Run directory.")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
 
     @Option(help: "Example id.")
     var id: String?

@@ -17,8 +17,8 @@ struct EvaluateCommand: ParsableCommand {
               lethe evaluate --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl
             """)
 
-    @Option(name: .customLong("run"), help: "Trained run directory.")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
     @Option(help: "Labelled JSON Lines data (id, text, label, …).")
     var data: String
     @Flag(help: "Print JSON instead of text.")

@@ -36,8 +36,8 @@ struct ForgetCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("run"), help: "Run directory (holds plan.h5, served.json, stages/).")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
 
     @Option(name: .customLong("id"), help: "Example id to forget (repeatable).")
     var ids: [String] = []

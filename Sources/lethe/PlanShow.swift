@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Planning
 
@@ -14,8 +15,8 @@ struct PlanShowCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("run"), help: "Run directory holding plan.h5.")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
 
     @Option(help: "Example id to look up.")
     var id: String?

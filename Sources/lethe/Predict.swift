@@ -16,8 +16,8 @@ struct PredictCommand: ParsableCommand {
               lethe predict --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl --json
             """)
 
-    @Option(name: .customLong("run"), help: "Trained run directory.")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
     @Option(help: "A text to classify (repeatable).")
     var text: [String] = []
     @Option(help: "JSON Lines file of examples to classify (label optional).")

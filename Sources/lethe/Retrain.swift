@@ -35,8 +35,8 @@ struct RetrainCommand: ParsableCommand {
               lethe retrain --run Checkpoints/runs/demo --shard 2 --json
             """)
 
-    @Option(name: .customLong("run"), help: "Run directory (trained with lethe train, with forgotten examples).")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
 
     @Option(name: .customLong("shard"), help: "Retrain only this shard (repeatable); default: every shard that needs it.")
     var shards: [Int] = []

@@ -12,8 +12,8 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Summarise a run: plan, trained stages per shard, served composition, disk use, and deletions (pending, dead shards, sequences to retrain, δ remaining).")
 
-    @Option(name: .customLong("run"), help: "Run directory.")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
     @Flag(help: "Print JSON instead of text.")
     var json = false
 

@@ -44,8 +44,8 @@ struct TrainCommand: ParsableCommand {
             faster than `--threads <cores>` in one process on 2 cores; `make demo` uses it).
             """)
 
-    @Option(name: .customLong("run"), help: "Run directory holding plan.h5 (from `lethe plan`).")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
 
     @Option(name: .customLong("shard"), help: "Train only this shard (repeatable); default: every shard.")
     var shards: [Int] = []

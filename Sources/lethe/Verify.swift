@@ -38,8 +38,8 @@ struct VerifyCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("run"), help: "Run directory.")
-    var runDirectory: String
+    @OptionGroup var runOptions: RunOptions
+    var runDirectory: String { runOptions.runDirectory }
 
     @Option(help: "Retrain N randomly chosen served stages from their lineage and compare bit for bit.")
     var replay: Int?
