@@ -123,12 +123,18 @@ public final class HDF5File: HDF5Location {
     }
 
     /// File-access properties: 1.8+ structures with checksummed metadata (readable by HDF5
-    /// 1.8 and later, h5py included), and a strong close so `close()` really releases the file.
+    /// 1.8 and later, h5py included), a strong close so `close()` really releases the file, and
+    /// no HDF5 file locking. HDF5's `flock` is taken on a descriptor opened without close-on-exec,
+    /// so every child process started while a file is open inherits the lock and holds it for
+    /// its lifetime, making unrelated opens fail ("unable to lock file"); and it protects nothing
+    /// here: files are written whole under a temporary name and renamed into place, never
+    /// changed under a reader, and concurrent writers of a run are ordered by its run lock.
     private static func fileAccessList(file: String) throws -> PropertyList {
         let access = PropertyList(class: lethe_H5P_FILE_ACCESS())
         guard access.id >= 0,
               H5Pset_libver_bounds(access.id, H5F_LIBVER_V18, H5F_LIBVER_V110) >= 0,
-              H5Pset_fclose_degree(access.id, H5F_CLOSE_STRONG) >= 0 else {
+              H5Pset_fclose_degree(access.id, H5F_CLOSE_STRONG) >= 0,
+              H5Pset_file_locking(access.id, false, true) >= 0 else {
             throw StoreError.hdf5Failure(file: file, path: "/", operation: "set up file access",
                                          detail: HDF5Library.takeErrorDetail())
         }

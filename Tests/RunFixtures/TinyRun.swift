@@ -18,7 +18,6 @@ public struct TinyRun {
     /// - Parameter stageFiles: false leaves the stages to a trainer (`TinyRun.trained`).
     public init(_ label: String = #function, shards: Int = 2, slices: Int = 3, budget: Int = 3,
          dataset given: Dataset? = nil, stageFiles: Bool = true) throws {
-        Self.disableHDF5FileLocking()
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("lethe-forget-\(label.filter(\.isLetter))-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -49,14 +48,6 @@ public struct TinyRun {
         try ServedComposition(strategy: .s3t, shards: entries, ledgerHead: .empty).save(to: RunLayout(directory: directory))
     }
 
-    /// These tests spawn `lethe` processes while other tests hold HDF5 files open; HDF5 opens
-    /// files without close-on-exec and flock()s them, so a child inherits the lock and keeps it
-    /// for its lifetime, and a parallel test then fails to open that file ("unable to lock
-    /// file"). HDF5 ≥ 1.10.7 reads this variable at every open. A test-harness artifact only:
-    /// `lethe` itself never forks.
-    public static func disableHDF5FileLocking() {
-        setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1)
-    }
 
     public static func writeStage(to url: URL, key: StageKey, prefix: [Int]) throws {
         guard !FileManager.default.fileExists(atPath: url.path) else { return }  // shared prefix
