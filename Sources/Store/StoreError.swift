@@ -77,9 +77,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file): HDF5 could not \(operation) at \(path) (\(detail)). Check that the "
                 + "file is a valid HDF5 file and that the disk is writable and not full."
         case .sealBroken(let file, let reason):
-            return "\(file): the file cannot be trusted: \(reason). Lethe does not read it; restore it from a "
-                + "backup, or delete it and let Lethe write it again (lethe train re-trains a stage file; a plan "
-                + "must be restored or planned anew)."
+            return "\(file): the file is damaged or was modified since Lethe wrote it: \(reason). Lethe does not "
+                + "read it; restore it from a backup, or delete it and have Lethe write it again."
         case .io(let file, let operation, let code):
             let reason = String(cString: strerror(code))
             return "\(file): \(operation) failed: \(reason) (errno \(code)). Check permissions and "

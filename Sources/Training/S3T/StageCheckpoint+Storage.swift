@@ -12,10 +12,14 @@ import Store
 ///
 /// Written with `HDF5File.writeAtomically` (temporary file, fsync, rename, directory fsync), so
 /// a stage file that exists under its final name is complete: that is what makes `lethe train`
-/// resumable after a kill.
+/// resumable after a kill. Sealed (`HDF5Seal`): the seal is checked before HDF5 reads the file.
 extension StageCheckpoint {
     public static let formatName = "lethe-stage"
-    public static let formatVersion: Int64 = 1
+    /// Version 2 is a sealed file. Version 1 has the same content; it is read when sealed, and
+    /// its readers, which checked no seal, refuse version 2.
+    public static let formatVersion: Int64 = 2
+    /// The versions this build reads (only behind a valid seal).
+    public static let readableVersions: ClosedRange<Int64> = 1...2
 
     /// Writes the checkpoint atomically to `url` (replacing any file there).
     public func save(to url: URL) throws {
@@ -56,9 +60,9 @@ extension StageCheckpoint {
     /// Reads and checks a stage checkpoint: format and version, every attribute, the tensors,
     /// and that the tensors hash to the recorded `tensors_sha256`.
     public static func load(from url: URL) throws -> StageCheckpoint {
-        let file = try HDF5File.openSealed(url)
-        defer { try? file.close() }
         let path = url.path
+        let file = try HDF5File.openSealed(url) { TrainingError.damagedStage(file: path, reason: $0) }
+        defer { try? file.close() }
         func need<T>(_ name: String, _ read: (String) throws -> T) throws -> T {
             guard try file.hasAttribute(named: name) else {
                 throw TrainingError.checkpointIncomplete(file: path, missing: "attribute \(name)")
@@ -67,7 +71,7 @@ extension StageCheckpoint {
         }
         let format = try need("format") { try file.stringAttribute(named: $0) }
         let version = try need("format_version") { try file.intAttribute(named: $0) }
-        guard format == formatName, version == formatVersion else {
+        guard format == formatName, readableVersions.contains(version) else {
             throw TrainingError.unsupportedFormat(file: path, expected: "\(formatName) v\(formatVersion)",
                                                   found: "\(format) v\(version)")
         }
