@@ -99,7 +99,7 @@ let package = Package(
                                                           .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),
         // Mutants of valid inputs fed to every parser of untrusted bytes (`make fuzz` runs more).
-        .testTarget(name: "FuzzTests", dependencies: ["Support", "Forgetting", "Models", "Planning", "Training"],
+        .testTarget(name: "FuzzTests", dependencies: ["Support", "Forgetting", "Models", "Planning", "Store", "Training"],
                     swiftSettings: fast),
         // The CLI's help texts against committed copies (Tools/update_help_fixtures.sh).
         .testTarget(name: "CommandTests", exclude: ["Fixtures"], swiftSettings: fast),

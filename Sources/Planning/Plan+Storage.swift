@@ -104,7 +104,12 @@ extension Plan {
         }
         let labels = try LabelVocabulary(savedNames: try file.readStrings(at: "labels"), file: name)
         let hasExcluded = try version == 2 || (version >= 3 && file.exists("examples/excluded"))
-        let hasLog = try version == 3 || (version == 4 && file.intAttribute(named: "tombstone_log") == 1)
+        let logFlag = version == 4 ? try file.intAttribute(named: "tombstone_log") : version == 3 ? 1 : 0
+        guard logFlag == 0 || logFlag == 1 else {
+            throw PlanningError.unsupportedFormat(file: name, found: "tombstone_log \(logFlag)",
+                                                  expected: "tombstone_log 0 or 1")
+        }
+        let hasLog = logFlag == 1
         var plan = try Plan(parameters: parameters,
                         datasetSource: try file.stringAttribute(named: "dataset_source"),
                         datasetSHA256: try file.stringAttribute(named: "dataset_sha256"),

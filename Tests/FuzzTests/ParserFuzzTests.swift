@@ -91,11 +91,8 @@ import Testing
     @Test func plansBehindTheirSeal() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let examples = (0..<24).map { Example(id: "ex-\($0)", text: "t\($0)", label: $0 % 2 == 0 ? "a" : "b") }
-        let plan = try Planner.makePlan(for: Dataset(examples: examples, source: "d", sha256: String(repeating: "0", count: 64)),
-                                        parameters: PlanParameters(shardCount: 2, sliceCount: 3, budget: 3, seed: 1))
         let url = scratch.file("plan.h5")
-        try plan.save(to: url)
+        try SealedFixtures.savePlan(at: url)
         let seed = Array(try Data(contentsOf: url))
         let (tally, unchanged) = try fuzzSealed("plan.h5", seed: seed, at: url, randomSeed: 7, load: {
             _ = try Plan.load(from: url)
@@ -109,19 +106,8 @@ import Testing
     @Test func stageCheckpointsBehindTheirSeal() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let hashes = [String(repeating: "1", count: 64)]
-        let lineage = StageLineage(shard: 0, sequences: [0], stage: 1, prefixSlices: [0], prefixSliceHashes: hashes,
-                                   blockLayers: [5])
-        let record = StageRecord(strategy: .s3t, baseModelSHA256: String(repeating: "2", count: 64), hyperparametersJSON: "{}",
-                                 seed: 3, threadCount: 1, softwareVersion: "fuzz", trainingLoss: 0.5, examplesSeen: 4,
-                                 wallTimeSeconds: 1, labels: ["a", "b"])
-        let checkpoint = StageCheckpoint(
-            lineage: lineage, record: record,
-            adapters: [NamedTensor(name: "encoder.layer.5.attention.self.query/lora_A", shape: [2, 4], values: (0..<8).map(Float.init))],
-            head: [NamedTensor(name: "weight", shape: [2, 4], values: (0..<8).map { Float($0) / 2 }),
-                   NamedTensor(name: "bias", shape: [2], values: [0.5, -0.5])])
         let url = scratch.file("stage.h5")
-        try checkpoint.save(to: url)
+        try SealedFixtures.checkpoint.save(to: url)
         let seed = Array(try Data(contentsOf: url))
         let (tally, unchanged) = try fuzzSealed("stage checkpoint", seed: seed, at: url, randomSeed: 8, load: {
             _ = try StageCheckpoint.load(from: url)

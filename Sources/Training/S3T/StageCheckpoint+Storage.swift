@@ -84,13 +84,18 @@ extension StageCheckpoint {
             throw TrainingError.fileInvalid(file: path, reason: "seed \(seedText) is not a UInt64")
         }
         let ints = { (name: String) in try need(name) { try file.intsAttribute(named: $0).map(Int.init) } }
+        let stage = Int(try need("stage") { try file.intAttribute(named: $0) })
+        let prefixSlices = try ints("prefix_slices")
+        let prefixSliceHashes = try need("prefix_slice_hashes") { try file.stringsAttribute(named: $0) }
+        guard stage >= 1, prefixSlices.count == stage, prefixSliceHashes.count == stage else {
+            throw TrainingError.fileInvalid(file: path, reason: "stage \(stage) lists \(prefixSlices.count) prefix slices "
+                                            + "and \(prefixSliceHashes.count) slice hashes (a stage needs one of each per "
+                                            + "slice of its prefix)")
+        }
         let lineage = StageLineage(
             shard: Int(try need("shard") { try file.intAttribute(named: $0) }),
-            sequences: try ints("sequences"),
-            stage: Int(try need("stage") { try file.intAttribute(named: $0) }),
-            prefixSlices: try ints("prefix_slices"),
-            prefixSliceHashes: try need("prefix_slice_hashes") { try file.stringsAttribute(named: $0) },
-            blockLayers: try ints("block_layers"))
+            sequences: try ints("sequences"), stage: stage, prefixSlices: prefixSlices,
+            prefixSliceHashes: prefixSliceHashes, blockLayers: try ints("block_layers"))
         let record = StageRecord(
             strategy: strategy,
             baseModelSHA256: try need("base_model_sha256") { try file.stringAttribute(named: $0) },
@@ -102,6 +107,7 @@ extension StageCheckpoint {
             examplesSeen: Int(try need("examples_seen") { try file.intAttribute(named: $0) }),
             wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) },
             labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [])
+        try checkNumbers(lineage, record, file: path)
         let recordedKey = try need("stage_key") { try file.stringAttribute(named: $0) }
         guard recordedKey == lineage.key.hex else {
             throw TrainingError.stageMismatch(file: path, field: "stage_key", expected: lineage.key.hex,
@@ -116,6 +122,20 @@ extension StageCheckpoint {
             throw TrainingError.tensorHashMismatch(file: path, recorded: recorded, computed: computed)
         }
         return checkpoint
+    }
+
+    /// Refuses numbers no trained stage has, which later code would index or divide with:
+    /// negative shards, sequences, slices and layers, fewer than one thread, a negative count.
+    private static func checkNumbers(_ lineage: StageLineage, _ record: StageRecord, file: String) throws {
+        let indices = [("shard", [lineage.shard]), ("sequences", lineage.sequences),
+                       ("prefix_slices", lineage.prefixSlices), ("block_layers", lineage.blockLayers)]
+        for (name, values) in indices where values.contains(where: { $0 < 0 }) {
+            throw TrainingError.fileInvalid(file: file, reason: "\(name) \(values) holds a negative index")
+        }
+        guard record.threadCount >= 1, record.examplesSeen >= 0 else {
+            throw TrainingError.fileInvalid(file: file, reason: "thread_count \(record.threadCount) must be at least 1 "
+                                            + "and examples_seen \(record.examplesSeen) at least 0")
+        }
     }
 
     /// Every float dataset below `group`, named relative to it ("encoder.layer.5.…/lora_A").
