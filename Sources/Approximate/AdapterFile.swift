@@ -87,8 +87,14 @@ public enum AdapterFile {
             }
         }
         let layers = try file.intsAttribute(named: "layers").map(Int.init)
+        // Bounded before the adapter allocates rank × width weights per module.
+        let rank = try file.intAttribute(named: "r"), width = weights.configuration.hiddenSize
+        guard (0...Int64(width)).contains(rank) else {
+            throw ApproximateError.invalidValue(field: "r", value: "\(rank)",
+                                                reason: "\(url.path) records a rank outside 0…\(width), the model's width")
+        }
         let configuration = try LlamaAdapterConfiguration(
-            rank: Int(try file.intAttribute(named: "r")), alpha: Float(try file.doubleAttribute(named: "lora_alpha")),
+            rank: Int(rank), alpha: Float(try file.doubleAttribute(named: "lora_alpha")),
             targets: try projections("target_modules"), fullTargets: try projections("full_modules"),
             layers: layers.isEmpty ? nil : layers)
         let adapter = LlamaAdapter(configuration: configuration, weights: weights, seed: 0)

@@ -137,6 +137,18 @@ import Store
         #expect(method == "ga" && read.parameters.count == adapter.parameters.count)
         for (a, b) in zip(read.parameters, adapter.parameters) { #expect(a.name == b.name && a.value.values == b.value.values) }
 
+        // An edited rank (sealed again) is refused before rank × width weights are allocated.
+        let original = try Data(contentsOf: url)
+        let edited = try HDF5File.open(url, mode: .readWrite)
+        try edited.setAttribute(.int(1 << 40), named: "r")
+        try edited.close()
+        try HDF5Seal.seal(fileAt: url)
+        #expect(performing: { try AdapterFile.read(url, weights: model.weights) }, throws: { error in
+            guard case ApproximateError.invalidValue("r", "1099511627776", _) = error else { return false }
+            return true
+        })
+        try original.write(to: url)
+
         // The file is sealed: one changed byte is the damaged-adapter error naming it.
         var bytes = try Data(contentsOf: url)
         #expect(bytes.starts(with: Data("lethe-sha256 ".utf8)))
