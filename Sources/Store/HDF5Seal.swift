@@ -102,7 +102,9 @@ public enum HDF5Seal {
         var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
-            let got = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            let got = bytes.withUnsafeMutableBytes { buffer in
+                pread(descriptor, buffer.baseAddress.map { $0 + done }, count - done, off_t(offset + done))
+            }
             if got < 0 && errno == EINTR { continue }
             guard got >= 0 else { throw StoreError.io(file: file, operation: "read", errno: errno) }
             guard got > 0 else {
