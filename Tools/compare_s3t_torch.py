@@ -91,7 +91,7 @@ def parse_args():
 # ---------------------------------------------------------------- the plan
 
 class Plan:
-    """RUN/plan.h5 (docs/FORMAT.md, format lethe-plan, versions 1 and 2)."""
+    """RUN/plan.h5 (docs/FORMAT.md, format lethe-plan, versions 1 to 4), with its tombstone log."""
 
     def __init__(self, path):
         import h5py
@@ -101,9 +101,11 @@ class Plan:
             a = f.attrs
             fmt = a.get("format")
             fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            if fmt != "lethe-plan" or int(a.get("format_version", 0)) not in (1, 2):
-                raise SystemExit(f"{path}: not a lethe-plan file of version 1 or 2 (format {fmt!r}, "
+            version = int(a.get("format_version", 0))
+            if fmt != "lethe-plan" or version not in (1, 2, 3, 4):
+                raise SystemExit(f"{path}: not a lethe-plan file of version 1 to 4 (format {fmt!r}, "
                                  f"version {a.get('format_version')})")
+            has_log = version == 3 or (version == 4 and int(a.get("tombstone_log", 0)) == 1)
 
             def text(name):
                 v = a[name]
@@ -117,6 +119,13 @@ class Plan:
             self.sequences = [[list(map(int, s)) for s in shard] for shard in f["sequences"][()]]
             self.labels = list(f["labels"].asstr()[()])
             self.tombstones = set(f["tombstones"].asstr()[()]) if "tombstones" in f else set()
+        if has_log:
+            # The tombstone log beside the plan: a header line, then one id per complete line.
+            with open(os.path.splitext(path)[0] + ".tombstones", "rb") as log:
+                lines = log.read().split(b"\n")[:-1]
+            if not lines or lines[0] != b"lethe-tombstones 1":
+                raise SystemExit(f"{path}: its tombstone log does not start with 'lethe-tombstones 1'")
+            self.tombstones |= {line.decode() for line in lines[1:]}
         if len(self.offsets) != self.shards * self.slices + 1 or len(self.hashes) != self.shards * self.slices:
             raise SystemExit(f"{path}: slices/offsets or slices/sha256 do not match {self.shards} shards × "
                              f"{self.slices} slices")

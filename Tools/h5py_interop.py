@@ -7,6 +7,7 @@ Tools/requirements-h5py.txt (h5py 3.16.0, numpy 2.4.6) and prints its python.
 Usage:
   python Tools/h5py_interop.py digest FILE   # print the JSON digest of an existing file
   python Tools/h5py_interop.py write FILE    # write the reference file with h5py, print its digest
+  python Tools/h5py_interop.py huge FILE     # write datasets that claim 10^12 elements, print their shapes
 
 The digest lists every group, every dataset (dtype, shape, SHA-256 of its raw little-endian
 bytes, chunks, compression, fletcher32) and every attribute (kind and value). Strings hash as
@@ -117,11 +118,22 @@ def write_reference(path):
     return digest(path)
 
 
+def write_huge(path):
+    """Datasets whose shapes claim 10^12 elements in a file of a few kB: HDF5 allocates a
+    dataset's storage only when data is written, and none is."""
+    shapes = {"huge": (10**12,), "square": (10**6, 10**6)}
+    with h5py.File(path, "w") as f:
+        for name, shape in shapes.items():
+            f.create_dataset(name, shape=shape, dtype="<f4")
+    return {name: list(shape) for name, shape in shapes.items()}
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("digest", "write"):
+    commands = {"digest": digest, "write": write_reference, "huge": write_huge}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
         raise SystemExit(__doc__)
     command, path = sys.argv[1], sys.argv[2]
-    result = digest(path) if command == "digest" else write_reference(path)
+    result = commands[command](path)
     print(json.dumps(result, sort_keys=True, ensure_ascii=False))
 
 

@@ -2,7 +2,8 @@ import Foundation
 import Models
 import Store
 
-/// The unlearned adapter as an HDF5 file (format `lethe-decoder-adapter`, version 1).
+/// The unlearned adapter as a sealed HDF5 file (`HDF5Seal`; format `lethe-decoder-adapter`,
+/// version 2: version 1, the same content, is read when sealed).
 ///
 /// Layout: one float32 dataset per trainable tensor at `/adapter/<name>` with PEFT names
 /// (`layers.L.q_proj.lora_A` [r, in], `lora_B` [out, r], or `layers.L.up_proj.weight` for a
@@ -13,7 +14,9 @@ import Store
 /// `<set>_sha256` / `<set>_path` for each data set used.
 public enum AdapterFile {
     public static let format = "lethe-decoder-adapter"
-    public static let version: Int64 = 1
+    public static let version: Int64 = 2
+    /// The versions this build reads (only behind a valid seal).
+    public static let readableVersions: ClosedRange<Int64> = 1...2
 
     /// Writes `adapter` atomically to `url` with the run's record.
     public static func write(_ adapter: LlamaAdapter, to url: URL, method: String,
@@ -67,11 +70,13 @@ public enum AdapterFile {
 
     /// Reads an adapter file back: rebuilds the adapter configuration and loads every tensor.
     public static func read(_ url: URL, weights: LlamaWeights) throws -> (adapter: LlamaAdapter, method: String) {
-        let file = try HDF5File.openSealed(url)
+        let file = try HDF5File.openSealed(url) { ApproximateError.damagedAdapter(path: url.path, reason: $0) }
         defer { try? file.close() }
-        let found = try file.stringAttribute(named: "format")
-        guard found == format, try file.intAttribute(named: "format_version") == version else {
-            throw ApproximateError.invalidValue(field: "format", value: found, reason: "expected \(format) version \(version)")
+        let found = try file.stringAttribute(named: "format"), foundVersion = try file.intAttribute(named: "format_version")
+        guard found == format, readableVersions.contains(foundVersion) else {
+            throw ApproximateError.invalidValue(field: "format", value: "\(found) version \(foundVersion)",
+                                                reason: "expected \(format) version \(readableVersions.lowerBound)…"
+                                                    + "\(readableVersions.upperBound)")
         }
         func projections(_ name: String) throws -> [LlamaProjection] {
             try file.stringsAttribute(named: name).map {
@@ -82,8 +87,14 @@ public enum AdapterFile {
             }
         }
         let layers = try file.intsAttribute(named: "layers").map(Int.init)
+        // Bounded before the adapter allocates rank × width weights per module.
+        let rank = try file.intAttribute(named: "r"), width = weights.configuration.hiddenSize
+        guard (0...Int64(width)).contains(rank) else {
+            throw ApproximateError.invalidValue(field: "r", value: "\(rank)",
+                                                reason: "\(url.path) records a rank outside 0…\(width), the model's width")
+        }
         let configuration = try LlamaAdapterConfiguration(
-            rank: Int(try file.intAttribute(named: "r")), alpha: Float(try file.doubleAttribute(named: "lora_alpha")),
+            rank: Int(rank), alpha: Float(try file.doubleAttribute(named: "lora_alpha")),
             targets: try projections("target_modules"), fullTargets: try projections("full_modules"),
             layers: layers.isEmpty ? nil : layers)
         let adapter = LlamaAdapter(configuration: configuration, weights: weights, seed: 0)

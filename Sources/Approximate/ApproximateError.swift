@@ -12,6 +12,8 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
     case missingData(method: String, needs: String)
     /// A hyperparameter is out of range.
     case invalidValue(field: String, value: String, reason: String)
+    /// An adapter file does not match its seal (`HDF5Seal`): its bytes changed after Lethe wrote it.
+    case damagedAdapter(path: String, reason: String)
     /// A metric needs both classes (members and non-members).
     case needsBothClasses(members: Int, nonMembers: Int)
 
@@ -27,6 +29,9 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
             return "method \(method) needs \(needs). Pass it (see `lethe unlearn --help`)."
         case let .invalidValue(field, value, reason):
             return "invalid \(field) = \(value): \(reason). Choose a value in range."
+        case let .damagedAdapter(path, reason):
+            return "\(path): the adapter file is damaged or was modified since Lethe wrote it (\(reason)); Lethe does "
+                + "not read it. Run `lethe unlearn` again to write it, or restore it from a backup."
         case let .needsBothClasses(members, nonMembers):
             return "membership metrics need members and non-members (got \(members) and \(nonMembers)). Pass both data sets."
         }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Support
 import Store
+import Training
 
 /// Recomputes the tensor hash of a stage checkpoint from its HDF5 file and compares it with
 /// the hash recorded in the file (docs/FORMAT.md, "Stage checkpoints").
@@ -22,7 +23,7 @@ public enum StageTensorDigest {
     }
 
     public static func check(_ url: URL) throws -> Check {
-        let file = try HDF5File.openSealed(url)
+        let file = try HDF5File.openSealed(url) { TrainingError.damagedStage(file: url.path, reason: $0) }
         defer { try? file.close() }
         var tensors: [(name: String, shape: [Int], values: [Float])] = []
         func visit(_ path: String) throws {

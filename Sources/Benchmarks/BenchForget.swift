@@ -312,7 +312,7 @@ public struct BenchForgetCommand: ParsableCommand {
             var sum = 0.0
             let directory = stages.appendingPathComponent(name)
             for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".h5") && !file.hasPrefix(".") {
-                let handle = try HDF5File.open(directory.appendingPathComponent(file))
+                let handle = try HDF5File.openSealed(directory.appendingPathComponent(file))
                 sum += (try? handle.doubleAttribute(named: "wall_time_seconds")) ?? 0
                 try handle.close()
             }

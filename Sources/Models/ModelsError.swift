@@ -37,6 +37,9 @@ public enum ModelsError: Error, CustomStringConvertible, Equatable {
     case unsupportedTensorType(path: String, tensor: String, code: UInt32)
     /// A GGUF metadata key the caller needs is absent or has the wrong type.
     case missingMetadata(path: String, key: String, expected: String)
+    /// A GGUF header field holds a value no valid file has (a size past the limits of the format
+    /// or of this reader).
+    case ggufInvalid(path: String, what: String, reason: String)
     /// A string in a GGUF file is not valid UTF-8.
     case invalidString(path: String, offset: Int)
     /// The BPE tokenizer metadata is inconsistent (e.g. a merge names an unknown token).
@@ -58,6 +61,8 @@ public enum ModelsError: Error, CustomStringConvertible, Equatable {
             return "\(path): tensor '\(tensor)' has ggml type \(code); supported are F32 (0), F16 (1), Q4_1 (3), Q8_0 (8). Re-quantise the model to a supported type."
         case let .missingMetadata(path, key, expected):
             return "\(path) lacks metadata '\(key)' of type \(expected). Check that the file is a Llama-architecture GGUF with its tokenizer."
+        case let .ggufInvalid(path, what, reason):
+            return "\(path): \(what): \(reason). The file is corrupt or not a model this reader supports; re-fetch it."
         case let .invalidString(path, offset):
             return "\(path): the string at byte \(offset) is not valid UTF-8. The file is corrupt; re-fetch it."
         case let .badTokenizer(reason):

@@ -7,17 +7,15 @@ extension Plan {
     public static let fileName = "plan.h5"
     /// The value of the root attribute `format`.
     public static let formatName = "lethe-plan"
-    /// The format version this build writes for a plan whose tombstones live partly in its
-    /// tombstone log (`TombstoneLog`, made so by the first forget). Otherwise a plan with rebuilt
-    /// slices (`examples/excluded`) is written as version 2 (it changes what `slices/sha256`
-    /// hashes, so a version-1 reader must refuse it) and any other as version 1, which older
-    /// readers still read. A version-2 reader must refuse version 3: it would miss tombstones.
-    public static let formatVersion: Int64 = 3
-    /// The versions this build reads.
-    public static let readableVersions: ClosedRange<Int64> = 1...3
-
-    /// The version `save` writes for this plan.
-    var storedFormatVersion: Int64 { tombstoneLogEnd != nil ? 3 : excludedIDs.isEmpty ? 1 : 2 }
+    /// The format version this build writes: version 4, a sealed file (`HDF5Seal`) whose root
+    /// attribute `tombstone_log` says whether the plan's tombstones include its tombstone log
+    /// (`TombstoneLog`, made so by the first forget) and whose `examples/excluded` is present
+    /// when a slice was rebuilt. Versions 1 (no log, nothing excluded), 2 (rebuilt slices) and
+    /// 3 (a log) were written before; their readers did not check seals, so they must refuse a
+    /// version-4 file rather than rewrite it without one.
+    public static let formatVersion: Int64 = 4
+    /// The versions this build reads (every one only behind a valid seal).
+    public static let readableVersions: ClosedRange<Int64> = 1...4
     /// Recorded in the file so readers need not consult the docs to recompute a hash.
     public static let sliceHashEncoding =
         "sha256 over member ids sorted by UTF-8 bytes, joined by one 0x0A byte, no trailing newline; lowercase hex"
@@ -28,13 +26,14 @@ extension Plan {
     }
 
     /// Writes the plan crash-safely (temporary file, fsync, rename): readers see the old file or the new one.
-    /// Every tombstone goes into `tombstones`; a format-3 plan also gets an (empty) tombstone
-    /// log beside it if it has none, created first, so a format-3 file never lacks its log.
+    /// Every tombstone goes into `tombstones`; a plan with a tombstone log also gets an (empty)
+    /// log beside it if it has none, created first, so a file that names its log never lacks it.
     public func save(to url: URL) throws {
         if tombstoneLogEnd != nil { try TombstoneLog.create(TombstoneLog.url(forPlanAt: url)) }
         try HDF5File.writeAtomically(to: url, sealed: true) { file in
             try file.setAttribute(.string(Plan.formatName), named: "format")
-            try file.setAttribute(.int(storedFormatVersion), named: "format_version")
+            try file.setAttribute(.int(Plan.formatVersion), named: "format_version")
+            try file.setAttribute(.int(tombstoneLogEnd != nil ? 1 : 0), named: "tombstone_log")
             try file.setAttribute(.string(letheVersion), named: "lethe_version")
             try file.setAttribute(.int(Int64(shardCount)), named: "shard_count")
             try file.setAttribute(.int(Int64(sliceCount)), named: "slice_count")
@@ -64,7 +63,7 @@ extension Plan {
     /// Reads a plan and checks its format version and every invariant.
     public static func load(from url: URL) throws -> Plan {
         let name = url.path
-        let file = try HDF5File.openSealed(url)
+        let file = try HDF5File.openSealed(url) { PlanningError.damagedPlan(file: name, reason: $0) }
         defer { try? file.close() }
         let format = (try? file.stringAttribute(named: "format")) ?? "no format attribute"
         guard format == formatName else {
@@ -105,6 +104,12 @@ extension Plan {
         }
         let labels = try LabelVocabulary(savedNames: try file.readStrings(at: "labels"), file: name)
         let hasExcluded = try version == 2 || (version >= 3 && file.exists("examples/excluded"))
+        let logFlag = version == 4 ? try file.intAttribute(named: "tombstone_log") : version == 3 ? 1 : 0
+        guard logFlag == 0 || logFlag == 1 else {
+            throw PlanningError.unsupportedFormat(file: name, found: "tombstone_log \(logFlag)",
+                                                  expected: "tombstone_log 0 or 1")
+        }
+        let hasLog = logFlag == 1
         var plan = try Plan(parameters: parameters,
                         datasetSource: try file.stringAttribute(named: "dataset_source"),
                         datasetSHA256: try file.stringAttribute(named: "dataset_sha256"),
@@ -117,7 +122,7 @@ extension Plan {
                         tombstones: try file.readStrings(at: "tombstones"),
                         excludedIDs: hasExcluded ? try file.readStrings(at: "examples/excluded") : [],
                         file: name)
-        if version >= 3 {
+        if hasLog {
             plan.tombstoneLogEnd = 0
             try plan.readNewTombstones(savedAt: url)
         }

@@ -56,9 +56,9 @@ public struct Plan: Sendable {
     private(set) var excludedSet: Set<String>
     /// `hitSlices`, kept up to date as tombstones and exclusions are added.
     private var hitSliceSet: Set<SliceLocation> = []
-    /// For a plan of format 3 (tombstones also in the append-only log `TombstoneLog`): the byte
-    /// offset up to which the log has been read. Nil for formats 1 and 2 (all tombstones in
-    /// `plan.h5`).
+    /// For a plan with a tombstone log (tombstones also in the append-only `TombstoneLog`:
+    /// format 3, or format 4 with `tombstone_log` = 1): the byte offset up to which the log has
+    /// been read. Nil for a plan whose tombstones are all in `plan.h5`.
     public internal(set) var tombstoneLogEnd: Int?
 
     /// Assembles a plan from its parts and checks every invariant; `file` names it in errors.

@@ -38,6 +38,8 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
     case unsupportedFormat(file: String, found: String, expected: String)
     /// A plan on disk breaks one of its invariants (see `Plan.checkInvariants()`).
     case invariantViolated(file: String, invariant: String, detail: String)
+    /// `plan.h5` does not match its seal (`HDF5Seal`): its bytes changed after Lethe wrote it.
+    case damagedPlan(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -78,6 +80,10 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .invariantViolated(file, invariant, detail):
             return "\(file): plan invariant \"\(invariant)\" broken: \(detail). The plan was altered or damaged; "
                 + "recreate it with `lethe plan --force` (its checkpoints are then invalid)."
+        case let .damagedPlan(file, reason):
+            return "\(file): the plan is damaged or was modified since Lethe wrote it (\(reason)); Lethe does not "
+                + "read it. Restore it from a backup: a plan cannot be made again, since a new plan cuts other slices "
+                + "and would not hold the run's deletions."
         }
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import Store
 
-/// The append-only tombstone log of a plan (plan format version 3, docs/FORMAT.md
-/// "Tombstone log"): `plan.tombstones` beside `plan.h5`, one deleted example id per line after
+/// The append-only tombstone log of a plan (plan format version 3, or 4 with `tombstone_log` =
+/// 1; docs/FORMAT.md "Tombstone log"): `plan.tombstones` beside `plan.h5`, one deleted example id per line after
 /// a header line. A plan's tombstones are the union of its `tombstones` dataset and this log,
 /// so a forget appends a few bytes and fsyncs them instead of rewriting `plan.h5`; the plan file
 /// itself changes only when a retrain rebuilds slices.
@@ -24,7 +24,7 @@ public enum TombstoneLog {
     public static func read(_ url: URL, from offset: Int = 0) throws -> (ids: [String], end: Int) {
         let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw PlanningError.unreadableFile(file: url.path, reason: "the tombstone log of a format-3 plan cannot be "
+            throw PlanningError.unreadableFile(file: url.path, reason: "the tombstone log of the plan cannot be "
                                                + "opened (errno \(errno)); it must be kept beside plan.h5")
         }
         defer { close(descriptor) }
@@ -115,9 +115,9 @@ public enum TombstoneLog {
 
 extension Plan {
     /// Records deleted examples durably for the plan stored at `url` and returns true when
-    /// `plan.h5` itself was rewritten. A format-3 plan appends the new ids to its tombstone log
-    /// (one fsync); a format-1 or 2 plan becomes format 3: its log is created, then the plan is
-    /// rewritten once with these tombstones in it. Ids already tombstoned are skipped; unknown
+    /// `plan.h5` itself was rewritten. A plan with a tombstone log appends the new ids to it
+    /// (one fsync); a plan without one gets one: its log is created, then the plan is rewritten
+    /// once with these tombstones in it. Ids already tombstoned are skipped; unknown
     /// ids are refused before anything is written. The caller holds the run lock.
     @discardableResult
     public mutating func recordTombstones(_ ids: some Sequence<String>, savedAt url: URL) throws -> Bool {
@@ -146,7 +146,7 @@ extension Plan {
     }
 
     /// Reads the ids appended to the tombstone log (stored beside `url`) since this plan last
-    /// read it — by another process, for instance. Nothing to do for formats 1 and 2.
+    /// read it — by another process, for instance. Nothing to do for a plan without a log.
     public mutating func readNewTombstones(savedAt url: URL) throws {
         guard let end = tombstoneLogEnd else { return }
         let log = TombstoneLog.url(forPlanAt: url)

@@ -70,6 +70,8 @@ enum AttributeReader {
         case unsupported(String)
         /// HDF5 failed; its error stack says why.
         case library
+        /// The attribute claims more values than a read may allocate (`ReadLimit`).
+        case tooLarge(count: Int)
     }
 
     static func read(_ attribute: hid_t) -> Result<AttributeValue, Failure> {
@@ -86,6 +88,9 @@ enum AttributeReader {
             return .failure(.unsupported(rank < 0 ? "an unreadable dataspace" : "rank \(rank)"))
         }
         let count = Int(H5Sget_simple_extent_npoints(space))
+        guard count >= 0 else { return .failure(.library) }
+        // 8 bytes a value: an Int64, a Double or a string's pointer (fixed-length strings: below).
+        guard ReadLimit.allows(count, elementByteCount: 8) else { return .failure(.tooLarge(count: count)) }
         switch H5Tget_class(type) {
         case H5T_INTEGER:
             var values = [Int64](repeating: 0, count: count)
@@ -128,7 +133,7 @@ enum AttributeReader {
     /// Fixed-length strings (numpy `S` arrays in h5py): NUL- or space-padded byte fields.
     private static func readFixed(_ attribute: hid_t, type: hid_t, count: Int) -> [String]? {
         let width = H5Tget_size(type)
-        guard width > 0 else { return nil }
+        guard width > 0, ReadLimit.allows(count, elementByteCount: width) else { return nil }
         if count == 0 { return [] }
         var bytes = [UInt8](repeating: 0, count: width * count)
         let status = bytes.withUnsafeMutableBytes { H5Aread(attribute, type, $0.baseAddress) }

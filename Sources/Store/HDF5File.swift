@@ -71,6 +71,31 @@ public final class HDF5File: HDF5Location {
         return HDF5File(url: url, mode: mode, id: id)
     }
 
+    /// Opens, read-only, the HDF5 file whose bytes (user block included) are `image`, without
+    /// touching the disk: HDF5's "core" driver parses a copy of `image` in memory. `url` names
+    /// the file in errors and in `self.url`.
+    ///
+    /// HDF5 identifies an open in-memory file by its name and refuses a name that exists on
+    /// disk, so each open gets a fresh name below /dev/null, where nothing can exist.
+    static func open(image: [UInt8], of url: URL) throws -> HDF5File {
+        HDF5Library.silence()
+        let name = url.path
+        let access = try fileAccessList(file: name)
+        let ready = image.withUnsafeBytes { bytes in   // HDF5 copies the image into the property list
+            H5Pset_fapl_core(access.id, 1 << 16, false) >= 0
+                && H5Pset_file_image(access.id, UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count) >= 0
+        }
+        guard ready else {
+            throw StoreError.hdf5Failure(file: name, path: "/", operation: "set up reading from memory",
+                                         detail: HDF5Library.takeErrorDetail())
+        }
+        let id = H5Fopen("/dev/null/lethe-image-\(UUID().uuidString)", lethe_H5F_ACC_RDONLY(), access.id)
+        guard id >= 0 else {
+            throw HDF5Library.failure(file: name, path: "/", operation: "open the file")
+        }
+        return HDF5File(url: url, mode: .readOnly, id: id)
+    }
+
     /// Creates a new file, open for reading and writing.
     ///
     /// - Parameter replacing: when false (the default) creation is exclusive and an existing

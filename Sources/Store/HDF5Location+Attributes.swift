@@ -90,6 +90,9 @@ extension HDF5Location {
         case .failure(.library):
             throw HDF5Library.failure(file: file.url.path, path: target,
                                       operation: "read attribute '\(name)'")
+        case .failure(.tooLarge(let count)):
+            throw StoreError.tooLarge(file: file.url.path, path: "\(target)@\(name)", elementCount: count,
+                                      elementByteCount: 8)
         }
     }
 

@@ -168,6 +168,10 @@ extension HDF5Location {
                                            expected: expectedShape, found: info.shape)
         }
         if info.elementCount == 0 { return ([], info.shape) }
+        guard ReadLimit.allows(info.elementCount, elementByteCount: info.elementType.byteCount) else {
+            throw StoreError.tooLarge(file: file.url.path, path: target, elementCount: info.elementCount,
+                                      elementByteCount: info.elementType.byteCount)
+        }
         let (status, values) = try read(dataset, info)
         guard status >= 0 else {
             throw HDF5Library.failure(file: file.url.path, path: target, operation: "read the dataset")
@@ -221,7 +225,11 @@ extension HDF5Location {
             throw HDF5Library.failure(file: file.url.path, path: target,
                                       operation: "read the dataset's shape")
         }
-        return DatasetInfo(elementType: ElementType(typeID: type), shape: dims.map { Int($0) })
+        guard let shape = ReadLimit.shape(dims) else {
+            throw StoreError.corrupt(file: file.url.path, path: target,
+                                     detail: "its shape \(dims) has more elements than a 64-bit count holds")
+        }
+        return DatasetInfo(elementType: ElementType(typeID: type), shape: shape)
     }
 
     private func creationList(shape: [Int], elementType: ElementType, options: DatasetOptions,

@@ -32,6 +32,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case notWritable(file: String, path: String)
     /// Any other failure reported by the HDF5 library.
     case hdf5Failure(file: String, path: String, operation: String, detail: String)
+    /// A dataset or attribute claims more elements than this machine's memory holds (`ReadLimit`):
+    /// refused before anything is allocated.
+    case tooLarge(file: String, path: String, elementCount: Int, elementByteCount: Int)
     /// A sealed file's content does not match its seal (`HDF5Seal`): it was damaged or edited.
     case sealBroken(file: String, reason: String)
     /// A system call on the file or its directory failed (create, write, fsync, rename).
@@ -76,10 +79,13 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
         case .hdf5Failure(let file, let path, let operation, let detail):
             return "\(file): HDF5 could not \(operation) at \(path) (\(detail)). Check that the "
                 + "file is a valid HDF5 file and that the disk is writable and not full."
+        case .tooLarge(let file, let path, let count, let size):
+            return "\(file): \(path) claims \(count) elements of \(size) bytes, more than this machine's "
+                + "\(ReadLimit.byteCount) bytes of memory. The file is damaged, or was written for a far larger "
+                + "machine; restore it from its source."
         case .sealBroken(let file, let reason):
-            return "\(file): the file cannot be trusted: \(reason). Lethe does not read it; restore it from a "
-                + "backup, or delete it and let Lethe write it again (lethe train re-trains a stage file; a plan "
-                + "must be restored or planned anew)."
+            return "\(file): the file is damaged or was modified since Lethe wrote it: \(reason). Lethe does not "
+                + "read it; restore it from a backup, or delete it and have Lethe write it again."
         case .io(let file, let operation, let code):
             let reason = String(cString: strerror(code))
             return "\(file): \(operation) failed: \(reason) (errno \(code)). Check permissions and "

@@ -13,6 +13,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case tensorHashMismatch(file: String, recorded: String, computed: String)
     /// A stage checkpoint describes a different stage than the one asked for.
     case stageMismatch(file: String, field: String, expected: String, found: String)
+    /// A stage checkpoint does not match its seal (`HDF5Seal`): its bytes changed after Lethe wrote it.
+    case damagedStage(file: String, reason: String)
     /// A served composition or settings file is malformed.
     case fileInvalid(file: String, reason: String)
     /// A stage's parent (the previous stage of its prefix) has no complete checkpoint.
@@ -46,6 +48,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .stageMismatch(file, field, expected, found):
             return "\(file): \(field) is \(found), expected \(expected). The file belongs to another "
                 + "stage or run; remove it and re-train."
+        case let .damagedStage(file, reason):
+            return "\(file): the stage checkpoint is damaged or was modified since Lethe wrote it (\(reason)); Lethe "
+                + "does not read it. Delete the file, then `lethe train` (or `lethe retrain` for a shard with deletions) "
+                + "on its run trains the stage again, to the same bits."
         case let .fileInvalid(file, reason):
             return "\(file): \(reason). Restore the file or re-create it with `lethe train`."
         case let .baseModelMismatch(file, expected, found):

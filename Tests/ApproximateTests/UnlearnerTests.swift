@@ -132,9 +132,31 @@ import Store
                               dataSets: ["forget": TextCorpus(chunks: Self.forget, path: "f.jsonl", sha256: "f00")])
         let (read, method) = try AdapterFile.read(url, weights: model.weights)
         let file = try HDF5File.open(url, mode: .readOnly)
-        #expect(try file.intAttribute(named: "thread_count") == 3)
+        #expect(try file.intAttribute(named: "thread_count") == 3 && file.intAttribute(named: "format_version") == 2)
         try file.close()
         #expect(method == "ga" && read.parameters.count == adapter.parameters.count)
         for (a, b) in zip(read.parameters, adapter.parameters) { #expect(a.name == b.name && a.value.values == b.value.values) }
+
+        // An edited rank (sealed again) is refused before rank × width weights are allocated.
+        let original = try Data(contentsOf: url)
+        let edited = try HDF5File.open(url, mode: .readWrite)
+        try edited.setAttribute(.int(1 << 40), named: "r")
+        try edited.close()
+        try HDF5Seal.seal(fileAt: url)
+        #expect(performing: { try AdapterFile.read(url, weights: model.weights) }, throws: { error in
+            guard case ApproximateError.invalidValue("r", "1099511627776", _) = error else { return false }
+            return true
+        })
+        try original.write(to: url)
+
+        // The file is sealed: one changed byte is the damaged-adapter error naming it.
+        var bytes = try Data(contentsOf: url)
+        #expect(bytes.starts(with: Data("lethe-sha256 ".utf8)))
+        bytes[bytes.count / 2] ^= 1
+        try bytes.write(to: url)
+        #expect(performing: { try AdapterFile.read(url, weights: model.weights) }, throws: { error in
+            guard case ApproximateError.damagedAdapter(let path, let reason) = error else { return false }
+            return path == url.path && reason.contains("damaged or edited") && "\(error)".contains("lethe unlearn")
+        })
     }
 }

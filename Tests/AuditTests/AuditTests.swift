@@ -78,7 +78,7 @@ import Training
         // The file's seal no longer matches: verify reports it unreadable, and nothing loads it.
         let unsealed = try RunVerifier.verify(run: run.directory)
         #expect(unsealed.problems.map(\.kind) == [.unreadableStage])
-        #expect(unsealed.problems.first?.detail.contains("cannot be trusted") == true)
+        #expect(unsealed.problems.first?.detail.contains("damaged or was modified") == true)
         // Sealed again, as a deliberate editor would: the recorded tensor hash catches it.
         try HDF5Seal.seal(fileAt: url)
         let report = try RunVerifier.verify(run: run.directory)

@@ -2,9 +2,10 @@ import Foundation
 import Support
 
 /// Deterministic mutations of a valid input, the way a coverage-less fuzzer makes them: flipped
-/// bits, bytes set to boundary values, inserted, deleted and duplicated ranges, truncations, and
-/// for text formats splices of tokens that trip parsers (quotes, brackets, escapes, huge
-/// numbers). Each mutant applies one to four of them. The same seed gives the same mutants.
+/// bits, bytes set to boundary values, inserted, deleted and duplicated ranges, truncations,
+/// integers set to extremes and powers of two (sizes and counts of binary headers), and for
+/// text formats splices of tokens that trip parsers (unbalanced quotes and brackets, escapes,
+/// huge numbers). Each mutant applies one to four of them. The same seed gives the same mutants.
 struct Mutator {
     private var generator: SplitMix64
 
@@ -15,7 +16,13 @@ struct Mutator {
         "\"", "{", "}", "[", "]", ":", ",", "\\", "\\u0000", "\\ud800", "\n", "\r\n", "null", "true", "-",
         "1e999", "-0", "18446744073709551616", "-9223372036854775809", "NaN", "\u{FEFF}", "é", "\u{10FFFF}",
         "{\"id\":", "\"group\":", "\"text\":", "\"label\":",
+        "9223372036854775807", "4611686018427387904", "4294967296", "1000000000000", "2.5", "1e308", "\"\"\"",
+        "[[[[[[[[[[[[[[[[", "]]]]]]]]", "{\"a\":{\"a\":{\"a\":", "\u{FFFD}", "\\u", "\\ud83d\\ude00", "\t", "\u{7F}",
     ]
+    /// Values written over 8 bytes of a binary input: extremes, and powers of two, which pass
+    /// "is a power of two" checks and overflow sums and products.
+    static let extremeIntegers: [UInt64] = [0, 1, UInt64(Int32.max), UInt64(UInt32.max), UInt64(Int64.max), UInt64.max,
+                                            1 << 31, 1 << 32, 1 << 40, 1 << 62, 1 << 63, 1_000_000_000_000]
 
     mutating func int(_ bound: Int) -> Int { bound <= 0 ? 0 : generator.next(below: bound) }
 
@@ -46,7 +53,7 @@ struct Mutator {
         case 6 where bytes.count >= 8:
             // An integer field set to an extreme: lengths and counts in binary headers.
             let at = int(bytes.count - 7)
-            let value: UInt64 = [0, 1, UInt64(Int32.max), UInt64(UInt32.max), UInt64(Int64.max), UInt64.max][int(6)]
+            let value = Self.extremeIntegers[int(Self.extremeIntegers.count)]
             for k in 0..<8 { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
         default:
             bytes.insert(contentsOf: Array(Self.textTokens[int(Self.textTokens.count)].utf8), at: position)

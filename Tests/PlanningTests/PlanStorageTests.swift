@@ -27,7 +27,8 @@ import Testing
         #expect(loaded.lineage(of: "e0042") == plan.lineage(of: "e0042"))
         let file = try HDF5File.open(url)
         #expect(try file.stringAttribute(named: "format") == "lethe-plan")
-        #expect(try file.intAttribute(named: "format_version") == 1)
+        #expect(try file.intAttribute(named: "format_version") == 4 && file.intAttribute(named: "tombstone_log") == 0)
+        #expect(try !file.exists("examples/excluded"))
         #expect(try file.shape(of: "sequences") == [3, 6, 4])
     }
 
@@ -52,15 +53,16 @@ import Testing
         #expect {
             try Plan.load(from: url)
         } throws: { error in
-            guard case StoreError.sealBroken(let file, let reason) = error else { return false }
+            guard case PlanningError.damagedPlan(let file, let reason) = error else { return false }
             return file == url.path && reason.contains("damaged or edited")
+                && "\(error)".contains("Restore it from a backup") && "\(error)".hasPrefix(url.path)
         }
     }
 
-    private func formatVersion(_ url: URL) throws -> Int64 {
+    private func hasExcluded(_ url: URL) throws -> Bool {
         let file = try HDF5File.open(url)
         defer { try? file.close() }
-        return try file.intAttribute(named: "format_version")
+        return try file.exists("examples/excluded")
     }
 
     private func invariantBroken(_ url: URL) -> String? {
@@ -130,11 +132,11 @@ import Testing
         #expect(error.description.hasPrefix("run/plan.h5: plan invariant \"disjoint\" broken: x."))
     }
 
-    /// Rebuilt slices (`lethe retrain`): new members and hashes, format version 2, invariants.
-    @Test func excludedIDsChangeSliceHashesAndRoundTripAsVersion2() throws {
+    /// Rebuilt slices (`lethe retrain`): new members and hashes, `examples/excluded`, invariants.
+    @Test func excludedIDsChangeSliceHashesAndRoundTrip() throws {
         var (plan, url) = try savedPlan(selection: .cyclic)
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
-        #expect(try formatVersion(url) == 1)
+        #expect(try !hasExcluded(url))
         let location = try #require(plan.location(of: "e0007"))
         let before = plan.sliceHash(shard: location.shard, slice: location.slice)
         #expect(plan.hitSlices == [location])
@@ -147,7 +149,7 @@ import Testing
         #expect(plan.hitSlices.isEmpty && plan.isExcluded("e0007") && plan.location(of: "e0007") == location)
         try plan.save(to: url)
         let loaded = try Plan.load(from: url)
-        #expect(try formatVersion(url) == 2)
+        #expect(try hasExcluded(url))
         #expect(loaded.excludedIDs == ["e0007"])
         #expect(loaded.sliceHash(shard: location.shard, slice: location.slice) == plan.sliceHash(shard: location.shard, slice: location.slice))
         // An excluded id that is not tombstoned breaks the plan.
@@ -155,11 +157,26 @@ import Testing
         #expect(invariantBroken(url) == "excluded")
     }
 
+    /// Sealed plans of the versions before 4 read as they always did: version 1 from plan.h5
+    /// alone, version 3 with its tombstone log.
+    @Test func sealedPlansOfEarlierVersionsAreRead() throws {
+        var (plan, url) = try savedPlan(selection: .cyclic)
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        try edit(url) { try $0.setAttribute(.int(1), named: "format_version") }
+        let version1 = try Plan.load(from: url)
+        #expect(version1.tombstones == ["e0007"] && version1.tombstoneLogEnd == nil)
+        try plan.recordTombstones(["e0001"], savedAt: url)  // plan.h5 rewritten with a log
+        try plan.recordTombstones(["e0002"], savedAt: url)  // appended to the log only
+        try edit(url) { try $0.setAttribute(.int(3), named: "format_version") }
+        let version3 = try Plan.load(from: url)
+        #expect(version3.tombstones == ["e0001", "e0002", "e0007"] && version3.tombstoneLogEnd == plan.tombstoneLogEnd)
+    }
+
     @Test func refusesOtherFormatsAndVersions() throws {
         let (_, url) = try savedPlan(selection: .cyclic)
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
-        try edit(url) { try $0.setAttribute(.int(4), named: "format_version") }
-        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "version 4", expected: "version 1…3")) {
+        try edit(url) { try $0.setAttribute(.int(5), named: "format_version") }
+        #expect(throws: PlanningError.unsupportedFormat(file: url.path, found: "version 5", expected: "version 1…4")) {
             try Plan.load(from: url)
         }
         try edit(url) { try $0.setAttribute(.string("lethe-stage"), named: "format") }

@@ -3,10 +3,10 @@ import Store
 import Testing
 @testable import Planning
 
-/// The tombstone log (plan format 3): tombstones recorded by appending to `plan.tombstones`,
-/// read back as the union with `plan.h5`, old formats upgraded once, damage reported.
+/// The tombstone log: tombstones recorded by appending to `plan.tombstones`, read back as the
+/// union with `plan.h5`, a plan without a log given one once, damage reported.
 @Suite struct TombstoneLogTests {
-    /// A saved format-1 plan (60 examples, 3 shards × 4 slices) with "e0007" tombstoned in plan.h5.
+    /// A saved plan without a log (60 examples, 3 shards × 4 slices) with "e0007" tombstoned in plan.h5.
     private func savedPlan() throws -> (Plan, URL) {
         let directory = try temporaryDirectory()
         var plan = try Planner.makePlan(for: syntheticDataset(count: 60), parameters: PlanParameters(
@@ -17,10 +17,11 @@ import Testing
         return (plan, url)
     }
 
-    private func formatVersion(_ url: URL) throws -> Int64 {
+    /// The plan file's `format_version` and `tombstone_log` attributes.
+    private func format(_ url: URL) throws -> [Int64] {
         let file = try HDF5File.open(url)
         defer { try? file.close() }
-        return try file.intAttribute(named: "format_version")
+        return [try file.intAttribute(named: "format_version"), try file.intAttribute(named: "tombstone_log")]
     }
 
     private func inode(_ url: URL) throws -> UInt64 {
@@ -31,19 +32,19 @@ import Testing
         try String(contentsOf: TombstoneLog.url(forPlanAt: url), encoding: .utf8)
     }
 
-    @Test func firstRecordUpgradesToFormat3ThenOnlyTheLogGrows() throws {
+    @Test func firstRecordCreatesTheLogThenOnlyTheLogGrows() throws {
         var (plan, url) = try savedPlan()
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
-        #expect(try formatVersion(url) == 1 && plan.tombstoneLogEnd == nil)
+        #expect(try format(url) == [4, 0] && plan.tombstoneLogEnd == nil)
 
-        // Format 1 → 3: plan.h5 rewritten once with the new tombstone, an empty log beside it.
+        // No log → a log: plan.h5 rewritten once with the new tombstone, an empty log beside it.
         #expect(try plan.recordTombstones(["e0042", "e0007"], savedAt: url))
-        #expect(try formatVersion(url) == 3)
+        #expect(try format(url) == [4, 1])
         #expect(try logText(url) == "lethe-tombstones 1\n")
         #expect(plan.tombstones == ["e0007", "e0042"])
         let upgraded = try inode(url)
 
-        // Format 3: appended to the log (sorted, new ids only), plan.h5 untouched.
+        // With a log: appended to it (sorted, new ids only), plan.h5 untouched.
         #expect(try !plan.recordTombstones(["e0013", "e0001", "e0042", "e0013"], savedAt: url))
         #expect(try !plan.recordTombstones([String](), savedAt: url))
         #expect(try logText(url) == "lethe-tombstones 1\ne0001\ne0013\n")
@@ -59,10 +60,10 @@ import Testing
         #expect(throws: PlanningError.self) { try plan.recordTombstones(["nobody"], savedAt: url) }
         #expect(try logText(url) == "lethe-tombstones 1\ne0001\ne0013\n")
 
-        // A rewrite of plan.h5 (a retrain) keeps format 3 and every tombstone, log included.
+        // A rewrite of plan.h5 (a retrain) keeps the log and every tombstone, log included.
         try plan.excludeFromSlices(["e0013"])
         try plan.save(to: url)
-        #expect(try formatVersion(url) == 3)
+        #expect(try format(url) == [4, 1])
         let rebuilt = try Plan.load(from: url)
         #expect(rebuilt.tombstones == ["e0001", "e0007", "e0013", "e0042"] && rebuilt.excludedIDs == ["e0013"])
     }

@@ -71,6 +71,27 @@ import Testing
         #expect(try file.stringAttribute(named: "note", at: "a/b/c/packed") == "gzip level 6")
     }
 
+    /// A dataset whose header claims 10^12 elements (a few kB on disk: nothing was written) is
+    /// refused before anything is allocated; its shape can still be asked.
+    @Test func datasetsClaiming10To12ElementsAreRefusedBeforeAllocating() throws {
+        let python = try h5pyPython()
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let url = scratch.file("huge.h5")
+        let script = Self.repositoryRoot.appendingPathComponent("Tools/h5py_interop.py").path
+        let result = try Self.run(python, [script, "huge", url.path])
+        try #require(result.status == 0, "h5py_interop.py huge failed: \(result.stderr)")
+        let file = try HDF5File.open(url)
+        defer { try? file.close() }
+        #expect(try file.shape(of: "huge") == [1_000_000_000_000])
+        for (path, shape) in [("huge", [1_000_000_000_000]), ("square", [1_000_000, 1_000_000])] {
+            #expect(throws: StoreError.tooLarge(file: url.path, path: "/" + path, elementCount: shape.reduce(1, *),
+                                                elementByteCount: 4)) {
+                _ = try file.readFloats(at: path)
+            }
+        }
+    }
+
     // MARK: - Digest, computed the same way as Tools/h5py_interop.py
 
     struct DatasetDigest: Equatable {

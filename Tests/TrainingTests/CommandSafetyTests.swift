@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Planning
 @testable import Training
 
 /// The CLI refuses what it cannot do before doing anything, and says why: bounded options,
@@ -73,6 +74,47 @@ import Testing
             let (status, output) = try Self.run(command)
             #expect(status == 1, "\(command)")
             #expect(output.contains(weights.path) && output.contains("SHA-256"), "\(output)")
+        }
+    }
+
+    /// One changed byte in plan.h5 or in a stage file: every command that reads it stops with an
+    /// error naming the file and what to do — never a crash, never HDF5's own error dump.
+    @Test func damagedPlansAndStagesAreNamedErrorsInEveryCommand() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("tiny.jsonl").path
+        let run = scratch.appendingPathComponent("one")
+        try S3TEndToEndTests.lethe(["plan", "--data", data, "--shards", "1", "--slices", "1", "--budget", "1",
+                                    "--run", run.path])
+        try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
+        let shard = RunLayout(directory: run).shardDirectory(0)
+        let stage = shard.appendingPathComponent(try #require(
+            try FileManager.default.contentsOfDirectory(atPath: shard.path).first { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }))
+        func flipMiddleByte(_ url: URL) throws -> Data {
+            let original = try Data(contentsOf: url)
+            var damaged = original
+            damaged[damaged.count / 2] ^= 0x04
+            try damaged.write(to: url)
+            return original
+        }
+        func expectRefusal(_ arguments: [String], naming file: URL, _ advice: String) throws {
+            let (status, output) = try Self.run(arguments)
+            #expect(status == 1, "\(arguments): status \(status)")
+            #expect(output.contains(file.path) && output.contains("damaged or was modified") && output.contains(advice),
+                    "\(arguments): \(output)")
+            #expect(!output.contains("HDF5-DIAG"), "\(arguments): \(output)")
+        }
+        let stageBytes = try flipMiddleByte(stage)
+        try expectRefusal(["predict", "--run", run.path, "--text", "Shares rise"], naming: stage, "lethe train")
+        try expectRefusal(["evaluate", "--run", run.path, "--data", data], naming: stage, "lethe train")
+        try stageBytes.write(to: stage)
+
+        let plan = Plan.url(inRun: run)
+        _ = try flipMiddleByte(plan)
+        for command in [["status", "--run", run.path], ["predict", "--run", run.path, "--text", "Shares rise"],
+                        ["verify", "--run", run.path], ["forget", "--run", run.path, "--id", "x"],
+                        ["train", "--run", run.path]] {
+            try expectRefusal(command, naming: plan, "Restore it from a backup")
         }
     }
 

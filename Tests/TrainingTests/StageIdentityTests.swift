@@ -87,4 +87,52 @@ struct StageIdentityTests {
         #expect(TrainingSettings.storedModelPath("/opt/models/m", run: run) == "/opt/models/m")
         #expect(TrainingSettings.storedModelPath("x/m", run: URL(fileURLWithPath: "/elsewhere/run")).hasPrefix("/"))
     }
+
+    /// A scratch directory holding `model/model.safetensors` with the bytes "weights".
+    private static func scratchModel() throws -> (scratch: URL, model: URL) {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-model-\(UUID().uuidString)")
+        let model = scratch.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+        try Data("weights".utf8).write(to: model.appendingPathComponent("model.safetensors"))
+        return (scratch, model)
+    }
+
+    @Test func theWeightsAreCheckedByTheirSHA256BeforeTheEncoderReadsThem() throws {
+        let (scratch, model) = try Self.scratchModel()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let weights = model.appendingPathComponent("model.safetensors")
+        let hash = "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"  // SHA-256 of "weights"
+        try TrainingSettings(baseModel: "model", baseModelSHA256: hash).checkBaseModel(model)
+        let other = String(repeating: "0", count: 64)
+        let settings = TrainingSettings(baseModel: "model", baseModelSHA256: other)
+        // Refused before the encoder would fail on these bytes, which are no safetensors file.
+        #expect(throws: TrainingError.baseModelMismatch(file: weights.path, expected: other, found: hash)) {
+            _ = try settings.loadBaseEncoder(run: scratch)
+        }
+        let message = "\(TrainingError.baseModelMismatch(file: weights.path, expected: other, found: hash))"
+        #expect(message.hasPrefix(weights.path) && message.contains(other) && message.contains(hash)
+                && message.contains("make setup"))
+        try FileManager.default.removeItem(at: weights)
+        #expect {
+            try settings.checkBaseModel(model)
+        } throws: { error in
+            guard case TrainingError.baseModelMismatch(weights.path, other, let found) = error else { return false }
+            return found.contains("no readable file")
+        }
+    }
+
+    /// Settings written when model paths were relative to the working directory still find
+    /// their model there when the run directory has none at that path.
+    @Test func aPathRelativeToTheWorkingDirectoryIsUsedWhenTheRunHasNoModelThere() throws {
+        let (scratch, model) = try Self.scratchModel()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let depth = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL.pathComponents.count - 1
+        let relative = String(repeating: "../", count: depth) + model.path.dropFirst()
+        let settings = TrainingSettings(baseModel: relative, baseModelSHA256: "")
+        let run = scratch.appendingPathComponent("runs/r")
+        #expect(settings.baseModelDirectory(run: run).path == model.standardizedFileURL.path)
+        // Relative to the run directory when it exists there.
+        let runModel = TrainingSettings(baseModel: "../../model", baseModelSHA256: "")
+        #expect(runModel.baseModelDirectory(run: run).path == model.standardizedFileURL.path)
+    }
 }

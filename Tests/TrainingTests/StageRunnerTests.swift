@@ -108,13 +108,18 @@ struct StageRunnerTests {
         let file = try HDF5File.open(url, mode: .readWrite)
         try file.setAttribute(.string(String(repeating: "f", count: 64)), named: "tensors_sha256")
         try file.close()
-        #expect(throws: StoreError.self) { try StageCheckpoint.load(from: url) }   // the seal
+        #expect {                                                                   // the seal
+            try StageCheckpoint.load(from: url)
+        } throws: { error in
+            guard case TrainingError.damagedStage(let file, _) = error else { return false }
+            return file == url.path && "\(error)".contains("Delete the file, then `lethe train`")
+        }
         try HDF5Seal.seal(fileAt: url)                                              // a deliberate edit
         #expect(throws: TrainingError.self) { try StageCheckpoint.load(from: url) } // the tensor hash
 
         let other = layout.stageURL(s.stages[1])
         let file2 = try HDF5File.open(other, mode: .readWrite)
-        try file2.setAttribute(2, named: "format_version")
+        try file2.setAttribute(3, named: "format_version")
         try file2.close()
         try HDF5Seal.seal(fileAt: other)
         #expect {

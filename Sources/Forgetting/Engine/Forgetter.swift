@@ -7,7 +7,7 @@ import Training
 ///
 /// 1. record the requests in the ledger (one transaction, fsynced: accepted = durable);
 /// 2. tombstone their examples in the plan (appended to its tombstone log and fsynced; the
-///    first forget of a format-1/2 plan rewrites `plan.h5` once as format 3), so no later
+///    first forget of a plan without a log rewrites `plan.h5` once, naming it), so no later
 ///    training sees them;
 /// 3. publish the new served composition (atomic rename): every sequence of a hit shard
 ///    truncated at its earliest hit, each shard serving its longest surviving prefix;
@@ -247,7 +247,7 @@ public final class Forgetter {
             let planURL = layout.planURL
             try timed(.tombstones) {
                 if try plan.recordTombstones(forgottenNow, savedAt: planURL) {
-                    self.plan = (plan, try FileIdentity(of: planURL))  // plan.h5 rewritten (now format 3)
+                    self.plan = (plan, try FileIdentity(of: planURL))  // plan.h5 rewritten (now with a log)
                     stageFileCache = [:]
                 } else {
                     self.plan?.plan = plan  // the log grew; plan.h5 is the same file

@@ -59,10 +59,14 @@ public struct GGUFFile: Sendable {
                     throw ModelsError.tensorInvalid(path: path, tensor: info.name,
                         reason: "has \(info.elementCount) elements, not a multiple of the block size \(type.blockWeightCount)")
                 }
-                let byteCount = info.elementCount / type.blockWeightCount * type.blockByteCount
-                if dataOffset + info.offset + byteCount > data.count {
-                    throw ModelsError.ggufTruncated(path: path, what: "data of tensor '\(info.name)' (\(byteCount) bytes)",
-                                                offset: dataOffset + info.offset)
+                // Compared by subtraction: sizes from the file could overflow a sum.
+                let (byteCount, overflow) = (info.elementCount / type.blockWeightCount)
+                    .multipliedReportingOverflow(by: type.blockByteCount)
+                if overflow || dataOffset > data.count || info.offset > data.count - dataOffset
+                    || byteCount > data.count - dataOffset - info.offset {
+                    throw ModelsError.ggufTruncated(path: path, what: "data of tensor '\(info.name)' ("
+                                                    + (overflow ? "more than 2^63" : "\(byteCount)") + " bytes)",
+                                                    offset: dataOffset &+ info.offset)
                 }
             }
         }

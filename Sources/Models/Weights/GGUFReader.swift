@@ -2,7 +2,17 @@ import Support
 /// A bounds-checked little-endian cursor over the header of a GGUF file.
 ///
 /// Every read names what it was reading, so a truncated file reports the field and the offset.
+/// Sizes come from the file, so each is checked before it is used: a count never exceeds the
+/// bytes left to hold its elements, arrays nest at most `maximumArrayDepth` deep and hold at
+/// most `maximumArrayCount` elements, a tensor's element count does not overflow, and the
+/// alignment is a power of two of at most 2³¹ (the spec's u32).
 struct GGUFReader {
+    /// Deepest nesting of metadata arrays (real files nest none; each level recurses).
+    static let maximumArrayDepth = 8
+    /// Most elements of one metadata array: above the largest tokenizer tables (~300,000 merges),
+    /// and it bounds the memory a hostile count can claim.
+    static let maximumArrayCount = 1 << 24
+
     let raw: UnsafeRawBufferPointer
     let path: String
     var offset = 0
@@ -46,7 +56,8 @@ struct GGUFReader {
         return s
     }
 
-    mutating func readValue(type: UInt32, key: String) throws -> GGUFValue {
+    /// One metadata value of type code `type`; `depth` counts the arrays it is nested in.
+    mutating func readValue(type: UInt32, key: String, depth: Int = 0) throws -> GGUFValue {
         switch type {
         case 0: return .uint8(try read(UInt8.self, "u8 value"))
         case 1: return .int8(try read(Int8.self, "i8 value"))
@@ -60,11 +71,22 @@ struct GGUFReader {
         case 9:
             let elementType = try read(UInt32.self, "array element type")
             // Nested arrays (element type 9) recurse: each element carries its own header.
+            guard elementType != 9 || depth < Self.maximumArrayDepth else {
+                throw ModelsError.ggufInvalid(path: path, what: "metadata '\(key)'",
+                                              reason: "arrays nested more than \(Self.maximumArrayDepth) deep")
+            }
             let count = try readCount("array length")
+            guard count <= (raw.count - offset) / Self.smallestEncoding(of: elementType) else {
+                throw ModelsError.ggufTruncated(path: path, what: "array of \(count) elements of \(context)", offset: offset)
+            }
+            guard count <= Self.maximumArrayCount else {
+                throw ModelsError.ggufInvalid(path: path, what: "metadata '\(key)'",
+                                              reason: "an array of \(count) elements (at most \(Self.maximumArrayCount))")
+            }
             var values: [GGUFValue] = []
             values.reserveCapacity(count)
             for _ in 0 ..< count {
-                values.append(try readValue(type: elementType, key: key))
+                values.append(try readValue(type: elementType, key: key, depth: depth + 1))
             }
             return .array(elementType: elementType, values)
         case 10: return .uint64(try read(UInt64.self, "u64 value"))
@@ -72,6 +94,18 @@ struct GGUFReader {
         case 12: return .float64(Double(bitPattern: try read(UInt64.self, "f64 value")))
         default:
             throw ModelsError.unknownValueType(path: path, key: key, code: type)
+        }
+    }
+
+    /// The fewest bytes a value of type code `type` takes (a string its u64 length, an array
+    /// its element type and count); 1 for an unknown type, which fails when read.
+    static func smallestEncoding(of type: UInt32) -> Int {
+        switch type {
+        case 2, 3: return 2
+        case 4, 5, 6: return 4
+        case 8, 10, 11, 12: return 8
+        case 9: return 12
+        default: return 1
         }
     }
 
@@ -94,6 +128,10 @@ struct GGUFReader {
             let type = try read(UInt32.self, "value type")
             metadata[key] = try readValue(type: type, key: key)
         }
+        // A tensor info takes at least 24 bytes: name length, dimension count, type, offset.
+        guard tensorCount <= (raw.count - offset) / 24 else {
+            throw ModelsError.ggufTruncated(path: path, what: "\(tensorCount) tensor infos", offset: offset)
+        }
         var tensors: [GGUFTensorInfo] = []
         tensors.reserveCapacity(tensorCount)
         for i in 0 ..< tensorCount {
@@ -105,15 +143,26 @@ struct GGUFReader {
                 throw ModelsError.tensorInvalid(path: path, tensor: name, reason: "has \(dimCount) dimensions (at most 8 allowed)")
             }
             var dims: [Int] = []
-            for _ in 0 ..< dimCount { dims.append(try readCount("dimension")) }
+            var elementCount = 1
+            for _ in 0 ..< dimCount {
+                let dimension = try readCount("dimension")
+                let (product, overflow) = elementCount.multipliedReportingOverflow(by: dimension)
+                guard !overflow else {
+                    throw ModelsError.tensorInvalid(path: path, tensor: name, reason: "dimensions \(dims + [dimension]) "
+                                                    + "give more elements than a 64-bit count holds")
+                }
+                dims.append(dimension)
+                elementCount = product
+            }
             let typeCode = try read(UInt32.self, "type")
             let tensorOffset = try readCount("data offset")
             tensors.append(GGUFTensorInfo(name: name, dimensions: dims, typeCode: typeCode, offset: tensorOffset))
         }
         var alignment = 32
         if let a = metadata["general.alignment"] {
-            guard let v = a.integer, v > 0, v & (v - 1) == 0 else {
-                throw ModelsError.missingMetadata(path: path, key: "general.alignment", expected: "power-of-two integer")
+            guard let v = a.integer, v > 0, v <= 1 << 31, v & (v - 1) == 0 else {
+                throw ModelsError.missingMetadata(path: path, key: "general.alignment",
+                                                  expected: "power-of-two integer of at most 2^31")
             }
             alignment = v
         }

@@ -186,7 +186,8 @@ extension SafeTensors {
         }
         let (expectedBytes, overflow) = elementCount.multipliedReportingOverflow(by: dtype.byteCount)
         guard !overflow, expectedBytes == end - begin else {
-            throw invalid("shape \(shape) × \(dtype.rawValue) needs \(elementCount * dtype.byteCount) bytes, data_offsets give \(end - begin)")
+            let needed = overflow ? "more than 2^63" : "\(expectedBytes)"
+            throw invalid("shape \(shape) × \(dtype.rawValue) needs \(needed) bytes, data_offsets give \(end - begin)")
         }
         return TensorInfo(name: name, dtype: dtype, shape: shape,
                           fileByteRange: (dataStart + begin)..<(dataStart + end))

@@ -12,10 +12,14 @@ import Store
 ///
 /// Written with `HDF5File.writeAtomically` (temporary file, fsync, rename, directory fsync), so
 /// a stage file that exists under its final name is complete: that is what makes `lethe train`
-/// resumable after a kill.
+/// resumable after a kill. Sealed (`HDF5Seal`): the seal is checked before HDF5 reads the file.
 extension StageCheckpoint {
     public static let formatName = "lethe-stage"
-    public static let formatVersion: Int64 = 1
+    /// Version 2 is a sealed file. Version 1 has the same content; it is read when sealed, and
+    /// its readers, which checked no seal, refuse version 2.
+    public static let formatVersion: Int64 = 2
+    /// The versions this build reads (only behind a valid seal).
+    public static let readableVersions: ClosedRange<Int64> = 1...2
 
     /// Writes the checkpoint atomically to `url` (replacing any file there).
     public func save(to url: URL) throws {
@@ -56,9 +60,9 @@ extension StageCheckpoint {
     /// Reads and checks a stage checkpoint: format and version, every attribute, the tensors,
     /// and that the tensors hash to the recorded `tensors_sha256`.
     public static func load(from url: URL) throws -> StageCheckpoint {
-        let file = try HDF5File.openSealed(url)
-        defer { try? file.close() }
         let path = url.path
+        let file = try HDF5File.openSealed(url) { TrainingError.damagedStage(file: path, reason: $0) }
+        defer { try? file.close() }
         func need<T>(_ name: String, _ read: (String) throws -> T) throws -> T {
             guard try file.hasAttribute(named: name) else {
                 throw TrainingError.checkpointIncomplete(file: path, missing: "attribute \(name)")
@@ -67,7 +71,7 @@ extension StageCheckpoint {
         }
         let format = try need("format") { try file.stringAttribute(named: $0) }
         let version = try need("format_version") { try file.intAttribute(named: $0) }
-        guard format == formatName, version == formatVersion else {
+        guard format == formatName, readableVersions.contains(version) else {
             throw TrainingError.unsupportedFormat(file: path, expected: "\(formatName) v\(formatVersion)",
                                                   found: "\(format) v\(version)")
         }
@@ -80,13 +84,18 @@ extension StageCheckpoint {
             throw TrainingError.fileInvalid(file: path, reason: "seed \(seedText) is not a UInt64")
         }
         let ints = { (name: String) in try need(name) { try file.intsAttribute(named: $0).map(Int.init) } }
+        let stage = Int(try need("stage") { try file.intAttribute(named: $0) })
+        let prefixSlices = try ints("prefix_slices")
+        let prefixSliceHashes = try need("prefix_slice_hashes") { try file.stringsAttribute(named: $0) }
+        guard stage >= 1, prefixSlices.count == stage, prefixSliceHashes.count == stage else {
+            throw TrainingError.fileInvalid(file: path, reason: "stage \(stage) lists \(prefixSlices.count) prefix slices "
+                                            + "and \(prefixSliceHashes.count) slice hashes (a stage needs one of each per "
+                                            + "slice of its prefix)")
+        }
         let lineage = StageLineage(
             shard: Int(try need("shard") { try file.intAttribute(named: $0) }),
-            sequences: try ints("sequences"),
-            stage: Int(try need("stage") { try file.intAttribute(named: $0) }),
-            prefixSlices: try ints("prefix_slices"),
-            prefixSliceHashes: try need("prefix_slice_hashes") { try file.stringsAttribute(named: $0) },
-            blockLayers: try ints("block_layers"))
+            sequences: try ints("sequences"), stage: stage, prefixSlices: prefixSlices,
+            prefixSliceHashes: prefixSliceHashes, blockLayers: try ints("block_layers"))
         let record = StageRecord(
             strategy: strategy,
             baseModelSHA256: try need("base_model_sha256") { try file.stringAttribute(named: $0) },
@@ -98,6 +107,7 @@ extension StageCheckpoint {
             examplesSeen: Int(try need("examples_seen") { try file.intAttribute(named: $0) }),
             wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) },
             labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [])
+        try checkNumbers(lineage, record, file: path)
         let recordedKey = try need("stage_key") { try file.stringAttribute(named: $0) }
         guard recordedKey == lineage.key.hex else {
             throw TrainingError.stageMismatch(file: path, field: "stage_key", expected: lineage.key.hex,
@@ -112,6 +122,20 @@ extension StageCheckpoint {
             throw TrainingError.tensorHashMismatch(file: path, recorded: recorded, computed: computed)
         }
         return checkpoint
+    }
+
+    /// Refuses numbers no trained stage has, which later code would index or divide with:
+    /// negative shards, sequences, slices and layers, fewer than one thread, a negative count.
+    private static func checkNumbers(_ lineage: StageLineage, _ record: StageRecord, file: String) throws {
+        let indices = [("shard", [lineage.shard]), ("sequences", lineage.sequences),
+                       ("prefix_slices", lineage.prefixSlices), ("block_layers", lineage.blockLayers)]
+        for (name, values) in indices where values.contains(where: { $0 < 0 }) {
+            throw TrainingError.fileInvalid(file: file, reason: "\(name) \(values) holds a negative index")
+        }
+        guard record.threadCount >= 1, record.examplesSeen >= 0 else {
+            throw TrainingError.fileInvalid(file: file, reason: "thread_count \(record.threadCount) must be at least 1 "
+                                            + "and examples_seen \(record.examplesSeen) at least 0")
+        }
     }
 
     /// Every float dataset below `group`, named relative to it ("encoder.layer.5.…/lora_A").
