@@ -14,6 +14,8 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
     case invalidValue(field: String, value: String, reason: String)
     /// A metric needs both classes (members and non-members).
     case needsBothClasses(members: Int, nonMembers: Int)
+    /// The objective became NaN or infinite at a 1-based unlearning step; nothing was saved.
+    case nonFiniteLoss(step: Int, loss: Float)
 
     public var description: String {
         switch self {
@@ -27,6 +29,9 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
             return "method \(method) needs \(needs). Pass it (see `lethe unlearn --help`)."
         case let .invalidValue(field, value, reason):
             return "invalid \(field) = \(value): \(reason). Choose a value in range."
+        case let .nonFiniteLoss(step, loss):
+            return "unlearning step \(step): the loss became \(loss), so the adapter diverged; nothing was saved. "
+                + "Lower the learning rate (--lr) and run again."
         case let .needsBothClasses(members, nonMembers):
             return "membership metrics need members and non-members (got \(members) and \(nonMembers)). Pass both data sets."
         }

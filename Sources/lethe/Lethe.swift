@@ -18,6 +18,11 @@ struct Lethe: ParsableCommand {
               lethe train --run Checkpoints/runs/demo
               lethe evaluate --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl
               lethe forget --run Checkpoints/runs/demo --id business/001
+
+            Every option with a numeric value states its range in `--help` and is checked before \
+            any work; each command's help lists the exit codes it returns.
+
+            \(ExitStatus.list(ExitStatus.allCases))
             """,
         version: letheVersion,
         subcommands: [

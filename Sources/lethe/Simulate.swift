@@ -18,6 +18,8 @@ struct SimulateCommand: ParsableCommand {
 
             Example:
               lethe simulate --shards 5 --slices 4 --budget 4 --svg delta.svg
+
+            \(ExitStatus.help())
             """
     )
 
@@ -31,10 +33,10 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Per-slice request probabilities (JSON array or {\"slice\": p}); requests follow it and BMS uses it.")
     var prior: String?
 
-    @Option(help: "Number of Monte-Carlo trials.")
+    @Option(help: "Number of Monte-Carlo trials, \(Self.trialBounds.text) (at least 2 for an interval).")
     var trials: Int = 4000
 
-    @Option(help: "Seed of the simulation.")
+    @Option(help: "Seed of the simulation, \(CommonBounds.seedText).")
     var seed: UInt64 = 0
 
     @Option(help: "Also draw δ against B = 1…max(B, L) as an SVG chart into this file.")
@@ -43,15 +45,14 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    static let trialBounds = OptionBounds(2...10_000_000, reason: "at least 2 for an interval")
+
     func validate() throws {
-        guard (2...10_000_000).contains(trials) else {
-            throw ValidationError("--trials \(trials): give 2…10000000 (at least 2 for an interval).")
-        }
+        try Self.trialBounds.check(trials, option: "--trials")
     }
 
     func run() throws {
-        let parameters = shape.parameters()
-        try parameters.validate()
+        let parameters = shape.parameters()   // `shape` checked it in validate()
         let requestPrior = try prior.map { try Prior.read(from: URL(fileURLWithPath: $0), sliceCount: slices, source: $0) }
         let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
         var rows: [SimulationRow] = []

@@ -25,6 +25,11 @@ struct UserFacingError: Error, CustomStringConvertible {
         default:
             let ns = error as NSError
             guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return error }
+            // JSONSerialization refuses NaN and infinity with a debug description and no file.
+            if let debug = ns.userInfo["NSDebugDescription"] as? String, debug.contains("JSON write") {
+                return UserFacingError(description: "cannot write the JSON output: \(debug). A computation gave NaN or "
+                                       + "infinity; check the inputs (the model, an adapter, a lower --lr) and run again.")
+            }
             let file = (ns.userInfo[NSFilePathErrorKey] as? String)
                 ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path ?? "a file"
             let reason: String
