@@ -4,6 +4,8 @@
 public enum ApproximateError: Error, CustomStringConvertible, Equatable {
     /// A data file could not be read.
     case unreadableData(path: String, reason: String)
+    /// `--adapter` names neither an adapter file nor a directory holding one.
+    case adapterNotFound(path: String, reason: String)
     /// A JSON Lines record is malformed or lacks the text field.
     case badRecord(path: String, line: Int, reason: String)
     /// A data set yields no chunk of at least two tokens.
@@ -21,6 +23,8 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .unreadableData(path, reason):
             return "cannot read \(path): \(reason). Check the path (run `make setup` for the bundled data sets)."
+        case let .adapterNotFound(path, reason):
+            return "--adapter \(path): \(reason). Give the directory `lethe unlearn --out` wrote, or the adapter.h5 in it."
         case let .badRecord(path, line, reason):
             return "\(path):\(line): \(reason). Each line must be a JSON object with a string text field."
         case let .emptyData(name, path):

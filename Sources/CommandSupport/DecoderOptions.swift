@@ -34,6 +34,7 @@ public struct DecoderOptions: ParsableArguments {
     public func validate() throws {
         try CommonBounds.threads.check(threads, option: "--threads")
         try Self.positionBounds.check(maxPositions, option: "--max-positions")
+        try InputFiles.check([("--model", model)])
     }
 
     /// Sets the BLAS thread count and loads model and tokenizer (refusing a --max-positions

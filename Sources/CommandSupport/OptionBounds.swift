@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Support
 
 /// The documented range of a numeric option, stated once: its `--help` text prints `text`, and
@@ -34,4 +35,28 @@ public enum CommonBounds {
     public static let threads = OptionBounds(1...256)
     /// Any seed: every 64-bit unsigned integer is valid (the parser refuses the rest).
     public static let seedText = "0…18446744073709551615"
+}
+
+/// Files a command reads, checked in `validate()`: a path that is missing, a directory or
+/// unreadable is a usage error naming the option and the path, before any work.
+public enum InputFiles {
+    /// Refuses the first `(option, path)` whose path is not a readable file; nil paths are
+    /// options left out.
+    public static func check(_ files: [(option: String, path: String?)]) throws {
+        for (option, path) in files {
+            guard let path else { continue }
+            var isDirectory: ObjCBool = false
+            let reason: String
+            if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                reason = "no such file"
+            } else if isDirectory.boolValue {
+                reason = "a directory, not a file"
+            } else if !FileManager.default.isReadableFile(atPath: path) {
+                reason = "not readable (check its permissions)"
+            } else {
+                continue
+            }
+            throw ValidationError("\(option) \(path): \(reason). Check the path.")
+        }
+    }
 }

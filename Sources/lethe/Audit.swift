@@ -41,6 +41,7 @@ struct AuditCommand: ParsableCommand {
 
     func validate() throws {
         if (id == nil) == (group == nil) { throw ValidationError("Give exactly one of --id or --group.") }
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {

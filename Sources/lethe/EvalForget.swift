@@ -57,6 +57,8 @@ struct EvalForgetCommand: ParsableCommand {
     func validate() throws {
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.tokenBounds.check(trainedTokens, option: "--trained-tokens")
+        try InputFiles.check([("--forget", forget), ("--unseen", unseen), ("--retain", retain),
+                              ("--general", general)])
     }
 
     func run() throws {

@@ -29,6 +29,10 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    func validate() throws {
+        try InputFiles.check([("--data", data)])
+    }
+
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))

@@ -51,6 +51,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         try OptionBounds(TrainingSettings.Limits.layersPerBlock).check(layers, option: "--layers")
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {

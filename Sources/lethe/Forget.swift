@@ -67,6 +67,7 @@ struct ForgetCommand: ParsableCommand {
             $0.1.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
             throw ValidationError("\(empty.0) \"\(empty.1)\": an empty name forgets nothing; give an example id or a group.")
         }
+        try InputFiles.check([("--log", log), ("--data", data)])
     }
 
     func run() throws {

@@ -48,6 +48,7 @@ struct PerplexityCommand: ParsableCommand {
     func validate() throws {
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {

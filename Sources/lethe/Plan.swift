@@ -69,6 +69,7 @@ struct PlanCreateCommand: ParsableCommand {
         if prior != nil && selection != .bms {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
+        try InputFiles.check([("--data", data), ("--prior", prior)])
     }
 
     func run() throws {

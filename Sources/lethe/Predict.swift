@@ -32,6 +32,7 @@ struct PredictCommand: ParsableCommand {
 
     func validate() throws {
         if text.isEmpty == (data == nil) { throw ValidationError("Give --text (one or more) or --data, not both.") }
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {

@@ -63,6 +63,7 @@ struct RetrainCommand: ParsableCommand {
         if let shard = shards.first(where: { $0 < 0 }) {
             throw ValidationError("--shard \(shard): give a shard of the plan, 0…shards−1.")
         }
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {

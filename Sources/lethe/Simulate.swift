@@ -3,6 +3,7 @@ import Benchmarks
 import CommandSupport
 import Foundation
 import Planning
+import Support
 
 /// `lethe simulate`: Monte-Carlo deletion rate against the closed form.
 struct SimulateCommand: ParsableCommand {
@@ -49,6 +50,7 @@ struct SimulateCommand: ParsableCommand {
 
     func validate() throws {
         try Self.trialBounds.check(trials, option: "--trials")
+        try InputFiles.check([("--prior", prior)])
     }
 
     func run() throws {
@@ -71,7 +73,7 @@ struct SimulateCommand: ParsableCommand {
             do {
                 try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8)
             } catch {
-                throw ValidationError("--svg \(svg): cannot write the file (\(error.localizedDescription)).")
+                throw ValidationError("--svg \(svg): cannot write the file (\(fileErrorReason(error))).")
             }
         }
         if json {

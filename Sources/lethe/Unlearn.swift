@@ -85,6 +85,7 @@ struct UnlearnCommand: ParsableCommand {
         try Bounds.rank.check(rank, option: "--rank")
         try Bounds.alpha.check(alpha, option: "--alpha")
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try InputFiles.check([("--forget", forget), ("--retain", retain), ("--general", general)])
         if method.companion == .inDistribution && retain == nil {
             throw ValidationError("--method \(method.rawValue) needs --retain FILE (same-domain data to keep).")
         }

@@ -58,6 +58,7 @@ struct VerifyCommand: ParsableCommand {
 
     func validate() throws {
         try Self.replayBounds.check(replay, option: "--replay")
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {
