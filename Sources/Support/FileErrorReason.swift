@@ -12,6 +12,7 @@ public func fileErrorReason(_ error: Error) -> String {
         case NSFileReadInapplicableStringEncodingError: return "not UTF-8 text"
         case NSFileReadCorruptFileError: return "not in the expected format"
         case NSFileWriteOutOfSpaceError: return "the disk is full"
+        case NSFileWriteFileExistsError: return "a file of that name is in the way"
         default: break
         }
         if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {

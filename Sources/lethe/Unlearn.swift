@@ -3,6 +3,7 @@ import CommandSupport
 import Approximate
 import Foundation
 import Models
+import Support
 
 extension UnlearningMethod: ExpressibleByArgument {}
 
@@ -86,6 +87,10 @@ struct UnlearnCommand: ParsableCommand {
         try Bounds.alpha.check(alpha, option: "--alpha")
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try InputFiles.check([("--forget", forget), ("--retain", retain), ("--general", general)])
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ValidationError("--out \(out): a file is in the way; give a directory (the adapter goes to DIR/\(AdapterFile.fileName)).")
+        }
         if method.companion == .inDistribution && retain == nil {
             throw ValidationError("--method \(method.rawValue) needs --retain FILE (same-domain data to keep).")
         }
@@ -100,6 +105,12 @@ struct UnlearnCommand: ParsableCommand {
     func run() throws {
         let (model, tokenizer) = try options.load()
         try options.ensureTrainingMemory(model.configuration, chunkTokens: chunkTokens, batchSize: batchSize)
+        // The output directory is made before training, so a path that cannot hold it fails
+        // now rather than after the steps; the adapter file is written only once they all ran.
+        let dir = URL(fileURLWithPath: out)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--out \(out): cannot create the directory (\(fileErrorReason(error))).")
+        }
         func corpus(_ path: String) throws -> TextCorpus {
             try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens)
         }
@@ -129,8 +140,6 @@ struct UnlearnCommand: ParsableCommand {
                              s.step, steps, s.loss, s.forgetTerm, s.companionTerm, s.gradientNorm))
             }
         }
-        let dir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent(AdapterFile.fileName)
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,
                               threadCount: options.threads,

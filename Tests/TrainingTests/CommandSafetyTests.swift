@@ -175,6 +175,31 @@ import Testing
         }
     }
 
+    /// `lethe unlearn --out DIR` writes DIR/adapter.h5; `perplexity --adapter` takes DIR or the file.
+    @Test func anAdapterIsFoundByItsDirectoryOrItsFile() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-adapter-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let texts = S3TEndToEndTests.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        let model = S3TEndToEndTests.root.appendingPathComponent("Checkpoints/base/SmolLM2-135M-Instruct/model.gguf").path
+        let out = scratch.appendingPathComponent("u").path
+        let unlearned = try Self.run(["unlearn", "--model", model, "--method", "ga", "--forget", texts, "--steps", "1",
+                                      "--batch-size", "1", "--chunk-tokens", "16", "--rank", "2", "--out", out])
+        #expect(unlearned.status == 0, "\(unlearned.output)")
+        let file = out + "/adapter.h5"
+        #expect(FileManager.default.fileExists(atPath: file))
+        var perplexities: [String] = []
+        for adapter in [out, file] {
+            let (status, output) = try Self.run(["perplexity", "--model", model, "--data", texts, "--limit", "2",
+                                                 "--chunk-tokens", "16", "--adapter", adapter, "--json"])
+            #expect(status == 0, "--adapter \(adapter): \(output)")
+            perplexities.append(output)
+        }
+        #expect(perplexities[0] == perplexities[1] && perplexities[0].contains("perplexity"))
+        // A file in the way of --out is a usage error before anything loads.
+        let blocked = try Self.run(["unlearn", "--model", model, "--method", "ga", "--forget", texts, "--out", texts])
+        #expect(blocked.status == 64 && blocked.output.contains("--out \(texts): a file is in the way"), "\(blocked.output)")
+    }
+
     @Test func filesThatCannotBeReadAreNamedWithoutRawErrors() throws {
         let scratch = try S3TEndToEndTests.prepare()
         defer { try? FileManager.default.removeItem(at: scratch) }
