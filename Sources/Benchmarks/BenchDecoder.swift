@@ -34,10 +34,10 @@ public struct BenchDecoderCommand: ParsableCommand {
 
     public func run() throws {
         let (model, _) = try options.load()
-        try options.ensureTrainingMemory(model.configuration, chunkTokens: tokens, batchSize: batch)
         print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
         var rng = SplitMix64(seed: 1)
         let chunks = (0 ..< batch).map { _ in (0 ..< tokens).map { _ in Int(rng.next() % 49152) } }
+        try options.ensureTrainingMemory(model.configuration, chunks: chunks, batchSize: batch)
         let config = try UnlearningConfiguration(learningRate: 1e-4, steps: steps, batchSize: batch,
                                                  adapter: try LlamaAdapterConfiguration(rank: rank, alpha: Float(2 * rank)))
         let u = try Unlearner(model: model, objective: .fineTune, configuration: config, forget: chunks,

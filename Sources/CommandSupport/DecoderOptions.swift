@@ -44,19 +44,24 @@ public struct DecoderOptions: ParsableArguments {
         return try LlamaModel.load(path: model, maxPositions: maxPositions)
     }
 
-    /// Refuses scoring batches of `batchSize` chunks of `chunkTokens` (`--threads` batches at
-    /// once) when their memory floor exceeds the machine's memory.
-    public func ensureScoringMemory(_ configuration: LlamaConfiguration, chunkTokens: Int, batchSize: Int) throws {
-        let pass = configuration.forwardPassBytes(batch: batchSize, tokens: chunkTokens, logitRows: batchSize * chunkTokens)
-        try Self.ensureMemory(threads * pass, for: "scoring \(threads) batch(es) of \(batchSize) chunks of \(chunkTokens) tokens",
+    /// Refuses scoring `chunks` in batches of `batchSize` (`--threads` batches at once) when
+    /// the memory floor of the largest batches exceeds the machine's memory. Batches are padded
+    /// to their longest chunk, so the longest chunk sizes them.
+    public func ensureScoringMemory(_ configuration: LlamaConfiguration, chunks: [[Int]], batchSize: Int) throws {
+        let batch = min(batchSize, chunks.count), tokens = chunks.map(\.count).max() ?? 0
+        let workers = min(threads, (chunks.count + max(batchSize, 1) - 1) / max(batchSize, 1))
+        let pass = configuration.forwardPassBytes(batch: batch, tokens: tokens, logitRows: batch * tokens)
+        try Self.ensureMemory(workers * pass, for: "scoring \(workers) batch(es) of \(batch) chunks of \(tokens) tokens at once",
                               sizedBy: "--chunk-tokens or --threads")
     }
 
-    /// Refuses training steps on batches of `batchSize` chunks of `chunkTokens` when their
-    /// memory floor (the forward pass and as much again for its gradients) exceeds the machine's.
-    public func ensureTrainingMemory(_ configuration: LlamaConfiguration, chunkTokens: Int, batchSize: Int) throws {
-        let pass = configuration.forwardPassBytes(batch: batchSize, tokens: chunkTokens, logitRows: batchSize * chunkTokens)
-        try Self.ensureMemory(2 * pass, for: "training on batches of \(batchSize) chunks of \(chunkTokens) tokens",
+    /// Refuses training steps on batches of `batchSize` chunks when their memory floor (the
+    /// forward pass of the longest chunks and as much again for its gradients) exceeds the
+    /// machine's memory.
+    public func ensureTrainingMemory(_ configuration: LlamaConfiguration, chunks: [[Int]], batchSize: Int) throws {
+        let tokens = chunks.map(\.count).max() ?? 0
+        let pass = configuration.forwardPassBytes(batch: batchSize, tokens: tokens, logitRows: batchSize * tokens)
+        try Self.ensureMemory(2 * pass, for: "training on batches of \(batchSize) chunks of \(tokens) tokens",
                               sizedBy: "--chunk-tokens or --batch-size")
     }
 

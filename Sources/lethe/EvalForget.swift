@@ -63,13 +63,17 @@ struct EvalForgetCommand: ParsableCommand {
 
     func run() throws {
         let (model, tokenizer) = try options.load()
-        try options.ensureScoringMemory(model.configuration, chunkTokens: chunkTokens, batchSize: ForgetEvaluation.batchSize)
         func chunks(_ path: String) throws -> [[Int]] {
             try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens).chunks
         }
+        let forgetChunks = try chunks(forget), unseenChunks = try chunks(unseen)
+        let retainChunks = try retain.map(chunks), generalChunks = try general.map(chunks)
+        for set in [forgetChunks, unseenChunks, retainChunks ?? [], generalChunks ?? []] {
+            try options.ensureScoringMemory(model.configuration, chunks: set, batchSize: ForgetEvaluation.batchSize)
+        }
         let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
-        let e = try ForgetEvaluation(model: model, adapter: loaded, forget: try chunks(forget), unseen: try chunks(unseen),
-                                     retain: try retain.map(chunks), general: try general.map(chunks),
+        let e = try ForgetEvaluation(model: model, adapter: loaded, forget: forgetChunks, unseen: unseenChunks,
+                                     retain: retainChunks, general: generalChunks,
                                      padID: tokenizer.eosID, threads: options.threads)
         let cost = trainedTokens.map { UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: $0) }
         if json {

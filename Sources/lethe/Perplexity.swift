@@ -53,8 +53,8 @@ struct PerplexityCommand: ParsableCommand {
 
     func run() throws {
         let (model, tokenizer) = try options.load()
-        try options.ensureScoringMemory(model.configuration, chunkTokens: chunkTokens, batchSize: Self.batchSize)
         let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
+        try options.ensureScoringMemory(model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize)
         let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
         let quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: Self.batchSize,
                                                             padID: tokenizer.eosID, threads: options.threads))

@@ -104,13 +104,6 @@ struct UnlearnCommand: ParsableCommand {
 
     func run() throws {
         let (model, tokenizer) = try options.load()
-        try options.ensureTrainingMemory(model.configuration, chunkTokens: chunkTokens, batchSize: batchSize)
-        // The output directory is made before training, so a path that cannot hold it fails
-        // now rather than after the steps; the adapter file is written only once they all ran.
-        let dir = URL(fileURLWithPath: out)
-        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-            throw ValidationError("--out \(out): cannot create the directory (\(fileErrorReason(error))).")
-        }
         func corpus(_ path: String) throws -> TextCorpus {
             try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens)
         }
@@ -121,6 +114,13 @@ struct UnlearnCommand: ParsableCommand {
             let set = try corpus(path)
             sets[c.rawValue] = set
             companion = set.chunks
+        }
+        try options.ensureTrainingMemory(model.configuration, chunks: forgetSet.chunks + companion, batchSize: batchSize)
+        // The output directory is made before training, so a path that cannot hold it fails
+        // now rather than after the steps; the adapter file is written only once they all ran.
+        let dir = URL(fileURLWithPath: out)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--out \(out): cannot create the directory (\(fileErrorReason(error))).")
         }
         let configuration = try UnlearningConfiguration(
             learningRate: lr, steps: steps, batchSize: batchSize, seed: seed,
