@@ -200,6 +200,22 @@ import Testing
         #expect(blocked.status == 64 && blocked.output.contains("--out \(texts): a file is in the way"), "\(blocked.output)")
     }
 
+    /// Work whose memory no machine has is refused before it is allocated, and --out is not made.
+    @Test func decoderWorkBeyondTheMachinesMemoryIsRefusedFirst() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-memory-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let articles = S3TEndToEndTests.root.appendingPathComponent("Datasets/bbc-news/test.jsonl").path
+        let out = scratch.appendingPathComponent("u").path
+        // 1024 article chunks of 2048 tokens per step: about 14 TB of activations.
+        let model = S3TEndToEndTests.root.appendingPathComponent("Checkpoints/base/SmolLM2-135M-Instruct/model.gguf").path
+        let (status, output) = try Self.run(["unlearn", "--model", model, "--method", "ga", "--forget", articles, "--field", "body",
+                                             "--chunk-tokens", "2048", "--batch-size", "1024", "--out", out])
+        #expect(status == 64, "exit \(status): \(output)")
+        #expect(output.contains("training on batches of 1024 chunks of 2048 tokens needs about")
+                && output.contains("lower --chunk-tokens or --batch-size"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
     @Test func filesThatCannotBeReadAreNamedWithoutRawErrors() throws {
         let scratch = try S3TEndToEndTests.prepare()
         defer { try? FileManager.default.removeItem(at: scratch) }
