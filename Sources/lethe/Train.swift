@@ -99,13 +99,16 @@ struct TrainCommand: ParsableCommand {
         // Everything a first call can refuse is checked before train.json is saved — the
         // data file too, which each child of --jobs reads again — so a refused call leaves
         // nothing behind and the corrected one starts clean.
+        var dataChecked = false
         let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock) {
             try Self.checkFits($0, plan: plan, run: layout.directory)
             _ = try RunData.dataset(for: plan, override: data)
+            dataChecked = true
         }
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
-            _ = try RunData.dataset(for: plan, override: data)   // a missing data file fails here, not in every child
+            // A wrong data file fails here, not in every child.
+            if !dataChecked { _ = try RunData.dataset(for: plan, override: data) }
             try ShardJobs(runDirectory: runDirectory, data: data, json: json,
                           terminal: isatty(STDOUT_FILENO) == 1 && !json).run(shards: selected, jobs: jobs)
             return
