@@ -6,8 +6,7 @@ import Training
 /// Turns errors that carry no message of ours — Foundation's file and coding errors — into a
 /// sentence that names the file or field and says what to do, so no `NSCocoaErrorDomain` code
 /// or coding-path dump reaches the user. Lethe's own errors already read that way and pass
-/// through unchanged, as do ArgumentParser's exits; an error that cannot describe itself is
-/// named by its type instead of dumped.
+/// through unchanged, as do ArgumentParser's exits.
 struct UserFacingError: Error, CustomStringConvertible {
     let description: String
 
@@ -26,14 +25,7 @@ struct UserFacingError: Error, CustomStringConvertible {
                                    + "Check the file the command reads.")
         default:
             let ns = error as NSError
-            guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else {
-                // Lethe's errors describe themselves; anything else would print as a dump.
-                guard error is CustomStringConvertible else {
-                    return UserFacingError(description: "an unexpected \(type(of: error)) error (\(error)). Run the "
-                                           + "command again; if it recurs, report it with the command line.")
-                }
-                return error
-            }
+            guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return error }
             // JSONSerialization refuses NaN and infinity with a debug description and no file.
             if let debug = ns.userInfo["NSDebugDescription"] as? String, debug.contains("JSON write") {
                 return UserFacingError(description: "cannot write the JSON output: \(debug). A computation gave NaN or "
