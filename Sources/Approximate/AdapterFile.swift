@@ -56,14 +56,12 @@ public enum AdapterFile {
     public static func locate(_ path: String) throws -> URL {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ApproximateError.unreadableData(path: path, reason: "no such file or directory; give the directory "
-                                                  + "`lethe unlearn --out` wrote, or its \(fileName)")
+            throw ApproximateError.adapterNotFound(path: path, reason: "no such file or directory")
         }
         guard isDirectory.boolValue else { return URL(fileURLWithPath: path) }
         let file = URL(fileURLWithPath: path).appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: file.path) else {
-            throw ApproximateError.unreadableData(path: path, reason: "a directory without \(fileName); give the "
-                                                  + "directory `lethe unlearn --out` wrote")
+            throw ApproximateError.adapterNotFound(path: path, reason: "a directory without \(fileName)")
         }
         return file
     }

@@ -4,6 +4,8 @@
 public enum ApproximateError: Error, CustomStringConvertible, Equatable {
     /// A data file could not be read.
     case unreadableData(path: String, reason: String)
+    /// `--adapter` names neither an adapter file nor a directory holding one.
+    case adapterNotFound(path: String, reason: String)
     /// A JSON Lines record is malformed or lacks the text field.
     case badRecord(path: String, line: Int, reason: String)
     /// A data set yields no chunk of at least two tokens.
@@ -16,11 +18,15 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
     case damagedAdapter(path: String, reason: String)
     /// A metric needs both classes (members and non-members).
     case needsBothClasses(members: Int, nonMembers: Int)
+    /// The objective became NaN or infinite at a 1-based unlearning step; nothing was saved.
+    case nonFiniteLoss(step: Int, loss: Float)
 
     public var description: String {
         switch self {
         case let .unreadableData(path, reason):
             return "cannot read \(path): \(reason). Check the path (run `make setup` for the bundled data sets)."
+        case let .adapterNotFound(path, reason):
+            return "--adapter \(path): \(reason). Give the directory `lethe unlearn --out` wrote, or the adapter.h5 in it."
         case let .badRecord(path, line, reason):
             return "\(path):\(line): \(reason). Each line must be a JSON object with a string text field."
         case let .emptyData(name, path):
@@ -32,6 +38,9 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
         case let .damagedAdapter(path, reason):
             return "\(path): the adapter file is damaged or was modified since Lethe wrote it (\(reason)); Lethe does "
                 + "not read it. Run `lethe unlearn` again to write it, or restore it from a backup."
+        case let .nonFiniteLoss(step, loss):
+            return "unlearning step \(step): the loss became \(loss), so the adapter diverged; nothing was saved. "
+                + "Lower the learning rate (--lr) and run again."
         case let .needsBothClasses(members, nonMembers):
             return "membership metrics need members and non-members (got \(members) and \(nonMembers)). Pass both data sets."
         }

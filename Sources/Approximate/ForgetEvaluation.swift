@@ -22,6 +22,8 @@ public struct LanguageModelQuality: Sendable, Equatable, Codable {
 /// data; Min-K% membership inference of forget (members) vs unseen (non-members); cost.
 public struct ForgetEvaluation: Sendable, Codable {
     public static let percents: [Double] = [30, 40, 50, 60, 100]
+    /// Chunks scored per batch unless the caller says otherwise.
+    public static let batchSize = 8
 
     public var forget: LanguageModelQuality
     public var retain: LanguageModelQuality?
@@ -32,7 +34,7 @@ public struct ForgetEvaluation: Sendable, Codable {
 
     /// Scores every set under `model` (+ `adapter`) and computes the metrics.
     public init(model: LlamaModel, adapter: LlamaAdapter?, forget: [[Int]], unseen: [[Int]],
-                retain: [[Int]]? = nil, general: [[Int]]? = nil, batchSize: Int = 8, padID: Int = 2,
+                retain: [[Int]]? = nil, general: [[Int]]? = nil, batchSize: Int = Self.batchSize, padID: Int = 2,
                 threads: Int = 1) throws {
         func score(_ s: [[Int]]) throws -> [TokenScores] {
             try model.scores(of: s, adapter: adapter, batchSize: batchSize, padID: padID, threads: threads)

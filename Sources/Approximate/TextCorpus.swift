@@ -48,7 +48,7 @@ public struct TextCorpus: Sendable {
     /// The bytes of `path`, or an error naming it.
     static func read(_ path: String) throws -> Data {
         do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
+            throw ApproximateError.unreadableData(path: path, reason: fileErrorReason(error))
         }
     }
 
@@ -105,7 +105,7 @@ extension TextCorpus {
     public static func fileSHA256(path: String) throws -> String {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw ApproximateError.unreadableData(path: path, reason: error.localizedDescription)
+            throw ApproximateError.unreadableData(path: path, reason: fileErrorReason(error))
         }
         return Hex.encode(contiguous: SHA256.hash(data: data))
     }

@@ -15,15 +15,31 @@ public struct UnlearningConfiguration: Sendable, Equatable, Codable {
     public var maxGradientNorm: Float?
     public var adapter: LlamaAdapterConfiguration
 
-    /// Rejects non-positive learning rate, steps or batch size.
+    /// The documented bounds (`lethe unlearn --help` prints them; its `validate()` checks them).
+    public enum Limits {
+        public static let learningRate: ClosedRange<Float> = 1e-8...1
+        public static let steps = 1...100_000
+        public static let batchSize = 1...1_024
+        public static let rank = 1...256
+        public static let alpha: ClosedRange<Float> = 1e-3...1e4
+        public static let lambda: ClosedRange<Float> = 0...1e4
+    }
+
+    /// Rejects values outside `Limits` (a NaN is outside every range), naming the option.
     public init(learningRate: Float, steps: Int, batchSize: Int = 4, lambda: Float = 1, seed: UInt64 = 0,
                 maxGradientNorm: Float? = 1, adapter: LlamaAdapterConfiguration) throws {
-        guard learningRate > 0, learningRate.isFinite else {
-            throw ApproximateError.invalidValue(field: "learning rate", value: "\(learningRate)", reason: "must be positive")
+        func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ option: String) throws {
+            try requireWithin(value, range) { ApproximateError.invalidValue(field: option, value: "\($0)", reason: "must be in \($1)") }
         }
-        guard steps > 0 else { throw ApproximateError.invalidValue(field: "steps", value: "\(steps)", reason: "must be positive") }
-        guard batchSize > 0 else {
-            throw ApproximateError.invalidValue(field: "batch size", value: "\(batchSize)", reason: "must be positive")
+        try within(learningRate, Limits.learningRate, "--lr")
+        try within(steps, Limits.steps, "--steps")
+        try within(batchSize, Limits.batchSize, "--batch-size")
+        try within(lambda, Limits.lambda, "lambda")
+        try within(adapter.rank, Limits.rank, "--rank")
+        try within(adapter.alpha, Limits.alpha, "--alpha")
+        if let maxGradientNorm, !(maxGradientNorm.isFinite && maxGradientNorm > 0) {
+            throw ApproximateError.invalidValue(field: "maxGradientNorm", value: "\(maxGradientNorm)",
+                                                reason: "must be a positive finite number")
         }
         self.learningRate = learningRate; self.steps = steps; self.batchSize = batchSize; self.lambda = lambda
         self.seed = seed; self.maxGradientNorm = maxGradientNorm; self.adapter = adapter
@@ -74,6 +90,12 @@ public final class Unlearner {
             throw ApproximateError.missingData(method: method.rawValue, needs: "\(method.companion!.rawValue) data")
         }
         guard !forget.isEmpty else { throw ApproximateError.emptyData(name: "forget", path: "<chunks>") }
+        let c = model.configuration, narrowest = min(c.hiddenSize, c.kvSize, c.intermediateSize)
+        if !configuration.adapter.targets.isEmpty, configuration.adapter.rank > narrowest {
+            throw ApproximateError.invalidValue(field: "--rank", value: "\(configuration.adapter.rank)",
+                                                reason: "the model's narrowest adapted projection is \(narrowest) wide; "
+                                                    + "give at most \(narrowest)")
+        }
         self.model = model; self.objective = objective; self.configuration = configuration
         self.forget = forget; self.companion = companion; self.threads = threads; self.padID = padID
         adapter = LlamaAdapter(configuration: configuration.adapter, weights: model.weights, seed: configuration.seed)
@@ -135,11 +157,7 @@ public final class Unlearner {
             loss += λ * companionTerm
         }
         // A diverged step poisons the adapter: stop before the optimiser applies it.
-        guard loss.isFinite else {
-            throw ApproximateError.invalidValue(field: "loss", value: "\(loss)",
-                                                reason: "the objective diverged at step \(k + 1) and nothing was saved; "
-                                                    + "lower --lr and run again")
-        }
+        guard loss.isFinite else { throw ApproximateError.nonFiniteLoss(step: k + 1, loss: loss) }
         return UnlearningStep(step: k + 1, loss: loss, forgetTerm: forgetTerm, companionTerm: companionTerm,
                               gradientNorm: 0, trainedTokens: tokens)
     }

@@ -16,16 +16,28 @@ public struct BenchDecoderCommand: ParsableCommand {
         abstract: "Time decoder training steps (forward, backward, AdamW) and print tokens/s.")
 
     @OptionGroup var options: DecoderOptions
-    @Option(help: "Sequences per batch.") var batch = 4
-    @Option(help: "Tokens per sequence.") var tokens = 128
-    @Option(help: "Timed steps (after one warm-up step).") var steps = 3
-    @Option(help: "LoRA rank.") var rank = 8
+    @Option(help: "Sequences per batch, \(Self.batchBounds.text).") var batch = 4
+    @Option(help: "Tokens per sequence, 2…--max-positions.") var tokens = 128
+    @Option(help: "Timed steps (after one warm-up step), \(Self.stepBounds.text).") var steps = 3
+    @Option(help: "LoRA rank, \(rangeText(UnlearningConfiguration.Limits.rank)) and at most the model's narrowest projection.")
+    var rank = 8
+
+    static let batchBounds = OptionBounds(UnlearningConfiguration.Limits.batchSize)
+    static let stepBounds = OptionBounds(1...1_000)
+
+    public func validate() throws {
+        try Self.batchBounds.check(batch, option: "--batch")
+        try options.chunkBounds.check(tokens, option: "--tokens")
+        try Self.stepBounds.check(steps, option: "--steps")
+        try OptionBounds(UnlearningConfiguration.Limits.rank).check(rank, option: "--rank")
+    }
 
     public func run() throws {
         let (model, _) = try options.load()
         print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
         var rng = SplitMix64(seed: 1)
         let chunks = (0 ..< batch).map { _ in (0 ..< tokens).map { _ in Int(rng.next() % 49152) } }
+        try options.ensureTrainingMemory(model.configuration, chunks: chunks, batchSize: batch)
         let config = try UnlearningConfiguration(learningRate: 1e-4, steps: steps, batchSize: batch,
                                                  adapter: try LlamaAdapterConfiguration(rank: rank, alpha: Float(2 * rank)))
         let u = try Unlearner(model: model, objective: .fineTune, configuration: config, forget: chunks,

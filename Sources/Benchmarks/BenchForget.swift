@@ -44,22 +44,34 @@ public struct BenchForgetCommand: ParsableCommand {
     )
 
     @Option(help: "Dataset to plan.") var data = "Datasets/bbc-news/train.jsonl"
-    @Option(help: "Shards m.") var shards = 4
-    @Option(help: "Slices L.") var slices = 3
-    @Option(help: "Budget B.") var budget = 3
-    @Option(help: "Single forgets to time.") var count = 100
-    @Option(help: "Requests in the deletion log.") var logSize = 100_000
+    @Option(help: "Shards m, \(rangeText(PlanParameters.shardLimit)).") var shards = 4
+    @Option(help: "Slices L, \(rangeText(PlanParameters.sliceLimit)).") var slices = 3
+    @Option(help: "Budget B, \(rangeText(PlanParameters.budgetLimit)) and at most L!.") var budget = 3
+    @Option(help: "Single forgets to time, \(Self.forgetBounds.text).") var count = 100
+    @Option(help: "Requests in the deletion log, \(Self.logBounds.text).") var logSize = 100_000
     @Option(name: .customLong("run"), help: "A trained run whose recorded stage wall times give the retrain costs.")
     var trainedRun: String?
     @Flag(help: "Also train S3T and SISA runs: accuracy after deletions, shard and full retrain times (10–20 min).")
     var accuracy = false
     @Option(help: "Test split for --accuracy.") var testData = "Datasets/bbc-news/test.jsonl"
     @Option(help: "Write the accuracy chart (SVG) here; implies --accuracy.") var svg: String?
-    @Option(help: "Threads for --accuracy training (the demo uses 2).") var threads = 2
+    @Option(help: "Threads for --accuracy training (the demo uses 2), \(CommonBounds.threads.text).") var threads = 2
     @Option(help: "Base encoder for --accuracy.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
     @Flag(help: "Also print the median time of each phase of a forget, and the fsync floor of the disk.")
     var breakdown = false
     @Flag(help: "Print JSON.") var json = false
+
+    static let forgetBounds = OptionBounds(1...100_000)
+    static let logBounds = OptionBounds(1...10_000_000)
+
+    public func validate() throws {
+        do { try PlanParameters(shardCount: shards, sliceCount: slices, budget: budget).validate() } catch {
+            throw ValidationError("\(error)")
+        }
+        try Self.forgetBounds.check(count, option: "--count")
+        try Self.logBounds.check(logSize, option: "--log-size")
+        try CommonBounds.threads.check(threads, option: "--threads")
+    }
 
     public func run() throws {
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)

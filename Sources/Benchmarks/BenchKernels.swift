@@ -22,18 +22,18 @@ public struct BenchKernelsCommand: ParsableCommand {
             (make bench does): a forced Haswell core halves sgemm speed on AVX-512 machines.
             """)
 
-    @Option(help: "Threads for BLAS and for the kernels' own loops.")
+    @Option(help: "Threads for BLAS and for the kernels' own loops, \(CommonBounds.threads.text).")
     var threads: Int = 2
 
-    @Option(help: "Timed repetitions per measurement (median reported).")
+    @Option(help: "Timed repetitions per measurement (median reported), \(BenchBounds.repetitions.text).")
     var repetitions: Int = 7
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
     public func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
+        try CommonBounds.threads.check(threads, option: "--threads")
+        try BenchBounds.repetitions.check(repetitions, option: "--repetitions")
     }
 
     public func run() throws {

@@ -18,7 +18,7 @@ public struct BenchLedgerCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Requests in the batch.")
+    @Option(help: "Requests in the batch, \(BenchBounds.items.text).")
     var count = 100_000
 
     @Option(help: "Directory for the ledger file (default: a new temporary directory).")
@@ -31,7 +31,7 @@ public struct BenchLedgerCommand: ParsableCommand {
     var json = false
 
     public func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
+        try BenchBounds.items.check(count, option: "--count")
     }
 
     public func run() throws {

@@ -21,22 +21,24 @@ public struct BenchPeakCommand: ParsableCommand {
             what `lethe bench kernels`, `bench decoder` and the Tools/ comparisons divide by.
             """)
 
-    @Option(help: "Highest thread count to measure (every count from 1 up to it).")
+    @Option(help: "Highest thread count to measure (every count from 1 up to it), \(CommonBounds.threads.text).")
     var threads: Int = 2
 
-    @Option(help: "Seconds per run.")
+    @Option(help: "Seconds per run, \(Self.secondBounds.text).")
     var seconds: Double = 0.25
 
-    @Option(help: "Runs per thread count (the best is kept).")
+    @Option(help: "Runs per thread count (the best is kept), \(BenchBounds.repetitions.text).")
     var repetitions: Int = 3
+
+    static let secondBounds = OptionBounds(0.001...10.0)
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
     public func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        guard seconds > 0, seconds <= 10 else { throw ValidationError("--seconds must be in (0, 10], got \(seconds)") }
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
+        try CommonBounds.threads.check(threads, option: "--threads")
+        try Self.secondBounds.check(seconds, option: "--seconds")
+        try BenchBounds.repetitions.check(repetitions, option: "--repetitions")
     }
 
     struct Report: Codable {

@@ -21,19 +21,32 @@ public struct BenchPlanCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Number of synthetic examples.")
+    @Option(help: "Number of synthetic examples, \(Self.exampleBounds.text).")
     var examples: Int = 1_000_000
 
-    @Option(help: "Number of random lookups.")
+    @Option(help: "Number of random lookups, \(BenchBounds.items.text).")
     var lookups: Int = 100_000
 
-    @Option(help: "Shards m, slices L and budget B of the benchmark plan.")
+    @Option(help: "Shards m of the benchmark plan, \(rangeText(PlanParameters.shardLimit)).")
     var shards: Int = 10
-    @Option var slices: Int = 8
-    @Option var budget: Int = 8
+    @Option(help: "Slices L of the benchmark plan, \(rangeText(PlanParameters.sliceLimit)).")
+    var slices: Int = 8
+    @Option(help: "Budget B of the benchmark plan, \(rangeText(PlanParameters.budgetLimit)) and at most L!.")
+    var budget: Int = 8
 
-    @Option(help: "Seed of the data generator, the plan and the lookups.")
+    @Option(help: "Seed of the data generator, the plan and the lookups, \(CommonBounds.seedText).")
     var seed: UInt64 = 1
+
+    /// `--examples`: the synthetic file takes about 100 bytes per example.
+    static let exampleBounds = OptionBounds(1...50_000_000)
+
+    public func validate() throws {
+        try Self.exampleBounds.check(examples, option: "--examples")
+        try BenchBounds.items.check(lookups, option: "--lookups")
+        do { try PlanParameters(shardCount: shards, sliceCount: slices, budget: budget).validate() } catch {
+            throw ValidationError("\(error)")
+        }
+    }
 
     public func run() throws {
         let clock = ContinuousClock()

@@ -17,18 +17,20 @@ public struct BenchStoreCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Size of the float32 payload in MiB.")
+    @Option(help: "Size of the float32 payload in MiB, \(Self.megabyteBounds.text).")
     var megabytes = 64
 
-    @Option(help: "Runs per measurement (the median is printed).")
+    @Option(help: "Runs per measurement (the median is printed), \(BenchBounds.repetitions.text).")
     var repetitions = 3
+
+    static let megabyteBounds = OptionBounds(1...4_096)
 
     @Option(help: "Directory for the files (default: a new temporary directory).")
     var out: String?
 
     public func validate() throws {
-        guard megabytes >= 1 else { throw ValidationError("--megabytes must be at least 1, got \(megabytes).") }
-        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions).") }
+        try Self.megabyteBounds.check(megabytes, option: "--megabytes")
+        try BenchBounds.repetitions.check(repetitions, option: "--repetitions")
     }
 
     public func run() throws {

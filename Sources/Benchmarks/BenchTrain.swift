@@ -5,6 +5,7 @@ import Foundation
 import Kernels
 import Models
 import Planning
+import Support
 import Training
 
 /// `lethe bench train`: LoRA training speed and accuracy on a labelled data set.
@@ -25,18 +26,31 @@ public struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Test data (JSON Lines).") var testData = "Datasets/bbc-news/test.jsonl"
     @Option(help: "text or text+lead.") var textField = "text"
     @Option(help: "Comma-separated placements: all (every layer), top (last layer only).") var placements = "all,top"
-    @Option var epochs = 3
-    @Option var rank = 16
-    @Option var alpha: Float = 32
+    @Option(help: "Epochs, \(rangeText(Limits.epochs)).") var epochs = 3
+    @Option(help: "LoRA rank, \(rangeText(Limits.rank)).") var rank = 16
+    @Option(help: "LoRA alpha, \(rangeText(Limits.alpha)).") var alpha: Float = 32
     @Option(parsing: .upToNextOption, help: "LoRA target modules: q k v o up down (or query key value …).")
     var targets: [String] = ["q", "v"]
-    @Option var lr: Float = 1e-3
-    @Option var batchSize = 32
-    @Option var seed: UInt64 = 0
-    @Option var threads = 2
-    @Option(help: "Maximum tokens per example.") var maxTokens = 128
+    @Option(help: "Peak learning rate, \(rangeText(Limits.learningRate)).") var lr: Float = 1e-3
+    @Option(help: "Examples per batch, \(rangeText(Limits.batchSize)).") var batchSize = 32
+    @Option(help: "Seed, \(CommonBounds.seedText).") var seed: UInt64 = 0
+    @Option(help: "Threads, \(rangeText(Limits.threadCount)).") var threads = 2
+    @Option(help: "Maximum tokens per example, \(rangeText(Limits.maxTokenCount)).") var maxTokens = 128
     @Flag(help: "Feed the head the L2-normalised embedding instead of the raw mean.") var normalizedHead = false
     @Flag(help: "Disable the activation cache.") var noCache = false
+
+    typealias Limits = TrainingSettings.Limits
+
+    /// The bounds of a run's settings (`TrainingSettings.Limits`), checked before the model loads.
+    public func validate() throws {
+        var settings = TrainingSettings(epochs: epochs, rank: rank, alpha: alpha, learningRate: lr, batchSize: batchSize,
+                                        maxTokenCount: maxTokens, textField: textField, threadCount: threads,
+                                        baseModel: model, baseModelSHA256: "")
+        settings.targets = try LoRATarget.parseList(targets.joined(separator: ",")).map(\.rawValue)
+        do { try settings.validate() } catch let TrainingError.invalidValue(field, value, reason) {
+            throw ValidationError("--\(field) \(value): \(reason).")
+        }
+    }
 
     public func run() throws {
         guard let field = TextField(rawValue: textField) else { throw ValidationError("--text-field: text or text+lead") }

@@ -27,22 +27,32 @@ public struct BenchUnlearnCommand: ParsableCommand {
 
     @OptionGroup var options: DecoderOptions
 
-    @Option(help: "Articles to forget (members after the fine-tune).") var forgetArticles = 48
-    @Option(help: "Seen articles to retain.") var retainArticles = 48
-    @Option(help: "Held-out articles (non-members).") var unseenArticles = 48
-    @Option(help: "General-domain snippets (Rotten Tomatoes).") var generalTexts = 32
-    @Option(help: "Tokens per chunk.") var chunkTokens = 64
-    @Option(help: "Chunks per fine-tuning and evaluation batch.") var batchSize = 8
-    @Option(help: "Retain articles whose perplexity is measured (the first ones of the retain set).") var retainEvaluated = 24
-    @Option(help: "Forget chunks per unlearning step (and as many retain/general chunks).") var unlearnBatchSize = 2
-    @Option(help: "Fine-tuning epochs over the seen set.") var fineTuneEpochs = 2
-    @Option(help: "Fine-tuning learning rate.") var fineTuneLR: Float = 1e-3
-    @Option(help: "Learning rates of the sweep (comma-separated).") var lrs = "5e-4,1e-3"
-    @Option(help: "Step counts of the sweep (comma-separated, evaluated along one run).") var stepCounts = "12,18,24"
-    @Option(help: "Learning rate and steps of the main table (lr,steps).") var tableSetting = "1e-3,18"
-    @Option(help: "LoRA rank of fine-tune and unlearning adapters.") var rank = 8
+    @Option(help: "Articles to forget (members after the fine-tune), \(Self.articles.text).") var forgetArticles = 48
+    @Option(help: "Seen articles to retain, \(Self.articles.text).") var retainArticles = 48
+    @Option(help: "Held-out articles (non-members), \(Self.articles.text).") var unseenArticles = 48
+    @Option(help: "General-domain snippets (Rotten Tomatoes), \(Self.articles.text).") var generalTexts = 32
+    @Option(help: "Tokens per chunk, 2…--max-positions.") var chunkTokens = 64
+    @Option(help: "Chunks per fine-tuning and evaluation batch, \(Self.batch.text).") var batchSize = 8
+    @Option(help: "Retain articles whose perplexity is measured (the first ones of the retain set), \(Self.articles.text).")
+    var retainEvaluated = 24
+    @Option(help: "Forget chunks per unlearning step (and as many retain/general chunks), \(Self.batch.text).")
+    var unlearnBatchSize = 2
+    @Option(help: "Fine-tuning epochs over the seen set, \(Self.epochs.text).") var fineTuneEpochs = 2
+    @Option(help: "Fine-tuning learning rate, \(Self.learningRate.text).") var fineTuneLR: Float = 1e-3
+    @Option(help: "Learning rates of the sweep (comma-separated), each \(Self.learningRate.text).") var lrs = "5e-4,1e-3"
+    @Option(help: "Step counts of the sweep (comma-separated, evaluated along one run), each \(Self.steps.text).")
+    var stepCounts = "12,18,24"
+    @Option(help: "Learning rate and steps of the main table (lr,steps), within the sweep's bounds.") var tableSetting = "1e-3,18"
+    @Option(help: "LoRA rank of fine-tune and unlearning adapters, \(Self.rank.text).") var rank = 8
     @Option(help: "Directory for the SVG charts and a JSON summary.") var out = "Checkpoints/bench-unlearn"
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Seed, \(CommonBounds.seedText).") var seed: UInt64 = 0
+
+    static let articles = OptionBounds(1...10_000)
+    static let batch = OptionBounds(UnlearningConfiguration.Limits.batchSize)
+    static let epochs = OptionBounds(1...100)
+    static let learningRate = OptionBounds(UnlearningConfiguration.Limits.learningRate)
+    static let steps = OptionBounds(UnlearningConfiguration.Limits.steps)
+    static let rank = OptionBounds(UnlearningConfiguration.Limits.rank)
     @Option(help: "Methods to run (comma-separated; default all seven; \"none\" stops after θ0 and the oracle).")
     var methods = UnlearningMethod.allCases.map(\.rawValue).joined(separator: ",")
 
@@ -63,15 +73,17 @@ public struct BenchUnlearnCommand: ParsableCommand {
             let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let parsed = parts.map { parse($0) }
             guard !parts.isEmpty, parsed.allSatisfy({ $0.map(valid) ?? false }) else {
-                throw ValidationError("\(option) '\(text)': give comma-separated positive numbers.")
+                throw ValidationError("\(option) '\(text)': give comma-separated numbers within the range its help states.")
             }
             return parsed.compactMap { $0 }
         }
-        let lrValues = try values(lrs, "--lrs", { Float($0) }, valid: { $0 > 0 && $0.isFinite })
-        let stepValues = try values(stepCounts, "--step-counts", { Int($0) }, valid: { $0 >= 1 }).sorted()
+        let lrValues = try values(lrs, "--lrs", { Float($0) }, valid: Self.learningRate.range.contains)
+        let stepValues = try values(stepCounts, "--step-counts", { Int($0) }, valid: Self.steps.range.contains).sorted()
         let table = tableSetting.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard table.count == 2, let tableLR = Float(table[0]), tableLR > 0, let tableSteps = Int(table[1]), tableSteps >= 1 else {
-            throw ValidationError("--table-setting '\(tableSetting)': give lr,steps, e.g. 1e-3,18.")
+        guard table.count == 2, let tableLR = Float(table[0]), Self.learningRate.range.contains(tableLR),
+              let tableSteps = Int(table[1]), Self.steps.range.contains(tableSteps) else {
+            throw ValidationError("--table-setting '\(tableSetting)': give lr,steps with lr \(Self.learningRate.text) and "
+                                  + "steps \(Self.steps.text), e.g. 1e-3,18.")
         }
         return (lrValues, stepValues, tableLR, tableSteps)
     }
@@ -81,11 +93,15 @@ public struct BenchUnlearnCommand: ParsableCommand {
         _ = try sweepGrid()
         for (name, value) in [("--forget-articles", forgetArticles), ("--retain-articles", retainArticles),
                               ("--unseen-articles", unseenArticles), ("--general-texts", generalTexts),
-                              ("--retain-evaluated", retainEvaluated), ("--batch-size", batchSize),
-                              ("--unlearn-batch-size", unlearnBatchSize), ("--fine-tune-epochs", fineTuneEpochs)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1, got \(value).")
+                              ("--retain-evaluated", retainEvaluated)] {
+            try Self.articles.check(value, option: name)
         }
-        guard chunkTokens >= 2 else { throw ValidationError("--chunk-tokens must be at least 2, got \(chunkTokens).") }
+        try Self.batch.check(batchSize, option: "--batch-size")
+        try Self.batch.check(unlearnBatchSize, option: "--unlearn-batch-size")
+        try Self.epochs.check(fineTuneEpochs, option: "--fine-tune-epochs")
+        try Self.learningRate.check(fineTuneLR, option: "--fine-tune-lr")
+        try Self.rank.check(rank, option: "--rank")
+        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
     }
 
     public func run() throws {

@@ -1,8 +1,10 @@
 import ArgumentParser
+import Foundation
 import Kernels
 import Models
 
-/// Options shared by the decoder commands: which GGUF model, how many threads.
+/// Options shared by the decoder commands: which GGUF model, how many threads, how long a
+/// sequence may be. Their bounds are checked in `validate()`, before anything is loaded.
 public struct DecoderOptions: ParsableArguments {
     public init() {}
 
@@ -10,32 +12,67 @@ public struct DecoderOptions: ParsableArguments {
     public var model = "Checkpoints/base/SmolLM2-135M-Instruct/model.gguf"
 
     @Option(help: """
-        Threads. Training splits each batch into this many groups of sequences, one thread each \
-        (the same count gives the same bits); scoring runs this many batches at once (the same \
-        bits for any count); a lone sequence uses them all inside BLAS and the elementwise kernels.
+        Threads, \(CommonBounds.threads.text). Training splits each batch into this many groups of \
+        sequences, one thread each (the same count gives the same bits); scoring runs this many \
+        batches at once (the same bits for any count); a lone sequence uses them all inside BLAS \
+        and the elementwise kernels.
         """)
     public var threads = 2
 
-    @Option(help: "Longest sequence (RoPE table and KV cache size), 2…8192 (SmolLM2's context). Default 2048.")
+    @Option(help: """
+        Longest sequence (RoPE table and KV cache size), \(Self.positionBounds.text) and at most the \
+        model's context (8192 for SmolLM2).
+        """)
     public var maxPositions = 2048
 
-    /// The bounds checked before anything is loaded or allocated.
-    public static let threadLimit = 1...256
-    public static let positionLimit = 2...8192
+    /// `--max-positions`: SmolLM2's context; a model with a shorter one refuses more when loaded.
+    public static let positionBounds = OptionBounds(2...8192, reason: "the decoder's context; the KV cache grows with it")
+
+    /// `--chunk-tokens` of the commands that cut texts into chunks: a chunk fits in --max-positions.
+    public var chunkBounds: OptionBounds<Int> { OptionBounds(2...max(2, maxPositions), reason: "at most --max-positions") }
 
     public func validate() throws {
-        guard Self.threadLimit.contains(threads) else {
-            throw ValidationError("--threads \(threads): give 1…\(Self.threadLimit.upperBound).")
-        }
-        guard Self.positionLimit.contains(maxPositions) else {
-            throw ValidationError("--max-positions \(maxPositions): give 2…\(Self.positionLimit.upperBound) "
-                                  + "(the model's context; the KV cache grows with it).")
-        }
+        try CommonBounds.threads.check(threads, option: "--threads")
+        try Self.positionBounds.check(maxPositions, option: "--max-positions")
+        try InputFiles.check([("--model", model)])
     }
 
-    /// Sets the BLAS thread count and loads model and tokenizer.
+    /// Sets the BLAS thread count and loads model and tokenizer (refusing a --max-positions
+    /// beyond the context the model records).
     public func load() throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
         BLASRuntime.setThreadCount(threads)
         return try LlamaModel.load(path: model, maxPositions: maxPositions)
+    }
+
+    /// Refuses scoring `chunks` in batches of `batchSize` (`--threads` batches at once) when
+    /// the memory floor of the largest batches exceeds the machine's memory. Batches are padded
+    /// to their longest chunk, so the longest chunk sizes them.
+    public func ensureScoringMemory(_ configuration: LlamaConfiguration, chunks: [[Int]], batchSize: Int) throws {
+        let batch = min(batchSize, chunks.count), tokens = chunks.map(\.count).max() ?? 0
+        let workers = min(threads, (chunks.count + max(batchSize, 1) - 1) / max(batchSize, 1))
+        let pass = configuration.forwardPassBytes(batch: batch, tokens: tokens, logitRows: batch * tokens)
+        try Self.ensureMemory(workers * pass, for: "scoring \(workers) batch(es) of \(batch) chunks of \(tokens) tokens at once",
+                              sizedBy: "--chunk-tokens or --threads")
+    }
+
+    /// Refuses training steps on batches of `batchSize` chunks when their memory floor (the
+    /// forward pass of the longest chunks and as much again for its gradients) exceeds the
+    /// machine's memory.
+    public func ensureTrainingMemory(_ configuration: LlamaConfiguration, chunks: [[Int]], batchSize: Int) throws {
+        let tokens = chunks.map(\.count).max() ?? 0
+        let pass = configuration.forwardPassBytes(batch: batchSize, tokens: tokens, logitRows: batchSize * tokens)
+        try Self.ensureMemory(2 * pass, for: "training on batches of \(batchSize) chunks of \(tokens) tokens",
+                              sizedBy: "--chunk-tokens or --batch-size")
+    }
+
+    /// Refuses work whose memory floor (`bytes`, e.g. `LlamaConfiguration.forwardPassBytes`)
+    /// exceeds the machine's physical memory, before it is allocated, naming the options that
+    /// size it — instead of the process being killed by the kernel half-way.
+    public static func ensureMemory(_ bytes: Int, for work: String, sizedBy options: String) throws {
+        let physical = ProcessInfo.processInfo.physicalMemory
+        guard UInt64(max(bytes, 0)) > physical else { return }
+        let gigabytes = { (n: Double) in String(format: "%.1f GB", n / 1e9) }
+        throw ValidationError("\(work) needs about \(gigabytes(Double(bytes))) of memory, and this machine has "
+                              + "\(gigabytes(Double(physical))); lower \(options).")
     }
 }

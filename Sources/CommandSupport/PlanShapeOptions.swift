@@ -1,5 +1,6 @@
 import ArgumentParser
 import Planning
+import Support
 
 extension SequenceSelection: ExpressibleByArgument {}
 
@@ -8,19 +9,19 @@ extension SequenceSelection: ExpressibleByArgument {}
 public struct PlanShapeOptions: ParsableArguments {
     public init() {}
 
-    @Option(help: "Number of shards m, 1…4096.")
+    @Option(help: "Number of shards m, \(rangeText(PlanParameters.shardLimit)).")
     public var shards: Int
 
-    @Option(help: "Number of slices L per shard (= adapter blocks per sequence), 1…64.")
+    @Option(help: "Number of slices L per shard (= adapter blocks per sequence), \(rangeText(PlanParameters.sliceLimit)).")
     public var slices: Int
 
-    @Option(help: "Number of sequences B per shard, 1…1024 and at most L!.")
+    @Option(help: "Number of sequences B per shard, \(rangeText(PlanParameters.budgetLimit)) and at most L!.")
     public var budget: Int
 
     @Option(help: "How sequences are chosen: cyclic or bms.")
     public var selection: SequenceSelection = .cyclic
 
-    @Option(help: "Exponent t of the BMS score Σ i·(1 − Σ_{j≤i} p)^t.")
+    @Option(help: "Exponent t of the BMS score Σ i·(1 − Σ_{j≤i} p)^t, \(rangeText(PlanParameters.exponentLimit)).")
     public var exponent: Double = 100
 
     /// The plan parameters of this shape (assignment and seed as given).

@@ -35,22 +35,38 @@ public enum RunAccess {
 
 extension RunAccess {
     /// The run's served ensemble, loaded under the run lock after recovery, so it includes
-    /// every deletion accepted before this call. Refuses a run with no composition or no live
-    /// shard: there is no model to answer with.
+    /// every deletion accepted before this call. Refuses (`RunStateError`, exit 1) a run with no
+    /// composition or no live shard: there is no model to answer with.
     public static func servedEnsemble(_ layout: RunLayout, labels: LabelVocabulary, encoder: MiniLMEncoder) throws -> RunEnsemble {
         let guarded = guarded(layout.directory)
         return try guarded.withRecoveredRun { recovery in
             RunAccess.report(recovery)
             guard FileManager.default.fileExists(atPath: layout.servedURL.path) else {
-                throw ValidationError("\(layout.servedURL.path) is missing: the run serves nothing yet; train it with "
-                                      + "`lethe train --run \(layout.directory.path)`.")
+                throw RunStateError.nothingServed(run: layout.directory.path)
             }
             let composition = try ServedComposition.load(from: layout.servedURL)
-            guard !composition.liveShards.isEmpty else {
-                throw ValidationError("every shard of \(layout.directory.path) is dead (deletions reached the first "
-                                      + "slice of every sequence); run `lethe retrain --run \(layout.directory.path)`.")
-            }
+            guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
             return try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder)
+        }
+    }
+}
+
+/// A run that has no model to answer with. Not a usage error: the command refuses (exit 1)
+/// and says which command makes the run answer again.
+public enum RunStateError: Error, CustomStringConvertible, Equatable {
+    /// The run has no served.json: it was never trained.
+    case nothingServed(run: String)
+    /// Deletions reached the first slice of every sequence of every shard.
+    case everyShardDead(run: String)
+
+    public var description: String {
+        switch self {
+        case let .nothingServed(run):
+            return "\(run) serves nothing yet (no served.json); train it with `lethe train --run \(run)`."
+        case let .everyShardDead(run):
+            return "every shard of \(run) is dead (deletions reached the first slice of every sequence), so there is "
+                + "no model to answer with; run `lethe retrain --run \(run)` to rebuild the slices without the "
+                + "deleted examples."
         }
     }
 }

@@ -1,3 +1,5 @@
+import Support
+
 /// The choices that define a plan: m, L, B, how sequences are selected and how examples are dealt.
 public struct PlanParameters: Sendable, Equatable {
     public var shardCount: Int
@@ -24,35 +26,28 @@ public struct PlanParameters: Sendable, Equatable {
         self.seed = seed
     }
 
-    /// Refuses values no plan can have, naming the command-line flag; data-dependent limits
-    /// (enough examples or groups) are checked by `Planner`.
-    /// Upper bounds checked before anything is planned (a plan stores shards × budget × slices entries).
-    public static let shardLimit = 4_096
-    public static let sliceLimit = 64
-    public static let budgetLimit = 1_024
+    /// The documented bounds, checked before anything is planned (a plan stores shards × budget
+    /// × slices entries); `lethe plan --help` prints them.
+    public static let shardLimit = 1...4_096
+    public static let sliceLimit = 1...64
+    public static let budgetLimit = 1...1_024
+    /// The exponent t of the BMS score: positive; beyond 1e6 every score underflows alike.
+    public static let exponentLimit: ClosedRange<Double> = 1e-3...1e6
 
+    /// Refuses values no plan can have, naming the command-line flag, the value and its range;
+    /// data-dependent limits (enough examples or groups) are checked by `Planner`.
     public func validate() throws {
-        guard shardCount <= Self.shardLimit, sliceCount <= Self.sliceLimit, budget <= Self.budgetLimit else {
-            throw PlanningError.invalidValue(flag: "--shards/--slices/--budget", value: "\(shardCount)/\(sliceCount)/\(budget)",
-                                             reason: "the limits are \(Self.shardLimit) shards, \(Self.sliceLimit) slices and "
-                                                 + "a budget of \(Self.budgetLimit) sequences")
+        func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
+            try requireWithin(value, range) { PlanningError.invalidValue(flag: flag, value: "\($0)", reason: "give \($1)") }
         }
-        guard shardCount >= 1 else {
-            throw PlanningError.invalidValue(flag: "--shards", value: "\(shardCount)", reason: "needs at least 1 shard")
-        }
-        guard sliceCount >= 1 else {
-            throw PlanningError.invalidValue(flag: "--slices", value: "\(sliceCount)", reason: "needs at least 1 slice per shard")
-        }
-        guard budget >= 1 else {
-            throw PlanningError.invalidValue(flag: "--budget", value: "\(budget)", reason: "needs at least 1 sequence per shard")
-        }
+        try within(shardCount, Self.shardLimit, "--shards")
+        try within(sliceCount, Self.sliceLimit, "--slices")
+        try within(budget, Self.budgetLimit, "--budget")
         let permutations = SequenceSelection.permutationCount(sliceCount: sliceCount)
         guard budget <= permutations else {
             throw PlanningError.budgetExceedsPermutations(budget: budget, sliceCount: sliceCount, permutationCount: permutations)
         }
-        guard bmsExponent.isFinite && bmsExponent > 0 else {
-            throw PlanningError.invalidValue(flag: "--exponent", value: "\(bmsExponent)", reason: "must be a positive number")
-        }
+        try within(bmsExponent, Self.exponentLimit, "--exponent")
         if let prior {
             try Prior.validate(prior, sliceCount: sliceCount, source: "prior")
         }

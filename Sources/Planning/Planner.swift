@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// Builds the plan of a new run from a dataset and parameters.
 public enum Planner {
@@ -56,7 +57,7 @@ extension Planner {
             try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         } catch {
             throw PlanningError.invalidValue(flag: "--run", value: runDirectory.path,
-                                             reason: "cannot create the directory (\(error.localizedDescription))")
+                                             reason: "cannot create the directory (\(fileErrorReason(error)))")
         }
         try plan.save(to: planURL)
         return plan

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// A per-slice deletion prior: one probability per slice of a shard, summing to 1.
 ///
@@ -13,7 +14,7 @@ public enum Prior {
         let name = source ?? url.path
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw PlanningError.invalidPrior(file: name, reason: "cannot read the file (\(error.localizedDescription))")
+            throw PlanningError.invalidPrior(file: name, reason: "cannot read the file (\(fileErrorReason(error)))")
         }
         return try parse(data, sliceCount: sliceCount, source: name)
     }

@@ -14,11 +14,13 @@ struct AuditCommand: ParsableCommand {
             whether any of them is served now, and, if the example was forgotten, when, by which \
             request, and the receipt. With --group, audits every example of the group.
 
-            Exit codes: 0 nothing that saw the example(s) is served, or they were never deleted; \
-            2 a deleted example is still served by some stage (tampering or an interrupted forget).
+            A deleted example that some stage still serves (tampering, or a forget interrupted \
+            before it published) exits with 2 after the report.
 
             Example:
               lethe audit --run Checkpoints/runs/demo --id business/001 --json
+
+            \(ExitStatus.help(.servedAfterForgetting))
             """
     )
 
@@ -39,6 +41,7 @@ struct AuditCommand: ParsableCommand {
 
     func validate() throws {
         if (id == nil) == (group == nil) { throw ValidationError("Give exactly one of --id or --group.") }
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {
@@ -62,6 +65,6 @@ struct AuditCommand: ParsableCommand {
         } else {
             print(audits.map(\.summary).joined(separator: "\n\n"))
         }
-        if audits.contains(where: { $0.servedNow && !$0.deletions.isEmpty }) { throw ExitStatus.servedAfterForgetting }
+        if audits.contains(where: { $0.servedNow && !$0.deletions.isEmpty }) { throw ExitStatus.servedAfterForgetting.exitCode }
     }
 }

@@ -6,6 +6,11 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed: kernels, training, planning, forgetting, unlearning.",
+        discussion: """
+            Every bench subcommand prints measurements and exits with one of these codes.
+
+            \(ExitStatus.help())
+            """,
         subcommands: [
             BenchKernelsCommand.self,
             BenchPeakCommand.self,

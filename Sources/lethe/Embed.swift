@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Models
 
@@ -13,15 +14,17 @@ struct EmbedCommand: ParsableCommand {
 
             Example:
               lethe embed --model Checkpoints/base/all-MiniLM-L6-v2 "The weather is lovely today." "He drove to the stadium."
+
+            \(ExitStatus.help())
             """)
 
     @Option(help: "Model folder with config.json, vocab.txt and model.safetensors.")
     var model: String = "Checkpoints/base/all-MiniLM-L6-v2"
 
-    @Option(help: "How many leading dimensions of each embedding to print (text output).")
+    @Option(help: "How many leading dimensions of each embedding to print (text output), \(Self.dimensionBounds.text).")
     var dimensions: Int = 4
 
-    @Option(help: "Threads for the encoder's own kernels.")
+    @Option(help: "Threads for the encoder's own kernels, \(CommonBounds.threads.text).")
     var threads: Int = 2
 
     @Flag(help: "Print one JSON object with the full embeddings and the cosine matrix.")
@@ -30,10 +33,13 @@ struct EmbedCommand: ParsableCommand {
     @Argument(help: "Sentences to embed.")
     var sentences: [String]
 
+    /// `--dimensions`: MiniLM's width.
+    static let dimensionBounds = OptionBounds(1...384, reason: "the embedding's width")
+
     func validate() throws {
         guard !sentences.isEmpty else { throw ValidationError("Give at least one sentence.") }
-        guard (1...384).contains(dimensions) else { throw ValidationError("--dimensions \(dimensions): give 1…384.") }
-        guard (1...256).contains(threads) else { throw ValidationError("--threads \(threads): give 1…256.") }
+        try Self.dimensionBounds.check(dimensions, option: "--dimensions")
+        try CommonBounds.threads.check(threads, option: "--threads")
     }
 
     func run() throws {

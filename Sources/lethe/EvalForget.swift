@@ -15,11 +15,16 @@ struct EvalForgetCommand: ParsableCommand {
             100 the ROC-AUC (raw and folded), best balanced accuracy and TPR at 5% FPR of the \
             Min-K% Prob score separating --forget (members) from --unseen (non-members). \
             Target: AUC near 0.5 with retain/general perplexity near the original model's.
+
+            Example (the adapter of the `lethe unlearn --help` example):
+              lethe eval-forget --adapter Checkpoints/unlearn/rt-gd --forget Datasets/rotten-tomatoes/test.jsonl --unseen Datasets/bbc-news/test.jsonl --retain Datasets/rotten-tomatoes/train.jsonl
+
+            \(ExitStatus.help())
             """)
 
     @OptionGroup var options: DecoderOptions
 
-    @Option(help: "Adapter file (HDF5) from `lethe unlearn`; omit to evaluate the base model.")
+    @Option(help: "Adapter to apply: the directory `lethe unlearn --out` wrote, or the \(AdapterFile.fileName) in it; omit to evaluate the base model.")
     var adapter: String?
 
     @Option(help: "JSON Lines: the forgotten texts (members).")
@@ -40,17 +45,20 @@ struct EvalForgetCommand: ParsableCommand {
     @Option(help: "Tokens per chunk, 2…--max-positions.")
     var chunkTokens = 128
 
-    @Option(help: "Trained tokens of the unlearning run, for the FLOP cost ratio.")
+    @Option(help: "Trained tokens of the unlearning run, for the FLOP cost ratio, \(Self.tokenBounds.text).")
     var trainedTokens: Int?
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    /// `--trained-tokens`: 10¹⁵ tokens is far beyond any run on this model.
+    static let tokenBounds = OptionBounds(0...1_000_000_000_000_000)
+
     func validate() throws {
-        guard (2...options.maxPositions).contains(chunkTokens) else {
-            throw ValidationError("--chunk-tokens \(chunkTokens): give 2…\(options.maxPositions) (--max-positions).")
-        }
-        if let trainedTokens, trainedTokens < 0 { throw ValidationError("--trained-tokens \(trainedTokens): give 0 or more.") }
+        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try Self.tokenBounds.check(trainedTokens, option: "--trained-tokens")
+        try InputFiles.check([("--forget", forget), ("--unseen", unseen), ("--retain", retain),
+                              ("--general", general)])
     }
 
     func run() throws {
@@ -58,9 +66,14 @@ struct EvalForgetCommand: ParsableCommand {
         func chunks(_ path: String) throws -> [[Int]] {
             try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens).chunks
         }
+        let forgetChunks = try chunks(forget), unseenChunks = try chunks(unseen)
+        let retainChunks = try retain.map(chunks), generalChunks = try general.map(chunks)
+        for set in [forgetChunks, unseenChunks, retainChunks ?? [], generalChunks ?? []] {
+            try options.ensureScoringMemory(model.configuration, chunks: set, batchSize: ForgetEvaluation.batchSize)
+        }
         let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
-        let e = try ForgetEvaluation(model: model, adapter: loaded, forget: try chunks(forget), unseen: try chunks(unseen),
-                                     retain: try retain.map(chunks), general: try general.map(chunks),
+        let e = try ForgetEvaluation(model: model, adapter: loaded, forget: forgetChunks, unseen: unseenChunks,
+                                     retain: retainChunks, general: generalChunks,
                                      padID: tokenizer.eosID, threads: options.threads)
         let cost = trainedTokens.map { UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: $0) }
         if json {

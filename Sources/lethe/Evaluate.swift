@@ -11,10 +11,15 @@ struct EvaluateCommand: ParsableCommand {
         commandName: "evaluate",
         abstract: "Evaluate a run's served ensemble (argmax of the mean of the shards' logits) on labelled data.",
         discussion: """
-            Prints ensemble accuracy and macro-F1, and the accuracy of every served shard model.
+            Prints ensemble accuracy and macro-F1, and the accuracy of every served shard model. \
+            A run whose every shard is dead (deletions reached the first slice of every \
+            sequence) has no model to evaluate: the command refuses (exit 1) and says to run \
+            `lethe retrain`.
 
             Example:
               lethe evaluate --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl
+
+            \(ExitStatus.help())
             """)
 
     @OptionGroup var runOptions: RunOptions
@@ -23,6 +28,10 @@ struct EvaluateCommand: ParsableCommand {
     var data: String
     @Flag(help: "Print JSON instead of text.")
     var json = false
+
+    func validate() throws {
+        try InputFiles.check([("--data", data)])
+    }
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))

@@ -1,17 +1,49 @@
 import ArgumentParser
 
-/// The exit codes of `lethe`, one meaning each (the README's exit-code table).
+/// The exit codes of `lethe`, one meaning each, defined here only: every command's help lists
+/// the ones it can return (`help(_:)`), `lethe --help` lists them all, and the README's
+/// exit-code table repeats that list (a test compares them).
 ///
-///     0   done
-///     1   failed or refused: the message says why and what to do
-///     2   audit: a forgotten example is still served
-///     3   verify: problems found
-///     4   retrain: a shard was left on a truncated prefix (forgets kept arriving)
-///     5   forget: done, but some ids or groups were unknown to the plan (recorded as such)
-///     64  usage: a missing, malformed or out-of-range option (nothing was done)
-enum ExitStatus {
-    static let servedAfterForgetting = ExitCode(2)
-    static let verificationProblems = ExitCode(3)
-    static let retrainTruncated = ExitCode(4)
-    static let unknownTargets = ExitCode(5)
+/// 1 is what ArgumentParser returns for any error thrown from `run()`, 64 (EX_USAGE) what it
+/// returns for a `ValidationError`; the others are thrown as `status.exitCode` after a command
+/// has printed its result.
+enum ExitStatus: Int32, CaseIterable {
+    case done = 0
+    case failed = 1
+    case servedAfterForgetting = 2
+    case verificationProblems = 3
+    case retrainTruncated = 4
+    case unknownTargets = 5
+    case usage = 64
+
+    /// What the code means, as the help texts and the README print it.
+    var meaning: String {
+        switch self {
+        case .done: return "done"
+        case .failed: return "failed or refused: the message names the file or option and says what to do"
+        case .servedAfterForgetting: return "audit: a forgotten example is still served"
+        case .verificationProblems: return "verify: problems found"
+        case .retrainTruncated: return "retrain: a shard was left on a truncated prefix because forgets kept arriving"
+        case .unknownTargets: return "forget: done, but some ids or groups are unknown to the plan (recorded as unknown)"
+        case .usage: return "usage: a missing, malformed or out-of-range option; nothing was done"
+        }
+    }
+
+    /// Ends the process with this code when thrown from `run()`.
+    var exitCode: ExitCode { ExitCode(rawValue) }
+
+    /// The codes every command can return.
+    static let common: [ExitStatus] = [.done, .failed, .usage]
+
+    /// The "Exit codes:" paragraph of a command's help: the common codes and `specific` ones,
+    /// in numeric order, one per line.
+    static func help(_ specific: ExitStatus...) -> String {
+        list((common + specific).sorted { $0.rawValue < $1.rawValue })
+    }
+
+    /// The paragraph for `statuses`.
+    static func list(_ statuses: [ExitStatus]) -> String {
+        "Exit codes:\n" + statuses.map { "  " + String($0.rawValue).padding(toLength: 4, withPad: " ", startingAt: 0)
+            + $0.meaning }.joined(separator: "\n")
+    }
 }

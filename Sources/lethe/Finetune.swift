@@ -1,7 +1,9 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Models
 import Planning
+import Support
 import Training
 
 /// `lethe finetune`: one LoRA classifier on all the data, the "full training" baseline.
@@ -30,25 +32,36 @@ struct FinetuneCommand: ParsableCommand {
               lethe finetune --data Datasets/bbc-news/train.jsonl --run Checkpoints/runs/bbc-top --layers 1 --text-field text+lead
               lethe evaluate --run Checkpoints/runs/bbc-full --data Datasets/bbc-news/test.jsonl
               lethe predict --run Checkpoints/runs/bbc-full --text "Shares rise as profits beat forecasts"
+
+            \(ExitStatus.help())
             """)
 
     @Option(help: "Training data, JSON Lines: one {\"id\", \"text\", \"label\", …} object per line.")
     var data: String
     @Option(name: .customLong("run"), help: "Run directory for the model (created if missing).")
     var out: String
-    @Option(help: "Train LoRA adapters on the top N encoder layers. Default: every layer.")
+    @Option(help: """
+        Train LoRA adapters on the top N encoder layers, \(rangeText(TrainingSettings.Limits.layersPerBlock)) and at \
+        most the model's layers (6 for MiniLM). Default: every layer.
+        """)
     var layers: Int?
     @OptionGroup var options: TrainingOptions
     @Flag(help: "One JSON line per event instead of text.")
     var json = false
 
+    func validate() throws {
+        try OptionBounds(TrainingSettings.Limits.layersPerBlock).check(layers, option: "--layers")
+        try InputFiles.check([("--data", data)])
+    }
+
     func run() throws {
         let directory = URL(fileURLWithPath: out)
         let layout = RunLayout(directory: directory)
-        let modelDirectory = options.model ?? "Checkpoints/base/all-MiniLM-L6-v2"
+        // The model is checked before the plan is written, so a wrong --model leaves nothing behind.
+        let modelDirectory = try TrainingOptions.weightsFile(options.model).deletingLastPathComponent().path
         let layerCount = try BertConfiguration(contentsOf: modelDirectory + "/config.json").layerCount
         if let layers, !(1...layerCount).contains(layers) {
-            throw ValidationError("--layers \(layers): the model has \(layerCount) layers; pass 1 … \(layerCount).")
+            throw ValidationError("--layers \(layers): give 1…\(layerCount) (the model has \(layerCount) layers).")
         }
         let planURL = Plan.url(inRun: directory)
         let plan: Plan

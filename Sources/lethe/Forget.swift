@@ -23,9 +23,9 @@ struct ForgetCommand: ParsableCommand {
             and one publish. A malformed line stops the log before anything changes. Unknown \
             ids are reported in the receipt; repeated requests change nothing.
 
-            Exit codes: 0 done; 5 done, but some ids or groups are unknown to the plan (they are \
-            recorded as unknown and listed on stderr); 1 refused or failed (nothing accepted \
-            unless "accepted" was printed); 64 usage (an empty id or group, no target).
+            Unknown ids and groups are recorded as unknown, listed on stderr and exit with 5. A \
+            refused or failed forget (exit 1) accepted nothing unless "accepted" was printed; an \
+            empty id or group, or no target at all, is a usage error (exit 64).
 
             Examples (the demo run of `make demo`; a Rotten Tomatoes run planned with --run \
             Checkpoints/runs/rt from Datasets/rotten-tomatoes/train.jsonl):
@@ -33,6 +33,8 @@ struct ForgetCommand: ParsableCommand {
               lethe forget --run Checkpoints/runs/rt --group a_grin_without_a_cat
               printf '{"id": "business/003"}\\n{"id": "business/004", "request_id": "ticket-7"}\\n' > requests.jsonl
               lethe forget --run Checkpoints/runs/demo --log requests.jsonl --json
+
+            \(ExitStatus.help(.unknownTargets))
             """
     )
 
@@ -65,6 +67,7 @@ struct ForgetCommand: ParsableCommand {
             $0.1.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
             throw ValidationError("\(empty.0) \"\(empty.1)\": an empty name forgets nothing; give an example id or a group.")
         }
+        try InputFiles.check([("--log", log), ("--data", data)])
     }
 
     func run() throws {
@@ -86,7 +89,7 @@ struct ForgetCommand: ParsableCommand {
         if !unknown.isEmpty {
             FileHandle.standardError.write(Data(("unknown to the plan (recorded, nothing deleted): "
                 + unknown.joined(separator: ", ") + "\n").utf8))
-            throw ExitStatus.unknownTargets
+            throw ExitStatus.unknownTargets.exitCode
         }
     }
 

@@ -8,7 +8,15 @@ struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Continue a prompt greedily with a GGUF decoder (SmolLM2 by default).",
-        discussion: "Example: lethe generate \"The capital of France is\" --new-tokens 8")
+        discussion: """
+            The KV cache holds --max-positions positions per layer; its size is checked against \
+            the machine's memory before it is allocated.
+
+            Example:
+              lethe generate "The capital of France is" --new-tokens 8
+
+            \(ExitStatus.help())
+            """)
 
     @OptionGroup var options: DecoderOptions
 
@@ -30,6 +38,9 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let (model, tokenizer) = try options.load()
+        try DecoderOptions.ensureMemory(model.configuration.keyValueCacheBytes,
+                                        for: "a KV cache of --max-positions \(options.maxPositions)",
+                                        sizedBy: "--max-positions")
         let ids = tokenizer.encode(prompt)
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens; pass some text.") }
         guard ids.count + newTokens <= options.maxPositions else {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Kernels
 import Store
 
@@ -18,6 +19,11 @@ struct Lethe: ParsableCommand {
               lethe train --run Checkpoints/runs/demo
               lethe evaluate --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl
               lethe forget --run Checkpoints/runs/demo --id business/001
+
+            Every option with a numeric value states its range in `--help` and is checked before \
+            any work; each command's help lists the exit codes it returns.
+
+            \(ExitStatus.list(ExitStatus.allCases))
             """,
         version: letheVersion,
         subcommands: [
@@ -46,11 +52,28 @@ struct Lethe: ParsableCommand {
     static func main() {
         HeapPolicy.retainFreedMemory()
         ShardJobs.dieWithParentIfChild()
+        var command: ParsableCommand
+        do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
         do {
-            var command = try parseAsRoot(nil)
             try command.run()
+        } catch let error as ValidationError {
+            // A value that parsed but does not fit the run, the model or the machine: a usage
+            // error (64) pointing at the command's help, not at the root command's usage line.
+            let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
+            FileHandle.standardError.write(Data("Error: \(error.message)\n  See '\(name) --help' for more information.\n".utf8))
+            Foundation.exit(ExitStatus.usage.rawValue)
         } catch {
             exit(withError: UserFacingError.translate(error))
         }
+    }
+
+    /// The command names from `lethe` down to `target` ("lethe plan create"), or nil.
+    static func commandPath(to target: ParsableCommand.Type, from root: ParsableCommand.Type = Lethe.self) -> [String]? {
+        let name = root.configuration.commandName ?? "lethe"
+        if ObjectIdentifier(root) == ObjectIdentifier(target) { return [name] }
+        for subcommand in root.configuration.subcommands {
+            if let path = commandPath(to: target, from: subcommand) { return [name] + path }
+        }
+        return nil
     }
 }

@@ -12,8 +12,13 @@ struct PerplexityCommand: ParsableCommand {
         discussion: """
             Each record's text field is tokenized (no BOS) and cut into chunks of --chunk-tokens; \
             perplexity is exp of the mean NLL over every predicted token. Optionally with an \
-            adapter written by `lethe unlearn`.
-            Example: lethe perplexity --data Datasets/bbc-news/test.jsonl --limit 20
+            adapter written by `lethe unlearn` (its --out directory, or the adapter.h5 in it).
+
+            Examples:
+              lethe perplexity --data Datasets/bbc-news/test.jsonl --limit 20
+              lethe perplexity --data Datasets/rotten-tomatoes/test.jsonl --adapter Checkpoints/unlearn/rt-gd --limit 50
+
+            \(ExitStatus.help())
             """)
 
     @OptionGroup var options: DecoderOptions
@@ -27,27 +32,31 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Tokens per chunk, 2…--max-positions.")
     var chunkTokens = 256
 
-    @Option(help: "Read only the first N records.")
+    @Option(help: "Read only the first N records, \(Self.limitBounds.text). Default: every record.")
     var limit: Int?
 
-    @Option(help: "Adapter file (HDF5) from `lethe unlearn` to apply.")
+    @Option(help: "Adapter to apply: the directory `lethe unlearn --out` wrote, or the \(AdapterFile.fileName) in it.")
     var adapter: String?
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    /// Chunks scored per batch.
+    static let batchSize = 8
+    static let limitBounds = OptionBounds(1...100_000_000)
+
     func validate() throws {
-        guard (2...options.maxPositions).contains(chunkTokens) else {
-            throw ValidationError("--chunk-tokens \(chunkTokens): give 2…\(options.maxPositions) (--max-positions).")
-        }
-        if let limit, limit < 1 { throw ValidationError("--limit \(limit): give at least 1 record.") }
+        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try Self.limitBounds.check(limit, option: "--limit")
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {
         let (model, tokenizer) = try options.load()
         let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
+        try options.ensureScoringMemory(model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize)
         let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
-        let quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: 8,
+        let quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: Self.batchSize,
                                                             padID: tokenizer.eosID, threads: options.threads))
         if json {
             let object: [String: Any] = ["data": data, "chunks": corpus.chunks.count, "tokens": quality.tokenCount,

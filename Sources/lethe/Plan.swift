@@ -15,6 +15,7 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Plan a run (shards, slices, sequences) or look an example up in a plan.",
+        discussion: ExitStatus.help(),
         subcommands: [PlanCreateCommand.self, PlanShowCommand.self],
         defaultSubcommand: PlanCreateCommand.self
     )
@@ -33,6 +34,8 @@ struct PlanCreateCommand: ParsableCommand {
 
             Example:
               lethe plan --data Datasets/bbc-news/train.jsonl --shards 4 --slices 3 --budget 3 --run Checkpoints/runs/demo
+
+            \(ExitStatus.help())
             """
     )
 
@@ -50,7 +53,7 @@ struct PlanCreateCommand: ParsableCommand {
     @Option(help: "How examples are dealt: random (seeded shuffle) or group (a group stays in one slice).")
     var assign: Assignment = .random
 
-    @Option(help: "Seed of the random assignment.")
+    @Option(help: "Seed of the random assignment, \(CommonBounds.seedText).")
     var seed: UInt64 = 0
 
     @Option(name: .customLong("run"), help: "Run directory; created if missing.")
@@ -66,6 +69,7 @@ struct PlanCreateCommand: ParsableCommand {
         if prior != nil && selection != .bms {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
+        try InputFiles.check([("--data", data), ("--prior", prior)])
     }
 
     func run() throws {

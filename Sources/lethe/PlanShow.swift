@@ -12,6 +12,11 @@ struct PlanShowCommand: ParsableCommand {
             Without --id, prints the plan's parameters. The stage position p of a slice in a \
             sequence is 1-based: stages p, p+1, … of that sequence saw the example, and \
             forgetting it truncates the sequence to its first p−1 stages.
+
+            Example:
+              lethe plan show --run Checkpoints/runs/demo --id business/001
+
+            \(ExitStatus.help())
             """
     )
 

@@ -11,9 +11,14 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Predict labels with a run's served ensemble (mean of the shards' logits).",
         discussion: """
+            A run whose every shard is dead has no model to answer with: the command refuses \
+            (exit 1) and says to run `lethe retrain`.
+
             Examples:
               lethe predict --run Checkpoints/runs/demo --text "Shares rise as profits beat forecasts"
               lethe predict --run Checkpoints/runs/demo --data Datasets/bbc-news/test.jsonl --json
+
+            \(ExitStatus.help())
             """)
 
     @OptionGroup var runOptions: RunOptions
@@ -27,6 +32,7 @@ struct PredictCommand: ParsableCommand {
 
     func validate() throws {
         if text.isEmpty == (data == nil) { throw ValidationError("Give --text (one or more) or --data, not both.") }
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {
@@ -46,7 +52,7 @@ struct PredictCommand: ParsableCommand {
         let k = plan.labels.count
         let mean = RunEnsemble.meanLogits(ensemble.shardLogits(inputs), textCount: inputs.count, classCount: k)
         for (index, row) in mean.enumerated() {
-            guard !row.isEmpty else { throw ValidationError("every shard of the run is dead; retrain the run.") }
+            guard !row.isEmpty else { throw RunStateError.everyShardDead(run: runDirectory) }
             let probabilities = ClassificationMetrics.softmax(row)
             let label = plan.labels.name(at: ClassificationMetrics.argmax(row))
             if json {
@@ -71,7 +77,7 @@ enum JSONLinesTexts {
 
     static func read(path: String) throws -> [Row] {
         guard let content = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ValidationError("cannot read \(path).")
+            throw ValidationError("--data \(path): cannot be read as UTF-8 text; check the path (a JSON Lines file).")
         }
         var rows: [Row] = []
         for (number, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated()

@@ -27,24 +27,26 @@ struct RetrainCommand: ParsableCommand {
             Time: one stage of training per affected stage, e.g. ~10–20 s per stage for BBC \
             News headlines at the demo's settings on 2 cores.
 
-            Exit codes: 0 done (every retrained shard at full length); 4 a shard was left on a \
-            truncated prefix because forgets kept arriving; 1 failed.
-
             Examples:
               lethe retrain --run Checkpoints/runs/demo
               lethe retrain --run Checkpoints/runs/demo --shard 2 --json
+
+            \(ExitStatus.help(.retrainTruncated))
             """)
 
     @OptionGroup var runOptions: RunOptions
     var runDirectory: String { runOptions.runDirectory }
 
-    @Option(name: .customLong("shard"), help: "Retrain only this shard (repeatable); default: every shard that needs it.")
+    @Option(name: .customLong("shard"), help: "Retrain only this shard (repeatable), 0…shards−1 of the plan; default: every shard that needs it.")
     var shards: [Int] = []
 
-    @Option(help: "Threads; must equal the run's (the default), as stages are bit-identical only for equal counts.")
+    @Option(help: """
+        Threads, \(CommonBounds.threads.text); must equal the run's (the default), as stages are bit-identical \
+        only for equal counts.
+        """)
     var threads: Int?
 
-    @Option(help: "Passes per shard when forgets arrive during retraining. Default 3.")
+    @Option(help: "Passes per shard when forgets arrive during retraining, \(Self.passBounds.text).")
     var passes: Int = 3
 
     @Option(help: "Dataset the plan was made from (default: the path recorded in the plan).")
@@ -53,8 +55,15 @@ struct RetrainCommand: ParsableCommand {
     @Flag(help: "One JSON line per stage and per published shard.")
     var json = false
 
+    static let passBounds = OptionBounds(1...100)
+
     func validate() throws {
-        guard passes >= 1 else { throw ValidationError("--passes \(passes): give at least 1.") }
+        try Self.passBounds.check(passes, option: "--passes")
+        try CommonBounds.threads.check(threads, option: "--threads")
+        if let shard = shards.first(where: { $0 < 0 }) {
+            throw ValidationError("--shard \(shard): give a shard of the plan, 0…shards−1.")
+        }
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {
@@ -87,7 +96,7 @@ struct RetrainCommand: ParsableCommand {
         if !truncated.isEmpty {
             FileHandle.standardError.write(Data(("shards \(truncated.map { String($0.shard) }.joined(separator: ", ")) "
                 + "still serve truncated prefixes: forgets arrived during every pass; run lethe retrain again.\n").utf8))
-            throw ExitStatus.retrainTruncated
+            throw ExitStatus.retrainTruncated.exitCode
         }
     }
 }

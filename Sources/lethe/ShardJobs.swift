@@ -178,17 +178,35 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
     /// Names the parent's pid in a child's environment (`dieWithParentIfChild`).
     static let parentVariable = "LETHE_TRAIN_PARENT_PID"
 
-    /// In a child of `lethe train --jobs`: asks the kernel to kill this process when the
-    /// parent dies (even by SIGKILL), so no shard keeps training for a parent that is gone; if
-    /// the parent already died before the request took effect, exits at once.
+    /// In a child of `lethe train --jobs` (its environment names the parent's pid): asks the
+    /// kernel to kill this process when the parent dies (even by SIGKILL), so no shard keeps
+    /// training for a parent that is gone; if the parent already died before the request took
+    /// effect (this process was handed to another parent), exits at once.
     static func dieWithParentIfChild() {
         guard let value = ProcessInfo.processInfo.environment[parentVariable], let parent = Int32(value) else { return }
         _ = lethe_kill_when_parent_dies()
-        if getppid() != parent { exit(1) }
+        unblockTerminationSignals()   // so the SIGINT/SIGTERM the parent passes on ends this process
+        if getppid() != parent {
+            FileHandle.standardError.write(Data(("lethe: the `lethe train --jobs` process \(parent) that started this "
+                + "shard is gone; stopping. Run `lethe train` again to resume.\n").utf8))
+            exit(1)
+        }
+    }
+
+    /// SIGINT and SIGTERM, unblocked on the calling (main) thread: a process inherits its
+    /// launcher's blocked signals (a test runner's worker thread, for one), and a blocked
+    /// SIGTERM would neither be forwarded nor end the process.
+    static func unblockTerminationSignals() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 
     /// Forwards SIGINT and SIGTERM to the running children, then ends the parent the same way.
     private func forwardTerminationSignals(to children: @escaping () -> [Int32]) {
+        Self.unblockTerminationSignals()
         for signal in [SIGINT, SIGTERM] {
             Foundation.signal(signal, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())

@@ -3,6 +3,7 @@ import Benchmarks
 import CommandSupport
 import Foundation
 import Planning
+import Support
 
 /// `lethe simulate`: Monte-Carlo deletion rate against the closed form.
 struct SimulateCommand: ParsableCommand {
@@ -18,6 +19,8 @@ struct SimulateCommand: ParsableCommand {
 
             Example:
               lethe simulate --shards 5 --slices 4 --budget 4 --svg delta.svg
+
+            \(ExitStatus.help())
             """
     )
 
@@ -31,10 +34,10 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Per-slice request probabilities (JSON array or {\"slice\": p}); requests follow it and BMS uses it.")
     var prior: String?
 
-    @Option(help: "Number of Monte-Carlo trials.")
+    @Option(help: "Number of Monte-Carlo trials, \(Self.trialBounds.text) (at least 2 for an interval).")
     var trials: Int = 4000
 
-    @Option(help: "Seed of the simulation.")
+    @Option(help: "Seed of the simulation, \(CommonBounds.seedText).")
     var seed: UInt64 = 0
 
     @Option(help: "Also draw δ against B = 1…max(B, L) as an SVG chart into this file.")
@@ -43,15 +46,15 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    static let trialBounds = OptionBounds(2...10_000_000, reason: "at least 2 for an interval")
+
     func validate() throws {
-        guard (2...10_000_000).contains(trials) else {
-            throw ValidationError("--trials \(trials): give 2…10000000 (at least 2 for an interval).")
-        }
+        try Self.trialBounds.check(trials, option: "--trials")
+        try InputFiles.check([("--prior", prior)])
     }
 
     func run() throws {
-        let parameters = shape.parameters()
-        try parameters.validate()
+        let parameters = shape.parameters()   // `shape` checked it in validate()
         let requestPrior = try prior.map { try Prior.read(from: URL(fileURLWithPath: $0), sliceCount: slices, source: $0) }
         let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
         var rows: [SimulationRow] = []
@@ -70,7 +73,7 @@ struct SimulateCommand: ParsableCommand {
             do {
                 try chart.svg().write(toFile: svg, atomically: true, encoding: .utf8)
             } catch {
-                throw ValidationError("--svg \(svg): cannot write the file (\(error.localizedDescription)).")
+                throw ValidationError("--svg \(svg): cannot write the file (\(fileErrorReason(error))).")
             }
         }
         if json {

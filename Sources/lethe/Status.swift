@@ -10,7 +10,13 @@ import Training
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Summarise a run: plan, trained stages per shard, served composition, disk use, and deletions (pending, dead shards, sequences to retrain, δ remaining).")
+        abstract: "Summarise a run: plan, trained stages per shard, served composition, disk use, and deletions (pending, dead shards, sequences to retrain, δ remaining).",
+        discussion: """
+            Example:
+              lethe status --run Checkpoints/runs/demo --json
+
+            \(ExitStatus.help())
+            """)
 
     @OptionGroup var runOptions: RunOptions
     var runDirectory: String { runOptions.runDirectory }

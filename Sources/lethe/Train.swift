@@ -5,6 +5,7 @@ import Foundation
 import Kernels
 import Models
 import Planning
+import Support
 import Training
 
 extension TrainingStrategy: ExpressibleByArgument {}
@@ -41,24 +42,35 @@ struct TrainCommand: ParsableCommand {
             count (give jobs × threads ≤ cores); the files are bit-identical to a sequential run. \
             The trained tensors do not depend on the thread count either, so on headline-sized \
             batches `--threads 1 --jobs <cores>` is the fastest way to train a run (about 1.3–1.4× \
-            faster than `--threads <cores>` in one process on 2 cores; `make demo` uses it).
+            faster than `--threads <cores>` in one process on 2 cores; `make demo` uses it). The \
+            children end with the parent: killing it (even with SIGKILL) ends them, and SIGINT or \
+            SIGTERM sent to it is passed on to them.
+
+            Every option is checked before anything is written: a value outside its range is a \
+            usage error, and a refused first call leaves no RUN/train.json behind. A NaN or \
+            infinite training loss stops the stage (exit 1) with nothing saved; lower --lr.
+
+            \(ExitStatus.help())
             """)
 
     @OptionGroup var runOptions: RunOptions
     var runDirectory: String { runOptions.runDirectory }
 
-    @Option(name: .customLong("shard"), help: "Train only this shard (repeatable); default: every shard.")
+    @Option(name: .customLong("shard"), help: "Train only this shard (repeatable), 0…shards−1 of the plan; default: every shard.")
     var shards: [Int] = []
 
     @Option(help: "Training strategy: s3t, sisa or full. Default s3t.")
     var strategy: TrainingStrategy?
-    @Option(help: "Encoder layers per adapter block, 1…64, with slices × layers ≤ the model's layers. Default 2.")
+    @Option(help: """
+        Encoder layers per adapter block, \(rangeText(TrainingSettings.Limits.layersPerBlock)), with slices × layers ≤ \
+        the model's layers. Default 2.
+        """)
     var layersPerBlock: Int?
     @OptionGroup var options: TrainingOptions
     @Option(help: "Dataset the plan was made from (default: the path recorded in the plan).")
     var data: String?
 
-    @Option(help: "Shards trained at once, each in its own process with the run's thread count. Default 1.")
+    @Option(help: "Shards trained at once, \(Self.jobBounds.text), each in its own process with the run's thread count.")
     var jobs = 1
 
     @Flag(help: "One JSON line per stage instead of text.")
@@ -66,22 +78,37 @@ struct TrainCommand: ParsableCommand {
 
     @Flag(help: .hidden) var progressEvents = false
 
+    /// `--jobs`: one process per shard, up to the plan's largest shard count.
+    static let jobBounds = OptionBounds(1...PlanParameters.shardLimit.upperBound)
+
     func validate() throws {
-        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs).") }
+        try Self.jobBounds.check(jobs, option: "--jobs")
+        try OptionBounds(TrainingSettings.Limits.layersPerBlock).check(layersPerBlock, option: "--layers-per-block")
+        if let shard = shards.first(where: { $0 < 0 }) {
+            throw ValidationError("--shard \(shard): give a shard of the plan, 0…shards−1.")
+        }
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         for shard in shards where !(0..<plan.shardCount).contains(shard) {
-            throw ValidationError("--shard \(shard): the plan has shards 0..<\(plan.shardCount).")
+            throw ValidationError("--shard \(shard): give 0…\(plan.shardCount - 1) (the plan has \(plan.shardCount) shards).")
         }
+        // Everything a first call can refuse is checked before train.json is saved — the
+        // data file too, which each child of --jobs reads again — so a refused call leaves
+        // nothing behind and the corrected one starts clean.
+        var dataChecked = false
         let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock) {
             try Self.checkFits($0, plan: plan, run: layout.directory)
+            _ = try RunData.dataset(for: plan, override: data)
+            dataChecked = true
         }
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
-            _ = try RunData.dataset(for: plan, override: data)   // a missing data file fails here, not in every child
+            // A wrong data file fails here, not in every child.
+            if !dataChecked { _ = try RunData.dataset(for: plan, override: data) }
             try ShardJobs(runDirectory: runDirectory, data: data, json: json,
                           terminal: isatty(STDOUT_FILENO) == 1 && !json).run(shards: selected, jobs: jobs)
             return

@@ -3,6 +3,7 @@ import CommandSupport
 import Approximate
 import Foundation
 import Models
+import Support
 
 extension UnlearningMethod: ExpressibleByArgument {}
 
@@ -15,8 +16,16 @@ struct UnlearnCommand: ParsableCommand {
             Methods: ga, random-label, adversarial (forget data only); ga-gd-in, ga-kl-in (also \
             --retain, same-domain data); ga-gd-gen, ga-kl-gen (also --general data). The base \
             model stays frozen (it is θ0 for KL and adversarial labels); a LoRA adapter is trained \
-            and written to DIR/adapter.h5 with the method, hyperparameters and data hashes.
-            Example: lethe unlearn --method ga-gd-in --forget f.jsonl --retain r.jsonl --steps 20 --out runs/u1
+            and written to DIR/adapter.h5 with the method, hyperparameters and data hashes. A NaN \
+            or infinite loss stops the run (exit 1) before the step is applied, and nothing is \
+            written; lower --lr.
+
+            Examples:
+              lethe unlearn --method ga --forget Datasets/rotten-tomatoes/test.jsonl --steps 10 --out Checkpoints/unlearn/rt-ga
+              lethe unlearn --method ga-gd-in --forget Datasets/rotten-tomatoes/test.jsonl --retain Datasets/rotten-tomatoes/train.jsonl --steps 20 --out Checkpoints/unlearn/rt-gd
+              lethe perplexity --data Datasets/rotten-tomatoes/test.jsonl --adapter Checkpoints/unlearn/rt-gd --limit 50
+
+            \(ExitStatus.help())
             """)
 
     @OptionGroup var options: DecoderOptions
@@ -39,40 +48,49 @@ struct UnlearnCommand: ParsableCommand {
     @Option(help: "Tokens per chunk, 2…--max-positions.")
     var chunkTokens = 128
 
-    @Option(help: "Learning rate (AdamW), 1e-8…1.")
+    @Option(help: "Learning rate (AdamW), \(Bounds.learningRate.text).")
     var lr: Float = 1e-4
 
-    @Option(help: "Optimisation steps, 1…100000.")
+    @Option(help: "Optimisation steps, \(Bounds.steps.text).")
     var steps = 10
 
-    @Option(help: "Chunks per batch (forget and companion batches are paired 1:1), 1…1024.")
+    @Option(help: "Chunks per batch (forget and companion batches are paired 1:1), \(Bounds.batchSize.text).")
     var batchSize = 4
 
-    @Option(help: "LoRA rank r, 1…256.")
+    @Option(help: "LoRA rank r, \(Bounds.rank.text) and at most the model's narrowest projection (192 for SmolLM2).")
     var rank = 8
 
-    @Option(help: "LoRA alpha, 0.001…10000.")
+    @Option(help: "LoRA alpha, \(Bounds.alpha.text).")
     var alpha: Float = 16
 
-    @Option(help: "Seed (adapter initialisation, random labels).")
+    @Option(help: "Seed (adapter initialisation, random labels), \(CommonBounds.seedText).")
     var seed: UInt64 = 0
 
-    @Option(help: "Output directory.")
+    @Option(help: "Output directory; the adapter is written to DIR/\(AdapterFile.fileName).")
     var out: String
 
+    /// The bounds of `UnlearningConfiguration`, as options.
+    enum Bounds {
+        typealias Limits = UnlearningConfiguration.Limits
+        static let learningRate = OptionBounds(Limits.learningRate)
+        static let steps = OptionBounds(Limits.steps)
+        static let batchSize = OptionBounds(Limits.batchSize)
+        static let rank = OptionBounds(Limits.rank)
+        static let alpha = OptionBounds(Limits.alpha)
+    }
+
     func validate() throws {
-        func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
-            guard range.contains(value) else {
-                throw ValidationError("--\(flag) \(value): give \(range.lowerBound)…\(range.upperBound).")
-            }
+        try Bounds.learningRate.check(lr, option: "--lr")
+        try Bounds.steps.check(steps, option: "--steps")
+        try Bounds.batchSize.check(batchSize, option: "--batch-size")
+        try Bounds.rank.check(rank, option: "--rank")
+        try Bounds.alpha.check(alpha, option: "--alpha")
+        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try InputFiles.check([("--forget", forget), ("--retain", retain), ("--general", general)])
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ValidationError("--out \(out): a file is in the way; give a directory (the adapter goes to DIR/\(AdapterFile.fileName)).")
         }
-        guard lr.isFinite, alpha.isFinite else { throw ValidationError("--lr and --alpha must be finite numbers.") }
-        try within(lr, 1e-8...1, "lr")
-        try within(steps, 1...100_000, "steps")
-        try within(batchSize, 1...1_024, "batch-size")
-        try within(rank, 1...256, "rank")
-        try within(alpha, 1e-3...1e4, "alpha")
-        try within(chunkTokens, 2...options.maxPositions, "chunk-tokens")
         if method.companion == .inDistribution && retain == nil {
             throw ValidationError("--method \(method.rawValue) needs --retain FILE (same-domain data to keep).")
         }
@@ -92,10 +110,17 @@ struct UnlearnCommand: ParsableCommand {
         let forgetSet = try corpus(forget)
         var sets = ["forget": forgetSet]
         var companion: [[Int]] = []
-        if let c = method.companion {
-            let set = try corpus(c == .inDistribution ? retain! : general!)
+        if let c = method.companion, let path = c == .inDistribution ? retain : general {   // `validate` checked it is given
+            let set = try corpus(path)
             sets[c.rawValue] = set
             companion = set.chunks
+        }
+        try options.ensureTrainingMemory(model.configuration, chunks: forgetSet.chunks + companion, batchSize: batchSize)
+        // The output directory is made before training, so a path that cannot hold it fails
+        // now rather than after the steps; the adapter file is written only once they all ran.
+        let dir = URL(fileURLWithPath: out)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--out \(out): cannot create the directory (\(fileErrorReason(error))).")
         }
         let configuration = try UnlearningConfiguration(
             learningRate: lr, steps: steps, batchSize: batchSize, seed: seed,
@@ -115,8 +140,6 @@ struct UnlearnCommand: ParsableCommand {
                              s.step, steps, s.loss, s.forgetTerm, s.companionTerm, s.gradientNorm))
             }
         }
-        let dir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent(AdapterFile.fileName)
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,
                               threadCount: options.threads,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Support
 import Training
 
 /// Turns errors that carry no message of ours — Foundation's file and coding errors — into a
@@ -25,18 +26,15 @@ struct UserFacingError: Error, CustomStringConvertible {
         default:
             let ns = error as NSError
             guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return error }
+            // JSONSerialization refuses NaN and infinity with a debug description and no file.
+            if let debug = ns.userInfo["NSDebugDescription"] as? String, debug.contains("JSON write") {
+                return UserFacingError(description: "cannot write the JSON output: \(debug). A computation gave NaN or "
+                                       + "infinity; check the inputs (the model, an adapter, a lower --lr) and run again.")
+            }
             let file = (ns.userInfo[NSFilePathErrorKey] as? String)
                 ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path ?? "a file"
-            let reason: String
-            switch ns.code {
-            case NSFileReadNoSuchFileError, NSFileNoSuchFileError: reason = "no such file; check the path"
-            case NSFileReadNoPermissionError, NSFileWriteNoPermissionError: reason = "permission denied; check its permissions"
-            case NSFileReadInapplicableStringEncodingError, NSFileReadCorruptFileError:
-                reason = "not UTF-8 text in the expected format; check that it is the right file"
-            case NSFileWriteOutOfSpaceError: reason = "the disk is full; free space and run again"
-            default: reason = "\(ns.localizedDescription) (check the path and permissions)"
-            }
-            return UserFacingError(description: "\(file): \(reason).")
+            return UserFacingError(description: "\(file): \(fileErrorReason(error)). Check the path, that it is the "
+                                   + "right file and its permissions, then run again.")
         }
     }
 }

@@ -30,21 +30,21 @@ struct VerifyCommand: ParsableCommand {
             altered together with its recorded hash. It costs one stage of training per replay \
             (~10–20 s per stage at the demo's settings).
 
-            Exit codes: 0 clean; 3 problems found.
-
             Examples:
               lethe verify --run Checkpoints/runs/demo
               lethe verify --run Checkpoints/runs/demo --replay 3 --seed 7
+
+            \(ExitStatus.help(.verificationProblems))
             """
     )
 
     @OptionGroup var runOptions: RunOptions
     var runDirectory: String { runOptions.runDirectory }
 
-    @Option(help: "Retrain N randomly chosen served stages from their lineage and compare bit for bit.")
+    @Option(help: "Retrain N randomly chosen served stages from their lineage and compare bit for bit, \(Self.replayBounds.text).")
     var replay: Int?
 
-    @Option(help: "Seed that picks the stages to replay. Default 0.")
+    @Option(help: "Seed that picks the stages to replay, \(CommonBounds.seedText).")
     var seed: UInt64 = 0
 
     @Option(help: "Dataset the plan was made from, for --replay (default: the path recorded in the plan).")
@@ -53,8 +53,12 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    /// `--replay`: at most every stage of the largest plan would be far more; this bounds the work.
+    static let replayBounds = OptionBounds(1...10_000)
+
     func validate() throws {
-        if let replay, replay < 1 { throw ValidationError("--replay \(replay): give at least 1 stage.") }
+        try Self.replayBounds.check(replay, option: "--replay")
+        try InputFiles.check([("--data", data)])
     }
 
     func run() throws {
@@ -84,6 +88,6 @@ struct VerifyCommand: ParsableCommand {
                   + "\(report.servedStageCount) served stages, \(report.deletedExampleCount) deleted examples.")
             print(report.isClean ? "OK: no problems." : report.problems.map(\.description).joined(separator: "\n"))
         }
-        if !report.isClean { throw ExitStatus.verificationProblems }
+        if !report.isClean { throw ExitStatus.verificationProblems.exitCode }
     }
 }

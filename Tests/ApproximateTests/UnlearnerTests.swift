@@ -160,3 +160,58 @@ import Store
         })
     }
 }
+
+/// Bounds and divergence: the configuration refuses values outside its documented limits,
+/// the adapter's rank fits the model, and a NaN loss stops the run before a step is applied.
+@Suite struct UnlearnerBoundsTests {
+    @Test func theConfigurationRefusesValuesOutsideItsLimitsNamingTheOption() throws {
+        let adapter = try LlamaAdapterConfiguration(rank: 2, alpha: 4)
+        #expect(throws: ApproximateError.invalidValue(field: "--lr", value: "2.0", reason: "must be in 1e-08…1")) {
+            try UnlearningConfiguration(learningRate: 2, steps: 1, adapter: adapter)
+        }
+        #expect(throws: ApproximateError.invalidValue(field: "--lr", value: "nan", reason: "must be in 1e-08…1")) {
+            try UnlearningConfiguration(learningRate: .nan, steps: 1, adapter: adapter)
+        }
+        #expect(throws: ApproximateError.invalidValue(field: "--steps", value: "100001", reason: "must be in 1…100000")) {
+            try UnlearningConfiguration(learningRate: 1e-3, steps: 100_001, adapter: adapter)
+        }
+        #expect(throws: ApproximateError.invalidValue(field: "--rank", value: "300", reason: "must be in 1…256")) {
+            try UnlearningConfiguration(learningRate: 1e-3, steps: 1, adapter: try LlamaAdapterConfiguration(rank: 300))
+        }
+        _ = try UnlearningConfiguration(learningRate: 1, steps: 100_000, batchSize: 1_024, adapter: adapter)
+    }
+
+    @Test func aRankWiderThanTheNarrowestProjectionIsRefused() throws {
+        let model = try UnlearnerTests.tiny()   // key/value projections are 2 heads × 4 = 8 wide
+        let configuration = try UnlearningConfiguration(learningRate: 1e-3, steps: 1,
+                                                        adapter: try LlamaAdapterConfiguration(rank: 9))
+        #expect(throws: ApproximateError.invalidValue(field: "--rank", value: "9", reason:
+                    "the model's narrowest adapted projection is 8 wide; give at most 8")) {
+            try Unlearner(model: model, objective: .unlearn(.gradientAscent), configuration: configuration,
+                          forget: UnlearnerTests.forget)
+        }
+    }
+
+    @Test func aNonFiniteLossStopsTheRunAtItsStepBeforeAnyUpdate() throws {
+        let model = try UnlearnerTests.tiny()
+        // One NaN in the embedding of a token the second forget chunk holds: step 1 reads chunks
+        // 0 and 1 (batch 2), so the first step's loss is NaN.
+        model.weights.tokenEmbedding[7 * model.configuration.hiddenSize] = .nan
+        let configuration = try UnlearningConfiguration(learningRate: 1e-3, steps: 3, batchSize: 2, seed: 9,
+                                                        adapter: try LlamaAdapterConfiguration(rank: 2, alpha: 4))
+        let unlearner = try Unlearner(model: model, objective: .unlearn(.gradientAscent), configuration: configuration,
+                                      forget: UnlearnerTests.forget, padID: 0)
+        let before = unlearner.adapter.parameters.map(\.value.values)
+        var reported: [Int] = []
+        #expect {
+            try unlearner.run { reported.append($0.step) }
+        } throws: { error in
+            guard case ApproximateError.nonFiniteLoss(let step, let loss) = error else { return false }
+            return step == 1 && loss.isNaN
+        }
+        #expect(reported.isEmpty, "no step was reported as done")
+        #expect(unlearner.adapter.parameters.map(\.value.values) == before, "the adapter was not updated")
+        let message = "\(ApproximateError.nonFiniteLoss(step: 1, loss: .nan))"
+        #expect(message.contains("unlearning step 1") && message.contains("nan") && message.contains("--lr"))
+    }
+}

@@ -21,19 +21,27 @@ import Testing
             .split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
-    @Test(arguments: HelpTextTests.commands)
-    func helpMatchesTheCommittedText(command: String) throws {
+    /// Runs `lethe` with `arguments` on a terminal `columns` wide; returns the exit status and
+    /// everything it printed (stdout and stderr).
+    static func run(_ arguments: [String], columns: Int = 100) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = try Self.letheBinary()
-        process.arguments = command.split(separator: " ").map(String.init) + ["--help"]
+        process.executableURL = try letheBinary()
+        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
-        environment["COLUMNS"] = "100"
+        environment["COLUMNS"] = String(columns)
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output
+        process.standardError = output
         try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test(arguments: HelpTextTests.commands)
+    func helpMatchesTheCommittedText(command: String) throws {
+        let text = try Self.run(command.split(separator: " ").map(String.init) + ["--help"]).output
         let name = command.isEmpty ? "lethe" : command.replacingOccurrences(of: " ", with: "-")
         let expected = try String(contentsOf: Self.fixtures.appendingPathComponent("help/\(name).txt"), encoding: .utf8)
         #expect(text == expected, "`lethe \(command) --help` changed; review it and run Tools/update_help_fixtures.sh")

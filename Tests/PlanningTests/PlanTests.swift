@@ -91,8 +91,15 @@ func temporaryDirectory() throws -> URL {
         #expect(throws: PlanningError.budgetExceedsPermutations(budget: 7, sliceCount: 3, permutationCount: 6)) {
             try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: 1, sliceCount: 3, budget: 7))
         }
-        #expect(throws: PlanningError.invalidValue(flag: "--shards", value: "0", reason: "needs at least 1 shard")) {
+        #expect(throws: PlanningError.invalidValue(flag: "--shards", value: "0", reason: "give 1…4096")) {
             try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: 0, sliceCount: 3, budget: 1))
+        }
+        #expect(throws: PlanningError.invalidValue(flag: "--slices", value: "65", reason: "give 1…64")) {
+            try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: 1, sliceCount: 65, budget: 1))
+        }
+        #expect(throws: PlanningError.invalidValue(flag: "--exponent", value: "nan", reason: "give 0.001…1000000")) {
+            try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: 1, sliceCount: 2, budget: 1,
+                                                                          bmsExponent: .nan))
         }
         #expect(throws: PlanningError.invalidPrior(file: "prior", reason: "sums to 0.9, not 1")) {
             try Planner.makePlan(for: dataset, parameters: PlanParameters(

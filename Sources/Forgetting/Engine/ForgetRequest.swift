@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// One request to forget: an example id or a whole group (a data subject), with an optional
 /// caller-chosen request id and timestamp kept verbatim in the ledger.
@@ -54,7 +55,7 @@ public enum RequestLog {
         let name = source ?? url.path
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw ForgettingError.runFile(file: name, reason: "cannot read the deletion log (\(error.localizedDescription))")
+            throw ForgettingError.runFile(file: name, reason: "cannot read the deletion log (\(fileErrorReason(error)))")
         }
         return try parse(data, source: name)
     }

@@ -33,11 +33,17 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
         self.ropeBase = ropeBase; self.rmsEpsilon = rmsEpsilon; self.maxPositions = maxPositions
     }
 
-    /// Reads `llama.*` metadata (block count, lengths, head counts, RoPE base, RMS ε).
+    /// Reads `llama.*` metadata (block count, lengths, head counts, RoPE base, RMS ε). Refuses a
+    /// `maxPositions` beyond the context the file records (`llama.context_length`), before any
+    /// table or cache of that length is allocated.
     public init(gguf: GGUFFile, maxPositions: Int = 2048) throws {
         let arch = gguf.metadata["general.architecture"]?.string ?? "?"
         guard arch == "llama" else {
             throw ModelsError.missingMetadata(path: gguf.path, key: "general.architecture", expected: "'llama' (found '\(arch)')")
+        }
+        if let context = try? gguf.integer("llama.context_length"), maxPositions > context {
+            throw ModelsError.invalidValue(field: "--max-positions", value: "\(maxPositions)",
+                                           reason: "\(gguf.path) has a context of \(context) positions")
         }
         let vocab = try gguf.strings("tokenizer.ggml.tokens").count
         try self.init(vocabularySize: (try? gguf.integer("llama.vocab_size")) ?? vocab,
@@ -55,6 +61,20 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
     public var headSize: Int { hiddenSize / headCount }
     /// Width of the key and value projections.
     public var kvSize: Int { kvHeadCount * headSize }
+
+    /// Bytes of the key-value cache of generation: K and V [maxPositions, kvSize] per block.
+    public var keyValueCacheBytes: Int { 4 * 2 * layerCount * maxPositions * kvSize }
+
+    /// Bytes one forward pass of `batch` right-padded sequences of `tokens` keeps alive: each
+    /// block's saved activations and attention probabilities [B, H, T, T], the final hidden
+    /// states and `logitRows` rows of logits. A floor of what scoring allocates per batch;
+    /// training needs about twice as much (gradients of the logits and of each activation).
+    public func forwardPassBytes(batch: Int, tokens: Int, logitRows: Int) -> Int {
+        let rows = batch * tokens, hd = headCount * headSize
+        let perRow = 4 * hiddenSize + 2 * hd + 2 * kvSize + 3 * intermediateSize + 2
+        let perLayer = rows * perRow + batch * headCount * tokens * tokens
+        return 4 * (layerCount * perLayer + 3 * rows * hiddenSize + logitRows * vocabularySize)
+    }
 
     /// Parameter count with tied embeddings (SmolLM2-135M: 134,515,008).
     public var parameterCount: Int {

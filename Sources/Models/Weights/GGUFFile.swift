@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// A GGUF v3 model file: its metadata, its tensor table and its (memory-mapped) data section.
 ///
@@ -32,7 +33,7 @@ public struct GGUFFile: Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw ModelsError.fileUnreadable(path: path, reason: "\(error.localizedDescription)")
+            throw ModelsError.fileUnreadable(path: path, reason: fileErrorReason(error))
         }
         try self.init(data: data, path: path)
     }

@@ -39,8 +39,7 @@ public struct Dataset: Sendable {
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            let reason = (error as? CocoaError)?.code == .fileReadNoSuchFile ? "no such file" : "\(error.localizedDescription)"
-            throw PlanningError.unreadableFile(file: name, reason: reason)
+            throw PlanningError.unreadableFile(file: name, reason: fileErrorReason(error))
         }
         return try parse(data, source: name)
     }

@@ -12,7 +12,7 @@ public struct StageJob: Sendable {
     public let inheritedAdapters: [NamedTensor]
     /// The head of the previous stage, nil for stage 1 (a fresh head drawn from `seed`).
     public let inheritedHead: [NamedTensor]?
-    /// Per stage, the offset of each epoch of progress reporting (for the progress bar).
+    /// The stage as messages name it: "shard K stage I" (e.g. in `TrainingError.nonFiniteLoss`).
     public let description: String
 
     public init(lineage: StageLineage, seed: UInt64, exampleIDs: [String], inheritedAdapters: [NamedTensor],

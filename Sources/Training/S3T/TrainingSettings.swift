@@ -1,5 +1,6 @@
 import Foundation
 import Store
+import Support
 
 /// The hyperparameters of a run, saved as `DIR/train.json` when a run is first trained so that
 /// resumption, retraining after deletions and replays use exactly the same ones.
@@ -65,21 +66,20 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         public static let threadCount = 1...256
     }
 
-    /// Rejects values no training can use, naming the field, the value and the allowed range.
+    /// Rejects values no training can use, naming the field (as its `lethe train` option, without
+    /// the dashes), the value and the allowed range.
     public func validate() throws {
         func check(_ ok: Bool, _ field: String, _ value: Any, _ reason: String) throws {
             if !ok { throw TrainingError.invalidValue(field: field, value: "\(value)", reason: reason) }
         }
         func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ field: String) throws {
-            try check(range.contains(value), field, value, "must be in \(range.lowerBound)…\(range.upperBound)")
+            try requireWithin(value, range) { TrainingError.invalidValue(field: field, value: "\($0)", reason: "must be in \($1)") }
         }
         try within(epochs, Limits.epochs, "epochs")
         try within(rank, Limits.rank, "rank")
-        try check(alpha.isFinite, "alpha", alpha, "must be a finite number")
-        try within(alpha, Limits.alpha, "alpha")
+        try within(alpha, Limits.alpha, "alpha")   // a NaN is outside every range
         try check(!targets.isEmpty, "targets", targets, "name at least one module")
         try within(layersPerBlock, Limits.layersPerBlock, "layers-per-block")
-        try check(learningRate.isFinite, "lr", learningRate, "must be a finite number")
         try within(learningRate, Limits.learningRate, "lr")
         try check(warmupFraction >= 0 && warmupFraction < 1, "warmup", warmupFraction, "must be in [0, 1)")
         try check(weightDecay.isFinite && weightDecay >= 0, "weight-decay", weightDecay, "must be finite and ≥ 0")

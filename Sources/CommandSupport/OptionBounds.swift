@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Support
+
+/// The documented range of a numeric option, stated once: its `--help` text prints `text`, and
+/// the command's `validate()` calls `check`, so a value outside it is refused before any work
+/// as a usage error (exit 64) that names the option, the value and the range.
+public struct OptionBounds<Value: Comparable & Sendable>: Sendable {
+    public let range: ClosedRange<Value>
+    /// Why the range ends where it does (e.g. "the encoder's positions"), or nil.
+    public let reason: String?
+
+    public init(_ range: ClosedRange<Value>, reason: String? = nil) {
+        self.range = range; self.reason = reason
+    }
+
+    /// "1…256", as the help text and the error print it.
+    public var text: String { rangeText(range) }
+
+    /// Refuses `value` outside the range, e.g. `--rank 100000: give 1…256.` A NaN is outside
+    /// every range of floating-point values.
+    public func check(_ value: Value, option: String) throws {
+        try requireWithin(value, range) { ValidationError("\(option) \($0): give \($1)" + (reason.map { " (\($0))" } ?? "") + ".") }
+    }
+
+    /// `check` for an option that may be left out.
+    public func check(_ value: Value?, option: String) throws {
+        if let value { try check(value, option: option) }
+    }
+}
+
+/// Bounds that several commands share.
+public enum CommonBounds {
+    /// Threads of one process (OpenBLAS and our kernels).
+    public static let threads = OptionBounds(1...256)
+    /// Any seed: every 64-bit unsigned integer is valid (the parser refuses the rest).
+    public static let seedText = "0…18446744073709551615"
+}
+
+/// Files a command reads, checked in `validate()`: a path that is missing, a directory or
+/// unreadable is a usage error naming the option and the path, before any work.
+public enum InputFiles {
+    /// Refuses the first `(option, path)` whose path is not a readable file; nil paths are
+    /// options left out.
+    public static func check(_ files: [(option: String, path: String?)]) throws {
+        for (option, path) in files {
+            guard let path else { continue }
+            var isDirectory: ObjCBool = false
+            let reason: String
+            if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                reason = "no such file"
+            } else if isDirectory.boolValue {
+                reason = "a directory, not a file"
+            } else if !FileManager.default.isReadableFile(atPath: path) {
+                reason = "not readable (check its permissions)"
+            } else {
+                continue
+            }
+            throw ValidationError("\(option) \(path): \(reason). Check the path.")
+        }
+    }
+}

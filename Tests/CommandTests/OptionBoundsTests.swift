@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+
+/// Every numeric option states its range in `--help`, and a value outside it is refused before
+/// any work as a usage error (exit 64) whose message names the option, the value and the range.
+@Suite struct OptionBoundsTests {
+    /// Runs `lethe` on a wide terminal, so no help line is wrapped inside a range.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try HelpTextTests.run(arguments, columns: 400)
+    }
+
+    struct Case: CustomStringConvertible, Sendable {
+        /// The command and the arguments it needs besides the option under test.
+        let command: [String]
+        let option: String
+        let value: String
+        /// The range as the error prints it.
+        let range: String
+        /// The range as the option's help states it, when it differs (a bound set by another option).
+        var helpRange: String? = nil
+        var description: String { (command + [option, value]).joined(separator: " ") }
+
+        /// The subcommand whose help documents the option (`lethe plan` plans with `plan create`).
+        var helpCommand: [String] {
+            let words = Array(command.prefix { !$0.hasPrefix("-") && $0 != "x" })
+            return words == ["plan"] ? ["plan", "create"] : words
+        }
+    }
+
+    /// The help text of `option` in `help`'s option list: its line and the indented lines that
+    /// continue it.
+    static func helpEntry(of option: String, in help: String) -> String? {
+        let lines = help.components(separatedBy: "\nOPTIONS:\n").dropFirst().joined().split(separator: "\n").map(String.init)
+        guard let start = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(option + " ") }) else {
+            return nil
+        }
+        let rest = lines[(start + 1)...].prefix { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("-") && !$0.isEmpty }
+        return ([lines[start]] + rest).joined(separator: " ")
+    }
+
+    /// A run directory that does not exist: validation must refuse before anything touches it.
+    static let missingRun = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bounds-never-created").path
+
+    static let cases: [Case] = [
+        Case(command: ["train", "--run", missingRun], option: "--rank", value: "100000", range: "1…256"),
+        Case(command: ["train", "--run", missingRun], option: "--lr", value: "1e6", range: "1e-08…1"),
+        Case(command: ["train", "--run", missingRun], option: "--lr", value: "nan", range: "1e-08…1"),
+        Case(command: ["train", "--run", missingRun], option: "--lr", value: "0", range: "1e-08…1"),
+        Case(command: ["train", "--run", missingRun], option: "--epochs", value: "0", range: "1…1000"),
+        Case(command: ["train", "--run", missingRun], option: "--batch-size", value: "0", range: "1…4096"),
+        Case(command: ["train", "--run", missingRun], option: "--max-tokens", value: "100000", range: "4…512"),
+        Case(command: ["train", "--run", missingRun], option: "--threads", value: "0", range: "1…256"),
+        Case(command: ["train", "--run", missingRun], option: "--alpha", value: "0", range: "0.001…10000"),
+        Case(command: ["train", "--run", missingRun], option: "--layers-per-block", value: "65", range: "1…64"),
+        Case(command: ["train", "--run", missingRun], option: "--jobs", value: "0", range: "1…4096"),
+        Case(command: ["finetune", "--data", "x.jsonl", "--run", missingRun], option: "--layers", value: "0", range: "1…64"),
+        Case(command: ["finetune", "--data", "x.jsonl", "--run", missingRun], option: "--epochs", value: "5000", range: "1…1000"),
+        Case(command: ["plan", "--data", "x.jsonl", "--slices", "2", "--budget", "1", "--run", missingRun],
+             option: "--shards", value: "100000", range: "1…4096"),
+        Case(command: ["plan", "--data", "x.jsonl", "--shards", "2", "--budget", "1", "--run", missingRun],
+             option: "--slices", value: "65", range: "1…64"),
+        Case(command: ["plan", "--data", "x.jsonl", "--shards", "2", "--slices", "2", "--run", missingRun],
+             option: "--budget", value: "0", range: "1…1024"),
+        Case(command: ["plan", "--data", "x.jsonl", "--shards", "2", "--slices", "2", "--budget", "1", "--run", missingRun],
+             option: "--exponent", value: "0", range: "0.001…1000000"),
+        Case(command: ["simulate", "--shards", "2", "--slices", "2", "--budget", "1"], option: "--trials", value: "1",
+             range: "2…10000000"),
+        Case(command: ["retrain", "--run", missingRun], option: "--passes", value: "0", range: "1…100"),
+        Case(command: ["retrain", "--run", missingRun], option: "--threads", value: "999", range: "1…256"),
+        Case(command: ["verify", "--run", missingRun], option: "--replay", value: "0", range: "1…10000"),
+        Case(command: ["embed", "x"], option: "--dimensions", value: "0", range: "1…384"),
+        Case(command: ["embed", "x"], option: "--threads", value: "0", range: "1…256"),
+        Case(command: ["generate", "x"], option: "--max-positions", value: "4000000", range: "2…8192"),
+        Case(command: ["generate", "x"], option: "--threads", value: "0", range: "1…256"),
+        Case(command: ["perplexity", "--data", "x.jsonl"], option: "--chunk-tokens", value: "1", range: "2…2048",
+             helpRange: "2…--max-positions"),
+        Case(command: ["perplexity", "--data", "x.jsonl"], option: "--limit", value: "0", range: "1…100000000"),
+        Case(command: ["unlearn", "--method", "ga", "--forget", "x.jsonl", "--out", missingRun], option: "--lr", value: "2",
+             range: "1e-08…1"),
+        Case(command: ["unlearn", "--method", "ga", "--forget", "x.jsonl", "--out", missingRun], option: "--steps", value: "0",
+             range: "1…100000"),
+        Case(command: ["unlearn", "--method", "ga", "--forget", "x.jsonl", "--out", missingRun], option: "--batch-size",
+             value: "5000", range: "1…1024"),
+        Case(command: ["unlearn", "--method", "ga", "--forget", "x.jsonl", "--out", missingRun], option: "--rank", value: "0",
+             range: "1…256"),
+        Case(command: ["unlearn", "--method", "ga", "--forget", "x.jsonl", "--out", missingRun], option: "--alpha", value: "nan",
+             range: "0.001…10000"),
+        Case(command: ["eval-forget", "--forget", "x.jsonl", "--unseen", "y.jsonl"], option: "--chunk-tokens",
+             value: "9000", range: "2…2048", helpRange: "2…--max-positions"),
+        Case(command: ["bench", "kernels"], option: "--repetitions", value: "0", range: "1…1000"),
+        Case(command: ["bench", "peak"], option: "--seconds", value: "60", range: "0.001…10"),
+        Case(command: ["bench", "store"], option: "--megabytes", value: "100000", range: "1…4096"),
+        Case(command: ["bench", "ledger"], option: "--count", value: "0", range: "1…100000000"),
+        Case(command: ["bench", "plan"], option: "--examples", value: "0", range: "1…50000000"),
+        Case(command: ["bench", "forget"], option: "--log-size", value: "0", range: "1…10000000"),
+        Case(command: ["bench", "train"], option: "--epochs", value: "0", range: "1…1000"),
+        Case(command: ["bench", "unlearn"], option: "--rank", value: "0", range: "1…256"),
+        Case(command: ["bench", "decoder"], option: "--batch", value: "0", range: "1…1024"),
+    ]
+
+    @Test(arguments: OptionBoundsTests.cases)
+    func anOutOfRangeValueIsAUsageErrorNamingOptionValueAndRange(_ c: Case) throws {
+        let (status, output) = try Self.run(c.command + [c.option, c.value])
+        #expect(status == 64, "\(c): exit \(status)\n\(output)")
+        let message = output.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(message.hasPrefix("Error: \(c.option) "), "\(c): \(message)")
+        #expect(message.contains(c.range), "\(c): \(message)")
+        #expect(!FileManager.default.fileExists(atPath: Self.missingRun), "\(c) created \(Self.missingRun)")
+        // The range is documented in the option's own help.
+        let entry = Self.helpEntry(of: c.option, in: try Self.run(c.helpCommand + ["--help"]).output)
+        let documented = c.helpRange ?? c.range
+        #expect(entry?.contains(documented) == true, "\(c): the help of \(c.option) does not state \(documented): \(entry ?? "none")")
+    }
+
+    @Test func aValueWithinTheRangeIsNotRefusedByValidation() throws {
+        // The same options at their bounds pass validation and fail later, on the missing run.
+        let (status, output) = try Self.run(["train", "--run", Self.missingRun, "--rank", "256", "--lr", "1", "--epochs", "1000",
+                                             "--max-tokens", "512", "--layers-per-block", "64"])
+        #expect(status != 64 && output.contains(Self.missingRun), "\(output)")
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+@testable import Models
+
+/// What a decoder's sizes allow before anything is allocated: positions within the context
+/// the file records, and the byte counts the commands check against the machine's memory.
+@Suite struct LlamaConfigurationTests {
+    /// A GGUF header with the llama metadata of a tiny model whose context is `context`.
+    static func header(context: Int) throws -> GGUFFile {
+        typealias B = GGUFBuilder
+        var b = GGUFBuilder()
+        b.add("general.architecture", type: 8, B.string("llama"))
+        b.add("tokenizer.ggml.tokens", type: 9, B.le(UInt32(8)) + B.le(UInt64(3)) + B.string("a") + B.string("b") + B.string("c"))
+        for (key, value) in [("llama.embedding_length", 16), ("llama.feed_forward_length", 24), ("llama.block_count", 2),
+                             ("llama.attention.head_count", 4), ("llama.attention.head_count_kv", 2),
+                             ("llama.context_length", context)] {
+            b.add(key, type: 4, B.le(UInt32(value)))
+        }
+        b.add("llama.attention.layer_norm_rms_epsilon", type: 6, B.le(Float(1e-5).bitPattern))
+        return try GGUFFile(data: Data(b.build()), path: "tiny.gguf")
+    }
+
+    @Test func maxPositionsBeyondTheRecordedContextIsRefused() throws {
+        let file = try Self.header(context: 512)
+        #expect(try LlamaConfiguration(gguf: file, maxPositions: 512).maxPositions == 512)
+        #expect(throws: ModelsError.invalidValue(field: "--max-positions", value: "513",
+                                                 reason: "tiny.gguf has a context of 512 positions")) {
+            try LlamaConfiguration(gguf: file, maxPositions: 513)
+        }
+    }
+
+    @Test func byteCountsFollowTheShapes() throws {
+        let c = try LlamaConfiguration(gguf: try Self.header(context: 64), maxPositions: 64)
+        // K and V: 2 blocks × 64 positions × (2 heads × 4) floats each.
+        #expect(c.keyValueCacheBytes == 4 * 2 * 2 * 64 * 8)
+        // 3 sequences of 5 tokens, 7 logit rows: per row 4·16 + 2·16 + 2·8 + 3·24 + 2 = 186 floats
+        // per block, attention 3·4·5·5, final states 3·15·16, logits 7·3.
+        let perBlock = 15 * 186 + 3 * 4 * 25
+        #expect(c.forwardPassBytes(batch: 3, tokens: 5, logitRows: 7) == 4 * (2 * perBlock + 3 * 15 * 16 + 7 * 3))
+    }
+}
