@@ -84,11 +84,12 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Support", "Models", "Kernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
         .testTarget(name: "PlanningTests", dependencies: ["Support", "Planning", "Store"], swiftSettings: fast),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Planning", "Kernels", "Store"],
+        .testTarget(name: "TrainingTests", dependencies: ["RunFixtures", "Training", "Models", "Planning", "Kernels", "Store"],
                     swiftSettings: fast),
-        // Run directories for the Forgetting and Audit tests: a planned run with stand-in stages
-        // (TinyRun) and a deterministic stand-in trainer.
+        // What the tests share: a planned run with stand-in stages (TinyRun), a deterministic
+        // stand-in trainer, the built `lethe` run as a process, and ledger tampering.
         .target(name: "RunFixtures", dependencies: ["Forgetting", "Training", "Planning", "Store",
+                                                    .product(name: "GRDB", package: "GRDB.swift"),
                                                     .product(name: "Crypto", package: "swift-crypto")],
                 path: "Tests/RunFixtures", swiftSettings: fast),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Forgetting", "RunFixtures", "Training", "Planning", "Store",
@@ -102,7 +103,7 @@ let package = Package(
         .testTarget(name: "FuzzTests", dependencies: ["Support", "Forgetting", "Models", "Planning", "Store", "Training"],
                     swiftSettings: fast),
         // The CLI's help texts against committed copies (Tools/update_help_fixtures.sh).
-        .testTarget(name: "CommandTests", exclude: ["Fixtures"], swiftSettings: fast),
+        .testTarget(name: "CommandTests", dependencies: ["RunFixtures"], exclude: ["Fixtures"], swiftSettings: fast),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning"],
                     swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],

@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import Testing
 
 /// Every subcommand's `--help` equals its committed text (Fixtures/help), so a change to what
@@ -8,35 +9,14 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
     static let root = fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static func letheBinary() throws -> URL {
-        for configuration in ["release", "debug"] {
-            let url = root.appendingPathComponent(".build/\(configuration)/lethe")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/release/lethe"])
-    }
-
     static var commands: [String] {
         ((try? String(contentsOf: fixtures.appendingPathComponent("commands.txt"), encoding: .utf8)) ?? "")
             .split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
-    /// Runs `lethe` with `arguments` on a terminal `columns` wide; returns the exit status and
-    /// everything it printed (stdout and stderr).
+    /// Runs `lethe` on a terminal `columns` wide (help text wraps at the terminal's width).
     static func run(_ arguments: [String], columns: Int = 100) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = try letheBinary()
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["COLUMNS"] = String(columns)
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try LetheProcess.run(arguments, environment: ["COLUMNS": String(columns)])
     }
 
     @Test(arguments: HelpTextTests.commands)

@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import Planning
 import Support
 import Testing
@@ -294,32 +295,8 @@ import Testing
         Issue.record("a child of the killed `lethe train --jobs` still runs on \(run.path)")
     }
 
-    static func start(_ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = try ForgetKillTests.letheBinary()
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
+    static func start(_ arguments: [String]) throws -> Process { try LetheProcess.start(arguments) }
 
     @discardableResult
-    static func lethe(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = try ForgetKillTests.letheBinary()
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw ForgettingError.runFile(file: "lethe \(arguments.joined(separator: " "))",
-                                          reason: "exit \(process.terminationStatus): \(text)")
-        }
-        return text
-    }
+    static func lethe(_ arguments: [String]) throws -> String { try LetheProcess.succeed(arguments) }
 }

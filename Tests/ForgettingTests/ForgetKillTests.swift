@@ -11,19 +11,6 @@ import Testing
 @Suite(.serialized) struct ForgetKillTests {
     static let victims = ["ex-04", "ex-17", "ex-29"]
 
-    /// `.build/<configuration>/lethe`, built by `swift build --build-tests` beside the tests.
-    static func letheBinary() throws -> URL {
-        var directory = URL(fileURLWithPath: #filePath)
-        while directory.path != "/" {
-            directory.deleteLastPathComponent()
-            for configuration in ["release", "debug"] {
-                let candidate = directory.appendingPathComponent(".build/\(configuration)/lethe")
-                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            }
-        }
-        throw ForgettingError.runFile(file: ".build/release/lethe", reason: "the lethe binary is not built")
-    }
-
     /// Runs `lethe forget` on `run`, killing it after `killAfter` seconds (nil: let it finish);
     /// returns its standard output.
     static func forget(_ run: TinyRun, binary: URL, killAfter: Double?) throws -> String {
@@ -43,7 +30,7 @@ import Testing
     }
 
     @Test func killedForgetsLoseNothingAndLeaveNoMixedComposition() throws {
-        let binary = try Self.letheBinary()
+        let binary = try LetheProcess.binary()
         // How long one uninterrupted forget takes here (process start included).
         let timing = try TinyRun("timing")
         let clock = ContinuousClock()

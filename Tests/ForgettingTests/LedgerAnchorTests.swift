@@ -98,14 +98,6 @@ import Training
 
     /// Runs SQL on the run's ledger with its append-only triggers dropped, as an attacker would.
     static func tamper(_ run: TinyRun, _ sql: String) throws {
-        let db = try DatabaseQueue(path: RunLayout(directory: run.directory).ledgerURL.path)
-        try db.write { db in
-            for trigger in ["ledger_entries_no_update", "ledger_entries_no_delete",
-                            "ledger_keys_no_update", "ledger_keys_no_delete"] {
-                try db.execute(sql: "DROP TRIGGER \(trigger)")
-            }
-            try db.execute(sql: sql)
-        }
-        try db.close()
+        try LedgerTampering.execute(sql, onLedgerAt: RunLayout(directory: run.directory).ledgerURL)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import GRDB
 import Testing
 @testable import Forgetting
@@ -17,17 +18,8 @@ import Testing
         return head
     }
 
-    /// Runs SQL on the ledger file through a separate connection, triggers dropped first.
     private func tamper(_ scratch: LedgerScratch, _ sql: String) throws {
-        let db = try DatabaseQueue(path: scratch.ledgerURL.path)
-        try db.write { db in
-            for trigger in ["ledger_entries_no_update", "ledger_entries_no_delete",
-                            "ledger_keys_no_update", "ledger_keys_no_delete"] {
-                try db.execute(sql: "DROP TRIGGER \(trigger)")
-            }
-            try db.execute(sql: sql)
-        }
-        try db.close()
+        try LedgerTampering.execute(sql, onLedgerAt: scratch.ledgerURL)
     }
 
     private func verify(_ scratch: LedgerScratch, head: LedgerHead? = nil) throws -> LedgerVerification {

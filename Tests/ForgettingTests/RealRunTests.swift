@@ -94,21 +94,5 @@ import Testing
     }
 
     @discardableResult
-    func lethe(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = try ForgetKillTests.letheBinary()
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw ForgettingError.runFile(file: "lethe \(arguments.joined(separator: " "))",
-                                          reason: "exit \(process.terminationStatus): \(text)")
-        }
-        return text
-    }
+    func lethe(_ arguments: [String]) throws -> String { try LetheProcess.succeed(arguments) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import Testing
 import Planning
 @testable import Training
@@ -8,21 +9,8 @@ import Planning
 /// saves nothing, exit codes that mean something, no raw Foundation or HDF5 errors.
 @Suite(.serialized) struct CommandSafetyTests {
     static let root = S3TEndToEndTests.root
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try LetheProcess.run(arguments) }
     static let model = root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2")
-
-    /// Runs lethe; returns the exit status and everything it printed.
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = try S3TEndToEndTests.letheBinary()
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 
     /// What must never reach a user: Foundation's error domains, coding-path dumps, HDF5's
     /// error stack, Swift's dump of an enum.

@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import Testing
 import Planning
 import Store
@@ -11,41 +12,13 @@ import Store
 @Suite(.serialized) struct S3TEndToEndTests {
     static let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func letheBinary() throws -> URL { try LetheProcess.binary() }
+    @discardableResult
+    static func lethe(_ arguments: [String]) throws -> String { try LetheProcess.succeed(arguments) }
+
     static let trainArguments = ["--epochs", "1", "--layers-per-block", "1", "--rank", "4",
                                  "--threads", "1", "--seed", "5",
                                  "--model", root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path]
-
-    /// The `lethe` executable built beside the test bundle.
-    static func letheBinary() throws -> URL {
-        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-                          Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
-                          root.appendingPathComponent(".build/release")]
-        for directory in candidates {
-            let url = directory.appendingPathComponent("lethe")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw TrainingError.fileInvalid(file: "lethe", reason: "binary not found next to the tests; build with --build-tests")
-    }
-
-    /// Runs lethe to completion; returns stdout, failing on a non-zero exit.
-    @discardableResult
-    static func lethe(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = try letheBinary()
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw TrainingError.fileInvalid(file: "lethe \(arguments.joined(separator: " "))",
-                                            reason: "exit \(process.terminationStatus): \(text)")
-        }
-        return text
-    }
 
     /// A scratch directory with the tiny dataset and a plan in `template/`.
     static func prepare() throws -> URL {
@@ -186,7 +159,7 @@ import Store
                 == ServedComposition.load(from: layout.servedURL))
 
         // Contradicting the saved settings is refused.
-        #expect(throws: TrainingError.self) { try Self.lethe(["train", "--run", runC.path, "--epochs", "2"]) }
+        #expect(throws: LetheProcess.Failed.self) { try Self.lethe(["train", "--run", runC.path, "--epochs", "2"]) }
 
         // The ensemble answers: evaluate and predict on the run.
         let evaluation = try Self.lethe(["evaluate", "--run", runA.path, "--json",

@@ -1,0 +1,63 @@
+import Foundation
+
+/// The built `lethe` executable run as a real process, for tests that exercise the command line
+/// (exit codes, messages, kills). It is found under `.build/release` or `.build/debug` of this
+/// checkout, where `swift build --build-tests` puts it beside the tests.
+public enum LetheProcess {
+    /// A run that exited non-zero: the arguments, the status and everything it printed.
+    public struct Failed: Error, CustomStringConvertible {
+        public let arguments: [String]
+        public let status: Int32
+        public let output: String
+        public var description: String { "lethe \(arguments.joined(separator: " ")): exit \(status): \(output)" }
+    }
+
+    /// The repository this file belongs to.
+    public static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    public static func binary() throws -> URL {
+        for configuration in ["release", "debug"] {
+            let url = root.appendingPathComponent(".build/\(configuration)/lethe")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: root.appendingPathComponent(".build/release/lethe").path])
+    }
+
+    /// Runs `lethe` to completion; returns the exit status and everything it printed (stdout
+    /// and stderr), with `environment` added to the test's own.
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Runs `lethe` to completion and returns what it printed; throws `Failed` on a non-zero exit.
+    @discardableResult
+    public static func succeed(_ arguments: [String]) throws -> String {
+        let (status, output) = try run(arguments)
+        guard status == 0 else { throw Failed(arguments: arguments, status: status, output: output) }
+        return output
+    }
+
+    /// Starts `lethe` in the background with its output discarded (to be waited for or killed).
+    public static func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+}
