@@ -40,11 +40,12 @@ def parse_args():
     p.add_argument("--data", default="Datasets/bbc-news/train.jsonl")
     p.add_argument("--test", default="Datasets/bbc-news/test.jsonl")
     p.add_argument("--text-field", default="text", choices=["text", "text+lead"])
-    p.add_argument("--placements", default="all,top", help="comma-separated: all (every layer), top (last layer)")
+    p.add_argument("--placements", nargs="+", default=["all", "top"], choices=["all", "top"],
+                   help="all (every layer), top (last layer)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--alpha", type=float, default=32)
-    p.add_argument("--targets", default="q,v", help="comma-separated: q,k,v,o,up,down")
+    p.add_argument("--targets", nargs="+", default=["q", "v"], help="q k v o up down")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
@@ -59,10 +60,6 @@ def parse_args():
     for name in ("epochs", "rank", "batch_size", "threads", "max_length"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    args.placements = [x for x in args.placements.split(",") if x]
-    for placement in args.placements:
-        if placement not in ("all", "top"):
-            p.error(f"--placements {placement}: use all or top")
     return args
 
 
@@ -81,7 +78,7 @@ def run_torch(args, train_path, test_path):
     import torch
     torch.set_num_threads(args.threads)
     model_dir = tm.resolve(args.model)
-    targets = tm.parse_targets(args.targets)
+    targets = tm.parse_targets(" ".join(args.targets))
     train_set, test_set = tm.read_jsonl(train_path), tm.read_jsonl(test_path)
     labels = sorted({e["label"] for e in train_set}, key=lambda s: s.encode())
     index = {name: k for k, name in enumerate(labels)}
@@ -129,9 +126,9 @@ BENCH_LINE = re.compile(r"^\s+([\d.]+) s, ([\d.]+) examples/s, ([\d.]+) real tok
 
 def run_ours(args, train_path, test_path):
     command = [os.path.abspath(args.lethe), "bench", "train", "--model", tm.resolve(args.model), "--data", train_path,
-               "--test-data", test_path, "--text-field", args.text_field, "--placements", ",".join(args.placements),
+               "--test-data", test_path, "--text-field", args.text_field, "--placements", *args.placements,
                "--epochs", str(args.epochs), "--rank", str(args.rank), "--alpha", str(args.alpha),
-               "--targets", *args.targets.split(","), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
+               "--targets", *args.targets, "--lr", str(args.lr), "--batch-size", str(args.batch_size),
                "--seed", str(args.seed), "--threads", str(args.threads), "--max-tokens", str(args.max_length)]
     if args.normalized_head:
         command.append("--normalized-head")

@@ -10,7 +10,8 @@ import Store
 /// fully trained matrix). Root attributes: `format`, `format_version`, `software_version`,
 /// `method`, `learning_rate`, `steps`, `batch_size`, `lambda`, `seed`, `thread_count` (training
 /// cuts each batch into that many groups of sequences: the same count gives the same bits),
-/// `r`, `lora_alpha`, `target_modules`, `full_modules`, `base_model_sha256`, and
+/// `r`, `lora_alpha`, `use_rslora` (absent in older files: 0), `target_modules`, `full_modules`,
+/// `base_model_sha256`, and
 /// `<set>_sha256` / `<set>_path` for each data set used.
 public enum AdapterFile {
     public static let format = "lethe-decoder-adapter"
@@ -34,7 +35,8 @@ public enum AdapterFile {
                 ("steps", .int(Int64(configuration.steps))), ("batch_size", .int(Int64(configuration.batchSize))),
                 ("lambda", .double(Double(configuration.lambda))), ("seed", .int(Int64(bitPattern: configuration.seed))),
                 ("thread_count", .int(Int64(threadCount))),
-                ("r", .int(Int64(a.rank))), ("lora_alpha", .double(Double(a.alpha))),
+                ("r", .int(Int64(a.rank))), ("lora_alpha", .double(Double(a.lora?.alpha ?? 0))),
+                ("use_rslora", .int(a.lora?.useRSLoRA == true ? 1 : 0)),
                 ("target_modules", .strings(a.targets.map(\.rawValue))),
                 ("full_modules", .strings(a.fullTargets.map(\.rawValue))),
                 ("layers", .ints((a.layers ?? []).map(Int64.init))),
@@ -91,10 +93,12 @@ public enum AdapterFile {
             throw ApproximateError.invalidValue(field: "r", value: "\(rank)",
                                                 reason: "\(url.path) records a rank outside 0…\(width), the model's width")
         }
+        // Files written before rsLoRA was an option have no use_rslora: plain α/r.
+        let rsLoRA = try file.hasAttribute(named: "use_rslora") ? try file.intAttribute(named: "use_rslora") != 0 : false
         let configuration = try LlamaAdapterConfiguration(
             rank: Int(rank), alpha: Float(try file.doubleAttribute(named: "lora_alpha")),
             targets: try projections("target_modules"), fullTargets: try projections("full_modules"),
-            layers: layers.isEmpty ? nil : layers)
+            layers: layers.isEmpty ? nil : layers, useRSLoRA: rsLoRA)
         let adapter = LlamaAdapter(configuration: configuration, weights: weights, seed: 0)
         for p in adapter.parameters {
             let (values, _) = try file.readFloats(at: "adapter/\(p.name)", expectedShape: p.value.shape)

@@ -4,7 +4,7 @@ import Models
 import Support
 
 /// Hyperparameters of one unlearning (or fine-tuning) run; recorded in the output file.
-public struct UnlearningConfiguration: Sendable, Equatable, Codable {
+public struct UnlearningConfiguration: Sendable, Equatable {
     public var learningRate: Float
     public var steps: Int
     /// Chunks per batch (forget and companion batches have the same size: 1:1 pairing).
@@ -36,7 +36,7 @@ public struct UnlearningConfiguration: Sendable, Equatable, Codable {
         try within(batchSize, Limits.batchSize, "--batch-size")
         try within(lambda, Limits.lambda, "lambda")
         try within(adapter.rank, Limits.rank, "--rank")
-        try within(adapter.alpha, Limits.alpha, "--alpha")
+        if let lora = adapter.lora { try within(lora.alpha, Limits.alpha, "--alpha") }
         if let maxGradientNorm, !(maxGradientNorm.isFinite && maxGradientNorm > 0) {
             throw ApproximateError.invalidValue(field: "maxGradientNorm", value: "\(maxGradientNorm)",
                                                 reason: "must be a positive finite number")

@@ -21,6 +21,8 @@ public struct BenchDecoderCommand: ParsableCommand {
     @Option(help: "Timed steps (after one warm-up step), \(Self.stepBounds.text).") var steps = 3
     @Option(help: "LoRA rank, \(rangeText(UnlearningConfiguration.Limits.rank)) and at most the model's narrowest projection.")
     var rank = 8
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     static let batchBounds = OptionBounds(UnlearningConfiguration.Limits.batchSize)
     static let stepBounds = OptionBounds(1...1_000)
@@ -33,8 +35,9 @@ public struct BenchDecoderCommand: ParsableCommand {
     }
 
     public func run() throws {
+        let report = ResultReport(json: json)
         let (model, _) = try options.load()
-        print("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
+        report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
         var rng = SplitMix64(seed: 1)
         let chunks = (0 ..< batch).map { _ in (0 ..< tokens).map { _ in Int(rng.next() % 49152) } }
         try options.ensureTrainingMemory(model.configuration, chunks: chunks, batchSize: batch)
@@ -43,7 +46,7 @@ public struct BenchDecoderCommand: ParsableCommand {
         let u = try Unlearner(model: model, objective: .fineTune, configuration: config, forget: chunks,
                               threads: options.threads)
         let groups = u.threadGroups(chunkCount: batch)
-        print(groups == 1 ? "training: the whole batch as one pass"
+        report.say(groups == 1 ? "training: the whole batch as one pass"
               : "training: \(groups) groups of sequences at once, one thread each (OpenBLAS single-threaded inside)")
         let optimizer = AdamW.Configuration(learningRate: 1e-4, weightDecay: 0)
         var times: [Double] = []
@@ -58,9 +61,16 @@ public struct BenchDecoderCommand: ParsableCommand {
         let perToken = model.configuration.frozenTrainingFLOPsPerToken(context: tokens) / 1e9
         let rate = Double(batch * tokens) * perToken / median
         let peak = PeakThroughput.measure(threads: options.threads).ceilingGflops
-        print(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, %.1f GFLOP/s (%.3f GFLOP/token: forward + input gradients, frozen weights)",
+        report.say(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, %.1f GFLOP/s (%.3f GFLOP/token: forward + input gradients, frozen weights)",
                      batch, tokens, rank, median, Double(batch * tokens) / median, rate, perToken))
-        print(String(format: "Float32 FMA peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it; at the peak: %.0f tokens/s (the ceiling of any implementation here)",
+        report.say(String(format: "Float32 FMA peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it; at the peak: %.0f tokens/s (the ceiling of any implementation here)",
                      options.threads, options.threads == 1 ? "" : "s", peak, 100 * rate / peak, peak / perToken))
+        for (key, value): (String, Any) in [
+            ("blas_core", BLASRuntime.coreName), ("threads", options.threads), ("thread_groups", groups),
+            ("batch", batch), ("tokens", tokens), ("rank", rank), ("steps", steps),
+            ("median_step_seconds", median), ("tokens_per_second", Double(batch * tokens) / median),
+            ("gflops", rate), ("gflop_per_token", perToken), ("peak_gflops", peak), ("share_of_peak", rate / peak),
+        ] { report.record(key, value) }
+        try report.finish()
     }
 }

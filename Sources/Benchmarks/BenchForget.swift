@@ -55,11 +55,12 @@ public struct BenchForgetCommand: ParsableCommand {
     var accuracy = false
     @Option(help: "Test split for --accuracy.") var testData = "Datasets/bbc-news/test.jsonl"
     @Option(help: "Write the accuracy chart (SVG) here; implies --accuracy.") var svg: String?
-    @Option(help: "Threads for --accuracy training (the demo uses 2), \(CommonBounds.threads.text).") var threads = 2
+    @Option(help: "Threads for --accuracy training (the demo uses 2), \(CommonBounds.threads.text).") var threads = CommonBounds.defaultThreads
     @Option(help: "Base encoder for --accuracy.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
     @Flag(help: "Also print the median time of each phase of a forget, and the fsync floor of the disk.")
     var breakdown = false
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     static let forgetBounds = OptionBounds(1...100_000)
     static let logBounds = OptionBounds(1...10_000_000)

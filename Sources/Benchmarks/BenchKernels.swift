@@ -23,13 +23,13 @@ public struct BenchKernelsCommand: ParsableCommand {
             """)
 
     @Option(help: "Threads for BLAS and for the kernels' own loops, \(CommonBounds.threads.text).")
-    var threads: Int = 2
+    var threads: Int = CommonBounds.defaultThreads
 
     @Option(help: "Timed repetitions per measurement (median reported), \(BenchBounds.repetitions.text).")
     var repetitions: Int = 7
 
-    @Flag(help: "Print one JSON object instead of a table.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     public func validate() throws {
         try CommonBounds.threads.check(threads, option: "--threads")

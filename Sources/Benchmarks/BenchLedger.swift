@@ -27,8 +27,8 @@ public struct BenchLedgerCommand: ParsableCommand {
     @Flag(help: "Keep the ledger file.")
     var keep = false
 
-    @Flag(help: "Print one JSON object instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     public func validate() throws {
         try BenchBounds.items.check(count, option: "--count")

@@ -22,7 +22,7 @@ public struct BenchPeakCommand: ParsableCommand {
             """)
 
     @Option(help: "Highest thread count to measure (every count from 1 up to it), \(CommonBounds.threads.text).")
-    var threads: Int = 2
+    var threads: Int = CommonBounds.defaultThreads
 
     @Option(help: "Seconds per run, \(Self.secondBounds.text).")
     var seconds: Double = 0.25
@@ -32,8 +32,8 @@ public struct BenchPeakCommand: ParsableCommand {
 
     static let secondBounds = OptionBounds(0.001...10.0)
 
-    @Flag(help: "Print one JSON object instead of a table.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     public func validate() throws {
         try CommonBounds.threads.check(threads, option: "--threads")

@@ -36,6 +36,8 @@ public struct BenchPlanCommand: ParsableCommand {
 
     @Option(help: "Seed of the data generator, the plan and the lookups, \(CommonBounds.seedText).")
     var seed: UInt64 = 1
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     /// `--examples`: the synthetic file takes about 100 bytes per example.
     static let exampleBounds = OptionBounds(1...50_000_000)
@@ -49,17 +51,18 @@ public struct BenchPlanCommand: ParsableCommand {
     }
 
     public func run() throws {
+        let report = ResultReport(json: json)
         let clock = ContinuousClock()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-plan-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        print("BLAS core: \(BLASRuntime.coreName) (unused here)")
+        report.say("BLAS core: \(BLASRuntime.coreName) (unused here)")
 
         let dataURL = directory.appendingPathComponent("synthetic.jsonl")
         var start = clock.now
         let ids = try Self.writeSynthetic(count: examples, seed: seed, to: dataURL)
         let byteCount = (try? FileManager.default.attributesOfItem(atPath: dataURL.path)[.size] as? Int) ?? 0
-        print(String(format: "generated %d examples (%.1f MB) in %.2f s", examples, Double(byteCount) / 1e6,
+        report.say(String(format: "generated %d examples (%.1f MB) in %.2f s", examples, Double(byteCount) / 1e6,
                      (clock.now - start).seconds))
 
         start = clock.now
@@ -77,14 +80,15 @@ public struct BenchPlanCommand: ParsableCommand {
         let saveSeconds = (clock.now - saveStart).seconds
         let totalSeconds = (clock.now - start).seconds
         let cpuSeconds = Self.cpuSeconds() - cpuStart
-        print(String(format: "plan: %.2f s total (read+validate %.2f s, partition+hash+select+check %.2f s, save %.2f s) — target ≤ 15 s",
+        report.say(String(format: "plan: %.2f s total (read+validate %.2f s, partition+hash+select+check %.2f s, save %.2f s) — target ≤ 15 s",
                      totalSeconds, readSeconds, planSeconds, saveSeconds))
         // On a shared machine wall time includes waiting for a core; CPU time does not.
-        print(String(format: "plan: %.2f s of CPU time (user + system, one thread)", cpuSeconds))
+        report.say(String(format: "plan: %.2f s of CPU time (user + system, one thread)", cpuSeconds))
 
         start = clock.now
         let loaded = try Plan.load(from: planURL)
-        print(String(format: "load plan.h5 with invariant checks: %.2f s", (clock.now - start).seconds))
+        let loadSeconds = (clock.now - start).seconds
+        report.say(String(format: "load plan.h5 with invariant checks: %.2f s", loadSeconds))
 
         var generator = SplitMix64(seed: seed ^ 0x5EED)
         var latencies: [Double] = []
@@ -100,12 +104,20 @@ public struct BenchPlanCommand: ParsableCommand {
         latencies.sort()
         let p50 = latencies[latencies.count / 2]
         let p99 = latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
-        print(String(format: "lookup (lineage: shard, slice, hash, %d stage positions) over %d random ids: p50 %.2f µs, p99 %.2f µs, max %.1f µs — target p99 ≤ 50 µs",
+        report.say(String(format: "lookup (lineage: shard, slice, hash, %d stage positions) over %d random ids: p50 %.2f µs, p99 %.2f µs, max %.1f µs — target p99 ≤ 50 µs",
                      budget, lookups, p50, p99, latencies.last ?? 0))
         precondition(found == lookups, "every generated id must be found")
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        print(String(format: "peak resident memory: %.0f MB (ru_maxrss)", Double(usage.ru_maxrss) / 1024))
+        report.say(String(format: "peak resident memory: %.0f MB (ru_maxrss)", Double(usage.ru_maxrss) / 1024))
+        for (key, value): (String, Any) in [
+            ("examples", examples), ("shards", shards), ("slices", slices), ("budget", budget), ("bytes", byteCount),
+            ("plan_seconds", totalSeconds), ("read_seconds", readSeconds), ("partition_seconds", planSeconds),
+            ("save_seconds", saveSeconds), ("plan_cpu_seconds", cpuSeconds), ("load_seconds", loadSeconds),
+            ("lookups", lookups), ("lookup_p50_us", p50), ("lookup_p99_us", p99), ("lookup_max_us", latencies.last ?? 0),
+            ("peak_resident_mb", Double(usage.ru_maxrss) / 1024),
+        ] { report.record(key, value) }
+        try report.finish()
     }
 
     /// User + system CPU seconds of this process so far.

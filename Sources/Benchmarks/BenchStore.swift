@@ -28,12 +28,17 @@ public struct BenchStoreCommand: ParsableCommand {
     @Option(help: "Directory for the files (default: a new temporary directory).")
     var out: String?
 
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
+
     public func validate() throws {
         try Self.megabyteBounds.check(megabytes, option: "--megabytes")
         try BenchBounds.repetitions.check(repetitions, option: "--repetitions")
     }
 
     public func run() throws {
+        let report = ResultReport(json: json)
+        var rows: [[String: Any]] = []
         let base = out.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
@@ -52,7 +57,7 @@ public struct BenchStoreCommand: ParsableCommand {
             ("float16 contiguous", .float16, .contiguous, false),
             ("float32 gzip level 4 (shuffle)", .float32, .gzip(level: 4), false),
         ]
-        print("HDF5 store benchmark: \(tensorCount) tensors of [512, 512] float32 (\(megabytes) MiB), median of \(repetitions)")
+        report.say("HDF5 store benchmark: \(tensorCount) tensors of [512, 512] float32 (\(megabytes) MiB), median of \(repetitions)")
         let clock = ContinuousClock()
         for (name, storage, options, atomic) in layouts {
             var writeSeconds: [Double] = []
@@ -85,12 +90,18 @@ public struct BenchStoreCommand: ParsableCommand {
                 try? FileManager.default.removeItem(at: url)
             }
             let payload = Double(megabytes)
-            print("  " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(
+            rows.append(["layout": name, "write_mb_per_s": payload / median(writeSeconds),
+                         "read_mb_per_s": payload / median(readSeconds), "file_bytes": fileBytes])
+            report.say("  " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(
                 format: " write %7.0f MB/s  read %7.0f MB/s  file %.1f MiB (%.0f%% of float32)",
                          payload / median(writeSeconds), payload / median(readSeconds),
                          Double(fileBytes) / 1_048_576, 100 * Double(fileBytes) / (payload * 1_048_576)))
         }
-        print("  (MB/s of float32 payload, MiB; reads convert float16 to Float)")
+        report.say("  (MB/s of float32 payload, MiB; reads convert float16 to Float)")
+        report.record("megabytes", megabytes)
+        report.record("repetitions", repetitions)
+        report.record("layouts", rows)
+        try report.finish()
     }
 
     private func seconds(_ duration: Duration) -> Double {

@@ -25,7 +25,8 @@ public struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Training data (JSON Lines).") var data = "Datasets/bbc-news/train.jsonl"
     @Option(help: "Test data (JSON Lines).") var testData = "Datasets/bbc-news/test.jsonl"
     @Option(help: "text or text+lead.") var textField = "text"
-    @Option(help: "Comma-separated placements: all (every layer), top (last layer only).") var placements = "all,top"
+    @Option(parsing: .upToNextOption, help: "Placements: all (every layer), top (last layer only).")
+    var placements: [Placement] = [.all, .top]
     @Option(help: "Epochs, \(rangeText(Limits.epochs)).") var epochs = 3
     @Option(help: "LoRA rank, \(rangeText(Limits.rank)).") var rank = 16
     @Option(help: "LoRA alpha, \(rangeText(Limits.alpha)).") var alpha: Float = 32
@@ -34,10 +35,15 @@ public struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Peak learning rate, \(rangeText(Limits.learningRate)).") var lr: Float = 1e-3
     @Option(help: "Examples per batch, \(rangeText(Limits.batchSize)).") var batchSize = 32
     @Option(help: "Seed, \(CommonBounds.seedText).") var seed: UInt64 = 0
-    @Option(help: "Threads, \(rangeText(Limits.threadCount)).") var threads = 2
+    @Option(help: "Threads, \(rangeText(Limits.threadCount)).") var threads = CommonBounds.defaultThreads
     @Option(help: "Maximum tokens per example, \(rangeText(Limits.maxTokenCount)).") var maxTokens = 128
     @Flag(help: "Feed the head the L2-normalised embedding instead of the raw mean.") var normalizedHead = false
     @Flag(help: "Disable the activation cache.") var noCache = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
+
+    /// Where the adapters sit: in every encoder layer, or in the last one only.
+    enum Placement: String, ExpressibleByArgument, CaseIterable { case all, top }
 
     typealias Limits = TrainingSettings.Limits
 
@@ -55,14 +61,16 @@ public struct BenchTrainCommand: ParsableCommand {
     public func run() throws {
         guard let field = TextField(rawValue: textField) else { throw ValidationError("--text-field: text or text+lead") }
         let targetList = try LoRATarget.parseList(targets.joined(separator: ","))
-        print("BLAS core: \(BLASRuntime.coreName), threads: \(threads)")
+        let result = ResultReport(json: json)
+        var rows: [[String: Any]] = []
+        result.say("BLAS core: \(BLASRuntime.coreName), threads: \(threads)")
         let encoder = try MiniLMEncoder(directory: model)
         let train = try Dataset.read(from: URL(fileURLWithPath: data))
         let testSet = try Dataset.read(from: URL(fileURLWithPath: testData))
         let labels = train.labelVocabulary
         let lora = try LoRAConfiguration(rank: rank, alpha: alpha, targets: targetList)
-        for placement in placements.split(separator: ",") {
-            let layers: [Int] = placement == "top" ? [encoder.frozenLayers.count - 1] : Array(0..<encoder.frozenLayers.count)
+        for placement in placements {
+            let layers: [Int] = placement == .top ? [encoder.frozenLayers.count - 1] : Array(0..<encoder.frozenLayers.count)
             let classifier = try LoRAClassifier(encoder: encoder, lora: lora, adapterLayers: layers,
                                                 classCount: labels.count, headNormalizesInput: normalizedHead,
                                                 maxLength: maxTokens, seed: seed)
@@ -81,14 +89,26 @@ public struct BenchTrainCommand: ParsableCommand {
             let examplesPerSecond = Double(report.examplesSeen) / seconds
             let tokensPerSecond = Double(report.realTokensSeen) / seconds
             let padding = 100 * (1 - Double(report.realTokensSeen) / Double(report.paddedTokensSeen))
-            print("\(placement) (layers \(layerList), targets \(targets.joined(separator: " ")), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
-            print(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",
+            result.say("\(placement.rawValue) (layers \(layerList), targets \(targets.joined(separator: " ")), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
+            result.say(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",
                          seconds, examplesPerSecond, tokensPerSecond, padding, 100 * accuracy) + ", loss " + losses)
+            var row: [String: Any] = [
+                "placement": placement.rawValue, "layers": layers, "seconds": seconds,
+                "examples_per_second": examplesPerSecond, "real_tokens_per_second": tokensPerSecond,
+                "padding_percent": padding, "test_accuracy": accuracy, "epoch_mean_losses": report.epochMeanLosses,
+            ]
             if let cache = report.cache {
-                print(String(format: "  activation cache: inputs of layer %d, %d examples, %.1f MB (budget %.0f MB), %d hits, %d misses",
+                row["cache"] = ["layer": cache.layer, "examples": cache.exampleCount, "bytes": cache.byteCount,
+                                "hits": cache.hitCount, "misses": cache.missCount]
+                result.say(String(format: "  activation cache: inputs of layer %d, %d examples, %.1f MB (budget %.0f MB), %d hits, %d misses",
                              cache.layer, cache.exampleCount, Double(cache.byteCount) / 1e6, Double(cache.byteBudget) / 1e6,
                              cache.hitCount, cache.missCount))
             }
+            rows.append(row)
         }
+        result.record("blas_core", BLASRuntime.coreName)
+        result.record("threads", threads)
+        result.record("placements", rows)
+        try result.finish()
     }
 }

@@ -21,11 +21,11 @@ struct SweepPoint {
 
 extension BenchUnlearnCommand {
     func printTable(_ rows: [SweepPoint], reference: ForgetEvaluation, oracle: ForgetEvaluation, lr: Float, steps: Int,
-                    parameters: Int) {
-        printFlushed(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
-        printFlushed("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  pre-training ÷ run FLOPs")
+                    parameters: Int, report: ResultReport) {
+        report.say(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
+        report.say("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  pre-training ÷ run FLOPs")
         func line(_ name: String, _ e: ForgetEvaluation, _ ratio: String) {
-            printFlushed(String(format: "%@   %@   %@    %@  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
+            report.say(String(format: "%@   %@   %@    %@  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
                          ppl(e.forget.perplexity), ppl(e.retain!.perplexity), ppl(e.general!.perplexity), e.membership[1].rocAUC,
                          e.membership[4].rocAUC, oracle.membership[1].rocAUC, oracle.membership[4].rocAUC, ratio))
         }
@@ -40,12 +40,12 @@ extension BenchUnlearnCommand {
     /// Prints, per method, the share of sweep settings that forget and keep retain quality, and
     /// the best forgetting among the settings that keep retain quality (the lowest max-AUC), which
     /// ranks the methods even when the grid holds no full success.
-    func printSweep(_ points: [SweepPoint], oracle: ForgetEvaluation) -> [(UnlearningMethod, Double)] {
-        printFlushed("\nSweep: share of (lr × steps) settings with AUC ≤ 0.55 for every K and retain ppl within 10% of θ0")
+    func printSweep(_ points: [SweepPoint], oracle: ForgetEvaluation, report: ResultReport) -> [(UnlearningMethod, Double)] {
+        report.say("\nSweep: share of (lr × steps) settings with AUC ≤ 0.55 for every K and retain ppl within 10% of θ0")
         let oracleAUC = oracle.membership.map(\.rocAUC).max() ?? 1
-        printFlushed(String(format: "(the retrain oracle's largest AUC over K is %.3f%@)", oracleAUC,
+        report.say(String(format: "(the retrain oracle's largest AUC over K is %.3f%@)", oracleAUC,
                      oracleAUC <= 0.55 ? "" : ": above 0.55, the drawn forget and unseen sets differ by chance; the bar is strict"))
-        printFlushed("method        success  retain kept  best max-AUC with retain kept (setting)")
+        report.say("method        success  retain kept  best max-AUC with retain kept (setting)")
         var summary: [(UnlearningMethod, Double)] = [], best: [(UnlearningMethod, SweepPoint)] = []
         for method in UnlearningMethod.allCases {
             let mine = points.filter { $0.method == method }
@@ -55,7 +55,7 @@ extension BenchUnlearnCommand {
             let kept = mine.filter { $0.retainRatio <= 1.10 }
             let top = kept.min { $0.maxAUC < $1.maxAUC }
             if let top { best.append((method, top)) }
-            printFlushed(String(format: "%@  %d/%d %3.0f%%  %d/%d         %@", padded(method.rawValue), mine.filter(\.success).count,
+            report.say(String(format: "%@  %d/%d %3.0f%%  %d/%d         %@", padded(method.rawValue), mine.filter(\.success).count,
                                 mine.count, 100 * share, kept.count, mine.count,
                                 top.map { String(format: "%.3f (lr %.0e, %d steps, retain ×%.2f)", $0.maxAUC, $0.learningRate,
                                                  $0.steps, $0.retainRatio) } ?? "none"))
@@ -63,27 +63,27 @@ extension BenchUnlearnCommand {
         guard let leader = summary.max(by: { $0.1 < $1.1 }) else { return summary }
         let gdIn = summary.first { $0.0 == .ascentDescentInDistribution }?.1 ?? 0
         if leader.1 > 0 {
-            printFlushed("Most robust: \(leader.0.rawValue) (\(Int(100 * leader.1))% of settings succeed). Seed paper's finding "
+            report.say("Most robust: \(leader.0.rawValue) (\(Int(100 * leader.1))% of settings succeed). Seed paper's finding "
                          + "(ga-gd-in most robust): " + (gdIn >= leader.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."))
             return summary
         }
         // No full success anywhere: rank by how far each method forgets while keeping retain quality.
         let ranked = best.sorted { $0.1.maxAUC < $1.1.maxAUC }
         guard let first = ranked.first else {
-            printFlushed("Most robust: none. Seed paper's finding (ga-gd-in most robust): inconclusive: no setting kept retain ppl within 10%.")
+            report.say("Most robust: none. Seed paper's finding (ga-gd-in most robust): inconclusive: no setting kept retain ppl within 10%.")
             return summary
         }
         let second = ranked.dropFirst().first.map { String(format: "; next %@ at %.3f", $0.0.rawValue, $0.1.maxAUC) } ?? ""
-        printFlushed(String(format: "No setting reaches AUC ≤ 0.55 with retain kept. Forgetting furthest with retain kept: %@ (max AUC %.3f%@).",
+        report.say(String(format: "No setting reaches AUC ≤ 0.55 with retain kept. Forgetting furthest with retain kept: %@ (max AUC %.3f%@).",
                             first.0.rawValue, first.1.maxAUC, second))
-        printFlushed("Seed paper's finding (ga-gd-in most robust): "
+        report.say("Seed paper's finding (ga-gd-in most robust): "
                      + (first.0 == .ascentDescentInDistribution ? "reproduced in this weaker sense (ga-gd-in forgets furthest while keeping retain quality)."
                                                                : "not reproduced (\(first.0.rawValue) forgets further than ga-gd-in with retain kept)."))
         return summary
     }
 
     /// Two SVG charts: max AUC vs retain perplexity ratio per setting, and the success share per method.
-    func writeCharts(_ points: [SweepPoint], summary: [(UnlearningMethod, Double)]) throws {
+    func writeCharts(_ points: [SweepPoint], summary: [(UnlearningMethod, Double)], report: ResultReport) throws {
         let dir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
@@ -115,15 +115,44 @@ extension BenchUnlearnCommand {
         }
         bars += "</svg>\n"
         try bars.write(to: dir.appendingPathComponent("sweep-success-share.svg"), atomically: true, encoding: .utf8)
-        printFlushed("charts: \(dir.path)/sweep-auc-vs-retain.svg, sweep-success-share.svg")
+        report.say("charts: \(dir.path)/sweep-auc-vs-retain.svg, sweep-success-share.svg")
     }
 }
 
-/// Prints a line and flushes it, so a log file follows a benchmark that runs for many minutes.
-func printFlushed(_ line: String) {
-    print(line)
-    fflush(nil)
-}
 
 /// `name` left-aligned in 12 columns (Foundation's `%-12@` does not pad on Linux).
 func padded(_ name: String) -> String { name.padding(toLength: max(12, name.count), withPad: " ", startingAt: 0) }
+
+extension BenchUnlearnCommand {
+    /// Writes OUT/summary.json — θ0 before and after the fine-tune, the oracle, every evaluated
+    /// point and each method's sweep success share — and records the same in `report`.
+    func writeSummary(before: ForgetEvaluation, reference: ForgetEvaluation, oracle: ForgetEvaluation,
+                      points: [SweepPoint], summary: [(UnlearningMethod, Double)], parameters: Int,
+                      wallSeconds: Double, report: ResultReport) throws {
+        try report.record("base", encoding: before)
+        try report.record("fine_tuned", encoding: reference)
+        try report.record("oracle", encoding: oracle)
+        try report.record("points", encoding: points.map { p in
+            SummaryPoint(method: p.method.rawValue, learningRate: p.learningRate, steps: p.steps,
+                         inSweep: p.inSweep, trainedTokens: p.trainedTokens, success: p.success,
+                         flopsRatio: UnlearningCost(parameterCount: parameters, trainedTokens: p.trainedTokens).ratio,
+                         evaluation: p.evaluation)
+        })
+        report.record("sweep_success_share", Dictionary(uniqueKeysWithValues: summary.map { ($0.0.rawValue, $0.1) }))
+        report.record("wall_seconds", wallSeconds)
+        let file = URL(fileURLWithPath: out).appendingPathComponent("summary.json")
+        try report.write(to: file)
+        report.say("summary: \(file.path)")
+        try report.finish()
+    }
+
+    /// One evaluated setting as summary.json records it.
+    struct SummaryPoint: Encodable {
+        let method: String, learningRate: Float, steps: Int, inSweep: Bool, trainedTokens: Int, success: Bool
+        let flopsRatio: Double, evaluation: ForgetEvaluation
+        enum CodingKeys: String, CodingKey {
+            case method, learningRate = "learning_rate", steps, inSweep = "in_sweep", trainedTokens = "trained_tokens"
+            case success, flopsRatio = "pretraining_to_run_flops", evaluation
+        }
+    }
+}

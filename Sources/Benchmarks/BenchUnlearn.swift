@@ -39,12 +39,14 @@ public struct BenchUnlearnCommand: ParsableCommand {
     var unlearnBatchSize = 2
     @Option(help: "Fine-tuning epochs over the seen set, \(Self.epochs.text).") var fineTuneEpochs = 2
     @Option(help: "Fine-tuning learning rate, \(Self.learningRate.text).") var fineTuneLR: Float = 1e-3
-    @Option(help: "Learning rates of the sweep (comma-separated), each \(Self.learningRate.text).") var lrs = "5e-4,1e-3"
-    @Option(help: "Step counts of the sweep (comma-separated, evaluated along one run), each \(Self.steps.text).")
-    var stepCounts = "12,18,24"
-    @Option(help: "Learning rate and steps of the main table (lr,steps), within the sweep's bounds.") var tableSetting = "1e-3,18"
+    @Option(parsing: .upToNextOption, help: "Learning rates of the sweep, each \(Self.learningRate.text).")
+    var lrs: [Float] = [5e-4, 1e-3]
+    @Option(parsing: .upToNextOption, help: "Step counts of the sweep (evaluated along one run), each \(Self.steps.text).")
+    var stepCounts: [Int] = [12, 18, 24]
+    @Option(help: "Learning rate of the main table, \(Self.learningRate.text).") var tableLR: Float = 1e-3
+    @Option(help: "Unlearning steps of the main table, \(Self.steps.text).") var tableSteps = 18
     @Option(help: "LoRA rank of fine-tune and unlearning adapters, \(Self.rank.text).") var rank = 8
-    @Option(help: "Directory for the SVG charts and a JSON summary.") var out = "Checkpoints/bench-unlearn"
+    @Option(help: "Directory for the SVG charts and summary.json (what --json prints).") var out = "Checkpoints/bench-unlearn"
     @Option(help: "Seed, \(CommonBounds.seedText).") var seed: UInt64 = 0
 
     static let articles = OptionBounds(1...10_000)
@@ -53,12 +55,14 @@ public struct BenchUnlearnCommand: ParsableCommand {
     static let learningRate = OptionBounds(UnlearningConfiguration.Limits.learningRate)
     static let steps = OptionBounds(UnlearningConfiguration.Limits.steps)
     static let rank = OptionBounds(UnlearningConfiguration.Limits.rank)
-    @Option(help: "Methods to run (comma-separated; default all seven; \"none\" stops after θ0 and the oracle).")
-    var methods = UnlearningMethod.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(parsing: .upToNextOption, help: "Methods to run (default all seven; none stops after θ0 and the oracle).")
+    var methods: [String] = UnlearningMethod.allCases.map(\.rawValue)
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     /// The methods named by `--methods`, in the canonical order.
     func selectedMethods() throws -> [UnlearningMethod] {
-        let names = methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let names = methods
         if names == ["none"] { return [] }
         for name in names where UnlearningMethod(rawValue: name) == nil {
             throw ValidationError("--methods: unknown method '\(name)'; choose from \(UnlearningMethod.allCases.map(\.rawValue).joined(separator: ", ")) or none.")
@@ -69,23 +73,16 @@ public struct BenchUnlearnCommand: ParsableCommand {
     /// The sweep's learning rates and step counts (ascending) and the table's setting, each
     /// number checked, so a typo is an error naming the option rather than a silently smaller grid.
     func sweepGrid() throws -> (lrs: [Float], steps: [Int], tableLR: Float, tableSteps: Int) {
-        func values<T>(_ text: String, _ option: String, _ parse: (String) -> T?, valid: (T) -> Bool) throws -> [T] {
-            let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            let parsed = parts.map { parse($0) }
-            guard !parts.isEmpty, parsed.allSatisfy({ $0.map(valid) ?? false }) else {
-                throw ValidationError("\(option) '\(text)': give comma-separated numbers within the range its help states.")
-            }
-            return parsed.compactMap { $0 }
+        guard !lrs.isEmpty, !stepCounts.isEmpty else {
+            throw ValidationError("--lrs and --step-counts each need at least one value.")
         }
-        let lrValues = try values(lrs, "--lrs", { Float($0) }, valid: Self.learningRate.range.contains)
-        let stepValues = try values(stepCounts, "--step-counts", { Int($0) }, valid: Self.steps.range.contains).sorted()
-        let table = tableSetting.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard table.count == 2, let tableLR = Float(table[0]), Self.learningRate.range.contains(tableLR),
-              let tableSteps = Int(table[1]), Self.steps.range.contains(tableSteps) else {
-            throw ValidationError("--table-setting '\(tableSetting)': give lr,steps with lr \(Self.learningRate.text) and "
-                                  + "steps \(Self.steps.text), e.g. 1e-3,18.")
+        for lr in lrs + [tableLR] {
+            try Self.learningRate.check(lr, option: lrs.contains(lr) ? "--lrs" : "--table-lr")
         }
-        return (lrValues, stepValues, tableLR, tableSteps)
+        for steps in stepCounts + [tableSteps] {
+            try Self.steps.check(steps, option: stepCounts.contains(steps) ? "--step-counts" : "--table-steps")
+        }
+        return (lrs, stepCounts.sorted(), tableLR, tableSteps)
     }
 
     public func validate() throws {
@@ -107,13 +104,14 @@ public struct BenchUnlearnCommand: ParsableCommand {
     public func run() throws {
         let started = Date()
         let chosen = try selectedMethods()
-        printFlushed("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
+        let report = ResultReport(json: json)
+        report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
         let (base, tokenizer) = try options.load()
         let t = options.threads, pad = tokenizer.eosID
         let (forget, retain, unseen) = try articleSets(tokenizer: tokenizer)
         let general = try TextCorpus(path: "Datasets/rotten-tomatoes/train.jsonl", tokenizer: tokenizer,
                                      chunkTokens: chunkTokens, limit: generalTexts).chunks
-        printFlushed("sets: forget \(forget.count), retain \(retain.count) (perplexity on the first \(min(retainEvaluated, retain.count))), unseen \(unseen.count), general \(general.count) chunks of ≤ \(chunkTokens) tokens")
+        report.say("sets: forget \(forget.count), retain \(retain.count) (perplexity on the first \(min(retainEvaluated, retain.count))), unseen \(unseen.count), general \(general.count) chunks of ≤ \(chunkTokens) tokens")
 
         // The sweep's criterion needs forget, unseen and retain; general perplexity only where the
         // table shows it (θ0, the oracle, the table's setting), which saves a sixth of the time.
@@ -136,31 +134,53 @@ public struct BenchUnlearnCommand: ParsableCommand {
             return (LlamaModel(weights: base.weights.merging(adapter)), Double(tokens) / seconds, steps)
         }
         let before = try evaluate(base, nil)
-        printFlushed(String(format: "base model: Min-K%% (K=30,40,50,60,100) AUC forget vs unseen %@", auc(before)))
+        report.say(String(format: "base model: Min-K%% (K=30,40,50,60,100) AUC forget vs unseen %@", auc(before)))
         let (tuned, tokensPerSecond, ftSteps) = try fineTune(on: forget + retain)
-        printFlushed(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward)",
+        report.say(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward)",
                      ftSteps, batchSize, tokensPerSecond))
         var clock = Date()
         let reference = try evaluate(tuned, nil)
-        printFlushed("fine-tuned θ0: " + describe(reference))
-        printFlushed(String(format: "  (one evaluation of the four sets: %.1f s; fine-tune so far %.1f s into the run)",
+        report.say("fine-tuned θ0: " + describe(reference))
+        report.say(String(format: "  (one evaluation of the four sets: %.1f s; fine-tune so far %.1f s into the run)",
                      Date().timeIntervalSince(clock), clock.timeIntervalSince(started)))
         clock = Date()
         let (oracle, _, _) = try fineTune(on: retain)
         let oracleEval = try evaluate(oracle, nil)
-        printFlushed("retrain oracle: " + describe(oracleEval))
-        printFlushed(String(format: "  (oracle fine-tune and evaluation: %.1f s)", Date().timeIntervalSince(clock)))
+        report.say("retrain oracle: " + describe(oracleEval))
+        report.say(String(format: "  (oracle fine-tune and evaluation: %.1f s)", Date().timeIntervalSince(clock)))
 
+        let (_, _, tableLR, tableSteps) = try sweepGrid()
+        let results = try sweep(methods: chosen, model: tuned, reference: reference, sets: (forget, retain, general),
+                                adapter: adapterConfig, padID: pad, report: report) { model, adapter, withGeneral in
+            try evaluate(model, adapter, general: withGeneral)
+        }
+        let table = results.filter { $0.learningRate == tableLR && $0.steps == tableSteps }
+        printTable(table, reference: reference, oracle: oracleEval, lr: tableLR, steps: tableSteps,
+                   parameters: base.configuration.parameterCount, report: report)
+        let summary = printSweep(results.filter(\.inSweep), oracle: oracleEval, report: report)
+        try writeCharts(results.filter(\.inSweep), summary: summary, report: report)
+        let wallSeconds = Date().timeIntervalSince(started)
+        report.say(String(format: "wall time of lethe bench unlearn: %.1f s", wallSeconds))
+        try writeSummary(before: before, reference: reference, oracle: oracleEval, points: results, summary: summary,
+                         parameters: base.configuration.parameterCount, wallSeconds: wallSeconds, report: report)
+    }
+
+    /// Runs every method at every learning rate of the grid (and the table's), evaluating along
+    /// the way at the grid's step counts and the table's setting.
+    func sweep(methods: [UnlearningMethod], model: LlamaModel, reference: ForgetEvaluation,
+               sets: (forget: [[Int]], retain: [[Int]], general: [[Int]]), adapter: LlamaAdapterConfiguration,
+               padID: Int, report: ResultReport,
+               evaluate: (LlamaModel, LlamaAdapter, Bool) throws -> ForgetEvaluation) throws -> [SweepPoint] {
         let (lrValues, stepValues, tableLR, tableSteps) = try sweepGrid()
         var results: [SweepPoint] = []
-        for method in chosen {
-            let companion = method.companion == .general ? general : retain
+        for method in methods {
+            let companion = method.companion == .general ? sets.general : sets.retain
             for lr in Set(lrValues + [tableLR]).sorted() {
                 let maxSteps = max(stepValues.last!, lr == tableLR ? tableSteps : 0)
                 let config = try UnlearningConfiguration(learningRate: lr, steps: maxSteps, batchSize: unlearnBatchSize,
-                                                         seed: seed, adapter: adapterConfig)
-                let u = try Unlearner(model: tuned, objective: .unlearn(method), configuration: config, forget: forget,
-                                      companion: method.companion == nil ? [] : companion, padID: pad, threads: t)
+                                                         seed: seed, adapter: adapter)
+                let u = try Unlearner(model: model, objective: .unlearn(method), configuration: config, forget: sets.forget,
+                                      companion: method.companion == nil ? [] : companion, padID: padID, threads: options.threads)
                 let optimizer = AdamW.Configuration(learningRate: lr, weightDecay: 0, maxGradientNorm: 1)
                 var tokens = 0
                 for k in 0 ..< maxSteps {
@@ -169,22 +189,18 @@ public struct BenchUnlearnCommand: ParsableCommand {
                     u.adapter.step(k + 1, optimizer: optimizer)
                     let steps = k + 1, isTable = lr == tableLR && steps == tableSteps
                     guard stepValues.contains(steps) || isTable else { continue }
-                    let e = try evaluate(tuned, u.adapter, general: isTable)
+                    let e = try evaluate(model, u.adapter, isTable)
                     let point = SweepPoint(method: method, learningRate: lr, steps: steps, evaluation: e,
                                            trainedTokens: tokens, inSweep: lrValues.contains(lr) && stepValues.contains(steps),
                                            reference: reference)
                     results.append(point)
-                    printFlushed(String(format: "%@ lr %.0e steps %2d: forget ppl %@ retain %@%@  AUC(K=30,40,50,60,100) %@",
+                    report.say(String(format: "%@ lr %.0e steps %2d: forget ppl %@ retain %@%@  AUC(K=30,40,50,60,100) %@",
                                  padded(method.rawValue), lr, steps, ppl(e.forget.perplexity), ppl(e.retain!.perplexity),
                                  e.general.map { " general " + ppl($0.perplexity) } ?? "", auc(e)))
                 }
             }
         }
-        let table = results.filter { $0.learningRate == tableLR && $0.steps == tableSteps }
-        printTable(table, reference: reference, oracle: oracleEval, lr: tableLR, steps: tableSteps, parameters: base.configuration.parameterCount)
-        let summary = printSweep(results.filter(\.inSweep), oracle: oracleEval)
-        try writeCharts(results.filter(\.inSweep), summary: summary)
-        printFlushed(String(format: "wall time of lethe bench unlearn: %.1f s", Date().timeIntervalSince(started)))
+        return results
     }
 
     /// Forget, retain and unseen sets: the first chunk of the bodies of disjoint, seeded random

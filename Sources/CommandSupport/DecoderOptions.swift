@@ -17,7 +17,7 @@ public struct DecoderOptions: ParsableArguments {
         batches at once (the same bits for any count); a lone sequence uses them all inside BLAS \
         and the elementwise kernels.
         """)
-    public var threads = 2
+    public var threads = CommonBounds.defaultThreads
 
     @Option(help: """
         Longest sequence (RoPE table and KV cache size), \(Self.positionBounds.text) and at most the \

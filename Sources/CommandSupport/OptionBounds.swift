@@ -33,6 +33,10 @@ public struct OptionBounds<Value: Comparable & Sendable>: Sendable {
 public enum CommonBounds {
     /// Threads of one process (OpenBLAS and our kernels).
     public static let threads = OptionBounds(1...256)
+    /// The thread count every command uses when `--threads` is left out: the two cores of the
+    /// machines Lethe is built on. A fixed number, not the core count, so a command gives the
+    /// same bits on every machine.
+    public static let defaultThreads = 2
     /// Any seed: every 64-bit unsigned integer is valid (the parser refuses the rest).
     public static let seedText = "0…18446744073709551615"
 }

@@ -19,14 +19,34 @@ extension Plan {
                                 cellOffsets: [Int], cellHashes: [String], shardSequences: [[[Int]]],
                                 tombstones: [String], excludedIDs: [String] = [],
                                 file: String) throws -> [String: Int] {
-        func broken(_ invariant: String, _ detail: String) -> PlanningError {
-            .invariantViolated(file: file, invariant: invariant, detail: detail)
-        }
+        let check = InvariantCheck(file: file, parameters: parameters, orderedIDs: orderedIDs, cellOffsets: cellOffsets)
+        try check.shape(exampleCount: exampleCount, cellHashes: cellHashes)
+        let positionByID = try check.slices(cellHashes: cellHashes, excluded: Set(excludedIDs))
+        try check.sequences(shardSequences)
+        try check.deletions(tombstones: tombstones, excludedIDs: excludedIDs, positionByID: positionByID)
+        return positionByID
+    }
+}
+
+/// The checks of `Plan.checkInvariants`, one concern each, over one plan's arrays.
+private struct InvariantCheck {
+    let file: String
+    let parameters: PlanParameters
+    let orderedIDs: [String]
+    let cellOffsets: [Int]
+    var sliceCount: Int { parameters.sliceCount }
+    var cellCount: Int { parameters.shardCount * parameters.sliceCount }
+
+    func broken(_ invariant: String, _ detail: String) -> PlanningError {
+        .invariantViolated(file: file, invariant: invariant, detail: detail)
+    }
+
+    /// "parameters", "slice offsets", "complete", the hash count, "non-empty slices" and
+    /// "balanced slices".
+    func shape(exampleCount: Int, cellHashes: [String]) throws {
         do { try parameters.validate() } catch {
             throw broken("parameters", "\(error)")
         }
-        let m = parameters.shardCount, l = parameters.sliceCount, b = parameters.budget
-        let cellCount = m * l
         guard cellOffsets.count == cellCount + 1, cellOffsets.first == 0, cellOffsets.last == orderedIDs.count,
               zip(cellOffsets, cellOffsets.dropFirst()).allSatisfy({ $0 <= $1 }) else {
             throw broken("slice offsets", "expected \(cellCount + 1) non-decreasing offsets from 0 to \(orderedIDs.count)")
@@ -37,7 +57,8 @@ extension Plan {
         guard cellHashes.count == cellCount else {
             throw broken("hashes match members", "expected \(cellCount) slice hashes, found \(cellHashes.count)")
         }
-        for shard in 0..<m {
+        let l = sliceCount
+        for shard in 0..<parameters.shardCount {
             let sizes = (0..<l).map { cellOffsets[shard * l + $0 + 1] - cellOffsets[shard * l + $0] }
             if let empty = sizes.firstIndex(of: 0) {
                 throw broken("non-empty slices", "shard \(shard), slice \(empty) has no member")
@@ -46,12 +67,16 @@ extension Plan {
                 throw broken("balanced slices", "shard \(shard) has slices of \(low) and \(high) examples")
             }
         }
-        let excluded = Set(excludedIDs)
+    }
+
+    /// "sorted slices", "disjoint", "excluded" (no slice left empty) and "hashes match members";
+    /// returns the lineage index built on the way.
+    func slices(cellHashes: [String], excluded: Set<String>) throws -> [String: Int] {
+        let l = sliceCount
         var positionByID: [String: Int] = [:]
         positionByID.reserveCapacity(orderedIDs.count)
         for cell in 0..<cellCount {
             let range = cellOffsets[cell]..<cellOffsets[cell + 1]
-            let members = orderedIDs[range]
             for position in range {
                 let id = orderedIDs[position]
                 if position > range.lowerBound, !UTF8Order.precedes(orderedIDs[position - 1], id) {
@@ -64,6 +89,7 @@ extension Plan {
                         + "and in shard \(cell / l), slice \(cell % l)")
                 }
             }
+            let members = orderedIDs[range]
             let current = excluded.isEmpty ? Array(members) : members.filter { !excluded.contains($0) }
             guard !current.isEmpty else {
                 throw broken("excluded", "every member of shard \(cell / l), slice \(cell % l) is excluded")
@@ -74,22 +100,32 @@ extension Plan {
                     + "but its \(current.count) current members hash to \(hash)")
             }
         }
+        return positionByID
+    }
+
+    /// "sequences are permutations": B distinct permutations of 0..<L per shard.
+    func sequences(_ shardSequences: [[[Int]]]) throws {
+        let m = parameters.shardCount, b = parameters.budget
         guard shardSequences.count == m else {
             throw broken("sequences are permutations", "expected sequences for \(m) shards, found \(shardSequences.count)")
         }
-        let identity = Array(0..<l)
+        let identity = Array(0..<sliceCount)
         for (shard, sequences) in shardSequences.enumerated() {
             guard sequences.count == b else {
                 throw broken("sequences are permutations", "shard \(shard) has \(sequences.count) sequences, the budget is \(b)")
             }
             for (index, sequence) in sequences.enumerated() where sequence.sorted() != identity {
                 throw broken("sequences are permutations",
-                             "shard \(shard), sequence \(index) is \(sequence), not a permutation of 0…\(l - 1)")
+                             "shard \(shard), sequence \(index) is \(sequence), not a permutation of 0…\(sliceCount - 1)")
             }
             if Set(sequences).count != sequences.count {
                 throw broken("sequences are permutations", "shard \(shard) lists the same sequence twice")
             }
         }
+    }
+
+    /// "tombstones" and "excluded": planned, sorted, distinct ids; excluded ids are tombstoned.
+    func deletions(tombstones: [String], excludedIDs: [String], positionByID: [String: Int]) throws {
         for (index, id) in tombstones.enumerated() {
             guard positionByID[id] != nil else {
                 throw broken("tombstones", "deleted id \"\(id)\" is not in the plan")
@@ -107,6 +143,5 @@ extension Plan {
                 throw broken("excluded", "excluded ids are not sorted and distinct at \"\(id)\"")
             }
         }
-        return positionByID
     }
 }

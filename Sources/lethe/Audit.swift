@@ -36,8 +36,8 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "Dataset that resolves --group (default: the dataset the plan was made from).")
     var data: String?
 
-    @Flag(help: "Print JSON.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     func validate() throws {
         if (id == nil) == (group == nil) { throw ValidationError("Give exactly one of --id or --group.") }

@@ -25,10 +25,10 @@ struct EmbedCommand: ParsableCommand {
     var dimensions: Int = 4
 
     @Option(help: "Threads for the encoder's own kernels, \(CommonBounds.threads.text).")
-    var threads: Int = 2
+    var threads: Int = CommonBounds.defaultThreads
 
-    @Flag(help: "Print one JSON object with the full embeddings and the cosine matrix.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     @Argument(help: "Sentences to embed.")
     var sentences: [String]

@@ -48,8 +48,8 @@ struct EvalForgetCommand: ParsableCommand {
     @Option(help: "Trained tokens of the unlearning run, for the FLOP cost ratio, \(Self.tokenBounds.text).")
     var trainedTokens: Int?
 
-    @Flag(help: "Print one JSON object instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     /// `--trained-tokens`: 10¹⁵ tokens is far beyond any run on this model.
     static let tokenBounds = OptionBounds(0...1_000_000_000_000_000)

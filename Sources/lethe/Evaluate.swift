@@ -26,8 +26,8 @@ struct EvaluateCommand: ParsableCommand {
     var runDirectory: String { runOptions.runDirectory }
     @Option(help: "Labelled JSON Lines data (id, text, label, …).")
     var data: String
-    @Flag(help: "Print JSON instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     func validate() throws {
         try InputFiles.check([("--data", data)])

@@ -56,8 +56,8 @@ struct ForgetCommand: ParsableCommand {
     @Flag(help: "Finish requests an interrupted forget left pending, without new requests.")
     var resume = false
 
-    @Flag(help: "Print the receipt as JSON.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     func validate() throws {
         if ids.isEmpty && groups.isEmpty && log == nil && !resume {

@@ -26,8 +26,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Tokens to generate, 1…--max-positions minus the prompt.")
     var newTokens = 16
 
-    @Flag(help: "Print one JSON object (prompt ids, generated ids, text) instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     func validate() throws {
         guard (1..<options.maxPositions).contains(newTokens) else {

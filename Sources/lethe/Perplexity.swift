@@ -38,8 +38,8 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Adapter to apply: the directory `lethe unlearn --out` wrote, or the \(AdapterFile.fileName) in it.")
     var adapter: String?
 
-    @Flag(help: "Print one JSON object instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     /// Chunks scored per batch.
     static let batchSize = 8

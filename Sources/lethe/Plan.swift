@@ -62,8 +62,8 @@ struct PlanCreateCommand: ParsableCommand {
     @Flag(help: "Replace a plan that the run directory already holds. Refused once the run has a deletion ledger or tombstones: a new plan would lose which examples were forgotten; plan into a new directory instead.")
     var force = false
 
-    @Flag(help: "Print a JSON summary instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     func validate() throws {
         if prior != nil && selection != .bms {

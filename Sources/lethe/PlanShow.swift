@@ -26,8 +26,8 @@ struct PlanShowCommand: ParsableCommand {
     @Option(help: "Example id to look up.")
     var id: String?
 
-    @Flag(help: "Print JSON instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     func run() throws {
         let clock = ContinuousClock()

@@ -43,8 +43,8 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Also draw δ against B = 1…max(B, L) as an SVG chart into this file.")
     var svg: String?
 
-    @Flag(help: "Print JSON instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     static let trialBounds = OptionBounds(2...10_000_000, reason: "at least 2 for an interval")
 

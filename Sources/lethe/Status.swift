@@ -20,8 +20,8 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var runOptions: RunOptions
     var runDirectory: String { runOptions.runDirectory }
-    @Flag(help: "Print JSON instead of text.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     struct ShardStatus: Encodable {
         var shard: Int

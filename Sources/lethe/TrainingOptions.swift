@@ -30,8 +30,10 @@ struct TrainingOptions: ParsableArguments {
     var maxTokens: Int?
     @Option(help: "Run seed, \(CommonBounds.seedText); every stage's seed derives from it, the shard and the stage key. Default 0.")
     var seed: UInt64?
-    @Option(help: "Threads, \(rangeText(Limits.threadCount)) (the trained tensors are the same for any thread count; the count is recorded). Default 1.")
+    @Option(help: "Threads, \(rangeText(Limits.threadCount)) (the trained tensors are the same for any thread count; the count is recorded). Default \(CommonBounds.defaultThreads).")
     var threads: Int?
+    @Flag(inversion: .prefixedNo, help: "rsLoRA: scale the adapters by alpha/√r instead of alpha/r. Default off.")
+    var rslora: Bool?
     @Option(help: "Base encoder directory. Default Checkpoints/base/all-MiniLM-L6-v2.")
     var model: String?
 
@@ -68,7 +70,8 @@ struct TrainingOptions: ParsableArguments {
             return saved
         }
         let weights = try Self.weightsFile(model)
-        let settings = try TrainingSettings(baseModel: TrainingSettings.storedModelPath(model ?? Self.defaultModel,
+        let settings = try TrainingSettings(threadCount: CommonBounds.defaultThreads,
+                                            baseModel: TrainingSettings.storedModelPath(model ?? Self.defaultModel,
                                                                                         run: layout.directory),
                                             baseModelSHA256: try FileDigest.sha256(of: weights).hex)
             .applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
@@ -106,6 +109,7 @@ extension TrainingSettings {
         if let epochs = options.epochs { settings.epochs = epochs }
         if let rank = options.rank { settings.rank = rank }
         if let alpha = options.alpha { settings.alpha = alpha }
+        if let rslora = options.rslora { settings.useRSLoRA = rslora }
         if !targetNames.isEmpty { settings.targets = targetNames }
         if let layersPerBlock { settings.layersPerBlock = layersPerBlock }
         if let lr = options.lr { settings.learningRate = lr }

@@ -63,6 +63,9 @@ struct UnlearnCommand: ParsableCommand {
     @Option(help: "LoRA alpha, \(Bounds.alpha.text).")
     var alpha: Float = 16
 
+    @Flag(help: "rsLoRA: scale the adapters by alpha/√r instead of alpha/r.")
+    var rslora = false
+
     @Option(help: "Seed (adapter initialisation, random labels), \(CommonBounds.seedText).")
     var seed: UInt64 = 0
 
@@ -124,7 +127,7 @@ struct UnlearnCommand: ParsableCommand {
         }
         let configuration = try UnlearningConfiguration(
             learningRate: lr, steps: steps, batchSize: batchSize, seed: seed,
-            adapter: try LlamaAdapterConfiguration(rank: rank, alpha: alpha))
+            adapter: try LlamaAdapterConfiguration(rank: rank, alpha: alpha, useRSLoRA: rslora))
         let unlearner = try Unlearner(model: model, objective: .unlearn(method), configuration: configuration,
                                       forget: forgetSet.chunks, companion: companion, padID: tokenizer.eosID,
                                       threads: options.threads)

@@ -50,8 +50,8 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Dataset the plan was made from, for --replay (default: the path recorded in the plan).")
     var data: String?
 
-    @Flag(help: "Print JSON.")
-    var json = false
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
 
     /// `--replay`: at most every stage of the largest plan would be far more; this bounds the work.
     static let replayBounds = OptionBounds(1...10_000)

@@ -121,6 +121,21 @@ import Store
         }
     }
 
+    @Test func adapterFileKeepsRSLoRA() throws {
+        let model = try Self.tiny()
+        let configuration = try UnlearningConfiguration(
+            learningRate: 1e-3, steps: 1, adapter: try LlamaAdapterConfiguration(rank: 4, alpha: 4, useRSLoRA: true))
+        let u = try Unlearner(model: model, objective: .unlearn(.gradientAscent), configuration: configuration,
+                              forget: Self.forget)
+        let adapter = try u.run()
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-adapter-\(UUID()).h5")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try AdapterFile.write(adapter, to: url, method: "ga", configuration: configuration, threadCount: 1,
+                              baseModelSHA256: "abc", dataSets: [:])
+        let (read, _) = try AdapterFile.read(url, weights: model.weights)
+        #expect(read.configuration.lora?.useRSLoRA == true && read.configuration.scale == 2)
+    }
+
     @Test func adapterFileRoundTrip() throws {
         let model = try Self.tiny()
         let u = try unlearner(model, .gradientAscent, steps: 2)
@@ -135,6 +150,7 @@ import Store
         #expect(try file.intAttribute(named: "thread_count") == 3 && file.intAttribute(named: "format_version") == 2)
         try file.close()
         #expect(method == "ga" && read.parameters.count == adapter.parameters.count)
+        #expect(read.configuration == adapter.configuration)
         for (a, b) in zip(read.parameters, adapter.parameters) { #expect(a.name == b.name && a.value.values == b.value.values) }
 
         // An edited rank (sealed again) is refused before rank × width weights are allocated.

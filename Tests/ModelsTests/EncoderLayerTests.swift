@@ -74,7 +74,7 @@ import Testing
     @Test func freshAdaptersAreTheIdentityAndStoppingKeepsAdapterGradients() throws {
         var s: UInt64 = 43
         let weights = Self.weights(&s)
-        let lora = try LoRAConfiguration(rank: 4, alpha: 8, targets: [.query, .value, .output])
+        let lora = try LoRAConfiguration<LoRATarget>(rank: 4, alpha: 8, targets: [.query, .value, .output])
         let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 1)
         let frozen = EncoderLayer(configuration: Self.config, weights: weights)
         let tuned = EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters)
@@ -120,19 +120,19 @@ import Testing
 
     @Test func configurationUsesPEFTKeys() throws {
         let json = #"{"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["attention.self.value", "attention.self.query"]}"#
-        let c = try JSONDecoder().decode(LoRAConfiguration.self, from: Data(json.utf8))
+        let c = try JSONDecoder().decode(LoRAConfiguration<LoRATarget>.self, from: Data(json.utf8))
         #expect(c.rank == 8 && c.alpha == 16 && c.dropout == 0.05 && !c.useRSLoRA)
         #expect(c.targets == [.query, .value])
         #expect(c.scale == 2)
         let bad = #"{"r": 8, "lora_alpha": 16, "target_modules": []}"#
-        #expect(throws: ModelsError.self) { try JSONDecoder().decode(LoRAConfiguration.self, from: Data(bad.utf8)) }
+        #expect(throws: ModelsError.self) { try JSONDecoder().decode(LoRAConfiguration<LoRATarget>.self, from: Data(bad.utf8)) }
     }
 
     @Test func configurationRejectsBadValues() {
-        #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 0, alpha: 1, targets: [.query]) }
-        #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 8, alpha: 16, dropout: 1, targets: [.query]) }
-        #expect(throws: ModelsError.self) { try LoRAConfiguration(rank: 8, alpha: 16, targets: []) }
-        let ok = try? LoRAConfiguration(rank: 16, alpha: 32, targets: [.value, .query, .query], useRSLoRA: true)
+        #expect(throws: ModelsError.self) { try LoRAConfiguration<LoRATarget>(rank: 0, alpha: 1, targets: [.query]) }
+        #expect(throws: ModelsError.self) { try LoRAConfiguration<LoRATarget>(rank: 8, alpha: 16, dropout: 1, targets: [.query]) }
+        #expect(throws: ModelsError.self) { try LoRAConfiguration<LoRATarget>(rank: 8, alpha: 16, targets: []) }
+        let ok = try? LoRAConfiguration<LoRATarget>(rank: 16, alpha: 32, targets: [.value, .query, .query], useRSLoRA: true)
         #expect(ok?.targets == [.query, .value])
         #expect(ok?.scale == 8)
     }

@@ -12,7 +12,7 @@ import Support
 /// removing a layer's adapters takes effect on the next forward.
 public final class LoRAClassifier: @unchecked Sendable {
     public let encoder: MiniLMEncoder
-    public let lora: LoRAConfiguration
+    public let lora: LoRAConfiguration<LoRATarget>
     public let head: ClassificationHead
     /// Maximum tokens per text, [CLS] and [SEP] included.
     public let maxLength: Int
@@ -21,7 +21,7 @@ public final class LoRAClassifier: @unchecked Sendable {
     private var builtLayers: [EncoderLayer]
 
     /// A classifier with fresh adapters (B = 0) on `adapterLayers` and a fresh head, all from `seed`.
-    public init(encoder: MiniLMEncoder, lora: LoRAConfiguration, adapterLayers: [Int], classCount: Int,
+    public init(encoder: MiniLMEncoder, lora: LoRAConfiguration<LoRATarget>, adapterLayers: [Int], classCount: Int,
                 headNormalizesInput: Bool = false, maxLength: Int = 128, seed: UInt64) throws {
         let layerCount = encoder.frozenLayers.count
         for l in adapterLayers where !(0..<layerCount).contains(l) {

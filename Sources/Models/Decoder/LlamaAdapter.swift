@@ -2,36 +2,46 @@ import Foundation
 import Kernels
 import Support
 
-/// Which parts of a Llama decoder train: LoRA on chosen projections and, optionally, full
-/// fine-tuning of chosen matrices (PEFT vocabulary: `r`, `lora_alpha`, `target_modules`).
-public struct LlamaAdapterConfiguration: Sendable, Equatable, Codable {
-    public var rank: Int
-    public var alpha: Float
-    /// Projections that get a LoRA pair (`lora_A` [r, in], `lora_B` [out, r]) in every layer.
-    public var targets: [LlamaProjection]
+/// Which parts of a Llama decoder train: a LoRA configuration on chosen projections (the same
+/// type the encoder uses) and, optionally, full fine-tuning of chosen matrices, in chosen layers.
+public struct LlamaAdapterConfiguration: Sendable, Equatable {
+    /// The LoRA pairs (`lora_A` [r, in], `lora_B` [out, r]) in every adapted layer; nil when
+    /// only full matrices train.
+    public let lora: LoRAConfiguration<LlamaProjection>?
     /// Projections trained in full (a trainable copy; the base weights stay frozen for θ0).
-    public var fullTargets: [LlamaProjection]
+    public let fullTargets: [LlamaProjection]
     /// Layers adapted (nil = all).
-    public var layers: [Int]?
+    public let layers: [Int]?
 
-    /// Rejects a non-positive rank or alpha and a projection listed as both LoRA and full.
-    public init(rank: Int = 8, alpha: Float = 16, targets: [LlamaProjection] = LlamaProjection.allCases,
-                fullTargets: [LlamaProjection] = [], layers: [Int]? = nil) throws {
-        guard rank > 0 || targets.isEmpty else {
-            throw ModelsError.invalidValue(field: "r", value: "\(rank)", reason: "LoRA rank must be positive")
+    /// Rejects a projection listed as both LoRA and full, and a configuration that trains nothing.
+    public init(lora: LoRAConfiguration<LlamaProjection>?, fullTargets: [LlamaProjection] = [],
+                layers: [Int]? = nil) throws {
+        if let both = lora?.targets.first(where: fullTargets.contains) {
+            throw ModelsError.invalidValue(field: "full_modules", value: both.rawValue,
+                                           reason: "a projection is either LoRA-adapted or fully trained, not both")
         }
-        guard alpha > 0 else {
-            throw ModelsError.invalidValue(field: "lora_alpha", value: "\(alpha)", reason: "must be positive")
+        guard lora != nil || !fullTargets.isEmpty else {
+            throw ModelsError.invalidValue(field: "target_modules", value: "[]",
+                                           reason: "name at least one LoRA or fully trained module")
         }
-        if let both = targets.first(where: fullTargets.contains) {
-            throw ModelsError.invalidValue(field: "fullTargets", value: both.rawValue,
-                                               reason: "a projection is either LoRA-adapted or fully trained, not both")
-        }
-        self.rank = rank; self.alpha = alpha; self.targets = targets; self.fullTargets = fullTargets; self.layers = layers
+        self.lora = lora; self.fullTargets = Array(Set(fullTargets)).sorted(); self.layers = layers
     }
 
-    /// LoRA scaling α/r.
-    public var scale: Float { alpha / Float(max(rank, 1)) }
+    /// LoRA rank `rank` with alpha `alpha` on `targets` (all projections by default); an empty
+    /// `targets` list means full fine-tuning of `fullTargets` only.
+    public init(rank: Int = 8, alpha: Float = 16, targets: [LlamaProjection] = LlamaProjection.allCases,
+                fullTargets: [LlamaProjection] = [], layers: [Int]? = nil, useRSLoRA: Bool = false) throws {
+        let lora = targets.isEmpty ? nil : try LoRAConfiguration(rank: rank, alpha: alpha, targets: targets,
+                                                                 useRSLoRA: useRSLoRA)
+        try self.init(lora: lora, fullTargets: fullTargets, layers: layers)
+    }
+
+    /// The LoRA rank (0 without LoRA pairs).
+    public var rank: Int { lora?.rank ?? 0 }
+    /// The LoRA projections (none without LoRA pairs).
+    public var targets: [LlamaProjection] { lora?.targets ?? [] }
+    /// The LoRA factor: α/r, or α/√r with rsLoRA.
+    public var scale: Float { lora?.scale ?? 0 }
 }
 
 /// The trainable state of a Llama decoder: LoRA pairs and full-weight copies, each with a

@@ -99,7 +99,7 @@ public final class LlamaWeights: @unchecked Sendable {
 
 /// The seven linear projections of a Llama block that LoRA (or full fine-tuning) can target,
 /// named as in PEFT's `target_modules` for Llama.
-public enum LlamaProjection: String, CaseIterable, Codable, Sendable {
+public enum LlamaProjection: String, LoRAModule {
     case query = "q_proj", key = "k_proj", value = "v_proj", output = "o_proj"
     case gate = "gate_proj", up = "up_proj", down = "down_proj"
 

@@ -37,7 +37,7 @@ public final class EncoderLayer: @unchecked Sendable {
 
     /// A layer with the given adapters; `lora.targets` must match the adapters' keys.
     public init(configuration: EncoderLayerConfiguration, weights: EncoderLayerWeights,
-                lora: LoRAConfiguration, adapters: [LoRATarget: LoRAAdapter]) {
+                lora: LoRAConfiguration<LoRATarget>, adapters: [LoRATarget: LoRAAdapter]) {
         weights.validate(configuration)
         precondition(Set(adapters.keys) == Set(lora.targets), "adapters \(adapters.keys.sorted()) differ from targets \(lora.targets)")
         for (t, a) in adapters {
@@ -51,7 +51,7 @@ public final class EncoderLayer: @unchecked Sendable {
     }
 
     /// Fresh adapters (B = 0) for every target of `lora`, A seeded per target from `seed`.
-    public static func freshAdapters(configuration c: EncoderLayerConfiguration, lora: LoRAConfiguration,
+    public static func freshAdapters(configuration c: EncoderLayerConfiguration, lora: LoRAConfiguration<LoRATarget>,
                                      seed: UInt64) -> [LoRATarget: LoRAAdapter] {
         var result: [LoRATarget: LoRAAdapter] = [:]
         for t in lora.targets {

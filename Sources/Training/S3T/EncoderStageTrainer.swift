@@ -12,7 +12,7 @@ import Planning
 /// per example and stage and backpropagation stops at the block.
 public final class EncoderStageTrainer: StageTrainer {
     public let encoder: MiniLMEncoder
-    public let lora: LoRAConfiguration
+    public let lora: LoRAConfiguration<LoRATarget>
     public let settings: TrainingSettings
     public let labels: LabelVocabulary
     private let examplesByID: [String: TrainingExample]
@@ -39,7 +39,7 @@ public final class EncoderStageTrainer: StageTrainer {
     }
 
     /// The adapter configuration of a run's settings.
-    public static func loraConfiguration(_ settings: TrainingSettings) throws -> LoRAConfiguration {
+    public static func loraConfiguration(_ settings: TrainingSettings) throws -> LoRAConfiguration<LoRATarget> {
         let targets = try settings.targets.map { name -> LoRATarget in
             guard let target = LoRATarget(rawValue: name) else {
                 throw TrainingError.invalidValue(field: "targets", value: name, reason: "known modules are "

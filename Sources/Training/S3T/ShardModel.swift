@@ -10,7 +10,7 @@ import Planning
 public enum ShardModel {
     /// A classifier with `adapters` (PEFT-named tensors) installed, fresh adapters on
     /// `extraLayers` that have none, and `head` loaded (fresh from `seed` when nil).
-    public static func classifier(encoder: MiniLMEncoder, lora: LoRAConfiguration, settings: TrainingSettings,
+    public static func classifier(encoder: MiniLMEncoder, lora: LoRAConfiguration<LoRATarget>, settings: TrainingSettings,
                                   classCount: Int, adapters: [NamedTensor], head: [NamedTensor]?,
                                   extraLayers: [Int] = [], seed: UInt64) throws -> LoRAClassifier {
         let layers = Set(adapters.compactMap { StageCheckpoint.layerIndex(ofAdapter: $0.name) }).union(extraLayers)

@@ -1,0 +1,40 @@
+import Foundation
+import RunFixtures
+import Testing
+
+/// `--json` prints exactly one JSON object on stdout, and nothing else, for the measuring
+/// commands that need no model files (the others are covered where their runs are built).
+@Suite struct JSONOutputTests {
+    static func object(_ arguments: [String]) throws -> [String: Any] {
+        let output = try LetheProcess.succeed(arguments)
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "one line of JSON, got: \(output)")
+        let parsed = try JSONSerialization.jsonObject(with: Data(output.utf8))
+        return try #require(parsed as? [String: Any], "not an object: \(output)")
+    }
+
+    @Test func benchPlanPrintsOneObjectWithItsMeasurements() throws {
+        let o = try Self.object(["bench", "plan", "--examples", "400", "--shards", "2", "--slices", "2",
+                                 "--budget", "2", "--lookups", "50", "--json"])
+        #expect(o["examples"] as? Int == 400 && o["lookups"] as? Int == 50)
+        for key in ["plan_seconds", "load_seconds", "lookup_p50_us", "lookup_p99_us", "peak_resident_mb"] {
+            let value = try #require(o[key] as? Double, "\(key) in \(o)")
+            #expect(value >= 0 && value.isFinite)
+        }
+        let p50 = try #require(o["lookup_p50_us"] as? Double), p99 = try #require(o["lookup_p99_us"] as? Double)
+        #expect(p50 <= p99)
+    }
+
+    @Test func benchStorePrintsEveryLayout() throws {
+        let o = try Self.object(["bench", "store", "--megabytes", "2", "--repetitions", "1", "--json"])
+        let layouts = try #require(o["layouts"] as? [[String: Any]])
+        #expect(layouts.count == 4)
+        for layout in layouts {
+            #expect((layout["write_mb_per_s"] as? Double ?? 0) > 0 && (layout["read_mb_per_s"] as? Double ?? 0) > 0)
+            #expect((layout["file_bytes"] as? Int ?? 0) > 0)
+        }
+        // float16 halves the payload; gzip and plain float32 keep about 2 MiB of data.
+        let plain = try #require(layouts[0]["file_bytes"] as? Int), half = try #require(layouts[2]["file_bytes"] as? Int)
+        #expect(plain >= 2 * 1_048_576 && Double(half) < 0.6 * Double(plain))
+    }
+}
