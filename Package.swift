@@ -18,6 +18,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -69,10 +75,20 @@ let package = Package(
             "CommandSupport", "Kernels", "Store", "Support", "Models", "Planning", "Training", "Forgetting",
             "Approximate", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
+        // `lethe serve`: the run's ensemble over HTTP with forgets, hot swap, metrics, an auditor page.
+        .target(name: "Serving", dependencies: [
+            "Audit", "CommandSupport", "Forgetting", "Models", "Planning", "Training",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ], swiftSettings: fast),
         // The command-line tool: one file per subcommand.
         .executableTarget(name: "lethe", dependencies: [
             "Benchmarks", "CommandSupport", "CMalloc", "Kernels", "Store", "Support", "Models", "Planning", "Training",
-            "Forgetting", "Audit", "Approximate",
+            "Forgetting", "Audit", "Approximate", "Serving",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 
@@ -106,6 +122,8 @@ let package = Package(
         .testTarget(name: "CommandTests", dependencies: ["RunFixtures"], exclude: ["Fixtures"], swiftSettings: fast),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning"],
                     swiftSettings: fast),
+        // `lethe serve` as a process on loopback: endpoints, bad bodies, forgets under load.
+        .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning", "Training"], swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
                     swiftSettings: fast),
     ]

@@ -34,6 +34,7 @@ struct Lethe: ParsableCommand {
             StatusCommand.self,
             EvaluateCommand.self,
             PredictCommand.self,
+            ServeCommand.self,
             ForgetCommand.self,
             RetrainCommand.self,
             AuditCommand.self,

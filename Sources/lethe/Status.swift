@@ -23,75 +23,17 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
-    struct ShardStatus: Encodable {
-        var shard: Int
-        var stages: Int
-        var completeStages: Int
-        var servedSequence: Int?
-        var servedPrefixLength: Int?
-        var byteCount: Int
-    }
-
-    struct Report: Encodable {
-        var run: String
-        var examples: Int
-        var shards: Int
-        var slices: Int
-        var budget: Int
-        var tombstones: Int
-        var settings: TrainingSettings?
-        var shardStatus: [ShardStatus]
-        var stageByteCount: Int
-        var forgetting: ForgettingStatus
-    }
-
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         try RunAccess.recover(layout.directory)
-        let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
-        let settingsExist = FileManager.default.fileExists(atPath: layout.settingsURL.path)
-        let settings = settingsExist ? try TrainingSettings.load(from: layout.settingsURL) : nil
-        let served = FileManager.default.fileExists(atPath: layout.servedURL.path)
-            ? try ServedComposition.load(from: layout.servedURL) : nil
-        var shardStatus: [ShardStatus] = []
-        if let settings {
-            let layerCount = try BertConfiguration(
-                contentsOf: settings.baseModelDirectory(run: layout.directory).appendingPathComponent("config.json").path).layerCount
-            let shardIndices = settings.strategy == .full ? [0] : Array(0..<plan.shardCount)
-            for shard in shardIndices {
-                let stages: [StageLineage]
-                if settings.strategy == .full {
-                    stages = try FileManager.default.contentsOfDirectory(atPath: layout.shardDirectory(0).path)
-                        .filter { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }.map { _ in
-                            StageLineage(shard: 0, sequences: [0], stage: 1, prefixSlices: [0],
-                                         prefixSliceHashes: [""], blockLayers: []) }
-                } else {
-                    stages = try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),
-                                               sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
-                                               layerCount: layerCount, layersPerBlock: settings.layersPerBlock,
-                                               strategy: settings.strategy).stages
-                }
-                let complete = settings.strategy == .full ? stages.count : stages.filter(layout.isComplete).count
-                let entry = served?.entry(shard: shard)
-                shardStatus.append(ShardStatus(shard: shard, stages: settings.strategy == .full ? 1 : stages.count,
-                                               completeStages: complete, servedSequence: entry?.sequence,
-                                               servedPrefixLength: entry?.prefixLength,
-                                               byteCount: layout.stageByteCount(shard: shard)))
-            }
-        }
-        let report = Report(run: runDirectory, examples: plan.exampleCount, shards: plan.shardCount,
-                            slices: plan.sliceCount, budget: plan.budget, tombstones: plan.tombstones.count,
-                            settings: settings, shardStatus: shardStatus, stageByteCount: layout.stageByteCount(),
-                            forgetting: try ForgettingStatus.load(run: layout.directory))
+        let report = try RunStatusReport.load(layout: layout, runName: runDirectory)
+        let settings = report.settings, shardStatus = report.shardStatus
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try report.json(), as: UTF8.self))
             return
         }
-        print("run \(runDirectory): \(plan.exampleCount) examples, \(plan.shardCount) shards × \(plan.sliceCount) slices, "
-              + "budget \(plan.budget), \(plan.tombstones.count) deleted")
+        print("run \(runDirectory): \(report.examples) examples, \(report.shards) shards × \(report.slices) slices, "
+              + "budget \(report.budget), \(report.tombstones) deleted")
         guard let settings else { print("not trained yet: run `lethe train --run \(runDirectory)`"); return }
         print("training: \(settings.strategy.rawValue), \(settings.epochs) epochs, r \(settings.rank), alpha \(settings.alpha), "
               + "targets \(settings.targets.joined(separator: ",")), \(settings.layersPerBlock) layers/block, "

@@ -66,9 +66,27 @@ public final class LoRAClassifier: @unchecked Sendable {
 
     /// Logits [B, K] for a padded batch (no dropout), running every layer.
     public func logits(_ batch: TokenBatch, threads: Int) -> Tensor {
-        var h = encoder.embed(batch, threads: threads)
+        logits(fromHidden: hidden(batch, below: 0, threads: threads), atLayer: 0, batch: batch, threads: threads)
+    }
+
+    /// The hidden states entering layer `end` ([B·T, H]): the embeddings run through layers
+    /// 0..<end as this classifier has them. Layers below every adapter are the frozen base
+    /// model, so classifiers on one encoder share these states up to their lowest adapter.
+    public func hidden(_ batch: TokenBatch, below end: Int, threads: Int) -> Tensor {
+        run(encoder.embed(batch, threads: threads), layers: 0..<end, batch: batch, threads: threads)
+    }
+
+    /// Logits [B, K] from the hidden states entering layer `start`: layers start..<L, mean
+    /// pooling and the head.
+    public func logits(fromHidden h: Tensor, atLayer start: Int, batch: TokenBatch, threads: Int) -> Tensor {
+        let top = run(h, layers: start..<layerCount, batch: batch, threads: threads)
+        return head.forward(encoder.meanPool(top, batch: batch), batch: batch.batchSize).logits
+    }
+
+    private func run(_ input: Tensor, layers: Range<Int>, batch: TokenBatch, threads: Int) -> Tensor {
+        var h = input
         batch.mask.withUnsafeBufferPointer { mask in
-            for l in 0..<layerCount {
+            for l in layers {
                 let layer = builtLayers[l]
                 let a = EncoderLayer.Activations(for: layer, batch: batch.batchSize, tokens: batch.sequenceLength)
                 let y = Tensor(shape: h.shape)
@@ -76,25 +94,35 @@ public final class LoRAClassifier: @unchecked Sendable {
                 h = y
             }
         }
-        return head.forward(encoder.meanPool(h, batch: batch), batch: batch.batchSize).logits
+        return h
     }
 
     /// Predicted class and logits of each text, in batches of `batchSize` sorted by length.
-    public func predict(_ texts: [String], batchSize: Int = 64, threads: Int) -> [(label: Int, logits: [Float])] {
+    public func predict(_ texts: [String], batchSize: Int = LoRAClassifier.predictionBatchSize,
+                        threads: Int) -> [(label: Int, logits: [Float])] {
         let ids = texts.map(encode)
-        let order = ids.indices.sorted { (ids[$0].count, $0) < (ids[$1].count, $1) }
         var result = [(label: Int, logits: [Float])](repeating: (0, []), count: texts.count)
         let k = head.classCount
-        var start = 0
-        while start < order.count {
-            let chunk = Array(order[start..<min(start + batchSize, order.count)])
+        for chunk in Self.predictionBatches(ids, batchSize: batchSize) {
             let values = logits(TokenBatch(chunk.map { ids[$0] }, padID: encoder.tokenizer.padID), threads: threads).values
             for (row, index) in chunk.enumerated() {
                 let z = Array(values[row * k..<(row + 1) * k])
                 result[index] = (z.indices.max { z[$0] < z[$1] } ?? 0, z)
             }
-            start += batchSize
         }
         return result
+    }
+
+    /// Texts per forward pass of `predict`.
+    public static let predictionBatchSize = 64
+
+    /// The batches `predict` runs: indices of `ids` sorted by length (then index), cut into
+    /// runs of `batchSize`, so padding stays small. Whoever must reproduce `predict`'s bits
+    /// batches the same way.
+    public static func predictionBatches(_ ids: [[Int32]], batchSize: Int) -> [[Int]] {
+        let order = ids.indices.sorted { (ids[$0].count, $0) < (ids[$1].count, $1) }
+        return stride(from: 0, to: order.count, by: max(batchSize, 1)).map {
+            Array(order[$0..<min($0 + max(batchSize, 1), order.count)])
+        }
     }
 }

@@ -1,0 +1,82 @@
+import Forgetting
+import Foundation
+import Models
+import Planning
+import Training
+
+/// What a run holds — plan, settings, trained stages and served prefix per shard, disk use and
+/// the state of deletions: what `lethe status --json` prints and the server's /v1/status says.
+public struct RunStatusReport: Encodable, Sendable {
+    public struct ShardStatus: Encodable, Sendable {
+        public var shard: Int
+        public var stages: Int
+        public var completeStages: Int
+        public var servedSequence: Int?
+        public var servedPrefixLength: Int?
+        public var byteCount: Int
+    }
+
+    public var run: String
+    public var examples: Int
+    public var shards: Int
+    public var slices: Int
+    public var budget: Int
+    public var tombstones: Int
+    public var settings: TrainingSettings?
+    public var shardStatus: [ShardStatus]
+    public var stageByteCount: Int
+    public var forgetting: ForgettingStatus
+
+    /// Reads the run's files (the caller recovered the run first). `runName` is how the report
+    /// names the run (the path the user gave).
+    public static func load(layout: RunLayout, runName: String) throws -> RunStatusReport {
+        let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
+        let settingsExist = FileManager.default.fileExists(atPath: layout.settingsURL.path)
+        let settings = settingsExist ? try TrainingSettings.load(from: layout.settingsURL) : nil
+        let served = FileManager.default.fileExists(atPath: layout.servedURL.path)
+            ? try ServedComposition.load(from: layout.servedURL) : nil
+        var shardStatus: [ShardStatus] = []
+        if let settings {
+            let layerCount = try BertConfiguration(
+                contentsOf: settings.baseModelDirectory(run: layout.directory).appendingPathComponent("config.json").path).layerCount
+            let shardIndices = settings.strategy == .full ? [0] : Array(0..<plan.shardCount)
+            for shard in shardIndices {
+                shardStatus.append(try Self.shardStatus(shard, plan: plan, settings: settings, served: served,
+                                                        layout: layout, layerCount: layerCount))
+            }
+        }
+        return RunStatusReport(run: runName, examples: plan.exampleCount, shards: plan.shardCount,
+                               slices: plan.sliceCount, budget: plan.budget, tombstones: plan.tombstones.count,
+                               settings: settings, shardStatus: shardStatus, stageByteCount: layout.stageByteCount(),
+                               forgetting: try ForgettingStatus.load(run: layout.directory))
+    }
+
+    private static func shardStatus(_ shard: Int, plan: Plan, settings: TrainingSettings, served: ServedComposition?,
+                                    layout: RunLayout, layerCount: Int) throws -> ShardStatus {
+        let stages: [StageLineage]
+        if settings.strategy == .full {
+            stages = try FileManager.default.contentsOfDirectory(atPath: layout.shardDirectory(0).path)
+                .filter { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }.map { _ in
+                    StageLineage(shard: 0, sequences: [0], stage: 1, prefixSlices: [0],
+                                 prefixSliceHashes: [""], blockLayers: []) }
+        } else {
+            stages = try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),
+                                       sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
+                                       layerCount: layerCount, layersPerBlock: settings.layersPerBlock,
+                                       strategy: settings.strategy).stages
+        }
+        let complete = settings.strategy == .full ? stages.count : stages.filter(layout.isComplete).count
+        let entry = served?.entry(shard: shard)
+        return ShardStatus(shard: shard, stages: settings.strategy == .full ? 1 : stages.count,
+                           completeStages: complete, servedSequence: entry?.sequence,
+                           servedPrefixLength: entry?.prefixLength, byteCount: layout.stageByteCount(shard: shard))
+    }
+
+    /// The report as `lethe status --json` prints it: snake_case keys, sorted.
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(self)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Training
+
+/// Micro-batching: concurrent inference requests are queued, and one worker thread takes up to
+/// `maxBatch` texts (waiting at most `maxWait` for more once the first arrives), runs them as one
+/// ensemble pass on the snapshot current when the batch forms, and hands each request its rows.
+/// The ensemble sorts the batch's texts by length, so padding stays small.
+final class InferenceBatcher: @unchecked Sendable {
+    struct Answer {
+        let logits: [[Float]]
+        let snapshot: ServedSnapshot
+    }
+
+    private struct Job {
+        let texts: [String]
+        let reply: (Result<Answer, Error>) -> Void
+    }
+
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var stopping = false
+    private var finished = false
+    private let store: SnapshotStore
+    private let maxBatch: Int
+    private let maxWait: TimeInterval
+    private let threads: Int
+    private let metrics: ServerMetrics
+
+    init(store: SnapshotStore, maxBatch: Int, maxWait: TimeInterval, threads: Int, metrics: ServerMetrics) {
+        self.store = store; self.maxBatch = maxBatch; self.maxWait = maxWait; self.threads = threads
+        self.metrics = metrics
+        let thread = Thread { [self] in loop() }
+        thread.name = "lethe-inference"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// The ensemble's logits for `texts` and the snapshot that produced them.
+    func infer(_ texts: [String]) async throws -> Answer {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.withLock {
+                if stopping {
+                    continuation.resume(throwing: Refusal.unavailable("the server is shutting down"))
+                    return
+                }
+                queue.append(Job(texts: texts) { continuation.resume(with: $0) })
+                condition.signal()
+            }
+        }
+    }
+
+    /// Finishes the queued work, then stops the worker.
+    func stop() {
+        condition.withLock {
+            stopping = true
+            condition.broadcast()
+            while !finished { condition.wait() }
+        }
+    }
+
+    private func loop() {
+        while let jobs = nextBatch() {
+            let texts = jobs.flatMap(\.texts)
+            metrics.batch(size: texts.count)
+            do {
+                let snapshot = try store.fresh()
+                let logits = snapshot.ensemble.ensembleLogits(texts, threads: threads)
+                var offset = 0
+                for job in jobs {
+                    let rows = Array(logits[offset ..< offset + job.texts.count])
+                    offset += job.texts.count
+                    job.reply(.success(Answer(logits: rows, snapshot: snapshot)))
+                }
+            } catch {
+                for job in jobs { job.reply(.failure(error)) }
+            }
+        }
+        condition.withLock {
+            finished = true
+            condition.broadcast()
+        }
+    }
+
+    /// Waits for work and gathers a batch; nil once stopping with nothing queued.
+    private func nextBatch() -> [Job]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !stopping { condition.wait() }
+        if queue.isEmpty { return nil }
+        let deadline = Date().addingTimeInterval(maxWait)
+        while queue.reduce(0, { $0 + $1.texts.count }) < maxBatch && !stopping {
+            if !condition.wait(until: deadline) { break }
+        }
+        var taken: [Job] = [queue.removeFirst()]
+        var count = taken[0].texts.count
+        while let next = queue.first, count + next.texts.count <= maxBatch {
+            taken.append(queue.removeFirst())
+            count += next.texts.count
+        }
+        return taken
+    }
+}

@@ -1,0 +1,334 @@
+import Audit
+import CommandSupport
+import Forgetting
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Logging
+import Models
+import Planning
+import ServiceLifecycle
+import Training
+
+/// `lethe serve`: the run's served ensemble over HTTP, with deletions applied while it answers.
+///
+/// Endpoints: the Open Inference Protocol v2 subset (`/v2/health/live`, `/v2/health/ready`,
+/// `/v2/models/lethe`, `/v2/models/lethe/infer`), `/v1/forget`, `/v1/audit`, `/v1/status`,
+/// `/metrics` (Prometheus) and `/` (the auditor page). Every inference answer names the
+/// generation (ledger head) of the composition that produced it, in the body and in the
+/// `Lethe-Generation` header.
+public final class LetheServer: Sendable {
+    public struct Configuration: Sendable {
+        public var run: URL
+        public var host: String
+        public var port: Int
+        public var threads: Int
+        public var maxBatch: Int
+        public var maxWait: TimeInterval
+        /// Largest request body accepted; a larger one is answered 413.
+        public var maxBodyBytes: Int
+        /// How often served.json and the ledger are checked for outside changes.
+        public var pollInterval: Duration
+
+        public init(run: URL, host: String = "127.0.0.1", port: Int = 8080, threads: Int = 2, maxBatch: Int = 64,
+                    maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(25)) {
+            self.run = run; self.host = host; self.port = port; self.threads = threads; self.maxBatch = maxBatch
+            self.maxWait = maxWait; self.maxBodyBytes = maxBodyBytes; self.pollInterval = pollInterval
+        }
+    }
+
+    static let generationHeader = HTTPField.Name("Lethe-Generation")!
+    static let modelName = "lethe"
+
+    let configuration: Configuration
+    let layout: RunLayout
+    let plan: Plan
+    let store: SnapshotStore
+    let batcher: InferenceBatcher
+    let metrics: ServerMetrics
+    let logger: Logger
+    let groups: GroupIndex
+
+    /// Loads the plan, the base encoder and the served composition (recovering the run first);
+    /// refuses a run that serves nothing, as `lethe predict` does.
+    public init(configuration: Configuration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        layout = RunLayout(directory: configuration.run)
+        plan = try Plan.load(from: Plan.url(inRun: layout.directory))
+        let settings = try TrainingSettings.load(from: layout.settingsURL)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory)
+        metrics = ServerMetrics()
+        store = SnapshotStore(loader: SnapshotLoader(layout: layout, labels: plan.labels, encoder: encoder), metrics: metrics)
+        groups = GroupIndex(plan: plan)
+        let first = try store.loader.load(number: 1)
+        store.install(first)
+        batcher = InferenceBatcher(store: store, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
+                                   threads: configuration.threads, metrics: metrics)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains the requests in flight and returns.
+    /// `onListening` receives the bound port (useful with port 0).
+    public func run(onListening: @escaping @Sendable (Int) -> Void) async throws {
+        let router = Router()
+        addRoutes(to: router)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lethe"),
+            services: [CompositionWatcher(store: store, layout: layout, interval: configuration.pollInterval,
+                                          logger: logger)],
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        batcher.stop()
+    }
+
+    // MARK: - Routes
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v2/health/live") { _, _ in self.measured("live") { _ in JSONResponse.object(["live": true]) } }
+        router.get("/v2/health/ready") { _, _ in
+            self.measured("ready") { _ in
+                let state = self.store.readiness
+                var body: [String: Any] = ["ready": state.ready]
+                if let reason = state.reason { body["reason"] = reason }
+                return JSONResponse.object(body, status: state.ready ? .ok : .serviceUnavailable)
+            }
+        }
+        router.get("/v2/models/lethe") { _, _ in self.measured("metadata") { _ in try self.metadata() } }
+        router.post("/v2/models/lethe/infer") { request, context in
+            try await self.measuredAsync("infer") { try await self.infer(request, context: context) }
+        }
+        router.post("/v1/forget") { request, context in
+            try await self.measuredAsync("forget") { try await self.forget(request, context: context) }
+        }
+        router.get("/v1/audit") { request, _ in
+            try await self.measuredAsync("audit") { try await self.audit(request) }
+        }
+        router.get("/v1/status") { _, _ in try await self.measuredAsync("status") { try await self.status() } }
+        router.get("/metrics") { _, _ in
+            self.measured("metrics") { _ in
+                JSONResponse.text(self.metrics.text(), contentType: "text/plain; version=0.0.4")
+            }
+        }
+        router.get("/") { request, _ in try await self.measuredAsync("page") { try await self.page(request) } }
+    }
+
+    /// Runs a handler, turning every thrown error into a JSON error answer and recording the
+    /// request's latency and status.
+    func measuredAsync(_ endpoint: String, _ body: () async throws -> Response) async -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        do { response = try await body() } catch { response = Self.errorResponse(error) }
+        metrics.request(endpoint: endpoint, status: Int(response.status.code),
+                        seconds: (ContinuousClock.now - start).seconds)
+        return response
+    }
+
+    func measured(_ endpoint: String, _ body: (Void) throws -> Response) -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        do { response = try body(()) } catch { response = Self.errorResponse(error) }
+        metrics.request(endpoint: endpoint, status: Int(response.status.code),
+                        seconds: (ContinuousClock.now - start).seconds)
+        return response
+    }
+
+    static func errorResponse(_ error: Error) -> Response {
+        switch error {
+        case let bad as BadRequest: return JSONResponse.error(bad.message, status: bad.status)
+        case let refusal as Refusal: return JSONResponse.error(refusal.description, status: .serviceUnavailable)
+        case let audit as AuditError:
+            if case .unavailable = audit { return JSONResponse.error(audit.description, status: .internalServerError) }
+            return JSONResponse.error(audit.description, status: .notFound)
+        default:
+            return JSONResponse.error("\(error)", status: .internalServerError)
+        }
+    }
+
+    // MARK: - Inference
+
+    func metadata() throws -> Response {
+        guard let snapshot = store.current else { throw Refusal.unavailable("no composition loaded") }
+        let composition = snapshot.composition
+        return JSONResponse.object([
+            "name": Self.modelName, "versions": ["\(snapshot.generation.sequenceNumber)"], "platform": "lethe",
+            "inputs": [["name": "text", "datatype": "BYTES", "shape": [-1]]],
+            "outputs": [["name": "label", "datatype": "BYTES", "shape": [-1]],
+                        ["name": "probabilities", "datatype": "FP32", "shape": [-1, snapshot.labels.count]]],
+            "parameters": [
+                "labels": snapshot.labels, "shards": plan.shardCount,
+                "live_shards": composition.liveShards.map(\.shard),
+                "dead_shards": composition.shards.filter(\.isDead).map(\.shard),
+                "generation": snapshot.generationJSON,
+            ] as [String: Any],
+        ], headers: Self.generationHeaders(snapshot))
+    }
+
+    func infer(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let body = try await Self.collect(request, limit: configuration.maxBodyBytes)
+        let parsed = try InferRequest.parse(body)
+        let answer = try await batcher.infer(parsed.texts)
+        let snapshot = answer.snapshot
+        let k = snapshot.labels.count
+        var labels: [String] = []
+        var probabilities: [Double] = []
+        for row in answer.logits {
+            guard row.count == k else { throw Refusal.unavailable("every shard is dead") }
+            labels.append(snapshot.labels[ClassificationMetrics.argmax(row)])
+            probabilities += ClassificationMetrics.softmax(row).map(Double.init)
+        }
+        var object: [String: Any] = [
+            "model_name": Self.modelName, "model_version": "\(snapshot.generation.sequenceNumber)",
+            "generation": snapshot.generationJSON,
+            "outputs": [
+                ["name": "label", "datatype": "BYTES", "shape": [labels.count], "data": labels],
+                ["name": "probabilities", "datatype": "FP32", "shape": [labels.count, k], "data": probabilities],
+            ],
+        ]
+        if let id = parsed.id { object["id"] = id }
+        return JSONResponse.object(object, headers: Self.generationHeaders(snapshot))
+    }
+
+    static func generationHeaders(_ snapshot: ServedSnapshot) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[generationHeader] = "\(snapshot.generation.sequenceNumber)"
+        return headers
+    }
+
+    static func collect(_ request: Request, limit: Int) async throws -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw BadRequest("the body is \(length) bytes; this server accepts at most \(limit)", status: .contentTooLarge)
+        }
+        do {
+            let buffer = try await request.body.collect(upTo: limit)
+            return Array(buffer.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw BadRequest("the body is larger than \(limit) bytes, the most this server accepts", status: .contentTooLarge)
+        }
+    }
+
+    // MARK: - Forgetting
+
+    func forget(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let body = try await Self.collect(request, limit: configuration.maxBodyBytes)
+        let contentType = request.headers[.contentType] ?? ""
+        let requests = try ForgetBody.parse(body, ndjson: contentType.hasPrefix("application/x-ndjson"))
+        let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
+        let store = self.store, layout = self.layout, groups = self.groups, metrics = self.metrics
+        let (receipt, snapshot) = try await Blocking.run { () throws -> (ForgetReceipt, ServedSnapshot?) in
+            let resolver = needsGroups ? try groups.resolver() : nil
+            let (receipt, snapshot) = try store.publishing {
+                try Forgetter(run: layout.directory).forget(requests, groups: resolver,
+                                                             nowMilliseconds: RunAccess.nowMilliseconds())
+            }
+            metrics.forgot(requests: requests.count)
+            return (receipt, snapshot)
+        }
+        guard let snapshot, snapshot.generation.sequenceNumber >= receipt.requests.map(\.ledgerSequence).max() ?? 0 else {
+            // Durable and published, but the server could not load what was published: it
+            // refuses to answer from the old composition (readiness says why).
+            throw Refusal.unavailable("the deletion is recorded and published, but this server could not load the new "
+                                      + "composition: \(store.readiness.reason ?? "unknown")")
+        }
+        logger.info("forget accepted", metadata: ["requests": "\(requests.count)",
+                                                  "generation": "\(snapshot.generation.sequenceNumber)"])
+        return JSONResponse.raw(Array(try receipt.json().utf8), headers: Self.generationHeaders(snapshot))
+    }
+
+    // MARK: - Audit and status
+
+    func audit(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let id = query["id"].map(String.init), group = query["group"].map(String.init)
+        guard (id == nil) != (group == nil), !(id ?? group ?? "").isEmpty else {
+            throw BadRequest("give exactly one of ?id=… or ?group=…")
+        }
+        let run = layout.directory, groups = self.groups
+        let data = try await Blocking.run { () throws -> Data in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            if let id { return try encoder.encode(try ExampleAudit.audit(run: run, id: id)) }
+            let ids = try groups.members(of: group!)
+            if ids.isEmpty { throw AuditError.unknownGroup(group: group!) }
+            return try encoder.encode(try ids.map { try ExampleAudit.audit(run: run, id: $0) })
+        }
+        return JSONResponse.raw(Array(data))
+    }
+
+    func status() async throws -> Response {
+        let layout = self.layout
+        let report = try await Blocking.run { try RunStatusReport.load(layout: layout, runName: layout.directory.path) }
+        guard var object = try JSONSerialization.jsonObject(with: try report.json()) as? [String: Any] else {
+            throw Refusal.unavailable("the status report is not a JSON object")
+        }
+        object["server"] = serverState()
+        return JSONResponse.object(object)
+    }
+
+    /// The server's own state: readiness and why, the served generation, swaps.
+    func serverState() -> [String: Any] {
+        let state = store.readiness
+        var server: [String: Any] = ["ready": state.ready, "refuses_inference": state.refusesInference,
+                                     "threads": configuration.threads, "max_batch": configuration.maxBatch]
+        if let reason = state.reason { server["reason"] = reason }
+        if let snapshot = store.current {
+            server["generation"] = snapshot.generationJSON
+            server["live_shards"] = snapshot.composition.liveShards.map(\.shard)
+            server["load_seconds"] = snapshot.loadSeconds
+        }
+        return server
+    }
+}
+
+/// A request the client must fix: 4xx with a message.
+struct BadRequest: Error {
+    let message: String
+    let status: HTTPResponse.Status
+    init(_ message: String, status: HTTPResponse.Status = .badRequest) { self.message = message; self.status = status }
+}
+
+/// Runs blocking work (model passes, file reads, the run lock) off Swift's cooperative threads.
+enum Blocking {
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+/// Group → example ids, from the dataset the plan was made from (read once, on first use, and
+/// refused if its bytes differ from the planned file's).
+final class GroupIndex: @unchecked Sendable {
+    private let plan: Plan
+    private let lock = NSLock()
+    private var members: [String: [String]]?
+
+    init(plan: Plan) { self.plan = plan }
+
+    func members(of group: String) throws -> [String] { try index()[group] ?? [] }
+
+    func resolver() throws -> Forgetter.GroupResolver {
+        let index = try index()
+        return { index[$0] ?? [] }
+    }
+
+    private func index() throws -> [String: [String]] {
+        try lock.withLock {
+            if let members { return members }
+            let path = plan.datasetSource
+            let dataset = try Dataset.read(from: URL(fileURLWithPath: path), source: path)
+            guard dataset.sha256 == plan.datasetSHA256 else {
+                throw Refusal.unavailable("\(path) is not the dataset this run was planned from; groups cannot be resolved")
+            }
+            var index: [String: [String]] = [:]
+            for example in dataset.examples {
+                if let group = example.group { index[group, default: []].append(example.id) }
+            }
+            members = index
+            return index
+        }
+    }
+}
+

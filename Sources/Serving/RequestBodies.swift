@@ -1,0 +1,120 @@
+import Forgetting
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// JSON answers: one object, keys sorted; errors as `{"error": "…"}`.
+enum JSONResponse {
+    static func object(_ object: [String: Any], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data(#"{"error":"the answer could not be encoded as JSON"}"#.utf8)
+        return raw(Array(data), status: status, headers: headers)
+    }
+
+    static func raw(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:],
+                    contentType: String = "application/json") -> Response {
+        var fields = headers
+        fields[.contentType] = contentType
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func text(_ text: String, contentType: String) -> Response {
+        raw(Array(text.utf8), contentType: contentType)
+    }
+
+    static func error(_ message: String, status: HTTPResponse.Status) -> Response {
+        object(["error": message], status: status)
+    }
+}
+
+/// An Open Inference Protocol v2 inference request: one BYTES input named `text` holding one or
+/// more strings (`data` flat, or nested one level as some clients send it).
+struct InferRequest {
+    var texts: [String]
+    var id: String?
+
+    static func parse(_ body: [UInt8]) throws -> InferRequest {
+        guard !body.isEmpty else { throw BadRequest("the body is empty; send {\"inputs\": [{\"name\": \"text\", …}]}") }
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: Data(body)) } catch {
+            throw BadRequest("the body is not valid JSON")
+        }
+        guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }
+        guard let inputs = object["inputs"] as? [[String: Any]] else {
+            throw BadRequest("\"inputs\" must be an array of tensors")
+        }
+        guard let input = inputs.first(where: { $0["name"] as? String == "text" }) else {
+            throw BadRequest("no input named \"text\"")
+        }
+        if let type = input["datatype"], type as? String != "BYTES" {
+            throw BadRequest("input \"text\" must have datatype BYTES")
+        }
+        guard let data = input["data"] as? [Any] else { throw BadRequest("input \"text\" needs a \"data\" array") }
+        var texts: [String] = []
+        for item in data {
+            if let text = item as? String { texts.append(text) } else if let nested = item as? [Any] {
+                for inner in nested {
+                    guard let text = inner as? String else { throw BadRequest("input \"text\" holds a non-string value") }
+                    texts.append(text)
+                }
+            } else {
+                throw BadRequest("input \"text\" holds a non-string value")
+            }
+        }
+        guard !texts.isEmpty else { throw BadRequest("input \"text\" holds no strings") }
+        if let shape = input["shape"] as? [Int], shape.reduce(1, *) != texts.count {
+            throw BadRequest("input \"text\" has shape \(shape) but \(texts.count) strings")
+        }
+        if object["id"] != nil, !(object["id"] is String) { throw BadRequest("\"id\" must be a string") }
+        return InferRequest(texts: texts, id: object["id"] as? String)
+    }
+}
+
+/// The body of `POST /v1/forget`: `{"ids": […]}` and/or `{"groups": […]}` with an optional
+/// `request_id`, or JSON Lines (`application/x-ndjson`) in the format of `lethe forget --log`.
+enum ForgetBody {
+    static func parse(_ body: [UInt8], ndjson: Bool) throws -> [ForgetRequest] {
+        guard !body.isEmpty else { throw BadRequest("the body is empty; send {\"ids\": […]} or {\"groups\": […]}") }
+        if ndjson {
+            do {
+                let requests = try RequestLog.parse(Data(body), source: "the request body")
+                guard !requests.isEmpty else { throw BadRequest("the JSON Lines body holds no request") }
+                return requests
+            } catch let error as BadRequest { throw error } catch {
+                throw BadRequest("\(error)")
+            }
+        }
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: Data(body)) } catch {
+            throw BadRequest("the body is not valid JSON")
+        }
+        guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }
+        let known: Set<String> = ["ids", "groups", "request_id"]
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw BadRequest("unknown field \"\(unknown)\"; use ids, groups and request_id")
+        }
+        func names(_ field: String) throws -> [String] {
+            guard let value = object[field] else { return [] }
+            guard let list = value as? [Any], list.allSatisfy({ $0 is String }) else {
+                throw BadRequest("\"\(field)\" must be an array of strings")
+            }
+            let strings = list.compactMap { $0 as? String }
+            if strings.contains(where: { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
+                throw BadRequest("\"\(field)\" holds an empty name")
+            }
+            return strings
+        }
+        let ids = try names("ids"), groups = try names("groups")
+        if object["request_id"] != nil, !(object["request_id"] is String) {
+            throw BadRequest("\"request_id\" must be a string")
+        }
+        let requestID = object["request_id"] as? String
+        guard !ids.isEmpty || !groups.isEmpty else { throw BadRequest("name at least one id or group to forget") }
+        let targets = ids.map(ForgetRequest.Target.example) + groups.map(ForgetRequest.Target.group)
+        if requestID != nil && targets.count > 1 {
+            throw BadRequest("a request_id names one request: give one id or one group with it")
+        }
+        return targets.map { ForgetRequest(target: $0, requestID: requestID) }
+    }
+}

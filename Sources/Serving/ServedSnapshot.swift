@@ -1,0 +1,70 @@
+import CommandSupport
+import Forgetting
+import Foundation
+import Models
+import Planning
+import Training
+
+/// served.json's identity on disk. Every publish renames a new file into place, so another
+/// inode, size or modification time means another composition may be served.
+public struct FileIdentity: Equatable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let seconds: Int
+    let nanoseconds: Int
+
+    public static func of(_ url: URL) -> FileIdentity? {
+        var s = stat()
+        guard stat(url.path, &s) == 0 else { return nil }
+        return FileIdentity(device: UInt64(s.st_dev), inode: UInt64(s.st_ino), size: Int64(s.st_size),
+                            seconds: s.st_mtim.tv_sec, nanoseconds: s.st_mtim.tv_nsec)
+    }
+}
+
+/// One composition as the server answers from it, never changed after loading: the live
+/// shards' models, the composition they come from, and its generation — the ledger head the
+/// composition was published at, so every deletion accepted up to that entry is in it.
+public final class ServedSnapshot: @unchecked Sendable {
+    public let ensemble: RunEnsemble
+    public let identity: FileIdentity?
+    /// Counts the snapshots this server has swapped in (1 = the first).
+    public let number: Int
+    public let loadSeconds: Double
+
+    init(ensemble: RunEnsemble, identity: FileIdentity?, number: Int, loadSeconds: Double) {
+        self.ensemble = ensemble; self.identity = identity; self.number = number; self.loadSeconds = loadSeconds
+    }
+
+    public var composition: ServedComposition { ensemble.composition }
+    public var generation: LedgerAnchor { ensemble.composition.ledgerHead }
+    public var labels: [String] { ensemble.labels.names }
+
+    /// The generation as JSON: the ledger head's sequence number and hash.
+    public var generationJSON: [String: Any] {
+        ["sequence": generation.sequenceNumber, "hash": generation.hash, "snapshot": number]
+    }
+}
+
+/// Loads the run's served composition the way `lethe predict` does: under the run lock, after
+/// recovery, so the stage files it reads are the ones the composition names.
+struct SnapshotLoader: Sendable {
+    let layout: RunLayout
+    let labels: LabelVocabulary
+    let encoder: MiniLMEncoder
+
+    func load(number: Int) throws -> ServedSnapshot {
+        let start = Date()
+        return try RunAccess.guarded(layout.directory).withRecoveredRun { _ in
+            guard FileManager.default.fileExists(atPath: layout.servedURL.path) else {
+                throw RunStateError.nothingServed(run: layout.directory.path)
+            }
+            let identity = FileIdentity.of(layout.servedURL)
+            let composition = try ServedComposition.load(from: layout.servedURL)
+            guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
+            let ensemble = try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder)
+            return ServedSnapshot(ensemble: ensemble, identity: identity, number: number,
+                                  loadSeconds: Date().timeIntervalSince(start))
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Forgetting
+import Foundation
+import Training
+
+/// The snapshot the server answers from, and how it moves on.
+///
+/// Reads take the current snapshot under a short lock; a new snapshot is loaded beside the old
+/// one and swapped in with one assignment, so a batch in flight finishes on the snapshot it
+/// started with. Loads (and the server's own forgets, which end in a load) are serialised by
+/// `loadLock`. `fresh()` — called when a batch forms — compares served.json's identity with
+/// the snapshot's and loads first when it changed: a request that starts after a publish never
+/// gets the composition that publish replaced.
+///
+/// Readiness: a snapshot is loaded, the last load of a changed served.json did not fail, and no
+/// deletion request in the ledger is newer than the snapshot's generation. When a load fails
+/// and the ledger holds a request newer than the snapshot, the old snapshot may contain that
+/// deletion: inference is refused (503) until a good composition loads, never answered stale.
+public final class SnapshotStore: @unchecked Sendable {
+    let loader: SnapshotLoader
+    private let lock = NSLock()
+    private let loadLock = NSLock()
+    private var snapshot: ServedSnapshot?
+    private var swapCount = 0
+    /// Why the last load of a new served.json failed, the identity it failed on and when.
+    private var failure: (reason: String, identity: FileIdentity?, at: Date)?
+    /// A failed composition is tried again after this long even if served.json did not change
+    /// (a stage file may have been restored).
+    static let retryInterval: TimeInterval = 1
+    /// The newest deletion request in the ledger, as last polled.
+    private var lastRequestSequence: Int64 = 0
+    let metrics: ServerMetrics
+
+    init(loader: SnapshotLoader, metrics: ServerMetrics) {
+        self.loader = loader; self.metrics = metrics
+    }
+
+    /// The snapshot now, without checking the disk (status pages).
+    public var current: ServedSnapshot? { lock.withLock { snapshot } }
+
+    /// What `/v2/health/ready` and `/v1/status` report.
+    public struct Readiness: Sendable {
+        public var ready: Bool
+        public var reason: String?
+        /// Inference is refused: the snapshot may hold an accepted deletion.
+        public var refusesInference: Bool
+    }
+
+    public var readiness: Readiness {
+        lock.withLock {
+            guard let snapshot else {
+                return Readiness(ready: false, reason: failure?.reason ?? "no composition loaded yet", refusesInference: true)
+            }
+            let newerRequest = lastRequestSequence > snapshot.generation.sequenceNumber
+            if let failure {
+                return Readiness(ready: false, reason: "the published composition was refused: \(failure.reason)",
+                                 refusesInference: newerRequest)
+            }
+            if newerRequest {
+                return Readiness(ready: false, reason: "deletion request #\(lastRequestSequence) is accepted but not yet in "
+                                 + "the served composition (generation #\(snapshot.generation.sequenceNumber))",
+                                 refusesInference: false)
+            }
+            return Readiness(ready: true, reason: nil, refusesInference: false)
+        }
+    }
+
+    /// Installs the first snapshot (loaded by the caller before the server listens).
+    func install(_ first: ServedSnapshot) {
+        lock.withLock {
+            snapshot = first
+            swapCount = first.number
+        }
+        metrics.swapped(to: first)
+    }
+
+    /// Reads the newest deletion request in the ledger (the watcher calls this every poll, and
+    /// a failed load calls it before deciding whether the old snapshot may still answer). The
+    /// ledger is opened once it exists: a run with no deletion yet has none, and reading must
+    /// not create one.
+    func pollLedger() {
+        ledgerLock.withLock {
+            if ledger == nil, FileManager.default.fileExists(atPath: loader.layout.ledgerURL.path) {
+                ledger = try? Ledger.open(at: loader.layout.ledgerURL)
+            }
+            if let last = try? ledger?.lastSequenceNumber(ofKind: .request) {
+                lock.withLock { lastRequestSequence = max(lastRequestSequence, last) }
+            }
+        }
+    }
+    private let ledgerLock = NSLock()
+    private var ledger: Ledger?
+
+    /// Loads the composition on disk and swaps it in. A failed load keeps the old snapshot and
+    /// records why; it is retried when served.json changes again, or after `retryInterval`.
+    @discardableResult
+    func reload() -> ServedSnapshot? {
+        loadLock.withLock { reloadHoldingLoadLock() }
+    }
+
+    private func reloadHoldingLoadLock() -> ServedSnapshot? {
+        let onDisk = FileIdentity.of(loader.layout.servedURL)
+        if let current, current.identity == onDisk { return current }
+        if let failure, failure.identity == onDisk, Date().timeIntervalSince(failure.at) < Self.retryInterval {
+            return current
+        }
+        let number = lock.withLock { swapCount + 1 }
+        do {
+            let loaded = try loader.load(number: number)
+            lock.withLock {
+                snapshot = loaded
+                swapCount = number
+                failure = nil
+            }
+            metrics.swapped(to: loaded)
+            return loaded
+        } catch {
+            lock.withLock { failure = ("\(error)", onDisk, Date()) }
+            metrics.failedLoad()
+            pollLedger()
+            return current
+        }
+    }
+
+    /// The snapshot a batch forming now must use: reloaded first if served.json changed.
+    /// Throws `Refusal` when no snapshot may answer.
+    func fresh() throws -> ServedSnapshot {
+        if needsReload { reload() }
+        let state = readiness
+        guard let snapshot = current, !state.refusesInference else {
+            throw Refusal.unavailable(state.reason ?? "no composition loaded")
+        }
+        return snapshot
+    }
+
+    /// served.json is not the file the snapshot came from, or a failed load is due for a retry.
+    var needsReload: Bool {
+        let onDisk = FileIdentity.of(loader.layout.servedURL)
+        return lock.withLock {
+            if let failure { return failure.identity != onDisk || Date().timeIntervalSince(failure.at) >= Self.retryInterval }
+            return snapshot?.identity != onDisk
+        }
+    }
+
+    /// Runs `body` (a forget) with loads held off, then loads what it published: the caller
+    /// answers only after the new snapshot is swapped in.
+    func publishing<T>(_ body: () throws -> T) rethrows -> (T, ServedSnapshot?) {
+        try loadLock.withLock {
+            let result = try body()
+            return (result, reloadHoldingLoadLock())
+        }
+    }
+}
+
+/// Why the server will not answer a request from the model.
+enum Refusal: Error, CustomStringConvertible {
+    case unavailable(String)
+    var description: String {
+        switch self { case let .unavailable(reason): return reason }
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import CommandSupport
+import Foundation
+import Logging
+import Serving
+
+/// `lethe serve`: the run's served ensemble over HTTP, forgetting while it answers.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a run's ensemble over HTTP: predictions, deletions, audits and status, with hot swap.",
+        discussion: """
+            Endpoints (JSON; a bad request gets 4xx and {"error": …}):
+              GET  /v2/health/live, /v2/health/ready     ready: a composition is loaded and every accepted
+                                                         deletion is in it
+              GET  /v2/models/lethe                      labels, shards, generation
+              POST /v2/models/lethe/infer                Open Inference Protocol v2: a BYTES input "text"
+                                                         → outputs "label" (BYTES), "probabilities" (FP32 [n, classes])
+              POST /v1/forget                            {"ids": […]} or {"groups": […]} (optional "request_id"),
+                                                         or JSON Lines as `lethe forget --log` reads
+                                                         (Content-Type: application/x-ndjson)
+              GET  /v1/audit?id=… | ?group=…             what `lethe audit --json` says
+              GET  /v1/status                            what `lethe status --json` says, plus "server"
+              GET  /metrics                              Prometheus text format
+              GET  /                                     the auditor page (served shards, ledger, audit form)
+
+            Every inference answer carries the generation — the ledger head of the composition that \
+            answered — in its body and in the Lethe-Generation header. /v1/forget answers 200 with the \
+            receipt only once the deletion is durable in the ledger, the new composition is published \
+            and this server answers from it. A composition published by another process (`lethe \
+            forget`, `retrain`, `train`) is picked up within --poll-ms, and a request that starts after \
+            the publish never gets the composition it replaced. If a published composition cannot be \
+            loaded, the old one keeps answering unless a deletion newer than it was accepted; then \
+            inference answers 503 and /v1/status says why.
+
+            Concurrent requests are batched (up to --max-batch texts, waiting at most --max-wait-ms \
+            for more); the frozen layers below the lowest adapter run once per batch for all shards.
+
+            When listening, one JSON line goes to stdout: {"event": "listening", "host": …, "port": …}. \
+            Logs go to stderr. SIGTERM or SIGINT stops accepting, finishes the requests in flight and \
+            exits 0.
+
+            Examples:
+              lethe serve --run Checkpoints/runs/demo --port 8080
+              curl -s localhost:8080/v2/models/lethe/infer -d '{"inputs": [{"name": "text", "shape": [1], \
+            "datatype": "BYTES", "data": ["Shares rise as profits beat forecasts"]}]}'
+              curl -s localhost:8080/v1/forget -d '{"ids": ["business/001"]}'
+
+            \(ExitStatus.help())
+            """)
+
+    @OptionGroup var runOptions: RunOptions
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port, \(Self.portBounds.text) (0: any free port, printed when listening).") var port = 8080
+    @Option(help: "Threads of each ensemble pass, \(CommonBounds.threads.text).")
+    var threads = CommonBounds.defaultThreads
+    @Option(help: "Most texts in one ensemble pass, \(Self.batchBounds.text).") var maxBatch = 64
+    @Option(help: "Longest wait for more requests once one is queued, in ms, \(Self.waitBounds.text).")
+    var maxWaitMs = 2.0
+    @Option(help: "Interval of the check for compositions published by other processes, in ms, \(Self.pollBounds.text).")
+    var pollMs = 25
+    @Option(help: "Largest request body in MiB, \(Self.bodyBounds.text); a larger one is answered 413.")
+    var maxBodyMb = 8
+
+    static let portBounds = OptionBounds(0...65535)
+    static let batchBounds = OptionBounds(1...4096)
+    static let waitBounds = OptionBounds(0.0...1000.0)
+    static let pollBounds = OptionBounds(1...1000)
+    static let bodyBounds = OptionBounds(1...1024)
+
+    func validate() throws {
+        try Self.portBounds.check(port, option: "--port")
+        try CommonBounds.threads.check(threads, option: "--threads")
+        try Self.batchBounds.check(maxBatch, option: "--max-batch")
+        try Self.waitBounds.check(maxWaitMs, option: "--max-wait-ms")
+        try Self.pollBounds.check(pollMs, option: "--poll-ms")
+        try Self.bodyBounds.check(maxBodyMb, option: "--max-body-mb")
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "lethe.serve")
+        let configuration = LetheServer.Configuration(
+            run: URL(fileURLWithPath: runOptions.runDirectory), host: host, port: port, threads: threads,
+            maxBatch: maxBatch, maxWait: maxWaitMs / 1000, maxBodyBytes: maxBodyMb << 20,
+            pollInterval: .milliseconds(pollMs))
+        let server = try LetheServer(configuration: configuration, logger: logger)
+        let host = self.host
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            do {
+                try await server.run { port in
+                    writeLine(#"{"event":"listening","host":"\#(host)","port":\#(port)}"#)
+                }
+            } catch {
+                outcome.set(error)
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error { throw error }
+    }
+}
+
+/// The server task's error, handed to the waiting main thread.
+private final class Outcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Error?
+    func set(_ error: Error) { lock.withLock { stored = error } }
+    var error: Error? { lock.withLock { stored } }
+}

@@ -1,0 +1,366 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Planning
+import RunFixtures
+import Testing
+
+/// `lethe serve` as a real process on loopback (an ephemeral port), on a small real run:
+/// 200 BBC headlines, real MiniLM, 2 shards × 2 slices × 2 sequences, 1 epoch, rank 4.
+@Suite(.serialized) struct ServeTests {
+    static let root = LetheProcess.root
+
+    /// The run, built once for the suite: plan and train through the CLI.
+    static let run: Result<URL, Error> = Result {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let source = try Dataset.read(from: root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
+        var perLabel: [String: Int] = [:]
+        var lines: [String] = []
+        for example in source.examples where perLabel[example.label, default: 0] < 40 {
+            perLabel[example.label, default: 0] += 1
+            let object = ["id": example.id, "text": example.text, "label": example.label, "group": "g-\(lines.count % 50)"]
+            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+        let data = scratch.appendingPathComponent("tiny.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        let run = scratch.appendingPathComponent("run")
+        try LetheProcess.succeed(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "2",
+                                  "--seed", "3", "--run", run.path])
+        try LetheProcess.succeed(["train", "--run", run.path, "--epochs", "1", "--layers-per-block", "1", "--rank", "4",
+                                  "--threads", "1", "--seed", "5",
+                                  "--model", root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path])
+        return run
+    }
+
+    /// A copy of the suite's run, so each test starts from the trained state.
+    static func freshRun() throws -> URL {
+        let original = try run.get()
+        let copy = original.deletingLastPathComponent().appendingPathComponent("run-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: original, to: copy)
+        // The trained run names its base model relative to itself; keep it resolvable.
+        return copy
+    }
+
+    static let texts = ["Shares rise as profits beat forecasts", "Striker scores twice in cup final",
+                        "New phone chip doubles battery life", "Minister resigns after vote"]
+
+    @Test func endpointsAnswerAsDocumentedAndInferenceEqualsPredict() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        #expect(try await server.get("/v2/health/live").status == 200)
+        let ready = try await server.get("/v2/health/ready")
+        #expect(ready.status == 200 && ready.json["ready"] as? Bool == true)
+        let metadata = try await server.get("/v2/models/lethe")
+        let parameters = try #require(metadata.json["parameters"] as? [String: Any])
+        let labels = try #require(parameters["labels"] as? [String])
+        #expect(labels.count == 5 && parameters["shards"] as? Int == 2)
+
+        let answer = try await server.infer(Self.texts)
+        #expect(answer.status == 200)
+        let outputs = try #require(answer.json["outputs"] as? [[String: Any]])
+        let predicted = try #require(outputs.first { $0["name"] as? String == "label" }?["data"] as? [String])
+        let probabilities = try #require(outputs.first { $0["name"] as? String == "probabilities" }?["data"] as? [Double])
+        #expect(predicted.count == Self.texts.count && probabilities.count == Self.texts.count * labels.count)
+        let generation = try #require(answer.json["generation"] as? [String: Any])
+        #expect(answer.headers["Lethe-Generation"] == "\(generation["sequence"] as? Int ?? -1)")
+
+        // Bit for bit what `lethe predict` answers for the same texts (float32 values).
+        let lines = try LetheProcess.succeed(["predict", "--run", run.path, "--json"] + Self.texts.flatMap { ["--text", $0] })
+            .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.count == Self.texts.count)
+        for (row, line) in lines.enumerated() {
+            #expect(line["label"] as? String == predicted[row])
+            let expected = try #require(line["probabilities"] as? [String: Double])
+            for (k, label) in labels.enumerated() {
+                #expect(Float(probabilities[row * labels.count + k]) == Float(expected[label] ?? -1), "\(row) \(label)")
+            }
+        }
+
+        let metrics = try await server.get("/metrics")
+        #expect(metrics.status == 200 && metrics.text.contains("lethe_requests_total{endpoint=\"infer\",status=\"200\"}")
+                && metrics.text.contains("lethe_batch_size"))
+        let status = try await server.get("/v1/status")
+        let serverState = try #require(status.json["server"] as? [String: Any])
+        #expect(status.json["shards"] as? Int == 2 && serverState["ready"] as? Bool == true)
+        let someID = try Plan.load(from: Plan.url(inRun: run)).members(shard: 0, slice: 0).first!
+        let audit = try await server.get("/v1/audit?id=\(someID.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+        #expect(audit.status == 200 && audit.json["id"] as? String == someID && audit.json["served_now"] as? Bool == true)
+        #expect(try await server.get("/v1/audit?id=no-such-id").status == 404)
+        let page = try await server.get("/?id=\(someID.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+        #expect(page.status == 200 && page.text.contains("<table id=\"shards\">") && page.text.contains("id=\"audit\""))
+        #expect(server.stop() == 0, "SIGTERM drains and exits 0")
+    }
+
+    @Test func badBodiesAre4xxAndApplyNothing() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        let cases: [(String, String, Int)] = [
+            ("/v2/models/lethe/infer", "{not json", 400), ("/v2/models/lethe/infer", "", 400),
+            ("/v2/models/lethe/infer", "[1, 2]", 400), ("/v2/models/lethe/infer", #"{"inputs": 3}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "datatype": "BYTES", "data": [1]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "datatype": "FP32", "data": ["a"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [2], "data": ["a"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "data": []}]}"#, 400),
+            ("/v1/forget", #"{"ids": 5}"#, 400), ("/v1/forget", #"{"ids": [""]}"#, 400), ("/v1/forget", "{}", 400),
+            ("/v1/forget", #"{"ids": ["a"], "colour": 1}"#, 400), ("/v1/forget", "\u{1}\u{2}", 400),
+        ]
+        for (path, body, expected) in cases {
+            let answer = try await server.post(path, body: Data(body.utf8))
+            #expect(answer.status == expected, "\(path) \(body): \(answer.status) \(answer.text)")
+            #expect(answer.json["error"] is String, "\(path) \(body): \(answer.text)")
+        }
+        let ndjson = try await server.post("/v1/forget", body: Data("{\"id\": 3}\n".utf8), contentType: "application/x-ndjson")
+        #expect(ndjson.status == 400)
+        let huge = try await server.post("/v2/models/lethe/infer", body: Data(repeating: 0x61, count: 10 << 20))
+        #expect(huge.status == 413)
+        #expect(try await server.get("/v1/nothing").status == 404)
+        // Nothing was applied: no tombstone, and the server still answers from the first generation.
+        let status = try await server.get("/v1/status")
+        #expect(status.json["tombstones"] as? Int == 0)
+        #expect(try await server.infer(["still here"]).status == 200)
+    }
+
+    /// 16 clients infer while 80 deletions arrive through the API and 15 through the CLI: no 5xx, each
+    /// client's generations never go back, and no request started after a deletion was
+    /// acknowledged (API) or accepted and published (CLI) is answered by a composition older
+    /// than that deletion. SIGTERM at the end loses no acknowledged deletion.
+    @Test func deletionsDuringInferenceAreReadYourDeletions() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        // Only slice 0 of each shard: the sequence starting with slice 1 keeps serving its prefix.
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let candidates = (0..<2).flatMap { Array(plan.members(shard: $0, slice: 0)) }
+        let apiIDs = Array(candidates.prefix(80)), cliIDs = Array(candidates.dropFirst(80).prefix(15))
+        let log = EventLog()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let stop = EventLog.Flag()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<16 {
+                group.addTask {
+                    var last = -1
+                    while !stop.isSet {
+                        let begin = clock.now - started
+                        let answer = try await server.infer([Self.texts[client % Self.texts.count]])
+                        let generation = Int(answer.headers["Lethe-Generation"] ?? "") ?? -1
+                        log.infer(status: answer.status, begin: begin, generation: generation)
+                        #expect(answer.status < 500, "client \(client): \(answer.status) \(answer.text)")
+                        #expect(generation >= last, "client \(client): generation \(last) → \(generation)")
+                        last = max(last, generation)
+                    }
+                }
+            }
+            group.addTask {
+                for id in apiIDs {
+                    let answer = try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [id]]))
+                    #expect(answer.status == 200, "\(answer.text)")
+                    let requests = try #require(answer.json["requests"] as? [[String: Any]])
+                    let sequence = requests.compactMap { $0["ledger_sequence"] as? Int }.max() ?? Int.max
+                    log.acknowledged(at: clock.now - started, sequence: sequence)
+                }
+            }
+            group.addTask {
+                for id in cliIDs {
+                    let output = try LetheProcess.succeed(["forget", "--run", run.path, "--id", id, "--json"])
+                    let receipt = try #require(output.split(separator: "\n").last.flatMap {
+                        try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+                    let requests = try #require(receipt["requests"] as? [[String: Any]])
+                    let sequence = requests.compactMap { $0["ledger_sequence"] as? Int }.max() ?? Int.max
+                    log.acknowledged(at: clock.now - started, sequence: sequence)
+                }
+            }
+            // Stop the clients once both deletion streams are done.
+            try await group.next()
+            try await group.next()
+            stop.set()
+            try await group.waitForAll()
+        }
+        let (infers, acknowledgements) = log.snapshot()
+        let generations = Set(infers.map(\.generation))
+        print("serve concurrency: \(infers.count) inferences, \(acknowledgements.count) deletions acknowledged, "
+              + "\(generations.count) generations answered")
+        #expect(infers.count > 20 && acknowledgements.count == apiIDs.count + cliIDs.count)
+        #expect(generations.count > 3, "the clients saw the compositions change")
+        #expect(infers.allSatisfy { $0.status == 200 })
+        var violations = 0
+        for ack in acknowledgements {
+            violations += infers.filter { $0.begin > ack.at && $0.generation < ack.sequence }.count
+        }
+        #expect(violations == 0, "requests started after an acknowledged deletion answered by an older composition")
+        #expect(server.stop() == 0)
+        let status = try JSONSerialization.jsonObject(with: Data(try LetheProcess.succeed(["status", "--run", run.path, "--json"])
+            .split(separator: "\n").last.map { Data($0.utf8) } ?? Data())) as? [String: Any]
+        #expect(status?["tombstones"] as? Int == apiIDs.count + cliIDs.count)
+        try LetheProcess.succeed(["verify", "--run", run.path])
+    }
+}
+
+/// What the concurrency test saw, in order of time since its start.
+final class EventLog: @unchecked Sendable {
+    struct Infer { let status: Int; let begin: Duration; let generation: Int }
+    struct Ack { let at: Duration; let sequence: Int }
+    private let lock = NSLock()
+    private var infers: [Infer] = []
+    private var acks: [Ack] = []
+
+    func infer(status: Int, begin: Duration, generation: Int) {
+        lock.withLock { infers.append(Infer(status: status, begin: begin, generation: generation)) }
+    }
+    func acknowledged(at: Duration, sequence: Int) { lock.withLock { acks.append(Ack(at: at, sequence: sequence)) } }
+    func snapshot() -> ([Infer], [Ack]) { lock.withLock { (infers, acks) } }
+
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.withLock { value } }
+        func set() { lock.withLock { value = true } }
+    }
+}
+
+/// The server exited or printed something else before saying where it listens.
+struct NotListening: Error { let firstLine: String }
+
+/// `lethe serve` on an ephemeral loopback port, with a minimal HTTP client.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    private let lock = NSLock()
+    private var exitStatus: Int32?
+
+    struct Answer {
+        let status: Int
+        let headers: [String: String]
+        let body: Data
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+    }
+
+    init(run: URL) throws {
+        process.executableURL = try LetheProcess.binary()
+        process.arguments = ["serve", "--run", run.path, "--port", "0", "--threads", "1", "--poll-ms", "10"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        let handle = output.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let object = (try? JSONSerialization.jsonObject(with: line.prefix { $0 != UInt8(ascii: "\n") })) as? [String: Any]
+        guard let port = object?["port"] as? Int, port > 0 else {
+            process.terminate()
+            throw NotListening(firstLine: String(decoding: line, as: UTF8.self))
+        }
+        self.port = port
+    }
+
+    /// SIGTERM, then the exit status (once; later calls return it again).
+    @discardableResult
+    func stop() -> Int32 {
+        lock.withLock {
+            if let exitStatus { return exitStatus }
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            exitStatus = process.terminationStatus
+            return process.terminationStatus
+        }
+    }
+
+    func get(_ path: String) async throws -> Answer { try await send("GET", path, body: nil) }
+
+    func post(_ path: String, body: Data, contentType: String = "application/json") async throws -> Answer {
+        try await send("POST", path, body: body, contentType: contentType)
+    }
+
+    func infer(_ texts: [String]) async throws -> Answer {
+        let body: [String: Any] = ["inputs": [["name": "text", "shape": [texts.count], "datatype": "BYTES", "data": texts]]]
+        return try await post("/v2/models/lethe/infer", body: try JSONSerialization.data(withJSONObject: body))
+    }
+
+    private func send(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws -> Answer {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        request.httpBody = body
+        request.timeoutInterval = 60
+        if body != nil { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        return try await withCheckedThrowingContinuation { continuation in
+            URLSession.shared.dataTask(with: request) { data, response, error in
+                if let error { continuation.resume(throwing: error); return }
+                guard let http = response as? HTTPURLResponse else {
+                    continuation.resume(throwing: URLError(.badServerResponse)); return
+                }
+                var headers: [String: String] = [:]
+                for (key, value) in http.allHeaderFields {
+                    if let key = key as? String, let value = value as? String { headers[key] = value }
+                }
+                continuation.resume(returning: Answer(status: http.statusCode, headers: headers, body: data ?? Data()))
+            }.resume()
+        }
+    }
+}
+
+extension ServeTests {
+    /// A published composition that cannot be loaded is refused. While the old snapshot holds
+    /// every accepted deletion it keeps answering (not ready, status says why); once a deletion
+    /// it lacks is accepted, inference is 503 — never stale — until a good composition loads.
+    @Test func aCompositionThatCannotLoadIsRefusedAndNeverAnswersStale() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        let layoutServed = run.appendingPathComponent("served.json")
+        let served = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: layoutServed)) as? [String: Any])
+        let shards = try #require(served["shards"] as? [[String: Any]])
+        let shard1 = try #require(shards.first { $0["shard"] as? Int == 1 })
+        let key = try #require((shard1["stage_keys"] as? [String])?.first)
+        let stage = run.appendingPathComponent("stages/shard-1/stage-1-\(key).h5")
+        let original = try Data(contentsOf: stage)
+        var damaged = original
+        damaged[damaged.count / 2] ^= 1
+        try damaged.write(to: stage)
+
+        // The same composition published again (a new file): its load fails on the damaged stage,
+        // but the snapshot holds every accepted deletion (none), so it keeps answering.
+        let copy = run.appendingPathComponent("served.json.copy")
+        try FileManager.default.copyItem(at: layoutServed, to: copy)
+        _ = rename(copy.path, layoutServed.path)
+        try await Self.waitUntil { try await server.get("/v2/health/ready").status == 503 }
+        #expect(try await server.infer(["Shares rise"]).status == 200)
+        let status = try await server.get("/v1/status")
+        let reason = (status.json["server"] as? [String: Any])?["reason"] as? String ?? ""
+        #expect(reason.contains("refused") && reason.contains("stage-1-\(key)"), "\(reason)")
+
+        // A deletion the snapshot lacks is accepted and published by the CLI: inference is refused.
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let id = try #require(plan.members(shard: 0, slice: 0).first)
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", id])
+        let refused = try await server.infer(["Shares rise"])
+        #expect(refused.status == 503 && (refused.json["error"] as? String ?? "").contains("refused"), "\(refused.text)")
+
+        // The stage restored: the composition loads on the next retry and answers with the deletion.
+        try original.write(to: stage)
+        try await Self.waitUntil { try await server.infer(["Shares rise"]).status == 200 }
+        let answer = try await server.infer(["Shares rise"])
+        #expect(Int(answer.headers["Lethe-Generation"] ?? "") ?? 0 >= 1)
+        #expect(try await server.get("/v2/health/ready").status == 200)
+        #expect(server.stop() == 0)
+    }
+
+    /// Polls `condition` every 20 ms for up to 10 s.
+    static func waitUntil(_ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("condition not met within 10 s")
+    }
+}
