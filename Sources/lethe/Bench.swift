@@ -21,6 +21,7 @@ struct BenchCommand: ParsableCommand {
             BenchTrainCommand.self,
             BenchUnlearnCommand.self,
             BenchDecoderCommand.self,
+            BenchServeCommand.self,
         ]
     )
 }

@@ -364,3 +364,39 @@ extension ServeTests {
         Issue.record("condition not met within 10 s")
     }
 }
+
+extension ServeTests {
+    /// The auditor page as a real browser renders it (Debian's Chromium, headless, installed by
+    /// `make setup`): served shards, generation, dead shards, δ, ledger entries and the audit
+    /// of an id asked through the page's form.
+    @Test func theAuditorPageRendersInAHeadlessBrowser() async throws {
+        let chromium = try #require(["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .first(where: FileManager.default.isExecutableFile), "Chromium is missing: run `make setup`")
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let forgotten = try #require(plan.members(shard: 0, slice: 0).first)
+        let answer = try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [forgotten]]))
+        #expect(answer.status == 200)
+        let query = forgotten.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-chromium-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: profile) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chromium)
+        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--user-data-dir=\(profile.path)", "--dump-dom", "http://127.0.0.1:\(server.port)/?id=\(query)"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(dom.contains("<table id=\"shards\">") && dom.contains("id=\"generation\">1<"), "\(dom.prefix(2000))")
+        #expect(dom.components(separatedBy: "<tr").count - 1 >= 1 + 2 + 1 + 2, "shard rows and ledger rows")
+        #expect(dom.contains("id=\"delta\"") && dom.contains("<table id=\"ledger\">") && dom.contains(">request<"))
+        let audit = try #require(dom.range(of: "<pre id=\"audit\">").map { String(dom[$0.upperBound...].prefix(3000)) })
+        #expect(audit.contains(forgotten) && audit.lowercased().contains("deleted") || audit.contains("tombstone"), "\(audit)")
+    }
+}

@@ -1,0 +1,249 @@
+import ArgumentParser
+import CommandSupport
+import Foundation
+import Kernels
+import Models
+import Planning
+import Training
+
+/// `lethe bench serve`: `lethe serve` under load from wrk over loopback, with and without a
+/// stream of deletions, swap latency, and the FLOP-bound limit of the ensemble's work.
+public struct BenchServeCommand: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Throughput and latency of `lethe serve` under wrk, with and without concurrent forgets; swap latency.",
+        discussion: """
+            Copies --run beside itself (the forgets change the copy only), starts `lethe serve` on it \
+            as a child process on a loopback port, and drives POST /v2/models/lethe/infer with wrk \
+            (one text per request, cycling through the texts of --data) at each --concurrency for \
+            --seconds: requests/s, p50 and p99 latency. Then the same with a stream of \
+            --forgets-per-second deletions through POST /v1/forget (examples of slice 0 of every \
+            shard, so every shard keeps serving a prefix). Then --swaps deletions through the CLI \
+            (`lethe forget`, another process): the time from the publish (served.json's modification \
+            time) to the first answer from the new generation. Last, the limit: the requests/s the \
+            measured float32 FMA peak allows for the ensemble's matrix work per request (frozen layers \
+            below the lowest adapter once, the layers above once per live shard, LoRA products, at the \
+            texts' real token counts), and the share of it reached. wrk and the server share the \
+            machine's cores.
+
+            Example:
+              lethe bench serve --run Checkpoints/runs/demo --concurrency 1 8 64 --seconds 10
+            """)
+
+    @Option(name: .customLong("run"), help: "A trained run (make demo makes Checkpoints/runs/demo).")
+    var runDirectory = "Checkpoints/runs/demo"
+    @Option(help: "JSON Lines file whose texts the requests carry.") var data = "Datasets/bbc-news/test.jsonl"
+    @Option(parsing: .upToNextOption, help: "Open connections of each load run, each \(Self.connectionBounds.text).")
+    var concurrency: [Int] = [1, 8, 64]
+    @Option(help: "Seconds of each load run, \(Self.secondsBounds.text).") var seconds = 10
+    @Option(help: "Deletions per second during the second series, \(Self.rateBounds.text).") var forgetsPerSecond = 10.0
+    @Option(help: "Deletions through the CLI whose swap latency is measured, \(Self.swapBounds.text).") var swaps = 5
+    @Option(help: "Server threads per ensemble pass, \(CommonBounds.threads.text).")
+    var threads = CommonBounds.defaultThreads
+    @Option(help: "Server --max-batch, \(Self.connectionBounds.text).") var maxBatch = 64
+    @OptionGroup var output: OutputOptions
+    var json: Bool { output.json }
+
+    static let connectionBounds = OptionBounds(1...4096)
+    static let secondsBounds = OptionBounds(1...3600)
+    static let rateBounds = OptionBounds(0.1...1000.0)
+    static let swapBounds = OptionBounds(0...1000)
+
+    public func validate() throws {
+        guard !concurrency.isEmpty else { throw ValidationError("--concurrency needs at least one value.") }
+        for c in concurrency { try Self.connectionBounds.check(c, option: "--concurrency") }
+        try Self.secondsBounds.check(seconds, option: "--seconds")
+        try Self.rateBounds.check(forgetsPerSecond, option: "--forgets-per-second")
+        try Self.swapBounds.check(swaps, option: "--swaps")
+        try CommonBounds.threads.check(threads, option: "--threads")
+        try Self.connectionBounds.check(maxBatch, option: "--max-batch")
+        try InputFiles.check([("--data", data)])
+        guard FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).servedURL.path) else {
+            throw ValidationError("--run \(runDirectory): no served.json; train the run first (make demo makes Checkpoints/runs/demo).")
+        }
+    }
+
+    public func run() throws {
+        let report = ResultReport(json: json)
+        let source = URL(fileURLWithPath: runDirectory).standardizedFileURL
+        // A sibling copy, so the run's relative base-model path still resolves.
+        let copy = source.deletingLastPathComponent().appendingPathComponent(".bench-serve-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: source, to: copy)
+        defer { try? FileManager.default.removeItem(at: copy) }
+        let texts = try Self.texts(data)
+        let plan = try Plan.load(from: Plan.url(inRun: copy))
+        let candidates = (0..<plan.shardCount).flatMap { Array(plan.members(shard: $0, slice: 0)) }
+        var cursor = 0
+        let limit = try Self.flopLimit(run: copy, plan: plan, texts: texts, threads: threads)
+        report.say(String(format: "FLOP-bound limit: %.0f requests/s (%.2f GFLOP per request, mean %.1f tokens; "
+                          + "float32 FMA peak %.1f GFLOP/s on %d thread%@)", limit.requestsPerSecond,
+                          limit.flopsPerRequest / 1e9, limit.meanTokens, limit.peakGflops, threads, threads == 1 ? "" : "s"))
+
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let server = try ServeChild(binary: binary, run: copy, threads: threads, maxBatch: maxBatch)
+        defer { _ = server.stop() }
+        for text in texts.prefix(8) { _ = BlockingHTTP.infer(server.base, text: text) }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+
+        var rows: [[String: Any]] = []
+        report.say("concurrency  requests/s  p50 ms  p99 ms  non-2xx | with \(forgetsPerSecond) forgets/s: requests/s  p50 ms  p99 ms  non-2xx  forgets")
+        for c in concurrency {
+            let plain = try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,
+                                       seconds: Double(seconds), scriptDirectory: scratch)
+            let stream = ForgetStream(base: server.base, perSecond: forgetsPerSecond, ids: Array(candidates[cursor...]))
+            let loaded = try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,
+                                        seconds: Double(seconds), scriptDirectory: scratch)
+            let forgets = stream.stop()
+            cursor += forgets.acknowledged + forgets.failed
+            report.say(String(format: "%11d  %10.1f  %6.1f  %6.1f  %7d | %32.1f  %6.1f  %6.1f  %7d  %7d", c,
+                              plain.requestsPerSecond, plain.p50Milliseconds, plain.p99Milliseconds, plain.errors,
+                              loaded.requestsPerSecond, loaded.p50Milliseconds, loaded.p99Milliseconds, loaded.errors,
+                              forgets.acknowledged))
+            rows.append(["concurrency": c, "plain": try Self.object(plain), "with_forgets": try Self.object(loaded),
+                         "forgets_acknowledged": forgets.acknowledged, "forgets_failed": forgets.failed,
+                         "share_of_limit": plain.requestsPerSecond / limit.requestsPerSecond])
+        }
+        let swapTimes = try candidates[cursor...].prefix(swaps).compactMap { id -> Double? in
+            try Self.swapLatency(binary: binary, run: copy, base: server.base, id: id, text: texts[0])
+        }
+        if !swapTimes.isEmpty {
+            let sorted = swapTimes.sorted()
+            report.say(String(format: "swap latency (publish by `lethe forget` → first answer from the new generation), "
+                              + "%d swaps: median %.1f ms, max %.1f ms", sorted.count, 1000 * sorted[sorted.count / 2],
+                              1000 * (sorted.last ?? 0)))
+        }
+        if let top = rows.last, let c = top["concurrency"] as? Int, let share = top["share_of_limit"] as? Double {
+            report.say(String(format: "at concurrency %d: %.0f%% of the FLOP-bound limit", c, 100 * share))
+        }
+        report.record("limit", ["requests_per_second": limit.requestsPerSecond, "flops_per_request": limit.flopsPerRequest,
+                                "mean_tokens": limit.meanTokens, "peak_gflops": limit.peakGflops])
+        report.record("runs", rows)
+        report.record("swap_seconds", swapTimes)
+        report.record("threads", threads)
+        report.record("server_exit_status", Int(server.stop()))
+        try report.finish()
+    }
+
+    static func object(_ run: WrkRun) throws -> Any {
+        try JSONSerialization.jsonObject(with: try JSONEncoder().encode(run))
+    }
+
+    /// The texts of a JSON Lines file (its "text" fields), at most 512.
+    static func texts(_ path: String) throws -> [String] {
+        let content = try String(contentsOfFile: path, encoding: .utf8)
+        let texts = content.split(separator: "\n").prefix(512).compactMap { line -> String? in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["text"] as? String
+        }
+        guard !texts.isEmpty else { throw ValidationError("--data \(path): no line with a \"text\" string.") }
+        return texts
+    }
+
+    /// Starts a `lethe forget` of `id` and polls inference until an answer comes from the
+    /// generation it published; returns that answer's arrival minus served.json's mtime.
+    static func swapLatency(binary: URL, run: URL, base: String, id: String, text: String) throws -> Double? {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["forget", "--run", run.path, "--id", id]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        var polls: [(arrival: Date, generation: Int)] = []
+        try process.run()
+        while process.isRunning {
+            if let answer = BlockingHTTP.infer(base, text: text) {
+                polls.append((Date(), Int(answer.headers["lethe-generation"] ?? "") ?? -1))
+            }
+        }
+        let servedURL = RunLayout(directory: run).servedURL
+        let composition = try ServedComposition.load(from: servedURL)
+        let published = (try FileManager.default.attributesOfItem(atPath: servedURL.path)[.modificationDate] as? Date) ?? Date()
+        let target = Int(composition.ledgerHead.sequenceNumber)
+        let deadline = Date().addingTimeInterval(10)
+        while polls.last.map({ $0.generation < target }) ?? true, Date() < deadline {
+            if let answer = BlockingHTTP.infer(base, text: text) {
+                polls.append((Date(), Int(answer.headers["lethe-generation"] ?? "") ?? -1))
+            }
+        }
+        guard let first = polls.first(where: { $0.generation >= target }) else { return nil }
+        return max(0, first.arrival.timeIntervalSince(published))
+    }
+
+    struct Limit {
+        let requestsPerSecond: Double
+        let flopsPerRequest: Double
+        let meanTokens: Double
+        let peakGflops: Double
+    }
+
+    /// FLOPs (2 per multiply-add) of the ensemble's matrix products for one text of each
+    /// length, averaged over `texts`, against the measured FMA peak.
+    static func flopLimit(run: URL, plan: Plan, texts: [String], threads: Int) throws -> Limit {
+        let layout = RunLayout(directory: run)
+        let settings = try TrainingSettings.load(from: layout.settingsURL)
+        let encoder = try settings.loadBaseEncoder(run: run)
+        let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
+        let c = encoder.configuration
+        let h = Double(c.hiddenSize), inner = Double(c.intermediateSize), layers = c.layerCount
+        let shared = ensemble.members.compactMap { $0.model.lowestAdapterLayer }.min() ?? layers
+        let loraPerToken = ensemble.members.reduce(0.0) { sum, member in
+            let model = member.model
+            let perLayer = model.lora.targets.reduce(0.0) { total, target in
+                let (input, output): (Double, Double) = switch target {
+                case .intermediate: (h, inner)
+                case .output: (inner, h)
+                default: (h, h)
+                }
+                return total + 2 * Double(model.lora.rank) * (input + output)
+            }
+            return sum + perLayer * Double(model.adapters.count)
+        }
+        var total = 0.0, tokens = 0.0
+        let tokenizer = ensemble.members[0].model
+        for text in texts {
+            let n = Double(tokenizer.encode(text).count)
+            let layer = n * 2 * (4 * h * h + 2 * h * inner) + 4 * n * n * h
+            total += Double(shared) * layer + Double(ensemble.members.count * (layers - shared)) * layer + n * loraPerToken
+            tokens += n
+        }
+        let perRequest = total / Double(texts.count)
+        let peak = PeakThroughput.measure(threads: threads).ceilingGflops
+        return Limit(requestsPerSecond: peak * 1e9 / perRequest, flopsPerRequest: perRequest,
+                     meanTokens: tokens / Double(texts.count), peakGflops: peak)
+    }
+}
+
+/// Deletions at a steady rate through POST /v1/forget, on a thread of their own.
+final class ForgetStream: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = true
+    private var acknowledged = 0
+    private var failed = 0
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(base: String, perSecond: Double, ids: [String]) {
+        let thread = Thread { [self] in
+            let interval = 1 / perSecond
+            var due = Date()
+            for id in ids {
+                guard lock.withLock({ running }) else { break }
+                let body = try? JSONSerialization.data(withJSONObject: ["ids": [id]])
+                let answer = BlockingHTTP.send("POST", base + "/v1/forget", body: body)
+                lock.withLock { if answer?.status == 200 { acknowledged += 1 } else { failed += 1 } }
+                due = due.addingTimeInterval(interval)
+                let wait = due.timeIntervalSinceNow
+                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+            }
+            finished.signal()
+        }
+        thread.start()
+    }
+
+    func stop() -> (acknowledged: Int, failed: Int) {
+        lock.withLock { running = false }
+        finished.wait()
+        return lock.withLock { (acknowledged, failed) }
+    }
+}
