@@ -48,10 +48,15 @@ public final class ServedSnapshot: @unchecked Sendable {
 
 /// Loads the run's served composition the way `lethe predict` does: under the run lock, after
 /// recovery, so the stage files it reads are the ones the composition names.
+///
+/// Stage files already read are kept (by path, checked against the file's identity on disk), so
+/// a composition that reuses stages — every composition after a deletion does — loads without
+/// reading them again; stages no composition names any more are dropped after each load.
 struct SnapshotLoader: Sendable {
     let layout: RunLayout
     let labels: LabelVocabulary
     let encoder: MiniLMEncoder
+    let stages = StageCache()
 
     func load(number: Int) throws -> ServedSnapshot {
         let start = Date()
@@ -62,9 +67,34 @@ struct SnapshotLoader: Sendable {
             let identity = FileIdentity.of(layout.servedURL)
             let composition = try ServedComposition.load(from: layout.servedURL)
             guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
-            let ensemble = try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder)
+            let ensemble = try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder,
+                                           loadStage: stages.load)
+            stages.keep(only: Set(composition.liveShards.flatMap { entry in
+                entry.stageKeys.enumerated().map { layout.stageURL(shard: entry.shard, stage: $0.offset + 1, key: $0.element).path }
+            }))
             return ServedSnapshot(ensemble: ensemble, identity: identity, number: number,
                                   loadSeconds: Date().timeIntervalSince(start))
         }
+    }
+}
+
+/// Stage checkpoints read from disk, by path, valid while the file keeps its identity (a stage
+/// file is never rewritten in place: a retrain renames a new file in).
+final class StageCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (identity: FileIdentity?, checkpoint: StageCheckpoint)] = [:]
+
+    func load(_ url: URL) throws -> StageCheckpoint {
+        let identity = FileIdentity.of(url)
+        if let hit = lock.withLock({ entries[url.path] }), hit.identity == identity, identity != nil {
+            return hit.checkpoint
+        }
+        let checkpoint = try StageCheckpoint.load(from: url)
+        lock.withLock { entries[url.path] = (identity, checkpoint) }
+        return checkpoint
+    }
+
+    func keep(only paths: Set<String>) {
+        lock.withLock { entries = entries.filter { paths.contains($0.key) } }
     }
 }

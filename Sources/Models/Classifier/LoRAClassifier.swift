@@ -117,12 +117,26 @@ public final class LoRAClassifier: @unchecked Sendable {
     public static let predictionBatchSize = 64
 
     /// The batches `predict` runs: indices of `ids` sorted by length (then index), cut into
-    /// runs of `batchSize`, so padding stays small. Whoever must reproduce `predict`'s bits
-    /// batches the same way.
+    /// runs of at most `batchSize` whose longest text is at most a quarter (and 2 tokens) longer
+    /// than their shortest, so padding stays small when short and long texts come together.
+    /// Whoever must reproduce `predict`'s bits batches the same way.
     public static func predictionBatches(_ ids: [[Int32]], batchSize: Int) -> [[Int]] {
         let order = ids.indices.sorted { (ids[$0].count, $0) < (ids[$1].count, $1) }
-        return stride(from: 0, to: order.count, by: max(batchSize, 1)).map {
-            Array(order[$0..<min($0 + max(batchSize, 1), order.count)])
+        var batches: [[Int]] = []
+        var current: [Int] = []
+        var shortest = 0
+        for index in order {
+            let length = ids[index].count
+            if current.isEmpty {
+                shortest = length
+            } else if current.count == max(batchSize, 1) || length > max(shortest + 2, shortest + shortest / 4) {
+                batches.append(current)
+                current = []
+                shortest = length
+            }
+            current.append(index)
         }
+        if !current.isEmpty { batches.append(current) }
+        return batches
     }
 }

@@ -16,14 +16,19 @@ public final class RunEnsemble {
     /// the composition under the run lock after recovery (`RunGuard.withServedComposition`)
     /// and builds the ensemble before releasing it, so the stages it loads are those the
     /// composition names: no forget can erase them in between.
+    ///
+    /// `loadStage` reads one stage file (a server passes a cache: a new composition after a
+    /// deletion mostly reuses the stages of the one it replaces).
     public init(layout: RunLayout, composition: ServedComposition, labels: LabelVocabulary,
-                encoder: MiniLMEncoder) throws {
+                encoder: MiniLMEncoder,
+                loadStage: (URL) throws -> StageCheckpoint = StageCheckpoint.load(from:)) throws {
         self.layout = layout; self.labels = labels; self.composition = composition
         let settings = try TrainingSettings.load(from: layout.settingsURL)
         self.settings = settings
         members = try composition.liveShards.map { entry in
             (entry.shard, try ShardModel.served(entry, strategy: composition.strategy, layout: layout,
-                                                encoder: encoder, settings: settings, classCount: labels.count))
+                                                encoder: encoder, settings: settings, classCount: labels.count,
+                                                loadStage: loadStage))
         }
     }
 

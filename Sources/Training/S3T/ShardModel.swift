@@ -59,16 +59,17 @@ public enum ShardModel {
          NamedTensor(name: "bias", shape: model.head.bias.shape, values: model.head.bias.values)]
     }
 
-    /// The served model of one shard, loaded from its stage files.
+    /// The served model of one shard, loaded from its stage files (through `loadStage`).
     public static func served(_ entry: ServedComposition.Entry, strategy: TrainingStrategy, layout: RunLayout,
-                              encoder: MiniLMEncoder, settings: TrainingSettings,
-                              classCount: Int) throws -> LoRAClassifier {
+                              encoder: MiniLMEncoder, settings: TrainingSettings, classCount: Int,
+                              loadStage: (URL) throws -> StageCheckpoint = StageCheckpoint.load(from:))
+        throws -> LoRAClassifier {
         precondition(!entry.isDead, "shard \(entry.shard) is dead")
         var checkpoints: [StageCheckpoint] = []
         let stages = strategy == .s3t ? Array(1...entry.prefixLength) : [entry.prefixLength]
         for stage in stages {
-            let checkpoint = try StageCheckpoint.load(from: layout.stageURL(shard: entry.shard, stage: stage,
-                                                                            key: entry.stageKeys[stage - 1]))
+            let checkpoint = try loadStage(layout.stageURL(shard: entry.shard, stage: stage,
+                                                           key: entry.stageKeys[stage - 1]))
             checkpoints.append(checkpoint)
         }
         return try classifier(encoder: encoder, lora: try EncoderStageTrainer.loraConfiguration(settings),
