@@ -115,26 +115,34 @@ struct ForgetAccuracyExperiment {
                 .retrain(shards: [0], nowMilliseconds: { 0 })
         }.seconds
 
-        // A full retrain: the `full` baseline (one adapter set on all surviving data).
+        let fullSeconds = try trainFullBaseline(in: workspace, plan: sisaPlan, train: train, encoder: encoder,
+                                                deleted: Set(deletionOrder.prefix(deletionCounts.max() ?? 0)),
+                                                modelSHA256: modelSHA256, say: say)
+        return Result(points: points, trainSeconds: trainSeconds, sisaShardRetrainSeconds: shardSeconds,
+                      sisaShardRetrainStages: records.reduce(0) { $0 + $1.trainedStages.count },
+                      fullRetrainSeconds: fullSeconds)
+    }
+
+    /// A full retrain: the `full` baseline (one adapter set on all surviving data); its seconds.
+    private func trainFullBaseline(in workspace: URL, plan sisaPlan: Plan, train: Dataset, encoder: MiniLMEncoder,
+                                   deleted: Set<String>, modelSHA256: String, say: (String) -> Void) throws -> Double {
+        let clock = ContinuousClock()
         let fullRun = workspace.appendingPathComponent("full")
         try FileManager.default.createDirectory(at: fullRun, withIntermediateDirectories: true)
         try sisaPlan.save(to: Plan.url(inRun: fullRun))
         let fullRunner = try makeRunner(fullRun, plan: sisaPlan, train: train, encoder: encoder,
                                         settings: settings(.full, modelSHA256: modelSHA256))
-        let ids = train.examples.map(\.id).filter { !Set(deletionOrder.prefix(deletionCounts.max() ?? 0)).contains($0) }
+        let ids = train.examples.map(\.id).filter { !deleted.contains($0) }
         let layerCount = encoder.configuration.layerCount
         let schedule = StageSchedule.full(dataHash: SliceHash.of(ids: ids),
                                           adapterLayers: Array(layerCount - sliceCount ..< layerCount))
         say("training the full baseline …")
-        let fullSeconds = try clock.measure {
+        return try clock.measure {
             try RunAccess.guarded(fullRun).trainAndPublish(schedule, runner: fullRunner,
                                                            members: { _ in ids.sorted(by: UTF8Order.precedes) },
                                                            gate: RunAccess.guarded(fullRun).stageGate(tombstones: []),
                                                            events: { _ in })
         }.seconds
-        return Result(points: points, trainSeconds: trainSeconds, sisaShardRetrainSeconds: shardSeconds,
-                      sisaShardRetrainStages: records.reduce(0) { $0 + $1.trainedStages.count },
-                      fullRetrainSeconds: fullSeconds)
     }
 
     private func makeRunner(_ run: URL, plan: Plan, train: Dataset, encoder: MiniLMEncoder,
