@@ -32,7 +32,7 @@ public final class LetheServer: Sendable {
         public var pollInterval: Duration
 
         public init(run: URL, host: String = "127.0.0.1", port: Int = 8080, threads: Int = 2, maxBatch: Int = 64,
-                    maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(25)) {
+                    maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(5)) {
             self.run = run; self.host = host; self.port = port; self.threads = threads; self.maxBatch = maxBatch
             self.maxWait = maxWait; self.maxBodyBytes = maxBodyBytes; self.pollInterval = pollInterval
         }

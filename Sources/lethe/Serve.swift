@@ -58,7 +58,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Longest wait for more requests once one is queued, in ms, \(Self.waitBounds.text).")
     var maxWaitMs = 2.0
     @Option(help: "Interval of the check for compositions published by other processes, in ms, \(Self.pollBounds.text).")
-    var pollMs = 25
+    var pollMs = 5
     @Option(help: "Largest request body in MiB, \(Self.bodyBounds.text); a larger one is answered 413.")
     var maxBodyMb = 8
 
