@@ -11,7 +11,7 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The defining property (issue 6): after forgetting x, every served shard model is bit-identical
+    /// The defining property: after forgetting x, every served shard model is bit-identical
     /// to training its sequence from scratch on the surviving prefix only, and nothing served
     /// has x in its lineage. Run A is trained, then forgets; run B is trained from scratch on
     /// the same plan and settings (a stage's inputs are functions of its prefix alone, so B's

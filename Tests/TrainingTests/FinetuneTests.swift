@@ -3,7 +3,7 @@ import Testing
 import Planning
 @testable import Training
 
-/// `lethe finetune` (issue 3 item 7) on the real MiniLM and the tiny BBC subset of the S3T
+/// `lethe finetune` on the real MiniLM and the tiny BBC subset of the S3T
 /// end-to-end test: what the model file holds, determinism, equality with `lethe train
 /// --strategy full`, resumption, evaluate/predict on it, and its input errors.
 @Suite(.serialized) struct FinetuneTests {

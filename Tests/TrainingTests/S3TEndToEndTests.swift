@@ -5,7 +5,7 @@ import Planning
 import Store
 @testable import Training
 
-/// Issue 5's small end-to-end run on the real MiniLM: 40 BBC headlines (8 per class), 2 shards
+/// A small end-to-end run on the real MiniLM: 40 BBC headlines (8 per class), 2 shards
 /// × 2 slices × 2 cyclic sequences, blocks of 1 layer (stage 1 = layer 5, stage 2 = layer 4),
 /// rank 4 on query/value, 1 epoch, 1 thread. It drives the built `lethe` binary, as a user
 /// would, so the kill test kills a real process. Needs `make setup` (model and data on disk).
