@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Models
 import Planning
 
@@ -55,8 +56,15 @@ public final class RunEnsemble {
         for chunk in LoRAClassifier.predictionBatches(ids, batchSize: LoRAClassifier.predictionBatchSize) {
             let batch = TokenBatch(chunk.map { ids[$0] }, padID: first.encoder.tokenizer.padID)
             let below = first.hidden(batch, below: shared, threads: threads)
-            for member in members {
-                let values = member.model.logits(fromHidden: below, atLayer: shared, batch: batch, threads: threads).values
+            // The shards' blocks run side by side, one shard per thread with OpenBLAS on one
+            // thread: small batches lose most of their time to BLAS's own thread hand-offs.
+            // Every kernel gives the same bits for any thread count, so this changes no bit.
+            let upper = { (m: Int) -> [Float] in
+                self.members[m].model.logits(fromHidden: below, atLayer: shared, batch: batch, threads: 1).values
+            }
+            let perMember = (try? Parallel.mapSingleThreaded(count: members.count, threads: threads, upper))
+                ?? members.indices.map(upper)
+            for values in perMember {
                 for (row, index) in chunk.enumerated() {
                     for c in 0..<k { sums[index][c] += values[row * k + c] }
                 }
