@@ -28,8 +28,13 @@ public struct BenchServeCommand: ParsableCommand {
             texts' real token counts), and the share of it reached. wrk and the server share the \
             machine's cores.
 
-            Example:
+            With --python, Tools/serve_torch.py serves the same composition first (FastAPI, uvicorn, \
+            PyTorch with PEFT, adapters read from the stage files with h5py, torch on --threads \
+            threads) under the same wrk runs, and the table shows both sides and the ratio.
+
+            Examples:
               lethe bench serve --run Checkpoints/runs/demo --concurrency 1 8 64 --seconds 10
+              lethe bench serve --python /work/venv-torch/bin/python
             """)
 
     @Option(name: .customLong("run"), help: "A trained run (make demo makes Checkpoints/runs/demo).")
@@ -43,6 +48,8 @@ public struct BenchServeCommand: ParsableCommand {
     @Option(help: "Server threads per ensemble pass, \(CommonBounds.threads.text).")
     var threads = CommonBounds.defaultThreads
     @Option(help: "Server --max-batch, \(Self.connectionBounds.text).") var maxBatch = 64
+    @Option(help: "A Python with torch, peft, h5py, fastapi and uvicorn: also drive Tools/serve_torch.py (the same ensemble served with FastAPI + PyTorch) with the same load, first.")
+    var python: String?
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
@@ -81,13 +88,14 @@ public struct BenchServeCommand: ParsableCommand {
                           + "float32 FMA peak %.1f GFLOP/s on %d thread%@)", limit.requestsPerSecond,
                           limit.flopsPerRequest / 1e9, limit.meanTokens, limit.peakGflops, threads, threads == 1 ? "" : "s"))
 
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let torchRuns = try python.map { try torchSeries(python: $0, run: copy, texts: texts, scratch: scratch, report: report) }
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let server = try ServeChild(binary: binary, run: copy, threads: threads, maxBatch: maxBatch)
         defer { _ = server.stop() }
         for text in texts.prefix(8) { _ = BlockingHTTP.infer(server.base, text: text) }
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-serve-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
 
         var rows: [[String: Any]] = []
         report.say("concurrency  requests/s  p50 ms  p99 ms  non-2xx | with \(forgetsPerSecond) forgets/s: requests/s  p50 ms  p99 ms  non-2xx  forgets")
@@ -116,6 +124,16 @@ public struct BenchServeCommand: ParsableCommand {
                               + "%d swaps: median %.1f ms, max %.1f ms", sorted.count, 1000 * sorted[sorted.count / 2],
                               1000 * (sorted.last ?? 0)))
         }
+        if let torchRuns {
+            report.say("side by side (no forgets): concurrency, Lethe requests/s / p99 ms, PyTorch requests/s / p99 ms, ratio")
+            for (row, torch) in zip(rows, torchRuns) {
+                guard let c = row["concurrency"] as? Int, let plain = row["plain"] as? [String: Any],
+                      let rate = plain["requests_per_second"] as? Double, let p99 = plain["p99_ms"] as? Double else { continue }
+                report.say(String(format: "%11d  %8.1f / %6.1f   %8.1f / %6.1f   %.2f×", c, rate, p99,
+                                  torch.requestsPerSecond, torch.p99Milliseconds, rate / torch.requestsPerSecond))
+            }
+            report.record("torch", try torchRuns.map(Self.object))
+        }
         if let top = rows.last, let c = top["concurrency"] as? Int, let share = top["share_of_limit"] as? Double {
             report.say(String(format: "at concurrency %d: %.0f%% of the FLOP-bound limit", c, 100 * share))
         }
@@ -126,6 +144,26 @@ public struct BenchServeCommand: ParsableCommand {
         report.record("threads", threads)
         report.record("server_exit_status", Int(server.stop()))
         try report.finish()
+    }
+
+    /// Tools/serve_torch.py on the same run under the same wrk runs (no forgets).
+    func torchSeries(python: String, run: URL, texts: [String], scratch: URL, report: ResultReport) throws -> [WrkRun] {
+        let script = URL(fileURLWithPath: "Tools/serve_torch.py")
+        guard FileManager.default.fileExists(atPath: script.path) else {
+            throw ValidationError("--python: Tools/serve_torch.py is not here; run from the repository's root.")
+        }
+        let server = try ServeChild(executable: URL(fileURLWithPath: python),
+                                    arguments: [script.path, "--run", run.path, "--threads", "\(threads)"])
+        defer { _ = server.stop() }
+        for text in texts.prefix(8) { _ = BlockingHTTP.infer(server.base, text: text) }
+        report.say("PyTorch (Tools/serve_torch.py, FastAPI + uvicorn, \(threads) torch thread(s)):")
+        return try concurrency.map { c in
+            let run = try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,
+                                     seconds: Double(seconds), scriptDirectory: scratch)
+            report.say(String(format: "%11d  %10.1f  %6.1f  %6.1f  %7d", c, run.requestsPerSecond, run.p50Milliseconds,
+                              run.p99Milliseconds, run.errors))
+            return run
+        }
     }
 
     static func object(_ run: WrkRun) throws -> Any {

@@ -3,15 +3,20 @@ import Foundation
 import FoundationNetworking
 #endif
 
-/// A `lethe serve` child process on an ephemeral loopback port.
+/// A server child process on an ephemeral loopback port that prints one JSON line
+/// `{"event": "listening", "port": N}` when ready (`lethe serve`, Tools/serve_torch.py).
 final class ServeChild {
     let process = Process()
     let port: Int
 
-    init(binary: URL, run: URL, threads: Int, maxBatch: Int) throws {
-        process.executableURL = binary
-        process.arguments = ["serve", "--run", run.path, "--port", "0", "--threads", "\(threads)",
-                             "--max-batch", "\(maxBatch)"]
+    convenience init(binary: URL, run: URL, threads: Int, maxBatch: Int) throws {
+        try self.init(executable: binary, arguments: ["serve", "--run", run.path, "--port", "0", "--threads", "\(threads)",
+                                                      "--max-batch", "\(maxBatch)"])
+    }
+
+    init(executable: URL, arguments: [String]) throws {
+        process.executableURL = executable
+        process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
