@@ -7,7 +7,7 @@ import RunFixtures
 import Testing
 
 /// `lethe serve` as a real process on loopback (an ephemeral port), on a small real run:
-/// 200 BBC headlines, real MiniLM, 2 shards × 2 slices × 2 sequences, 1 epoch, rank 4.
+/// 600 BBC headlines, real MiniLM, 2 shards × 2 slices × 2 sequences, 1 epoch, rank 4.
 @Suite(.serialized) struct ServeTests {
     static let root = LetheProcess.root
 
@@ -18,7 +18,7 @@ import Testing
         let source = try Dataset.read(from: root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
         var perLabel: [String: Int] = [:]
         var lines: [String] = []
-        for example in source.examples where perLabel[example.label, default: 0] < 40 {
+        for example in source.examples where perLabel[example.label, default: 0] < 120 {
             perLabel[example.label, default: 0] += 1
             let object = ["id": example.id, "text": example.text, "label": example.label, "group": "g-\(lines.count % 50)"]
             lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
@@ -124,7 +124,7 @@ import Testing
         #expect(try await server.infer(["still here"]).status == 200)
     }
 
-    /// 16 clients infer while 80 deletions arrive through the API and 15 through the CLI: no 5xx, each
+    /// 16 clients infer while 200 deletions arrive through the API and 50 through the CLI: no 5xx, each
     /// client's generations never go back, and no request started after a deletion was
     /// acknowledged (API) or accepted and published (CLI) is answered by a composition older
     /// than that deletion. SIGTERM at the end loses no acknowledged deletion.
@@ -135,7 +135,8 @@ import Testing
         // Only slice 0 of each shard: the sequence starting with slice 1 keeps serving its prefix.
         let plan = try Plan.load(from: Plan.url(inRun: run))
         let candidates = (0..<2).flatMap { Array(plan.members(shard: $0, slice: 0)) }
-        let apiIDs = Array(candidates.prefix(80)), cliIDs = Array(candidates.dropFirst(80).prefix(15))
+        let apiIDs = Array(candidates.prefix(200)), cliIDs = Array(candidates.dropFirst(200).prefix(50))
+        #expect(apiIDs.count == 200 && cliIDs.count == 50)
         let log = EventLog()
         let clock = ContinuousClock()
         let started = clock.now
@@ -398,5 +399,42 @@ extension ServeTests {
         #expect(dom.contains("id=\"delta\"") && dom.contains("<table id=\"ledger\">") && dom.contains(">request<"))
         let audit = try #require(dom.range(of: "<pre id=\"audit\">").map { String(dom[$0.upperBound...].prefix(3000)) })
         #expect(audit.contains(forgotten) && audit.lowercased().contains("deleted") || audit.contains("tombstone"), "\(audit)")
+    }
+}
+
+extension ServeTests {
+    /// SIGTERM while deletions stream in: the server drains and exits 0, and every deletion it
+    /// acknowledged is in the run (tombstoned, not served).
+    @Test func sigtermDuringForgetsLosesNoAcknowledgedDeletion() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let ids = Array(plan.members(shard: 1, slice: 0).prefix(40))
+        let acknowledged = EventLog()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (worker, part) in [Array(ids.prefix(20)), Array(ids.suffix(20))].enumerated() {
+                group.addTask {
+                    for id in part {
+                        guard let answer = try? await server.post("/v1/forget", body: try JSONSerialization.data(
+                            withJSONObject: ["ids": [id], "request_id": "sigterm-\(worker)-\(id)"])) else { return }
+                        if answer.status == 200 { acknowledged.acknowledged(at: .zero, sequence: ids.firstIndex(of: id)!) }
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(server.stop() == 0, "SIGTERM drains and exits 0")
+            }
+            try await group.waitForAll()
+        }
+        let done = acknowledged.snapshot().1.map { ids[$0.sequence] }
+        #expect(!done.isEmpty, "some deletions were acknowledged before SIGTERM")
+        let tombstones = Set(try Plan.load(from: Plan.url(inRun: run)).tombstones)
+        #expect(done.allSatisfy(tombstones.contains), "every acknowledged deletion is in the plan's tombstones")
+        for id in done.prefix(5) {
+            let audit = try LetheProcess.run(["audit", "--run", run.path, "--id", id])
+            #expect(audit.status == 0, "\(id) is not served: \(audit.output)")
+        }
     }
 }
