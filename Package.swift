@@ -125,6 +125,8 @@ let package = Package(
                     swiftSettings: fast),
         // `lethe serve` as a process on loopback: endpoints, bad bodies, forgets under load.
         .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning"], swiftSettings: fast),
+        // `lethe train --scheduler slurm` on a real one-node Slurm (Tools/slurm-local.sh).
+        .testTarget(name: "SchedulingTests", dependencies: ["RunFixtures", "Planning", "Training"], swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
                     swiftSettings: fast),
     ]

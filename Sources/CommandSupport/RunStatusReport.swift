@@ -26,6 +26,29 @@ public struct RunStatusReport: Encodable, Sendable {
     public var shardStatus: [ShardStatus]
     public var stageByteCount: Int
     public var forgetting: ForgettingStatus
+    /// The last Slurm job array `lethe train --scheduler slurm` submitted, if any.
+    public var slurm: SlurmJob?
+
+    /// RUN/slurm/job.json and, per shard of the job, whether its task has written its result.
+    public struct SlurmJob: Codable, Sendable {
+        public var jobId: String
+        public var script: String
+        /// Shard → "done" (its result record is written) or "submitted".
+        public var shards: [String: String]
+
+        static func load(run: URL) -> SlurmJob? {
+            let directory = run.appendingPathComponent("slurm")
+            guard let data = try? Data(contentsOf: directory.appendingPathComponent("job.json")),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let job = object["job_id"] as? String, let shards = object["shards"] as? [Int] else { return nil }
+            var states: [String: String] = [:]
+            for shard in shards {
+                let result = directory.appendingPathComponent("results/shard-\(shard).json")
+                states["\(shard)"] = FileManager.default.fileExists(atPath: result.path) ? "done" : "submitted"
+            }
+            return SlurmJob(jobId: job, script: object["script"] as? String ?? "", shards: states)
+        }
+    }
 
     /// Reads the run's files (the caller recovered the run first). `runName` is how the report
     /// names the run (the path the user gave).
@@ -48,7 +71,8 @@ public struct RunStatusReport: Encodable, Sendable {
         return RunStatusReport(run: runName, examples: plan.exampleCount, shards: plan.shardCount,
                                slices: plan.sliceCount, budget: plan.budget, tombstones: plan.tombstones.count,
                                settings: settings, shardStatus: shardStatus, stageByteCount: layout.stageByteCount(),
-                               forgetting: try ForgettingStatus.load(run: layout.directory))
+                               forgetting: try ForgettingStatus.load(run: layout.directory),
+                               slurm: SlurmJob.load(run: layout.directory))
     }
 
     private static func shardStatus(_ shard: Int, plan: Plan, settings: TrainingSettings, served: ServedComposition?,

@@ -15,6 +15,7 @@ enum ExitStatus: Int32, CaseIterable {
     case retrainTruncated = 4
     case unknownTargets = 5
     case usage = 64
+    case transientFailure = 75
 
     /// What the code means, as the help texts and the README print it.
     var meaning: String {
@@ -26,6 +27,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .retrainTruncated: return "retrain: a shard was left on a truncated prefix because forgets kept arriving"
         case .unknownTargets: return "forget: done, but some ids or groups are unknown to the plan (recorded as unknown)"
         case .usage: return "usage: a missing, malformed or out-of-range option; nothing was done"
+        case .transientFailure: return "train, in a Slurm array task: a transient failure; Slurm requeues the task"
         }
     }
 

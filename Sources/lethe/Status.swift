@@ -46,5 +46,9 @@ struct StatusCommand: ParsableCommand {
         }
         print(String(format: "stage files: %.1f MB", Double(report.stageByteCount) / 1e6))
         print(report.forgetting.summary)
+        if let slurm = report.slurm {
+            print("Slurm job \(slurm.jobId): " + slurm.shards.sorted { Int($0.key) ?? 0 < Int($1.key) ?? 0 }
+                .map { "shard \($0.key) \($0.value)" }.joined(separator: ", ") + " (\(slurm.script))")
+        }
     }
 }

@@ -46,11 +46,21 @@ struct TrainCommand: ParsableCommand {
             children end with the parent: killing it (even with SIGKILL) ends them, and SIGINT or \
             SIGTERM sent to it is passed on to them.
 
+            --scheduler slurm submits one Slurm job array over the shards with stages left to train \
+            (the batch script is kept in RUN/slurm/ to read or resubmit; logs in RUN/slurm/logs/). Each \
+            task trains its shard's stages with --cpus-per-task threads and writes only stage files \
+            and its result record; a task that exits 75 is requeued. With --wait the command follows \
+            the array (one line: done, running, pending, failed) and then publishes the composition \
+            under the run lock from the deletions current then; without it, `lethe train --run RUN` \
+            publishes once the array is done. The run directory must be on storage every node \
+            shares, and the ledger stays with the host that runs forget and publishes.
+              lethe train --run RUN --scheduler slurm --partition gpu --time 1:00:00 --max-parallel 8 --wait
+
             Every option is checked before anything is written: a value outside its range is a \
             usage error, and a refused first call leaves no RUN/train.json behind. A NaN or \
             infinite training loss stops the stage (exit 1) with nothing saved; lower --lr.
 
-            \(ExitStatus.help())
+            \(ExitStatus.help(.transientFailure))
             """)
 
     @OptionGroup var runOptions: RunOptions
@@ -72,6 +82,8 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Shards trained at once, \(Self.jobBounds.text), each in its own process with the run's thread count.")
     var jobs = 1
+
+    @OptionGroup var scheduling: SchedulerOptions
 
     @Flag(help: "One JSON line per stage instead of text.")
     var json = false
@@ -106,6 +118,17 @@ struct TrainCommand: ParsableCommand {
             dataChecked = true
         }
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
+        if scheduling.task {
+            guard shards.count == 1, let shard = shards.first, settings.strategy != .full else {
+                throw ValidationError("--task trains exactly one --shard of an s3t or sisa run.")
+            }
+            try Self.trainTask(layout: layout, settings: settings, plan: plan, shard: shard, data: data, json: json)
+            return
+        }
+        if scheduling.scheduler == .slurm {
+            try submitToSlurm(layout: layout, settings: settings, plan: plan, selected: selected)
+            return
+        }
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
             // A wrong data file fails here, not in every child.
             if !dataChecked { _ = try RunData.dataset(for: plan, override: data) }
@@ -115,6 +138,81 @@ struct TrainCommand: ParsableCommand {
         }
         try Self.train(layout: layout, settings: settings, shards: shards, data: data, json: json,
                        progressEvents: progressEvents)
+    }
+
+    /// `--scheduler slurm`: submits the shards with stages left to train as one job array, or,
+    /// when every stage is trained, publishes at once.
+    func submitToSlurm(layout: RunLayout, settings: TrainingSettings, plan: Plan, selected: [Int]) throws {
+        guard settings.strategy != .full else {
+            throw ValidationError("--scheduler slurm trains shards; --strategy full trains one model: use --scheduler local.")
+        }
+        if let cpus = scheduling.cpusPerTask, cpus != settings.threadCount {
+            throw ValidationError("--cpus-per-task \(cpus): the run trains with \(settings.threadCount) thread(s) "
+                                  + "(\(layout.settingsURL.path)); give --cpus-per-task \(settings.threadCount), or --threads "
+                                  + "\(cpus) on the run's first call.")
+        }
+        let layerCount = try BertConfiguration(
+            contentsOf: settings.baseModelDirectory(run: layout.directory).appendingPathComponent("config.json").path).layerCount
+        let pending = try selected.filter { shard in
+            try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),
+                              sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
+                              layerCount: layerCount, layersPerBlock: settings.layersPerBlock, strategy: settings.strategy)
+                .stages.contains { !layout.isComplete($0) }
+        }
+        guard !pending.isEmpty else {
+            let composition = try RunAccess.guarded(layout.directory).publish(strategy: settings.strategy, shards: selected)
+            writeLine(json ? #"{"event":"published","submitted":false}"#
+                      : "every stage of shards \(selected.map(String.init).joined(separator: " ")) is trained; published "
+                        + "\(composition.liveShards.count) live shard(s)")
+            return
+        }
+        try SlurmSubmission(layout: layout, settings: settings, shards: pending, options: scheduling, data: data).run(json: json)
+    }
+
+    /// `--task`, inside a Slurm array task: trains one shard's stages and writes the task's
+    /// result record. It reads the plan without recovery and commits each stage through a gate
+    /// that re-reads the tombstones under the run lock without recovering either: a task never
+    /// writes the ledger or served.json. A transient failure exits 75, which Slurm requeues.
+    static func trainTask(layout: RunLayout, settings: TrainingSettings, plan: Plan, shard: Int, data: String?,
+                          json: Bool) throws {
+        if let marker = ProcessInfo.processInfo.environment["LETHE_TASK_FAIL_ONCE"] {
+            // Failure injection for the requeue test: the first attempt of each shard fails.
+            let flag = URL(fileURLWithPath: marker).appendingPathComponent("shard-\(shard)")
+            if !FileManager.default.fileExists(atPath: flag.path) {
+                FileManager.default.createFile(atPath: flag.path, contents: Data())
+                FileHandle.standardError.write(Data("injected transient failure (exit 75)\n".utf8))
+                throw ExitStatus.transientFailure.exitCode
+            }
+        }
+        let (runner, layerCount) = try makeRunner(layout: layout, settings: settings, plan: plan, data: data)
+        let reporter = TrainReporter(json: json, terminal: false, epochs: settings.epochs, progressEvents: false,
+                                     clock: runner.clock)
+        let gate = StageGate.reading(layout, tombstones: plan.tombstones, recover: {})
+        let schedule = try StageSchedule(
+            shard: shard, sequences: plan.sequences(of: shard),
+            sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
+            layerCount: layerCount, layersPerBlock: settings.layersPerBlock, strategy: settings.strategy)
+        let outcome = try runner.trainStages(schedule, members: { plan.currentMembers(shard: shard, slice: $0) }, gate: gate,
+                                             events: reporter.handle)
+        reporter.finish()
+        let result = SlurmSubmission.TaskResult(shard: shard, job: ProcessInfo.processInfo.environment["SLURM_ARRAY_JOB_ID"],
+                                                trainedStages: outcome.trained.count, withheldStages: outcome.withheld.count)
+        let directory = layout.directory.appendingPathComponent("slurm/results")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try JSONEncoder().encode(result).write(to: directory.appendingPathComponent("shard-\(shard).json"), options: .atomic)
+    }
+
+    /// The stage runner of a run (the dataset, the base encoder, the trainer, a clock from now)
+    /// and the encoder's layer count.
+    static func makeRunner(layout: RunLayout, settings: TrainingSettings, plan: Plan,
+                           data: String?) throws -> (S3TRunner, Int) {
+        let dataset = try RunData.dataset(for: plan, override: data)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory)
+        let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
+        let clock = ContinuousClock(), origin = clock.now
+        let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,
+                               clock: { (clock.now - origin).seconds })
+        return (runner, encoder.configuration.layerCount)
     }
 
     /// Refuses settings that the plan and the base model cannot train: blocks that do not fit
@@ -149,16 +247,10 @@ struct TrainCommand: ParsableCommand {
             RunAccess.report(recovery)
             return try Plan.load(from: layout.planURL)
         }
-        let dataset = try RunData.dataset(for: plan, override: data)
-        let encoder = try settings.loadBaseEncoder(run: layout.directory)
-        let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
-        let clock = ContinuousClock(), origin = clock.now
-        let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,
-                               clock: { (clock.now - origin).seconds })
+        let (runner, layerCount) = try makeRunner(layout: layout, settings: settings, plan: plan, data: data)
         let reporter = TrainReporter(json: json, terminal: isatty(STDOUT_FILENO) == 1 && !json,
                                      epochs: settings.epochs, progressEvents: progressEvents, clock: runner.clock)
         let gate = guarded.stageGate(tombstones: plan.tombstones)
-        let layerCount = encoder.configuration.layerCount
         var withheld = 0
         if settings.strategy == .full {
             let ids = (0..<plan.shardCount).flatMap { h in (0..<plan.sliceCount).flatMap { plan.currentMembers(shard: h, slice: $0) } }

@@ -10,6 +10,10 @@ public enum LetheProcess {
         public let status: Int32
         public let output: String
         public var description: String { "lethe \(arguments.joined(separator: " ")): exit \(status): \(output)" }
+
+        public init(arguments: [String], status: Int32, output: String) {
+            self.arguments = arguments; self.status = status; self.output = output
+        }
     }
 
     /// The repository this file belongs to.
@@ -33,6 +37,22 @@ public enum LetheProcess {
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Runs another program (a Slurm client, say) to completion, with `environment` added.
+    public static func runTool(_ path: String, _ arguments: [String], environment: [String: String] = [:])
+        throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output

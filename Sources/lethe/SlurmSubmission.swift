@@ -1,0 +1,153 @@
+import ArgumentParser
+import CommandSupport
+import Forgetting
+import Foundation
+import Planning
+import Training
+
+/// `lethe train --scheduler slurm`: one Slurm job array over exactly the shards that need
+/// work. Each task runs `lethe train --run RUN --shard $SLURM_ARRAY_TASK_ID --task`, which
+/// trains that shard's stages (atomic renames, the stage gate re-reading the deletions at each
+/// commit) and writes its result record; tasks never touch the ledger or served.json. With
+/// `--wait` this side follows the array and then publishes the composition under the run lock,
+/// from the deletions current at that moment: a stage a task trained on an example deleted
+/// meanwhile is never published.
+struct SlurmSubmission {
+    let layout: RunLayout
+    let settings: TrainingSettings
+    let shards: [Int]
+    let options: SchedulerOptions
+    let data: String?
+
+    var directory: URL { layout.directory.appendingPathComponent("slurm") }
+    var resultsDirectory: URL { directory.appendingPathComponent("results") }
+    func resultURL(shard: Int) -> URL { resultsDirectory.appendingPathComponent("shard-\(shard).json") }
+
+    /// The record an array task writes when its shard's stages are trained.
+    struct TaskResult: Codable {
+        var shard: Int
+        var job: String?
+        var trainedStages: Int
+        var withheldStages: Int
+        enum CodingKeys: String, CodingKey {
+            case shard, job, trainedStages = "trained_stages", withheldStages = "withheld_stages"
+        }
+    }
+
+    /// The batch script: one array task per shard in `shards`, at most --max-parallel at once.
+    func script(lethe: String) -> String {
+        let threads = options.cpusPerTask ?? settings.threadCount
+        var lines = ["#!/bin/bash",
+                     "# Written by `lethe train --scheduler slurm`; resubmit with: sbatch <this file>",
+                     "#SBATCH --job-name=lethe-train",
+                     "#SBATCH --array=\(shards.map(String.init).joined(separator: ","))"
+                         + (options.maxParallel.map { "%\($0)" } ?? ""),
+                     "#SBATCH --cpus-per-task=\(threads)",
+                     "#SBATCH --output=\(directory.path)/logs/%A_%a.log",
+                     "#SBATCH --requeue"]
+        if let partition = options.partition { lines.append("#SBATCH --partition=\(partition)") }
+        if let time = options.time { lines.append("#SBATCH --time=\(time)") }
+        if let mem = options.mem { lines.append("#SBATCH --mem=\(mem)") }
+        if let gres = options.gres { lines.append("#SBATCH --gres=\(gres)") }
+        for argument in options.sbatchArg { lines.append("#SBATCH \(argument)") }
+        var command = [lethe, "train", "--run", layout.directory.path, "--shard", "\"$SLURM_ARRAY_TASK_ID\"",
+                       "--threads", "\(threads)", "--task"].map { $0.hasPrefix("\"") ? $0 : Self.quoted($0) }
+        if let data { command += ["--data", Self.quoted(data)] }
+        lines += ["set -euo pipefail", "exec " + command.joined(separator: " ")]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func quoted(_ text: String) -> String {
+        text.allSatisfy({ $0.isLetter || $0.isNumber || "/._-=:".contains($0) }) ? text
+            : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// Writes the script, submits it, and with --wait follows the array and publishes.
+    func run(json: Bool) throws {
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: resultsDirectory, withIntermediateDirectories: true)
+        for shard in shards { try? FileManager.default.removeItem(at: resultURL(shard: shard)) }
+        let stamp = Int(Date().timeIntervalSince1970 * 1000)
+        let scriptURL = directory.appendingPathComponent("train-\(stamp).sh")
+        let lethe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        try script(lethe: lethe).write(to: scriptURL, atomically: true, encoding: .utf8)
+        let output = try Self.command("sbatch", ["--parsable", scriptURL.path])
+        guard let job = output.split(separator: ";").first.map(String.init)?.trimmingCharacters(in: .whitespacesAndNewlines),
+              !job.isEmpty, job.allSatisfy(\.isNumber) else {
+            throw UserFacingError(description: "sbatch did not answer with a job id: \(output)")
+        }
+        let record: [String: Any] = ["job_id": job, "shards": shards, "script": scriptURL.path, "submitted_ms": stamp]
+        try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
+            .write(to: directory.appendingPathComponent("job.json"), options: .atomic)
+        say(json, ["event": "submitted", "job": job, "shards": shards, "script": scriptURL.path],
+            "submitted Slurm job \(job): shards \(shards.map(String.init).joined(separator: " ")) (\(scriptURL.path))")
+        guard options.wait else {
+            say(json, ["event": "pending", "job": job],
+                "not waiting: when the array is done, `lethe train --run \(layout.directory.path)` publishes the composition")
+            return
+        }
+        try follow(job: job, json: json)
+        let failed = shards.filter { !FileManager.default.fileExists(atPath: resultURL(shard: $0).path) }
+        if !failed.isEmpty {
+            let logs = failed.map { "shard \($0): \(directory.path)/logs/\(job)_\($0).log" }.joined(separator: "; ")
+            throw UserFacingError(description: "Slurm job \(job) ended without training every shard (\(logs)); fix the cause and "
+                                  + "run the same command again: shards already trained are not submitted.")
+        }
+        let composition = try RunAccess.guarded(layout.directory).publish(strategy: settings.strategy, shards: shards)
+        let served = composition.shards.filter { shards.contains($0.shard) }
+        say(json, ["event": "published", "job": job, "live_shards": served.filter { !$0.isDead }.map(\.shard)],
+            "published: " + served.map { "shard \($0.shard) prefix \($0.prefixLength)" }.joined(separator: ", "))
+    }
+
+    /// Polls `squeue` until the array has left the queue, with one progress line.
+    func follow(job: String, json: Bool) throws {
+        var last = ""
+        while true {
+            let queue = (try? Self.command("squeue", ["-h", "-r", "-j", job, "-o", "%K %t"])) ?? ""
+            var running = 0, pending = 0
+            for line in queue.split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                guard parts.count == 2 else { continue }
+                if parts[1] == "R" || parts[1] == "CG" { running += 1 } else { pending += 1 }
+            }
+            let done = shards.filter { FileManager.default.fileExists(atPath: resultURL(shard: $0).path) }.count
+            let failed = max(0, shards.count - done - running - pending)
+            let line = "job \(job): \(done) done, \(running) running, \(pending) pending, \(failed) failed"
+            if !json, line != last {
+                FileHandle.standardError.write(Data((isatty(STDERR_FILENO) == 1 ? "\r" + line : line + "\n").utf8))
+                last = line
+            }
+            if queue.isEmpty { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        if !json, isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    func say(_ json: Bool, _ object: [String: Any], _ text: String) {
+        if json { writeJSONLine(object) } else { writeLine(text) }
+    }
+
+    /// Runs a Slurm client command and returns its stdout; a missing tool or a failure is an
+    /// error naming the command and what it printed.
+    static func command(_ name: String, _ arguments: [String]) throws -> String {
+        guard let path = ["/usr/bin/\(name)", "/usr/local/bin/\(name)"].first(where: FileManager.default.isExecutableFile) else {
+            throw UserFacingError(description: "\(name) is not installed: --scheduler slurm needs the Slurm client tools (Debian's "
+                                  + "slurm-client; `make setup` installs slurm-wlm).")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw UserFacingError(description: "\(name) \(arguments.joined(separator: " ")) failed: "
+                                  + String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

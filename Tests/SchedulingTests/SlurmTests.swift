@@ -1,0 +1,146 @@
+import Foundation
+import Planning
+import RunFixtures
+import Testing
+import Training
+
+/// `lethe train --scheduler slurm` on a real one-node Slurm started by Tools/slurm-local.sh
+/// (Debian's slurm-wlm and munge, installed by `make setup`): 60 BBC headlines, real MiniLM,
+/// 2 shards × 2 slices × 2 sequences, 1 epoch, rank 4, 1 thread.
+@Suite(.serialized) struct SlurmTests {
+    static let root = LetheProcess.root
+
+    /// A cluster of the test's own in a scratch directory; `stop` ends exactly its processes.
+    final class Cluster: @unchecked Sendable {
+        let directory: URL
+        var environment: [String: String] { ["SLURM_CONF": directory.appendingPathComponent("slurm.conf").path] }
+
+        init() throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-slurm-\(UUID().uuidString)")
+            let status = try Self.script("start", directory)
+            guard status == 0 else { throw ClusterDidNotStart(status: status) }
+        }
+
+        func stop() {
+            _ = try? Self.script("stop", directory)
+            try? FileManager.default.removeItem(at: directory)
+        }
+
+        static func script(_ command: String, _ directory: URL) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = [SlurmTests.root.appendingPathComponent("Tools/slurm-local.sh").path, command, directory.path]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    struct ClusterDidNotStart: Error { let status: Int32 }
+
+
+    static let train = ["--epochs", "1", "--layers-per-block", "1", "--rank", "4", "--threads", "1", "--seed", "5",
+                        "--model", root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path]
+
+    /// Two planned runs of the same small dataset in a new scratch directory.
+    static func plannedRuns(_ names: [String]) throws -> [URL] {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-slurm-runs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let source = try Dataset.read(from: root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
+        var perLabel: [String: Int] = [:]
+        var lines: [String] = []
+        for example in source.examples where perLabel[example.label, default: 0] < 12 {
+            perLabel[example.label, default: 0] += 1
+            let object = ["id": example.id, "text": example.text, "label": example.label]
+            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+        let data = scratch.appendingPathComponent("tiny.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        return try names.map { name in
+            let run = scratch.appendingPathComponent(name)
+            try LetheProcess.succeed(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "2",
+                                      "--seed", "3", "--run", run.path])
+            return run
+        }
+    }
+
+    static func slurm(_ arguments: [String], on cluster: Cluster, environment extra: [String: String] = [:]) throws -> String {
+        let (status, output) = try LetheProcess.run(arguments, environment: cluster.environment.merging(extra) { $1 })
+        guard status == 0 else { throw LetheProcess.Failed(arguments: arguments, status: status, output: output) }
+        return output
+    }
+
+    /// Every stage's tensors, by file name.
+    static func stageTensors(_ run: URL) throws -> [String: [NamedTensor]] {
+        var result: [String: [NamedTensor]] = [:]
+        for shard in try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("stages").path) {
+            let directory = run.appendingPathComponent("stages/\(shard)")
+            for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".h5") {
+                let checkpoint = try StageCheckpoint.load(from: directory.appendingPathComponent(file))
+                result["\(shard)/\(file)"] = checkpoint.adapters + (checkpoint.head ?? [])
+            }
+        }
+        return result
+    }
+
+    @Test func anArrayTrainsTheSameBitsAsALocalRun() throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let runs = try Self.plannedRuns(["slurm", "local"])
+        let output = try Self.slurm(["train", "--run", runs[0].path, "--scheduler", "slurm", "--wait", "--json"] + Self.train, on: cluster)
+        #expect(output.contains(#""event":"submitted""#) && output.contains(#""event":"published""#), "\(output)")
+        try LetheProcess.succeed(["train", "--run", runs[1].path] + Self.train)
+        #expect(try Data(contentsOf: runs[0].appendingPathComponent("served.json"))
+                == Data(contentsOf: runs[1].appendingPathComponent("served.json")))
+        let slurm = try Self.stageTensors(runs[0]), local = try Self.stageTensors(runs[1])
+        #expect(slurm.count == 8 && Set(slurm.keys) == Set(local.keys))
+        for (file, tensors) in slurm { #expect(tensors == local[file], "\(file)") }
+        // The script is kept to read and resubmit, and a second call submits nothing.
+        let scripts = try FileManager.default.contentsOfDirectory(atPath: runs[0].appendingPathComponent("slurm").path)
+        #expect(scripts.contains { $0.hasPrefix("train-") && $0.hasSuffix(".sh") })
+        let again = try Self.slurm(["train", "--run", runs[0].path, "--scheduler", "slurm", "--wait"], on: cluster)
+        #expect(again.contains("every stage") && !again.contains("submitted"), "\(again)")
+    }
+
+    /// A task that fails with 75 (injected once per shard) is requeued by Slurm and its retry
+    /// gives the same bits.
+    @Test func aTransientFailureIsRequeuedAndGivesTheSameBits() throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let runs = try Self.plannedRuns(["requeued", "local"])
+        let markers = runs[0].deletingLastPathComponent().appendingPathComponent("markers")
+        try FileManager.default.createDirectory(at: markers, withIntermediateDirectories: true)
+        _ = try Self.slurm(["train", "--run", runs[0].path, "--scheduler", "slurm", "--wait", "--shard", "1"] + Self.train,
+                           on: cluster, environment: ["LETHE_TASK_FAIL_ONCE": markers.path])
+        #expect(FileManager.default.fileExists(atPath: markers.appendingPathComponent("shard-1").path),
+                "the first attempt failed")
+        try LetheProcess.succeed(["train", "--run", runs[1].path, "--shard", "1"] + Self.train)
+        let requeued = try Self.stageTensors(runs[0]), local = try Self.stageTensors(runs[1])
+        #expect(!requeued.isEmpty && requeued.keys.sorted() == local.keys.sorted())
+        for (file, tensors) in requeued { #expect(tensors == local[file], "\(file)") }
+    }
+
+    /// A forget while the array is queued or running is recorded and applied, and no stage a
+    /// task trained on the deleted example is published.
+    @Test func aForgetDuringTheArrayIsNeverPublishedAround() throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let run = try Self.plannedRuns(["forget"])[0]
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let id = try #require(plan.members(shard: 0, slice: 0).first)
+        _ = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm"] + Self.train, on: cluster)
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", id])
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let (_, queue) = try LetheProcess.runTool("/usr/bin/squeue", ["-h"], environment: cluster.environment)
+            if queue.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        _ = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm", "--wait"], on: cluster)
+        let audit = try LetheProcess.run(["audit", "--run", run.path, "--id", id])
+        #expect(audit.status == 0, "no served stage saw \(id): \(audit.output)")
+        try LetheProcess.succeed(["verify", "--run", run.path])
+    }
+}
