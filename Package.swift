@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -125,8 +126,11 @@ let package = Package(
                     swiftSettings: fast),
         // `lethe serve` as a process on loopback: endpoints, bad bodies, forgets under load.
         .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning"], swiftSettings: fast),
-        // `lethe train --scheduler slurm` on a real one-node Slurm (Tools/slurm-local.sh).
-        .testTarget(name: "SchedulingTests", dependencies: ["RunFixtures", "Planning", "Training"], swiftSettings: fast),
+        // `lethe train --scheduler slurm` on a real one-node Slurm (Tools/slurm-local.sh), and
+        // the Kubernetes manifest (parsed with Yams).
+        .testTarget(name: "SchedulingTests", dependencies: ["RunFixtures", "Planning", "Training",
+                                                          .product(name: "Yams", package: "Yams")],
+                    swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],
                     swiftSettings: fast),
     ]

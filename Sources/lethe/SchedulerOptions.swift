@@ -1,15 +1,15 @@
 import ArgumentParser
 import CommandSupport
 
-/// Where `lethe train` runs its shards: here (one process, or `--jobs` child processes), or as
-/// the tasks of one Slurm job array.
+/// Where `lethe train` runs its shards: here (one process, or `--jobs` child processes), as
+/// the tasks of one Slurm job array, or — written out, not run — as a Kubernetes Indexed Job.
 enum SchedulerKind: String, ExpressibleByArgument, CaseIterable {
-    case local, slurm
+    case local, slurm, k8s
 }
 
 /// The options of `--scheduler slurm`, and the hidden `--task` mode array tasks run in.
 struct SchedulerOptions: ParsableArguments {
-    @Option(help: "Where shards train: local (this machine; see --jobs) or slurm (one job array task per shard).")
+    @Option(help: "Where shards train: local (this machine; see --jobs), slurm (one job array task per shard) or k8s (with --emit-manifest: write a Kubernetes Indexed Job).")
     var scheduler: SchedulerKind = .local
     @Option(help: "Slurm partition (default: the cluster's default).")
     var partition: String?
@@ -28,6 +28,13 @@ struct SchedulerOptions: ParsableArguments {
     @Flag(help: "With --scheduler slurm: wait for the array, with one progress line, then publish the composition.")
     var wait = false
 
+    @Flag(help: "With --scheduler k8s: write RUN/k8s/train-job.yaml, an Indexed Job with one completion per shard left to train.")
+    var emitManifest = false
+    @Option(help: "With --scheduler k8s: the container image holding lethe.")
+    var image: String = "lethe:latest"
+    @Option(help: "With --scheduler k8s: the PersistentVolumeClaim holding the run's parent directory, mounted at the same path.")
+    var volumeClaim: String = "lethe-runs"
+
     /// Set in the batch script: train this shard's stages only — no ledger, no served.json —
     /// and write the task's result record; the submitting side publishes.
     @Flag(help: .hidden) var task = false
@@ -40,11 +47,15 @@ struct SchedulerOptions: ParsableArguments {
         if scheduler == .local {
             let given = [("--partition", partition != nil), ("--time", time != nil), ("--cpus-per-task", cpusPerTask != nil),
                          ("--mem", mem != nil), ("--gres", gres != nil), ("--max-parallel", maxParallel != nil),
-                         ("--sbatch-arg", !sbatchArg.isEmpty), ("--wait", wait)]
+                         ("--sbatch-arg", !sbatchArg.isEmpty), ("--wait", wait), ("--emit-manifest", emitManifest)]
             if let option = given.first(where: \.1)?.0 {
-                throw ValidationError("\(option) is an option of --scheduler slurm.")
+                throw ValidationError("\(option) is an option of --scheduler slurm or k8s.")
             }
         }
+        if scheduler == .k8s && !emitManifest {
+            throw ValidationError("--scheduler k8s only writes a manifest (no cluster is driven from here): add --emit-manifest.")
+        }
+        if emitManifest && scheduler != .k8s { throw ValidationError("--emit-manifest goes with --scheduler k8s.") }
         for value in [partition, time, mem, gres].compactMap({ $0 }) + sbatchArg
         where value.contains(where: { $0.isNewline }) {
             throw ValidationError("a Slurm option holds a line break: \(value.debugDescription).")

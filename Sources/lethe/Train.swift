@@ -125,8 +125,8 @@ struct TrainCommand: ParsableCommand {
             try Self.trainTask(layout: layout, settings: settings, plan: plan, shard: shard, data: data, json: json)
             return
         }
-        if scheduling.scheduler == .slurm {
-            try submitToSlurm(layout: layout, settings: settings, plan: plan, selected: selected)
+        if scheduling.scheduler == .slurm || scheduling.scheduler == .k8s {
+            try submitToCluster(layout: layout, settings: settings, plan: plan, selected: selected)
             return
         }
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
@@ -141,10 +141,12 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// `--scheduler slurm`: submits the shards with stages left to train as one job array, or,
-    /// when every stage is trained, publishes at once.
-    func submitToSlurm(layout: RunLayout, settings: TrainingSettings, plan: Plan, selected: [Int]) throws {
+    /// when every stage is trained, publishes at once. `--scheduler k8s --emit-manifest` writes
+    /// the same work as an Indexed Job manifest.
+    func submitToCluster(layout: RunLayout, settings: TrainingSettings, plan: Plan, selected: [Int]) throws {
         guard settings.strategy != .full else {
-            throw ValidationError("--scheduler slurm trains shards; --strategy full trains one model: use --scheduler local.")
+            throw ValidationError("--scheduler \(scheduling.scheduler.rawValue) trains shards; --strategy full trains one "
+                                  + "model: use --scheduler local.")
         }
         if let cpus = scheduling.cpusPerTask, cpus != settings.threadCount {
             throw ValidationError("--cpus-per-task \(cpus): the run trains with \(settings.threadCount) thread(s) "
@@ -158,6 +160,13 @@ struct TrainCommand: ParsableCommand {
                               sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
                               layerCount: layerCount, layersPerBlock: settings.layersPerBlock, strategy: settings.strategy)
                 .stages.contains { !layout.isComplete($0) }
+        }
+        if scheduling.scheduler == .k8s {
+            let url = try IndexedJobManifest(layout: layout, shards: pending.isEmpty ? selected : pending,
+                                             threads: settings.threadCount, options: scheduling, data: data).write()
+            writeLine(json ? #"{"event":"manifest","path":"\#(url.path)"}"# : "wrote \(url.path): apply it with kubectl apply -f; "
+                      + "when the Job completes, `lethe train --run \(layout.directory.path)` publishes the composition")
+            return
         }
         guard !pending.isEmpty else {
             let composition = try RunAccess.guarded(layout.directory).publish(strategy: settings.strategy, shards: selected)

@@ -3,6 +3,7 @@ import Planning
 import RunFixtures
 import Testing
 import Training
+import Yams
 
 /// `lethe train --scheduler slurm` on a real one-node Slurm started by Tools/slurm-local.sh
 /// (Debian's slurm-wlm and munge, installed by `make setup`): 60 BBC headlines, real MiniLM,
@@ -142,5 +143,46 @@ import Training
         let audit = try LetheProcess.run(["audit", "--run", run.path, "--id", id])
         #expect(audit.status == 0, "no served stage saw \(id): \(audit.output)")
         try LetheProcess.succeed(["verify", "--run", run.path])
+    }
+}
+
+/// `lethe train --scheduler k8s --emit-manifest`: an Indexed Job over the shards left to train,
+/// checked by structure (no cluster exists here), and one index's command run as a pod would.
+@Suite struct KubernetesManifestTests {
+    @Test func theManifestIsAnIndexedJobWhoseIndexTrainsItsShard() throws {
+        let run = try SlurmTests.plannedRuns(["k8s"])[0]
+        try LetheProcess.succeed(["train", "--run", run.path, "--scheduler", "k8s", "--emit-manifest", "--max-parallel", "1",
+                                  "--mem", "2G", "--image", "registry.example/lethe:1"] + SlurmTests.train)
+        let text = try String(contentsOf: run.appendingPathComponent("k8s/train-job.yaml"), encoding: .utf8)
+        let job = try #require(try Yams.load(yaml: text) as? [String: Any])
+        #expect(job["apiVersion"] as? String == "batch/v1" && job["kind"] as? String == "Job")
+        let spec = try #require(job["spec"] as? [String: Any])
+        #expect(spec["completionMode"] as? String == "Indexed" && spec["completions"] as? Int == 2
+                && spec["parallelism"] as? Int == 1)
+        let pod = try #require((spec["template"] as? [String: Any])?["spec"] as? [String: Any])
+        #expect(pod["restartPolicy"] as? String == "Never")
+        let container = try #require((pod["containers"] as? [[String: Any]])?.first)
+        #expect(container["image"] as? String == "registry.example/lethe:1")
+        let command = try #require((container["args"] as? [String])?.first)
+        #expect(command.contains("JOB_COMPLETION_INDEX") && command.contains("--task") && command.contains(run.path))
+        let env = try #require(container["env"] as? [[String: Any]])
+        #expect(env.first { $0["name"] as? String == "LETHE_SHARDS" }?["value"] as? String == "0 1")
+        let requests = (container["resources"] as? [String: Any])?["requests"] as? [String: Any]
+        #expect(requests?["cpu"] as? String == "1" && requests?["memory"] as? String == "2G")
+        let mount = try #require((container["volumeMounts"] as? [[String: Any]])?.first)
+        #expect(mount["mountPath"] as? String == run.deletingLastPathComponent().standardizedFileURL.path)
+        let volume = try #require((pod["volumes"] as? [[String: Any]])?.first)
+        #expect((volume["persistentVolumeClaim"] as? [String: Any])?["claimName"] as? String == "lethe-runs")
+
+        // Index 1 of the Job, run here as its pod would: it trains shard 1 only.
+        let binary = try LetheProcess.binary().deletingLastPathComponent().path
+        let (status, output) = try LetheProcess.runTool("/bin/sh", ["-c", command], environment: [
+            "JOB_COMPLETION_INDEX": "1", "LETHE_SHARDS": "0 1",
+            "PATH": binary + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")])
+        #expect(status == 0, "\(output)")
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("slurm/results/shard-1.json").path))
+        #expect(!FileManager.default.fileExists(atPath: run.appendingPathComponent("slurm/results/shard-0.json").path))
+        #expect(!FileManager.default.fileExists(atPath: run.appendingPathComponent("served.json").path),
+                "a task never publishes")
     }
 }

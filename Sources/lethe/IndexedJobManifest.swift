@@ -1,0 +1,88 @@
+import CommandSupport
+import Foundation
+import Training
+
+/// `lethe train --scheduler k8s --emit-manifest`: the shards left to train as a Kubernetes
+/// Indexed Job (`completionMode: Indexed`): completion index i trains the i-th listed shard
+/// through `JOB_COMPLETION_INDEX`, with the same `--task` mode as a Slurm array task. The run's
+/// parent directory comes from a PersistentVolumeClaim mounted at the same path, so stage
+/// files land where the coordinating host reads them; the ledger stays on that host, which
+/// publishes (`lethe train --run RUN`) once the Job has completed. A task exiting 75 fails its
+/// pod, and the Job retries it (backoffLimitPerIndex).
+struct IndexedJobManifest {
+    let layout: RunLayout
+    let shards: [Int]
+    let threads: Int
+    let options: SchedulerOptions
+    let data: String?
+
+    var url: URL { layout.directory.appendingPathComponent("k8s/train-job.yaml") }
+
+    /// A DNS-1123 name from the run directory's name.
+    var jobName: String {
+        let base = layout.directory.lastPathComponent.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
+        let trimmed = String(base).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        return "lethe-train-" + String((trimmed.isEmpty ? "run" : trimmed).prefix(40))
+    }
+
+    func yaml() -> String {
+        let run = layout.directory.standardizedFileURL.path
+        let mount = layout.directory.standardizedFileURL.deletingLastPathComponent().path
+        var command = "set -- $LETHE_SHARDS; shift \"$JOB_COMPLETION_INDEX\"; exec lethe train --run \(SlurmSubmission.quoted(run)) --shard \"$1\" "
+            + "--threads \(threads) --task"
+        if let data { command += " --data \(SlurmSubmission.quoted(data))" }
+        func quoted(_ text: String) -> String {
+            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        var lines = [
+            "# Written by `lethe train --scheduler k8s --emit-manifest`. Needs the run's parent directory",
+            "# on a ReadWriteMany volume (claim \(options.volumeClaim)) mounted at the same path on every pod.",
+            "apiVersion: batch/v1",
+            "kind: Job",
+            "metadata:",
+            "  name: \(jobName)",
+            "  labels:",
+            "    app.kubernetes.io/name: lethe",
+            "spec:",
+            "  completionMode: Indexed",
+            "  completions: \(shards.count)",
+            "  parallelism: \(options.maxParallel.map { min($0, shards.count) } ?? shards.count)",
+            "  backoffLimitPerIndex: 3",
+            "  template:",
+            "    spec:",
+            "      restartPolicy: Never",
+            "      containers:",
+            "        - name: train",
+            "          image: \(quoted(options.image))",
+            "          command: [\"/bin/sh\", \"-c\"]",
+            "          args: [\(quoted(command))]",
+            "          env:",
+            "            - name: LETHE_SHARDS",
+            "              value: \(quoted(shards.map(String.init).joined(separator: " ")))",
+            "          resources:",
+            "            requests:",
+            "              cpu: \"\(threads)\"",
+        ]
+        if let mem = options.mem { lines.append("              memory: \(quoted(mem))") }
+        if let gres = options.gres, gres.hasPrefix("gpu") {
+            let count = gres.split(separator: ":").last.flatMap { Int($0) } ?? 1
+            lines += ["            limits:", "              nvidia.com/gpu: \(count)"]
+        }
+        lines += [
+            "          volumeMounts:",
+            "            - name: runs",
+            "              mountPath: \(quoted(mount))",
+            "      volumes:",
+            "        - name: runs",
+            "          persistentVolumeClaim:",
+            "            claimName: \(quoted(options.volumeClaim))",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    func write() throws -> URL {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try yaml().write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+}
