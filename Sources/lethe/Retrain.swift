@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Forgetting
+import Training
 import Foundation
 
 /// `lethe retrain`: rebuilds slices without deleted examples and restores full sequences.
@@ -27,8 +28,13 @@ struct RetrainCommand: ParsableCommand {
             Time: one stage of training per affected stage, e.g. ~10–20 s per stage for BBC \
             News headlines at the demo's settings on 2 cores.
 
+            --scheduler slurm (with the options of `lethe train --scheduler slurm`) trains the \
+            affected shards' stages as one Slurm job array — only the shards that need a retrain are \
+            submitted — and then, with --wait, publishes each shard here as above.
+
             Examples:
               lethe retrain --run Checkpoints/runs/demo
+              lethe retrain --run Checkpoints/runs/demo --scheduler slurm --max-parallel 4 --wait
               lethe retrain --run Checkpoints/runs/demo --shard 2 --json
 
             \(ExitStatus.help(.retrainTruncated))
@@ -55,6 +61,8 @@ struct RetrainCommand: ParsableCommand {
     @Flag(help: "One JSON line per stage and per published shard.")
     var json = false
 
+    @OptionGroup var scheduling: SchedulerOptions
+
     static let passBounds = OptionBounds(1...100)
 
     func validate() throws {
@@ -64,12 +72,25 @@ struct RetrainCommand: ParsableCommand {
             throw ValidationError("--shard \(shard): give a shard of the plan, 0…shards−1.")
         }
         try InputFiles.check([("--data", data)])
+        if scheduling.scheduler == .k8s { throw ValidationError("retrain runs --scheduler local or slurm.") }
     }
 
     func run() throws {
         let run = URL(fileURLWithPath: runDirectory)
         let clock = ContinuousClock(), origin = clock.now
         let seconds = { (clock.now - origin).seconds }
+        if scheduling.task {
+            // A cluster task: no recovery (which may write the ledger), no publish.
+            guard shards.count == 1, let shard = shards.first else {
+                throw ValidationError("--task retrains exactly one --shard.")
+            }
+            try TrainCommand.injectTransientFailure(shard: shard)
+            let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)
+            let outcome = try Retrainer(run: run, runner: trainer.runner, layerCount: trainer.layerCount)
+                .trainRebuiltStages(shard: shard)
+            try SlurmSubmission.recordResult(layout: RunLayout(directory: run), shard: shard, outcome: outcome)
+            return
+        }
         try RunAccess.recover(run)
         let needed = try Retrainer.shardsNeedingRetrain(run: run)
         let wanted = shards.isEmpty ? needed : needed.filter(shards.contains)
@@ -78,6 +99,14 @@ struct RetrainCommand: ParsableCommand {
             return
         }
         let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)
+        let layout = RunLayout(directory: run)
+        if scheduling.scheduler == .slurm {
+            // The affected shards' stages train as array tasks; the retrain below then finds
+            // them trained and publishes each shard under the run lock.
+            let submission = SlurmSubmission(layout: layout, settings: trainer.runner.settings, shards: wanted,
+                                             options: scheduling, data: data, subcommand: "retrain")
+            guard try submission.run(json: json) else { return }
+        }
         let reporter = TrainReporter(json: json, terminal: isatty(STDOUT_FILENO) == 1 && !json,
                                      epochs: trainer.runner.settings.epochs, clock: seconds)
         let retrainer = Retrainer(run: run, runner: trainer.runner, layerCount: trainer.layerCount)

@@ -18,6 +18,10 @@ struct SlurmSubmission {
     let shards: [Int]
     let options: SchedulerOptions
     let data: String?
+    /// What each task runs: `train` (stages of the plan) or `retrain` (stages of the rebuilt
+    /// slices); `train` publishes after the array, `retrain`'s caller goes on to retrain locally,
+    /// which finds the stages trained and publishes.
+    var subcommand = "train"
 
     var directory: URL { layout.directory.appendingPathComponent("slurm") }
     var resultsDirectory: URL { directory.appendingPathComponent("results") }
@@ -39,7 +43,7 @@ struct SlurmSubmission {
         let threads = options.cpusPerTask ?? settings.threadCount
         var lines = ["#!/bin/bash",
                      "# Written by `lethe train --scheduler slurm`; resubmit with: sbatch <this file>",
-                     "#SBATCH --job-name=lethe-train",
+                     "#SBATCH --job-name=lethe-\(subcommand)",
                      "#SBATCH --array=\(shards.map(String.init).joined(separator: ","))"
                          + (options.maxParallel.map { "%\($0)" } ?? ""),
                      "#SBATCH --cpus-per-task=\(threads)",
@@ -50,7 +54,7 @@ struct SlurmSubmission {
         if let mem = options.mem { lines.append("#SBATCH --mem=\(mem)") }
         if let gres = options.gres { lines.append("#SBATCH --gres=\(gres)") }
         for argument in options.sbatchArg { lines.append("#SBATCH \(argument)") }
-        var command = [lethe, "train", "--run", layout.directory.path, "--shard", "\"$SLURM_ARRAY_TASK_ID\"",
+        var command = [lethe, subcommand, "--run", layout.directory.path, "--shard", "\"$SLURM_ARRAY_TASK_ID\"",
                        "--threads", "\(threads)", "--task"].map { $0.hasPrefix("\"") ? $0 : Self.quoted($0) }
         if let data { command += ["--data", Self.quoted(data)] }
         lines += ["set -euo pipefail", "exec " + command.joined(separator: " ")]
@@ -62,13 +66,24 @@ struct SlurmSubmission {
             : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
-    /// Writes the script, submits it, and with --wait follows the array and publishes.
-    func run(json: Bool) throws {
+    /// Writes the task's result record (the coordinator counts a shard done by it).
+    static func recordResult(layout: RunLayout, shard: Int, outcome: S3TRunner.Outcome) throws {
+        let result = TaskResult(shard: shard, job: ProcessInfo.processInfo.environment["SLURM_ARRAY_JOB_ID"],
+                                trainedStages: outcome.trained.count, withheldStages: outcome.withheld.count)
+        let directory = layout.directory.appendingPathComponent("slurm/results")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try JSONEncoder().encode(result).write(to: directory.appendingPathComponent("shard-\(shard).json"), options: .atomic)
+    }
+
+    /// Writes the script, submits it, and with --wait follows the array and (for train)
+    /// publishes. Returns whether the array is done.
+    @discardableResult
+    func run(json: Bool) throws -> Bool {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: resultsDirectory, withIntermediateDirectories: true)
         for shard in shards { try? FileManager.default.removeItem(at: resultURL(shard: shard)) }
         let stamp = Int(Date().timeIntervalSince1970 * 1000)
-        let scriptURL = directory.appendingPathComponent("train-\(stamp).sh")
+        let scriptURL = directory.appendingPathComponent("\(subcommand)-\(stamp).sh")
         let lethe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         try script(lethe: lethe).write(to: scriptURL, atomically: true, encoding: .utf8)
         let output = try Self.command("sbatch", ["--parsable", scriptURL.path])
@@ -83,8 +98,8 @@ struct SlurmSubmission {
             "submitted Slurm job \(job): shards \(shards.map(String.init).joined(separator: " ")) (\(scriptURL.path))")
         guard options.wait else {
             say(json, ["event": "pending", "job": job],
-                "not waiting: when the array is done, `lethe train --run \(layout.directory.path)` publishes the composition")
-            return
+                "not waiting: when the array is done, `lethe \(subcommand) --run \(layout.directory.path)` publishes the composition")
+            return false
         }
         try follow(job: job, json: json)
         let failed = shards.filter { !FileManager.default.fileExists(atPath: resultURL(shard: $0).path) }
@@ -93,10 +108,12 @@ struct SlurmSubmission {
             throw UserFacingError(description: "Slurm job \(job) ended without training every shard (\(logs)); fix the cause and "
                                   + "run the same command again: shards already trained are not submitted.")
         }
+        guard subcommand == "train" else { return true }
         let composition = try RunAccess.guarded(layout.directory).publish(strategy: settings.strategy, shards: shards)
         let served = composition.shards.filter { shards.contains($0.shard) }
         say(json, ["event": "published", "job": job, "live_shards": served.filter { !$0.isDead }.map(\.shard)],
             "published: " + served.map { "shard \($0.shard) prefix \($0.prefixLength)" }.joined(separator: ", "))
+        return true
     }
 
     /// Polls `squeue` until the array has left the queue, with one progress line.

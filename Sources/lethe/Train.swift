@@ -184,15 +184,7 @@ struct TrainCommand: ParsableCommand {
     /// writes the ledger or served.json. A transient failure exits 75, which Slurm requeues.
     static func trainTask(layout: RunLayout, settings: TrainingSettings, plan: Plan, shard: Int, data: String?,
                           json: Bool) throws {
-        if let marker = ProcessInfo.processInfo.environment["LETHE_TASK_FAIL_ONCE"] {
-            // Failure injection for the requeue test: the first attempt of each shard fails.
-            let flag = URL(fileURLWithPath: marker).appendingPathComponent("shard-\(shard)")
-            if !FileManager.default.fileExists(atPath: flag.path) {
-                FileManager.default.createFile(atPath: flag.path, contents: Data())
-                FileHandle.standardError.write(Data("injected transient failure (exit 75)\n".utf8))
-                throw ExitStatus.transientFailure.exitCode
-            }
-        }
+        try injectTransientFailure(shard: shard)
         let (runner, layerCount) = try makeRunner(layout: layout, settings: settings, plan: plan, data: data)
         let reporter = TrainReporter(json: json, terminal: false, epochs: settings.epochs, progressEvents: false,
                                      clock: runner.clock)
@@ -204,11 +196,19 @@ struct TrainCommand: ParsableCommand {
         let outcome = try runner.trainStages(schedule, members: { plan.currentMembers(shard: shard, slice: $0) }, gate: gate,
                                              events: reporter.handle)
         reporter.finish()
-        let result = SlurmSubmission.TaskResult(shard: shard, job: ProcessInfo.processInfo.environment["SLURM_ARRAY_JOB_ID"],
-                                                trainedStages: outcome.trained.count, withheldStages: outcome.withheld.count)
-        let directory = layout.directory.appendingPathComponent("slurm/results")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try JSONEncoder().encode(result).write(to: directory.appendingPathComponent("shard-\(shard).json"), options: .atomic)
+        try SlurmSubmission.recordResult(layout: layout, shard: shard, outcome: outcome)
+    }
+
+    /// Failure injection for the requeue test (LETHE_TASK_FAIL_ONCE=DIR): the first attempt of
+    /// each shard's task exits 75, as a transient failure would.
+    static func injectTransientFailure(shard: Int) throws {
+        guard let marker = ProcessInfo.processInfo.environment["LETHE_TASK_FAIL_ONCE"] else { return }
+        let flag = URL(fileURLWithPath: marker).appendingPathComponent("shard-\(shard)")
+        if !FileManager.default.fileExists(atPath: flag.path) {
+            FileManager.default.createFile(atPath: flag.path, contents: Data())
+            FileHandle.standardError.write(Data("injected transient failure (exit 75)\n".utf8))
+            throw ExitStatus.transientFailure.exitCode
+        }
     }
 
     /// The stage runner of a run (the dataset, the base encoder, the trainer, a clock from now)

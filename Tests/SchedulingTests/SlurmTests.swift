@@ -146,6 +146,37 @@ import Yams
     }
 }
 
+extension SlurmTests {
+    /// After deletions in shard 0 only, `retrain --scheduler slurm` submits shard 0 alone, and
+    /// the result equals a local retrain of a twin run bit for bit.
+    @Test func aRetrainSubmitsOnlyTheAffectedShards() throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let runs = try Self.plannedRuns(["retrain-slurm", "retrain-local"])
+        let plan = try Plan.load(from: Plan.url(inRun: runs[0]))
+        let ids = Array(plan.members(shard: 0, slice: 1).prefix(2))
+        for run in runs {
+            try LetheProcess.succeed(["train", "--run", run.path] + Self.train)
+            try LetheProcess.succeed(["forget", "--run", run.path] + ids.flatMap { ["--id", $0] })
+        }
+        let output = try Self.slurm(["retrain", "--run", runs[0].path, "--scheduler", "slurm", "--wait"], on: cluster)
+        let job = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: runs[0].appendingPathComponent("slurm/job.json"))) as? [String: Any])
+        #expect(job["shards"] as? [Int] == [0], "only the affected shard was submitted: \(output)")
+        let script = try String(contentsOfFile: job["script"] as? String ?? "", encoding: .utf8)
+        #expect(script.contains("#SBATCH --array=0\n") && script.contains(" retrain ") && script.contains("--task"))
+        try LetheProcess.succeed(["retrain", "--run", runs[1].path])
+        // The ledger heads differ (their entries carry the wall clock); what is served does not.
+        let served = try runs.map { try ServedComposition.load(from: $0.appendingPathComponent("served.json")) }
+        #expect(served[0].shards == served[1].shards
+                && served[0].ledgerHead.sequenceNumber == served[1].ledgerHead.sequenceNumber)
+        let slurm = try Self.stageTensors(runs[0]), local = try Self.stageTensors(runs[1])
+        #expect(!slurm.isEmpty && Set(slurm.keys) == Set(local.keys))
+        for (file, tensors) in slurm { #expect(tensors == local[file], "\(file)") }
+        try LetheProcess.succeed(["verify", "--run", runs[0].path])
+    }
+}
+
 /// `lethe train --scheduler k8s --emit-manifest`: an Indexed Job over the shards left to train,
 /// checked by structure (no cluster exists here), and one index's command run as a pod would.
 @Suite struct KubernetesManifestTests {

@@ -101,15 +101,7 @@ public final class Retrainer {
                              events: (Event) -> Void) throws -> RetrainRecord {
         let guarded = RunGuard(run: run, nowMilliseconds: nowMilliseconds)
         let snapshot = try guarded.withRecoveredRun { _ in try Plan.load(from: layout.planURL) }
-        let removed = ShardState(plan: snapshot, shard: shard, layout: layout).unexcludedTombstones
-        var rebuilt = snapshot
-        do { try rebuilt.excludeFromSlices(removed) } catch {
-            throw ForgettingError.retrainRefused(shard: shard, reason: "\(error)")
-        }
-        let schedule = try StageSchedule(
-            shard: shard, sequences: rebuilt.sequences(of: shard),
-            sliceHashes: (0..<rebuilt.sliceCount).map { rebuilt.sliceHash(shard: shard, slice: $0) },
-            layerCount: layerCount, layersPerBlock: runner.settings.layersPerBlock, strategy: strategy)
+        let (removed, rebuilt, schedule) = try rebuild(shard: shard, snapshot: snapshot, strategy: strategy)
         var trained: [String] = []
         try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) },
                                gate: guarded.stageGate(tombstones: snapshot.tombstones)) { event in
@@ -121,6 +113,34 @@ public final class Retrainer {
             try publish(shard: shard, pass: pass, removed: removed, snapshot: snapshot, trained: trained,
                         stageCount: schedule.stages.count, nowMilliseconds: nowMilliseconds())
         }
+    }
+
+    /// Step 1: the shard's slices without the deleted examples not yet excluded, and the
+    /// schedule of the rebuilt plan.
+    private func rebuild(shard: Int, snapshot: Plan, strategy: TrainingStrategy) throws
+        -> (removed: [String], rebuilt: Plan, schedule: StageSchedule) {
+        let removed = ShardState(plan: snapshot, shard: shard, layout: layout).unexcludedTombstones
+        var rebuilt = snapshot
+        do { try rebuilt.excludeFromSlices(removed) } catch {
+            throw ForgettingError.retrainRefused(shard: shard, reason: "\(error)")
+        }
+        let schedule = try StageSchedule(
+            shard: shard, sequences: rebuilt.sequences(of: shard),
+            sliceHashes: (0..<rebuilt.sliceCount).map { rebuilt.sliceHash(shard: shard, slice: $0) },
+            layerCount: layerCount, layersPerBlock: runner.settings.layersPerBlock, strategy: strategy)
+        return (removed, rebuilt, schedule)
+    }
+
+    /// Steps 1 and 2 only, for a cluster task: trains the stages of the shard's rebuilt
+    /// schedule, committing each through a gate that re-reads the tombstones under the run lock
+    /// without recovery, and publishes nothing — no plan rewrite, no ledger entry. The
+    /// coordinator's `retrain` afterwards finds those stage files and only publishes.
+    public func trainRebuiltStages(shard: Int, events: (S3TRunner.Event) -> Void = { _ in }) throws -> S3TRunner.Outcome {
+        let snapshot = try Plan.load(from: layout.planURL)
+        let (_, rebuilt, schedule) = try rebuild(shard: shard, snapshot: snapshot, strategy: runner.settings.strategy)
+        let gate = StageGate.reading(layout, tombstones: snapshot.tombstones, recover: {})
+        return try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) }, gate: gate,
+                                      events: events)
     }
 
     /// Step 3, under the run lock.
