@@ -84,10 +84,11 @@ struct RetrainCommand: ParsableCommand {
             guard shards.count == 1, let shard = shards.first else {
                 throw ValidationError("--task retrains exactly one --shard.")
             }
-            try TrainCommand.injectTransientFailure(shard: shard)
             let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)
             let outcome = try Retrainer(run: run, runner: trainer.runner, layerCount: trainer.layerCount)
-                .trainRebuiltStages(shard: shard)
+                .trainRebuiltStages(shard: shard) { event in
+                    if case .stageFinished = event { TrainCommand.injectTransientFailure(shard: shard) }
+                }
             try SlurmSubmission.recordResult(layout: RunLayout(directory: run), shard: shard, outcome: outcome)
             return
         }

@@ -48,7 +48,7 @@ struct SlurmSubmission {
                          + (options.maxParallel.map { "%\($0)" } ?? ""),
                      "#SBATCH --cpus-per-task=\(threads)",
                      "#SBATCH --output=\(directory.path)/logs/%A_%a.log",
-                     "#SBATCH --requeue"]
+                     "#SBATCH --requeue", "#SBATCH --open-mode=append"]
         if let partition = options.partition { lines.append("#SBATCH --partition=\(partition)") }
         if let time = options.time { lines.append("#SBATCH --time=\(time)") }
         if let mem = options.mem { lines.append("#SBATCH --mem=\(mem)") }

@@ -184,7 +184,6 @@ struct TrainCommand: ParsableCommand {
     /// writes the ledger or served.json. A transient failure exits 75, which Slurm requeues.
     static func trainTask(layout: RunLayout, settings: TrainingSettings, plan: Plan, shard: Int, data: String?,
                           json: Bool) throws {
-        try injectTransientFailure(shard: shard)
         let (runner, layerCount) = try makeRunner(layout: layout, settings: settings, plan: plan, data: data)
         let reporter = TrainReporter(json: json, terminal: false, epochs: settings.epochs, progressEvents: false,
                                      clock: runner.clock)
@@ -194,20 +193,24 @@ struct TrainCommand: ParsableCommand {
             sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
             layerCount: layerCount, layersPerBlock: settings.layersPerBlock, strategy: settings.strategy)
         let outcome = try runner.trainStages(schedule, members: { plan.currentMembers(shard: shard, slice: $0) }, gate: gate,
-                                             events: reporter.handle)
+                                             events: { event in
+            reporter.handle(event)
+            if case .stageFinished = event { injectTransientFailure(shard: shard) }
+        })
         reporter.finish()
         try SlurmSubmission.recordResult(layout: layout, shard: shard, outcome: outcome)
     }
 
     /// Failure injection for the requeue test (LETHE_TASK_FAIL_ONCE=DIR): the first attempt of
-    /// each shard's task exits 75, as a transient failure would.
-    static func injectTransientFailure(shard: Int) throws {
+    /// each shard's task exits 75 right after committing its first stage, as a transient failure
+    /// in mid-training would; the requeued attempt resumes from the committed stages.
+    static func injectTransientFailure(shard: Int) {
         guard let marker = ProcessInfo.processInfo.environment["LETHE_TASK_FAIL_ONCE"] else { return }
         let flag = URL(fileURLWithPath: marker).appendingPathComponent("shard-\(shard)")
         if !FileManager.default.fileExists(atPath: flag.path) {
             FileManager.default.createFile(atPath: flag.path, contents: Data())
-            FileHandle.standardError.write(Data("injected transient failure (exit 75)\n".utf8))
-            throw ExitStatus.transientFailure.exitCode
+            FileHandle.standardError.write(Data("injected transient failure after a committed stage (exit 75)\n".utf8))
+            Foundation.exit(ExitStatus.transientFailure.rawValue)
         }
     }
 

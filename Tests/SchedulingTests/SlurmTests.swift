@@ -105,8 +105,8 @@ import Yams
         #expect(again.contains("every stage") && !again.contains("submitted"), "\(again)")
     }
 
-    /// A task that fails with 75 (injected once per shard) is requeued by Slurm and its retry
-    /// gives the same bits.
+    /// A task that fails with 75 after committing its first stage (injected once per shard) is
+    /// requeued by Slurm; the retry resumes from the committed stage and gives the same bits.
     @Test func aTransientFailureIsRequeuedAndGivesTheSameBits() throws {
         let cluster = try Cluster()
         defer { cluster.stop() }
@@ -117,6 +117,11 @@ import Yams
                            on: cluster, environment: ["LETHE_TASK_FAIL_ONCE": markers.path])
         #expect(FileManager.default.fileExists(atPath: markers.appendingPathComponent("shard-1").path),
                 "the first attempt failed")
+        let logs = runs[0].appendingPathComponent("slurm/logs")
+        let log = try FileManager.default.contentsOfDirectory(atPath: logs.path).map {
+            try String(contentsOf: logs.appendingPathComponent($0), encoding: .utf8) }.joined()
+        #expect(log.contains("injected transient failure") && log.contains("1 already complete"),
+                "the retry resumed after the committed stage: \(log)")
         try LetheProcess.succeed(["train", "--run", runs[1].path, "--shard", "1"] + Self.train)
         let requeued = try Self.stageTensors(runs[0]), local = try Self.stageTensors(runs[1])
         #expect(!requeued.isEmpty && requeued.keys.sorted() == local.keys.sorted())
