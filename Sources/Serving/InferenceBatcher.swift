@@ -64,7 +64,7 @@ final class InferenceBatcher: @unchecked Sendable {
             metrics.batch(size: texts.count)
             do {
                 let snapshot = try store.fresh()
-                let logits = snapshot.ensemble.ensembleLogits(texts, threads: threads)
+                let logits = try snapshot.ensemble.ensembleLogits(texts, threads: threads)
                 var offset = 0
                 for job in jobs {
                     let rows = Array(logits[offset ..< offset + job.texts.count])

@@ -87,49 +87,40 @@ public final class LetheServer: Sendable {
     // MARK: - Routes
 
     func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/v2/health/live") { _, _ in self.measured("live") { _ in JSONResponse.object(["live": true]) } }
+        router.get("/v2/health/live") { _, _ in await self.measured("live") { JSONResponse.object(["live": true]) } }
         router.get("/v2/health/ready") { _, _ in
-            self.measured("ready") { _ in
+            await self.measured("ready") {
                 let state = self.store.readiness
                 var body: [String: Any] = ["ready": state.ready]
                 if let reason = state.reason { body["reason"] = reason }
                 return JSONResponse.object(body, status: state.ready ? .ok : .serviceUnavailable)
             }
         }
-        router.get("/v2/models/lethe") { _, _ in self.measured("metadata") { _ in try self.metadata() } }
+        router.get("/v2/models/lethe") { _, _ in await self.measured("metadata") { try self.metadata() } }
         router.post("/v2/models/lethe/infer") { request, context in
-            try await self.measuredAsync("infer") { try await self.infer(request, context: context) }
+            await self.measured("infer") { try await self.infer(request, context: context) }
         }
         router.post("/v1/forget") { request, context in
-            try await self.measuredAsync("forget") { try await self.forget(request, context: context) }
+            await self.measured("forget") { try await self.forget(request, context: context) }
         }
         router.get("/v1/audit") { request, _ in
-            try await self.measuredAsync("audit") { try await self.audit(request) }
+            await self.measured("audit") { try await self.audit(request) }
         }
-        router.get("/v1/status") { _, _ in try await self.measuredAsync("status") { try await self.status() } }
+        router.get("/v1/status") { _, _ in await self.measured("status") { try await self.status() } }
         router.get("/metrics") { _, _ in
-            self.measured("metrics") { _ in
+            await self.measured("metrics") {
                 JSONResponse.text(self.metrics.text(), contentType: "text/plain; version=0.0.4")
             }
         }
-        router.get("/") { request, _ in try await self.measuredAsync("page") { try await self.page(request) } }
+        router.get("/") { request, _ in await self.measured("page") { try await self.page(request) } }
     }
 
     /// Runs a handler, turning every thrown error into a JSON error answer and recording the
     /// request's latency and status.
-    func measuredAsync(_ endpoint: String, _ body: () async throws -> Response) async -> Response {
+    func measured(_ endpoint: String, _ body: () async throws -> Response) async -> Response {
         let start = ContinuousClock.now
         let response: Response
         do { response = try await body() } catch { response = Self.errorResponse(error) }
-        metrics.request(endpoint: endpoint, status: Int(response.status.code),
-                        seconds: (ContinuousClock.now - start).seconds)
-        return response
-    }
-
-    func measured(_ endpoint: String, _ body: (Void) throws -> Response) -> Response {
-        let start = ContinuousClock.now
-        let response: Response
-        do { response = try body(()) } catch { response = Self.errorResponse(error) }
         metrics.request(endpoint: endpoint, status: Int(response.status.code),
                         seconds: (ContinuousClock.now - start).seconds)
         return response

@@ -98,11 +98,8 @@ public final class SnapshotStore: @unchecked Sendable {
     }
 
     private func reloadHoldingLoadLock() -> ServedSnapshot? {
+        guard needsReload else { return current }
         let onDisk = FileIdentity.of(loader.layout.servedURL)
-        if let current, current.identity == onDisk { return current }
-        if let failure, failure.identity == onDisk, Date().timeIntervalSince(failure.at) < Self.retryInterval {
-            return current
-        }
         let number = lock.withLock { swapCount + 1 }
         do {
             let loaded = try loader.load(number: number)

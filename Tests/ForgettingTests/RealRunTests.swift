@@ -21,16 +21,8 @@ import Testing
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-forget-real-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let source = try Dataset.read(from: Self.root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
-        var perLabel: [String: Int] = [:]
-        var lines: [String] = []
-        for example in source.examples where perLabel[example.label, default: 0] < 8 {
-            perLabel[example.label, default: 0] += 1
-            let object = ["id": example.id, "text": example.text, "label": example.label]
-            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
-        }
         let data = scratch.appendingPathComponent("tiny.jsonl")
-        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        try BBCSubset.write(perLabel: 8, to: data)
         let train = ["--epochs", "1", "--layers-per-block", "1", "--rank", "4", "--threads", "1", "--seed", "5",
                      "--model", Self.root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path]
         let runA = scratch.appendingPathComponent("a"), runB = scratch.appendingPathComponent("b")

@@ -31,22 +31,11 @@ public enum LetheProcess {
     /// Runs `lethe` to completion; returns the exit status and everything it printed (stdout
     /// and stderr), with `environment` added to the test's own.
     public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = try binary()
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool(try binary().path, arguments, environment: environment)
     }
 
-    /// Runs another program (a Slurm client, say) to completion, with `environment` added.
+    /// Runs any program (`lethe`, a Slurm client) to completion, with `environment` added to the
+    /// test's own; returns the exit status and everything it printed (stdout and stderr).
     public static func runTool(_ path: String, _ arguments: [String], environment: [String: String] = [:])
         throws -> (status: Int32, output: String) {
         let process = Process()

@@ -49,16 +49,8 @@ import Yams
     static func plannedRuns(_ names: [String]) throws -> [URL] {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-slurm-runs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        let source = try Dataset.read(from: root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
-        var perLabel: [String: Int] = [:]
-        var lines: [String] = []
-        for example in source.examples where perLabel[example.label, default: 0] < 12 {
-            perLabel[example.label, default: 0] += 1
-            let object = ["id": example.id, "text": example.text, "label": example.label]
-            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
-        }
         let data = scratch.appendingPathComponent("tiny.jsonl")
-        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        try BBCSubset.write(perLabel: 12, to: data)
         return try names.map { name in
             let run = scratch.appendingPathComponent(name)
             try LetheProcess.succeed(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "2",

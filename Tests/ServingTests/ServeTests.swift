@@ -15,16 +15,8 @@ import Testing
     static let run: Result<URL, Error> = Result {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-serve-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        let source = try Dataset.read(from: root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
-        var perLabel: [String: Int] = [:]
-        var lines: [String] = []
-        for example in source.examples where perLabel[example.label, default: 0] < 120 {
-            perLabel[example.label, default: 0] += 1
-            let object = ["id": example.id, "text": example.text, "label": example.label, "group": "g-\(lines.count % 50)"]
-            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
-        }
         let data = scratch.appendingPathComponent("tiny.jsonl")
-        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        try BBCSubset.write(perLabel: 120, to: data) { "g-\($0 % 50)" }
         let run = scratch.appendingPathComponent("run")
         try LetheProcess.succeed(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "2",
                                   "--seed", "3", "--run", run.path])

@@ -24,17 +24,7 @@ import Store
     static func prepare() throws -> URL {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        let source = try Dataset.read(from: root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
-        var perLabel: [String: Int] = [:]
-        var lines: [String] = []
-        for example in source.examples where perLabel[example.label, default: 0] < 8 {
-            perLabel[example.label, default: 0] += 1
-            let object = ["id": example.id, "text": example.text, "label": example.label]
-            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
-                                as: UTF8.self))
-        }
-        try (lines.joined(separator: "\n") + "\n").write(to: scratch.appendingPathComponent("tiny.jsonl"),
-                                                         atomically: true, encoding: .utf8)
+        try BBCSubset.write(perLabel: 8, to: scratch.appendingPathComponent("tiny.jsonl"))
         try lethe(["plan", "--data", scratch.appendingPathComponent("tiny.jsonl").path, "--shards", "2",
                    "--slices", "2", "--budget", "2", "--seed", "3", "--run", scratch.appendingPathComponent("template").path])
         return scratch

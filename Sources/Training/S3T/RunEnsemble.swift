@@ -47,7 +47,7 @@ public final class RunEnsemble {
     /// `meanLogits(shardLogits(texts))`, but the frozen layers below the lowest served adapter
     /// run once per batch for all shards instead of once per shard. Empty rows when no shard
     /// is live.
-    public func ensembleLogits(_ texts: [String], threads: Int) -> [[Float]] {
+    public func ensembleLogits(_ texts: [String], threads: Int) throws -> [[Float]] {
         guard let first = members.first?.model else { return Array(repeating: [], count: texts.count) }
         let shared = members.compactMap { $0.model.lowestAdapterLayer }.min() ?? first.layerCount
         let ids = texts.map(first.encode)
@@ -62,8 +62,7 @@ public final class RunEnsemble {
             let upper = { (m: Int) -> [Float] in
                 self.members[m].model.logits(fromHidden: below, atLayer: shared, batch: batch, threads: 1).values
             }
-            let perMember = (try? Parallel.mapSingleThreaded(count: members.count, threads: threads, upper))
-                ?? members.indices.map(upper)
+            let perMember = try Parallel.mapSingleThreaded(count: members.count, threads: threads, upper)
             for values in perMember {
                 for (row, index) in chunk.enumerated() {
                     for c in 0..<k { sums[index][c] += values[row * k + c] }
