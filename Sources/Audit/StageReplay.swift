@@ -66,6 +66,9 @@ public enum StageReplay {
                         + "\(lineage.key.hex), but is served as shard \(shard) stage \(stage) key \(key)")
             } else if lineage.prefixSliceHashes != planHashes {
                 problem(.replayLineage, "its prefix slices \(lineage.prefixSlices) have other content hashes in the plan")
+            } else if stored.record.precision != runner.settings.precision {
+                problem(.replayLineage, "it was trained in \(stored.record.precision), the run in "
+                        + "\(runner.settings.precision); a run never mixes precisions")
             } else if stored.record.seed != expectedSeed
                         || stored.record.hyperparametersJSON != runSettings {
                 problem(.replayLineage, "its recorded seed or settings differ from the run's (seed \(stored.record.seed), "

@@ -3,22 +3,23 @@ import CommandSupport
 import Foundation
 import Kernels
 
-/// `lethe bench peak`: the float32 multiply-add rate of this CPU, the ceiling of every other
-/// benchmark. A speed target against another implementation is reachable only if that
+/// `lethe bench peak`: the float32 and bfloat16 multiply-add rates of this CPU, the ceilings of
+/// every other benchmark. A speed target against another implementation is reachable only if that
 /// implementation leaves the room: `ratio ≤ its time ÷ (our FLOPs ÷ this peak)`.
 public struct BenchPeakCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(
         commandName: "peak",
-        abstract: "Float32 FMA peak of this CPU (GFLOP/s) on 1 and N threads: the ceiling of every speed-up.",
+        abstract: "Float32 FMA and bfloat16 dot-product peaks of this CPU (GFLOP/s) on 1…N threads: the ceilings of every speed-up.",
         discussion: """
-            Each thread runs twelve independent 8-lane fused multiply-add chains with no memory \
-            traffic; the best of --repetitions runs of about --seconds each is printed, with \
-            OpenBLAS sgemm on a 1536³ product beside it. On AMD Zen 4 (512-bit FMA as two \
-            256-bit halves) and AVX2-only cores the loop is the peak; where sgemm beats it, the \
-            CPU has full-width AVX-512 units and the ceiling is twice the loop. The ceiling is \
-            what `lethe bench kernels`, `bench decoder` and the Tools/ comparisons divide by.
+            Each thread runs sixteen independent multiply-add chains in registers with no memory \
+            traffic: the widest float32 FMA the CPU runs (AVX-512, else AVX2) and, where the CPU \
+            has AVX512_BF16, the bfloat16 dot product vdpbf16ps. Each is the median of \
+            --repetitions runs of about --seconds each (every run is printed with --json); \
+            OpenBLAS sgemm on a 1536³ product is shown beside it for information. The float32 \
+            median is the ceiling `lethe bench kernels`, `bench train`, `bench serve`, `bench \
+            decoder` and the Tools/ comparisons divide by; bf16 work is divided by the bf16 one.
             """)
 
     @Option(help: "Highest thread count to measure (every count from 1 up to it), \(CommonBounds.threads.text).")
@@ -27,8 +28,8 @@ public struct BenchPeakCommand: ParsableCommand {
     @Option(help: "Seconds per run, \(Self.secondBounds.text).")
     var seconds: Double = 0.25
 
-    @Option(help: "Runs per thread count (the best is kept), \(BenchBounds.repetitions.text).")
-    var repetitions: Int = 3
+    @Option(help: "Runs per thread count (the median is kept), \(BenchBounds.repetitions.text).")
+    var repetitions: Int = 5
 
     static let secondBounds = OptionBounds(0.001...10.0)
 
@@ -49,27 +50,29 @@ public struct BenchPeakCommand: ParsableCommand {
     }
 
     public func run() throws {
+        let load = MachineLoad()
         let measurements = (1...threads).map {
             PeakThroughput.measure(threads: $0, seconds: seconds, repetitions: repetitions)
         }
-        var load = [Double](repeating: 0, count: 3)
-        if getloadavg(&load, 3) != 3 { load = [] }
-        let report = Report(coreName: BLASRuntime.coreName, logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
-                            loadAverage: load, measurements: measurements)
+        let report = Report(coreName: BLASRuntime.coreName, logicalCPUs: load.logicalCPUs,
+                            loadAverage: load.averages, measurements: measurements)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        print("Float32 FMA peak (8-lane FMA chains in registers), OpenBLAS core \(report.coreName), "
-              + "\(report.logicalCPUs) logical CPUs"
-              + (load.count == 3 ? String(format: ", load %.2f %.2f %.2f", load[0], load[1], load[2]) : ""))
+        if let warning = load.warning { print(warning) }
+        print("Multiply-add peaks (register-resident loops, median of \(repetitions) runs), OpenBLAS core "
+              + "\(report.coreName), \(report.logicalCPUs) logical CPUs, \(load.text)")
         for m in measurements {
-            print(String(format: "  %d thread%@: FMA loop %7.1f GFLOP/s (slowest thread × %d: %.1f), sgemm %6.1f = %.0f%%, ceiling %7.1f%@",
-                         m.threads, m.threads == 1 ? " " : "s", m.gflops, m.threads, m.gflopsSlowestThread,
-                         m.sgemmGflops, 100 * m.sgemmGflops / m.ceilingGflops, m.ceilingGflops,
-                         m.fullWidthAVX512 ? " (sgemm beats the 8-lane loop: full-width AVX-512, ceiling = 2 × loop)" : ""))
+            let spread = "runs " + m.gflopsRuns.map { String(format: "%.0f", $0) }.joined(separator: " ")
+            let bf16 = m.bf16Gflops.map { String(format: "bf16 dot %7.1f GFLOP/s (%.2f× float32)", $0, $0 / m.gflops) }
+                ?? "bf16: no AVX512_BF16"
+            print(String(format: "  %d thread%@: float32 FMA (%d lanes) %7.1f GFLOP/s (%@; slowest thread × %d: %.1f), %@, "
+                         + "sgemm %6.1f = %.0f%% of float32", m.threads, m.threads == 1 ? " " : "s", m.vectorWidth,
+                         m.gflops, spread, m.threads, m.gflopsSlowestThread, bf16, m.sgemmGflops,
+                         100 * m.sgemmGflops / m.gflops))
         }
     }
 }

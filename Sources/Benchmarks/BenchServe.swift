@@ -48,6 +48,7 @@ public struct BenchServeCommand: ParsableCommand {
     @Option(help: "Server threads per ensemble pass, \(CommonBounds.threads.text).")
     var threads = CommonBounds.defaultThreads
     @Option(help: "Server --max-batch, \(Self.connectionBounds.text).") var maxBatch = 64
+    @OptionGroup var precisionOptions: InferencePrecisionOptions
     @Option(help: "A Python with torch, peft, h5py, fastapi and uvicorn: also drive Tools/serve_torch.py (the same ensemble served with FastAPI + PyTorch) with the same load, first.")
     var python: String?
     @OptionGroup var output: OutputOptions
@@ -83,17 +84,20 @@ public struct BenchServeCommand: ParsableCommand {
         let plan = try Plan.load(from: Plan.url(inRun: copy))
         let candidates = (0..<plan.shardCount).flatMap { Array(plan.members(shard: $0, slice: 0)) }
         var cursor = 0
-        let limit = try Self.flopLimit(run: copy, plan: plan, texts: texts, threads: threads)
+        let limit = try Self.flopLimit(run: copy, plan: plan, texts: texts, threads: threads,
+                                       precision: precisionOptions.precision)
         report.say(String(format: "FLOP-bound limit: %.0f requests/s (%.2f GFLOP per request, mean %.1f tokens; "
-                          + "float32 FMA peak %.1f GFLOP/s on %d thread%@)", limit.requestsPerSecond,
-                          limit.flopsPerRequest / 1e9, limit.meanTokens, limit.peakGflops, threads, threads == 1 ? "" : "s"))
+                          + "%@ peak %.1f GFLOP/s on %d thread%@ for the frozen weights' products, float32 %.1f for the rest)",
+                          limit.requestsPerSecond, limit.flopsPerRequest / 1e9, limit.meanTokens,
+                          limit.precision.rawValue, limit.peakGflops, threads, threads == 1 ? "" : "s", limit.float32PeakGflops))
 
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-serve-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let torchRuns = try python.map { try torchSeries(python: $0, run: copy, texts: texts, scratch: scratch, report: report) }
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let server = try ServeChild(binary: binary, run: copy, threads: threads, maxBatch: maxBatch)
+        let server = try ServeChild(binary: binary, run: copy, threads: threads, maxBatch: maxBatch,
+                                    precision: precisionOptions.precision)
         defer { _ = server.stop() }
         for text in texts.prefix(8) { _ = BlockingHTTP.infer(server.base, text: text) }
 
@@ -213,15 +217,20 @@ public struct BenchServeCommand: ParsableCommand {
         let requestsPerSecond: Double
         let flopsPerRequest: Double
         let meanTokens: Double
+        /// The peak of the frozen weights' products (bf16 or float32).
         let peakGflops: Double
+        let float32PeakGflops: Double
+        let precision: Precision
     }
 
     /// FLOPs (2 per multiply-add) of the ensemble's matrix products for one text of each
-    /// length, averaged over `texts`, against the measured FMA peak.
-    static func flopLimit(run: URL, plan: Plan, texts: [String], threads: Int) throws -> Limit {
+    /// length, averaged over `texts`, against the measured peaks: the frozen weights' products
+    /// at the peak of the served precision, attention and adapters at the float32 one.
+    static func flopLimit(run: URL, plan: Plan, texts: [String], threads: Int, precision: Precision?) throws -> Limit {
         let layout = RunLayout(directory: run)
         let settings = try TrainingSettings.load(from: layout.settingsURL)
         let encoder = try settings.loadBaseEncoder(run: run)
+        let precision = precision ?? settings.precision
         let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
         let c = encoder.configuration
         let h = Double(c.hiddenSize), inner = Double(c.intermediateSize), layers = c.layerCount
@@ -238,18 +247,21 @@ public struct BenchServeCommand: ParsableCommand {
             }
             return sum + perLayer * Double(model.adapters.count)
         }
-        var total = 0.0, tokens = 0.0
+        var weightFlops = 0.0, otherFlops = 0.0, tokens = 0.0
         let tokenizer = ensemble.members[0].model
+        let layerRuns = Double(shared + ensemble.members.count * (layers - shared))
         for text in texts {
             let n = Double(tokenizer.encode(text).count)
-            let layer = n * 2 * (4 * h * h + 2 * h * inner) + 4 * n * n * h
-            total += Double(shared) * layer + Double(ensemble.members.count * (layers - shared)) * layer + n * loraPerToken
+            weightFlops += layerRuns * n * 2 * (4 * h * h + 2 * h * inner)
+            otherFlops += layerRuns * 4 * n * n * h + n * loraPerToken
             tokens += n
         }
-        let perRequest = total / Double(texts.count)
-        let peak = PeakThroughput.measure(threads: threads).ceilingGflops
-        return Limit(requestsPerSecond: peak * 1e9 / perRequest, flopsPerRequest: perRequest,
-                     meanTokens: tokens / Double(texts.count), peakGflops: peak)
+        let count = Double(texts.count)
+        let peak = PeakThroughput.measure(threads: threads)
+        let secondsPerRequest = (weightFlops / peak.ceiling(precision) + otherFlops / peak.ceilingGflops) / 1e9 / count
+        return Limit(requestsPerSecond: 1 / secondsPerRequest, flopsPerRequest: (weightFlops + otherFlops) / count,
+                     meanTokens: tokens / count, peakGflops: peak.ceiling(precision),
+                     float32PeakGflops: peak.ceilingGflops, precision: precision)
     }
 }
 

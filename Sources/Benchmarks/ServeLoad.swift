@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -9,9 +10,10 @@ final class ServeChild {
     let process = Process()
     let port: Int
 
-    convenience init(binary: URL, run: URL, threads: Int, maxBatch: Int) throws {
+    convenience init(binary: URL, run: URL, threads: Int, maxBatch: Int, precision: Precision?) throws {
         try self.init(executable: binary, arguments: ["serve", "--run", run.path, "--port", "0", "--threads", "\(threads)",
-                                                      "--max-batch", "\(maxBatch)"])
+                                                      "--max-batch", "\(maxBatch)"]
+                                                      + (precision.map { ["--precision", $0.rawValue] } ?? []))
     }
 
     init(executable: URL, arguments: [String]) throws {

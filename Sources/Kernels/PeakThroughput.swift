@@ -1,75 +1,97 @@
+import CKernels
 import Dispatch
 
-/// The float32 multiply-add throughput of this CPU: what no kernel, ours or PyTorch's, can
-/// exceed. Benchmarks print it beside their rates, so a speed target can be checked against
-/// the machine before anyone tries to reach it.
+/// The multiply-add throughput of this CPU: what no kernel, ours or PyTorch's, can exceed.
+/// Benchmarks print it beside their rates, so a speed target can be checked against the
+/// machine before anyone tries to reach it.
 ///
-/// Each thread runs one loop of fused multiply-adds on twelve independent 8-lane registers
-/// (enough to cover the FMA latency of every current x86-64 core; with the two constants they
-/// fit AVX2's sixteen registers, so nothing spills), with no memory traffic. Our code is built
-/// for AVX2, so the loop is 8 lanes wide. That is the whole peak on AMD Zen 4, whose 512-bit
-/// units are two 256-bit halves, and on every AVX2-only core; on a core with full-width AVX-512
-/// units (Intel server cores, Zen 5) OpenBLAS's AVX-512 kernels can run up to twice as fast.
-/// So a measurement also times one large sgemm: where sgemm beats the 8-lane loop, the CPU
-/// must have full-width AVX-512 and the ceiling is taken as twice the loop (never below the
-/// sgemm rate itself). `ceilingGflops` is the number to compare work against.
+/// Each thread runs a loop of sixteen independent multiply-add chains in registers with no
+/// memory traffic (C with intrinsics, Sources/CKernels/peak_loops.c, since our Swift code is
+/// built for AVX2): the widest float32 FMA the CPU runs (AVX-512 where present, else AVX2), and
+/// the bfloat16 dot product `vdpbf16ps` (two multiply-adds per float32 lane) where the CPU has
+/// AVX512_BF16. A measurement is the **median** of repeated runs — never inferred from a GEMM —
+/// so a one-off fast or slow run moves nothing. OpenBLAS's sgemm on a large product is timed
+/// beside it for information only.
 public enum PeakThroughput {
     public struct Measurement: Sendable, Codable {
         /// Threads that ran the loop at once.
         public var threads: Int
-        /// Float32 lanes per FMA instruction of the loop.
+        /// Float32 lanes per FMA instruction of the loop (16 with AVX-512, 8 with AVX2).
         public var vectorWidth: Int
-        /// FLOPs (2 per multiply-add) per second, all threads together, in units of 10⁹.
+        /// Float32 FLOPs (2 per multiply-add) per second, all threads together, 10⁹/s: the
+        /// median of the runs.
         public var gflops: Double
-        /// The same for the slowest thread, times the thread count (shows an unfair share).
+        /// Every run's rate, in order (the spread says how noisy the machine was).
+        public var gflopsRuns: [Double]
+        /// The median run's slowest thread, times the thread count (shows an unfair share).
         public var gflopsSlowestThread: Double
-        /// OpenBLAS sgemm on a 1536³ product on the same number of threads (best of three).
+        /// The bfloat16 dot-product loop's rate (median), nil when the CPU lacks AVX512_BF16.
+        public var bf16Gflops: Double?
+        /// OpenBLAS sgemm on a 1536³ product on the same number of threads (best of three);
+        /// information only, never part of the ceiling.
         public var sgemmGflops: Double
-        /// True when sgemm outran the 8-lane loop: the CPU has full-width AVX-512 units.
-        public var fullWidthAVX512: Bool
-        /// The float32 multiply-add ceiling: the loop's rate, or twice it with full-width
-        /// AVX-512, and never below the measured sgemm rate.
+        /// The float32 ceiling: the FMA loop's median rate.
         public var ceilingGflops: Double
+
+        /// The ceiling of products in `precision` (bf16 falls back to float32 without BF16 units).
+        public func ceiling(_ precision: Precision) -> Double {
+            precision == .bf16 ? bf16Gflops ?? ceilingGflops : ceilingGflops
+        }
     }
 
-    /// Runs the loop on `threads` threads at once for about `seconds` and returns the rate.
-    /// The best of `repetitions` runs is kept: the loop can only be slowed down by the host.
-    public static func measure(threads: Int, seconds: Double = 0.25, repetitions: Int = 3) -> Measurement {
+    /// Runs each loop on `threads` threads at once, `repetitions` times for about `seconds`
+    /// each, and returns the median rates.
+    public static func measure(threads: Int, seconds: Double = 0.25, repetitions: Int = 5) -> Measurement {
         precondition(threads >= 1 && seconds > 0 && repetitions >= 1)
-        // Calibrate the iteration count on one thread so each run lasts about `seconds`.
-        var iterations = 1 << 16
+        var lanes: Int32 = 0
+        _ = lethe_peak_fp32_loop(1, 1, &lanes)
+        let fp32 = runs(threads: threads, seconds: seconds, repetitions: repetitions) { iterations, seed in
+            var width: Int32 = 0
+            return lethe_peak_fp32_loop(iterations, seed, &width)
+        }
+        let bf16: [(Double, Double)]? = lethe_cpu_has_avx512_bf16() == 0 ? nil
+            : runs(threads: threads, seconds: seconds, repetitions: repetitions) { iterations, seed in
+                lethe_peak_bf16_loop(iterations, seed)
+            }
+        let median = fp32.sorted { $0.0 < $1.0 }[fp32.count / 2]
+        return Measurement(threads: threads, vectorWidth: Int(lanes), gflops: median.0, gflopsRuns: fp32.map(\.0),
+                           gflopsSlowestThread: median.1, bf16Gflops: bf16.map { $0.map(\.0).sorted()[$0.count / 2] },
+                           sgemmGflops: sgemmRate(threads: threads), ceilingGflops: median.0)
+    }
+
+    /// `repetitions` runs of `loop` on `threads` threads at once: (total rate, slowest thread's
+    /// rate × threads) per run, in GFLOP/s. The iteration count is calibrated on one thread.
+    private static func runs(threads: Int, seconds: Double, repetitions: Int,
+                             _ loop: @escaping @Sendable (Int, Float) -> Double) -> [(Double, Double)] {
+        var iterations = 1 << 12
         while true {
-            let t = time { _ = fmaLoop(iterations: iterations, seed: 1) }
+            let t = time { _ = loop(iterations, 1) }
             if t >= 0.02 || iterations >= 1 << 30 {
-                iterations = max(1 << 16, Int(Double(iterations) * seconds / max(t, 1e-6)))
+                iterations = max(1 << 12, Int(Double(iterations) * seconds / max(t, 1e-6)))
                 break
             }
             iterations *= 4
         }
         let runIterations = iterations
-        var best = Measurement(threads: threads, vectorWidth: 8, gflops: 0, gflopsSlowestThread: 0,
-                               sgemmGflops: 0, fullWidthAVX512: false, ceilingGflops: 0)
-        let perThread = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
-        defer { perThread.deallocate() }
-        let box = UncheckedSendable(perThread)
+        let flops = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
+        let seconds = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
+        defer { flops.deallocate(); seconds.deallocate() }
+        let box = UncheckedSendable((flops, seconds))
+        var results: [(Double, Double)] = []
         for _ in 0..<repetitions {
             let start = DispatchTime.now().uptimeNanoseconds
             DispatchQueue.concurrentPerform(iterations: threads) { i in
-                let t = time { _ = fmaLoop(iterations: runIterations, seed: Float(i + 1)) }
-                box.value[i] = t
+                var done = 0.0
+                let t = time { done = loop(runIterations, Float(i + 1)) }
+                box.value.0[i] = done
+                box.value.1[i] = t
             }
             let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let flopsPerThread = Double(runIterations) * Double(accumulators * 8 * 2)
-            let total = flopsPerThread * Double(threads) / wall / 1e9
-            let slowest = flopsPerThread / perThread.max()! * Double(threads) / 1e9
-            if total > best.gflops {
-                best.gflops = total; best.gflopsSlowestThread = slowest
-            }
+            let perThread = flops[0]
+            results.append((perThread * Double(threads) / wall / 1e9,
+                            perThread / seconds.max()! * Double(threads) / 1e9))
         }
-        best.sgemmGflops = sgemmRate(threads: threads)
-        best.fullWidthAVX512 = best.sgemmGflops > best.gflops
-        best.ceilingGflops = max(best.fullWidthAVX512 ? 2 * best.gflops : best.gflops, best.sgemmGflops)
-        return best
+        return results
     }
 
     /// GFLOP/s of OpenBLAS sgemm on one 1536 × 1536 × 1536 product (7.2 GFLOP) on `threads`
@@ -88,30 +110,9 @@ public enum PeakThroughput {
         return 2 * Double(n * n * n) / best / 1e9
     }
 
-    static let accumulators = 12
-
     private static func time(_ body: () -> Void) -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
         body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    }
-
-    /// `iterations` × 12 independent 8-lane FMAs, the result folded so nothing is dead code.
-    @inline(never)
-    static func fmaLoop(iterations: Int, seed: Float) -> Float {
-        let m = SIMD8<Float>(repeating: 0.999_99), c = SIMD8<Float>(repeating: 1e-6 * seed)
-        var a0 = SIMD8<Float>(repeating: seed), a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3
-        var a4 = a0 + 4, a5 = a0 + 5, a6 = a0 + 6, a7 = a0 + 7
-        var a8 = a0 + 8, a9 = a0 + 9, a10 = a0 + 10, a11 = a0 + 11
-        for _ in 0..<iterations {
-            a0 = c.addingProduct(a0, m); a1 = c.addingProduct(a1, m)
-            a2 = c.addingProduct(a2, m); a3 = c.addingProduct(a3, m)
-            a4 = c.addingProduct(a4, m); a5 = c.addingProduct(a5, m)
-            a6 = c.addingProduct(a6, m); a7 = c.addingProduct(a7, m)
-            a8 = c.addingProduct(a8, m); a9 = c.addingProduct(a9, m)
-            a10 = c.addingProduct(a10, m); a11 = c.addingProduct(a11, m)
-        }
-        let s = (a0 + a1 + a2 + a3) + (a4 + a5 + a6 + a7) + (a8 + a9 + a10 + a11)
-        return s.sum()
     }
 }

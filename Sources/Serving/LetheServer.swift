@@ -3,6 +3,7 @@ import CommandSupport
 import Forgetting
 import Foundation
 import HTTPTypes
+import Kernels
 import Hummingbird
 import NIOCore
 import Logging
@@ -30,9 +31,13 @@ public final class LetheServer: Sendable {
         public var maxBodyBytes: Int
         /// How often served.json and the ledger are checked for outside changes.
         public var pollInterval: Duration
+        /// The frozen products' arithmetic; the run's own when nil.
+        public var precision: Precision?
 
         public init(run: URL, host: String = "127.0.0.1", port: Int = 8080, threads: Int = 2, maxBatch: Int = 64,
-                    maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(5)) {
+                    maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(5),
+                    precision: Precision? = nil) {
+            self.precision = precision
             self.run = run; self.host = host; self.port = port; self.threads = threads; self.maxBatch = maxBatch
             self.maxWait = maxWait; self.maxBodyBytes = maxBodyBytes; self.pollInterval = pollInterval
         }
@@ -58,7 +63,7 @@ public final class LetheServer: Sendable {
         layout = RunLayout(directory: configuration.run)
         plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)
-        let encoder = try settings.loadBaseEncoder(run: layout.directory)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory, precision: configuration.precision)
         metrics = ServerMetrics()
         store = SnapshotStore(loader: SnapshotLoader(layout: layout, labels: plan.labels, encoder: encoder), metrics: metrics)
         groups = GroupIndex(plan: plan)

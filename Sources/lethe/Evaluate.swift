@@ -26,6 +26,7 @@ struct EvaluateCommand: ParsableCommand {
     var runDirectory: String { runOptions.runDirectory }
     @Option(help: "Labelled JSON Lines data (id, text, label, …).")
     var data: String
+    @OptionGroup var precisionOptions: InferencePrecisionOptions
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
@@ -37,7 +38,7 @@ struct EvaluateCommand: ParsableCommand {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)
-        let encoder = try settings.loadBaseEncoder(run: layout.directory)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory, precision: precisionOptions.precision)
         let clock = ContinuousClock(), start = clock.now
         let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)

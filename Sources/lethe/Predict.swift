@@ -27,6 +27,7 @@ struct PredictCommand: ParsableCommand {
     var text: [String] = []
     @Option(help: "JSON Lines file of examples to classify (label optional).")
     var data: String?
+    @OptionGroup var precisionOptions: InferencePrecisionOptions
     @Flag(help: "One JSON object per input instead of text.")
     var json = false
 
@@ -39,7 +40,7 @@ struct PredictCommand: ParsableCommand {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)
-        let encoder = try settings.loadBaseEncoder(run: layout.directory)
+        let encoder = try settings.loadBaseEncoder(run: layout.directory, precision: precisionOptions.precision)
         let ensemble = try RunAccess.servedEnsemble(layout, labels: plan.labels, encoder: encoder)
         var ids: [String?] = text.map { _ in nil }
         var inputs = text

@@ -61,6 +61,7 @@ struct ServeCommand: ParsableCommand {
     var pollMs = 5
     @Option(help: "Largest request body in MiB, \(Self.bodyBounds.text); a larger one is answered 413.")
     var maxBodyMb = 8
+    @OptionGroup var precisionOptions: InferencePrecisionOptions
 
     static let portBounds = OptionBounds(0...65535)
     static let batchBounds = OptionBounds(1...4096)
@@ -87,7 +88,7 @@ struct ServeCommand: ParsableCommand {
         let configuration = LetheServer.Configuration(
             run: URL(fileURLWithPath: runOptions.runDirectory), host: host, port: port, threads: threads,
             maxBatch: maxBatch, maxWait: maxWaitMs / 1000, maxBodyBytes: maxBodyMb << 20,
-            pollInterval: .milliseconds(pollMs))
+            pollInterval: .milliseconds(pollMs), precision: precisionOptions.precision)
         let server = try LetheServer(configuration: configuration, logger: logger)
         let host = self.host
         let outcome = Outcome()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import Kernels
 import Models
 import Store
 import Support
@@ -36,6 +37,8 @@ struct TrainingOptions: ParsableArguments {
     var rslora: Bool?
     @Option(help: "Base encoder directory. Default Checkpoints/base/all-MiniLM-L6-v2.")
     var model: String?
+    @Option(help: "Arithmetic of the frozen base weights' products: fp32, or bf16 (weights rounded to bfloat16 and packed once, float32 accumulation; adapters, gradients and optimiser state stay float32). Recorded in train.json and every stage; a run never mixes precisions. Default fp32.")
+    var precision: Precision?
 
     /// Checks every given option — target names and `TrainingSettings.validate`'s bounds —
     /// before any work, so a rejected value is a usage error (exit 64) naming the option, the
@@ -118,6 +121,7 @@ extension TrainingSettings {
         if let maxTokens = options.maxTokens { settings.maxTokenCount = maxTokens }
         if let seed = options.seed { settings.seed = seed }
         if let threads = options.threads { settings.threadCount = threads }
+        if let precision = options.precision { settings.precision = precision }
         return settings
     }
 }

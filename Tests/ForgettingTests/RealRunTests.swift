@@ -63,6 +63,37 @@ import Testing
         for id in forgotten { #expect(try !ExampleAudit.audit(run: runA, id: id).servedNow) }
     }
 
+    /// A bfloat16 run: train.json and every stage file record the precision, `verify --replay`
+    /// replays in it bit for bit, and the run refuses to continue in another precision.
+    @Test func bfloat16RunRecordsAndReplaysItsPrecision() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bf16-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("tiny.jsonl"), run = scratch.appendingPathComponent("run")
+        try BBCSubset.write(perLabel: 6, to: data)
+        try lethe(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "1", "--seed", "3",
+                   "--run", run.path])
+        let model = Self.root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path
+        try lethe(["train", "--run", run.path, "--epochs", "1", "--layers-per-block", "1", "--rank", "4",
+                   "--threads", "2", "--precision", "bf16", "--model", model])
+        let layout = RunLayout(directory: run)
+        #expect(try TrainingSettings.load(from: layout.settingsURL).precision == .bf16)
+        let served = try ServedComposition.load(from: layout.servedURL)
+        var stages = 0
+        for entry in served.liveShards {
+            for (index, key) in entry.stageKeys.enumerated() {
+                let stage = try StageCheckpoint.load(from: layout.stageURL(shard: entry.shard, stage: index + 1, key: key))
+                #expect(stage.record.precision == .bf16)
+                stages += 1
+            }
+        }
+        #expect(stages == 4)
+        let replay = try lethe(["verify", "--run", run.path, "--replay", "4", "--json"])
+        #expect(replay.contains("\"replayed_stages\":4") && replay.contains("\"problems\":[]"), "\(replay)")
+        let (status, output) = try LetheProcess.run(["train", "--run", run.path, "--precision", "fp32"])
+        #expect(status != 0 && output.contains("precision"), "\(output)")
+    }
+
     /// Group forget on Rotten Tomatoes movies: every review of each movie is tombstoned, no
     /// served stage saw one, and the run verifies. Plan of the real training set (4 × 3 × 3)
     /// with stand-in stage checkpoints.

@@ -112,3 +112,35 @@ extension ClassifierTrainerTests {
         }
     }
 }
+
+/// Training in bfloat16: the same seed and threads give the same bits, the precision changes
+/// the bits (it is really used), and the result is close to float32's.
+@Suite(.serialized) struct BFloat16TrainingTests {
+    static let encoder: MiniLMEncoder? = try? MiniLMEncoder(
+        directory: ClassifierTrainerTests.root.path + "/Checkpoints/base/all-MiniLM-L6-v2", precision: .bf16)
+
+    static func trained(_ encoder: MiniLMEncoder) throws -> [Float] {
+        let data = try Dataset.read(from: ClassifierTrainerTests.root.appendingPathComponent("Datasets/bbc-news/train.jsonl"))
+        let examples = Array(data.examples.prefix(200).enumerated().filter { $0.offset % 10 == 0 }.map(\.element))
+        let lora = try LoRAConfiguration<LoRATarget>(rank: 4, alpha: 8, dropout: 0, targets: [.query, .value, .intermediate])
+        let model = try LoRAClassifier(encoder: encoder, lora: lora, adapterLayers: [4, 5],
+                                       classCount: data.labelVocabulary.count, seed: 11)
+        let training = try TextField.text.trainingExamples(examples, labels: data.labelVocabulary, model: model)
+        var config = ClassifierTrainerTests.config
+        config.threadCount = 2
+        _ = try ClassifierTrainer(model: model, trainableLayers: [4, 5], configuration: config).train(training)
+        return ClassifierTrainerTests.weights(model)
+    }
+
+    @Test func bf16IsDeterministicAndCloseToFloat32() throws {
+        let bf16 = try #require(Self.encoder), fp32 = try #require(ClassifierTrainerTests.encoder)
+        #expect(bf16.precision == .bf16 && fp32.precision == .fp32)
+        let first = try Self.trained(bf16), second = try Self.trained(bf16), reference = try Self.trained(fp32)
+        #expect(first == second)
+        #expect(first != reference, "bf16 training gave float32's bits: the precision is not used")
+        // Close to float32: the weights moved the same way (relative distance well below 1).
+        let distance = zip(first, reference).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }.squareRoot()
+        let size = reference.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot()
+        #expect(distance / size < 0.05, "bf16 weights differ from float32 by \(distance / size) of their norm")
+    }
+}

@@ -44,7 +44,7 @@ public final class LoRAClassifier: @unchecked Sendable {
     public func install(_ layerAdapters: [LoRATarget: LoRAAdapter], onLayer l: Int) {
         adapters[l] = layerAdapters
         builtLayers[l] = EncoderLayer(configuration: encoder.layerConfiguration, weights: encoder.layerWeights[l],
-                                      lora: lora, adapters: layerAdapters)
+                                      lora: lora, adapters: layerAdapters, products: encoder.layerProducts[l])
     }
 
     /// Takes the adapters off layer `l` (it becomes the frozen base layer).

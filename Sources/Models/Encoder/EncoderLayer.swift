@@ -23,21 +23,23 @@ public final class EncoderLayer: @unchecked Sendable {
     public let loraScale: Float
     /// Dropout probability on the adapters' input path (0 = off).
     public let loraDropout: Float
-    /// Query, key and value weights stacked to [3C, C] (and biases to [3C]): one product
-    /// x·Wqkvᵀ instead of three thin ones; a one-time copy of frozen weights.
-    let qkv: LinearWeights
+    /// The frozen products (stacked query/key/value and the other dense layers) in the
+    /// encoder's precision; float32 unless the caller passes prepared ones.
+    public let products: EncoderLayerProducts
 
     /// A layer without adapters (frozen, forward only useful).
-    public init(configuration: EncoderLayerConfiguration, weights: EncoderLayerWeights) {
+    public init(configuration: EncoderLayerConfiguration, weights: EncoderLayerWeights,
+                products: EncoderLayerProducts? = nil) {
         weights.validate(configuration)
         self.configuration = configuration; self.weights = weights
         adapters = [:]; loraScale = 0; loraDropout = 0
-        qkv = Self.stack([weights.query, weights.key, weights.value])
+        self.products = products ?? .float32(weights)
     }
 
     /// A layer with the given adapters; `lora.targets` must match the adapters' keys.
     public init(configuration: EncoderLayerConfiguration, weights: EncoderLayerWeights,
-                lora: LoRAConfiguration<LoRATarget>, adapters: [LoRATarget: LoRAAdapter]) {
+                lora: LoRAConfiguration<LoRATarget>, adapters: [LoRATarget: LoRAAdapter],
+                products: EncoderLayerProducts? = nil) {
         weights.validate(configuration)
         precondition(Set(adapters.keys) == Set(lora.targets), "adapters \(adapters.keys.sorted()) differ from targets \(lora.targets)")
         for (t, a) in adapters {
@@ -47,7 +49,7 @@ public final class EncoderLayer: @unchecked Sendable {
         }
         self.configuration = configuration; self.weights = weights; self.adapters = adapters
         loraScale = lora.scale; loraDropout = lora.dropout
-        qkv = Self.stack([weights.query, weights.key, weights.value])
+        self.products = products ?? .float32(weights)
     }
 
     /// Fresh adapters (B = 0) for every target of `lora`, A seeded per target from `seed`.
@@ -74,8 +76,7 @@ public final class EncoderLayer: @unchecked Sendable {
                         observer: OperationObserver? = nil) {
         let n = a.rows, c = configuration.hiddenSize, f = configuration.intermediateSize
         a.dropoutSeed = dropoutSeed
-        Linear.forward(x, weight: qkv.weight.data, bias: qkv.bias.data, into: a.qkv.data, rows: n,
-                       inFeatures: c, outFeatures: 3 * c)
+        products.qkv.forward(x, into: a.qkv.data, rows: n)
         for (slot, t) in [LoRATarget.query, .key, .value].enumerated() {
             guard let adapter = adapters[t], let saved = a.lora[t] else { continue }
             LoRALinear.addAdapter(x, rows: n, shape: adapter.shape, loraA: adapter.loraA.data,
@@ -159,21 +160,8 @@ public final class EncoderLayer: @unchecked Sendable {
         guard let dInput else { return }
         // Residual into x, then dX += dQKV·Wqkv (one product for the three projections).
         add(g.dAttentionSum.data, into: dInput, count: n * c)
-        MatMul.gemm(false, false, n, c, 3 * c, 1, g.dQKV.data, 3 * c, qkv.weight.data, c, 1, dInput, c)
+        products.qkv.backwardInput(dY: g.dQKV.data, into: dInput, rows: n, accumulate: true)
         observer?("input")
-    }
-
-    /// Rows of several dense layers stacked into one (weights [ΣO, I], biases [ΣO]).
-    static func stack(_ layers: [LinearWeights]) -> LinearWeights {
-        let i = layers[0].inFeatures, o = layers.reduce(0) { $0 + $1.outFeatures }
-        let w = Tensor(shape: [o, i]), b = Tensor(shape: [o])
-        var row = 0
-        for l in layers {
-            (w.data + row * i).update(from: l.weight.data, count: l.outFeatures * i)
-            (b.data + row).update(from: l.bias.data, count: l.outFeatures)
-            row += l.outFeatures
-        }
-        return LinearWeights(weight: w, bias: b)
     }
 
     // MARK: - One linear layer, with or without its adapter
@@ -186,27 +174,18 @@ public final class EncoderLayer: @unchecked Sendable {
     /// y = x·Wᵀ + b (+ residual) (+ the adapter's term) for target t.
     private func project(_ t: LoRATarget, _ x: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
                          into y: UnsafeMutablePointer<Float>, _ a: Activations, _ n: Int) {
-        let l = weights.linear(t)
-        guard let adapter = adapters[t], let saved = a.lora[t] else {
-            Linear.forward(x, weight: l.weight.data, bias: l.bias.data, residual: residual, into: y, rows: n,
-                           inFeatures: l.inFeatures, outFeatures: l.outFeatures)
-            return
-        }
-        LoRALinear.forward(x, rows: n, shape: adapter.shape, weight: l.weight.data, bias: l.bias.data,
-                           loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,
-                           dropout: dropout(t, a), xDropped: saved.xDropped?.data, xa: saved.xa.data,
-                           residual: residual, into: y)
+        products.linear(t).forward(x, residual: residual, into: y, rows: n)
+        guard let adapter = adapters[t], let saved = a.lora[t] else { return }
+        LoRALinear.addAdapter(x, rows: n, shape: adapter.shape, loraA: adapter.loraA.data, loraB: adapter.loraB.data,
+                              scale: loraScale, dropout: dropout(t, a), xDropped: saved.xDropped?.data,
+                              xa: saved.xa.data, into: y)
     }
 
     /// Adapter gradients of target t and dX = dY·W + the adapter's path, added to dX when
     /// `accumulate`, else written over it (the frozen product first, with β = 0).
     private func projectBackward(_ t: LoRATarget, dY: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                  dX: UnsafeMutablePointer<Float>?, accumulate: Bool, _ a: Activations, _ n: Int) {
-        let l = weights.linear(t)
-        if let dX {
-            MatMul.gemm(false, false, n, l.inFeatures, l.outFeatures, 1, dY, l.outFeatures,
-                        l.weight.data, l.inFeatures, accumulate ? 1 : 0, dX, l.inFeatures)
-        }
+        if let dX { products.linear(t).backwardInput(dY: dY, into: dX, rows: n, accumulate: accumulate) }
         guard let adapter = adapters[t], let saved = a.lora[t] else { return }
         LoRALinear.adapterBackward(dY: dY, x: x, rows: n, shape: adapter.shape,
                                    loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,

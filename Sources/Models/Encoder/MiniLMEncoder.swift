@@ -17,6 +17,10 @@ public final class MiniLMEncoder: @unchecked Sendable {
     public let layerWeights: [EncoderLayerWeights]
     /// The sizes every layer shares.
     public let layerConfiguration: EncoderLayerConfiguration
+    /// The frozen products of each layer in `precision`, shared by every layer built on them.
+    public let layerProducts: [EncoderLayerProducts]
+    /// The arithmetic of the products on frozen weights (see `Precision`).
+    public let precision: Precision
     /// Each layer without adapters.
     public let frozenLayers: [EncoderLayer]
     let wordEmbeddings: Tensor, positionEmbeddings: Tensor, tokenTypeEmbeddings: Tensor
@@ -25,9 +29,11 @@ public final class MiniLMEncoder: @unchecked Sendable {
     /// Path of the weight file inside `directory`.
     public var weightsPath: String { directory + "/model.safetensors" }
 
-    /// Loads config, vocabulary and weights, checking every tensor shape.
-    public init(directory: String) throws {
+    /// Loads config, vocabulary and weights, checking every tensor shape, and prepares the
+    /// frozen products in `precision` (bf16 rounds and packs the weights once, here).
+    public init(directory: String, precision: Precision = .fp32) throws {
         self.directory = directory
+        self.precision = precision
         let c = try BertConfiguration(contentsOf: directory + "/config.json")
         configuration = c
         tokenizer = try WordPieceTokenizer(vocabularyFile: directory + "/vocab.txt")
@@ -51,7 +57,13 @@ public final class MiniLMEncoder: @unchecked Sendable {
         let layerWeights = try (0..<c.layerCount).map { try Self.loadLayer($0, from: file, configuration: c) }
         self.layerConfiguration = layerConfiguration
         self.layerWeights = layerWeights
-        frozenLayers = layerWeights.map { EncoderLayer(configuration: layerConfiguration, weights: $0) }
+        let layerProducts = try layerWeights.map { w throws(KernelError) in
+            try EncoderLayerProducts(weights: w, precision: precision)
+        }
+        self.layerProducts = layerProducts
+        frozenLayers = zip(layerWeights, layerProducts).map {
+            EncoderLayer(configuration: layerConfiguration, weights: $0, products: $1)
+        }
     }
 
     /// Token ids of `text`, truncated to `maxLength` (at most the position count).

@@ -123,7 +123,7 @@ public final class S3TRunner {
                                  hyperparametersJSON: try settings.canonicalJSON(), seed: job.seed,
                                  threadCount: settings.threadCount, softwareVersion: letheVersion,
                                  trainingLoss: result.trainingLoss, examplesSeen: result.examplesSeen,
-                                 wallTimeSeconds: clock() - start, labels: labels)
+                                 wallTimeSeconds: clock() - start, labels: labels, precision: settings.precision)
         return StageCheckpoint(lineage: lineage, record: record, adapters: result.adapters, head: result.head)
     }
 

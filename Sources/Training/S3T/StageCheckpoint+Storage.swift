@@ -1,10 +1,12 @@
 import Foundation
+import Kernels
 import Store
 
 /// The HDF5 form of a stage checkpoint (docs/FORMAT.md, "Stage checkpoints").
 ///
 ///     /                       attributes: format, format_version, lineage, record, tensors_sha256,
-///                             labels (optional: class names of the head's rows)
+///                             labels (optional: class names of the head's rows),
+///                             precision (optional: fp32 when absent)
 ///     /adapters/encoder.layer.N.<module>/lora_A   float32 [r, in]
 ///     /adapters/encoder.layer.N.<module>/lora_B   float32 [out, r]
 ///     /head/weight            float32 [classes, hidden]
@@ -50,11 +52,23 @@ extension StageCheckpoint {
                 ("training_loss", .double(r.trainingLoss)),
                 ("examples_seen", .int(Int64(r.examplesSeen))),
                 ("wall_time_seconds", .double(r.wallTimeSeconds)),
+                ("precision", .string(r.precision.rawValue)),
                 ("tensors_sha256", .string(tensorsSHA256)),
             ]
             for (name, value) in attributes { try file.setAttribute(value, named: name) }
             if !r.labels.isEmpty { try file.setAttribute(.strings(r.labels), named: "labels") }
         }
+    }
+
+    /// The `precision` attribute (absent in files written before it existed: float32).
+    private static func precision(of file: HDF5File, path: String) throws -> Precision {
+        guard try file.hasAttribute(named: "precision") else { return .fp32 }
+        let name = try file.stringAttribute(named: "precision")
+        guard let precision = Precision(rawValue: name) else {
+            throw TrainingError.fileInvalid(file: path, reason: "attribute precision is \"\(name)\"; expected one of "
+                                            + Precision.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return precision
     }
 
     /// Reads and checks a stage checkpoint: format and version, every attribute, the tensors,
@@ -106,7 +120,8 @@ extension StageCheckpoint {
             trainingLoss: try need("training_loss") { try file.doubleAttribute(named: $0) },
             examplesSeen: Int(try need("examples_seen") { try file.intAttribute(named: $0) }),
             wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) },
-            labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [])
+            labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [],
+            precision: try precision(of: file, path: path))
         try checkNumbers(lineage, record, file: path)
         let recordedKey = try need("stage_key") { try file.stringAttribute(named: $0) }
         guard recordedKey == lineage.key.hex else {

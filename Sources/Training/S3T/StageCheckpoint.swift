@@ -1,3 +1,4 @@
+import Kernels
 import Foundation
 
 /// Where a stage sits in the plan: the facts that make its checkpoint traceable (docs/DESIGN.md §4).
@@ -51,15 +52,18 @@ public struct StageRecord: Sendable, Equatable {
     /// Class names of the head's rows (`labels[k]` is row k), so a stage file is a complete
     /// model on its own; empty in files written before it was recorded.
     public var labels: [String]
+    /// The arithmetic of the frozen products the stage was trained with (files written before
+    /// it was recorded were float32).
+    public var precision: Precision
 
     public init(strategy: TrainingStrategy, baseModelSHA256: String, hyperparametersJSON: String,
                 seed: UInt64, threadCount: Int, softwareVersion: String, trainingLoss: Double,
-                examplesSeen: Int, wallTimeSeconds: Double, labels: [String] = []) {
+                examplesSeen: Int, wallTimeSeconds: Double, labels: [String] = [], precision: Precision = .fp32) {
         self.strategy = strategy; self.baseModelSHA256 = baseModelSHA256
         self.hyperparametersJSON = hyperparametersJSON; self.seed = seed; self.threadCount = threadCount
         self.softwareVersion = softwareVersion; self.trainingLoss = trainingLoss
         self.examplesSeen = examplesSeen; self.wallTimeSeconds = wallTimeSeconds
-        self.labels = labels
+        self.labels = labels; self.precision = precision
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Models
 import Store
 
@@ -6,11 +7,14 @@ extension TrainingSettings {
     /// Loads the run's base encoder after checking that its `model.safetensors` is the file
     /// the run was trained on (SHA-256 against `baseModelSHA256`): stage adapters only make
     /// sense on the exact weights they were trained with.
-    /// - Parameter run: the run directory, which a relative `baseModel` is resolved against.
-    public func loadBaseEncoder(run: URL) throws -> MiniLMEncoder {
+    /// - Parameters:
+    ///   - run: the run directory, which a relative `baseModel` is resolved against.
+    ///   - precision: the frozen products' arithmetic; the run's own when nil (training and
+    ///     replay always use the run's; inference may choose another).
+    public func loadBaseEncoder(run: URL, precision: Precision? = nil) throws -> MiniLMEncoder {
         let directory = baseModelDirectory(run: run)
         try checkBaseModel(directory)
-        return try MiniLMEncoder(directory: directory.path)
+        return try MiniLMEncoder(directory: directory.path, precision: precision ?? self.precision)
     }
 
     /// Throws unless `directory/model.safetensors` hashes to `baseModelSHA256`.

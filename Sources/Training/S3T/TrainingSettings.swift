@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Store
 import Support
 
@@ -29,6 +30,15 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// relative to the run directory (`baseModelDirectory(run:)`).
     public var baseModel: String
     public var baseModelSHA256: String
+    /// The arithmetic of the frozen products; stored only when not float32, so float32 runs'
+    /// settings (and the stage files that record them) read as before precisions existed.
+    var storedPrecision: Precision?
+
+    /// The arithmetic of the frozen products (every stage of a run uses the same).
+    public var precision: Precision {
+        get { storedPrecision ?? .fp32 }
+        set { storedPrecision = newValue == .fp32 ? nil : newValue }
+    }
 
     enum CodingKeys: String, CodingKey {
         case strategy, epochs, rank = "r", alpha = "lora_alpha", useRSLoRA = "use_rslora"
@@ -37,6 +47,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case weightDecay = "weight_decay", gradientClipNorm = "gradient_clip_norm"
         case batchSize = "batch_size", maxTokenCount = "max_tokens", textField = "text_field"
         case seed, threadCount = "threads", baseModel = "base_model", baseModelSHA256 = "base_model_sha256"
+        case storedPrecision = "precision"
     }
 
     public init(strategy: TrainingStrategy = .s3t, epochs: Int = 3, rank: Int = 16, alpha: Float = 32,
@@ -44,7 +55,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                 layersPerBlock: Int = 2, learningRate: Float = 1e-3, warmupFraction: Float = 0.06,
                 weightDecay: Float = 0.01, gradientClipNorm: Float = 1, batchSize: Int = 16,
                 maxTokenCount: Int = 128, textField: String = "text", seed: UInt64 = 0,
-                threadCount: Int = 1, baseModel: String, baseModelSHA256: String) {
+                threadCount: Int = 1, baseModel: String, baseModelSHA256: String, precision: Precision = .fp32) {
         self.strategy = strategy; self.epochs = epochs; self.rank = rank; self.alpha = alpha
         self.useRSLoRA = useRSLoRA; self.targets = targets; self.layersPerBlock = layersPerBlock
         self.learningRate = learningRate; self.warmupFraction = warmupFraction
@@ -52,6 +63,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         self.batchSize = batchSize; self.maxTokenCount = maxTokenCount; self.textField = textField
         self.seed = seed; self.threadCount = threadCount; self.baseModel = baseModel
         self.baseModelSHA256 = baseModelSHA256
+        self.precision = precision
     }
 
     /// The documented bounds of each setting (`lethe train --help` prints them).

@@ -1,0 +1,29 @@
+import Foundation
+
+/// The load average, and whether it makes a benchmark's numbers doubtful: on a shared machine
+/// other processes take cores from the measured ones, so every benchmark prints this beside
+/// its rates.
+public struct MachineLoad: Codable, Sendable {
+    /// 1-, 5- and 15-minute load averages (empty where the system gives none).
+    public var averages: [Double]
+    public var logicalCPUs: Int
+
+    public init() {
+        var load = [Double](repeating: 0, count: 3)
+        averages = getloadavg(&load, 3) == 3 ? load : []
+        logicalCPUs = ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// A warning when the 1-minute load exceeds a quarter of the CPUs before the measurement
+    /// (this process is not yet part of it), else nil.
+    public var warning: String? {
+        guard let now = averages.first, now > 0.25 * Double(logicalCPUs) else { return nil }
+        return String(format: "warning: load average %.2f on %d CPUs before measuring; other processes share the "
+                      + "cores and the numbers below may be low", now, logicalCPUs)
+    }
+
+    /// "load 0.12 0.30 0.25" for report headers.
+    public var text: String {
+        averages.count == 3 ? String(format: "load %.2f %.2f %.2f", averages[0], averages[1], averages[2]) : "load n/a"
+    }
+}
