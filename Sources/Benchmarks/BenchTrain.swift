@@ -39,6 +39,8 @@ public struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Maximum tokens per example, \(rangeText(Limits.maxTokenCount)).") var maxTokens = 128
     @Flag(help: "Feed the head the L2-normalised embedding instead of the raw mean.") var normalizedHead = false
     @Flag(help: "Disable the activation cache.") var noCache = false
+    @Option(help: "Arithmetic of the frozen base weights' products: fp32 or bf16 (bfloat16, float32 accumulation).")
+    var precision: Precision = .fp32
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
@@ -63,8 +65,10 @@ public struct BenchTrainCommand: ParsableCommand {
         let targetList = try LoRATarget.parseList(targets.joined(separator: ","))
         let result = ResultReport(json: json)
         var rows: [[String: Any]] = []
-        result.say("BLAS core: \(BLASRuntime.coreName), threads: \(threads)")
-        let encoder = try MiniLMEncoder(directory: model)
+        let load = MachineLoad()
+        if let warning = load.warning { result.say(warning) }
+        result.say("BLAS core: \(BLASRuntime.coreName), threads: \(threads), precision: \(precision), \(load.text)")
+        let encoder = try MiniLMEncoder(directory: model, precision: precision)
         let train = try Dataset.read(from: URL(fileURLWithPath: data))
         let testSet = try Dataset.read(from: URL(fileURLWithPath: testData))
         let labels = train.labelVocabulary
@@ -108,6 +112,8 @@ public struct BenchTrainCommand: ParsableCommand {
         }
         result.record("blas_core", BLASRuntime.coreName)
         result.record("threads", threads)
+        result.record("precision", precision.rawValue)
+        result.record("load_average", load.averages)
         result.record("placements", rows)
         try result.finish()
     }
