@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Models
 import Store
 
@@ -10,6 +11,7 @@ import Store
 /// fully trained matrix). Root attributes: `format`, `format_version`, `software_version`,
 /// `method`, `learning_rate`, `steps`, `batch_size`, `lambda`, `seed`, `thread_count` (training
 /// cuts each batch into that many groups of sequences: the same count gives the same bits),
+/// `precision` (`fp32`/`bf16`, the frozen products' arithmetic; absent in older files: fp32),
 /// `r`, `lora_alpha`, `use_rslora` (absent in older files: 0), `target_modules`, `full_modules`,
 /// `base_model_sha256`, and
 /// `<set>_sha256` / `<set>_path` for each data set used.
@@ -22,7 +24,7 @@ public enum AdapterFile {
     /// Writes `adapter` atomically to `url` with the run's record.
     public static func write(_ adapter: LlamaAdapter, to url: URL, method: String,
                              configuration: UnlearningConfiguration, threadCount: Int, baseModelSHA256: String,
-                             dataSets: [String: TextCorpus]) throws {
+                             dataSets: [String: TextCorpus], precision: Precision = .fp32) throws {
         try HDF5File.writeAtomically(to: url, sealed: true) { file in
             for p in adapter.parameters {
                 try file.write(p.value.values, shape: p.value.shape, at: "adapter/\(p.name)")
@@ -41,6 +43,7 @@ public enum AdapterFile {
                 ("full_modules", .strings(a.fullTargets.map(\.rawValue))),
                 ("layers", .ints((a.layers ?? []).map(Int64.init))),
                 ("base_model_sha256", .string(baseModelSHA256)),
+                ("precision", .string(precision.rawValue)),
             ]
             for (name, value) in attributes { try file.setAttribute(value, named: name) }
             for (set, corpus) in dataSets.sorted(by: { $0.key < $1.key }) {

@@ -60,16 +60,19 @@ public struct BenchDecoderCommand: ParsableCommand {
         let median = times.sorted()[times.count / 2]
         let perToken = model.configuration.frozenTrainingFLOPsPerToken(context: tokens) / 1e9
         let rate = Double(batch * tokens) * perToken / median
-        let peak = PeakThroughput.measure(threads: options.threads).ceilingGflops
+        // Work in bf16 is measured against the bf16 dot-product peak (the frozen products are
+        // most of it), in float32 against the FMA peak.
+        let peak = PeakThroughput.measure(threads: options.threads).ceiling(options.precision)
         report.say(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, %.1f GFLOP/s (%.3f GFLOP/token: forward + input gradients, frozen weights)",
                      batch, tokens, rank, median, Double(batch * tokens) / median, rate, perToken))
-        report.say(String(format: "Float32 FMA peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it; at the peak: %.0f tokens/s (the ceiling of any implementation here)",
+        report.say(String(format: "%@ peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it; at the peak: %.0f tokens/s (the ceiling of any implementation here)",
+                     options.precision == .bf16 ? "bf16 dot-product" : "Float32 FMA",
                      options.threads, options.threads == 1 ? "" : "s", peak, 100 * rate / peak, peak / perToken))
         for (key, value): (String, Any) in [
             ("blas_core", BLASRuntime.coreName), ("threads", options.threads), ("thread_groups", groups),
             ("batch", batch), ("tokens", tokens), ("rank", rank), ("steps", steps),
             ("median_step_seconds", median), ("tokens_per_second", Double(batch * tokens) / median),
-            ("gflops", rate), ("gflop_per_token", perToken), ("peak_gflops", peak), ("share_of_peak", rate / peak),
+            ("gflops", rate), ("gflop_per_token", perToken), ("peak_gflops", peak), ("precision", options.precision.rawValue), ("share_of_peak", rate / peak),
         ] { report.record(key, value) }
         try report.finish()
     }

@@ -25,6 +25,9 @@ public struct DecoderOptions: ParsableArguments {
         """)
     public var maxPositions = 2048
 
+    @Option(help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 and packed once, float32 accumulation; adapters, gradients and optimiser state stay float32). Default fp32.")
+    public var precision: Precision = .fp32
+
     /// `--max-positions`: SmolLM2's context; a model with a shorter one refuses more when loaded.
     public static let positionBounds = OptionBounds(2...8192, reason: "the decoder's context; the KV cache grows with it")
 
@@ -38,10 +41,10 @@ public struct DecoderOptions: ParsableArguments {
     }
 
     /// Sets the BLAS thread count and loads model and tokenizer (refusing a --max-positions
-    /// beyond the context the model records).
+    /// beyond the context the model records), the frozen products in --precision.
     public func load() throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
         BLASRuntime.setThreadCount(threads)
-        return try LlamaModel.load(path: model, maxPositions: maxPositions)
+        return try LlamaModel.load(path: model, maxPositions: maxPositions, precision: precision)
     }
 
     /// Refuses scoring `chunks` in batches of `batchSize` (`--threads` batches at once) when

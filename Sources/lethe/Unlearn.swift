@@ -146,7 +146,8 @@ struct UnlearnCommand: ParsableCommand {
         let url = dir.appendingPathComponent(AdapterFile.fileName)
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,
                               threadCount: options.threads,
-                              baseModelSHA256: try TextCorpus.fileSHA256(path: options.model), dataSets: sets)
+                              baseModelSHA256: try TextCorpus.fileSHA256(path: options.model), dataSets: sets,
+                              precision: options.precision)
         let cost = UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: tokens)
         if json {
             writeJSONLine(["event": "done", "adapter": url.path, "trainable_floats": adapter.parameterCount,

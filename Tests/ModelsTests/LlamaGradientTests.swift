@@ -107,3 +107,39 @@ import Kernels
         #expect(a != (try model.forward(ids: ids, batch: 1, tokens: 5, logitRows: Array(0 ..< 5)).logits.values))
     }
 }
+
+/// The decoder in bf16: logits and adapter gradients follow float32's within bfloat16's
+/// rounding, the same inputs give the same bits, and fully trained matrices stay float32.
+@Suite struct LlamaBFloat16Tests {
+    @Test func bf16FollowsFloat32AndIsDeterministic() throws {
+        let fp32 = try LlamaGradientTests.tiny()
+        let bf16 = try LlamaModel(weights: fp32.weights, precision: .bf16)
+        #expect(bf16.precision == .bf16 && fp32.precision == .fp32)
+        let config = try LlamaAdapterConfiguration(rank: 2, alpha: 4, targets: [.query, .value, .gate, .down],
+                                                   fullTargets: [.up])
+        var rng = SplitMix64(seed: 5)
+        let ids: [Int32] = [1, 5, 9, 2, 12, 0, 3, 3, 7, 11], rows = [0, 2, 4, 6, 7, 9]
+        let r = Tensor(shape: [rows.count, 13])
+        for j in 0 ..< r.count { r[j] = rng.nextGaussian() }
+        func run(_ model: LlamaModel) throws -> (logits: [Float], gradients: [Float]) {
+            let adapter = LlamaAdapter(configuration: config, weights: model.weights, seed: 3)
+            var start = SplitMix64(seed: 11)
+            for p in adapter.parameters where p.name.hasSuffix("lora_B") {
+                for j in 0 ..< p.value.count { p.value[j] = 0.3 * start.nextGaussian() }
+            }
+            let pass = try model.forward(ids: ids, batch: 2, tokens: 5, logitRows: rows, adapter: adapter)
+            adapter.zeroGradients()
+            model.backward(pass, dLogits: r, adapter: adapter)
+            return (pass.logits.values, adapter.parameters.flatMap(\.gradient.values))
+        }
+        let a = try run(bf16), b = try run(bf16), reference = try run(fp32)
+        #expect(a.logits == b.logits && a.gradients == b.gradients)
+        #expect(a.logits != reference.logits, "bf16 gave float32's bits: the precision is not used")
+        func relative(_ x: [Float], _ y: [Float]) -> Double {
+            let d = zip(x, y).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }.squareRoot()
+            return d / max(y.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot(), 1e-30)
+        }
+        #expect(relative(a.logits, reference.logits) < 2e-2, "logits \(relative(a.logits, reference.logits))")
+        #expect(relative(a.gradients, reference.gradients) < 5e-2, "gradients \(relative(a.gradients, reference.gradients))")
+    }
+}

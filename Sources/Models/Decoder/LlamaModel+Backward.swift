@@ -14,8 +14,12 @@ extension LlamaModel {
         let c = configuration, n = pass.batch * pass.tokens, cs = c.hiddenSize, f = c.intermediateSize
         let hd = c.headCount * c.headSize, m = pass.logitRows.count
         let dSelected = Tensor(shape: [m, cs])
-        MatMul.gemm(false, false, m, cs, c.vocabularySize, 1, dLogits.pointer, c.vocabularySize,
-                    weights.tokenEmbedding.pointer, cs, 0, dSelected.data, cs)
+        if let packedHead {
+            packedHead.backwardInput(dY: dLogits.pointer, into: dSelected.data, rows: m, accumulate: false)
+        } else {
+            MatMul.gemm(false, false, m, cs, c.vocabularySize, 1, dLogits.pointer, c.vocabularySize,
+                        weights.tokenEmbedding.pointer, cs, 0, dSelected.data, cs)
+        }
         let dHidden = Tensor(shape: [n, cs])
         for (i, r) in pass.logitRows.enumerated() {
             let dst = dHidden.data + r * cs, src = dSelected.data + i * cs
@@ -74,7 +78,19 @@ extension LlamaModel {
         let n = x.count / i
         let fullWeight = adapter.full[l][target]
         let weight = fullWeight?.value ?? weights.layers[l].matrix(target)
-        if let pair = adapter.lora[l][target], let xa = saved.loraXA[target] {
+        if let frozen = frozenProjection(l, target, adapter: adapter) {
+            if let pair = adapter.lora[l][target], let xa = saved.loraXA[target] {
+                let r = adapter.configuration.rank
+                let scratch = Tensor(shape: [n, r])
+                LoRALinear.adapterBackward(dY: dY.pointer, x: x.pointer, rows: n,
+                                           shape: .init(inFeatures: i, outFeatures: o, rank: r),
+                                           loraA: pair.a.value.pointer, loraB: pair.b.value.pointer,
+                                           scale: adapter.configuration.scale, xa: xa.pointer,
+                                           dLoraA: pair.a.gradient.data, dLoraB: pair.b.gradient.data,
+                                           dX: dX?.data, scratch: scratch.data)
+            }
+            if let dX { frozen.backwardInput(dY: dY.pointer, into: dX.data, rows: n, accumulate: true) }
+        } else if let pair = adapter.lora[l][target], let xa = saved.loraXA[target] {
             let r = adapter.configuration.rank
             let scratch = Tensor(shape: [n, r])
             LoRALinear.backward(dY: dY.pointer, x: x.pointer, rows: n,

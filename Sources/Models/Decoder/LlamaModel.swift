@@ -15,12 +15,45 @@ public final class LlamaModel: @unchecked Sendable {
     public let configuration: LlamaConfiguration
     public let weights: LlamaWeights
     let rope: RoPE.Table
+    /// The arithmetic of the products on frozen weights (projections and the tied LM head).
+    public let precision: Precision
+    /// In bf16: every frozen projection of every layer, and the LM head E [V, C], packed once.
+    /// Empty in fp32, whose products keep their OpenBLAS calls.
+    let packed: [[LlamaProjection: FrozenLinear]]
+    let packedHead: FrozenLinear?
 
     public init(weights: LlamaWeights) {
         self.configuration = weights.configuration
         self.weights = weights
         rope = RoPE.Table(headSize: weights.configuration.headSize, base: weights.configuration.ropeBase,
                           maxPositions: weights.configuration.maxPositions)
+        precision = .fp32; packed = []; packedHead = nil
+    }
+
+    /// A model whose frozen products run in `precision` (bf16 packs every frozen matrix here).
+    public init(weights: LlamaWeights, precision: Precision) throws(KernelError) {
+        self.configuration = weights.configuration
+        self.weights = weights
+        rope = RoPE.Table(headSize: weights.configuration.headSize, base: weights.configuration.ropeBase,
+                          maxPositions: weights.configuration.maxPositions)
+        self.precision = precision
+        guard precision != .fp32 else { packed = []; packedHead = nil; return }
+        var layers: [[LlamaProjection: FrozenLinear]] = []
+        for layer in weights.layers {
+            var byTarget: [LlamaProjection: FrozenLinear] = [:]
+            for target in LlamaProjection.allCases {
+                byTarget[target] = try FrozenLinear(weight: layer.matrix(target), bias: nil, precision: precision)
+            }
+            layers.append(byTarget)
+        }
+        packed = layers
+        packedHead = try FrozenLinear(weight: weights.tokenEmbedding, bias: nil, precision: precision)
+    }
+
+    /// The packed frozen projection of layer l, nil in fp32 or when the adapter trains it fully.
+    func frozenProjection(_ l: Int, _ target: LlamaProjection, adapter: LlamaAdapter?) -> FrozenLinear? {
+        guard !packed.isEmpty, adapter?.full[l][target] == nil else { return nil }
+        return packed[l][target]
     }
 
     /// What one block's forward saves for backward.
@@ -120,7 +153,11 @@ public final class LlamaModel: @unchecked Sendable {
         let gathered = Tensor(shape: [m, cs])
         for (i, r) in rows.enumerated() { (gathered.data + i * cs).update(from: hidden.data + r * cs, count: cs) }
         let out = Tensor(shape: [m, v])
-        MatMul.gemm(false, true, m, v, cs, 1, gathered.pointer, cs, weights.tokenEmbedding.pointer, cs, 0, out.data, v)
+        if let packedHead {
+            packedHead.forward(gathered.pointer, into: out.data, rows: m)
+        } else {
+            MatMul.gemm(false, true, m, v, cs, 1, gathered.pointer, cs, weights.tokenEmbedding.pointer, cs, 0, out.data, v)
+        }
         return out
     }
 
@@ -130,7 +167,17 @@ public final class LlamaModel: @unchecked Sendable {
         let (o, i) = target.shape(configuration)
         let n = x.count / i
         let weight = adapter?.full[l][target]?.value ?? weights.layers[l].matrix(target)
-        if let pair = adapter?.lora[l][target] {
+        if let frozen = frozenProjection(l, target, adapter: adapter) {
+            frozen.forward(x.pointer, into: y.data, rows: n)
+            if let pair = adapter?.lora[l][target] {
+                let r = adapter!.configuration.rank
+                let xa = Tensor(shape: [n, r])
+                LoRALinear.addAdapter(x.pointer, rows: n, shape: .init(inFeatures: i, outFeatures: o, rank: r),
+                                      loraA: pair.a.value.pointer, loraB: pair.b.value.pointer,
+                                      scale: adapter!.configuration.scale, xa: xa.data, into: y.data)
+                saved?.loraXA[target] = xa
+            }
+        } else if let pair = adapter?.lora[l][target] {
             let r = adapter!.configuration.rank
             let xa = Tensor(shape: [n, r])
             LoRALinear.forward(x.pointer, rows: n, shape: .init(inFeatures: i, outFeatures: o, rank: r),
