@@ -32,6 +32,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
+        // zlib's compress2, for the zlib-ratio membership attack (Debian zlib1g-dev).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // glibc's mallopt (see Kernels/HeapPolicy.swift).
         .systemLibrary(name: "CMalloc"),
         // What Swift built for AVX2 cannot say: oneDNN products on pre-packed frozen weights
@@ -66,8 +68,8 @@ let package = Package(
         .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store", "Support",
                                              .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
-        // The seven approximate-unlearning methods and their evaluation.
-        .target(name: "Approximate", dependencies: ["Kernels", "Models", "Store", "Support",
+        // The approximate-unlearning methods and their evaluation (membership attacks need zlib).
+        .target(name: "Approximate", dependencies: ["CZlib", "Kernels", "Models", "Store", "Support",
                                                     .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // What the subcommands share: option groups, run access through the run guard, output.

@@ -13,6 +13,9 @@ The model is the same Llama architecture (30 blocks, hidden 576, FFN 1536, 9/3 h
 adjacent pairs base 1e5, RMSNorm, SwiGLU, tied 49,152 × 576 head) with random float32 weights
 (speed does not depend on the values); LoRA r=8, alpha=16 on q,k,v,o,gate,up,down; AdamW;
 the loss is next-token cross-entropy over all positions, as in Lethe's fine-tune objective.
+With --precision bf16, ours runs `lethe bench decoder --precision bf16` and PyTorch runs each round
+twice, in float32 and under torch.autocast("cpu", dtype=torch.bfloat16), so one run gives both
+ratios; the ceiling is then the bf16 peak.
 """
 import argparse, re, statistics, subprocess, time
 import torch
@@ -27,6 +30,8 @@ p.add_argument("--rank", type=int, default=8)
 p.add_argument("--lethe", help="PATH of the lethe binary: print the ceiling its `bench peak` allows")
 p.add_argument("--rounds", type=int, default=1,
                help="with --lethe: alternate `lethe bench decoder` and PyTorch this many times")
+p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+               help="ours: `lethe bench decoder --precision`; bf16 also times PyTorch under bf16 autocast")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -77,48 +82,60 @@ params = [p for p in blocks.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
 ids = torch.randint(0, V, (a.batch, a.tokens))
 
-def train_step():
-    x = emb[ids]
-    for b in blocks:
-        x = b(x)
-    logits = rms(x, norm)[:, :-1] @ emb.T
-    loss = F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1))
+import contextlib
+def autocast(precision):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+def train_step(precision="fp32"):
+    with autocast(precision):
+        x = emb[ids]
+        for b in blocks:
+            x = b(x)
+        logits = rms(x, norm)[:, :-1] @ emb.T
+        loss = F.cross_entropy(logits.reshape(-1, V).float(), ids[:, 1:].reshape(-1))
     opt.zero_grad()
     loss.backward()
     opt.step()
 
-def torch_round():
+def torch_round(precision="fp32"):
     """Median seconds of `a.steps` timed steps."""
     times = []
     for _ in range(a.steps):
         t0 = time.perf_counter()
-        train_step()
+        train_step(precision)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 
 def lethe_round():
     """Training tokens/s of one `lethe bench decoder` run with the same sizes and threads."""
     out = subprocess.run([a.lethe, "bench", "decoder", "--batch", str(a.batch), "--tokens", str(a.tokens),
-                          "--steps", str(a.steps), "--threads", str(a.threads), "--rank", str(a.rank)],
+                          "--steps", str(a.steps), "--threads", str(a.threads), "--rank", str(a.rank),
+                          "--precision", a.precision],
                          check=True, capture_output=True, text=True).stdout
     return float(re.search(r"([0-9.]+) training tokens/s", out).group(1))
 
-train_step()  # warm-up: the allocator's caches and the thread pool
-ratios, medians = [], []
+precisions = ["fp32", "bf16"] if a.precision == "bf16" else ["fp32"]
+for precision in precisions:
+    train_step(precision)  # warm-up: the allocator's caches, the thread pool, oneDNN's kernels
+ratios, medians = {p: [] for p in precisions}, {p: [] for p in precisions}
 for r in range(a.rounds if a.lethe else 1):
     ours = lethe_round() if a.lethe and a.rounds > 1 else None
-    medians.append(torch_round())
-    m = medians[-1]
-    if ours is not None:
-        ratios.append(ours * m / (a.batch * a.tokens))
-        print(f"round {r + 1}: lethe {ours:.0f}, torch {a.batch * a.tokens / m:.0f} training tokens/s: {ratios[-1]:.2f}×",
-              flush=True)
-m = statistics.median(medians)
-print(f"torch {torch.__version__} threads {a.threads}: B={a.batch} T={a.tokens} median step {m:.3f} s, "
-      f"{a.batch * a.tokens / m:.0f} training tokens/s")
-if ratios:
-    print(f"lethe over torch, {len(ratios)} rounds: median {statistics.median(ratios):.2f}×, "
-          f"range {min(ratios):.2f}–{max(ratios):.2f}×")
+    for precision in precisions:
+        medians[precision].append(torch_round(precision))
+        m = medians[precision][-1]
+        if ours is not None:
+            ratios[precision].append(ours * m / (a.batch * a.tokens))
+            print(f"round {r + 1}: lethe ({a.precision}) {ours:.0f}, torch {precision} {a.batch * a.tokens / m:.0f} "
+                  f"training tokens/s: {ratios[precision][-1]:.2f}×", flush=True)
+for precision in precisions:
+    m = statistics.median(medians[precision])
+    print(f"torch {torch.__version__} {precision}{' autocast' if precision == 'bf16' else ''} threads {a.threads}: "
+          f"B={a.batch} T={a.tokens} median step {m:.3f} s, {a.batch * a.tokens / m:.0f} training tokens/s")
+    if ratios[precision]:
+        rs = ratios[precision]
+        print(f"lethe ({a.precision}) over torch {precision}, {len(rs)} rounds: median {statistics.median(rs):.2f}×, "
+              f"range {min(rs):.2f}–{max(rs):.2f}×")
+m = statistics.median(medians["fp32"])
 # The floor of the work per token, as LlamaConfiguration.frozenTrainingFLOPsPerToken: the forward and
 # the input gradients through the frozen matrices (LM head included), attention backward twice its forward.
 matrices = L * (2 * C * H * D + 2 * C * KV * D + 3 * C * FF) + V * C
@@ -127,6 +144,6 @@ rate = a.batch * a.tokens / m
 print(f"work floor {per_token / 1e9:.3f} GFLOP/token: PyTorch at {rate * per_token / 1e9:.1f} GFLOP/s")
 if a.lethe:
     import torch_mirror as tm
-    peak = tm.peak_gflops(a.lethe, a.threads)
+    peak = tm.peak_gflops(a.lethe, a.threads, a.precision)
     print(f"ceiling: at the FMA peak of {peak:.1f} GFLOP/s the floor allows {peak * 1e9 / per_token:.0f} tokens/s, "
           f"so no implementation here can beat PyTorch's {rate:.0f} by more than {peak * 1e9 / per_token / rate:.2f}×")

@@ -35,6 +35,9 @@ the side-by-side table gives both training times, their ratio, both accuracies a
 With --jobs N both sides train up to N shards at once in separate processes of --threads threads
 (ours: `lethe train --jobs N`; PyTorch: worker processes of this script, whose start-up and
 loading are left out of its time), and the times compared are the wall times of the training.
+With --precision bf16 ours trains and evaluates in bfloat16 (`lethe train --precision bf16`) and
+PyTorch runs twice, in float32 and under torch.autocast("cpu", dtype=torch.bfloat16) — how a
+PyTorch team lowers precision on CPU — so one run gives both ratios (--torch-precision picks).
 """
 import argparse
 import hashlib
@@ -78,6 +81,11 @@ def parse_args():
                    help="train up to N shards at once in separate processes, --threads threads each (ours: "
                         "`lethe train --jobs N`; pytorch: N worker processes of this script); the times compared "
                         "are then wall times of the whole training")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="ours: `lethe train --precision`; the peak the share is taken of")
+    p.add_argument("--torch-precision", default=None,
+                   help="comma-separated PyTorch runs, fp32 and/or bf16 (autocast); default fp32, or fp32,bf16 "
+                        "with --precision bf16")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
@@ -85,6 +93,10 @@ def parse_args():
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     args.target_modules = tm.parse_targets(" ".join(args.targets))
+    args.torch_precisions = (args.torch_precision or ("fp32,bf16" if args.precision == "bf16" else "fp32")).split(",")
+    for precision in args.torch_precisions:
+        if precision not in ("fp32", "bf16"):
+            p.error(f"--torch-precision {precision}: use fp32, bf16 or fp32,bf16")
     return args
 
 
@@ -197,7 +209,7 @@ def build(base, layers, adapters, head, args, classes, seed):
     return classifier
 
 
-def run_torch(args, plan, dataset, test_set):
+def run_torch(args, plan, dataset, test_set, precision):
     import torch
     torch.set_num_threads(args.threads)
     model_dir = tm.resolve(args.model)
@@ -233,7 +245,7 @@ def run_torch(args, plan, dataset, test_set):
             built = time.monotonic() - start
             report = tm.train(classifier, params, [encoded[i] for i in ids], [index[dataset[i]["label"]] for i in ids],
                               args.epochs, args.batch_size, args.lr, seed, work=work,
-                              lowest_trained=min(st["block"]), keys=ids)
+                              lowest_trained=min(st["block"]), keys=ids, precision=precision)
             seconds = time.monotonic() - start
             total += seconds
             states[st["key"]] = {"adapters": adapter_tensors(classifier, set(st["block"])),
@@ -244,7 +256,7 @@ def run_torch(args, plan, dataset, test_set):
                                 "examples_seen": report["examples"], "seconds": seconds, "build_seconds": built,
                                 "cpu_seconds": report["cpu_seconds"]})
             if not args.json:
-                print_stage("pytorch", stage_lines[-1])
+                print_stage(torch_name(precision), stage_lines[-1])
         served = sequence_keys[0]
         adapters = {name: t for k in served for name, t in states[k]["adapters"].items()}
         model = build(base, {int(n.split(".")[2]) for n in adapters}, adapters, states[served[-1]]["head"], args,
@@ -252,10 +264,11 @@ def run_torch(args, plan, dataset, test_set):
         served_models.append(model)
     training_end = time.time()
     test_ids = tokens.encode([tm.model_input(e, args.text_field) for e in test_set])
-    per_shard = [m.logits(test_ids) for m in served_models]
+    per_shard = [m.logits(test_ids, precision=precision) for m in served_models]
     result = {"training_seconds": total, "stages": stage_lines,
               "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stage_lines),
               "threads": torch.get_num_threads(), "training_span": [first_start, training_end],
+              "precision": precision,
               "flops_done": work.done, "flops_floor": work.floor_total()}
     if args.worker:
         result["shard_logits"] = [x.tolist() for x in per_shard]
@@ -276,12 +289,16 @@ def ensemble(per_shard, truth):
     return {"accuracy": accuracy(mean), "shard_accuracies": [accuracy(x) for x in per_shard]}
 
 
-def run_torch_jobs(args, plan, test_set):
+def torch_name(precision):
+    return "pytorch" if precision == "fp32" else "pytorch-bf16"
+
+
+def run_torch_jobs(args, plan, test_set, precision):
     """--jobs N: N worker processes (this script with --worker), the shards dealt round-robin among
     them, all started at once. The time compared is the span from the first worker's training start
     to the last one's end, so the workers' Python, torch and model loading are not counted."""
     base = [sys.executable, os.path.abspath(__file__), "--worker", "--json"]
-    skip = {"--lethe", "--lethe-run", "--shard", "--jobs"}
+    skip = {"--lethe", "--lethe-run", "--shard", "--jobs", "--torch-precision"}
     argv, k = [], 1
     while k < len(sys.argv):
         a = sys.argv[k]
@@ -293,6 +310,7 @@ def run_torch_jobs(args, plan, test_set):
         k += 1
     start = time.monotonic()
     groups = [args.shards[j::args.jobs] for j in range(min(args.jobs, len(args.shards)))]
+    argv += ["--torch-precision", precision]
     workers = [(group, subprocess.Popen(base + argv + [x for h in group for x in ("--shard", str(h))],
                                         stdout=subprocess.PIPE, text=True)) for group in groups]
     results, logits = {}, {}
@@ -305,12 +323,12 @@ def run_torch_jobs(args, plan, test_set):
     stages = sorted((line for r in results.values() for line in r["stages"]), key=lambda s: s["shard"])
     if not args.json:
         for line in stages:
-            print_stage("pytorch", line)
+            print_stage(torch_name(precision), line)
     spans = [r["training_span"] for r in results.values()]
     index = {name: k for k, name in enumerate(plan.labels)}
     result = {"training_seconds": max(e for _, e in spans) - min(b for b, _ in spans), "stages": stages,
               "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stages), "threads": args.threads,
-              "jobs": args.jobs, "process_seconds": time.monotonic() - start,
+              "jobs": args.jobs, "process_seconds": time.monotonic() - start, "precision": precision,
               "summed_stage_seconds": sum(s["seconds"] for s in stages),
               "flops_done": sum(r["flops_done"] for r in results.values()),
               "flops_floor": sum(r["flops_floor"] for r in results.values())}
@@ -351,7 +369,7 @@ def run_ours(args, plan, data_path, test_path, directory):
              str(args.layers_per_block), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
              "--text-field", args.text_field, "--max-tokens", str(args.max_tokens), "--seed", str(args.seed),
              "--threads", str(args.threads), "--model", tm.resolve(args.model), "--data", data_path, "--json",
-             "--jobs", str(args.jobs)]
+             "--jobs", str(args.jobs), "--precision", args.precision]
     for shard in args.shards:
         train += ["--shard", str(shard)]
     out, wall, cpu = tm.run_lethe(train, root)
@@ -375,7 +393,8 @@ def run_ours(args, plan, data_path, test_path, directory):
             "process_seconds": wall, "process_cpu_seconds": cpu,
             "stages": stages,
             "accuracy": evaluation["accuracy"], "shard_accuracies": [s["accuracy"] for s in evaluation["shards"]],
-            "threads": args.threads, "commands": [" ".join(command), " ".join(train)]}
+            "threads": args.threads, "precision": args.precision,
+            "commands": [" ".join(command), " ".join(train)]}
 
 
 def main():
@@ -399,6 +418,7 @@ def main():
                 f"r={args.rank}, alpha={args.alpha:g} on {', '.join(args.target_modules)}, {args.layers_per_block} "
                 f"layers per block, lr {args.lr:g}, batch {args.batch_size}, text field {args.text_field}, "
                 f"seed {args.seed}, {args.threads} threads" + (f", {args.jobs} shards at once" if args.jobs > 1 else "")
+                + f"; ours in {args.precision}, pytorch in {' and '.join(args.torch_precisions)}"
                 + ("" if len(args.shards) == plan.shards else f"; shards {', '.join(map(str, args.shards))} only"))
     result = {"configuration": settings, "uptime_before": tm.uptime()}
     if not args.json:
@@ -411,40 +431,54 @@ def main():
         finally:
             if not args.lethe_run:
                 shutil.rmtree(directory, ignore_errors=True)
-    if args.jobs > 1 and len(args.shards) > 1 and not args.worker:
-        result["torch"] = run_torch_jobs(args, plan, test_set)
-    else:
-        result["torch"] = run_torch(args, plan, dataset, test_set)
+    # "torch" is the first PyTorch run (float32 unless --torch-precision says otherwise), "torch_bf16"
+    # the autocast one when both ran.
+    names = {}
+    for precision in args.torch_precisions:
+        key = "torch" if not names else f"torch_{precision}"
+        names[key] = precision
+        if args.jobs > 1 and len(args.shards) > 1 and not args.worker:
+            result[key] = run_torch_jobs(args, plan, test_set, precision)
+        else:
+            result[key] = run_torch(args, plan, dataset, test_set, precision)
     result["uptime_after"] = tm.uptime()
     if args.lethe and not args.worker:
-        result["peak_gflops"] = tm.peak_gflops(args.lethe, args.threads * max(args.jobs, 1))
+        result["peak_gflops"] = tm.peak_gflops(args.lethe, args.threads * max(args.jobs, 1), args.precision)
     if args.lethe:
-        result["ratio"] = result["torch"]["training_seconds"] / result["lethe"]["training_seconds"]
-        result["accuracy_delta_points"] = 100 * (result["lethe"]["accuracy"] - result["torch"]["accuracy"])
+        for key in names:
+            suffix = key[len("torch"):]
+            result["ratio" + suffix] = result[key]["training_seconds"] / result["lethe"]["training_seconds"]
+            result["accuracy_delta_points" + suffix] = 100 * (result["lethe"]["accuracy"] - result[key]["accuracy"])
     if args.json:
         print(json.dumps(result, sort_keys=True))
         return
-    for who in ("lethe", "torch"):
+    labels = {"lethe": f"lethe ({args.precision})", **{k: torch_name(p) for k, p in names.items()}}
+    for who in labels:
         if who in result:
             r = result[who]
             shards = ", ".join(f"{100 * x:.2f}%" for x in r["shard_accuracies"])
             wall = (f" (wall time, {args.jobs} shards at once; the stages sum to {r['summed_stage_seconds']:.1f} s)"
                     if "summed_stage_seconds" in r and args.jobs > 1 else "")
-            print(f"{'pytorch' if who == 'torch' else who}: {r['training_seconds']:.1f} s of training{wall} "
+            print(f"{labels[who]}: {r['training_seconds']:.1f} s of training{wall} "
                   f"({len(r['stages'])} stages), ensemble test accuracy {100 * r['accuracy']:.2f}%, "
                   f"shards {shards}")
     if args.lethe:
-        o, t = result["lethe"], result["torch"]
-        print(f"side by side: lethe {o['training_seconds']:.1f} s vs pytorch {t['training_seconds']:.1f} s "
-              f"= {result['ratio']:.2f}× faster; accuracy {100 * o['accuracy']:.2f}% vs {100 * t['accuracy']:.2f}% "
-              f"(delta {result['accuracy_delta_points']:+.2f} points)")
-        print(f"CPU time: lethe train process {o['process_cpu_seconds']:.1f} s (wall {o['process_seconds']:.1f} s, "
-              f"loading included); pytorch training loops {t['training_loop_cpu_seconds']:.1f} s")
-        theirs = {(s["shard"], s["stage_key"]): s["training_loss"] for s in t["stages"]}
-        losses = [(s["training_loss"], theirs[(s["shard"], s["stage_key"])]) for s in o["stages"]
-                  if (s["shard"], s["stage_key"]) in theirs]
-        worst = max(abs(a - b) for a, b in losses) if losses else 0
-        print(f"stage losses (last epoch): largest |lethe − pytorch| = {worst:.4f} over {len(losses)} stages")
+        o = result["lethe"]
+        for key in names:
+            t, suffix = result[key], key[len("torch"):]
+            print(f"side by side: {labels['lethe']} {o['training_seconds']:.1f} s vs {labels[key]} "
+                  f"{t['training_seconds']:.1f} s = {result['ratio' + suffix]:.2f}× faster; accuracy "
+                  f"{100 * o['accuracy']:.2f}% vs {100 * t['accuracy']:.2f}% "
+                  f"(delta {result['accuracy_delta_points' + suffix]:+.2f} points)")
+            print(f"CPU time: lethe train process {o['process_cpu_seconds']:.1f} s (wall {o['process_seconds']:.1f} s, "
+                  f"loading included); {labels[key]} training loops {t['training_loop_cpu_seconds']:.1f} s")
+            theirs = {(s["shard"], s["stage_key"]): s["training_loss"] for s in t["stages"]}
+            losses = [(s["training_loss"], theirs[(s["shard"], s["stage_key"])]) for s in o["stages"]
+                      if (s["shard"], s["stage_key"]) in theirs]
+            worst = max(abs(a - b) for a, b in losses) if losses else 0
+            print(f"stage losses (last epoch): largest |lethe − {labels[key]}| = {worst:.4f} over {len(losses)} stages")
+        t = result["torch"]
+        print(f"peak of {args.precision} on {args.threads * max(args.jobs, 1)} threads: {result['peak_gflops']:.1f} GFLOP/s")
         tm.print_ceiling("of training", t["training_seconds"], o["training_seconds"], t["flops_done"],
                          t["flops_floor"], result["peak_gflops"])
     print(f"after:  {result['uptime_after']}")

@@ -294,16 +294,17 @@ class Classifier:
             pooled = torch.nn.functional.normalize(pooled, dim=-1, eps=1e-12)
         return self.head(pooled)
 
-    def logits(self, ids, batch_size=64):
-        """Logits of every token list, in batches of `batch_size` sorted by length (as `predict`)."""
+    def logits(self, ids, batch_size=64, precision="fp32"):
+        """Logits of every token list, in batches of `batch_size` sorted by length (as `predict`),
+        under autocast for "bf16"."""
         import torch
         self.encoder.eval()
         order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
         result = [None] * len(ids)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision):
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
-                out = self.forward(*pad([ids[i] for i in chunk]))
+                out = self.forward(*pad([ids[i] for i in chunk])).float()
                 for row, index in enumerate(chunk):
                     result[index] = out[row].clone()
         return torch.stack(result)
@@ -335,11 +336,24 @@ def trainable_parameters(classifier, layers):
     return params
 
 
+def autocast(precision):
+    """The context a PyTorch team uses for lower precision on CPU: torch.autocast with bfloat16
+    for "bf16" (products in bf16, reductions and the loss in float32), nothing for "fp32"."""
+    import contextlib
+    import torch
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise SystemExit(f"precision {precision!r}: use fp32 or bf16")
+
+
 def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_fraction=0.06,
-          weight_decay=0.01, clip=1.0, work=None, lowest_trained=0, keys=None):
+          weight_decay=0.01, clip=1.0, work=None, lowest_trained=0, keys=None, precision="fp32"):
     """Our ClassifierTrainer's loop; returns steps, per-epoch mean losses, examples, real/padded tokens.
     With `work` (a Work), every step's FLOPs are counted into it, the trained layers being
-    lowest_trained..top and `keys` naming the examples (default: their positions)."""
+    lowest_trained..top and `keys` naming the examples (default: their positions). With precision
+    "bf16" the forward pass and the loss run under torch.autocast (the backward follows it)."""
     import torch
     lengths = [len(s) for s in ids]
     steps_per_epoch = len(length_bucket_batches(lengths, batch_size, 0, seed))
@@ -361,7 +375,8 @@ def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_
             if work is not None:
                 work.step([lengths[i] for i in members], lowest_trained,
                           [keys[i] if keys else i for i in members])
-            loss = torch.nn.functional.cross_entropy(classifier.forward(x, mask), target[members])
+            with autocast(precision):
+                loss = torch.nn.functional.cross_entropy(classifier.forward(x, mask).float(), target[members])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip:
@@ -463,11 +478,15 @@ class Work:
         return self.floor + once
 
 
-def peak_gflops(lethe, threads):
-    """`lethe bench peak --threads N --json`: the float32 ceiling of this CPU on N threads at once
-    (the FMA loop's rate, twice it where the CPU has full-width AVX-512, never below sgemm)."""
+def peak_gflops(lethe, threads, precision="fp32"):
+    """`lethe bench peak --threads N --json`: the ceiling of this CPU on N threads at once for the
+    precision — the median rate of the register-resident FMA loop (fp32) or of the bf16 dot-product
+    loop (bf16, where the CPU has AVX512-BF16; else the fp32 one)."""
     out, _, _ = run_lethe([os.path.abspath(lethe), "bench", "peak", "--threads", str(threads), "--json"], None)
-    return json.loads(out)["measurements"][-1]["ceilingGflops"]
+    measurement = json.loads(out)["measurements"][-1]
+    if precision == "bf16" and measurement.get("bf16Gflops"):
+        return measurement["bf16Gflops"]
+    return measurement["ceilingGflops"]
 
 
 def print_ceiling(who_time, torch_seconds, ours_seconds, done, floor, peak):

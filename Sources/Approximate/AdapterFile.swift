@@ -13,7 +13,7 @@ import Store
 /// cuts each batch into that many groups of sequences: the same count gives the same bits),
 /// `precision` (`fp32`/`bf16`, the frozen products' arithmetic; absent in older files: fp32),
 /// `r`, `lora_alpha`, `use_rslora` (absent in older files: 0), `target_modules`, `full_modules`,
-/// `base_model_sha256`, and
+/// `base_model_sha256`, `beta` (NPO and SimNPO methods) and `gamma` (SimNPO methods), and
 /// `<set>_sha256` / `<set>_path` for each data set used.
 public enum AdapterFile {
     public static let format = "lethe-decoder-adapter"
@@ -46,6 +46,10 @@ public enum AdapterFile {
                 ("precision", .string(precision.rawValue)),
             ]
             for (name, value) in attributes { try file.setAttribute(value, named: name) }
+            if let m = UnlearningMethod(rawValue: method), m.usesPreferenceLoss {
+                try file.setAttribute(.double(Double(configuration.beta(for: m))), named: "beta")
+                if m.forgetTerm == .simNPO { try file.setAttribute(.double(Double(configuration.gamma)), named: "gamma") }
+            }
             for (set, corpus) in dataSets.sorted(by: { $0.key < $1.key }) {
                 try file.setAttribute(.string(corpus.sha256), named: "\(set)_sha256")
                 try file.setAttribute(.string(corpus.path), named: "\(set)_path")

@@ -18,8 +18,30 @@ public struct LanguageModelQuality: Sendable, Equatable, Codable {
     }
 }
 
+/// The token scores of the forget and unseen sets under a reference model, for the reference attack.
+public struct ReferenceScores: Sendable {
+    public var forget: [TokenScores]
+    public var unseen: [TokenScores]
+
+    public init(forget: [TokenScores], unseen: [TokenScores]) { self.forget = forget; self.unseen = unseen }
+
+    /// Scores both sets under `model` (no adapter).
+    public init(model: LlamaModel, forget: [[Int]], unseen: [[Int]], batchSize: Int = ForgetEvaluation.batchSize,
+                padID: Int = 2, threads: Int = 1) throws {
+        self.forget = try model.scores(of: forget, batchSize: batchSize, padID: padID, threads: threads)
+        self.unseen = try model.scores(of: unseen, batchSize: batchSize, padID: padID, threads: threads)
+    }
+}
+
+/// One membership attack's separation of forget (members) from unseen (non-members).
+public struct AttackSeparation: Sendable, Codable, Equatable {
+    public var attack: MembershipInference.Attack
+    public var separation: MembershipInference.Separation
+}
+
 /// The evaluation of an unlearning run (Yao et al. §4): quality on forget, retain and general
-/// data; Min-K% membership inference of forget (members) vs unseen (non-members); cost.
+/// data; membership inference of forget (members) vs unseen (non-members) by Min-K% over K and
+/// by each attack of `MembershipInference.Attack`; cost.
 public struct ForgetEvaluation: Sendable, Codable {
     public static let percents: [Double] = [30, 40, 50, 60, 100]
     /// Chunks scored per batch unless the caller says otherwise.
@@ -29,13 +51,18 @@ public struct ForgetEvaluation: Sendable, Codable {
     public var retain: LanguageModelQuality?
     public var general: LanguageModelQuality?
     public var unseen: LanguageModelQuality
-    /// Separation per K (same order as `percents`).
+    /// Min-K% separation per K (same order as `percents`).
     public var membership: [MembershipInference.Separation]
+    /// Each attack's separation: LOSS, Min-K% and Min-K%++ always; zlib when the texts are known
+    /// (`text` given); reference when reference scores are given.
+    public var attacks: [AttackSeparation]
 
-    /// Scores every set under `model` (+ `adapter`) and computes the metrics.
+    /// Scores every set under `model` (+ `adapter`) and computes the metrics. `text` turns a
+    /// chunk back into its text (for the zlib attack); `reference` holds the forget and unseen
+    /// scores under the reference model.
     public init(model: LlamaModel, adapter: LlamaAdapter?, forget: [[Int]], unseen: [[Int]],
                 retain: [[Int]]? = nil, general: [[Int]]? = nil, batchSize: Int = Self.batchSize, padID: Int = 2,
-                threads: Int = 1) throws {
+                threads: Int = 1, text: (([Int]) throws -> String)? = nil, reference: ReferenceScores? = nil) throws {
         func score(_ s: [[Int]]) throws -> [TokenScores] {
             try model.scores(of: s, adapter: adapter, batchSize: batchSize, padID: padID, threads: threads)
         }
@@ -49,6 +76,53 @@ public struct ForgetEvaluation: Sendable, Codable {
                 members: f.compactMap { MembershipInference.minKScore($0.logProbabilities, percent: k) },
                 nonMembers: u.compactMap { MembershipInference.minKScore($0.logProbabilities, percent: k) })
         }
+        let zlibSizes = try text.map { decode in
+            (try forget.map { MembershipInference.zlibSize(try decode($0)) },
+             try unseen.map { MembershipInference.zlibSize(try decode($0)) })
+        }
+        if let reference, reference.forget.count != f.count || reference.unseen.count != u.count {
+            throw ApproximateError.invalidValue(field: "reference scores", value: "\(reference.forget.count)/\(reference.unseen.count)",
+                                                reason: "must score the same \(f.count) forget and \(u.count) unseen chunks")
+        }
+        attacks = try MembershipInference.Attack.allCases.compactMap { attack in
+            let score: (TokenScores, Int, Bool) -> Double?
+            let k = MembershipInference.attackPercent
+            switch attack {
+            case .loss: score = { s, _, _ in MembershipInference.lossScore(s) }
+            case .minK: score = { s, _, _ in MembershipInference.minKScore(s.logProbabilities, percent: k) }
+            case .minKPlusPlus: score = { s, _, _ in MembershipInference.minKPlusPlusScore(s, percent: k) }
+            case .zlib:
+                guard let zlibSizes else { return nil }
+                score = { s, i, member in
+                    MembershipInference.zlibScore(s, compressedBytes: member ? zlibSizes.0[i] : zlibSizes.1[i])
+                }
+            case .reference:
+                guard let reference else { return nil }
+                score = { s, i, member in
+                    MembershipInference.referenceScore(s, reference: member ? reference.forget[i] : reference.unseen[i])
+                }
+            }
+            let separation = try MembershipInference.separation(
+                members: f.enumerated().compactMap { score($1, $0, true) },
+                nonMembers: u.enumerated().compactMap { score($1, $0, false) })
+            return AttackSeparation(attack: attack, separation: separation)
+        }
+    }
+
+    /// The AUC of `attack`, if it ran.
+    public func auc(_ attack: MembershipInference.Attack) -> Double? {
+        attacks.first { $0.attack == attack }?.separation.rocAUC
+    }
+
+    /// AUC − the oracle's AUC for every attack both evaluations ran, in attack order. Two-sided:
+    /// a negative gap (forget texts now look less familiar than never-seen ones) is over-forgetting.
+    public func gaps(to oracle: ForgetEvaluation) -> [(attack: MembershipInference.Attack, gap: Double)] {
+        attacks.compactMap { a in oracle.auc(a.attack).map { (a.attack, a.separation.rocAUC - $0) } }
+    }
+
+    /// The largest |AUC − oracle AUC| over the attacks (0 when none is shared).
+    public func largestGap(to oracle: ForgetEvaluation) -> Double {
+        gaps(to: oracle).map { abs($0.gap) }.max() ?? 0
     }
 }
 

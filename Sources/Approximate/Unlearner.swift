@@ -14,6 +14,10 @@ public struct UnlearningConfiguration: Sendable, Equatable {
     public var seed: UInt64
     public var maxGradientNorm: Float?
     public var adapter: LlamaAdapterConfiguration
+    /// β of NPO and SimNPO (nil: the method's default, `UnlearningMethod.defaultBeta`).
+    public var beta: Float?
+    /// γ of SimNPO, the margin added to the length-normalised log-probability.
+    public var gamma: Float
 
     /// The documented bounds (`lethe unlearn --help` prints them; its `validate()` checks them).
     public enum Limits {
@@ -23,11 +27,14 @@ public struct UnlearningConfiguration: Sendable, Equatable {
         public static let rank = 1...256
         public static let alpha: ClosedRange<Float> = 1e-3...1e4
         public static let lambda: ClosedRange<Float> = 0...1e4
+        public static let beta: ClosedRange<Float> = 1e-4...1e3
+        public static let gamma: ClosedRange<Float> = 0...1e3
     }
 
     /// Rejects values outside `Limits` (a NaN is outside every range), naming the option.
     public init(learningRate: Float, steps: Int, batchSize: Int = 4, lambda: Float = 1, seed: UInt64 = 0,
-                maxGradientNorm: Float? = 1, adapter: LlamaAdapterConfiguration) throws {
+                maxGradientNorm: Float? = 1, adapter: LlamaAdapterConfiguration, beta: Float? = nil,
+                gamma: Float = 0) throws {
         func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ option: String) throws {
             try requireWithin(value, range) { ApproximateError.invalidValue(field: option, value: "\($0)", reason: "must be in \($1)") }
         }
@@ -35,6 +42,8 @@ public struct UnlearningConfiguration: Sendable, Equatable {
         try within(steps, Limits.steps, "--steps")
         try within(batchSize, Limits.batchSize, "--batch-size")
         try within(lambda, Limits.lambda, "lambda")
+        if let beta { try within(beta, Limits.beta, "--beta") }
+        try within(gamma, Limits.gamma, "--gamma")
         try within(adapter.rank, Limits.rank, "--rank")
         if let lora = adapter.lora { try within(lora.alpha, Limits.alpha, "--alpha") }
         if let maxGradientNorm, !(maxGradientNorm.isFinite && maxGradientNorm > 0) {
@@ -43,7 +52,11 @@ public struct UnlearningConfiguration: Sendable, Equatable {
         }
         self.learningRate = learningRate; self.steps = steps; self.batchSize = batchSize; self.lambda = lambda
         self.seed = seed; self.maxGradientNorm = maxGradientNorm; self.adapter = adapter
+        self.beta = beta; self.gamma = gamma
     }
+
+    /// β as `method` uses it.
+    public func beta(for method: UnlearningMethod) -> Float { beta ?? method.defaultBeta }
 }
 
 /// What one optimisation step reports through the progress callback.
@@ -60,10 +73,11 @@ public struct UnlearningStep: Sendable {
     public var trainedTokens: Int
 }
 
-/// Runs one of the seven methods (or plain fine-tuning) with a LoRA adapter on a frozen model.
+/// Runs one of the unlearning methods (or plain fine-tuning) with a LoRA adapter on a frozen model.
 ///
-/// θ0 is the frozen model itself (the adapter starts as the identity), so the KL reference and
-/// the adversarial labels come from forward passes without the adapter.
+/// θ0 is the frozen model itself (the adapter starts as the identity), so the KL reference, the
+/// adversarial labels and NPO's reference log-probabilities come from forward passes without the
+/// adapter.
 public final class Unlearner {
     /// What is being optimised: an unlearning method, or next-token descent (fine-tuning).
     public enum Objective: Sendable, Equatable {
@@ -81,6 +95,8 @@ public final class Unlearner {
     let padID: Int
     /// Replaced labels per forget chunk (random-label and adversarial), aligned with its prediction rows.
     var replacedLabels: [[Int32]] = []
+    /// NPO: log π_θ0 of each forget chunk (the sum of its next-token log-probabilities).
+    var referenceLogProbabilities: [Double] = []
     /// Gradient replicas of `adapter` for the second and later thread groups of `descend`.
     var replicas: [LlamaAdapter] = []
 
@@ -117,6 +133,10 @@ public final class Unlearner {
                                              threads: threads)
                 return TokenLosses.adversarialLabels(referenceLogits: pass.logits, targets: b.nextTokens)
             }
+        case .npo, .npoDescentInDistribution:
+            referenceLogProbabilities = try model.scores(of: forget, padID: padID, threads: threads).map {
+                $0.logProbabilities.reduce(0.0) { $0 + Double($1) }
+            }
         default:
             replacedLabels = []
         }
@@ -133,19 +153,29 @@ public final class Unlearner {
         let forgetIndex = indices(step: k, count: forget.count)
         let chunks = forgetIndex.map { forget[$0] }
         var forgetWeight: Float = -1
-        var labels: [[Int32]]? = nil
+        var term = Term.nll(weight: -1, labels: nil)
         switch objective {
         case .fineTune:
             forgetWeight = 1
+            term = .nll(weight: 1, labels: nil)
         case let .unlearn(method):
-            if !method.ascendsOnForget {
-                labels = forgetIndex.map { replacedLabels[$0] }
+            let beta = configuration.beta(for: method)
+            switch method.forgetTerm {
+            case .ascent: break
+            case .replacedLabels:
                 forgetWeight = 1
+                term = .nll(weight: 1, labels: forgetIndex.map { replacedLabels[$0] })
+            case .npo:
+                forgetWeight = 1
+                term = .preference(weight: 1, loss: .npo(beta: beta, reference: forgetIndex.map { referenceLogProbabilities[$0] }))
+            case .simNPO:
+                forgetWeight = 1
+                term = .preference(weight: 1, loss: .simNPO(beta: beta, gamma: configuration.gamma))
             }
         }
         /// Tokens through forward and backward: the batch padded to its longest chunk.
         func paddedTokens(_ batch: [[Int]]) -> Int { batch.count * (batch.map(\.count).max() ?? 0) }
-        let forgetTerm = try descend(chunks, term: .nll(weight: forgetWeight, labels: labels))
+        let forgetTerm = try descend(chunks, term: term)
         var loss = forgetWeight * forgetTerm, companionTerm: Float = 0
         var tokens = paddedTokens(chunks)
         if case let .unlearn(method) = objective, method.companion != nil {
@@ -163,22 +193,29 @@ public final class Unlearner {
     }
 
     /// One loss term over a batch of chunks: the mean NLL of the next tokens (or of `labels`,
-    /// per chunk, aligned with its prediction rows), or the mean KL(θ0 ‖ θ) over real tokens;
-    /// `weight` multiplies its gradient.
+    /// per chunk, aligned with its prediction rows), the mean KL(θ0 ‖ θ) over real tokens, or a
+    /// preference loss averaged over the chunks; `weight` multiplies its gradient.
     enum Term {
         case nll(weight: Float, labels: [[Int32]]?)
         case kl(weight: Float)
+        case preference(weight: Float, loss: TokenLosses.Preference)
 
-        /// The rows the term averages over in a chunk of `length` tokens.
+        /// The units the term averages over in a chunk of `length` tokens: rows, or the chunk.
         func rows(length: Int) -> Int {
-            if case .kl = self { return length }
-            return max(length - 1, 0)
+            switch self {
+            case .kl: return length
+            case .nll: return max(length - 1, 0)
+            case .preference: return 1
+            }
         }
 
-        /// The term on chunks `range` of its batch (replaced labels follow their chunks).
+        /// The term on chunks `range` of its batch (replaced labels and references follow their chunks).
         func restricted(to range: Range<Int>) -> Term {
-            guard case let .nll(weight, labels?) = self else { return self }
-            return .nll(weight: weight, labels: Array(labels[range]))
+            switch self {
+            case let .nll(weight, labels?): return .nll(weight: weight, labels: Array(labels[range]))
+            case let .preference(weight, loss): return .preference(weight: weight, loss: loss.restricted(to: range))
+            default: return self
+            }
         }
     }
 
@@ -226,6 +263,15 @@ public final class Unlearner {
             let dLogits = Tensor(shape: pass.logits.shape)
             let mean = TokenLosses.negativeLogLikelihood(logits: pass.logits, targets: labels?.flatMap { $0 } ?? b.nextTokens,
                                                          weight: weight * share, dLogits: dLogits, threads: threads)
+            model.backward(pass, dLogits: dLogits, adapter: adapter, threads: threads)
+            return share * mean
+        case let .preference(weight, loss):
+            let pass = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.predictionRows,
+                                         adapter: adapter, threads: threads)
+            let dLogits = Tensor(shape: pass.logits.shape)
+            let mean = TokenLosses.preference(loss, logits: pass.logits, targets: b.nextTokens,
+                                              rowsPerChunk: chunks.map { max($0.count - 1, 0) },
+                                              weight: weight * share, dLogits: dLogits, threads: threads)
             model.backward(pass, dLogits: dLogits, adapter: adapter, threads: threads)
             return share * mean
         case let .kl(weight):

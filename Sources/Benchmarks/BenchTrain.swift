@@ -17,8 +17,11 @@ public struct BenchTrainCommand: ParsableCommand {
         abstract: "Examples/s and tokens/s of LoRA classifier training, all-layer and top-layer-only, plus test accuracy.",
         discussion: """
             Runs one training per placement (--placements all,top), each from the same seed, and \
-            prints examples/s, real (non-padding) tokens/s, the activation cache and test accuracy. \
-            Compare with Tools/compare_train_torch.py on the same settings.
+            prints examples/s, real (non-padding) tokens/s, the activation cache and test accuracy, and the \
+            share of the peak of its precision (`lethe bench peak`, measured first) that the run's FLOP floor \
+            reached: real tokens only, frozen layers below the trained ones once per example, input gradients \
+            through the frozen matrices, adapters left out. Compare with Tools/compare_train_torch.py on the \
+            same settings.
             """)
 
     @Option(help: "Model folder.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
@@ -68,6 +71,9 @@ public struct BenchTrainCommand: ParsableCommand {
         let load = MachineLoad()
         if let warning = load.warning { result.say(warning) }
         result.say("BLAS core: \(BLASRuntime.coreName), threads: \(threads), precision: \(precision), \(load.text)")
+        let peak = PeakThroughput.measure(threads: threads).ceiling(precision)
+        result.say(String(format: "%@ peak on %d thread%@: %.1f GFLOP/s", precision == .bf16 ? "bf16 dot-product" : "float32 FMA",
+                          threads, threads == 1 ? "" : "s", peak))
         let encoder = try MiniLMEncoder(directory: model, precision: precision)
         let train = try Dataset.read(from: URL(fileURLWithPath: data))
         let testSet = try Dataset.read(from: URL(fileURLWithPath: testData))
@@ -93,13 +99,20 @@ public struct BenchTrainCommand: ParsableCommand {
             let examplesPerSecond = Double(report.examplesSeen) / seconds
             let tokensPerSecond = Double(report.realTokensSeen) / seconds
             let padding = 100 * (1 - Double(report.realTokensSeen) / Double(report.paddedTokensSeen))
+            let work = EncoderWork(hidden: encoder.configuration.hiddenSize, intermediate: encoder.configuration.intermediateSize,
+                                   layerCount: encoder.frozenLayers.count)
+            let floor = work.trainingFloor(lengths: examples.map(\.ids.count), epochs: epochs, lowestTrained: layers.min() ?? 0)
+            let rate = floor / seconds / 1e9
             result.say("\(placement.rawValue) (layers \(layerList), targets \(targets.joined(separator: " ")), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
             result.say(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",
                          seconds, examplesPerSecond, tokensPerSecond, padding, 100 * accuracy) + ", loss " + losses)
+            result.say(String(format: "  FLOP floor %.2f TFLOP: %.1f GFLOP/s = %.0f%% of the %@ peak", floor / 1e12, rate,
+                              100 * rate / peak, precision.rawValue))
             var row: [String: Any] = [
                 "placement": placement.rawValue, "layers": layers, "seconds": seconds,
                 "examples_per_second": examplesPerSecond, "real_tokens_per_second": tokensPerSecond,
                 "padding_percent": padding, "test_accuracy": accuracy, "epoch_mean_losses": report.epochMeanLosses,
+                "flop_floor": floor, "floor_gflops": rate, "share_of_peak": rate / peak,
             ]
             if let cache = report.cache {
                 row["cache"] = ["layer": cache.layer, "examples": cache.exampleCount, "bytes": cache.byteCount,
@@ -114,6 +127,7 @@ public struct BenchTrainCommand: ParsableCommand {
         result.record("threads", threads)
         result.record("precision", precision.rawValue)
         result.record("load_average", load.averages)
+        result.record("peak_gflops", peak)
         result.record("placements", rows)
         try result.finish()
     }

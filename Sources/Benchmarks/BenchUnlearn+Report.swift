@@ -11,23 +11,33 @@ struct SweepPoint {
     let trainedTokens: Int
     let inSweep: Bool
     let reference: ForgetEvaluation
+    let oracle: ForgetEvaluation
 
-    /// LOSS-attack (K = 100) AUC and the Min-K% 40 AUC; success uses the worst over K.
-    var maxAUC: Double { evaluation.membership.map(\.rocAUC).max() ?? 1 }
+    /// The largest |AUC − oracle AUC| over the attacks: 0 means the forget set looks to every
+    /// attack as it does to a model that never saw it; over-forgetting counts as much as under.
+    var largestGap: Double { evaluation.largestGap(to: oracle) }
     var retainRatio: Double { evaluation.retain!.perplexity / reference.retain!.perplexity }
-    /// Forgotten (AUC ≤ 0.55 for every K) while retain perplexity stays within 10% of θ0.
-    var success: Bool { maxAUC <= 0.55 && retainRatio <= 1.10 }
+    /// Forgotten (every attack within ±0.05 of the oracle's AUC) while retain perplexity stays
+    /// within 10% of θ0.
+    var success: Bool { largestGap <= SweepPoint.gapBound && retainRatio <= 1.10 }
+    static let gapBound = 0.05
 }
 
 extension BenchUnlearnCommand {
     func printTable(_ rows: [SweepPoint], reference: ForgetEvaluation, oracle: ForgetEvaluation, lr: Float, steps: Int,
                     parameters: Int, report: ResultReport) {
-        report.say(String(format: "\nTable (lr %.0e, %d steps; AUC = Min-K%% K=40 / LOSS K=100, forget vs unseen)", lr, steps))
-        report.say("method        forget-ppl  retain-ppl  general-ppl  AUC K40  AUC K100  oracle K40/K100  pre-training ÷ run FLOPs")
+        let attacks = oracle.attacks.map(\.attack)
+        report.say(String(format: "\nTable (lr %.0e, %d steps): perplexities, and per attack the AUC forget vs unseen with its gap to the oracle's", lr, steps))
+        report.say("method        forget-ppl  retain-ppl  general-ppl  " + attacks.map { $0.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0) }.joined()
+                   + "max|gap|  pre-training ÷ run FLOPs")
         func line(_ name: String, _ e: ForgetEvaluation, _ ratio: String) {
-            report.say(String(format: "%@   %@   %@    %@  %7.3f  %8.3f  %6.3f / %.3f   %@", padded(name),
-                         ppl(e.forget.perplexity), ppl(e.retain!.perplexity), ppl(e.general!.perplexity), e.membership[1].rocAUC,
-                         e.membership[4].rocAUC, oracle.membership[1].rocAUC, oracle.membership[4].rocAUC, ratio))
+            let cells = attacks.map { a -> String in
+                guard let auc = e.auc(a), let o = oracle.auc(a) else { return "      -        " }
+                return String(format: "%.3f (%+.3f) ", auc, auc - o)
+            }.joined()
+            report.say(String(format: "%@   %@   %@    %@  %@  %.3f   %@", padded(name),
+                         ppl(e.forget.perplexity), ppl(e.retain!.perplexity), ppl(e.general!.perplexity), cells,
+                         e.largestGap(to: oracle), ratio))
         }
         line("fine-tuned", reference, "-")
         line("oracle", oracle, "-")
@@ -38,14 +48,13 @@ extension BenchUnlearnCommand {
     }
 
     /// Prints, per method, the share of sweep settings that forget and keep retain quality, and
-    /// the best forgetting among the settings that keep retain quality (the lowest max-AUC), which
-    /// ranks the methods even when the grid holds no full success.
+    /// the best forgetting among the settings that keep retain quality (the smallest largest gap
+    /// to the oracle), which ranks the methods even when the grid holds no full success.
     func printSweep(_ points: [SweepPoint], oracle: ForgetEvaluation, report: ResultReport) -> [(UnlearningMethod, Double)] {
-        report.say("\nSweep: share of (lr × steps) settings with AUC ≤ 0.55 for every K and retain ppl within 10% of θ0")
-        let oracleAUC = oracle.membership.map(\.rocAUC).max() ?? 1
-        report.say(String(format: "(the retrain oracle's largest AUC over K is %.3f%@)", oracleAUC,
-                     oracleAUC <= 0.55 ? "" : ": above 0.55, the drawn forget and unseen sets differ by chance; the bar is strict"))
-        report.say("method        success  retain kept  best max-AUC with retain kept (setting)")
+        report.say("\nSweep: share of (lr × steps) settings with every attack's AUC within ±0.05 of the oracle's and retain ppl within 10% of θ0")
+        report.say("(the retrain oracle's AUCs: " + oracle.attacks.map { String(format: "%@ %.3f", $0.attack.rawValue, $0.separation.rocAUC) }
+                    .joined(separator: ", ") + ")")
+        report.say("method        success  retain kept  smallest max|gap| with retain kept (setting)")
         var summary: [(UnlearningMethod, Double)] = [], best: [(UnlearningMethod, SweepPoint)] = []
         for method in UnlearningMethod.allCases {
             let mine = points.filter { $0.method == method }
@@ -53,11 +62,11 @@ extension BenchUnlearnCommand {
             let share = Double(mine.filter(\.success).count) / Double(mine.count)
             summary.append((method, share))
             let kept = mine.filter { $0.retainRatio <= 1.10 }
-            let top = kept.min { $0.maxAUC < $1.maxAUC }
+            let top = kept.min { $0.largestGap < $1.largestGap }
             if let top { best.append((method, top)) }
             report.say(String(format: "%@  %d/%d %3.0f%%  %d/%d         %@", padded(method.rawValue), mine.filter(\.success).count,
                                 mine.count, 100 * share, kept.count, mine.count,
-                                top.map { String(format: "%.3f (lr %.0e, %d steps, retain ×%.2f)", $0.maxAUC, $0.learningRate,
+                                top.map { String(format: "%.3f (lr %.0e, %d steps, retain ×%.2f)", $0.largestGap, $0.learningRate,
                                                  $0.steps, $0.retainRatio) } ?? "none"))
         }
         guard let leader = summary.max(by: { $0.1 < $1.1 }) else { return summary }
@@ -68,50 +77,55 @@ extension BenchUnlearnCommand {
             return summary
         }
         // No full success anywhere: rank by how far each method forgets while keeping retain quality.
-        let ranked = best.sorted { $0.1.maxAUC < $1.1.maxAUC }
+        let ranked = best.sorted { $0.1.largestGap < $1.1.largestGap }
         guard let first = ranked.first else {
             report.say("Most robust: none. Seed paper's finding (ga-gd-in most robust): inconclusive: no setting kept retain ppl within 10%.")
             return summary
         }
-        let second = ranked.dropFirst().first.map { String(format: "; next %@ at %.3f", $0.0.rawValue, $0.1.maxAUC) } ?? ""
-        report.say(String(format: "No setting reaches AUC ≤ 0.55 with retain kept. Forgetting furthest with retain kept: %@ (max AUC %.3f%@).",
-                            first.0.rawValue, first.1.maxAUC, second))
+        let second = ranked.dropFirst().first.map { String(format: "; next %@ at %.3f", $0.0.rawValue, $0.1.largestGap) } ?? ""
+        report.say(String(format: "No setting comes within ±0.05 of the oracle on every attack with retain kept. Closest with retain kept: %@ (max |gap| %.3f%@).",
+                            first.0.rawValue, first.1.largestGap, second))
         report.say("Seed paper's finding (ga-gd-in most robust): "
-                     + (first.0 == .ascentDescentInDistribution ? "reproduced in this weaker sense (ga-gd-in forgets furthest while keeping retain quality)."
-                                                               : "not reproduced (\(first.0.rawValue) forgets further than ga-gd-in with retain kept)."))
+                     + (first.0 == .ascentDescentInDistribution ? "reproduced in this weaker sense (ga-gd-in comes closest to the oracle while keeping retain quality)."
+                                                               : "not reproduced (\(first.0.rawValue) comes closer to the oracle than ga-gd-in with retain kept)."))
         return summary
     }
 
-    /// Two SVG charts: max AUC vs retain perplexity ratio per setting, and the success share per method.
+    /// Two SVG charts: largest |gap| to the oracle vs retain perplexity ratio per setting, and the
+    /// success share per method.
     func writeCharts(_ points: [SweepPoint], summary: [(UnlearningMethod, Double)], report: ResultReport) throws {
         let dir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                      "#bcbd22", "#17becf", "#393b79"]
         let (w, h, m) = (640.0, 420.0, 60.0)
         var svg = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='\(Int(h))' font-family='sans-serif' font-size='11'>\n"
-        svg += "<text x='\(w / 2)' y='18' text-anchor='middle'>Sweep: max Min-K% AUC vs retain perplexity / θ0</text>\n"
+        svg += "<text x='\(w / 2)' y='18' text-anchor='middle'>Sweep: largest |AUC − oracle AUC| over the attacks vs retain perplexity / θ0</text>\n"
         let maxRatio = max(1.5, points.map(\.retainRatio).filter(\.isFinite).max() ?? 1.5)
-        func x(_ auc: Double) -> Double { m + (w - 2 * m) * auc }
+        // The gap axis runs 0…0.5 (a gap beyond it is drawn at the edge).
+        func x(_ gap: Double) -> Double { m + (w - 2 * m) * min(gap, 0.5) / 0.5 }
         func y(_ r: Double) -> Double { h - m - (h - 2 * m) * min(r, maxRatio) / maxRatio }
-        svg += "<rect x='\(x(0))' y='\(y(1.1))' width='\(x(0.55) - x(0))' height='\(y(0) - y(1.1))' fill='#e8f5e9'/>\n"
+        svg += "<rect x='\(x(0))' y='\(y(1.1))' width='\(x(SweepPoint.gapBound) - x(0))' height='\(y(0) - y(1.1))' fill='#e8f5e9'/>\n"
         svg += "<line x1='\(m)' y1='\(h - m)' x2='\(w - m)' y2='\(h - m)' stroke='black'/><line x1='\(m)' y1='\(m)' x2='\(m)' y2='\(h - m)' stroke='black'/>\n"
-        svg += "<text x='\(w / 2)' y='\(h - 20)' text-anchor='middle'>max ROC-AUC over K (forget vs unseen; 0.5 = forgotten)</text>\n"
+        svg += "<text x='\(w / 2)' y='\(h - 20)' text-anchor='middle'>largest |AUC − oracle AUC| over the attacks (0 = like the retrained model)</text>\n"
         svg += "<text x='15' y='\(h / 2)' transform='rotate(-90 15 \(h / 2))' text-anchor='middle'>retain perplexity / fine-tuned θ0</text>\n"
-        for tick in stride(from: 0.0, through: 1.0, by: 0.25) { svg += "<text x='\(x(tick))' y='\(h - m + 14)' text-anchor='middle'>\(tick)</text>\n" }
+        for tick in stride(from: 0.0, through: 0.5, by: 0.1) { svg += "<text x='\(x(tick))' y='\(h - m + 14)' text-anchor='middle'>\(String(format: "%.1f", tick))</text>\n" }
         for (i, method) in UnlearningMethod.allCases.enumerated() {
             for p in points where p.method == method {
-                svg += "<circle cx='\(x(p.maxAUC))' cy='\(y(p.retainRatio))' r='4' fill='\(colors[i])'><title>\(method.rawValue) lr \(p.learningRate) steps \(p.steps)</title></circle>\n"
+                svg += "<circle cx='\(x(p.largestGap))' cy='\(y(p.retainRatio))' r='4' fill='\(colors[i])'><title>\(method.rawValue) lr \(p.learningRate) steps \(p.steps)</title></circle>\n"
             }
             svg += "<rect x='\(w - m - 90)' y='\(m + Double(i) * 14 - 8)' width='8' height='8' fill='\(colors[i])'/><text x='\(w - m - 78)' y='\(m + Double(i) * 14)'>\(method.rawValue)</text>\n"
         }
         svg += "</svg>\n"
         try svg.write(to: dir.appendingPathComponent("sweep-auc-vs-retain.svg"), atomically: true, encoding: .utf8)
-        var bars = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='300' font-family='sans-serif' font-size='11'>\n"
-        bars += "<text x='\(w / 2)' y='18' text-anchor='middle'>Share of sweep settings that forget (AUC ≤ 0.55) and keep retain ppl within 10%</text>\n"
+        var bars = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(w))' height='320' font-family='sans-serif' font-size='11'>\n"
+        bars += "<text x='\(w / 2)' y='18' text-anchor='middle'>Share of sweep settings within ±0.05 of the oracle on every attack, retain ppl within 10%</text>\n"
+        let slot = (w - 40) / Double(max(summary.count, 1))
         for (i, (method, share)) in summary.enumerated() {
-            let bx = 40 + Double(i) * 80, bh = 220 * share
-            bars += "<rect x='\(bx)' y='\(250 - bh)' width='50' height='\(bh)' fill='\(colors[i % colors.count])'/>"
-            bars += "<text x='\(bx + 25)' y='268' text-anchor='middle'>\(method.rawValue)</text><text x='\(bx + 25)' y='\(245 - bh)' text-anchor='middle'>\(Int(100 * share))%</text>\n"
+            let bx = 30 + Double(i) * slot, bh = 220 * share
+            bars += "<rect x='\(bx)' y='\(250 - bh)' width='\(0.75 * slot)' height='\(bh)' fill='\(colors[i % colors.count])'/>"
+            bars += "<text x='\(bx + 0.375 * slot)' y='264' text-anchor='end' transform='rotate(-30 \(bx + 0.375 * slot) 264)'>\(method.rawValue)</text>"
+            bars += "<text x='\(bx + 0.375 * slot)' y='\(245 - bh)' text-anchor='middle'>\(Int(100 * share))%</text>\n"
         }
         bars += "</svg>\n"
         try bars.write(to: dir.appendingPathComponent("sweep-success-share.svg"), atomically: true, encoding: .utf8)

@@ -10,19 +10,23 @@ import Support
 ///
 /// SmolLM2's pre-training data is unavailable, so the model is first made to see a corpus:
 /// a LoRA fine-tune on BBC News article chunks (forget ∪ retain) until Min-K% separates seen
-/// from unseen articles; the fine-tune is merged into θ0. Then each of the seven methods runs
-/// over a learning-rate × steps sweep, beside the retrain oracle (the same fine-tune on retain only).
+/// from unseen articles; the fine-tune is merged into θ0. Then each method runs over a
+/// learning-rate × steps sweep, beside the retrain oracle (the same fine-tune on retain only), and
+/// every membership attack's AUC is compared with the oracle's.
 public struct BenchUnlearnCommand: ParsableCommand {
     public init() {}
 
     public static let configuration = CommandConfiguration(
         commandName: "unlearn",
-        abstract: "Fine-tune SmolLM2 on BBC articles, unlearn a subset with the seven methods, report and sweep.",
+        abstract: "Fine-tune SmolLM2 on BBC articles, unlearn a subset with every method, compare with a retrain oracle.",
         discussion: """
             Sets: forget, retain and unseen are disjoint seeded random draws of --forget-articles, \
             --retain-articles and --unseen-articles BBC News articles (unseen are never trained on); \
             general = Rotten Tomatoes snippets. One chunk of --chunk-tokens tokens of each article body. Prints training \
-            tokens/s, a table per method and the sweep summary; writes SVG charts to --out.
+            tokens/s, a table per method and the sweep summary; writes SVG charts to --out. Attacks (see \
+            `lethe eval-forget --help`): loss, zlib, min-k, min-k++, and reference against the base model before the \
+            fine-tune. A setting succeeds when every attack's AUC is within ±0.05 of the retrain oracle's (two-sided: \
+            over-forgetting fails too) and retain perplexity within 10% of θ0's.
             """)
 
     @OptionGroup var options: DecoderOptions
@@ -55,7 +59,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
     static let learningRate = OptionBounds(UnlearningConfiguration.Limits.learningRate)
     static let steps = OptionBounds(UnlearningConfiguration.Limits.steps)
     static let rank = OptionBounds(UnlearningConfiguration.Limits.rank)
-    @Option(parsing: .upToNextOption, help: "Methods to run (default all seven; none stops after θ0 and the oracle).")
+    @Option(parsing: .upToNextOption, help: "Methods to run (default all; none stops after θ0 and the oracle).")
     var methods: [String] = UnlearningMethod.allCases.map(\.rawValue)
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
@@ -111,6 +115,9 @@ public struct BenchUnlearnCommand: ParsableCommand {
         let (forget, retain, unseen) = try articleSets(tokenizer: tokenizer)
         let general = try TextCorpus(path: "Datasets/rotten-tomatoes/train.jsonl", tokenizer: tokenizer,
                                      chunkTokens: chunkTokens, limit: generalTexts).chunks
+        // The reference attack's model is the base before the fine-tune: it never saw either set.
+        let referenceScores = try ReferenceScores(model: base, forget: forget, unseen: unseen, batchSize: batchSize,
+                                                  padID: pad, threads: t)
         report.say("sets: forget \(forget.count), retain \(retain.count) (perplexity on the first \(min(retainEvaluated, retain.count))), unseen \(unseen.count), general \(general.count) chunks of ≤ \(chunkTokens) tokens")
 
         // The sweep's criterion needs forget, unseen and retain; general perplexity only where the
@@ -118,7 +125,8 @@ public struct BenchUnlearnCommand: ParsableCommand {
         func evaluate(_ model: LlamaModel, _ adapter: LlamaAdapter?, general withGeneral: Bool = true) throws -> ForgetEvaluation {
             try ForgetEvaluation(model: model, adapter: adapter, forget: forget, unseen: unseen,
                                  retain: Array(retain.prefix(retainEvaluated)),
-                                 general: withGeneral ? general : nil, batchSize: batchSize, padID: pad, threads: t)
+                                 general: withGeneral ? general : nil, batchSize: batchSize, padID: pad, threads: t,
+                                 text: { try tokenizer.decode($0) }, reference: referenceScores)
         }
         let adapterConfig = try LlamaAdapterConfiguration(rank: rank, alpha: Float(2 * rank))
         func fineTune(on data: [[Int]]) throws -> (LlamaModel, Double, Int) {
@@ -131,13 +139,16 @@ public struct BenchUnlearnCommand: ParsableCommand {
             let clock = Date()
             let adapter = try u.run { s in tokens += s.trainedTokens }
             let seconds = Date().timeIntervalSince(clock)
-            return (LlamaModel(weights: base.weights.merging(adapter)), Double(tokens) / seconds, steps)
+            return (try LlamaModel(weights: base.weights.merging(adapter), precision: options.precision), Double(tokens) / seconds, steps)
         }
         let before = try evaluate(base, nil)
-        report.say(String(format: "base model: Min-K%% (K=30,40,50,60,100) AUC forget vs unseen %@", auc(before)))
+        report.say(String(format: "base model: Min-K%% (K=30,40,50,60,100) AUC forget vs unseen %@; attacks %@", auc(before),
+                          attackAUCs(before)))
         let (tuned, tokensPerSecond, ftSteps) = try fineTune(on: forget + retain)
-        report.say(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward)",
-                     ftSteps, batchSize, tokensPerSecond))
+        let peak = PeakThroughput.measure(threads: t).ceiling(options.precision)
+        let gflops = tokensPerSecond * base.configuration.frozenTrainingFLOPsPerToken(context: chunkTokens) / 1e9
+        report.say(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward), %.1f GFLOP/s = %.0f%% of the %@ peak (%.1f GFLOP/s)",
+                     ftSteps, batchSize, tokensPerSecond, gflops, 100 * gflops / peak, options.precision.rawValue, peak))
         var clock = Date()
         let reference = try evaluate(tuned, nil)
         report.say("fine-tuned θ0: " + describe(reference))
@@ -150,7 +161,8 @@ public struct BenchUnlearnCommand: ParsableCommand {
         report.say(String(format: "  (oracle fine-tune and evaluation: %.1f s)", Date().timeIntervalSince(clock)))
 
         let (_, _, tableLR, tableSteps) = try sweepGrid()
-        let results = try sweep(methods: chosen, model: tuned, reference: reference, sets: (forget, retain, general),
+        let results = try sweep(methods: chosen, model: tuned, reference: reference, oracle: oracleEval,
+                                sets: (forget, retain, general),
                                 adapter: adapterConfig, padID: pad, report: report) { model, adapter, withGeneral in
             try evaluate(model, adapter, general: withGeneral)
         }
@@ -167,7 +179,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
 
     /// Runs every method at every learning rate of the grid (and the table's), evaluating along
     /// the way at the grid's step counts and the table's setting.
-    func sweep(methods: [UnlearningMethod], model: LlamaModel, reference: ForgetEvaluation,
+    func sweep(methods: [UnlearningMethod], model: LlamaModel, reference: ForgetEvaluation, oracle: ForgetEvaluation,
                sets: (forget: [[Int]], retain: [[Int]], general: [[Int]]), adapter: LlamaAdapterConfiguration,
                padID: Int, report: ResultReport,
                evaluate: (LlamaModel, LlamaAdapter, Bool) throws -> ForgetEvaluation) throws -> [SweepPoint] {
@@ -192,11 +204,12 @@ public struct BenchUnlearnCommand: ParsableCommand {
                     let e = try evaluate(model, u.adapter, isTable)
                     let point = SweepPoint(method: method, learningRate: lr, steps: steps, evaluation: e,
                                            trainedTokens: tokens, inSweep: lrValues.contains(lr) && stepValues.contains(steps),
-                                           reference: reference)
+                                           reference: reference, oracle: oracle)
                     results.append(point)
-                    report.say(String(format: "%@ lr %.0e steps %2d: forget ppl %@ retain %@%@  AUC(K=30,40,50,60,100) %@",
+                    report.say(String(format: "%@ lr %.0e steps %2d: forget ppl %@ retain %@%@  AUC %@; largest |gap| to the oracle %.3f",
                                  padded(method.rawValue), lr, steps, ppl(e.forget.perplexity), ppl(e.retain!.perplexity),
-                                 e.general.map { " general " + ppl($0.perplexity) } ?? "", auc(e)))
+                                 e.general.map { " general " + ppl($0.perplexity) } ?? "", attackAUCs(e),
+                                 point.largestGap))
                 }
             }
         }
@@ -230,8 +243,13 @@ public struct BenchUnlearnCommand: ParsableCommand {
         e.membership.map { String(format: "%.3f", $0.rocAUC) }.joined(separator: " ")
     }
 
+    /// "loss 0.871 zlib 0.802 …": each attack's AUC.
+    func attackAUCs(_ e: ForgetEvaluation) -> String {
+        e.attacks.map { String(format: "%@ %.3f", $0.attack.rawValue, $0.separation.rocAUC) }.joined(separator: " ")
+    }
+
     func describe(_ e: ForgetEvaluation) -> String {
-        String(format: "ppl forget %.2f retain %.2f unseen %.2f general %.2f; AUC forget vs unseen (K=30,40,50,60,100) %@",
-               e.forget.perplexity, e.retain!.perplexity, e.unseen.perplexity, e.general!.perplexity, auc(e))
+        String(format: "ppl forget %.2f retain %.2f unseen %.2f general %.2f; AUC forget vs unseen (K=30,40,50,60,100) %@; attacks %@",
+               e.forget.perplexity, e.retain!.perplexity, e.unseen.perplexity, e.general!.perplexity, auc(e), attackAUCs(e))
     }
 }

@@ -7,18 +7,31 @@ import Support
 
 extension UnlearningMethod: ExpressibleByArgument {}
 
-/// `lethe unlearn`: one of the seven approximate-unlearning methods with a LoRA adapter.
+/// `lethe unlearn`: one of the approximate-unlearning methods with a LoRA adapter.
 struct UnlearnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unlearn",
-        abstract: "Make a decoder forget a text set with one of Yao et al.'s seven methods.",
+        abstract: "Make a decoder forget a text set with gradient ascent, its variants, NPO or SimNPO.",
         discussion: """
-            Methods: ga, random-label, adversarial (forget data only); ga-gd-in, ga-kl-in (also \
-            --retain, same-domain data); ga-gd-gen, ga-kl-gen (also --general data). The base \
-            model stays frozen (it is θ0 for KL and adversarial labels); a LoRA adapter is trained \
-            and written to DIR/adapter.h5 with the method, hyperparameters and data hashes. A NaN \
-            or infinite loss stops the run (exit 1) before the step is applied, and nothing is \
-            written; lower --lr.
+            Methods: ga, random-label, adversarial, npo, simnpo (forget data only); ga-gd-in, \
+            ga-kl-in, npo-gd, simnpo-gd (also --retain, same-domain data); ga-gd-gen, ga-kl-gen \
+            (also --general data). The base model stays frozen (it is θ0 for KL, adversarial labels \
+            and NPO's reference); a LoRA adapter is trained and written to DIR/adapter.h5 with the \
+            method, hyperparameters and data hashes. A NaN or infinite loss stops the run (exit 1) \
+            before the step is applied, and nothing is written; lower --lr.
+
+            Losses, per batch (ℓ = mean next-token NLL, λ = 1, chunk i with log π(y_i) the sum of \
+            its next-token log-probabilities and |y_i| its predicted tokens, σ the logistic \
+            function, means over the chunks of the batch):
+              ga            −ℓ(θ; x_f)
+              random-label  ℓ(θ; x_f, uniform random next tokens)
+              adversarial   ℓ(θ; x_f, θ0's most likely wrong next tokens)
+              ga-gd-in/gen  −ℓ(θ; x_f) + λ·ℓ(θ; x_retain/general)
+              ga-kl-in/gen  −ℓ(θ; x_f) + λ·KL(p_θ0 ‖ p_θ) on x_retain/general
+              npo           −(2/β)·log σ(−β·(log π_θ(y_i) − log π_θ0(y_i)))
+              simnpo        −(2/β)·log σ(−(β/|y_i|)·log π_θ(y_i) − γ)
+              npo-gd        npo + λ·ℓ(θ; x_retain)
+              simnpo-gd     simnpo + λ·ℓ(θ; x_retain)
 
             Examples:
               lethe unlearn --method ga --forget Datasets/rotten-tomatoes/test.jsonl --steps 10 --out Checkpoints/unlearn/rt-ga
@@ -30,13 +43,19 @@ struct UnlearnCommand: ParsableCommand {
 
     @OptionGroup var options: DecoderOptions
 
-    @Option(help: "ga | random-label | adversarial | ga-gd-in | ga-gd-gen | ga-kl-in | ga-kl-gen")
+    @Option(help: "\(UnlearningMethod.allCases.map(\.rawValue).joined(separator: " | "))")
     var method: UnlearningMethod
 
     @Option(help: "JSON Lines file of the texts to forget.")
     var forget: String
 
-    @Option(help: "JSON Lines file of same-domain texts to keep (ga-gd-in, ga-kl-in).")
+    @Option(help: "β of npo/simnpo and their -gd forms, \(Bounds.beta.text) (default 0.1 for npo, 2.5 for simnpo).")
+    var beta: Float?
+
+    @Option(help: "γ of simnpo and simnpo-gd, \(Bounds.gamma.text).")
+    var gamma: Float = 0
+
+    @Option(help: "JSON Lines file of same-domain texts to keep (ga-gd-in, ga-kl-in, npo-gd, simnpo-gd).")
     var retain: String?
 
     @Option(help: "JSON Lines file of general texts to keep (ga-gd-gen, ga-kl-gen).")
@@ -80,6 +99,8 @@ struct UnlearnCommand: ParsableCommand {
         static let batchSize = OptionBounds(Limits.batchSize)
         static let rank = OptionBounds(Limits.rank)
         static let alpha = OptionBounds(Limits.alpha)
+        static let beta = OptionBounds(Limits.beta)
+        static let gamma = OptionBounds(Limits.gamma)
     }
 
     func validate() throws {
@@ -88,6 +109,14 @@ struct UnlearnCommand: ParsableCommand {
         try Bounds.batchSize.check(batchSize, option: "--batch-size")
         try Bounds.rank.check(rank, option: "--rank")
         try Bounds.alpha.check(alpha, option: "--alpha")
+        try Bounds.beta.check(beta, option: "--beta")
+        try Bounds.gamma.check(gamma, option: "--gamma")
+        if beta != nil && !method.usesPreferenceLoss {
+            throw ValidationError("--beta applies to npo, simnpo, npo-gd and simnpo-gd, not to --method \(method.rawValue).")
+        }
+        if gamma != 0 && method.forgetTerm != .simNPO {
+            throw ValidationError("--gamma applies to simnpo and simnpo-gd, not to --method \(method.rawValue).")
+        }
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try InputFiles.check([("--forget", forget), ("--retain", retain), ("--general", general)])
         var isDirectory: ObjCBool = false
@@ -127,7 +156,7 @@ struct UnlearnCommand: ParsableCommand {
         }
         let configuration = try UnlearningConfiguration(
             learningRate: lr, steps: steps, batchSize: batchSize, seed: seed,
-            adapter: try LlamaAdapterConfiguration(rank: rank, alpha: alpha, useRSLoRA: rslora))
+            adapter: try LlamaAdapterConfiguration(rank: rank, alpha: alpha, useRSLoRA: rslora), beta: beta, gamma: gamma)
         let unlearner = try Unlearner(model: model, objective: .unlearn(method), configuration: configuration,
                                       forget: forgetSet.chunks, companion: companion, padID: tokenizer.eosID,
                                       threads: options.threads)

@@ -1,4 +1,5 @@
 import Testing
+import Models
 @testable import Approximate
 
 @Suite struct MembershipInferenceTests {
@@ -26,6 +27,28 @@ import Testing
         #expect(throws: ApproximateError.needsBothClasses(members: 0, nonMembers: 1)) {
             try MembershipInference.separation(members: [], nonMembers: [1])
         }
+    }
+
+    @Test func attackScoresByHand() {
+        let s = TokenScores(logProbabilities: [-1, -3, -2], correct: [true, false, false],
+                            expectedLogProbabilities: [-2, -2, -2], logProbabilityDeviations: [1, 2, 0])
+        #expect(MembershipInference.lossScore(s) == -2)
+        #expect(MembershipInference.zlibScore(s, compressedBytes: 4) == -0.5)
+        // Standardised: (−1 + 2)/1 = 1, (−3 + 2)/2 = −½, σ = 0 → 0; lowest ⌊3·0.34⌋ = 1 and ⌊3·0.67⌋ = 2.
+        #expect(MembershipInference.minKPlusPlusScore(s, percent: 34) == -0.5)
+        #expect(MembershipInference.minKPlusPlusScore(s, percent: 67) == -0.25)
+        let reference = TokenScores(logProbabilities: [-3, -3], correct: [false, false])
+        #expect(MembershipInference.referenceScore(s, reference: reference) == 1)
+        // Without the distribution's statistics there is no Min-K%++ score.
+        #expect(MembershipInference.minKPlusPlusScore(reference, percent: 50) == nil)
+        #expect(MembershipInference.lossScore(TokenScores(logProbabilities: [], correct: [])) == nil)
+    }
+
+    @Test func zlibSizesMatchPythonsZlib() {
+        // len(zlib.compress(x, 9)) in Python 3 for the same bytes.
+        #expect(MembershipInference.zlibSize("hello") == 13)
+        #expect(MembershipInference.zlibSize(String(repeating: "a", count: 1000)) == 17)
+        #expect(MembershipInference.zlibSize("Shares in the bank fell after profits missed forecasts") == 57)
     }
 
     @Test func costRatio() {

@@ -5,7 +5,7 @@ import Models
 import Store
 @testable import Approximate
 
-/// The seven objectives on a tiny random Llama, against independently computed terms.
+/// The unlearning objectives on a tiny random Llama, against independently computed terms.
 @Suite struct UnlearnerTests {
     static func tiny() throws -> LlamaModel {
         let c = try LlamaConfiguration(vocabularySize: 17, hiddenSize: 16, intermediateSize: 24, layerCount: 2,
@@ -40,7 +40,8 @@ import Store
         // Batch 3 on two threads: groups of 1 and 2 chunks of different lengths, so each
         // group's term must be weighted by its share of the rows.
         let model = try Self.tiny()
-        for method in [UnlearningMethod.gradientAscent, .randomLabel, .ascentDescentInDistribution, .ascentKLGeneral] {
+        for method in [UnlearningMethod.gradientAscent, .randomLabel, .ascentDescentInDistribution, .ascentKLGeneral,
+                       .npo, .simNPODescentInDistribution] {
             let (loss1, grads1) = try stepZero(model, method, threads: 1)
             let (loss2, grads2) = try stepZero(model, method, threads: 2)
             #expect(abs(loss1 - loss2) <= 1e-5 * max(1, abs(loss1)), "\(method): loss \(loss1) vs \(loss2)")
@@ -79,6 +80,81 @@ import Store
         let f1 = try meanNLL(model, [Self.forget[2], Self.forget[0]]), r1 = try meanNLL(model, [Self.retain[2], Self.retain[0]])
         let s1 = try unlearner(model, .ascentDescentInDistribution).accumulate(step: 1)
         #expect(abs(Double(s1.loss) - (-f1 + r1)) < 1e-4)
+    }
+
+    /// (2/β)·softplus(x), the per-chunk preference loss.
+    static func preference(_ β: Double, _ x: Double) -> Double { 2 / β * log(1 + exp(x)) }
+
+    @Test func preferenceTermsMatchIndependentScores() throws {
+        let model = try Self.tiny()
+        let scores = try model.scores(of: Array(Self.forget[0 ..< 2]), batchSize: 1)
+        // NPO at θ = θ0 (B = 0): each chunk's log-ratio is 0, the loss (2/β)·ln 2 with β = 0.1.
+        let npo = try unlearner(model, .npo).accumulate(step: 0)
+        #expect(abs(Double(npo.loss) - 20 * log(2.0)) < 1e-3 && npo.companionTerm == 0, "\(npo.loss)")
+        // SimNPO (β = 2.5, γ = 0): mean over the chunks of (2/β)·softplus(β·mean log p).
+        let simnpo = try unlearner(model, .simNPO).accumulate(step: 0)
+        let expected = scores.map { Self.preference(2.5, 2.5 * -$0.meanNLL) }.reduce(0, +) / 2
+        #expect(abs(Double(simnpo.loss) - expected) < 1e-4, "\(simnpo.loss) vs \(expected)")
+        // The -gd forms add the retain NLL of the paired batch.
+        let r = try meanNLL(model, Array(Self.retain[0 ..< 2]))
+        let npoGD = try unlearner(model, .npoDescentInDistribution).accumulate(step: 0)
+        #expect(abs(Double(npoGD.loss) - (20 * log(2.0) + r)) < 1e-3 && abs(Double(npoGD.companionTerm) - r) < 1e-4)
+        let simGD = try unlearner(model, .simNPODescentInDistribution).accumulate(step: 0)
+        #expect(abs(Double(simGD.loss) - (expected + r)) < 1e-4)
+    }
+
+    /// β and γ reach the loss: with γ = 1 and β = 1 the SimNPO value moves accordingly.
+    @Test func betaAndGammaAreUsed() throws {
+        let model = try Self.tiny()
+        let configuration = try UnlearningConfiguration(learningRate: 1e-2, steps: 1, batchSize: 2, seed: 9,
+                                                        adapter: try LlamaAdapterConfiguration(rank: 2, alpha: 4),
+                                                        beta: 1, gamma: 1)
+        let u = try Unlearner(model: model, objective: .unlearn(.simNPO), configuration: configuration,
+                              forget: Self.forget, padID: 0)
+        let scores = try model.scores(of: Array(Self.forget[0 ..< 2]), batchSize: 1)
+        let expected = scores.map { Self.preference(1, -$0.meanNLL + 1) }.reduce(0, +) / 2
+        #expect(abs(Double(try u.accumulate(step: 0).loss) - expected) < 1e-4)
+        #expect(throws: ApproximateError.self) {
+            try UnlearningConfiguration(learningRate: 1e-2, steps: 1, adapter: try LlamaAdapterConfiguration(rank: 2),
+                                        beta: 0)
+        }
+    }
+
+    /// μ_t and σ_t of the scoring path against the next-token distribution of a direct forward pass.
+    @Test func tokenScoresCarryTheDistributionsMeanAndDeviation() throws {
+        let model = try Self.tiny()
+        let c = Self.forget[0]
+        let s = try model.scores(of: [c]).first!
+        let pass = try model.forward(ids: c.map(Int32.init), batch: 1, tokens: c.count, logitRows: Array(0 ..< c.count))
+        for t in 0 ..< c.count - 1 {
+            let z = pass.logits.values[t * 17 ..< (t + 1) * 17].map(Double.init)
+            let lse = log(z.map { exp($0) }.reduce(0, +))
+            let logP = z.map { $0 - lse }
+            let μ = logP.map { exp($0) * $0 }.reduce(0, +)
+            let σ = logP.map { exp($0) * ($0 - μ) * ($0 - μ) }.reduce(0, +).squareRoot()
+            #expect(abs(Double(s.expectedLogProbabilities[t]) - μ) < 1e-4 && abs(Double(s.logProbabilityDeviations[t]) - σ) < 1e-4)
+            #expect(abs(Double(s.logProbabilities[t]) - logP[c[t + 1]]) < 1e-4)
+        }
+    }
+
+    @Test func forgetEvaluationRunsEveryAttack() throws {
+        let model = try Self.tiny()
+        let text: ([Int]) throws -> String = { $0.map(String.init).joined(separator: " ") }
+        let reference = try ReferenceScores(model: model, forget: Self.forget, unseen: Self.retain, padID: 0)
+        let e = try ForgetEvaluation(model: model, adapter: nil, forget: Self.forget, unseen: Self.retain, padID: 0,
+                                     text: text, reference: reference)
+        #expect(e.attacks.map(\.attack) == MembershipInference.Attack.allCases)
+        // LOSS is Min-K% at K = 100; the reference attack against the model itself is chance.
+        #expect(e.auc(.loss) == e.membership[4].rocAUC && e.auc(.reference) == 0.5)
+        #expect(e.largestGap(to: e) == 0)
+        let bare = try ForgetEvaluation(model: model, adapter: nil, forget: Self.forget, unseen: Self.retain, padID: 0)
+        #expect(bare.attacks.map(\.attack) == [.loss, .minK, .minKPlusPlus])
+        // Gaps are signed: the evaluation with more attacks against one with fewer compares the shared ones.
+        #expect(e.gaps(to: bare).map(\.attack) == [.loss, .minK, .minKPlusPlus])
+        #expect(throws: ApproximateError.self) {
+            try ForgetEvaluation(model: model, adapter: nil, forget: Self.forget, unseen: Self.retain, padID: 0,
+                                 reference: ReferenceScores(forget: [], unseen: []))
+        }
     }
 
     @Test func adversarialLabelsAreAlignedToTheNextToken() throws {

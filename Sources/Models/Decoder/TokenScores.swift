@@ -8,6 +8,17 @@ public struct TokenScores: Sendable, Equatable {
     public var logProbabilities: [Float]
     /// Whether the argmax prediction at each of those positions equals x_t.
     public var correct: [Bool]
+    /// μ_t = E_{z ~ p(·|x_<t)}[log p(z | x_<t)] at each of those positions (minus the entropy of
+    /// the next-token distribution); empty when not computed.
+    public var expectedLogProbabilities: [Float]
+    /// σ_t, the standard deviation of log p(z | x_<t) under z ~ p(·|x_<t); empty when not computed.
+    public var logProbabilityDeviations: [Float]
+
+    public init(logProbabilities: [Float], correct: [Bool], expectedLogProbabilities: [Float] = [],
+                logProbabilityDeviations: [Float] = []) {
+        self.logProbabilities = logProbabilities; self.correct = correct
+        self.expectedLogProbabilities = expectedLogProbabilities; self.logProbabilityDeviations = logProbabilityDeviations
+    }
 
     /// Mean negative log-likelihood per predicted token.
     public var meanNLL: Double {
@@ -51,18 +62,27 @@ extension LlamaModel {
         let v = configuration.vocabularySize
         var m = 0
         return group.map { s in
-            var lp: [Float] = [], ok: [Bool] = []
+            var lp: [Float] = [], ok: [Bool] = [], mean: [Float] = [], deviation: [Float] = []
             for i in 0 ..< max(s.count - 1, 0) {
                 let z = pass.logits.pointer + m * v
                 m += 1
                 var best = 0, mx = z[0]
                 for j in 1 ..< v where z[j] > mx { mx = z[j]; best = j }
-                var sum = 0.0
-                for j in 0 ..< v { sum += exp(Double(z[j] - mx)) }
-                lp.append(Float(Double(z[s[i + 1]] - mx) - log(sum)))
+                // With w_j = e^(z_j − max) and W = Σ w_j: log p_j = (z_j − max) − log W, so
+                // μ = Σ w_j (z_j − max)/W − log W and Var = Σ w_j (z_j − max)²/W − (Σ w_j (z_j − max)/W)².
+                var sum = 0.0, first = 0.0, second = 0.0
+                for j in 0 ..< v {
+                    let d = Double(z[j] - mx), w = exp(d)
+                    sum += w; first += w * d; second += w * d * d
+                }
+                let logSum = log(sum), centre = first / sum
+                lp.append(Float(Double(z[s[i + 1]] - mx) - logSum))
                 ok.append(best == s[i + 1])
+                mean.append(Float(centre - logSum))
+                deviation.append(Float(max(second / sum - centre * centre, 0).squareRoot()))
             }
-            return TokenScores(logProbabilities: lp, correct: ok)
+            return TokenScores(logProbabilities: lp, correct: ok, expectedLogProbabilities: mean,
+                               logProbabilityDeviations: deviation)
         }
     }
 }

@@ -1,0 +1,34 @@
+/// The least arithmetic a LoRA training run of a post-LN BERT encoder needs, in FLOPs (2 per
+/// multiply-add): real tokens only, no padding; the frozen layers below the lowest trained one
+/// run once per example for the whole run (their outputs never change); each trained layer runs
+/// forward and, backward, the input gradients through its frozen matrices (as many FLOPs as the
+/// forward's products; the lowest trained layer needs none for q, k, v) and four attention
+/// products for the forward's two. The adapters' rank-r products are left out, so this is a floor:
+/// a run's FLOPs ÷ its seconds ÷ the peak is the share of the machine it used at best.
+struct EncoderWork {
+    let hidden: Int
+    let intermediate: Int
+    let layerCount: Int
+
+    /// One layer on one sequence of `n` tokens.
+    func layer(tokens n: Int, backward: Bool, inputGradient: Bool = true) -> Double {
+        let c = Double(hidden), f = Double(intermediate), t = Double(n)
+        let dense = 2 * t * (4 * c * c + 2 * c * f)
+        let attention = 4 * t * t * c
+        guard backward else { return dense + attention }
+        let denseBackward = inputGradient ? dense : 2 * t * (c * c + 2 * c * f)
+        return dense + attention + denseBackward + 2 * attention
+    }
+
+    /// The floor of `epochs` passes over sequences of these lengths with layers
+    /// `lowestTrained ..< layerCount` trained.
+    func trainingFloor(lengths: [Int], epochs: Int, lowestTrained: Int) -> Double {
+        lengths.reduce(0.0) { total, n in
+            let frozen = Double(lowestTrained) * layer(tokens: n, backward: false)
+            let trained = (lowestTrained ..< layerCount).reduce(0.0) {
+                $0 + layer(tokens: n, backward: true, inputGradient: $1 > lowestTrained)
+            }
+            return total + frozen + Double(epochs) * trained
+        }
+    }
+}
