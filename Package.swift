@@ -55,7 +55,7 @@ let package = Package(
                                                  .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // Stage trainer, optimiser, schedules, activation cache, baselines.
-        .target(name: "Training", dependencies: ["Kernels", "Models", "Planning", "Store", "Support",
+        .target(name: "Training", dependencies: ["Approximate", "Kernels", "Models", "Planning", "Store", "Support",
                                                  .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // Deletion engine, ledger, retraining plan.
@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Forgetting", "RunFixtures", "Training", "Planning", "Store",
                                                      .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: fast),
-        .testTarget(name: "ForgettingTests", dependencies: ["RunFixtures", "Support", "Forgetting", "Audit", "Training", "Planning", "Store",
+        .testTarget(name: "ForgettingTests", dependencies: ["RunFixtures", "Support", "Forgetting", "Audit", "Training", "Planning", "Store", "Models",
                                                           .product(name: "GRDB", package: "GRDB.swift"),
                                                           .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: fast),

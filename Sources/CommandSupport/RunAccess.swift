@@ -2,6 +2,7 @@ import ArgumentParser
 import Forgetting
 import Foundation
 import Models
+import Kernels
 import Planning
 import Training
 
@@ -48,6 +49,31 @@ extension RunAccess {
             guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
             return try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder)
         }
+    }
+}
+
+extension RunAccess {
+    /// The served ensemble of a decoder run on `model` (its base, loaded by the caller), read
+    /// under the run lock after recovery.
+    public static func servedDecoderEnsemble(_ layout: RunLayout, model: LlamaModel) throws -> DecoderEnsemble {
+        try guarded(layout.directory).withRecoveredRun { recovery in
+            RunAccess.report(recovery)
+            guard FileManager.default.fileExists(atPath: layout.servedURL.path) else {
+                throw RunStateError.nothingServed(run: layout.directory.path)
+            }
+            let composition = try ServedComposition.load(from: layout.servedURL)
+            guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
+            return try DecoderEnsemble(layout: layout, composition: composition, model: model)
+        }
+    }
+
+    /// A decoder run's base model (in `precision`) and its served ensemble.
+    public static func decoderRun(_ directory: String, precision: Precision) throws
+        -> (ensemble: DecoderEnsemble, tokenizer: BPETokenizer) {
+        let layout = RunLayout(directory: URL(fileURLWithPath: directory))
+        let settings = try TrainingSettings.load(from: layout.settingsURL)
+        let (model, tokenizer) = try settings.loadBaseDecoder(run: layout.directory, precision: precision)
+        return (try servedDecoderEnsemble(layout, model: model), tokenizer)
     }
 }
 

@@ -60,8 +60,7 @@ public struct RunStatusReport: Encodable, Sendable {
             ? try ServedComposition.load(from: layout.servedURL) : nil
         var shardStatus: [ShardStatus] = []
         if let settings {
-            let layerCount = try BertConfiguration(
-                contentsOf: settings.baseModelDirectory(run: layout.directory).appendingPathComponent("config.json").path).layerCount
+            let layerCount = try settings.baseLayerCount(run: layout.directory)
             let shardIndices = settings.strategy == .full ? [0] : Array(0..<plan.shardCount)
             for shard in shardIndices {
                 shardStatus.append(try Self.shardStatus(shard, plan: plan, settings: settings, served: served,

@@ -10,6 +10,8 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
     case malformedJSON(file: String, line: Int, column: Int, reason: String)
     /// A required field (`id`, `text`, `label`) is absent.
     case missingField(file: String, line: Int, field: String)
+    /// Some lines have a `label` and some do not.
+    case mixedLabels(file: String, unlabelledLine: Int, labelledLine: Int)
     /// A field holds a value of the wrong JSON type.
     case wrongFieldType(file: String, line: Int, field: String, expected: String, found: String)
     /// `text` is the empty string.
@@ -49,7 +51,10 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file):\(line):\(column): malformed JSON line: \(reason). Each line must be one "
                 + "JSON object such as {\"id\": \"a1\", \"text\": \"…\", \"label\": \"…\"}; fix or remove that line."
         case let .missingField(file, line, field):
-            return "\(file):\(line): missing field \"\(field)\". Every line needs \"id\", \"text\" and \"label\"; add it."
+            return "\(file):\(line): missing field \"\(field)\". Every line needs \"id\" and \"text\"; add it."
+        case let .mixedLabels(file, unlabelled, labelled):
+            return "\(file):\(unlabelled): this line has no \"label\" but line \(labelled) has one. A data set is either "
+                + "labelled on every line (a classifier's) or on none (text for a decoder); add the label or remove it everywhere."
         case let .wrongFieldType(file, line, field, expected, found):
             return "\(file):\(line): field \"\(field)\" must be a \(expected), found a \(found). Write it as a JSON \(expected)."
         case let .emptyText(file, line, id):

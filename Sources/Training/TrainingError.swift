@@ -34,6 +34,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case labelOutOfRange(example: Int, label: Int, classCount: Int)
     /// An example's label is not in the model's label vocabulary.
     case unknownLabel(id: String, label: String)
+    /// A command for one model kind was given a run of the other.
+    case wrongModelKind(run: String, expected: ModelKind, found: ModelKind)
 
     public var description: String {
         switch self {
@@ -76,6 +78,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "no training examples. Check the data file and the slices selected."
         case let .unknownLabel(id, label):
             return "example \(id) has label \"\(label)\", which the model's label vocabulary does not know. Train on data with the same labels."
+        case let .wrongModelKind(run, expected, found):
+            return found == .decoder
+                ? "\(run) is a decoder run (text data, next-token loss): it has no classifier to predict, evaluate or "
+                    + "serve with. Use `lethe perplexity --run` or `lethe generate --run` on it."
+                : "\(run) is an \(found.rawValue) run, not a \(expected.rawValue) one. Use a run trained on text data "
+                    + "with a decoder (`lethe plan` on JSON Lines without labels, then `lethe train`)."
         case let .labelOutOfRange(example, label, classCount):
             return "example \(example) has label \(label), outside 0..<\(classCount). Build the model with the dataset's label vocabulary."
         }

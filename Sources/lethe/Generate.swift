@@ -10,10 +10,13 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Continue a prompt greedily with a GGUF decoder (SmolLM2 by default).",
         discussion: """
             The KV cache holds --max-positions positions per layer; its size is checked against \
-            the machine's memory before it is allocated.
+            the machine's memory before it is allocated. With --run, the served ensemble of a \
+            decoder run continues the prompt: each token is the argmax of the mean of the live \
+            shards' next-token probabilities (no KV cache; each token reruns the sequence).
 
-            Example:
+            Examples:
               lethe generate "The capital of France is" --new-tokens 8
+              lethe generate "The capital of France is" --new-tokens 8 --run Checkpoints/runs/rt-decoder
 
             \(ExitStatus.help())
             """)
@@ -26,6 +29,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Tokens to generate, 1…--max-positions minus the prompt.")
     var newTokens = 16
 
+    @Option(name: .customLong("run"), help: "A decoder run: continue with its served ensemble (its base model; --model is not used).")
+    var runDirectory: String?
+
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
@@ -37,6 +43,14 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let runDirectory {
+            let (ensemble, tokenizer) = try RunAccess.decoderRun(runDirectory, precision: options.precision)
+            let ids = tokenizer.encode(prompt)
+            guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens; pass some text.") }
+            let out = try ensemble.greedy(prompt: ids, maxTokens: newTokens, stop: tokenizer.eosID, threads: options.threads)
+            try report(ids: ids, out: out, text: try tokenizer.decode(out))
+            return
+        }
         let (model, tokenizer) = try options.load()
         try DecoderOptions.ensureMemory(model.configuration.keyValueCacheBytes,
                                         for: "a KV cache of --max-positions \(options.maxPositions)",
@@ -49,7 +63,10 @@ struct GenerateCommand: ParsableCommand {
         }
         let generator = LlamaGenerator(model: model, threads: options.threads)
         let out = try generator.greedy(prompt: ids, maxTokens: newTokens, stop: tokenizer.eosID)
-        let text = try tokenizer.decode(out)
+        try report(ids: ids, out: out, text: try tokenizer.decode(out))
+    }
+
+    func report(ids: [Int], out: [Int], text: String) throws {
         if json {
             let object: [String: Any] = ["prompt": prompt, "prompt_ids": ids, "generated_ids": out, "text": text]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

@@ -12,11 +12,14 @@ struct PerplexityCommand: ParsableCommand {
         discussion: """
             Each record's text field is tokenized (no BOS) and cut into chunks of --chunk-tokens; \
             perplexity is exp of the mean NLL over every predicted token. Optionally with an \
-            adapter written by `lethe unlearn` (its --out directory, or the adapter.h5 in it).
+            adapter written by `lethe unlearn` (its --out directory, or the adapter.h5 in it), or with \
+            the served ensemble of a decoder run (--run: the mean of its live shards' next-token \
+            probabilities, on the run's own base model).
 
             Examples:
               lethe perplexity --data Datasets/bbc-news/test.jsonl --limit 20
               lethe perplexity --data Datasets/rotten-tomatoes/test.jsonl --adapter Checkpoints/unlearn/rt-gd --limit 50
+              lethe perplexity --data Datasets/rotten-tomatoes/test.jsonl --run Checkpoints/runs/rt-decoder --limit 50
 
             \(ExitStatus.help())
             """)
@@ -38,6 +41,9 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Adapter to apply: the directory `lethe unlearn --out` wrote, or the \(AdapterFile.fileName) in it.")
     var adapter: String?
 
+    @Option(name: .customLong("run"), help: "A decoder run: score with its served ensemble (its base model; --model is not used).")
+    var runDirectory: String?
+
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
@@ -49,22 +55,34 @@ struct PerplexityCommand: ParsableCommand {
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--data", data)])
+        if runDirectory != nil && adapter != nil {
+            throw ValidationError("--run and --adapter: give one (a run's shards carry their own adapters).")
+        }
     }
 
     func run() throws {
-        let (model, tokenizer) = try options.load()
-        let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
-        try options.ensureScoringMemory(model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize)
-        let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
-        let quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: Self.batchSize,
+        let quality: LanguageModelQuality, chunkCount: Int
+        if let runDirectory {
+            let (ensemble, tokenizer) = try RunAccess.decoderRun(runDirectory, precision: options.precision)
+            let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
+            quality = LanguageModelQuality(try ensemble.scores(of: corpus.chunks, threads: options.threads))
+            chunkCount = corpus.chunks.count
+        } else {
+            let (model, tokenizer) = try options.load()
+            let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
+            try options.ensureScoringMemory(model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize)
+            let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
+            quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: Self.batchSize,
                                                             padID: tokenizer.eosID, threads: options.threads))
+            chunkCount = corpus.chunks.count
+        }
         if json {
-            let object: [String: Any] = ["data": data, "chunks": corpus.chunks.count, "tokens": quality.tokenCount,
+            let object: [String: Any] = ["data": data, "chunks": chunkCount, "tokens": quality.tokenCount,
                                          "perplexity": quality.perplexity, "accuracy": quality.accuracy]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "perplexity %.3f  next-token accuracy %.2f%%  (%d predicted tokens in %d chunks)",
-                         quality.perplexity, 100 * quality.accuracy, quality.tokenCount, corpus.chunks.count))
+                         quality.perplexity, 100 * quality.accuracy, quality.tokenCount, chunkCount))
         }
     }
 }

@@ -39,7 +39,7 @@ struct PlanCreateCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "JSON Lines dataset: one {\"id\", \"text\", \"label\", optional \"group\"} object per line.")
+    @Option(help: "JSON Lines dataset: one {\"id\", \"text\", \"label\", optional \"group\"} object per line; without \"label\" on every line it is text data, which `lethe train` trains a decoder on.")
     var data: String
 
     @OptionGroup var shape: PlanShapeOptions

@@ -8,7 +8,7 @@ import Training
 /// for commands that train stages again: `lethe retrain` and `lethe verify --replay`.
 struct RunTrainer {
     let runner: S3TRunner
-    /// N, the base encoder's layers.
+    /// N, the base model's layers.
     let layerCount: Int
 
     /// - Parameters:
@@ -27,9 +27,8 @@ struct RunTrainer {
         }
         let plan = try Plan.load(from: Plan.url(inRun: run))
         let dataset = try RunData.dataset(for: plan, override: data)
-        let encoder = try settings.loadBaseEncoder(run: run)
-        let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
+        let (trainer, layers) = try TrainCommand.stageTrainer(run: run, settings: settings, plan: plan, dataset: dataset)
         runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names, clock: clock)
-        layerCount = encoder.configuration.layerCount
+        layerCount = layers
     }
 }

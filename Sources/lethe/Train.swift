@@ -112,7 +112,8 @@ struct TrainCommand: ParsableCommand {
         // data file too, which each child of --jobs reads again — so a refused call leaves
         // nothing behind and the corrected one starts clean.
         var dataChecked = false
-        let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock) {
+        let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock,
+                                                   textData: plan.labels.count == 0) {
             try Self.checkFits($0, plan: plan, run: layout.directory)
             _ = try RunData.dataset(for: plan, override: data)
             dataChecked = true
@@ -153,8 +154,7 @@ struct TrainCommand: ParsableCommand {
                                   + "(\(layout.settingsURL.path)); give --cpus-per-task \(settings.threadCount), or --threads "
                                   + "\(cpus) on the run's first call.")
         }
-        let layerCount = try BertConfiguration(
-            contentsOf: settings.baseModelDirectory(run: layout.directory).appendingPathComponent("config.json").path).layerCount
+        let layerCount = try settings.baseLayerCount(run: layout.directory)
         let pending = try selected.filter { shard in
             try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),
                               sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
@@ -214,33 +214,57 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// The stage runner of a run (the dataset, the base encoder, the trainer, a clock from now)
-    /// and the encoder's layer count.
+    /// The stage runner of a run (the dataset, the base model, the trainer of its model kind,
+    /// a clock from now) and the base model's layer count.
     static func makeRunner(layout: RunLayout, settings: TrainingSettings, plan: Plan,
                            data: String?) throws -> (S3TRunner, Int) {
         let dataset = try RunData.dataset(for: plan, override: data)
-        let encoder = try settings.loadBaseEncoder(run: layout.directory)
-        let trainer = try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset)
+        let (trainer, layerCount) = try stageTrainer(run: layout.directory, settings: settings, plan: plan, dataset: dataset)
         let clock = ContinuousClock(), origin = clock.now
         let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,
                                clock: { (clock.now - origin).seconds })
-        return (runner, encoder.configuration.layerCount)
+        return (runner, layerCount)
+    }
+
+    /// The stage trainer of a run's model kind on its base model, and that model's layer count.
+    static func stageTrainer(run: URL, settings: TrainingSettings, plan: Plan,
+                             dataset: Dataset) throws -> (StageTrainer, Int) {
+        switch settings.modelKind {
+        case .encoder:
+            let encoder = try settings.loadBaseEncoder(run: run)
+            return (try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset),
+                    encoder.configuration.layerCount)
+        case .decoder:
+            let (model, tokenizer) = try settings.loadBaseDecoder(run: run)
+            let trainer = try DecoderStageTrainer(model: model, settings: settings, dataset: dataset, padID: tokenizer.eosID,
+                                                  tokenize: { tokenizer.encode($0, allowSpecial: false) })
+            return (trainer, model.configuration.layerCount)
+        }
     }
 
     /// Refuses settings that the plan and the base model cannot train: blocks that do not fit
     /// the encoder's layers, SISA without budget 1, a rank above the hidden width.
     static func checkFits(_ settings: TrainingSettings, plan: Plan, run: URL) throws {
-        let configuration = try BertConfiguration(
-            contentsOf: settings.baseModelDirectory(run: run).appendingPathComponent("config.json").path)
-        if settings.rank > configuration.hiddenSize {
-            throw ValidationError("--rank \(settings.rank): the base model's layers are \(configuration.hiddenSize) wide; "
-                                  + "give 1 … \(min(configuration.hiddenSize, TrainingSettings.Limits.rank.upperBound)).")
+        let width: Int, layerCount: Int
+        switch settings.modelKind {
+        case .encoder:
+            let configuration = try BertConfiguration(
+                contentsOf: settings.baseModelDirectory(run: run).appendingPathComponent("config.json").path)
+            (width, layerCount) = (configuration.hiddenSize, configuration.layerCount)
+        case .decoder:
+            let configuration = try LlamaConfiguration(gguf: try GGUFFile(contentsOf: settings.baseModelDirectory(run: run).path))
+            (width, layerCount) = (min(configuration.hiddenSize, configuration.kvSize, configuration.intermediateSize),
+                                   configuration.layerCount)
+        }
+        if settings.rank > width {
+            throw ValidationError("--rank \(settings.rank): the base model's narrowest adapted projection is \(width) wide; "
+                                  + "give 1 … \(min(width, TrainingSettings.Limits.rank.upperBound)).")
         }
         guard settings.strategy != .full else { return }
-        if plan.sliceCount * settings.layersPerBlock > configuration.layerCount {
+        if plan.sliceCount * settings.layersPerBlock > layerCount {
             throw ValidationError("--layers-per-block \(settings.layersPerBlock): \(plan.sliceCount) slices × "
-                                  + "\(settings.layersPerBlock) layers do not fit the model's \(configuration.layerCount) "
-                                  + "layers; give at most \(configuration.layerCount / plan.sliceCount).")
+                                  + "\(settings.layersPerBlock) layers do not fit the model's \(layerCount) "
+                                  + "layers; give at most \(layerCount / plan.sliceCount).")
         }
         if settings.strategy == .sisa && plan.budget != 1 {
             throw ValidationError("--strategy sisa needs a plan with budget 1 (this one has \(plan.budget)); plan a "

@@ -19,7 +19,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "LoRA alpha (scale alpha/r), \(rangeText(Limits.alpha)). Default 32.")
     var alpha: Float?
     @Option(parsing: .upToNextOption,
-            help: "LoRA target modules: q k v o up down (or query key value …). Default: query value.")
+            help: "LoRA target modules: q k v o up down (or query key value …); a decoder's also gate (or q_proj … down_proj). Default: q v.")
     var targets: [String] = []
     @Option(help: "Peak learning rate (warmup then linear decay), \(rangeText(Limits.learningRate)). Default 1e-3.")
     var lr: Float?
@@ -27,7 +27,7 @@ struct TrainingOptions: ParsableArguments {
     var batchSize: Int?
     @Option(help: "What the model reads: text, or text+lead (headline and first paragraph). Default text.")
     var textField: String?
-    @Option(help: "Maximum tokens per example, \(rangeText(Limits.maxTokenCount)) (the encoder's positions). Default 128.")
+    @Option(help: "Maximum tokens per example, \(rangeText(Limits.maxTokenCount)) (the encoder's positions); a decoder's texts are cut into chunks of this many tokens. Default 128.")
     var maxTokens: Int?
     @Option(help: "Run seed, \(CommonBounds.seedText); every stage's seed derives from it, the shard and the stage key. Default 0.")
     var seed: UInt64?
@@ -35,7 +35,7 @@ struct TrainingOptions: ParsableArguments {
     var threads: Int?
     @Flag(inversion: .prefixedNo, help: "rsLoRA: scale the adapters by alpha/√r instead of alpha/r. Default off.")
     var rslora: Bool?
-    @Option(help: "Base encoder directory. Default Checkpoints/base/all-MiniLM-L6-v2.")
+    @Option(help: "Base model: an encoder directory, or a decoder's GGUF file (text data). Default Checkpoints/base/all-MiniLM-L6-v2 for labelled data, Checkpoints/base/SmolLM2-135M-Instruct/model.gguf for text data.")
     var model: String?
     @Option(help: "Arithmetic of the frozen base weights' products: fp32, or bf16 (weights rounded to bfloat16 and packed once, float32 accumulation; adapters, gradients and optimiser state stay float32). Recorded in train.json and every stage; a run never mixes precisions. Default fp32.")
     var precision: Precision?
@@ -44,9 +44,14 @@ struct TrainingOptions: ParsableArguments {
     /// before any work, so a rejected value is a usage error (exit 64) naming the option, the
     /// value and the range, and nothing (no plan, no train.json) is written.
     func validate() throws {
+        // The model kind is known only with the plan: a target name is checked against both.
+        for name in targets where LoRATarget.parse(name) == nil && Self.projection(name) == nil {
+            throw ValidationError("--targets \(name): use q, k, v, o, up, down (a decoder's also gate), or module names.")
+        }
         do {
-            try TrainingSettings(baseModel: "", baseModelSHA256: "").applying(self, strategy: nil, layersPerBlock: nil)
-                .validate()
+            var probe = TrainingSettings(baseModel: "", baseModelSHA256: "")
+            if targets.contains(where: { LoRATarget.parse($0) == nil }) { probe.modelKind = .decoder }
+            try probe.applying(self, strategy: nil, layersPerBlock: nil).validate()
         } catch let TrainingError.invalidValue(field, value, reason) {
             throw ValidationError("--\(field) \(value): \(reason).")
         }
@@ -57,7 +62,7 @@ struct TrainingOptions: ParsableArguments {
     /// `TrainingSettings.validate` and by `check` (the caller's own checks, e.g. that the
     /// blocks fit the model and that the data is there) — and only then saved to train.json,
     /// so a rejected option leaves no file behind and the corrected command starts clean.
-    func resolveSettings(layout: RunLayout, strategy: TrainingStrategy?, layersPerBlock: Int?,
+    func resolveSettings(layout: RunLayout, strategy: TrainingStrategy?, layersPerBlock: Int?, textData: Bool = false,
                          check: (TrainingSettings) throws -> Void = { _ in }) throws -> TrainingSettings {
         if FileManager.default.fileExists(atPath: layout.settingsURL.path) {
             let saved = try TrainingSettings.load(from: layout.settingsURL)
@@ -72,12 +77,27 @@ struct TrainingOptions: ParsableArguments {
             }
             return saved
         }
-        let weights = try Self.weightsFile(model)
-        let settings = try TrainingSettings(threadCount: CommonBounds.defaultThreads,
-                                            baseModel: TrainingSettings.storedModelPath(model ?? Self.defaultModel,
-                                                                                        run: layout.directory),
-                                            baseModelSHA256: try FileDigest.sha256(of: weights).hex)
-            .applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
+        // A GGUF file, or text data without --model, makes a decoder run.
+        let kind: ModelKind = model.map { $0.hasSuffix(".gguf") } ?? textData ? .decoder : .encoder
+        if kind == .decoder && !textData {
+            throw ValidationError("--model \(model ?? ""): a decoder trains on text data, but the plan's data is labelled; "
+                                  + "give an encoder directory, or plan text data (JSON Lines without labels).")
+        }
+        if kind == .encoder && textData {
+            throw ValidationError("the plan's data has no labels (text data): a classifier cannot train on it; give a "
+                                  + "decoder's GGUF file with --model, or leave --model out for \(Self.defaultDecoder).")
+        }
+        let chosen = model ?? (kind == .decoder ? Self.defaultDecoder : Self.defaultModel)
+        let weights = try Self.weightsFile(chosen, kind: kind)
+        var fresh = TrainingSettings(threadCount: CommonBounds.defaultThreads,
+                                     baseModel: TrainingSettings.storedModelPath(chosen, run: layout.directory),
+                                     baseModelSHA256: try FileDigest.sha256(of: weights).hex)
+        if kind == .decoder {
+            fresh.modelKind = .decoder
+            fresh.targets = [LlamaProjection.query.rawValue, LlamaProjection.value.rawValue]
+            fresh.layersPerBlock = 1
+        }
+        let settings = try fresh.applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
         try settings.validate()
         try check(settings)
         try settings.save(to: layout.settingsURL)
@@ -85,20 +105,43 @@ struct TrainingOptions: ParsableArguments {
     }
 
     static let defaultModel = "Checkpoints/base/all-MiniLM-L6-v2"
+    static let defaultDecoder = "Checkpoints/base/SmolLM2-135M-Instruct/model.gguf"
 
-    /// The weights of `--model` (or the default model), refused with what to do when missing.
-    static func weightsFile(_ model: String?) throws -> URL {
-        let weights = URL(fileURLWithPath: model ?? defaultModel).appendingPathComponent("model.safetensors")
+    /// The weights of `--model` (or the default model), refused with what to do when missing:
+    /// `model.safetensors` in an encoder's directory, a decoder's GGUF file itself.
+    static func weightsFile(_ model: String?, kind: ModelKind = .encoder) throws -> URL {
+        let path = model ?? (kind == .decoder ? defaultDecoder : defaultModel)
+        let weights = kind == .decoder ? URL(fileURLWithPath: path)
+                                       : URL(fileURLWithPath: path).appendingPathComponent("model.safetensors")
         guard FileManager.default.fileExists(atPath: weights.path) else {
             throw ValidationError("--model: \(weights.path) is missing; check --model (run `make setup` for the default model).")
         }
         return weights
     }
 
-    /// Target names (q, k, v, o, up, down, query, value, … or module paths) → module paths.
-    static func moduleName(_ name: String) throws -> String {
-        if let target = LoRATarget.parse(name) { return target.rawValue }
-        throw ValidationError("--targets \(name): use q, k, v, o, up, down (or query, key, value, …).")
+    /// A decoder's projection for a command-line name (q, k, v, o, gate, up, down or q_proj …).
+    static func projection(_ name: String) -> LlamaProjection? {
+        switch name {
+        case "q", "query": return .query
+        case "k", "key": return .key
+        case "v", "value": return .value
+        case "o", "output": return .output
+        case "gate": return .gate
+        case "up": return .up
+        case "down": return .down
+        default: return LlamaProjection(rawValue: name)
+        }
+    }
+
+    /// Target names (q, k, v, o, up, down, query, value, … or module paths) → module paths of
+    /// the run's model kind.
+    static func moduleName(_ name: String, kind: ModelKind = .encoder) throws -> String {
+        switch kind {
+        case .encoder: if let target = LoRATarget.parse(name) { return target.rawValue }
+        case .decoder: if let target = projection(name) { return target.rawValue }
+        }
+        throw ValidationError("--targets \(name): use q, k, v, o, up, down"
+                              + (kind == .decoder ? ", gate (or q_proj … down_proj)." : " (or query, key, value, …)."))
     }
 }
 
@@ -107,7 +150,7 @@ extension TrainingSettings {
     /// when given) put in; unknown target names are refused.
     func applying(_ options: TrainingOptions, strategy: TrainingStrategy?, layersPerBlock: Int?) throws -> TrainingSettings {
         var settings = self
-        let targetNames = try options.targets.map(TrainingOptions.moduleName)
+        let targetNames = try options.targets.map { try TrainingOptions.moduleName($0, kind: modelKind) }
         if let strategy { settings.strategy = strategy }
         if let epochs = options.epochs { settings.epochs = epochs }
         if let rank = options.rank { settings.rank = rank }

@@ -36,6 +36,22 @@ import Testing
         #expect(abs(perplexity - 15.99) / 15.99 < 0.01, "perplexity \(perplexity)")
     }
 
+    /// The frozen products in bfloat16 (float32 accumulation) keep perplexity within 1% of float32's.
+    @Test func bf16PerplexityWithinOnePercentOfFloat32() throws {
+        let (model, tokenizer) = try Self.loaded.get()
+        let bf16 = try LlamaModel(weights: model.weights, precision: .bf16)
+        let texts = ["The quick brown fox jumps over the lazy dog. It was a sunny day and the children were playing in the park.",
+                     "Shares in the bank fell sharply after its quarterly profits missed analysts' forecasts.",
+                     "Once upon a time, there was a little girl who lived in a village near the forest."]
+        let ids = texts.map { tokenizer.encode($0) }
+        let reference = try model.scores(of: ids), lowered = try bf16.scores(of: ids)
+        for (k, (a, b)) in zip(reference, lowered).enumerated() {
+            let (p32, p16) = (exp(a.meanNLL), exp(b.meanNLL))
+            #expect(abs(p16 - p32) / p32 < 0.01, "text \(k): perplexity \(p16) in bf16 vs \(p32) in float32")
+            #expect(a.logProbabilities != b.logProbabilities, "bf16 gave float32's bits: the precision is not used")
+        }
+    }
+
     /// Batched scoring with padding and the cached generator agree with single-sequence runs.
     @Test func paddingAndCacheDoNotChangeResults() throws {
         let (model, tokenizer) = try Self.loaded.get()

@@ -114,6 +114,21 @@ import Testing
         #expect(failure("\n  \n") == .emptyDataset(file: "t.jsonl"))
     }
 
+    /// Text data (no label on any line) is a data set for a decoder; a file that labels some
+    /// lines and not others is refused, naming the first unlabelled line and a labelled one.
+    @Test func textDataHasNoLabelsAndMixedFilesAreRefused() throws {
+        let text = try parse(#"{"id": "a", "text": "one", "group": "g"}"# + "\n" + #"{"id": "b", "text": "two"}"#)
+        #expect(text.isTextOnly && text.labelVocabulary.count == 0 && text.examples.map(\.label) == ["", ""])
+        let labelled = try parse(#"{"id": "a", "text": "one", "label": "x"}"#)
+        #expect(!labelled.isTextOnly && labelled.labelVocabulary.names == ["x"])
+        #expect(failure(#"{"id": "a", "text": "t", "label": "l"}"# + "\n\n" + #"{"id": "b", "text": "u"}"#)
+                == .mixedLabels(file: "t.jsonl", unlabelledLine: 3, labelledLine: 1))
+        #expect(failure(#"{"id": "a", "text": "t"}"# + "\n" + #"{"id": "b", "text": "u", "label": "l"}"#)
+                == .mixedLabels(file: "t.jsonl", unlabelledLine: 1, labelledLine: 2))
+        #expect(PlanningError.mixedLabels(file: "t.jsonl", unlabelledLine: 3, labelledLine: 1).description
+                    .hasPrefix("t.jsonl:3: this line has no \"label\" but line 1 has one"))
+    }
+
     @Test func duplicateIDNamesBothLines() {
         let error = failure("""
             {"id": "a", "text": "t", "label": "l"}

@@ -86,6 +86,20 @@ public final class LlamaAdapter: @unchecked Sendable {
     public let full: [[LlamaProjection: Parameter]]
     /// Every parameter in a fixed order (layer, then projection order, A before B, then full).
     public let parameters: [Parameter]
+    /// Layers whose parameters stay as they are: active in the forward pass, skipped by `step`
+    /// (an S3T stage trains its block with the blocks of earlier stages frozen above it).
+    public var frozenLayers: Set<Int> = []
+
+    /// The layer of a parameter named "layers.L.…".
+    public static func layer(of parameter: Parameter) -> Int? {
+        guard parameter.name.hasPrefix("layers.") else { return nil }
+        return Int(parameter.name.dropFirst("layers.".count).prefix { $0.isNumber })
+    }
+
+    /// The parameters `step` updates: all but those of `frozenLayers`.
+    public var trainableParameters: [Parameter] {
+        frozenLayers.isEmpty ? parameters : parameters.filter { Self.layer(of: $0).map { !frozenLayers.contains($0) } ?? true }
+    }
 
     /// A fresh adapter: A ~ U(−1/√in, 1/√in) from `seed` (PEFT's Kaiming-uniform bound), B = 0;
     /// full targets start as copies of the base weights.
@@ -161,9 +175,10 @@ public final class LlamaAdapter: @unchecked Sendable {
     /// Sets every gradient to zero (backward accumulates).
     public func zeroGradients() { for p in parameters { p.gradient.zero() } }
 
-    /// One AdamW update at 1-based `step`; returns the gradient norm before clipping.
+    /// One AdamW update of the trainable parameters at 1-based `step`; returns their gradient
+    /// norm before clipping.
     @discardableResult
     public func step(_ step: Int, optimizer: AdamW.Configuration, learningRate: Float? = nil) -> Float {
-        AdamW.step(parameters.map(\.slot), step: step, configuration: optimizer, learningRate: learningRate)
+        AdamW.step(trainableParameters.map(\.slot), step: step, configuration: optimizer, learningRate: learningRate)
     }
 }

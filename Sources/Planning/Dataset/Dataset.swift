@@ -59,8 +59,13 @@ public struct Dataset: Sendable {
     /// The example with this id, if any.
     public subscript(id id: String) -> Example? { positionByID[id].map { examples[$0] } }
 
-    /// Sorted label names of all examples.
-    public var labelVocabulary: LabelVocabulary { LabelVocabulary(labels: examples.map(\.label)) }
+    /// Sorted label names of all examples; empty for text data.
+    public var labelVocabulary: LabelVocabulary {
+        isTextOnly ? LabelVocabulary(labels: []) : LabelVocabulary(labels: examples.map(\.label))
+    }
+
+    /// True for text data: no example has a label (a decoder trains on it; a classifier cannot).
+    public var isTextOnly: Bool { examples.allSatisfy { $0.label.isEmpty } }
 
     /// True when at least one example names a `group`.
     public var hasGroups: Bool { examples.contains { $0.group != nil } }

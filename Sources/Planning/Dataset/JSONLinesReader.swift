@@ -2,9 +2,10 @@
 ///
 /// Lines are separated by LF (a CR before it is whitespace); blank lines are skipped but still
 /// counted, so every error names the line a text editor shows. A UTF-8 byte-order mark at the
-/// start is ignored. Field rules: `id`, `text`, `label` are required strings; `group` is an
-/// optional string (`null` means absent); other string fields are kept by name, other values of
-/// other fields are ignored.
+/// start is ignored. Field rules: `id`, `text` are required strings; `label` is a string that
+/// either every line has (a classification data set) or none has (text data, for a decoder);
+/// `group` is an optional string (`null` means absent); other string fields are kept by name,
+/// other values of other fields are ignored.
 enum JSONLinesReader {
     static func read(_ bytes: UnsafeBufferPointer<UInt8>, source: String) throws
         -> (examples: [Example], positionByID: [String: Int]) {
@@ -14,6 +15,8 @@ enum JSONLinesReader {
         var start = 0
         if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { start = 3 }
         var lineNumber = 0
+        // The first line with a label and the first without: both set is a mixed file.
+        var labelled: Int?, unlabelled: Int?
         while start < bytes.count {
             lineNumber += 1
             var end = start
@@ -21,7 +24,11 @@ enum JSONLinesReader {
             let line = UnsafeBufferPointer(rebasing: bytes[start..<end])
             start = end + 1
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            let example = try example(from: line, lineNumber: lineNumber, source: source)
+            let (example, hasLabel) = try example(from: line, lineNumber: lineNumber, source: source)
+            if hasLabel { labelled = labelled ?? lineNumber } else { unlabelled = unlabelled ?? lineNumber }
+            if let labelled, let unlabelled {
+                throw PlanningError.mixedLabels(file: source, unlabelledLine: unlabelled, labelledLine: labelled)
+            }
             if let earlier = positionByID.updateValue(examples.count, forKey: example.id) {
                 throw PlanningError.duplicateID(file: source, id: example.id,
                                                 firstLine: lineOfPosition[earlier], secondLine: lineNumber)
@@ -33,7 +40,9 @@ enum JSONLinesReader {
         return (examples, positionByID)
     }
 
-    static func example(from line: UnsafeBufferPointer<UInt8>, lineNumber: Int, source: String) throws -> Example {
+    /// The example of one line, and whether the line had a label (an absent one reads as "").
+    static func example(from line: UnsafeBufferPointer<UInt8>, lineNumber: Int, source: String) throws
+        -> (Example, Bool) {
         let members: [(key: String, value: FlatJSONScanner.Value)]
         do {
             members = try FlatJSONScanner.members(of: line)
@@ -64,7 +73,6 @@ enum JSONLinesReader {
         }
         guard let id else { throw PlanningError.missingField(file: source, line: lineNumber, field: "id") }
         guard let text else { throw PlanningError.missingField(file: source, line: lineNumber, field: "text") }
-        guard let label else { throw PlanningError.missingField(file: source, line: lineNumber, field: "label") }
         if id.isEmpty {
             throw PlanningError.invalidID(file: source, line: lineNumber, id: id, reason: "it is empty")
         }
@@ -74,7 +82,7 @@ enum JSONLinesReader {
                                           reason: "it contains a control character (slice hashes join ids with newlines)")
         }
         if text.isEmpty { throw PlanningError.emptyText(file: source, line: lineNumber, id: id) }
-        return Example(id: id, text: text, label: label, group: group, extraFields: extras)
+        return (Example(id: id, text: text, label: label ?? "", group: group, extraFields: extras), label != nil)
     }
 
     private static func kindName(of value: FlatJSONScanner.Value) -> String {

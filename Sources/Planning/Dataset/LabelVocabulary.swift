@@ -16,12 +16,9 @@ public struct LabelVocabulary: Sendable, Equatable {
         self.init(validatedNames: distinct.sorted(by: UTF8Order.precedes))
     }
 
-    /// Rebuilds a vocabulary from saved names, checking that they are distinct and sorted.
+    /// Rebuilds a vocabulary from saved names, checking that they are distinct and sorted
+    /// (none for a plan of text data).
     public init(savedNames names: [String], file: String) throws {
-        guard !names.isEmpty else {
-            throw PlanningError.invariantViolated(file: file, invariant: "labels non-empty",
-                                                  detail: "the plan names no label, so no model can be trained on it")
-        }
         for i in names.indices.dropFirst() where !UTF8Order.precedes(names[i - 1], names[i]) {
             throw PlanningError.invariantViolated(
                 file: file, invariant: "labels sorted and distinct",

@@ -123,7 +123,8 @@ public final class S3TRunner {
                                  hyperparametersJSON: try settings.canonicalJSON(), seed: job.seed,
                                  threadCount: settings.threadCount, softwareVersion: letheVersion,
                                  trainingLoss: result.trainingLoss, examplesSeen: result.examplesSeen,
-                                 wallTimeSeconds: clock() - start, labels: labels, precision: settings.precision)
+                                 wallTimeSeconds: clock() - start, labels: labels, precision: settings.precision,
+                                 modelKind: settings.modelKind)
         return StageCheckpoint(lineage: lineage, record: record, adapters: result.adapters, head: result.head)
     }
 

@@ -6,7 +6,8 @@ import Store
 ///
 ///     /                       attributes: format, format_version, lineage, record, tensors_sha256,
 ///                             labels (optional: class names of the head's rows),
-///                             precision (optional: fp32 when absent)
+///                             precision (optional: fp32 when absent),
+///                             model_kind (optional: encoder when absent; a decoder's stage has no /head)
 ///     /adapters/encoder.layer.N.<module>/lora_A   float32 [r, in]
 ///     /adapters/encoder.layer.N.<module>/lora_B   float32 [out, r]
 ///     /head/weight            float32 [classes, hidden]
@@ -57,18 +58,21 @@ extension StageCheckpoint {
             ]
             for (name, value) in attributes { try file.setAttribute(value, named: name) }
             if !r.labels.isEmpty { try file.setAttribute(.strings(r.labels), named: "labels") }
+            if r.modelKind != .encoder { try file.setAttribute(.string(r.modelKind.rawValue), named: "model_kind") }
         }
     }
 
     /// The `precision` attribute (absent in files written before it existed: float32).
-    private static func precision(of file: HDF5File, path: String) throws -> Precision {
-        guard try file.hasAttribute(named: "precision") else { return .fp32 }
-        let name = try file.stringAttribute(named: "precision")
-        guard let precision = Precision(rawValue: name) else {
-            throw TrainingError.fileInvalid(file: path, reason: "attribute precision is \"\(name)\"; expected one of "
-                                            + Precision.allCases.map(\.rawValue).joined(separator: ", "))
+    /// An optional string attribute naming a case of `T` (`absent` when the file lacks it).
+    private static func choice<T: RawRepresentable & CaseIterable>(_ name: String, of file: HDF5File, path: String,
+                                                                 absent: T) throws -> T where T.RawValue == String {
+        guard try file.hasAttribute(named: name) else { return absent }
+        let value = try file.stringAttribute(named: name)
+        guard let choice = T(rawValue: value) else {
+            throw TrainingError.fileInvalid(file: path, reason: "attribute \(name) is \"\(value)\"; expected one of "
+                                            + T.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        return precision
+        return choice
     }
 
     /// Reads and checks a stage checkpoint: format and version, every attribute, the tensors,
@@ -121,7 +125,8 @@ extension StageCheckpoint {
             examplesSeen: Int(try need("examples_seen") { try file.intAttribute(named: $0) }),
             wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) },
             labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [],
-            precision: try precision(of: file, path: path))
+            precision: try choice("precision", of: file, path: path, absent: Precision.fp32),
+            modelKind: try choice("model_kind", of: file, path: path, absent: ModelKind.encoder))
         try checkNumbers(lineage, record, file: path)
         let recordedKey = try need("stage_key") { try file.stringAttribute(named: $0) }
         guard recordedKey == lineage.key.hex else {
@@ -130,7 +135,7 @@ extension StageCheckpoint {
         }
         let checkpoint = StageCheckpoint(lineage: lineage, record: record,
                                          adapters: try readTensors(file, under: "adapters"),
-                                         head: try readTensors(file, under: "head"))
+                                         head: record.modelKind == .decoder ? [] : try readTensors(file, under: "head"))
         let recorded = try need("tensors_sha256") { try file.stringAttribute(named: $0) }
         let computed = checkpoint.tensorsSHA256
         guard recorded == computed else {

@@ -55,15 +55,18 @@ public struct StageRecord: Sendable, Equatable {
     /// The arithmetic of the frozen products the stage was trained with (files written before
     /// it was recorded were float32).
     public var precision: Precision
+    /// The model the adapters belong to (files written before decoders were trained: encoder).
+    public var modelKind: ModelKind
 
     public init(strategy: TrainingStrategy, baseModelSHA256: String, hyperparametersJSON: String,
                 seed: UInt64, threadCount: Int, softwareVersion: String, trainingLoss: Double,
-                examplesSeen: Int, wallTimeSeconds: Double, labels: [String] = [], precision: Precision = .fp32) {
+                examplesSeen: Int, wallTimeSeconds: Double, labels: [String] = [], precision: Precision = .fp32,
+                modelKind: ModelKind = .encoder) {
         self.strategy = strategy; self.baseModelSHA256 = baseModelSHA256
         self.hyperparametersJSON = hyperparametersJSON; self.seed = seed; self.threadCount = threadCount
         self.softwareVersion = softwareVersion; self.trainingLoss = trainingLoss
         self.examplesSeen = examplesSeen; self.wallTimeSeconds = wallTimeSeconds
-        self.labels = labels; self.precision = precision
+        self.labels = labels; self.precision = precision; self.modelKind = modelKind
     }
 }
 
@@ -72,7 +75,8 @@ public struct StageRecord: Sendable, Equatable {
 ///
 /// Adapter tensors are named "encoder.layer.N.<module>/lora_A" ([r, in]) and ".../lora_B"
 /// ([out, r]) — PEFT's module paths and orientation; head tensors "weight" ([classes, hidden])
-/// and "bias" ([classes]).
+/// and "bias" ([classes]). A decoder run's stages name theirs "layers.N.<projection>/lora_A"
+/// (e.g. "layers.29.q_proj/lora_A") and have no head.
 public struct StageCheckpoint: Sendable, Equatable {
     public var lineage: StageLineage
     public var record: StageRecord
@@ -97,11 +101,12 @@ public struct StageCheckpoint: Sendable, Equatable {
         Set(adapters.compactMap { Self.layerIndex(ofAdapter: $0.name) }).sorted()
     }
 
-    /// N of an adapter named "encoder.layer.N.…".
+    /// N of an adapter named "encoder.layer.N.…" (encoder) or "layers.N.…" (decoder).
     public static func layerIndex(ofAdapter name: String) -> Int? {
-        let prefix = "encoder.layer."
-        guard name.hasPrefix(prefix) else { return nil }
-        return Int(name.dropFirst(prefix.count).prefix { $0.isNumber })
+        for prefix in ["encoder.layer.", "layers."] where name.hasPrefix(prefix) {
+            return Int(name.dropFirst(prefix.count).prefix { $0.isNumber })
+        }
+        return nil
     }
 }
 

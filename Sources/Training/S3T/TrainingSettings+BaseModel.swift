@@ -12,14 +12,39 @@ extension TrainingSettings {
     ///   - precision: the frozen products' arithmetic; the run's own when nil (training and
     ///     replay always use the run's; inference may choose another).
     public func loadBaseEncoder(run: URL, precision: Precision? = nil) throws -> MiniLMEncoder {
+        guard modelKind == .encoder else {
+            throw TrainingError.wrongModelKind(run: run.path, expected: .encoder, found: modelKind)
+        }
         let directory = baseModelDirectory(run: run)
         try checkBaseModel(directory)
         return try MiniLMEncoder(directory: directory.path, precision: precision ?? self.precision)
     }
 
-    /// Throws unless `directory/model.safetensors` hashes to `baseModelSHA256`.
+    /// Loads a decoder run's base model and tokenizer after checking the GGUF file's SHA-256.
+    public func loadBaseDecoder(run: URL, precision: Precision? = nil) throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
+        guard modelKind == .decoder else {
+            throw TrainingError.wrongModelKind(run: run.path, expected: .decoder, found: modelKind)
+        }
+        let file = baseModelDirectory(run: run)
+        try checkBaseModel(file)
+        return try LlamaModel.load(path: file.path, precision: precision ?? self.precision)
+    }
+
+    /// The number of transformer layers of the base model (from its config.json or GGUF header).
+    public func baseLayerCount(run: URL) throws -> Int {
+        let location = baseModelDirectory(run: run)
+        switch modelKind {
+        case .encoder:
+            return try BertConfiguration(contentsOf: location.appendingPathComponent("config.json").path).layerCount
+        case .decoder:
+            return try LlamaConfiguration(gguf: try GGUFFile(contentsOf: location.path)).layerCount
+        }
+    }
+
+    /// Throws unless the base model's weights file (`directory/model.safetensors`, or the GGUF
+    /// file itself for a decoder) hashes to `baseModelSHA256`.
     public func checkBaseModel(_ directory: URL) throws {
-        let weights = directory.appendingPathComponent("model.safetensors")
+        let weights = modelKind == .decoder ? directory : directory.appendingPathComponent("model.safetensors")
         let found: String
         do { found = try FileDigest.sha256(of: weights).hex } catch {
             throw TrainingError.baseModelMismatch(file: weights.path, expected: baseModelSHA256,

@@ -1,7 +1,16 @@
 import Foundation
 import Kernels
+import Models
 import Store
 import Support
+
+/// What a run trains adapters on.
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
+    /// A sentence encoder with a classification head (MiniLM; labelled data).
+    case encoder
+    /// A Llama-architecture decoder (SmolLM2, from a GGUF file; text data, next-token loss, no head).
+    case decoder
+}
 
 /// The hyperparameters of a run, saved as `DIR/train.json` when a run is first trained so that
 /// resumption, retraining after deletions and replays use exactly the same ones.
@@ -13,7 +22,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var rank: Int
     public var alpha: Float
     public var useRSLoRA: Bool
-    /// Module paths inside `encoder.layer.N.` (e.g. "attention.self.query").
+    /// Module paths inside `encoder.layer.N.` (e.g. "attention.self.query"), or a decoder's
+    /// projection names (e.g. "q_proj").
     public var targets: [String]
     public var layersPerBlock: Int
     public var learningRate: Float
@@ -26,13 +36,21 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var textField: String
     public var seed: UInt64
     public var threadCount: Int
-    /// Directory of the base encoder (model.safetensors, vocab.txt, config.json): absolute, or
-    /// relative to the run directory (`baseModelDirectory(run:)`).
+    /// Directory of the base encoder (model.safetensors, vocab.txt, config.json), or the base
+    /// decoder's GGUF file: absolute, or relative to the run directory (`baseModelDirectory(run:)`).
     public var baseModel: String
     public var baseModelSHA256: String
     /// The arithmetic of the frozen products; stored only when not float32, so float32 runs'
     /// settings (and the stage files that record them) read as before precisions existed.
     var storedPrecision: Precision?
+    /// The model kind; stored only for decoders, so encoder runs' settings read as before.
+    var storedModelKind: ModelKind?
+
+    /// What the run trains adapters on.
+    public var modelKind: ModelKind {
+        get { storedModelKind ?? .encoder }
+        set { storedModelKind = newValue == .encoder ? nil : newValue }
+    }
 
     /// The arithmetic of the frozen products (every stage of a run uses the same).
     public var precision: Precision {
@@ -47,7 +65,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case weightDecay = "weight_decay", gradientClipNorm = "gradient_clip_norm"
         case batchSize = "batch_size", maxTokenCount = "max_tokens", textField = "text_field"
         case seed, threadCount = "threads", baseModel = "base_model", baseModelSHA256 = "base_model_sha256"
-        case storedPrecision = "precision"
+        case storedPrecision = "precision", storedModelKind = "model_kind"
     }
 
     public init(strategy: TrainingStrategy = .s3t, epochs: Int = 3, rank: Int = 16, alpha: Float = 32,
@@ -100,6 +118,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         try within(batchSize, Limits.batchSize, "batch-size")
         try within(maxTokenCount, Limits.maxTokenCount, "max-tokens")
         try check(["text", "text+lead"].contains(textField), "text-field", textField, "use text or text+lead")
+        if modelKind == .decoder, let bad = targets.first(where: { LlamaProjection(rawValue: $0) == nil }) {
+            try check(false, "targets", bad, "a decoder's modules are "
+                      + LlamaProjection.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         try within(threadCount, Limits.threadCount, "threads")
     }
 
@@ -108,6 +130,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// the working directory; such a path is used when it exists there and not under the run.
     public func baseModelDirectory(run: URL) -> URL {
         if baseModel.hasPrefix("/") { return URL(fileURLWithPath: baseModel) }
+        if modelKind == .decoder { return run.appendingPathComponent(baseModel).standardizedFileURL }
         let underRun = run.appendingPathComponent(baseModel).standardizedFileURL
         let legacy = URL(fileURLWithPath: baseModel).standardizedFileURL
         let marker = "model.safetensors"
