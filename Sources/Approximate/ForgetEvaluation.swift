@@ -63,9 +63,15 @@ public struct ForgetEvaluation: Sendable, Codable {
     public init(model: LlamaModel, adapter: LlamaAdapter?, forget: [[Int]], unseen: [[Int]],
                 retain: [[Int]]? = nil, general: [[Int]]? = nil, batchSize: Int = Self.batchSize, padID: Int = 2,
                 threads: Int = 1, text: (([Int]) throws -> String)? = nil, reference: ReferenceScores? = nil) throws {
-        func score(_ s: [[Int]]) throws -> [TokenScores] {
-            try model.scores(of: s, adapter: adapter, batchSize: batchSize, padID: padID, threads: threads)
+        try self.init(forget: forget, unseen: unseen, retain: retain, general: general, text: text, reference: reference) {
+            try model.scores(of: $0, adapter: adapter, batchSize: batchSize, padID: padID, threads: threads)
         }
+    }
+
+    /// The same metrics with any scorer of chunks (e.g. the served ensemble of a decoder run).
+    public init(forget: [[Int]], unseen: [[Int]], retain: [[Int]]? = nil, general: [[Int]]? = nil,
+                text: (([Int]) throws -> String)? = nil, reference: ReferenceScores? = nil,
+                score: ([[Int]]) throws -> [TokenScores]) throws {
         let f = try score(forget), u = try score(unseen)
         self.forget = LanguageModelQuality(f)
         self.unseen = LanguageModelQuality(u)
@@ -102,10 +108,12 @@ public struct ForgetEvaluation: Sendable, Codable {
                     MembershipInference.referenceScore(s, reference: member ? reference.forget[i] : reference.unseen[i])
                 }
             }
-            let separation = try MembershipInference.separation(
-                members: f.enumerated().compactMap { score($1, $0, true) },
-                nonMembers: u.enumerated().compactMap { score($1, $0, false) })
-            return AttackSeparation(attack: attack, separation: separation)
+            let members = f.enumerated().compactMap { score($1, $0, true) }
+            let nonMembers = u.enumerated().compactMap { score($1, $0, false) }
+            // Scores without what an attack needs (Min-K%++ without the distribution's statistics) skip it.
+            guard !members.isEmpty, !nonMembers.isEmpty else { return nil }
+            return AttackSeparation(attack: attack, separation: try MembershipInference.separation(members: members,
+                                                                                                    nonMembers: nonMembers))
         }
     }
 

@@ -25,7 +25,7 @@ struct SweepPoint {
 
 extension BenchUnlearnCommand {
     func printTable(_ rows: [SweepPoint], reference: ForgetEvaluation, oracle: ForgetEvaluation, lr: Float, steps: Int,
-                    parameters: Int, report: ResultReport) {
+                    parameters: Int, exact: ExactUnlearning? = nil, report: ResultReport) {
         let attacks = oracle.attacks.map(\.attack)
         report.say(String(format: "\nTable (lr %.0e, %d steps): perplexities, and per attack the AUC forget vs unseen with its gap to the oracle's", lr, steps))
         report.say("method        forget-ppl  retain-ppl  general-ppl  " + attacks.map { $0.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0) }.joined()
@@ -44,6 +44,45 @@ extension BenchUnlearnCommand {
         for r in rows {
             let cost = UnlearningCost(parameterCount: parameters, trainedTokens: r.trainedTokens)
             line(r.method.rawValue, r.evaluation, String(format: "%.2e", cost.ratio))
+        }
+        if let exact {
+            line("s3t-before", exact.before, "-")
+            let cost = UnlearningCost(parameterCount: parameters, trainedTokens: exact.retrainedTokens)
+            line("s3t-exact", exact.after, exact.retrainedTokens == 0 ? "no training" : String(format: "%.2e", cost.ratio))
+        }
+    }
+
+    /// The cost of the exact deletion against retraining, and the utility price of sharding.
+    func printExactCost(_ exact: ExactUnlearning, oracleCost: (seconds: Double, tokens: Int), reference: ForgetEvaluation,
+                        parameters: Int, report: ResultReport) {
+        let flops = { (tokens: Int) in UnlearningCost(parameterCount: parameters, trainedTokens: tokens).runFLOPs }
+        report.say(String(format: "exact deletion: lethe forget %.1f s (%d of %d shards live after it) + lethe retrain %.1f s, %.2e FLOPs (%d tokens); "
+                          + "retraining θ0 without the forget set (the oracle's fine-tune): %.1f s, %.2e FLOPs (%d tokens)",
+                          exact.forgetSeconds, exact.liveShardsAfterForget, exact.shards, exact.retrainSeconds,
+                          flops(exact.retrainedTokens), exact.retrainedTokens, oracleCost.seconds, flops(oracleCost.tokens),
+                          oracleCost.tokens))
+        report.say(String(format: "utility price of sharding (S3T before forgetting ÷ θ0): retain ppl ×%.2f, general ppl ×%.2f, unseen ppl ×%.2f; S3T training %.1f s, %.2e FLOPs",
+                          exact.before.retain!.perplexity / reference.retain!.perplexity,
+                          exact.before.general!.perplexity / reference.general!.perplexity,
+                          exact.before.unseen.perplexity / reference.unseen.perplexity, exact.trainSeconds, flops(exact.trainedTokens)))
+    }
+
+    /// summary.json's record of the exact run.
+    struct ExactSummary: Encodable {
+        let before: ForgetEvaluation, after: ForgetEvaluation
+        let trainSeconds: Double, trainedTokens: Int, forgetSeconds: Double, retrainSeconds: Double, retrainedTokens: Int
+        let liveShardsAfterForget: Int, shards: Int, oracleSeconds: Double, oracleTokens: Int, largestGapAfter: Double
+        init(_ e: ExactUnlearning, oracleSeconds: Double, oracleTokens: Int, largestGapAfter: Double) {
+            before = e.before; after = e.after; trainSeconds = e.trainSeconds; trainedTokens = e.trainedTokens
+            forgetSeconds = e.forgetSeconds; retrainSeconds = e.retrainSeconds; retrainedTokens = e.retrainedTokens
+            liveShardsAfterForget = e.liveShardsAfterForget; shards = e.shards
+            self.oracleSeconds = oracleSeconds; self.oracleTokens = oracleTokens; self.largestGapAfter = largestGapAfter
+        }
+        enum CodingKeys: String, CodingKey {
+            case before, after, trainSeconds = "train_seconds", trainedTokens = "trained_tokens", forgetSeconds = "forget_seconds"
+            case retrainSeconds = "retrain_seconds", retrainedTokens = "retrained_tokens"
+            case liveShardsAfterForget = "live_shards_after_forget", shards, oracleSeconds = "oracle_seconds"
+            case oracleTokens = "oracle_tokens", largestGapAfter = "largest_gap_after"
         }
     }
 

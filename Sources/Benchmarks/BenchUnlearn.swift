@@ -52,6 +52,14 @@ public struct BenchUnlearnCommand: ParsableCommand {
     @Option(help: "LoRA rank of fine-tune and unlearning adapters, \(Self.rank.text).") var rank = 8
     @Option(help: "Directory for the SVG charts and summary.json (what --json prints).") var out = "Checkpoints/bench-unlearn"
     @Option(help: "Seed, \(CommonBounds.seedText).") var seed: UInt64 = 0
+    @Flag(help: "Also unlearn exactly: train an S3T decoder run on forget ∪ retain, forget the forget set, and add it to the table.")
+    var exact = false
+    @Option(help: "--exact: shards, \(Self.exactCounts.text).") var exactShards = 4
+    @Option(help: "--exact: slices per shard, \(Self.exactCounts.text).") var exactSlices = 3
+    @Option(help: "--exact: sequences per shard, \(Self.exactCounts.text).") var exactBudget = 2
+    @Option(help: "--exact: epochs per stage, \(Self.epochs.text).") var exactEpochs = 3
+    @Option(help: "--exact: layers per block, \(Self.exactCounts.text) (slices × layers ≤ the model's 30).") var exactLayersPerBlock = 2
+    static let exactCounts = OptionBounds(1...30)
 
     static let articles = OptionBounds(1...10_000)
     static let batch = OptionBounds(UnlearningConfiguration.Limits.batchSize)
@@ -103,6 +111,14 @@ public struct BenchUnlearnCommand: ParsableCommand {
         try Self.learningRate.check(fineTuneLR, option: "--fine-tune-lr")
         try Self.rank.check(rank, option: "--rank")
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        for (name, value) in [("--exact-shards", exactShards), ("--exact-slices", exactSlices), ("--exact-budget", exactBudget),
+                              ("--exact-layers-per-block", exactLayersPerBlock)] {
+            try Self.exactCounts.check(value, option: name)
+        }
+        try Self.epochs.check(exactEpochs, option: "--exact-epochs")
+        if exactSlices * exactLayersPerBlock > 30 {
+            throw ValidationError("--exact-slices \(exactSlices) × --exact-layers-per-block \(exactLayersPerBlock) exceeds SmolLM2's 30 layers.")
+        }
     }
 
     public func run() throws {
@@ -129,6 +145,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
                                  text: { try tokenizer.decode($0) }, reference: referenceScores)
         }
         let adapterConfig = try LlamaAdapterConfiguration(rank: rank, alpha: Float(2 * rank))
+        var lastFineTune = (seconds: 0.0, tokens: 0)
         func fineTune(on data: [[Int]]) throws -> (LlamaModel, Double, Int) {
             let steps = max(1, fineTuneEpochs * data.count / batchSize)
             let config = try UnlearningConfiguration(learningRate: fineTuneLR, steps: steps, batchSize: batchSize,
@@ -139,6 +156,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
             let clock = Date()
             let adapter = try u.run { s in tokens += s.trainedTokens }
             let seconds = Date().timeIntervalSince(clock)
+            lastFineTune = (seconds, tokens)
             return (try LlamaModel(weights: base.weights.merging(adapter), precision: options.precision), Double(tokens) / seconds, steps)
         }
         let before = try evaluate(base, nil)
@@ -156,6 +174,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
                      Date().timeIntervalSince(clock), clock.timeIntervalSince(started)))
         clock = Date()
         let (oracle, _, _) = try fineTune(on: retain)
+        let oracleCost = lastFineTune
         let oracleEval = try evaluate(oracle, nil)
         report.say("retrain oracle: " + describe(oracleEval))
         report.say(String(format: "  (oracle fine-tune and evaluation: %.1f s)", Date().timeIntervalSince(clock)))
@@ -167,8 +186,25 @@ public struct BenchUnlearnCommand: ParsableCommand {
             try evaluate(model, adapter, general: withGeneral)
         }
         let table = results.filter { $0.learningRate == tableLR && $0.steps == tableSteps }
+        let exactResult = try exact ? exactUnlearning(tokenizer: tokenizer, forget: forget, retain: retain, report: report) { ensemble in
+            try ForgetEvaluation(forget: forget, unseen: unseen, retain: Array(retain.prefix(retainEvaluated)), general: general,
+                                 text: { try tokenizer.decode($0) }, reference: referenceScores) {
+                try ensemble.scores(of: $0, threads: t)
+            }
+        } : nil
         printTable(table, reference: reference, oracle: oracleEval, lr: tableLR, steps: tableSteps,
-                   parameters: base.configuration.parameterCount, report: report)
+                   parameters: base.configuration.parameterCount, exact: exactResult, report: report)
+        if let exactResult {
+            printExactCost(exactResult, oracleCost: oracleCost, reference: reference, parameters: base.configuration.parameterCount,
+                           report: report)
+            let rows = [("θ0", reference), ("oracle", oracleEval)] + table.map { ($0.method.rawValue, $0.evaluation) }
+                + [("s3t-before", exactResult.before), ("s3t-exact", exactResult.after)]
+            try writeExactChart(rows: rows, reference: reference, oracle: oracleEval)
+            report.say("chart: \(out)/exact-vs-approximate.svg")
+            try report.record("exact", encoding: ExactSummary(exactResult, oracleSeconds: oracleCost.seconds,
+                                                              oracleTokens: oracleCost.tokens,
+                                                              largestGapAfter: exactResult.after.largestGap(to: oracleEval)))
+        }
         let summary = printSweep(results.filter(\.inSweep), oracle: oracleEval, report: report)
         try writeCharts(results.filter(\.inSweep), summary: summary, report: report)
         let wallSeconds = Date().timeIntervalSince(started)

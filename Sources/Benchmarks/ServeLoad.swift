@@ -83,18 +83,10 @@ struct WrkRun: Codable {
         }
         let script = scriptDirectory.appendingPathComponent("infer.lua")
         try luaScript(texts: texts).write(to: script, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: wrk)
-        process.arguments = ["-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "\(Int(seconds.rounded(.up)))s",
-                             "--latency", "--timeout", "10s", "-s", script.path, url]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else { throw LoadError.wrkFailed(text) }
+        let (status, text) = try ChildProcess.run(
+            URL(fileURLWithPath: wrk), ["-t", "\(min(connections, 2))", "-c", "\(connections)", "-d",
+                                        "\(Int(seconds.rounded(.up)))s", "--latency", "--timeout", "10s", "-s", script.path, url])
+        guard status == 0 else { throw LoadError.wrkFailed(text) }
         return try parse(text, connections: connections, seconds: seconds)
     }
 

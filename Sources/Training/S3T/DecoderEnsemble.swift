@@ -37,8 +37,9 @@ public final class DecoderEnsemble {
         }
     }
 
-    /// The ensemble's log-probability of every next token of each sequence, with the argmax
-    /// check (`TokenScores` without the distribution statistics); empty scores when no shard is live.
+    /// The ensemble's log-probability of every next token of each sequence, the argmax check, and
+    /// the mean and standard deviation of log p under the mixture (for Min-K%++); empty scores
+    /// when no shard is live.
     public func scores(of sequences: [[Int]], threads: Int = 1) throws -> [TokenScores] {
         guard !members.isEmpty else {
             return sequences.map { _ in TokenScores(logProbabilities: [], correct: []) }
@@ -47,14 +48,19 @@ public final class DecoderEnsemble {
         return try sequences.map { s in
             guard s.count >= 2 else { return TokenScores(logProbabilities: [], correct: []) }
             let mixture = try nextTokenDistributions(s, rows: Array(0 ..< s.count - 1), threads: threads)
-            var lp: [Float] = [], ok: [Bool] = []
+            var lp: [Float] = [], ok: [Bool] = [], mean: [Float] = [], deviation: [Float] = []
             for t in 0 ..< s.count - 1 {
                 let row = mixture[t * v ..< (t + 1) * v]
                 let best = row.indices.max { row[$0] < row[$1] }! - t * v
                 lp.append(Float(log(max(row[t * v + s[t + 1]], Double.leastNonzeroMagnitude))))
                 ok.append(best == s[t + 1])
+                var first = 0.0, second = 0.0
+                for p in row where p > 0 { let l = log(p); first += p * l; second += p * l * l }
+                mean.append(Float(first))
+                deviation.append(Float(max(second - first * first, 0).squareRoot()))
             }
-            return TokenScores(logProbabilities: lp, correct: ok)
+            return TokenScores(logProbabilities: lp, correct: ok, expectedLogProbabilities: mean,
+                               logProbabilityDeviations: deviation)
         }
     }
 
