@@ -91,9 +91,10 @@ import Testing
         edits += [["nobody"], ["ex-3", "ex-3"], ["ex-5", "ex-3"]].map { Self.stringsEdit("tombstones", $0) }
         edits += [["ex-4"], ["ex-3", "ex-3"], (0..<24).map { "ex-\($0)" }].map { Self.stringsEdit("examples/excluded", $0) }
         let accepted = try Self.accepted(edits, seed: seed, at: url) { _ = try Plan.load(from: url) }
-        // The seed is not checked against anything; the others leave the plan as it was.
+        // The seed is not checked against anything; the others leave the plan as it was; no label
+        // names is a plan of text data (a decoder run's), which is valid.
         #expect(accepted == Set(Self.extremes.map { "seed = \($0)" } + ["shard_count = 2", "format_version = 1",
-                                                                         "tombstone_log = 0"]))
+                                                                         "tombstone_log = 0", "labels = []"]))
     }
 
     @Test func editedStageCheckpointsAreRefusedByTheirChecks() throws {
