@@ -68,6 +68,7 @@ public final class DecoderEnsemble {
     public func nextTokenDistributions(_ sequence: [Int], rows: [Int], threads: Int = 1) throws -> [Double] {
         let v = model.configuration.vocabularySize
         var sum = [Double](repeating: 0, count: rows.count * v)
+        var weights = [Double](repeating: 0, count: v)
         for member in members {
             let pass = try model.forward(ids: sequence.map(Int32.init), batch: 1, tokens: sequence.count, logitRows: rows,
                                          adapter: member.adapter, threads: threads)
@@ -76,8 +77,8 @@ public final class DecoderEnsemble {
                 var mx = z[0]
                 for j in 1 ..< v { mx = max(mx, z[j]) }
                 var total = 0.0
-                for j in 0 ..< v { total += exp(Double(z[j] - mx)) }
-                for j in 0 ..< v { sum[r * v + j] += exp(Double(z[j] - mx)) / total }
+                for j in 0 ..< v { weights[j] = exp(Double(z[j] - mx)); total += weights[j] }
+                for j in 0 ..< v { sum[r * v + j] += weights[j] / total }
             }
         }
         let k = Double(members.count)

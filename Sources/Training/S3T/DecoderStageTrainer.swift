@@ -130,7 +130,7 @@ public final class DecoderStageTrainer: StageTrainer {
                                             totalStepCount: steps)
         let optimizer = AdamW.Configuration(learningRate: settings.learningRate, weightDecay: settings.weightDecay,
                                             maxGradientNorm: settings.gradientClipNorm)
-        var epochLoss = 0.0, epochSteps = 0, lastEpochLoss = Double.nan, epoch = 0
+        var epochLoss = 0.0, epochSteps = 0, epoch = 0
         for k in 0 ..< steps {
             unlearner.adapter.zeroGradients()
             let report: UnlearningStep
@@ -140,18 +140,17 @@ public final class DecoderStageTrainer: StageTrainer {
             unlearner.adapter.step(k + 1, optimizer: optimizer, learningRate: schedule.rate(at: k))
             // The epoch a step belongs to: the one its first chunk comes from.
             let stepEpoch = min(k * batch / chunks.count, epochs - 1)
-            if stepEpoch != epoch { lastEpochLoss = epochLoss / Double(max(epochSteps, 1)); epochLoss = 0; epochSteps = 0; epoch = stepEpoch }
+            if stepEpoch != epoch { epochLoss = 0; epochSteps = 0; epoch = stepEpoch }
             epochLoss += Double(report.loss); epochSteps += 1
             progress(StageProgress(epoch: epoch + 1, epochCount: epochs, step: k + 1, stepCount: steps,
                                    loss: epochLoss / Double(epochSteps),
                                    examplesDone: min((k + 1) * batch, order.count) * job.exampleIDs.count / max(chunks.count, 1)))
         }
-        lastEpochLoss = epochSteps > 0 ? epochLoss / Double(epochSteps) : lastEpochLoss
         let blockSet = Set(block)
         let adapters = unlearner.adapter.parameters
             .filter { LlamaAdapter.layer(of: $0).map(blockSet.contains) ?? false }
             .map { NamedTensor(name: Self.stageName($0.name), shape: $0.value.shape, values: $0.value.values) }
-        return StageResult(adapters: adapters, head: [], trainingLoss: lastEpochLoss,
+        return StageResult(adapters: adapters, head: [], trainingLoss: epochLoss / Double(epochSteps),
                            examplesSeen: epochs * job.exampleIDs.count)
     }
 }
