@@ -99,6 +99,10 @@ public final class Unlearner {
     var referenceLogProbabilities: [Double] = []
     /// Gradient replicas of `adapter` for the second and later thread groups of `descend`.
     var replicas: [LlamaAdapter] = []
+    /// The frozen base's residual stream entering `streamLayer`, per distinct forget chunk
+    /// (`cacheBaseStreams`); empty when not cached.
+    var baseStreams: [[Int]: Tensor] = [:]
+    var streamLayer = 0
 
     public init(model: LlamaModel, objective: Objective, configuration: UnlearningConfiguration,
                 forget: [[Int]], companion: [[Int]] = [], padID: Int = 2, threads: Int = 1) throws {
@@ -258,16 +262,14 @@ public final class Unlearner {
         let b = ChunkBatch(chunks, padID: padID)
         switch term {
         case let .nll(weight, labels):
-            let pass = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.predictionRows,
-                                         adapter: adapter, threads: threads)
+            let pass = try adapterPass(b, chunks, rows: b.predictionRows, adapter: adapter, threads: threads)
             let dLogits = Tensor(shape: pass.logits.shape)
             let mean = TokenLosses.negativeLogLikelihood(logits: pass.logits, targets: labels?.flatMap { $0 } ?? b.nextTokens,
                                                          weight: weight * share, dLogits: dLogits, threads: threads)
             model.backward(pass, dLogits: dLogits, adapter: adapter, threads: threads)
             return share * mean
         case let .preference(weight, loss):
-            let pass = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.predictionRows,
-                                         adapter: adapter, threads: threads)
+            let pass = try adapterPass(b, chunks, rows: b.predictionRows, adapter: adapter, threads: threads)
             let dLogits = Tensor(shape: pass.logits.shape)
             let mean = TokenLosses.preference(loss, logits: pass.logits, targets: b.nextTokens,
                                               rowsPerChunk: chunks.map { max($0.count - 1, 0) },
@@ -275,8 +277,7 @@ public final class Unlearner {
             model.backward(pass, dLogits: dLogits, adapter: adapter, threads: threads)
             return share * mean
         case let .kl(weight):
-            let pass = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.realRows,
-                                         adapter: adapter, threads: threads)
+            let pass = try adapterPass(b, chunks, rows: b.realRows, adapter: adapter, threads: threads)
             let reference = try model.forward(ids: b.ids, batch: b.batch, tokens: b.tokens, logitRows: b.realRows,
                                               threads: threads).logits
             let dLogits = Tensor(shape: pass.logits.shape)

@@ -75,8 +75,9 @@ extension BenchUnlearnCommand {
                           exactShards, exactSlices, exactBudget, exactLayersPerBlock, exactEpochs, trainSeconds))
         let layout = RunLayout(directory: run)
         let base = try TrainingSettings.load(from: layout.settingsURL).loadBaseDecoder(run: run, precision: options.precision).model
+        var clock = Date()
         let before = try evaluate(try RunAccess.servedDecoderEnsemble(layout, model: base))
-        report.say("s3t before forgetting: " + describe(before))
+        report.say(String(format: "s3t before forgetting (evaluated in %.1f s): %@", Date().timeIntervalSince(clock), describe(before)))
         let (_, forgetSeconds) = try lethe(["forget", "--run", run.path] + forgetIDs.flatMap { ["--id", $0] })
         let live = try ServedComposition.load(from: layout.servedURL).liveShards.count
         var retrainSeconds = 0.0, retrainedTokens = 0
@@ -84,9 +85,10 @@ extension BenchUnlearnCommand {
             let (output, seconds) = try lethe(["retrain", "--run", run.path, "--json"])
             retrainSeconds = seconds; retrainedTokens = tokens(output)
         }
+        clock = Date()
         let after = try evaluate(try RunAccess.servedDecoderEnsemble(layout, model: base))
-        report.say(String(format: "s3t after exact forgetting (forget %.1f s, %d of %d shards live after it, retrain %.1f s): %@",
-                          forgetSeconds, live, exactShards, retrainSeconds, describe(after)))
+        report.say(String(format: "s3t after exact forgetting (forget %.1f s, %d of %d shards live after it, retrain %.1f s; evaluated in %.1f s): %@",
+                          forgetSeconds, live, exactShards, retrainSeconds, Date().timeIntervalSince(clock), describe(after)))
         return ExactUnlearning(before: before, after: after, trainSeconds: trainSeconds, trainedTokens: tokens(trained),
                                forgetSeconds: forgetSeconds, retrainSeconds: retrainSeconds, retrainedTokens: retrainedTokens,
                                liveShardsAfterForget: live, shards: exactShards)

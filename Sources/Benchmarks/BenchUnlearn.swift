@@ -46,9 +46,9 @@ public struct BenchUnlearnCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Learning rates of the sweep, each \(Self.learningRate.text).")
     var lrs: [Float] = [5e-4, 1e-3]
     @Option(parsing: .upToNextOption, help: "Step counts of the sweep (evaluated along one run), each \(Self.steps.text).")
-    var stepCounts: [Int] = [12, 18, 24]
+    var stepCounts: [Int] = [12, 24]
     @Option(help: "Learning rate of the main table, \(Self.learningRate.text).") var tableLR: Float = 1e-3
-    @Option(help: "Unlearning steps of the main table, \(Self.steps.text).") var tableSteps = 18
+    @Option(help: "Unlearning steps of the main table, \(Self.steps.text).") var tableSteps = 24
     @Option(help: "LoRA rank of fine-tune and unlearning adapters, \(Self.rank.text).") var rank = 8
     @Option(help: "Directory for the SVG charts and summary.json (what --json prints).") var out = "Checkpoints/bench-unlearn"
     @Option(help: "Seed, \(CommonBounds.seedText).") var seed: UInt64 = 0
@@ -189,7 +189,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
         let exactResult = try exact ? exactUnlearning(tokenizer: tokenizer, forget: forget, retain: retain, report: report) { ensemble in
             try ForgetEvaluation(forget: forget, unseen: unseen, retain: Array(retain.prefix(retainEvaluated)), general: general,
                                  text: { try tokenizer.decode($0) }, reference: referenceScores) {
-                try ensemble.scores(of: $0, threads: t)
+                try ensemble.scores(of: $0, batchSize: batchSize, padID: pad, threads: t)
             }
         } : nil
         printTable(table, reference: reference, oracle: oracleEval, lr: tableLR, steps: tableSteps,

@@ -50,10 +50,13 @@ public struct DecoderOptions: ParsableArguments {
     /// Refuses scoring `chunks` in batches of `batchSize` (`--threads` batches at once) when
     /// the memory floor of the largest batches exceeds the machine's memory. Batches are padded
     /// to their longest chunk, so the longest chunk sizes them.
-    public func ensureScoringMemory(_ configuration: LlamaConfiguration, chunks: [[Int]], batchSize: Int) throws {
+    public func ensureScoringMemory(_ configuration: LlamaConfiguration, chunks: [[Int]], batchSize: Int,
+                                    mixture: Bool = false) throws {
         let batch = min(batchSize, chunks.count), tokens = chunks.map(\.count).max() ?? 0
         let workers = min(threads, (chunks.count + max(batchSize, 1) - 1) / max(batchSize, 1))
-        let pass = configuration.forwardPassBytes(batch: batch, tokens: tokens, logitRows: batch * tokens)
+        var pass = configuration.forwardPassBytes(batch: batch, tokens: tokens, logitRows: batch * tokens)
+        // An ensemble also sums the shards' distributions in Double, one row per scored token.
+        if mixture { pass += batch * tokens * configuration.vocabularySize * MemoryLayout<Double>.size }
         try Self.ensureMemory(workers * pass, for: "scoring \(workers) batch(es) of \(batch) chunks of \(tokens) tokens at once",
                               sizedBy: "--chunk-tokens or --threads")
     }

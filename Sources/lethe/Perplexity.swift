@@ -65,7 +65,10 @@ struct PerplexityCommand: ParsableCommand {
         if let runDirectory {
             let (ensemble, tokenizer) = try RunAccess.decoderRun(runDirectory, precision: options.precision)
             let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
-            quality = LanguageModelQuality(try ensemble.scores(of: corpus.chunks, threads: options.threads))
+            try options.ensureScoringMemory(ensemble.model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize,
+                                            mixture: true)
+            quality = LanguageModelQuality(try ensemble.scores(of: corpus.chunks, batchSize: Self.batchSize,
+                                                               padID: tokenizer.eosID, threads: options.threads))
             chunkCount = corpus.chunks.count
         } else {
             let (model, tokenizer) = try options.load()

@@ -56,6 +56,45 @@ import Store
         }
     }
 
+    /// An adapter on the top layer only: cached base streams give the loss and gradients of
+    /// the full passes (to rounding), for fine-tuning and for a KL companion term, on one and two
+    /// threads; an adapter that reaches layer 0 has nothing to cache.
+    @Test func cachedBaseStreamsGiveTheFullPassesGradients() throws {
+        let model = try Self.tiny()
+        let top = try LlamaAdapterConfiguration(rank: 2, alpha: 4, layers: [1])
+        for (objective, threads) in [(Unlearner.Objective.fineTune, 1), (.fineTune, 2), (.unlearn(.ascentKLInDistribution), 2)] {
+            func step(cached: Bool) throws -> (Float, [[Float]]) {
+                let configuration = try UnlearningConfiguration(learningRate: 1e-2, steps: 1, batchSize: 3, seed: 9, adapter: top)
+                let u = try Unlearner(model: model, objective: objective, configuration: configuration,
+                                      forget: Self.forget + Self.forget, companion: Self.retain, padID: 0, threads: threads)
+                for p in u.adapter.parameters where p.name.hasSuffix("lora_B") {
+                    for j in 0 ..< p.value.count { p.value[j] = 0.05 * Float((j * 7 + p.name.count) % 11) - 0.25 }
+                }
+                if cached {
+                    #expect(try u.cacheBaseStreams())
+                    #expect(u.streamLayer == 1 && u.baseStreams.count == Self.forget.count)
+                }
+                u.adapter.zeroGradients()
+                let s = try u.accumulate(step: 1)
+                return (s.loss, u.adapter.parameters.map(\.gradient.values))
+            }
+            let (full, fullGradients) = try step(cached: false)
+            let (fast, fastGradients) = try step(cached: true)
+            #expect(abs(full - fast) <= 1e-5 * max(1, abs(full)), "\(objective): loss \(full) vs \(fast)")
+            let largest = fullGradients.joined().map(abs).max() ?? 0
+            let worst = zip(fullGradients.joined(), fastGradients.joined()).map { abs($0 - $1) }.max() ?? 0
+            #expect(largest > 1e-3 && worst <= 1e-5 * largest, "\(objective): gradients differ by \(worst) of \(largest)")
+        }
+        let everyLayer = try Unlearner(model: model, objective: .fineTune,
+                                       configuration: try UnlearningConfiguration(learningRate: 1e-2, steps: 1,
+                                           adapter: try LlamaAdapterConfiguration(rank: 2, alpha: 4)),
+                                       forget: Self.forget, padID: 0)
+        #expect(try !everyLayer.cacheBaseStreams())
+        #expect(try !Unlearner(model: model, objective: .fineTune,
+                               configuration: try UnlearningConfiguration(learningRate: 1e-2, steps: 1, adapter: top),
+                               forget: Self.forget, padID: 0).cacheBaseStreams(limitBytes: 100))
+    }
+
     /// Token-weighted mean NLL of chunks, from the independent scoring path.
     func meanNLL(_ model: LlamaModel, _ chunks: [[Int]]) throws -> Double {
         let lp = try model.scores(of: chunks, batchSize: 1).flatMap(\.logProbabilities)

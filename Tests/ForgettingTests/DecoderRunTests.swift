@@ -73,6 +73,20 @@ import Testing
             #expect(abs(Double(mixture[t]) - expected) < 1e-4, "token \(t): \(mixture[t]) vs \(expected)")
         }
         #expect(zip(perShard[0], perShard[1]).contains { $0 != $1 }, "the shards' adapters differ")
+        // Batched, padded, on two threads (the shared base layers run once per batch): the
+        // scores of each sequence scored alone.
+        let probes = ["Shares in the bank fell", "The minister said on Tuesday that the plan would go ahead",
+                      "Rain", "Fans queued overnight for tickets to the final"].map { tokenizer.encode($0, allowSpecial: false) }
+        #expect(ensemble.sharedLayers == 30 - 2)
+        let batched = try ensemble.scores(of: probes, batchSize: 3, padID: tokenizer.eosID, threads: 2)
+        for (probe, scores) in zip(probes, batched) {
+            let alone = try ensemble.scores(of: [probe])[0]
+            #expect(scores.logProbabilities.count == probe.count - 1 && scores.correct == alone.correct)
+            for (a, b) in zip(scores.logProbabilities + scores.expectedLogProbabilities + scores.logProbabilityDeviations,
+                              alone.logProbabilities + alone.expectedLogProbabilities + alone.logProbabilityDeviations) {
+                #expect(abs(a - b) < 1e-4, "\(a) vs \(b)")
+            }
+        }
 
         // Forget one example of shard 0's slice 0: its stages are erased, nothing served saw it,
         // and the surviving prefix is bit-identical to run B's (trained from scratch on it).

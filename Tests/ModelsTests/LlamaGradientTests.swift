@@ -59,6 +59,34 @@ import Kernels
         #expect(checked == 3 * adapter.parameters.count && adapter.parameters.count == 2 * (12 + 1))
     }
 
+    /// Starting at the adapter's lowest layer from the base's residual stream gives the full
+    /// forward's logits and the same gradients, bit for bit; an adapter below the start is refused
+    /// by backward (it would miss gradients).
+    @Test func aPassFromTheSharedBaseStreamEqualsTheFullPass() throws {
+        let model = try Self.tiny()
+        let adapter = LlamaAdapter(configuration: try LlamaAdapterConfiguration(rank: 2, alpha: 4, layers: [1]),
+                                   weights: model.weights, seed: 3)
+        var rng = SplitMix64(seed: 5)
+        for p in adapter.parameters where p.name.hasSuffix("lora_B") {
+            for j in 0 ..< p.value.count { p.value[j] = 0.3 * rng.nextGaussian() }
+        }
+        #expect(adapter.lowestLayer == 1)
+        let ids: [Int32] = [1, 5, 9, 2, 12, 0, 3, 3, 7, 11], rows = [0, 3, 4, 6, 9]
+        let full = try model.forward(ids: ids, batch: 2, tokens: 5, logitRows: rows, adapter: adapter)
+        let stream = model.baseHidden(try model.embed(ids: ids, batch: 2, tokens: 5), layers: 0 ..< 1, batch: 2, tokens: 5)
+        let upper = try model.forward(hidden: stream, fromLayer: 1, batch: 2, tokens: 5, logitRows: rows, adapter: adapter)
+        #expect(full.logits.values == upper.logits.values)
+        let r = Tensor(shape: [rows.count, 13])
+        for j in 0 ..< r.count { r[j] = rng.nextGaussian() }
+        adapter.zeroGradients()
+        model.backward(full, dLogits: r, adapter: adapter)
+        let fromFull = adapter.parameters.map(\.gradient.values)
+        adapter.zeroGradients()
+        model.backward(upper, dLogits: r, adapter: adapter)
+        #expect(adapter.parameters.map(\.gradient.values) == fromFull)
+        #expect(fromFull.contains { $0.contains { $0 != 0 } })
+    }
+
     /// A fresh adapter (B = 0) leaves the logits bit-for-bit unchanged.
     @Test func freshAdapterIsIdentity() throws {
         let model = try Self.tiny()

@@ -90,6 +90,12 @@ public final class LlamaAdapter: @unchecked Sendable {
     /// (an S3T stage trains its block with the blocks of earlier stages frozen above it).
     public var frozenLayers: Set<Int> = []
 
+    /// The lowest layer with a LoRA pair or a trained copy; nil for an adapter with none. The
+    /// layers below it run as the frozen base does.
+    public var lowestLayer: Int? {
+        lora.indices.first { !lora[$0].isEmpty || !full[$0].isEmpty }
+    }
+
     /// The layer of a parameter named "layers.L.…".
     public static func layer(of parameter: Parameter) -> Int? {
         guard parameter.name.hasPrefix("layers.") else { return nil }

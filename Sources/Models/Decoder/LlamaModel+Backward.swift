@@ -28,11 +28,12 @@ extension LlamaModel {
         var dx = Tensor(shape: [n, cs])
         RMSNorm.backward(dY: dHidden.pointer, x: pass.finalInput.pointer, gamma: weights.outputNorm.pointer,
                          rstd: pass.finalRstd.pointer, dX: dx.data, dGamma: nil, rows: n, columns: cs, threads: threads)
-        let lowest = (0 ..< c.layerCount).first { !adapter.lora[$0].isEmpty || !adapter.full[$0].isEmpty } ?? c.layerCount
+        let lowest = adapter.lowestLayer ?? c.layerCount
+        precondition(lowest >= pass.firstLayer, "the pass starts above the adapter's lowest layer \(lowest)")
         let shape = Attention.Shape(batch: pass.batch, tokens: pass.tokens, heads: c.headCount,
                                     kvHeads: c.kvHeadCount, headSize: c.headSize, causal: true)
         for l in stride(from: c.layerCount - 1, through: lowest, by: -1) {
-            let s = pass.layers[l], w = weights.layers[l]
+            let s = pass.layers[l - pass.firstLayer], w = weights.layers[l]
             let needInput = l > lowest
             // FFN half.
             let dAct = Tensor(shape: [n, f])

@@ -82,19 +82,29 @@ public final class LlamaModel: @unchecked Sendable {
         public let logitRows: [Int]
         /// [M, V]
         public let logits: Tensor
+        /// The first layer the pass ran (the ones below it came in as a residual stream).
+        let firstLayer: Int
+        /// The activations of layers firstLayer…, in order.
         let layers: [LayerActivations]
         let finalInput: Tensor, finalRstd: Tensor, finalHidden: Tensor
-        init(batch: Int, tokens: Int, logitRows: [Int], logits: Tensor, layers: [LayerActivations],
+        init(batch: Int, tokens: Int, logitRows: [Int], logits: Tensor, firstLayer: Int, layers: [LayerActivations],
              finalInput: Tensor, finalRstd: Tensor, finalHidden: Tensor) {
             self.batch = batch; self.tokens = tokens; self.logitRows = logitRows; self.logits = logits
-            self.layers = layers; self.finalInput = finalInput; self.finalRstd = finalRstd; self.finalHidden = finalHidden
+            self.firstLayer = firstLayer; self.layers = layers; self.finalInput = finalInput; self.finalRstd = finalRstd; self.finalHidden = finalHidden
         }
     }
 
     /// Runs B right-padded sequences of T tokens (`ids` [B·T]) and returns logits for `logitRows`.
     public func forward(ids: [Int32], batch b: Int, tokens t: Int, logitRows: [Int],
                         adapter: LlamaAdapter? = nil, threads: Int = 1) throws -> ForwardPass {
-        let c = configuration, n = b * t, cs = c.hiddenSize
+        try forward(hidden: embed(ids: ids, batch: b, tokens: t), fromLayer: 0, batch: b, tokens: t,
+                    logitRows: logitRows, adapter: adapter, threads: threads)
+    }
+
+    /// The token embeddings of B right-padded sequences of T tokens [B·T, C], after checking
+    /// the length and every id.
+    public func embed(ids: [Int32], batch b: Int, tokens t: Int) throws -> Tensor {
+        let c = configuration, n = b * t
         precondition(ids.count == n, "\(ids.count) ids for \(b)×\(t)")
         guard t <= c.maxPositions else {
             throw ModelsError.invalidValue(field: "maxPositions", value: "\(c.maxPositions)",
@@ -103,39 +113,33 @@ public final class LlamaModel: @unchecked Sendable {
         if let bad = ids.first(where: { $0 < 0 || Int($0) >= c.vocabularySize }) {
             throw ModelsError.tokenOutOfRange(id: Int(bad), vocabularySize: c.vocabularySize)
         }
-        var x = Tensor(shape: [n, cs])
+        let x = Tensor(shape: [n, c.hiddenSize])
         ids.withUnsafeBufferPointer {
             Embedding.forward(ids: $0.baseAddress!, table: weights.tokenEmbedding.pointer, into: x.data,
-                              rows: n, vocabulary: c.vocabularySize, columns: cs)
+                              rows: n, vocabulary: c.vocabularySize, columns: c.hiddenSize)
         }
-        let shape = Attention.Shape(batch: b, tokens: t, heads: c.headCount, kvHeads: c.kvHeadCount,
-                                    headSize: c.headSize, causal: true)
+        return x
+    }
+
+    /// The residual stream after layers `layers` of the frozen base (no adapter) on `x` [B·T, C]:
+    /// what every adapter that leaves those layers alone sees, computed once for all of them.
+    public func baseHidden(_ x: Tensor, layers: Range<Int>, batch b: Int, tokens t: Int, threads: Int = 1) -> Tensor {
+        var x = x
+        for l in layers { x = layer(l, x, batch: b, tokens: t, adapter: nil, threads: threads).output }
+        return x
+    }
+
+    /// Runs layers `first`… and the head on the residual stream `hidden` [B·T, C] entering layer
+    /// `first`; backward reaches down to `first` at most, so `first` must not exceed the
+    /// adapter's lowest adapted layer when the pass is differentiated.
+    public func forward(hidden input: Tensor, fromLayer first: Int, batch b: Int, tokens t: Int, logitRows: [Int],
+                        adapter: LlamaAdapter? = nil, threads: Int = 1) throws -> ForwardPass {
+        let c = configuration, n = b * t, cs = c.hiddenSize
+        precondition(input.count == n * cs && (0 ... c.layerCount).contains(first))
+        var x = input
         var saved: [LayerActivations] = []
-        for l in 0 ..< c.layerCount {
-            let w = weights.layers[l]
-            let s = LayerActivations(c, n: n, batch: b, tokens: t, x: x)
-            RMSNorm.forward(x.pointer, gamma: w.attentionNorm.pointer, epsilon: c.rmsEpsilon, into: s.h1.data,
-                            rstd: s.rstd1.data, rows: n, columns: cs, threads: threads)
-            project(s.h1, into: s.q, layer: l, .query, adapter: adapter, saved: s)
-            project(s.h1, into: s.k, layer: l, .key, adapter: adapter, saved: s)
-            project(s.h1, into: s.v, layer: l, .value, adapter: adapter, saved: s)
-            RoPE.forward(s.q.pointer, into: s.q.data, table: rope, positions: nil, rows: n, tokens: t,
-                         heads: c.headCount, threads: threads)
-            RoPE.forward(s.k.pointer, into: s.k.data, table: rope, positions: nil, rows: n, tokens: t,
-                         heads: c.kvHeadCount, threads: threads)
-            Attention.forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, keyMask: nil, shape: shape,
-                              probabilities: s.probabilities.data, into: s.attention.data, threads: threads)
-            project(s.attention, into: s.xMid, layer: l, .output, adapter: adapter, saved: s)
-            add(x, into: s.xMid)
-            RMSNorm.forward(s.xMid.pointer, gamma: w.ffnNorm.pointer, epsilon: c.rmsEpsilon, into: s.h2.data,
-                            rstd: s.rstd2.data, rows: n, columns: cs, threads: threads)
-            project(s.h2, into: s.gate, layer: l, .gate, adapter: adapter, saved: s)
-            project(s.h2, into: s.up, layer: l, .up, adapter: adapter, saved: s)
-            SwiGLU.forward(gate: s.gate.pointer, up: s.up.pointer, into: s.act.data, count: n * c.intermediateSize,
-                           threads: threads)
-            let next = Tensor(shape: [n, cs])
-            project(s.act, into: next, layer: l, .down, adapter: adapter, saved: s)
-            add(s.xMid, into: next)
+        for l in first ..< c.layerCount {
+            let (s, next) = layer(l, x, batch: b, tokens: t, adapter: adapter, threads: threads)
             saved.append(s)
             x = next
         }
@@ -143,8 +147,41 @@ public final class LlamaModel: @unchecked Sendable {
         RMSNorm.forward(x.pointer, gamma: weights.outputNorm.pointer, epsilon: c.rmsEpsilon, into: hidden.data,
                         rstd: rstd.data, rows: n, columns: cs, threads: threads)
         let logits = self.logits(hidden, rows: logitRows)
-        return ForwardPass(batch: b, tokens: t, logitRows: logitRows, logits: logits, layers: saved,
+        return ForwardPass(batch: b, tokens: t, logitRows: logitRows, logits: logits, firstLayer: first, layers: saved,
                            finalInput: x, finalRstd: rstd, finalHidden: hidden)
+    }
+
+    /// One block on the residual stream `x` [B·T, C]: its saved activations and its output.
+    func layer(_ l: Int, _ x: Tensor, batch b: Int, tokens t: Int, adapter: LlamaAdapter?,
+               threads: Int) -> (saved: LayerActivations, output: Tensor) {
+        let c = configuration, n = b * t, cs = c.hiddenSize
+        let shape = Attention.Shape(batch: b, tokens: t, heads: c.headCount, kvHeads: c.kvHeadCount,
+                                    headSize: c.headSize, causal: true)
+        let w = weights.layers[l]
+        let s = LayerActivations(c, n: n, batch: b, tokens: t, x: x)
+        RMSNorm.forward(x.pointer, gamma: w.attentionNorm.pointer, epsilon: c.rmsEpsilon, into: s.h1.data,
+                        rstd: s.rstd1.data, rows: n, columns: cs, threads: threads)
+        project(s.h1, into: s.q, layer: l, .query, adapter: adapter, saved: s)
+        project(s.h1, into: s.k, layer: l, .key, adapter: adapter, saved: s)
+        project(s.h1, into: s.v, layer: l, .value, adapter: adapter, saved: s)
+        RoPE.forward(s.q.pointer, into: s.q.data, table: rope, positions: nil, rows: n, tokens: t,
+                     heads: c.headCount, threads: threads)
+        RoPE.forward(s.k.pointer, into: s.k.data, table: rope, positions: nil, rows: n, tokens: t,
+                     heads: c.kvHeadCount, threads: threads)
+        Attention.forward(q: s.q.pointer, k: s.k.pointer, v: s.v.pointer, keyMask: nil, shape: shape,
+                          probabilities: s.probabilities.data, into: s.attention.data, threads: threads)
+        project(s.attention, into: s.xMid, layer: l, .output, adapter: adapter, saved: s)
+        add(x, into: s.xMid)
+        RMSNorm.forward(s.xMid.pointer, gamma: w.ffnNorm.pointer, epsilon: c.rmsEpsilon, into: s.h2.data,
+                        rstd: s.rstd2.data, rows: n, columns: cs, threads: threads)
+        project(s.h2, into: s.gate, layer: l, .gate, adapter: adapter, saved: s)
+        project(s.h2, into: s.up, layer: l, .up, adapter: adapter, saved: s)
+        SwiGLU.forward(gate: s.gate.pointer, up: s.up.pointer, into: s.act.data, count: n * c.intermediateSize,
+                       threads: threads)
+        let next = Tensor(shape: [n, cs])
+        project(s.act, into: next, layer: l, .down, adapter: adapter, saved: s)
+        add(s.xMid, into: next)
+        return (s, next)
     }
 
     /// logits[m] = hidden[rows[m]]·Eᵀ, gathering the rows first so the LM head is one product.

@@ -39,21 +39,46 @@ public final class DecoderEnsemble {
 
     /// The ensemble's log-probability of every next token of each sequence, the argmax check, and
     /// the mean and standard deviation of log p under the mixture (for Min-K%++); empty scores
-    /// when no shard is live.
-    public func scores(of sequences: [[Int]], threads: Int = 1) throws -> [TokenScores] {
+    /// when no shard is live. Sequences run `batchSize` at a time, right-padded with `padID`
+    /// (causality keeps padding out of every score); with several threads, whole batches run at
+    /// once, one per thread, so the scores do not depend on the thread count.
+    public func scores(of sequences: [[Int]], batchSize: Int = 8, padID: Int = 0, threads: Int = 1) throws -> [TokenScores] {
         guard !members.isEmpty else {
             return sequences.map { _ in TokenScores(logProbabilities: [], correct: []) }
         }
+        let size = max(batchSize, 1)
+        let batches = stride(from: 0, to: sequences.count, by: size).map {
+            Array(sequences[$0 ..< min($0 + size, sequences.count)])
+        }
+        let workers = min(threads, batches.count)
+        guard workers > 1 else {
+            return try batches.flatMap { try scores(ofBatch: $0, padID: padID, threads: threads) }
+        }
+        return try Parallel.mapSingleThreaded(count: batches.count, threads: workers) {
+            try scores(ofBatch: batches[$0], padID: padID, threads: 1)
+        }.flatMap { $0 }
+    }
+
+    /// The scores of one right-padded batch under the mixture.
+    func scores(ofBatch group: [[Int]], padID: Int, threads: Int) throws -> [TokenScores] {
+        let t = group.map(\.count).max() ?? 0
+        guard t >= 2 else { return group.map { _ in TokenScores(logProbabilities: [], correct: []) } }
+        var ids: [Int32] = [], rows: [Int] = []
+        for (b, s) in group.enumerated() {
+            ids += s.map(Int32.init) + Array(repeating: Int32(padID), count: t - s.count)
+            rows += (0 ..< max(s.count - 1, 0)).map { b * t + $0 }
+        }
+        let mixture = try self.mixture(ids: ids, batch: group.count, tokens: t, rows: rows, threads: threads)
         let v = model.configuration.vocabularySize
-        return try sequences.map { s in
-            guard s.count >= 2 else { return TokenScores(logProbabilities: [], correct: []) }
-            let mixture = try nextTokenDistributions(s, rows: Array(0 ..< s.count - 1), threads: threads)
+        var m = 0
+        return group.map { s in
             var lp: [Float] = [], ok: [Bool] = [], mean: [Float] = [], deviation: [Float] = []
-            for t in 0 ..< s.count - 1 {
-                let row = mixture[t * v ..< (t + 1) * v]
-                let best = row.indices.max { row[$0] < row[$1] }! - t * v
-                lp.append(Float(log(max(row[t * v + s[t + 1]], Double.leastNonzeroMagnitude))))
-                ok.append(best == s[t + 1])
+            for i in 0 ..< max(s.count - 1, 0) {
+                let row = mixture[m * v ..< (m + 1) * v]
+                m += 1
+                let best = row.indices.max { row[$0] < row[$1] }! - row.startIndex
+                lp.append(Float(log(max(row[row.startIndex + s[i + 1]], Double.leastNonzeroMagnitude))))
+                ok.append(best == s[i + 1])
                 var first = 0.0, second = 0.0
                 for p in row where p > 0 { let l = log(p); first += p * l; second += p * l * l }
                 mean.append(Float(first))
@@ -66,11 +91,24 @@ public final class DecoderEnsemble {
 
     /// The mixture distribution at each of `rows` of `sequence` ([rows.count × V], in Double).
     public func nextTokenDistributions(_ sequence: [Int], rows: [Int], threads: Int = 1) throws -> [Double] {
-        let v = model.configuration.vocabularySize
+        try mixture(ids: sequence.map(Int32.init), batch: 1, tokens: sequence.count, rows: rows, threads: threads)
+    }
+
+    /// The layers below every live shard's lowest adapted layer: the frozen base, the same for all.
+    public var sharedLayers: Int {
+        members.map { $0.adapter.lowestLayer ?? model.configuration.layerCount }.min() ?? 0
+    }
+
+    /// The mixture distribution at `rows` of the right-padded batch `ids` [B·T] ([rows.count × V]):
+    /// the shared base layers run once for the batch, then each shard's layers above them.
+    func mixture(ids: [Int32], batch b: Int, tokens t: Int, rows: [Int], threads: Int) throws -> [Double] {
+        let v = model.configuration.vocabularySize, first = sharedLayers
+        let shared = model.baseHidden(try model.embed(ids: ids, batch: b, tokens: t), layers: 0 ..< first,
+                                      batch: b, tokens: t, threads: threads)
         var sum = [Double](repeating: 0, count: rows.count * v)
         var weights = [Double](repeating: 0, count: v)
         for member in members {
-            let pass = try model.forward(ids: sequence.map(Int32.init), batch: 1, tokens: sequence.count, logitRows: rows,
+            let pass = try model.forward(hidden: shared, fromLayer: first, batch: b, tokens: t, logitRows: rows,
                                          adapter: member.adapter, threads: threads)
             for r in 0 ..< rows.count {
                 let z = pass.logits.pointer + r * v
@@ -82,7 +120,8 @@ public final class DecoderEnsemble {
             }
         }
         let k = Double(members.count)
-        return sum.map { $0 / k }
+        for i in sum.indices { sum[i] /= k }
+        return sum
     }
 
     /// Greedy continuation of `prompt` under the mixture: `maxTokens` tokens, stopping after `stop`.

@@ -125,6 +125,8 @@ public final class DecoderStageTrainer: StageTrainer {
                                       padID: padID, threads: settings.threadCount)
         try Self.load(job.inheritedAdapters, into: unlearner.adapter, settings: settings)
         unlearner.adapter.frozenLayers = inherited.subtracting(block)
+        // The layers below the stage's block are the frozen base: run them once per chunk, not once per epoch.
+        try unlearner.cacheBaseStreams()
         let schedule = LearningRateSchedule(peak: settings.learningRate,
                                             warmupStepCount: Int((Float(steps) * settings.warmupFraction).rounded()),
                                             totalStepCount: steps)
