@@ -54,7 +54,6 @@ struct SimulateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let parameters = shape.parameters()   // `shape` checked it in validate()
         let requestPrior = try prior.map { try Prior.read(from: URL(fileURLWithPath: $0), sliceCount: slices, source: $0) }
         let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
         var rows: [SimulationRow] = []
