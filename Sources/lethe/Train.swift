@@ -208,7 +208,7 @@ struct TrainCommand: ParsableCommand {
         guard let marker = ProcessInfo.processInfo.environment["LETHE_TASK_FAIL_ONCE"] else { return }
         let flag = URL(fileURLWithPath: marker).appendingPathComponent("shard-\(shard)")
         if !FileManager.default.fileExists(atPath: flag.path) {
-            FileManager.default.createFile(atPath: flag.path, contents: Data())
+            _ = FileManager.default.createFile(atPath: flag.path, contents: Data())
             FileHandle.standardError.write(Data("injected transient failure after a committed stage (exit 75)\n".utf8))
             Foundation.exit(ExitStatus.transientFailure.rawValue)
         }
