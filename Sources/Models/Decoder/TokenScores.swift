@@ -26,6 +26,36 @@ public struct TokenScores: Sendable, Equatable {
     }
 }
 
+extension TokenScores {
+    /// `score` over `sequences` cut into batches of `batchSize`, in order. With several threads
+    /// whole batches run at once, one per thread (OpenBLAS on one thread inside, `score` told 1
+    /// thread); the batches are the same for any thread count, so are the scores, bit for bit.
+    public static func inBatches(_ sequences: [[Int]], batchSize: Int, threads: Int,
+                                 score: ([[Int]], _ threads: Int) throws -> [TokenScores]) throws -> [TokenScores] {
+        let size = max(batchSize, 1)
+        let batches = stride(from: 0, to: sequences.count, by: size).map {
+            Array(sequences[$0 ..< min($0 + size, sequences.count)])
+        }
+        let workers = min(threads, batches.count)
+        guard workers > 1 else { return try batches.flatMap { try score($0, threads) } }
+        return try Parallel.mapSingleThreaded(count: batches.count, threads: workers) {
+            try score(batches[$0], 1)
+        }.flatMap { $0 }
+    }
+
+    /// `group` right-padded with `padID` to its longest sequence T ([B·T] ids), and the rows
+    /// (b·T + t, t + 1 < length of sequence b) that predict a real next token, in order.
+    public static func paddedBatch(_ group: [[Int]], padID: Int) -> (ids: [Int32], tokens: Int, rows: [Int]) {
+        let t = group.map(\.count).max() ?? 0
+        var ids: [Int32] = [], rows: [Int] = []
+        for (b, s) in group.enumerated() {
+            ids += s.map(Int32.init) + Array(repeating: Int32(padID), count: t - s.count)
+            rows += (0 ..< max(s.count - 1, 0)).map { b * t + $0 }
+        }
+        return (ids, t, rows)
+    }
+}
+
 extension LlamaModel {
     /// Scores each sequence (no padding enters any score); sequences are run `batchSize` at a
     /// time, right-padded to the longest in the batch with `padID`.
@@ -35,28 +65,15 @@ extension LlamaModel {
     /// scores, bit for bit.
     public func scores(of sequences: [[Int]], adapter: LlamaAdapter? = nil, batchSize: Int = 8,
                        padID: Int = 0, threads: Int = 1) throws -> [TokenScores] {
-        let batches = stride(from: 0, to: sequences.count, by: max(batchSize, 1)).map {
-            Array(sequences[$0 ..< min($0 + max(batchSize, 1), sequences.count)])
+        try TokenScores.inBatches(sequences, batchSize: batchSize, threads: threads) { batch, threads in
+            try scores(ofBatch: batch, adapter: adapter, padID: padID, threads: threads)
         }
-        let workers = min(threads, batches.count)
-        guard workers > 1 else {
-            return try batches.flatMap { try scores(ofBatch: $0, adapter: adapter, padID: padID, threads: threads) }
-        }
-        return try Parallel.mapSingleThreaded(count: batches.count, threads: workers) {
-            try scores(ofBatch: batches[$0], adapter: adapter, padID: padID, threads: 1)
-        }.flatMap { $0 }
     }
 
     /// The scores of one right-padded batch.
     func scores(ofBatch group: [[Int]], adapter: LlamaAdapter?, padID: Int, threads: Int) throws -> [TokenScores] {
-        let t = group.map(\.count).max() ?? 0
+        let (ids, t, rows) = TokenScores.paddedBatch(group, padID: padID)
         guard t >= 2 else { return group.map { _ in TokenScores(logProbabilities: [], correct: []) } }
-        var ids: [Int32] = []
-        var rows: [Int] = []
-        for (b, s) in group.enumerated() {
-            ids += s.map(Int32.init) + Array(repeating: Int32(padID), count: t - s.count)
-            rows += (0 ..< max(s.count - 1, 0)).map { b * t + $0 }
-        }
         let pass = try forward(ids: ids, batch: group.count, tokens: t, logitRows: rows, adapter: adapter,
                                threads: threads)
         let v = configuration.vocabularySize

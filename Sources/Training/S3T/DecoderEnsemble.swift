@@ -46,28 +46,15 @@ public final class DecoderEnsemble {
         guard !members.isEmpty else {
             return sequences.map { _ in TokenScores(logProbabilities: [], correct: []) }
         }
-        let size = max(batchSize, 1)
-        let batches = stride(from: 0, to: sequences.count, by: size).map {
-            Array(sequences[$0 ..< min($0 + size, sequences.count)])
+        return try TokenScores.inBatches(sequences, batchSize: batchSize, threads: threads) { batch, threads in
+            try scores(ofBatch: batch, padID: padID, threads: threads)
         }
-        let workers = min(threads, batches.count)
-        guard workers > 1 else {
-            return try batches.flatMap { try scores(ofBatch: $0, padID: padID, threads: threads) }
-        }
-        return try Parallel.mapSingleThreaded(count: batches.count, threads: workers) {
-            try scores(ofBatch: batches[$0], padID: padID, threads: 1)
-        }.flatMap { $0 }
     }
 
     /// The scores of one right-padded batch under the mixture.
     func scores(ofBatch group: [[Int]], padID: Int, threads: Int) throws -> [TokenScores] {
-        let t = group.map(\.count).max() ?? 0
+        let (ids, t, rows) = TokenScores.paddedBatch(group, padID: padID)
         guard t >= 2 else { return group.map { _ in TokenScores(logProbabilities: [], correct: []) } }
-        var ids: [Int32] = [], rows: [Int] = []
-        for (b, s) in group.enumerated() {
-            ids += s.map(Int32.init) + Array(repeating: Int32(padID), count: t - s.count)
-            rows += (0 ..< max(s.count - 1, 0)).map { b * t + $0 }
-        }
         let mixture = try self.mixture(ids: ids, batch: group.count, tokens: t, rows: rows, threads: threads)
         let v = model.configuration.vocabularySize
         var m = 0
