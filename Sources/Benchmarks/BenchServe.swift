@@ -48,6 +48,7 @@ public struct BenchServeCommand: ParsableCommand {
     @Option(help: "Server threads per ensemble pass, \(CommonBounds.threads.text).")
     var threads = CommonBounds.defaultThreads
     @Option(help: "Server --max-batch, \(Self.connectionBounds.text).") var maxBatch = 64
+    @Option(help: "Server --max-wait-ms, \(Self.waitBounds.text).") var maxWaitMs = 2.0
     @OptionGroup var precisionOptions: InferencePrecisionOptions
     @Option(help: "A Python with torch, peft, h5py, fastapi and uvicorn: also drive Tools/serve_torch.py (the same ensemble served with FastAPI + PyTorch) with the same load, first.")
     var python: String?
@@ -58,6 +59,7 @@ public struct BenchServeCommand: ParsableCommand {
     static let secondsBounds = OptionBounds(1...3600)
     static let rateBounds = OptionBounds(0.1...1000.0)
     static let swapBounds = OptionBounds(0...1000)
+    static let waitBounds = OptionBounds(0.0...1000.0)
 
     public func validate() throws {
         guard !concurrency.isEmpty else { throw ValidationError("--concurrency needs at least one value.") }
@@ -67,6 +69,7 @@ public struct BenchServeCommand: ParsableCommand {
         try Self.swapBounds.check(swaps, option: "--swaps")
         try CommonBounds.threads.check(threads, option: "--threads")
         try Self.connectionBounds.check(maxBatch, option: "--max-batch")
+        try Self.waitBounds.check(maxWaitMs, option: "--max-wait-ms")
         try InputFiles.check([("--data", data)])
         guard FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).servedURL.path) else {
             throw ValidationError("--run \(runDirectory): no served.json; train the run first (make demo makes Checkpoints/runs/demo).")
@@ -96,7 +99,7 @@ public struct BenchServeCommand: ParsableCommand {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let torchRuns = try python.map { try torchSeries(python: $0, run: copy, texts: texts, scratch: scratch, report: report) }
         let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let server = try ServeChild(binary: binary, run: copy, threads: threads, maxBatch: maxBatch,
+        let server = try ServeChild(binary: binary, run: copy, threads: threads, maxBatch: maxBatch, maxWaitMs: maxWaitMs,
                                     precision: precisionOptions.precision)
         defer { _ = server.stop() }
         for text in texts.prefix(8) { _ = BlockingHTTP.infer(server.base, text: text) }

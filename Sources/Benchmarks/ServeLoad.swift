@@ -10,9 +10,9 @@ final class ServeChild {
     let process = Process()
     let port: Int
 
-    convenience init(binary: URL, run: URL, threads: Int, maxBatch: Int, precision: Precision?) throws {
+    convenience init(binary: URL, run: URL, threads: Int, maxBatch: Int, maxWaitMs: Double, precision: Precision?) throws {
         try self.init(executable: binary, arguments: ["serve", "--run", run.path, "--port", "0", "--threads", "\(threads)",
-                                                      "--max-batch", "\(maxBatch)"]
+                                                      "--max-batch", "\(maxBatch)", "--max-wait-ms", "\(maxWaitMs)"]
                                                       + (precision.map { ["--precision", $0.rawValue] } ?? []))
     }
 
