@@ -37,7 +37,9 @@ public struct BenchDecoderCommand: ParsableCommand {
     public func run() throws {
         let report = ResultReport(json: json)
         let (model, _) = try options.load()
-        report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
+        let load = MachineLoad()
+        if let warning = load.warning { report.say(warning) }
+        report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads), \(load.text)")
         var rng = SplitMix64(seed: 1)
         let chunks = (0 ..< batch).map { _ in (0 ..< tokens).map { _ in Int(rng.next() % 49152) } }
         try options.ensureTrainingMemory(model.configuration, chunks: chunks, batchSize: batch)
@@ -65,9 +67,9 @@ public struct BenchDecoderCommand: ParsableCommand {
         let peak = PeakThroughput.measure(threads: options.threads).ceiling(options.precision)
         report.say(String(format: "B=%d T=%d LoRA r=%d on all projections: median step %.3f s, %.0f training tokens/s, %.1f GFLOP/s (%.3f GFLOP/token: forward + input gradients, frozen weights)",
                      batch, tokens, rank, median, Double(batch * tokens) / median, rate, perToken))
-        report.say(String(format: "%@ peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it; at the peak: %.0f tokens/s (the ceiling of any implementation here)",
+        report.say(String(format: "%@ peak on %d thread%@: %.1f GFLOP/s; this run is at %.0f%% of it%@; at the peak: %.0f tokens/s (the ceiling of any implementation here)",
                      options.precision == .bf16 ? "bf16 dot-product" : "Float32 FMA",
-                     options.threads, options.threads == 1 ? "" : "s", peak, 100 * rate / peak, peak / perToken))
+                     options.threads, options.threads == 1 ? "" : "s", peak, 100 * rate / peak, MachineLoad.caveat(share: rate / peak), peak / perToken))
         for (key, value): (String, Any) in [
             ("blas_core", BLASRuntime.coreName), ("threads", options.threads), ("thread_groups", groups),
             ("batch", batch), ("tokens", tokens), ("rank", rank), ("steps", steps),

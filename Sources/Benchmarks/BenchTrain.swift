@@ -106,8 +106,8 @@ public struct BenchTrainCommand: ParsableCommand {
             result.say("\(placement.rawValue) (layers \(layerList), targets \(targets.joined(separator: " ")), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
             result.say(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",
                          seconds, examplesPerSecond, tokensPerSecond, padding, 100 * accuracy) + ", loss " + losses)
-            result.say(String(format: "  FLOP floor %.2f TFLOP: %.1f GFLOP/s = %.0f%% of the %@ peak", floor / 1e12, rate,
-                              100 * rate / peak, precision.rawValue))
+            result.say(String(format: "  FLOP floor %.2f TFLOP: %.1f GFLOP/s = %.0f%% of the %@ peak%@", floor / 1e12, rate,
+                              100 * rate / peak, precision.rawValue, MachineLoad.caveat(share: rate / peak)))
             var row: [String: Any] = [
                 "placement": placement.rawValue, "layers": layers, "seconds": seconds,
                 "examples_per_second": examplesPerSecond, "real_tokens_per_second": tokensPerSecond,

@@ -125,7 +125,9 @@ public struct BenchUnlearnCommand: ParsableCommand {
         let started = Date()
         let chosen = try selectedMethods()
         let report = ResultReport(json: json)
-        report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads)")
+        let load = MachineLoad()
+        if let warning = load.warning { report.say(warning) }
+        report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads), \(load.text)")
         let (base, tokenizer) = try options.load()
         let t = options.threads, pad = tokenizer.eosID
         let (forget, retain, unseen) = try articleSets(tokenizer: tokenizer)
@@ -165,8 +167,8 @@ public struct BenchUnlearnCommand: ParsableCommand {
         let (tuned, tokensPerSecond, ftSteps) = try fineTune(on: forget + retain)
         let peak = PeakThroughput.measure(threads: t).ceiling(options.precision)
         let gflops = tokensPerSecond * base.configuration.frozenTrainingFLOPsPerToken(context: chunkTokens) / 1e9
-        report.say(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward), %.1f GFLOP/s = %.0f%% of the %@ peak (%.1f GFLOP/s)",
-                     ftSteps, batchSize, tokensPerSecond, gflops, 100 * gflops / peak, options.precision.rawValue, peak))
+        report.say(String(format: "fine-tune: %d steps of %d chunks; training %.0f tokens/s (padded tokens through forward + backward), %.1f GFLOP/s = %.0f%% of the %@ peak (%.1f GFLOP/s)%@",
+                     ftSteps, batchSize, tokensPerSecond, gflops, 100 * gflops / peak, options.precision.rawValue, peak, MachineLoad.caveat(share: gflops / peak)))
         var clock = Date()
         let reference = try evaluate(tuned, nil)
         report.say("fine-tuned θ0: " + describe(reference))

@@ -22,6 +22,12 @@ public struct MachineLoad: Codable, Sendable {
                       + "cores and the numbers below may be low", now, logicalCPUs)
     }
 
+    /// What to add after a share of the peak: nothing up to 100%; above it, that the peak loop
+    /// itself ran while other work held cores (no real work beats a register-resident loop).
+    public static func caveat(share: Double) -> String {
+        share > 1 ? " (above 100%: the peak was measured while other processes held cores; rerun on an idle machine)" : ""
+    }
+
     /// "load 0.12 0.30 0.25" for report headers.
     public var text: String {
         averages.count == 3 ? String(format: "load %.2f %.2f %.2f", averages[0], averages[1], averages[2]) : "load n/a"
