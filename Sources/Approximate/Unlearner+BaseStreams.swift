@@ -44,7 +44,7 @@ extension Unlearner {
         for (i, stream) in cached.enumerated() {
             (x.data + i * b.tokens * cs).update(from: stream.pointer, count: stream.count)
         }
-        return try model.forward(hidden: x, fromLayer: streamLayer, batch: b.batch, tokens: b.tokens, logitRows: rows,
+        return model.forward(hidden: x, fromLayer: streamLayer, batch: b.batch, tokens: b.tokens, logitRows: rows,
                                  adapter: adapter, threads: threads)
     }
 }

@@ -133,7 +133,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// `first`; backward reaches down to `first` at most, so `first` must not exceed the
     /// adapter's lowest adapted layer when the pass is differentiated.
     public func forward(hidden input: Tensor, fromLayer first: Int, batch b: Int, tokens t: Int, logitRows: [Int],
-                        adapter: LlamaAdapter? = nil, threads: Int = 1) throws -> ForwardPass {
+                        adapter: LlamaAdapter? = nil, threads: Int = 1) -> ForwardPass {
         let c = configuration, n = b * t, cs = c.hiddenSize
         precondition(input.count == n * cs && (0 ... c.layerCount).contains(first))
         var x = input

@@ -95,7 +95,7 @@ public final class DecoderEnsemble {
         var sum = [Double](repeating: 0, count: rows.count * v)
         var weights = [Double](repeating: 0, count: v)
         for member in members {
-            let pass = try model.forward(hidden: shared, fromLayer: first, batch: b, tokens: t, logitRows: rows,
+            let pass = model.forward(hidden: shared, fromLayer: first, batch: b, tokens: t, logitRows: rows,
                                          adapter: member.adapter, threads: threads)
             for r in 0 ..< rows.count {
                 let z = pass.logits.pointer + r * v
