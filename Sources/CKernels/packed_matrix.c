@@ -124,6 +124,9 @@ lethe_packed_matrix *lethe_packed_matrix_create(const float *b, long k, long n, 
     dnnl_primitive_t reorder = NULL;
     if (!p) return NULL;
     p->k = k; p->n = n; p->precision = precision;
+    // oneDNN fixes a primitive's thread count when it is created, from this thread's OpenMP
+    // setting: set it before creating anything, or the products would fork a team of all cores.
+    omp_set_num_threads(1);
     dnnl_dims_t dims = {k, n};
     dnnl_memory_desc_t any, chosen, again, plain;
     CHECK(dnnl_memory_desc_init_by_tag(&any, 2, dims, input_type(precision), dnnl_format_tag_any), "weights descriptor");
@@ -147,7 +150,6 @@ lethe_packed_matrix *lethe_packed_matrix_create(const float *b, long k, long n, 
     CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &plain, engine, &p->weights_md, engine, NULL), "reorder");
     CHECK(dnnl_primitive_create(&reorder, reorder_pd), "reorder");
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, plain_memory}, {DNNL_ARG_TO, packed_memory}};
-    omp_set_num_threads(1);
     CHECK(dnnl_primitive_execute(reorder, stream, 2, args), "reorder");
     CHECK(dnnl_stream_wait(stream), "reorder");
     dnnl_primitive_destroy(reorder);

@@ -1,22 +1,23 @@
 import Synchronization
 
-/// A frozen dense layer y = x·Wᵀ + b (W [out, in], PyTorch orientation) whose products run in a
-/// chosen precision: `fp32` through OpenBLAS exactly as `Linear`, `bf16` through W rounded and
-/// pre-packed once (Wᵀ for forward; W itself, packed on first use, for the input gradient).
+/// A frozen dense layer y = x·Wᵀ + b (W [out, in], PyTorch orientation) whose products run on
+/// weights laid out once through oneDNN (Wᵀ for forward; W itself, packed on first use, for the
+/// input gradient) in a chosen precision: `fp32` as they are, `bf16` rounded. Packing once is
+/// what a frozen matrix allows and OpenBLAS cannot do: sgemm re-packs B on every call, which
+/// costs as much as the product itself on the few-row batches of training stages and serving.
 ///
 /// Shape glossary: N rows, I input features, O output features; x [N, I], y [N, O].
 public final class FrozenLinear: @unchecked Sendable {
     public let weight: Tensor
     public let bias: Tensor?
     public let precision: Precision
-    private let packedTransposed: PackedMatrix?
+    private let packedTransposed: PackedMatrix
     private let packedForGradient = Mutex<PackedMatrix?>(nil)
 
     public init(weight: Tensor, bias: Tensor?, precision: Precision) throws(KernelError) {
         precondition(weight.shape.count == 2, "a linear weight is [out, in]")
         self.weight = weight; self.bias = bias; self.precision = precision
-        packedTransposed = precision == .fp32 ? nil
-            : try PackedMatrix(weight.pointer, rows: weight.shape[1], columns: weight.shape[0], transposed: true,
+        packedTransposed = try PackedMatrix(weight.pointer, rows: weight.shape[1], columns: weight.shape[0], transposed: true,
                                precision: precision)
     }
 
@@ -26,11 +27,6 @@ public final class FrozenLinear: @unchecked Sendable {
     /// y = x·Wᵀ + b (+ residual [N, O], which may be y itself); overwrites y.
     public func forward(_ x: UnsafePointer<Float>, residual: UnsafePointer<Float>? = nil,
                         into y: UnsafeMutablePointer<Float>, rows n: Int) {
-        guard let packed = packedTransposed else {
-            Linear.forward(x, weight: weight.pointer, bias: bias?.pointer, residual: residual, into: y, rows: n,
-                           inFeatures: inFeatures, outFeatures: outFeatures)
-            return
-        }
         let o = outFeatures
         if let residual {
             if let bias {
@@ -41,19 +37,14 @@ public final class FrozenLinear: @unchecked Sendable {
         } else if let bias {
             for r in 0..<n { (y + r * o).update(from: bias.pointer, count: o) }
         }
-        packed.multiply(x, rows: n, into: y, accumulate: bias != nil || residual != nil)
+        packedTransposed.multiply(x, rows: n, into: y, accumulate: bias != nil || residual != nil)
     }
 
     /// dX = dY·W (or dX += dY·W with `accumulate`); dY [N, O], dX [N, I], dY rows `dYRowStride`
     /// apart (default O).
     public func backwardInput(dY: UnsafePointer<Float>, into dX: UnsafeMutablePointer<Float>, rows n: Int,
                               accumulate: Bool, dYRowStride: Int? = nil) {
-        let (i, o) = (inFeatures, outFeatures)
-        guard precision != .fp32 else {
-            MatMul.gemm(false, false, n, i, o, 1, dY, dYRowStride ?? o, weight.pointer, i, accumulate ? 1 : 0, dX, i)
-            return
-        }
-        gradientMatrix().multiply(dY, rows: n, lda: dYRowStride ?? o, into: dX, accumulate: accumulate)
+        gradientMatrix().multiply(dY, rows: n, lda: dYRowStride ?? outFeatures, into: dX, accumulate: accumulate)
     }
 
     /// W packed as the B of dY·W, made on the first backward (inference never needs it).

@@ -18,23 +18,29 @@ public final class ServerMetrics: @unchecked Sendable {
     private let forgottenRequests: Counter
 
     init() {
-        batchSizes = registry.makeValueHistogram(name: "lethe_batch_size", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
-                                                 help: "Texts per ensemble pass")
-        generation = registry.makeGauge(name: "lethe_generation",
-                                        help: "Ledger sequence number of the served composition")
-        swaps = registry.makeCounter(name: "lethe_swaps_total", help: "Compositions swapped in")
-        swapSeconds = registry.makeDurationHistogram(name: "lethe_swap_duration_seconds", buckets: latencyBuckets,
-                                                     help: "Time to load a composition before swapping it in")
-        failedLoads = registry.makeCounter(name: "lethe_failed_loads_total", help: "Published compositions refused")
-        forgottenRequests = registry.makeCounter(name: "lethe_forget_requests_total",
-                                                 help: "Deletion requests accepted through /v1/forget")
+        batchSizes = registry.makeValueHistogram(descriptor: Self.name("lethe_batch_size", "Texts per ensemble pass"),
+                                                 buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256])
+        generation = registry.makeGauge(descriptor: Self.name("lethe_generation",
+                                                              "Ledger sequence number of the served composition"))
+        swaps = registry.makeCounter(descriptor: Self.name("lethe_swaps_total", "Compositions swapped in"))
+        swapSeconds = registry.makeDurationHistogram(
+            descriptor: Self.name("lethe_swap_duration_seconds", "Time to load a composition before swapping it in"),
+            buckets: latencyBuckets)
+        failedLoads = registry.makeCounter(descriptor: Self.name("lethe_failed_loads_total", "Published compositions refused"))
+        forgottenRequests = registry.makeCounter(
+            descriptor: Self.name("lethe_forget_requests_total", "Deletion requests accepted through /v1/forget"))
+    }
+
+    /// A metric named exactly `name` (no namespace or unit parts appended) with its help line.
+    private static func name(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     func request(endpoint: String, status: Int, seconds: Double) {
-        registry.makeCounter(name: "lethe_requests_total", labels: [("endpoint", endpoint), ("status", "\(status)")],
-                             help: "HTTP requests by endpoint and status").increment()
-        registry.makeDurationHistogram(name: "lethe_request_duration_seconds", labels: [("endpoint", endpoint)],
-                                       buckets: latencyBuckets, help: "Request latency by endpoint")
+        registry.makeCounter(descriptor: Self.name("lethe_requests_total", "HTTP requests by endpoint and status"),
+                             labels: [("endpoint", endpoint), ("status", "\(status)")]).increment()
+        registry.makeDurationHistogram(descriptor: Self.name("lethe_request_duration_seconds", "Request latency by endpoint"),
+                                       labels: [("endpoint", endpoint)], buckets: latencyBuckets)
             .recordNanoseconds(Int64(seconds * 1e9))
     }
 

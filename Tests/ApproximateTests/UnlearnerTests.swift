@@ -11,7 +11,7 @@ import Store
         let c = try LlamaConfiguration(vocabularySize: 17, hiddenSize: 16, intermediateSize: 24, layerCount: 2,
                                        headCount: 4, kvHeadCount: 2, ropeBase: 100000, rmsEpsilon: 1e-5,
                                        maxPositions: 16)
-        return LlamaModel(weights: LlamaWeights(randomWith: c, seed: 5, scale: 0.3))
+        return try LlamaModel(weights: LlamaWeights(randomWith: c, seed: 5, scale: 0.3), precision: .fp32)
     }
     static let forget = [[1, 4, 9, 16, 3, 3], [2, 7, 1], [5, 5, 6, 8, 10]]
     static let retain = [[11, 12, 13, 14], [0, 2, 4, 6, 8, 10, 12], [3, 1, 4]]

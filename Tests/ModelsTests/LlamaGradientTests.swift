@@ -10,7 +10,7 @@ import Kernels
         let c = try LlamaConfiguration(vocabularySize: 13, hiddenSize: 16, intermediateSize: 24, layerCount: 2,
                                        headCount: 4, kvHeadCount: 2, ropeBase: 100000, rmsEpsilon: 1e-5,
                                        maxPositions: 8)
-        return LlamaModel(weights: LlamaWeights(randomWith: c, seed: 7, scale: 0.3))
+        return try LlamaModel(weights: LlamaWeights(randomWith: c, seed: 7, scale: 0.3), precision: .fp32)
     }
 
     /// L = Σ_m Σ_v logits[m, v]·R[m, v] for a fixed random R, so dL/dlogits = R.
@@ -129,7 +129,7 @@ import Kernels
         for p in adapter.parameters { for j in 0 ..< p.value.count { p.value[j] += 0.2 * rng.nextGaussian() } }
         let ids: [Int32] = [1, 5, 9, 2, 12]
         let a = try model.forward(ids: ids, batch: 1, tokens: 5, logitRows: Array(0 ..< 5), adapter: adapter).logits.values
-        let merged = LlamaModel(weights: model.weights.merging(adapter))
+        let merged = try LlamaModel(weights: model.weights.merging(adapter), precision: .fp32)
         let b = try merged.forward(ids: ids, batch: 1, tokens: 5, logitRows: Array(0 ..< 5)).logits.values
         #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-4)
         #expect(a != (try model.forward(ids: ids, batch: 1, tokens: 5, logitRows: Array(0 ..< 5)).logits.values))

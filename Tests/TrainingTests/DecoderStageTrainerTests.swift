@@ -12,7 +12,7 @@ import Testing
         let c = try LlamaConfiguration(vocabularySize: 29, hiddenSize: 16, intermediateSize: 24, layerCount: 4,
                                        headCount: 4, kvHeadCount: 2, ropeBase: 10000, rmsEpsilon: 1e-5,
                                        maxPositions: 32)
-        return LlamaModel(weights: LlamaWeights(randomWith: c, seed: 11, scale: 0.3))
+        return try LlamaModel(weights: LlamaWeights(randomWith: c, seed: 11, scale: 0.3), precision: .fp32)
     }
 
     /// Letters to ids 1…26, anything else to 27: a tokenizer a test can reason about.

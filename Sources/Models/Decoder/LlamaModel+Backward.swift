@@ -14,12 +14,7 @@ extension LlamaModel {
         let c = configuration, n = pass.batch * pass.tokens, cs = c.hiddenSize, f = c.intermediateSize
         let hd = c.headCount * c.headSize, m = pass.logitRows.count
         let dSelected = Tensor(shape: [m, cs])
-        if let packedHead {
-            packedHead.backwardInput(dY: dLogits.pointer, into: dSelected.data, rows: m, accumulate: false)
-        } else {
-            MatMul.gemm(false, false, m, cs, c.vocabularySize, 1, dLogits.pointer, c.vocabularySize,
-                        weights.tokenEmbedding.pointer, cs, 0, dSelected.data, cs)
-        }
+        packedHead.backwardInput(dY: dLogits.pointer, into: dSelected.data, rows: m, accumulate: false)
         let dHidden = Tensor(shape: [n, cs])
         for (i, r) in pass.logitRows.enumerated() {
             let dst = dHidden.data + r * cs, src = dSelected.data + i * cs

@@ -17,27 +17,17 @@ public final class LlamaModel: @unchecked Sendable {
     let rope: RoPE.Table
     /// The arithmetic of the products on frozen weights (projections and the tied LM head).
     public let precision: Precision
-    /// In bf16: every frozen projection of every layer, and the LM head E [V, C], packed once.
-    /// Empty in fp32, whose products keep their OpenBLAS calls.
+    /// Every frozen projection of every layer, and the LM head E [V, C], packed once.
     let packed: [[LlamaProjection: FrozenLinear]]
-    let packedHead: FrozenLinear?
+    let packedHead: FrozenLinear
 
-    public init(weights: LlamaWeights) {
-        self.configuration = weights.configuration
-        self.weights = weights
-        rope = RoPE.Table(headSize: weights.configuration.headSize, base: weights.configuration.ropeBase,
-                          maxPositions: weights.configuration.maxPositions)
-        precision = .fp32; packed = []; packedHead = nil
-    }
-
-    /// A model whose frozen products run in `precision` (bf16 packs every frozen matrix here).
+    /// A model whose frozen products run in `precision`; every frozen matrix is packed here, once.
     public init(weights: LlamaWeights, precision: Precision) throws(KernelError) {
         self.configuration = weights.configuration
         self.weights = weights
         rope = RoPE.Table(headSize: weights.configuration.headSize, base: weights.configuration.ropeBase,
                           maxPositions: weights.configuration.maxPositions)
         self.precision = precision
-        guard precision != .fp32 else { packed = []; packedHead = nil; return }
         var layers: [[LlamaProjection: FrozenLinear]] = []
         for layer in weights.layers {
             var byTarget: [LlamaProjection: FrozenLinear] = [:]
@@ -50,9 +40,9 @@ public final class LlamaModel: @unchecked Sendable {
         packedHead = try FrozenLinear(weight: weights.tokenEmbedding, bias: nil, precision: precision)
     }
 
-    /// The packed frozen projection of layer l, nil in fp32 or when the adapter trains it fully.
+    /// The packed frozen projection of layer l, nil when the adapter trains it fully.
     func frozenProjection(_ l: Int, _ target: LlamaProjection, adapter: LlamaAdapter?) -> FrozenLinear? {
-        guard !packed.isEmpty, adapter?.full[l][target] == nil else { return nil }
+        guard adapter?.full[l][target] == nil else { return nil }
         return packed[l][target]
     }
 
@@ -190,11 +180,7 @@ public final class LlamaModel: @unchecked Sendable {
         let gathered = Tensor(shape: [m, cs])
         for (i, r) in rows.enumerated() { (gathered.data + i * cs).update(from: hidden.data + r * cs, count: cs) }
         let out = Tensor(shape: [m, v])
-        if let packedHead {
-            packedHead.forward(gathered.pointer, into: out.data, rows: m)
-        } else {
-            MatMul.gemm(false, true, m, v, cs, 1, gathered.pointer, cs, weights.tokenEmbedding.pointer, cs, 0, out.data, v)
-        }
+        packedHead.forward(gathered.pointer, into: out.data, rows: m)
         return out
     }
 
