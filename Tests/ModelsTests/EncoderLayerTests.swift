@@ -118,6 +118,25 @@ import Testing
         #expect(run(threads: 2) == first, "the layer's own loops do not depend on the thread count")
     }
 
+    @Test func aForwardPassAloneGivesTheTrainingForwardsBits() throws {
+        var s: UInt64 = 45
+        let weights = Self.weights(&s)
+        let lora = try LoRAConfiguration<LoRATarget>(rank: 2, alpha: 4, targets: LoRATarget.allCases)
+        let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 3)
+        for a in adapters.values { for i in 0..<a.loraB.count { a.loraB[i] = 0.02 * Float(i % 5) - 0.03 } }
+        let layer = EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters)
+        let x = Self.random([20, 8], &s, scale: 2)
+        let mask: [Int32] = [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        let training = Tensor(shape: [20, 8]), alone = Tensor(shape: [20, 8])
+        layer.forward(x.data, mask: mask, activations: EncoderLayer.Activations(for: layer, batch: 2, tokens: 10),
+                      into: training.data, threads: 2)
+        layer.forward(x.data, mask: mask,
+                      activations: EncoderLayer.Activations(for: layer, batch: 2, tokens: 10, training: false),
+                      into: alone.data, threads: 2)
+        #expect(alone.values.map(\.bitPattern) == training.values.map(\.bitPattern))
+        #expect(alone.values.contains { $0 != 0 })
+    }
+
     @Test func configurationUsesPEFTKeys() throws {
         let json = #"{"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["attention.self.value", "attention.self.query"]}"#
         let c = try JSONDecoder().decode(LoRAConfiguration<LoRATarget>.self, from: Data(json.utf8))

@@ -88,7 +88,8 @@ public final class LoRAClassifier: @unchecked Sendable {
         batch.mask.withUnsafeBufferPointer { mask in
             for l in layers {
                 let layer = builtLayers[l]
-                let a = EncoderLayer.Activations(for: layer, batch: batch.batchSize, tokens: batch.sequenceLength)
+                let a = EncoderLayer.Activations(for: layer, batch: batch.batchSize, tokens: batch.sequenceLength,
+                                                 training: false)
                 let y = Tensor(shape: h.shape)
                 layer.forward(h.pointer, mask: mask.baseAddress!, activations: a, into: y.data, threads: threads)
                 h = y

@@ -2,7 +2,9 @@ import Kernels
 
 extension EncoderLayer {
     /// What forward saves for backward, plus backward's scratch, for one (batch, tokens) size.
-    /// Allocate once per layer and size; reuse across steps.
+    /// Allocate once per layer and size; reuse across steps. For a forward pass alone
+    /// (`training: false`) GELU′ is neither stored nor computed and backward's scratch is never
+    /// allocated: inference then touches about half the memory.
     public final class Activations: @unchecked Sendable {
         public let batch: Int
         public let tokens: Int
@@ -18,11 +20,13 @@ extension EncoderLayer {
         /// LN₁ output h (input of the FFN).
         public let hidden: Tensor
         let activated: Tensor              // GELU(f) [N, F] (f before GELU runs in place)
-        let geluDerivative: Tensor         // GELU′(f) [N, F]
+        let geluDerivative: Tensor         // GELU′(f) [N, F]; empty for a forward pass alone
         let outputSum: Tensor              // g·Wdᵀ + bd + h, input of LN₂
         let mean2, rstd2: Tensor
         let lora: [LoRATarget: SavedLoRA]
-        let gradients: Gradients
+        private let sizes: (c: Int, f: Int, r: Int)
+        /// Made by the first backward.
+        lazy var gradients = Gradients(n: rows, c: sizes.c, f: sizes.f, r: sizes.r)
 
         struct SavedLoRA {
             let xa: Tensor                 // [N, r]
@@ -44,8 +48,9 @@ extension EncoderLayer {
             }
         }
 
-        /// Buffers for `layer` on `batch` sequences of `tokens` tokens.
-        public init(for layer: EncoderLayer, batch: Int, tokens: Int) {
+        /// Buffers for `layer` on `batch` sequences of `tokens` tokens (`training: false` for
+        /// a forward pass that is never followed by backward).
+        public init(for layer: EncoderLayer, batch: Int, tokens: Int, training: Bool = true) {
             let c = layer.configuration.hiddenSize, f = layer.configuration.intermediateSize
             let h = layer.configuration.headCount, n = batch * tokens
             self.batch = batch; self.tokens = tokens
@@ -58,7 +63,7 @@ extension EncoderLayer {
             mean1 = Tensor(shape: [n]); rstd1 = Tensor(shape: [n])
             hidden = Tensor(shape: [n, c])
             activated = Tensor(shape: [n, f])
-            geluDerivative = Tensor(shape: [n, f])
+            geluDerivative = Tensor(shape: training ? [n, f] : [0])
             outputSum = Tensor(shape: [n, c]); mean2 = Tensor(shape: [n]); rstd2 = Tensor(shape: [n])
             var saved: [LoRATarget: SavedLoRA] = [:]
             var rank = 0
@@ -68,7 +73,7 @@ extension EncoderLayer {
                                      xDropped: layer.loraDropout > 0 ? Tensor(shape: [n, a.inFeatures]) : nil)
             }
             lora = saved
-            gradients = Gradients(n: n, c: c, f: f, r: rank)
+            sizes = (c, f, rank)
         }
     }
 }

@@ -102,7 +102,7 @@ public final class MiniLMEncoder: @unchecked Sendable {
             for l in range {
                 let layer = frozenLayers[l]
                 let activations = EncoderLayer.Activations(for: layer, batch: batch.batchSize,
-                                                           tokens: batch.sequenceLength)
+                                                           tokens: batch.sequenceLength, training: false)
                 let y = Tensor(shape: h.shape)
                 layer.forward(h.pointer, mask: mask.baseAddress!, activations: activations, into: y.data,
                               threads: threads)

@@ -122,7 +122,8 @@ public final class ClassifierTrainer {
         batch.mask.withUnsafeBufferPointer { mask in
             for l in baseLayer..<top {
                 let layer = model.layer(l)
-                let a = EncoderLayer.Activations(for: layer, batch: b, tokens: batch.sequenceLength)
+                let a = EncoderLayer.Activations(for: layer, batch: b, tokens: batch.sequenceLength,
+                                                 training: l >= lowestTrainableLayer)
                 let y = Tensor(shape: h.shape)
                 layer.forward(h.pointer, mask: mask.baseAddress!, activations: a, into: y.data,
                               dropoutSeed: SplitMix64.derive(c.seed, step, l), threads: threads)
