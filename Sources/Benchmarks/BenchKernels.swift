@@ -66,6 +66,21 @@ public struct BenchKernelsCommand: ParsableCommand {
         }
         report.sgemmGflops = layerFlops / layerSeconds / 1e9
 
+        // The forward products again through oneDNN (the frozen layers' path), in each
+        // precision, at the block's rows and at 320 rows (a batch of headlines in a training
+        // stage): what the kernels reach on the shapes training and serving run.
+        for precision in [Precision.fp32, .bf16] {
+            for rows in [n, 320] {
+                for (name, nn, k) in [("x·Wqᵀ", c, c), ("h·Wiᵀ", f, c), ("g·Wdᵀ", c, f)] {
+                    guard let packed = try? PackedMatrix(wt.pointer, rows: k, columns: nn, transposed: true,
+                                                         precision: precision) else { continue }
+                    let s = median { packed.multiply(big.pointer, rows: rows, into: big2.data, accumulate: false) }
+                    report.products.append(.init(name: "\(precision) packed \(name) [\(rows)×\(k)]·[\(nn)×\(k)]ᵀ",
+                                                 milliseconds: s * 1e3, gflops: 2.0 * Double(rows * nn * k) / s / 1e9))
+                }
+            }
+        }
+
         // Attention products: 2·B·H per-head T×T×D gemms, batched over heads and sequences.
         let shape = Attention.Shape(batch: b, tokens: t, heads: h, headSize: c / h)
         let q = Tensor(shape: [n, c]), k = Tensor(shape: [n, c]), v = Tensor(shape: [n, c])

@@ -1,8 +1,11 @@
-// Pre-packed frozen matrices multiplied through oneDNN's matmul primitive.
+// Frozen matrices converted once and multiplied through oneDNN's matmul primitive.
 //
 // One primitive per (matrix, accumulate) with the row count M left to run time, so any batch
 // size reuses it (oneDNN then picks its gemm:jit kernels, which measured as fast as the
-// fixed-M brgemm ones on the 64–2048-row products Lethe runs). Scratchpad memory is passed by
+// fixed-M brgemm ones on the 64–2048-row products Lethe runs). The weights are stored once in
+// the layout the primitive asks for: for gemm:jit that is the plain matrix B [k, n] in the
+// product's precision (its kernels block B themselves on each call), so what is saved per
+// product is the transposition and, in bf16, the rounding of the weights. Scratchpad memory is passed by
 // the caller of each product, so concurrent products on one matrix never share state.
 //
 // Every oneDNN call here runs on one OpenMP thread: the callers split rows across their own

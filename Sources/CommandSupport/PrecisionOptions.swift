@@ -9,6 +9,6 @@ extension Precision: ExpressibleByArgument {}
 public struct InferencePrecisionOptions: ParsableArguments {
     public init() {}
 
-    @Option(help: "Arithmetic of the frozen base weights' products: fp32, or bf16 (weights rounded to bfloat16 and packed once, float32 accumulation; fast on CPUs with AVX512-BF16). Default: the run's precision.")
+    @Option(help: "Arithmetic of the frozen base weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; fast on CPUs with AVX512-BF16). Default: the run's precision.")
     public var precision: Precision?
 }

@@ -1,7 +1,7 @@
 /// The arithmetic of the products on frozen base weights.
 ///
-/// - `fp32`: float32 everywhere (OpenBLAS sgemm).
-/// - `bf16`: the frozen weights are rounded to bfloat16 and pre-packed once; each product
+/// - `fp32`: float32 everywhere (frozen products through oneDNN, the rest through OpenBLAS).
+/// - `bf16`: the frozen weights are rounded to bfloat16 once per process; each product
 ///   rounds its float32 input to bfloat16 at the boundary and accumulates in float32 (oneDNN,
 ///   AVX512-BF16 where the CPU has it). Everything else — adapters, gradients, optimiser
 ///   state, norms, softmax, losses — stays float32.

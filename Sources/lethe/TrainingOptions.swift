@@ -37,7 +37,7 @@ struct TrainingOptions: ParsableArguments {
     var rslora: Bool?
     @Option(help: "Base model: an encoder directory, or a decoder's GGUF file (text data). Default Checkpoints/base/all-MiniLM-L6-v2 for labelled data, Checkpoints/base/SmolLM2-135M-Instruct/model.gguf for text data.")
     var model: String?
-    @Option(help: "Arithmetic of the frozen base weights' products: fp32, or bf16 (weights rounded to bfloat16 and packed once, float32 accumulation; adapters, gradients and optimiser state stay float32). Recorded in train.json and every stage; a run never mixes precisions. Default fp32.")
+    @Option(help: "Arithmetic of the frozen base weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, gradients and optimiser state stay float32). Recorded in train.json and every stage; a run never mixes precisions. Default fp32.")
     var precision: Precision?
 
     /// Checks every given option — target names and `TrainingSettings.validate`'s bounds —

@@ -1,5 +1,5 @@
 // Lethe's C kernels: what Swift code built for AVX2 cannot express.
-//   - Frozen weight matrices pre-packed once and multiplied through oneDNN (Debian libdnnl,
+//   - Frozen weight matrices prepared once and multiplied through oneDNN (Debian libdnnl,
 //     OpenMP runtime), in float32 or in bfloat16 with float32 accumulation.
 //   - Float32 <-> bfloat16 rounding (round to nearest even), the same on every CPU.
 //   - Register-resident loops of the widest float32 FMA and of the bfloat16 dot product

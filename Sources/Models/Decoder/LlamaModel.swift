@@ -17,7 +17,7 @@ public final class LlamaModel: @unchecked Sendable {
     let rope: RoPE.Table
     /// The arithmetic of the products on frozen weights (projections and the tied LM head).
     public let precision: Precision
-    /// Every frozen projection of every layer, and the LM head E [V, C], packed once.
+    /// Every frozen projection of every layer, and the LM head E [V, C], prepared once for oneDNN.
     let packed: [[LlamaProjection: FrozenLinear]]
     let packedHead: FrozenLinear
 
