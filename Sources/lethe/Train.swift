@@ -232,8 +232,12 @@ struct TrainCommand: ParsableCommand {
         switch settings.modelKind {
         case .encoder:
             let encoder = try settings.loadBaseEncoder(run: run)
-            return (try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset),
-                    encoder.configuration.layerCount)
+            // Stage i trains the i-th block from the top; a sequence has at most one stage per slice.
+            let layerCount = encoder.configuration.layerCount
+            let lowest = max(0, layerCount - settings.layersPerBlock * plan.sliceCount)
+            return (try EncoderStageTrainer(encoder: encoder, settings: settings, labels: plan.labels, dataset: dataset,
+                                            lowestBlockLayer: lowest),
+                    layerCount)
         case .decoder:
             let (model, tokenizer) = try settings.loadBaseDecoder(run: run)
             let trainer = try DecoderStageTrainer(model: model, settings: settings, dataset: dataset, padID: tokenizer.eosID,

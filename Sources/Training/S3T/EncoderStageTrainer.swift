@@ -8,18 +8,25 @@ import Planning
 /// the stage's block, copies the inherited tensors in (blocks of earlier stages stay active
 /// and frozen; for SISA they are the starting values of the trainable adapters), loads the
 /// previous stage's head, and trains the block and the head on the stage's examples with the
-/// stage's seed. The activation cache sits below the block, so the frozen base layers run once
-/// per example and stage and backpropagation stops at the block.
+/// stage's seed. The activation cache sits below the block and is shared by the stages of a
+/// shard (`BaseStates`), so the frozen base layers run about once per example and shard, and
+/// backpropagation stops at the block. Stages are trained one at a time.
 public final class EncoderStageTrainer: StageTrainer {
     public let encoder: MiniLMEncoder
     public let lora: LoRAConfiguration<LoRATarget>
     public let settings: TrainingSettings
     public let labels: LabelVocabulary
     private let examplesByID: [String: TrainingExample]
+    /// The frozen base layers' states of the shard being trained (examples of different shards
+    /// never meet, so it is emptied when the shard changes).
+    private let baseStates: BaseStates
+    private var baseStatesShard: Int?
 
     /// Tokenizes every example of `dataset` once (`settings.textField` picks the input).
+    /// `lowestBlockLayer`: the lowest layer any stage of the run trains (the states entering the
+    /// layers from there up are worth keeping); 0 when unknown.
     public init(encoder: MiniLMEncoder, settings: TrainingSettings, labels: LabelVocabulary,
-                dataset: Dataset) throws {
+                dataset: Dataset, lowestBlockLayer: Int = 0) throws {
         guard let field = TextField(rawValue: settings.textField) else {
             throw TrainingError.invalidValue(field: "text-field", value: settings.textField,
                                              reason: "use text or text+lead")
@@ -36,6 +43,7 @@ public final class EncoderStageTrainer: StageTrainer {
                                                label: label)
         }
         examplesByID = byID
+        baseStates = BaseStates(byteBudget: TrainingConfiguration.defaultCacheByteBudget, keepFrom: lowestBlockLayer)
     }
 
     /// The adapter configuration of a run's settings.
@@ -68,8 +76,9 @@ public final class EncoderStageTrainer: StageTrainer {
             warmupFraction: settings.warmupFraction, weightDecay: settings.weightDecay,
             maxGradientNorm: settings.gradientClipNorm > 0 ? settings.gradientClipNorm : nil,
             seed: job.seed, threadCount: settings.threadCount)
+        if baseStatesShard != job.lineage.shard { baseStates.removeAll(); baseStatesShard = job.lineage.shard }
         let trainer = try ClassifierTrainer(model: model, trainableLayers: block, trainsHead: true,
-                                            configuration: configuration)
+                                            configuration: configuration, baseStates: baseStates)
         var epochLoss = 0.0, epochSteps = 0, lastEpoch = 0
         let report: TrainingReport
         do {

@@ -46,8 +46,12 @@ public final class ClassifierTrainer {
     public let configuration: TrainingConfiguration
     private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
 
+    /// Where the frozen layers' states come from: a store shared with other trainers on the
+    /// same examples (the stages of one shard), or nil for a cache of this trainer's own.
+    public let baseStates: BaseStates?
+
     public init(model: LoRAClassifier, trainableLayers: [Int], trainsHead: Bool = true,
-                configuration: TrainingConfiguration) throws {
+                configuration: TrainingConfiguration, baseStates: BaseStates? = nil) throws {
         for l in trainableLayers where model.adapters[l] == nil { throw TrainingError.layerWithoutAdapters(layer: l) }
         guard !trainableLayers.isEmpty || trainsHead else {
             throw TrainingError.invalidConfiguration(field: "trainable", value: "nothing",
@@ -57,6 +61,7 @@ public final class ClassifierTrainer {
         self.trainableLayers = Set(trainableLayers).sorted()
         self.trainsHead = trainsHead
         self.configuration = try configuration.validated()
+        self.baseStates = configuration.usesActivationCache ? baseStates : nil
     }
 
     /// The first layer whose input comes from the cache (or is recomputed frozen).
@@ -81,7 +86,9 @@ public final class ClassifierTrainer {
         let schedule = LearningRateSchedule(
             peak: c.learningRate, warmupStepCount: Int((Float(stepsPerEpoch * c.epochCount) * c.warmupFraction).rounded()),
             totalStepCount: stepsPerEpoch * c.epochCount)
-        let cache = ActivationCache(layer: baseLayer, byteBudget: c.usesActivationCache ? c.cacheByteBudget : 0)
+        let cache = baseStates.map { ActivationCache(layer: baseLayer, sharing: $0) }
+            ?? ActivationCache(layer: baseLayer, byteBudget: c.usesActivationCache ? c.cacheByteBudget : 0)
+        cache.prefill(ids, model: model, threads: c.threadCount)
         var step = 0, seen = 0, tokens = 0, padded = 0
         var epochLosses: [Float] = []
         for epoch in 0..<c.epochCount {

@@ -20,10 +20,12 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
     public var usesActivationCache: Bool
     /// Upper bound of the activation cache, bytes.
     public var cacheByteBudget: Int
+    /// 2 GiB.
+    public static let defaultCacheByteBudget = 2 << 30
 
     public init(epochCount: Int = 3, batchSize: Int = 32, learningRate: Float = 1e-3, warmupFraction: Float = 0.06,
                 weightDecay: Float = 0.01, maxGradientNorm: Float? = 1, seed: UInt64 = 0, threadCount: Int = 1,
-                bucketWindow: Int = 16, usesActivationCache: Bool = true, cacheByteBudget: Int = 2 << 30) {
+                bucketWindow: Int = 16, usesActivationCache: Bool = true, cacheByteBudget: Int = defaultCacheByteBudget) {
         self.epochCount = epochCount; self.batchSize = batchSize; self.learningRate = learningRate
         self.warmupFraction = warmupFraction; self.weightDecay = weightDecay; self.maxGradientNorm = maxGradientNorm
         self.seed = seed; self.threadCount = threadCount; self.bucketWindow = bucketWindow
