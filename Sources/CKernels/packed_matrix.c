@@ -5,8 +5,9 @@
 // fixed-M brgemm ones on the 64–2048-row products Lethe runs). The weights are stored once in
 // the layout the primitive asks for: for gemm:jit that is the plain matrix B [k, n] in the
 // product's precision (its kernels block B themselves on each call), so what is saved per
-// product is the transposition and, in bf16, the rounding of the weights. Scratchpad memory is passed by
-// the caller of each product, so concurrent products on one matrix never share state.
+// product is the transposition and, in bf16, the rounding of the weights. Scratchpad memory
+// is passed by the caller of each product, so concurrent products on one matrix never share
+// state.
 //
 // Every oneDNN call here runs on one OpenMP thread: the callers split rows across their own
 // threads. An OpenMP team of two would leave libgomp's idle worker spinning between products

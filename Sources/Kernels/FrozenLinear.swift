@@ -19,8 +19,8 @@ public final class FrozenLinear: @unchecked Sendable {
     public init(weight: Tensor, bias: Tensor?, precision: Precision) throws(KernelError) {
         precondition(weight.shape.count == 2, "a linear weight is [out, in]")
         self.weight = weight; self.bias = bias; self.precision = precision
-        packedTransposed = try PackedMatrix(weight.pointer, rows: weight.shape[1], columns: weight.shape[0], transposed: true,
-                               precision: precision)
+        packedTransposed = try PackedMatrix(weight.pointer, rows: weight.shape[1], columns: weight.shape[0],
+                                            transposed: true, precision: precision)
     }
 
     public var outFeatures: Int { weight.shape[0] }

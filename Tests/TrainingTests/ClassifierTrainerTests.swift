@@ -72,24 +72,26 @@ import Testing
     }
 
     /// The stages of a shard share the frozen layers' states: a trainer whose states were computed
-    /// by another trainer, from a boundary above or below, trains the same bits as one alone.
+    /// by another trainer, from a boundary below or above, trains the same bits as one alone.
     @Test func sharedBaseStatesGiveTheBitsOfATrainerAlone() throws {
         let store = BaseStates(byteBudget: 1 << 30, keepFrom: 3)
-        let (first, examples) = try Self.setup(layers: [5], count: 24)
-        // Fills the inputs of layers 3 (kept: at or above keepFrom), 4 and 5 for half of the examples.
-        _ = try ClassifierTrainer(model: first, trainableLayers: [5], configuration: Self.config,
-                                  baseStates: store).train(Array(examples.prefix(12)))
-        #expect(store.count(atLayer: 4) == 12 && store.count(atLayer: 5) == 12)
-        var results: [[UInt32]] = []
-        for shared in [true, false] {
-            let (model, _) = try Self.setup(layers: [3, 4, 5], count: 24)
-            let trainer = try ClassifierTrainer(model: model, trainableLayers: [3], configuration: Self.config,
-                                                baseStates: shared ? store : nil)
-            _ = try trainer.train(examples)
-            results.append(Self.weights(model).map(\.bitPattern))
+        let (_, examples) = try Self.setup(layers: [5], count: 24)
+        let distinct = Set(examples.map(\.ids)).count
+        /// A fresh model trained on `layer` (adapters from there up), with the store or alone.
+        func trained(_ layer: Int, _ subset: [TrainingExample], shared: Bool) throws -> [UInt32] {
+            let (model, _) = try Self.setup(layers: Array(layer...5), count: 24)
+            _ = try ClassifierTrainer(model: model, trainableLayers: [layer], configuration: Self.config,
+                                      baseStates: shared ? store : nil).train(subset)
+            return Self.weights(model).map(\.bitPattern)
         }
-        #expect(store.count(atLayer: 3) == Set(examples.map(\.ids)).count)
-        #expect(results[0] == results[1])
+        // From below: layer 3's inputs for half of the examples; layer 5's for all, half of them
+        // computed from those, keeping layers 3 and 4 on the way.
+        _ = try trained(3, Array(examples.prefix(12)), shared: true)
+        #expect(store.count(atLayer: 3) == 12 && store.count(atLayer: 4) == 0)
+        #expect(try trained(5, examples, shared: true) == trained(5, examples, shared: false))
+        #expect(store.count(atLayer: 3) == distinct && store.count(atLayer: 4) == distinct)
+        // From above: layer 4's inputs, every one computed by the layer-5 trainer.
+        #expect(try trained(4, examples, shared: true) == trained(4, examples, shared: false))
     }
 
     @Test func cacheRespectsItsByteBudget() throws {

@@ -21,7 +21,7 @@ public final class LlamaModel: @unchecked Sendable {
     let packed: [[LlamaProjection: FrozenLinear]]
     let packedHead: FrozenLinear
 
-    /// A model whose frozen products run in `precision`; every frozen matrix is packed here, once.
+    /// A model whose frozen products run in `precision`; every frozen matrix is prepared here, once.
     public init(weights: LlamaWeights, precision: Precision) throws(KernelError) {
         self.configuration = weights.configuration
         self.weights = weights

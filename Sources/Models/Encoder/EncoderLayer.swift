@@ -101,7 +101,7 @@ public final class EncoderLayer: @unchecked Sendable {
         // a 12 MB stream per step.
         project(.intermediate, a.hidden.data, residual: nil, into: a.activated.data, a, n)
         observer?("intermediate")
-        if a.geluDerivative.count == n * f {
+        if a.training {
             GELU.forward(a.activated.data, into: a.activated.data, derivative: a.geluDerivative.data,
                          count: n * f, threads: threads)
         } else {
@@ -121,7 +121,7 @@ public final class EncoderLayer: @unchecked Sendable {
     public func backward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, activations a: Activations,
                          dInput: UnsafeMutablePointer<Float>?, threads: Int, observer: OperationObserver? = nil) {
         let n = a.rows, c = configuration.hiddenSize, f = configuration.intermediateSize
-        precondition(a.geluDerivative.count == n * f, "backward needs activations made with training: true")
+        precondition(a.training, "backward needs activations made with training: true")
         let g = a.gradients
         // Every intermediate gradient is overwritten, never zeroed and accumulated: the zero
         // fills alone would move ~45 MB per step. y = LN₂(o + h): dOutputSum is also the

@@ -8,6 +8,8 @@ extension EncoderLayer {
     public final class Activations: @unchecked Sendable {
         public let batch: Int
         public let tokens: Int
+        /// Made for a pass that backward follows (GELU′ saved, backward's scratch on demand).
+        public let training: Bool
         public var rows: Int { batch * tokens }
         let attentionShape: Attention.Shape
         var dropoutSeed: UInt64 = 0
@@ -53,7 +55,7 @@ extension EncoderLayer {
         public init(for layer: EncoderLayer, batch: Int, tokens: Int, training: Bool = true) {
             let c = layer.configuration.hiddenSize, f = layer.configuration.intermediateSize
             let h = layer.configuration.headCount, n = batch * tokens
-            self.batch = batch; self.tokens = tokens
+            self.batch = batch; self.tokens = tokens; self.training = training
             attentionShape = Attention.Shape(batch: batch, tokens: tokens, heads: h,
                                              headSize: layer.configuration.headSize,
                                              queryRowStride: 3 * c, keyValueRowStride: 3 * c)
