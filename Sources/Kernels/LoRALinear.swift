@@ -74,24 +74,27 @@ public enum LoRALinear {
 
     /// The adapter term's backward alone: dB += s·dYᵀ·xa, dA += (s·dY·B)ᵀ·drop(x), and
     /// dX += drop′(s·dY·B·A) when dX is given (the frozen W's dY·W is the caller's). dY rows
-    /// are `dYRowStride` apart (default O).
+    /// are `dYRowStride` apart (default O). With `dLoraA` and `dLoraB` nil (an adapter that is
+    /// active but not trained) only the input gradient is computed: two products, not four.
     public static func adapterBackward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, rows n: Int,
                                        shape: Shape, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>,
                                        scale: Float, dropout: Dropout? = nil, xDropped: UnsafePointer<Float>? = nil,
                                        xa: UnsafePointer<Float>,
-                                       dLoraA: UnsafeMutablePointer<Float>, dLoraB: UnsafeMutablePointer<Float>,
+                                       dLoraA: UnsafeMutablePointer<Float>?, dLoraB: UnsafeMutablePointer<Float>?,
                                        dX: UnsafeMutablePointer<Float>?,
                                        scratch: UnsafeMutablePointer<Float>, dYRowStride: Int? = nil) {
         let (i, o, r) = (shape.inFeatures, shape.outFeatures, shape.rank)
         let ldy = dYRowStride ?? o
         precondition(dropout == nil || xDropped != nil, "dropout needs the saved xDropped")
+        precondition((dLoraA == nil) == (dLoraB == nil), "give both adapter gradients or neither")
+        guard dLoraA != nil || dX != nil else { return }
         let loraInput = dropout == nil ? x : (xDropped ?? x)
         // dB[O,R] += s·dYᵀ·xa
-        MatMul.gemm(true, false, o, r, n, scale, dY, ldy, xa, r, 1, dLoraB, r)
+        if let dLoraB { MatMul.gemm(true, false, o, r, n, scale, dY, ldy, xa, r, 1, dLoraB, r) }
         // g = s·dY·B [N,R]
         MatMul.gemm(false, false, n, r, o, scale, dY, ldy, loraB, r, 0, scratch, r)
         // dA[R,I] += gᵀ·drop(x)
-        MatMul.gemm(true, false, r, i, n, 1, scratch, r, loraInput, i, 1, dLoraA, i)
+        if let dLoraA { MatMul.gemm(true, false, r, i, n, 1, scratch, r, loraInput, i, 1, dLoraA, i) }
         guard let dX else { return }
         if let dropout {
             // The adapter path's input gradient goes through the dropout mask.

@@ -1,7 +1,10 @@
+import Synchronization
+
 /// A float32 buffer with a row-major shape, owned by the caller of the kernels.
 ///
 /// The kernels themselves work on pointers with explicit shapes; `Tensor` only owns memory
-/// (zero-initialised, 64-byte aligned) so callers need not manage allocation by hand.
+/// (64-byte aligned; zero-filled unless made by `scratch(shape:)`) so callers need not manage
+/// allocation by hand.
 /// Not thread-safe for concurrent writes; copy semantics are reference semantics.
 /// Lifetime: `data` is valid while the tensor is alive. Keep the tensor in a named variable
 /// while a kernel uses its pointer; `makeTensor().data` passed straight to a call can dangle.
@@ -14,13 +17,34 @@ public final class Tensor: @unchecked Sendable {
     public let data: UnsafeMutablePointer<Float>
 
     /// A zero-filled tensor of the given shape.
-    public init(shape: [Int]) {
+    public convenience init(shape: [Int]) { self.init(shape: shape, fill: 0) }
+
+    /// A tensor whose elements are left as the allocator hands them over: for buffers that a
+    /// kernel overwrites entirely before anything reads them (saved activations, scratch), so
+    /// no time goes into a zero fill that is never read. When `scratchPoison` is set the
+    /// elements are filled with it instead, so a test can show that no element is read unwritten.
+    public static func scratch(shape: [Int]) -> Tensor {
+        Tensor(shape: shape, fill: scratchPoison)
+    }
+
+    /// What `scratch(shape:)` fills its elements with (nil: nothing). Tests set NaN.
+    public static var scratchPoison: Float? {
+        get {
+            let bits = poisonBits.load(ordering: .relaxed)
+            return bits == 0 ? nil : Float(bitPattern: UInt32(truncatingIfNeeded: bits))
+        }
+        set { poisonBits.store(newValue.map { 1 << 32 | UInt64($0.bitPattern) } ?? 0, ordering: .relaxed) }
+    }
+    /// 0, or 2³² + the poison's bit pattern.
+    private static let poisonBits = Atomic<UInt64>(0)
+
+    private init(shape: [Int], fill: Float?) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        data.initialize(repeating: 0, count: max(count, 1))
+        if let fill { data.initialize(repeating: fill, count: max(count, 1)) }
     }
 
     /// A tensor holding `values` (count must match the shape).

@@ -116,6 +116,36 @@ import Testing
         let first = run(threads: 1)
         #expect(run(threads: 1) == first, "same input, seed and threads: same bits")
         #expect(run(threads: 2) == first, "the layer's own loops do not depend on the thread count")
+        // The saved activations and backward's scratch are not zero-filled: filled with NaN
+        // instead, they must still give the same bits (no element is read before it is written).
+        Tensor.scratchPoison = .nan
+        defer { Tensor.scratchPoison = nil }
+        #expect(run(threads: 2) == first, "an element of the layer's scratch was read unwritten")
+    }
+
+    @Test func frozenAdaptersPassTheGradientWithoutComputingTheirOwn() throws {
+        var s: UInt64 = 46
+        let weights = Self.weights(&s)
+        let lora = try LoRAConfiguration(rank: 2, alpha: 4, dropout: 0.1, targets: LoRATarget.allCases)
+        let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 5)
+        for a in adapters.values { for i in 0..<a.loraB.count { a.loraB[i] = 0.03 * Float(i % 5) - 0.05 } }
+        let layer = EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters)
+        let x = Self.random([20, 8], &s, scale: 1), w = Self.random([20, 8], &s, scale: 1)
+        let mask: [Int32] = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        func dInput(adapterGradients: Bool) -> [UInt32] {
+            let act = EncoderLayer.Activations(for: layer, batch: 2, tokens: 10)
+            let y = Tensor(shape: [20, 8]), dX = Tensor(shape: [20, 8])
+            layer.forward(x.data, mask: mask, activations: act, into: y.data, dropoutSeed: 3, threads: 1)
+            layer.backward(dY: w.data, x: x.data, activations: act, dInput: dX.data,
+                           adapterGradients: adapterGradients, threads: 1)
+            return dX.values.map(\.bitPattern)
+        }
+        let trained = dInput(adapterGradients: true)
+        #expect(adapters.values.contains { a in a.gradA.values.contains { $0 != 0 } })
+        for a in adapters.values { a.zeroGradients() }
+        #expect(dInput(adapterGradients: false) == trained, "the gradient through frozen adapters changed")
+        #expect(adapters.values.allSatisfy { a in (a.gradA.values + a.gradB.values).allSatisfy { $0 == 0 } },
+                "a frozen adapter got a gradient")
     }
 
     @Test func aForwardPassAloneGivesTheTrainingForwardsBits() throws {

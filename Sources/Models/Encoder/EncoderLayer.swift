@@ -117,9 +117,12 @@ public final class EncoderLayer: @unchecked Sendable {
     }
 
     /// Accumulates adapter gradients and (if `dInput` is non-nil) dX from dY, for the forward
-    /// call that filled `activations` with input `x`.
+    /// call that filled `activations` with input `x`. With `adapterGradients: false` (a layer
+    /// whose adapters are active but frozen, above the trained ones) the adapters' gradients
+    /// are neither computed nor touched: only the gradient flowing through them is.
     public func backward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, activations a: Activations,
-                         dInput: UnsafeMutablePointer<Float>?, threads: Int, observer: OperationObserver? = nil) {
+                         dInput: UnsafeMutablePointer<Float>?, adapterGradients: Bool = true, threads: Int,
+                         observer: OperationObserver? = nil) {
         let n = a.rows, c = configuration.hiddenSize, f = configuration.intermediateSize
         precondition(a.training, "backward needs activations made with training: true")
         let g = a.gradients
@@ -131,14 +134,15 @@ public final class EncoderLayer: @unchecked Sendable {
                            dGamma: nil, dBeta: nil, rows: n, columns: c, accumulateDX: false, threads: threads)
         observer?("layer norm 2")
         projectBackward(.output, dY: g.dOutputSum.data, x: a.activated.data, dX: g.dActivated.data,
-                        accumulate: false, a, n)
+                        accumulate: false, gradients: adapterGradients, a, n)
         observer?("output")
         // dActivated becomes dPreActivation in place.
         GELU.backwardInPlace(g.dActivated.data, derivative: a.geluDerivative.data, count: n * f, threads: threads)
         observer?("GELU")
         // dHidden = residual (dOutputSum, no longer needed as such) + the FFN input gradient.
         let dHidden = g.dOutputSum.data
-        projectBackward(.intermediate, dY: g.dActivated.data, x: a.hidden.data, dX: dHidden, accumulate: true, a, n)
+        projectBackward(.intermediate, dY: g.dActivated.data, x: a.hidden.data, dX: dHidden, accumulate: true,
+                        gradients: adapterGradients, a, n)
         observer?("intermediate")
         // h = LN₁(c·Woᵀ + x): dAttentionSum is also the residual gradient into x.
         LayerNorm.backward(dY: dHidden, x: a.attentionSum.data, gamma: weights.attentionLayerNorm.gamma.data,
@@ -146,7 +150,7 @@ public final class EncoderLayer: @unchecked Sendable {
                            dGamma: nil, dBeta: nil, rows: n, columns: c, accumulateDX: false, threads: threads)
         observer?("layer norm 1")
         projectBackward(.attentionOutput, dY: g.dAttentionSum.data, x: a.context.data, dX: g.dContext.data,
-                        accumulate: false, a, n)
+                        accumulate: false, gradients: adapterGradients, a, n)
         observer?("attention output")
         let q = a.qkv.data, dQ = g.dQKV.data
         Attention.backward(dOut: g.dContext.data, q: q, k: q + c, v: q + 2 * c,
@@ -158,7 +162,8 @@ public final class EncoderLayer: @unchecked Sendable {
             LoRALinear.adapterBackward(dY: dQ + slot * c, x: x, rows: n, shape: adapter.shape,
                                        loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,
                                        dropout: dropout(t, a), xDropped: saved.xDropped.map { UnsafePointer($0.data) },
-                                       xa: saved.xa.data, dLoraA: adapter.gradA.data, dLoraB: adapter.gradB.data,
+                                       xa: saved.xa.data, dLoraA: adapterGradients ? adapter.gradA.data : nil,
+                                       dLoraB: adapterGradients ? adapter.gradB.data : nil,
                                        dX: dInput, scratch: g.loraScratch.data, dYRowStride: 3 * c)
         }
         observer?("query/key/value adapters")
@@ -189,13 +194,15 @@ public final class EncoderLayer: @unchecked Sendable {
     /// Adapter gradients of target t and dX = dY·W + the adapter's path, added to dX when
     /// `accumulate`, else written over it (the frozen product first, with β = 0).
     private func projectBackward(_ t: LoRATarget, dY: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                                 dX: UnsafeMutablePointer<Float>?, accumulate: Bool, _ a: Activations, _ n: Int) {
+                                 dX: UnsafeMutablePointer<Float>?, accumulate: Bool, gradients: Bool,
+                                 _ a: Activations, _ n: Int) {
         if let dX { products.linear(t).backwardInput(dY: dY, into: dX, rows: n, accumulate: accumulate) }
         guard let adapter = adapters[t], let saved = a.lora[t] else { return }
         LoRALinear.adapterBackward(dY: dY, x: x, rows: n, shape: adapter.shape,
                                    loraA: adapter.loraA.data, loraB: adapter.loraB.data, scale: loraScale,
                                    dropout: dropout(t, a), xDropped: saved.xDropped.map { UnsafePointer($0.data) },
-                                   xa: saved.xa.data, dLoraA: adapter.gradA.data, dLoraB: adapter.gradB.data,
+                                   xa: saved.xa.data, dLoraA: gradients ? adapter.gradA.data : nil,
+                                   dLoraB: gradients ? adapter.gradB.data : nil,
                                    dX: dX, scratch: a.gradients.loraScratch.data)
     }
 

@@ -2,7 +2,8 @@ import Kernels
 
 extension EncoderLayer {
     /// What forward saves for backward, plus backward's scratch, for one (batch, tokens) size.
-    /// Allocate once per layer and size; reuse across steps. For a forward pass alone
+    /// Allocate once per layer and size; reuse across steps. The buffers are not zero-filled:
+    /// forward and backward write every element before reading it. For a forward pass alone
     /// (`training: false`) GELU′ is neither stored nor computed and backward's scratch is never
     /// allocated: inference then touches about half the memory.
     public final class Activations: @unchecked Sendable {
@@ -42,11 +43,11 @@ extension EncoderLayer {
             let dActivated: Tensor
             let loraScratch: Tensor
             init(n: Int, c: Int, f: Int, r: Int) {
-                dOutputSum = Tensor(shape: [n, c])
-                dAttentionSum = Tensor(shape: [n, c]); dContext = Tensor(shape: [n, c])
-                dQKV = Tensor(shape: [n, 3 * c])
-                dActivated = Tensor(shape: [n, f])
-                loraScratch = Tensor(shape: [n, max(r, 1)])
+                dOutputSum = .scratch(shape: [n, c])
+                dAttentionSum = .scratch(shape: [n, c]); dContext = .scratch(shape: [n, c])
+                dQKV = .scratch(shape: [n, 3 * c])
+                dActivated = .scratch(shape: [n, f])
+                loraScratch = .scratch(shape: [n, max(r, 1)])
             }
         }
 
@@ -59,20 +60,20 @@ extension EncoderLayer {
             attentionShape = Attention.Shape(batch: batch, tokens: tokens, heads: h,
                                              headSize: layer.configuration.headSize,
                                              queryRowStride: 3 * c, keyValueRowStride: 3 * c)
-            qkv = Tensor(shape: [n, 3 * c])
-            probabilities = Tensor(shape: [batch, h, tokens, tokens])
-            context = Tensor(shape: [n, c]); attentionSum = Tensor(shape: [n, c])
-            mean1 = Tensor(shape: [n]); rstd1 = Tensor(shape: [n])
-            hidden = Tensor(shape: [n, c])
-            activated = Tensor(shape: [n, f])
-            geluDerivative = Tensor(shape: training ? [n, f] : [0])
-            outputSum = Tensor(shape: [n, c]); mean2 = Tensor(shape: [n]); rstd2 = Tensor(shape: [n])
+            qkv = .scratch(shape: [n, 3 * c])
+            probabilities = .scratch(shape: [batch, h, tokens, tokens])
+            context = .scratch(shape: [n, c]); attentionSum = .scratch(shape: [n, c])
+            mean1 = .scratch(shape: [n]); rstd1 = .scratch(shape: [n])
+            hidden = .scratch(shape: [n, c])
+            activated = .scratch(shape: [n, f])
+            geluDerivative = .scratch(shape: training ? [n, f] : [0])
+            outputSum = .scratch(shape: [n, c]); mean2 = .scratch(shape: [n]); rstd2 = .scratch(shape: [n])
             var saved: [LoRATarget: SavedLoRA] = [:]
             var rank = 0
             for (t, a) in layer.adapters {
                 rank = a.rank
-                saved[t] = SavedLoRA(xa: Tensor(shape: [n, a.rank]),
-                                     xDropped: layer.loraDropout > 0 ? Tensor(shape: [n, a.inFeatures]) : nil)
+                saved[t] = SavedLoRA(xa: .scratch(shape: [n, a.rank]),
+                                     xDropped: layer.loraDropout > 0 ? .scratch(shape: [n, a.inFeatures]) : nil)
             }
             lora = saved
             sizes = (c, f, rank)

@@ -131,7 +131,7 @@ public final class ClassifierTrainer {
                 let layer = model.layer(l)
                 let a = EncoderLayer.Activations(for: layer, batch: b, tokens: batch.sequenceLength,
                                                  training: l >= lowestTrainableLayer)
-                let y = Tensor(shape: h.shape)
+                let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
                 layer.forward(h.pointer, mask: mask.baseAddress!, activations: a, into: y.data,
                               dropoutSeed: SplitMix64.derive(c.seed, step, l), threads: threads)
                 if l >= lowestTrainableLayer { inputs[l] = h; saved[l] = a }
@@ -152,6 +152,9 @@ public final class ClassifierTrainer {
         }
         let dPooled = model.head.backward(dLogits: dLogits, saved: headSaved, batch: b, trainable: trainsHead)
         if lowestTrainableLayer < top {
+            // Layers above the trained ones pass the gradient down through their adapters but
+            // compute no gradient for them (they would be zeroed unused).
+            let trainable = Set(trainableLayers)
             var dH = Tensor(shape: h.shape)
             batch.mask.withUnsafeBufferPointer { mask in
                 MeanPooling.backward(dY: dPooled.pointer, mask: mask.baseAddress!, dX: dH.data, batch: b,
@@ -160,12 +163,13 @@ public final class ClassifierTrainer {
             for l in stride(from: top - 1, through: lowestTrainableLayer, by: -1) {
                 let dInput = l > lowestTrainableLayer ? Tensor(shape: h.shape) : nil
                 model.layer(l).backward(dY: dH.pointer, x: inputs[l]!.pointer, activations: saved[l]!,
-                                        dInput: dInput?.data, threads: threads)
+                                        dInput: dInput?.data, adapterGradients: trainable.contains(l),
+                                        threads: threads)
                 if let dInput { dH = dInput }
             }
         }
         AdamW.step(slots(), step: step, configuration: c.optimizer, learningRate: learningRate)
-        for adapters in model.adapters.values { for a in adapters.values { a.zeroGradients() } }
+        for l in trainableLayers { for a in (model.adapters[l] ?? [:]).values { a.zeroGradients() } }
         model.head.zeroGradients()
         return loss
     }
