@@ -1,16 +1,21 @@
 import CBLAS
 import Synchronization
 
-/// What the loaded OpenBLAS is doing: which CPU kernels it chose and how many threads it uses.
+/// What the loaded OpenBLAS is doing (which CPU kernels it chose) and how many threads the
+/// products use.
 ///
 /// Benchmarks print both, because `OPENBLAS_CORETYPE` in the environment can force slower
 /// kernels and OpenBLAS reads it only when the library loads.
 ///
-/// The thread count is process-wide (OpenBLAS 0.3.21 has no per-thread setting). Kernels that
-/// run many small products on their own threads (`Attention`) switch OpenBLAS to one thread
-/// for that region through `withSingleThreadedBLAS`; regions may nest and overlap across
-/// threads: one counter under a lock makes the first region switch and the last one restore
-/// the configured count, so concurrent regions can never leave OpenBLAS on the wrong count.
+/// OpenBLAS itself always runs on the calling thread: its worker threads wait for work by
+/// spinning on sched_yield, and between the hundreds of small products of a training step they
+/// kept taking a core from the threads doing the work (12% of a two-thread training's samples
+/// were in sched_yield; all-layer LoRA training rose from 60% to 71% of the peak without them).
+/// The thread count here is Lethe's own: `PackedMatrix` and `MatMul` split large products over
+/// that many threads in fixed parts. It is process-wide. Kernels that run many small products
+/// on their own threads (`Attention`, thread groups) hold products to one thread for that region
+/// through `withSingleThreadedBLAS`; regions may nest and overlap across threads: one counter
+/// under a lock makes the first region switch and the last one restore the configured count.
 public enum BLASRuntime {
     /// The OpenBLAS core name, e.g. `Cooperlake` (AVX-512) or `Haswell` (AVX2).
     public static var coreName: String {
@@ -18,48 +23,60 @@ public enum BLASRuntime {
         return String(cString: name)
     }
 
-    /// The number of threads OpenBLAS uses for one call outside single-threaded regions.
+    /// The number of threads one product uses outside single-threaded regions.
     public static var threadCount: Int {
-        regions.withLock { $0.openRegions > 0 ? $0.configured : Int(openblas_get_num_threads()) }
+        regions.withLock { $0.openRegions > 0 ? $0.configured : activeThreadCount }
     }
 
-    /// The count OpenBLAS uses right now (1 inside a single-threaded region).
-    static var activeThreadCount: Int { Int(openblas_get_num_threads()) }
+    /// The count products use right now (1 inside a single-threaded region).
+    static var activeThreadCount: Int { active.load(ordering: .relaxed) }
 
-    /// Sets the number of threads OpenBLAS uses for one call (at least 1); inside a
-    /// single-threaded region it takes effect when the last region ends.
+    /// Sets the number of threads one product uses (at least 1); inside a single-threaded
+    /// region it takes effect when the last region ends.
     public static func setThreadCount(_ count: Int) {
         precondition(count >= 1, "thread count must be at least 1")
         regions.withLock { r in
-            if let n = r.configure(count) { openblas_set_num_threads(Int32(n)) }
+            if let n = r.configure(count) { active.store(n, ordering: .relaxed) }
         }
     }
 
-    /// Runs `body` with OpenBLAS on one thread, for kernels that call BLAS from their own
-    /// threads (two threaded OpenBLAS calls at once serialise on its internal lock).
-    /// Products give the same bits either way: OpenBLAS splits a product by output blocks,
-    /// never along the summed dimension.
+    /// Runs `body` with products on one thread, for kernels that multiply from their own
+    /// threads. Products give the same bits either way: they are split in parts that depend on
+    /// their shapes alone, never along the summed dimension.
     public static func withSingleThreadedBLAS(_ body: () -> Void) {
         regions.withLock { r in
-            if let n = r.open(current: Int(openblas_get_num_threads())) { openblas_set_num_threads(Int32(n)) }
+            if let n = r.open(current: activeThreadCount) { active.store(n, ordering: .relaxed) }
         }
         body()
         regions.withLock { r in
-            if let n = r.close() { openblas_set_num_threads(Int32(n)) }
+            if let n = r.close() { active.store(n, ordering: .relaxed) }
         }
     }
 
+    /// Puts OpenBLAS on one thread, once per process, before its first product (`MatMul` calls
+    /// this, so nothing multiplies through OpenBLAS's own threads).
+    static func keepOpenBLASOnCallingThread() { _ = initialCount }
+
+    /// OpenBLAS's own count when the process started (the cores, or OPENBLAS_NUM_THREADS): the
+    /// products' count until `setThreadCount`. Reading it puts OpenBLAS on one thread.
+    private static let initialCount: Int = {
+        let count = Int(openblas_get_num_threads())
+        openblas_set_num_threads(1)
+        return max(1, count)
+    }()
+
     private static let regions = Mutex(SingleThreadedRegions())
+    private static let active = Atomic<Int>(initialCount)
 }
 
 /// The bookkeeping of `BLASRuntime`'s single-threaded regions: each transition returns the
-/// thread count to hand to OpenBLAS, or nil when OpenBLAS must be left alone.
+/// thread count products use from then on, or nil when it stays.
 struct SingleThreadedRegions {
     /// The count outside regions (what `setThreadCount` asked for last).
     var configured = 1
     var openRegions = 0
 
-    /// A region opens while OpenBLAS runs `current` threads.
+    /// A region opens while products use `current` threads.
     mutating func open(current: Int) -> Int? {
         defer { openRegions += 1 }
         guard openRegions == 0 else { return nil }
