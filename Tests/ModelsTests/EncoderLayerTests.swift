@@ -123,6 +123,45 @@ import Testing
         #expect(run(threads: 2) == first, "an element of the layer's scratch was read unwritten")
     }
 
+    @Test func foldedAdaptersGiveTheSameFunction() throws {
+        var s: UInt64 = 47
+        let weights = Self.weights(&s)
+        let lora = try LoRAConfiguration(rank: 2, alpha: 4, targets: LoRATarget.allCases)
+        let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 8)
+        for a in adapters.values { for i in 0..<a.loraB.count { a.loraB[i] = 0.2 * Self.normal(&s) } }
+        let layer = EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters)
+        let folded = try #require(layer.foldingAdapters())
+        #expect(folded.adapters.isEmpty)
+        let x = Self.random([20, 8], &s, scale: 1), w = Self.random([20, 8], &s, scale: 1)
+        let mask: [Int32] = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+        func run(_ l: EncoderLayer) -> (y: [Float], dX: [Float]) {
+            let act = EncoderLayer.Activations(for: l, batch: 2, tokens: 10)
+            let y = Tensor(shape: [20, 8]), dX = Tensor(shape: [20, 8])
+            l.forward(x.data, mask: mask, activations: act, into: y.data, threads: 1)
+            l.backward(dY: w.data, x: x.data, activations: act, dInput: dX.data, adapterGradients: false, threads: 1)
+            return (y.values, dX.values)
+        }
+        let (want, got) = (run(layer), run(folded))
+        let plain = run(EncoderLayer(configuration: Self.config, weights: weights))
+        for (a, b, name) in [(got.y, want.y, "output"), (got.dX, want.dX, "input gradient")] {
+            let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+            #expect(worst < 1e-5, "\(name) differs by \(worst)")
+        }
+        #expect(plain.y != want.y, "the adapters change nothing, so the test shows nothing")
+        // Dropout on the adapters, or no adapters at all: nothing to fold.
+        let dropped = try LoRAConfiguration(rank: 2, alpha: 4, dropout: 0.1, targets: [LoRATarget.query])
+        let withDropout = EncoderLayer(configuration: Self.config, weights: weights, lora: dropped,
+                                       adapters: EncoderLayer.freshAdapters(configuration: Self.config, lora: dropped, seed: 1))
+        #expect(withDropout.foldingAdapters() == nil)
+        #expect(EncoderLayer(configuration: Self.config, weights: weights).foldingAdapters() == nil)
+        // Nor in bfloat16 (where the CPU has it): W + s·B·A would lose the adapter to rounding.
+        if let bf16 = try? EncoderLayerProducts(weights: weights, precision: .bf16) {
+            let rounded = EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters,
+                                       products: bf16)
+            #expect(rounded.foldingAdapters() == nil)
+        }
+    }
+
     @Test func frozenAdaptersPassTheGradientWithoutComputingTheirOwn() throws {
         var s: UInt64 = 46
         let weights = Self.weights(&s)

@@ -65,6 +65,32 @@ public final class EncoderLayer: @unchecked Sendable {
         return result
     }
 
+    /// This layer with its adapters folded into the frozen weights, W + s·B·A and the same bias
+    /// per target, and no adapters left: the same function up to float32 rounding, with one
+    /// product per dense layer instead of three (and two fewer in backward). For a layer whose
+    /// adapters stay frozen through a whole training run (above the block being trained). Nil
+    /// when the layer has no adapters, puts dropout on them (the folded layer could not drop
+    /// the adapter's input alone), or multiplies in bfloat16 (rounding W + s·B·A to bfloat16
+    /// would lose most of the adapter's small change to W).
+    public func foldingAdapters() -> EncoderLayer? {
+        guard !adapters.isEmpty, loraDropout == 0, products.precision == .fp32 else { return nil }
+        func folded(_ t: LoRATarget) -> LinearWeights {
+            let base = weights.linear(t)
+            guard let a = adapters[t] else { return base }
+            let w = Tensor(shape: base.weight.shape, values: base.weight.values)
+            // W[O,I] += s·B[O,r]·A[r,I]
+            MatMul.gemm(false, false, a.outFeatures, a.inFeatures, a.rank, loraScale, a.loraB.pointer, a.rank,
+                        a.loraA.pointer, a.inFeatures, 1, w.data, a.inFeatures)
+            return LinearWeights(weight: w, bias: base.bias)
+        }
+        let merged = EncoderLayerWeights(query: folded(.query), key: folded(.key), value: folded(.value),
+                                         attentionOutput: folded(.attentionOutput),
+                                         attentionLayerNorm: weights.attentionLayerNorm,
+                                         intermediate: folded(.intermediate), output: folded(.output),
+                                         outputLayerNorm: weights.outputLayerNorm)
+        return EncoderLayer(configuration: configuration, weights: merged)
+    }
+
     /// Called after each operation of a forward or backward pass with its name (benchmarks
     /// time the operations with it; the layer itself never reads a clock).
     public typealias OperationObserver = (StaticString) -> Void

@@ -45,6 +45,8 @@ public final class ClassifierTrainer {
     public let trainsHead: Bool
     public let configuration: TrainingConfiguration
     private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
+    /// The layers a training run steps through, from `baseLayer` up (set by `train`).
+    private var layers: [EncoderLayer] = []
 
     /// Where the frozen layers' states come from: a store shared with other trainers on the
     /// same examples (the stages of one shard), or nil for a cache of this trainer's own.
@@ -89,6 +91,14 @@ public final class ClassifierTrainer {
         let cache = baseStates.map { ActivationCache(layer: baseLayer, sharing: $0) }
             ?? ActivationCache(layer: baseLayer, byteBudget: c.usesActivationCache ? c.cacheByteBudget : 0)
         cache.prefill(ids, model: model, threads: c.threadCount)
+        // Layers whose adapters stay frozen run with the adapters folded into their weights
+        // (float32 without dropout; see EncoderLayer.foldingAdapters), for the whole run.
+        let trainable = Set(trainableLayers)
+        layers = (baseLayer..<model.layerCount).map { l in
+            let layer = model.layer(l)
+            return trainable.contains(l) ? layer : layer.foldingAdapters() ?? layer
+        }
+        defer { layers = [] }
         var step = 0, seen = 0, tokens = 0, padded = 0
         var epochLosses: [Float] = []
         for epoch in 0..<c.epochCount {
@@ -128,7 +138,7 @@ public final class ClassifierTrainer {
         var h = input
         batch.mask.withUnsafeBufferPointer { mask in
             for l in baseLayer..<top {
-                let layer = model.layer(l)
+                let layer = layers[l - baseLayer]
                 let a = EncoderLayer.Activations(for: layer, batch: b, tokens: batch.sequenceLength,
                                                  training: l >= lowestTrainableLayer)
                 let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
@@ -162,7 +172,7 @@ public final class ClassifierTrainer {
             }
             for l in stride(from: top - 1, through: lowestTrainableLayer, by: -1) {
                 let dInput = l > lowestTrainableLayer ? Tensor(shape: h.shape) : nil
-                model.layer(l).backward(dY: dH.pointer, x: inputs[l]!.pointer, activations: saved[l]!,
+                layers[l - baseLayer].backward(dY: dH.pointer, x: inputs[l]!.pointer, activations: saved[l]!,
                                         dInput: dInput?.data, adapterGradients: trainable.contains(l),
                                         threads: threads)
                 if let dInput { dH = dInput }
