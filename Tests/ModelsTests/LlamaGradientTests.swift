@@ -88,6 +88,32 @@ import Kernels
     }
 
     /// A fresh adapter (B = 0) leaves the logits bit-for-bit unchanged.
+    /// The forward's saved activations are not zero-filled; filled with NaN instead, a forward
+    /// and backward give the same logits and gradients bit for bit.
+    @Test func unfilledActivationsAreNeverReadBeforeWritten() throws {
+        let model = try Self.tiny()
+        let config = try LlamaAdapterConfiguration(rank: 2, alpha: 4, targets: [.query, .value, .down], fullTargets: [.up])
+        let adapter = LlamaAdapter(configuration: config, weights: model.weights, seed: 5)
+        var rng = SplitMix64(seed: 13)
+        for p in adapter.parameters where p.name.hasSuffix("lora_B") {
+            for j in 0 ..< p.value.count { p.value[j] = 0.3 * rng.nextGaussian() }
+        }
+        let ids: [Int32] = [4, 1, 8, 2, 12, 6, 3, 0, 7, 10]
+        let rows = [1, 3, 4, 8, 9]
+        let r = Tensor(shape: [rows.count, 13])
+        for j in 0 ..< r.count { r[j] = rng.nextGaussian() }
+        func run() throws -> [[UInt32]] {
+            let pass = try model.forward(ids: ids, batch: 2, tokens: 5, logitRows: rows, adapter: adapter)
+            adapter.zeroGradients()
+            model.backward(pass, dLogits: r, adapter: adapter)
+            return [pass.logits.values.map(\.bitPattern)] + adapter.parameters.map { $0.gradient.values.map(\.bitPattern) }
+        }
+        let plain = try run()
+        Tensor.scratchPoison = .nan
+        defer { Tensor.scratchPoison = nil }
+        #expect(try run() == plain, "an activation was read before it was written")
+    }
+
     @Test func freshAdapterIsIdentity() throws {
         let model = try Self.tiny()
         let adapter = LlamaAdapter(configuration: try LlamaAdapterConfiguration(rank: 4, alpha: 8),

@@ -44,10 +44,12 @@ extension LlamaModel {
             // Attention half; dx now holds dL/dx'.
             let dAtt = Tensor(shape: [n, hd])
             projectBackward(dY: dx, x: s.attention, dX: dAtt, layer: l, .output, adapter: adapter, saved: s)
-            let dQ = Tensor(shape: [n, hd]), dK = Tensor(shape: [n, c.kvSize]), dV = Tensor(shape: [n, c.kvSize])
+            // Written whole by attention's backward (overwrite mode), so not zero-filled.
+            let dQ = Tensor.scratch(shape: [n, hd]), dK = Tensor.scratch(shape: [n, c.kvSize])
+            let dV = Tensor.scratch(shape: [n, c.kvSize])
             Attention.backward(dOut: dAtt.pointer, q: s.q.pointer, k: s.k.pointer, v: s.v.pointer,
                                probabilities: s.probabilities.pointer, shape: shape, dQ: dQ.data, dK: dK.data,
-                               dV: dV.data, threads: threads)
+                               dV: dV.data, accumulate: false, threads: threads)
             let dQPre = Tensor(shape: [n, hd]), dKPre = Tensor(shape: [n, c.kvSize])
             RoPE.backward(dY: dQ.pointer, dX: dQPre.data, table: rope, positions: nil, rows: n,
                           tokens: pass.tokens, heads: c.headCount, threads: threads)

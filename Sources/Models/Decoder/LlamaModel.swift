@@ -46,7 +46,8 @@ public final class LlamaModel: @unchecked Sendable {
         return packed[l][target]
     }
 
-    /// What one block's forward saves for backward.
+    /// What one block's forward saves for backward. Not zero-filled: every buffer is written
+    /// whole by the block's forward before anything reads it.
     final class LayerActivations {
         let x, h1, rstd1, q, k, v, probabilities, attention, xMid, h2, rstd2, gate, up, act: Tensor
         /// x·Aᵀ of each LoRA projection [N, r].
@@ -54,13 +55,13 @@ public final class LlamaModel: @unchecked Sendable {
         init(_ c: LlamaConfiguration, n: Int, batch: Int, tokens: Int, x: Tensor) {
             let hd = c.headCount * c.headSize
             self.x = x
-            h1 = Tensor(shape: [n, c.hiddenSize]); rstd1 = Tensor(shape: [n])
-            q = Tensor(shape: [n, hd]); k = Tensor(shape: [n, c.kvSize]); v = Tensor(shape: [n, c.kvSize])
-            probabilities = Tensor(shape: [batch, c.headCount, tokens, tokens])
-            attention = Tensor(shape: [n, hd]); xMid = Tensor(shape: [n, c.hiddenSize])
-            h2 = Tensor(shape: [n, c.hiddenSize]); rstd2 = Tensor(shape: [n])
-            gate = Tensor(shape: [n, c.intermediateSize]); up = Tensor(shape: [n, c.intermediateSize])
-            act = Tensor(shape: [n, c.intermediateSize])
+            h1 = .scratch(shape: [n, c.hiddenSize]); rstd1 = .scratch(shape: [n])
+            q = .scratch(shape: [n, hd]); k = .scratch(shape: [n, c.kvSize]); v = .scratch(shape: [n, c.kvSize])
+            probabilities = .scratch(shape: [batch, c.headCount, tokens, tokens])
+            attention = .scratch(shape: [n, hd]); xMid = .scratch(shape: [n, c.hiddenSize])
+            h2 = .scratch(shape: [n, c.hiddenSize]); rstd2 = .scratch(shape: [n])
+            gate = .scratch(shape: [n, c.intermediateSize]); up = .scratch(shape: [n, c.intermediateSize])
+            act = .scratch(shape: [n, c.intermediateSize])
         }
     }
 
@@ -168,7 +169,7 @@ public final class LlamaModel: @unchecked Sendable {
         project(s.h2, into: s.up, layer: l, .up, adapter: adapter, saved: s)
         SwiGLU.forward(gate: s.gate.pointer, up: s.up.pointer, into: s.act.data, count: n * c.intermediateSize,
                        threads: threads)
-        let next = Tensor(shape: [n, cs])
+        let next = Tensor.scratch(shape: [n, cs])   // the down projection writes it whole
         project(s.act, into: next, layer: l, .down, adapter: adapter, saved: s)
         add(s.xMid, into: next)
         return (s, next)
@@ -177,9 +178,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// logits[m] = hidden[rows[m]]·Eᵀ, gathering the rows first so the LM head is one product.
     func logits(_ hidden: Tensor, rows: [Int]) -> Tensor {
         let cs = configuration.hiddenSize, v = configuration.vocabularySize, m = rows.count
-        let gathered = Tensor(shape: [m, cs])
+        let gathered = Tensor.scratch(shape: [m, cs]), out = Tensor.scratch(shape: [m, v])
         for (i, r) in rows.enumerated() { (gathered.data + i * cs).update(from: hidden.data + r * cs, count: cs) }
-        let out = Tensor(shape: [m, v])
         packedHead.forward(gathered.pointer, into: out.data, rows: m)
         return out
     }
@@ -194,7 +194,7 @@ public final class LlamaModel: @unchecked Sendable {
             frozen.forward(x.pointer, into: y.data, rows: n)
             if let pair = adapter?.lora[l][target] {
                 let r = adapter!.configuration.rank
-                let xa = Tensor(shape: [n, r])
+                let xa = Tensor.scratch(shape: [n, r])
                 LoRALinear.addAdapter(x.pointer, rows: n, shape: .init(inFeatures: i, outFeatures: o, rank: r),
                                       loraA: pair.a.value.pointer, loraB: pair.b.value.pointer,
                                       scale: adapter!.configuration.scale, xa: xa.data, into: y.data)
@@ -202,7 +202,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
         } else if let pair = adapter?.lora[l][target] {
             let r = adapter!.configuration.rank
-            let xa = Tensor(shape: [n, r])
+            let xa = Tensor.scratch(shape: [n, r])
             LoRALinear.forward(x.pointer, rows: n, shape: .init(inFeatures: i, outFeatures: o, rank: r),
                                weight: weight.pointer, bias: nil, loraA: pair.a.value.pointer,
                                loraB: pair.b.value.pointer, scale: adapter!.configuration.scale,
