@@ -63,7 +63,7 @@ public enum Attention {
             return f
         }
         defer { keepMask?.deallocate() }
-        withSingleThreadedBLAS(if: threads > 1) {
+        withSingleThreadedProducts(if: threads > 1) {
             Parallel.forEachChunk(count: bN * h, chunkSize: 1, threads: threads) { unit, _ in
                 let b = unit / h, head = unit % h, g = head / group
                 let qh = q + b * t * qStride + head * d
@@ -87,7 +87,7 @@ public enum Attention {
                                 dV: UnsafeMutablePointer<Float>, accumulate: Bool = true, threads: Int) {
         let (bN, t, h, hkv, d) = (shape.batch, shape.tokens, shape.heads, shape.kvHeads, shape.headSize)
         let group = h / hkv, qStride = shape.queryRowStride, kvStride = shape.keyValueRowStride, oStride = h * d
-        withSingleThreadedBLAS(if: threads > 1) {
+        withSingleThreadedProducts(if: threads > 1) {
             Parallel.forEachChunk(count: bN * hkv, chunkSize: 1, threads: threads) { unit, _ in
                 let b = unit / hkv, g = unit % hkv
                 let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
@@ -144,9 +144,9 @@ public enum Attention {
         forEach8(visible) { j, w in storePartial(loadPartial(row + j, w) * inv, row + j, w) }
     }
 
-    /// Runs `body` with OpenBLAS on one thread when our own threads are in use.
-    static func withSingleThreadedBLAS(if condition: Bool, _ body: () -> Void) {
+    /// Runs `body` with products on one thread when our own threads are in use.
+    static func withSingleThreadedProducts(if condition: Bool, _ body: () -> Void) {
         guard condition else { body(); return }
-        BLASRuntime.withSingleThreadedBLAS(body)
+        BLASRuntime.withSingleThreadedProducts(body)
     }
 }

@@ -10,11 +10,11 @@ import Synchronization
 /// OpenBLAS itself always runs on the calling thread: its worker threads wait for work by
 /// spinning on sched_yield, and between the hundreds of small products of a training step they
 /// kept taking a core from the threads doing the work (12% of a two-thread training's samples
-/// were in sched_yield; all-layer LoRA training rose from 60% to 71% of the peak without them).
+/// were in sched_yield; all-layer LoRA training rose from 60% to 70% of the peak without them).
 /// The thread count here is Lethe's own: `PackedMatrix` and `MatMul` split large products over
 /// that many threads in fixed parts. It is process-wide. Kernels that run many small products
 /// on their own threads (`Attention`, thread groups) hold products to one thread for that region
-/// through `withSingleThreadedBLAS`; regions may nest and overlap across threads: one counter
+/// through `withSingleThreadedProducts`; regions may nest and overlap across threads: one counter
 /// under a lock makes the first region switch and the last one restore the configured count.
 public enum BLASRuntime {
     /// The OpenBLAS core name, e.g. `Cooperlake` (AVX-512) or `Haswell` (AVX2).
@@ -43,7 +43,7 @@ public enum BLASRuntime {
     /// Runs `body` with products on one thread, for kernels that multiply from their own
     /// threads. Products give the same bits either way: they are split in parts that depend on
     /// their shapes alone, never along the summed dimension.
-    public static func withSingleThreadedBLAS(_ body: () -> Void) {
+    public static func withSingleThreadedProducts(_ body: () -> Void) {
         regions.withLock { r in
             if let n = r.open(current: activeThreadCount) { active.store(n, ordering: .relaxed) }
         }

@@ -93,7 +93,9 @@ public enum MatMul {
             let whole = 2 * m * n * k < 1 << 22
             let byRows = m >= 64 || n < 64
             let length = byRows ? m : n
-            let size = whole ? length : max(32, (length + 15) / 16 + 7) & ~7
+            // A sixteenth of the length, rounded up to a multiple of 8.
+            let sixteenth = ((length + 15) / 16 + 7) / 8 * 8
+            let size = whole ? length : max(32, sixteenth)
             self.byRows = byRows
             self.size = size
             parts = (length + size - 1) / size

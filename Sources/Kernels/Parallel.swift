@@ -36,7 +36,7 @@ public enum Parallel {
         (count + chunkSize - 1) / chunkSize
     }
 
-    /// `body(i)` for every i in `0..<count`, item i on worker i mod `threads`, with OpenBLAS on
+    /// `body(i)` for every i in `0..<count`, item i on worker i mod `threads`, with products on
     /// one thread meanwhile: for items that are whole jobs of their own (a group of sequences, a
     /// batch), each run single-threaded. Returns the results in item order; an error is
     /// rethrown for the first failing item once every item has run.
@@ -47,7 +47,7 @@ public enum Parallel {
         defer { results.deinitialize(); results.deallocate() }
         withoutActuallyEscaping(body) { escaping in
             let shared = UncheckedSendable((escaping, results))
-            BLASRuntime.withSingleThreadedBLAS {
+            BLASRuntime.withSingleThreadedProducts {
                 DispatchQueue.concurrentPerform(iterations: min(threads, count)) { worker in
                     let (body, results) = shared.value
                     for i in stride(from: worker, to: count, by: threads) { results[i] = Result { try body(i) } }

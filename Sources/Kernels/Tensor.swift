@@ -49,7 +49,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// A tensor holding `values` (count must match the shape).
     public convenience init(shape: [Int], values: [Float]) {
-        self.init(shape: shape)
+        self.init(shape: shape, fill: nil)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { source in
             if let base = source.baseAddress { data.update(from: base, count: count) }

@@ -106,8 +106,8 @@ import Testing
         defer { inside.deallocate() }
         let box = UncheckedSendable(inside)
         DispatchQueue.concurrentPerform(iterations: 8) { i in
-            BLASRuntime.withSingleThreadedBLAS {
-                BLASRuntime.withSingleThreadedBLAS { box.value[i] = BLASRuntime.activeThreadCount }
+            BLASRuntime.withSingleThreadedProducts {
+                BLASRuntime.withSingleThreadedProducts { box.value[i] = BLASRuntime.activeThreadCount }
             }
         }
         #expect((0..<8).allSatisfy { inside[$0] == 1 })

@@ -90,7 +90,7 @@ public final class LoRAClassifier: @unchecked Sendable {
                 let layer = builtLayers[l]
                 let a = EncoderLayer.Activations(for: layer, batch: batch.batchSize, tokens: batch.sequenceLength,
                                                  training: false)
-                let y = Tensor(shape: h.shape)
+                let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
                 layer.forward(h.pointer, mask: mask.baseAddress!, activations: a, into: y.data, threads: threads)
                 h = y
             }

@@ -77,7 +77,8 @@ public final class EncoderLayer: @unchecked Sendable {
         func folded(_ t: LoRATarget) -> LinearWeights {
             let base = weights.linear(t)
             guard let a = adapters[t] else { return base }
-            let w = Tensor(shape: base.weight.shape, values: base.weight.values)
+            let w = Tensor.scratch(shape: base.weight.shape)
+            w.data.update(from: base.weight.pointer, count: w.count)
             // W[O,I] += s·B[O,r]·A[r,I]
             MatMul.gemm(false, false, a.outFeatures, a.inFeatures, a.rank, loraScale, a.loraB.pointer, a.rank,
                         a.loraA.pointer, a.inFeatures, 1, w.data, a.inFeatures)

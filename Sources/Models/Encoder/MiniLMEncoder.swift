@@ -103,7 +103,7 @@ public final class MiniLMEncoder: @unchecked Sendable {
                 let layer = frozenLayers[l]
                 let activations = EncoderLayer.Activations(for: layer, batch: batch.batchSize,
                                                            tokens: batch.sequenceLength, training: false)
-                let y = Tensor(shape: h.shape)
+                let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
                 layer.forward(h.pointer, mask: mask.baseAddress!, activations: activations, into: y.data,
                               threads: threads)
                 h = y

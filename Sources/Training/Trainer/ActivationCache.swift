@@ -62,7 +62,7 @@ public final class BaseStates: @unchecked Sendable {
                 if group.start == 0 {
                     h = model.encoder.embed(batch, threads: threads)
                 } else {
-                    h = Tensor(shape: [members.count * t, c])
+                    h = Tensor.scratch(shape: [members.count * t, c])   // every row copied in below
                     for (row, i) in members.enumerated() {
                         entries[group.start]![sequences[i]]!.withUnsafeBufferPointer {
                             (h.data + row * t * c).update(from: $0.baseAddress!, count: $0.count)

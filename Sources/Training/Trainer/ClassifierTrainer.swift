@@ -45,8 +45,8 @@ public final class ClassifierTrainer {
     public let trainsHead: Bool
     public let configuration: TrainingConfiguration
     private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
-    /// The layers a training run steps through, from `baseLayer` up (set by `train`).
-    private var layers: [EncoderLayer] = []
+    /// `trainableLayers` as a set, for the per-layer checks of a step.
+    private let trainableSet: Set<Int>
 
     /// Where the frozen layers' states come from: a store shared with other trainers on the
     /// same examples (the stages of one shard), or nil for a cache of this trainer's own.
@@ -60,7 +60,8 @@ public final class ClassifierTrainer {
                                                      reason: "train at least one layer or the head")
         }
         self.model = model
-        self.trainableLayers = Set(trainableLayers).sorted()
+        trainableSet = Set(trainableLayers)
+        self.trainableLayers = trainableSet.sorted()
         self.trainsHead = trainsHead
         self.configuration = try configuration.validated()
         self.baseStates = configuration.usesActivationCache ? baseStates : nil
@@ -93,12 +94,10 @@ public final class ClassifierTrainer {
         cache.prefill(ids, model: model, threads: c.threadCount)
         // Layers whose adapters stay frozen run with the adapters folded into their weights
         // (float32 without dropout; see EncoderLayer.foldingAdapters), for the whole run.
-        let trainable = Set(trainableLayers)
-        layers = (baseLayer..<model.layerCount).map { l in
+        let layers = (baseLayer..<model.layerCount).map { l in
             let layer = model.layer(l)
-            return trainable.contains(l) ? layer : layer.foldingAdapters() ?? layer
+            return trainableSet.contains(l) ? layer : layer.foldingAdapters() ?? layer
         }
-        defer { layers = [] }
         var step = 0, seen = 0, tokens = 0, padded = 0
         var epochLosses: [Float] = []
         for epoch in 0..<c.epochCount {
@@ -110,7 +109,7 @@ public final class ClassifierTrainer {
                 let labels = members.map { Int32(examples[$0].label) }
                 let input = cache.hiddenStates(examples: members, ids: ids, batch: batch, model: model,
                                                threads: c.threadCount)
-                let loss = trainStep(input: input, batch: batch, labels: labels, step: step,
+                let loss = trainStep(layers: layers, input: input, batch: batch, labels: labels, step: step,
                                      learningRate: schedule.rate(at: step - 1))
                 // A diverged step poisons every weight after it: stop before anything is kept.
                 guard loss.isFinite else { throw TrainingError.nonFiniteLoss(stage: "training", step: step, loss: loss) }
@@ -128,8 +127,9 @@ public final class ClassifierTrainer {
                               paddedTokensSeen: padded, cache: c.usesActivationCache ? cache.report : nil)
     }
 
-    /// Forward from `baseLayer`, loss, backward to the lowest trainable layer, one AdamW step.
-    func trainStep(input: Tensor, batch: TokenBatch, labels: [Int32], step: Int, learningRate: Float) -> Float {
+    /// Forward from `baseLayer` through `layers` (the model's from `baseLayer` up, frozen ones
+    /// possibly folded), loss, backward to the lowest trainable layer, one AdamW step.
+    func trainStep(layers: [EncoderLayer], input: Tensor, batch: TokenBatch, labels: [Int32], step: Int, learningRate: Float) -> Float {
         let c = configuration, threads = c.threadCount
         let b = batch.batchSize, k = model.head.classCount
         let top = model.layerCount
@@ -162,9 +162,6 @@ public final class ClassifierTrainer {
         }
         let dPooled = model.head.backward(dLogits: dLogits, saved: headSaved, batch: b, trainable: trainsHead)
         if lowestTrainableLayer < top {
-            // Layers above the trained ones pass the gradient down through their adapters but
-            // compute no gradient for them (they would be zeroed unused).
-            let trainable = Set(trainableLayers)
             var dH = Tensor(shape: h.shape)
             batch.mask.withUnsafeBufferPointer { mask in
                 MeanPooling.backward(dY: dPooled.pointer, mask: mask.baseAddress!, dX: dH.data, batch: b,
@@ -172,9 +169,11 @@ public final class ClassifierTrainer {
             }
             for l in stride(from: top - 1, through: lowestTrainableLayer, by: -1) {
                 let dInput = l > lowestTrainableLayer ? Tensor(shape: h.shape) : nil
+                // Layers above the trained ones pass the gradient down (through their adapters
+                // when not folded) but compute none for the adapters.
                 layers[l - baseLayer].backward(dY: dH.pointer, x: inputs[l]!.pointer, activations: saved[l]!,
-                                        dInput: dInput?.data, adapterGradients: trainable.contains(l),
-                                        threads: threads)
+                                               dInput: dInput?.data, adapterGradients: trainableSet.contains(l),
+                                               threads: threads)
                 if let dInput { dH = dInput }
             }
         }
