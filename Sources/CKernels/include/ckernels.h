@@ -40,6 +40,15 @@ long lethe_packed_matrix_bytes(const lethe_packed_matrix *matrix);
 int lethe_packed_matrix_multiply(const lethe_packed_matrix *matrix, const float *a, long m, long lda,
                                  float *c, long ldc, int accumulate, char *error, long error_capacity);
 
+/// Floats of B [k, n] laid out in panels of 16 columns (n rounded up) for lethe_panel_multiply.
+long lethe_panel_floats(long k, long n);
+/// Lays out B, row-major [k, n] or with `transposed` [n, k], into `panels`.
+void lethe_panel_pack(const float *b, long k, long n, int transposed, float *panels);
+/// C = A·B (or C += A·B) with AVX2 FMAs: each element one FMA chain over k in order, so a row's
+/// bits do not depend on the rows around it. A [m, k] rows `lda` apart, C rows `ldc` apart.
+void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long lda,
+                          float *c, long ldc, int accumulate);
+
 /// y[i] = x[i] rounded to bfloat16 (nearest, ties to even; NaN stays NaN) and widened back.
 void lethe_round_to_bf16(const float *x, float *y, long count);
 
