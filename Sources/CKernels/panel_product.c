@@ -5,7 +5,7 @@
 // is then added to C. So a row's bits never depend on how many rows the call has or where the
 // row sits in it, which OpenBLAS's sgemm does not give on these CPUs (its row kernels sum the
 // halves of a block differently) and oneDNN 2.6's AVX2 matmul does not either. The kernel
-// keeps a 6 × 16 block of C in twelve registers and streams one panel of B per block.
+// keeps a 6 × 16 block of C in twelve registers and reads one panel of B per block.
 #include "ckernels.h"
 
 #include <immintrin.h>
@@ -56,23 +56,30 @@ static inline void block(const float *a, long lda, long rows, const float *panel
     _mm256_storeu_ps(out + 5 * PANEL, c50); _mm256_storeu_ps(out + 5 * PANEL + 8, c51);
 }
 
+// Rows per chunk: B streams once per chunk of A's rows, and a chunk of A (CHUNK × k floats,
+// 288 KB at k = 768) stays in L2 while it does; a wide B (the decoder's 49,152-column LM head,
+// 113 MB) would otherwise stream from memory once per six rows.
+enum { CHUNK = 96 };
+
 void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long lda,
                           float *c, long ldc, int accumulate) {
     long count = (n + PANEL - 1) / PANEL;
     float out[ROWS * PANEL];
-    // Row blocks outside, panels inside: the six rows of A stay in L1 while the panels stream.
-    for (long r = 0; r < m; r += ROWS) {
-        long rows = m - r < ROWS ? m - r : ROWS;
+    for (long first = 0; first < m; first += CHUNK) {
+        long last = m - first < CHUNK ? m : first + CHUNK;
         for (long p = 0; p < count; p++) {
-            block(a + r * lda, lda, rows, panels + p * k * PANEL, k, out);
             long cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
-            for (long i = 0; i < rows; i++) {
-                float *dst = c + (r + i) * ldc + p * PANEL;
-                const float *src = out + i * PANEL;
-                if (accumulate) {
-                    for (long j = 0; j < cols; j++) dst[j] += src[j];
-                } else {
-                    memcpy(dst, src, (size_t)cols * sizeof(float));
+            for (long r = first; r < last; r += ROWS) {
+                long rows = last - r < ROWS ? last - r : ROWS;
+                block(a + r * lda, lda, rows, panels + p * k * PANEL, k, out);
+                for (long i = 0; i < rows; i++) {
+                    float *dst = c + (r + i) * ldc + p * PANEL;
+                    const float *src = out + i * PANEL;
+                    if (accumulate) {
+                        for (long j = 0; j < cols; j++) dst[j] += src[j];
+                    } else {
+                        memcpy(dst, src, (size_t)cols * sizeof(float));
+                    }
                 }
             }
         }
