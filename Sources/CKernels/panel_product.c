@@ -5,55 +5,121 @@
 // is then added to C. So a row's bits never depend on how many rows the call has or where the
 // row sits in it, which OpenBLAS's sgemm does not give on these CPUs (its row kernels sum the
 // halves of a block differently) and oneDNN 2.6's AVX2 matmul does not either. The kernel
-// keeps a 6 × 16 block of C in twelve registers and reads one panel of B per block.
+// keeps a 6 × 16 block of C in twelve registers and reads one panel of B per block. A may be
+// read transposed (element (i, kk) at a[i·row_stride + kk·k_stride]), which attention's
+// products Pᵀ·dO and dSᵀ·Q use instead of copying a transpose.
 #include "ckernels.h"
 
 #include <immintrin.h>
-#include <stdlib.h>
 #include <string.h>
 
 enum { PANEL = 16, ROWS = 6 };
 
 long lethe_panel_floats(long k, long n) { return k * ((n + PANEL - 1) / PANEL) * PANEL; }
 
-void lethe_panel_pack(const float *b, long k, long n, int transposed, float *panels) {
+// Eight rows of eight floats (rows `ld` apart) transposed and scaled into out (rows `ldo` apart).
+__attribute__((target("avx2,fma")))
+static inline void transpose8(const float *in, long ld, __m256 scale, float *out, long ldo) {
+    __m256 r0 = _mm256_loadu_ps(in), r1 = _mm256_loadu_ps(in + ld), r2 = _mm256_loadu_ps(in + 2 * ld);
+    __m256 r3 = _mm256_loadu_ps(in + 3 * ld), r4 = _mm256_loadu_ps(in + 4 * ld), r5 = _mm256_loadu_ps(in + 5 * ld);
+    __m256 r6 = _mm256_loadu_ps(in + 6 * ld), r7 = _mm256_loadu_ps(in + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_permute2f128_ps(u0, u4, 0x20), scale));
+    _mm256_storeu_ps(out + ldo, _mm256_mul_ps(_mm256_permute2f128_ps(u1, u5, 0x20), scale));
+    _mm256_storeu_ps(out + 2 * ldo, _mm256_mul_ps(_mm256_permute2f128_ps(u2, u6, 0x20), scale));
+    _mm256_storeu_ps(out + 3 * ldo, _mm256_mul_ps(_mm256_permute2f128_ps(u3, u7, 0x20), scale));
+    _mm256_storeu_ps(out + 4 * ldo, _mm256_mul_ps(_mm256_permute2f128_ps(u0, u4, 0x31), scale));
+    _mm256_storeu_ps(out + 5 * ldo, _mm256_mul_ps(_mm256_permute2f128_ps(u1, u5, 0x31), scale));
+    _mm256_storeu_ps(out + 6 * ldo, _mm256_mul_ps(_mm256_permute2f128_ps(u2, u6, 0x31), scale));
+    _mm256_storeu_ps(out + 7 * ldo, _mm256_mul_ps(_mm256_permute2f128_ps(u3, u7, 0x31), scale));
+}
+
+__attribute__((target("avx2,fma")))
+void lethe_panel_pack(const float *b, long ldb, long k, long n, int transposed, float scale, float *panels) {
     long count = (n + PANEL - 1) / PANEL;
+    __m256 s = _mm256_set1_ps(scale);
     for (long p = 0; p < count; p++) {
         float *panel = panels + p * k * PANEL;
-        for (long kk = 0; kk < k; kk++) {
-            for (long j = 0; j < PANEL; j++) {
-                long col = p * PANEL + j;
-                panel[kk * PANEL + j] = col >= n ? 0.0f : transposed ? b[col * k + kk] : b[kk * n + col];
+        long cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
+        if (cols < PANEL) memset(panel, 0, (size_t)(k * PANEL) * sizeof(float));
+        if (transposed) {
+            // b is [n, k]: column `col` of B is row `col` of b; whole 8 × 8 tiles transposed in
+            // registers, the edges element by element.
+            long tiles = cols == PANEL ? k / 8 * 8 : 0;
+            for (long kk = 0; kk < tiles; kk += 8) {
+                transpose8(b + p * PANEL * ldb + kk, ldb, s, panel + kk * PANEL, PANEL);
+                transpose8(b + (p * PANEL + 8) * ldb + kk, ldb, s, panel + kk * PANEL + 8, PANEL);
+            }
+            for (long j = 0; j < cols; j++) {
+                const float *src = b + (p * PANEL + j) * ldb;
+                for (long kk = tiles; kk < k; kk++) panel[kk * PANEL + j] = src[kk] * scale;
+            }
+        } else if (cols == PANEL) {
+            for (long kk = 0; kk < k; kk++) {
+                const float *src = b + kk * ldb + p * PANEL;
+                _mm256_storeu_ps(panel + kk * PANEL, _mm256_mul_ps(_mm256_loadu_ps(src), s));
+                _mm256_storeu_ps(panel + kk * PANEL + 8, _mm256_mul_ps(_mm256_loadu_ps(src + 8), s));
+            }
+        } else {
+            for (long kk = 0; kk < k; kk++) {
+                const float *src = b + kk * ldb + p * PANEL;
+                for (long j = 0; j < cols; j++) panel[kk * PANEL + j] = src[j] * scale;
             }
         }
     }
 }
 
-// rows (1…6) rows of A times one panel, into out[rows][16] (plain, no accumulation).
+// Stores (or adds) one row of a finished block: `cols` (1…16) of the two vectors lo, hi.
 __attribute__((target("avx2,fma")))
-static inline void block(const float *a, long lda, long rows, const float *panel, long k, float *out) {
+static inline void put_row(float *dst, long cols, int accumulate, __m256 lo, __m256 hi) {
+    if (cols == PANEL) {
+        if (accumulate) {
+            lo = _mm256_add_ps(_mm256_loadu_ps(dst), lo);
+            hi = _mm256_add_ps(_mm256_loadu_ps(dst + 8), hi);
+        }
+        _mm256_storeu_ps(dst, lo);
+        _mm256_storeu_ps(dst + 8, hi);
+        return;
+    }
+    float row[PANEL];
+    _mm256_storeu_ps(row, lo);
+    _mm256_storeu_ps(row + 8, hi);
+    for (long j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
+}
+
+// `rows` (1…6) rows of A times one panel, into C (rows `ldc` apart, `cols` columns).
+__attribute__((target("avx2,fma")))
+static inline void block(const float *a, long rs, long ks, long rows, const float *panel, long k,
+                         float *c, long ldc, long cols, int accumulate) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = a, *a1 = a + (rows > 1 ? lda : 0), *a2 = a + (rows > 2 ? 2 * lda : 0);
-    const float *a3 = a + (rows > 3 ? 3 * lda : 0), *a4 = a + (rows > 4 ? 4 * lda : 0);
-    const float *a5 = a + (rows > 5 ? 5 * lda : 0);
-    for (long kk = 0; kk < k; kk++) {
+    // Rows past `rows` repeat the last real row's input and are never written.
+    const float *a0 = a, *a1 = a + (rows > 1 ? rs : 0), *a2 = a + (rows > 2 ? 2 * rs : 0);
+    const float *a3 = a + (rows > 3 ? 3 * rs : 0), *a4 = a + (rows > 4 ? 4 * rs : 0);
+    const float *a5 = a + (rows > 5 ? 5 * rs : 0);
+    for (long kk = 0, at = 0; kk < k; kk++, at += ks) {
         __m256 b0 = _mm256_loadu_ps(panel + kk * PANEL), b1 = _mm256_loadu_ps(panel + kk * PANEL + 8);
         __m256 x;
-        x = _mm256_broadcast_ss(a0 + kk); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + kk); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + kk); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + kk); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + kk); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + kk); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        x = _mm256_broadcast_ss(a0 + at); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a1 + at); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a2 + at); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3 + at); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a4 + at); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a5 + at); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
     }
-    // Rows past `rows` repeat the last real row's input and are never copied out.
-    _mm256_storeu_ps(out + 0 * PANEL, c00); _mm256_storeu_ps(out + 0 * PANEL + 8, c01);
-    _mm256_storeu_ps(out + 1 * PANEL, c10); _mm256_storeu_ps(out + 1 * PANEL + 8, c11);
-    _mm256_storeu_ps(out + 2 * PANEL, c20); _mm256_storeu_ps(out + 2 * PANEL + 8, c21);
-    _mm256_storeu_ps(out + 3 * PANEL, c30); _mm256_storeu_ps(out + 3 * PANEL + 8, c31);
-    _mm256_storeu_ps(out + 4 * PANEL, c40); _mm256_storeu_ps(out + 4 * PANEL + 8, c41);
-    _mm256_storeu_ps(out + 5 * PANEL, c50); _mm256_storeu_ps(out + 5 * PANEL + 8, c51);
+    put_row(c, cols, accumulate, c00, c01);
+    if (rows > 1) put_row(c + ldc, cols, accumulate, c10, c11);
+    if (rows > 2) put_row(c + 2 * ldc, cols, accumulate, c20, c21);
+    if (rows > 3) put_row(c + 3 * ldc, cols, accumulate, c30, c31);
+    if (rows > 4) put_row(c + 4 * ldc, cols, accumulate, c40, c41);
+    if (rows > 5) put_row(c + 5 * ldc, cols, accumulate, c50, c51);
 }
 
 // Rows per chunk: B streams once per chunk of A's rows, and a chunk of A (CHUNK × k floats,
@@ -61,26 +127,17 @@ static inline void block(const float *a, long lda, long rows, const float *panel
 // 113 MB) would otherwise stream from memory once per six rows.
 enum { CHUNK = 96 };
 
-void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long lda,
-                          float *c, long ldc, int accumulate) {
+void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long row_stride,
+                          long k_stride, float *c, long ldc, int accumulate) {
     long count = (n + PANEL - 1) / PANEL;
-    float out[ROWS * PANEL];
     for (long first = 0; first < m; first += CHUNK) {
         long last = m - first < CHUNK ? m : first + CHUNK;
         for (long p = 0; p < count; p++) {
             long cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
             for (long r = first; r < last; r += ROWS) {
                 long rows = last - r < ROWS ? last - r : ROWS;
-                block(a + r * lda, lda, rows, panels + p * k * PANEL, k, out);
-                for (long i = 0; i < rows; i++) {
-                    float *dst = c + (r + i) * ldc + p * PANEL;
-                    const float *src = out + i * PANEL;
-                    if (accumulate) {
-                        for (long j = 0; j < cols; j++) dst[j] += src[j];
-                    } else {
-                        memcpy(dst, src, (size_t)cols * sizeof(float));
-                    }
-                }
+                block(a + r * row_stride, row_stride, k_stride, rows, panels + p * k * PANEL, k,
+                      c + r * ldc + p * PANEL, ldc, cols, accumulate);
             }
         }
     }

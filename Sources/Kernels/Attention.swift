@@ -1,3 +1,5 @@
+import CKernels
+
 /// Multi-head scaled dot-product self-attention with a key padding mask, an optional causal
 /// mask and grouped-query heads, forward and backward.
 ///
@@ -63,18 +65,23 @@ public enum Attention {
             return f
         }
         defer { keepMask?.deallocate() }
-        withSingleThreadedProducts(if: threads > 1) {
-            Parallel.forEachChunk(count: bN * h, chunkSize: 1, threads: threads) { unit, _ in
-                let b = unit / h, head = unit % h, g = head / group
-                let qh = q + b * t * qStride + head * d
-                let kg = k + b * t * kvStride + g * d
-                let vg = v + b * t * kvStride + g * d
-                let p = probabilities + unit * t * t
-                MatMul.gemm(false, true, t, t, d, shape.scale, qh, qStride, kg, kvStride, 0, p, t)
-                let keep = keepMask.map { UnsafePointer($0) + b * t }
-                for i in 0..<t { maskedSoftmaxRow(p + i * t, query: i, tokens: t, keep: keep, causal: shape.causal) }
-                MatMul.gemm(false, false, t, d, t, 1, p, t, vg, kvStride, 0, out + b * t * oStride + head * d, oStride)
-            }
+        // Each unit lays out s·K_gᵀ and V_g in panels for the panel kernel (its products
+        // run on the calling thread, and each output is one FMA chain, whatever T is).
+        let kFloats = lethe_panel_floats(d, t), vFloats = lethe_panel_floats(t, d)
+        Parallel.forEachChunk(count: bN * h, chunkSize: 1, threads: threads) { unit, _ in
+            let b = unit / h, head = unit % h, g = head / group
+            let qh = q + b * t * qStride + head * d
+            let kg = k + b * t * kvStride + g * d
+            let vg = v + b * t * kvStride + g * d
+            let p = probabilities + unit * t * t
+            let panels = UnsafeMutablePointer<Float>.allocate(capacity: kFloats + vFloats)
+            defer { panels.deallocate() }
+            lethe_panel_pack(kg, kvStride, d, t, 1, shape.scale, panels)
+            lethe_panel_multiply(panels, d, t, qh, t, qStride, 1, p, t, 0)
+            let keep = keepMask.map { UnsafePointer($0) + b * t }
+            lethe_softmax_rows(p, t, t, keep, shape.causal ? 1 : 0)
+            lethe_panel_pack(vg, kvStride, t, d, 0, 1, panels + kFloats)
+            lethe_panel_multiply(panels + kFloats, t, d, p, t, t, 1, out + b * t * oStride + head * d, oStride, 0)
         }
     }
 
@@ -87,66 +94,40 @@ public enum Attention {
                                 dV: UnsafeMutablePointer<Float>, accumulate: Bool = true, threads: Int) {
         let (bN, t, h, hkv, d) = (shape.batch, shape.tokens, shape.heads, shape.kvHeads, shape.headSize)
         let group = h / hkv, qStride = shape.queryRowStride, kvStride = shape.keyValueRowStride, oStride = h * d
-        withSingleThreadedProducts(if: threads > 1) {
-            Parallel.forEachChunk(count: bN * hkv, chunkSize: 1, threads: threads) { unit, _ in
-                let b = unit / hkv, g = unit % hkv
-                let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
-                defer { dS.deallocate() }
-                let kg = k + b * t * kvStride + g * d, vg = v + b * t * kvStride + g * d
-                let dKg = dK + b * t * kvStride + g * d, dVg = dV + b * t * kvStride + g * d
-                for head in g * group..<(g + 1) * group {
-                    // The first head of a group starts dK and dV (and each head its dQ) at zero.
-                    let betaKV: Float = accumulate || head > g * group ? 1 : 0, betaQ: Float = accumulate ? 1 : 0
-                    let qh = q + b * t * qStride + head * d
-                    let dOh = dOut + b * t * oStride + head * d
-                    let dQh = dQ + b * t * qStride + head * d
-                    let p = probabilities + (b * h + head) * t * t
-                    MatMul.gemm(false, true, t, t, d, 1, dOh, oStride, vg, kvStride, 0, dS, t)
-                    MatMul.gemm(true, false, t, d, t, 1, p, t, dOh, oStride, betaKV, dVg, kvStride)
-                    for i in 0..<t {
-                        let pr = p + i * t, sr = dS + i * t
-                        let k0 = vdot(sr, pr, t)
-                        forEach8(t) { j, w in
-                            storePartial(loadPartial(pr + j, w) * (loadPartial(sr + j, w) - k0), sr + j, w)
-                        }
+        // Panels per unit: Vᵀ (for dP), s·K (for dQ), and per head dO_h (for dV) and s·Q_h (for dK).
+        let vtFloats = lethe_panel_floats(d, t), nFloats = lethe_panel_floats(t, d)
+        Parallel.forEachChunk(count: bN * hkv, chunkSize: 1, threads: threads) { unit, _ in
+            let b = unit / hkv, g = unit % hkv
+            let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * t + vtFloats + 3 * nFloats)
+            defer { dS.deallocate() }
+            let vtPanels = dS + t * t, kPanels = vtPanels + vtFloats
+            let dOPanels = kPanels + nFloats, qPanels = dOPanels + nFloats
+            let kg = k + b * t * kvStride + g * d, vg = v + b * t * kvStride + g * d
+            let dKg = dK + b * t * kvStride + g * d, dVg = dV + b * t * kvStride + g * d
+            lethe_panel_pack(vg, kvStride, d, t, 1, 1, vtPanels)
+            lethe_panel_pack(kg, kvStride, t, d, 0, shape.scale, kPanels)
+            for head in g * group..<(g + 1) * group {
+                // The first head of a group starts dK and dV (and each head its dQ) at zero.
+                let addKV: Int32 = accumulate || head > g * group ? 1 : 0, addQ: Int32 = accumulate ? 1 : 0
+                let qh = q + b * t * qStride + head * d
+                let dOh = dOut + b * t * oStride + head * d
+                let dQh = dQ + b * t * qStride + head * d
+                let p = probabilities + (b * h + head) * t * t
+                lethe_panel_multiply(vtPanels, d, t, dOh, t, oStride, 1, dS, t, 0)
+                lethe_panel_pack(dOh, oStride, t, d, 0, 1, dOPanels)
+                // dV += Pᵀ·dO, reading P transposed in place.
+                lethe_panel_multiply(dOPanels, t, d, p, t, 1, t, dVg, kvStride, addKV)
+                for i in 0..<t {
+                    let pr = p + i * t, sr = dS + i * t
+                    let k0 = vdot(sr, pr, t)
+                    forEach8(t) { j, w in
+                        storePartial(loadPartial(pr + j, w) * (loadPartial(sr + j, w) - k0), sr + j, w)
                     }
-                    MatMul.gemm(false, false, t, d, t, shape.scale, dS, t, kg, kvStride, betaQ, dQh, qStride)
-                    MatMul.gemm(true, false, t, d, t, shape.scale, dS, t, qh, qStride, betaKV, dKg, kvStride)
                 }
+                lethe_panel_multiply(kPanels, t, d, dS, t, t, 1, dQh, qStride, addQ)
+                lethe_panel_pack(qh, qStride, t, d, 0, shape.scale, qPanels)
+                lethe_panel_multiply(qPanels, t, d, dS, t, 1, t, dKg, kvStride, addKV)
             }
         }
-    }
-
-    /// Softmax over the visible keys of one score row; hidden keys get probability 0.
-    /// `keep` is the sequence's key mask as 0/1 floats (nil = all real).
-    @inline(__always)
-    static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, query i: Int, tokens t: Int,
-                                 keep: UnsafePointer<Float>?, causal: Bool) {
-        let visible = causal ? i + 1 : t
-        if visible < t { (row + visible).update(repeating: 0, count: t - visible) }
-        guard let keep else { Softmax.row(row, into: row, count: visible); return }
-        let lowest = Float8(repeating: -.greatestFiniteMagnitude)
-        var mx = lowest
-        forEach8(visible) { j, w in
-            let k = loadPartial(keep + j, w)
-            mx = vmax(mx, loadPartial(row + j, w, pad: 0).replacing(with: lowest, where: k .== 0))
-        }
-        let m = vhmax(mx)
-        guard m > -.greatestFiniteMagnitude else { row.update(repeating: 0, count: visible); return }
-        var acc = Float8()
-        forEach8(visible) { j, w in
-            // Padding lanes of a partial vector have keep = 0, so they add nothing.
-            let e = vexp(loadPartial(row + j, w) - m) * loadPartial(keep + j, w)
-            acc += e
-            storePartial(e, row + j, w)
-        }
-        let inv = 1 / acc.sum()
-        forEach8(visible) { j, w in storePartial(loadPartial(row + j, w) * inv, row + j, w) }
-    }
-
-    /// Runs `body` with products on one thread when our own threads are in use.
-    static func withSingleThreadedProducts(if condition: Bool, _ body: () -> Void) {
-        guard condition else { body(); return }
-        BLASRuntime.withSingleThreadedProducts(body)
     }
 }

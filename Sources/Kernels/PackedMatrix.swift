@@ -35,7 +35,7 @@ public final class PackedMatrix: @unchecked Sendable {
         rows = k; columns = n; self.precision = precision
         guard Self.usesOneDNN else {
             let panels = Tensor.scratch(shape: [lethe_panel_floats(k, n)])
-            lethe_panel_pack(b, k, n, transposed ? 1 : 0, panels.data)
+            lethe_panel_pack(b, transposed ? k : n, k, n, transposed ? 1 : 0, 1, panels.data)
             if precision == .bf16 { lethe_round_to_bf16(panels.data, panels.data, panels.count) }
             backend = .panels(panels)
             return
@@ -100,12 +100,12 @@ public final class PackedMatrix: @unchecked Sendable {
         case .panels(let panels):
             let (k, n) = (rows, columns)
             guard precision == .bf16 else {
-                return lethe_panel_multiply(panels.pointer, k, n, a, m, lda, c, ldc, accumulate ? 1 : 0)
+                return lethe_panel_multiply(panels.pointer, k, n, a, m, lda, 1, c, ldc, accumulate ? 1 : 0)
             }
             let rounded = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
             defer { rounded.deallocate() }
             for r in 0..<m { lethe_round_to_bf16(a + r * lda, rounded + r * k, k) }
-            lethe_panel_multiply(panels.pointer, k, n, rounded, m, k, c, ldc, accumulate ? 1 : 0)
+            lethe_panel_multiply(panels.pointer, k, n, rounded, m, k, 1, c, ldc, accumulate ? 1 : 0)
         }
     }
 

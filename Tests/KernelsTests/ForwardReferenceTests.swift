@@ -1,3 +1,4 @@
+import CKernels
 import Kernels
 import Testing
 
@@ -131,6 +132,15 @@ import Testing
             #expect(abs(e - ref) <= 4e-7 * ref, "exp(\(x)) = \(e), libm \(ref)")
             #expect(abs(VectorMath.erf(x / 4) - Float(Foundation.erf(Double(x / 4)))) < 3e-7)
         }
+    }
+
+    /// Attention's softmax (C, AVX2 intrinsics) computes e^x with the same operations as the
+    /// Swift kernels, so the two agree to the bit, clamped ends and subnormal results included.
+    @Test func softmaxExpMatchesSwiftExp() {
+        let xs = stride(from: Float(-100), through: 100, by: 0.173).map { $0 } + [-87.3, 88.3, 0, -0, 1e-30]
+        var ys = [Float](repeating: .nan, count: xs.count)
+        lethe_exp(xs, &ys, xs.count)
+        for (x, y) in zip(xs, ys) { #expect(y.bitPattern == VectorMath.exp(x).bitPattern, "exp(\(x))") }
     }
 }
 

@@ -1,6 +1,7 @@
 // Lethe's C kernels: what Swift code built for AVX2 cannot express.
 //   - Frozen weight matrices prepared once and multiplied through oneDNN (Debian libdnnl,
 //     OpenMP runtime), in float32 or in bfloat16 with float32 accumulation.
+//   - Products on B laid out in 16-column panels (AVX2), and attention's softmax rows.
 //   - Float32 <-> bfloat16 rounding (round to nearest even), the same on every CPU.
 //   - Register-resident loops of the widest float32 FMA and of the bfloat16 dot product
 //     (vdpbf16ps) this CPU runs, which measure its arithmetic peak.
@@ -42,12 +43,22 @@ int lethe_packed_matrix_multiply(const lethe_packed_matrix *matrix, const float 
 
 /// Floats of B [k, n] laid out in panels of 16 columns (n rounded up) for lethe_panel_multiply.
 long lethe_panel_floats(long k, long n);
-/// Lays out B, row-major [k, n] or with `transposed` [n, k], into `panels`.
-void lethe_panel_pack(const float *b, long k, long n, int transposed, float *panels);
+/// Lays out scale·B into `panels`; B is given row-major [k, n], or with `transposed` as [n, k],
+/// its rows `ldb` floats apart.
+void lethe_panel_pack(const float *b, long ldb, long k, long n, int transposed, float scale, float *panels);
 /// C = A·B (or C += A·B) with AVX2 FMAs: each element one FMA chain over k in order, so a row's
-/// bits do not depend on the rows around it. A [m, k] rows `lda` apart, C rows `ldc` apart.
-void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long lda,
-                          float *c, long ldc, int accumulate);
+/// bits do not depend on the rows around it. Element (i, kk) of A is at
+/// a[i·row_stride + kk·k_stride] (row_stride = lda, k_stride = 1 for a row-major A; the reverse
+/// reads Aᵀ of a row-major matrix); C's rows are `ldc` apart.
+void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long row_stride,
+                          long k_stride, float *c, long ldc, int accumulate);
+
+/// Softmax of each of `rows` score rows of `tokens` floats, in place, for queries 0..<rows: key
+/// j is visible iff keep[j] ≠ 0 (keep NULL: all) and, when `causal`, j ≤ the query; hidden keys
+/// get 0, and a row with no visible key is all 0.
+void lethe_softmax_rows(float *scores, long rows, long tokens, const float *keep, int causal);
+/// y[i] = e^x[i] with the softmax's polynomial (the same bits as the Swift kernels' exp).
+void lethe_exp(const float *x, float *y, long count);
 
 /// y[i] = x[i] rounded to bfloat16 (nearest, ties to even; NaN stays NaN) and widened back.
 void lethe_round_to_bf16(const float *x, float *y, long count);

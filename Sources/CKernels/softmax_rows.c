@@ -1,0 +1,115 @@
+// Softmax over the rows of attention scores, with a key mask and an optional causal mask.
+//
+// e^x is the same polynomial, in the same order of operations, as the Swift kernels'
+// `vexp` (VectorMath.swift): clamp, n = round(x·log2 e) by the 1.5·2²³ trick, r = x − n·ln 2
+// in two parts, a degree-6 Taylor polynomial, times 2ⁿ built in the exponent bits. Here it runs
+// on AVX2 intrinsics, which Swift's SIMD types partly scalarise.
+#include "ckernels.h"
+
+#include <float.h>
+#include <immintrin.h>
+#include <string.h>
+
+__attribute__((target("avx2,fma")))
+static inline __m256 exp8(__m256 x) {
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 shifted = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
+    __m256 n = _mm256_sub_ps(shifted, magic);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693145751953125f), xc);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-1.42860682030941723212e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(magic));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(p, scale);
+}
+
+__attribute__((target("avx2,fma")))
+void lethe_exp(const float *x, float *y, long count) {
+    for (long j = 0; j < count; j += 8) {
+        float in[8] = {0}, out[8];
+        long w = count - j < 8 ? count - j : 8;
+        memcpy(in, x + j, (size_t)w * sizeof(float));
+        _mm256_storeu_ps(out, exp8(_mm256_loadu_ps(in)));
+        memcpy(y + j, out, (size_t)w * sizeof(float));
+    }
+}
+
+// Lanes 0..<w all ones (w = 0…8).
+__attribute__((target("avx2,fma")))
+static inline __m256i lanes_below(long w) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Eight floats from p, or the first w (< 8) and zeros. Masked loads and stores stay off the
+// full vectors: AMD cores run vmaskmovps stores in microcode.
+__attribute__((target("avx2,fma")))
+static inline __m256 load_part(const float *p, long w) {
+    return w >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_below(w));
+}
+
+__attribute__((target("avx2,fma")))
+static inline void store_part(float *p, long w, __m256 v) {
+    if (w >= 8) { _mm256_storeu_ps(p, v); return; }
+    float tmp[8];
+    _mm256_storeu_ps(tmp, v);
+    memcpy(p, tmp, (size_t)w * sizeof(float));
+}
+
+// All ones in the lanes of keys a query sees among the eight from j: below `visible`, mask ≠ 0.
+__attribute__((target("avx2,fma")))
+static inline __m256 shown_lanes(const float *keep, long j, long visible) {
+    long w = visible - j;
+    __m256 shown = w >= 8 ? _mm256_castsi256_ps(_mm256_set1_epi32(-1)) : _mm256_castsi256_ps(lanes_below(w));
+    if (keep) shown = _mm256_and_ps(shown, _mm256_cmp_ps(load_part(keep + j, w), _mm256_setzero_ps(), _CMP_NEQ_OQ));
+    return shown;
+}
+
+__attribute__((target("avx2,fma")))
+static inline float horizontal_max(__m256 v) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+__attribute__((target("avx2,fma")))
+static inline float horizontal_sum(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+__attribute__((target("avx2,fma")))
+void lethe_softmax_rows(float *scores, long rows, long tokens, const float *keep, int causal) {
+    const __m256 lowest = _mm256_set1_ps(-FLT_MAX);
+    for (long i = 0; i < rows; i++) {
+        float *row = scores + i * tokens;
+        long visible = causal ? (i + 1 < tokens ? i + 1 : tokens) : tokens;
+        if (visible < tokens) memset(row + visible, 0, (size_t)(tokens - visible) * sizeof(float));
+        // Hidden keys (mask 0, or lanes past `visible`) take no part in the max and get e = 0.
+        __m256 mx = lowest;
+        for (long j = 0; j < visible; j += 8) {
+            __m256 x = load_part(row + j, visible - j);
+            mx = _mm256_max_ps(mx, _mm256_blendv_ps(lowest, x, shown_lanes(keep, j, visible)));
+        }
+        float m = horizontal_max(mx);
+        if (!(m > -FLT_MAX)) { memset(row, 0, (size_t)visible * sizeof(float)); continue; }
+        __m256 mv = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+        for (long j = 0; j < visible; j += 8) {
+            __m256 e = exp8(_mm256_sub_ps(load_part(row + j, visible - j), mv));
+            e = _mm256_and_ps(e, shown_lanes(keep, j, visible));
+            acc = _mm256_add_ps(acc, e);
+            store_part(row + j, visible - j, e);
+        }
+        __m256 inv = _mm256_set1_ps(1.0f / horizontal_sum(acc));
+        for (long j = 0; j < visible; j += 8) store_part(row + j, visible - j, _mm256_mul_ps(load_part(row + j, visible - j), inv));
+    }
+}
