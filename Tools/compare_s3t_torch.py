@@ -224,7 +224,8 @@ def run_torch(args, plan, dataset, test_set, precision):
     base = tm.load_encoder(model_dir)
     layer_count = base.config.num_hidden_layers
     stage_lines, states, served_models = [], {}, []
-    work = tm.Work(base.config.hidden_size, base.config.intermediate_size, layer_count)
+    work = tm.Work(base.config.hidden_size, base.config.intermediate_size, layer_count, args.target_modules,
+                   args.rank)
     total, first_start = 0.0, time.time()
     for shard in args.shards:
         stages, sequence_keys = schedule(plan, shard, layer_count, args.layers_per_block)
@@ -245,7 +246,8 @@ def run_torch(args, plan, dataset, test_set, precision):
             built = time.monotonic() - start
             report = tm.train(classifier, params, [encoded[i] for i in ids], [index[dataset[i]["label"]] for i in ids],
                               args.epochs, args.batch_size, args.lr, seed, work=work,
-                              lowest_trained=min(st["block"]), keys=ids, precision=precision)
+                              lowest_trained=min(st["block"]), keys=ids, precision=precision,
+                              adapter_layers=st["block"])
             seconds = time.monotonic() - start
             total += seconds
             states[st["key"]] = {"adapters": adapter_tensors(classifier, set(st["block"])),
@@ -269,7 +271,7 @@ def run_torch(args, plan, dataset, test_set, precision):
               "training_loop_cpu_seconds": sum(s["cpu_seconds"] for s in stage_lines),
               "threads": torch.get_num_threads(), "training_span": [first_start, training_end],
               "precision": precision,
-              "flops_done": work.done, "flops_floor": work.floor_total()}
+              "flops_done": work.done, "flops_floor": work.floor_total(), "flops_adapters": work.adapters}
     if args.worker:
         result["shard_logits"] = [x.tolist() for x in per_shard]
         return result
@@ -331,7 +333,8 @@ def run_torch_jobs(args, plan, test_set, precision):
               "jobs": args.jobs, "process_seconds": time.monotonic() - start, "precision": precision,
               "summed_stage_seconds": sum(s["seconds"] for s in stages),
               "flops_done": sum(r["flops_done"] for r in results.values()),
-              "flops_floor": sum(r["flops_floor"] for r in results.values())}
+              "flops_floor": sum(r["flops_floor"] for r in results.values()),
+              "flops_adapters": sum(r["flops_adapters"] for r in results.values())}
     result.update(ensemble([logits[shard] for shard in args.shards], [index[e["label"]] for e in test_set]))
     return result
 
@@ -480,7 +483,7 @@ def main():
         t = result["torch"]
         print(f"peak of {args.precision} on {args.threads * max(args.jobs, 1)} threads: {result['peak_gflops']:.1f} GFLOP/s")
         tm.print_ceiling("of training", t["training_seconds"], o["training_seconds"], t["flops_done"],
-                         t["flops_floor"], result["peak_gflops"])
+                         t["flops_floor"], result["peak_gflops"], t["flops_adapters"])
     print(f"after:  {result['uptime_after']}")
 
 

@@ -101,7 +101,7 @@ def run_torch(args, train_path, test_path):
                                    tm.derive(args.seed, -1))
         classifier.init_adapters({l: tm.derive(args.seed, l) for l in layers})
         params = tm.trainable_parameters(classifier, set(layers))
-        work = tm.Work(base.config.hidden_size, base.config.intermediate_size, layer_count)
+        work = tm.Work(base.config.hidden_size, base.config.intermediate_size, layer_count, targets, args.rank)
         start = time.monotonic()
         report = tm.train(classifier, params, train_ids, train_labels, args.epochs, args.batch_size, args.lr,
                           args.seed, work=work, lowest_trained=min(layers))
@@ -115,7 +115,7 @@ def run_torch(args, train_path, test_path):
             "padding_percent": 100 * (1 - report["real_tokens"] / report["padded_tokens"]),
             "test_accuracy": accuracy, "epoch_losses": report["epoch_losses"], "steps": report["steps"],
             "examples": report["examples"], "threads": torch.get_num_threads(), "cpu_seconds": report["cpu_seconds"],
-            "flops_done": work.done, "flops_floor": work.floor_total()})
+            "flops_done": work.done, "flops_floor": work.floor_total(), "flops_adapters": work.adapters})
     return results
 
 
@@ -216,7 +216,7 @@ def main():
         for o, t in zip(result["lethe"], result["torch"]):
             print(f"  {o['placement']}:")
             tm.print_ceiling("of training", t["seconds"], o["seconds"], t["flops_done"], t["flops_floor"],
-                             result["peak_gflops"])
+                             result["peak_gflops"], t["flops_adapters"])
     print(f"after:  {result['uptime_after']}")
 
 

@@ -349,10 +349,12 @@ def autocast(precision):
 
 
 def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_fraction=0.06,
-          weight_decay=0.01, clip=1.0, work=None, lowest_trained=0, keys=None, precision="fp32"):
+          weight_decay=0.01, clip=1.0, work=None, lowest_trained=0, keys=None, precision="fp32",
+          adapter_layers=None):
     """Our ClassifierTrainer's loop; returns steps, per-epoch mean losses, examples, real/padded tokens.
     With `work` (a Work), every step's FLOPs are counted into it, the trained layers being
-    lowest_trained..top and `keys` naming the examples (default: their positions). With precision
+    lowest_trained..top, the adapters trained on `adapter_layers` (default: those) and `keys` naming
+    the examples (default: their positions). With precision
     "bf16" the forward pass and the loss run under torch.autocast (the backward follows it)."""
     import torch
     lengths = [len(s) for s in ids]
@@ -374,7 +376,7 @@ def train(classifier, params, ids, labels, epochs, batch_size, lr, seed, warmup_
             x, mask = pad([ids[i] for i in members])
             if work is not None:
                 work.step([lengths[i] for i in members], lowest_trained,
-                          [keys[i] if keys else i for i in members])
+                          [keys[i] if keys else i for i in members], adapter_layers)
             with autocast(precision):
                 loss = torch.nn.functional.cross_entropy(classifier.forward(x, mask).float(), target[members])
             optimizer.zero_grad(set_to_none=True)
@@ -445,22 +447,42 @@ def layer_flops(lengths, padded, hidden, ffn, backward, input_gradient=True):
     return total
 
 
+def adapter_flops(tokens, hidden, ffn, targets, rank, input_gradient=True):
+    """FLOPs of the adapters' rank-r products of one trained layer on `tokens` real tokens, per
+    target with input width I and output width O: forward x·Aᵀ and (x·Aᵀ)·Bᵀ, backward dY·B, the
+    gradients of B and A, and the input gradient through the adapter (not for q, k, v of the
+    lowest trained layer) — 2·n·r·(2I + 3O [+ I]). Every implementation does these; they are the
+    trained part, left out of the floor and counted beside it."""
+    total = 0
+    for target in targets:
+        i, o = {"intermediate.dense": (hidden, ffn), "output.dense": (ffn, hidden)}.get(target, (hidden, hidden))
+        needs_input = input_gradient or target not in TARGETS[:3]
+        total += 2 * tokens * rank * (2 * i + 3 * o + (i if needs_input else 0))
+    return total
+
+
 class Work:
     """The FLOPs of a training run, counted two ways from its batches:
     - `done`: what PyTorch does for it (every layer forward on the padded batch at every step, the
       backward from the top down to the lowest trained layer);
     - `floor`: what any implementation needs at least (real tokens only, no padding; layers below the
       lowest trained one run once per example for the whole run, since they are frozen and carry
-      no adapters; backward as above)."""
+      no adapters; backward as above);
+    - `adapters`: the trained adapters' products (`adapter_flops`, real tokens), when the Work
+      knows the targets and rank."""
 
-    def __init__(self, hidden, ffn, layer_count):
+    def __init__(self, hidden, ffn, layer_count, targets=(), rank=0):
         self.hidden, self.ffn, self.layer_count = hidden, ffn, layer_count
-        self.done = self.floor = 0
+        self.targets, self.rank = list(targets), rank
+        self.done = self.floor = self.adapters = 0
         self.cached = {}   # example key -> (layers below the trained ones, real tokens)
 
-    def step(self, lengths, lowest_trained, keys):
-        """One training step on sequences of these real lengths, trained layers lowest_trained..top."""
+    def step(self, lengths, lowest_trained, keys, adapter_layers=None):
+        """One training step on sequences of these real lengths, trained layers lowest_trained..top
+        (backward), adapters trained on `adapter_layers` (default: all of those)."""
         c, f, top = self.hidden, self.ffn, self.layer_count
+        for layer in adapter_layers if adapter_layers is not None else range(lowest_trained, top):
+            self.adapters += adapter_flops(sum(lengths), c, f, self.targets, self.rank, layer > lowest_trained)
         t = max(lengths)
         for layer in range(top):
             trained = layer >= lowest_trained
@@ -489,9 +511,11 @@ def peak_gflops(lethe, threads, precision="fp32"):
     return measurement["ceilingGflops"]
 
 
-def print_ceiling(who_time, torch_seconds, ours_seconds, done, floor, peak):
+def print_ceiling(who_time, torch_seconds, ours_seconds, done, floor, peak, adapters=0):
     """Prints what the machine allows: the floor of the run's work at the FMA peak, and the largest
-    speed-up over PyTorch's time that any implementation could reach here (FLOPs from Work)."""
+    speed-up over PyTorch's time that any implementation could reach here (FLOPs from Work); with
+    `adapters` (Work.adapters) the same once more for floor + adapters, the run's whole necessary
+    arithmetic."""
     at_peak = floor / (peak * 1e9)
     print(f"work: PyTorch did {done / 1e12:.2f} TFLOP ({done / torch_seconds / 1e9:.1f} GFLOP/s); "
           f"the floor is {floor / 1e12:.2f} TFLOP (real tokens only, frozen layers below the trained ones "
@@ -502,3 +526,10 @@ def print_ceiling(who_time, torch_seconds, ours_seconds, done, floor, peak):
         line += (f"; ours ran the floor at {floor / ours_seconds / 1e9:.1f} GFLOP/s "
                  f"= {100 * floor / ours_seconds / 1e9 / peak:.0f}% of the peak")
     print(line)
+    if adapters:
+        total = floor + adapters
+        line = (f"with the adapters' products ({adapters / 1e12:.2f} TFLOP more): the ceiling is "
+                f"{torch_seconds / (total / (peak * 1e9)):.2f}×")
+        if ours_seconds:
+            line += f"; ours ran it at {100 * total / ours_seconds / 1e9 / peak:.0f}% of the peak"
+        print(line)

@@ -20,8 +20,9 @@ public struct BenchTrainCommand: ParsableCommand {
             prints examples/s, real (non-padding) tokens/s, the activation cache and test accuracy, and the \
             share of the peak of its precision (`lethe bench peak`, measured first) that the run's FLOP floor \
             reached: real tokens only, frozen layers below the trained ones once per example, input gradients \
-            through the frozen matrices, adapters left out. Compare with Tools/compare_train_torch.py on the \
-            same settings.
+            through the frozen matrices, adapters left out; then the share once more with the adapters' \
+            rank-r products added (the run's whole necessary arithmetic). Compare with \
+            Tools/compare_train_torch.py on the same settings.
             """)
 
     @Option(help: "Model folder.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
@@ -103,16 +104,22 @@ public struct BenchTrainCommand: ParsableCommand {
                                    layerCount: encoder.frozenLayers.count)
             let floor = work.trainingFloor(lengths: examples.map(\.ids.count), epochs: epochs, lowestTrained: layers.min() ?? 0)
             let rate = floor / seconds / 1e9
+            let adapterFlops = work.adapterWork(lengths: examples.map(\.ids.count), epochs: epochs,
+                                                trainedLayers: layers, targets: targetList, rank: rank)
+            let rateWithAdapters = (floor + adapterFlops) / seconds / 1e9
             result.say("\(placement.rawValue) (layers \(layerList), targets \(targets.joined(separator: " ")), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
             result.say(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",
                          seconds, examplesPerSecond, tokensPerSecond, padding, 100 * accuracy) + ", loss " + losses)
             result.say(String(format: "  FLOP floor %.2f TFLOP: %.1f GFLOP/s = %.0f%% of the %@ peak%@", floor / 1e12, rate,
                               100 * rate / peak, precision.rawValue, MachineLoad.caveat(share: rate / peak)))
+            result.say(String(format: "  with the adapters' products (%.2f TFLOP more): %.1f GFLOP/s = %.0f%% of the peak",
+                              adapterFlops / 1e12, rateWithAdapters, 100 * rateWithAdapters / peak))
             var row: [String: Any] = [
                 "placement": placement.rawValue, "layers": layers, "seconds": seconds,
                 "examples_per_second": examplesPerSecond, "real_tokens_per_second": tokensPerSecond,
                 "padding_percent": padding, "test_accuracy": accuracy, "epoch_mean_losses": report.epochMeanLosses,
                 "flop_floor": floor, "floor_gflops": rate, "share_of_peak": rate / peak,
+                "adapter_flops": adapterFlops, "share_of_peak_with_adapters": rateWithAdapters / peak,
             ]
             if let cache = report.cache {
                 row["cache"] = ["layer": cache.layer, "examples": cache.exampleCount, "bytes": cache.byteCount,

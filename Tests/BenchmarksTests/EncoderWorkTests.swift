@@ -1,3 +1,4 @@
+import Models
 import Testing
 @testable import Benchmarks
 
@@ -20,5 +21,17 @@ import Testing
         #expect(work.trainingFloor(lengths: [3], epochs: 2, lowestTrained: 1) == 264 + 2 * 528)
         // Every layer trained: layer 0 without, layer 1 with input gradients, per epoch.
         #expect(work.trainingFloor(lengths: [3, 3], epochs: 1, lowestTrained: 0) == 2 * (528 + 600))
+    }
+
+    @Test func adapterProducts() {
+        // Rank 1 on q (I = O = 2), 3 tokens: forward 3·(2 + 2), backward 3·(2 + 2 + 2) and the
+        // input gradient 3·2 multiply-adds, 2 FLOPs each.
+        #expect(work.adapters(tokens: 3, targets: [.query], rank: 1, inputGradient: true) == 72)
+        #expect(work.adapters(tokens: 3, targets: [.query], rank: 1, inputGradient: false) == 60)
+        // The FFN output (I = 4, O = 2) always passes its input gradient on: 2·3·(8 + 6 + 4).
+        #expect(work.adapters(tokens: 3, targets: [.output], rank: 1, inputGradient: false) == 108)
+        #expect(work.adapters(tokens: 3, targets: [.query, .output], rank: 2, inputGradient: true) == 2 * (72 + 108))
+        // Layers 0 (lowest: no input gradient, 20 per token) and 1 (24), 4 tokens, 2 epochs.
+        #expect(work.adapterWork(lengths: [3, 1], epochs: 2, trainedLayers: [0, 1], targets: [.query], rank: 1) == 352)
     }
 }
