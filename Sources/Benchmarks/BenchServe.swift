@@ -241,12 +241,8 @@ public struct BenchServeCommand: ParsableCommand {
         let loraPerToken = ensemble.members.reduce(0.0) { sum, member in
             let model = member.model
             let perLayer = model.lora.targets.reduce(0.0) { total, target in
-                let (input, output): (Double, Double) = switch target {
-                case .intermediate: (h, inner)
-                case .output: (inner, h)
-                default: (h, h)
-                }
-                return total + 2 * Double(model.lora.rank) * (input + output)
+                let (input, output) = target.features(hidden: c.hiddenSize, intermediate: c.intermediateSize)
+                return total + 2 * Double(model.lora.rank) * Double(input + output)
             }
             return sum + perLayer * Double(model.adapters.count)
         }

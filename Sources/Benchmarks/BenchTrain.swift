@@ -102,10 +102,11 @@ public struct BenchTrainCommand: ParsableCommand {
             let padding = 100 * (1 - Double(report.realTokensSeen) / Double(report.paddedTokensSeen))
             let work = EncoderWork(hidden: encoder.configuration.hiddenSize, intermediate: encoder.configuration.intermediateSize,
                                    layerCount: encoder.frozenLayers.count)
-            let floor = work.trainingFloor(lengths: examples.map(\.ids.count), epochs: epochs, lowestTrained: layers.min() ?? 0)
+            let lengths = examples.map(\.ids.count)
+            let floor = work.trainingFloor(lengths: lengths, epochs: epochs, lowestTrained: layers.min() ?? 0)
             let rate = floor / seconds / 1e9
-            let adapterFlops = work.adapterWork(lengths: examples.map(\.ids.count), epochs: epochs,
-                                                trainedLayers: layers, targets: targetList, rank: rank)
+            let adapterFlops = work.adapterWork(lengths: lengths, epochs: epochs, trainedLayers: layers,
+                                                targets: targetList, rank: rank)
             let rateWithAdapters = (floor + adapterFlops) / seconds / 1e9
             result.say("\(placement.rawValue) (layers \(layerList), targets \(targets.joined(separator: " ")), r=\(rank), alpha=\(alpha), \(epochs) epochs, batch \(batchSize), lr \(lr)):")
             result.say(String(format: "  %.1f s, %.1f examples/s, %.0f real tokens/s, padding %.1f%%, test accuracy %.2f%%",

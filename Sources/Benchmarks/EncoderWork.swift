@@ -42,7 +42,7 @@ struct EncoderWork {
     /// the adapter (n·r·I), which q, k and v of the lowest trained layer do not need.
     func adapters(tokens n: Int, targets: [LoRATarget], rank r: Int, inputGradient: Bool) -> Double {
         targets.reduce(0.0) { total, target in
-            let (i, o) = features(target)
+            let (i, o) = target.features(hidden: hidden, intermediate: intermediate)
             let needsInput = inputGradient || ![.query, .key, .value].contains(target)
             return total + 2 * Double(n * r) * Double(2 * i + 3 * o + (needsInput ? i : 0))
         }
@@ -56,14 +56,5 @@ struct EncoderWork {
             $0 + adapters(tokens: 1, targets: targets, rank: rank, inputGradient: $1 > lowest)
         }
         return Double(epochs) * Double(lengths.reduce(0, +)) * perToken
-    }
-
-    /// Input and output width of a target's dense layer.
-    private func features(_ target: LoRATarget) -> (input: Int, output: Int) {
-        switch target {
-        case .query, .key, .value, .attentionOutput: (hidden, hidden)
-        case .intermediate: (hidden, intermediate)
-        case .output: (intermediate, hidden)
-        }
     }
 }

@@ -57,8 +57,7 @@ public final class EncoderLayer: @unchecked Sendable {
                                      seed: UInt64) -> [LoRATarget: LoRAAdapter] {
         var result: [LoRATarget: LoRAAdapter] = [:]
         for t in lora.targets {
-            let (i, o) = t == .intermediate ? (c.hiddenSize, c.intermediateSize)
-                : t == .output ? (c.intermediateSize, c.hiddenSize) : (c.hiddenSize, c.hiddenSize)
+            let (i, o) = t.features(hidden: c.hiddenSize, intermediate: c.intermediateSize)
             result[t] = LoRAAdapter(inFeatures: i, outFeatures: o, rank: lora.rank,
                                     seed: seed &+ UInt64(t.index + 1) &* 0xD1B5_4A32_D192_ED03)
         }

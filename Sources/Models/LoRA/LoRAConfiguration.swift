@@ -19,6 +19,16 @@ public enum LoRATarget: String, LoRAModule {
     case attentionOutput = "attention.output.dense"
     case intermediate = "intermediate.dense"
     case output = "output.dense"
+
+    /// Input and output width of the dense layer this target sits on, in a layer of this hidden
+    /// and FFN size (the FFN's up projection widens, its down projection narrows).
+    public func features(hidden: Int, intermediate: Int) -> (input: Int, output: Int) {
+        switch self {
+        case .query, .key, .value, .attentionOutput: (hidden, hidden)
+        case .intermediate: (hidden, intermediate)
+        case .output: (intermediate, hidden)
+        }
+    }
 }
 
 /// A LoRA adapter configuration for the encoder (`Target` = `LoRATarget`) or the decoder
