@@ -3,7 +3,8 @@ import Synchronization
 /// A frozen dense layer y = x·Wᵀ + b (W [out, in], PyTorch orientation) whose products run
 /// through oneDNN on weights prepared once (Wᵀ for forward; W itself, made on first use, for
 /// the input gradient) in a chosen precision: `fp32` as they are, `bf16` rounded. Each product
-/// runs on one thread per block of rows, our threads splitting the rows. On the encoder's and
+/// is split over our threads (blocks of rows, or on AVX2 blocks of the weights' panels; see
+/// PackedMatrix.multiply), one kernel call per thread. On the encoder's and
 /// the decoder's shapes oneDNN's kernels beat OpenBLAS's sgemm by 10–15% on one thread, and
 /// the row split spares the many small products of a training stage or a served batch
 /// OpenBLAS's threads waiting and yielding between calls (docs/BENCHMARKS.md).

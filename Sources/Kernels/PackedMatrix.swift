@@ -60,52 +60,87 @@ public final class PackedMatrix: @unchecked Sendable {
     }
 
     /// C[m, n] = A[m, k]·B (or += with `accumulate`); rows of A `lda` apart, of C `ldc` apart.
-    /// The rows are split over BLASRuntime's current thread count (1 inside single-threaded
-    /// regions, so thread groups share the cores as with OpenBLAS), each part one oneDNN
-    /// (or panel kernel) call on its thread. Output rows depend only on their input rows, so the bits are
-    /// the same for any thread count (tested).
+    /// The work is split over BLASRuntime's current thread count (1 inside single-threaded
+    /// regions, so thread groups share the cores as with OpenBLAS), each part one oneDNN or panel
+    /// kernel call on its thread. oneDNN's parts are blocks of rows. The panel kernel's parts are
+    /// blocks of B's panels when B has enough of them: every thread then reads all of A (small,
+    /// from its own cache) and only its share of B (large, from L3 or memory), which measured
+    /// 5–11% faster than splitting the rows on two Zen 2 cores. Every element of C depends only on
+    /// its row of A and its column of B, so the bits are the same for any thread count (tested).
     public func multiply(_ a: UnsafePointer<Float>, rows m: Int, lda: Int? = nil,
                          into c: UnsafeMutablePointer<Float>, ldc: Int? = nil, accumulate: Bool) {
         guard m > 0 else { return }
         let (lda, ldc) = (lda ?? rows, ldc ?? columns)
-        // Parts of at least `Self.rowsPerPart` rows: smaller ones cost more in call overhead
-        // than a second thread saves.
+        // Parts of at least `Self.rowsPerPart` rows' work: smaller ones cost more in call
+        // overhead than a second thread saves.
         let parts = max(1, min(BLASRuntime.activeThreadCount, m / Self.rowsPerPart))
-        if parts == 1 {
-            multiplyOnThisThread(a, rows: m, lda: lda, into: c, ldc: ldc, accumulate: accumulate)
-            return
-        }
-        let shared = UncheckedSendable((a, c))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let (a, c) = shared.value
-            let first = part * m / parts, last = (part + 1) * m / parts
-            multiplyOnThisThread(a + first * lda, rows: last - first, lda: lda, into: c + first * ldc, ldc: ldc,
-                                 accumulate: accumulate)
+        switch backend {
+        case .oneDNN(let handle):
+            let shared = UncheckedSendable((handle, a, c))
+            Self.inParallel(m, parts: parts) { first, count in
+                let (handle, a, c) = shared.value
+                Self.multiplyOneDNN(handle, a + first * lda, rows: count, lda: lda, into: c + first * ldc, ldc: ldc,
+                                    accumulate: accumulate)
+            }
+        case .panels(let panels):
+            multiplyPanels(panels.pointer, a, rows: m, lda: lda, into: c, ldc: ldc, accumulate: accumulate,
+                           parts: parts)
         }
     }
 
     /// The fewest rows one thread's part of a product gets.
     static let rowsPerPart = 32
+    /// The fewest 16-column panels of B a thread's part gets when the panel kernel splits B.
+    static let panelsPerPart = 4
+    /// Columns per panel of the panel kernel (PANEL in panel_product.c).
+    static let panelWidth = 16
 
-    private func multiplyOnThisThread(_ a: UnsafePointer<Float>, rows m: Int, lda: Int,
-                                      into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-        switch backend {
-        case .oneDNN(let handle):
-            var message = [CChar](repeating: 0, count: 256)
-            let status = lethe_packed_matrix_multiply(handle, a, m, lda, c, ldc, accumulate ? 1 : 0,
-                                                      &message, message.count)
-            // Shapes and buffers were fixed at packing; a failure here is memory exhaustion.
-            precondition(status == 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
-                                             as: UTF8.self))
-        case .panels(let panels):
-            let (k, n) = (rows, columns)
-            guard precision == .bf16 else {
-                return lethe_panel_multiply(panels.pointer, k, n, a, m, lda, 1, c, ldc, accumulate ? 1 : 0)
+    /// Runs `body(first, count)` on `parts` consecutive blocks of `total` items, in parallel.
+    private static func inParallel(_ total: Int, parts: Int, _ body: @Sendable (Int, Int) -> Void) {
+        guard parts > 1 else { return body(0, total) }
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let first = part * total / parts, last = (part + 1) * total / parts
+            body(first, last - first)
+        }
+    }
+
+    private static func multiplyOneDNN(_ handle: OpaquePointer, _ a: UnsafePointer<Float>, rows m: Int, lda: Int,
+                                       into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        var message = [CChar](repeating: 0, count: 256)
+        let status = lethe_packed_matrix_multiply(handle, a, m, lda, c, ldc, accumulate ? 1 : 0, &message, message.count)
+        // Shapes and buffers were fixed at packing; a failure here is memory exhaustion.
+        precondition(status == 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
+                                         as: UTF8.self))
+    }
+
+    private func multiplyPanels(_ panels: UnsafePointer<Float>, _ a: UnsafePointer<Float>, rows m: Int, lda: Int,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, parts: Int) {
+        let (k, n) = (rows, columns)
+        // bf16: A rounded once, before the parts share it.
+        var input = a, inputStride = lda
+        var rounded: UnsafeMutablePointer<Float>?
+        if precision == .bf16 {
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
+            for r in 0..<m { lethe_round_to_bf16(a + r * lda, buffer + r * k, k) }
+            (input, inputStride, rounded) = (UnsafePointer(buffer), k, buffer)
+        }
+        defer { rounded?.deallocate() }
+        let panelCount = (n + Self.panelWidth - 1) / Self.panelWidth, stride = inputStride
+        let shared = UncheckedSendable((panels, input, c))
+        if parts > 1 && panelCount >= parts * Self.panelsPerPart {
+            // Blocks of whole panels: part p gets panels [p·count/parts, (p+1)·count/parts).
+            Self.inParallel(panelCount, parts: parts) { first, count in
+                let (panels, a, c) = shared.value
+                let columns = min(n - first * Self.panelWidth, count * Self.panelWidth)
+                lethe_panel_multiply(panels + first * Self.panelWidth * k, k, columns, a, m, stride, 1,
+                                     c + first * Self.panelWidth, ldc, accumulate ? 1 : 0)
             }
-            let rounded = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
-            defer { rounded.deallocate() }
-            for r in 0..<m { lethe_round_to_bf16(a + r * lda, rounded + r * k, k) }
-            lethe_panel_multiply(panels.pointer, k, n, rounded, m, k, 1, c, ldc, accumulate ? 1 : 0)
+        } else {
+            Self.inParallel(m, parts: parts) { first, count in
+                let (panels, a, c) = shared.value
+                lethe_panel_multiply(panels, k, n, a + first * stride, count, stride, 1, c + first * ldc, ldc,
+                                     accumulate ? 1 : 0)
+            }
         }
     }
 

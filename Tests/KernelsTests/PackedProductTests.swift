@@ -69,8 +69,9 @@ import Testing
     }
 
     /// Long sums too (the decoder's FFN and its LM head's input gradient), where a kernel could
-    /// block k differently for different row counts.
-    @Test(arguments: [Precision.fp32, .bf16], [(203, 384, 160), (150, 1536, 96), (70, 5003, 40)])
+    /// block k differently for different row counts; and B's panels split over the threads
+    /// (200 columns: 13 panels, the last one partial, split for 2 and 3 threads).
+    @Test(arguments: [Precision.fp32, .bf16], [(203, 384, 160), (150, 1536, 96), (70, 5003, 40), (150, 384, 200)])
     func bitsDoNotDependOnThreadsOrRowSplits(precision: Precision, shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         var random = TestRandom(seed: 7)
@@ -79,13 +80,20 @@ import Testing
         let previous = BLASRuntime.threadCount
         defer { BLASRuntime.setThreadCount(previous) }
         var results: [[Float]] = []
+        var sums: [[Float]] = []
+        let initial = random.tensor([m, n])
         for threads in [1, 2, 3] {
             BLASRuntime.setThreadCount(threads)
             let y = Tensor(shape: [m, n])
             packed.multiply(x.pointer, rows: m, into: y.data, accumulate: false)
             results.append(y.values)
+            let z = Tensor(shape: [m, n], values: initial.values)
+            packed.multiply(x.pointer, rows: m, into: z.data, accumulate: true)
+            sums.append(z.values)
         }
         #expect(results.allSatisfy { $0 == results[0] })
+        #expect(sums.allSatisfy { $0 == sums[0] })
+        #expect(sums[0] != initial.values)
         // Any row alone, or any block of rows, gives the rows' bits in the whole product.
         BLASRuntime.setThreadCount(1)
         for (first, count) in [(0, 1), (57, 1), (m - 1, 1), (10, 2), (m - 70, 70)] {
