@@ -94,32 +94,47 @@ static inline void put_row(float *dst, long cols, int accumulate, __m256 lo, __m
     for (long j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + row[j] : row[j];
 }
 
-// `rows` (1…6) rows of A times one panel, into C (rows `ldc` apart, `cols` columns).
-__attribute__((target("avx2,fma")))
-static inline void block(const float *a, long rs, long ks, long rows, const float *panel, long k,
-                         float *c, long ldc, long cols, int accumulate) {
+// R (1…6, a constant after inlining) rows of A times one panel, into C (rows `ldc` apart, `cols`
+// columns). Each block size has its own copy of the loop, so a block of 2 or 4 rows does the
+// FMAs of 2 or 4 rows, not of 6; the sums are the same chains either way.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void block_rows(const float *a, long rs, long ks, const int R, const float *panel, long k,
+                              float *c, long ldc, long cols, int accumulate) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    // Rows past `rows` repeat the last real row's input and are never written.
-    const float *a0 = a, *a1 = a + (rows > 1 ? rs : 0), *a2 = a + (rows > 2 ? 2 * rs : 0);
-    const float *a3 = a + (rows > 3 ? 3 * rs : 0), *a4 = a + (rows > 4 ? 4 * rs : 0);
-    const float *a5 = a + (rows > 5 ? 5 * rs : 0);
+    // Rows past R are never read (their pointers stay on row 0).
+    const float *a0 = a, *a1 = a + (R > 1 ? rs : 0), *a2 = a + (R > 2 ? 2 * rs : 0);
+    const float *a3 = a + (R > 3 ? 3 * rs : 0), *a4 = a + (R > 4 ? 4 * rs : 0), *a5 = a + (R > 5 ? 5 * rs : 0);
     for (long kk = 0, at = 0; kk < k; kk++, at += ks) {
         __m256 b0 = _mm256_loadu_ps(panel + kk * PANEL), b1 = _mm256_loadu_ps(panel + kk * PANEL + 8);
         __m256 x;
         x = _mm256_broadcast_ss(a0 + at); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + at); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + at); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + at); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + at); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + at); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        if (R > 1) { x = _mm256_broadcast_ss(a1 + at); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11); }
+        if (R > 2) { x = _mm256_broadcast_ss(a2 + at); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21); }
+        if (R > 3) { x = _mm256_broadcast_ss(a3 + at); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31); }
+        if (R > 4) { x = _mm256_broadcast_ss(a4 + at); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41); }
+        if (R > 5) { x = _mm256_broadcast_ss(a5 + at); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51); }
     }
     put_row(c, cols, accumulate, c00, c01);
-    if (rows > 1) put_row(c + ldc, cols, accumulate, c10, c11);
-    if (rows > 2) put_row(c + 2 * ldc, cols, accumulate, c20, c21);
-    if (rows > 3) put_row(c + 3 * ldc, cols, accumulate, c30, c31);
-    if (rows > 4) put_row(c + 4 * ldc, cols, accumulate, c40, c41);
-    if (rows > 5) put_row(c + 5 * ldc, cols, accumulate, c50, c51);
+    if (R > 1) put_row(c + ldc, cols, accumulate, c10, c11);
+    if (R > 2) put_row(c + 2 * ldc, cols, accumulate, c20, c21);
+    if (R > 3) put_row(c + 3 * ldc, cols, accumulate, c30, c31);
+    if (R > 4) put_row(c + 4 * ldc, cols, accumulate, c40, c41);
+    if (R > 5) put_row(c + 5 * ldc, cols, accumulate, c50, c51);
+}
+
+// `rows` (1…6) rows of A times one panel.
+__attribute__((target("avx2,fma")))
+static void block(const float *a, long rs, long ks, long rows, const float *panel, long k,
+                  float *c, long ldc, long cols, int accumulate) {
+    switch (rows) {
+    case 6: block_rows(a, rs, ks, 6, panel, k, c, ldc, cols, accumulate); break;
+    case 5: block_rows(a, rs, ks, 5, panel, k, c, ldc, cols, accumulate); break;
+    case 4: block_rows(a, rs, ks, 4, panel, k, c, ldc, cols, accumulate); break;
+    case 3: block_rows(a, rs, ks, 3, panel, k, c, ldc, cols, accumulate); break;
+    case 2: block_rows(a, rs, ks, 2, panel, k, c, ldc, cols, accumulate); break;
+    default: block_rows(a, rs, ks, 1, panel, k, c, ldc, cols, accumulate); break;
+    }
 }
 
 // Rows per chunk: B streams once per chunk of A's rows, and a chunk of A (CHUNK × k floats,
