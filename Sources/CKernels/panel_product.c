@@ -139,14 +139,16 @@ static void block(const float *a, long rs, long ks, long rows, const float *pane
 
 // Rows per chunk: B streams once per chunk of A's rows, and a chunk of A (CHUNK × k floats,
 // 288 KB at k = 768) stays in L2 while it does; a wide B (the decoder's 49,152-column LM head,
-// 113 MB) would otherwise stream from memory once per six rows.
+// 113 MB) would otherwise stream from memory once per six rows. A remainder shorter than CHUNK
+// joins the last chunk instead of streaming B once more for a few rows (a batch of 144 rows is
+// one chunk).
 enum { CHUNK = 96 };
 
 void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long row_stride,
                           long k_stride, float *c, long ldc, int accumulate) {
     long count = (n + PANEL - 1) / PANEL;
-    for (long first = 0; first < m; first += CHUNK) {
-        long last = m - first < CHUNK ? m : first + CHUNK;
+    for (long first = 0, last; first < m; first = last) {
+        last = m - first < 2 * CHUNK ? m : first + CHUNK;
         for (long p = 0; p < count; p++) {
             long cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
             for (long r = first; r < last; r += ROWS) {
