@@ -30,7 +30,10 @@ import Testing
         reference(x.map(abs), w.map(abs), m: m, k: k, n: n)
     }
 
-    @Test(arguments: [Precision.fp32, .bf16], [(37, 96, 80), (130, 384, 200), (1, 64, 48)])
+    /// Row counts that end in blocks of every height the kernel has (1…6 rows: 37, 8, 9, 130,
+    /// 11, and 6 · 35 = 210, which also takes two chunks).
+    @Test(arguments: [Precision.fp32, .bf16],
+          [(37, 96, 80), (130, 384, 200), (1, 64, 48), (8, 40, 33), (9, 32, 16), (11, 96, 80), (210, 64, 48)])
     func productMatchesFloat64Reference(precision: Precision, shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         var random = TestRandom(seed: UInt64(m * 1000 + k + n))
