@@ -64,15 +64,15 @@ public final class PackedMatrix: @unchecked Sendable {
     /// regions, so thread groups share the cores as with OpenBLAS), each part one oneDNN or panel
     /// kernel call on its thread. oneDNN's parts are blocks of rows. The panel kernel's parts are
     /// blocks of B's panels when B has enough of them: every thread then reads all of A (small,
-    /// from its own cache) and only its share of B (large, from L3 or memory), which measured
-    /// 5–11% faster than splitting the rows on two Zen 2 cores. Every element of C depends only on
-    /// its row of A and its column of B, so the bits are the same for any thread count (tested).
+    /// from its own cache) and only its share of B (large, from L3 or memory), which is faster
+    /// than splitting the rows (docs/BENCHMARKS.md). Every element of C depends only on its row
+    /// of A and its column of B, so the bits are the same for any thread count (tested).
     public func multiply(_ a: UnsafePointer<Float>, rows m: Int, lda: Int? = nil,
                          into c: UnsafeMutablePointer<Float>, ldc: Int? = nil, accumulate: Bool) {
         guard m > 0 else { return }
         let (lda, ldc) = (lda ?? rows, ldc ?? columns)
-        // Parts of at least `Self.rowsPerPart` rows' work: smaller ones cost more in call
-        // overhead than a second thread saves.
+        // A second part only for products of at least `Self.rowsPerPart` rows per part: smaller
+        // ones cost more in call overhead than a second thread saves.
         let parts = max(1, min(BLASRuntime.activeThreadCount, m / Self.rowsPerPart))
         switch backend {
         case .oneDNN(let handle):
