@@ -5,7 +5,40 @@
 ///
 /// Shape glossary: B sequences, T tokens, C channels; x [B·T, C], mask m [B·T] (Int32, 1 real
 /// 0 padding; nil = all real), y [B, C]. A sequence with no real token pools to zero.
+/// Packed sequences (`lengths`, rows back to back, no padding) sum the same rows in the same
+/// order as the padded layout, so they pool to the same bits.
 public enum MeanPooling {
+    /// y = mean of x over each packed sequence's rows.
+    public static func forward(_ x: UnsafePointer<Float>, lengths: [Int], into y: UnsafeMutablePointer<Float>,
+                               columns c: Int) {
+        var first = 0
+        for (s, length) in lengths.enumerated() {
+            let yr = y + s * c
+            yr.update(repeating: 0, count: c)
+            for i in first..<first + length {
+                let xr = x + i * c
+                for j in 0..<c { yr[j] += xr[j] }
+            }
+            let inv = 1 / Float(max(1, length))
+            for j in 0..<c { yr[j] *= inv }
+            first += length
+        }
+    }
+
+    /// dX += spread of dY over each packed sequence's rows.
+    public static func backward(dY: UnsafePointer<Float>, lengths: [Int], dX: UnsafeMutablePointer<Float>,
+                                columns c: Int) {
+        var first = 0
+        for (s, length) in lengths.enumerated() {
+            let inv = 1 / Float(max(1, length)), dyr = dY + s * c
+            for i in first..<first + length {
+                let dxr = dX + i * c
+                for j in 0..<c { dxr[j] += dyr[j] * inv }
+            }
+            first += length
+        }
+    }
+
     /// y = masked mean of x over tokens.
     public static func forward(_ x: UnsafePointer<Float>, mask: UnsafePointer<Int32>?,
                                into y: UnsafeMutablePointer<Float>,

@@ -206,6 +206,55 @@ import Testing
         #expect(alone.values.contains { $0 != 0 })
     }
 
+    /// Packed sequences (how the trainer runs its batches) against the padded, masked layout:
+    /// the same bits for every real row's output and input gradient, and the same adapter
+    /// gradients up to the order of their sums over rows.
+    @Test func packedSequencesMatchThePaddedLayout() throws {
+        var s: UInt64 = 46
+        let weights = Self.weights(&s)
+        let lora = try LoRAConfiguration<LoRATarget>(rank: 2, alpha: 4, targets: LoRATarget.allCases)
+        func layer() -> EncoderLayer {
+            var seed: UInt64 = 9
+            let adapters = EncoderLayer.freshAdapters(configuration: Self.config, lora: lora, seed: 3)
+            for t in LoRATarget.allCases { for i in 0..<adapters[t]!.loraB.count { adapters[t]!.loraB[i] = 0.3 * Self.normal(&seed) } }
+            return EncoderLayer(configuration: Self.config, weights: weights, lora: lora, adapters: adapters)
+        }
+        let padded = layer(), packed = layer()
+        let lengths = [4, 10, 1, 7], t = 10, c = Self.config.hiddenSize, n = lengths.reduce(0, +)
+        let rows = lengths.enumerated().flatMap { b, length in (0..<length).map { b * t + $0 } }
+        let xPadded = Self.random([lengths.count * t, c], &s, scale: 2)
+        let dYPadded = Tensor(shape: xPadded.shape), dYPacked = Self.random([n, c], &s)
+        let xPacked = Tensor(shape: [n, c])
+        var mask = [Int32](repeating: 0, count: lengths.count * t)
+        for (i, r) in rows.enumerated() {
+            mask[r] = 1
+            for j in 0..<c { xPacked[i * c + j] = xPadded[r * c + j]; dYPadded[r * c + j] = dYPacked[i * c + j] }
+        }
+        let yPadded = Tensor(shape: xPadded.shape), yPacked = Tensor(shape: [n, c])
+        let dXPadded = Tensor(shape: xPadded.shape), dXPacked = Tensor(shape: [n, c])
+        let aPadded = EncoderLayer.Activations(for: padded, batch: lengths.count, tokens: t)
+        let aPacked = EncoderLayer.Activations(for: packed, lengths: lengths)
+        #expect(aPacked.rows == n && aPacked.batch == lengths.count && aPacked.tokens == t)
+        padded.forward(xPadded.data, mask: mask, activations: aPadded, into: yPadded.data, threads: 2)
+        packed.forward(xPacked.data, mask: nil, activations: aPacked, into: yPacked.data, threads: 2)
+        padded.backward(dY: dYPadded.data, x: xPadded.data, activations: aPadded, dInput: dXPadded.data, threads: 2)
+        packed.backward(dY: dYPacked.data, x: xPacked.data, activations: aPacked, dInput: dXPacked.data, threads: 2)
+        var differ = 0
+        for (i, r) in rows.enumerated() {
+            for j in 0..<c where yPacked[i * c + j].bitPattern != yPadded[r * c + j].bitPattern
+                || dXPacked[i * c + j].bitPattern != dXPadded[r * c + j].bitPattern { differ += 1 }
+        }
+        #expect(differ == 0, "\(differ) real-row outputs or input gradients differ")
+        for t in LoRATarget.allCases {
+            let p = try #require(packed.adapters[t]), q = try #require(padded.adapters[t])
+            let scale = (q.gradA.values + q.gradB.values).map(abs).max() ?? 0
+            #expect(scale > 0, "\(t): no gradient")
+            for (a, e) in zip(p.gradA.values + p.gradB.values, q.gradA.values + q.gradB.values) {
+                #expect(abs(a - e) <= 1e-5 * scale, "\(t): adapter gradient \(a) against \(e)")
+            }
+        }
+    }
+
     @Test func configurationUsesPEFTKeys() throws {
         let json = #"{"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["attention.self.value", "attention.self.query"]}"#
         let c = try JSONDecoder().decode(LoRAConfiguration<LoRATarget>.self, from: Data(json.utf8))

@@ -96,7 +96,8 @@ public final class EncoderLayer: @unchecked Sendable {
     public typealias OperationObserver = (StaticString) -> Void
 
     /// y = layer(x). `activations` must be sized for (batch, tokens) of this call; `mask` is
-    /// [N] (1 real, 0 padding) or nil; `dropoutSeed` picks this step's dropout masks.
+    /// [N] (1 real, 0 padding) or nil (nil for packed sequences, which have no padding);
+    /// `dropoutSeed` picks this step's dropout masks.
     public func forward(_ x: UnsafePointer<Float>, mask: UnsafePointer<Int32>?, activations a: Activations,
                         into y: UnsafeMutablePointer<Float>, dropoutSeed: UInt64 = 0, threads: Int,
                         observer: OperationObserver? = nil) {

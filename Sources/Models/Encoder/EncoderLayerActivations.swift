@@ -1,7 +1,8 @@
 import Kernels
 
 extension EncoderLayer {
-    /// What forward saves for backward, plus backward's scratch, for one (batch, tokens) size.
+    /// What forward saves for backward, plus backward's scratch, for one (batch, tokens) size,
+    /// or for one set of packed sequences (`init(for:lengths:training:)`: no padding rows).
     /// Allocate once per layer and size; reuse across steps. The buffers are not zero-filled:
     /// forward and backward write every element before reading it. For a forward pass alone
     /// (`training: false`) GELU′ is neither stored nor computed and backward's scratch is never
@@ -11,12 +12,13 @@ extension EncoderLayer {
         public let tokens: Int
         /// Made for a pass that backward follows (GELU′ saved, backward's scratch on demand).
         public let training: Bool
-        public var rows: Int { batch * tokens }
+        /// Rows of every [N, …] buffer: batch·tokens, or the sum of the packed lengths.
+        public let rows: Int
         let attentionShape: Attention.Shape
         var dropoutSeed: UInt64 = 0
         // Saved by forward ([N, C] unless noted).
         let qkv: Tensor                    // q | k | v side by side [N, 3C]
-        let probabilities: Tensor          // [B, H, T, T]
+        let probabilities: Tensor          // [B, H, T, T]; packed: [H, T_b, T_b] per sequence
         let context: Tensor
         let attentionSum: Tensor           // c·Woᵀ + bo + x, input of LN₁
         let mean1, rstd1: Tensor           // [N]
@@ -53,15 +55,31 @@ extension EncoderLayer {
 
         /// Buffers for `layer` on `batch` sequences of `tokens` tokens (`training: false` for
         /// a forward pass that is never followed by backward).
-        public init(for layer: EncoderLayer, batch: Int, tokens: Int, training: Bool = true) {
-            let c = layer.configuration.hiddenSize, f = layer.configuration.intermediateSize
-            let h = layer.configuration.headCount, n = batch * tokens
-            self.batch = batch; self.tokens = tokens; self.training = training
-            attentionShape = Attention.Shape(batch: batch, tokens: tokens, heads: h,
+        public convenience init(for layer: EncoderLayer, batch: Int, tokens: Int, training: Bool = true) {
+            let c = layer.configuration.hiddenSize
+            self.init(for: layer, training: training,
+                      shape: Attention.Shape(batch: batch, tokens: tokens, heads: layer.configuration.headCount,
                                              headSize: layer.configuration.headSize,
-                                             queryRowStride: 3 * c, keyValueRowStride: 3 * c)
+                                             queryRowStride: 3 * c, keyValueRowStride: 3 * c))
+        }
+
+        /// Buffers for packed sequences of `lengths` tokens, rows back to back: the layer then
+        /// runs on real tokens only, and `forward` takes no mask.
+        public convenience init(for layer: EncoderLayer, lengths: [Int], training: Bool = true) {
+            let c = layer.configuration.hiddenSize
+            self.init(for: layer, training: training,
+                      shape: Attention.Shape(lengths: lengths, heads: layer.configuration.headCount,
+                                             headSize: layer.configuration.headSize,
+                                             queryRowStride: 3 * c, keyValueRowStride: 3 * c))
+        }
+
+        private init(for layer: EncoderLayer, training: Bool, shape: Attention.Shape) {
+            let c = layer.configuration.hiddenSize, f = layer.configuration.intermediateSize
+            let n = shape.rows
+            self.batch = shape.batch; self.tokens = shape.tokens; self.rows = n; self.training = training
+            attentionShape = shape
             qkv = .scratch(shape: [n, 3 * c])
-            probabilities = .scratch(shape: [batch, h, tokens, tokens])
+            probabilities = .scratch(shape: [shape.probabilityCount])
             context = .scratch(shape: [n, c]); attentionSum = .scratch(shape: [n, c])
             mean1 = .scratch(shape: [n]); rstd1 = .scratch(shape: [n])
             hidden = .scratch(shape: [n, c])

@@ -25,6 +25,8 @@ public struct TrainingReport: Sendable {
     public let epochMeanLosses: [Float]
     public let examplesSeen: Int
     public let realTokensSeen: Int
+    /// Token rows the trained layers ran on, padding included; batches are packed, so this
+    /// equals `realTokensSeen` (benchmarks print the difference as the padding share).
     public let paddedTokensSeen: Int
     public let cache: ActivationCache.Report?
 }
@@ -107,8 +109,8 @@ public final class ClassifierTrainer {
                 step += 1
                 let batch = TokenBatch(members.map { ids[$0] }, padID: model.encoder.tokenizer.padID)
                 let labels = members.map { Int32(examples[$0].label) }
-                let input = cache.hiddenStates(examples: members, ids: ids, batch: batch, model: model,
-                                               threads: c.threadCount)
+                let input = cache.packedHiddenStates(examples: members, ids: ids, model: model,
+                                                     threads: c.threadCount)
                 let loss = trainStep(layers: layers, input: input, batch: batch, labels: labels, step: step,
                                      learningRate: schedule.rate(at: step - 1))
                 // A diverged step poisons every weight after it: stop before anything is kept.
@@ -116,7 +118,7 @@ public final class ClassifierTrainer {
                 lossSum += Double(loss)
                 seen += members.count
                 tokens += batch.realTokenCount
-                padded += batch.batchSize * batch.sequenceLength
+                padded += input.shape[0]
                 progress(TrainingProgress(epoch: epoch + 1, epochCount: c.epochCount, step: step,
                                           stepCount: schedule.totalStepCount, batchLoss: loss, examplesSeen: seen,
                                           realTokensSeen: tokens))
@@ -128,7 +130,9 @@ public final class ClassifierTrainer {
     }
 
     /// Forward from `baseLayer` through `layers` (the model's from `baseLayer` up, frozen ones
-    /// possibly folded), loss, backward to the lowest trainable layer, one AdamW step.
+    /// possibly folded), loss, backward to the lowest trainable layer, one AdamW step. `input`
+    /// holds the batch's sequences packed (`ActivationCache.packedHiddenStates`): the layers run
+    /// on real tokens only, and each real row gets the bits it would get in a padded batch.
     func trainStep(layers: [EncoderLayer], input: Tensor, batch: TokenBatch, labels: [Int32], step: Int, learningRate: Float) -> Float {
         let c = configuration, threads = c.threadCount
         let b = batch.batchSize, k = model.head.classCount
@@ -136,19 +140,18 @@ public final class ClassifierTrainer {
         var inputs: [Int: Tensor] = [:]
         var saved: [Int: EncoderLayer.Activations] = [:]
         var h = input
-        batch.mask.withUnsafeBufferPointer { mask in
-            for l in baseLayer..<top {
-                let layer = layers[l - baseLayer]
-                let a = EncoderLayer.Activations(for: layer, batch: b, tokens: batch.sequenceLength,
-                                                 training: l >= lowestTrainableLayer)
-                let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
-                layer.forward(h.pointer, mask: mask.baseAddress!, activations: a, into: y.data,
-                              dropoutSeed: SplitMix64.derive(c.seed, step, l), threads: threads)
-                if l >= lowestTrainableLayer { inputs[l] = h; saved[l] = a }
-                h = y
-            }
+        let lengths = batch.lengths, hiddenSize = model.encoder.configuration.hiddenSize
+        for l in baseLayer..<top {
+            let layer = layers[l - baseLayer]
+            let a = EncoderLayer.Activations(for: layer, lengths: lengths, training: l >= lowestTrainableLayer)
+            let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
+            layer.forward(h.pointer, mask: nil, activations: a, into: y.data,
+                          dropoutSeed: SplitMix64.derive(c.seed, step, l), threads: threads)
+            if l >= lowestTrainableLayer { inputs[l] = h; saved[l] = a }
+            h = y
         }
-        let pooled = model.encoder.meanPool(h, batch: batch)
+        let pooled = Tensor(shape: [b, hiddenSize])
+        MeanPooling.forward(h.pointer, lengths: lengths, into: pooled.data, columns: hiddenSize)
         let (logits, headSaved) = model.head.forward(pooled, batch: b)
         let logSumExp = Tensor(shape: [b])
         let dLogits = Tensor(shape: [b, k])
@@ -163,10 +166,7 @@ public final class ClassifierTrainer {
         let dPooled = model.head.backward(dLogits: dLogits, saved: headSaved, batch: b, trainable: trainsHead)
         if lowestTrainableLayer < top {
             var dH = Tensor(shape: h.shape)
-            batch.mask.withUnsafeBufferPointer { mask in
-                MeanPooling.backward(dY: dPooled.pointer, mask: mask.baseAddress!, dX: dH.data, batch: b,
-                                     tokens: batch.sequenceLength, columns: model.encoder.configuration.hiddenSize)
-            }
+            MeanPooling.backward(dY: dPooled.pointer, lengths: lengths, dX: dH.data, columns: hiddenSize)
             for l in stride(from: top - 1, through: lowestTrainableLayer, by: -1) {
                 let dInput = l > lowestTrainableLayer ? Tensor(shape: h.shape) : nil
                 // Layers above the trained ones pass the gradient down (through their adapters
