@@ -50,16 +50,16 @@ void lethe_panel_pack(const float *b, long ldb, long k, long n, int transposed, 
         long cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
         if (cols < PANEL) memset(panel, 0, (size_t)(k * PANEL) * sizeof(float));
         if (transposed) {
-            // b is [n, k]: column `col` of B is row `col` of b; whole 8 × 8 tiles transposed in
-            // registers, the edges element by element.
-            long tiles = cols == PANEL ? k / 8 * 8 : 0;
-            for (long kk = 0; kk < tiles; kk += 8) {
-                transpose8(b + p * PANEL * ldb + kk, ldb, s, panel + kk * PANEL, PANEL);
-                transpose8(b + (p * PANEL + 8) * ldb + kk, ldb, s, panel + kk * PANEL + 8, PANEL);
-            }
+            // b is [n, k]: column `col` of B is row `col` of b. Each whole group of 8 columns is
+            // transposed in 8 × 8 tiles in registers (a partial panel too: attention's K and V
+            // of a 9-token sequence are one group and one column); the edges element by element.
+            long groups = cols / 8, tiles = k / 8 * 8;
+            for (long g = 0; g < groups; g++)
+                for (long kk = 0; kk < tiles; kk += 8)
+                    transpose8(b + (p * PANEL + 8 * g) * ldb + kk, ldb, s, panel + kk * PANEL + 8 * g, PANEL);
             for (long j = 0; j < cols; j++) {
                 const float *src = b + (p * PANEL + j) * ldb;
-                for (long kk = tiles; kk < k; kk++) panel[kk * PANEL + j] = src[kk] * scale;
+                for (long kk = j < 8 * groups ? tiles : 0; kk < k; kk++) panel[kk * PANEL + j] = src[kk] * scale;
             }
         } else if (cols == PANEL) {
             for (long kk = 0; kk < k; kk++) {

@@ -31,9 +31,12 @@ import Testing
     }
 
     /// Row counts that end in blocks of every height the kernel has (1…6 rows: 37, 8, 9, 130,
-    /// 11, and 6 · 35 = 210, which also takes two chunks).
+    /// 11, and 6 · 35 = 210, which also takes two chunks); B's last panel whole, or 8, 1 or 13
+    /// columns wide (13: one 8 × 8 tile group and five columns laid out one by one, and k = 37
+    /// leaves five rows past the tiles).
     @Test(arguments: [Precision.fp32, .bf16],
-          [(37, 96, 80), (130, 384, 200), (1, 64, 48), (8, 40, 33), (9, 32, 16), (11, 96, 80), (210, 64, 48)])
+          [(37, 96, 80), (130, 384, 200), (1, 64, 48), (8, 40, 33), (9, 32, 16), (11, 96, 80), (210, 64, 48),
+           (9, 37, 29)])
     func productMatchesFloat64Reference(precision: Precision, shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         var random = TestRandom(seed: UInt64(m * 1000 + k + n))
