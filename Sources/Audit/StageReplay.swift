@@ -1,6 +1,7 @@
 import Forgetting
 import Foundation
 import Planning
+import Store
 import Support
 import Training
 
@@ -78,7 +79,13 @@ public enum StageReplay {
                     plan.currentMembers(shard: shard, slice: slice)
                 }
                 let difference = firstDifference(stored.storedTensors, replayed.storedTensors)
-                if let difference { problem(.replayMismatch, difference) }
+                if let difference {
+                    // Bits are promised per version: say so when another one trained the stage.
+                    let version = stored.record.softwareVersion
+                    problem(.replayMismatch, difference + (version == letheVersion ? "" :
+                        " (trained by Lethe \(version), replayed by \(letheVersion), whose arithmetic may differ: "
+                        + "replay with the version that trained it)"))
+                }
                 let outcome = Outcome(shard: shard, stage: stage, key: key, file: relative, identical: difference == nil,
                                       tensorCount: stored.storedTensors.count)
                 outcomes.append(outcome)
