@@ -145,32 +145,14 @@ public final class ActivationCache: @unchecked Sendable {
         store.compute(missing, layer: layer, model: model, threads: threads)
     }
 
-    /// The input hidden states of `layer` for `batch` (rows of `examples[i]` in order), padded
-    /// like `batch`; padding rows are zero (masked everywhere above, so their value is irrelevant).
-    public func hiddenStates(examples: [Int], ids: [[Int32]], batch: TokenBatch, model: LoRAClassifier,
-                             threads: Int) -> Tensor {
-        let c = model.encoder.configuration.hiddenSize, t = batch.sequenceLength
-        let out = Tensor(shape: [batch.batchSize * t, c])
-        fill(out, firstRows: examples.indices.map { $0 * t }, examples: examples, ids: ids, model: model,
-             threads: threads)
-        return out
-    }
-
-    /// The same states packed: example i's rows right after example i − 1's, no padding
-    /// ([Σ length, C], for `EncoderLayer.Activations(for:lengths:)`).
+    /// The input hidden states of `layer` for the sequences `ids[examples[i]]`, packed: example
+    /// i's rows right after example i − 1's, no padding ([Σ length, C], for
+    /// `EncoderLayer.Activations(for:lengths:)`). States not held are computed.
     public func packedHiddenStates(examples: [Int], ids: [[Int32]], model: LoRAClassifier, threads: Int) -> Tensor {
         let c = model.encoder.configuration.hiddenSize
         var firstRows: [Int] = [], rows = 0
         for e in examples { firstRows.append(rows); rows += ids[e].count }
         let out = Tensor.scratch(shape: [rows, c])   // every row is copied in below
-        fill(out, firstRows: firstRows, examples: examples, ids: ids, model: model, threads: threads)
-        return out
-    }
-
-    /// Copies example i's states into `out` from row `firstRows[i]`, computing the ones not held.
-    private func fill(_ out: Tensor, firstRows: [Int], examples: [Int], ids: [[Int32]], model: LoRAClassifier,
-                      threads: Int) {
-        let c = model.encoder.configuration.hiddenSize
         var misses: [Int] = []
         for (row, example) in examples.enumerated() {
             if let held = store.states(ids[example], atLayer: layer) {
@@ -182,10 +164,11 @@ public final class ActivationCache: @unchecked Sendable {
                 misses.append(row)
             }
         }
-        guard !misses.isEmpty else { return }
+        guard !misses.isEmpty else { return out }
         missCount += misses.count
         store.compute(misses.map { ids[examples[$0]] }, layer: layer, model: model, threads: threads) { i, rows in
             (out.data + firstRows[misses[i]] * c).update(from: rows.baseAddress!, count: rows.count)
         }
+        return out
     }
 }

@@ -100,25 +100,23 @@ public final class ClassifierTrainer {
             let layer = model.layer(l)
             return trainableSet.contains(l) ? layer : layer.foldingAdapters() ?? layer
         }
-        var step = 0, seen = 0, tokens = 0, padded = 0
+        var step = 0, seen = 0, tokens = 0
         var epochLosses: [Float] = []
         for epoch in 0..<c.epochCount {
             var lossSum = 0.0
             let batches = batcher.batches(epoch: epoch)
             for members in batches {
                 step += 1
-                let batch = TokenBatch(members.map { ids[$0] }, padID: model.encoder.tokenizer.padID)
                 let labels = members.map { Int32(examples[$0].label) }
                 let input = cache.packedHiddenStates(examples: members, ids: ids, model: model,
                                                      threads: c.threadCount)
-                let loss = trainStep(layers: layers, input: input, batch: batch, labels: labels, step: step,
-                                     learningRate: schedule.rate(at: step - 1))
+                let loss = trainStep(layers: layers, input: input, lengths: members.map { ids[$0].count },
+                                     labels: labels, step: step, learningRate: schedule.rate(at: step - 1))
                 // A diverged step poisons every weight after it: stop before anything is kept.
                 guard loss.isFinite else { throw TrainingError.nonFiniteLoss(stage: "training", step: step, loss: loss) }
                 lossSum += Double(loss)
                 seen += members.count
-                tokens += batch.realTokenCount
-                padded += input.shape[0]
+                tokens += input.shape[0]
                 progress(TrainingProgress(epoch: epoch + 1, epochCount: c.epochCount, step: step,
                                           stepCount: schedule.totalStepCount, batchLoss: loss, examplesSeen: seen,
                                           realTokensSeen: tokens))
@@ -126,21 +124,23 @@ public final class ClassifierTrainer {
             epochLosses.append(Float(lossSum / Double(batches.count)))
         }
         return TrainingReport(stepCount: step, epochMeanLosses: epochLosses, examplesSeen: seen, realTokensSeen: tokens,
-                              paddedTokensSeen: padded, cache: c.usesActivationCache ? cache.report : nil)
+                              paddedTokensSeen: tokens, cache: c.usesActivationCache ? cache.report : nil)
     }
 
     /// Forward from `baseLayer` through `layers` (the model's from `baseLayer` up, frozen ones
     /// possibly folded), loss, backward to the lowest trainable layer, one AdamW step. `input`
-    /// holds the batch's sequences packed (`ActivationCache.packedHiddenStates`): the layers run
-    /// on real tokens only, and each real row gets the bits it would get in a padded batch.
-    func trainStep(layers: [EncoderLayer], input: Tensor, batch: TokenBatch, labels: [Int32], step: Int, learningRate: Float) -> Float {
+    /// holds the batch's sequences of `lengths` tokens packed (`ActivationCache.packedHiddenStates`):
+    /// the layers run on real tokens only, and each real row gets the bits it would get in a
+    /// padded batch.
+    func trainStep(layers: [EncoderLayer], input: Tensor, lengths: [Int], labels: [Int32], step: Int,
+                   learningRate: Float) -> Float {
         let c = configuration, threads = c.threadCount
-        let b = batch.batchSize, k = model.head.classCount
+        let b = lengths.count, k = model.head.classCount
         let top = model.layerCount
         var inputs: [Int: Tensor] = [:]
         var saved: [Int: EncoderLayer.Activations] = [:]
         var h = input
-        let lengths = batch.lengths, hiddenSize = model.encoder.configuration.hiddenSize
+        let hiddenSize = model.encoder.configuration.hiddenSize
         for l in baseLayer..<top {
             let layer = layers[l - baseLayer]
             let a = EncoderLayer.Activations(for: layer, lengths: lengths, training: l >= lowestTrainableLayer)
