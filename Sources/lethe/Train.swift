@@ -40,9 +40,10 @@ struct TrainCommand: ParsableCommand {
 
             --jobs N trains up to N shards at once in child processes, each with the run's thread \
             count (give jobs × threads ≤ cores); the files are bit-identical to a sequential run. \
-            The trained tensors do not depend on the thread count either, so on headline-sized \
-            batches `--threads 1 --jobs <cores>` is the fastest way to train a run (about 1.3–1.4× \
-            faster than `--threads <cores>` in one process on 2 cores; `make demo` uses it). The \
+            With N threads each batch is trained as N groups of sequences, one per thread, whose \
+            adapter gradients are added in group order: the same thread count gives the same bits, \
+            another count sums the rows in another order. On headline-sized batches `--threads 1 \
+            --jobs <cores>` is the fastest way to train a run (`make demo` uses it). The \
             children end with the parent: killing it (even with SIGKILL) ends them, and SIGINT or \
             SIGTERM sent to it is passed on to them.
 

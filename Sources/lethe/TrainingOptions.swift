@@ -31,7 +31,7 @@ struct TrainingOptions: ParsableArguments {
     var maxTokens: Int?
     @Option(help: "Run seed, \(CommonBounds.seedText); every stage's seed derives from it, the shard and the stage key. Default 0.")
     var seed: UInt64?
-    @Option(help: "Threads, \(rangeText(Limits.threadCount)) (the trained tensors are the same for any thread count; the count is recorded). Default \(CommonBounds.defaultThreads).")
+    @Option(help: "Threads, \(rangeText(Limits.threadCount)) (each batch is trained as that many groups of sequences, one per thread, so the count is part of the run's settings: the same count gives the same bits). Default \(CommonBounds.defaultThreads).")
     var threads: Int?
     @Flag(inversion: .prefixedNo, help: "rsLoRA: scale the adapters by alpha/√r instead of alpha/r. Default off.")
     var rslora: Bool?

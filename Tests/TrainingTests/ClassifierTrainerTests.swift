@@ -121,6 +121,45 @@ import Testing
 }
 
 extension ClassifierTrainerTests {
+    /// Two threads train each batch as two groups of sequences, each group's adapter gradients
+    /// in a replica added afterwards: the same bits on every run with two threads (dropout
+    /// included), and the same model as one thread up to the order in which rows are summed.
+    @Test func threadGroupsAreDeterministicAndTrainTheModelOfOneThread() throws {
+        func trained(threads: Int, dropout: Float) throws -> [Float] {
+            let (model, examples) = try Self.setup(layers: [3, 4, 5], targets: [.query, .value, .output], dropout: dropout)
+            var c = Self.config; c.threadCount = threads
+            _ = try ClassifierTrainer(model: model, trainableLayers: [4, 5], configuration: c).train(examples)
+            return Self.weights(model)
+        }
+        let one = try trained(threads: 1, dropout: 0), two = try trained(threads: 2, dropout: 0)
+        #expect(try trained(threads: 2, dropout: 0).map(\.bitPattern) == two.map(\.bitPattern))
+        #expect(try trained(threads: 2, dropout: 0.1) == trained(threads: 2, dropout: 0.1))
+        // Every weight agrees to within a twentieth of one step's learning rate (AdamW divides by
+        // √v, so rounding moves weights whose gradients are near zero by more than their last
+        // bits); some differ, or the groups never ran. Dropping a group's gradients moves the
+        // weights by whole steps.
+        let worst = zip(one, two).map { abs($0 - $1) }.max()!
+        #expect(worst <= Self.config.learningRate / 20, "largest difference \(worst)")
+        #expect(one.map(\.bitPattern) != two.map(\.bitPattern), "two threads summed the gradients as one does")
+    }
+
+    /// Groups are consecutive, non-empty, cover the batch, and split its tokens about evenly.
+    @Test func groupRangesSplitTheTokensEvenly() {
+        let lengths = [30, 2, 2, 2, 2, 2, 30, 30]
+        #expect(ClassifierTrainer.groupRanges(lengths: lengths, count: 1) == [0..<8])
+        #expect(ClassifierTrainer.groupRanges(lengths: lengths, count: 2) == [0..<6, 6..<8])
+        #expect(ClassifierTrainer.groupRanges(lengths: lengths, count: 3) == [0..<3, 3..<7, 7..<8])
+        #expect(ClassifierTrainer.groupRanges(lengths: [5, 5, 5], count: 3) == [0..<1, 1..<2, 2..<3])
+        #expect(ClassifierTrainer.groupRanges(lengths: [100, 1, 1], count: 3) == [0..<1, 1..<2, 2..<3])
+        for count in 1...9 {
+            let lengths = (0..<9).map { 3 + ($0 * 7) % 11 }
+            let ranges = ClassifierTrainer.groupRanges(lengths: lengths, count: count)
+            #expect(ranges.count == count && ranges.allSatisfy { !$0.isEmpty })
+            #expect(ranges.first!.lowerBound == 0 && ranges.last!.upperBound == lengths.count)
+            #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+        }
+    }
+
     /// A diverging run stops at the first non-finite loss with the step and the loss, instead
     /// of training on (and returning) NaN weights.
     @Test func aNonFiniteLossStopsTraining() throws {

@@ -52,6 +52,17 @@ public final class EncoderLayer: @unchecked Sendable {
         self.products = products ?? .float32(weights)
     }
 
+    /// This layer with gradient replicas of its adapters (`LoRAAdapter.gradientReplica`): the
+    /// same weights, scale, dropout and frozen products, and adapter gradients of its own.
+    public func withAdapterGradientReplicas() -> EncoderLayer {
+        EncoderLayer(copying: self, adapters: adapters.mapValues { $0.gradientReplica() })
+    }
+
+    private init(copying layer: EncoderLayer, adapters: [LoRATarget: LoRAAdapter]) {
+        configuration = layer.configuration; weights = layer.weights; self.adapters = adapters
+        loraScale = layer.loraScale; loraDropout = layer.loraDropout; products = layer.products
+    }
+
     /// Fresh adapters (B = 0) for every target of `lora`, A seeded per target from `seed`.
     public static func freshAdapters(configuration c: EncoderLayerConfiguration, lora: LoRAConfiguration<LoRATarget>,
                                      seed: UInt64) -> [LoRATarget: LoRAAdapter] {

@@ -33,4 +33,23 @@ public final class LoRAAdapter: @unchecked Sendable {
 
     /// Zeroes both gradients.
     public func zeroGradients() { gradA.zero(); gradB.zero() }
+
+    /// An adapter that shares this one's weights (the same tensors, not copies) and has
+    /// gradients of its own: a thread group accumulates into it while another group
+    /// accumulates into this adapter, and `addGradients(of:)` then sums them.
+    public func gradientReplica() -> LoRAAdapter { LoRAAdapter(sharingWeightsOf: self) }
+
+    /// Adds the gradients of `replica` (made by `gradientReplica()`) into this adapter's.
+    public func addGradients(of replica: LoRAAdapter) {
+        precondition(replica.loraA === loraA && replica.loraB === loraB, "not a gradient replica of this adapter")
+        for (own, other) in [(gradA, replica.gradA), (gradB, replica.gradB)] {
+            for i in 0..<own.count { own.data[i] += other.pointer[i] }
+        }
+    }
+
+    private init(sharingWeightsOf other: LoRAAdapter) {
+        inFeatures = other.inFeatures; outFeatures = other.outFeatures; rank = other.rank
+        loraA = other.loraA; loraB = other.loraB
+        gradA = Tensor(shape: other.gradA.shape); gradB = Tensor(shape: other.gradB.shape)
+    }
 }

@@ -100,6 +100,13 @@ public final class ClassifierTrainer {
             let layer = model.layer(l)
             return trainableSet.contains(l) ? layer : layer.foldingAdapters() ?? layer
         }
+        // Thread group g > 0 runs the trainable layers with gradient replicas of their adapters.
+        let groupCount = min(c.threadCount, c.batchSize)
+        let groupLayers = (0..<groupCount).map { g in
+            g == 0 ? layers : layers.enumerated().map { i, layer in
+                trainableSet.contains(baseLayer + i) ? layer.withAdapterGradientReplicas() : layer
+            }
+        }
         var step = 0, seen = 0, tokens = 0
         var epochLosses: [Float] = []
         for epoch in 0..<c.epochCount {
@@ -107,16 +114,20 @@ public final class ClassifierTrainer {
             let batches = batcher.batches(epoch: epoch)
             for members in batches {
                 step += 1
-                let labels = members.map { Int32(examples[$0].label) }
-                let input = cache.packedHiddenStates(examples: members, ids: ids, model: model,
-                                                     threads: c.threadCount)
-                let loss = trainStep(layers: layers, input: input, lengths: members.map { ids[$0].count },
-                                     labels: labels, step: step, learningRate: schedule.rate(at: step - 1))
+                let lengths = members.map { ids[$0].count }
+                let groups = Self.groupRanges(lengths: lengths, count: min(groupCount, members.count)).map { r in
+                    SequenceGroup(sequences: r, lengths: Array(lengths[r]),
+                                  input: cache.packedHiddenStates(examples: Array(members[r]), ids: ids, model: model,
+                                                                  threads: c.threadCount))
+                }
+                let loss = trainStep(groupLayers: groupLayers, groups: groups,
+                                     labels: members.map { Int32(examples[$0].label) }, step: step,
+                                     learningRate: schedule.rate(at: step - 1))
                 // A diverged step poisons every weight after it: stop before anything is kept.
                 guard loss.isFinite else { throw TrainingError.nonFiniteLoss(stage: "training", step: step, loss: loss) }
                 lossSum += Double(loss)
                 seen += members.count
-                tokens += input.shape[0]
+                tokens += lengths.reduce(0, +)
                 progress(TrainingProgress(epoch: epoch + 1, epochCount: c.epochCount, step: step,
                                           stepCount: schedule.totalStepCount, batchLoss: loss, examplesSeen: seen,
                                           realTokensSeen: tokens))
@@ -127,31 +138,75 @@ public final class ClassifierTrainer {
                               paddedTokensSeen: tokens, cache: c.usesActivationCache ? cache.report : nil)
     }
 
-    /// Forward from `baseLayer` through `layers` (the model's from `baseLayer` up, frozen ones
-    /// possibly folded), loss, backward to the lowest trainable layer, one AdamW step. `input`
-    /// holds the batch's sequences of `lengths` tokens packed (`ActivationCache.packedHiddenStates`):
-    /// the layers run on real tokens only, and each real row gets the bits it would get in a
-    /// padded batch.
-    func trainStep(layers: [EncoderLayer], input: Tensor, lengths: [Int], labels: [Int32], step: Int,
-                   learningRate: Float) -> Float {
-        let c = configuration, threads = c.threadCount
-        let b = lengths.count, k = model.head.classCount
-        let top = model.layerCount
-        var inputs: [Int: Tensor] = [:]
-        var saved: [Int: EncoderLayer.Activations] = [:]
-        var h = input
-        let hiddenSize = model.encoder.configuration.hiddenSize
-        for l in baseLayer..<top {
-            let layer = layers[l - baseLayer]
-            let a = EncoderLayer.Activations(for: layer, lengths: lengths, training: l >= lowestTrainableLayer)
-            let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
-            layer.forward(h.pointer, mask: nil, activations: a, into: y.data,
-                          dropoutSeed: SplitMix64.derive(c.seed, step, l), threads: threads)
-            if l >= lowestTrainableLayer { inputs[l] = h; saved[l] = a }
-            h = y
+    /// Consecutive sequences of a batch that one thread trains end to end, packed
+    /// (`ActivationCache.packedHiddenStates`): the layers run on real tokens only.
+    struct SequenceGroup {
+        /// Which of the batch's sequences.
+        let sequences: Range<Int>
+        let lengths: [Int]
+        /// Their hidden states entering `baseLayer`, rows back to back.
+        let input: Tensor
+    }
+
+    /// `count` consecutive, non-empty ranges of the sequences with about equal token counts: a
+    /// sequence goes to the earlier group while the middle of it is not past that group's share
+    /// of the total. They depend on the lengths and the count alone, so a thread count always
+    /// cuts a batch the same way.
+    static func groupRanges(lengths: [Int], count: Int) -> [Range<Int>] {
+        precondition(count >= 1 && count <= lengths.count, "need 1 to \(lengths.count) groups, not \(count)")
+        let total = lengths.reduce(0, +)
+        var bounds = [0], rows = 0, next = 0
+        for g in 1..<count {
+            // Leave at least one sequence for each group still to come.
+            while next < lengths.count - (count - g)
+                    && (next == bounds[g - 1] || (2 * rows + lengths[next]) * count <= 2 * total * g) {
+                rows += lengths[next]; next += 1
+            }
+            bounds.append(next)
         }
+        bounds.append(lengths.count)
+        return (0..<count).map { bounds[$0]..<bounds[$0 + 1] }
+    }
+
+    /// One step on a batch cut into `groups`: forward from `baseLayer` through the layers of
+    /// each group, mean pooling, the head and the loss over the whole batch, backward to the
+    /// lowest trainable layer in each group, one AdamW step; returns the batch's mean loss.
+    ///
+    /// With one group everything runs on the configured threads, each product split over them.
+    /// With several, group g runs on its own thread with products single-threaded, on
+    /// `groupLayers[g]` (the first group's are the model's layers, the others' carry gradient
+    /// replicas of the trainable adapters): no thread waits for another inside a layer, which
+    /// on short sequences is where a shared product loses its time. The replicas' gradients are
+    /// then added in group order, so the same thread count gives the same bits; another count
+    /// sums the rows' adapter gradients in another order. Each real row gets the bits it would
+    /// get in a padded batch.
+    func trainStep(groupLayers: [[EncoderLayer]], groups: [SequenceGroup], labels: [Int32], step: Int,
+                   learningRate: Float) -> Float {
+        let c = configuration
+        let b = labels.count, k = model.head.classCount
+        let top = model.layerCount
+        let hiddenSize = model.encoder.configuration.hiddenSize
         let pooled = Tensor(shape: [b, hiddenSize])
-        MeanPooling.forward(h.pointer, lengths: lengths, into: pooled.data, columns: hiddenSize)
+        // Forward, each group to its pooled rows.
+        let passes = eachGroup(groups) { g, group, threads in
+            var inputs: [Int: Tensor] = [:]
+            var saved: [Int: EncoderLayer.Activations] = [:]
+            var h = group.input
+            for l in baseLayer..<top {
+                let layer = groupLayers[g][l - baseLayer]
+                let a = EncoderLayer.Activations(for: layer, lengths: group.lengths, training: l >= lowestTrainableLayer)
+                let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
+                let seed = g == 0 ? SplitMix64.derive(c.seed, step, l) : SplitMix64.derive(c.seed, step, l, g)
+                layer.forward(h.pointer, mask: nil, activations: a, into: y.data, dropoutSeed: seed, threads: threads)
+                if l >= lowestTrainableLayer { inputs[l] = h; saved[l] = a }
+                h = y
+            }
+            MeanPooling.forward(h.pointer, lengths: group.lengths, into: pooled.data + group.sequences.lowerBound * hiddenSize,
+                                columns: hiddenSize)
+            return (inputs: inputs, saved: saved, rows: h.shape[0])
+        }
+        // The head and the loss, on the whole batch.
+        let threads = c.threadCount
         let (logits, headSaved) = model.head.forward(pooled, batch: b)
         let logSumExp = Tensor(shape: [b])
         let dLogits = Tensor(shape: [b, k])
@@ -164,23 +219,49 @@ public final class ClassifierTrainer {
             return loss
         }
         let dPooled = model.head.backward(dLogits: dLogits, saved: headSaved, batch: b, trainable: trainsHead)
+        // Backward, each group from its pooled rows.
         if lowestTrainableLayer < top {
-            var dH = Tensor(shape: h.shape)
-            MeanPooling.backward(dY: dPooled.pointer, lengths: lengths, dX: dH.data, columns: hiddenSize)
-            for l in stride(from: top - 1, through: lowestTrainableLayer, by: -1) {
-                let dInput = l > lowestTrainableLayer ? Tensor(shape: h.shape) : nil
-                // Layers above the trained ones pass the gradient down (through their adapters
-                // when not folded) but compute none for the adapters.
-                layers[l - baseLayer].backward(dY: dH.pointer, x: inputs[l]!.pointer, activations: saved[l]!,
-                                               dInput: dInput?.data, adapterGradients: trainableSet.contains(l),
-                                               threads: threads)
-                if let dInput { dH = dInput }
+            _ = eachGroup(groups) { g, group, threads in
+                let pass = passes[g]
+                var dH = Tensor(shape: [pass.rows, hiddenSize])
+                MeanPooling.backward(dY: dPooled.pointer + group.sequences.lowerBound * hiddenSize,
+                                     lengths: group.lengths, dX: dH.data, columns: hiddenSize)
+                for l in stride(from: top - 1, through: lowestTrainableLayer, by: -1) {
+                    let dInput = l > lowestTrainableLayer ? Tensor(shape: dH.shape) : nil
+                    // Layers above the trained ones pass the gradient down (through their adapters
+                    // when not folded) but compute none for the adapters.
+                    groupLayers[g][l - baseLayer].backward(dY: dH.pointer, x: pass.inputs[l]!.pointer,
+                                                           activations: pass.saved[l]!, dInput: dInput?.data,
+                                                           adapterGradients: trainableSet.contains(l), threads: threads)
+                    if let dInput { dH = dInput }
+                }
+            }
+        }
+        for g in 1..<max(groups.count, 1) {
+            for l in trainableLayers {
+                let replica = groupLayers[g][l - baseLayer]
+                for (t, a) in groupLayers[0][l - baseLayer].adapters { a.addGradients(of: replica.adapters[t]!) }
             }
         }
         AdamW.step(slots(), step: step, configuration: c.optimizer, learningRate: learningRate)
-        for l in trainableLayers { for a in (model.adapters[l] ?? [:]).values { a.zeroGradients() } }
+        for layers in groupLayers.prefix(groups.count) {
+            for l in trainableLayers { for a in layers[l - baseLayer].adapters.values { a.zeroGradients() } }
+        }
         model.head.zeroGradients()
         return loss
+    }
+
+    /// `body(g, group, threads)` for every group: one group inline on the configured threads,
+    /// several each on a thread of its own with products single-threaded.
+    private func eachGroup<T>(_ groups: [SequenceGroup], _ body: (Int, SequenceGroup, Int) -> T) -> [T] {
+        guard groups.count > 1 else { return [body(0, groups[0], configuration.threadCount)] }
+        do {
+            return try Parallel.mapSingleThreaded(count: groups.count, threads: groups.count) { g in
+                body(g, groups[g], 1)
+            }
+        } catch {
+            preconditionFailure("a group's pass cannot throw: \(error)")
+        }
     }
 
     /// Optimizer slots of the trainable parameters, in a fixed order (layer, target, A then B, head).
