@@ -149,10 +149,18 @@ void lethe_panel_multiply(const float *panels, long k, long n, const float *a, l
     long count = (n + PANEL - 1) / PANEL;
     for (long first = 0, last; first < m; first = last) {
         last = m - first < 2 * CHUNK ? m : first + CHUNK;
+        long blocks = (last - first + ROWS - 1) / ROWS;
         for (long p = 0; p < count; p++) {
             long cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
-            for (long r = first; r < last; r += ROWS) {
+            const float *next = p + 1 < count ? panels + (p + 1) * k * PANEL : 0;
+            for (long r = first, b = 0; r < last; r += ROWS, b++) {
                 long rows = last - r < ROWS ? last - r : ROWS;
+                // The next panel (k lines of 64 bytes) is fetched into L2 while this one is in
+                // use, a share of its lines before each block of rows: the weights of a training
+                // step come from memory, and without this every panel's first block waited for them.
+                if (next)
+                    for (long l = b * k / blocks, end = (b + 1) * k / blocks; l < end; l++)
+                        _mm_prefetch((const char *)(next + l * PANEL), _MM_HINT_T1);
                 block(a + r * row_stride, row_stride, k_stride, rows, panels + p * k * PANEL, k,
                       c + r * ldc + p * PANEL, ldc, cols, accumulate);
             }
