@@ -32,6 +32,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case layerWithoutAdapters(layer: Int)
     case noExamples
     case labelOutOfRange(example: Int, label: Int, classCount: Int)
+    /// A classifier's data has fewer than two labels.
+    case tooFewLabels(names: [String])
     /// An example's label is not in the model's label vocabulary.
     case unknownLabel(id: String, label: String)
     /// A command for one model kind was given a run of the other.
@@ -84,6 +86,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                     + "serve with. Use `lethe perplexity --run` or `lethe generate --run` on it."
                 : "\(run) is an \(found.rawValue) run, not a \(expected.rawValue) one. Use a run trained on text data "
                     + "with a decoder (`lethe plan` on JSON Lines without labels, then `lethe train`)."
+        case let .tooFewLabels(names):
+            return "the plan's data has " + (names.isEmpty ? "no labels" : "the single label \"\(names[0])\"")
+                + ": a classifier learns to tell two or more labels apart. Plan a dataset whose examples carry at "
+                + "least two labels (`lethe plan --data FILE`)."
         case let .labelOutOfRange(example, label, classCount):
             return "example \(example) has label \(label), outside 0..<\(classCount). Build the model with the dataset's label vocabulary."
         }

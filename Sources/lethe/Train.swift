@@ -116,6 +116,9 @@ struct TrainCommand: ParsableCommand {
         let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock,
                                                    textData: plan.labels.count == 0) {
             try Self.checkFits($0, plan: plan, run: layout.directory)
+            if $0.modelKind == .encoder && plan.labels.count < 2 {
+                throw TrainingError.tooFewLabels(names: plan.labels.names)
+            }
             _ = try RunData.dataset(for: plan, override: data)
             dataChecked = true
         }

@@ -38,6 +38,24 @@ import Planning
         return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".h5") }
     }
 
+    /// A classifier needs two labels: a plan of one-label data is refused by `train` with the
+    /// label named, before train.json is written.
+    @Test func dataWithOneLabelIsRefusedBeforeAnythingIsWritten() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("one-label.jsonl")
+        let lines = (0..<8).map { "{\"id\": \"n\($0)\", \"text\": \"headline number \($0)\", \"label\": \"sport\"}" }
+        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        let run = scratch.appendingPathComponent("one")
+        try S3TEndToEndTests.lethe(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "1", "--run", run.path])
+        let (exit, output) = try Self.run(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
+        #expect(exit != 0 && output.contains("the single label \"sport\"") && output.contains("two or more labels"),
+                "exit \(exit): \(output)")
+        Self.expectNoRawError(output, "one label")
+        #expect(!FileManager.default.fileExists(atPath: RunLayout(directory: run).settingsURL.path))
+        #expect(Self.stageFiles(run).isEmpty)
+    }
+
     @Test func aRefusedOptionLeavesNoSettingsAndTheCorrectedCommandTrains() throws {
         let scratch = try S3TEndToEndTests.prepare()
         defer { try? FileManager.default.removeItem(at: scratch) }

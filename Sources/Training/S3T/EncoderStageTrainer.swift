@@ -31,6 +31,7 @@ public final class EncoderStageTrainer: StageTrainer {
             throw TrainingError.invalidValue(field: "text-field", value: settings.textField,
                                              reason: "use text or text+lead")
         }
+        guard labels.count >= 2 else { throw TrainingError.tooFewLabels(names: labels.names) }
         self.encoder = encoder; self.settings = settings; self.labels = labels
         lora = try Self.loraConfiguration(settings)
         var byID: [String: TrainingExample] = [:]
