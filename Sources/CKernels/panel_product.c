@@ -96,16 +96,18 @@ static inline void put_row(float *dst, long cols, int accumulate, __m256 lo, __m
 
 // R (1…6, a constant after inlining) rows of A times one panel, into C (rows `ldc` apart, `cols`
 // columns). Each block size has its own copy of the loop, so a block of 2 or 4 rows does the
-// FMAs of 2 or 4 rows, not of 6; the sums are the same chains either way.
+// FMAs of 2 or 4 rows, not of 6; the sums are the same chains either way. The first `pfn`
+// iterations also fetch one line each of `pf` (a share of the next panel) into L2.
 __attribute__((target("avx2,fma"), always_inline))
 static inline void block_rows(const float *a, long rs, long ks, const int R, const float *panel, long k,
-                              float *c, long ldc, long cols, int accumulate) {
+                              float *c, long ldc, long cols, int accumulate, const float *pf, long pfn) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     // Rows past R are never read (their pointers stay on row 0).
     const float *a0 = a, *a1 = a + (R > 1 ? rs : 0), *a2 = a + (R > 2 ? 2 * rs : 0);
     const float *a3 = a + (R > 3 ? 3 * rs : 0), *a4 = a + (R > 4 ? 4 * rs : 0), *a5 = a + (R > 5 ? 5 * rs : 0);
     for (long kk = 0, at = 0; kk < k; kk++, at += ks) {
+        if (kk < pfn) _mm_prefetch((const char *)(pf + kk * PANEL), _MM_HINT_T1);
         __m256 b0 = _mm256_loadu_ps(panel + kk * PANEL), b1 = _mm256_loadu_ps(panel + kk * PANEL + 8);
         __m256 x;
         x = _mm256_broadcast_ss(a0 + at); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
@@ -123,17 +125,17 @@ static inline void block_rows(const float *a, long rs, long ks, const int R, con
     if (R > 5) put_row(c + 5 * ldc, cols, accumulate, c50, c51);
 }
 
-// `rows` (1…6) rows of A times one panel.
+// `rows` (1…6) rows of A times one panel, fetching `pfn` lines of `pf` on the way.
 __attribute__((target("avx2,fma")))
 static void block(const float *a, long rs, long ks, long rows, const float *panel, long k,
-                  float *c, long ldc, long cols, int accumulate) {
+                  float *c, long ldc, long cols, int accumulate, const float *pf, long pfn) {
     switch (rows) {
-    case 6: block_rows(a, rs, ks, 6, panel, k, c, ldc, cols, accumulate); break;
-    case 5: block_rows(a, rs, ks, 5, panel, k, c, ldc, cols, accumulate); break;
-    case 4: block_rows(a, rs, ks, 4, panel, k, c, ldc, cols, accumulate); break;
-    case 3: block_rows(a, rs, ks, 3, panel, k, c, ldc, cols, accumulate); break;
-    case 2: block_rows(a, rs, ks, 2, panel, k, c, ldc, cols, accumulate); break;
-    default: block_rows(a, rs, ks, 1, panel, k, c, ldc, cols, accumulate); break;
+    case 6: block_rows(a, rs, ks, 6, panel, k, c, ldc, cols, accumulate, pf, pfn); break;
+    case 5: block_rows(a, rs, ks, 5, panel, k, c, ldc, cols, accumulate, pf, pfn); break;
+    case 4: block_rows(a, rs, ks, 4, panel, k, c, ldc, cols, accumulate, pf, pfn); break;
+    case 3: block_rows(a, rs, ks, 3, panel, k, c, ldc, cols, accumulate, pf, pfn); break;
+    case 2: block_rows(a, rs, ks, 2, panel, k, c, ldc, cols, accumulate, pf, pfn); break;
+    default: block_rows(a, rs, ks, 1, panel, k, c, ldc, cols, accumulate, pf, pfn); break;
     }
 }
 
@@ -156,13 +158,13 @@ void lethe_panel_multiply(const float *panels, long k, long n, const float *a, l
             for (long r = first, b = 0; r < last; r += ROWS, b++) {
                 long rows = last - r < ROWS ? last - r : ROWS;
                 // The next panel (k lines of 64 bytes) is fetched into L2 while this one is in
-                // use, a share of its lines before each block of rows: the weights of a training
-                // step come from memory, and without this every panel's first block waited for them.
-                if (next)
-                    for (long l = b * k / blocks, end = (b + 1) * k / blocks; l < end; l++)
-                        _mm_prefetch((const char *)(next + l * PANEL), _MM_HINT_T1);
+                // use, a share of its lines by each block of rows, one line per multiply-add step:
+                // a training step's weights come from memory, and without this each panel's first
+                // block waited for them (spread over the steps, the fetches never queue up).
+                long from = b * k / blocks, end = (b + 1) * k / blocks;
                 block(a + r * row_stride, row_stride, k_stride, rows, panels + p * k * PANEL, k,
-                      c + r * ldc + p * PANEL, ldc, cols, accumulate);
+                      c + r * ldc + p * PANEL, ldc, cols, accumulate, next ? next + from * PANEL : panels,
+                      next ? end - from : 0);
             }
         }
     }
