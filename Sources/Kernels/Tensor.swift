@@ -72,6 +72,13 @@ public final class Tensor: @unchecked Sendable {
     /// Sets every element to zero (gradients are accumulated, so callers zero them).
     public func zero() { data.update(repeating: 0, count: count) }
 
+    /// Adds the elements of `other`, which must have the same count, element by element
+    /// (gradient replicas are summed into their original this way).
+    public func add(_ other: Tensor) {
+        precondition(other.count == count, "sum of \(other.count) elements into \(count)")
+        for i in 0..<count { data[i] += other.data[i] }
+    }
+
     /// Copies the elements of `other`, which must have the same count.
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy of \(other.count) elements into \(count)")

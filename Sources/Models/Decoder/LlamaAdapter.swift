@@ -170,8 +170,7 @@ public final class LlamaAdapter: @unchecked Sendable {
         precondition(replica.parameters.count == parameters.count, "not a replica of this adapter")
         for (p, r) in zip(parameters, replica.parameters) {
             precondition(p.value === r.value, "\(r.name) is not a replica of \(p.name)")
-            let g = p.gradient.data, h = r.gradient.pointer
-            for j in 0 ..< p.gradient.count { g[j] += h[j] }
+            p.gradient.add(r.gradient)
         }
     }
 

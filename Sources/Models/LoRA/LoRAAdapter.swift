@@ -42,9 +42,8 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// Adds the gradients of `replica` (made by `gradientReplica()`) into this adapter's.
     public func addGradients(of replica: LoRAAdapter) {
         precondition(replica.loraA === loraA && replica.loraB === loraB, "not a gradient replica of this adapter")
-        for (own, other) in [(gradA, replica.gradA), (gradB, replica.gradB)] {
-            for i in 0..<own.count { own.data[i] += other.pointer[i] }
-        }
+        gradA.add(replica.gradA)
+        gradB.add(replica.gradB)
     }
 
     private init(sharingWeightsOf other: LoRAAdapter) {

@@ -237,7 +237,7 @@ public final class ClassifierTrainer {
                 }
             }
         }
-        for g in 1..<max(groups.count, 1) {
+        for g in 1..<groups.count {
             for l in trainableLayers {
                 let replica = groupLayers[g][l - baseLayer]
                 for (t, a) in groupLayers[0][l - baseLayer].adapters { a.addGradients(of: replica.adapters[t]!) }
