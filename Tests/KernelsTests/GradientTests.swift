@@ -38,14 +38,15 @@ import Testing
         expectGradient("db", parameter: b, analytic: dB, loss: loss)
     }
 
-    @Test(arguments: [0.0 as Float, 0.3])
-    func loraLinear(dropoutProbability: Float) {
+    /// Ranks 8 and 16 are those of the decoder's and the encoder's default adapters.
+    @Test(arguments: [0.0 as Float, 0.3], [2, 8, 16])
+    func loraLinear(dropoutProbability: Float, rank r: Int) {
         var rng = TestRandom(seed: 3)
-        let shape = LoRALinear.Shape(inFeatures: 6, outFeatures: 5, rank: 2)
-        let n = 4
+        let shape = LoRALinear.Shape(inFeatures: 6, outFeatures: 5, rank: r)
+        let n = 14
         let x = rng.tensor([n, 6]), wt = rng.tensor([5, 6]), b = rng.tensor([5])
-        let la = rng.tensor([2, 6]), lb = rng.tensor([5, 2]), w = rng.tensor([n, 5])
-        let y = Tensor(shape: [n, 5]), xa = Tensor(shape: [n, 2]), xd = Tensor(shape: [n, 6])
+        let la = rng.tensor([r, 6]), lb = rng.tensor([5, r]), w = rng.tensor([n, 5])
+        let y = Tensor(shape: [n, 5]), xa = Tensor(shape: [n, r]), xd = Tensor(shape: [n, 6])
         let dropout = dropoutProbability > 0 ? Dropout(probability: dropoutProbability, seed: 99) : nil
         func loss() -> Double {
             LoRALinear.forward(x.data, rows: n, shape: shape, weight: wt.data, bias: b.data,
@@ -55,7 +56,7 @@ import Testing
         }
         _ = loss()
         let dX = Tensor(shape: x.shape), dA = Tensor(shape: la.shape), dB = Tensor(shape: lb.shape)
-        let scratch = Tensor(shape: [n, 2])
+        let scratch = Tensor(shape: [n, r])
         LoRALinear.backward(dY: w.data, x: x.data, rows: n, shape: shape, weight: wt.data,
                             loraA: la.data, loraB: lb.data, scale: 1.5, dropout: dropout,
                             xDropped: xd.data, xa: xa.data, dLoraA: dA.data, dLoraB: dB.data,
