@@ -8,6 +8,7 @@ Run from anywhere (paths are relative to the repository root):
     /work/venv-torch/bin/python Tools/compare_train_torch.py --threads 2
     /work/venv-torch/bin/python Tools/compare_train_torch.py --threads 2 --lethe .build/release/lethe
     /work/venv-torch/bin/python Tools/compare_train_torch.py --epochs 1 --train-limit 300 --json
+    /work/venv-torch/bin/python Tools/compare_train_torch.py --precision bf16 --lethe .build/release/lethe
 
 Configuration (the defaults of Sources/lethe/BenchTrain.swift): all-MiniLM-L6-v2, BBC News
 headlines (text field `text`), max length 128, LoRA r 16, alpha 32, dropout 0 on query and value,
@@ -22,6 +23,9 @@ Timing: the training loop only (tokenization and model loading excluded, as in o
 = examples seen / seconds; real tokens/s counts non-padding tokens. With --lethe PATH, ours runs
 first (`PATH bench train` with the same options, in the repository root, OPENBLAS_CORETYPE
 removed), then PyTorch; the table gives ours/PyTorch examples/s and the load averages.
+With --precision bf16 ours trains in bfloat16 (`lethe bench train --precision bf16`) and PyTorch
+runs twice, in float32 and under torch.autocast("cpu", dtype=torch.bfloat16), so one run gives
+both ratios; shares of the peak are then of the bf16 peak.
 """
 import argparse
 import json
@@ -54,6 +58,8 @@ def parse_args():
     p.add_argument("--normalized-head", action="store_true", help="head on the L2-normalised mean")
     p.add_argument("--train-limit", type=int, default=0,
                    help="train on N examples spread evenly over the file (quick runs; 0 = all)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="ours: `lethe bench train --precision`; with bf16 PyTorch also runs under bf16 autocast")
     p.add_argument("--lethe", help="also run PATH bench train with the same settings, first")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
@@ -74,7 +80,7 @@ def subset_file(path, limit, directory):
     return out
 
 
-def run_torch(args, train_path, test_path):
+def run_torch(args, train_path, test_path, precision="fp32"):
     import torch
     torch.set_num_threads(args.threads)
     model_dir = tm.resolve(args.model)
@@ -104,9 +110,9 @@ def run_torch(args, train_path, test_path):
         work = tm.Work(base.config.hidden_size, base.config.intermediate_size, layer_count, targets, args.rank)
         start = time.monotonic()
         report = tm.train(classifier, params, train_ids, train_labels, args.epochs, args.batch_size, args.lr,
-                          args.seed, work=work, lowest_trained=min(layers))
+                          args.seed, work=work, lowest_trained=min(layers), precision=precision)
         seconds = time.monotonic() - start
-        predicted = classifier.logits(test_ids).argmax(dim=1).tolist()
+        predicted = classifier.logits(test_ids, precision=precision).argmax(dim=1).tolist()
         accuracy = sum(p == t for p, t in zip(predicted, truth)) / len(truth)
         results.append({
             "placement": placement, "layers": layers, "seconds": seconds,
@@ -115,7 +121,8 @@ def run_torch(args, train_path, test_path):
             "padding_percent": 100 * (1 - report["real_tokens"] / report["padded_tokens"]),
             "test_accuracy": accuracy, "epoch_losses": report["epoch_losses"], "steps": report["steps"],
             "examples": report["examples"], "threads": torch.get_num_threads(), "cpu_seconds": report["cpu_seconds"],
-            "flops_done": work.done, "flops_floor": work.floor_total(), "flops_adapters": work.adapters})
+            "flops_done": work.done, "flops_floor": work.floor_total(), "flops_adapters": work.adapters,
+            "precision": precision})
     return results
 
 
@@ -129,7 +136,8 @@ def run_ours(args, train_path, test_path):
                "--test-data", test_path, "--text-field", args.text_field, "--placements", *args.placements,
                "--epochs", str(args.epochs), "--rank", str(args.rank), "--alpha", str(args.alpha),
                "--targets", *args.targets, "--lr", str(args.lr), "--batch-size", str(args.batch_size),
-               "--seed", str(args.seed), "--threads", str(args.threads), "--max-tokens", str(args.max_length)]
+               "--seed", str(args.seed), "--threads", str(args.threads), "--max-tokens", str(args.max_length),
+               "--precision", args.precision]
     if args.normalized_head:
         command.append("--normalized-head")
     out, _, cpu = tm.run_lethe(command, tm.repo_root())
@@ -159,7 +167,15 @@ def describe(args):
     return (f"targets {args.targets}, r={args.rank}, alpha={args.alpha:g}, {args.epochs} epochs, batch "
             f"{args.batch_size}, lr {args.lr:g}, text field {args.text_field}, max length {args.max_length}, "
             f"{'normalised' if args.normalized_head else 'raw'} mean into the head, seed {args.seed}, "
-            f"{args.threads} threads")
+            f"{args.threads} threads, ours in {args.precision}")
+
+
+def torch_runs(result):
+    """(name, results) of each PyTorch run: float32, and bf16 autocast when it ran."""
+    runs = [("pytorch", result["torch"])]
+    if "torch_bf16" in result:
+        runs.append(("pt-bf16", result["torch_bf16"]))
+    return runs
 
 
 def print_result(who, r):
@@ -188,30 +204,40 @@ def main():
         if args.lethe:
             result["lethe"], result["lethe_command"] = run_ours(args, train_path, test_path)
         result["torch"] = run_torch(args, train_path, test_path)
+        if args.precision == "bf16":
+            result["torch_bf16"] = run_torch(args, train_path, test_path, "bf16")
         result["uptime_after"] = tm.uptime()
         if args.lethe:
-            result["peak_gflops"] = tm.peak_gflops(args.lethe, args.threads)
+            result["peak_gflops"] = tm.peak_gflops(args.lethe, args.threads, args.precision)
     if args.lethe:
         result["ratios"] = {o["placement"]: o["examples_per_second"] / t["examples_per_second"]
                             for o, t in zip(result["lethe"], result["torch"])}
+        if "torch_bf16" in result:
+            result["ratios_bf16"] = {o["placement"]: o["examples_per_second"] / t["examples_per_second"]
+                                     for o, t in zip(result["lethe"], result["torch_bf16"])}
     if args.json:
         print(json.dumps(result, indent=None, sort_keys=True))
         return
     print(f"LoRA classifier training, {describe(args)}")
     print(f"before: {result['uptime_before']}")
-    for k, t in enumerate(result["torch"]):
+    for k in range(len(result["torch"])):
         if args.lethe:
             print_result("lethe", result["lethe"][k])
             if "cache" in result["lethe"][k]:
                 print(f"           {result['lethe'][k]['cache']}")
-        print_result("pytorch", t)
+        for name, runs in torch_runs(result):
+            print_result(name, runs[k])
     if args.lethe:
-        print()
-        print(f"  {'placement':10s} {'lethe ex/s':>11s} {'torch ex/s':>11s} {'ratio':>7s} {'lethe acc':>10s} {'torch acc':>10s}")
-        for o, t in zip(result["lethe"], result["torch"]):
-            print(f"  {o['placement']:10s} {o['examples_per_second']:11.1f} {t['examples_per_second']:11.1f} "
-                  f"{result['ratios'][o['placement']]:6.2f}× {100 * o['test_accuracy']:9.2f}% "
-                  f"{100 * t['test_accuracy']:9.2f}%")
+        for name, runs in torch_runs(result):
+            ratios = result["ratios" if name == "pytorch" else "ratios_bf16"]
+            print()
+            print(f"  lethe ({args.precision}) against {name}:")
+            print(f"  {'placement':10s} {'lethe ex/s':>11s} {'torch ex/s':>11s} {'ratio':>7s} {'lethe acc':>10s} "
+                  f"{'torch acc':>10s}")
+            for o, t in zip(result["lethe"], runs):
+                print(f"  {o['placement']:10s} {o['examples_per_second']:11.1f} {t['examples_per_second']:11.1f} "
+                      f"{ratios[o['placement']]:6.2f}× {100 * o['test_accuracy']:9.2f}% "
+                      f"{100 * t['test_accuracy']:9.2f}%")
         print()
         for o, t in zip(result["lethe"], result["torch"]):
             print(f"  {o['placement']}:")
