@@ -171,11 +171,14 @@ def describe(args):
 
 
 def torch_runs(result):
-    """(name, results) of each PyTorch run: float32, and bf16 autocast when it ran."""
-    runs = [("pytorch", result["torch"])]
-    if "torch_bf16" in result:
-        runs.append(("pt-bf16", result["torch_bf16"]))
-    return runs
+    """(name, key) of each PyTorch run in `result`: float32, and bf16 autocast when it ran. The
+    run's results are result[key] and ours ÷ theirs per placement result["ratios_" + key]."""
+    return [(name, key) for name, key in (("pytorch", "torch"), ("pt-bf16", "torch_bf16")) if key in result]
+
+
+def speed_ratios(ours, theirs):
+    """Ours ÷ theirs in examples/s, per placement."""
+    return {o["placement"]: o["examples_per_second"] / t["examples_per_second"] for o, t in zip(ours, theirs)}
 
 
 def print_result(who, r):
@@ -210,11 +213,8 @@ def main():
         if args.lethe:
             result["peak_gflops"] = tm.peak_gflops(args.lethe, args.threads, args.precision)
     if args.lethe:
-        result["ratios"] = {o["placement"]: o["examples_per_second"] / t["examples_per_second"]
-                            for o, t in zip(result["lethe"], result["torch"])}
-        if "torch_bf16" in result:
-            result["ratios_bf16"] = {o["placement"]: o["examples_per_second"] / t["examples_per_second"]
-                                     for o, t in zip(result["lethe"], result["torch_bf16"])}
+        for _, key in torch_runs(result):
+            result["ratios_" + key] = speed_ratios(result["lethe"], result[key])
     if args.json:
         print(json.dumps(result, indent=None, sort_keys=True))
         return
@@ -225,11 +225,11 @@ def main():
             print_result("lethe", result["lethe"][k])
             if "cache" in result["lethe"][k]:
                 print(f"           {result['lethe'][k]['cache']}")
-        for name, runs in torch_runs(result):
-            print_result(name, runs[k])
+        for name, key in torch_runs(result):
+            print_result(name, result[key][k])
     if args.lethe:
-        for name, runs in torch_runs(result):
-            ratios = result["ratios" if name == "pytorch" else "ratios_bf16"]
+        for name, key in torch_runs(result):
+            runs, ratios = result[key], result["ratios_" + key]
             print()
             print(f"  lethe ({args.precision}) against {name}:")
             print(f"  {'placement':10s} {'lethe ex/s':>11s} {'torch ex/s':>11s} {'ratio':>7s} {'lethe acc':>10s} "
