@@ -1,19 +1,25 @@
 // Frozen matrices converted once and multiplied through oneDNN's matmul primitive.
 //
-// One primitive per (matrix, accumulate) with the row count M left to run time, so any batch
-// size reuses it (oneDNN then picks its gemm:jit kernels, which measured as fast as the
-// fixed-M brgemm ones on the 64–2048-row products Lethe runs). The weights are stored once in
-// the layout the primitive asks for: for gemm:jit that is the plain matrix B [k, n] in the
-// product's precision (its kernels block B themselves on each call), so what is saved per
-// product is the transposition and, in bf16, the rounding of the weights. Scratchpad memory
-// is passed by the caller of each product, so concurrent products on one matrix never share
-// state.
+// oneDNN picks its brgemm kernels (brg:avx512_core, brg:avx512_core_bf16) only for a primitive
+// whose row count and row strides are fixed when it is created; with the row count left to
+// run time it falls back to gemm:jit, which lays B out again on every call. On one Zen 4 core
+// gemm:jit ran bf16 products of the encoder's shapes at 192–224 GFLOP/s for 32–512 rows and
+// brgemm at 222–231 (the bf16 peak is 234), float32 at 112–115 against 113–116
+// (docs/BENCHMARKS.md). So the weights are laid out once in the blocked format brgemm chooses
+// for a BLOCK_ROWS-row product, and each product runs as calls of at most BLOCK_ROWS rows, each
+// on a primitive made for exactly that row count and that packed layout. The primitives of a
+// shape (k, n, precision) do not depend on the weights, which are an argument of each call,
+// so every matrix of that shape shares them: they are made on first use, once per row count
+// 1…BLOCK_ROWS, and kept for the life of the process (a few hundred at most per shape, each
+// made in ~0.15 ms). Scratchpad memory is passed by the caller of each product, so
+// concurrent products never share state.
 //
 // Every oneDNN call here runs on one OpenMP thread: the callers split rows across their own
 // threads. An OpenMP team of two would leave libgomp's idle worker spinning between products
 // (measured: 44% of a training process's cycles), fighting OpenBLAS and our threads for the
-// cores. Row splits change no bits: each output row of these kernels depends only on its input
-// row, except that a one-row product takes another kernel (gemv), so one row is computed as two.
+// cores. Row splits change no bits: with the weights' layout fixed, each output row of these
+// kernels depends only on its input row, whatever the row count of the call and wherever the
+// row sits in it (tested: every count 1…512 at several offsets, both precisions).
 #include "ckernels.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -26,14 +32,25 @@
 // does not ship GCC's omp.h): the thread count of this thread's next parallel regions.
 extern void omp_set_num_threads(int count);
 
+// Most rows of one oneDNN call; a larger product runs as several.
+#define BLOCK_ROWS 256
+
+// The primitives shared by every matrix of one (k, n, precision): [accumulate][rows].
+typedef struct product_family {
+    long k, n;
+    lethe_precision precision;
+    dnnl_memory_desc_t weights_md;   // the packed layout every primitive of the family takes
+    dnnl_primitive_t product[2][BLOCK_ROWS + 1];
+    long scratch_bytes[2][BLOCK_ROWS + 1];
+    struct product_family *next;
+} product_family;
+
 struct lethe_packed_matrix {
     long k, n;
     lethe_precision precision;
-    dnnl_memory_desc_t weights_md;
+    product_family *family;
     void *weights;             // packed B, 64-byte aligned
     long weights_bytes;
-    dnnl_primitive_t product[2];   // [0]: C = A·B, [1]: C += A·B
-    long scratch_bytes[2];
 };
 
 static dnnl_engine_t engine;
@@ -67,14 +84,16 @@ static dnnl_status_t matrix_desc(dnnl_memory_desc_t *md, long m, long cols, long
     return dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
 }
 
-static dnnl_status_t make_product(lethe_packed_matrix *p, int accumulate, const dnnl_memory_desc_t *weights_any,
-                                  dnnl_memory_desc_t *chosen_weights) {
+// A product of exactly `m` rows of A (rows k apart) into C (rows n apart) on weights of layout
+// `*weights` (format_tag_any lets oneDNN choose; the chosen layout is written back).
+static dnnl_status_t make_product(long k, long n, lethe_precision precision, long m, int accumulate,
+                                  dnnl_memory_desc_t *weights, long *scratch_bytes, dnnl_primitive_t *product) {
     dnnl_memory_desc_t src, dst;
     dnnl_status_t s;
-    if ((s = matrix_desc(&src, DNNL_RUNTIME_DIM_VAL, p->k, DNNL_RUNTIME_DIM_VAL, input_type(p->precision)))) return s;
-    if ((s = matrix_desc(&dst, DNNL_RUNTIME_DIM_VAL, p->n, DNNL_RUNTIME_DIM_VAL, dnnl_f32))) return s;
+    if ((s = matrix_desc(&src, m, k, k, input_type(precision)))) return s;
+    if ((s = matrix_desc(&dst, m, n, n, dnnl_f32))) return s;
     dnnl_matmul_desc_t desc;
-    if ((s = dnnl_matmul_desc_init(&desc, &src, weights_any, NULL, &dst))) return s;
+    if ((s = dnnl_matmul_desc_init(&desc, &src, weights, NULL, &dst))) return s;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
     dnnl_primitive_desc_t pd = NULL;
@@ -86,14 +105,118 @@ static dnnl_status_t make_product(lethe_packed_matrix *p, int accumulate, const 
         if ((s = dnnl_primitive_attr_set_post_ops(attr, ops))) goto done;
     }
     if ((s = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL))) goto done;
-    *chosen_weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    p->scratch_bytes[accumulate] = (long)dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-    s = dnnl_primitive_create(&p->product[accumulate], pd);
+    *weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    *scratch_bytes = (long)dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    // oneDNN fixes a primitive's thread count when it is created, from this thread's OpenMP
+    // setting: one, or the products would fork a team of all cores.
+    omp_set_num_threads(1);
+    s = dnnl_primitive_create(product, pd);
 done:
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (ops) dnnl_post_ops_destroy(ops);
     dnnl_primitive_attr_destroy(attr);
     return s;
+}
+
+static product_family *families;   // never freed; guarded by family_lock
+static pthread_mutex_t family_lock = PTHREAD_MUTEX_INITIALIZER;
+
+// Makes the family's product for `rows` rows unless it exists; call with family_lock held.
+static dnnl_status_t add_product(product_family *f, int accumulate, long rows) {
+    if (f->product[accumulate][rows]) return dnnl_success;
+    dnnl_memory_desc_t weights = f->weights_md;
+    long scratch = 0;
+    dnnl_primitive_t product = NULL;
+    dnnl_status_t s = make_product(f->k, f->n, f->precision, rows, accumulate, &weights, &scratch, &product);
+    if (s != dnnl_success) return s;
+    f->scratch_bytes[accumulate][rows] = scratch;
+    // Published last: product() reads the slot without the lock.
+    __atomic_store_n(&f->product[accumulate][rows], product, __ATOMIC_RELEASE);
+    return dnnl_success;
+}
+
+// The family of (k, n, precision), made on first use: its layout is the one brgemm chooses for
+// a BLOCK_ROWS-row product, and its one-row and BLOCK_ROWS-row products are made at once, so a
+// layout the kernels refuse (no bf16 support) fails here, when a matrix is packed.
+static product_family *family_for(long k, long n, lethe_precision precision, dnnl_status_t *status,
+                                  const char **what) {
+    pthread_mutex_lock(&family_lock);
+    product_family *f = families;
+    while (f && !(f->k == k && f->n == n && f->precision == precision)) f = f->next;
+    if (!f && (f = calloc(1, sizeof *f))) {
+        f->k = k; f->n = n; f->precision = precision;
+        dnnl_dims_t dims = {k, n};
+        dnnl_status_t s = dnnl_memory_desc_init_by_tag(&f->weights_md, 2, dims, input_type(precision),
+                                                       dnnl_format_tag_any);
+        *what = "weights descriptor";
+        if (s == dnnl_success) {
+            long scratch = 0;
+            *what = "matmul creation";
+            s = make_product(k, n, precision, BLOCK_ROWS, 0, &f->weights_md, &scratch,
+                             &f->product[0][BLOCK_ROWS]);
+            f->scratch_bytes[0][BLOCK_ROWS] = scratch;
+        }
+        if (s == dnnl_success) s = add_product(f, 1, BLOCK_ROWS);
+        if (s == dnnl_success) s = add_product(f, 0, 1);
+        if (s == dnnl_success) s = add_product(f, 1, 1);
+        if (s != dnnl_success) {
+            for (int a = 0; a < 2; a++)
+                for (long r = 0; r <= BLOCK_ROWS; r++) if (f->product[a][r]) dnnl_primitive_destroy(f->product[a][r]);
+            free(f);
+            f = NULL;
+            *status = s;
+        } else {
+            f->next = families;
+            families = f;
+        }
+    } else if (!f) {
+        *status = dnnl_out_of_memory;
+        *what = "allocation";
+    }
+    pthread_mutex_unlock(&family_lock);
+    return f;
+}
+
+// The family's product for `rows` rows (1…BLOCK_ROWS), made on first use.
+static dnnl_primitive_t product(product_family *f, int accumulate, long rows, dnnl_status_t *status) {
+    dnnl_primitive_t made = __atomic_load_n(&f->product[accumulate][rows], __ATOMIC_ACQUIRE);
+    if (made) return made;
+    pthread_mutex_lock(&family_lock);
+    *status = add_product(f, accumulate, rows);
+    pthread_mutex_unlock(&family_lock);
+    return f->product[accumulate][rows];
+}
+
+// Per-thread buffers that grow as needed (bf16 inputs, dense copies, scratchpads), freed when
+// the thread ends.
+typedef struct { void *data; long bytes; } grow_buffer;
+typedef struct { grow_buffer input, output, scratch; } thread_buffers;
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+
+static void free_buffers(void *value) {
+    thread_buffers *b = value;
+    free(b->input.data); free(b->output.data); free(b->scratch.data);
+    free(b);
+}
+
+static void create_buffers_key(void) { pthread_key_create(&buffers_key, free_buffers); }
+
+static thread_buffers *my_buffers(void) {
+    pthread_once(&buffers_once, create_buffers_key);
+    thread_buffers *b = pthread_getspecific(buffers_key);
+    if (!b && (b = calloc(1, sizeof *b))) pthread_setspecific(buffers_key, b);
+    return b;
+}
+
+// At least `bytes` of 64-byte-aligned memory in `g` (contents not kept), or NULL.
+static void *reserve(grow_buffer *g, long bytes) {
+    if (bytes <= g->bytes) return g->data;
+    free(g->data);
+    long rounded = (bytes + 4095) / 4096 * 4096;
+    g->data = aligned_alloc(64, (size_t)rounded);
+    g->bytes = g->data ? rounded : 0;
+    return g->data;
 }
 
 // Branch-free so that the compiler vectorises it (AVX2, which the Swift code requires too):
@@ -129,24 +252,20 @@ lethe_packed_matrix *lethe_packed_matrix_create(const float *b, long k, long n, 
     if (engine_status != dnnl_success) { fail(error, error_capacity, "engine creation", engine_status); return NULL; }
     dnnl_status_t stream_status = thread_stream();
     if (stream_status != dnnl_success) { fail(error, error_capacity, "stream creation", stream_status); return NULL; }
+    dnnl_status_t family_status = dnnl_success;
+    const char *what = "";
+    product_family *family = family_for(k, n, precision, &family_status, &what);
+    if (!family) { fail(error, error_capacity, what, family_status); return NULL; }
     lethe_packed_matrix *p = calloc(1, sizeof *p);
     uint16_t *converted = NULL;
     dnnl_memory_t plain_memory = NULL, packed_memory = NULL;
     dnnl_primitive_desc_t reorder_pd = NULL;
     dnnl_primitive_t reorder = NULL;
     if (!p) return NULL;
-    p->k = k; p->n = n; p->precision = precision;
-    // oneDNN fixes a primitive's thread count when it is created, from this thread's OpenMP
-    // setting: set it before creating anything, or the products would fork a team of all cores.
-    omp_set_num_threads(1);
+    p->k = k; p->n = n; p->precision = precision; p->family = family;
     dnnl_dims_t dims = {k, n};
-    dnnl_memory_desc_t any, chosen, again, plain;
-    CHECK(dnnl_memory_desc_init_by_tag(&any, 2, dims, input_type(precision), dnnl_format_tag_any), "weights descriptor");
-    CHECK(make_product(p, 0, &any, &chosen), "matmul creation");
-    // The accumulating product must accept the same packed layout.
-    CHECK(make_product(p, 1, &chosen, &again), "accumulating matmul creation");
-    p->weights_md = chosen;
-    p->weights_bytes = (long)dnnl_memory_desc_get_size(&chosen);
+    dnnl_memory_desc_t plain;
+    p->weights_bytes = (long)dnnl_memory_desc_get_size(&family->weights_md);
     p->weights = aligned_alloc(64, (size_t)((p->weights_bytes + 63) / 64 * 64));
     if (!p->weights) { fail(error, error_capacity, "allocation", dnnl_out_of_memory); goto failed; }
     CHECK(dnnl_memory_desc_init_by_tag(&plain, 2, dims, input_type(precision), b_transposed ? dnnl_ba : dnnl_ab), "plain descriptor");
@@ -158,8 +277,8 @@ lethe_packed_matrix *lethe_packed_matrix_create(const float *b, long k, long n, 
         source = converted;
     }
     CHECK(dnnl_memory_create(&plain_memory, &plain, engine, (void *)source), "memory");
-    CHECK(dnnl_memory_create(&packed_memory, &p->weights_md, engine, p->weights), "memory");
-    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &plain, engine, &p->weights_md, engine, NULL), "reorder");
+    CHECK(dnnl_memory_create(&packed_memory, &family->weights_md, engine, p->weights), "memory");
+    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &plain, engine, &family->weights_md, engine, NULL), "reorder");
     CHECK(dnnl_primitive_create(&reorder, reorder_pd), "reorder");
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, plain_memory}, {DNNL_ARG_TO, packed_memory}};
     CHECK(dnnl_primitive_execute(reorder, stream, 2, args), "reorder");
@@ -182,75 +301,78 @@ failed:
 
 void lethe_packed_matrix_destroy(lethe_packed_matrix *p) {
     if (!p) return;
-    for (int i = 0; i < 2; i++) if (p->product[i]) dnnl_primitive_destroy(p->product[i]);
     free(p->weights);
     free(p);
 }
 
 long lethe_packed_matrix_bytes(const lethe_packed_matrix *p) { return p->weights_bytes; }
 
-static int multiply_rows(const lethe_packed_matrix *p, const float *a, long m, long lda,
-                         float *c, long ldc, int accumulate, char *error, long error_capacity);
-
-int lethe_packed_matrix_multiply(const lethe_packed_matrix *p, const float *a, long m, long lda,
-                                 float *c, long ldc, int accumulate, char *error, long error_capacity) {
-    if (m != 1) return multiply_rows(p, a, m, lda, c, ldc, accumulate, error, error_capacity);
-    // One row runs as two equal rows, so it gets the bits it would get inside a larger product.
-    float *a2 = malloc((size_t)(2 * p->k) * sizeof(float)), *c2 = malloc((size_t)(2 * p->n) * sizeof(float));
-    int result = -1;
-    if (!a2 || !c2) { fail(error, error_capacity, "allocation", dnnl_out_of_memory); goto done; }
-    memcpy(a2, a, (size_t)p->k * sizeof(float));
-    memcpy(a2 + p->k, a, (size_t)p->k * sizeof(float));
-    memcpy(c2, c, (size_t)p->n * sizeof(float));
-    memcpy(c2 + p->n, c, (size_t)p->n * sizeof(float));
-    result = multiply_rows(p, a2, 2, p->k, c2, p->n, accumulate, error, error_capacity);
-    if (result == 0) memcpy(c, c2, (size_t)p->n * sizeof(float));
-done:
-    free(a2);
-    free(c2);
-    return result;
-}
-
-static int multiply_rows(const lethe_packed_matrix *p, const float *a, long m, long lda,
-                         float *c, long ldc, int accumulate, char *error, long error_capacity) {
-    if (m <= 0) return 0;
-    int which = accumulate ? 1 : 0;
-    void *input = (void *)a, *converted = NULL, *scratch = NULL;
+// C[rows, n] (= or +=) A[rows, k]·B for at most BLOCK_ROWS dense rows (A in the product's input
+// type, rows k apart; C rows n apart) on the calling thread.
+static int multiply_block(const lethe_packed_matrix *p, const void *a, long rows, float *c, int accumulate,
+                          thread_buffers *buffers, char *error, long error_capacity) {
+    dnnl_status_t made = dnnl_success;
+    dnnl_primitive_t prim = product(p->family, accumulate, rows, &made);
+    if (!prim) return fail(error, error_capacity, "matmul creation", made);
+    long pad_bytes = p->family->scratch_bytes[accumulate][rows];
+    void *scratch = reserve(&buffers->scratch, pad_bytes > 0 ? pad_bytes : 64);
+    if (!scratch) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
     dnnl_memory_t src = NULL, weights = NULL, dst = NULL, pad = NULL;
     int result = -1;
-    if (p->precision == LETHE_PRECISION_BF16) {
-        // Rows of A rounded to bf16 into a dense buffer.
-        converted = malloc((size_t)(m * p->k) * 2 + 64);
-        if (!converted) { fail(error, error_capacity, "allocation", dnnl_out_of_memory); goto done; }
-        for (long r = 0; r < m; r++) to_bf16(a + r * lda, (uint16_t *)converted + r * p->k, p->k);
-        input = converted;
-        lda = p->k;
-    }
     dnnl_memory_desc_t src_md, dst_md, pad_md;
-    CHECK(matrix_desc(&src_md, m, p->k, lda, input_type(p->precision)), "source descriptor");
-    CHECK(matrix_desc(&dst_md, m, p->n, ldc, dnnl_f32), "destination descriptor");
-    long pad_bytes = p->scratch_bytes[which];
     dnnl_dims_t pad_dims = {pad_bytes > 0 ? pad_bytes : 1};
+    CHECK(matrix_desc(&src_md, rows, p->k, p->k, input_type(p->precision)), "source descriptor");
+    CHECK(matrix_desc(&dst_md, rows, p->n, p->n, dnnl_f32), "destination descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&pad_md, 1, pad_dims, dnnl_u8, dnnl_a), "scratchpad descriptor");
-    scratch = aligned_alloc(64, (size_t)((pad_dims[0] + 63) / 64 * 64));
-    if (!scratch) { fail(error, error_capacity, "allocation", dnnl_out_of_memory); goto done; }
-    CHECK(dnnl_memory_create(&src, &src_md, engine, input), "memory");
-    CHECK(dnnl_memory_create(&weights, &p->weights_md, engine, p->weights), "memory");
+    CHECK(dnnl_memory_create(&src, &src_md, engine, (void *)a), "memory");
+    CHECK(dnnl_memory_create(&weights, &p->family->weights_md, engine, p->weights), "memory");
     CHECK(dnnl_memory_create(&dst, &dst_md, engine, c), "memory");
     CHECK(dnnl_memory_create(&pad, &pad_md, engine, scratch), "memory");
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst},
                                {DNNL_ARG_SCRATCHPAD, pad}};
     CHECK(thread_stream(), "stream creation");
     omp_set_num_threads(1);
-    CHECK(dnnl_primitive_execute(p->product[which], stream, 4, args), "matmul");
+    CHECK(dnnl_primitive_execute(prim, stream, 4, args), "matmul");
     result = 0;
 failed:
-done:
     if (src) dnnl_memory_destroy(src);
     if (weights) dnnl_memory_destroy(weights);
     if (dst) dnnl_memory_destroy(dst);
     if (pad) dnnl_memory_destroy(pad);
-    free(scratch);
-    free(converted);
     return result;
+}
+
+int lethe_packed_matrix_multiply(const lethe_packed_matrix *p, const float *a, long m, long lda,
+                                 float *c, long ldc, int accumulate, char *error, long error_capacity) {
+    thread_buffers *buffers = my_buffers();
+    if (!buffers) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+    const int bf16 = p->precision == LETHE_PRECISION_BF16;
+    for (long first = 0; first < m; first += BLOCK_ROWS) {
+        long rows = m - first < BLOCK_ROWS ? m - first : BLOCK_ROWS;
+        const float *a_rows = a + first * lda;
+        float *c_rows = c + first * ldc;
+        // The primitives take dense rows: bf16 rounds A into a dense buffer anyway; float32 A or
+        // C with other strides is copied (a copy costs 1/n or 1/k of the product's work).
+        const void *input = a_rows;
+        if (bf16 || lda != p->k) {
+            void *dense = reserve(&buffers->input, rows * p->k * (bf16 ? 2 : 4));
+            if (!dense) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+            for (long r = 0; r < rows; r++) {
+                if (bf16) to_bf16(a_rows + r * lda, (uint16_t *)dense + r * p->k, p->k);
+                else memcpy((float *)dense + r * p->k, a_rows + r * lda, (size_t)p->k * sizeof(float));
+            }
+            input = dense;
+        }
+        float *output = c_rows;
+        if (ldc != p->n) {
+            output = reserve(&buffers->output, rows * p->n * 4);
+            if (!output) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+            if (accumulate)
+                for (long r = 0; r < rows; r++) memcpy(output + r * p->n, c_rows + r * ldc, (size_t)p->n * sizeof(float));
+        }
+        if (multiply_block(p, input, rows, output, accumulate, buffers, error, error_capacity)) return -1;
+        if (output != c_rows)
+            for (long r = 0; r < rows; r++) memcpy(c_rows + r * ldc, output + r * p->n, (size_t)p->n * sizeof(float));
+    }
+    return 0;
 }

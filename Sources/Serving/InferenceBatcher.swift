@@ -64,7 +64,9 @@ final class InferenceBatcher: @unchecked Sendable {
             metrics.batch(size: texts.count)
             do {
                 let snapshot = try store.fresh()
+                let start = DispatchTime.now().uptimeNanoseconds
                 let logits = try snapshot.ensemble.ensembleLogits(texts, threads: threads)
+                metrics.pass(seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 var offset = 0
                 for job in jobs {
                     let rows = Array(logits[offset ..< offset + job.texts.count])

@@ -11,6 +11,7 @@ public final class ServerMetrics: @unchecked Sendable {
         .seconds(1), .seconds(2), .seconds(5),
     ]
     private let batchSizes: ValueHistogram
+    private let passSeconds: DurationHistogram
     private let generation: Gauge
     private let swaps: Counter
     private let swapSeconds: DurationHistogram
@@ -20,6 +21,9 @@ public final class ServerMetrics: @unchecked Sendable {
     init() {
         batchSizes = registry.makeValueHistogram(descriptor: Self.name("lethe_batch_size", "Texts per ensemble pass"),
                                                  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256])
+        passSeconds = registry.makeDurationHistogram(
+            descriptor: Self.name("lethe_pass_duration_seconds", "Time of one ensemble pass over a batch"),
+            buckets: latencyBuckets)
         generation = registry.makeGauge(descriptor: Self.name("lethe_generation",
                                                               "Ledger sequence number of the served composition"))
         swaps = registry.makeCounter(descriptor: Self.name("lethe_swaps_total", "Compositions swapped in"))
@@ -45,6 +49,8 @@ public final class ServerMetrics: @unchecked Sendable {
     }
 
     func batch(size: Int) { batchSizes.record(Double(size)) }
+
+    func pass(seconds: Double) { passSeconds.recordNanoseconds(Int64(seconds * 1e9)) }
 
     func swapped(to snapshot: ServedSnapshot) {
         generation.set(Double(snapshot.generation.sequenceNumber))

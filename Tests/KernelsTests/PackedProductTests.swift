@@ -75,9 +75,11 @@ import Testing
     }
 
     /// Long sums too (the decoder's FFN and its LM head's input gradient), where a kernel could
-    /// block k differently for different row counts; and B's panels split over the threads
-    /// (200 columns: 13 panels, the last one partial, split for 2 and 3 threads).
-    @Test(arguments: [Precision.fp32, .bf16], [(203, 384, 160), (150, 1536, 96), (70, 5003, 40), (150, 384, 200)])
+    /// block k differently for different row counts; B's panels split over the threads (200
+    /// columns: 13 panels, the last one partial, split for 2 and 3 threads); and more rows than
+    /// one oneDNN call takes (600: calls of 256, 256 and 88 rows).
+    @Test(arguments: [Precision.fp32, .bf16],
+          [(203, 384, 160), (150, 1536, 96), (70, 5003, 40), (150, 384, 200), (600, 1536, 48)])
     func bitsDoNotDependOnThreadsOrRowSplits(precision: Precision, shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         var random = TestRandom(seed: 7)
@@ -102,11 +104,20 @@ import Testing
         #expect(sums[0] != initial.values)
         // Any row alone, or any block of rows, gives the rows' bits in the whole product.
         BLASRuntime.setThreadCount(1)
-        for (first, count) in [(0, 1), (57, 1), (m - 1, 1), (10, 2), (m - 70, 70)] {
+        for (first, count) in [(0, 1), (57, 1), (m - 1, 1), (10, 2), (m - 70, 70), (min(250, m - 70), 70)] {
             let y = Tensor(shape: [count, n])
             packed.multiply(x.pointer + first * k, rows: count, into: y.data, accumulate: false)
             #expect(y.values == Array(results[0][first * n..<(first + count) * n]), "rows \(first)..<\(first + count)")
         }
+        // Rows of A and C further apart than k and n (a slice of wider matrices): the same bits.
+        let (lda, ldc) = (k + 3, n + 5)
+        let wideX = Tensor(shape: [m, lda]), wideY = Tensor(shape: [m, ldc])
+        for r in 0..<m { (wideX.data + r * lda).update(from: x.pointer + r * k, count: k) }
+        for r in 0..<m { (wideY.data + r * ldc).update(from: initial.pointer + r * n, count: n) }
+        packed.multiply(wideX.pointer, rows: m, lda: lda, into: wideY.data, ldc: ldc, accumulate: true)
+        let strided = (0..<m).flatMap { r in (0..<n).map { wideY.values[r * ldc + $0] } }
+        #expect(strided == sums[0])
+        #expect((0..<m).allSatisfy { r in (n..<ldc).allSatisfy { wideY.values[r * ldc + $0] == 0 } })
     }
 
     @Test(arguments: [Precision.fp32, .bf16])

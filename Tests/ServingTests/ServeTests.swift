@@ -73,7 +73,8 @@ import Testing
 
         let metrics = try await server.get("/metrics")
         #expect(metrics.status == 200 && metrics.text.contains("lethe_requests_total{endpoint=\"infer\",status=\"200\"}")
-                && metrics.text.contains("lethe_batch_size"))
+                && metrics.text.contains("lethe_batch_size")
+                && metrics.text.contains("lethe_pass_duration_seconds_count 1"))
         let status = try await server.get("/v1/status")
         let serverState = try #require(status.json["server"] as? [String: Any])
         #expect(status.json["shards"] as? Int == 2 && serverState["ready"] as? Bool == true)
