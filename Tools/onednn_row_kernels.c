@@ -5,7 +5,7 @@
 //   run-time rows: one primitive with M = DNNL_RUNTIME_DIM_VAL (oneDNN picks gemm:jit, which
 //                  lays B out again on every call);
 //   fixed rows:    one primitive per row count on weights in the blocked layout brgemm chose
-//                  for a 256-row product (what Sources/CKernels/packed_matrix.c does).
+//                  for a 256-row product (what Sources/CKernels/packed_matrix.c does in bf16).
 //
 // For each precision, shape and row count it prints GFLOP/s of both (best of 7 rounds,
 // alternating) and the implementation oneDNN chose. Then it checks what the product code relies

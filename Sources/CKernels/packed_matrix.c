@@ -1,25 +1,29 @@
 // Frozen matrices converted once and multiplied through oneDNN's matmul primitive.
 //
-// oneDNN picks its brgemm kernels (brg:avx512_core, brg:avx512_core_bf16) only for a primitive
-// whose row count and row strides are fixed when it is created; with the row count left to
-// run time it falls back to gemm:jit, which lays B out again on every call. On one Zen 4 core
-// gemm:jit ran bf16 products of the encoder's shapes at 192–224 GFLOP/s for 32–512 rows and
-// brgemm at 222–231 (the bf16 peak is 234), float32 at 112–115 against 113–116
-// (docs/BENCHMARKS.md). So the weights are laid out once in the blocked format brgemm chooses
+// bf16: oneDNN picks its brgemm kernels (brg:avx512_core_bf16) only for a primitive whose row
+// count and row strides are fixed when it is made; with the row count left to run time it falls
+// back to gemm:jit, which lays B out again on every call. On one Zen 4 core gemm:jit ran bf16
+// products of the encoder's shapes at 178–223 GFLOP/s for 32–512 rows (121–127 for 9 rows) and
+// brgemm at 217–231 (197–212 for 9 rows), against a bf16 peak of 234 (Tools/onednn_row_kernels.c,
+// docs/BENCHMARKS.md). So bf16 weights are laid out once in the blocked format brgemm chooses
 // for a BLOCK_ROWS-row product, and each product runs as calls of at most BLOCK_ROWS rows, each
-// on a primitive made for exactly that row count and that packed layout. The primitives of a
-// shape (k, n, precision) do not depend on the weights, which are an argument of each call,
-// so every matrix of that shape shares them: they are made on first use, once per row count
-// 1…BLOCK_ROWS, and kept for the life of the process (a few hundred at most per shape, each
-// made in ~0.15 ms). Scratchpad memory is passed by the caller of each product, so
-// concurrent products never share state.
+// on a primitive made for exactly that row count and that layout. A shape's primitives do not
+// depend on the weights (an argument of each call), so every matrix of one (k, n, precision)
+// shares them: made on first use, one per row count and accumulate flag (~0.15 ms each), kept
+// for the life of the process.
+//
+// float32: one primitive per shape with the row count and strides left to run time (gemm:jit),
+// on the plain weights. brgemm measured as fast alone, but slower in place: 3% on the S3T demo's
+// training and 5–10% on a server's 8-text batches, though faster on single texts
+// (docs/BENCHMARKS.md); gemm:jit also keeps float32's bits those of earlier versions.
 //
 // Every oneDNN call here runs on one OpenMP thread: the callers split rows across their own
 // threads. An OpenMP team of two would leave libgomp's idle worker spinning between products
 // (measured: 44% of a training process's cycles), fighting OpenBLAS and our threads for the
-// cores. Row splits change no bits: with the weights' layout fixed, each output row of these
-// kernels depends only on its input row, whatever the row count of the call and wherever the
-// row sits in it (tested: every count 1…512 at several offsets, both precisions).
+// cores. Row splits change no bits: each output row of these kernels depends only on its input
+// row, whatever the row count of the call and wherever the row sits in it (tested), except that
+// gemm:jit takes another kernel (gemv) for a one-row product, so one float32 row is computed as
+// two.
 #include "ckernels.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -35,10 +39,12 @@ extern void omp_set_num_threads(int count);
 // Most rows of one oneDNN call; a larger product runs as several.
 #define BLOCK_ROWS 256
 
-// The primitives shared by every matrix of one (k, n, precision): [accumulate][rows].
+// The primitives shared by every matrix of one (k, n, precision): [accumulate][rows] for fixed
+// row counts (bf16), [accumulate][0] for the one run-time-rows primitive (float32).
 typedef struct product_family {
     long k, n;
     lethe_precision precision;
+    int fixed_rows;
     dnnl_memory_desc_t weights_md;   // the packed layout every primitive of the family takes
     dnnl_primitive_t product[2][BLOCK_ROWS + 1];
     long scratch_bytes[2][BLOCK_ROWS + 1];
@@ -84,14 +90,16 @@ static dnnl_status_t matrix_desc(dnnl_memory_desc_t *md, long m, long cols, long
     return dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
 }
 
-// A product of exactly `m` rows of A (rows k apart) into C (rows n apart) on weights of layout
-// `*weights` (format_tag_any lets oneDNN choose; the chosen layout is written back).
+// A product of exactly `m` rows of A (rows k apart) into C (rows n apart), or with `m` =
+// DNNL_RUNTIME_DIM_VAL of any rows and strides, on weights of layout `*weights`
+// (format_tag_any lets oneDNN choose; the chosen layout is written back).
 static dnnl_status_t make_product(long k, long n, lethe_precision precision, long m, int accumulate,
                                   dnnl_memory_desc_t *weights, long *scratch_bytes, dnnl_primitive_t *product) {
     dnnl_memory_desc_t src, dst;
     dnnl_status_t s;
-    if ((s = matrix_desc(&src, m, k, k, input_type(precision)))) return s;
-    if ((s = matrix_desc(&dst, m, n, n, dnnl_f32))) return s;
+    const int runtime = m == DNNL_RUNTIME_DIM_VAL;
+    if ((s = matrix_desc(&src, m, k, runtime ? DNNL_RUNTIME_DIM_VAL : k, input_type(precision)))) return s;
+    if ((s = matrix_desc(&dst, m, n, runtime ? DNNL_RUNTIME_DIM_VAL : n, dnnl_f32))) return s;
     dnnl_matmul_desc_t desc;
     if ((s = dnnl_matmul_desc_init(&desc, &src, weights, NULL, &dst))) return s;
     dnnl_primitive_attr_t attr = NULL;
@@ -121,13 +129,15 @@ done:
 static product_family *families;   // never freed; guarded by family_lock
 static pthread_mutex_t family_lock = PTHREAD_MUTEX_INITIALIZER;
 
-// Makes the family's product for `rows` rows unless it exists; call with family_lock held.
+// Makes the family's product for `rows` rows (0: run-time rows) unless it exists; call with
+// family_lock held.
 static dnnl_status_t add_product(product_family *f, int accumulate, long rows) {
     if (f->product[accumulate][rows]) return dnnl_success;
     dnnl_memory_desc_t weights = f->weights_md;
     long scratch = 0;
     dnnl_primitive_t product = NULL;
-    dnnl_status_t s = make_product(f->k, f->n, f->precision, rows, accumulate, &weights, &scratch, &product);
+    dnnl_status_t s = make_product(f->k, f->n, f->precision, rows ? rows : DNNL_RUNTIME_DIM_VAL, accumulate,
+                                   &weights, &scratch, &product);
     if (s != dnnl_success) return s;
     f->scratch_bytes[accumulate][rows] = scratch;
     // Published last: product() reads the slot without the lock.
@@ -135,9 +145,10 @@ static dnnl_status_t add_product(product_family *f, int accumulate, long rows) {
     return dnnl_success;
 }
 
-// The family of (k, n, precision), made on first use: its layout is the one brgemm chooses for
-// a BLOCK_ROWS-row product, and its one-row and BLOCK_ROWS-row products are made at once, so a
-// layout the kernels refuse (no bf16 support) fails here, when a matrix is packed.
+// The family of (k, n, precision), made on first use. bf16: its layout is the one brgemm
+// chooses for a BLOCK_ROWS-row product, and its one-row and BLOCK_ROWS-row products are made at
+// once, so a layout the kernels refuse (no bf16 support) fails here, when a matrix is packed.
+// float32: its run-time-rows products and the layout they choose.
 static product_family *family_for(long k, long n, lethe_precision precision, dnnl_status_t *status,
                                   const char **what) {
     pthread_mutex_lock(&family_lock);
@@ -145,6 +156,8 @@ static product_family *family_for(long k, long n, lethe_precision precision, dnn
     while (f && !(f->k == k && f->n == n && f->precision == precision)) f = f->next;
     if (!f && (f = calloc(1, sizeof *f))) {
         f->k = k; f->n = n; f->precision = precision;
+        f->fixed_rows = precision == LETHE_PRECISION_BF16;
+        const long first = f->fixed_rows ? BLOCK_ROWS : 0;
         dnnl_dims_t dims = {k, n};
         dnnl_status_t s = dnnl_memory_desc_init_by_tag(&f->weights_md, 2, dims, input_type(precision),
                                                        dnnl_format_tag_any);
@@ -152,13 +165,13 @@ static product_family *family_for(long k, long n, lethe_precision precision, dnn
         if (s == dnnl_success) {
             long scratch = 0;
             *what = "matmul creation";
-            s = make_product(k, n, precision, BLOCK_ROWS, 0, &f->weights_md, &scratch,
-                             &f->product[0][BLOCK_ROWS]);
-            f->scratch_bytes[0][BLOCK_ROWS] = scratch;
+            s = make_product(k, n, precision, first ? first : DNNL_RUNTIME_DIM_VAL, 0, &f->weights_md, &scratch,
+                             &f->product[0][first]);
+            f->scratch_bytes[0][first] = scratch;
         }
-        if (s == dnnl_success) s = add_product(f, 1, BLOCK_ROWS);
-        if (s == dnnl_success) s = add_product(f, 0, 1);
-        if (s == dnnl_success) s = add_product(f, 1, 1);
+        if (s == dnnl_success) s = add_product(f, 1, first);
+        if (s == dnnl_success && first) s = add_product(f, 0, 1);
+        if (s == dnnl_success && first) s = add_product(f, 1, 1);
         if (s != dnnl_success) {
             for (int a = 0; a < 2; a++)
                 for (long r = 0; r <= BLOCK_ROWS; r++) if (f->product[a][r]) dnnl_primitive_destroy(f->product[a][r]);
@@ -177,7 +190,7 @@ static product_family *family_for(long k, long n, lethe_precision precision, dnn
     return f;
 }
 
-// The family's product for `rows` rows (1…BLOCK_ROWS), made on first use.
+// The family's product for `rows` rows (1…BLOCK_ROWS; 0: run-time rows), made on first use.
 static dnnl_primitive_t product(product_family *f, int accumulate, long rows, dnnl_status_t *status) {
     dnnl_primitive_t made = __atomic_load_n(&f->product[accumulate][rows], __ATOMIC_ACQUIRE);
     if (made) return made;
@@ -307,22 +320,24 @@ void lethe_packed_matrix_destroy(lethe_packed_matrix *p) {
 
 long lethe_packed_matrix_bytes(const lethe_packed_matrix *p) { return p->weights_bytes; }
 
-// C[rows, n] (= or +=) A[rows, k]·B for at most BLOCK_ROWS dense rows (A in the product's input
-// type, rows k apart; C rows n apart) on the calling thread.
-static int multiply_block(const lethe_packed_matrix *p, const void *a, long rows, float *c, int accumulate,
-                          thread_buffers *buffers, char *error, long error_capacity) {
+// C[rows, n] (= or +=) A[rows, k]·B on the calling thread, A in the product's input type with
+// rows lda apart, C rows ldc apart: on the primitive for `rows` rows (at most BLOCK_ROWS, dense
+// rows), or with `primitive_rows` 0 on the run-time-rows one.
+static int multiply_block(const lethe_packed_matrix *p, const void *a, long rows, long lda, float *c, long ldc,
+                          long primitive_rows, int accumulate, thread_buffers *buffers, char *error,
+                          long error_capacity) {
     dnnl_status_t made = dnnl_success;
-    dnnl_primitive_t prim = product(p->family, accumulate, rows, &made);
+    dnnl_primitive_t prim = product(p->family, accumulate, primitive_rows, &made);
     if (!prim) return fail(error, error_capacity, "matmul creation", made);
-    long pad_bytes = p->family->scratch_bytes[accumulate][rows];
+    long pad_bytes = p->family->scratch_bytes[accumulate][primitive_rows];
     void *scratch = reserve(&buffers->scratch, pad_bytes > 0 ? pad_bytes : 64);
     if (!scratch) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
     dnnl_memory_t src = NULL, weights = NULL, dst = NULL, pad = NULL;
     int result = -1;
     dnnl_memory_desc_t src_md, dst_md, pad_md;
     dnnl_dims_t pad_dims = {pad_bytes > 0 ? pad_bytes : 1};
-    CHECK(matrix_desc(&src_md, rows, p->k, p->k, input_type(p->precision)), "source descriptor");
-    CHECK(matrix_desc(&dst_md, rows, p->n, p->n, dnnl_f32), "destination descriptor");
+    CHECK(matrix_desc(&src_md, rows, p->k, lda, input_type(p->precision)), "source descriptor");
+    CHECK(matrix_desc(&dst_md, rows, p->n, ldc, dnnl_f32), "destination descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&pad_md, 1, pad_dims, dnnl_u8, dnnl_a), "scratchpad descriptor");
     CHECK(dnnl_memory_create(&src, &src_md, engine, (void *)a), "memory");
     CHECK(dnnl_memory_create(&weights, &p->family->weights_md, engine, p->weights), "memory");
@@ -342,27 +357,39 @@ failed:
     return result;
 }
 
+// float32 on the run-time-rows primitive; one row runs as two equal rows, so it gets the bits it
+// would get inside a larger product (a one-row product takes gemv).
+static int multiply_runtime(const lethe_packed_matrix *p, const float *a, long m, long lda, float *c, long ldc,
+                            int accumulate, thread_buffers *buffers, char *error, long error_capacity) {
+    if (m != 1) return multiply_block(p, a, m, lda, c, ldc, 0, accumulate, buffers, error, error_capacity);
+    float *a2 = reserve(&buffers->input, 2 * p->k * (long)sizeof(float));
+    float *c2 = reserve(&buffers->output, 2 * p->n * (long)sizeof(float));
+    if (!a2 || !c2) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+    for (int r = 0; r < 2; r++) {
+        memcpy(a2 + r * p->k, a, (size_t)p->k * sizeof(float));
+        memcpy(c2 + r * p->n, c, (size_t)p->n * sizeof(float));
+    }
+    if (multiply_block(p, a2, 2, p->k, c2, p->n, 0, accumulate, buffers, error, error_capacity)) return -1;
+    memcpy(c, c2, (size_t)p->n * sizeof(float));
+    return 0;
+}
+
 int lethe_packed_matrix_multiply(const lethe_packed_matrix *p, const float *a, long m, long lda,
                                  float *c, long ldc, int accumulate, char *error, long error_capacity) {
+    if (m <= 0) return 0;
     thread_buffers *buffers = my_buffers();
     if (!buffers) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-    const int bf16 = p->precision == LETHE_PRECISION_BF16;
+    if (!p->family->fixed_rows) return multiply_runtime(p, a, m, lda, c, ldc, accumulate, buffers, error, error_capacity);
+    // bf16: blocks of at most BLOCK_ROWS rows, each rounded into a dense buffer of bf16 rows (the
+    // primitives take rows k apart) and run on the primitive for its row count.
     for (long first = 0; first < m; first += BLOCK_ROWS) {
         long rows = m - first < BLOCK_ROWS ? m - first : BLOCK_ROWS;
         const float *a_rows = a + first * lda;
         float *c_rows = c + first * ldc;
-        // The primitives take dense rows: bf16 rounds A into a dense buffer anyway; float32 A or
-        // C with other strides is copied (a copy costs 1/n or 1/k of the product's work).
-        const void *input = a_rows;
-        if (bf16 || lda != p->k) {
-            void *dense = reserve(&buffers->input, rows * p->k * (bf16 ? 2 : 4));
-            if (!dense) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-            for (long r = 0; r < rows; r++) {
-                if (bf16) to_bf16(a_rows + r * lda, (uint16_t *)dense + r * p->k, p->k);
-                else memcpy((float *)dense + r * p->k, a_rows + r * lda, (size_t)p->k * sizeof(float));
-            }
-            input = dense;
-        }
+        uint16_t *input = reserve(&buffers->input, rows * p->k * 2);
+        if (!input) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+        for (long r = 0; r < rows; r++) to_bf16(a_rows + r * lda, input + r * p->k, p->k);
+        // C with rows further apart than n goes through a dense buffer too.
         float *output = c_rows;
         if (ldc != p->n) {
             output = reserve(&buffers->output, rows * p->n * 4);
@@ -370,7 +397,8 @@ int lethe_packed_matrix_multiply(const lethe_packed_matrix *p, const float *a, l
             if (accumulate)
                 for (long r = 0; r < rows; r++) memcpy(output + r * p->n, c_rows + r * ldc, (size_t)p->n * sizeof(float));
         }
-        if (multiply_block(p, input, rows, output, accumulate, buffers, error, error_capacity)) return -1;
+        if (multiply_block(p, input, rows, p->k, output, p->n, rows, accumulate, buffers, error, error_capacity))
+            return -1;
         if (output != c_rows)
             for (long r = 0; r < rows; r++) memcpy(c_rows + r * ldc, output + r * p->n, (size_t)p->n * sizeof(float));
     }
