@@ -10,7 +10,8 @@
 // on a primitive made for exactly that row count and that layout. A shape's primitives do not
 // depend on the weights (an argument of each call), so every matrix of one (k, n, precision)
 // shares them: made on first use, one per row count and accumulate flag (~0.15 ms each), kept
-// for the life of the process.
+// for the life of the process. Where oneDNN has no brgemm kernel for bf16 (AVX-512 without
+// AVX512_BF16), bf16 runs like float32 below.
 //
 // float32: one primitive per shape with the row count and strides left to run time (gemm:jit),
 // on the plain weights. brgemm measured as fast alone, but slower in place: 3% on the S3T demo's
@@ -22,8 +23,8 @@
 // (measured: 44% of a training process's cycles), fighting OpenBLAS and our threads for the
 // cores. Row splits change no bits: each output row of these kernels depends only on its input
 // row, whatever the row count of the call and wherever the row sits in it (tested), except that
-// gemm:jit takes another kernel (gemv) for a one-row product, so one float32 row is computed as
-// two.
+// gemm:jit takes another kernel (gemv) for a one-row product, so a single row on the
+// run-time-rows primitive is computed as two.
 #include "ckernels.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -145,10 +146,20 @@ static dnnl_status_t add_product(product_family *f, int accumulate, long rows) {
     return dnnl_success;
 }
 
+// Whether oneDNN runs `product` on a brgemm kernel.
+static int runs_brgemm(dnnl_primitive_t product) {
+    const_dnnl_primitive_desc_t pd = NULL;
+    const char *impl = NULL;
+    if (dnnl_primitive_get_primitive_desc(product, &pd) != dnnl_success) return 0;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) return 0;
+    return strncmp(impl, "brg", 3) == 0;
+}
+
 // The family of (k, n, precision), made on first use. bf16: its layout is the one brgemm
 // chooses for a BLOCK_ROWS-row product, and its one-row and BLOCK_ROWS-row products are made at
 // once, so a layout the kernels refuse (no bf16 support) fails here, when a matrix is packed.
-// float32: its run-time-rows products and the layout they choose.
+// float32, and bf16 where oneDNN offers no brgemm kernel for it (whose other kernels are not
+// known to keep a row's bits across row counts): its run-time-rows products and their layout.
 static product_family *family_for(long k, long n, lethe_precision precision, dnnl_status_t *status,
                                   const char **what) {
     pthread_mutex_lock(&family_lock);
@@ -156,18 +167,23 @@ static product_family *family_for(long k, long n, lethe_precision precision, dnn
     while (f && !(f->k == k && f->n == n && f->precision == precision)) f = f->next;
     if (!f && (f = calloc(1, sizeof *f))) {
         f->k = k; f->n = n; f->precision = precision;
-        f->fixed_rows = precision == LETHE_PRECISION_BF16;
-        const long first = f->fixed_rows ? BLOCK_ROWS : 0;
         dnnl_dims_t dims = {k, n};
-        dnnl_status_t s = dnnl_memory_desc_init_by_tag(&f->weights_md, 2, dims, input_type(precision),
-                                                       dnnl_format_tag_any);
-        *what = "weights descriptor";
-        if (s == dnnl_success) {
+        dnnl_status_t s = dnnl_success;
+        long first = 0;
+        for (int fixed = precision == LETHE_PRECISION_BF16; fixed >= 0; fixed--) {
+            f->fixed_rows = fixed;
+            first = fixed ? BLOCK_ROWS : 0;
+            *what = "weights descriptor";
+            s = dnnl_memory_desc_init_by_tag(&f->weights_md, 2, dims, input_type(precision), dnnl_format_tag_any);
+            if (s != dnnl_success) break;
             long scratch = 0;
             *what = "matmul creation";
             s = make_product(k, n, precision, first ? first : DNNL_RUNTIME_DIM_VAL, 0, &f->weights_md, &scratch,
                              &f->product[0][first]);
             f->scratch_bytes[0][first] = scratch;
+            if (s != dnnl_success || !fixed || runs_brgemm(f->product[0][first])) break;
+            dnnl_primitive_destroy(f->product[0][first]);
+            f->product[0][first] = NULL;
         }
         if (s == dnnl_success) s = add_product(f, 1, first);
         if (s == dnnl_success && first) s = add_product(f, 0, 1);
@@ -357,19 +373,30 @@ failed:
     return result;
 }
 
-// float32 on the run-time-rows primitive; one row runs as two equal rows, so it gets the bits it
+// On the run-time-rows primitive (float32; bf16 only where oneDNN has no brgemm kernel for it,
+// with A rounded into a dense buffer). One row runs as two equal rows, so it gets the bits it
 // would get inside a larger product (a one-row product takes gemv).
 static int multiply_runtime(const lethe_packed_matrix *p, const float *a, long m, long lda, float *c, long ldc,
                             int accumulate, thread_buffers *buffers, char *error, long error_capacity) {
-    if (m != 1) return multiply_block(p, a, m, lda, c, ldc, 0, accumulate, buffers, error, error_capacity);
-    float *a2 = reserve(&buffers->input, 2 * p->k * (long)sizeof(float));
-    float *c2 = reserve(&buffers->output, 2 * p->n * (long)sizeof(float));
-    if (!a2 || !c2) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-    for (int r = 0; r < 2; r++) {
-        memcpy(a2 + r * p->k, a, (size_t)p->k * sizeof(float));
-        memcpy(c2 + r * p->n, c, (size_t)p->n * sizeof(float));
+    const int bf16 = p->precision == LETHE_PRECISION_BF16;
+    const long rows = m == 1 ? 2 : m;
+    const void *input = a;
+    if (bf16 || m == 1) {
+        void *dense = reserve(&buffers->input, rows * p->k * (bf16 ? 2 : 4));
+        if (!dense) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+        for (long r = 0; r < rows; r++) {
+            const float *row = a + (m == 1 ? 0 : r) * lda;
+            if (bf16) to_bf16(row, (uint16_t *)dense + r * p->k, p->k);
+            else memcpy((float *)dense + r * p->k, row, (size_t)p->k * sizeof(float));
+        }
+        input = dense;
+        lda = p->k;
     }
-    if (multiply_block(p, a2, 2, p->k, c2, p->n, 0, accumulate, buffers, error, error_capacity)) return -1;
+    if (m != 1) return multiply_block(p, input, m, lda, c, ldc, 0, accumulate, buffers, error, error_capacity);
+    float *c2 = reserve(&buffers->output, 2 * p->n * (long)sizeof(float));
+    if (!c2) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+    for (int r = 0; r < 2; r++) memcpy(c2 + r * p->n, c, (size_t)p->n * sizeof(float));
+    if (multiply_block(p, input, 2, p->k, c2, p->n, 0, accumulate, buffers, error, error_capacity)) return -1;
     memcpy(c, c2, (size_t)p->n * sizeof(float));
     return 0;
 }
