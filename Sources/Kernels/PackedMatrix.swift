@@ -4,8 +4,8 @@ import Dispatch
 /// A matrix B [k, n] converted to a precision and laid out once for products C = A·B.
 /// Immutable after creation; any number of threads may multiply by it at once.
 ///
-/// On CPUs with AVX-512 the products run through oneDNN (its brgemm kernels, bf16 ones where the
-/// CPU has AVX512-BF16). On AVX2-only CPUs they run through our own kernel on B laid out in
+/// On CPUs with AVX-512 the products run through oneDNN: float32 on its gemm kernels, bf16 on its
+/// brgemm kernels where the CPU has AVX512-BF16 (packed_matrix.c says why). On AVX2-only CPUs they run through our own kernel on B laid out in
 /// 16-column panels (`lethe_panel_multiply`): there oneDNN 2.6's float32 matmul, and OpenBLAS's
 /// sgemm as well, give a row different bits depending on how many rows the call has and where
 /// the row sits (so a result would depend on the thread count and the batch), and oneDNN has no
