@@ -15,7 +15,7 @@
 //
 // float32: one primitive per shape with the row count and strides left to run time (gemm:jit),
 // on the plain weights. brgemm measured as fast alone, but slower in place: 3% on the S3T demo's
-// training and 5–10% on a server's 8-text batches, though faster on single texts
+// training and 5–12% on a server's 8-text batches, though faster on single texts
 // (docs/BENCHMARKS.md); gemm:jit also keeps float32's bits those of earlier versions.
 //
 // Every oneDNN call here runs on one OpenMP thread: the callers split rows across their own
@@ -41,7 +41,8 @@ extern void omp_set_num_threads(int count);
 #define BLOCK_ROWS 256
 
 // The primitives shared by every matrix of one (k, n, precision): [accumulate][rows] for fixed
-// row counts (bf16), [accumulate][0] for the one run-time-rows primitive (float32).
+// row counts (bf16), [accumulate][0] for the one run-time-rows primitive (float32, and bf16
+// where oneDNN has no brgemm kernel for it).
 typedef struct product_family {
     long k, n;
     lethe_precision precision;
