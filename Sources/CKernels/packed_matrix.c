@@ -54,9 +54,7 @@ typedef struct product_family {
 } product_family;
 
 struct lethe_packed_matrix {
-    long k, n;
-    lethe_precision precision;
-    product_family *family;
+    product_family *family;    // its shape, precision, layout and primitives
     void *weights;             // packed B, 64-byte aligned
     long weights_bytes;
 };
@@ -292,7 +290,7 @@ lethe_packed_matrix *lethe_packed_matrix_create(const float *b, long k, long n, 
     dnnl_primitive_desc_t reorder_pd = NULL;
     dnnl_primitive_t reorder = NULL;
     if (!p) return NULL;
-    p->k = k; p->n = n; p->precision = precision; p->family = family;
+    p->family = family;
     dnnl_dims_t dims = {k, n};
     dnnl_memory_desc_t plain;
     p->weights_bytes = (long)dnnl_memory_desc_get_size(&family->weights_md);
@@ -353,8 +351,8 @@ static int multiply_block(const lethe_packed_matrix *p, const void *a, long rows
     int result = -1;
     dnnl_memory_desc_t src_md, dst_md, pad_md;
     dnnl_dims_t pad_dims = {pad_bytes > 0 ? pad_bytes : 1};
-    CHECK(matrix_desc(&src_md, rows, p->k, lda, input_type(p->precision)), "source descriptor");
-    CHECK(matrix_desc(&dst_md, rows, p->n, ldc, dnnl_f32), "destination descriptor");
+    CHECK(matrix_desc(&src_md, rows, p->family->k, lda, input_type(p->family->precision)), "source descriptor");
+    CHECK(matrix_desc(&dst_md, rows, p->family->n, ldc, dnnl_f32), "destination descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&pad_md, 1, pad_dims, dnnl_u8, dnnl_a), "scratchpad descriptor");
     CHECK(dnnl_memory_create(&src, &src_md, engine, (void *)a), "memory");
     CHECK(dnnl_memory_create(&weights, &p->family->weights_md, engine, p->weights), "memory");
@@ -374,31 +372,39 @@ failed:
     return result;
 }
 
-// On the run-time-rows primitive (float32; bf16 only where oneDNN has no brgemm kernel for it,
-// with A rounded into a dense buffer). One row runs as two equal rows, so it gets the bits it
-// would get inside a larger product (a one-row product takes gemv).
-static int multiply_runtime(const lethe_packed_matrix *p, const float *a, long m, long lda, float *c, long ldc,
-                            int accumulate, thread_buffers *buffers, char *error, long error_capacity) {
-    const int bf16 = p->precision == LETHE_PRECISION_BF16;
-    const long rows = m == 1 ? 2 : m;
+// C[rows, n] (= or +=) A[rows, k]·B with A's rows `lda` apart and C's `ldc` apart, where a stride
+// of 0 repeats row 0. A goes through a dense buffer when the primitive cannot take it as it is:
+// in bf16 (rounded), with a stride of 0, or on a fixed-rows primitive (rows k apart only); so
+// does C (rows n apart). With `ldc` 0 every row is written back to row 0: they are equal.
+static int multiply_staged(const lethe_packed_matrix *p, const float *a, long rows, long lda, float *c, long ldc,
+                           long primitive_rows, int accumulate, thread_buffers *buffers, char *error,
+                           long error_capacity) {
+    const long k = p->family->k, n = p->family->n;
+    const int bf16 = p->family->precision == LETHE_PRECISION_BF16;
     const void *input = a;
-    if (bf16 || m == 1) {
-        void *dense = reserve(&buffers->input, rows * p->k * (bf16 ? 2 : 4));
+    if (bf16 || lda == 0 || (primitive_rows && lda != k)) {
+        void *dense = reserve(&buffers->input, rows * k * (bf16 ? 2 : 4));
         if (!dense) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
         for (long r = 0; r < rows; r++) {
-            const float *row = a + (m == 1 ? 0 : r) * lda;
-            if (bf16) to_bf16(row, (uint16_t *)dense + r * p->k, p->k);
-            else memcpy((float *)dense + r * p->k, row, (size_t)p->k * sizeof(float));
+            if (bf16) to_bf16(a + r * lda, (uint16_t *)dense + r * k, k);
+            else memcpy((float *)dense + r * k, a + r * lda, (size_t)k * sizeof(float));
         }
         input = dense;
-        lda = p->k;
+        lda = k;
     }
-    if (m != 1) return multiply_block(p, input, m, lda, c, ldc, 0, accumulate, buffers, error, error_capacity);
-    float *c2 = reserve(&buffers->output, 2 * p->n * (long)sizeof(float));
-    if (!c2) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-    for (int r = 0; r < 2; r++) memcpy(c2 + r * p->n, c, (size_t)p->n * sizeof(float));
-    if (multiply_block(p, input, 2, p->k, c2, p->n, 0, accumulate, buffers, error, error_capacity)) return -1;
-    memcpy(c, c2, (size_t)p->n * sizeof(float));
+    float *output = c;
+    const int staged = ldc == 0 || (primitive_rows && ldc != n);
+    if (staged) {
+        output = reserve(&buffers->output, rows * n * (long)sizeof(float));
+        if (!output) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
+        if (accumulate)
+            for (long r = 0; r < rows; r++) memcpy(output + r * n, c + r * ldc, (size_t)n * sizeof(float));
+    }
+    if (multiply_block(p, input, rows, lda, output, staged ? n : ldc, primitive_rows, accumulate, buffers, error,
+                       error_capacity))
+        return -1;
+    if (staged)
+        for (long r = 0; r < rows; r++) memcpy(c + r * ldc, output + r * n, (size_t)n * sizeof(float));
     return 0;
 }
 
@@ -407,28 +413,18 @@ int lethe_packed_matrix_multiply(const lethe_packed_matrix *p, const float *a, l
     if (m <= 0) return 0;
     thread_buffers *buffers = my_buffers();
     if (!buffers) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-    if (!p->family->fixed_rows) return multiply_runtime(p, a, m, lda, c, ldc, accumulate, buffers, error, error_capacity);
-    // bf16: blocks of at most BLOCK_ROWS rows, each rounded into a dense buffer of bf16 rows (the
-    // primitives take rows k apart) and run on the primitive for its row count.
+    if (!p->family->fixed_rows) {
+        // The run-time-rows primitive takes another kernel (gemv) for one row: a single row runs
+        // as two equal rows, so it gets the bits it would get inside a larger product.
+        if (m == 1) return multiply_staged(p, a, 2, 0, c, 0, 0, accumulate, buffers, error, error_capacity);
+        return multiply_staged(p, a, m, lda, c, ldc, 0, accumulate, buffers, error, error_capacity);
+    }
+    // Blocks of at most BLOCK_ROWS rows, each on the primitive made for its row count.
     for (long first = 0; first < m; first += BLOCK_ROWS) {
         long rows = m - first < BLOCK_ROWS ? m - first : BLOCK_ROWS;
-        const float *a_rows = a + first * lda;
-        float *c_rows = c + first * ldc;
-        uint16_t *input = reserve(&buffers->input, rows * p->k * 2);
-        if (!input) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-        for (long r = 0; r < rows; r++) to_bf16(a_rows + r * lda, input + r * p->k, p->k);
-        // C with rows further apart than n goes through a dense buffer too.
-        float *output = c_rows;
-        if (ldc != p->n) {
-            output = reserve(&buffers->output, rows * p->n * 4);
-            if (!output) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-            if (accumulate)
-                for (long r = 0; r < rows; r++) memcpy(output + r * p->n, c_rows + r * ldc, (size_t)p->n * sizeof(float));
-        }
-        if (multiply_block(p, input, rows, p->k, output, p->n, rows, accumulate, buffers, error, error_capacity))
+        if (multiply_staged(p, a + first * lda, rows, lda, c + first * ldc, ldc, rows, accumulate, buffers, error,
+                            error_capacity))
             return -1;
-        if (output != c_rows)
-            for (long r = 0; r < rows; r++) memcpy(c_rows + r * ldc, output + r * p->n, (size_t)p->n * sizeof(float));
     }
     return 0;
 }
