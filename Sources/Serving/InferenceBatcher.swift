@@ -2,9 +2,15 @@ import Foundation
 import Training
 
 /// Micro-batching: concurrent inference requests are queued, and one worker thread takes up to
-/// `maxBatch` texts (waiting at most `maxWait` for more once the first arrives), runs them as one
-/// ensemble pass on the snapshot current when the batch forms, and hands each request its rows.
-/// The ensemble sorts the batch's texts by length, so padding stays small.
+/// `maxBatch` texts, runs them as one ensemble pass on the snapshot current when the batch forms,
+/// and hands each request its rows. The ensemble sorts the batch's texts by length, so padding
+/// stays small.
+///
+/// Once the first request of a batch arrives, the worker waits for more, at most `maxWait`, and
+/// no longer once as many texts are queued as the previous batch held (`Self.isReady`): under a
+/// steady load the clients a pass answered send their next requests within a fraction of a
+/// millisecond, so waiting beyond their return only idles the cores, and a lone client is
+/// never kept waiting.
 final class InferenceBatcher: @unchecked Sendable {
     struct Answer {
         let logits: [[Float]]
@@ -25,6 +31,8 @@ final class InferenceBatcher: @unchecked Sendable {
     private let maxWait: TimeInterval
     private let threads: Int
     private let metrics: ServerMetrics
+    /// Texts of the batch before the one forming (1 before the first: nothing to wait for yet).
+    private var previousBatchTexts = 1
 
     init(store: SnapshotStore, maxBatch: Int, maxWait: TimeInterval, threads: Int, metrics: ServerMetrics) {
         self.store = store; self.maxBatch = maxBatch; self.maxWait = maxWait; self.threads = threads
@@ -83,22 +91,32 @@ final class InferenceBatcher: @unchecked Sendable {
         }
     }
 
+    /// Whether a forming batch stops waiting for more texts: it holds `maxBatch`, or as many
+    /// as the previous batch did.
+    static func isReady(queuedTexts: Int, previousBatchTexts: Int, maxBatch: Int) -> Bool {
+        queuedTexts >= min(maxBatch, previousBatchTexts)
+    }
+
     /// Waits for work and gathers a batch; nil once stopping with nothing queued.
     private func nextBatch() -> [Job]? {
         condition.lock()
         defer { condition.unlock() }
         while queue.isEmpty && !stopping { condition.wait() }
         if queue.isEmpty { return nil }
-        let deadline = Date().addingTimeInterval(maxWait)
-        while queue.reduce(0, { $0 + $1.texts.count }) < maxBatch && !stopping {
+        let start = Date()
+        let deadline = start.addingTimeInterval(maxWait)
+        while !Self.isReady(queuedTexts: queue.reduce(0) { $0 + $1.texts.count },
+                            previousBatchTexts: previousBatchTexts, maxBatch: maxBatch) && !stopping {
             if !condition.wait(until: deadline) { break }
         }
+        metrics.batchWait(seconds: Date().timeIntervalSince(start))
         var taken: [Job] = [queue.removeFirst()]
         var count = taken[0].texts.count
         while let next = queue.first, count + next.texts.count <= maxBatch {
             taken.append(queue.removeFirst())
             count += next.texts.count
         }
+        previousBatchTexts = count
         return taken
     }
 }

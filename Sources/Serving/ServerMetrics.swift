@@ -2,7 +2,7 @@ import Foundation
 import Prometheus
 
 /// The server's Prometheus metrics (`GET /metrics`, text exposition format): requests and
-/// their latency per endpoint, batch sizes, the served generation, forgets and swaps.
+/// their latency per endpoint, batch sizes and waits, the served generation, forgets and swaps.
 public final class ServerMetrics: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     private let latencyBuckets: [Duration] = [
@@ -12,6 +12,7 @@ public final class ServerMetrics: @unchecked Sendable {
     ]
     private let batchSizes: ValueHistogram
     private let passSeconds: DurationHistogram
+    private let batchWaitSeconds: DurationHistogram
     private let generation: Gauge
     private let swaps: Counter
     private let swapSeconds: DurationHistogram
@@ -23,6 +24,10 @@ public final class ServerMetrics: @unchecked Sendable {
                                                  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256])
         passSeconds = registry.makeDurationHistogram(
             descriptor: Self.name("lethe_pass_duration_seconds", "Time of one ensemble pass over a batch"),
+            buckets: latencyBuckets)
+        batchWaitSeconds = registry.makeDurationHistogram(
+            descriptor: Self.name("lethe_batch_wait_seconds",
+                                  "Time the inference worker waited for more texts before starting a pass"),
             buckets: latencyBuckets)
         generation = registry.makeGauge(descriptor: Self.name("lethe_generation",
                                                               "Ledger sequence number of the served composition"))
@@ -51,6 +56,8 @@ public final class ServerMetrics: @unchecked Sendable {
     func batch(size: Int) { batchSizes.record(Double(size)) }
 
     func pass(seconds: Double) { passSeconds.recordNanoseconds(Int64(seconds * 1e9)) }
+
+    func batchWait(seconds: Double) { batchWaitSeconds.recordNanoseconds(Int64(seconds * 1e9)) }
 
     func swapped(to snapshot: ServedSnapshot) {
         generation.set(Double(snapshot.generation.sequenceNumber))

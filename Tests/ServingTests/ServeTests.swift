@@ -235,9 +235,9 @@ final class ServerProcess: @unchecked Sendable {
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
     }
 
-    init(run: URL) throws {
+    init(run: URL, arguments: [String] = []) throws {
         process.executableURL = try LetheProcess.binary()
-        process.arguments = ["serve", "--run", run.path, "--port", "0", "--threads", "1", "--poll-ms", "10"]
+        process.arguments = ["serve", "--run", run.path, "--port", "0", "--threads", "1", "--poll-ms", "10"] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -346,6 +346,33 @@ extension ServeTests {
         #expect(Int(answer.headers["Lethe-Generation"] ?? "") ?? 0 >= 1)
         #expect(try await server.get("/v2/health/ready").status == 200)
         #expect(server.stop() == 0)
+    }
+
+    /// A forming batch waits for as many texts as the previous batch held, never longer than
+    /// --max-wait-ms: one client sending one text at a time is answered without waiting, and a
+    /// text after a batch of four waits the full cap for three more that never come.
+    @Test func aBatchWaitsForThePreviousBatchsCountAtMostMaxWait() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run, arguments: ["--max-wait-ms", "1000"])
+        defer { server.stop() }
+        func waits() async throws -> (count: Double, seconds: Double) {
+            let text = try await server.get("/metrics").text
+            func value(_ name: String) -> Double? {
+                text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+            }
+            return (value("lethe_batch_wait_seconds_count") ?? -1, value("lethe_batch_wait_seconds_sum") ?? -1)
+        }
+        for text in Self.texts.prefix(3) { #expect(try await server.infer([text]).status == 200) }
+        let lone = try await waits()
+        #expect(lone.count == 3 && lone.seconds >= 0 && lone.seconds < 0.5, "\(lone)")
+        #expect(try await server.infer(Self.texts).status == 200)
+        #expect(try await server.infer(["Shares rise"]).status == 200)
+        let capped = try await waits()
+        #expect(capped.count == 5 && capped.seconds - lone.seconds >= 0.99 && capped.seconds - lone.seconds < 1.8,
+                "\(capped)")
+        #expect(try await server.infer(["Shares fall"]).status == 200)
+        let after = try await waits()
+        #expect(after.count == 6 && after.seconds - capped.seconds < 0.5, "\(after)")
     }
 
     /// Polls `condition` every 20 ms for up to 10 s.
