@@ -7,10 +7,11 @@ import Training
 /// stays small.
 ///
 /// Once the first request of a batch arrives, the worker waits for more, at most `maxWait`, and
-/// no longer once as many texts are queued as the previous batch held (`Self.isReady`): under a
-/// steady load the clients a pass answered send their next requests within a fraction of a
-/// millisecond, so waiting beyond their return only idles the cores, and a lone client is
-/// never kept waiting.
+/// no longer once the batch holds what was queued when the previous pass ended plus as many
+/// texts as that pass answered (`Self.target`): in a closed loop the clients a pass answered
+/// send their next requests within a fraction of a millisecond, so the worker waits for them
+/// (and two groups of clients merge into one larger, cheaper batch) but not beyond them, and a
+/// lone client is never kept waiting.
 final class InferenceBatcher: @unchecked Sendable {
     struct Answer {
         let logits: [[Float]]
@@ -31,8 +32,8 @@ final class InferenceBatcher: @unchecked Sendable {
     private let maxWait: TimeInterval
     private let threads: Int
     private let metrics: ServerMetrics
-    /// Texts of the batch before the one forming (1 before the first: nothing to wait for yet).
-    private var previousBatchTexts = 1
+    /// Texts of the previous batch (0 before the first).
+    private var previousBatchTexts = 0
 
     init(store: SnapshotStore, maxBatch: Int, maxWait: TimeInterval, threads: Int, metrics: ServerMetrics) {
         self.store = store; self.maxBatch = maxBatch; self.maxWait = maxWait; self.threads = threads
@@ -91,22 +92,25 @@ final class InferenceBatcher: @unchecked Sendable {
         }
     }
 
-    /// Whether a forming batch stops waiting for more texts: it holds `maxBatch`, or as many
-    /// as the previous batch did.
-    static func isReady(queuedTexts: Int, previousBatchTexts: Int, maxBatch: Int) -> Bool {
-        queuedTexts >= min(maxBatch, previousBatchTexts)
+    /// The texts a forming batch waits for: those queued when the previous pass ended and as
+    /// many as it answered, at least 1 and at most `maxBatch`.
+    static func target(queuedAtPassEnd: Int, previousBatchTexts: Int, maxBatch: Int) -> Int {
+        max(1, min(maxBatch, queuedAtPassEnd + previousBatchTexts))
     }
+
+    private var queuedTexts: Int { queue.reduce(0) { $0 + $1.texts.count } }
 
     /// Waits for work and gathers a batch; nil once stopping with nothing queued.
     private func nextBatch() -> [Job]? {
         condition.lock()
         defer { condition.unlock() }
+        let target = Self.target(queuedAtPassEnd: queuedTexts, previousBatchTexts: previousBatchTexts,
+                                 maxBatch: maxBatch)
         while queue.isEmpty && !stopping { condition.wait() }
         if queue.isEmpty { return nil }
         let start = Date()
         let deadline = start.addingTimeInterval(maxWait)
-        while !Self.isReady(queuedTexts: queue.reduce(0) { $0 + $1.texts.count },
-                            previousBatchTexts: previousBatchTexts, maxBatch: maxBatch) && !stopping {
+        while queuedTexts < target && !stopping {
             if !condition.wait(until: deadline) { break }
         }
         metrics.batchWait(seconds: Date().timeIntervalSince(start))

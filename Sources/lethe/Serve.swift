@@ -33,9 +33,10 @@ struct ServeCommand: ParsableCommand {
             loaded, the old one keeps answering unless a deletion newer than it was accepted; then \
             inference answers 503 and /v1/status says why.
 
-            Concurrent requests are batched: up to --max-batch texts per pass; once a request is queued, \
-            the server waits for as many texts as the previous pass held, at most --max-wait-ms. The \
-            frozen layers below the lowest adapter run once per batch for all shards.
+            Concurrent requests are batched, up to --max-batch texts per pass. Once a request is queued, \
+            the server waits for the clients the previous pass answered to send again (as many texts \
+            as that pass held, beyond those already queued), at most --max-wait-ms. The frozen layers \
+            below the lowest adapter run once per batch for all shards.
 
             When listening, one JSON line goes to stdout: {"event": "listening", "host": …, "port": …}. \
             Logs go to stderr. SIGTERM or SIGINT stops accepting, finishes the requests in flight and \
@@ -56,7 +57,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Threads of each ensemble pass, \(CommonBounds.threads.text).")
     var threads = CommonBounds.defaultThreads
     @Option(help: "Most texts in one ensemble pass, \(Self.batchBounds.text).") var maxBatch = 64
-    @Option(help: "Longest wait for more requests once one is queued (the wait ends sooner once the previous pass's count of texts is queued), in ms, \(Self.waitBounds.text).")
+    @Option(help: "Longest wait for more requests once one is queued (it ends sooner once the clients the previous pass answered have sent again), in ms, \(Self.waitBounds.text).")
     var maxWaitMs = 2.0
     @Option(help: "Interval of the check for compositions published by other processes, in ms, \(Self.pollBounds.text).")
     var pollMs = 5

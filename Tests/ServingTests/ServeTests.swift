@@ -348,10 +348,11 @@ extension ServeTests {
         #expect(server.stop() == 0)
     }
 
-    /// A forming batch waits for as many texts as the previous batch held, never longer than
-    /// --max-wait-ms: one client sending one text at a time is answered without waiting, and a
-    /// text after a batch of four waits the full cap for three more that never come.
-    @Test func aBatchWaitsForThePreviousBatchsCountAtMostMaxWait() async throws {
+    /// A forming batch waits for as many texts as the previous batch answered (none were queued
+    /// here), never longer than --max-wait-ms: one client sending one text at a time is answered
+    /// without waiting, and a text after a batch of four waits the full cap for three more that
+    /// never come.
+    @Test func aBatchWaitsForTheClientsThePreviousPassAnsweredAtMostMaxWait() async throws {
         let run = try Self.freshRun()
         let server = try ServerProcess(run: run, arguments: ["--max-wait-ms", "1000"])
         defer { server.stop() }

@@ -1,7 +1,7 @@
 // Lethe's C kernels: what Swift code built for AVX2 cannot express.
 //   - Frozen weight matrices prepared once and multiplied through oneDNN (Debian libdnnl,
 //     OpenMP runtime), in float32 or in bfloat16 with float32 accumulation.
-//   - Products on B laid out in 16-column panels (AVX2), and attention's softmax rows.
+//   - Products on B laid out in 16-column panels (AVX2), attention's softmax rows and GELU.
 //   - Float32 <-> bfloat16 rounding (round to nearest even), the same on every CPU.
 //   - Register-resident loops of the widest float32 FMA and of the bfloat16 dot product
 //     (vdpbf16ps) this CPU runs, which measure its arithmetic peak.
@@ -59,6 +59,10 @@ void lethe_panel_multiply(const float *panels, long k, long n, const float *a, l
 void lethe_softmax_rows(float *scores, long rows, long tokens, const float *keep, int causal);
 /// y[i] = e^x[i] with the softmax's polynomial (the same bits as the Swift kernels' exp).
 void lethe_exp(const float *x, float *y, long count);
+
+/// y[i] = GELU(x[i]) (exact erf form, the Swift kernels' bits), and derivative[i] = GELU′(x[i])
+/// when `derivative` is not NULL. x may equal y.
+void lethe_gelu(const float *x, float *y, float *derivative, long count);
 
 /// y[i] = x[i] rounded to bfloat16 (nearest, ties to even; NaN stays NaN) and widened back.
 void lethe_round_to_bf16(const float *x, float *y, long count);
