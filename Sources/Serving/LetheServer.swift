@@ -175,16 +175,14 @@ public final class LetheServer: Sendable {
             labels.append(snapshot.labels[ClassificationMetrics.argmax(row)])
             probabilities += ClassificationMetrics.softmax(row).map(Double.init)
         }
-        var object: [String: Any] = [
-            "model_name": Self.modelName, "model_version": "\(snapshot.generation.sequenceNumber)",
-            "generation": snapshot.generationJSON,
-            "outputs": [
-                ["name": "label", "datatype": "BYTES", "shape": [labels.count], "data": labels],
-                ["name": "probabilities", "datatype": "FP32", "shape": [labels.count, k], "data": probabilities],
-            ],
-        ]
-        if let id = parsed.id { object["id"] = id }
-        return JSONResponse.object(object, headers: Self.generationHeaders(snapshot))
+        let answerBody = InferAnswer(
+            modelName: Self.modelName, modelVersion: "\(snapshot.generation.sequenceNumber)", id: parsed.id,
+            generation: .init(sequence: snapshot.generation.sequenceNumber, hash: snapshot.generation.hash,
+                              snapshot: snapshot.number),
+            outputs: [.init(name: "label", datatype: "BYTES", shape: [labels.count], data: .strings(labels)),
+                      .init(name: "probabilities", datatype: "FP32", shape: [labels.count, k],
+                            data: .numbers(probabilities))])
+        return JSONResponse.encoded(answerBody, headers: Self.generationHeaders(snapshot))
     }
 
     static func generationHeaders(_ snapshot: ServedSnapshot) -> HTTPFields {

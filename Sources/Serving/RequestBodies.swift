@@ -12,6 +12,18 @@ enum JSONResponse {
         return raw(Array(data), status: status, headers: headers)
     }
 
+    /// A Codable answer, keys sorted like `object`'s. The inference answer takes this path:
+    /// JSONEncoder writes it in a fraction of the time JSONSerialization spends casting `Any`.
+    static func encoded<Body: Encodable>(_ body: Body, status: HTTPResponse.Status = .ok,
+                                         headers: HTTPFields = [:]) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(body) else {
+            return raw(Array(#"{"error":"the answer could not be encoded as JSON"}"#.utf8), status: .internalServerError)
+        }
+        return raw(Array(data), status: status, headers: headers)
+    }
+
     static func raw(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:],
                     contentType: String = "application/json") -> Response {
         var fields = headers
@@ -25,6 +37,46 @@ enum JSONResponse {
 
     static func error(_ message: String, status: HTTPResponse.Status) -> Response {
         object(["error": message], status: status)
+    }
+}
+
+/// The body of an inference answer (Open Inference Protocol v2): the model, the generation that
+/// answered, and two outputs, the labels and the probabilities [texts, classes] flat.
+struct InferAnswer: Encodable {
+    struct Generation: Encodable {
+        let sequence: Int64
+        let hash: String
+        let snapshot: Int
+    }
+
+    struct Output: Encodable {
+        enum Values: Encodable {
+            case strings([String])
+            case numbers([Double])
+
+            func encode(to encoder: Encoder) throws {
+                var container = encoder.singleValueContainer()
+                switch self {
+                case .strings(let values): try container.encode(values)
+                case .numbers(let values): try container.encode(values)
+                }
+            }
+        }
+
+        let name: String
+        let datatype: String
+        let shape: [Int]
+        let data: Values
+    }
+
+    let modelName: String
+    let modelVersion: String
+    let id: String?
+    let generation: Generation
+    let outputs: [Output]
+
+    enum CodingKeys: String, CodingKey {
+        case modelName = "model_name", modelVersion = "model_version", id, generation, outputs
     }
 }
 
