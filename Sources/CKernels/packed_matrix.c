@@ -40,16 +40,22 @@ extern void omp_set_num_threads(int count);
 // Most rows of one oneDNN call; a larger product runs as several.
 #define BLOCK_ROWS 256
 
-// The primitives shared by every matrix of one (k, n, precision): [accumulate][rows] for fixed
-// row counts (bf16), [accumulate][0] for the one run-time-rows primitive (float32, and bf16
-// where oneDNN has no brgemm kernel for it).
+// What a product does with C: writes A·B over it, adds A·B to it (a sum post-op), or writes
+// A·B + bias over it. brgemm adds the bias to the finished sum, as it adds C to it: the bits of
+// a bias written into C before an accumulating product, without that pass over C. gemm:jit
+// (float32) adds C to partial sums of a long k, so its biases are written into C first.
+enum { WRITE = 0, ACCUMULATE = 1, ADD_BIAS = 2, MODES = 3 };
+
+// The primitives shared by every matrix of one (k, n, precision): [mode][rows] for fixed row
+// counts (bf16), [mode][0] for the one run-time-rows primitive (float32, and bf16 where oneDNN
+// has no brgemm kernel for it).
 typedef struct product_family {
     long k, n;
     lethe_precision precision;
     int fixed_rows;
     dnnl_memory_desc_t weights_md;   // the packed layout every primitive of the family takes
-    dnnl_primitive_t product[2][BLOCK_ROWS + 1];
-    long scratch_bytes[2][BLOCK_ROWS + 1];
+    dnnl_primitive_t product[MODES][BLOCK_ROWS + 1];
+    long scratch_bytes[MODES][BLOCK_ROWS + 1];
     struct product_family *next;
 } product_family;
 
@@ -92,22 +98,23 @@ static dnnl_status_t matrix_desc(dnnl_memory_desc_t *md, long m, long cols, long
 
 // A product of exactly `m` rows of A (rows k apart) into C (rows n apart), or with `m` =
 // DNNL_RUNTIME_DIM_VAL of any rows and strides, on weights of layout `*weights`
-// (format_tag_any lets oneDNN choose; the chosen layout is written back).
-static dnnl_status_t make_product(long k, long n, lethe_precision precision, long m, int accumulate,
+// (format_tag_any lets oneDNN choose; the chosen layout is written back); `mode` as above.
+static dnnl_status_t make_product(long k, long n, lethe_precision precision, long m, int mode,
                                   dnnl_memory_desc_t *weights, long *scratch_bytes, dnnl_primitive_t *product) {
-    dnnl_memory_desc_t src, dst;
+    dnnl_memory_desc_t src, dst, bias;
     dnnl_status_t s;
     const int runtime = m == DNNL_RUNTIME_DIM_VAL;
     if ((s = matrix_desc(&src, m, k, runtime ? DNNL_RUNTIME_DIM_VAL : k, input_type(precision)))) return s;
     if ((s = matrix_desc(&dst, m, n, runtime ? DNNL_RUNTIME_DIM_VAL : n, dnnl_f32))) return s;
+    if ((s = matrix_desc(&bias, 1, n, n, dnnl_f32))) return s;
     dnnl_matmul_desc_t desc;
-    if ((s = dnnl_matmul_desc_init(&desc, &src, weights, NULL, &dst))) return s;
+    if ((s = dnnl_matmul_desc_init(&desc, &src, weights, mode == ADD_BIAS ? &bias : NULL, &dst))) return s;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
     dnnl_primitive_desc_t pd = NULL;
     if ((s = dnnl_primitive_attr_create(&attr))) return s;
     if ((s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user))) goto done;
-    if (accumulate) {
+    if (mode == ACCUMULATE) {
         if ((s = dnnl_post_ops_create(&ops))) goto done;
         if ((s = dnnl_post_ops_append_sum(ops, 1.0f))) goto done;
         if ((s = dnnl_primitive_attr_set_post_ops(attr, ops))) goto done;
@@ -131,17 +138,17 @@ static pthread_mutex_t family_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // Makes the family's product for `rows` rows (0: run-time rows) unless it exists; call with
 // family_lock held.
-static dnnl_status_t add_product(product_family *f, int accumulate, long rows) {
-    if (f->product[accumulate][rows]) return dnnl_success;
+static dnnl_status_t add_product(product_family *f, int mode, long rows) {
+    if (f->product[mode][rows]) return dnnl_success;
     dnnl_memory_desc_t weights = f->weights_md;
     long scratch = 0;
     dnnl_primitive_t product = NULL;
-    dnnl_status_t s = make_product(f->k, f->n, f->precision, rows ? rows : DNNL_RUNTIME_DIM_VAL, accumulate,
+    dnnl_status_t s = make_product(f->k, f->n, f->precision, rows ? rows : DNNL_RUNTIME_DIM_VAL, mode,
                                    &weights, &scratch, &product);
     if (s != dnnl_success) return s;
-    f->scratch_bytes[accumulate][rows] = scratch;
+    f->scratch_bytes[mode][rows] = scratch;
     // Published last: product() reads the slot without the lock.
-    __atomic_store_n(&f->product[accumulate][rows], product, __ATOMIC_RELEASE);
+    __atomic_store_n(&f->product[mode][rows], product, __ATOMIC_RELEASE);
     return dnnl_success;
 }
 
@@ -184,12 +191,12 @@ static product_family *family_for(long k, long n, lethe_precision precision, dnn
             dnnl_primitive_destroy(f->product[0][first]);
             f->product[0][first] = NULL;
         }
-        if (s == dnnl_success) s = add_product(f, 1, first);
-        if (s == dnnl_success && first) s = add_product(f, 0, 1);
-        if (s == dnnl_success && first) s = add_product(f, 1, 1);
+        for (int mode = ACCUMULATE; mode < MODES && s == dnnl_success; mode++) s = add_product(f, mode, first);
+        for (int mode = WRITE; mode < MODES && s == dnnl_success && first; mode++) s = add_product(f, mode, 1);
         if (s != dnnl_success) {
-            for (int a = 0; a < 2; a++)
-                for (long r = 0; r <= BLOCK_ROWS; r++) if (f->product[a][r]) dnnl_primitive_destroy(f->product[a][r]);
+            for (int mode = 0; mode < MODES; mode++)
+                for (long r = 0; r <= BLOCK_ROWS; r++)
+                    if (f->product[mode][r]) dnnl_primitive_destroy(f->product[mode][r]);
             free(f);
             f = NULL;
             *status = s;
@@ -206,13 +213,13 @@ static product_family *family_for(long k, long n, lethe_precision precision, dnn
 }
 
 // The family's product for `rows` rows (1…BLOCK_ROWS; 0: run-time rows), made on first use.
-static dnnl_primitive_t product(product_family *f, int accumulate, long rows, dnnl_status_t *status) {
-    dnnl_primitive_t made = __atomic_load_n(&f->product[accumulate][rows], __ATOMIC_ACQUIRE);
+static dnnl_primitive_t product(product_family *f, int mode, long rows, dnnl_status_t *status) {
+    dnnl_primitive_t made = __atomic_load_n(&f->product[mode][rows], __ATOMIC_ACQUIRE);
     if (made) return made;
     pthread_mutex_lock(&family_lock);
-    *status = add_product(f, accumulate, rows);
+    *status = add_product(f, mode, rows);
     pthread_mutex_unlock(&family_lock);
-    return f->product[accumulate][rows];
+    return f->product[mode][rows];
 }
 
 // Per-thread buffers that grow as needed (bf16 inputs, dense copies, scratchpads), freed when
@@ -335,21 +342,21 @@ void lethe_packed_matrix_destroy(lethe_packed_matrix *p) {
 
 long lethe_packed_matrix_bytes(const lethe_packed_matrix *p) { return p->weights_bytes; }
 
-// C[rows, n] (= or +=) A[rows, k]·B on the calling thread, A in the product's input type with
-// rows lda apart, C rows ldc apart: on the primitive for `rows` rows (at most BLOCK_ROWS, dense
-// rows), or with `primitive_rows` 0 on the run-time-rows one.
+// C[rows, n] = A[rows, k]·B, += A·B, or = A·B + bias (`mode`) on the calling thread, A in the
+// product's input type with rows lda apart, C rows ldc apart: on the primitive for `rows` rows
+// (at most BLOCK_ROWS, dense rows), or with `primitive_rows` 0 on the run-time-rows one.
 static int multiply_block(const lethe_packed_matrix *p, const void *a, long rows, long lda, float *c, long ldc,
-                          long primitive_rows, int accumulate, thread_buffers *buffers, char *error,
+                          const float *bias, long primitive_rows, int mode, thread_buffers *buffers, char *error,
                           long error_capacity) {
     dnnl_status_t made = dnnl_success;
-    dnnl_primitive_t prim = product(p->family, accumulate, primitive_rows, &made);
+    dnnl_primitive_t prim = product(p->family, mode, primitive_rows, &made);
     if (!prim) return fail(error, error_capacity, "matmul creation", made);
-    long pad_bytes = p->family->scratch_bytes[accumulate][primitive_rows];
+    long pad_bytes = p->family->scratch_bytes[mode][primitive_rows];
     void *scratch = reserve(&buffers->scratch, pad_bytes > 0 ? pad_bytes : 64);
     if (!scratch) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-    dnnl_memory_t src = NULL, weights = NULL, dst = NULL, pad = NULL;
+    dnnl_memory_t src = NULL, weights = NULL, dst = NULL, pad = NULL, bias_memory = NULL;
     int result = -1;
-    dnnl_memory_desc_t src_md, dst_md, pad_md;
+    dnnl_memory_desc_t src_md, dst_md, pad_md, bias_md;
     dnnl_dims_t pad_dims = {pad_bytes > 0 ? pad_bytes : 1};
     CHECK(matrix_desc(&src_md, rows, p->family->k, lda, input_type(p->family->precision)), "source descriptor");
     CHECK(matrix_desc(&dst_md, rows, p->family->n, ldc, dnnl_f32), "destination descriptor");
@@ -358,26 +365,32 @@ static int multiply_block(const lethe_packed_matrix *p, const void *a, long rows
     CHECK(dnnl_memory_create(&weights, &p->family->weights_md, engine, p->weights), "memory");
     CHECK(dnnl_memory_create(&dst, &dst_md, engine, c), "memory");
     CHECK(dnnl_memory_create(&pad, &pad_md, engine, scratch), "memory");
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst},
-                               {DNNL_ARG_SCRATCHPAD, pad}};
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst},
+                               {DNNL_ARG_SCRATCHPAD, pad}, {DNNL_ARG_BIAS, NULL}};
+    if (mode == ADD_BIAS) {
+        CHECK(matrix_desc(&bias_md, 1, p->family->n, p->family->n, dnnl_f32), "bias descriptor");
+        CHECK(dnnl_memory_create(&bias_memory, &bias_md, engine, (void *)bias), "memory");
+        args[4].memory = bias_memory;
+    }
     CHECK(thread_stream(), "stream creation");
     omp_set_num_threads(1);
-    CHECK(dnnl_primitive_execute(prim, stream, 4, args), "matmul");
+    CHECK(dnnl_primitive_execute(prim, stream, mode == ADD_BIAS ? 5 : 4, args), "matmul");
     result = 0;
 failed:
     if (src) dnnl_memory_destroy(src);
     if (weights) dnnl_memory_destroy(weights);
     if (dst) dnnl_memory_destroy(dst);
     if (pad) dnnl_memory_destroy(pad);
+    if (bias_memory) dnnl_memory_destroy(bias_memory);
     return result;
 }
 
-// C[rows, n] (= or +=) A[rows, k]·B with A's rows `lda` apart and C's `ldc` apart, where a stride
-// of 0 repeats row 0. A goes through a dense buffer when the primitive cannot take it as it is:
+// C[rows, n] = A[rows, k]·B (+ C, or + bias, by `mode`) with A's rows `lda` apart and C's `ldc`
+// apart, where a stride of 0 repeats row 0. A goes through a dense buffer when the primitive cannot take it as it is:
 // in bf16 (rounded), with a stride of 0, or on a fixed-rows primitive (rows k apart only); so
 // does C (rows n apart). With `ldc` 0 every row is written back to row 0: they are equal.
 static int multiply_staged(const lethe_packed_matrix *p, const float *a, long rows, long lda, float *c, long ldc,
-                           long primitive_rows, int accumulate, thread_buffers *buffers, char *error,
+                           const float *bias, long primitive_rows, int mode, thread_buffers *buffers, char *error,
                            long error_capacity) {
     const long k = p->family->k, n = p->family->n;
     const int bf16 = p->family->precision == LETHE_PRECISION_BF16;
@@ -397,10 +410,10 @@ static int multiply_staged(const lethe_packed_matrix *p, const float *a, long ro
     if (staged) {
         output = reserve(&buffers->output, rows * n * (long)sizeof(float));
         if (!output) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
-        if (accumulate)
+        if (mode == ACCUMULATE)
             for (long r = 0; r < rows; r++) memcpy(output + r * n, c + r * ldc, (size_t)n * sizeof(float));
     }
-    if (multiply_block(p, input, rows, lda, output, staged ? n : ldc, primitive_rows, accumulate, buffers, error,
+    if (multiply_block(p, input, rows, lda, output, staged ? n : ldc, bias, primitive_rows, mode, buffers, error,
                        error_capacity))
         return -1;
     if (staged)
@@ -409,20 +422,30 @@ static int multiply_staged(const lethe_packed_matrix *p, const float *a, long ro
 }
 
 int lethe_packed_matrix_multiply(const lethe_packed_matrix *p, const float *a, long m, long lda,
-                                 float *c, long ldc, int accumulate, char *error, long error_capacity) {
+                                 float *c, long ldc, int accumulate, const float *bias, char *error,
+                                 long error_capacity) {
     if (m <= 0) return 0;
+    if (accumulate && bias) {
+        if (error && error_capacity > 0) snprintf(error, (size_t)error_capacity, "a product adds C or a bias, not both");
+        return -1;
+    }
+    int mode = bias ? ADD_BIAS : accumulate ? ACCUMULATE : WRITE;
     thread_buffers *buffers = my_buffers();
     if (!buffers) return fail(error, error_capacity, "allocation", dnnl_out_of_memory);
     if (!p->family->fixed_rows) {
+        if (bias) {
+            for (long r = 0; r < m; r++) memcpy(c + r * ldc, bias, (size_t)p->family->n * sizeof(float));
+            mode = ACCUMULATE;
+        }
         // The run-time-rows primitive takes another kernel (gemv) for one row: a single row runs
         // as two equal rows, so it gets the bits it would get inside a larger product.
-        if (m == 1) return multiply_staged(p, a, 2, 0, c, 0, 0, accumulate, buffers, error, error_capacity);
-        return multiply_staged(p, a, m, lda, c, ldc, 0, accumulate, buffers, error, error_capacity);
+        if (m == 1) return multiply_staged(p, a, 2, 0, c, 0, bias, 0, mode, buffers, error, error_capacity);
+        return multiply_staged(p, a, m, lda, c, ldc, bias, 0, mode, buffers, error, error_capacity);
     }
     // Blocks of at most BLOCK_ROWS rows, each on the primitive made for its row count.
     for (long first = 0; first < m; first += BLOCK_ROWS) {
         long rows = m - first < BLOCK_ROWS ? m - first : BLOCK_ROWS;
-        if (multiply_staged(p, a + first * lda, rows, lda, c + first * ldc, ldc, rows, accumulate, buffers, error,
+        if (multiply_staged(p, a + first * lda, rows, lda, c + first * ldc, ldc, bias, rows, mode, buffers, error,
                             error_capacity))
             return -1;
     }

@@ -31,16 +31,16 @@ public final class FrozenLinear: @unchecked Sendable {
     public func forward(_ x: UnsafePointer<Float>, residual: UnsafePointer<Float>? = nil,
                         into y: UnsafeMutablePointer<Float>, rows n: Int) {
         let o = outFeatures
-        if let residual {
-            if let bias {
-                BiasAdd.forward(residual, bias: bias.pointer, into: y, rows: n, columns: o)
-            } else if residual != UnsafePointer(y) {
-                y.update(from: residual, count: n * o)
-            }
-        } else if let bias {
-            for r in 0..<n { (y + r * o).update(from: bias.pointer, count: o) }
+        guard let residual else {
+            packedTransposed.multiply(x, rows: n, into: y, accumulate: false, bias: bias?.pointer)
+            return
         }
-        packedTransposed.multiply(x, rows: n, into: y, accumulate: bias != nil || residual != nil)
+        if let bias {
+            BiasAdd.forward(residual, bias: bias.pointer, into: y, rows: n, columns: o)
+        } else if residual != UnsafePointer(y) {
+            y.update(from: residual, count: n * o)
+        }
+        packedTransposed.multiply(x, rows: n, into: y, accumulate: true)
     }
 
     /// dX = dY·W (or dX += dY·W with `accumulate`); dY [N, O], dX [N, I], dY rows `dYRowStride`

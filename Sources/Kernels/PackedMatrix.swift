@@ -59,7 +59,10 @@ public final class PackedMatrix: @unchecked Sendable {
         }
     }
 
-    /// C[m, n] = A[m, k]·B (or += with `accumulate`); rows of A `lda` apart, of C `ldc` apart.
+    /// C[m, n] = A[m, k]·B (or += with `accumulate`, or + `bias` [n] per row when given, which
+    /// excludes `accumulate`); rows of A `lda` apart, of C `ldc` apart. The bits are those of the
+    /// bias written into C and accumulated onto; bf16 on oneDNN's brgemm kernels adds it to each
+    /// finished sum instead, which gives those bits without the pass over C.
     /// The work is split over BLASRuntime's current thread count (1 inside single-threaded
     /// regions, so thread groups share the cores as with OpenBLAS), each part one oneDNN or panel
     /// kernel call on its thread. oneDNN's parts are blocks of rows. The panel kernel's parts are
@@ -68,22 +71,25 @@ public final class PackedMatrix: @unchecked Sendable {
     /// than splitting the rows (docs/BENCHMARKS.md). Every element of C depends only on its row
     /// of A and its column of B, so the bits are the same for any thread count (tested).
     public func multiply(_ a: UnsafePointer<Float>, rows m: Int, lda: Int? = nil,
-                         into c: UnsafeMutablePointer<Float>, ldc: Int? = nil, accumulate: Bool) {
+                         into c: UnsafeMutablePointer<Float>, ldc: Int? = nil, accumulate: Bool,
+                         bias: UnsafePointer<Float>? = nil) {
         guard m > 0 else { return }
+        precondition(bias == nil || !accumulate, "a product adds C or a bias, not both")
         let (lda, ldc) = (lda ?? rows, ldc ?? columns)
         // A second part only for products of at least `Self.rowsPerPart` rows per part: smaller
         // ones cost more in call overhead than a second thread saves.
         let parts = max(1, min(BLASRuntime.activeThreadCount, m / Self.rowsPerPart))
         switch backend {
         case .oneDNN(let handle):
-            let shared = UncheckedSendable((handle, a, c))
+            let shared = UncheckedSendable((handle, a, c, bias))
             Self.inParallel(m, parts: parts) { first, count in
-                let (handle, a, c) = shared.value
+                let (handle, a, c, bias) = shared.value
                 Self.multiplyOneDNN(handle, a + first * lda, rows: count, lda: lda, into: c + first * ldc, ldc: ldc,
-                                    accumulate: accumulate)
+                                    accumulate: accumulate, bias: bias)
             }
         case .panels(let panels):
-            multiplyPanels(panels.pointer, a, rows: m, lda: lda, into: c, ldc: ldc, accumulate: accumulate,
+            if let bias { for r in 0..<m { (c + r * ldc).update(from: bias, count: columns) } }
+            multiplyPanels(panels.pointer, a, rows: m, lda: lda, into: c, ldc: ldc, accumulate: accumulate || bias != nil,
                            parts: parts)
         }
     }
@@ -105,9 +111,11 @@ public final class PackedMatrix: @unchecked Sendable {
     }
 
     private static func multiplyOneDNN(_ handle: OpaquePointer, _ a: UnsafePointer<Float>, rows m: Int, lda: Int,
-                                       into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                                       into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                                       bias: UnsafePointer<Float>?) {
         var message = [CChar](repeating: 0, count: 256)
-        let status = lethe_packed_matrix_multiply(handle, a, m, lda, c, ldc, accumulate ? 1 : 0, &message, message.count)
+        let status = lethe_packed_matrix_multiply(handle, a, m, lda, c, ldc, accumulate ? 1 : 0, bias, &message,
+                                                  message.count)
         // Shapes and buffers were fixed at packing; a failure here is memory exhaustion.
         precondition(status == 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
                                          as: UTF8.self))

@@ -118,6 +118,21 @@ import Testing
         let strided = (0..<m).flatMap { r in (0..<n).map { wideY.values[r * ldc + $0] } }
         #expect(strided == sums[0])
         #expect((0..<m).allSatisfy { r in (n..<ldc).allSatisfy { wideY.values[r * ldc + $0] == 0 } })
+        // A bias added by the kernel gives the bits of the bias written into C and accumulated
+        // onto, for any thread count, across calls, and for a row alone.
+        let bias = random.tensor([n])
+        let accumulated = Tensor(shape: [m, n])
+        for r in 0..<m { (accumulated.data + r * n).update(from: bias.pointer, count: n) }
+        packed.multiply(x.pointer, rows: m, into: accumulated.data, accumulate: true)
+        for threads in [1, 2] {
+            BLASRuntime.setThreadCount(threads)
+            let withBias = Tensor(shape: [m, n])
+            packed.multiply(x.pointer, rows: m, into: withBias.data, accumulate: false, bias: bias.pointer)
+            #expect(withBias.values == accumulated.values, "\(threads) threads")
+        }
+        let row = Tensor(shape: [1, n])
+        packed.multiply(x.pointer + 57 * k, rows: 1, into: row.data, accumulate: false, bias: bias.pointer)
+        #expect(row.values == Array(accumulated.values[57 * n..<58 * n]))
     }
 
     @Test(arguments: [Precision.fp32, .bf16])

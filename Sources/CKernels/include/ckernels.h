@@ -34,12 +34,16 @@ void lethe_packed_matrix_destroy(lethe_packed_matrix *matrix);
 /// Bytes the packed copy of B occupies.
 long lethe_packed_matrix_bytes(const lethe_packed_matrix *matrix);
 
-/// C = A·B, or C += A·B when `accumulate`; A [m, k] with rows `lda` apart, C [m, n] with rows
-/// `ldc` apart, both row-major float32 (bf16 matrices round A to bfloat16 first). Runs on the
-/// calling thread alone; each output row depends only on its input row, so callers may split
-/// the rows across threads without changing a bit. Returns 0, or -1 with `error` filled.
+/// C = A·B, or C += A·B when `accumulate`, or C = A·B + bias when `bias` [n] is not NULL (not
+/// with `accumulate`; the bits of the bias written into C and accumulated onto, which is what
+/// float32 does: bf16's kernels add it without that pass over C); A [m, k] with
+/// rows `lda` apart, C [m, n] with rows `ldc` apart, both row-major float32 (bf16 matrices round
+/// A to bfloat16 first). Runs on the calling thread alone; each output row depends only on its
+/// input row, so callers may split the rows across threads without changing a bit. Returns 0,
+/// or -1 with `error` filled.
 int lethe_packed_matrix_multiply(const lethe_packed_matrix *matrix, const float *a, long m, long lda,
-                                 float *c, long ldc, int accumulate, char *error, long error_capacity);
+                                 float *c, long ldc, int accumulate, const float *bias, char *error,
+                                 long error_capacity);
 
 /// Floats of B [k, n] laid out in panels of 16 columns (n rounded up) for lethe_panel_multiply.
 long lethe_panel_floats(long k, long n);
