@@ -32,9 +32,15 @@ public struct BenchServeCommand: ParsableCommand {
             PyTorch with PEFT, adapters read from the stage files with h5py, torch on --threads \
             threads) under the same wrk runs, and the table shows both sides and the ratio.
 
+            With --versus-precision, a second server answers in that precision beside the first, and \
+            the two are loaded in turn (no forgets), --rounds times at each concurrency: the median \
+            requests/s of each and their ratio, measured in one run rather than across two runs \
+            minutes apart on a shared machine.
+
             Examples:
               lethe bench serve --run Checkpoints/runs/demo --concurrency 1 8 64 --seconds 10
               lethe bench serve --python /work/venv-torch/bin/python
+              lethe bench serve --precision bf16 --versus-precision fp32 --rounds 3
             """)
 
     @Option(name: .customLong("run"), help: "A trained run (make demo makes Checkpoints/runs/demo).")
@@ -50,6 +56,9 @@ public struct BenchServeCommand: ParsableCommand {
     @Option(help: "Server --max-batch, \(Self.connectionBounds.text).") var maxBatch = 64
     @Option(help: "Server --max-wait-ms, \(Self.waitBounds.text).") var maxWaitMs = 2.0
     @OptionGroup var precisionOptions: InferencePrecisionOptions
+    @Option(help: "Also serve the run in this precision (fp32 or bf16) and load both servers in turn: their requests/s and ratio in one run.")
+    var versusPrecision: Precision?
+    @Option(help: "Alternating rounds per concurrency with --versus-precision, \(Self.roundBounds.text).") var rounds = 3
     @Option(help: "A Python with torch, peft, h5py, fastapi and uvicorn: also drive Tools/serve_torch.py (the same ensemble served with FastAPI + PyTorch) with the same load, first.")
     var python: String?
     @OptionGroup var output: OutputOptions
@@ -60,6 +69,7 @@ public struct BenchServeCommand: ParsableCommand {
     static let rateBounds = OptionBounds(0.1...1000.0)
     static let swapBounds = OptionBounds(0...1000)
     static let waitBounds = OptionBounds(0.0...1000.0)
+    static let roundBounds = OptionBounds(1...100)
 
     public func validate() throws {
         guard !concurrency.isEmpty else { throw ValidationError("--concurrency needs at least one value.") }
@@ -70,6 +80,7 @@ public struct BenchServeCommand: ParsableCommand {
         try CommonBounds.threads.check(threads, option: "--threads")
         try Self.connectionBounds.check(maxBatch, option: "--max-batch")
         try Self.waitBounds.check(maxWaitMs, option: "--max-wait-ms")
+        try Self.roundBounds.check(rounds, option: "--rounds")
         try InputFiles.check([("--data", data)])
         guard FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).servedURL.path) else {
             throw ValidationError("--run \(runDirectory): no served.json; train the run first (make demo makes Checkpoints/runs/demo).")
@@ -141,6 +152,10 @@ public struct BenchServeCommand: ParsableCommand {
             }
             report.record("torch", try torchRuns.map(Self.object))
         }
+        if let versus = versusPrecision {
+            report.record("versus", try precisionSeries(versus: versus, run: copy, main: server, binary: binary,
+                                                        texts: texts, scratch: scratch, report: report))
+        }
         if let top = rows.last, let c = top["concurrency"] as? Int, let share = top["share_of_limit"] as? Double {
             report.say(String(format: "at concurrency %d: %.0f%% of the FLOP-bound limit", c, 100 * share))
         }
@@ -151,6 +166,40 @@ public struct BenchServeCommand: ParsableCommand {
         report.record("threads", threads)
         report.record("server_exit_status", Int(server.stop()))
         try report.finish()
+    }
+
+    /// The run served in `versus` beside `main` (the --precision server), the two loaded in turn by
+    /// the same wrk runs, `rounds` times at each concurrency: the ratio of their medians.
+    func precisionSeries(versus: Precision, run: URL, main: ServeChild, binary: URL, texts: [String], scratch: URL,
+                         report: ResultReport) throws -> [[String: Any]] {
+        let other = try ServeChild(binary: binary, run: run, threads: threads, maxBatch: maxBatch, maxWaitMs: maxWaitMs,
+                                   precision: versus)
+        defer { _ = other.stop() }
+        for text in texts.prefix(8) { _ = BlockingHTTP.infer(other.base, text: text) }
+        let mainName = precisionOptions.precision?.rawValue ?? "the run's precision"
+        report.say("\(mainName) against \(versus.rawValue), \(rounds) alternating round(s) of \(seconds) s each: "
+                   + "concurrency, median requests/s of each, ratio of the medians (lowest–highest round)")
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+        return try concurrency.map { c in
+            func rate(_ server: ServeChild) throws -> Double {
+                try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,
+                               seconds: Double(seconds), scriptDirectory: scratch).requestsPerSecond
+            }
+            var mine: [Double] = [], theirs: [Double] = []
+            for _ in 0..<rounds {
+                theirs.append(try rate(other))
+                mine.append(try rate(main))
+            }
+            let ratios = zip(mine, theirs).map { $0 / $1 }
+            let ratio = median(mine) / median(theirs)
+            report.say(String(format: "%11d  %8.1f  %8.1f  %.2f× (%.2f–%.2f)", c, median(mine), median(theirs), ratio,
+                              ratios.min() ?? 0, ratios.max() ?? 0))
+            return ["concurrency": c, "requests_per_second": mine, "versus_requests_per_second": theirs,
+                    "ratio_of_medians": ratio]
+        }
     }
 
     /// Tools/serve_torch.py on the same run under the same wrk runs (no forgets).

@@ -105,6 +105,7 @@ import Testing
         Case(command: ["bench", "forget"], option: "--log-size", value: "0", range: "1…10000000"),
         Case(command: ["bench", "train"], option: "--epochs", value: "0", range: "1…1000"),
         Case(command: ["bench", "unlearn"], option: "--rank", value: "0", range: "1…256"),
+        Case(command: ["bench", "serve"], option: "--rounds", value: "0", range: "1…100"),
         Case(command: ["bench", "decoder"], option: "--batch", value: "0", range: "1…1024"),
     ]
 
