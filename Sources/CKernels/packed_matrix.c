@@ -106,7 +106,7 @@ static dnnl_status_t make_product(long k, long n, lethe_precision precision, lon
     const int runtime = m == DNNL_RUNTIME_DIM_VAL;
     if ((s = matrix_desc(&src, m, k, runtime ? DNNL_RUNTIME_DIM_VAL : k, input_type(precision)))) return s;
     if ((s = matrix_desc(&dst, m, n, runtime ? DNNL_RUNTIME_DIM_VAL : n, dnnl_f32))) return s;
-    if ((s = matrix_desc(&bias, 1, n, n, dnnl_f32))) return s;
+    if (mode == ADD_BIAS && (s = matrix_desc(&bias, 1, n, n, dnnl_f32))) return s;
     dnnl_matmul_desc_t desc;
     if ((s = dnnl_matmul_desc_init(&desc, &src, weights, mode == ADD_BIAS ? &bias : NULL, &dst))) return s;
     dnnl_primitive_attr_t attr = NULL;
@@ -165,7 +165,8 @@ static int runs_brgemm(dnnl_primitive_t product) {
 // chooses for a BLOCK_ROWS-row product, and its one-row and BLOCK_ROWS-row products are made at
 // once, so a layout the kernels refuse (no bf16 support) fails here, when a matrix is packed.
 // float32, and bf16 where oneDNN offers no brgemm kernel for it (whose other kernels are not
-// known to keep a row's bits across row counts): its run-time-rows products and their layout.
+// known to keep a row's bits across row counts): its run-time-rows products and their layout,
+// without ADD_BIAS (there the bias is written into C first).
 static product_family *family_for(long k, long n, lethe_precision precision, dnnl_status_t *status,
                                   const char **what) {
     pthread_mutex_lock(&family_lock);
@@ -191,7 +192,8 @@ static product_family *family_for(long k, long n, lethe_precision precision, dnn
             dnnl_primitive_destroy(f->product[0][first]);
             f->product[0][first] = NULL;
         }
-        for (int mode = ACCUMULATE; mode < MODES && s == dnnl_success; mode++) s = add_product(f, mode, first);
+        const int modes = first ? MODES : ADD_BIAS;
+        for (int mode = ACCUMULATE; mode < modes && s == dnnl_success; mode++) s = add_product(f, mode, first);
         for (int mode = WRITE; mode < MODES && s == dnnl_success && first; mode++) s = add_product(f, mode, 1);
         if (s != dnnl_success) {
             for (int mode = 0; mode < MODES; mode++)
@@ -386,9 +388,10 @@ failed:
 }
 
 // C[rows, n] = A[rows, k]·B (+ C, or + bias, by `mode`) with A's rows `lda` apart and C's `ldc`
-// apart, where a stride of 0 repeats row 0. A goes through a dense buffer when the primitive cannot take it as it is:
-// in bf16 (rounded), with a stride of 0, or on a fixed-rows primitive (rows k apart only); so
-// does C (rows n apart). With `ldc` 0 every row is written back to row 0: they are equal.
+// apart, where a stride of 0 repeats row 0. A goes through a dense buffer when the primitive
+// cannot take it as it is: in bf16 (rounded), with a stride of 0, or on a fixed-rows primitive
+// (rows k apart only); so does C (rows n apart). With `ldc` 0 every row is written back to
+// row 0: they are equal.
 static int multiply_staged(const lethe_packed_matrix *p, const float *a, long rows, long lda, float *c, long ldc,
                            const float *bias, long primitive_rows, int mode, thread_buffers *buffers, char *error,
                            long error_capacity) {
@@ -439,8 +442,8 @@ int lethe_packed_matrix_multiply(const lethe_packed_matrix *p, const float *a, l
         }
         // The run-time-rows primitive takes another kernel (gemv) for one row: a single row runs
         // as two equal rows, so it gets the bits it would get inside a larger product.
-        if (m == 1) return multiply_staged(p, a, 2, 0, c, 0, bias, 0, mode, buffers, error, error_capacity);
-        return multiply_staged(p, a, m, lda, c, ldc, bias, 0, mode, buffers, error, error_capacity);
+        if (m == 1) return multiply_staged(p, a, 2, 0, c, 0, NULL, 0, mode, buffers, error, error_capacity);
+        return multiply_staged(p, a, m, lda, c, ldc, NULL, 0, mode, buffers, error, error_capacity);
     }
     // Blocks of at most BLOCK_ROWS rows, each on the primitive made for its row count.
     for (long first = 0; first < m; first += BLOCK_ROWS) {

@@ -5,11 +5,11 @@ import Dispatch
 /// Immutable after creation; any number of threads may multiply by it at once.
 ///
 /// On CPUs with AVX-512 the products run through oneDNN: float32 on its gemm kernels, bf16 on its
-/// brgemm kernels where the CPU has AVX512-BF16 (packed_matrix.c says why). On AVX2-only CPUs they run through our own kernel on B laid out in
-/// 16-column panels (`lethe_panel_multiply`): there oneDNN 2.6's float32 matmul, and OpenBLAS's
-/// sgemm as well, give a row different bits depending on how many rows the call has and where
-/// the row sits (so a result would depend on the thread count and the batch), and oneDNN has no
-/// bfloat16 kernel at all. bfloat16 on that path rounds B once and A at each product to bfloat16
+/// brgemm kernels where the CPU has AVX512-BF16 (packed_matrix.c says why). On AVX2-only CPUs
+/// they run through our own kernel on B laid out in 16-column panels (`lethe_panel_multiply`):
+/// there oneDNN 2.6's float32 matmul, and OpenBLAS's sgemm as well, give a row different bits
+/// depending on how many rows the call has and where the row sits (so a result would depend on
+/// the thread count and the batch), and oneDNN has no bfloat16 kernel at all. bfloat16 on that path rounds B once and A at each product to bfloat16
 /// and multiplies the rounded values in float32: products of two bf16 values are exact in
 /// float32, so this is a bf16 product with float32 accumulation, at float32's speed.
 public final class PackedMatrix: @unchecked Sendable {
