@@ -14,9 +14,11 @@ public struct FileIdentity: Equatable, Sendable {
     let seconds: Int
     let nanoseconds: Int
 
-    public static func of(_ url: URL) -> FileIdentity? {
+    public static func of(_ url: URL) -> FileIdentity? { of(path: url.path) }
+
+    public static func of(path: String) -> FileIdentity? {
         var s = stat()
-        guard stat(url.path, &s) == 0 else { return nil }
+        guard stat(path, &s) == 0 else { return nil }
         return FileIdentity(device: UInt64(s.st_dev), inode: UInt64(s.st_ino), size: Int64(s.st_size),
                             seconds: s.st_mtim.tv_sec, nanoseconds: s.st_mtim.tv_nsec)
     }

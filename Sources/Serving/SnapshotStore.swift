@@ -32,7 +32,13 @@ public final class SnapshotStore: @unchecked Sendable {
 
     init(loader: SnapshotLoader, metrics: ServerMetrics) {
         self.loader = loader; self.metrics = metrics
+        servedPath = loader.layout.servedURL.path
+        ledgerPath = loader.layout.ledgerURL.path
     }
+    /// The paths polled every few milliseconds, made once (building a URL's path costs more
+    /// than the stat).
+    private let servedPath: String
+    private let ledgerPath: String
 
     /// The snapshot now, without checking the disk (status pages).
     public var current: ServedSnapshot? { lock.withLock { snapshot } }
@@ -75,12 +81,12 @@ public final class SnapshotStore: @unchecked Sendable {
 
     /// Reads the newest deletion request in the ledger (the watcher calls this every poll, and
     /// a failed load calls it before deciding whether the old snapshot may still answer). The
-    /// ledger is opened once it exists: a run with no deletion yet has none, and reading must
-    /// not create one.
+    /// ledger is watched once it exists: a run with no deletion yet has none, and reading must
+    /// not create one. The watch runs the query only after another connection committed.
     func pollLedger() {
         ledgerLock.withLock {
-            if ledger == nil, FileManager.default.fileExists(atPath: loader.layout.ledgerURL.path) {
-                ledger = try? Ledger.open(at: loader.layout.ledgerURL)
+            if ledger == nil, FileManager.default.fileExists(atPath: ledgerPath) {
+                ledger = try? LedgerWatch(url: loader.layout.ledgerURL)
             }
             if let last = try? ledger?.lastSequenceNumber(ofKind: .request) {
                 lock.withLock { lastRequestSequence = max(lastRequestSequence, last) }
@@ -88,7 +94,7 @@ public final class SnapshotStore: @unchecked Sendable {
         }
     }
     private let ledgerLock = NSLock()
-    private var ledger: Ledger?
+    private var ledger: LedgerWatch?
 
     /// Loads the composition on disk and swaps it in. A failed load keeps the old snapshot and
     /// records why; it is retried when served.json changes again, or after `retryInterval`.
@@ -99,7 +105,7 @@ public final class SnapshotStore: @unchecked Sendable {
 
     private func reloadHoldingLoadLock() -> ServedSnapshot? {
         guard needsReload else { return current }
-        let onDisk = FileIdentity.of(loader.layout.servedURL)
+        let onDisk = FileIdentity.of(path: servedPath)
         let number = lock.withLock { swapCount + 1 }
         do {
             let loaded = try loader.load(number: number)
@@ -131,7 +137,7 @@ public final class SnapshotStore: @unchecked Sendable {
 
     /// served.json is not the file the snapshot came from, or a failed load is due for a retry.
     var needsReload: Bool {
-        let onDisk = FileIdentity.of(loader.layout.servedURL)
+        let onDisk = FileIdentity.of(path: servedPath)
         return lock.withLock {
             if let failure { return failure.identity != onDisk || Date().timeIntervalSince(failure.at) >= Self.retryInterval }
             return snapshot?.identity != onDisk

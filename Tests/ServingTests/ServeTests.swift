@@ -1,3 +1,4 @@
+import Forgetting
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -345,6 +346,26 @@ extension ServeTests {
         let answer = try await server.infer(["Shares rise"])
         #expect(Int(answer.headers["Lethe-Generation"] ?? "") ?? 0 >= 1)
         #expect(try await server.get("/v2/health/ready").status == 200)
+        #expect(server.stop() == 0)
+    }
+
+    /// A deletion request another process appends to the ledger (here another connection, with
+    /// no publish after it) turns an idle server's readiness false: the watcher sees the ledger's
+    /// write in the run directory and asks the ledger.
+    @Test func anAcceptedDeletionTurnsAnIdleServerNotReady() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        #expect(try await server.get("/v2/health/ready").status == 200)
+        let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
+        let entry = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 1_700_000_000_000,
+                                                  payload: #"{"id":"g-1","request_id":"watch-1"}"#,
+                                                  keys: [.requestID("watch-1"), .exampleID("g-1")]))
+        try ledger.close()
+        try await Self.waitUntil { try await server.get("/v2/health/ready").status == 503 }
+        let ready = try await server.get("/v2/health/ready")
+        let reason = ready.json["reason"] as? String ?? ""
+        #expect(reason.contains("#\(entry.sequenceNumber) is accepted but not yet in"), "\(reason)")
         #expect(server.stop() == 0)
     }
 

@@ -160,11 +160,13 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// The query of the newest entry of one kind (`LedgerWatch` asks the same).
+    static let lastOfKindSQL = "SELECT seq FROM ledger_entries WHERE kind = ? ORDER BY seq DESC LIMIT 1"
+
     /// The sequence number of the last entry of `kind`, or nil (a scan from the end).
     public func lastSequenceNumber(ofKind kind: LedgerEntryKind) throws -> Int64? {
         try read("look up the last \(kind) entry") { db in
-            try Int64.fetchOne(db, sql: "SELECT seq FROM ledger_entries WHERE kind = ? ORDER BY seq DESC LIMIT 1",
-                               arguments: [kind.rawValue])
+            try Int64.fetchOne(db, sql: Self.lastOfKindSQL, arguments: [kind.rawValue])
         }
     }
 
