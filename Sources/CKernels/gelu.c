@@ -1,4 +1,6 @@
-// GELU, exact erf form, forward (with its derivative on request), on AVX2 intrinsics.
+// GELU, exact erf form, forward (with its derivative on request), on AVX2 intrinsics, or on
+// AVX-512 (F, DQ) where the CPU has it (about 1.3× faster on Zen 4, which splits each 512-bit op
+// in two but decodes and schedules half as many instructions).
 //
 // The operations and their order are those of the Swift kernel (`GELU.values`, with erf and
 // e^(−x²) from `verfAndGaussian`), so every finite input gets the bits the Swift code gives
@@ -10,29 +12,34 @@
 #include "ckernels.h"
 #include "vector_math.h"
 
-__attribute__((target("avx2,fma")))
-static inline void gelu8(__m256 x, __m256 *y, __m256 *derivative) {
-    const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
-    const __m256 sign_bit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
-    __m256 u = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
-    __m256 sign = _mm256_and_ps(u, sign_bit);
-    __m256 au = _mm256_andnot_ps(sign_bit, u);
-    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), au, one));
-    __m256 p = _mm256_set1_ps(1.061405429f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
-    p = _mm256_mul_ps(p, t);
-    __m256 g = exp8(_mm256_xor_ps(_mm256_mul_ps(u, u), sign_bit));
-    __m256 e = _mm256_or_ps(_mm256_fnmadd_ps(p, g, one), sign);
-    __m256 phi = _mm256_fmadd_ps(half, e, half);
-    *y = _mm256_mul_ps(x, phi);
-    if (derivative) *derivative = _mm256_fmadd_ps(_mm256_mul_ps(x, g), _mm256_set1_ps(0.39894228040143268f), phi);
-}
+// Both widths from one definition (see vector_math.h): V the vector type, P the intrinsics'
+// prefix, EXP the matching e^x. The sign moves through float logic (AVX-512DQ on 512 bits).
+#define LETHE_DEFINE_GELU(NAME, TARGET, V, P, SI, EXP)                                           \
+    __attribute__((target(TARGET))) static inline void NAME(V x, V *y, V *derivative) {          \
+        const V one = P##_set1_ps(1.0f), half = P##_set1_ps(0.5f);                               \
+        const V sign_bit = P##_cast##SI##_ps(P##_set1_epi32((int)0x80000000u));                  \
+        V u = P##_mul_ps(x, P##_set1_ps(0.70710678118654752f));                                  \
+        V sign = P##_and_ps(u, sign_bit);                                                        \
+        V au = P##_andnot_ps(sign_bit, u);                                                       \
+        V t = P##_div_ps(one, P##_fmadd_ps(P##_set1_ps(0.3275911f), au, one));                   \
+        V p = P##_set1_ps(1.061405429f);                                                         \
+        p = P##_fmadd_ps(p, t, P##_set1_ps(-1.453152027f));                                      \
+        p = P##_fmadd_ps(p, t, P##_set1_ps(1.421413741f));                                       \
+        p = P##_fmadd_ps(p, t, P##_set1_ps(-0.284496736f));                                      \
+        p = P##_fmadd_ps(p, t, P##_set1_ps(0.254829592f));                                       \
+        p = P##_mul_ps(p, t);                                                                    \
+        V g = EXP(P##_xor_ps(P##_mul_ps(u, u), sign_bit));                                       \
+        V e = P##_or_ps(P##_fnmadd_ps(p, g, one), sign);                                         \
+        V phi = P##_fmadd_ps(half, e, half);                                                     \
+        *y = P##_mul_ps(x, phi);                                                                 \
+        if (derivative) *derivative = P##_fmadd_ps(P##_mul_ps(x, g), P##_set1_ps(0.39894228040143268f), phi); \
+    }
+
+LETHE_DEFINE_GELU(gelu8, "avx2,fma", __m256, _mm256, si256, exp8)
+LETHE_DEFINE_GELU(gelu16, "avx512f,avx512dq", __m512, _mm512, si512, exp16)
 
 __attribute__((target("avx2,fma")))
-void lethe_gelu(const float *x, float *y, float *derivative, long count) {
+void lethe_gelu_avx2(const float *x, float *y, float *derivative, long count) {
     long j = 0;
     __m256 value, slope;
     if (derivative) {
@@ -53,4 +60,38 @@ void lethe_gelu(const float *x, float *y, float *derivative, long count) {
         store_part(y + j, w, value);
         if (derivative) store_part(derivative + j, w, slope);
     }
+}
+
+__attribute__((target("avx512f,avx512dq")))
+static void gelu_avx512(const float *x, float *y, float *derivative, long count) {
+    long j = 0;
+    __m512 value, slope;
+    if (derivative) {
+        for (; j + 16 <= count; j += 16) {
+            gelu16(_mm512_loadu_ps(x + j), &value, &slope);
+            _mm512_storeu_ps(y + j, value);
+            _mm512_storeu_ps(derivative + j, slope);
+        }
+    } else {
+        for (; j + 16 <= count; j += 16) {
+            gelu16(_mm512_loadu_ps(x + j), &value, NULL);
+            _mm512_storeu_ps(y + j, value);
+        }
+    }
+    if (j < count) {
+        __mmask16 lanes = (__mmask16)((1u << (count - j)) - 1);
+        gelu16(_mm512_maskz_loadu_ps(lanes, x + j), &value, derivative ? &slope : NULL);
+        _mm512_mask_storeu_ps(y + j, lanes, value);
+        if (derivative) _mm512_mask_storeu_ps(derivative + j, lanes, slope);
+    }
+}
+
+int lethe_gelu_avx512(const float *x, float *y, float *derivative, long count) {
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512dq")) return 0;
+    gelu_avx512(x, y, derivative, count);
+    return 1;
+}
+
+void lethe_gelu(const float *x, float *y, float *derivative, long count) {
+    if (!lethe_gelu_avx512(x, y, derivative, count)) lethe_gelu_avx2(x, y, derivative, count);
 }

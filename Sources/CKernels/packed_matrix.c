@@ -256,17 +256,26 @@ static void *reserve(grow_buffer *g, long bytes) {
     return g->data;
 }
 
-// Branch-free so that the compiler vectorises it (AVX2, which the Swift code requires too):
-// it runs on every input row of every bf16 product.
-__attribute__((target("avx2")))
-static void to_bf16(const float *x, uint16_t *y, long count) {
-    for (long i = 0; i < count; i++) {
-        uint32_t bits;
-        memcpy(&bits, &x[i], 4);
-        uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-        uint32_t quiet_nan = (bits >> 16) | 0x40u;
-        y[i] = (uint16_t)((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+// Branch-free so that the compiler vectorises it: it runs on every input row of every bf16
+// product. Integer operations only, so the AVX-512 build (twice the lanes; every CPU that runs
+// the bf16 products has AVX-512) gives the AVX2 build's bits.
+#define TO_BF16_BODY                                                                    \
+    for (long i = 0; i < count; i++) {                                                  \
+        uint32_t bits;                                                                  \
+        memcpy(&bits, &x[i], 4);                                                        \
+        uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;                \
+        uint32_t quiet_nan = (bits >> 16) | 0x40u;                                      \
+        y[i] = (uint16_t)((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);   \
     }
+
+__attribute__((target("avx2")))
+static void to_bf16_avx2(const float *x, uint16_t *y, long count) { TO_BF16_BODY }
+
+__attribute__((target("avx512f,avx512bw")))
+static void to_bf16_avx512(const float *x, uint16_t *y, long count) { TO_BF16_BODY }
+
+static void to_bf16(const float *x, uint16_t *y, long count) {
+    if (__builtin_cpu_supports("avx512bw")) to_bf16_avx512(x, y, count); else to_bf16_avx2(x, y, count);
 }
 
 // The same rounding as to_bf16, widened back in place of the 16-bit store, branch-free so that

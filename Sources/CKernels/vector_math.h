@@ -1,4 +1,5 @@
-// AVX2 helpers shared by the elementwise C kernels (not part of the public interface).
+// AVX2 (and AVX-512) helpers shared by the elementwise C kernels (not part of the public
+// interface).
 //
 // e^x is the same polynomial, in the same order of operations, as the Swift kernels'
 // `vexp` (VectorMath.swift): clamp, n = round(x·log2 e) by the 1.5·2²³ trick, r = x − n·ln 2
@@ -10,25 +11,32 @@
 #include <immintrin.h>
 #include <string.h>
 
-__attribute__((target("avx2,fma")))
-static inline __m256 exp8(__m256 x) {
-    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 magic = _mm256_set1_ps(12582912.0f);
-    __m256 shifted = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
-    __m256 n = _mm256_sub_ps(shifted, magic);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693145751953125f), xc);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-1.42860682030941723212e-6f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(magic));
-    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(127)), 23));
-    return _mm256_mul_ps(p, scale);
-}
+// One definition for both vector widths, so the two cannot drift apart: V is the float vector
+// type, VI the integer one, P the intrinsics' prefix (_mm256, _mm512), SI their integer suffix
+// (si256, si512). Every lane gets the same operations in the same order on either width.
+#define LETHE_DEFINE_EXP(NAME, TARGET, V, VI, P, SI)                                             \
+    __attribute__((target(TARGET))) static inline V NAME(V x) {                                  \
+        V xc = P##_min_ps(P##_max_ps(x, P##_set1_ps(-87.3f)), P##_set1_ps(88.3f));               \
+        V magic = P##_set1_ps(12582912.0f);                                                      \
+        V shifted = P##_fmadd_ps(xc, P##_set1_ps(1.44269504088896341f), magic);                  \
+        V n = P##_sub_ps(shifted, magic);                                                        \
+        V r = P##_fmadd_ps(n, P##_set1_ps(-0.693145751953125f), xc);                             \
+        r = P##_fmadd_ps(n, P##_set1_ps(-1.42860682030941723212e-6f), r);                        \
+        V p = P##_set1_ps(1.0f / 720.0f);                                                        \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 120.0f));                                      \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 24.0f));                                       \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 6.0f));                                        \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(0.5f));                                               \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f));                                               \
+        p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f));                                               \
+        VI bits = P##_sub_epi32(P##_castps_##SI(shifted), P##_castps_##SI(magic));               \
+        V scale = P##_cast##SI##_ps(P##_slli_epi32(P##_add_epi32(bits, P##_set1_epi32(127)), 23)); \
+        return P##_mul_ps(p, scale);                                                             \
+    }
+
+LETHE_DEFINE_EXP(exp8, "avx2,fma", __m256, __m256i, _mm256, si256)
+// For CPUs with AVX-512F (callers check): half the instructions per element.
+LETHE_DEFINE_EXP(exp16, "avx512f", __m512, __m512i, _mm512, si512)
 
 // Lanes 0..<w all ones (w = 0…8).
 __attribute__((target("avx2,fma")))

@@ -67,6 +67,10 @@ void lethe_exp(const float *x, float *y, long count);
 /// y[i] = GELU(x[i]) (exact erf form, the Swift kernels' bits), and derivative[i] = GELU′(x[i])
 /// when `derivative` is not NULL. x may equal y.
 void lethe_gelu(const float *x, float *y, float *derivative, long count);
+/// lethe_gelu on AVX2 alone (the same bits; tests compare the two paths).
+void lethe_gelu_avx2(const float *x, float *y, float *derivative, long count);
+/// lethe_gelu on AVX-512 (F and DQ) alone; returns 0 and writes nothing when the CPU lacks them.
+int lethe_gelu_avx512(const float *x, float *y, float *derivative, long count);
 
 /// y[i] = x[i] rounded to bfloat16 (nearest, ties to even; NaN stays NaN) and widened back.
 void lethe_round_to_bf16(const float *x, float *y, long count);
