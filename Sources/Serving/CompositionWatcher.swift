@@ -12,24 +12,28 @@ import Training
 /// snapshot does not include.
 ///
 /// The ticks run on a thread of their own that sleeps between them. A tick does the checks
-/// only when something in the run directory changed since the last one (inotify: a publish
-/// renames served.json into it, a ledger append writes its WAL there), and otherwise at least
-/// every `fullCheckInterval`: after a failed load, for its retry, and for writers inotify does
-/// not see. An idle server polled every 5 ms used ~7% of a core when every tick asked SQLite
-/// and a task's sleep handed the work to a dispatch queue.
+/// while something in the run directory changed within the last `settleInterval` (inotify: a
+/// publish renames served.json into it, a ledger append writes its WAL there; a commit becomes
+/// visible only after the WAL's fsync, which raises no event, so one event is followed by
+/// checks for a while), and otherwise at least every `fullCheckInterval`: for a failed load's
+/// retry and for writers inotify does not see. An idle server polled every 5 ms used ~7% of a
+/// core when every tick asked SQLite and a task's sleep handed the work to a dispatch queue.
 struct CompositionWatcher: Service {
     let store: SnapshotStore
     let layout: RunLayout
     let interval: Duration
     let logger: Logger
     static let fullCheckInterval: Duration = .milliseconds(250)
+    static let settleInterval: Duration = .seconds(1)
 
     func run() async throws {
         let state = WatchState(layout: layout), store = self.store, logger = self.logger
         let changes = DirectoryChanges(directory: layout.directory.path)
         let ticks = TickThread(name: "lethe-watcher", interval: interval,
                                fullCheckInterval: max(interval, Self.fullCheckInterval),
-                               changes: changes) { state.poll(store: store, logger: logger) }
+                               settleInterval: Self.settleInterval, changes: changes) {
+            state.poll(store: store, logger: logger)
+        }
         // A graceful shutdown (or cancellation) ends the wait: that is how the watcher stops,
         // not a failure.
         try? await cancelWhenGracefulShutdown {
@@ -39,23 +43,24 @@ struct CompositionWatcher: Service {
     }
 }
 
-/// A thread that wakes every `interval` and runs `body` when `changes` saw something or
-/// `fullCheckInterval` has passed since `body` last ran, until `stop()`, which returns once
-/// the thread has finished its current tick.
+/// A thread that wakes every `interval` and runs `body` when `changes` saw something within
+/// the last `settleInterval` or `fullCheckInterval` has passed since `body` last ran, until
+/// `stop()`, which returns once the thread has finished its current tick.
 final class TickThread: Sendable {
     private let stopping = Mutex(false)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(name: String, interval: Duration, fullCheckInterval: Duration, changes: DirectoryChanges,
-         body: @escaping @Sendable () -> Void) {
+    init(name: String, interval: Duration, fullCheckInterval: Duration, settleInterval: Duration,
+         changes: DirectoryChanges, body: @escaping @Sendable () -> Void) {
         let clock = ContinuousClock()
         let thread = Thread { [self] in
-            var lastRun = clock.now
+            var lastRun = clock.now, lastChange = clock.now
             while true {
                 Thread.sleep(forTimeInterval: Self.seconds(interval))
                 if stopping.withLock({ $0 }) { break }
                 let now = clock.now
-                if changes.changed() || now - lastRun >= fullCheckInterval {
+                if changes.changed() { lastChange = now }
+                if now - lastChange < settleInterval || now - lastRun >= fullCheckInterval {
                     lastRun = now
                     body()
                 }
