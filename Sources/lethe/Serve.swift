@@ -28,8 +28,10 @@ struct ServeCommand: ParsableCommand {
             answered — in its body and in the Lethe-Generation header. /v1/forget answers 200 with the \
             receipt only once the deletion is durable in the ledger, the new composition is published \
             and this server answers from it. A composition published by another process (`lethe \
-            forget`, `retrain`, `train`) is picked up within --poll-ms, and a request that starts after \
-            the publish never gets the composition it replaced. If a published composition cannot be \
+            forget`, `retrain`, `train`) is picked up within --poll-ms (the check runs when inotify \
+            reports a change in the run directory, and at least every 250 ms on filesystems that raise \
+            no events), and a request that starts after the publish never gets the composition it \
+            replaced. If a published composition cannot be \
             loaded, the old one keeps answering unless a deletion newer than it was accepted; then \
             inference answers 503 and /v1/status says why.
 
