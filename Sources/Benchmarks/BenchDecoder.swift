@@ -59,7 +59,7 @@ public struct BenchDecoderCommand: ParsableCommand {
             u.adapter.step(k + 1, optimizer: optimizer)
             if k > 0 { times.append(Date().timeIntervalSince(start)) }
         }
-        let median = times.sorted()[times.count / 2]
+        let median = times.median
         let perToken = model.configuration.frozenTrainingFLOPsPerToken(context: tokens) / 1e9
         let rate = Double(batch * tokens) * perToken / median
         // Work in bf16 is measured against the bf16 dot-product peak (the frozen products are

@@ -135,7 +135,7 @@ public struct BenchForgetCommand: ParsableCommand {
             probe?.sample()  // between forgets: what an fsync costs right now
         }
         result.latencies.sort()
-        result.floor = probe.map { (file: Self.median($0.file), directory: Self.median($0.directory),
+        result.floor = probe.map { (file: $0.file.median, directory: $0.directory.median,
                                     fileP90: $0.file.sorted()[$0.file.count * 9 / 10]) }
         return result
     }
@@ -171,13 +171,13 @@ public struct BenchForgetCommand: ParsableCommand {
         var report: [String: Double] = [
             "single_forget_median_ms": median * 1e3,
             "single_forget_p90_ms": single.latencies[single.latencies.count * 9 / 10] * 1e3,
-            "single_forget_cpu_median_ms": Self.median(single.cpuTimes) * 1e3,
+            "single_forget_cpu_median_ms": single.cpuTimes.median * 1e3,
             "log_seconds": log.seconds, "log_parse_seconds": log.parseSeconds, "log_forget_cpu_seconds": log.cpuSeconds,
             "log_requests": Double(logSize), "log_forgotten_examples": Double(log.receipt?.forgottenExamples.count ?? 0),
         ]
         if breakdown {
             for (phase, values) in single.phases {
-                report["phase_median_ms." + (phase?.rawValue ?? "other")] = Self.median(values) * 1e3
+                report["phase_median_ms." + (phase?.rawValue ?? "other")] = values.median * 1e3
             }
             for (phase, value) in log.phaseSeconds { report["log_phase_ms." + phase.rawValue] = value * 1e3 }
             if let floor = single.floor {
@@ -229,14 +229,14 @@ public struct BenchForgetCommand: ParsableCommand {
         print("Run: \(dataset.examples.count) examples, \(shards) shards × \(slices) slices, budget \(budget)")
         print(String(format: "One forget (median of %d, end to end in process): %.2f ms (p90 %.2f ms)",
                      count, median * 1e3, single.latencies[single.latencies.count * 9 / 10] * 1e3))
-        print(String(format: "  CPU time of the process per forget: median %.2f ms", Self.median(single.cpuTimes) * 1e3))
+        print(String(format: "  CPU time of the process per forget: median %.2f ms", single.cpuTimes.median * 1e3))
         print("  six fsyncs each: ledger requests, tombstone log, served.json + its directory, stage directory, ledger receipt")
         if breakdown {
             print("  per phase (median ms over the \(count) forgets):")
             for phase in ForgetPhase.allCases.map(Optional.some) + [nil] {
                 let name = phase?.rawValue ?? "other (lock, logic, receipt build)"
                 print("    " + name.padding(toLength: 36, withPad: " ", startingAt: 0)
-                      + String(format: "%8.3f", Self.median(single.phases[phase] ?? []) * 1e3))
+                      + String(format: "%8.3f", (single.phases[phase] ?? []).median * 1e3))
             }
             if let floor = single.floor {
                 print(String(format: "  fsync floor, sampled between the forgets (median of %d): file append + fsync %.3f ms "
@@ -341,10 +341,6 @@ public struct BenchForgetCommand: ParsableCommand {
         var time = timespec()
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
-    }
-
-    private static func median(_ values: [Double]) -> Double {
-        values.isEmpty ? 0 : values.sorted()[values.count / 2]
     }
 }
 

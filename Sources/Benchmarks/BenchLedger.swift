@@ -76,8 +76,8 @@ public struct BenchLedgerCommand: ParsableCommand {
         try ledger.close()
         let intact = verification?.isIntact ?? false
 
-        let singleMedian = median(singleSeconds)
-        let lookupMedian = median(lookupSeconds)
+        let singleMedian = singleSeconds.median
+        let lookupMedian = lookupSeconds.median
         if json {
             let object: [String: Any] = [
                 "batch_entries": count, "batch_seconds": batchSeconds, "batch_cpu_seconds": batchCPUSeconds,
@@ -114,10 +114,5 @@ public struct BenchLedgerCommand: ParsableCommand {
     private func seconds(_ duration: Duration) -> Double {
         let parts = duration.components
         return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
-    }
-
-    private func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
     }
 }

@@ -179,10 +179,6 @@ public struct BenchServeCommand: ParsableCommand {
         let mainName = precisionOptions.precision?.rawValue ?? "the run's precision"
         report.say("\(mainName) against \(versus.rawValue), \(rounds) alternating round(s) of \(seconds) s each: "
                    + "concurrency, median requests/s of each, ratio of the medians (lowest–highest round)")
-        func median(_ values: [Double]) -> Double {
-            let sorted = values.sorted()
-            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        }
         return try concurrency.map { c in
             func rate(_ server: ServeChild) throws -> Double {
                 try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,
@@ -194,8 +190,8 @@ public struct BenchServeCommand: ParsableCommand {
                 mine.append(try rate(main))
             }
             let ratios = zip(mine, theirs).map { $0 / $1 }
-            let ratio = median(mine) / median(theirs)
-            report.say(String(format: "%11d  %8.1f  %8.1f  %.2f× (%.2f–%.2f)", c, median(mine), median(theirs), ratio,
+            let ratio = mine.median / theirs.median
+            report.say(String(format: "%11d  %8.1f  %8.1f  %.2f× (%.2f–%.2f)", c, mine.median, theirs.median, ratio,
                               ratios.min() ?? 0, ratios.max() ?? 0))
             return ["concurrency": c, "requests_per_second": mine, "versus_requests_per_second": theirs,
                     "ratio_of_medians": ratio]

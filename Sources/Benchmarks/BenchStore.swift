@@ -90,11 +90,11 @@ public struct BenchStoreCommand: ParsableCommand {
                 try? FileManager.default.removeItem(at: url)
             }
             let payload = Double(megabytes)
-            rows.append(["layout": name, "write_mb_per_s": payload / median(writeSeconds),
-                         "read_mb_per_s": payload / median(readSeconds), "file_bytes": fileBytes])
+            rows.append(["layout": name, "write_mb_per_s": payload / writeSeconds.median,
+                         "read_mb_per_s": payload / readSeconds.median, "file_bytes": fileBytes])
             report.say("  " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(
                 format: " write %7.0f MB/s  read %7.0f MB/s  file %.1f MiB (%.0f%% of float32)",
-                         payload / median(writeSeconds), payload / median(readSeconds),
+                         payload / writeSeconds.median, payload / readSeconds.median,
                          Double(fileBytes) / 1_048_576, 100 * Double(fileBytes) / (payload * 1_048_576)))
         }
         report.say("  (MB/s of float32 payload, MiB; reads convert float16 to Float)")
@@ -107,9 +107,5 @@ public struct BenchStoreCommand: ParsableCommand {
     private func seconds(_ duration: Duration) -> Double {
         let parts = duration.components
         return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
-    }
-
-    private func median(_ values: [Double]) -> Double {
-        values.sorted()[values.count / 2]
     }
 }

@@ -2,6 +2,7 @@ import Forgetting
 import Foundation
 import Logging
 import ServiceLifecycle
+import Support
 import Synchronization
 import Training
 
@@ -27,12 +28,12 @@ struct CompositionWatcher: Service {
     static let settleInterval: Duration = .seconds(1)
 
     func run() async throws {
-        let state = WatchState(layout: layout), store = self.store, logger = self.logger
+        let store = self.store, logger = self.logger
         let changes = DirectoryChanges(directory: layout.directory.path)
         let ticks = TickThread(name: "lethe-watcher", interval: interval,
                                fullCheckInterval: max(interval, Self.fullCheckInterval),
                                settleInterval: Self.settleInterval, changes: changes) {
-            state.poll(store: store, logger: logger)
+            Self.poll(store: store, logger: logger)
         }
         // A graceful shutdown (or cancellation) ends the wait: that is how the watcher stops,
         // not a failure.
@@ -56,7 +57,7 @@ final class TickThread: Sendable {
         let thread = Thread { [self] in
             var lastRun = clock.now, lastChange = clock.now
             while true {
-                Thread.sleep(forTimeInterval: Self.seconds(interval))
+                Thread.sleep(forTimeInterval: interval.seconds)
                 if stopping.withLock({ $0 }) { break }
                 let now = clock.now
                 if changes.changed() { lastChange = now }
@@ -75,17 +76,11 @@ final class TickThread: Sendable {
         stopping.withLock { $0 = true }
         finished.wait()
     }
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
 }
 
-/// What the watcher does at each tick, off Swift's cooperative threads.
-private struct WatchState: Sendable {
-    let layout: RunLayout
-
-    func poll(store: SnapshotStore, logger: Logger) {
+extension CompositionWatcher {
+    /// What the watcher does at each tick that checks, on its own thread.
+    static func poll(store: SnapshotStore, logger: Logger) {
         let before = store.current?.number
         if store.needsReload {
             let snapshot = store.reload()

@@ -1,7 +1,8 @@
 import Glibc
 
 /// Whether anything in one directory changed since the last look, from Linux's inotify: a
-/// file created, written, renamed in or out, deleted, or its attributes changed.
+/// file created, written, renamed in or out, deleted, or its attributes changed. One thread
+/// looks at a time.
 ///
 /// One non-blocking read per look, where checking served.json and asking the ledger cost a
 /// stat, SQLite's file locks and a query. When inotify is not available (or the watch cannot
@@ -10,6 +11,8 @@ import Glibc
 /// now and then without one.
 final class DirectoryChanges: @unchecked Sendable {
     private let descriptor: Int32
+    /// Where the queued events are read into (and dropped): one buffer for every look.
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
 
     init(directory: String) {
         let mask = UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_CLOSE_WRITE)
@@ -22,7 +25,10 @@ final class DirectoryChanges: @unchecked Sendable {
         }
     }
 
-    deinit { if descriptor >= 0 { close(descriptor) } }
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+        buffer.deallocate()
+    }
 
     /// Whether inotify watches the directory (else `changed()` is always true).
     var isWatching: Bool { descriptor >= 0 }
@@ -32,9 +38,8 @@ final class DirectoryChanges: @unchecked Sendable {
     func changed() -> Bool {
         guard descriptor >= 0 else { return true }
         var any = false
-        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            let count = read(descriptor, buffer.baseAddress, buffer.count)
             if count > 0 { any = true; continue }
             if count < 0, errno == EINTR { continue }
             // EAGAIN: drained. Any other error: say "changed" so that the caller checks.
