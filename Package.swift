@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning", "Approximate", "Models"],
                     swiftSettings: fast),
         // `lethe serve` as a process on loopback: endpoints, bad bodies, forgets under load.
-        .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning", "Forgetting", "Serving"],
+        .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning", "Training", "Forgetting", "Serving"],
                     swiftSettings: fast),
         // `lethe train --scheduler slurm` on a real one-node Slurm (Tools/slurm-local.sh), and
         // the Kubernetes manifest (parsed with Yams).

@@ -33,9 +33,9 @@ public struct BenchServeCommand: ParsableCommand {
             threads) under the same wrk runs, and the table shows both sides and the ratio.
 
             With --versus-precision, a second server answers in that precision beside the first, and \
-            the two are loaded in turn (no forgets), --rounds times at each concurrency: the median \
-            requests/s of each and their ratio, measured in one run rather than across two runs \
-            minutes apart on a shared machine.
+            the two are loaded in turn, --rounds times at each concurrency, before the forget series \
+            (on the run as trained, no forgets): the median requests/s of each and their ratio, \
+            measured in one run rather than across two runs minutes apart on a shared machine.
 
             Examples:
               lethe bench serve --run Checkpoints/runs/demo --concurrency 1 8 64 --seconds 10
@@ -114,6 +114,12 @@ public struct BenchServeCommand: ParsableCommand {
                                     precision: precisionOptions.precision)
         defer { _ = server.stop() }
         for text in texts.prefix(8) { _ = BlockingHTTP.infer(server.base, text: text) }
+        // The precisions are compared on the run as trained, before the forget series cuts
+        // every shard's prefix (a deletion in slice 0 takes each shard down to two blocks).
+        if let versus = versusPrecision {
+            report.record("versus", try precisionSeries(versus: versus, run: copy, main: server, binary: binary,
+                                                        texts: texts, scratch: scratch, report: report))
+        }
 
         var rows: [[String: Any]] = []
         report.say("concurrency  requests/s  p50 ms  p99 ms  non-2xx | with \(forgetsPerSecond) forgets/s: requests/s  p50 ms  p99 ms  non-2xx  forgets")
@@ -151,10 +157,6 @@ public struct BenchServeCommand: ParsableCommand {
                                   torch.requestsPerSecond, torch.p99Milliseconds, rate / torch.requestsPerSecond))
             }
             report.record("torch", try torchRuns.map(Self.object))
-        }
-        if let versus = versusPrecision {
-            report.record("versus", try precisionSeries(versus: versus, run: copy, main: server, binary: binary,
-                                                        texts: texts, scratch: scratch, report: report))
         }
         if let top = rows.last, let c = top["concurrency"] as? Int, let share = top["share_of_limit"] as? Double {
             report.say(String(format: "at concurrency %d: %.0f%% of the FLOP-bound limit", c, 100 * share))

@@ -144,11 +144,25 @@ static void block(const float *a, long rs, long ks, long rows, const float *pane
 // 113 MB) would otherwise stream from memory once per six rows. A remainder shorter than CHUNK
 // joins the last chunk instead of streaming B once more for a few rows (a batch of 144 rows is
 // one chunk).
-enum { CHUNK = 96 };
+enum { CHUNK = 96, SMALL_B = 32768 };
 
 void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long row_stride,
                           long k_stride, float *c, long ldc, int accumulate) {
     long count = (n + PANEL - 1) / PANEL;
+    if (k * count * PANEL <= SMALL_B) {
+        // A small B (an adapter's s·Bᵀ: 16 rows) stays in L1/L2 while C is swept row block by
+        // row block, each block's rows from left to right: C, the large operand here, streams
+        // once in address order instead of one 64-byte column of 96 rows at a time.
+        for (long r = 0; r < m; r += ROWS) {
+            long rows = m - r < ROWS ? m - r : ROWS;
+            for (long p = 0; p < count; p++) {
+                long cols = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
+                block(a + r * row_stride, row_stride, k_stride, rows, panels + p * k * PANEL, k,
+                      c + r * ldc + p * PANEL, ldc, cols, accumulate, panels, 0);
+            }
+        }
+        return;
+    }
     for (long first = 0, last; first < m; first = last) {
         last = m - first < 2 * CHUNK ? m : first + CHUNK;
         long blocks = (last - first + ROWS - 1) / ROWS;

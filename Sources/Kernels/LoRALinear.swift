@@ -1,3 +1,5 @@
+import CKernels
+
 /// A frozen linear layer plus a low-rank adapter (LoRA, PEFT orientation), forward and backward.
 ///
 ///     y = x·Wᵀ + b + s·(drop(x)·Aᵀ)·Bᵀ
@@ -51,6 +53,52 @@ public enum LoRALinear {
         }
         MatMul.gemm(false, true, n, r, i, 1, loraInput, i, loraA, i, 0, xa, r)
         MatMul.gemm(false, true, n, o, r, scale, xa, r, loraB, r, 1, y, outputRowStride ?? o)
+    }
+
+    /// An adapter's A and s·B laid out once for `addAdapterForInference`: Aᵀ [I, R] and (s·B)ᵀ
+    /// [R, O] in the panel kernel's 16-column panels, R·(I + O) floats. A copy of the weights
+    /// as they are when it is made: it does not follow later changes to them.
+    public final class InferencePanels: @unchecked Sendable {
+        public let shape: Shape
+        public let scale: Float
+        let panels: UnsafeMutablePointer<Float>
+        let aFloats: Int
+
+        public init(shape: Shape, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, scale: Float) {
+            let (i, o, r) = (shape.inFeatures, shape.outFeatures, shape.rank)
+            self.shape = shape; self.scale = scale
+            aFloats = lethe_panel_floats(i, r)
+            panels = .allocate(capacity: aFloats + lethe_panel_floats(r, o))
+            // Aᵀ from A [R, I]; (s·B)ᵀ from B [O, R].
+            lethe_panel_pack(loraA, i, i, r, 1, 1, panels)
+            lethe_panel_pack(loraB, r, r, o, 1, scale, panels + aFloats)
+        }
+
+        deinit { panels.deallocate() }
+    }
+
+    /// The adapter term for inference (no dropout, nothing kept for backward): y += xa·(s·B)ᵀ
+    /// with xa = x·Aᵀ, both products on the panel kernel. OpenBLAS's sgemm on these skinny
+    /// shapes (R = 16 columns, or a 16-term inner product) spends a third of its time copying
+    /// operands, and a row's bits depend on the rows around it; here each element is one
+    /// multiply-add chain, whatever the batch. Served answers take these bits; training keeps
+    /// `addAdapter` (its stage files and their replays stay as they were). `xa` holds N·R floats.
+    public static func addAdapterForInference(_ x: UnsafePointer<Float>, rows n: Int, panels: InferencePanels,
+                                              xa: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                                              outputRowStride: Int? = nil) {
+        let (i, o, r) = (panels.shape.inFeatures, panels.shape.outFeatures, panels.shape.rank)
+        lethe_panel_multiply(panels.panels, i, r, x, n, i, 1, xa, r, 0)
+        lethe_panel_multiply(panels.panels + panels.aFloats, r, o, xa, n, r, 1, y, outputRowStride ?? o, 1)
+    }
+
+    /// The same, laying out A and s·B for this call (R·(I + O) floats: a third of the products'
+    /// time at a few dozen rows, so a model that infers repeatedly keeps `InferencePanels`).
+    public static func addAdapterForInference(_ x: UnsafePointer<Float>, rows n: Int, shape: Shape,
+                                              loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>,
+                                              scale: Float, xa: UnsafeMutablePointer<Float>,
+                                              into y: UnsafeMutablePointer<Float>, outputRowStride: Int? = nil) {
+        addAdapterForInference(x, rows: n, panels: InferencePanels(shape: shape, loraA: loraA, loraB: loraB, scale: scale),
+                               xa: xa, into: y, outputRowStride: outputRowStride)
     }
 
     /// Accumulates dA, dB and (when non-nil) dX. `scratch` holds N·R floats (s·dY·B).

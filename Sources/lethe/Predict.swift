@@ -50,8 +50,9 @@ struct PredictCommand: ParsableCommand {
                 settings.textField == "text+lead" && !(row.lead ?? "").isEmpty ? row.text + " " + (row.lead ?? "") : row.text
             }
         }
-        let k = plan.labels.count
-        let mean = RunEnsemble.meanLogits(ensemble.shardLogits(inputs), textCount: inputs.count, classCount: k)
+        // The frozen layers below the lowest served adapter run once for all shards (the same bits
+        // as each shard's own pass).
+        let mean = try ensemble.ensembleLogits(inputs, threads: settings.threadCount)
         for (index, row) in mean.enumerated() {
             guard !row.isEmpty else { throw RunStateError.everyShardDead(run: runDirectory) }
             let probabilities = ClassificationMetrics.softmax(row)

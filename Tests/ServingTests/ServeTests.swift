@@ -5,6 +5,7 @@ import FoundationNetworking
 #endif
 import Planning
 import RunFixtures
+import Training
 import Testing
 
 /// `lethe serve` as a real process on loopback (an ephemeral port), on a small real run:
@@ -70,6 +71,19 @@ import Testing
             for (k, label) in labels.enumerated() {
                 #expect(Float(probabilities[row * labels.count + k]) == Float(expected[label] ?? -1), "\(row) \(label)")
             }
+        }
+
+        // Both answer through the ensemble pass that runs the layers below the lowest adapter once
+        // for all shards: it keeps every bit of the mean of each shard's own pass, on 1 and 2 threads.
+        let layout = RunLayout(directory: run)
+        let settings = try TrainingSettings.load(from: layout.settingsURL)
+        let ensemble = try RunEnsemble(layout: layout, composition: ServedComposition.load(from: layout.servedURL),
+                                       labels: try Plan.load(from: Plan.url(inRun: run)).labels,
+                                       encoder: try settings.loadBaseEncoder(run: run, precision: nil))
+        let perShard = RunEnsemble.meanLogits(ensemble.shardLogits(Self.texts), textCount: Self.texts.count,
+                                              classCount: labels.count)
+        for threads in [1, 2] {
+            #expect(try ensemble.ensembleLogits(Self.texts, threads: threads) == perShard, "\(threads) thread(s)")
         }
 
         let metrics = try await server.get("/metrics")

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Support
 import Testing
 @testable import Models
 @testable import Planning
@@ -101,6 +102,33 @@ import Testing
         let cache = try #require(report.cache)
         #expect(cache.byteCount <= 40_000 && cache.exampleCount > 0 && cache.exampleCount < examples.count)
         #expect(cache.hitCount + cache.missCount == 2 * examples.count)
+    }
+
+    /// A served model lays its adapters out once for inference: its logits keep every bit of
+    /// the same model laying them out at each product, and installing adapters again drops
+    /// the layout (the new weights are used).
+    @Test func adaptersLaidOutOnceForInferenceChangeNoBit() throws {
+        let (model, examples) = try Self.setup(layers: [4, 5], targets: LoRATarget.allCases, count: 12)
+        var random = SplitMix64(seed: 3)
+        for layer in model.adapters.values {
+            for adapter in layer.values {
+                for i in 0..<adapter.loraB.count { adapter.loraB[i] = Float(Int(random.next() % 2001) - 1000) * 1e-5 }
+            }
+        }
+        let batch = TokenBatch(examples.map(\.ids), padID: model.encoder.tokenizer.padID)
+        let perProduct = model.logits(batch, threads: 2).values
+        model.prepareForInference()
+        #expect(model.logits(batch, threads: 2).values == perProduct)
+        #expect(model.logits(batch, threads: 1).values == perProduct)
+        // New adapters on layer 5 (B doubled): the prepared layout of the old ones is gone.
+        let doubled = model.adapters[5]!.mapValues { old -> LoRAAdapter in
+            let copy = LoRAAdapter(inFeatures: old.inFeatures, outFeatures: old.outFeatures, rank: old.rank, seed: 1)
+            copy.loraA.copy(from: old.loraA)
+            for i in 0..<copy.loraB.count { copy.loraB[i] = 2 * old.loraB[i] }
+            return copy
+        }
+        model.install(doubled, onLayer: 5)
+        #expect(model.logits(batch, threads: 2).values != perProduct)
     }
 
     @Test func frozenActiveAdaptersDoNotChangeAndLossFalls() throws {

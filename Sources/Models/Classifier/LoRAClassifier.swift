@@ -53,6 +53,14 @@ public final class LoRAClassifier: @unchecked Sendable {
         builtLayers[l] = encoder.frozenLayers[l]
     }
 
+    /// Lays out every adapter's weights once for inference passes (`EncoderLayer.withInferencePanels`),
+    /// for a model whose adapters keep the values they have now, such as a served one. Installing
+    /// or removing a layer's adapters drops that layer's layout; changing adapter weights in place
+    /// afterwards would not reach inference passes.
+    public func prepareForInference() {
+        for l in adapters.keys { builtLayers[l] = builtLayers[l].withInferencePanels() }
+    }
+
     /// The layer as it runs now (with its adapters if any).
     public func layer(_ l: Int) -> EncoderLayer { builtLayers[l] }
 

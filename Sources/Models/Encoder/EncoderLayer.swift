@@ -26,6 +26,9 @@ public final class EncoderLayer: @unchecked Sendable {
     /// The frozen products (stacked query/key/value and the other dense layers) in the
     /// encoder's precision; float32 unless the caller passes prepared ones.
     public let products: EncoderLayerProducts
+    /// The adapters laid out for inference (`withInferencePanels`); empty otherwise, and then
+    /// an inference pass lays them out at each product.
+    private let inferencePanels: [LoRATarget: LoRALinear.InferencePanels]
 
     /// A layer without adapters (frozen, forward only useful).
     public init(configuration: EncoderLayerConfiguration, weights: EncoderLayerWeights,
@@ -34,6 +37,7 @@ public final class EncoderLayer: @unchecked Sendable {
         self.configuration = configuration; self.weights = weights
         adapters = [:]; loraScale = 0; loraDropout = 0
         self.products = products ?? .float32(weights)
+        inferencePanels = [:]
     }
 
     /// A layer with the given adapters; `lora.targets` must match the adapters' keys.
@@ -50,6 +54,7 @@ public final class EncoderLayer: @unchecked Sendable {
         self.configuration = configuration; self.weights = weights; self.adapters = adapters
         loraScale = lora.scale; loraDropout = lora.dropout
         self.products = products ?? .float32(weights)
+        inferencePanels = [:]
     }
 
     /// This layer with gradient replicas of its adapters (`LoRAAdapter.gradientReplica`): the
@@ -58,9 +63,20 @@ public final class EncoderLayer: @unchecked Sendable {
         EncoderLayer(copying: self, adapters: adapters.mapValues { $0.gradientReplica() })
     }
 
-    private init(copying layer: EncoderLayer, adapters: [LoRATarget: LoRAAdapter]) {
+    private init(copying layer: EncoderLayer, adapters: [LoRATarget: LoRAAdapter],
+                 inferencePanels: [LoRATarget: LoRALinear.InferencePanels] = [:]) {
         configuration = layer.configuration; weights = layer.weights; self.adapters = adapters
         loraScale = layer.loraScale; loraDropout = layer.loraDropout; products = layer.products
+        self.inferencePanels = inferencePanels
+    }
+
+    /// This layer with its adapters' weights laid out once for inference passes, as they are
+    /// now: for a model whose adapters no longer change (a served one). Training passes are
+    /// unaffected; an inference pass would not see a later change to the adapters.
+    public func withInferencePanels() -> EncoderLayer {
+        EncoderLayer(copying: self, adapters: adapters, inferencePanels: adapters.mapValues { a in
+            LoRALinear.InferencePanels(shape: a.shape, loraA: a.loraA.pointer, loraB: a.loraB.pointer, scale: loraScale)
+        })
     }
 
     /// Fresh adapters (B = 0) for every target of `lora`, A seeded per target from `seed`.
@@ -117,10 +133,14 @@ public final class EncoderLayer: @unchecked Sendable {
         products.qkv.forward(x, into: a.qkv.data, rows: n)
         for (slot, t) in [LoRATarget.query, .key, .value].enumerated() {
             guard let adapter = adapters[t], let saved = a.lora[t] else { continue }
-            LoRALinear.addAdapter(x, rows: n, shape: adapter.shape, loraA: adapter.loraA.data,
-                                  loraB: adapter.loraB.data, scale: loraScale, dropout: dropout(t, a),
-                                  xDropped: saved.xDropped?.data, xa: saved.xa.data,
-                                  into: a.qkv.data + slot * c, outputRowStride: 3 * c)
+            if a.training {
+                LoRALinear.addAdapter(x, rows: n, shape: adapter.shape, loraA: adapter.loraA.data,
+                                      loraB: adapter.loraB.data, scale: loraScale, dropout: dropout(t, a),
+                                      xDropped: saved.xDropped?.data, xa: saved.xa.data,
+                                      into: a.qkv.data + slot * c, outputRowStride: 3 * c)
+            } else {
+                inferAdapter(t, adapter, x, xa: saved.xa.data, into: a.qkv.data + slot * c, outputRowStride: 3 * c, n)
+            }
         }
         observer?("query/key/value")
         let q = a.qkv.data, k = q + c, v = q + 2 * c
@@ -224,9 +244,23 @@ public final class EncoderLayer: @unchecked Sendable {
                          into y: UnsafeMutablePointer<Float>, _ a: Activations, _ n: Int) {
         products.linear(t).forward(x, residual: residual, into: y, rows: n)
         guard let adapter = adapters[t], let saved = a.lora[t] else { return }
+        guard a.training else { return inferAdapter(t, adapter, x, xa: saved.xa.data, into: y, outputRowStride: nil, n) }
         LoRALinear.addAdapter(x, rows: n, shape: adapter.shape, loraA: adapter.loraA.data, loraB: adapter.loraB.data,
                               scale: loraScale, dropout: dropout(t, a), xDropped: saved.xDropped?.data,
                               xa: saved.xa.data, into: y)
+    }
+
+    /// y += the adapter's term in an inference pass (no dropout: it is off outside training).
+    private func inferAdapter(_ t: LoRATarget, _ adapter: LoRAAdapter, _ x: UnsafePointer<Float>,
+                              xa: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                              outputRowStride: Int?, _ n: Int) {
+        if let panels = inferencePanels[t] {
+            LoRALinear.addAdapterForInference(x, rows: n, panels: panels, xa: xa, into: y, outputRowStride: outputRowStride)
+        } else {
+            LoRALinear.addAdapterForInference(x, rows: n, shape: adapter.shape, loraA: adapter.loraA.data,
+                                              loraB: adapter.loraB.data, scale: loraScale, xa: xa, into: y,
+                                              outputRowStride: outputRowStride)
+        }
     }
 
     /// Adapter gradients of target t and dX = dY·W + the adapter's path, added to dX when

@@ -72,8 +72,11 @@ public enum ShardModel {
                                                            key: entry.stageKeys[stage - 1]))
             checkpoints.append(checkpoint)
         }
-        return try classifier(encoder: encoder, lora: try EncoderStageTrainer.loraConfiguration(settings),
-                              settings: settings, classCount: classCount,
-                              adapters: checkpoints.flatMap(\.adapters), head: checkpoints.last?.head, seed: 0)
+        let model = try classifier(encoder: encoder, lora: try EncoderStageTrainer.loraConfiguration(settings),
+                                   settings: settings, classCount: classCount,
+                                   adapters: checkpoints.flatMap(\.adapters), head: checkpoints.last?.head, seed: 0)
+        // A served model's adapters never change: lay them out once, not at every pass.
+        model.prepareForInference()
+        return model
     }
 }
