@@ -28,11 +28,14 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "JSON Lines file of examples to classify (label optional).")
     var data: String?
     @OptionGroup var precisionOptions: InferencePrecisionOptions
+    @Option(help: "Threads of the ensemble pass, \(CommonBounds.threads.text); the answers do not depend on it.")
+    var threads = CommonBounds.defaultThreads
     @Flag(help: "One JSON object per input instead of text.")
     var json = false
 
     func validate() throws {
         if text.isEmpty == (data == nil) { throw ValidationError("Give --text (one or more) or --data, not both.") }
+        try CommonBounds.threads.check(threads, option: "--threads")
         try InputFiles.check([("--data", data)])
     }
 
@@ -51,8 +54,8 @@ struct PredictCommand: ParsableCommand {
             }
         }
         // The frozen layers below the lowest served adapter run once for all shards (the same bits
-        // as each shard's own pass).
-        let mean = try ensemble.ensembleLogits(inputs, threads: settings.threadCount)
+        // as each shard's own pass, on any number of threads).
+        let mean = try ensemble.ensembleLogits(inputs, threads: threads)
         for (index, row) in mean.enumerated() {
             guard !row.isEmpty else { throw RunStateError.everyShardDead(run: runDirectory) }
             let probabilities = ClassificationMetrics.softmax(row)
