@@ -79,9 +79,9 @@ public enum LoRALinear {
 
     /// The adapter term for inference (no dropout, nothing kept for backward): y += xa·(s·B)ᵀ
     /// with xa = x·Aᵀ, both products on the panel kernel. OpenBLAS's sgemm on these skinny
-    /// shapes (R = 16 columns, or a 16-term inner product) spends a third of its time copying
-    /// operands, and a row's bits depend on the rows around it; here each element is one
-    /// multiply-add chain, whatever the batch. Served answers take these bits; training keeps
+    /// shapes (R = 16 columns, or a 16-term inner product) spends a fifth of its time copying
+    /// operands, and on AVX2 CPUs a row's bits depend on the rows around it; here each element
+    /// is one multiply-add chain, whatever the batch. Served answers take these bits; training keeps
     /// `addAdapter` (its stage files and their replays stay as they were). `xa` holds N·R floats.
     public static func addAdapterForInference(_ x: UnsafePointer<Float>, rows n: Int, panels: InferencePanels,
                                               xa: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>,
@@ -91,7 +91,7 @@ public enum LoRALinear {
         lethe_panel_multiply(panels.panels + panels.aFloats, r, o, xa, n, r, 1, y, outputRowStride ?? o, 1)
     }
 
-    /// The same, laying out A and s·B for this call (R·(I + O) floats: a third of the products'
+    /// The same, laying out A and s·B for this call (R·(I + O) floats: a quarter of the products'
     /// time at a few dozen rows, so a model that infers repeatedly keeps `InferencePanels`).
     public static func addAdapterForInference(_ x: UnsafePointer<Float>, rows n: Int, shape: Shape,
                                               loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>,
