@@ -161,7 +161,7 @@ struct ForgetAccuracyExperiment {
         let ensemble = try RunEnsemble(layout: layout, composition: composition, labels: plan.labels, encoder: encoder)
         let texts = test.examples.map(ensemble.input)
         let truth = test.examples.map { plan.labels.index(of: $0.label) ?? -1 }
-        let mean = RunEnsemble.meanLogits(ensemble.shardLogits(texts), textCount: texts.count, classCount: plan.labels.count)
+        let mean = try ensemble.ensembleLogits(texts, threads: threads)
         return (ClassificationMetrics.accuracy(predicted: mean.map(ClassificationMetrics.argmax), truth: truth),
                 ensemble.members.count)
     }

@@ -80,10 +80,11 @@ import Testing
         let ensemble = try RunEnsemble(layout: layout, composition: ServedComposition.load(from: layout.servedURL),
                                        labels: try Plan.load(from: Plan.url(inRun: run)).labels,
                                        encoder: try settings.loadBaseEncoder(run: run, precision: nil))
-        let perShard = RunEnsemble.meanLogits(ensemble.shardLogits(Self.texts), textCount: Self.texts.count,
-                                              classCount: labels.count)
+        let separate = ensemble.separateShardLogits(Self.texts)
+        let mean = RunEnsemble.meanLogits(separate, textCount: Self.texts.count, classCount: labels.count)
         for threads in [1, 2] {
-            #expect(try ensemble.ensembleLogits(Self.texts, threads: threads) == perShard, "\(threads) thread(s)")
+            #expect(try ensemble.shardLogits(Self.texts, threads: threads) == separate, "\(threads) thread(s)")
+            #expect(try ensemble.ensembleLogits(Self.texts, threads: threads) == mean, "\(threads) thread(s)")
         }
 
         let metrics = try await server.get("/metrics")

@@ -38,21 +38,21 @@ public final class RunEnsemble {
         (TextField(rawValue: settings.textField) ?? .text).input(of: example)
     }
 
-    /// Per live shard, the logits of every text ([shard][text][class]).
-    public func shardLogits(_ texts: [String]) -> [[[Float]]] {
+    /// Per live shard, the logits of every text ([shard][text][class]), each shard running its
+    /// own whole pass: the reference `shardLogits(_:threads:)` keeps every bit of.
+    public func separateShardLogits(_ texts: [String]) -> [[[Float]]] {
         members.map { member in member.model.predict(texts, threads: settings.threadCount).map(\.logits) }
     }
 
-    /// The ensemble's logits ([text][class]): the mean over live shards, equal bit for bit to
-    /// `meanLogits(shardLogits(texts))`, but the frozen layers below the lowest served adapter
-    /// run once per batch for all shards instead of once per shard. Empty rows when no shard
-    /// is live.
-    public func ensembleLogits(_ texts: [String], threads: Int) throws -> [[Float]] {
-        guard let first = members.first?.model else { return Array(repeating: [], count: texts.count) }
+    /// Per live shard, the logits of every text ([shard][text][class]), equal bit for bit to
+    /// `separateShardLogits(texts)`, but the frozen layers below the lowest served adapter run
+    /// once per batch for all shards instead of once per shard.
+    public func shardLogits(_ texts: [String], threads: Int) throws -> [[[Float]]] {
+        guard let first = members.first?.model else { return [] }
         let shared = members.compactMap { $0.model.lowestAdapterLayer }.min() ?? first.layerCount
         let ids = texts.map(first.encode)
         let k = labels.count
-        var sums = Array(repeating: [Float](repeating: 0, count: k), count: texts.count)
+        var logits = Array(repeating: Array(repeating: [Float](), count: texts.count), count: members.count)
         for chunk in LoRAClassifier.predictionBatches(ids, batchSize: LoRAClassifier.predictionBatchSize) {
             let batch = TokenBatch(chunk.map { ids[$0] }, padID: first.encoder.tokenizer.padID)
             let below = first.hidden(batch, below: shared, threads: threads)
@@ -63,17 +63,20 @@ public final class RunEnsemble {
                 self.members[m].model.logits(fromHidden: below, atLayer: shared, batch: batch, threads: 1).values
             }
             let perMember = try Parallel.mapSingleThreaded(count: members.count, threads: threads, upper)
-            for values in perMember {
-                for (row, index) in chunk.enumerated() {
-                    for c in 0..<k { sums[index][c] += values[row * k + c] }
-                }
+            for (m, values) in perMember.enumerated() {
+                for (row, index) in chunk.enumerated() { logits[m][index] = Array(values[(row * k)..<(row * k + k)]) }
             }
         }
-        let count = Float(members.count)
-        return sums.map { row in row.map { $0 / count } }
+        return logits
     }
 
-    /// Mean over shards of `shardLogits` ([text][class]); empty rows when no shard is live.
+    /// The ensemble's logits ([text][class]): the mean over live shards of `shardLogits(texts,
+    /// threads:)`. Empty rows when no shard is live.
+    public func ensembleLogits(_ texts: [String], threads: Int) throws -> [[Float]] {
+        Self.meanLogits(try shardLogits(texts, threads: threads), textCount: texts.count, classCount: labels.count)
+    }
+
+    /// Mean over shards of per-shard logits ([text][class]); empty rows when no shard is live.
     public static func meanLogits(_ perShard: [[[Float]]], textCount: Int, classCount: Int) -> [[Float]] {
         guard !perShard.isEmpty else { return Array(repeating: [], count: textCount) }
         return (0..<textCount).map { t in
