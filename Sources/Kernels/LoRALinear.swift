@@ -60,13 +60,12 @@ public enum LoRALinear {
     /// as they are when it is made: it does not follow later changes to them.
     public final class InferencePanels: @unchecked Sendable {
         public let shape: Shape
-        public let scale: Float
         let panels: UnsafeMutablePointer<Float>
         let aFloats: Int
 
         public init(shape: Shape, loraA: UnsafePointer<Float>, loraB: UnsafePointer<Float>, scale: Float) {
             let (i, o, r) = (shape.inFeatures, shape.outFeatures, shape.rank)
-            self.shape = shape; self.scale = scale
+            self.shape = shape
             aFloats = lethe_panel_floats(i, r)
             panels = .allocate(capacity: aFloats + lethe_panel_floats(r, o))
             // Aᵀ from A [R, I]; (s·B)ᵀ from B [O, R].

@@ -27,13 +27,11 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Labelled JSON Lines data (id, text, label, …).")
     var data: String
     @OptionGroup var precisionOptions: InferencePrecisionOptions
-    @Option(help: "Threads of the ensemble pass, \(CommonBounds.threads.text); the answers do not depend on it.")
-    var threads = CommonBounds.defaultThreads
+    @OptionGroup var threadOptions: EnsembleThreadsOptions
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
     func validate() throws {
-        try CommonBounds.threads.check(threads, option: "--threads")
         try InputFiles.check([("--data", data)])
     }
 
@@ -53,7 +51,7 @@ struct EvaluateCommand: ParsableCommand {
             return k
         }
         let texts = dataset.examples.map(ensemble.input)
-        let perShard = try ensemble.shardLogits(texts, threads: threads)
+        let perShard = try ensemble.shardLogits(texts, threads: threadOptions.threads)
         let k = plan.labels.count
         let mean = RunEnsemble.meanLogits(perShard, textCount: texts.count, classCount: k)
         let predicted = mean.map(ClassificationMetrics.argmax)

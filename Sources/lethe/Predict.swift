@@ -28,14 +28,12 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "JSON Lines file of examples to classify (label optional).")
     var data: String?
     @OptionGroup var precisionOptions: InferencePrecisionOptions
-    @Option(help: "Threads of the ensemble pass, \(CommonBounds.threads.text); the answers do not depend on it.")
-    var threads = CommonBounds.defaultThreads
+    @OptionGroup var threadOptions: EnsembleThreadsOptions
     @Flag(help: "One JSON object per input instead of text.")
     var json = false
 
     func validate() throws {
         if text.isEmpty == (data == nil) { throw ValidationError("Give --text (one or more) or --data, not both.") }
-        try CommonBounds.threads.check(threads, option: "--threads")
         try InputFiles.check([("--data", data)])
     }
 
@@ -55,7 +53,7 @@ struct PredictCommand: ParsableCommand {
         }
         // The frozen layers below the lowest served adapter run once for all shards (the same bits
         // as each shard's own pass, on any number of threads).
-        let mean = try ensemble.ensembleLogits(inputs, threads: threads)
+        let mean = try ensemble.ensembleLogits(inputs, threads: threadOptions.threads)
         for (index, row) in mean.enumerated() {
             guard !row.isEmpty else { throw RunStateError.everyShardDead(run: runDirectory) }
             let probabilities = ClassificationMetrics.softmax(row)
