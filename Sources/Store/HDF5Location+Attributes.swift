@@ -137,54 +137,52 @@ extension HDF5Location {
 
     /// The string attribute `name`; `typeMismatch` if it holds something else.
     public func stringAttribute(named name: String, at relativePath: String = "") throws -> String {
-        let value = try attribute(named: name, at: relativePath)
-        guard case .string(let result) = value else {
-            throw try attributeMismatch(name, relativePath, expected: "string", found: value)
+        try typedAttribute(name, relativePath, expected: "string") {
+            if case .string(let v) = $0 { v } else { nil }
         }
-        return result
     }
 
     /// The string-array attribute `name`; `typeMismatch` if it holds something else.
     public func stringsAttribute(named name: String, at relativePath: String = "") throws -> [String] {
-        let value = try attribute(named: name, at: relativePath)
-        guard case .strings(let result) = value else {
-            throw try attributeMismatch(name, relativePath, expected: "string array", found: value)
+        try typedAttribute(name, relativePath, expected: "string array") {
+            if case .strings(let v) = $0 { v } else { nil }
         }
-        return result
     }
 
     /// The scalar integer attribute `name`; `typeMismatch` if it holds something else.
     public func intAttribute(named name: String, at relativePath: String = "") throws -> Int64 {
-        let value = try attribute(named: name, at: relativePath)
-        guard case .int(let result) = value else {
-            throw try attributeMismatch(name, relativePath, expected: "int", found: value)
+        try typedAttribute(name, relativePath, expected: "int") {
+            if case .int(let v) = $0 { v } else { nil }
         }
-        return result
     }
 
     /// The integer-array attribute `name`; `typeMismatch` if it holds something else.
     public func intsAttribute(named name: String, at relativePath: String = "") throws -> [Int64] {
-        let value = try attribute(named: name, at: relativePath)
-        guard case .ints(let result) = value else {
-            throw try attributeMismatch(name, relativePath, expected: "int array", found: value)
+        try typedAttribute(name, relativePath, expected: "int array") {
+            if case .ints(let v) = $0 { v } else { nil }
         }
-        return result
     }
 
     /// The scalar float attribute `name` as a `Double`; `typeMismatch` if it holds something else.
     public func doubleAttribute(named name: String, at relativePath: String = "") throws -> Double {
-        let value = try attribute(named: name, at: relativePath)
-        guard case .double(let result) = value else {
-            throw try attributeMismatch(name, relativePath, expected: "double", found: value)
+        try typedAttribute(name, relativePath, expected: "double") {
+            if case .double(let v) = $0 { v } else { nil }
         }
-        return result
     }
 
     /// The float-array attribute `name` as `Double`s; `typeMismatch` if it holds something else.
     public func doublesAttribute(named name: String, at relativePath: String = "") throws -> [Double] {
+        try typedAttribute(name, relativePath, expected: "double array") {
+            if case .doubles(let v) = $0 { v } else { nil }
+        }
+    }
+
+    /// The attribute `name` through `extract`; `typeMismatch` naming `expected` when it yields nil.
+    private func typedAttribute<T>(_ name: String, _ relativePath: String, expected: String,
+                                   _ extract: (AttributeValue) -> T?) throws -> T {
         let value = try attribute(named: name, at: relativePath)
-        guard case .doubles(let result) = value else {
-            throw try attributeMismatch(name, relativePath, expected: "double array", found: value)
+        guard let result = extract(value) else {
+            throw try attributeMismatch(name, relativePath, expected: expected, found: value)
         }
         return result
     }
