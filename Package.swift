@@ -65,7 +65,7 @@ let package = Package(
                                                    .product(name: "Crypto", package: "swift-crypto")],
                 exclude: ["README.md"], swiftSettings: fast),
         // Lineage queries, receipts, verification.
-        .target(name: "Audit", dependencies: ["Forgetting", "Training", "Planning", "Store", "Support",
+        .target(name: "Audit", dependencies: ["Forgetting", "Kernels", "Training", "Planning", "Store", "Support",
                                              .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: fast),
         // The approximate-unlearning methods and their evaluation (membership attacks need zlib).

@@ -1,4 +1,5 @@
 import Forgetting
+import Kernels
 import Foundation
 import Planning
 import Training
@@ -40,6 +41,9 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
         case replayLineage = "replay_lineage"
         /// Requests recorded without a receipt: an interrupted forget (run `lethe forget --resume`).
         case pendingRequests = "pending_requests"
+        /// A stage file was trained with other settings or another precision than train.json
+        /// records (a run never mixes them), or train.json cannot be read.
+        case runSettings = "run_settings"
     }
     public var kind: Kind
     /// The file, ledger entry or shard concerned.
@@ -95,10 +99,21 @@ public enum RunVerifier {
         let hits = Set(deleted.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         let servedCount = composition.map { checkComposition($0, plan: plan, layout: layout, deleted: deleted, hits: hits,
                                                               problems: &problems) } ?? 0
-        let stageCount = checkStageFiles(plan: plan, layout: layout, hits: hits, problems: &problems)
+        let settings = readSettings(layout, problems: &problems)
+        let stageCount = checkStageFiles(plan: plan, layout: layout, settings: settings, hits: hits,
+                                         problems: &problems)
         return VerificationReport(ledgerEntryCount: ledger.entryCount, stageFileCount: stageCount,
                                   servedStageCount: servedCount, deletedExampleCount: ledger.deleted.count,
                                   replayedStageCount: nil, problems: problems)
+    }
+
+    /// train.json, nil (and no problem) before the first train.
+    private static func readSettings(_ layout: RunLayout, problems: inout [VerificationProblem]) -> TrainingSettings? {
+        guard FileManager.default.fileExists(atPath: layout.settingsURL.path) else { return nil }
+        do { return try TrainingSettings.load(from: layout.settingsURL) } catch {
+            problems.append(.init(kind: .runSettings, location: layout.settingsURL.path, detail: "\(error)"))
+            return nil
+        }
     }
 
     private static func readComposition(_ layout: RunLayout, problems: inout [VerificationProblem]) -> ServedComposition? {
@@ -163,6 +178,18 @@ public enum RunVerifier {
         return (chain.entryCount, deleted)
     }
 
+    /// How a stage file's recorded precision or settings contradict the run's, if they do.
+    private static func mixedSettings(_ check: StageTensorDigest.Check, _ settings: TrainingSettings) -> String? {
+        let precision = check.precision ?? Precision.fp32.rawValue
+        if precision != settings.precision.rawValue {
+            return "trained in \(precision), but train.json says \(settings.precision.rawValue): a run never mixes "
+                + "precisions; delete the file and train it again"
+        }
+        guard let json = check.hyperparametersJSON,
+              let (field, recorded, run) = settings.firstDifference(fromRecorded: json) else { return nil }
+        return "trained with \(field) \(recorded), but train.json has \(run): delete the file and train it again"
+    }
+
     /// Served keys against the plan, served files present, no served prefix holding a deleted
     /// example; returns the number of served stages.
     private static func checkComposition(_ composition: ServedComposition, plan: Plan, layout: RunLayout,
@@ -206,10 +233,10 @@ public enum RunVerifier {
         return servedCount
     }
 
-    /// Every stage file's hash and finiteness, and no file left that saw a deleted example;
-    /// returns the number of stage files.
-    private static func checkStageFiles(plan: Plan, layout: RunLayout, hits: Set<SliceLocation>,
-                                        problems: inout [VerificationProblem]) -> Int {
+    /// Every stage file's hash, finiteness and recorded settings, and no file left that saw a
+    /// deleted example; returns the number of stage files.
+    private static func checkStageFiles(plan: Plan, layout: RunLayout, settings: TrainingSettings?,
+                                        hits: Set<SliceLocation>, problems: inout [VerificationProblem]) -> Int {
         var stageCount = 0
         for shard in 0..<plan.shardCount {
             for name in layout.stageFileNames(shard: shard) {
@@ -225,6 +252,9 @@ public enum RunVerifier {
                         problems.append(.init(kind: .nonFiniteTensor, location: url.path,
                                               detail: "\(check.nonFiniteCount) NaN or infinite value(s): training "
                                                   + "diverged; delete the file and train again with a lower --lr"))
+                    }
+                    if let settings, let mixed = mixedSettings(check, settings) {
+                        problems.append(.init(kind: .runSettings, location: url.path, detail: mixed))
                     }
                 } catch {
                     problems.append(.init(kind: .unreadableStage, location: url.path, detail: "\(error)"))

@@ -61,7 +61,6 @@ public enum StageReplay {
             let lineage = stored.lineage
             let planHashes = lineage.prefixSlices.map { plan.sliceHash(shard: shard, slice: $0) }
             let expectedSeed = lineage.key.seed(runSeed: runner.settings.seed, shard: shard)
-            let runSettings = try runner.settings.canonicalJSON()
             if lineage.key.hex != key || lineage.shard != shard || lineage.stage != stage {
                 problem(.replayLineage, "the file records shard \(lineage.shard) stage \(lineage.stage) key "
                         + "\(lineage.key.hex), but is served as shard \(shard) stage \(stage) key \(key)")
@@ -70,10 +69,12 @@ public enum StageReplay {
             } else if stored.record.precision != runner.settings.precision {
                 problem(.replayLineage, "it was trained in \(stored.record.precision), the run in "
                         + "\(runner.settings.precision); a run never mixes precisions")
-            } else if stored.record.seed != expectedSeed
-                        || stored.record.hyperparametersJSON != runSettings {
-                problem(.replayLineage, "its recorded seed or settings differ from the run's (seed \(stored.record.seed), "
-                        + "expected \(expectedSeed))")
+            } else if let (field, recorded, run) = runner.settings.firstDifference(
+                fromRecorded: stored.record.hyperparametersJSON) {
+                problem(.replayLineage, "it was trained with \(field) \(recorded), the run's train.json has \(run)")
+            } else if stored.record.seed != expectedSeed {
+                problem(.replayLineage, "it records seed \(stored.record.seed); the run's seed gives this stage "
+                        + "\(expectedSeed)")
             } else {
                 let replayed = try runner.replay(lineage, strategy: stored.record.strategy) { slice in
                     plan.currentMembers(shard: shard, slice: slice)

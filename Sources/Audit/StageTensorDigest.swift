@@ -19,6 +19,10 @@ public enum StageTensorDigest {
         public var computed: String
         /// Values that are NaN or infinite (a diverged training run).
         public var nonFiniteCount = 0
+        /// The settings JSON and the precision the file records as having trained it (nil
+        /// when absent; precision is absent in files older than it: float32).
+        public var hyperparametersJSON: String? = nil
+        public var precision: String? = nil
         public var matches: Bool { recorded == computed }
     }
 
@@ -49,6 +53,10 @@ public enum StageTensorDigest {
         let computed = Hex.encode(contiguous: hasher.finalize())
         let recorded = try file.hasAttribute(named: "tensors_sha256") ? try file.stringAttribute(named: "tensors_sha256") : ""
         let nonFinite = tensors.reduce(0) { count, tensor in count + tensor.values.lazy.filter { !$0.isFinite }.count }
-        return Check(recorded: recorded, computed: computed, nonFiniteCount: nonFinite)
+        func string(_ name: String) throws -> String? {
+            try file.hasAttribute(named: name) ? try file.stringAttribute(named: name) : nil
+        }
+        return Check(recorded: recorded, computed: computed, nonFiniteCount: nonFinite,
+                     hyperparametersJSON: try string("hyperparameters"), precision: try string("precision"))
     }
 }

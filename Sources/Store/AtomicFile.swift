@@ -27,6 +27,22 @@ public enum AtomicFile {
         try write(Data(text.utf8), to: url)
     }
 
+    /// Creates the file at `url` with `data` only if no file has that name, atomically: the
+    /// complete file appears under its name (a hard link of a synced temporary file) or nothing
+    /// changes. Returns false when the name was taken, by another process too.
+    public static func createIfAbsent(_ data: Data, at url: URL) throws -> Bool {
+        let temporary = temporaryURL(for: url)
+        defer { unlink(temporary.path) }
+        try writeNew(data, to: temporary)
+        try fsyncPath(temporary.path, directory: false)
+        if link(temporary.path, url.path) != 0 {
+            if errno == EEXIST { return false }
+            throw StoreError.io(file: url.path, operation: "link \(temporary.lastPathComponent) into place", errno: errno)
+        }
+        try fsyncPath(url.deletingLastPathComponent().path, directory: true)
+        return true
+    }
+
     /// A fresh temporary name beside `url`.
     static func temporaryURL(for url: URL) -> URL {
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)

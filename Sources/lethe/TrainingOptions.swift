@@ -65,17 +65,7 @@ struct TrainingOptions: ParsableArguments {
     func resolveSettings(layout: RunLayout, strategy: TrainingStrategy?, layersPerBlock: Int?, textData: Bool = false,
                          check: (TrainingSettings) throws -> Void = { _ in }) throws -> TrainingSettings {
         if FileManager.default.fileExists(atPath: layout.settingsURL.path) {
-            let saved = try TrainingSettings.load(from: layout.settingsURL)
-            let given = try saved.applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
-            if let (field, old, new) = saved.firstDifference(from: given) {
-                throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: field, saved: old, given: new)
-            }
-            let savedModel = saved.baseModelDirectory(run: layout.directory).standardizedFileURL.path
-            if let model, URL(fileURLWithPath: model).standardizedFileURL.path != savedModel {
-                throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: "base_model", saved: savedModel,
-                                                     given: model)
-            }
-            return saved
+            return try savedSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
         }
         // A GGUF file, or text data without --model, makes a decoder run.
         let kind: ModelKind = model.map { $0.hasSuffix(".gguf") } ?? textData ? .decoder : .encoder
@@ -100,8 +90,28 @@ struct TrainingOptions: ParsableArguments {
         let settings = try fresh.applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
         try settings.validate()
         try check(settings)
-        try settings.save(to: layout.settingsURL)
+        // Two processes starting on a new run both get here: the first to create train.json
+        // wins, and the other is held to its settings like any later call.
+        guard try settings.saveIfAbsent(to: layout.settingsURL) else {
+            return try savedSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
+        }
         return settings
+    }
+
+    /// The run's saved settings, refused with the first field these options contradict.
+    private func savedSettings(layout: RunLayout, strategy: TrainingStrategy?,
+                               layersPerBlock: Int?) throws -> TrainingSettings {
+        let saved = try TrainingSettings.load(from: layout.settingsURL)
+        let given = try saved.applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
+        if let (field, old, new) = saved.firstDifference(from: given) {
+            throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: field, saved: old, given: new)
+        }
+        let savedModel = saved.baseModelDirectory(run: layout.directory).standardizedFileURL.path
+        if let model, URL(fileURLWithPath: model).standardizedFileURL.path != savedModel {
+            throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: "base_model", saved: savedModel,
+                                                 given: model)
+        }
+        return saved
     }
 
     static let defaultModel = "Checkpoints/base/all-MiniLM-L6-v2"

@@ -101,4 +101,37 @@ import Training
         #expect(report.problems.contains { $0.kind == .missingServedStage })
         #expect(try ExampleAudit.audit(run: run.directory, id: "ex-30").servedNow)
     }
+
+    @Test func stagesTrainedWithOtherSettingsThanTrainJSONAreReported() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        var settings = ToyStageTrainer.settings
+        try settings.save(to: layout.settingsURL)
+        #expect(try RunVerifier.verify(run: run.directory).problems == [])
+
+        // Two processes that each wrote their own train.json would leave a run like this.
+        settings.epochs = 2
+        try settings.save(to: layout.settingsURL)
+        let epochs = try RunVerifier.verify(run: run.directory)
+        #expect(epochs.problems.count == epochs.stageFileCount && epochs.stageFileCount == 2 * 9)
+        #expect(epochs.problems.allSatisfy { $0.kind == .runSettings && $0.location.hasSuffix(".h5") })
+        #expect(epochs.problems.first?.detail.hasPrefix("trained with epochs 1, but train.json has 2") == true,
+                "\(epochs.problems.first?.detail ?? "")")
+        let (_, replayed) = try StageReplay.replay(run: run.directory, count: 1, seed: 0, runner: S3TRunner(
+            layout: layout, settings: settings, trainer: ToyStageTrainer(), clock: { 0 }))
+        #expect(replayed.first?.detail == "it was trained with epochs 1, the run's train.json has 2")
+
+        settings.epochs = 1
+        settings.precision = .bf16
+        try settings.save(to: layout.settingsURL)
+        let precision = try RunVerifier.verify(run: run.directory)
+        #expect(precision.problems.count == 2 * 9)
+        #expect(precision.problems.first?.detail.hasPrefix("trained in fp32, but train.json says bf16") == true)
+
+        try Data("{".utf8).write(to: layout.settingsURL)
+        let unreadable = try RunVerifier.verify(run: run.directory)
+        #expect(unreadable.problems.map(\.kind) == [.runSettings])
+        #expect(unreadable.problems.first?.location == layout.settingsURL.path)
+    }
 }

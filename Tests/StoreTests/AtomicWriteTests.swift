@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Store
 
@@ -92,5 +93,23 @@ import Testing
         #expect(operation == "create")
         #expect(code == ENOENT)
         #expect(try Data(contentsOf: url) == big)
+    }
+
+    @Test func createIfAbsentHasOneWinnerAmongRacingWriters() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let url = scratch.file("train.json")
+        let winners = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 16) { writer in
+            if (try? AtomicFile.createIfAbsent(Data("writer \(writer)".utf8), at: url)) == true {
+                winners.withLock { $0.append(writer) }
+            }
+        }
+        let winner = try #require(winners.withLock { $0 }.first)
+        #expect(winners.withLock { $0.count } == 1)
+        #expect(try String(contentsOf: url, encoding: .utf8) == "writer \(winner)")
+        #expect(try !AtomicFile.createIfAbsent(Data("late".utf8), at: url))
+        #expect(try String(contentsOf: url, encoding: .utf8) == "writer \(winner)")
+        #expect(try scratch.contents() == ["train.json"])  // no temporary file left
     }
 }

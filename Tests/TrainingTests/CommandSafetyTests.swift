@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import RunFixtures
 import Testing
 import Planning
@@ -95,6 +96,35 @@ import Planning
         let (exit, output) = try Self.run(["train", "--run", run.path, "--epochs", "2"])
         #expect(exit == 1 && output.contains("epochs") && output.contains(settings.path), "\(output)")
         #expect(try Data(contentsOf: settings) == before)
+        // So is one that train.json leaves unwritten at its default (precision fp32).
+        let (bf16Exit, bf16Output) = try Self.run(["train", "--run", run.path, "--precision", "bf16"])
+        #expect(bf16Exit == 1 && bf16Output.contains("precision") && bf16Output.contains("fp32"), "\(bf16Output)")
+        #expect(try Data(contentsOf: settings) == before)
+    }
+
+    @Test func twoFirstCallsOnANewRunCannotMixSettings() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let run = try S3TEndToEndTests.copyPlan(scratch, to: "r")
+        // Started together, each on its own shard, each with its own precision: whichever
+        // saves train.json first trains; the other is held to those settings and refused.
+        let calls = [["--shard", "0", "--precision", "fp32"], ["--shard", "1", "--precision", "bf16"]]
+        let outcomes = Mutex<[Int: (status: Int32, output: String)]>([:])
+        DispatchQueue.concurrentPerform(iterations: calls.count) { index in
+            let outcome = (try? Self.run(["train", "--run", run.path] + Self.trainArguments(replacing: calls[index])))
+                ?? (-1, "could not start lethe")
+            outcomes.withLock { $0[index] = outcome }
+        }
+        let results = outcomes.withLock { $0 }
+        let trained = results.filter { $0.value.status == 0 }
+        #expect(trained.count == 1, "\(results)")
+        guard let winner = trained.first?.key, let loser = results[1 - winner] else { return }
+        #expect(loser.status == 1 && loser.output.contains("precision"), "\(loser.output)")
+        let saved = try TrainingSettings.load(from: RunLayout(directory: run).settingsURL)
+        #expect(saved.precision.rawValue == calls[winner][3])
+        #expect(Self.stageFiles(run).allSatisfy { $0.hasPrefix("shard-\(winner)/") }, "\(Self.stageFiles(run))")
+        let verified = try Self.run(["verify", "--run", run.path])
+        #expect(verified.status == 0, "\(verified.output)")
     }
 
     @Test func aNonFiniteLossStopsTrainingWithNothingSavedOrPublished() throws {

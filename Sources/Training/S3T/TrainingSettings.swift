@@ -181,17 +181,43 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
 
     /// Writes the settings atomically (pretty JSON).
     public func save(to url: URL) throws {
+        try AtomicFile.write(try encoded(), to: url)
+    }
+
+    /// Saves the settings only if `url` does not exist yet; false when another process saved
+    /// its settings there first (the caller then checks its own against them).
+    public func saveIfAbsent(to url: URL) throws -> Bool {
+        try AtomicFile.createIfAbsent(try encoded(), at: url)
+    }
+
+    private func encoded() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(try encoder.encode(self), to: url)
+        return try encoder.encode(self)
     }
+
+    /// The first field in which the settings a stage file records (`canonicalJSON()` of those
+    /// that trained it) differ from these, as (field, recorded, these); nil when they agree.
+    /// JSON this version cannot read as settings differs as a whole ("hyperparameters").
+    public func firstDifference(fromRecorded json: String) -> (String, String, String)? {
+        guard let recorded = try? JSONDecoder().decode(TrainingSettings.self, from: Data(json.utf8)) else {
+            return ("hyperparameters", json, (try? canonicalJSON()) ?? "")
+        }
+        return recorded.firstDifference(from: self)
+    }
+
+    /// The values of the fields `canonicalJSON()` leaves out at their defaults.
+    static let unwrittenDefaults = [CodingKeys.storedPrecision.rawValue: Precision.fp32.rawValue,
+                                    CodingKeys.storedModelKind.rawValue: ModelKind.encoder.rawValue]
 
     /// The first field in which `other` differs from these settings, as (field, mine, theirs).
     public func firstDifference(from other: TrainingSettings) -> (String, String, String)? {
         let mine = (try? JSONSerialization.jsonObject(with: Data(canonicalJSON().utf8))) as? [String: Any] ?? [:]
         let theirs = (try? JSONSerialization.jsonObject(with: Data(other.canonicalJSON().utf8))) as? [String: Any] ?? [:]
-        for key in mine.keys.sorted() {
-            let a = "\(mine[key] ?? "nil")", b = "\(theirs[key] ?? "nil")"
+        // Both sides' keys: a field left at its default is not written (precision, model_kind).
+        for key in Set(mine.keys).union(theirs.keys).sorted() {
+            let absent = Self.unwrittenDefaults[key] ?? "nil"
+            let a = "\(mine[key] ?? absent)", b = "\(theirs[key] ?? absent)"
             if a != b { return (key, a, b) }
         }
         return nil
