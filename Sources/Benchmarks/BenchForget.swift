@@ -360,7 +360,7 @@ final class FsyncProbe {
         descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         folder = open(run.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0, folder >= 0 else {
-            throw ValidationError("cannot open \(path) for the fsync probe (errno \(errno))")
+            throw ValidationError("cannot open \(path) for the fsync probe (\(String(cString: strerror(errno))), errno \(errno))")
         }
     }
 

@@ -25,7 +25,7 @@ public enum TombstoneLog {
         let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw PlanningError.unreadableFile(file: url.path, reason: "the tombstone log of the plan cannot be "
-                                               + "opened (errno \(errno)); it must be kept beside plan.h5")
+                                               + "opened (\(String(cString: strerror(errno))), errno \(errno)); it must be kept beside plan.h5")
         }
         defer { close(descriptor) }
         var status = stat()

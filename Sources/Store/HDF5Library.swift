@@ -10,8 +10,16 @@ import CHDF5
 enum HDF5Library {
     /// Turns off automatic error printing for the calling thread (cheap; idempotent).
     static func silence() {
+        _ = skipsCleanupAtExit
         _ = H5Eset_auto2(lethe_H5E_DEFAULT(), nil, nil)
     }
+
+    /// Before HDF5's first call: no library shutdown at process exit. A file whose close
+    /// failed (a full disk) stays in HDF5's tables, and the shutdown would close it a second
+    /// time and crash, turning a clean error exit into a segmentation fault. Every file this
+    /// store writes is closed explicitly before it is renamed into place, so the shutdown has
+    /// nothing of ours to flush.
+    private static let skipsCleanupAtExit: Void = { _ = H5dont_atexit() }()
 
     /// The innermost distinct messages on the calling thread's error stack, innermost first,
     /// joined by "; "; then clears the stack.
@@ -41,6 +49,12 @@ enum HDF5Library {
     /// its recorded end of allocation.
     static func failure(file: String, path: String, operation: String) -> StoreError {
         let detail = takeErrorDetail()
+        // A failed system call (a full disk, a vanished directory) is said as such, not as
+        // HDF5's dump of the write request.
+        if let range = detail.range(of: "errno = "),
+           let code = Int32(detail[range.upperBound...].prefix { $0.isNumber }), code > 0 {
+            return .io(file: file, operation: operation, errno: code)
+        }
         let lower = detail.lowercased()
         if lower.contains("truncated file") {
             return .truncated(file: file, detail: detail)

@@ -102,6 +102,26 @@ import Planning
         #expect(try Data(contentsOf: settings) == before)
     }
 
+    @Test func aWriteThatFailsInsideHDF5EndsInAnErrorNotACrash() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let run = try S3TEndToEndTests.copyPlan(scratch, to: "r")
+        // Files may not grow past 8 KB (SIGXFSZ ignored, so the write fails with EFBIG as a full
+        // disk fails it with ENOSPC): the first stage file's close fails inside HDF5. HDF5's
+        // shutdown at exit used to close that file again and crash the process.
+        let limited = "ulimit -f 8; trap '' XFSZ; exec \"$0\" \"$@\""
+        let (status, output) = try LetheProcess.runTool(
+            "/bin/bash", ["-c", limited, try LetheProcess.binary().path, "train", "--run", run.path]
+                + S3TEndToEndTests.trainArguments)
+        #expect(status == 1, "exit \(status): \(output)")
+        #expect(output.contains("close the file failed: File too large (errno 27)"), "\(output)")
+        #expect(!output.contains("crashed") && !output.contains("file descriptor ="), "\(output)")
+        Self.expectNoRawError(output, "train with a file size limit")
+        let shard0 = RunLayout(directory: run).shardDirectory(0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: shard0.path) == [], "a file was left behind")
+        #expect(!FileManager.default.fileExists(atPath: RunLayout(directory: run).servedURL.path))
+    }
+
     @Test func twoFirstCallsOnANewRunCannotMixSettings() throws {
         let scratch = try S3TEndToEndTests.prepare()
         defer { try? FileManager.default.removeItem(at: scratch) }

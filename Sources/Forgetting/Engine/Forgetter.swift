@@ -287,7 +287,7 @@ public final class Forgetter {
                     let stage = stageFile(plan, shard: outcome.shard, prefix: prefix)
                     let deleted = unlink(stage.path) == 0
                     if !deleted && errno != ENOENT {
-                        throw ForgettingError.runFile(file: stage.path, reason: "cannot erase the stage file (errno \(errno))")
+                        throw ForgettingError.runFile(file: stage.path, reason: "cannot erase the stage file (\(String(cString: strerror(errno))), errno \(errno))")
                     }
                     if deleted { touchedShards.insert(outcome.shard) }
                     let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
@@ -421,7 +421,7 @@ struct FileIdentity: Equatable {
     init(of url: URL, ignoringContent: Bool = false) throws {
         var status = stat()
         guard stat(url.path, &status) == 0 else {
-            throw ForgettingError.runFile(file: url.path, reason: "cannot stat it (errno \(errno))")
+            throw ForgettingError.runFile(file: url.path, reason: "cannot stat it (\(String(cString: strerror(errno))), errno \(errno))")
         }
         let place = [Int(status.st_dev), Int(status.st_ino)]
         fields = ignoringContent ? place : place + [Int(status.st_size), status.st_mtim.tv_sec, status.st_mtim.tv_nsec,

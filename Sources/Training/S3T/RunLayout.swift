@@ -87,11 +87,11 @@ public struct RunLayout: Sendable {
         let descriptor = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else {
             if errno == ENOENT { return }
-            throw TrainingError.fileInvalid(file: url.path, reason: "cannot open the directory to sync it (errno \(errno))")
+            throw TrainingError.fileInvalid(file: url.path, reason: "cannot open the directory to sync it (\(String(cString: strerror(errno))), errno \(errno))")
         }
         defer { close(descriptor) }
         guard fsync(descriptor) == 0 else {
-            throw TrainingError.fileInvalid(file: url.path, reason: "fsync of the directory failed (errno \(errno))")
+            throw TrainingError.fileInvalid(file: url.path, reason: "fsync of the directory failed (\(String(cString: strerror(errno))), errno \(errno))")
         }
     }
 
