@@ -72,10 +72,17 @@ final class InferenceBatcher: @unchecked Sendable {
             let texts = jobs.flatMap(\.texts)
             metrics.batch(size: texts.count)
             do {
-                let snapshot = try store.fresh()
-                let start = DispatchTime.now().uptimeNanoseconds
-                let logits = try snapshot.ensemble.ensembleLogits(texts, threads: threads)
-                metrics.pass(seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                var snapshot = try store.fresh()
+                var logits: [[Float]]
+                repeat {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    logits = try snapshot.ensemble.ensembleLogits(texts, threads: threads)
+                    metrics.pass(seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                    // A deletion accepted during the pass voids its answers: run it again on the
+                    // composition that deletion publishes.
+                    guard store.isSuperseded(snapshot) else { break }
+                    snapshot = try store.fresh()
+                } while true
                 var offset = 0
                 for job in jobs {
                     let rows = Array(logits[offset ..< offset + job.texts.count])

@@ -124,15 +124,37 @@ public final class SnapshotStore: @unchecked Sendable {
         }
     }
 
-    /// The snapshot a batch forming now must use: reloaded first if served.json changed.
-    /// Throws `Refusal` when no snapshot may answer.
+    /// The snapshot a batch forming now must use: reloaded first if served.json changed, and
+    /// never one that an accepted deletion supersedes. When the ledger holds a request newer
+    /// than the snapshot (another process accepted it and is publishing), the batch waits for
+    /// that publish, at most `publishWait`, then is refused. Throws `Refusal` when no snapshot
+    /// may answer.
     func fresh() throws -> ServedSnapshot {
-        if needsReload { reload() }
-        let state = readiness
-        guard let snapshot = current, !state.refusesInference else {
-            throw Refusal.unavailable(state.reason ?? "no composition loaded")
+        let deadline = Date().addingTimeInterval(Self.publishWait)
+        while true {
+            if needsReload { reload() }
+            let state = readiness
+            guard let snapshot = current, !state.refusesInference else {
+                throw Refusal.unavailable(state.reason ?? "no composition loaded")
+            }
+            guard isSuperseded(snapshot) else { return snapshot }
+            guard Date() < deadline else {
+                throw Refusal.unavailable((readiness.reason ?? "a deletion is accepted but not yet published")
+                                          + "; the server answers once it is published (lethe forget --resume "
+                                          + "finishes an interrupted forget)")
+            }
+            Thread.sleep(forTimeInterval: 0.002)
         }
-        return snapshot
+    }
+
+    /// A forget publishes within milliseconds of accepting; a batch waits this long for it.
+    static let publishWait: TimeInterval = 2
+
+    /// Whether the ledger, read now, holds a deletion request newer than `snapshot`: its
+    /// answers must not be given (a batch checks before it forms and again before it answers).
+    func isSuperseded(_ snapshot: ServedSnapshot) -> Bool {
+        pollLedger()
+        return lock.withLock { lastRequestSequence > snapshot.generation.sequenceNumber }
     }
 
     /// served.json is not the file the snapshot came from, or a failed load is due for a retry.

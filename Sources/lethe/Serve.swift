@@ -31,9 +31,11 @@ struct ServeCommand: ParsableCommand {
             forget`, `retrain`, `train`) is picked up within --poll-ms (the check runs when inotify \
             reports a change in the run directory, and at least every 250 ms on filesystems that raise \
             no events), and a request that starts after the publish never gets the composition it \
-            replaced. If a published composition cannot be \
-            loaded, the old one keeps answering unless a deletion newer than it was accepted; then \
-            inference answers 503 and /v1/status says why.
+            replaced. No answer comes from a composition older than a deletion accepted by another \
+            process: a batch waits for that deletion's publish (at most 2 s, then 503), and a batch \
+            whose pass saw a deletion accepted runs again on the new composition. If a published \
+            composition cannot be loaded, the old one keeps answering unless a deletion newer than it \
+            was accepted; then inference answers 503 and /v1/status says why.
 
             Concurrent requests are batched, up to --max-batch texts per pass. Once a request is queued, \
             the server waits for the clients the previous pass answered to send again (as many texts \

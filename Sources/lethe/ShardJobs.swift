@@ -24,7 +24,7 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
     private var exited: [Int: Int32] = [:]
     private var signalSources: [DispatchSourceSignal] = []
     private var childPIDs: [Int: Int32] = [:]
-    private var trained = 0, skipped = 0, examples = 0, trainingSeconds = 0.0
+    private var trained = 0, skipped = 0, withheld = 0, examples = 0, trainingSeconds = 0.0
     private let started = Date()
 
     init(runDirectory: String, data: String?, json: Bool, terminal: Bool) {
@@ -72,7 +72,8 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
         }
         let wall = Date().timeIntervalSince(started)
         if json {
-            emit(["event": "done", "stages_trained": trained, "stages_skipped": skipped, "examples_seen": examples,
+            emit(["event": "done", "stages_trained": trained, "stages_skipped": skipped, "stages_withheld": withheld,
+                  "examples_seen": examples,
                   "training_seconds": trainingSeconds, "jobs": jobs, "wall_seconds": wall])
         } else {
             say(String(format: "done: %d stages trained, %d already complete, %d examples; %.1f s of training in %.1f s (%d jobs)",
@@ -135,6 +136,7 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
                     trainingSeconds += event["wall_time_seconds"] as? Double ?? 0
                 }
                 if kind == "skipped" { skipped += 1 }
+                if kind == "withheld" { withheld += 1 }
                 if json { say(String(decoding: line, as: UTF8.self)); return }
                 clearLine()
                 say(describe(kind, event))

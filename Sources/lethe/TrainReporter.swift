@@ -11,7 +11,7 @@ final class TrainReporter {
     let progressEvents: Bool
     let epochs: Int
     let clock: () -> Double
-    private var stageCount = 0, stagesDone = 0, stagesSkipped = 0, examplesTrained = 0
+    private var stageCount = 0, stagesDone = 0, stagesSkipped = 0, stagesWithheld = 0, examplesTrained = 0
     private var stageStart = 0.0, lastDraw = -1.0, lastEvent = -1.0
     private var trainedSeconds = 0.0
 
@@ -70,7 +70,7 @@ final class TrainReporter {
                              stagesDone, stageCount))
             }
         case let .stageWithheld(lineage):
-            stagesDone += 1
+            stagesDone += 1; stagesWithheld += 1
             if json {
                 emit(["event": "withheld", "shard": lineage.shard, "stage": lineage.stage, "stage_key": lineage.key.hex])
             } else {
@@ -90,9 +90,10 @@ final class TrainReporter {
     }
 
     func finish() {
-        let trained = stagesDone - stagesSkipped
+        let trained = stagesDone - stagesSkipped - stagesWithheld
         if json {
             emit(["event": "done", "stages_trained": trained, "stages_skipped": stagesSkipped,
+                  "stages_withheld": stagesWithheld,
                   "examples_seen": examplesTrained, "training_seconds": trainedSeconds])
         } else {
             say(String(format: "done: %d stages trained, %d already complete, %d examples in %.1f s of training",

@@ -374,13 +374,51 @@ extension ServeTests {
         #expect(try await server.get("/v2/health/ready").status == 200)
         let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
         let entry = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 1_700_000_000_000,
-                                                  payload: #"{"id":"g-1","request_id":"watch-1"}"#,
+                                                  payload: RequestRecord(requestID: "watch-1", id: "g-1", group: nil, timestamp: nil,
+                                                                         examples: []).json,
                                                   keys: [.requestID("watch-1"), .exampleID("g-1")]))
         try ledger.close()
         try await Self.waitUntil { try await server.get("/v2/health/ready").status == 503 }
         let ready = try await server.get("/v2/health/ready")
         let reason = ready.json["reason"] as? String ?? ""
         #expect(reason.contains("#\(entry.sequenceNumber) is accepted but not yet in"), "\(reason)")
+        // No composition answers once a newer deletion is accepted: a batch waits for its
+        // publish, and with none coming (the forget was interrupted) is refused.
+        let refused = try await server.infer(["Shares rise"])
+        #expect(refused.status == 503 && refused.text.contains("lethe forget --resume"), "\(refused.text)")
+        let resumed = try LetheProcess.run(["forget", "--run", run.path, "--resume"])
+        #expect(resumed.status == 5, "\(resumed.output)")  // done; the id is unknown to the plan
+        let answered = try await server.infer(["Shares rise"])
+        #expect(answered.status == 200, "\(answered.text)")
+        #expect(Int(answered.headers["Lethe-Generation"] ?? "") ?? 0 >= Int(entry.sequenceNumber))
+        #expect(server.stop() == 0)
+    }
+
+    /// A batch that forms between another process's acceptance of a deletion and its publish
+    /// waits for the publish and answers from the new composition.
+    @Test func aBatchAfterAnAcceptedDeletionWaitsForItsPublish() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        #expect(try await server.infer(["Shares rise"]).status == 200)
+        // Accepted (committed to the ledger) here; published by `forget --resume` 0.4 s later.
+        let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
+        let entry = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 1_700_000_000_000,
+                                                  payload: RequestRecord(requestID: "wait-1", id: "g-2", group: nil, timestamp: nil,
+                                                                         examples: []).json,
+                                                  keys: [.requestID("wait-1"), .exampleID("g-2")]))
+        try ledger.close()
+        let publisher = Thread {
+            Thread.sleep(forTimeInterval: 0.4)
+            _ = try? LetheProcess.succeed(["forget", "--run", run.path, "--resume"])
+        }
+        publisher.start()
+        let clock = ContinuousClock(), start = clock.now
+        let answer = try await server.infer(["Shares rise"])
+        let waited = clock.now - start
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(Int(answer.headers["Lethe-Generation"] ?? "") ?? 0 >= Int(entry.sequenceNumber), "\(answer.headers)")
+        #expect(waited >= .milliseconds(300), "answered after \(waited), before the publish")
         #expect(server.stop() == 0)
     }
 

@@ -13,8 +13,10 @@ import Training
 enum RunPublisher {
     /// Replaces the entries of `shards` (and refreshes every shard already served) and writes
     /// the composition. `fixed` entries are written as given (the one model of a `full` run,
-    /// whose stage is keyed by its data rather than by slices). Every stage a new entry names
-    /// must exist. The caller holds the run lock.
+    /// whose stage is keyed by its data rather than by slices). Every stage named by an entry of
+    /// `shards` or `fixed` must exist; the other shards' entries are refreshed whatever their
+    /// files (a file missing there is that shard's to train again, and must neither block this
+    /// shard's publish nor a forget's). The caller holds the run lock.
     static func publishLocked(layout: RunLayout, strategy: TrainingStrategy, shards: [Int],
                               fixed: [ServedComposition.Entry] = [], ledger: Ledger?) throws -> ServedComposition {
         let current = FileManager.default.fileExists(atPath: layout.servedURL.path)
@@ -29,7 +31,8 @@ enum RunPublisher {
             let refreshed = Set(shards).union(current?.shards.map(\.shard) ?? []).subtracting(fixed.map(\.shard))
             entries += refreshed.sorted().map { ShardState(plan: plan, shard: $0, layout: layout).servedEntry }
         }
-        for entry in entries {
+        let published = Set(shards).union(fixed.map(\.shard))
+        for entry in entries where published.contains(entry.shard) {
             for (index, key) in entry.stageKeys.enumerated() {
                 let url = layout.stageURL(shard: entry.shard, stage: index + 1, key: key)
                 guard FileManager.default.fileExists(atPath: url.path) else {

@@ -74,6 +74,11 @@ public final class S3TRunner {
                 continue
             }
             if layout.isComplete(lineage) {
+                // Accepted only behind a valid seal: a cut or altered file would otherwise be
+                // published as trained.
+                do { try HDF5Seal.check(fileAt: url) } catch StoreError.sealBroken(_, let reason) {
+                    throw TrainingError.damagedStage(file: url.path, reason: reason)
+                }
                 events(.stageSkipped(lineage, url: url))
                 continue
             }
