@@ -133,4 +133,46 @@ import Testing
         if case .contentAltered(let seq, _, _) = problem { return seq }
         return nil
     }
+
+    /// SQLite stores any value in any column: a row typed wrongly by hand is a tampering finding
+    /// and a named refusal, never a crash.
+    @Test func valuesOfTheWrongTypeAreReportedNotFatal() throws {
+        let cases: [(sql: String, finding: String)] = [
+            ("UPDATE ledger_entries SET timestamp_ms = 'notanumber' WHERE seq = 4",
+             #"entry #4 holds "notanumber" in its timestamp_ms column"#),
+            ("UPDATE ledger_entries SET payload = x'00ff' WHERE seq = 6", "entry #6 holds"),
+        ]
+        for (sql, finding) in cases {
+            let scratch = try LedgerScratch()
+            defer { scratch.remove() }
+            _ = try makeLedger(scratch)
+            try tamper(scratch, sql)
+            let result = try verify(scratch)
+            guard case .malformedRow(let detail) = result.firstBreak else {
+                Issue.record("\(sql): got \(result)")
+                continue
+            }
+            #expect(detail.contains(finding), "\(sql): \(detail)")
+            let ledger = try Ledger.open(at: scratch.ledgerURL)
+            defer { try? ledger.close() }
+            #expect(throws: ForgettingError.self, "\(sql)") { _ = try ledger.entries() }
+        }
+    }
+
+    @Test func aSequenceNumberAtTheTopOfTheRangeIsRefusedNotOverflowed() throws {
+        let scratch = try LedgerScratch()
+        defer { scratch.remove() }
+        _ = try makeLedger(scratch)
+        try tamper(scratch, "INSERT INTO ledger_entries VALUES(9223372036854775807, 1, 'request', '{}', '[]', 'x', 'y')")
+        let result = try verify(scratch)
+        #expect(result.firstBreak == .missingEntries(first: 11, last: Int64.max - 1))
+        let ledger = try Ledger.open(at: scratch.ledgerURL)
+        defer { try? ledger.close() }
+        #expect {
+            try ledger.append(LedgerTests.request(11))
+        } throws: { error in
+            guard case ForgettingError.ledgerTampered(let file, let reason) = error else { return false }
+            return file == scratch.ledgerURL.path && reason.contains("9223372036854775807 in its seq column")
+        }
+    }
 }

@@ -217,6 +217,11 @@ public final class Forgetter {
     private func pendingRequests(_ ledger: Ledger, coveredUpTo lastCovered: Int64, head: LedgerHead,
                                  appended: [LedgerEntry], records: [RequestRecord])
         throws -> (pending: [(Int64, RequestRecord)], recoveredCount: Int) {
+        // Sequence numbers near Int64.max come only from an edited ledger.
+        guard head.sequenceNumber < Int64.max / 2, lastCovered < Int64.max / 2 else {
+            throw ForgettingError.ledgerTampered(file: ledger.url.path, reason: "it reaches entry #\(head.sequenceNumber), "
+                                                 + "a sequence number Lethe never writes")
+        }
         let firstNew = appended.first?.sequenceNumber ?? head.sequenceNumber + 1
         var pending: [(Int64, RequestRecord)] = []
         if lastCovered + 1 < firstNew {

@@ -17,6 +17,8 @@ public enum LedgerBreak: Equatable, Sendable, CustomStringConvertible {
     /// The ledger ends elsewhere than the head recorded earlier (entries removed from the end,
     /// or the whole chain rewritten).
     case headMismatch(expected: LedgerHead, found: LedgerHead?)
+    /// A row holds a value of another type than its column's (an edit outside Lethe).
+    case malformedRow(String)
 
     public var description: String {
         switch self {
@@ -38,6 +40,8 @@ public enum LedgerBreak: Equatable, Sendable, CustomStringConvertible {
                 + "edited, added or deleted"
         case .danglingKeys(let seq):
             return "index keys point at entry \(seq), which does not exist"
+        case .malformedRow(let detail):
+            return detail
         case .headMismatch(let expected, let found):
             return "the ledger ends at \(found.map(\.description) ?? "nothing"), expected \(expected): "
                 + "entries were removed from the end or the chain was rewritten"
@@ -74,15 +78,28 @@ extension Ledger {
     /// cut from its end.
     public func verifyChain(expectedHead: LedgerHead? = nil) throws -> LedgerVerification {
         try read("verify the chain") { db in
-            let entries = try Row.fetchAll(db, sql: "\(Self.entryColumns) ORDER BY seq").map(Self.entry)
+            let rows = try Row.fetchAll(db, sql: "\(Self.entryColumns) ORDER BY seq")
+            var verification = LedgerVerification(entryCount: rows.count, head: nil, firstBreak: nil)
+            let entries: [LedgerEntry]
+            var indexed: [Int64: [LedgerKey]] = [:]
+            do {
+                entries = try rows.map { try Self.entry($0) }
+                let cursor = try Row.fetchCursor(db, sql: "SELECT seq, field, value FROM ledger_keys")
+                while let row = try cursor.next() {
+                    guard let seq = try? row.decode(Int64.self, atIndex: 0),
+                          let field = try? row.decode(String.self, atIndex: 1),
+                          let value = try? row.decode(String.self, atIndex: 2) else {
+                        throw MalformedRow(sequenceNumber: try? row.decode(Int64.self, atIndex: 0),
+                                           column: "ledger_keys", found: row[0] as DatabaseValue)
+                    }
+                    indexed[seq, default: []].append(LedgerKey(field: .init(rawValue: field), value: value))
+                }
+            } catch let malformed as MalformedRow {
+                verification.firstBreak = .malformedRow(malformed.description)
+                return verification
+            }
             var storedHashes: [String: Int64] = [:]
             for entry in entries { storedHashes[entry.hash] = entry.sequenceNumber }
-            var indexed: [Int64: [LedgerKey]] = [:]
-            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, field, value FROM ledger_keys")
-            while let row = try cursor.next() {
-                indexed[row[0], default: []].append(LedgerKey(field: .init(rawValue: row[1]), value: row[2]))
-            }
-            var verification = LedgerVerification(entryCount: entries.count, head: nil, firstBreak: nil)
             if let last = entries.last {
                 verification.head = LedgerHead(sequenceNumber: last.sequenceNumber, hash: last.hash)
             }
@@ -98,7 +115,7 @@ extension Ledger {
                     verification.firstBreak = .indexMismatch(sequenceNumber: entry.sequenceNumber)
                     return verification
                 }
-                expectedSeq = entry.sequenceNumber + 1
+                expectedSeq = entry.sequenceNumber &+ 1   // wraps only past an edited seq of Int64.max
                 previousHash = entry.hash
             }
             if let dangling = indexed.keys.min() {

@@ -102,8 +102,18 @@ public final class Ledger: Sendable {
 
     private static func insert(_ drafts: [LedgerDraft], into db: Database) throws -> [LedgerEntry] {
         let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
-        var sequenceNumber: Int64 = head.map { $0[0] } ?? 0
-        var previousHash: String = head.map { $0[1] } ?? LedgerHashing.genesisHash
+        var sequenceNumber: Int64 = 0
+        var previousHash = LedgerHashing.genesisHash
+        if let head {
+            let seq = try? head.decode(Int64.self, atIndex: 0)
+            guard let seq, seq < Int64.max / 2 else {
+                throw MalformedRow(sequenceNumber: seq, column: "seq", found: head[0] as DatabaseValue)
+            }
+            guard let hash = try? head.decode(String.self, atIndex: 1) else {
+                throw MalformedRow(sequenceNumber: seq, column: "hash", found: head[1] as DatabaseValue)
+            }
+            (sequenceNumber, previousHash) = (seq, hash)
+        }
         let insertEntry = try BatchInsert(db, sql: """
             INSERT INTO ledger_entries (seq, timestamp_ms, kind, payload, keys, previous_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -181,7 +191,7 @@ public final class Ledger: Sendable {
     public func entries(from sequenceNumber: Int64 = 1, limit: Int? = nil) throws -> [LedgerEntry] {
         try read("read entries") { db in
             try Row.fetchAll(db, sql: "\(Self.entryColumns) WHERE seq >= ? ORDER BY seq LIMIT ?",
-                             arguments: [sequenceNumber, limit ?? -1]).map(Self.entry)
+                             arguments: [sequenceNumber, limit ?? -1]).map { try Self.entry($0) }
         }
     }
 
@@ -196,7 +206,7 @@ public final class Ledger: Sendable {
             try Row.fetchAll(db, sql: """
                 \(Self.entryColumns)
                 WHERE seq IN (SELECT seq FROM ledger_keys WHERE field = ? AND value = ?) ORDER BY seq
-                """, arguments: [key.field.rawValue, key.value]).map(Self.entry)
+                """, arguments: [key.field.rawValue, key.value]).map { try Self.entry($0) }
         }
     }
 
@@ -206,7 +216,7 @@ public final class Ledger: Sendable {
             try Row.fetchOne(db, sql: """
                 \(Self.entryColumns)
                 WHERE seq = (SELECT MAX(seq) FROM ledger_keys WHERE field = ? AND value = ?)
-                """, arguments: [key.field.rawValue, key.value]).map(Self.entry)
+                """, arguments: [key.field.rawValue, key.value]).map { try Self.entry($0) }
         }
     }
 
@@ -231,24 +241,48 @@ public final class Ledger: Sendable {
         "SELECT seq, timestamp_ms, kind, payload, keys, previous_hash, hash FROM ledger_entries"
 
     /// An entry from a row of `entryColumns`. An undecodable keys column (only possible after
-    /// tampering) reads as one key holding the raw text, so the hash check reports the entry.
-    static func entry(_ row: Row) -> LedgerEntry {
-        let encodedKeys: String = row[4]
+    /// tampering) reads as one key holding the raw text, so the hash check reports the entry; a
+    /// column of the wrong type (a number that is text, a blob, NULL) throws `MalformedRow`,
+    /// which `read` turns into `ledgerTampered` naming the file, the entry and the column.
+    static func entry(_ row: Row) throws -> LedgerEntry {
+        func column<T: DatabaseValueConvertible>(_ index: Int, _ name: String) throws -> T {
+            do { return try row.decode(T.self, atIndex: index) } catch {
+                let seq = (try? row.decode(Int64?.self, atIndex: 0)).flatMap { $0 }
+                throw MalformedRow(sequenceNumber: seq, column: name, found: row[index] as DatabaseValue)
+            }
+        }
+        let encodedKeys: String = try column(4, "keys")
         let keys = LedgerKey.decode(encodedKeys)
             ?? [LedgerKey(field: .init(rawValue: "undecodable"), value: encodedKeys)]
-        return LedgerEntry(sequenceNumber: row[0], timestampMilliseconds: row[1],
-                           kind: LedgerEntryKind(rawValue: row[2]), payload: row[3], keys: keys,
-                           previousHash: row[5], hash: row[6])
+        return LedgerEntry(sequenceNumber: try column(0, "seq"), timestampMilliseconds: try column(1, "timestamp_ms"),
+                           kind: LedgerEntryKind(rawValue: try column(2, "kind")), payload: try column(3, "payload"),
+                           keys: keys, previousHash: try column(5, "previous_hash"), hash: try column(6, "hash"))
+    }
+
+    /// A ledger row whose column holds a value of another type than the schema's: only an edit
+    /// outside Lethe makes one.
+    struct MalformedRow: Error, CustomStringConvertible {
+        let sequenceNumber: Int64?
+        let column: String
+        let found: DatabaseValue
+        var description: String {
+            "entry \(sequenceNumber.map { "#\($0)" } ?? "with an unreadable seq") holds \(found) in its \(column) "
+                + "column, a value Lethe never writes there: the ledger was edited outside Lethe"
+        }
     }
 
     func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
-        do { return try pool.read(body) } catch let error as ForgettingError { throw error } catch {
+        do { return try pool.read(body) } catch let error as ForgettingError { throw error } catch let row as MalformedRow {
+            throw ForgettingError.ledgerTampered(file: url.path, reason: row.description)
+        } catch {
             throw ForgettingError.ledgerDatabase(file: url.path, operation: operation, detail: "\(error)")
         }
     }
 
     func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
-        do { return try pool.writeWithoutTransaction(body) } catch let error as ForgettingError {
+        do { return try pool.writeWithoutTransaction(body) } catch let row as MalformedRow {
+            throw ForgettingError.ledgerTampered(file: url.path, reason: row.description)
+        } catch let error as ForgettingError {
             throw error
         } catch {
             throw ForgettingError.ledgerDatabase(file: url.path, operation: operation, detail: "\(error)")
