@@ -67,6 +67,13 @@ struct TrainingOptions: ParsableArguments {
         if FileManager.default.fileExists(atPath: layout.settingsURL.path) {
             return try savedSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
         }
+        // Without train.json, stages already trained would be resumed and served beside stages
+        // trained with whatever settings these options give.
+        if let trained = layout.anyStageFile() {
+            throw TrainingError.fileInvalid(file: layout.settingsURL.path, reason: "is missing, but the run has trained "
+                                            + "stages (\(trained.path)); restore train.json from a backup of the run "
+                                            + "(training on with other settings would mix them), or train into a new run")
+        }
         // A GGUF file, or text data without --model, makes a decoder run.
         let kind: ModelKind = model.map { $0.hasSuffix(".gguf") } ?? textData ? .decoder : .encoder
         if kind == .decoder && !textData {
@@ -90,6 +97,11 @@ struct TrainingOptions: ParsableArguments {
         let settings = try fresh.applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
         try settings.validate()
         try check(settings)
+        // A model that cannot load refuses this call now, before train.json names it.
+        switch settings.modelKind {
+        case .encoder: _ = try settings.loadBaseEncoder(run: layout.directory, precision: .fp32)
+        case .decoder: _ = try settings.loadBaseDecoder(run: layout.directory, precision: .fp32)
+        }
         // Two processes starting on a new run both get here: the first to create train.json
         // wins, and the other is held to its settings like any later call.
         guard try settings.saveIfAbsent(to: layout.settingsURL) else {

@@ -62,6 +62,10 @@ import Planning
         defer { try? FileManager.default.removeItem(at: scratch) }
         let run = try S3TEndToEndTests.copyPlan(scratch, to: "r")
         let settings = RunLayout(directory: run).settingsURL
+        // A model whose weights are fine but whose vocabulary is empty: it fails to load.
+        let emptyVocabulary = scratch.appendingPathComponent("empty-vocab-model")
+        try FileManager.default.copyItem(at: Self.model, to: emptyVocabulary)
+        try Data().write(to: emptyVocabulary.appendingPathComponent("vocab.txt"))
         let otherData = scratch.appendingPathComponent("other.jsonl")
         try "{\"id\": \"a\", \"text\": \"b\", \"label\": \"c\"}\n".write(to: otherData, atomically: true, encoding: .utf8)
         // (options, exit status, what the message names): refused by validate(), by the target
@@ -76,6 +80,7 @@ import Planning
             (["--layers-per-block", "4"], 64, "--layers-per-block 4"),
             (["--shard", "7"], 64, "--shard 7: give 0…1"),
             (["--model", scratch.appendingPathComponent("no-model").path], 64, "--model"),
+            (["--model", emptyVocabulary.path], 1, "vocab.txt"),
         ]
         for (options, status, named) in refusals {
             let arguments = ["train", "--run", run.path] + Self.trainArguments(replacing: options)
@@ -100,6 +105,11 @@ import Planning
         let (bf16Exit, bf16Output) = try Self.run(["train", "--run", run.path, "--precision", "bf16"])
         #expect(bf16Exit == 1 && bf16Output.contains("precision") && bf16Output.contains("fp32"), "\(bf16Output)")
         #expect(try Data(contentsOf: settings) == before)
+        // A trained run that lost train.json is not trained on with new settings.
+        try FileManager.default.removeItem(at: settings)
+        let (lostExit, lostOutput) = try Self.run(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
+        #expect(lostExit == 1 && lostOutput.contains("is missing, but the run has trained stages"), "\(lostOutput)")
+        #expect(!FileManager.default.fileExists(atPath: settings.path))
     }
 
     @Test func aWriteThatFailsInsideHDF5EndsInAnErrorNotACrash() throws {

@@ -67,6 +67,20 @@ public struct RunLayout: Sendable {
         FileManager.default.fileExists(atPath: stageURL(lineage).path)
     }
 
+    /// Some complete stage file of any shard, or nil when none was trained.
+    public func anyStageFile() -> URL? {
+        let stages = directory.appendingPathComponent("stages")
+        let shards = (try? FileManager.default.contentsOfDirectory(atPath: stages.path)) ?? []
+        for shard in shards.sorted() where shard.hasPrefix("shard-") {
+            let folder = stages.appendingPathComponent(shard)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+            if let name = names.sorted().first(where: { $0.hasPrefix("stage-") && $0.hasSuffix(".h5") }) {
+                return folder.appendingPathComponent(name)
+            }
+        }
+        return nil
+    }
+
     /// Deletes temporary files a killed writer left in a shard's directory
     /// (".<name>.tmp-XXXXXXXX"); returns how many. Call only for shards this process trains.
     @discardableResult
