@@ -111,7 +111,9 @@ public final class HDF5File: HDF5Location {
         let flags = replacing ? lethe_H5F_ACC_TRUNC() : lethe_H5F_ACC_EXCL()
         let access = try fileAccessList(file: name)
         let creation = PropertyList(class: lethe_H5P_FILE_CREATE())
-        guard creation.id >= 0, userBlock == 0 || H5Pset_userblock(creation.id, hsize_t(userBlock)) >= 0 else {
+        // The root group records no times either (see `untimedCreationList`).
+        guard creation.id >= 0, H5Pset_obj_track_times(creation.id, false) >= 0,
+              userBlock == 0 || H5Pset_userblock(creation.id, hsize_t(userBlock)) >= 0 else {
             throw StoreError.hdf5Failure(file: name, path: "/", operation: "reserve a user block of \(userBlock) bytes",
                                          detail: HDF5Library.takeErrorDetail())
         }

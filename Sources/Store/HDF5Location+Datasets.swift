@@ -137,8 +137,8 @@ extension HDF5Location {
         defer { _ = H5Sclose(space) }
         let creation = try creationList(shape: shape, elementType: elementType, options: options,
                                         path: target)
-        let links = try intermediateGroupLinks(for: target)
-        let dataset = H5Dcreate2(file.id, target, fileType, space, links.id, creation.id,
+        try createAncestors(of: target)
+        let dataset = H5Dcreate2(file.id, target, fileType, space, lethe_H5P_DEFAULT(), creation.id,
                                  lethe_H5P_DEFAULT())
         guard dataset >= 0 else {
             throw HDF5Library.failure(file: fileName, path: target, operation: "create the dataset")
@@ -234,10 +234,7 @@ extension HDF5Location {
 
     private func creationList(shape: [Int], elementType: ElementType, options: DatasetOptions,
                               path target: String) throws -> PropertyList {
-        let creation = PropertyList(class: lethe_H5P_DATASET_CREATE())
-        guard creation.id >= 0 else {
-            throw HDF5Library.failure(file: file.url.path, path: target, operation: "set up the dataset")
-        }
+        let creation = try untimedCreationList(lethe_H5P_DATASET_CREATE(), for: target)
         let chunkable = !shape.isEmpty && !shape.contains(0)
         guard options.isChunked, chunkable else { return creation }
         let chunk: [Int]

@@ -38,8 +38,9 @@ extension HDF5Location {
             throw StoreError.typeMismatch(file: file.url.path, path: target, expected: "a group",
                                           found: "a dataset")
         case nil:
-            let links = try intermediateGroupLinks(for: target)
-            let id = H5Gcreate2(file.id, target, links.id, lethe_H5P_DEFAULT(), lethe_H5P_DEFAULT())
+            try createAncestors(of: target)
+            let creation = try untimedCreationList(lethe_H5P_GROUP_CREATE(), for: target)
+            let id = H5Gcreate2(file.id, target, lethe_H5P_DEFAULT(), creation.id, lethe_H5P_DEFAULT())
             guard id >= 0 else {
                 throw HDF5Library.failure(file: file.url.path, path: target,
                                           operation: "create the group")
@@ -174,14 +175,31 @@ extension HDF5Location {
         return id
     }
 
-    /// A link-creation list that creates missing intermediate groups.
-    func intermediateGroupLinks(for target: String) throws -> PropertyList {
-        let links = PropertyList(class: lethe_H5P_LINK_CREATE())
-        guard links.id >= 0, H5Pset_create_intermediate_group(links.id, 1) >= 0 else {
-            throw HDF5Library.failure(file: file.url.path, path: target,
-                                      operation: "set up link creation")
+    /// Creates the missing groups on the way to `target` (absolute), each without timestamps.
+    func createAncestors(of target: String) throws {
+        let parts = target.split(separator: "/").dropLast()
+        var path = ""
+        for part in parts {
+            path += "/" + part
+            if try kind(atAbsolute: path) != nil { continue }
+            let creation = try untimedCreationList(lethe_H5P_GROUP_CREATE(), for: path)
+            let id = H5Gcreate2(file.id, path, lethe_H5P_DEFAULT(), creation.id, lethe_H5P_DEFAULT())
+            guard id >= 0 else {
+                throw HDF5Library.failure(file: file.url.path, path: path, operation: "create the group")
+            }
+            _ = H5Gclose(id)
         }
-        return links
+    }
+
+    /// An object-creation list of `classID` (group, dataset, file) that records no access,
+    /// modification or change times: the same content writes the same bytes at any hour, so a
+    /// stage trained twice alike is the same file.
+    func untimedCreationList(_ classID: hid_t, for target: String) throws -> PropertyList {
+        let creation = PropertyList(class: classID)
+        guard creation.id >= 0, H5Pset_obj_track_times(creation.id, false) >= 0 else {
+            throw HDF5Library.failure(file: file.url.path, path: target, operation: "set up object creation")
+        }
+        return creation
     }
 
     private func linkName(group: hid_t, index: hsize_t, path target: String) throws -> String {

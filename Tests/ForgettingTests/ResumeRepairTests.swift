@@ -39,4 +39,23 @@ import Training
         }
         #expect(try Data(contentsOf: RunLayout(directory: run.directory).servedURL) == servedBefore)
     }
+
+    /// With the clock fixed (the measured training time is the one attribute that varies), two
+    /// runs trained alike write the same stage files byte for byte.
+    @Test func runsTrainedAlikeWriteTheSameFiles() throws {
+        let first = try TinyRun.trained(), second = try TinyRun.trained()
+        defer { first.remove(); second.remove() }
+        var compared = 0
+        for shard in 0..<first.plan.shardCount {
+            let layout = RunLayout(directory: first.directory)
+            for name in layout.stageFileNames(shard: shard) {
+                let a = try Data(contentsOf: layout.shardDirectory(shard).appendingPathComponent(name))
+                let b = try Data(contentsOf: RunLayout(directory: second.directory).shardDirectory(shard)
+                    .appendingPathComponent(name))
+                #expect(a == b, "\(name)")
+                compared += 1
+            }
+        }
+        #expect(compared == 2 * 9)
+    }
 }
