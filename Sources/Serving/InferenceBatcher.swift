@@ -18,9 +18,28 @@ final class InferenceBatcher: @unchecked Sendable {
         let snapshot: ServedSnapshot
     }
 
-    private struct Job {
+    /// One request: its texts, and what passes have answered of them so far. A request of more
+    /// texts than `maxBatch` spans several passes, each taking at most `maxBatch`, with other
+    /// requests' passes between them; all its rows come from one snapshot (a swap between its
+    /// passes starts it again on the new one).
+    private final class Job {
         let texts: [String]
         let reply: (Result<Answer, Error>) -> Void
+        /// Texts handed to passes so far.
+        var taken = 0
+        var rows: [[Float]] = []
+        var snapshot: ServedSnapshot?
+        var remaining: Int { texts.count - taken }
+
+        init(texts: [String], reply: @escaping (Result<Answer, Error>) -> Void) {
+            self.texts = texts; self.reply = reply
+        }
+    }
+
+    /// The texts `range` of `job` in a pass.
+    private struct Piece {
+        let job: Job
+        let range: Range<Int>
     }
 
     private let condition = NSCondition()
@@ -68,8 +87,8 @@ final class InferenceBatcher: @unchecked Sendable {
     }
 
     private func loop() {
-        while let jobs = nextBatch() {
-            let texts = jobs.flatMap(\.texts)
+        while let pieces = nextBatch() {
+            let texts = pieces.flatMap { $0.job.texts[$0.range] }
             metrics.batch(size: texts.count)
             do {
                 var snapshot = try store.fresh()
@@ -84,18 +103,46 @@ final class InferenceBatcher: @unchecked Sendable {
                     snapshot = try store.fresh()
                 } while true
                 var offset = 0
-                for job in jobs {
-                    let rows = Array(logits[offset ..< offset + job.texts.count])
-                    offset += job.texts.count
-                    job.reply(.success(Answer(logits: rows, snapshot: snapshot)))
+                for piece in pieces {
+                    let rows = logits[offset ..< offset + piece.range.count]
+                    offset += piece.range.count
+                    deliver(rows, of: piece, from: snapshot)
                 }
             } catch {
-                for job in jobs { job.reply(.failure(error)) }
+                fail(pieces.map(\.job), error)
             }
         }
         condition.withLock {
             finished = true
             condition.broadcast()
+        }
+    }
+
+    /// Adds a piece's rows to its request and answers the request once it is complete.
+    private func deliver(_ rows: ArraySlice<[Float]>, of piece: Piece, from snapshot: ServedSnapshot) {
+        let job = piece.job
+        if let earlier = job.snapshot, earlier.number != snapshot.number {
+            // A swap between this request's passes: start it again, all of it on one snapshot.
+            condition.withLock {
+                job.taken = 0; job.rows = []; job.snapshot = nil
+                if !queue.contains(where: { $0 === job }) { queue.insert(job, at: 0) }
+            }
+            return
+        }
+        job.snapshot = snapshot
+        job.rows += rows
+        if job.rows.count == job.texts.count {
+            job.reply(.success(Answer(logits: job.rows, snapshot: snapshot)))
+        }
+    }
+
+    /// Answers each request with `error` once, and drops what is left of it.
+    private func fail(_ jobs: [Job], _ error: Error) {
+        var answered: [ObjectIdentifier] = []
+        for job in jobs where !answered.contains(ObjectIdentifier(job)) {
+            answered.append(ObjectIdentifier(job))
+            condition.withLock { queue.removeAll { $0 === job } }
+            job.reply(.failure(error))
         }
     }
 
@@ -105,10 +152,10 @@ final class InferenceBatcher: @unchecked Sendable {
         max(1, min(maxBatch, queuedAtPassEnd + previousBatchTexts))
     }
 
-    private var queuedTexts: Int { queue.reduce(0) { $0 + $1.texts.count } }
+    private var queuedTexts: Int { queue.reduce(0) { $0 + $1.remaining } }
 
     /// Waits for work and gathers a batch; nil once stopping with nothing queued.
-    private func nextBatch() -> [Job]? {
+    private func nextBatch() -> [Piece]? {
         condition.lock()
         defer { condition.unlock() }
         let target = Self.target(queuedAtPassEnd: queuedTexts, previousBatchTexts: previousBatchTexts,
@@ -121,13 +168,25 @@ final class InferenceBatcher: @unchecked Sendable {
             if !condition.wait(until: deadline) { break }
         }
         metrics.batchWait(seconds: Date().timeIntervalSince(start))
-        var taken: [Job] = [queue.removeFirst()]
-        var count = taken[0].texts.count
-        while let next = queue.first, count + next.texts.count <= maxBatch {
-            taken.append(queue.removeFirst())
-            count += next.texts.count
+        let head = queue.removeFirst()
+        if head.remaining > maxBatch {
+            // A piece of a large request; the rest waits behind the requests queued after it.
+            let piece = Piece(job: head, range: head.taken ..< head.taken + maxBatch)
+            head.taken += maxBatch
+            queue.append(head)
+            previousBatchTexts = maxBatch
+            return [piece]
+        }
+        var pieces = [Piece(job: head, range: head.taken ..< head.texts.count)]
+        head.taken = head.texts.count
+        var count = pieces[0].range.count
+        while let next = queue.first, count + next.remaining <= maxBatch {
+            queue.removeFirst()
+            pieces.append(Piece(job: next, range: next.taken ..< next.texts.count))
+            count += next.remaining
+            next.taken = next.texts.count
         }
         previousBatchTexts = count
-        return taken
+        return pieces
     }
 }

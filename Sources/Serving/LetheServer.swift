@@ -73,13 +73,18 @@ public final class LetheServer: Sendable {
                                    threads: configuration.threads, metrics: metrics)
     }
 
+    static let idleTimeout = TimeAmount.seconds(15)
+
     /// Serves until SIGTERM or SIGINT, then drains the requests in flight and returns.
     /// `onListening` receives the bound port (useful with port 0).
     public func run(onListening: @escaping @Sendable (Int) -> Void) async throws {
         let router = Router()
         addRoutes(to: router)
+        // A connection that sends nothing for this long is closed, a request half sent included:
+        // a stalled client neither holds a connection forever nor keeps SIGTERM from finishing.
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: Self.idleTimeout)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lethe"),
             services: [CompositionWatcher(store: store, layout: layout, interval: configuration.pollInterval,
                                           logger: logger)],

@@ -40,11 +40,13 @@ struct ServeCommand: ParsableCommand {
             Concurrent requests are batched, up to --max-batch texts per pass. Once a request is queued, \
             the server waits for the clients the previous pass answered to send again (as many texts \
             as that pass held, beyond those already queued), at most --max-wait-ms. The frozen layers \
-            below the lowest adapter run once per batch for all shards.
+            below the lowest adapter run once per batch for all shards. A request of more texts than \
+            --max-batch spans several passes, with other requests' passes between them (all its \
+            rows from one composition).
 
             When listening, one JSON line goes to stdout: {"event": "listening", "host": …, "port": …}. \
             Logs go to stderr. SIGTERM or SIGINT stops accepting, finishes the requests in flight and \
-            exits 0.
+            exits 0. A connection that sends nothing for 15 s is closed, a request half sent included.
 
             Examples:
               lethe serve --run Checkpoints/runs/demo --port 8080

@@ -394,6 +394,38 @@ extension ServeTests {
         #expect(server.stop() == 0)
     }
 
+    /// A request of more texts than --max-batch runs as several passes of at most that many,
+    /// with a small request's pass between them, and answers what the same texts get alone (to
+    /// the last bits, which padding moves).
+    @Test func aLargeRequestIsSplitIntoPassesOfMaxBatch() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run, arguments: ["--max-batch", "4", "--max-wait-ms", "0"])
+        defer { server.stop() }
+        let texts = (0..<5).flatMap { round in Self.texts.map { "\($0) (\(round))" } }   // 20 texts
+        async let large = server.infer(texts)
+        async let small = server.infer([Self.texts[0]])
+        let (big, one) = try await (large, small)
+        #expect(big.status == 200 && one.status == 200, "\(big.text) \(one.text)")
+        func probabilities(_ answer: ServerProcess.Answer) throws -> [Double] {
+            let outputs = try #require(answer.json["outputs"] as? [[String: Any]])
+            return try #require(outputs.first { $0["name"] as? String == "probabilities" }?["data"] as? [Double])
+        }
+        let split = try probabilities(big)
+        var alone: [Double] = []
+        for text in texts { alone += try probabilities(try await server.infer([text])) }
+        // Padding to a batch's longest text moves the last bits of attention's sums, no more.
+        #expect(split.count == alone.count && zip(split, alone).allSatisfy { abs($0 - $1) < 1e-5 })
+        let metrics = try await server.get("/metrics").text
+        func value(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        // Every pass held at most 4 texts; 20 + 1 + 20 texts in all, the large request in 5 passes.
+        #expect(value("lethe_batch_size_bucket{le=\"4.0\"}") == value("lethe_batch_size_count"), "\(metrics)")
+        #expect(value("lethe_batch_size_sum") == Double(2 * texts.count + 1))
+        #expect(value("lethe_batch_size_count") == Double(5 + 1 + texts.count))
+        #expect(server.stop() == 0)
+    }
+
     /// A batch that forms between another process's acceptance of a deletion and its publish
     /// waits for the publish and answers from the new composition.
     @Test func aBatchAfterAnAcceptedDeletionWaitsForItsPublish() async throws {
