@@ -1,3 +1,6 @@
+import Foundation
+import Support
+
 /// Where an example lives: its shard and its slice within the shard (both 0-based).
 public struct SliceLocation: Hashable, Sendable, CustomStringConvertible {
     public let shard: Int
@@ -31,6 +34,9 @@ public struct Lineage: Sendable, Equatable {
 public struct Plan: Sendable {
     public let parameters: PlanParameters
     /// How the dataset was named when planned (its path) and the SHA-256 of its bytes.
+    /// The dataset file: `datasetSource` resolved for the run in `run` (see `RunRelativePath`).
+    public func datasetURL(run: URL) -> URL { RunRelativePath.resolve(datasetSource, run: run) }
+
     public let datasetSource: String
     public let datasetSHA256: String
     /// The label names of the planned dataset.

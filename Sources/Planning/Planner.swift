@@ -44,14 +44,18 @@ public enum Planner {
 extension Planner {
     /// What `lethe plan` does: refuse an existing plan (unless `force`), read the data, plan,
     /// and save `plan.h5` crash-safely into `runDirectory` (created if missing).
-    public static func planRun(dataURL: URL, dataSource: String? = nil, parameters: PlanParameters,
-                               runDirectory: URL, force: Bool) throws -> Plan {
+    /// - Parameters:
+    ///   - dataSource: how messages name the data file (the path as given).
+    ///   - recordedSource: how the plan records it (`RunRelativePath.recorded`); `dataSource` if nil.
+    public static func planRun(dataURL: URL, dataSource: String? = nil, recordedSource: String? = nil,
+                               parameters: PlanParameters, runDirectory: URL, force: Bool) throws -> Plan {
         let planURL = Plan.url(inRun: runDirectory)
         if FileManager.default.fileExists(atPath: planURL.path) && !force {
             throw PlanningError.planExists(path: runDirectory.path)
         }
         try parameters.validate()
-        let dataset = try Dataset.read(from: dataURL, source: dataSource)
+        let read = try Dataset.read(from: dataURL, source: dataSource)
+        let dataset = recordedSource.map { Dataset(examples: read.examples, source: $0, sha256: read.sha256) } ?? read
         let plan = try makePlan(for: dataset, parameters: parameters)
         do {
             try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)

@@ -66,7 +66,7 @@ public final class LetheServer: Sendable {
         let encoder = try settings.loadBaseEncoder(run: layout.directory, precision: configuration.precision)
         metrics = ServerMetrics()
         store = SnapshotStore(loader: SnapshotLoader(layout: layout, labels: plan.labels, encoder: encoder), metrics: metrics)
-        groups = GroupIndex(plan: plan)
+        groups = GroupIndex(plan: plan, run: layout.directory)
         let first = try store.loader.load(number: 1)
         store.install(first)
         batcher = InferenceBatcher(store: store, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
@@ -301,10 +301,11 @@ enum Blocking {
 /// refused if its bytes differ from the planned file's).
 final class GroupIndex: @unchecked Sendable {
     private let plan: Plan
+    private let run: URL
     private let lock = NSLock()
     private var members: [String: [String]]?
 
-    init(plan: Plan) { self.plan = plan }
+    init(plan: Plan, run: URL) { self.plan = plan; self.run = run }
 
     func members(of group: String) throws -> [String] { try index()[group] ?? [] }
 
@@ -316,8 +317,13 @@ final class GroupIndex: @unchecked Sendable {
     private func index() throws -> [String: [String]] {
         try lock.withLock {
             if let members { return members }
-            let path = plan.datasetSource
-            let dataset = try Dataset.read(from: URL(fileURLWithPath: path), source: path)
+            let url = plan.datasetURL(run: run)
+            let path = url.path
+            // The run's file, not the client's request: a missing or damaged dataset is 503.
+            let dataset: Dataset
+            do { dataset = try Dataset.read(from: url, source: path) } catch {
+                throw Refusal.unavailable("groups cannot be resolved: \(error)")
+            }
             guard dataset.sha256 == plan.datasetSHA256 else {
                 throw Refusal.unavailable("\(path) is not the dataset this run was planned from; groups cannot be resolved")
             }

@@ -51,8 +51,7 @@ struct AuditCommand: ParsableCommand {
         if let id { ids = [id] }
         if let group {
             let plan = try Plan.load(from: Plan.url(inRun: run))
-            let path = data ?? plan.datasetSource
-            let dataset = try Dataset.read(from: URL(fileURLWithPath: path), source: path)
+            let dataset = try RunData.dataset(for: plan, run: run, override: data)
             ids = dataset.examples.filter { $0.group == group }.map(\.id)
             if ids.isEmpty { throw AuditError.unknownGroup(group: group) }
         }

@@ -73,6 +73,7 @@ struct FinetuneCommand: ParsableCommand {
             }
         } else {
             plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                       recordedSource: RunRelativePath.recorded(data, run: directory),
                                        parameters: PlanParameters(shardCount: 1, sliceCount: 1, budget: 1,
                                                                   seed: options.seed ?? 0),
                                        runDirectory: directory, force: false)

@@ -97,12 +97,7 @@ struct ForgetCommand: ParsableCommand {
     /// differ from the planned one.
     private func groupResolver(run: URL) throws -> Forgetter.GroupResolver {
         let plan = try Plan.load(from: Plan.url(inRun: run))
-        let path = data ?? plan.datasetSource
-        let dataset = try Dataset.read(from: URL(fileURLWithPath: path), source: path)
-        guard dataset.sha256 == plan.datasetSHA256 else {
-            throw ValidationError("\(path) is not the dataset this run was planned from (SHA-256 \(dataset.sha256), "
-                                  + "plan records \(plan.datasetSHA256)); pass the planned file with --data.")
-        }
+        let dataset = try RunData.dataset(for: plan, run: run, override: data)
         var members: [String: [String]] = [:]
         for example in dataset.examples {
             if let group = example.group { members[group, default: []].append(example.id) }

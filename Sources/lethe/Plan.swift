@@ -3,6 +3,7 @@ import CommandSupport
 import Foundation
 import Planning
 import Store
+import Support
 import Training
 
 extension Assignment: ExpressibleByArgument {}
@@ -87,10 +88,12 @@ struct PlanCreateCommand: ParsableCommand {
             plan = try FileLock.withExclusiveLock(layout.lockURL) {
                 try Self.refuseReplacingForgottenHistory(layout)
                 return try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                       recordedSource: RunRelativePath.recorded(data, run: runURL),
                                            parameters: parameters, runDirectory: runURL, force: true)
             }
         } else {
             plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                       recordedSource: RunRelativePath.recorded(data, run: runURL),
                                        parameters: parameters, runDirectory: runURL, force: force)
         }
         let seconds = (clock.now - start).seconds

@@ -4,17 +4,36 @@ import Planning
 
 /// Finding the dataset of a run.
 enum RunData {
-    /// The dataset the plan was made from: `override`, or the path recorded in the plan; its
-    /// SHA-256 must match the plan's.
-    static func dataset(for plan: Plan, override: String?) throws -> Dataset {
-        let path = override ?? plan.datasetSource
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ValidationError("the plan's dataset \(path) is not there; pass --data with the file the plan was made from.")
+    /// The recorded dataset is missing or changed: a problem of the run's files (exit 1), not of
+    /// the command line.
+    struct Unavailable: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The dataset the plan was made from: `override` (--data), or the file the plan records
+    /// (relative to the run, whatever the working directory); its SHA-256 must match the plan's.
+    static func dataset(for plan: Plan, run: URL, override: String?) throws -> Dataset {
+        if let override {
+            guard FileManager.default.fileExists(atPath: override) else {
+                throw ValidationError("--data \(override): no such file; pass the file the plan was made from.")
+            }
+            let dataset = try Dataset.read(from: URL(fileURLWithPath: override), source: override)
+            guard dataset.sha256 == plan.datasetSHA256 else {
+                throw ValidationError("--data \(override) has SHA-256 \(dataset.sha256), the plan was made from "
+                                      + "\(plan.datasetSHA256); pass the original file.")
+            }
+            return dataset
         }
-        let dataset = try Dataset.read(from: URL(fileURLWithPath: path), source: path)
+        let url = plan.datasetURL(run: run)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw Unavailable(description: "\(url.path): the plan's dataset is not there (the plan records "
+                              + "\(plan.datasetSource)); restore it, or pass --data with the file the plan was made from.")
+        }
+        let dataset = try Dataset.read(from: url, source: url.path)
         guard dataset.sha256 == plan.datasetSHA256 else {
-            throw ValidationError("\(path) has SHA-256 \(dataset.sha256), the plan was made from \(plan.datasetSHA256); "
-                                  + "pass --data with the original file.")
+            throw Unavailable(description: "\(url.path) has SHA-256 \(dataset.sha256), but the plan was made from "
+                              + "\(plan.datasetSHA256): the file changed since; restore it, or pass --data with the "
+                              + "original file.")
         }
         return dataset
     }

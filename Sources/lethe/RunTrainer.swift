@@ -26,7 +26,7 @@ struct RunTrainer {
                                   + "\(settings.threadCount) or leave it out.")
         }
         let plan = try Plan.load(from: Plan.url(inRun: run))
-        let dataset = try RunData.dataset(for: plan, override: data)
+        let dataset = try RunData.dataset(for: plan, run: run, override: data)
         let (trainer, layers) = try TrainCommand.stageTrainer(run: run, settings: settings, plan: plan, dataset: dataset)
         runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names, clock: clock)
         layerCount = layers

@@ -120,7 +120,7 @@ struct TrainCommand: ParsableCommand {
             if $0.modelKind == .encoder && plan.labels.count < 2 {
                 throw TrainingError.tooFewLabels(names: plan.labels.names)
             }
-            _ = try RunData.dataset(for: plan, override: data)
+            _ = try RunData.dataset(for: plan, run: layout.directory, override: data)
             dataChecked = true
         }
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
@@ -137,7 +137,7 @@ struct TrainCommand: ParsableCommand {
         }
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
             // A wrong data file fails here, not in every child.
-            if !dataChecked { _ = try RunData.dataset(for: plan, override: data) }
+            if !dataChecked { _ = try RunData.dataset(for: plan, run: layout.directory, override: data) }
             try ShardJobs(runDirectory: runDirectory, data: data, json: json,
                           terminal: isatty(STDOUT_FILENO) == 1 && !json).run(shards: selected, jobs: jobs)
             return
@@ -223,7 +223,7 @@ struct TrainCommand: ParsableCommand {
     /// a clock from now) and the base model's layer count.
     static func makeRunner(layout: RunLayout, settings: TrainingSettings, plan: Plan,
                            data: String?) throws -> (S3TRunner, Int) {
-        let dataset = try RunData.dataset(for: plan, override: data)
+        let dataset = try RunData.dataset(for: plan, run: layout.directory, override: data)
         let (trainer, layerCount) = try stageTrainer(run: layout.directory, settings: settings, plan: plan, dataset: dataset)
         let clock = ContinuousClock(), origin = clock.now
         let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,

@@ -145,15 +145,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// when `directory` was given relative and both share a directory below the root (so a
     /// repository moves with its runs), else absolute.
     public static func storedModelPath(_ directory: String, run: URL) -> String {
-        guard !directory.hasPrefix("/") else { return URL(fileURLWithPath: directory).standardizedFileURL.path }
-        let target = URL(fileURLWithPath: directory).standardizedFileURL.pathComponents
-        let base = run.standardizedFileURL.pathComponents
-        var common = 0
-        while common < min(target.count, base.count), target[common] == base[common] { common += 1 }
-        // Sharing only the root ("/"): the run and the model move independently; keep it absolute.
-        if common <= 1 { return URL(fileURLWithPath: directory).standardizedFileURL.path }
-        let ups = Array(repeating: "..", count: base.count - common)
-        return (ups + target[common...]).joined(separator: "/")
+        RunRelativePath.recorded(directory, run: run)
     }
 
     /// Canonical JSON (sorted keys, no whitespace): what stage checkpoints record.
