@@ -205,6 +205,9 @@ public final class LetheServer: Sendable {
             return Array(buffer.readableBytesView)
         } catch is NIOTooManyBytesError {
             throw BadRequest("the body is larger than \(limit) bytes, the most this server accepts", status: .contentTooLarge)
+        } catch {
+            // The client's bytes could not be read as an HTTP body (a malformed chunk, say).
+            throw BadRequest("the request body could not be read: \(error)")
         }
     }
 

@@ -96,11 +96,16 @@ struct InferRequest {
         guard let inputs = object["inputs"] as? [[String: Any]] else {
             throw BadRequest("\"inputs\" must be an array of tensors")
         }
-        guard let input = inputs.first(where: { $0["name"] as? String == "text" }) else {
-            throw BadRequest("no input named \"text\"")
+        let named = inputs.filter { $0["name"] as? String == "text" }
+        guard let input = named.first else { throw BadRequest("no input named \"text\"") }
+        guard named.count == 1 else { throw BadRequest("more than one input is named \"text\"; send one") }
+        guard input["datatype"] as? String == "BYTES" else {
+            throw BadRequest("input \"text\" needs \"datatype\": \"BYTES\"")
         }
-        if let type = input["datatype"], type as? String != "BYTES" {
-            throw BadRequest("input \"text\" must have datatype BYTES")
+        // KServe v2: the shape is an array of non-negative integers whose product is the count.
+        guard let shapeValues = input["shape"] as? [Any], !shapeValues.isEmpty,
+              let shape = Self.dimensions(shapeValues) else {
+            throw BadRequest("input \"text\" needs \"shape\": an array of non-negative integers, e.g. [1]")
         }
         guard let data = input["data"] as? [Any] else { throw BadRequest("input \"text\" needs a \"data\" array") }
         var texts: [String] = []
@@ -115,11 +120,26 @@ struct InferRequest {
             }
         }
         guard !texts.isEmpty else { throw BadRequest("input \"text\" holds no strings") }
-        if let shape = input["shape"] as? [Int], shape.reduce(1, *) != texts.count {
+        let elements = shape.reduce(Optional(1)) { product, d in
+            product.flatMap { let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p }
+        }
+        guard elements == texts.count else {
             throw BadRequest("input \"text\" has shape \(shape) but \(texts.count) strings")
         }
         if object["id"] != nil, !(object["id"] is String) { throw BadRequest("\"id\" must be a string") }
         return InferRequest(texts: texts, id: object["id"] as? String)
+    }
+
+    /// Whole numbers ≥ 0 (JSON numbers with no fraction that fit an Int), or nil.
+    static func dimensions(_ values: [Any]) -> [Int]? {
+        var dims: [Int] = []
+        for value in values {
+            guard let number = value as? NSNumber, let exact = Int(exactly: number.doubleValue), exact >= 0 else {
+                return nil
+            }
+            dims.append(exact)
+        }
+        return dims
     }
 }
 

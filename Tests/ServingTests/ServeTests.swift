@@ -114,6 +114,14 @@ import Testing
             ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "datatype": "FP32", "data": ["a"]}]}"#, 400),
             ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [2], "data": ["a"]}]}"#, 400),
             ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "data": []}]}"#, 400),
+            // KServe v2 tensors name their shape and datatype, and one input is "text".
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "datatype": "BYTES", "data": ["a"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [1], "data": ["a"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": "banana", "datatype": "BYTES", "data": ["a", "b", "c"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [1.5], "datatype": "BYTES", "data": ["a"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [9999999999999999999], "datatype": "BYTES", "data": ["a"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [-1], "datatype": "BYTES", "data": ["a"]}]}"#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}, {"name": "text", "shape": [1], "datatype": "BYTES", "data": [2]}]}"#, 400),
             ("/v1/forget", #"{"ids": 5}"#, 400), ("/v1/forget", #"{"ids": [""]}"#, 400), ("/v1/forget", "{}", 400),
             ("/v1/forget", #"{"ids": ["a"], "colour": 1}"#, 400), ("/v1/forget", "\u{1}\u{2}", 400),
         ]
