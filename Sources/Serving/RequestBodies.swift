@@ -172,6 +172,9 @@ enum ForgetBody {
                 throw BadRequest("\"\(field)\" must be an array of strings")
             }
             let strings = list.compactMap { $0 as? String }
+            if let problem = strings.lazy.compactMap({ ForgetRequest.problem(field: field, $0) }).first {
+                throw BadRequest(problem)
+            }
             if strings.contains(where: { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
                 throw BadRequest("\"\(field)\" holds an empty name")
             }
@@ -182,6 +185,7 @@ enum ForgetBody {
             throw BadRequest("\"request_id\" must be a string")
         }
         let requestID = object["request_id"] as? String
+        if let requestID, let problem = ForgetRequest.problem(field: "request_id", requestID) { throw BadRequest(problem) }
         guard !ids.isEmpty || !groups.isEmpty else { throw BadRequest("name at least one id or group to forget") }
         let targets = ids.map(ForgetRequest.Target.example) + groups.map(ForgetRequest.Target.group)
         if requestID != nil && targets.count > 1 {

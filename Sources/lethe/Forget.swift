@@ -67,13 +67,24 @@ struct ForgetCommand: ParsableCommand {
             $0.1.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
             throw ValidationError("\(empty.0) \"\(empty.1)\": an empty name forgets nothing; give an example id or a group.")
         }
+        for (option, value) in ids.map({ ("--id", $0) }) + groups.map({ ("--group", $0) }) {
+            if let problem = ForgetRequest.problem(field: option == "--id" ? "id" : "group", value) {
+                throw ValidationError("\(option): \(problem).")
+            }
+        }
         try InputFiles.check([("--log", log), ("--data", data)])
     }
 
     func run() throws {
         let run = URL(fileURLWithPath: runDirectory)
         var requests = ids.map { ForgetRequest(target: .example($0)) } + groups.map { ForgetRequest(target: .group($0)) }
-        if let log { requests += try RequestLog.read(from: URL(fileURLWithPath: log), source: log) }
+        if let log {
+            let logged = try RequestLog.read(from: URL(fileURLWithPath: log), source: log)
+            if logged.isEmpty && requests.isEmpty && !resume {
+                throw ValidationError("--log \(log) holds no request (only blank lines); nothing to forget.")
+            }
+            requests += logged
+        }
         let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
         let resolver = needsGroups ? try groupResolver(run: run) : nil
         let now = RunAccess.nowMilliseconds()

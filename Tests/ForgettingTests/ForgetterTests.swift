@@ -165,6 +165,11 @@ import Training
             ("[1]", 1, "not a JSON object"),
             ("{\"id\": 5}", 1, "\"id\" must be a non-empty string"),
             ("{\"request_id\": \"x\"}", 1, "needs \"id\" or \"group\""),
+            ("{\"id\": \"a\\u0000b\"}", 1, "\"id\" holds the control character U+0000; ids, groups, request ids and "
+                + "timestamps hold none"),
+            ("{\"id\": \"a\"}\n{\"id\": \"a\", \"request_id\": \"\\u001b[31m\"}", 2,
+             "\"request_id\" holds the control character U+001B; ids, groups, request ids and timestamps hold none"),
+            ("{\"group\": \"" + String(repeating: "g", count: 5000) + "\"}", 1, "\"group\" is 5000 bytes long; at most 4096"),
         ]
         for (text, line, reason) in cases {
             #expect(throws: ForgettingError.malformedRequest(file: "log.jsonl", line: line, reason: reason)) {

@@ -262,6 +262,13 @@ import Planning
         // An empty id is a usage error, and nothing reaches the ledger.
         let empty = try Self.run(["forget", "--run", run.path, "--id", ""])
         #expect(empty.status == 64 && empty.output.contains("--id \"\": an empty name forgets nothing"), "\(empty.output)")
+        // So are an id holding a control character and a log with no request in it.
+        let escape = try Self.run(["forget", "--run", run.path, "--id", "a\u{1B}[31mb"])
+        #expect(escape.status == 64 && escape.output.contains("holds the control character U+001B"), "\(escape.output)")
+        let blank = scratch.appendingPathComponent("blank.jsonl")
+        try Data("\n  \n".utf8).write(to: blank)
+        let emptyLog = try Self.run(["forget", "--run", run.path, "--log", blank.path])
+        #expect(emptyLog.status == 64 && emptyLog.output.contains("holds no request"), "\(emptyLog.output)")
         #expect(!FileManager.default.fileExists(atPath: RunLayout(directory: run).ledgerURL.path))
         // An unknown id is recorded (the receipt says unknown) and exits with 5, naming it.
         let unknown = try Self.run(["forget", "--run", run.path, "--id", "no-such-example", "--json"])

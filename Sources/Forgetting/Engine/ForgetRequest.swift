@@ -19,6 +19,34 @@ public struct ForgetRequest: Sendable, Equatable, Codable {
         self.target = target; self.requestID = requestID; self.timestamp = timestamp
     }
 
+    /// The longest id, group, request id or timestamp a request may carry, in UTF-8 bytes: the
+    /// ledger keeps every request forever.
+    public static let maxFieldBytes = 4096
+
+    /// What makes `value` unfit as the request field `field` (too long, or a control character
+    /// such as NUL or a line break, which no dataset id holds and which would reach terminals
+    /// and logs raw), or nil.
+    public static func problem(field: String, _ value: String) -> String? {
+        if value.utf8.count > maxFieldBytes {
+            return "\"\(field)\" is \(value.utf8.count) bytes long; at most \(maxFieldBytes)"
+        }
+        if let control = value.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            return "\"\(field)\" holds the control character U+" + String(format: "%04X", control.value)
+                + "; ids, groups, request ids and timestamps hold none"
+        }
+        return nil
+    }
+
+    /// The first field of this request `problem(field:_:)` refuses, or nil.
+    public var problem: String? {
+        let name: (String, String) = switch target {
+        case .example(let id): ("id", id)
+        case .group(let group): ("group", group)
+        }
+        return [name, ("request_id", requestID), ("timestamp", timestamp)]
+            .lazy.compactMap { field, value in value.flatMap { Self.problem(field: field, $0) } }.first
+    }
+
     enum CodingKeys: String, CodingKey { case id, group, requestID = "request_id", timestamp }
 
     public init(from decoder: Decoder) throws {
@@ -75,8 +103,11 @@ public enum RequestLog {
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 // The common shape goes through a byte scanner; anything else (escapes, other
                 // numbers, errors) through JSONSerialization, which also words the errors.
-                requests.append(try SimpleRequestLine.parse(line)
-                                ?? parseLine(Data(line), source: source, line: lineNumber))
+                let request = try SimpleRequestLine.parse(line) ?? parseLine(Data(line), source: source, line: lineNumber)
+                if let problem = request.problem {
+                    throw ForgettingError.malformedRequest(file: source, line: lineNumber, reason: problem)
+                }
+                requests.append(request)
             }
         }
         return requests
