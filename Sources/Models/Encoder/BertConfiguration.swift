@@ -34,9 +34,18 @@ public struct BertConfiguration: Sendable, Equatable, Codable {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelsError.configInvalid(path: path, field: "(root)", reason: "not a JSON object")
         }
+        // Bounds far above any BERT-family encoder: a damaged value is refused here, before
+        // anything is sized by it.
+        let limits = ["vocab_size": 1 << 22, "hidden_size": 1 << 16, "num_hidden_layers": 1024,
+                      "num_attention_heads": 1024, "intermediate_size": 1 << 18,
+                      "max_position_embeddings": 1 << 20, "type_vocab_size": 1024]
         func int(_ key: String) throws -> Int {
             guard let v = json[key] as? Int, v > 0 else {
                 throw ModelsError.configInvalid(path: path, field: key, reason: "missing or not a positive integer")
+            }
+            if let limit = limits[key], v > limit {
+                throw ModelsError.configInvalid(path: path, field: key,
+                                                reason: "\(v) is beyond any encoder Lethe reads (at most \(limit))")
             }
             return v
         }
