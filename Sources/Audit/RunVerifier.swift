@@ -42,8 +42,10 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
         /// Requests recorded without a receipt: an interrupted forget (run `lethe forget --resume`).
         case pendingRequests = "pending_requests"
         /// A stage file was trained with other settings or another precision than train.json
-        /// records (a run never mixes them), or train.json cannot be read.
+        /// records (a run never mixes them), or train.json is missing or cannot be read.
         case runSettings = "run_settings"
+        /// The base model's weights are missing or are not those the run was trained on.
+        case baseModel = "base_model"
     }
     public var kind: Kind
     /// The file, ledger entry or shard concerned.
@@ -85,17 +87,18 @@ public enum RunVerifier {
         var problems: [VerificationProblem] = []
         let composition = readComposition(layout, problems: &problems)
         let ledger = try checkLedger(layout, quotedHead: composition?.ledgerHead, problems: &problems)
-        for id in ledger.deleted.sorted() where !plan.isTombstoned(id) {
+        // A ledger whose rows cannot be read (reported above) says nothing about the tombstones.
+        for id in (ledger.deleted ?? []).sorted() where !plan.isTombstoned(id) {
             problems.append(.init(kind: .missingTombstone, location: layout.planURL.path,
                                   detail: "\(id) was requested deleted but is not tombstoned"))
         }
-        for id in plan.tombstones where !ledger.deleted.contains(id) {
+        for id in plan.tombstones where ledger.deleted.map({ !$0.contains(id) }) ?? false {
             problems.append(.init(kind: .unrecordedTombstone, location: layout.planURL.path,
                                   detail: "\(id) is tombstoned but no ledger request deletes it: ledger rows were "
                                       + "removed or the ledger was replaced"))
         }
         // Deleted per the ledger or the plan; a slice rebuilt without an example no longer holds it.
-        let deleted = ledger.deleted.union(plan.tombstones)
+        let deleted = (ledger.deleted ?? []).union(plan.tombstones)
         let hits = Set(deleted.filter { !plan.isExcluded($0) }.compactMap(plan.location(of:)))
         let servedCount = composition.map { checkComposition($0, plan: plan, layout: layout, deleted: deleted, hits: hits,
                                                               problems: &problems) } ?? 0
@@ -103,7 +106,7 @@ public enum RunVerifier {
         let stageCount = checkStageFiles(plan: plan, layout: layout, settings: settings, hits: hits,
                                          problems: &problems)
         return VerificationReport(ledgerEntryCount: ledger.entryCount, stageFileCount: stageCount,
-                                  servedStageCount: servedCount, deletedExampleCount: ledger.deleted.count,
+                                  servedStageCount: servedCount, deletedExampleCount: ledger.deleted?.count ?? 0,
                                   replayedStageCount: nil, problems: problems)
     }
 
@@ -124,10 +127,36 @@ public enum RunVerifier {
         }
     }
 
+    /// A trained run's train.json, served.json and base model (`lethe verify` adds these to
+    /// `verify(run:)`): each must be there once a stage is, and the model must be the one the
+    /// run was trained on.
+    public static func checkTrainedRunFiles(run: URL) -> [VerificationProblem] {
+        let layout = RunLayout(directory: run)
+        guard layout.anyStageFile() != nil else { return [] }
+        var problems: [VerificationProblem] = []
+        if !FileManager.default.fileExists(atPath: layout.settingsURL.path) {
+            problems.append(.init(kind: .runSettings, location: layout.settingsURL.path,
+                                  detail: "is missing, but the run has trained stages: restore it from a backup"))
+        }
+        if !FileManager.default.fileExists(atPath: layout.servedURL.path) {
+            problems.append(.init(kind: .unreadableComposition, location: layout.servedURL.path,
+                                  detail: "is missing, but the run has trained stages: nothing is served; run lethe train "
+                                      + "to publish"))
+        }
+        // An unreadable train.json is reported by `verify(run:)`.
+        guard let settings = try? TrainingSettings.load(from: layout.settingsURL) else { return problems }
+        let model = settings.baseModelDirectory(run: run)
+        do { try settings.checkBaseModel(model) } catch {
+            problems.append(.init(kind: .baseModel, location: model.path, detail: "\(error)"))
+        }
+        return problems
+    }
+
     /// The chain, the heads quoted by served.json and by receipts, pending requests; returns
-    /// the entry count and the examples the ledger's requests delete.
+    /// the entry count and the examples the ledger's requests delete (nil when its rows cannot
+    /// be read: the chain check reported it).
     private static func checkLedger(_ layout: RunLayout, quotedHead: LedgerAnchor?,
-                                    problems: inout [VerificationProblem]) throws -> (entryCount: Int, deleted: Set<String>) {
+                                    problems: inout [VerificationProblem]) throws -> (entryCount: Int, deleted: Set<String>?) {
         let url = layout.ledgerURL
         guard FileManager.default.fileExists(atPath: url.path) else {
             if let quotedHead, quotedHead.sequenceNumber > 0 {
@@ -142,6 +171,7 @@ public enum RunVerifier {
         let chain = try ledger.verifyChain()
         if let problem = chain.firstBreak {
             problems.append(.init(kind: .ledgerChain, location: url.path, detail: "\(problem)"))
+            if case .malformedRow = problem { return (chain.entryCount, nil) }
         }
         if let quotedHead, quotedHead.sequenceNumber > 0 {
             let entry = try ledger.entry(at: quotedHead.sequenceNumber)

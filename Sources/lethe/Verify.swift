@@ -16,8 +16,11 @@ struct VerifyCommand: ParsableCommand {
             its content hash; a stage file whose tensors do not match their recorded hash or hold \
             NaN/Inf; a served stage whose prefix holds a deleted example; a served stage file that \
             is missing; served stage keys that are not those of the plan's current slices; a stage \
-            that saw a deleted example still on disk; a deleted example without its tombstone; and \
-            requests left pending by an interrupted forget (verify first completes them when it can).
+            that saw a deleted example still on disk; a deleted example without its tombstone; \
+            requests left pending by an interrupted forget (verify first completes them when it can); a \
+            stage trained with other settings or precision than train.json records; and, once a stage \
+            is trained, a missing train.json or served.json and a base model whose weights are not \
+            those the run was trained on.
 
             What verify cannot see: a ledger, its receipts, served.json and the tombstone log \
             rewritten together and consistently. Keep the ledger head (`lethe status --json`, \
@@ -67,6 +70,7 @@ struct VerifyCommand: ParsableCommand {
         // here but a finding the report names.
         do { try RunAccess.recover(run) } catch ForgettingError.ledgerTampered {}
         var report = try RunVerifier.verify(run: run)
+        report.problems += RunVerifier.checkTrainedRunFiles(run: run)
         if let replay {
             let trainer = try RunTrainer(run: run, data: data, threads: nil, clock: { 0 })
             let (outcomes, problems) = try StageReplay.replay(run: run, count: replay, seed: seed, runner: trainer.runner) {

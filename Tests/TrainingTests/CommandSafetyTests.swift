@@ -209,6 +209,14 @@ import Planning
             #expect(status == 1, "\(command)")
             #expect(output.contains(weights.path) && output.contains("SHA-256"), "\(output)")
         }
+        // verify reports it (exit 3), and with train.json gone, that too.
+        let verified = try Self.run(["verify", "--run", run.path])
+        #expect(verified.status == 3 && verified.output.contains("base_model: ") && verified.output.contains("SHA-256"),
+                "\(verified.output)")
+        try FileManager.default.removeItem(at: RunLayout(directory: run).settingsURL)
+        let lost = try Self.run(["verify", "--run", run.path])
+        #expect(lost.status == 3 && lost.output.contains("run_settings: ") && lost.output.contains("is missing"),
+                "\(lost.output)")
     }
 
     /// One changed byte in plan.h5 or in a stage file: every command that reads it stops with an
