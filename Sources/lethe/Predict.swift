@@ -68,7 +68,11 @@ struct PredictCommand: ParsableCommand {
             } else {
                 let top = zip(plan.labels.names, probabilities).sorted { $0.1 > $1.1 }.prefix(3)
                     .map { String(format: "%@ %.3f", $0.0, $0.1) }.joined(separator: ", ")
-                print("\(ids[index] ?? inputs[index]) → \(label)  (\(top))")
+                // Control characters of an id or text are shown escaped, never sent raw to a terminal.
+                let shown = (ids[index] ?? inputs[index]).unicodeScalars.map { scalar in
+                    scalar.properties.generalCategory == .control ? scalar.escaped(asASCII: true) : String(scalar)
+                }.joined()
+                print("\(shown) → \(label)  (\(top))")
             }
         }
     }
@@ -78,16 +82,27 @@ struct PredictCommand: ParsableCommand {
 enum JSONLinesTexts {
     struct Row: Decodable { var id: String?; var text: String; var lead: String? }
 
+    /// A line that is not an object with a "text" string: a problem of the file (exit 1).
+    struct Malformed: Error, CustomStringConvertible {
+        let description: String
+    }
+
     static func read(path: String) throws -> [Row] {
         guard let content = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ValidationError("--data \(path): cannot be read as UTF-8 text; check the path (a JSON Lines file).")
+            throw Malformed(description: "\(path): cannot be read as UTF-8 text; give a JSON Lines file, one "
+                            + "{\"text\": …} object per line.")
         }
         var rows: [Row] = []
-        for (number, line) in content.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+        // "\r\n" is one Character in Swift: lines end at either (LF and CRLF files).
+        for (number, line) in content.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             do { rows.append(try JSONDecoder().decode(Row.self, from: Data(line.utf8))) } catch {
-                throw ValidationError("\(path):\(number + 1): not a JSON object with a \"text\" string.")
+                throw Malformed(description: "\(path):\(number + 1): \(DecodingError.fieldDescription(error)); each line "
+                                + "must be a JSON object with a \"text\" string (\"id\" and \"lead\" optional).")
             }
+        }
+        guard !rows.isEmpty else {
+            throw Malformed(description: "\(path): holds no line to classify; give one {\"text\": …} object per line.")
         }
         return rows
     }

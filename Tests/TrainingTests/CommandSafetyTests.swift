@@ -352,6 +352,9 @@ import Planning
         let empty = scratch.appendingPathComponent("empty-dir")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         let texts = S3TEndToEndTests.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        let noText = scratch.appendingPathComponent("no-text.jsonl"), blank = scratch.appendingPathComponent("blank.jsonl")
+        try Data("{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n".utf8).write(to: noText)
+        try Data("\n".utf8).write(to: blank)
         // (arguments, exit status, what the message must name)
         let cases: [([String], Int32, String)] = [
             (["predict", "--run", run.path, "--data", missing], 64, "--data \(missing): no such file"),
@@ -365,6 +368,8 @@ import Planning
             (["perplexity", "--data", texts, "--limit", "2", "--adapter", notHDF5.path], 1,
              notHDF5.appendingPathComponent("adapter.h5").path),
             (["generate", "x", "--model", missing], 64, "--model \(missing): no such file"),
+            (["predict", "--run", run.path, "--data", noText.path], 1, "\(noText.path):2: field \"text\" is missing"),
+            (["predict", "--run", run.path, "--data", blank.path], 1, "\(blank.path): holds no line to classify"),
         ]
         for (arguments, status, named) in cases {
             let (exit, output) = try Self.run(arguments)
@@ -372,6 +377,12 @@ import Planning
             #expect(output.contains(named), "\(arguments): \(output)")
             Self.expectNoRawError(output, "\(arguments)")
         }
+        // CRLF lines are lines; a control character in an id is shown escaped.
+        let crlf = scratch.appendingPathComponent("crlf.jsonl")
+        try Data("{\"id\": \"a\\u001b[31m\", \"text\": \"Shares rise\"}\r\n{\"text\": \"Markets fall\"}\r\n".utf8).write(to: crlf)
+        let (crlfExit, crlfOutput) = try Self.run(["predict", "--run", run.path, "--data", crlf.path])
+        #expect(crlfExit == 0 && crlfOutput.contains("a\\u{1B}[31m → ") && !crlfOutput.contains("\u{1B}"), "\(crlfOutput)")
+        #expect(crlfOutput.split(separator: "\n").count == 2, "\(crlfOutput)")
         // A damaged train.json names the file and the field instead of a decoder dump.
         let settings = RunLayout(directory: run).settingsURL
         try Data(#"{"epochs": "three"}"#.utf8).write(to: settings)
