@@ -80,11 +80,13 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .planExists(path):
             return "\(path) already holds a plan. Choose another --run directory, or pass --force to replace it."
         case let .unsupportedFormat(file, found, expected):
-            return "\(file): not a plan this build reads (found \(found), expected \(expected)). "
-                + "Recreate it with `lethe plan` of this version."
+            return "\(file): not a plan this build reads (found \(found), expected \(expected)). Read it with the "
+                + "Lethe version that wrote it, or restore it from a backup: a run with deletions cannot be planned "
+                + "again (a new plan would not hold them)."
         case let .invariantViolated(file, invariant, detail):
             return "\(file): plan invariant \"\(invariant)\" broken: \(detail). The plan was altered or damaged; "
-                + "recreate it with `lethe plan --force` (its checkpoints are then invalid)."
+                + "restore it (and its tombstone log) from a backup. `lethe plan --force` makes a new plan only for a "
+                + "run without deletions, and its checkpoints are then invalid."
         case let .damagedPlan(file, reason):
             return "\(file): the plan is damaged or was modified since Lethe wrote it (\(reason)); Lethe does not "
                 + "read it. Restore it from a backup: a plan cannot be made again, since a new plan cuts other slices "

@@ -157,6 +157,11 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
 
     public static func load(from url: URL) throws -> TrainingSettings {
         guard let data = FileManager.default.contents(atPath: url.path) else {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+                throw TrainingError.fileInvalid(file: url.path, reason: "cannot be read (" + (isDirectory.boolValue
+                    ? "a directory, not a file" : "no permission to read it") + ")")
+            }
             throw TrainingError.fileInvalid(file: url.path, reason: "cannot be read: the run was never trained; run "
                                             + "`lethe train --run \(url.deletingLastPathComponent().path)` first")
         }
