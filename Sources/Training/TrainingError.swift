@@ -59,8 +59,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .fileInvalid(file, reason):
             return "\(file): \(reason). Restore the file or re-create it with `lethe train`."
         case let .baseModelMismatch(file, expected, found):
-            return "\(file): the run was trained on a base model with SHA-256 \(expected), found \(found). Put "
-                + "that exact model there (run `make setup` for the default one), or train a new run on this one."
+            return "\(file): the run was trained with this base model file at SHA-256 \(expected), found \(found). "
+                + "Put that exact model there (run `make setup` for the default one), or train a new run on this one."
         case let .nonFiniteLoss(stage, step, loss):
             return "\(stage): the training loss became \(loss) at step \(step); nothing was saved. Lower the "
                 + "learning rate (--lr) and train again."

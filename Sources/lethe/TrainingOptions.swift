@@ -94,9 +94,10 @@ struct TrainingOptions: ParsableArguments {
             fresh.targets = [LlamaProjection.query.rawValue, LlamaProjection.value.rawValue]
             fresh.layersPerBlock = 1
         }
-        let settings = try fresh.applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
+        var settings = try fresh.applying(self, strategy: strategy, layersPerBlock: layersPerBlock)
         try settings.validate()
         try check(settings)
+        try settings.pinBaseModelFiles(settings.baseModelDirectory(run: layout.directory))
         // A model that cannot load refuses this call now, before train.json names it.
         switch settings.modelKind {
         case .encoder: _ = try settings.loadBaseEncoder(run: layout.directory, precision: .fp32)

@@ -209,6 +209,17 @@ import Planning
             #expect(status == 1, "\(command)")
             #expect(output.contains(weights.path) && output.contains("SHA-256"), "\(output)")
         }
+        // So does a changed config.json (here its layer norm epsilon), which the run pinned too.
+        let restore = try FileHandle(forUpdating: weights)   // the weights' byte back as it was
+        try restore.seek(toOffset: 50_000_000)
+        try restore.write(contentsOf: Data([byte[0]]))
+        try restore.close()
+        let config = copy.appendingPathComponent("config.json")
+        let original = try String(contentsOf: config, encoding: .utf8)
+        try original.replacingOccurrences(of: "1e-12", with: "0.5").write(to: config, atomically: true, encoding: .utf8)
+        #expect(try String(contentsOf: config, encoding: .utf8) != original)
+        let (configStatus, configOutput) = try Self.run(["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(configStatus == 1 && configOutput.contains(config.path) && configOutput.contains("SHA-256"), "\(configOutput)")
         // verify reports it (exit 3), and with train.json gone, that too.
         let verified = try Self.run(["verify", "--run", run.path])
         #expect(verified.status == 3 && verified.output.contains("base_model: ") && verified.output.contains("SHA-256"),

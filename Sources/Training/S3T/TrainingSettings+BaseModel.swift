@@ -42,16 +42,32 @@ extension TrainingSettings {
     }
 
     /// Throws unless the base model's weights file (`directory/model.safetensors`, or the GGUF
-    /// file itself for a decoder) hashes to `baseModelSHA256`.
+    /// file itself for a decoder) hashes to `baseModelSHA256`, and an encoder's config.json and
+    /// vocab.txt to the hashes the run recorded for them.
     public func checkBaseModel(_ directory: URL) throws {
         let weights = modelKind == .decoder ? directory : directory.appendingPathComponent("model.safetensors")
-        let found: String
-        do { found = try FileDigest.sha256(of: weights).hex } catch {
-            throw TrainingError.baseModelMismatch(file: weights.path, expected: baseModelSHA256,
-                                                  found: "no readable file (\(error))")
+        var pinned = [(weights, baseModelSHA256)]
+        if modelKind == .encoder {
+            if let config = baseModelConfigSHA256 { pinned.append((directory.appendingPathComponent("config.json"), config)) }
+            if let vocabulary = baseModelVocabularySHA256 {
+                pinned.append((directory.appendingPathComponent("vocab.txt"), vocabulary))
+            }
         }
-        guard found == baseModelSHA256 else {
-            throw TrainingError.baseModelMismatch(file: weights.path, expected: baseModelSHA256, found: found)
+        for (file, expected) in pinned {
+            let found: String
+            do { found = try FileDigest.sha256(of: file).hex } catch {
+                throw TrainingError.baseModelMismatch(file: file.path, expected: expected, found: "no readable file (\(error))")
+            }
+            guard found == expected else {
+                throw TrainingError.baseModelMismatch(file: file.path, expected: expected, found: found)
+            }
         }
+    }
+
+    /// Records the hashes of an encoder's config.json and vocab.txt in `directory` (a new run).
+    public mutating func pinBaseModelFiles(_ directory: URL) throws {
+        guard modelKind == .encoder else { return }
+        baseModelConfigSHA256 = try FileDigest.sha256(of: directory.appendingPathComponent("config.json")).hex
+        baseModelVocabularySHA256 = try FileDigest.sha256(of: directory.appendingPathComponent("vocab.txt")).hex
     }
 }

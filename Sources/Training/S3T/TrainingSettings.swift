@@ -40,6 +40,11 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// decoder's GGUF file: absolute, or relative to the run directory (`baseModelDirectory(run:)`).
     public var baseModel: String
     public var baseModelSHA256: String
+    /// SHA-256 of an encoder's config.json and vocab.txt (nil in runs made before they were
+    /// recorded): with the weights' hash they pin the whole base model, since a changed layer
+    /// norm epsilon or vocabulary changes every answer as surely as a changed weight.
+    public var baseModelConfigSHA256: String?
+    public var baseModelVocabularySHA256: String?
     /// The arithmetic of the frozen products; stored only when not float32, so float32 runs'
     /// settings (and the stage files that record them) read as before precisions existed.
     var storedPrecision: Precision?
@@ -66,6 +71,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case batchSize = "batch_size", maxTokenCount = "max_tokens", textField = "text_field"
         case seed, threadCount = "threads", baseModel = "base_model", baseModelSHA256 = "base_model_sha256"
         case storedPrecision = "precision", storedModelKind = "model_kind"
+        case baseModelConfigSHA256 = "base_model_config_sha256", baseModelVocabularySHA256 = "base_model_vocab_sha256"
     }
 
     public init(strategy: TrainingStrategy = .s3t, epochs: Int = 3, rank: Int = 16, alpha: Float = 32,
