@@ -29,11 +29,12 @@ struct CompositionWatcher: Service {
 
     func run() async throws {
         let store = self.store, logger = self.logger
+        let lastWarning = LastWarning()
         let changes = DirectoryChanges(directory: layout.directory.path)
         let ticks = TickThread(name: "lethe-watcher", interval: interval,
                                fullCheckInterval: max(interval, Self.fullCheckInterval),
                                settleInterval: Self.settleInterval, changes: changes) {
-            Self.poll(store: store, logger: logger)
+            Self.poll(store: store, logger: logger, lastWarning: lastWarning)
         }
         // A graceful shutdown (or cancellation) ends the wait: that is how the watcher stops,
         // not a failure.
@@ -80,18 +81,27 @@ final class TickThread: Sendable {
 
 extension CompositionWatcher {
     /// What the watcher does at each tick that checks, on its own thread.
-    static func poll(store: SnapshotStore, logger: Logger) {
+    /// A refused composition is retried every second; its warning is logged once per reason.
+    static func poll(store: SnapshotStore, logger: Logger, lastWarning: LastWarning) {
         let before = store.current?.number
         if store.needsReload {
             let snapshot = store.reload()
             if let snapshot, snapshot.number != before {
+                lastWarning.reason.withLock { $0 = nil }
                 logger.info("swapped in a new composition", metadata: [
                     "generation": "\(snapshot.generation.sequenceNumber)", "snapshot": "\(snapshot.number)",
                     "load_ms": "\(Int(snapshot.loadSeconds * 1000))"])
-            } else if let reason = store.readiness.reason {
-                logger.warning("composition not swapped in", metadata: ["reason": "\(reason)"])
+            } else if let reason = store.readiness.reason,
+                      lastWarning.reason.withLock({ last in defer { last = reason }; return last != reason }) {
+                logger.warning("composition not swapped in (retried every second; logged again if the reason changes)",
+                               metadata: ["reason": "\(reason)"])
             }
         }
         store.pollLedger()
     }
+}
+
+/// The reason of the last "not swapped in" warning, shared by the watcher's ticks.
+final class LastWarning: Sendable {
+    let reason = Mutex<String?>(nil)
 }
