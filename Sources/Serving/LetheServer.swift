@@ -151,7 +151,12 @@ public final class LetheServer: Sendable {
     // MARK: - Inference
 
     func metadata() throws -> Response {
-        guard let snapshot = store.current else { throw Refusal.unavailable("no composition loaded") }
+        // When inference is refused the loaded snapshot is not the model: describing its shards
+        // would contradict the page and /v1/status, which show what is published.
+        let state = store.readiness
+        guard let snapshot = store.current, !state.refusesInference else {
+            throw Refusal.unavailable(state.reason ?? "no composition loaded")
+        }
         let composition = snapshot.composition
         return JSONResponse.object([
             "name": Self.modelName, "versions": ["\(snapshot.generation.sequenceNumber)"], "platform": "lethe",

@@ -13,7 +13,8 @@ struct ServeCommand: ParsableCommand {
             Endpoints (JSON; a bad request gets 4xx and {"error": …}):
               GET  /v2/health/live, /v2/health/ready     ready: a composition is loaded and every accepted
                                                          deletion is in it
-              GET  /v2/models/lethe                      labels, shards, generation
+              GET  /v2/models/lethe                      labels, shards, generation (503 while inference
+                                                         is refused)
               POST /v2/models/lethe/infer                Open Inference Protocol v2: a BYTES input "text"
                                                          → outputs "label" (BYTES), "probabilities" (FP32 [n, classes])
               POST /v1/forget                            {"ids": […]} or {"groups": […]} (optional "request_id"),

@@ -362,6 +362,8 @@ extension ServeTests {
         try LetheProcess.succeed(["forget", "--run", run.path, "--id", id])
         let refused = try await server.infer(["Shares rise"])
         #expect(refused.status == 503 && (refused.json["error"] as? String ?? "").contains("refused"), "\(refused.text)")
+        // The model's metadata does not describe the stale snapshot either.
+        #expect(try await server.get("/v2/models/lethe").status == 503)
 
         // The stage restored: the composition loads on the next retry and answers with the deletion.
         try original.write(to: stage)
