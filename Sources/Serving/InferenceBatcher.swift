@@ -136,11 +136,10 @@ final class InferenceBatcher: @unchecked Sendable {
         }
     }
 
-    /// Answers each request with `error` once, and drops what is left of it.
+    /// Answers each request with `error` and drops what is left of it (a batch holds at most one
+    /// piece of a request).
     private func fail(_ jobs: [Job], _ error: Error) {
-        var answered: [ObjectIdentifier] = []
-        for job in jobs where !answered.contains(ObjectIdentifier(job)) {
-            answered.append(ObjectIdentifier(job))
+        for job in jobs {
             condition.withLock { queue.removeAll { $0 === job } }
             job.reply(.failure(error))
         }

@@ -37,6 +37,22 @@ import Testing
         return copy
     }
 
+    /// The value of the Prometheus sample `name` (with its labels) in `metrics`, or nil.
+    static func metric(_ name: String, in metrics: String) -> Double? {
+        metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+    }
+
+    /// A deletion request committed to the run's ledger as another process's forget commits it
+    /// before publishing, with no publish after it.
+    static func acceptWithoutPublishing(run: URL, requestID: String, id: String) throws -> LedgerEntry {
+        let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
+        defer { try? ledger.close() }
+        return try ledger.append(LedgerDraft(
+            kind: .request, timestampMilliseconds: 1_700_000_000_000,
+            payload: RequestRecord(requestID: requestID, id: id, group: nil, timestamp: nil, examples: []).json,
+            keys: [.requestID(requestID), .exampleID(id)]))
+    }
+
     static let texts = ["Shares rise as profits beat forecasts", "Striker scores twice in cup final",
                         "New phone chip doubles battery life", "Minister resigns after vote"]
 
@@ -382,12 +398,7 @@ extension ServeTests {
         let server = try ServerProcess(run: run)
         defer { server.stop() }
         #expect(try await server.get("/v2/health/ready").status == 200)
-        let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
-        let entry = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 1_700_000_000_000,
-                                                  payload: RequestRecord(requestID: "watch-1", id: "g-1", group: nil, timestamp: nil,
-                                                                         examples: []).json,
-                                                  keys: [.requestID("watch-1"), .exampleID("g-1")]))
-        try ledger.close()
+        let entry = try Self.acceptWithoutPublishing(run: run, requestID: "watch-1", id: "g-1")
         try await Self.waitUntil { try await server.get("/v2/health/ready").status == 503 }
         let ready = try await server.get("/v2/health/ready")
         let reason = ready.json["reason"] as? String ?? ""
@@ -426,9 +437,7 @@ extension ServeTests {
         // Padding to a batch's longest text moves the last bits of attention's sums, no more.
         #expect(split.count == alone.count && zip(split, alone).allSatisfy { abs($0 - $1) < 1e-5 })
         let metrics = try await server.get("/metrics").text
-        func value(_ name: String) -> Double? {
-            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
-        }
+        let value = { Self.metric($0, in: metrics) }
         // Every pass held at most 4 texts; 20 + 1 + 20 texts in all, the large request in 5 passes.
         #expect(value("lethe_batch_size_bucket{le=\"4.0\"}") == value("lethe_batch_size_count"), "\(metrics)")
         #expect(value("lethe_batch_size_sum") == Double(2 * texts.count + 1))
@@ -444,12 +453,7 @@ extension ServeTests {
         defer { server.stop() }
         #expect(try await server.infer(["Shares rise"]).status == 200)
         // Accepted (committed to the ledger) here; published by `forget --resume` 0.4 s later.
-        let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
-        let entry = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 1_700_000_000_000,
-                                                  payload: RequestRecord(requestID: "wait-1", id: "g-2", group: nil, timestamp: nil,
-                                                                         examples: []).json,
-                                                  keys: [.requestID("wait-1"), .exampleID("g-2")]))
-        try ledger.close()
+        let entry = try Self.acceptWithoutPublishing(run: run, requestID: "wait-1", id: "g-2")
         let publisher = Thread {
             Thread.sleep(forTimeInterval: 0.4)
             _ = try? LetheProcess.succeed(["forget", "--run", run.path, "--resume"])
@@ -474,9 +478,7 @@ extension ServeTests {
         defer { server.stop() }
         func waits() async throws -> (count: Double, seconds: Double) {
             let text = try await server.get("/metrics").text
-            func value(_ name: String) -> Double? {
-                text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
-            }
+            let value = { Self.metric($0, in: text) }
             return (value("lethe_batch_wait_seconds_count") ?? -1, value("lethe_batch_wait_seconds_sum") ?? -1)
         }
         for text in Self.texts.prefix(3) { #expect(try await server.infer([text]).status == 200) }
