@@ -86,10 +86,12 @@ let package = Package(
         .target(name: "Serving", dependencies: [
             "Audit", "CommandSupport", "Forgetting", "Kernels", "Models", "Planning", "Support", "Training",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: fast),
         // The command-line tool: one file per subcommand.

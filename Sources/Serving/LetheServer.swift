@@ -84,7 +84,7 @@ public final class LetheServer: Sendable {
         // a stalled client neither holds a connection forever nor keeps SIGTERM from finishing.
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: Self.idleTimeout)),
+            server: LetheHTTP1Channel.builder(idleTimeout: Self.idleTimeout),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lethe"),
             services: [CompositionWatcher(store: store, layout: layout, interval: configuration.pollInterval,
                                           logger: logger)],

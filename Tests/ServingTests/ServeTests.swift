@@ -1,5 +1,6 @@
 import Forgetting
 import Foundation
+import Glibc
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -320,6 +321,37 @@ final class ServerProcess: @unchecked Sendable {
         return try await post("/v2/models/lethe/infer", body: try JSONSerialization.data(withJSONObject: body))
     }
 
+    /// Sends `request` as raw bytes on a new connection and reads until the server closes it
+    /// or `seconds` pass: the bytes received and whether the server closed the connection.
+    func raw(_ request: String, readingAtMost seconds: Double) throws -> (text: String, closed: Bool) {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        let bytes = Array(request.utf8)
+        guard Glibc.send(socket, bytes, bytes.count, 0) == bytes.count else { throw POSIXError(.EIO) }
+        var received = [UInt8]()
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 50) > 0 else { continue }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = recv(socket, &chunk, chunk.count, 0)
+            if count <= 0 { return (String(decoding: received, as: UTF8.self), true) }
+            received += chunk.prefix(count)
+        }
+        return (String(decoding: received, as: UTF8.self), false)
+    }
+
     private func send(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws -> Answer {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
@@ -418,6 +450,27 @@ extension ServeTests {
     /// A request of more texts than --max-batch runs as several passes of at most that many,
     /// with a small request's pass between them, and answers what the same texts get alone (to
     /// the last bits, which padding moves).
+    /// An HTTP/1.0 request without keep-alive has its connection closed after the answer (the
+    /// client reads to the end of the stream); with keep-alive the connection stays and the
+    /// answer says so.
+    @Test func http10ConnectionsCloseAfterTheAnswerUnlessKeptAlive() async throws {
+        let server = try ServerProcess(run: try Self.freshRun())
+        defer { server.stop() }
+        let plain = try server.raw("GET /v2/health/live HTTP/1.0\r\n\r\n", readingAtMost: 10)
+        #expect(plain.closed)
+        #expect(plain.text.hasPrefix("HTTP/1.1 200"))
+        #expect(plain.text.lowercased().contains("connection: close"))
+        #expect(plain.text.hasSuffix("{\"live\":true}"))
+        let kept = try server.raw("GET /v2/health/live HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", readingAtMost: 1)
+        #expect(!kept.closed)
+        #expect(kept.text.lowercased().contains("connection: keep-alive"))
+        #expect(kept.text.hasSuffix("{\"live\":true}"))
+        let closing = try server.raw("GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                     readingAtMost: 10)
+        #expect(closing.closed)
+        #expect(closing.text.lowercased().contains("connection: close"))
+    }
+
     @Test func aLargeRequestIsSplitIntoPassesOfMaxBatch() async throws {
         let run = try Self.freshRun()
         let server = try ServerProcess(run: run, arguments: ["--max-batch", "4", "--max-wait-ms", "0"])
