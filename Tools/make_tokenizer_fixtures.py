@@ -8,8 +8,10 @@ Run from the repository root (after `make setup`):
 It loads the model's own tokenizer.json (BertNormalizer + BertPreTokenizer + WordPiece) with the
 `tokenizers` package, turns its padding and truncation off, and writes one JSON object per line:
 {"text": ..., "max_length": n or null, "ids": [...]}: the golden sentences published for the model,
-hand-written hard cases, truncation cases, and the first 300 BBC News headlines and 60 leads of
-Datasets/bbc-news/train.jsonl in file order.
+hand-written hard cases, truncation cases, the first 300 BBC News headlines and 60 leads of
+Datasets/bbc-news/train.jsonl in file order, and long texts (about 4,200 to 9,000 characters) that
+the Swift tokenizer reads in windows of 4,096 characters: special tokens, punctuation and runs with
+no white space fall on the window edges, in full and truncated.
 """
 import json
 import pathlib
@@ -49,6 +51,17 @@ TRUNCATED = [
 ]
 
 
+def long_texts(leads):
+    """Texts longer than one 4,096-scalar window of the Swift tokenizer, with hard content at the
+    edges: the hard cases joined with and without spaces, leads joined by newlines, and runs with
+    no white space or punctuation in which a special token falls on scalars 4,090 to 4,100."""
+    texts = [" ".join(HARD * 6), "".join(HARD * 6), "\n".join(leads)[:9000]]
+    for offset in (4090, 4094, 4096, 4099):
+        texts.append("a" * offset + "[SEP]" + "bc" * 40 + " café" + "e\u0301" * 3 + "[CLS][CLS]" + "d" * 4200 + ". end")
+    texts.append("w" * 4095 + "!!" + "x" * 50 + "\u00e9" * 20 + "\u3000" + "日本" * 10)
+    return texts
+
+
 def main():
     tok = tokenizers.Tokenizer.from_file(str(MODEL / "tokenizer.json"))
     tok.no_padding()
@@ -65,6 +78,13 @@ def main():
         rows.append({"text": ex["text"], "max_length": None, "ids": tok.encode(ex["text"]).ids})
     for ex in examples[:60]:
         rows.append({"text": ex["lead"], "max_length": None, "ids": tok.encode(ex["lead"]).ids})
+    leads = [ex["lead"] for ex in examples[:200]]
+    for text in long_texts(leads):
+        rows.append({"text": text, "max_length": None, "ids": tok.encode(text).ids})
+        for n in (128, 1500) if len(rows[-1]["ids"]) > 1500 else ():
+            tok.enable_truncation(max_length=n)
+            rows.append({"text": text, "max_length": n, "ids": tok.encode(text).ids})
+            tok.no_truncation()
     with OUT.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -55,24 +55,56 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// The ids of `text` as `[CLS] pieces… [SEP]`, at most `maxLength` (≥ 2) ids.
+    ///
+    /// The text is read in windows cut where tokenization cannot cross (see `windowEnd`), and
+    /// reading stops once `maxLength` ids are reached: a long text costs the memory and time of
+    /// its first few windows, not of the whole text, and the ids are those of the whole text.
     public func encode(_ text: String, maxLength: Int = 512) -> [Int32] {
         precondition(maxLength >= 2, "maxLength must leave room for [CLS] and [SEP]")
         var result: [Int32] = [classID]
-        segments: for segment in splitOnSpecialTokens(text) {
-            switch segment {
-            case let .special(id):
-                result.append(id)
-            case let .text(piece):
-                for word in basic.words(piece) {
-                    appendPieces(of: word, to: &result)
-                    if result.count >= maxLength - 1 { break segments }
+        let scalars = text.unicodeScalars
+        var start = scalars.startIndex
+        windows: while start < scalars.endIndex {
+            let end = Self.windowEnd(scalars, from: start)
+            for segment in splitOnSpecialTokens(String(scalars[start ..< end])) {
+                switch segment {
+                case let .special(id):
+                    result.append(id)
+                case let .text(piece):
+                    for word in basic.words(piece) {
+                        appendPieces(of: word, to: &result)
+                        if result.count >= maxLength - 1 { break windows }
+                    }
                 }
+                if result.count >= maxLength - 1 { break windows }
             }
-            if result.count >= maxLength - 1 { break }
+            start = end
         }
         if result.count > maxLength - 1 { result.removeLast(result.count - (maxLength - 1)) }
         result.append(separatorID)
         return result
+    }
+
+    /// Scalars per window before `encode` looks for a place to cut.
+    static let windowScalars = 4096
+
+    /// The end of the window that starts at `start`: the first safe cut at least `windowScalars`
+    /// scalars on, or the end of the text. A cut is safe right before a white-space scalar that
+    /// normalisation keeps (it becomes a space) or before an ASCII punctuation mark: both are
+    /// word boundaries, no special token (`[SEP]`…) contains white space or punctuation other
+    /// than its leading `[`, before which a cut is also safe, and both are starters, so the
+    /// canonical decomposition of the two sides equals that of the whole.
+    static func windowEnd(_ scalars: String.UnicodeScalarView, from start: String.Index) -> String.Index {
+        guard var i = scalars.index(start, offsetBy: windowScalars, limitedBy: scalars.endIndex) else {
+            return scalars.endIndex
+        }
+        while i < scalars.endIndex {
+            let scalar = scalars[i]
+            if scalar == " " || scalar == "\n" || scalar == "\t" || scalar == "\r" { return i }
+            if scalar.isASCII, scalar != "]", BasicTokenizer.isPunctuation(scalar) { return i }
+            i = scalars.index(after: i)
+        }
+        return i
     }
 
     /// The WordPiece ids of one basic word (no special tokens).
