@@ -81,6 +81,11 @@ public enum AtomicFile {
         }
     }
 
+    /// Fsyncs the directory that holds `url`, making a file created there durable by name.
+    public static func syncDirectory(of url: URL) throws {
+        try fsyncPath(url.deletingLastPathComponent().path, directory: true)
+    }
+
     /// Opens `path` (a file or a directory) and fsyncs it.
     static func fsyncPath(_ path: String, directory: Bool) throws {
         let flags = directory ? (O_RDONLY | O_DIRECTORY | O_CLOEXEC) : (O_RDONLY | O_CLOEXEC)

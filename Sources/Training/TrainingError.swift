@@ -38,6 +38,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case unknownLabel(id: String, label: String)
     /// A command for one model kind was given a run of the other.
     case wrongModelKind(run: String, expected: ModelKind, found: ModelKind)
+    /// A forget recorded requests and stopped before tombstoning them (`UnfinishedForget`).
+    case unfinishedForget(run: String)
 
     public var description: String {
         switch self {
@@ -80,6 +82,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "no training examples. Check the data file and the slices selected."
         case let .unknownLabel(id, label):
             return "example \(id) has label \"\(label)\", which the model's label vocabulary does not know. Train on data with the same labels."
+        case let .unfinishedForget(run):
+            return "\(run): a forget recorded deletion requests and stopped before it tombstoned their examples, so "
+                + "the plan does not yet hold every accepted deletion and this process trains nothing. On the host that "
+                + "owns the ledger run `lethe forget --run \(run) --resume`, then the same command again."
         case let .wrongModelKind(run, expected, found):
             return found == .decoder
                 ? "\(run) is a decoder run (text data, next-token loss): it has no classifier to predict, evaluate or "

@@ -192,7 +192,7 @@ struct TrainCommand: ParsableCommand {
         let (runner, layerCount) = try makeRunner(layout: layout, settings: settings, plan: plan, data: data)
         let reporter = TrainReporter(json: json, terminal: false, epochs: settings.epochs, progressEvents: false,
                                      clock: runner.clock)
-        let gate = StageGate.reading(layout, tombstones: plan.tombstones, recover: {})
+        let gate = try StageGate.withoutLedger(layout, tombstones: plan.tombstones)
         let schedule = try StageSchedule(
             shard: shard, sequences: plan.sequences(of: shard),
             sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },

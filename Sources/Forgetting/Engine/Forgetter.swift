@@ -128,10 +128,14 @@ public final class Forgetter {
         if !appended.isEmpty { accepted(head) }
         let (pending, recoveredCount) = try pendingRequests(ledger, coveredUpTo: lastCovered, head: head,
                                                             appended: appended, records: records)
-        if pending.isEmpty { return try ForgetReceipt.nothingPending(plan: plan, run: run, head: head) }
+        if pending.isEmpty {
+            try UnfinishedForget.lower(layout)
+            return try ForgetReceipt.nothingPending(plan: plan, run: run, head: head)
+        }
 
         // 2. Tombstones.
         let (forgottenNow, hitsBefore) = try tombstone(pending, recoveredCount: recoveredCount, in: &plan)
+        try UnfinishedForget.lower(layout)
 
         // 3. Composition.
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
@@ -206,6 +210,9 @@ public final class Forgetter {
             }
             return LedgerDraft(kind: .request, timestampMilliseconds: nowMilliseconds, payload: record.json, keys: keys)
         }
+        // Raised before the requests become durable, lowered once their tombstones are: a task
+        // that cannot read the ledger never trains while the plan misses an accepted deletion.
+        if !drafts.isEmpty { try timed(.flag) { try UnfinishedForget.raise(layout) } }
         let appended = drafts.isEmpty ? [] : try timed(.ledgerAppend) { try ledger.append(drafts) }
         let head = try appended.last.map { LedgerHead(sequenceNumber: $0.sequenceNumber, hash: $0.hash) }
             ?? ledger.head() ?? LedgerHead(sequenceNumber: 0, hash: "")
@@ -438,6 +445,7 @@ struct FileIdentity: Equatable {
 public enum ForgetPhase: String, CaseIterable, Sendable {
     case planLoad = "plan load"
     case ledgerOpen = "ledger open"
+    case flag = "unfinished-forget flag + fdatasync"
     case ledgerAppend = "ledger append + fsync"
     case tombstones = "tombstone write"
     case publish = "publish served.json"

@@ -94,6 +94,10 @@ public struct RunGuard {
         if lastRequest > (try forgetter.lastReceiptCoverage(ledger)) {
             let receipt = try forgetter.forgetHoldingLock([], groups: nil, nowMilliseconds: nowMilliseconds())
             recovery.completedRequestCount = receipt.recoveredRequestCount
+        } else {
+            // Every request has its receipt, so its tombstones: a flag still raised was left by a
+            // forget that died before it recorded anything.
+            try UnfinishedForget.lower(layout)
         }
         if let served = FileManager.default.fileExists(atPath: layout.servedURL.path)
             ? try ServedComposition.load(from: layout.servedURL) : nil,

@@ -133,12 +133,12 @@ public final class Retrainer {
 
     /// Steps 1 and 2 only, for a cluster task: trains the stages of the shard's rebuilt
     /// schedule, committing each through a gate that re-reads the tombstones under the run lock
-    /// without recovery, and publishes nothing — no plan rewrite, no ledger entry. The
+    /// without recovery (and trains nothing while a forget is unfinished), and publishes nothing — no plan rewrite, no ledger entry. The
     /// coordinator's `retrain` afterwards finds those stage files and only publishes.
     public func trainRebuiltStages(shard: Int, events: (S3TRunner.Event) -> Void = { _ in }) throws -> S3TRunner.Outcome {
         let snapshot = try Plan.load(from: layout.planURL)
         let (_, rebuilt, schedule) = try rebuild(shard: shard, snapshot: snapshot, strategy: runner.settings.strategy)
-        let gate = StageGate.reading(layout, tombstones: snapshot.tombstones, recover: {})
+        let gate = try StageGate.withoutLedger(layout, tombstones: snapshot.tombstones)
         return try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) }, gate: gate,
                                       events: events)
     }

@@ -40,6 +40,14 @@ public final class StageGate {
         }
     }
 
+    /// A gate for a process that never opens the ledger (a cluster array task): it refuses to
+    /// start, and each commit refuses, while a forget is unfinished (`UnfinishedForget`), since
+    /// the plan's tombstones may then miss an accepted deletion.
+    public static func withoutLedger(_ layout: RunLayout, tombstones: some Sequence<String>) throws -> StageGate {
+        try UnfinishedForget.requireLowered(layout)
+        return reading(layout, tombstones: tombstones, recover: { try UnfinishedForget.requireLowered(layout) })
+    }
+
     /// True when none of `exampleIDs` is a known tombstone.
     public func permits(_ exampleIDs: [String]) -> Bool {
         tombstones.isEmpty || !exampleIDs.contains(where: tombstones.contains)

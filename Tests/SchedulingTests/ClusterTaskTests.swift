@@ -1,0 +1,50 @@
+import Forgetting
+import Foundation
+import Planning
+import RunFixtures
+import Testing
+import Training
+
+/// A cluster task (`lethe train --task`, what each Slurm array task and each Kubernetes pod
+/// runs) reads the plan but never the ledger. A forget that died after recording its request and
+/// before tombstoning it leaves the plan without that deletion; the task must not train on it.
+@Suite struct ClusterTaskTests {
+    @Test func aTaskTrainsNothingWhileAForgetIsUnfinished() async throws {
+        let run = try SlurmTests.plannedRuns(["unfinished"])[0]
+        // The host's first call records the settings (and trains shard 1).
+        try LetheProcess.succeed(["train", "--run", run.path, "--shard", "1"] + SlurmTests.train)
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let id = try #require(plan.members(shard: 0, slice: 0).first)
+
+        // A forget killed right after its request is durable ("accepted"), before step 2.
+        await #expect(processExitsWith: .signal(SIGKILL)) { [runPath = run.path as String, id = id as String] in
+            let forgetter = Forgetter(run: URL(fileURLWithPath: runPath))
+            _ = try forgetter.forget([ForgetRequest(target: .example(id))], nowMilliseconds: 1_700_000_000_000,
+                                     accepted: { _ in kill(getpid(), SIGKILL) })
+        }
+        #expect(try !Plan.load(from: Plan.url(inRun: run)).tombstones.contains(id), "killed before its tombstone")
+        #expect(UnfinishedForget.isRaised(RunLayout(directory: run)))
+
+        let shard0 = run.appendingPathComponent("stages/shard-0")
+        func stageFiles() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: shard0.path)) ?? []).filter { $0.hasSuffix(".h5") }
+        }
+        let refused = try LetheProcess.run(["train", "--run", run.path, "--shard", "0", "--task"])
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(refused.output.contains("lethe forget --run \(run.path) --resume"), "\(refused.output)")
+        #expect(stageFiles().isEmpty, "the task trained nothing")
+
+        // Finished on the host, the deletion binds the task: the stages of sequences that begin
+        // with the deleted example's slice are withheld, the others trained.
+        try LetheProcess.succeed(["forget", "--run", run.path, "--resume"])
+        #expect(!UnfinishedForget.isRaised(RunLayout(directory: run)))
+        try LetheProcess.succeed(["train", "--run", run.path, "--shard", "0", "--task"])
+        let prefixes = try stageFiles().map { file in
+            try StageCheckpoint.load(from: shard0.appendingPathComponent(file)).lineage.prefixSlices
+        }
+        #expect(!prefixes.isEmpty && prefixes.allSatisfy { !$0.contains(0) }, "\(prefixes)")
+        try LetheProcess.succeed(["train", "--run", run.path])
+        #expect(try LetheProcess.run(["audit", "--run", run.path, "--id", id]).status == 0)
+        try LetheProcess.succeed(["verify", "--run", run.path])
+    }
+}
