@@ -1,8 +1,51 @@
 import Foundation
+import Glibc
+import Synchronization
 
 /// Writes a line to stdout unbuffered, so a log file or pipe sees each stage as it finishes.
 public func writeLine(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    StandardOutput.write(line + "\n")
+}
+
+/// Standard output, with its failures remembered rather than fatal.
+///
+/// `lethe` ignores SIGPIPE (`ignoreBrokenPipes`): a reader that goes away — `lethe forget … |
+/// head -1` — must not kill a command between accepting a deletion and publishing it. Writes
+/// then fail with EPIPE instead; the first failure is kept, and `failure()` (checked when a
+/// command ends) turns it into an error, so output that did not arrive is never reported as a
+/// success.
+public enum StandardOutput {
+    private static let firstError = Mutex<Int32>(0)
+
+    /// Ignores SIGPIPE for the whole process.
+    public static func ignoreBrokenPipes() { signal(SIGPIPE, SIG_IGN) }
+
+    /// Writes `text` to file descriptor 1 directly (after whatever `print` buffered).
+    public static func write(_ text: String) {
+        fflush(nil)
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let count = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                firstError.withLock { if $0 == 0 { $0 = code } }
+                return
+            }
+            bytes = bytes.dropFirst(count)
+        }
+    }
+
+    /// Why output was lost, or nil: flushes `print`'s buffer and reports the first failed
+    /// write of either path.
+    public static func failure() -> String? {
+        if fflush(nil) != 0 {
+            let code = errno
+            firstError.withLock { if $0 == 0 { $0 = code == 0 ? EIO : code } }
+        }
+        let code = firstError.withLock { $0 }
+        return code == 0 ? nil : "\(String(cString: strerror(code))) (errno \(code))"
+    }
 }
 
 /// Writes `object` as one key-sorted JSON line (the `--json` output of training).

@@ -1,3 +1,4 @@
+import CommandSupport
 import Forgetting
 import Foundation
 import Logging
@@ -29,12 +30,13 @@ struct CompositionWatcher: Service {
 
     func run() async throws {
         let store = self.store, logger = self.logger
-        let lastWarning = LastWarning()
+        let lastWarning = LastWarning(), recovery = RecoveryAttempts(run: layout.directory)
         let changes = DirectoryChanges(directory: layout.directory.path)
         let ticks = TickThread(name: "lethe-watcher", interval: interval,
                                fullCheckInterval: max(interval, Self.fullCheckInterval),
                                settleInterval: Self.settleInterval, changes: changes) {
             Self.poll(store: store, logger: logger, lastWarning: lastWarning)
+            recovery.completeAnInterruptedForget(store: store, logger: logger)
         }
         // A graceful shutdown (or cancellation) ends the wait: that is how the watcher stops,
         // not a failure.
@@ -98,6 +100,46 @@ extension CompositionWatcher {
             }
         }
         store.pollLedger()
+    }
+}
+
+/// Completes, from the watcher's thread, a forget that accepted a deletion and stopped before
+/// publishing it (killed, or killed by its closed output pipe): until someone finishes it the
+/// server could only refuse inference. A live forget publishes within milliseconds, so the
+/// watcher waits `delay` first; recovery takes the run lock, so a forget still working is
+/// waited for, never overtaken. A failed attempt is retried every `retryInterval`.
+final class RecoveryAttempts: Sendable {
+    let run: URL
+    private let lastAttempt = Mutex<Date?>(nil)
+    private let lastFailure = Mutex<String?>(nil)
+    static let delay: TimeInterval = 5
+    static let retryInterval: TimeInterval = 5
+
+    init(run: URL) { self.run = run }
+
+    func completeAnInterruptedForget(store: SnapshotStore, logger: Logger) {
+        guard store.lacksADeletion(forAtLeast: Self.delay) else { return }
+        let due = lastAttempt.withLock { last in
+            guard last.map({ Date().timeIntervalSince($0) >= Self.retryInterval }) ?? true else { return false }
+            last = Date()
+            return true
+        }
+        guard due else { return }
+        do {
+            let recovery = try RunAccess.guarded(run).recover()
+            lastFailure.withLock { $0 = nil }
+            if recovery.didSomething {
+                logger.notice("completed an interrupted forget", metadata: [
+                    "requests": "\(recovery.completedRequestCount)", "republished": "\(recovery.republished)"])
+            }
+            store.reload()
+        } catch {
+            let reason = "\(error)"
+            if lastFailure.withLock({ last in defer { last = reason }; return last != reason }) {
+                logger.error("could not complete an interrupted forget (retried every 5 s; `lethe forget --resume` completes it)",
+                             metadata: ["reason": "\(reason)"])
+            }
+        }
     }
 }
 

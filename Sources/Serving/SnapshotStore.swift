@@ -28,6 +28,8 @@ public final class SnapshotStore: @unchecked Sendable {
     static let retryInterval: TimeInterval = 1
     /// The newest deletion request in the ledger, as last polled.
     private var lastRequestSequence: Int64 = 0
+    /// Since when the snapshot has lacked an accepted deletion (nil while it has them all).
+    private var supersededSince: Date?
     let metrics: ServerMetrics
 
     init(loader: SnapshotLoader, metrics: ServerMetrics) {
@@ -62,9 +64,13 @@ public final class SnapshotStore: @unchecked Sendable {
                                  refusesInference: newerRequest)
             }
             if newerRequest {
+                // Past the wait a batch gives a publish, inference is refused until it comes.
+                let overdue = supersededSince.map { Date().timeIntervalSince($0) >= Self.publishWait } ?? false
                 return Readiness(ready: false, reason: "deletion request #\(lastRequestSequence) is accepted but not yet in "
-                                 + "the served composition (generation #\(snapshot.generation.sequenceNumber))",
-                                 refusesInference: false)
+                                 + "the served composition (generation #\(snapshot.generation.sequenceNumber))"
+                                 + (overdue ? "; its forget did not finish: the server completes it within seconds (lethe "
+                                    + "forget --resume does it now)" : ""),
+                                 refusesInference: overdue)
             }
             return Readiness(ready: true, reason: nil, refusesInference: false)
         }
@@ -89,9 +95,24 @@ public final class SnapshotStore: @unchecked Sendable {
                 ledger = try? LedgerWatch(url: loader.layout.ledgerURL)
             }
             if let last = try? ledger?.lastSequenceNumber(ofKind: .request) {
-                lock.withLock { lastRequestSequence = max(lastRequestSequence, last) }
+                lock.withLock {
+                    lastRequestSequence = max(lastRequestSequence, last)
+                    noteSupersession()
+                }
             }
         }
+    }
+
+    /// Starts or clears `supersededSince`; the caller holds `lock`.
+    private func noteSupersession() {
+        let superseded = snapshot.map { lastRequestSequence > $0.generation.sequenceNumber } ?? false
+        if !superseded { supersededSince = nil } else if supersededSince == nil { supersededSince = Date() }
+    }
+
+    /// Whether the snapshot has lacked an accepted deletion for at least `seconds`: the forget
+    /// that accepted it is not publishing (it died, or its output pipe killed it).
+    func lacksADeletion(forAtLeast seconds: TimeInterval) -> Bool {
+        lock.withLock { supersededSince.map { Date().timeIntervalSince($0) >= seconds } ?? false }
     }
     private let ledgerLock = NSLock()
     private var ledger: LedgerWatch?
@@ -113,6 +134,7 @@ public final class SnapshotStore: @unchecked Sendable {
                 snapshot = loaded
                 swapCount = number
                 failure = nil
+                noteSupersession()
             }
             metrics.swapped(to: loaded)
             return loaded
@@ -140,8 +162,8 @@ public final class SnapshotStore: @unchecked Sendable {
             guard isSuperseded(snapshot) else { return snapshot }
             guard Date() < deadline else {
                 throw Refusal.unavailable((readiness.reason ?? "a deletion is accepted but not yet published")
-                                          + "; the server answers once it is published (lethe forget --resume "
-                                          + "finishes an interrupted forget)")
+                                          + "; the server answers once it is published (it completes an "
+                                          + "interrupted forget itself after 5 s; lethe forget --resume does it now)")
             }
             Thread.sleep(forTimeInterval: 0.002)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Kernels
 import Store
@@ -53,10 +54,17 @@ struct Lethe: ParsableCommand {
     static func main() {
         HeapPolicy.retainFreedMemory()
         ShardJobs.dieWithParentIfChild()
+        StandardOutput.ignoreBrokenPipes()
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
         do {
             try command.run()
+            if let failure = StandardOutput.failure() {
+                // The work is done, but its output did not arrive: not a success.
+                FileHandle.standardError.write(Data(("Error: the output could not be written to standard output: "
+                    + "\(failure). The command itself ran to its end; `lethe status` shows the run's state.\n").utf8))
+                Foundation.exit(ExitStatus.failed.rawValue)
+            }
         } catch let error as ValidationError {
             // A value that parsed but does not fit the run, the model or the machine: a usage
             // error (64) pointing at the command's help, not at the root command's usage line.

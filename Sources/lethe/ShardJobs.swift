@@ -170,11 +170,11 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
     private func drawProgress() {
         guard terminal, !progress.isEmpty else { return }
         let line = progress.keys.sorted().compactMap { progress[$0] }.joined(separator: " | ")
-        FileHandle.standardOutput.write(Data(String(format: "\r%@  %.0f s\u{1B}[K", line, Date().timeIntervalSince(started)).utf8))
+        StandardOutput.write(String(format: "\r%@  %.0f s\u{1B}[K", line, Date().timeIntervalSince(started)))
     }
 
     private func clearLine() {
-        if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        if terminal { StandardOutput.write("\r\u{1B}[K") }
     }
 
     /// Names the parent's pid in a child's environment (`dieWithParentIfChild`).

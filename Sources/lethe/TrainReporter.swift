@@ -48,7 +48,7 @@ final class TrainReporter {
             let line = String(format: "\r shard %d seq %@ stage %d  %@ epoch %d/%d  loss %.4f  %.0f ex/s  %.0f s left ",
                               lineage.shard, lineage.sequences.map(String.init).joined(separator: ","), lineage.stage,
                               bar, p.epoch, p.epochCount, p.loss, rate, left)
-            FileHandle.standardOutput.write(Data(line.utf8))
+            StandardOutput.write(line)
         case let .stageFinished(lineage, url, checkpoint):
             stagesDone += 1
             let r = checkpoint.record
@@ -61,7 +61,7 @@ final class TrainReporter {
                       "wall_time_seconds": r.wallTimeSeconds, "tensors_sha256": checkpoint.tensorsSHA256,
                       "file": url.path])
             } else {
-                if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+                if terminal { StandardOutput.write("\r\u{1B}[K") }
                 say(String(format: "shard %d seq %@ stage %d (slices %@, layers %@): loss %.4f, %d examples, %.1f s, %.0f ex/s  [%d/%d]",
                              lineage.shard, lineage.sequences.map(String.init).joined(separator: ","), lineage.stage,
                              lineage.prefixSlices.map(String.init).joined(separator: " "),
@@ -74,7 +74,7 @@ final class TrainReporter {
             if json {
                 emit(["event": "withheld", "shard": lineage.shard, "stage": lineage.stage, "stage_key": lineage.key.hex])
             } else {
-                if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+                if terminal { StandardOutput.write("\r\u{1B}[K") }
                 say("shard \(lineage.shard) seq \(lineage.sequences.map(String.init).joined(separator: ",")) stage "
                     + "\(lineage.stage): withheld, its slices hold a deleted example")
             }

@@ -436,14 +436,20 @@ extension ServeTests {
         let reason = ready.json["reason"] as? String ?? ""
         #expect(reason.contains("#\(entry.sequenceNumber) is accepted but not yet in"), "\(reason)")
         // No composition answers once a newer deletion is accepted: a batch waits for its
-        // publish, and with none coming (the forget was interrupted) is refused.
+        // publish, and with none coming (the forget was interrupted) is refused, and so is
+        // inference until the deletion is published.
         let refused = try await server.infer(["Shares rise"])
         #expect(refused.status == 503 && refused.text.contains("lethe forget --resume"), "\(refused.text)")
-        let resumed = try LetheProcess.run(["forget", "--run", run.path, "--resume"])
-        #expect(resumed.status == 5, "\(resumed.output)")  // done; the id is unknown to the plan
+        let status = try await server.get("/v1/status")
+        #expect((status.json["server"] as? [String: Any])?["refuses_inference"] as? Bool == true, "\(status.text)")
+        // Nobody resumes the forget: the server completes it (after 5 s) and answers again, from
+        // a generation that holds the deletion, and the ledger has the forget's receipt.
+        try await Self.waitUntil { try await server.infer(["Shares rise"]).status == 200 }
         let answered = try await server.infer(["Shares rise"])
-        #expect(answered.status == 200, "\(answered.text)")
         #expect(Int(answered.headers["Lethe-Generation"] ?? "") ?? 0 >= Int(entry.sequenceNumber))
+        let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
+        #expect(try ledger.lastSequenceNumber(ofKind: .receipt) ?? 0 > entry.sequenceNumber)
+        try ledger.close()
         #expect(server.stop() == 0)
     }
 
