@@ -19,6 +19,10 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         /// Path relative to the run directory.
         public var file: String
         public var exists: Bool
+        /// A forget's receipt records that it deleted this file. A stage neither on disk nor
+        /// erased was never written: not trained yet, or withheld because a deletion came first
+        /// (or erased by a forget a crash interrupted, whose completion found it gone).
+        public var erased: Bool
         public var served: Bool
     }
 
@@ -60,14 +64,31 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         let plan = try Plan.load(from: Plan.url(inRun: run))
         guard let lineage = plan.lineage(of: id) else { throw AuditError.unknownExample(id: id) }
         let shard = lineage.location.shard, slice = lineage.location.slice
-        let sequences = plan.sequences(of: shard)
-
         let layout = RunLayout(directory: run)
+        let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
+            ? try ServedComposition.load(from: layout.servedURL) : nil
+        let ledger = FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.open(at: layout.ledgerURL) : nil
+        defer { try? ledger?.close() }
+        let (deletions, erasedFiles) = try ledgerRecords(of: id, in: ledger)
+        let stages = composition?.strategy == .full
+            ? fullModelStages(composition!, plan: plan, id: id, layout: layout, erasedFiles: erasedFiles)
+            : try slicedStages(plan: plan, id: id, lineage: lineage, layout: layout, composition: composition,
+                               erasedFiles: erasedFiles, run: run)
+        return ExampleAudit(id: id, shard: shard, slice: slice,
+                            sliceHash: plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
+                                                           : lineage.sliceHash,
+                            tombstoned: lineage.isTombstoned, stages: stages,
+                            servedNow: stages.contains(where: \.served), deletions: deletions)
+    }
+
+    /// The stages of an S3T or SISA run whose prefix holds the example's slice.
+    private static func slicedStages(plan: Plan, id: String, lineage: Lineage, layout: RunLayout,
+                                     composition: ServedComposition?, erasedFiles: Set<String>,
+                                     run: URL) throws -> [Stage] {
+        let shard = lineage.location.shard, slice = lineage.location.slice
+        let sequences = plan.sequences(of: shard)
         var servedKeys = Set<String>()
-        if FileManager.default.fileExists(atPath: layout.servedURL.path) {
-            let composition = try ServedComposition.load(from: layout.servedURL)
-            for entry in composition.shards where entry.shard == shard { servedKeys.formUnion(entry.stageKeys.map(\.hex)) }
-        }
+        for entry in composition?.shards ?? [] where entry.shard == shard { servedKeys.formUnion(entry.stageKeys.map(\.hex)) }
         // A slice rebuilt without the example (`lethe retrain`) has a new hash; the stages that
         // saw the example were keyed by the hash recorded as `previous_hash` in the ledger.
         let sliceHashSeen = plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
@@ -81,35 +102,62 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                 let stageKey = StageKey(prefixSliceHashes: prefix.map(hashSeen)), key = stageKey.hex
                 if stagesByKey[key] != nil { stagesByKey[key]?.sequences.append(index); continue }
                 let url = layout.stageURL(shard: shard, stage: length, key: stageKey)
+                let file = layout.relativeStagePath(shard: shard, stage: length, key: stageKey)
                 stagesByKey[key] = Stage(shard: shard, stage: length, slices: prefix, sequences: [index], key: key,
-                                         file: layout.relativeStagePath(shard: shard, stage: length, key: stageKey),
-                                         exists: FileManager.default.fileExists(atPath: url.path),
-                                         served: servedKeys.contains(key))
+                                         file: file, exists: FileManager.default.fileExists(atPath: url.path),
+                                         erased: erasedFiles.contains(file), served: servedKeys.contains(key))
             }
         }
-        let stages = stagesByKey.values.sorted { a, b in
+        return stagesByKey.values.sorted { a, b in
             a.stage != b.stage ? a.stage < b.stage : a.slices.lexicographicallyPrecedes(b.slices)
         }
+    }
 
-        var deletions: [Deletion] = []
-        let ledgerURL = RunLayout(directory: run).ledgerURL
-        if FileManager.default.fileExists(atPath: ledgerURL.path) {
-            let ledger = try Ledger.open(at: ledgerURL)
-            defer { try? ledger.close() }
-            let receipts = try ledger.entries(matching: Forgetter.receiptKey)
-                .compactMap { entry in (try? entry.decodePayload(as: ReceiptCoverage.self)).map { (entry, $0) } }
-            for entry in try ledger.entries(forExampleID: id) where entry.kind == .request {
-                guard let record = try? entry.decodePayload(as: RequestRecord.self),
-                      record.examples.contains(id) else { continue }
-                let receipt = receipts.first { $0.1.ledgerSequence >= entry.sequenceNumber }?.0
-                deletions.append(Deletion(requestID: record.requestID, requestLedgerSequence: entry.sequenceNumber,
-                                          timestampMilliseconds: entry.timestampMilliseconds, group: record.group,
-                                          receiptLedgerSequence: receipt?.sequenceNumber, receipt: receipt?.payload))
+    /// A `full` run serves one model trained on every example not deleted before it was trained
+    /// (a full run refuses every later deletion). Its key hashes exactly those ids, so the
+    /// example is in it when the key matches the plan's ids without the tombstoned ones and the
+    /// example is not tombstoned; if the key matches neither, it may be, and is reported as in it.
+    private static func fullModelStages(_ composition: ServedComposition, plan: Plan, id: String, layout: RunLayout,
+                                        erasedFiles: Set<String>) -> [Stage] {
+        guard let entry = composition.shards.first, let key = entry.stageKeys.first else { return [] }
+        let ids = plan.undeletedExampleIDs
+        let trainedOnAllLive = key == StageKey(prefixSliceHashes: [SliceHash.of(ids: ids)])
+        if trainedOnAllLive && plan.isTombstoned(id) { return [] }
+        let file = layout.relativeStagePath(shard: entry.shard, stage: 1, key: key)
+        return [Stage(shard: entry.shard, stage: 1, slices: [], sequences: [0], key: key.hex, file: file,
+                      exists: FileManager.default.fileExists(atPath: layout.stageURL(shard: entry.shard, stage: 1, key: key).path),
+                      erased: erasedFiles.contains(file), served: true)]
+    }
+
+    /// Every request that named the example, and every stage file a forget's receipt says it
+    /// deleted (paths relative to the run).
+    private static func ledgerRecords(of id: String, in ledger: Ledger?) throws -> ([Deletion], Set<String>) {
+        guard let ledger else { return ([], []) }
+        struct ErasedList: Decodable {
+            struct Erased: Decodable {
+                let file: String, deletedNow: Bool
+                enum CodingKeys: String, CodingKey { case file, deletedNow = "deleted_now" }
             }
+            let erasedStages: [Erased]
+            enum CodingKeys: String, CodingKey { case erasedStages = "erased_stages" }
         }
-        return ExampleAudit(id: id, shard: shard, slice: slice, sliceHash: sliceHashSeen,
-                            tombstoned: lineage.isTombstoned, stages: stages,
-                            servedNow: stages.contains(where: \.served), deletions: deletions)
+        let receiptEntries = try ledger.entries(matching: Forgetter.receiptKey)
+        let receipts = receiptEntries.compactMap { entry in
+            (try? entry.decodePayload(as: ReceiptCoverage.self)).map { (entry, $0) }
+        }
+        let erased = Set(receiptEntries.flatMap { entry in
+            ((try? entry.decodePayload(as: ErasedList.self))?.erasedStages ?? []).filter(\.deletedNow).map(\.file)
+        })
+        var deletions: [Deletion] = []
+        for entry in try ledger.entries(forExampleID: id) where entry.kind == .request {
+            guard let record = try? entry.decodePayload(as: RequestRecord.self),
+                  record.examples.contains(id) else { continue }
+            let receipt = receipts.first { $0.1.ledgerSequence >= entry.sequenceNumber }?.0
+            deletions.append(Deletion(requestID: record.requestID, requestLedgerSequence: entry.sequenceNumber,
+                                      timestampMilliseconds: entry.timestampMilliseconds, group: record.group,
+                                      receiptLedgerSequence: receipt?.sequenceNumber, receipt: receipt?.payload))
+        }
+        return (deletions, erased)
     }
 
     /// The content hash the example's slice had while the example was a member: from the
@@ -134,11 +182,16 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     /// A few lines for people.
     public var summary: String {
         var lines = ["\(id): shard \(shard), slice \(slice) (content hash \(sliceHash.prefix(16))…)"]
-        lines.append("\(stages.count) stage checkpoint(s) trained on it: \(stages.filter(\.exists).count) on disk, "
-                     + "\(stages.filter { !$0.exists }.count) erased, \(stages.filter(\.served).count) served now")
+        let unwritten = stages.filter { !$0.exists && !$0.erased }.count
+        lines.append("\(stages.count) stage checkpoint(s) whose prefix holds its slice: \(stages.filter(\.exists).count) "
+                     + "on disk, \(stages.filter { !$0.exists && $0.erased }.count) erased, "
+                     + (unwritten > 0 ? "\(unwritten) never written (not trained, or withheld), " : "")
+                     + "\(stages.filter(\.served).count) served now")
         for stage in stages {
-            lines.append("  stage \(stage.stage) prefix \(stage.slices) sequences \(stage.sequences): "
-                         + (stage.exists ? "on disk" : "erased") + (stage.served ? ", SERVED" : ""))
+            let state = stage.exists ? "on disk" : stage.erased ? "erased" : "never written"
+            lines.append("  " + (stage.slices.isEmpty ? "the full model (every example)" : "stage \(stage.stage) prefix "
+                                 + "\(stage.slices) sequences \(stage.sequences)")
+                         + ": " + state + (stage.served ? ", SERVED" : ""))
         }
         if deletions.isEmpty {
             lines.append(tombstoned ? "Tombstoned, but the ledger has no request for it." : "Never requested to be forgotten.")

@@ -225,9 +225,12 @@ public enum RunVerifier {
     private static func checkComposition(_ composition: ServedComposition, plan: Plan, layout: RunLayout,
                                          deleted: Set<String>, hits: Set<SliceLocation>,
                                          problems: inout [VerificationProblem]) -> Int {
+        if composition.strategy == .full {
+            return checkFullModel(composition, plan: plan, layout: layout, problems: &problems)
+        }
         var servedCount = 0
         for entry in composition.shards {
-            guard let sequence = entry.sequence, entry.prefixLength > 0, composition.strategy != .full else { continue }
+            guard let sequence = entry.sequence, entry.prefixLength > 0 else { continue }
             guard (0..<plan.shardCount).contains(entry.shard), plan.sequences(of: entry.shard).indices.contains(sequence),
                   entry.prefixLength <= plan.sliceCount else {
                 problems.append(.init(kind: .servedLineage, location: "shard \(entry.shard), sequence \(sequence)",
@@ -261,6 +264,31 @@ public enum RunVerifier {
             }
         }
         return servedCount
+    }
+
+    /// A `full` run serves one model trained on every example not deleted before training (a
+    /// full run refuses later deletions): its file is there, and its key hashes exactly the
+    /// plan's examples without the tombstoned ones. Returns the number of served stages.
+    private static func checkFullModel(_ composition: ServedComposition, plan: Plan, layout: RunLayout,
+                                       problems: inout [VerificationProblem]) -> Int {
+        guard let entry = composition.shards.first, let key = entry.stageKeys.first, entry.stageKeys.count == 1 else {
+            problems.append(.init(kind: .servedLineage, location: layout.servedURL.path,
+                                  detail: "a full run serves exactly one model; served.json lists "
+                                      + "\(composition.shards.first?.stageKeys.count ?? 0)"))
+            return 0
+        }
+        let url = layout.stageURL(shard: entry.shard, stage: 1, key: key)
+        if !FileManager.default.fileExists(atPath: url.path) {
+            problems.append(.init(kind: .missingServedStage, location: url.path,
+                                  detail: "the full model (key \(key)) is served but its file is missing"))
+        }
+        let live = plan.undeletedExampleIDs
+        if key != StageKey(prefixSliceHashes: [SliceHash.of(ids: live)]) {
+            problems.append(.init(kind: .servedLineage, location: url.path,
+                                  detail: "the full model's key is not the hash of the plan's \(live.count) examples "
+                                      + "without the deleted ones: it was trained on other data, or on deleted examples"))
+        }
+        return 1
     }
 
     /// Every stage file's hash, finiteness and recorded settings, and no file left that saw a

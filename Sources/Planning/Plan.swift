@@ -114,6 +114,13 @@ public struct Plan: Sendable {
         return orderedIDs[cellOffsets[cell]..<cellOffsets[cell + 1]]
     }
 
+    /// Every example a `full` model trains on: the current members of every slice that are not
+    /// tombstoned, sorted by UTF-8 bytes (their content hash keys the full model).
+    public var undeletedExampleIDs: [String] {
+        (0..<shardCount).flatMap { h in (0..<sliceCount).flatMap { currentMembers(shard: h, slice: $0) } }
+            .filter { !isTombstoned($0) }.sorted(by: UTF8Order.precedes)
+    }
+
     /// The ids a slice trains on now, sorted by UTF-8 bytes: its members minus those excluded
     /// by a rebuild. Its content hash is `sliceHash(shard:slice:)`.
     public func currentMembers(shard: Int, slice: Int) -> [String] {

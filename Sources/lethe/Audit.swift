@@ -10,9 +10,12 @@ struct AuditCommand: ParsableCommand {
         commandName: "audit",
         abstract: "Show an example's shard and slice, every stage checkpoint that trained on it, and its deletion record.",
         discussion: """
-            Lists every stage checkpoint whose prefix contained the example (on disk or erased), \
-            whether any of them is served now, and, if the example was forgotten, when, by which \
-            request, and the receipt. With --group, audits every example of the group.
+            Lists every stage checkpoint whose prefix contained the example (on disk, erased by \
+            a forget, or never written: not trained yet, or withheld), whether any of them is \
+            served now, and, if the example was forgotten, when, by which request, and the \
+            receipt. For a run trained with --strategy full it lists the one full model, which \
+            holds every example not deleted before it was trained. With --group, audits every \
+            example of the group.
 
             A deleted example that some stage still serves (tampering, or a forget interrupted \
             before it published) exits with 2 after the report.

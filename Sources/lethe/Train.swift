@@ -298,8 +298,7 @@ struct TrainCommand: ParsableCommand {
         let gate = guarded.stageGate(tombstones: plan.tombstones)
         var withheld = 0
         if settings.strategy == .full {
-            let ids = (0..<plan.shardCount).flatMap { h in (0..<plan.sliceCount).flatMap { plan.currentMembers(shard: h, slice: $0) } }
-                .filter { !plan.isTombstoned($0) }.sorted(by: UTF8Order.precedes)
+            let ids = plan.undeletedExampleIDs
             let adapterLayers = Array(max(0, layerCount - plan.sliceCount * settings.layersPerBlock)..<layerCount)
             let schedule = StageSchedule.full(dataHash: SliceHash.of(ids: ids), adapterLayers: adapterLayers)
             withheld += try guarded.trainAndPublish(schedule, runner: runner, members: { _ in ids }, gate: gate,

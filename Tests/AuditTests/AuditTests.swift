@@ -39,12 +39,56 @@ import Training
         let receipt = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(id), requestID: "gdpr-1")],
                                                                nowMilliseconds: 1_700_000_000_000)
         let after = try ExampleAudit.audit(run: run.directory, id: id)
-        #expect(after.stages.allSatisfy { !$0.exists && !$0.served })
+        #expect(after.stages.allSatisfy { !$0.exists && $0.erased && !$0.served })
         #expect(!after.servedNow && after.tombstoned)
         let deletion = try #require(after.deletions.first)
         #expect(deletion.requestID == "gdpr-1" && deletion.timestampMilliseconds == 1_700_000_000_000)
         #expect(deletion.receiptLedgerSequence == 2)
         #expect(try deletion.receipt.map { try JSONDecoder().decode(ForgetReceipt.self, from: Data($0.utf8)) } == receipt)
+    }
+
+    /// Stages that were never written (a shard not trained yet) are not reported as erased,
+    /// before or after a forget of the example.
+    @Test func stagesNeverWrittenAreNotReportedAsErased() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let id = "ex-08"
+        let location = try #require(run.plan.location(of: id))
+        try FileManager.default.removeItem(at: RunLayout(directory: run.directory).shardDirectory(location.shard))
+        let before = try ExampleAudit.audit(run: run.directory, id: id)
+        #expect(before.stages.count == 6 && before.stages.allSatisfy { !$0.exists && !$0.erased })
+        #expect(before.summary.contains("6 never written"), "\(before.summary)")
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(id))], nowMilliseconds: 1_700_000_000_000)
+        let after = try ExampleAudit.audit(run: run.directory, id: id)
+        #expect(after.stages.allSatisfy { !$0.exists && !$0.erased } && !after.servedNow)
+        #expect(!after.summary.contains("erased,") || after.summary.contains("0 erased"), "\(after.summary)")
+    }
+
+    /// A `full` run serves one model trained on every example: the audit lists it as served for
+    /// any example not deleted before training, and verify checks that its file is there.
+    @Test func aFullRunsModelIsAuditedAndVerified() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-full-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("tiny.jsonl")
+        try BBCSubset.write(perLabel: 6, to: data)
+        let run = scratch.appendingPathComponent("run")
+        try LetheProcess.succeed(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "1",
+                                  "--run", run.path])
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let deleted = try #require(plan.members(shard: 0, slice: 0).first)
+        let kept = try #require(plan.members(shard: 1, slice: 1).first)
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", deleted])
+        try LetheProcess.succeed(["train", "--run", run.path, "--strategy", "full", "--epochs", "1", "--rank", "4",
+                                  "--threads", "1", "--max-tokens", "16",
+                                  "--model", LetheProcess.root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path])
+        let audit = try ExampleAudit.audit(run: run, id: kept)
+        #expect(audit.servedNow && audit.stages.count == 1 && audit.stages[0].exists, "\(audit.summary)")
+        #expect(try ExampleAudit.audit(run: run, id: deleted).stages.isEmpty)
+        #expect(try RunVerifier.verify(run: run).problems == [])
+        #expect(try ForgettingStatus.load(run: run).deletionRateRemaining == 0, "a full run forgets nothing")
+        try FileManager.default.removeItem(at: run.appendingPathComponent(audit.stages[0].file))
+        #expect(try RunVerifier.verify(run: run).problems.map(\.kind) == [.missingServedStage])
     }
 
     @Test func anEditedLedgerRowIsReported() throws {

@@ -39,8 +39,9 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
             pending = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
             head = try RunPublisher.anchor(of: ledger)
         }
-        let generation = FileManager.default.fileExists(atPath: layout.servedURL.path)
-            ? try ServedComposition.load(from: layout.servedURL).ledgerHead : nil
+        let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
+            ? try ServedComposition.load(from: layout.servedURL) : nil
+        let generation = composition?.ledgerHead
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
         let hits = plan.hitSlices
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) },
@@ -53,9 +54,11 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         }
         return ForgettingStatus(pendingRequestCount: pending, deletedExampleCount: plan.tombstones.count,
                                 deadShards: outcomes.filter(\.isDead).map(\.shard), sequencesToRetrain: toRetrain,
-                                deletionRateRemaining: DeletionLogic.remainingDeletionRate(
-                                    sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths),
-                                    sliceCount: plan.sliceCount),
+                                // A full run refuses every deletion: each needs a full retrain.
+                                deletionRateRemaining: composition?.strategy == .full ? 0
+                                    : DeletionLogic.remainingDeletionRate(
+                                        sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths),
+                                        sliceCount: plan.sliceCount),
                                 ledgerHead: head, servedGeneration: generation)
     }
 
