@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandSupport
 import Foundation
 import Planning
+import Training
 
 /// `lethe plan show`: where an example lives and which checkpoints saw it.
 struct PlanShowCommand: ParsableCommand {
@@ -30,6 +31,11 @@ struct PlanShowCommand: ParsableCommand {
     var json: Bool { output.json }
 
     func run() throws {
+        // Like every command that reads a run: a forget a crash interrupted is completed first,
+        // so a deleted example is never shown as live.
+        if FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).ledgerURL.path) {
+            try RunAccess.recover(URL(fileURLWithPath: runDirectory))
+        }
         let clock = ContinuousClock()
         let loadStart = clock.now
         let plan = try Plan.load(from: Plan.url(inRun: URL(fileURLWithPath: runDirectory)))

@@ -3,6 +3,7 @@ import CommandSupport
 import Forgetting
 import Training
 import Foundation
+import Planning
 
 /// `lethe retrain`: rebuilds slices without deleted examples and restores full sequences.
 struct RetrainCommand: ParsableCommand {
@@ -79,6 +80,10 @@ struct RetrainCommand: ParsableCommand {
         let run = URL(fileURLWithPath: runDirectory)
         let clock = ContinuousClock(), origin = clock.now
         let seconds = { (clock.now - origin).seconds }
+        let shardCount = try Plan.load(from: Plan.url(inRun: run)).shardCount
+        if let shard = shards.first(where: { $0 >= shardCount }) {
+            throw ValidationError("--shard \(shard): the plan has \(shardCount) shard(s); give 0…\(shardCount - 1).")
+        }
         if scheduling.task {
             // A cluster task: no recovery (which may write the ledger), no publish.
             guard shards.count == 1, let shard = shards.first else {
@@ -96,7 +101,9 @@ struct RetrainCommand: ParsableCommand {
         let needed = try Retrainer.shardsNeedingRetrain(run: run)
         let wanted = shards.isEmpty ? needed : needed.filter(shards.contains)
         if wanted.isEmpty {
-            print(json ? #"{"event":"done","shards":[]}"# : "Nothing to retrain: every shard serves full sequences without deleted data.")
+            print(json ? #"{"event":"done","shards":[]}"#
+                  : "Nothing to retrain: " + (shards.isEmpty ? "every shard serves" : "shard(s) "
+                      + shards.map(String.init).joined(separator: ", ") + " serve") + " full sequences without deleted data.")
             return
         }
         let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)

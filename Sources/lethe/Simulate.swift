@@ -58,14 +58,14 @@ struct SimulateCommand: ParsableCommand {
         let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
         var rows: [SimulationRow] = []
         for candidate in selections {
-            rows.append(simulate(candidate, budget: budget, requestPrior: requestPrior))
+            rows.append(try simulate(candidate, budget: budget, requestPrior: requestPrior))
         }
         let theory = DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: budget)
         let sisa = DeletionRateTheory.sisa(shardCount: shards, sliceCount: slices)
         if let svg {
             let maxBudget = min(max(budget, slices), SequenceSelection.permutationCount(sliceCount: slices))
-            let series = selections.map { candidate in
-                (candidate, (1...maxBudget).map { simulate(candidate, budget: $0, requestPrior: requestPrior) })
+            let series = try selections.map { candidate in
+                (candidate, try (1...maxBudget).map { try simulate(candidate, budget: $0, requestPrior: requestPrior) })
             }
             let chart = DeletionRateChart(shardCount: shards, sliceCount: slices, trialCount: trials,
                                           uniform: requestPrior == nil, series: series)
@@ -96,10 +96,17 @@ struct SimulateCommand: ParsableCommand {
         if let svg { print("Wrote \(svg)") }
     }
 
-    private func simulate(_ candidate: SequenceSelection, budget: Int, requestPrior: [Double]?) -> SimulationRow {
+    private func simulate(_ candidate: SequenceSelection, budget: Int, requestPrior: [Double]?) throws -> SimulationRow {
         let sequences = candidate.sequences(sliceCount: slices, budget: budget, prior: requestPrior, exponent: exponent)
-        let estimate = DeletionSimulator(shardCount: shards, sequences: sequences, requestPrior: requestPrior)
-            .estimate(trialCount: trials, seed: seed)
+        let simulator = DeletionSimulator(shardCount: shards, sequences: sequences, requestPrior: requestPrior)
+        let immortal = simulator.immortalFirstSlices
+        guard immortal.isEmpty else {
+            throw ValidationError("--prior \(prior ?? ""): slice(s) \(immortal.map(String.init).joined(separator: ", ")) have "
+                                  + "probability 0 and begin a sequence (\(candidate.rawValue), budget \(budget)); such a "
+                                  + "sequence never dies, so δ is unbounded and cannot be simulated. Give every slice a "
+                                  + "probability above 0 (1e-6 will do).")
+        }
+        let estimate = simulator.estimate(trialCount: trials, seed: seed)
         return SimulationRow(selection: candidate.rawValue, budget: budget, mean: estimate.mean,
                              lower95: estimate.lower95, upper95: estimate.upper95,
                              standardDeviation: estimate.standardDeviation,

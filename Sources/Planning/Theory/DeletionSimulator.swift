@@ -36,9 +36,18 @@ public struct DeletionSimulator: Sendable {
         precondition(self.requestPrior.count == l, "the prior needs one entry per slice")
     }
 
+    /// Slices that begin some sequence but are never requested (probability 0): a sequence
+    /// dies only when its first slice is hit, so with any of them δ is unbounded and a trial
+    /// would never end. Empty when δ is finite.
+    public var immortalFirstSlices: [Int] {
+        Set(sequences.map { $0[0] }).filter { requestPrior[$0] <= 0 }.sorted()
+    }
+
     /// Runs `trialCount` trials from `seed` (same seed, same estimate).
+    /// Precondition: `immortalFirstSlices` is empty.
     public func estimate(trialCount: Int, seed: UInt64) -> Estimate {
         precondition(trialCount >= 2, "need at least two trials for an interval")
+        precondition(immortalFirstSlices.isEmpty, "δ is unbounded: a sequence begins with a slice never requested")
         var generator = SplitMix64(seed: seed)
         let l = requestPrior.count
         // position[seq][slice] = 1-based position of the slice in that sequence.

@@ -1,0 +1,47 @@
+import Forgetting
+import Foundation
+import Planning
+import RunFixtures
+import Testing
+
+/// Commands that read a run see every accepted deletion, and refuse what they cannot do as
+/// usage errors instead of looping or answering beside the question.
+@Suite struct CommandContractTests {
+    /// A forget killed right after its request is durable leaves the plan without the
+    /// tombstone; `plan show` completes it before answering, as every reading command does.
+    @Test func planShowCompletesAnInterruptedForgetFirst() async throws {
+        let run = try OutputFailureTests.plannedRun()
+        defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }
+        let id = try #require(try Plan.load(from: Plan.url(inRun: run)).members(shard: 1, slice: 0).first)
+        await #expect(processExitsWith: .signal(SIGKILL)) { [runPath = run.path as String, id = id as String] in
+            _ = try Forgetter(run: URL(fileURLWithPath: runPath)).forget(
+                [ForgetRequest(target: .example(id))], nowMilliseconds: 1_700_000_000_000,
+                accepted: { _ in kill(getpid(), SIGKILL) })
+        }
+        #expect(try !Plan.load(from: Plan.url(inRun: run)).tombstones.contains(id))
+        let shown = try LetheProcess.succeed(["plan", "show", "--run", run.path, "--id", id, "--json"])
+        // The output holds recovery's note (stderr) and the JSON line.
+        #expect(shown.contains("recovery: completed 1 deletion request"), "\(shown)")
+        let line = try #require(shown.split(separator: "\n").last { $0.hasPrefix("{") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["deleted"] as? Bool == true, "\(shown)")
+    }
+
+    @Test func retrainRefusesAShardOutsideThePlan() throws {
+        let run = try OutputFailureTests.plannedRun()
+        defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }
+        let (status, output) = try LetheProcess.run(["retrain", "--run", run.path, "--shard", "7"])
+        #expect(status == 64 && output.contains("--shard 7") && output.contains("0…1"), "\(status): \(output)")
+    }
+
+    /// A prior that never requests the first slice of some sequence makes δ unbounded: the
+    /// simulation is refused at once instead of never ending.
+    @Test func simulateRefusesAPriorUnderWhichASequenceNeverDies() throws {
+        let prior = FileManager.default.temporaryDirectory.appendingPathComponent("prior-\(UUID().uuidString).json")
+        try Data("[1, 0, 0]".utf8).write(to: prior)
+        defer { try? FileManager.default.removeItem(at: prior) }
+        let (status, output) = try LetheProcess.run(["simulate", "--shards", "2", "--slices", "3", "--budget", "2",
+                                                     "--prior", prior.path, "--trials", "10"])
+        #expect(status == 64 && output.contains("unbounded") && output.contains("probability 0"), "\(status): \(output)")
+    }
+}
