@@ -44,21 +44,48 @@ struct SlurmSubmission {
         var lines = ["#!/bin/bash",
                      "# Written by `lethe train --scheduler slurm`; resubmit with: sbatch <this file>",
                      "#SBATCH --job-name=lethe-\(subcommand)",
-                     "#SBATCH --array=\(shards.map(String.init).joined(separator: ","))"
-                         + (options.maxParallel.map { "%\($0)" } ?? ""),
+                     "#SBATCH --array=\(Self.arrayRanges(shards))" + (options.maxParallel.map { "%\($0)" } ?? ""),
                      "#SBATCH --cpus-per-task=\(threads)",
-                     "#SBATCH --output=\(directory.path)/logs/%A_%a.log",
+                     Self.directive("--output", "\(directory.path)/logs/%A_%a.log"),
                      "#SBATCH --requeue", "#SBATCH --open-mode=append"]
-        if let partition = options.partition { lines.append("#SBATCH --partition=\(partition)") }
-        if let time = options.time { lines.append("#SBATCH --time=\(time)") }
-        if let mem = options.mem { lines.append("#SBATCH --mem=\(mem)") }
-        if let gres = options.gres { lines.append("#SBATCH --gres=\(gres)") }
-        for argument in options.sbatchArg { lines.append("#SBATCH \(argument)") }
+        if let partition = options.partition { lines.append(Self.directive("--partition", partition)) }
+        if let time = options.time { lines.append(Self.directive("--time", time)) }
+        if let mem = options.mem { lines.append(Self.directive("--mem", mem)) }
+        if let gres = options.gres { lines.append(Self.directive("--gres", gres)) }
+        for argument in options.sbatchArg {
+            // `--name=value`: the value is quoted like any other; anything else goes as written.
+            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+                lines.append(Self.directive(String(argument[..<equals]), String(argument[argument.index(after: equals)...])))
+            } else {
+                lines.append("#SBATCH \(argument)")
+            }
+        }
         var command = [lethe, subcommand, "--run", layout.directory.path, "--shard", "\"$SLURM_ARRAY_TASK_ID\"",
                        "--threads", "\(threads)", "--task"].map { $0.hasPrefix("\"") ? $0 : Self.quoted($0) }
         if let data { command += ["--data", Self.quoted(data)] }
         lines += ["set -euo pipefail", "exec " + command.joined(separator: " ")]
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// An `#SBATCH --name=value` line; sbatch splits directives at white space unless the value
+    /// is in double quotes (a run directory with a space in its path).
+    static func directive(_ name: String, _ value: String) -> String {
+        value.contains(where: { $0.isWhitespace }) ? "#SBATCH \(name)=\"\(value)\"" : "#SBATCH \(name)=\(value)"
+    }
+
+    /// The array's task ids as Slurm ranges ("0-5,7,9-12"): a plan of thousands of shards
+    /// listed one by one exceeds what sbatch accepts in a directive.
+    static func arrayRanges(_ shards: [Int]) -> String {
+        var parts: [String] = []
+        var index = 0
+        let sorted = shards.sorted()
+        while index < sorted.count {
+            var end = index
+            while end + 1 < sorted.count, sorted[end + 1] == sorted[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
+            index = end + 1
+        }
+        return parts.joined(separator: ",")
     }
 
     static func quoted(_ text: String) -> String {
@@ -116,11 +143,33 @@ struct SlurmSubmission {
         return true
     }
 
-    /// Polls `squeue` until the array has left the queue, with one progress line.
+    /// How long `follow` keeps asking a `squeue` that fails (slurmctld restarting, a network
+    /// blip) before it gives up, leaving the array to run.
+    static let unreachableLimit: TimeInterval = 120
+
+    /// Polls `squeue` until the array has left the queue, with one progress line. An empty
+    /// queue means the array ended only when squeue itself answered; while it fails, the
+    /// array's state is unknown.
     func follow(job: String, json: Bool) throws {
         var last = ""
+        var failingSince: Date?
         while true {
-            let queue = (try? Self.command("squeue", ["-h", "-r", "-j", job, "-o", "%K %t"])) ?? ""
+            let queue: String
+            do {
+                queue = try Self.command("squeue", ["-h", "-r", "-j", job, "-o", "%K %t"])
+                failingSince = nil
+            } catch {
+                let since = failingSince ?? Date()
+                failingSince = since
+                guard Date().timeIntervalSince(since) < Self.unreachableLimit else {
+                    throw UserFacingError(description: "cannot reach Slurm to follow job \(job) (\(error)) for "
+                        + "\(Int(Self.unreachableLimit)) s; the array may still be running. Check it with `squeue -j \(job)`; "
+                        + "once it has ended, `lethe \(subcommand) --run \(layout.directory.path)` publishes what it trained "
+                        + "(do not submit again while it runs).")
+                }
+                Thread.sleep(forTimeInterval: 2)
+                continue
+            }
             var running = 0, pending = 0
             for line in queue.split(separator: "\n") {
                 let parts = line.split(separator: " ")
@@ -147,8 +196,12 @@ struct SlurmSubmission {
     /// Runs a Slurm client command and returns its stdout; a missing tool or a failure is an
     /// error naming the command and what it printed.
     static func command(_ name: String, _ arguments: [String]) throws -> String {
-        guard let path = ["/usr/bin/\(name)", "/usr/local/bin/\(name)"].first(where: FileManager.default.isExecutableFile) else {
-            throw UserFacingError(description: "\(name) is not installed: --scheduler slurm needs the Slurm client tools (Debian's "
+        // The tools are looked up on PATH (clusters install them in /opt/slurm/bin, or load them
+        // as a module), then where Debian puts them.
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+            + ["/usr/bin", "/usr/local/bin"]
+        guard let path = directories.map({ "\($0)/\(name)" }).first(where: FileManager.default.isExecutableFile) else {
+            throw UserFacingError(description: "\(name) is not on PATH: --scheduler slurm needs the Slurm client tools (Debian's "
                                   + "slurm-client; `make setup` installs slurm-wlm).")
         }
         let process = Process()
@@ -162,8 +215,14 @@ struct SlurmSubmission {
         let message = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw UserFacingError(description: "\(name) \(arguments.joined(separator: " ")) failed: "
-                                  + String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            // Without SLURM_CONF (and no /etc/slurm/slurm.conf) the client looks for the
+            // controller in DNS and says only that the lookup failed.
+            let hint = ProcessInfo.processInfo.environment["SLURM_CONF"] == nil
+                && !FileManager.default.fileExists(atPath: "/etc/slurm/slurm.conf")
+                ? " SLURM_CONF is not set and /etc/slurm/slurm.conf does not exist: point SLURM_CONF at the cluster's "
+                    + "slurm.conf (Tools/slurm-local.sh start prints it for the local cluster)." : ""
+            throw UserFacingError(description: "\(name) \(arguments.joined(separator: " ")) failed: \(text)\(hint)")
         }
         return String(decoding: data, as: UTF8.self)
     }

@@ -113,16 +113,17 @@ struct TrainCommand: ParsableCommand {
         // Everything a first call can refuse is checked before train.json is saved — the
         // data file too, which each child of --jobs reads again — so a refused call leaves
         // nothing behind and the corrected one starts clean.
-        var dataChecked = false
+        var dataChecked = false, createdSettings = false
         let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock,
-                                                   textData: plan.labels.count == 0) {
+                                                   textData: plan.labels.count == 0, check: {
             try Self.checkFits($0, plan: plan, run: layout.directory)
             if $0.modelKind == .encoder && plan.labels.count < 2 {
                 throw TrainingError.tooFewLabels(names: plan.labels.names)
             }
+            if scheduling.scheduler != .local, !scheduling.task { try checkClusterFits($0, layout: layout) }
             _ = try RunData.dataset(for: plan, run: layout.directory, override: data)
             dataChecked = true
-        }
+        }, created: { createdSettings = true })
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
         if scheduling.task {
             guard shards.count == 1, let shard = shards.first, settings.strategy != .full else {
@@ -132,7 +133,14 @@ struct TrainCommand: ParsableCommand {
             return
         }
         if scheduling.scheduler == .slurm || scheduling.scheduler == .k8s {
-            try submitToCluster(layout: layout, settings: settings, plan: plan, selected: selected)
+            do {
+                try submitToCluster(layout: layout, settings: settings, plan: plan, selected: selected)
+            } catch {
+                // A first call whose submission failed (sbatch refused a partition, a time…)
+                // trained nothing: it leaves no train.json, so the corrected call starts clean.
+                if createdSettings, layout.anyStageFile() == nil { try? FileManager.default.removeItem(at: layout.settingsURL) }
+                throw error
+            }
             return
         }
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
@@ -149,16 +157,21 @@ struct TrainCommand: ParsableCommand {
     /// `--scheduler slurm`: submits the shards with stages left to train as one job array, or,
     /// when every stage is trained, publishes at once. `--scheduler k8s --emit-manifest` writes
     /// the same work as an Indexed Job manifest.
-    func submitToCluster(layout: RunLayout, settings: TrainingSettings, plan: Plan, selected: [Int]) throws {
+    /// What a cluster submission refuses in the settings (checked before a first call saves
+    /// them, and again for later calls).
+    func checkClusterFits(_ settings: TrainingSettings, layout: RunLayout) throws {
         guard settings.strategy != .full else {
             throw ValidationError("--scheduler \(scheduling.scheduler.rawValue) trains shards; --strategy full trains one "
                                   + "model: use --scheduler local.")
         }
         if let cpus = scheduling.cpusPerTask, cpus != settings.threadCount {
-            throw ValidationError("--cpus-per-task \(cpus): the run trains with \(settings.threadCount) thread(s) "
-                                  + "(\(layout.settingsURL.path)); give --cpus-per-task \(settings.threadCount), or --threads "
-                                  + "\(cpus) on the run's first call.")
+            throw ValidationError("--cpus-per-task \(cpus): the run trains with \(settings.threadCount) thread(s); give "
+                                  + "--cpus-per-task \(settings.threadCount), or --threads \(cpus) on the run's first call.")
         }
+    }
+
+    func submitToCluster(layout: RunLayout, settings: TrainingSettings, plan: Plan, selected: [Int]) throws {
+        try checkClusterFits(settings, layout: layout)
         let layerCount = try settings.baseLayerCount(run: layout.directory)
         let pending = try selected.filter { shard in
             try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),

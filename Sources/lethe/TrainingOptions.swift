@@ -63,7 +63,8 @@ struct TrainingOptions: ParsableArguments {
     /// blocks fit the model and that the data is there) — and only then saved to train.json,
     /// so a rejected option leaves no file behind and the corrected command starts clean.
     func resolveSettings(layout: RunLayout, strategy: TrainingStrategy?, layersPerBlock: Int?, textData: Bool = false,
-                         check: (TrainingSettings) throws -> Void = { _ in }) throws -> TrainingSettings {
+                         check: (TrainingSettings) throws -> Void = { _ in },
+                         created: () -> Void = {}) throws -> TrainingSettings {
         if FileManager.default.fileExists(atPath: layout.settingsURL.path) {
             return try savedSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
         }
@@ -108,6 +109,7 @@ struct TrainingOptions: ParsableArguments {
         guard try settings.saveIfAbsent(to: layout.settingsURL) else {
             return try savedSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock)
         }
+        created()
         return settings
     }
 

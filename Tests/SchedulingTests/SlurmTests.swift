@@ -174,6 +174,35 @@ extension SlurmTests {
     }
 }
 
+extension SlurmTests {
+    /// A first call that sbatch refuses (no such partition) leaves no train.json, so the
+    /// corrected call may change any setting; a run directory with a space in its path is
+    /// submitted (its log directive quoted) and trains.
+    @Test func aRefusedSubmissionLeavesNothingAndSpacesInThePathAreQuoted() throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let run = try Self.plannedRuns(["with space"])[0]
+        let refused = try LetheProcess.run(["train", "--run", run.path, "--scheduler", "slurm", "--partition", "nowhere",
+                                            "--wait"] + Self.train, environment: cluster.environment)
+        #expect(refused.status == 1 && refused.output.contains("sbatch"), "\(refused.output)")
+        #expect(!FileManager.default.fileExists(atPath: run.appendingPathComponent("train.json").path))
+        let cpus = try LetheProcess.run(["train", "--run", run.path, "--scheduler", "slurm", "--cpus-per-task", "2"]
+                                        + Self.train, environment: cluster.environment)
+        #expect(cpus.status == 64, "\(cpus.output)")
+        #expect(!FileManager.default.fileExists(atPath: run.appendingPathComponent("train.json").path))
+        var twoEpochs = Self.train
+        twoEpochs[1] = "2"  // "--epochs", "1" → 2: the refused calls fixed nothing
+        _ = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm", "--partition", "ci", "--wait"] + twoEpochs,
+                           on: cluster)
+        let script = try String(contentsOfFile: try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: run.appendingPathComponent("slurm/job.json"))) as? [String: Any])["script"] as? String ?? "",
+                                encoding: .utf8)
+        #expect(script.contains("#SBATCH --output=\"\(run.path)/slurm/logs/%A_%a.log\"") && script.contains("--array=0-1"))
+        try LetheProcess.succeed(["verify", "--run", run.path])
+        #expect(try String(contentsOf: run.appendingPathComponent("train.json"), encoding: .utf8).contains("\"epochs\" : 2"))
+    }
+}
+
 /// `lethe train --scheduler k8s --emit-manifest`: an Indexed Job over the shards left to train,
 /// checked by structure (no cluster exists here), and one index's command run as a pod would.
 @Suite struct KubernetesManifestTests {
