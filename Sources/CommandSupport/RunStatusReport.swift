@@ -33,20 +33,27 @@ public struct RunStatusReport: Encodable, Sendable {
     public struct SlurmJob: Codable, Sendable {
         public var jobId: String
         public var script: String
-        /// Shard → "done" (its result record is written) or "submitted".
+        /// Shard → "done" (its result record is written), "running" or "pending" (its task is
+        /// in the queue), "ended without a result" (it left the queue: failed or cancelled), or
+        /// "submitted" (squeue could not be asked).
         public var shards: [String: String]
 
         static func load(run: URL) -> SlurmJob? {
-            let directory = run.appendingPathComponent("slurm")
-            guard let data = try? Data(contentsOf: directory.appendingPathComponent("job.json")),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let job = object["job_id"] as? String, let shards = object["shards"] as? [Int] else { return nil }
+            guard let job = SlurmQueue.lastJob(run: run) else { return nil }
+            let queue = try? SlurmQueue.tasks(ofJob: job.id)
             var states: [String: String] = [:]
-            for shard in shards {
-                let result = directory.appendingPathComponent("results/shard-\(shard).json")
-                states["\(shard)"] = FileManager.default.fileExists(atPath: result.path) ? "done" : "submitted"
+            for shard in job.shards {
+                let result = run.appendingPathComponent("slurm/results/shard-\(shard).json")
+                if FileManager.default.fileExists(atPath: result.path) {
+                    states["\(shard)"] = "done"
+                } else if let queue {
+                    states["\(shard)"] = queue[shard].map { $0 == "R" || $0 == "CG" ? "running" : "pending" }
+                        ?? "ended without a result"
+                } else {
+                    states["\(shard)"] = "submitted"
+                }
             }
-            return SlurmJob(jobId: job, script: object["script"] as? String ?? "", shards: states)
+            return SlurmJob(jobId: job.id, script: job.script, shards: states)
         }
     }
 

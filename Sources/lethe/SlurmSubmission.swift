@@ -3,6 +3,7 @@ import CommandSupport
 import Forgetting
 import Foundation
 import Planning
+import Store
 import Training
 
 /// `lethe train --scheduler slurm`: one Slurm job array over exactly the shards that need
@@ -107,6 +108,22 @@ struct SlurmSubmission {
     @discardableResult
     func run(json: Bool) throws -> Bool {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        // One submission at a time per run, and none while the last array still runs.
+        let job = try FileLock.withExclusiveLock(directory.appendingPathComponent(".submit.lock")) {
+            try SlurmQueue.requireNoActiveJob(run: layout.directory)
+            return try submit(json: json)
+        }
+        guard options.wait else {
+            say(json, ["event": "pending", "job": job],
+                "not waiting: when the array is done, `lethe \(subcommand) --run \(layout.directory.path)` publishes the composition")
+            return false
+        }
+        try follow(job: job, json: json)
+        return try finish(job: job, json: json)
+    }
+
+    /// Writes the script and submits it; returns the job id (recorded in job.json).
+    private func submit(json: Bool) throws -> String {
         try FileManager.default.createDirectory(at: resultsDirectory, withIntermediateDirectories: true)
         for shard in shards { try? FileManager.default.removeItem(at: resultURL(shard: shard)) }
         let stamp = Int(Date().timeIntervalSince1970 * 1000)
@@ -123,12 +140,11 @@ struct SlurmSubmission {
             .write(to: directory.appendingPathComponent("job.json"), options: .atomic)
         say(json, ["event": "submitted", "job": job, "shards": shards, "script": scriptURL.path],
             "submitted Slurm job \(job): shards \(shards.map(String.init).joined(separator: " ")) (\(scriptURL.path))")
-        guard options.wait else {
-            say(json, ["event": "pending", "job": job],
-                "not waiting: when the array is done, `lethe \(subcommand) --run \(layout.directory.path)` publishes the composition")
-            return false
-        }
-        try follow(job: job, json: json)
+        return job
+    }
+
+    /// After the array: every shard has its result, then (for train) publish.
+    private func finish(job: String, json: Bool) throws -> Bool {
         let failed = shards.filter { !FileManager.default.fileExists(atPath: resultURL(shard: $0).path) }
         if !failed.isEmpty {
             let logs = failed.map { "shard \($0): \(directory.path)/logs/\(job)_\($0).log" }.joined(separator: "; ")
@@ -196,34 +212,6 @@ struct SlurmSubmission {
     /// Runs a Slurm client command and returns its stdout; a missing tool or a failure is an
     /// error naming the command and what it printed.
     static func command(_ name: String, _ arguments: [String]) throws -> String {
-        // The tools are looked up on PATH (clusters install them in /opt/slurm/bin, or load them
-        // as a module), then where Debian puts them.
-        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-            + ["/usr/bin", "/usr/local/bin"]
-        guard let path = directories.map({ "\($0)/\(name)" }).first(where: FileManager.default.isExecutableFile) else {
-            throw UserFacingError(description: "\(name) is not on PATH: --scheduler slurm needs the Slurm client tools (Debian's "
-                                  + "slurm-client; `make setup` installs slurm-wlm).")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            // Without SLURM_CONF (and no /etc/slurm/slurm.conf) the client looks for the
-            // controller in DNS and says only that the lookup failed.
-            let hint = ProcessInfo.processInfo.environment["SLURM_CONF"] == nil
-                && !FileManager.default.fileExists(atPath: "/etc/slurm/slurm.conf")
-                ? " SLURM_CONF is not set and /etc/slurm/slurm.conf does not exist: point SLURM_CONF at the cluster's "
-                    + "slurm.conf (Tools/slurm-local.sh start prints it for the local cluster)." : ""
-            throw UserFacingError(description: "\(name) \(arguments.joined(separator: " ")) failed: \(text)\(hint)")
-        }
-        return String(decoding: data, as: UTF8.self)
+        try SlurmQueue.run(name, arguments)
     }
 }

@@ -143,6 +143,8 @@ struct TrainCommand: ParsableCommand {
             }
             return
         }
+        // A Slurm array still training this run would train the same stages beside this call.
+        try SlurmQueue.requireNoActiveJob(run: layout.directory)
         if jobs > 1, settings.strategy != .full, selected.count > 1 {
             // A wrong data file fails here, not in every child.
             if !dataChecked { _ = try RunData.dataset(for: plan, run: layout.directory, override: data) }

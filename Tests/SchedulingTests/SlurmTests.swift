@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import Planning
 import RunFixtures
@@ -200,6 +201,35 @@ extension SlurmTests {
         #expect(script.contains("#SBATCH --output=\"\(run.path)/slurm/logs/%A_%a.log\"") && script.contains("--array=0-1"))
         try LetheProcess.succeed(["verify", "--run", run.path])
         #expect(try String(contentsOf: run.appendingPathComponent("train.json"), encoding: .utf8).contains("\"epochs\" : 2"))
+    }
+}
+
+extension SlurmTests {
+    /// While an array of the run is queued, a second submission and a local `lethe train` are
+    /// refused (they would train the same stages beside it); `status` says the tasks are pending,
+    /// and once the array is cancelled, that they ended without a result.
+    @Test func aRunTrainsUnderOneArrayAtATime() throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let run = try Self.plannedRuns(["one-array"])[0]
+        let held = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm", "--sbatch-arg=--begin=now+600",
+                                   "--json"] + Self.train, on: cluster)
+        let job = try #require(SlurmQueue.lastJob(run: run)?.id, "\(held)")
+        let second = try LetheProcess.run(["train", "--run", run.path, "--scheduler", "slurm"], environment: cluster.environment)
+        #expect(second.status == 1 && second.output.contains("Slurm job \(job) is still training"), "\(second.output)")
+        let local = try LetheProcess.run(["train", "--run", run.path], environment: cluster.environment)
+        #expect(local.status == 1 && local.output.contains("scancel \(job)"), "\(local.output)")
+        #expect(try Self.slurm(["status", "--run", run.path], on: cluster).contains("0 pending"))
+        _ = try LetheProcess.runTool("/usr/bin/scancel", [job], environment: cluster.environment)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let (_, queue) = try LetheProcess.runTool("/usr/bin/squeue", ["-h", "-j", job], environment: cluster.environment)
+            if queue.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(try Self.slurm(["status", "--run", run.path], on: cluster).contains("0 ended without a result"))
+        _ = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm", "--wait"], on: cluster)
+        try LetheProcess.succeed(["verify", "--run", run.path])
     }
 }
 
