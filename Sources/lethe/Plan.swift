@@ -87,6 +87,7 @@ struct PlanCreateCommand: ParsableCommand {
             // Under the run lock, so no forget lands between the check and the new plan.
             plan = try FileLock.withExclusiveLock(layout.lockURL) {
                 try Self.refuseReplacingForgottenHistory(layout)
+                _ = layout.removeLockedWritersTemporaryFiles()
                 return try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
                                        recordedSource: RunRelativePath.recorded(data, run: runURL),
                                            parameters: parameters, runDirectory: runURL, force: true)

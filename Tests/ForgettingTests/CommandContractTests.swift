@@ -27,6 +27,21 @@ import Testing
         #expect(object["deleted"] as? Bool == true, "\(shown)")
     }
 
+    /// Temporary files of locked writers killed mid-write (a forget's tombstone log or plan,
+    /// a publish) are removed by the next recovery; train.json's, written without the lock, stay.
+    @Test func recoveryRemovesTheTemporaryFilesOfKilledWriters() throws {
+        let run = try OutputFailureTests.plannedRun()
+        defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }
+        let leftovers = [".plan.tombstones.tmp-0a1b2c3d", ".plan.h5.tmp-4e5f6a7b", ".served.json.tmp-8c9d0e1f"]
+        for name in leftovers + [".train.json.tmp-12345678"] {
+            try Data("partial".utf8).write(to: run.appendingPathComponent(name))
+        }
+        try LetheProcess.succeed(["status", "--run", run.path])
+        let names = try FileManager.default.contentsOfDirectory(atPath: run.path)
+        #expect(leftovers.allSatisfy { !names.contains($0) }, "\(names)")
+        #expect(names.contains(".train.json.tmp-12345678"))
+    }
+
     @Test func retrainRefusesAShardOutsideThePlan() throws {
         let run = try OutputFailureTests.plannedRun()
         defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }

@@ -76,6 +76,7 @@ public struct RunGuard {
     /// Recovery proper; the caller holds the run lock.
     func recoverLocked() throws -> Recovery {
         var recovery = Recovery()
+        _ = layout.removeLockedWritersTemporaryFiles()
         let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
             ? try ServedComposition.load(from: layout.servedURL) : nil
         guard let ledger = try openLedgerIfPresent() else {

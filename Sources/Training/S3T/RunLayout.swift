@@ -96,6 +96,21 @@ public struct RunLayout: Sendable {
         return removed
     }
 
+    /// Removes the temporary files that writers holding the run lock leave in the run
+    /// directory when they are killed (`.plan.h5.tmp-…`, `.plan.tombstones.tmp-…`,
+    /// `.served.json.tmp-…`); returns how many. Call with the run lock held, so none of them
+    /// belongs to a writer still at work. (train.json's temporary file is written without the
+    /// lock and is left alone.)
+    public func removeLockedWritersTemporaryFiles() -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        let prefixes = [".plan.h5.tmp-", ".plan.tombstones.tmp-", ".served.json.tmp-"]
+        var removed = 0
+        for name in names where prefixes.contains(where: name.hasPrefix) {
+            if (try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))) != nil { removed += 1 }
+        }
+        return removed
+    }
+
     /// Flushes a directory's entries (renames, deletions) to disk; a missing directory is fine.
     public static func syncDirectory(_ url: URL) throws {
         let descriptor = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
