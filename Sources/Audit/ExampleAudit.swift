@@ -69,7 +69,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             ? try ServedComposition.load(from: layout.servedURL) : nil
         let ledger = FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.open(at: layout.ledgerURL) : nil
         defer { try? ledger?.close() }
-        let (deletions, erasedFiles) = try ledgerRecords(of: id, in: ledger)
+        let (deletions, erasedFiles) = try ledgerRecords(of: id, stored: plan.storedID(of: id) ?? id, in: ledger)
         let stages = composition?.strategy == .full
             ? fullModelStages(composition!, plan: plan, id: id, layout: layout, erasedFiles: erasedFiles)
             : try slicedStages(plan: plan, id: id, lineage: lineage, layout: layout, composition: composition,
@@ -131,7 +131,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
 
     /// Every request that named the example, and every stage file a forget's receipt says it
     /// deleted (paths relative to the run).
-    private static func ledgerRecords(of id: String, in ledger: Ledger?) throws -> ([Deletion], Set<String>) {
+    private static func ledgerRecords(of id: String, stored: String, in ledger: Ledger?) throws -> ([Deletion], Set<String>) {
         guard let ledger else { return ([], []) }
         struct ErasedList: Decodable {
             struct Erased: Decodable {
@@ -149,7 +149,15 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             ((try? entry.decodePayload(as: ErasedList.self))?.erasedStages ?? []).filter(\.deletedNow).map(\.file)
         })
         var deletions: [Deletion] = []
-        for entry in try ledger.entries(forExampleID: id) where entry.kind == .request {
+        // The ledger's keys are bytes: look the example up as given and as the plan stores it
+        // (another Unicode normal form of the same id).
+        var entries = try ledger.entries(forExampleID: id)
+        if Array(stored.utf8) != Array(id.utf8) {
+            let seen = Set(entries.map(\.sequenceNumber))
+            entries += try ledger.entries(forExampleID: stored).filter { !seen.contains($0.sequenceNumber) }
+            entries.sort { $0.sequenceNumber < $1.sequenceNumber }
+        }
+        for entry in entries where entry.kind == .request {
             guard let record = try? entry.decodePayload(as: RequestRecord.self),
                   record.examples.contains(id) else { continue }
             let receipt = receipts.first { $0.1.ledgerSequence >= entry.sequenceNumber }?.0

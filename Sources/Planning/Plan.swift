@@ -96,6 +96,14 @@ public struct Plan: Sendable {
     /// The number of planned examples (tombstoned ones included).
     public var exampleCount: Int { orderedIDs.count }
 
+    /// The id as the plan stores it (its bytes from the dataset) for `id`, or nil. Swift compares
+    /// strings by canonical equivalence, so "café" typed precomposed finds an id stored
+    /// decomposed; the ledger, SQLite and every byte-sorted list compare bytes, so what is
+    /// recorded about an example must be these bytes.
+    public func storedID(of id: String) -> String? {
+        positionByID[id].map { orderedIDs[$0] }
+    }
+
     /// The shard and slice of an example, or nil for an id the plan does not know. O(1) + O(log m·L).
     public func location(of id: String) -> SliceLocation? {
         guard let position = positionByID[id] else { return nil }

@@ -60,3 +60,28 @@ import Testing
         #expect(status == 64 && output.contains("unbounded") && output.contains("probability 0"), "\(status): \(output)")
     }
 }
+
+extension CommandContractTests {
+    /// An id stored decomposed ("cafe" + U+0301) and forgotten as typed precomposed (U+00E9):
+    /// the plan's example is tombstoned, and the audit of either form finds the request.
+    @Test func anIdInAnotherUnicodeNormalFormIsForgottenAndAuditedAsTheStoredOne() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-nfd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let stored = "cafe\u{301}", typed = "caf\u{E9}"
+        var lines = [#"{"id":"\#(stored)","text":"the cafe opens","label":"a"}"#]
+        lines += (0..<11).map { #"{"id":"x\#($0)","text":"text \#($0)","label":"\#($0 % 2 == 0 ? "a" : "b")"}"# }
+        let data = scratch.appendingPathComponent("nfd.jsonl")
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: data)
+        let run = scratch.appendingPathComponent("run")
+        try LetheProcess.succeed(["plan", "--data", data.path, "--shards", "1", "--slices", "2", "--budget", "1",
+                                  "--run", run.path])
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", typed])
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        #expect(plan.tombstones.contains { Array($0.utf8) == Array(stored.utf8) }, "\(plan.tombstones)")
+        for form in [stored, typed] {
+            let audit = try LetheProcess.succeed(["audit", "--run", run.path, "--id", form])
+            #expect(audit.contains("Forgotten by request") && !audit.contains("no request"), "\(audit)")
+        }
+    }
+}

@@ -183,8 +183,10 @@ public final class Forgetter {
             let requestID = request.requestID ?? "req-\(nowMilliseconds)-\(index)"
             switch request.target {
             case .example(let id):
+                // The request keeps the id as given; what it deletes is the plan's example, in
+                // the plan's bytes (the given form may be another Unicode normal form of it).
                 records.append(RequestRecord(requestID: requestID, id: id, group: nil, timestamp: request.timestamp,
-                                             examples: plan.location(of: id) == nil ? [] : [id]))
+                                             examples: plan.storedID(of: id).map { [$0] } ?? []))
             case .group(let group):
                 guard let groups else {
                     throw ForgettingError.invalidRequest(reason: "request \(requestID) names group \"\(group)\" "
@@ -203,11 +205,11 @@ public final class Forgetter {
                         nowMilliseconds: Int64) throws -> (appended: [LedgerEntry], head: LedgerHead) {
         let drafts = records.map { record in
             var keys: [LedgerKey] = [.requestID(record.requestID)]
-            if let id = record.id { keys.append(.exampleID(id)) }  // its `examples` is [id] or []
-            if let group = record.group {
-                keys.append(.group(group))
-                keys += record.examples.map(LedgerKey.exampleID)
-            }
+            if let id = record.id { keys.append(.exampleID(id)) }
+            if let group = record.group { keys.append(.group(group)) }
+            // The examples under their stored bytes too, when they differ from the id as given.
+            keys += record.examples.filter { stored in !(record.id.map { Array($0.utf8) == Array(stored.utf8) } ?? false) }
+                .map(LedgerKey.exampleID)
             return LedgerDraft(kind: .request, timestampMilliseconds: nowMilliseconds, payload: record.json, keys: keys)
         }
         // Raised before the requests become durable, lowered once their tombstones are: a task

@@ -51,11 +51,15 @@ public struct LedgerKey: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// `keys` sorted with duplicates removed: the canonical order used for hashing and storage.
+    /// Keys are values as bytes: two spellings of one id in different Unicode normal forms (which
+    /// Swift's `==` calls equal) are both kept, ordered by their bytes, since SQLite looks them up
+    /// by bytes.
     static func canonical(_ keys: [LedgerKey]) -> [LedgerKey] {
         if keys.count < 2 { return keys }
-        var sorted = keys.sorted()
+        func bytes(_ key: LedgerKey) -> [UInt8] { Array(key.field.rawValue.utf8) + [0] + Array(key.value.utf8) }
+        var sorted = keys.sorted { a, b in a < b || (!(b < a) && bytes(a).lexicographicallyPrecedes(bytes(b))) }
         var write = 1
-        for read in 1..<sorted.count where sorted[read] != sorted[write - 1] {
+        for read in 1..<sorted.count where bytes(sorted[read]) != bytes(sorted[write - 1]) {
             sorted[write] = sorted[read]
             write += 1
         }
