@@ -200,7 +200,8 @@ public struct BenchForgetCommand: ParsableCommand {
         }
         guard accuracy || svg != nil else { return nil }
         let workspace = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-accuracy-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: workspace) }
+        let cleanup = InterruptCleanup.shared.remove(workspace)
+        defer { InterruptCleanup.shared.release(cleanup); try? FileManager.default.removeItem(at: workspace) }
         let result = try ForgetAccuracyExperiment(
             trainData: data, testData: testData, shardCount: shards, sliceCount: slices, deletionCounts: [10, 50, 100],
             seed: 2, threads: threads, modelDirectory: model
@@ -294,6 +295,7 @@ public struct BenchForgetCommand: ParsableCommand {
     /// A planned run with stand-in stage files and a full-length composition.
     private func scratchRun(_ dataset: Dataset) throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-forget-\(UUID().uuidString)")
+        _ = InterruptCleanup.shared.remove(directory)  // the caller removes it when the benchmark ends
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let plan = try Planner.makePlan(for: dataset, parameters: PlanParameters(shardCount: shards, sliceCount: slices,
                                                                                  budget: budget))

@@ -37,6 +37,8 @@ public struct BenchLedgerCommand: ParsableCommand {
     public func run() throws {
         let base = out.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-ledger-\(UUID().uuidString)")
+        let cleanup = out == nil && !keep ? InterruptCleanup.shared.remove(base) : 0
+        defer { InterruptCleanup.shared.release(cleanup) }
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         let url = base.appendingPathComponent("ledger-bench-\(UUID().uuidString).sqlite")
         defer {

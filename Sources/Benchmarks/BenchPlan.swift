@@ -54,6 +54,8 @@ public struct BenchPlanCommand: ParsableCommand {
         let report = ResultReport(json: json)
         let clock = ContinuousClock()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-plan-\(UUID().uuidString)")
+        let cleanup = InterruptCleanup.shared.remove(directory)
+        defer { InterruptCleanup.shared.release(cleanup) }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         report.say("BLAS core: \(BLASRuntime.coreName) (unused here)")

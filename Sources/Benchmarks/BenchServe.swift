@@ -92,6 +92,8 @@ public struct BenchServeCommand: ParsableCommand {
         let source = URL(fileURLWithPath: runDirectory).standardizedFileURL
         // A sibling copy, so the run's relative base-model path still resolves.
         let copy = source.deletingLastPathComponent().appendingPathComponent(".bench-serve-\(UUID().uuidString)")
+        let copyCleanup = InterruptCleanup.shared.remove(copy)
+        defer { InterruptCleanup.shared.release(copyCleanup) }
         try FileManager.default.copyItem(at: source, to: copy)
         defer { try? FileManager.default.removeItem(at: copy) }
         let texts = try Self.texts(data)
@@ -106,6 +108,8 @@ public struct BenchServeCommand: ParsableCommand {
                           limit.precision.rawValue, limit.peakGflops, threads, threads == 1 ? "" : "s", limit.float32PeakGflops))
 
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-serve-\(UUID().uuidString)")
+        let scratchCleanup = InterruptCleanup.shared.remove(scratch)
+        defer { InterruptCleanup.shared.release(scratchCleanup) }
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let torchRuns = try python.map { try torchSeries(python: $0, run: copy, texts: texts, scratch: scratch, report: report) }

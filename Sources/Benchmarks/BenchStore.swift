@@ -41,6 +41,8 @@ public struct BenchStoreCommand: ParsableCommand {
         var rows: [[String: Any]] = []
         let base = out.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-store-\(UUID().uuidString)")
+        let cleanup = out == nil ? InterruptCleanup.shared.remove(base) : 0
+        defer { InterruptCleanup.shared.release(cleanup) }
         try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         defer { if out == nil { try? FileManager.default.removeItem(at: base) } }
 

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import Kernels
 #if canImport(FoundationNetworking)
@@ -9,6 +10,8 @@ import FoundationNetworking
 final class ServeChild {
     let process = Process()
     let port: Int
+    /// Stops the server if SIGINT or SIGTERM ends the benchmark first.
+    private var cleanup = 0
 
     convenience init(binary: URL, run: URL, threads: Int, maxBatch: Int, maxWaitMs: Double, precision: Precision?) throws {
         try self.init(executable: binary, arguments: ["serve", "--run", run.path, "--port", "0", "--threads", "\(threads)",
@@ -23,6 +26,7 @@ final class ServeChild {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
+        cleanup = InterruptCleanup.shared.stop(process)
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {
             let chunk = output.fileHandleForReading.availableData
@@ -41,6 +45,7 @@ final class ServeChild {
 
     /// SIGTERM and wait: the server drains and exits.
     func stop() -> Int32 {
+        InterruptCleanup.shared.release(cleanup)
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
         return process.terminationStatus
