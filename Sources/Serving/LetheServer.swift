@@ -96,7 +96,13 @@ public final class LetheServer: Sendable {
 
     // MARK: - Routes
 
+    /// Every path the server answers and its method.
+    static let routes: [String: HTTPRequest.Method] = [
+        "/v2/health/live": .get, "/v2/health/ready": .get, "/v2/models/lethe": .get, "/v2/models/lethe/infer": .post,
+        "/v1/forget": .post, "/v1/audit": .get, "/v1/status": .get, "/metrics": .get, "/": .get]
+
     func addRoutes(to router: Router<BasicRequestContext>) {
+        router.add(middleware: UnknownRouteAnswer())
         router.get("/v2/health/live") { _, _ in await self.measured("live") { JSONResponse.object(["live": true]) } }
         router.get("/v2/health/ready") { _, _ in
             await self.measured("ready") {
@@ -134,6 +140,26 @@ public final class LetheServer: Sendable {
         metrics.request(endpoint: endpoint, status: Int(response.status.code),
                         seconds: (ContinuousClock.now - start).seconds)
         return response
+    }
+
+    /// An unknown path is 404 and a known one asked with another method 405 (with `Allow`),
+    /// both with a JSON error body like every other refusal.
+    struct UnknownRouteAnswer: RouterMiddleware {
+        func handle(_ request: Request, context: BasicRequestContext,
+                    next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+            do {
+                return try await next(request, context)
+            } catch let error as HTTPError where error.status == .notFound {
+                let path = request.uri.path
+                guard let method = LetheServer.routes[path] else {
+                    let known = LetheServer.routes.keys.sorted().joined(separator: ", ")
+                    return JSONResponse.error("no such path: \(path) (the server answers \(known))", status: .notFound)
+                }
+                var response = JSONResponse.error("\(path) answers \(method.rawValue) only", status: .methodNotAllowed)
+                response.headers[.allow] = method.rawValue
+                return response
+            }
+        }
     }
 
     static func errorResponse(_ error: Error) -> Response {

@@ -352,7 +352,7 @@ final class ServerProcess: @unchecked Sendable {
         return (String(decoding: received, as: UTF8.self), false)
     }
 
-    private func send(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws -> Answer {
+    func send(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws -> Answer {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
         request.httpBody = body
@@ -456,6 +456,20 @@ extension ServeTests {
     /// A request of more texts than --max-batch runs as several passes of at most that many,
     /// with a small request's pass between them, and answers what the same texts get alone (to
     /// the last bits, which padding moves).
+    /// An unknown path is 404 and a known path asked with the wrong method 405 naming the
+    /// method it answers, each with a JSON error.
+    @Test func unknownPathsAndWrongMethodsGetJSONErrors() async throws {
+        let server = try ServerProcess(run: try Self.freshRun())
+        defer { server.stop() }
+        let missing = try await server.get("/v2/models/other")
+        #expect(missing.status == 404 && (missing.json["error"] as? String ?? "").contains("/v2/models/other"), "\(missing.text)")
+        let wrong = try await server.get("/v2/models/lethe/infer")
+        #expect(wrong.status == 405 && wrong.headers.first { $0.key.lowercased() == "allow" }?.value == "POST", "\(wrong)")
+        #expect((wrong.json["error"] as? String ?? "").contains("POST"))
+        #expect(try await server.send("DELETE", "/v1/status", body: nil).status == 405)
+        #expect(try await server.get("/v1/status").status == 200)
+    }
+
     /// An HTTP/1.0 request without keep-alive has its connection closed after the answer (the
     /// client reads to the end of the stream); with keep-alive the connection stays and the
     /// answer says so.
