@@ -32,6 +32,36 @@ import Testing
         #expect(PreTokenizer.split("a\u{3000}\u{3000}b").map { String($0) } == ["a", "\u{3000}", "\u{3000}", "b"])
     }
 
+    /// A GGUF holding only a byte-level BPE tokenizer of three tokens and one merge, whose
+    /// end-of-sequence id is `eos` (stored as a uint32, as SmolLM2 stores it).
+    static func tokenizerFile(eos: UInt32) throws -> GGUFFile {
+        typealias B = GGUFBuilder
+        var b = GGUFBuilder()
+        b.add("tokenizer.ggml.model", type: 8, B.string("gpt2"))
+        b.add("tokenizer.ggml.tokens", type: 9, B.le(UInt32(8)) + B.le(UInt64(3)) + B.string("a") + B.string("b") + B.string("ab"))
+        b.add("tokenizer.ggml.merges", type: 9, B.le(UInt32(8)) + B.le(UInt64(1)) + B.string("a b"))
+        b.add("tokenizer.ggml.eos_token_id", type: 4, B.le(eos))
+        return try GGUFFile(data: Data(b.build()), path: "tok.gguf")
+    }
+
+    @Test func endOfSequenceIDOutsideTheVocabularyIsRefusedNamingFileAndKey() throws {
+        let ok = try BPETokenizer(gguf: try Self.tokenizerFile(eos: 2))
+        #expect(ok.eosID == 2 && ok.encode("ab") == [2])
+        for eos: UInt32 in [3, 60000, 4_000_000_000] {
+            do {
+                _ = try BPETokenizer(gguf: try Self.tokenizerFile(eos: eos))
+                Issue.record("eos \(eos) accepted")
+            } catch let error as ModelsError {
+                #expect(error == .ggufInvalid(path: "tok.gguf", what: "metadata 'tokenizer.ggml.eos_token_id'",
+                                              reason: "token id \(eos) is outside the vocabulary of 3 tokens"))
+                #expect(error.description.hasPrefix("tok.gguf: metadata 'tokenizer.ggml.eos_token_id'"))
+            }
+        }
+        #expect(throws: ModelsError.badTokenizer(reason: "end-of-sequence id -1 is outside the vocabulary of 3 tokens")) {
+            try BPETokenizer(tokens: ["a", "b", "ab"], merges: ["a b"], tokenTypes: [], eosID: -1)
+        }
+    }
+
     @Test func decodeRejectsUnknownID() throws {
         let t = try Self.tokenizer.get()
         #expect(throws: ModelsError.tokenOutOfRange(id: 49152, vocabularySize: 49152)) { try t.decode([49152]) }

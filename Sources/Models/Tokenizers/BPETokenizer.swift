@@ -36,12 +36,22 @@ public struct BPETokenizer: Sendable {
         if let typeValues = gguf.metadata["tokenizer.ggml.token_type"]?.array {
             types = typeValues.map { $0.integer ?? 1 }
         }
-        let eos = try gguf.integer("tokenizer.ggml.eos_token_id")
+        let eosKey = "tokenizer.ggml.eos_token_id"
+        let eos = try gguf.integer(eosKey)
+        // The id pads batches and ends generation, so it is used as a row of the embedding and
+        // stored as a 32-bit id: one outside the vocabulary is refused here, where the file is known.
+        guard (0 ..< tokens.count).contains(eos) else {
+            throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata '\(eosKey)'",
+                                          reason: "token id \(eos) is outside the vocabulary of \(tokens.count) tokens")
+        }
         try self.init(tokens: tokens, merges: merges, tokenTypes: types, eosID: eos)
     }
 
     /// Builds the tokenizer from explicit tables; `tokenTypes[i] == 3` marks a control token.
     public init(tokens: [String], merges: [String], tokenTypes: [Int], eosID: Int) throws {
+        guard (0 ..< tokens.count).contains(eosID) else {
+            throw ModelsError.badTokenizer(reason: "end-of-sequence id \(eosID) is outside the vocabulary of \(tokens.count) tokens")
+        }
         self.tokens = tokens
         self.eosID = eosID
         var ids: [String: Int] = [:]
