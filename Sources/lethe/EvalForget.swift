@@ -117,6 +117,7 @@ struct EvalForgetCommand: ParsableCommand {
                                      retain: retainChunks, general: generalChunks,
                                      padID: tokenizer.eosID, threads: options.threads,
                                      text: { try tokenizer.decode($0) }, reference: reference)
+        try NonFiniteResult.check(e, files: [options.model] + (adapter.map { [$0] } ?? []))
         let cost = trainedTokens.map { UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: $0) }
         if json {
             let encoder = JSONEncoder()

@@ -79,6 +79,7 @@ struct PerplexityCommand: ParsableCommand {
                                                             padID: tokenizer.eosID, threads: options.threads))
             chunkCount = corpus.chunks.count
         }
+        try NonFiniteResult.check(quality, files: runDirectory.map { [$0] } ?? [options.model] + (adapter.map { [$0] } ?? []))
         if json {
             let object: [String: Any] = ["data": data, "chunks": chunkCount, "tokens": quality.tokenCount,
                                          "perplexity": quality.perplexity, "accuracy": quality.accuracy]
