@@ -160,7 +160,7 @@ struct EvalForgetCommand: ParsableCommand {
             try options.ensureScoringMemory(model.configuration, chunks: set, batchSize: ForgetEvaluation.batchSize)
         }
         let oracleEvaluation = try oracle.map(Self.readOracle)
-        let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
+        let loaded = try adapter.map { try options.loadAdapter($0, for: model) }
         // The reference attack compares the adapted model with the base it was trained from.
         let reference = try loaded.map { _ in
             try ReferenceScores(model: model, forget: forgetChunks, unseen: unseenChunks, padID: tokenizer.eosID,

@@ -74,7 +74,7 @@ struct PerplexityCommand: ParsableCommand {
             let (model, tokenizer) = try options.load()
             let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
             try options.ensureScoringMemory(model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize)
-            let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
+            let loaded = try adapter.map { try options.loadAdapter($0, for: model) }
             quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: Self.batchSize,
                                                             padID: tokenizer.eosID, threads: options.threads))
             chunkCount = corpus.chunks.count
