@@ -2,7 +2,8 @@ import Foundation
 import RunFixtures
 import Testing
 
-/// The decoder commands on the real SmolLM2: an oracle file is checked before its numbers are used.
+/// The decoder commands on the real SmolLM2: an oracle file is checked before its numbers are
+/// used, and a rank the model cannot hold is a usage error.
 @Suite(.serialized) struct DecoderCommandTests {
     static let root = S3TEndToEndTests.root
     static let model = root.appendingPathComponent("Checkpoints/base/SmolLM2-135M-Instruct/model.gguf").path
@@ -101,5 +102,17 @@ import Testing
         let same = try oracle("same") { _ in }
         let compared = try LetheProcess.succeed(evaluate + ["--oracle", same])
         #expect(compared.contains("largest |gap| to the oracle 0.000 (within ±0.05)"), "\(compared)")
+    }
+
+    @Test func aRankWiderThanTheModelsNarrowestProjectionIsAUsageError() throws {
+        let scratch = try Self.scratch("rank")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        let out = scratch.appendingPathComponent("u").path
+        let (status, output) = try LetheProcess.run(["unlearn", "--model", Self.model, "--method", "ga", "--forget", texts,
+                                                     "--rank", "193", "--out", out])
+        #expect(status == 64, "exit \(status): \(output)")
+        #expect(output.contains("--rank 193: give 1…192 (the model's narrowest adapted projection is 192 wide)."), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 }

@@ -73,6 +73,9 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
     public var headSize: Int { hiddenSize / headCount }
     /// Width of the key and value projections.
     public var kvSize: Int { kvHeadCount * headSize }
+    /// The smallest input or output width of any projection, the largest rank a LoRA adapter
+    /// of every projection can have (192 for SmolLM2: the key and value outputs).
+    public var narrowestProjection: Int { min(hiddenSize, kvSize, intermediateSize) }
 
     /// Bytes of the key-value cache of generation: K and V [maxPositions, kvSize] per block.
     public var keyValueCacheBytes: Int { 4 * 2 * layerCount * maxPositions * kvSize }
