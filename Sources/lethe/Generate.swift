@@ -77,7 +77,9 @@ struct GenerateCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(prompt + text)
+            // Control characters of the prompt or the continuation are shown escaped, never sent
+            // raw to a terminal; line breaks and tabs of the prose are kept.
+            print(terminalSafe(prompt + text, keeping: ["\n", "\t"]))
         }
     }
 }

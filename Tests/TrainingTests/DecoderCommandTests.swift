@@ -3,7 +3,8 @@ import RunFixtures
 import Testing
 
 /// The decoder commands on the real SmolLM2: an oracle file is checked before its numbers are
-/// used, and a rank the model cannot hold is a usage error.
+/// used, a rank the model cannot hold is a usage error, and generated text reaches the
+/// terminal with its control characters escaped.
 @Suite(.serialized) struct DecoderCommandTests {
     static let root = S3TEndToEndTests.root
     static let model = root.appendingPathComponent("Checkpoints/base/SmolLM2-135M-Instruct/model.gguf").path
@@ -114,5 +115,11 @@ import Testing
         #expect(status == 64, "exit \(status): \(output)")
         #expect(output.contains("--rank 193: give 1…192 (the model's narrowest adapted projection is 192 wide)."), "\(output)")
         #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test func generatedTextShowsControlCharactersEscaped() throws {
+        let output = try LetheProcess.succeed(["generate", "Red\u{1B}[31m alert\u{7}", "--model", Self.model, "--new-tokens", "2"])
+        #expect(output.hasPrefix("Red\\u{1B}[31m alert\\u{07}"), "\(output)")
+        #expect(!output.contains("\u{1B}") && !output.contains("\u{7}"), "\(output)")
     }
 }
