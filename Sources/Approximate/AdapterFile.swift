@@ -75,8 +75,18 @@ public enum AdapterFile {
         return file
     }
 
+    /// The model an adapter is applied to, as the file records its base: the path names it in
+    /// messages, the SHA-256 (hex) of its bytes is compared.
+    public struct BaseModel: Sendable {
+        public let path: String, sha256: String
+        public init(path: String, sha256: String) { self.path = path; self.sha256 = sha256 }
+    }
+
     /// Reads an adapter file back: rebuilds the adapter configuration and loads every tensor.
-    public static func read(_ url: URL, weights: LlamaWeights) throws -> (adapter: LlamaAdapter, method: String) {
+    /// Refuses layers `weights` lacks and, with `base`, a file trained from another base model;
+    /// returns the precision its training used (fp32 in files older than the attribute).
+    public static func read(_ url: URL, weights: LlamaWeights, base: BaseModel? = nil) throws
+        -> (adapter: LlamaAdapter, method: String, precision: Precision) {
         let file = try HDF5File.openSealed(url) { ApproximateError.damagedAdapter(path: url.path, reason: $0) }
         defer { try? file.close() }
         let found = try file.stringAttribute(named: "format"), foundVersion = try file.intAttribute(named: "format_version")
@@ -94,6 +104,23 @@ public enum AdapterFile {
             }
         }
         let layers = try file.intsAttribute(named: "layers").map(Int.init)
+        let layerCount = weights.configuration.layerCount
+        if let bad = layers.first(where: { !(0 ..< layerCount).contains($0) }) {
+            throw ApproximateError.adapterMismatch(path: url.path, reason: "its layers list names layer \(bad), but the "
+                                                       + "model has \(layerCount) layers (0…\(layerCount - 1))")
+        }
+        if let base {
+            let recorded = try file.stringAttribute(named: "base_model_sha256")
+            guard recorded == base.sha256 else {
+                throw ApproximateError.adapterMismatch(path: url.path, reason: "it was trained from a base model with "
+                                                           + "SHA-256 \(recorded), but \(base.path) has SHA-256 \(base.sha256)")
+            }
+        }
+        let precisionName = try file.hasAttribute(named: "precision") ? try file.stringAttribute(named: "precision") : "fp32"
+        guard let precision = Precision(rawValue: precisionName) else {
+            throw ApproximateError.invalidValue(field: "precision", value: precisionName,
+                                                reason: "\(url.path) records a precision other than fp32 or bf16")
+        }
         // Bounded before the adapter allocates rank × width weights per module.
         let rank = try file.intAttribute(named: "r"), width = weights.configuration.hiddenSize
         guard (0...Int64(width)).contains(rank) else {
@@ -111,6 +138,6 @@ public enum AdapterFile {
             let (values, _) = try file.readFloats(at: "adapter/\(p.name)", expectedShape: p.value.shape)
             for j in 0 ..< values.count { p.value[j] = values[j] }
         }
-        return (adapter, try file.stringAttribute(named: "method"))
+        return (adapter, try file.stringAttribute(named: "method"), precision)
     }
 }

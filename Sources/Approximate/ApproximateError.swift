@@ -16,6 +16,8 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
     case invalidValue(field: String, value: String, reason: String)
     /// An adapter file does not match its seal (`HDF5Seal`): its bytes changed after Lethe wrote it.
     case damagedAdapter(path: String, reason: String)
+    /// An adapter file does not fit the model it is applied to (another base model, layers it lacks).
+    case adapterMismatch(path: String, reason: String)
     /// A metric needs both classes (members and non-members).
     case needsBothClasses(members: Int, nonMembers: Int)
     /// The objective became NaN or infinite at a 1-based unlearning step; nothing was saved.
@@ -38,6 +40,9 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
         case let .damagedAdapter(path, reason):
             return "\(path): the adapter file is damaged or was modified since Lethe wrote it (\(reason)); Lethe does "
                 + "not read it. Run `lethe unlearn` again to write it, or restore it from a backup."
+        case let .adapterMismatch(path, reason):
+            return "\(path): \(reason). Apply the adapter to the model it was trained from (--model), or run "
+                + "`lethe unlearn` again on this model."
         case let .nonFiniteLoss(step, loss):
             return "unlearning step \(step): the loss became \(loss), so the adapter diverged; nothing was saved. "
                 + "Lower the learning rate (--lr) and run again."

@@ -52,12 +52,16 @@ public struct TextCorpus: Sendable {
         }
     }
 
-    /// The `field` strings of each line (blank lines skipped).
+    /// The `field` strings of each line (blank lines skipped, but counted, so an error names
+    /// the line an editor shows).
     static func texts(_ data: Data, path: String, field: String, limit: Int?) throws -> [String] {
         var out: [String] = []
-        for (i, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
+        for (i, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             if let limit, out.count >= limit { break }
             if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+            guard String(validating: line, as: UTF8.self) != nil else {
+                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "not UTF-8")
+            }
             guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
                 throw ApproximateError.badRecord(path: path, line: i + 1, reason: "not a JSON object")
             }

@@ -110,7 +110,7 @@ public final class Unlearner {
             throw ApproximateError.missingData(method: method.rawValue, needs: "\(method.companion!.rawValue) data")
         }
         guard !forget.isEmpty else { throw ApproximateError.emptyData(name: "forget", path: "<chunks>") }
-        let c = model.configuration, narrowest = min(c.hiddenSize, c.kvSize, c.intermediateSize)
+        let narrowest = model.configuration.narrowestProjection
         if !configuration.adapter.targets.isEmpty, configuration.adapter.rank > narrowest {
             throw ApproximateError.invalidValue(field: "--rank", value: "\(configuration.adapter.rank)",
                                                 reason: "the model's narrowest adapted projection is \(narrowest) wide; "

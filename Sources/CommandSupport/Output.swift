@@ -61,3 +61,12 @@ public func processCPUSeconds() -> Double {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
+
+/// `text` with its control characters shown escaped (`\u{1B}`), so printing it to a terminal
+/// cannot move the cursor, clear the screen or change the terminal's state; the scalars in
+/// `kept` (e.g. a newline in generated prose) are printed as they are.
+public func terminalSafe(_ text: String, keeping kept: Set<Unicode.Scalar> = []) -> String {
+    text.unicodeScalars.map { scalar in
+        scalar.properties.generalCategory == .control && !kept.contains(scalar) ? scalar.escaped(asASCII: true) : String(scalar)
+    }.joined()
+}

@@ -46,6 +46,8 @@ public enum ModelsError: Error, CustomStringConvertible, Equatable {
     case badTokenizer(reason: String)
     /// A token id is outside the vocabulary.
     case tokenOutOfRange(id: Int, vocabularySize: Int)
+    /// A forward pass gave a NaN or infinite logit (`value`) for the token after `position`.
+    case nonFiniteLogits(position: Int, value: Float)
 
     public var description: String {
         switch self {
@@ -69,6 +71,8 @@ public enum ModelsError: Error, CustomStringConvertible, Equatable {
             return "tokenizer metadata is inconsistent: \(reason). Use a GGUF file whose tokenizer is byte-level BPE (gpt2)."
         case let .tokenOutOfRange(id, size):
             return "token id \(id) is outside the vocabulary of \(size) tokens. Encode the text with this model's tokenizer."
+        case let .nonFiniteLogits(position, value):
+            return "the logits after position \(position) hold \(value): the model's weights are damaged. Re-fetch the model file."
         case let .fileUnreadable(path, reason):
             return "cannot read \(path): \(reason). Check that the file exists and is readable."
         case let .truncated(path, expected, found):

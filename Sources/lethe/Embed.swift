@@ -46,6 +46,7 @@ struct EmbedCommand: ParsableCommand {
         let encoder = try MiniLMEncoder(directory: model)
         let embeddings = encoder.sentenceEmbeddings(sentences, threads: threads)
         let cosine = embeddings.map { a in embeddings.map { b in zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 } } }
+        try NonFiniteResult.check(["embeddings": embeddings, "cosine": cosine], files: [model])
         if json {
             let object: [String: Any] = [
                 "model": model, "sentences": sentences,

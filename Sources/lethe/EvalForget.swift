@@ -26,7 +26,9 @@ struct EvalForgetCommand: ParsableCommand {
             The goal is not AUC 0.5 but the AUC of a model retrained without the forget set: \
             evaluate that oracle once with --json > FILE, then pass --oracle FILE to print each \
             attack's gap (AUC − oracle AUC; negative = over-forgetting). Forgetting holds when \
-            every gap is within ±0.05 and retain perplexity within 10% of the original model's.
+            every gap is within ±0.05 and retain perplexity within 10% of the original model's. \
+            An oracle file that shares no attack with this evaluation gives no gap: the results \
+            are printed, then the command says so and exits 1.
 
             Example (the adapter of the `lethe unlearn --help` example):
               lethe eval-forget --adapter Checkpoints/unlearn/rt-gd --forget Datasets/rotten-tomatoes/test.jsonl --unseen Datasets/bbc-news/test.jsonl --retain Datasets/rotten-tomatoes/train.jsonl
@@ -77,15 +79,66 @@ struct EvalForgetCommand: ParsableCommand {
         enum CodingKeys: String, CodingKey { case evaluation, cost, percents, oracleGaps = "oracle_gaps" }
     }
 
-    /// The oracle's evaluation from the JSON `eval-forget --json` printed.
+    /// A value of the oracle's file that no evaluation prints: the file was edited or damaged.
+    struct OracleError: Error, CustomStringConvertible {
+        let path: String, field: String, reason: String
+        var description: String {
+            "--oracle \(path): \(field) \(reason). Evaluate the oracle again with `lethe eval-forget --json > FILE`."
+        }
+    }
+
+    /// The oracle's evaluation from the JSON `eval-forget --json` printed, refused (naming the
+    /// field) when a value is one no evaluation gives: gaps and ratios computed from it would
+    /// look like results.
     static func readOracle(_ path: String) throws -> ForgetEvaluation {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ValidationError("--oracle \(path): cannot read it (\(fileErrorReason(error))).")
         }
-        do { return try JSONDecoder().decode(Report.self, from: data).evaluation } catch {
-            throw ValidationError("--oracle \(path): not the JSON of `lethe eval-forget --json` from this version "
-                                  + "(\(DecodingError.fieldDescription(error))); evaluate the oracle again with --json > FILE.")
+        let report: Report
+        do { report = try JSONDecoder().decode(Report.self, from: data) } catch {
+            throw OracleError(path: path, field: "is not the JSON of `lethe eval-forget --json` from this version:",
+                              reason: DecodingError.fieldDescription(error))
+        }
+        try checkOracle(report, path: path)
+        return report.evaluation
+    }
+
+    /// Refuses values outside what an evaluation gives: perplexities finite and positive,
+    /// accuracies, AUCs and rates in [0, 1], token counts not negative, Min-K% rows for the
+    /// percents listed, and at least one attack, each once.
+    static func checkOracle(_ report: Report, path: String) throws {
+        func refuse(_ field: String, _ reason: String) -> OracleError {
+            OracleError(path: path, field: "field \"\(field)\"", reason: reason)
+        }
+        func rate(_ value: Double, _ field: String) throws {
+            guard value >= 0 && value <= 1 else { throw refuse(field, "is \(value), outside 0…1") }
+        }
+        let e = report.evaluation
+        for (name, quality) in [("forget", e.forget), ("unseen", e.unseen), ("retain", e.retain), ("general", e.general)] {
+            guard let quality else { continue }
+            guard quality.perplexity.isFinite && quality.perplexity > 0 else {
+                throw refuse("evaluation.\(name).perplexity", "is \(quality.perplexity), not a finite positive number")
+            }
+            try rate(quality.accuracy, "evaluation.\(name).accuracy")
+            guard quality.tokenCount >= 0 else { throw refuse("evaluation.\(name).tokenCount", "is negative") }
+        }
+        guard !report.percents.isEmpty else { throw refuse("percents", "is empty") }
+        guard e.membership.count == report.percents.count else {
+            throw refuse("evaluation.membership", "has \(e.membership.count) rows for \(report.percents.count) percents")
+        }
+        guard !e.attacks.isEmpty else { throw refuse("evaluation.attacks", "is empty") }
+        var seen: Set<MembershipInference.Attack> = []
+        for (i, a) in e.attacks.enumerated() where !seen.insert(a.attack).inserted {
+            throw refuse("evaluation.attacks[\(i)].attack", "repeats '\(a.attack.rawValue)'")
+        }
+        let separations = e.membership.enumerated().map { ("evaluation.membership[\($0)]", $1) }
+            + e.attacks.enumerated().map { ("evaluation.attacks[\($0)].separation", $1.separation) }
+        for (field, s) in separations {
+            try rate(s.rocAUC, field + ".rocAUC")
+            try rate(s.foldedAUC, field + ".foldedAUC")
+            try rate(s.bestBalancedAccuracy, field + ".bestBalancedAccuracy")
+            try rate(s.tprAt5PercentFPR, field + ".tprAt5PercentFPR")
         }
     }
 
@@ -107,7 +160,7 @@ struct EvalForgetCommand: ParsableCommand {
             try options.ensureScoringMemory(model.configuration, chunks: set, batchSize: ForgetEvaluation.batchSize)
         }
         let oracleEvaluation = try oracle.map(Self.readOracle)
-        let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
+        let loaded = try adapter.map { try options.loadAdapter($0, for: model) }
         // The reference attack compares the adapted model with the base it was trained from.
         let reference = try loaded.map { _ in
             try ReferenceScores(model: model, forget: forgetChunks, unseen: unseenChunks, padID: tokenizer.eosID,
@@ -117,6 +170,7 @@ struct EvalForgetCommand: ParsableCommand {
                                      retain: retainChunks, general: generalChunks,
                                      padID: tokenizer.eosID, threads: options.threads,
                                      text: { try tokenizer.decode($0) }, reference: reference)
+        try NonFiniteResult.check(e, files: [options.model] + (adapter.map { [$0] } ?? []))
         let cost = trainedTokens.map { UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: $0) }
         if json {
             let encoder = JSONEncoder()
@@ -127,6 +181,7 @@ struct EvalForgetCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(Report(evaluation: e, cost: cost, percents: ForgetEvaluation.percents,
                                                              oracleGaps: gaps)),
                          as: UTF8.self))
+            try requireComparable(e, oracleEvaluation)
             return
         }
         for (name, q) in [("forget", e.forget), ("unseen", e.unseen), ("retain", e.retain), ("general", e.general)] {
@@ -150,14 +205,30 @@ struct EvalForgetCommand: ParsableCommand {
             print(line)
         }
         if let o = oracleEvaluation {
-            let largest = e.largestGap(to: o)
             let retainRatio = e.retain.flatMap { mine in o.retain.map { mine.perplexity / $0.perplexity } }
-            print(String(format: "largest |gap| to the oracle %.3f (%@ ±0.05)", largest, largest <= 0.05 ? "within" : "outside")
-                  + (retainRatio.map { String(format: "; retain perplexity %.2f× the oracle's", $0) } ?? ""))
+            let ratio = retainRatio.map { String(format: "; retain perplexity %.2f× the oracle's", $0) } ?? ""
+            if e.gaps(to: o).isEmpty {
+                print("no attack is in both this evaluation and the oracle's file: no gap was compared" + ratio)
+            } else {
+                let largest = e.largestGap(to: o)
+                print(String(format: "largest |gap| to the oracle %.3f (%@ ±0.05)", largest, largest <= 0.05 ? "within" : "outside")
+                      + ratio)
+            }
         }
         if let cost {
             print(String(format: "cost: %.3g FLOPs; pre-training (2T tokens) %.3g FLOPs; ratio %.3g",
                          cost.runFLOPs, cost.pretrainingFLOPs, cost.ratio))
         }
+        try requireComparable(e, oracleEvaluation)
+    }
+
+    /// After the results are printed, fails when an oracle was given but shares no attack with
+    /// this evaluation: no gap was computed, so the run cannot say whether forgetting held.
+    func requireComparable(_ e: ForgetEvaluation, _ oracleEvaluation: ForgetEvaluation?) throws {
+        guard let o = oracleEvaluation, let oracle, e.gaps(to: o).isEmpty else { return }
+        func names(_ x: ForgetEvaluation) -> String { x.attacks.map(\.attack.rawValue).joined(separator: ", ") }
+        throw OracleError(path: oracle, field: "shares no attack with this evaluation",
+                          reason: "(this one ran \(names(e)); the oracle's file has \(names(o))), so no gap was compared. "
+                              + "The reference attack runs only with --adapter")
     }
 }

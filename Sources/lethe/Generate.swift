@@ -62,7 +62,12 @@ struct GenerateCommand: ParsableCommand {
                                   + "--max-positions \(options.maxPositions). Shorten the prompt or raise --max-positions.")
         }
         let generator = LlamaGenerator(model: model, threads: options.threads)
-        let out = try generator.greedy(prompt: ids, maxTokens: newTokens, stop: tokenizer.eosID)
+        let out: [Int]
+        do {
+            out = try generator.greedy(prompt: ids, maxTokens: newTokens, stop: tokenizer.eosID)
+        } catch let ModelsError.nonFiniteLogits(position, value) {
+            throw NonFiniteResult(field: "the logits after position \(position)", value: "\(value)", files: [options.model])
+        }
         try report(ids: ids, out: out, text: try tokenizer.decode(out))
     }
 
@@ -72,7 +77,9 @@ struct GenerateCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(prompt + text)
+            // Control characters of the prompt or the continuation are shown escaped, never sent
+            // raw to a terminal; line breaks and tabs of the prose are kept.
+            print(terminalSafe(prompt + text, keeping: ["\n", "\t"]))
         }
     }
 }

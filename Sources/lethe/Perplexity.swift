@@ -74,11 +74,12 @@ struct PerplexityCommand: ParsableCommand {
             let (model, tokenizer) = try options.load()
             let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
             try options.ensureScoringMemory(model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize)
-            let loaded = try adapter.map { try AdapterFile.read(try AdapterFile.locate($0), weights: model.weights).adapter }
+            let loaded = try adapter.map { try options.loadAdapter($0, for: model) }
             quality = LanguageModelQuality(try model.scores(of: corpus.chunks, adapter: loaded, batchSize: Self.batchSize,
                                                             padID: tokenizer.eosID, threads: options.threads))
             chunkCount = corpus.chunks.count
         }
+        try NonFiniteResult.check(quality, files: runDirectory.map { [$0] } ?? [options.model] + (adapter.map { [$0] } ?? []))
         if json {
             let object: [String: Any] = ["data": data, "chunks": chunkCount, "tokens": quality.tokenCount,
                                          "perplexity": quality.perplexity, "accuracy": quality.accuracy]

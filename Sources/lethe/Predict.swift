@@ -69,10 +69,7 @@ struct PredictCommand: ParsableCommand {
                 let top = zip(plan.labels.names, probabilities).sorted { $0.1 > $1.1 }.prefix(3)
                     .map { String(format: "%@ %.3f", $0.0, $0.1) }.joined(separator: ", ")
                 // Control characters of an id or text are shown escaped, never sent raw to a terminal.
-                let shown = (ids[index] ?? inputs[index]).unicodeScalars.map { scalar in
-                    scalar.properties.generalCategory == .control ? scalar.escaped(asASCII: true) : String(scalar)
-                }.joined()
-                print("\(shown) → \(label)  (\(top))")
+                print("\(terminalSafe(ids[index] ?? inputs[index])) → \(label)  (\(top))")
             }
         }
     }

@@ -247,7 +247,7 @@ import Store
         defer { try? FileManager.default.removeItem(at: url) }
         try AdapterFile.write(adapter, to: url, method: "ga", configuration: configuration, threadCount: 1,
                               baseModelSHA256: "abc", dataSets: [:])
-        let (read, _) = try AdapterFile.read(url, weights: model.weights)
+        let (read, _, _) = try AdapterFile.read(url, weights: model.weights)
         #expect(read.configuration.lora?.useRSLoRA == true && read.configuration.scale == 2)
     }
 
@@ -260,11 +260,11 @@ import Store
         try AdapterFile.write(adapter, to: url, method: "ga", configuration: u.configuration, threadCount: 3,
                               baseModelSHA256: "abc",
                               dataSets: ["forget": TextCorpus(chunks: Self.forget, path: "f.jsonl", sha256: "f00")])
-        let (read, method) = try AdapterFile.read(url, weights: model.weights)
+        let (read, method, precision) = try AdapterFile.read(url, weights: model.weights)
         let file = try HDF5File.open(url, mode: .readOnly)
         #expect(try file.intAttribute(named: "thread_count") == 3 && file.intAttribute(named: "format_version") == 2)
         try file.close()
-        #expect(method == "ga" && read.parameters.count == adapter.parameters.count)
+        #expect(method == "ga" && precision == .fp32 && read.parameters.count == adapter.parameters.count)
         #expect(read.configuration == adapter.configuration)
         for (a, b) in zip(read.parameters, adapter.parameters) { #expect(a.name == b.name && a.value.values == b.value.values) }
 
@@ -289,6 +289,31 @@ import Store
             guard case ApproximateError.damagedAdapter(let path, let reason) = error else { return false }
             return path == url.path && reason.contains("damaged or edited") && "\(error)".contains("lethe unlearn")
         })
+    }
+
+    @Test func anAdapterFileIsReadOnlyForItsBaseModelAndLayers() throws {
+        let model = try Self.tiny()
+        let u = try unlearner(model, .gradientAscent)
+        let adapter = try u.run()
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-adapter-\(UUID()).h5")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try AdapterFile.write(adapter, to: url, method: "ga", configuration: u.configuration, threadCount: 1,
+                              baseModelSHA256: "abc", dataSets: [:], precision: .bf16)
+        let same = try AdapterFile.read(url, weights: model.weights, base: .init(path: "m.gguf", sha256: "abc"))
+        #expect(same.precision == .bf16 && same.adapter.parameters.count == adapter.parameters.count)
+        #expect(throws: ApproximateError.adapterMismatch(path: url.path, reason: "it was trained from a base model with "
+                                                         + "SHA-256 abc, but other.gguf has SHA-256 def")) {
+            try AdapterFile.read(url, weights: model.weights, base: .init(path: "other.gguf", sha256: "def"))
+        }
+        // Layers the model lacks (an edited file, sealed again) are refused, not ignored.
+        let edited = try HDF5File.open(url, mode: .readWrite)
+        try edited.setAttribute(.ints([1, 99]), named: "layers")
+        try edited.close()
+        try HDF5Seal.seal(fileAt: url)
+        #expect(throws: ApproximateError.adapterMismatch(path: url.path, reason: "its layers list names layer 99, but the "
+                                                         + "model has 2 layers (0…1)")) {
+            try AdapterFile.read(url, weights: model.weights)
+        }
     }
 }
 

@@ -5,8 +5,9 @@ import Testing
 /// What a decoder's sizes allow before anything is allocated: positions within the context
 /// the file records, and the byte counts the commands check against the machine's memory.
 @Suite struct LlamaConfigurationTests {
-    /// A GGUF header with the llama metadata of a tiny model whose context is `context`.
-    static func header(context: Int) throws -> GGUFFile {
+    /// A GGUF header with the llama metadata of a tiny model whose context is `context`, with
+    /// RMS ε `epsilon` and, when given, RoPE base `ropeBase` (both stored as float32).
+    static func header(context: Int, epsilon: Float = 1e-5, ropeBase: Float? = nil) throws -> GGUFFile {
         typealias B = GGUFBuilder
         var b = GGUFBuilder()
         b.add("general.architecture", type: 8, B.string("llama"))
@@ -16,7 +17,8 @@ import Testing
                              ("llama.context_length", context)] {
             b.add(key, type: 4, B.le(UInt32(value)))
         }
-        b.add("llama.attention.layer_norm_rms_epsilon", type: 6, B.le(Float(1e-5).bitPattern))
+        b.add("llama.attention.layer_norm_rms_epsilon", type: 6, B.le(epsilon.bitPattern))
+        if let ropeBase { b.add("llama.rope.freq_base", type: 6, B.le(ropeBase.bitPattern)) }
         return try GGUFFile(data: Data(b.build()), path: "tiny.gguf")
     }
 
@@ -37,5 +39,22 @@ import Testing
         // per block, attention 3·4·5·5, final states 3·15·16, logits 7·3.
         let perBlock = 15 * 186 + 3 * 4 * 25
         #expect(c.forwardPassBytes(batch: 3, tokens: 5, logitRows: 7) == 4 * (2 * perBlock + 3 * 15 * 16 + 7 * 3))
+    }
+
+    @Test func ropeBaseAndEpsilonThatMakeOutputsNaNAreRefusedNamingTheKey() throws {
+        let c = try LlamaConfiguration(gguf: try Self.header(context: 64, epsilon: 0, ropeBase: 500), maxPositions: 64)
+        #expect(c.ropeBase == 500 && c.rmsEpsilon == 0)
+        for base: Float in [0, -5, .nan, .infinity] {
+            #expect(throws: ModelsError.ggufInvalid(path: "tiny.gguf", what: "metadata 'llama.rope.freq_base'",
+                                                    reason: "\(Double(base)) is not a finite positive number")) {
+                try LlamaConfiguration(gguf: try Self.header(context: 64, ropeBase: base), maxPositions: 64)
+            }
+        }
+        for epsilon: Float in [-1, .nan, .infinity] {
+            #expect(throws: ModelsError.ggufInvalid(path: "tiny.gguf", what: "metadata 'llama.attention.layer_norm_rms_epsilon'",
+                                                    reason: "\(epsilon) is not a finite number ≥ 0")) {
+                try LlamaConfiguration(gguf: try Self.header(context: 64, epsilon: epsilon), maxPositions: 64)
+            }
+        }
     }
 }

@@ -46,14 +46,26 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
                                            reason: "\(gguf.path) has a context of \(context) positions")
         }
         let vocab = try gguf.strings("tokenizer.ggml.tokens").count
+        // RoPE divides by powers of the base and RMSNorm adds ε under a square root: a base that
+        // is not a positive number or an ε that is negative or not finite makes every output NaN.
+        let ropeKey = "llama.rope.freq_base", epsilonKey = "llama.attention.layer_norm_rms_epsilon"
+        let ropeBase = (try? gguf.double(ropeKey)) ?? 10000
+        guard ropeBase.isFinite && ropeBase > 0 else {
+            throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata '\(ropeKey)'",
+                                          reason: "\(ropeBase) is not a finite positive number")
+        }
+        let rmsEpsilon = Float(try gguf.double(epsilonKey))
+        guard rmsEpsilon.isFinite && rmsEpsilon >= 0 else {
+            throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata '\(epsilonKey)'",
+                                          reason: "\(rmsEpsilon) is not a finite number ≥ 0")
+        }
         try self.init(vocabularySize: (try? gguf.integer("llama.vocab_size")) ?? vocab,
                       hiddenSize: try gguf.integer("llama.embedding_length"),
                       intermediateSize: try gguf.integer("llama.feed_forward_length"),
                       layerCount: try gguf.integer("llama.block_count"),
                       headCount: try gguf.integer("llama.attention.head_count"),
                       kvHeadCount: try gguf.integer("llama.attention.head_count_kv"),
-                      ropeBase: (try? gguf.double("llama.rope.freq_base")) ?? 10000,
-                      rmsEpsilon: Float(try gguf.double("llama.attention.layer_norm_rms_epsilon")),
+                      ropeBase: ropeBase, rmsEpsilon: rmsEpsilon,
                       maxPositions: maxPositions)
     }
 
@@ -61,6 +73,9 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
     public var headSize: Int { hiddenSize / headCount }
     /// Width of the key and value projections.
     public var kvSize: Int { kvHeadCount * headSize }
+    /// The smallest input or output width of any projection, the largest rank a LoRA adapter
+    /// of every projection can have (192 for SmolLM2: the key and value outputs).
+    public var narrowestProjection: Int { min(hiddenSize, kvSize, intermediateSize) }
 
     /// Bytes of the key-value cache of generation: K and V [maxPositions, kvSize] per block.
     public var keyValueCacheBytes: Int { 4 * 2 * layerCount * maxPositions * kvSize }

@@ -91,11 +91,15 @@ public final class LlamaGenerator {
     }
 
     /// Greedy continuation: feeds `prompt`, then appends the argmax token `maxTokens` times
-    /// (stopping early at `stop`). Returns the generated ids only.
+    /// (stopping early at `stop`). Returns the generated ids only. Logits with a NaN or an
+    /// infinity have no meaningful argmax, so they are an error rather than a token.
     public func greedy(prompt: [Int], maxTokens: Int, stop: Int? = nil) throws -> [Int] {
         var logits = try append(prompt)
         var out: [Int] = []
         for _ in 0 ..< maxTokens {
+            if let bad = logits.first(where: { !$0.isFinite }) {
+                throw ModelsError.nonFiniteLogits(position: length - 1, value: bad)
+            }
             var best = 0
             for j in 1 ..< logits.count where logits[j] > logits[best] { best = j }
             out.append(best)

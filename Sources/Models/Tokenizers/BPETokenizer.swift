@@ -36,12 +36,22 @@ public struct BPETokenizer: Sendable {
         if let typeValues = gguf.metadata["tokenizer.ggml.token_type"]?.array {
             types = typeValues.map { $0.integer ?? 1 }
         }
-        let eos = try gguf.integer("tokenizer.ggml.eos_token_id")
+        let eosKey = "tokenizer.ggml.eos_token_id"
+        let eos = try gguf.integer(eosKey)
+        // The id pads batches and ends generation, so it is used as a row of the embedding and
+        // stored as a 32-bit id: one outside the vocabulary is refused here, where the file is known.
+        guard (0 ..< tokens.count).contains(eos) else {
+            throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata '\(eosKey)'",
+                                          reason: "token id \(eos) is outside the vocabulary of \(tokens.count) tokens")
+        }
         try self.init(tokens: tokens, merges: merges, tokenTypes: types, eosID: eos)
     }
 
     /// Builds the tokenizer from explicit tables; `tokenTypes[i] == 3` marks a control token.
     public init(tokens: [String], merges: [String], tokenTypes: [Int], eosID: Int) throws {
+        guard (0 ..< tokens.count).contains(eosID) else {
+            throw ModelsError.badTokenizer(reason: "end-of-sequence id \(eosID) is outside the vocabulary of \(tokens.count) tokens")
+        }
         self.tokens = tokens
         self.eosID = eosID
         var ids: [String: Int] = [:]
@@ -133,24 +143,94 @@ public struct BPETokenizer: Sendable {
         return out
     }
 
-    /// Merges one piece: start from its byte tokens and apply the lowest-ranked merge until none applies.
+    /// Merges one piece: start from its byte tokens and apply the lowest-ranked merge until none
+    /// applies; among equal ranks (the same pair at several places) the leftmost goes first.
+    ///
+    /// The symbols form a linked list over their first byte's index, and every adjacent pair that
+    /// has a merge waits in a min-heap keyed by (rank, left index). A merge makes at most two new
+    /// pairs, and a heap entry whose symbols have changed since it was pushed is skipped when it
+    /// comes out, so a piece of n bytes costs O(n log n) rather than a scan of all pairs per merge.
     func encodePiece(_ piece: Substring.UnicodeScalarView, into ids: inout [Int]) {
         var symbols: [Int32] = []
         for b in String(piece).utf8 { symbols.append(Int32(byteTokenIDs[Int(b)])) }
-        while symbols.count > 1 {
-            var bestRank = Int32.max
-            var bestIndex = -1
-            var bestMerged: Int32 = 0
-            for k in 0 ..< symbols.count - 1 {
-                if let m = merges[Pair(left: symbols[k], right: symbols[k + 1])], m.rank < bestRank {
-                    bestRank = m.rank; bestIndex = k; bestMerged = m.merged
-                }
-            }
-            if bestIndex < 0 { break }
-            symbols[bestIndex] = bestMerged
-            symbols.remove(at: bestIndex + 1)
+        let n = symbols.count
+        // next[i] == n ends the list; next[i] == -1 marks a symbol merged into its left neighbour.
+        var next = Array(1 ... max(n, 1))
+        var previous = Array(-1 ..< max(n - 1, 0))
+        var heap = MergeHeap()
+        func push(_ left: Int) {
+            let right = next[left]
+            guard right < n, let m = merges[Pair(left: symbols[left], right: symbols[right])] else { return }
+            heap.push(MergeCandidate(rank: m.rank, left: left, right: right,
+                                     leftID: symbols[left], rightID: symbols[right], merged: m.merged))
         }
-        for s in symbols where s >= 0 { ids.append(Int(s)) }
+        for i in 0 ..< max(n - 1, 0) { push(i) }
+        while let c = heap.pop() {
+            guard next[c.left] == c.right, symbols[c.left] == c.leftID, symbols[c.right] == c.rightID else { continue }
+            symbols[c.left] = c.merged
+            let after = next[c.right]
+            next[c.left] = after
+            if after < n { previous[after] = c.left }
+            next[c.right] = -1
+            if previous[c.left] >= 0 { push(previous[c.left]) }
+            push(c.left)
+        }
+        // The first symbol only ever absorbs its right neighbours, so the list starts at 0.
+        var i = 0
+        while i < n {
+            if symbols[i] >= 0 { ids.append(Int(symbols[i])) }
+            i = next[i]
+        }
+    }
+}
+
+/// A pair of adjacent symbols of a piece that a merge applies to, as it was when found.
+struct MergeCandidate {
+    let rank: Int32
+    /// Byte indices of the two symbols (each symbol is named by its first byte).
+    let left: Int, right: Int
+    /// The token ids of the two symbols when the pair was found, to recognise a stale entry.
+    let leftID: Int32, rightID: Int32
+    let merged: Int32
+
+    /// Lower rank first; at equal rank (the same pair) the leftmost first.
+    func precedes(_ other: MergeCandidate) -> Bool {
+        rank != other.rank ? rank < other.rank : left < other.left
+    }
+}
+
+/// A binary min-heap of merge candidates ordered by `MergeCandidate.precedes`.
+struct MergeHeap {
+    private var items: [MergeCandidate] = []
+
+    mutating func push(_ item: MergeCandidate) {
+        items.append(item)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].precedes(items[parent]) else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> MergeCandidate? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var parent = 0
+            while true {
+                let l = 2 * parent + 1, r = l + 1
+                var best = parent
+                if l < items.count && items[l].precedes(items[best]) { best = l }
+                if r < items.count && items[r].precedes(items[best]) { best = r }
+                if best == parent { break }
+                items.swapAt(parent, best)
+                parent = best
+            }
+        }
+        return top
     }
 }
 

@@ -1,0 +1,125 @@
+import Foundation
+import RunFixtures
+import Testing
+
+/// The decoder commands on the real SmolLM2: an oracle file is checked before its numbers are
+/// used, a rank the model cannot hold is a usage error, and generated text reaches the
+/// terminal with its control characters escaped.
+@Suite(.serialized) struct DecoderCommandTests {
+    static let root = S3TEndToEndTests.root
+    static let model = root.appendingPathComponent("Checkpoints/base/SmolLM2-135M-Instruct/model.gguf").path
+
+    static func scratch(_ name: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Writes `texts` as a JSON Lines file of {"text": …} records.
+    static func jsonLines(_ texts: [String], to url: URL) throws {
+        let lines = try texts.map { String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self) }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+    }
+
+    @Test func anOracleFileIsCheckedFieldByFieldAndAGapNeedsASharedAttack() throws {
+        let scratch = try Self.scratch("oracle")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let forget = scratch.appendingPathComponent("forget.jsonl"), unseen = scratch.appendingPathComponent("unseen.jsonl")
+        try Self.jsonLines(["The cat sat on the mat and looked at the door.", "Markets fell sharply on Monday morning.",
+                            "She planted tomatoes in the spring garden."], to: forget)
+        try Self.jsonLines(["A storm crossed the northern coast overnight.", "The committee approved the new budget.",
+                            "He played the violin at the wedding."], to: unseen)
+        let evaluate = ["eval-forget", "--model", Self.model, "--forget", forget.path, "--unseen", unseen.path,
+                        "--chunk-tokens", "16"]
+        let printed = try LetheProcess.succeed(evaluate + ["--json"])
+        let valid = try #require(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
+
+        /// The oracle file with `edit` applied to its JSON object.
+        func oracle(_ name: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
+            var object = valid
+            edit(&object)
+            let url = scratch.appendingPathComponent(name + ".json")
+            try JSONSerialization.data(withJSONObject: object).write(to: url)
+            return url.path
+        }
+        func evaluation(_ object: inout [String: Any], _ edit: (inout [String: Any]) -> Void) {
+            var e = object["evaluation"] as! [String: Any]
+            edit(&e)
+            object["evaluation"] = e
+        }
+        func attack(_ object: inout [String: Any], _ index: Int, auc: Double) {
+            evaluation(&object) { e in
+                var attacks = e["attacks"] as! [[String: Any]]
+                var separation = attacks[index]["separation"] as! [String: Any]
+                separation["rocAUC"] = auc
+                attacks[index]["separation"] = separation
+                e["attacks"] = attacks
+            }
+        }
+        func quality(_ object: inout [String: Any], _ set: String, _ key: String, _ value: Any) {
+            evaluation(&object) { e in
+                var q = e[set] as! [String: Any]
+                q[key] = value
+                e[set] = q
+            }
+        }
+        let cases: [(String, String)] = [
+            (try oracle("auc-negative") { attack(&$0, 0, auc: -5) }, "field \"evaluation.attacks[0].separation.rocAUC\" is -5.0, outside 0…1"),
+            (try oracle("auc-huge") { attack(&$0, 1, auc: 1e308) }, "field \"evaluation.attacks[1].separation.rocAUC\" is 1e+308, outside 0…1"),
+            (try oracle("perplexity-zero") { quality(&$0, "unseen", "perplexity", 0) },
+             "field \"evaluation.unseen.perplexity\" is 0.0, not a finite positive number"),
+            (try oracle("perplexity-negative") { quality(&$0, "forget", "perplexity", -3) },
+             "field \"evaluation.forget.perplexity\" is -3.0, not a finite positive number"),
+            (try oracle("tokens-negative") { quality(&$0, "forget", "tokenCount", -1) }, "field \"evaluation.forget.tokenCount\" is negative"),
+            (try oracle("no-attacks") { evaluation(&$0) { $0["attacks"] = [] } }, "field \"evaluation.attacks\" is empty"),
+            (try oracle("duplicate-attack") { evaluation(&$0) { e in
+                let attacks = e["attacks"] as! [[String: Any]]
+                e["attacks"] = attacks + [attacks[0]]
+            } }, "field \"evaluation.attacks[4].attack\" repeats 'loss'"),
+            (try oracle("no-membership") { evaluation(&$0) { $0["membership"] = [] } },
+             "field \"evaluation.membership\" has 0 rows for 5 percents"),
+            (try oracle("no-percents") { $0["percents"] = [] }, "field \"percents\" is empty"),
+        ]
+        for (path, problem) in cases {
+            let (status, output) = try LetheProcess.run(evaluate + ["--oracle", path])
+            #expect(status == 1, "\(path): exit \(status): \(output)")
+            #expect(output.contains("--oracle \(path): \(problem)"), "\(path): \(output)")
+            #expect(!output.contains("largest |gap|"), "\(path): \(output)")
+        }
+        // An oracle whose only attack is one this evaluation did not run: the results are
+        // printed, but no gap is claimed, and the exit says nothing was compared.
+        let referenceOnly = try oracle("reference-only") { evaluation(&$0) { e in
+            var attacks = e["attacks"] as! [[String: Any]]
+            attacks = [attacks[0]]
+            attacks[0]["attack"] = "reference"
+            e["attacks"] = attacks
+        } }
+        let (status, output) = try LetheProcess.run(evaluate + ["--oracle", referenceOnly])
+        #expect(status == 1, "exit \(status): \(output)")
+        #expect(output.contains("no attack is in both this evaluation and the oracle's file: no gap was compared")
+                && output.contains("--oracle \(referenceOnly): shares no attack with this evaluation")
+                && !output.contains("within ±") && !output.contains("largest |gap|"), "\(output)")
+        // The unedited file is compared.
+        let same = try oracle("same") { _ in }
+        let compared = try LetheProcess.succeed(evaluate + ["--oracle", same])
+        #expect(compared.contains("largest |gap| to the oracle 0.000 (within ±0.05)"), "\(compared)")
+    }
+
+    @Test func aRankWiderThanTheModelsNarrowestProjectionIsAUsageError() throws {
+        let scratch = try Self.scratch("rank")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        let out = scratch.appendingPathComponent("u").path
+        let (status, output) = try LetheProcess.run(["unlearn", "--model", Self.model, "--method", "ga", "--forget", texts,
+                                                     "--rank", "193", "--out", out])
+        #expect(status == 64, "exit \(status): \(output)")
+        #expect(output.contains("--rank 193: give 1…192 (the model's narrowest adapted projection is 192 wide)."), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test func generatedTextShowsControlCharactersEscaped() throws {
+        let output = try LetheProcess.succeed(["generate", "Red\u{1B}[31m alert\u{7}", "--model", Self.model, "--new-tokens", "2"])
+        #expect(output.hasPrefix("Red\\u{1B}[31m alert\\u{07}"), "\(output)")
+        #expect(!output.contains("\u{1B}") && !output.contains("\u{7}"), "\(output)")
+    }
+}
