@@ -52,6 +52,11 @@ struct FinetuneCommand: ParsableCommand {
     func validate() throws {
         try OptionBounds(TrainingSettings.Limits.layersPerBlock).check(layers, option: "--layers")
         try InputFiles.check([("--data", data)])
+        if let model = options.model, model.lowercased().hasSuffix(".gguf") {
+            throw ValidationError("--model \(model): finetune trains an encoder classifier (a MiniLM-style directory "
+                                  + "with config.json); a decoder trains with `lethe plan … --shards 1 --slices 1 "
+                                  + "--budget 1` and `lethe train`.")
+        }
     }
 
     func run() throws {
@@ -65,7 +70,8 @@ struct FinetuneCommand: ParsableCommand {
         }
         let planURL = Plan.url(inRun: directory)
         let plan: Plan
-        if FileManager.default.fileExists(atPath: planURL.path) {
+        let planned = !FileManager.default.fileExists(atPath: planURL.path)
+        if !planned {
             plan = try Plan.load(from: planURL)
             guard plan.shardCount == 1, plan.sliceCount == 1, plan.budget == 1 else {
                 throw ValidationError("\(out) holds an S3T run (\(plan.shardCount) shards × \(plan.sliceCount) slices), "
@@ -80,9 +86,21 @@ struct FinetuneCommand: ParsableCommand {
         }
         // A resumed model keeps its saved layer count unless --layers names one.
         let resumed = FileManager.default.fileExists(atPath: layout.settingsURL.path)
-        let settings = try options.resolveSettings(layout: layout, strategy: .full,
-                                                   layersPerBlock: layers ?? (resumed ? nil : layerCount))
-        try TrainCommand.train(layout: layout, settings: settings, shards: [], data: data, json: json)
+        do {
+            let settings = try options.resolveSettings(layout: layout, strategy: .full,
+                                                       layersPerBlock: layers ?? (resumed ? nil : layerCount)) { _ in
+                if plan.labels.count < 2 { throw TrainingError.tooFewLabels(names: plan.labels.names) }
+            }
+            try TrainCommand.train(layout: layout, settings: settings, shards: [], data: data, json: json)
+        } catch {
+            // A call that planned the run and trained nothing leaves nothing behind: the
+            // corrected call (other data, other settings) starts clean.
+            if planned, layout.anyStageFile() == nil, !FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
+                for file in [planURL, layout.settingsURL, layout.lockURL] { try? FileManager.default.removeItem(at: file) }
+                rmdir(directory.path)  // only if now empty
+            }
+            throw error
+        }
         if !json {
             print("fine-tuned model in \(out): evaluate with `lethe evaluate --run \(out) --data TEST.jsonl`")
         }

@@ -9,7 +9,7 @@ enum SchedulerKind: String, ExpressibleByArgument, CaseIterable {
 
 /// The options of `--scheduler slurm`, and the hidden `--task` mode array tasks run in.
 struct SchedulerOptions: ParsableArguments {
-    @Option(help: "Where shards train: local (this machine; see --jobs), slurm (one job array task per shard) or k8s (with --emit-manifest: write a Kubernetes Indexed Job).")
+    @Option(help: "Where shards train: local (this machine), slurm (one job array task per shard) or k8s (train only; with --emit-manifest: write a Kubernetes Indexed Job).")
     var scheduler: SchedulerKind = .local
     @Option(help: "Slurm partition (default: the cluster's default).")
     var partition: String?
@@ -44,13 +44,24 @@ struct SchedulerOptions: ParsableArguments {
     func validate() throws {
         try CommonBounds.threads.check(cpusPerTask, option: "--cpus-per-task")
         try Self.parallelBounds.check(maxParallel, option: "--max-parallel")
+        // Options only Slurm reads, and those both cluster schedulers read: an option the
+        // chosen scheduler would ignore is refused, not silently dropped.
+        let slurmOnly = [("--partition", partition != nil), ("--time", time != nil), ("--sbatch-arg", !sbatchArg.isEmpty),
+                         ("--wait", wait)]
+        let cluster = [("--cpus-per-task", cpusPerTask != nil), ("--mem", mem != nil), ("--gres", gres != nil),
+                       ("--max-parallel", maxParallel != nil)]
         if scheduler == .local {
-            let given = [("--partition", partition != nil), ("--time", time != nil), ("--cpus-per-task", cpusPerTask != nil),
-                         ("--mem", mem != nil), ("--gres", gres != nil), ("--max-parallel", maxParallel != nil),
-                         ("--sbatch-arg", !sbatchArg.isEmpty), ("--wait", wait), ("--emit-manifest", emitManifest)]
-            if let option = given.first(where: \.1)?.0 {
+            if let option = slurmOnly.first(where: \.1)?.0 {
+                throw ValidationError("\(option) is an option of --scheduler slurm.")
+            }
+            if let option = cluster.first(where: \.1)?.0 {
                 throw ValidationError("\(option) is an option of --scheduler slurm or k8s.")
             }
+            if emitManifest { throw ValidationError("--emit-manifest is an option of --scheduler k8s.") }
+        }
+        if scheduler == .k8s, let option = slurmOnly.first(where: \.1)?.0 {
+            throw ValidationError("\(option) is an option of --scheduler slurm; a Kubernetes Job written with "
+                                  + "--emit-manifest does not use it.")
         }
         if scheduler == .k8s && !emitManifest {
             throw ValidationError("--scheduler k8s only writes a manifest (no cluster is driven from here): add --emit-manifest.")

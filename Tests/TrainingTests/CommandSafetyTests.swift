@@ -57,6 +57,27 @@ import Planning
         #expect(Self.stageFiles(run).isEmpty)
     }
 
+    /// `finetune` plans its run itself: refused on one-label data it leaves no directory, so
+    /// the corrected call with other data trains; a decoder's GGUF is a usage error.
+    @Test func aRefusedFinetuneLeavesNothingAndTheCorrectedOneTrains() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let one = scratch.appendingPathComponent("one-label.jsonl"), two = scratch.appendingPathComponent("two-labels.jsonl")
+        let lines = (0..<8).map { "{\"id\": \"n\($0)\", \"text\": \"headline number \($0)\", \"label\": \"sport\"}" }
+        try (lines.joined(separator: "\n") + "\n").write(to: one, atomically: true, encoding: .utf8)
+        let mixed = (0..<8).map { "{\"id\": \"m\($0)\", \"text\": \"story \($0)\", \"label\": \"\($0 % 2 == 0 ? "sport" : "tech")\"}" }
+        try (mixed.joined(separator: "\n") + "\n").write(to: two, atomically: true, encoding: .utf8)
+        let out = scratch.appendingPathComponent("tuned")
+        let arguments = ["--epochs", "1", "--rank", "4", "--threads", "1", "--max-tokens", "16", "--model", Self.model.path]
+        let refused = try Self.run(["finetune", "--data", one.path, "--run", out.path] + arguments)
+        #expect(refused.0 == 1 && refused.1.contains("two or more labels"), "\(refused)")
+        #expect(!FileManager.default.fileExists(atPath: out.path), "a refused finetune left its run directory")
+        let gguf = try Self.run(["finetune", "--data", two.path, "--run", out.path, "--model", "model.gguf"])
+        #expect(gguf.0 == 64 && gguf.1.contains("encoder classifier"), "\(gguf)")
+        let trained = try Self.run(["finetune", "--data", two.path, "--run", out.path] + arguments)
+        #expect(trained.0 == 0, "\(trained)")
+    }
+
     @Test func aRefusedOptionLeavesNoSettingsAndTheCorrectedCommandTrains() throws {
         let scratch = try S3TEndToEndTests.prepare()
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -81,6 +102,8 @@ import Planning
             (["--shard", "7"], 64, "--shard 7: give 0…1"),
             (["--model", scratch.appendingPathComponent("no-model").path], 64, "--model"),
             (["--model", emptyVocabulary.path], 1, "vocab.txt"),
+            (["--wait"], 64, "--wait is an option of --scheduler slurm."),
+            (["--scheduler", "k8s", "--emit-manifest", "--time", "1:00"], 64, "--time is an option of --scheduler slurm"),
         ]
         for (options, status, named) in refusals {
             let arguments = ["train", "--run", run.path] + Self.trainArguments(replacing: options)

@@ -141,8 +141,13 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
                      + "\(truncatedSequences.count) sequence(s) truncated; \(erasedStages.filter(\.deletedNow).count) stage file(s) erased")
         let live = served.filter { $0.sequence != nil }
             .map { "shard \($0.shard): sequence \($0.sequence ?? 0) × \($0.prefixLength)" }
-        lines.append("Served: " + (live.isEmpty ? "nothing" : live.joined(separator: ", "))
-                     + (deadShards.isEmpty ? "" : "; dead shards: \(deadShards.map(String.init).joined(separator: ", "))"))
+        if compositionPublished {
+            lines.append("Served: " + (live.isEmpty ? "nothing" : live.joined(separator: ", "))
+                         + (deadShards.isEmpty ? "" : "; dead shards: \(deadShards.map(String.init).joined(separator: ", "))"))
+        } else {
+            lines.append("Served: nothing published yet (the run is not trained); training will serve "
+                         + (live.isEmpty ? "nothing" : live.joined(separator: ", ")))
+        }
         lines.append(String(format: "δ remaining: %.1f further random deletions before a full retrain", deletionRateRemaining))
         lines.append("Ledger head #\(ledgerSequence) \(ledgerHash)")
         return lines.joined(separator: "\n")
