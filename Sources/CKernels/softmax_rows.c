@@ -6,6 +6,7 @@
 #include "vector_math.h"
 
 #include <float.h>
+#include <math.h>
 
 __attribute__((target("avx2,fma")))
 void lethe_exp(const float *x, float *y, long count) {
@@ -51,10 +52,17 @@ void lethe_softmax_rows(float *scores, long rows, long tokens, const float *keep
         long visible = causal ? (i + 1 < tokens ? i + 1 : tokens) : tokens;
         if (visible < tokens) memset(row + visible, 0, (size_t)(tokens - visible) * sizeof(float));
         // Hidden keys (mask 0, or lanes past `visible`) take no part in the max and get e = 0.
-        __m256 mx = lowest;
+        // A NaN score makes the whole row NaN, as the scalar formula would (max_ps alone
+        // would drop it).
+        __m256 mx = lowest, unordered = _mm256_setzero_ps();
         for (long j = 0; j < visible; j += 8) {
-            __m256 x = load_part(row + j, visible - j);
-            mx = _mm256_max_ps(mx, _mm256_blendv_ps(lowest, x, shown_lanes(keep, j, visible)));
+            __m256 x = _mm256_blendv_ps(lowest, load_part(row + j, visible - j), shown_lanes(keep, j, visible));
+            unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+            mx = _mm256_max_ps(mx, x);
+        }
+        if (_mm256_movemask_ps(unordered)) {
+            for (long j = 0; j < visible; j++) row[j] = NAN;
+            continue;
         }
         float m = horizontal_max(mx);
         if (!(m > -FLT_MAX)) { memset(row, 0, (size_t)visible * sizeof(float)); continue; }

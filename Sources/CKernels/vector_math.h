@@ -4,7 +4,9 @@
 // e^x is the same polynomial, in the same order of operations, as the Swift kernels'
 // `vexp` (VectorMath.swift): clamp, n = round(x·log2 e) by the 1.5·2²³ trick, r = x − n·ln 2
 // in two parts, a degree-6 Taylor polynomial, times 2ⁿ built in the exponent bits: every finite
-// lane gets the bits the Swift code gives it (a NaN may come out with another payload).
+// lane gets the bits the Swift code gives it, and a NaN stays NaN (the clamp's max and min take
+// x as their second operand, which those instructions return when an operand is NaN; the
+// payload may differ).
 #ifndef LETHE_VECTOR_MATH_H
 #define LETHE_VECTOR_MATH_H
 
@@ -16,7 +18,7 @@
 // (si256, si512). Every lane gets the same operations in the same order on either width.
 #define LETHE_DEFINE_EXP(NAME, TARGET, V, VI, P, SI)                                             \
     __attribute__((target(TARGET))) static inline V NAME(V x) {                                  \
-        V xc = P##_min_ps(P##_max_ps(x, P##_set1_ps(-87.3f)), P##_set1_ps(88.3f));               \
+        V xc = P##_min_ps(P##_set1_ps(88.3f), P##_max_ps(P##_set1_ps(-87.3f), x));               \
         V magic = P##_set1_ps(12582912.0f);                                                      \
         V shifted = P##_fmadd_ps(xc, P##_set1_ps(1.44269504088896341f), magic);                  \
         V n = P##_sub_ps(shifted, magic);                                                        \

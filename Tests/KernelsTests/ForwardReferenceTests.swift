@@ -141,6 +141,20 @@ import Testing
         var ys = [Float](repeating: .nan, count: xs.count)
         lethe_exp(xs, &ys, xs.count)
         for (x, y) in zip(xs, ys) { #expect(y.bitPattern == VectorMath.exp(x).bitPattern, "exp(\(x))") }
+        // A NaN stays NaN in both (no clamp turns it into e^-87.3).
+        var nan: [Float] = [.nan, 1, .nan, -.infinity, 2, 3, 4, .nan, 5]
+        var out = [Float](repeating: 0, count: nan.count)
+        lethe_exp(&nan, &out, nan.count)
+        for (x, y) in zip(nan, out) where x.isNaN { #expect(y.isNaN && VectorMath.exp(x).isNaN, "\(y)") }
+    }
+
+    /// A NaN score makes its softmax row NaN (a row of finite scores beside it is untouched).
+    @Test func aNaNScoreMakesItsSoftmaxRowNaN() {
+        var scores: [Float] = [1, 2, .nan, 0.5, 0.25, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] + [0, 1, 2, 3, 4, 5, 6, 7, 8]
+        lethe_softmax_rows(&scores, 3, 9, nil, 0)
+        let nanRow = scores[0..<9].allSatisfy { $0.isNaN }, finite = scores[9..<27].allSatisfy { $0.isFinite }
+        #expect(nanRow, "\(scores[0..<9])")
+        #expect(abs(scores[9..<18].reduce(0, +) - 1) < 1e-5 && finite)
     }
 }
 
