@@ -117,6 +117,10 @@ public final class DecoderEnsemble {
         var sequence = prompt, out: [Int] = []
         for _ in 0 ..< maxTokens {
             let p = try nextTokenDistributions(sequence, rows: [sequence.count - 1], threads: threads)
+            // A NaN would make the argmax meaningless (token 0): an error, as for one model.
+            if let bad = p.first(where: { !$0.isFinite }) {
+                throw ModelsError.nonFiniteLogits(position: sequence.count - 1, value: Float(bad))
+            }
             let next = p.indices.max { p[$0] < p[$1] }!
             out.append(next)
             if next == stop { break }
