@@ -55,6 +55,8 @@ public enum InputFiles {
                 reason = "no such file"
             } else if isDirectory.boolValue {
                 reason = "a directory, not a file"
+            } else if !isFileOrPipe(path) {
+                reason = "a device or a socket, not a file (reading it may never end)"
             } else if !FileManager.default.isReadableFile(atPath: path) {
                 reason = "not readable (check its permissions)"
             } else {
@@ -62,5 +64,13 @@ public enum InputFiles {
             }
             throw ValidationError("\(option) \(path): \(reason). Check the path.")
         }
+    }
+
+    /// Whether `path` (symbolic links followed) is a regular file or a pipe (`--log /dev/stdin`
+    /// fed by a pipe ends when the writer does; /dev/zero never ends).
+    static func isFileOrPipe(_ path: String) -> Bool {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return true }  // the read names what is wrong
+        return (status.st_mode & S_IFMT) == S_IFREG || (status.st_mode & S_IFMT) == S_IFIFO
     }
 }

@@ -62,8 +62,9 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .invalidID(file, line, id, reason):
             return "\(file):\(line): id \(String(reflecting: id)) cannot be used: \(reason). Choose another id."
         case let .duplicateID(file, id, firstLine, secondLine):
-            return "\(file): id \"\(id)\" appears on line \(firstLine) and again on line \(secondLine). "
-                + "Ids must be unique; rename or remove one of them."
+            return "\(file): id \"\(id)\" appears on line \(firstLine) and again on line \(secondLine) (ids are compared as "
+                + "Unicode text: two spellings of one text, precomposed and decomposed, are one id). Ids must be unique; "
+                + "rename or remove one of them."
         case let .emptyDataset(file):
             return "\(file): the file holds no example. Point --data at a JSON Lines file with at least one line."
         case let .invalidValue(flag, value, reason):

@@ -45,6 +45,10 @@ struct EvaluateCommand: ParsableCommand {
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)
         let truth = try dataset.examples.map { e -> Int in
             guard let k = plan.labels.index(of: e.label) else {
+                if e.label.isEmpty {
+                    throw ValidationError("\(data): example \(e.id) has no label; evaluate needs labelled data (use "
+                                          + "`lethe predict` for unlabelled texts).")
+                }
                 throw ValidationError("\(data): example \(e.id) has label \(e.label), unknown to the run "
                                       + "(labels: \(plan.labels.names.joined(separator: ", "))).")
             }

@@ -389,6 +389,8 @@ import Planning
         let noText = scratch.appendingPathComponent("no-text.jsonl"), blank = scratch.appendingPathComponent("blank.jsonl")
         try Data("{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n".utf8).write(to: noText)
         try Data("\n".utf8).write(to: blank)
+        let unlabelled = scratch.appendingPathComponent("unlabelled.jsonl")
+        try Data("{\"id\": \"q1\", \"text\": \"no label here\"}\n".utf8).write(to: unlabelled)
         // (arguments, exit status, what the message must name)
         let cases: [([String], Int32, String)] = [
             (["predict", "--run", run.path, "--data", missing], 64, "--data \(missing): no such file"),
@@ -396,6 +398,8 @@ import Planning
             (["plan", "--data", missing, "--shards", "1", "--slices", "1", "--budget", "1", "--run",
               scratch.appendingPathComponent("p").path], 64, "--data \(missing): no such file"),
             (["forget", "--run", run.path, "--log", missing], 64, "--log \(missing): no such file"),
+            (["forget", "--run", run.path, "--log", "/dev/zero"], 64, "--log /dev/zero: a device or a socket, not a file"),
+            (["evaluate", "--run", run.path, "--data", unlabelled.path], 64, "has no label; evaluate needs labelled data"),
             (["status", "--run", scratch.appendingPathComponent("no-run").path], 1, "no plan here, so this is not a run directory"),
             (["perplexity", "--data", texts, "--limit", "2", "--adapter", empty.path], 1,
              "--adapter \(empty.path): a directory without adapter.h5"),
