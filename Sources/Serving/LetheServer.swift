@@ -90,9 +90,22 @@ public final class LetheServer: Sendable {
                                           logger: logger)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EACCES {
+            batcher.stop()
+            let address = "\(configuration.host):\(configuration.port)"
+            throw ListenError(description: error.errnoCode == EADDRINUSE
+                ? "--port \(configuration.port): \(address) is in use (another server?); choose another --port, or "
+                    + "--port 0 for any free port"
+                : "--port \(configuration.port): listening on \(address) is not permitted (ports below 1024 need "
+                    + "privileges); choose a port from 1024 up, or --port 0")
+        }
         batcher.stop()
     }
+
+    /// The server could not listen where it was asked to.
+    public struct ListenError: Error, CustomStringConvertible { public let description: String }
 
     // MARK: - Routes
 

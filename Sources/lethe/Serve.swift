@@ -85,6 +85,17 @@ struct ServeCommand: ParsableCommand {
         try Self.waitBounds.check(maxWaitMs, option: "--max-wait-ms")
         try Self.pollBounds.check(pollMs, option: "--poll-ms")
         try Self.bodyBounds.check(maxBodyMb, option: "--max-body-mb")
+        // An address to listen on: a numeric IPv4 or IPv6 address, or a name this machine
+        // resolves (localhost), refused before the run is loaded.
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard !host.isEmpty, getaddrinfo(host, nil, &hints, &found) == 0 else {
+            throw ValidationError("--host \(host.debugDescription): not an address this machine can listen on; give an "
+                                  + "IP address (127.0.0.1, 0.0.0.0, ::1) or a name it resolves.")
+        }
+        freeaddrinfo(found)
     }
 
     func run() throws {

@@ -456,6 +456,29 @@ extension ServeTests {
     /// A request of more texts than --max-batch runs as several passes of at most that many,
     /// with a small request's pass between them, and answers what the same texts get alone (to
     /// the last bits, which padding moves).
+    /// A port another socket holds is named with what to do (exit 1), and an address that is
+    /// not one is a usage error before anything loads.
+    @Test func aBusyPortAndABadHostAreNamed() throws {
+        let run = try Self.freshRun()
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(holder, pointer, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, pointer, &length) == 0
+            }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let busy = try LetheProcess.run(["serve", "--run", run.path, "--port", "\(port)", "--threads", "1"])
+        #expect(busy.status == 1 && busy.output.contains("--port \(port): 127.0.0.1:\(port) is in use"), "\(busy.output)")
+        let host = try LetheProcess.run(["serve", "--run", run.path, "--host", "999.1.1.1"])
+        #expect(host.status == 64 && host.output.contains("--host \"999.1.1.1\": not an address"), "\(host.output)")
+    }
+
     /// An unknown path is 404 and a known path asked with the wrong method 405 naming the
     /// method it answers, each with a JSON error.
     @Test func unknownPathsAndWrongMethodsGetJSONErrors() async throws {
