@@ -17,6 +17,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case runFile(file: String, reason: String)
     /// A line of a deletion log is not a valid request; nothing of the log was applied.
     case malformedRequest(file: String, line: Int, reason: String)
+    /// A `full` run has one model on all data: every deletion needs a full retrain.
+    case fullRunCannotForget(run: String)
     /// A request names no example or group, or the request set is empty.
     case invalidRequest(reason: String)
     /// The ledger lacks history that the run's composition or receipts quote.
@@ -53,6 +55,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
                 + "restore the ledger from a backup and run lethe verify."
         case .invalidRequest(let reason):
             return "\(reason). Name examples with --id, groups with --group, or a JSON Lines log with --log."
+        case .fullRunCannotForget(let run):
+            return "\(run) was trained with --strategy full (one model on all data): it cannot forget without a full "
+                + "retrain. Nothing was recorded; plan and train the data with S3T or SISA to forget by deactivation."
         }
     }
 }

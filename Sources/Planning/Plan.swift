@@ -200,9 +200,7 @@ public struct Plan: Sendable {
         for location in rebuilt {
             let remaining = members(shard: location.shard, slice: location.slice).filter { !excluded.contains($0) }
             guard !remaining.isEmpty else {
-                throw PlanningError.invalidValue(flag: "--id", value: "shard \(location.shard), slice \(location.slice)",
-                                                 reason: "every example of the slice is deleted, so it cannot be "
-                                                     + "rebuilt; plan the remaining data anew")
+                throw PlanningError.sliceEmptied(shard: location.shard, slice: location.slice)
             }
             cellHashes[cell(shard: location.shard, slice: location.slice)] = SliceHash.of(sortedIDs: remaining)
         }

@@ -19,13 +19,16 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
     /// An `id` that cannot be used as a lineage key (empty, or contains a control character).
     case invalidID(file: String, line: Int, id: String, reason: String)
     /// The same `id` appears on two lines.
-    case duplicateID(file: String, id: String, firstLine: Int, secondLine: Int)
+    /// `otherSpelling`: the first id's bytes when they differ (another Unicode normal form).
+    case duplicateID(file: String, id: String, firstLine: Int, secondLine: Int, otherSpelling: Bool = false)
     /// The file holds no example at all.
     case emptyDataset(file: String)
 
     // MARK: Refusals of `lethe plan` / `lethe simulate`
     /// A command-line value is out of range; `flag` is spelled as on the command line.
     case invalidValue(flag: String, value: String, reason: String)
+    /// Every example of a slice is deleted: it cannot be rebuilt.
+    case sliceEmptied(shard: Int, slice: Int)
     /// m·L cells need at least one example (or group) each.
     case notEnoughData(shardCount: Int, sliceCount: Int, needed: Int, available: Int, unit: String)
     /// B exceeds the number of distinct permutations of L slices.
@@ -61,12 +64,16 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file):\(line): example \"\(id)\" has an empty \"text\". Give it a text or remove the line."
         case let .invalidID(file, line, id, reason):
             return "\(file):\(line): id \(String(reflecting: id)) cannot be used: \(reason). Choose another id."
-        case let .duplicateID(file, id, firstLine, secondLine):
-            return "\(file): id \"\(id)\" appears on line \(firstLine) and again on line \(secondLine) (ids are compared as "
-                + "Unicode text: two spellings of one text, precomposed and decomposed, are one id). Ids must be unique; "
-                + "rename or remove one of them."
+        case let .duplicateID(file, id, firstLine, secondLine, otherSpelling):
+            return "\(file): id \"\(id)\" appears on line \(firstLine) and again on line \(secondLine)"
+                + (otherSpelling ? " (spelled with other Unicode code points: ids compare as text, and precomposed and "
+                    + "decomposed spellings of one text are one id)" : "")
+                + ". Ids must be unique; rename or remove one of them."
         case let .emptyDataset(file):
             return "\(file): the file holds no example. Point --data at a JSON Lines file with at least one line."
+        case let .sliceEmptied(shard, slice):
+            return "cannot retrain shard \(shard): every example of its slice \(slice) is deleted, so the slice cannot be "
+                + "rebuilt. Plan the remaining data into a new run (lethe plan --data … --run NEW)."
         case let .invalidValue(flag, value, reason):
             return "\(flag) \(value): \(reason)."
         case let .notEnoughData(m, l, needed, available, unit):

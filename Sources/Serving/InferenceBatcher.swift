@@ -53,6 +53,9 @@ final class InferenceBatcher: @unchecked Sendable {
     private let metrics: ServerMetrics
     /// Texts of the previous batch (0 before the first).
     private var previousBatchTexts = 0
+    /// Texts queued when the previous pass ended, counted before its answers go out: a client
+    /// that sends its next request as soon as it is answered is not one that was waiting.
+    private var queuedAtPassEnd = 0
 
     init(store: SnapshotStore, maxBatch: Int, maxWait: TimeInterval, threads: Int, metrics: ServerMetrics) {
         self.store = store; self.maxBatch = maxBatch; self.maxWait = maxWait; self.threads = threads
@@ -102,6 +105,7 @@ final class InferenceBatcher: @unchecked Sendable {
                     guard store.isSuperseded(snapshot) else { break }
                     snapshot = try store.fresh()
                 } while true
+                condition.withLock { queuedAtPassEnd = queuedTexts }
                 var offset = 0
                 for piece in pieces {
                     let rows = logits[offset ..< offset + piece.range.count]
@@ -109,6 +113,7 @@ final class InferenceBatcher: @unchecked Sendable {
                     deliver(rows, of: piece, from: snapshot)
                 }
             } catch {
+                condition.withLock { queuedAtPassEnd = queuedTexts }
                 fail(pieces.map(\.job), error)
             }
         }
@@ -157,7 +162,7 @@ final class InferenceBatcher: @unchecked Sendable {
     private func nextBatch() -> [Piece]? {
         condition.lock()
         defer { condition.unlock() }
-        let target = Self.target(queuedAtPassEnd: queuedTexts, previousBatchTexts: previousBatchTexts,
+        let target = Self.target(queuedAtPassEnd: queuedAtPassEnd, previousBatchTexts: previousBatchTexts,
                                  maxBatch: maxBatch)
         while queue.isEmpty && !stopping { condition.wait() }
         if queue.isEmpty { return nil }

@@ -113,9 +113,7 @@ public final class Forgetter {
         // Refuse before recording anything: a `full` run is one model on all data, so the
         // truncation rule does not apply (every deletion needs a full retrain).
         if strategy == .full {
-            throw ForgettingError.invalidRequest(reason: "\(run.path) was trained with --strategy full (one model "
-                                                 + "on all data): it cannot forget without a full retrain; plan and "
-                                                 + "train it with S3T or SISA")
+            throw ForgettingError.fullRunCannotForget(run: run.path)
         }
         let ledger = try timed(.ledgerOpen) { try currentLedger() }
         // Never add to a ledger that lost history the served composition quotes.

@@ -31,7 +31,8 @@ enum JSONLinesReader {
             }
             if let earlier = positionByID.updateValue(examples.count, forKey: example.id) {
                 throw PlanningError.duplicateID(file: source, id: example.id,
-                                                firstLine: lineOfPosition[earlier], secondLine: lineNumber)
+                                                firstLine: lineOfPosition[earlier], secondLine: lineNumber,
+                                                otherSpelling: Array(examples[earlier].id.utf8) != Array(example.id.utf8))
             }
             examples.append(example)
             lineOfPosition.append(lineNumber)
