@@ -15,6 +15,17 @@ struct IndexedJobManifest {
     let threads: Int
     let options: SchedulerOptions
     let data: String?
+    /// Files every pod reads (the dataset, the base model): those outside the mounted directory
+    /// are named in the manifest and by `outsideMount`.
+    var inputs: [URL] = []
+
+    /// The mounted directory: the run's parent.
+    var mount: String { layout.directory.standardizedFileURL.deletingLastPathComponent().path }
+
+    /// The inputs a pod would not find under the mount.
+    var outsideMount: [String] {
+        inputs.map { $0.standardizedFileURL.path }.filter { !$0.hasPrefix(mount + "/") }
+    }
 
     var url: URL { layout.directory.appendingPathComponent("k8s/train-job.yaml") }
 
@@ -27,16 +38,17 @@ struct IndexedJobManifest {
 
     func yaml() -> String {
         let run = layout.directory.standardizedFileURL.path
-        let mount = layout.directory.standardizedFileURL.deletingLastPathComponent().path
         var command = "set -- $LETHE_SHARDS; shift \"$JOB_COMPLETION_INDEX\"; exec lethe train --run \(SlurmSubmission.quoted(run)) --shard \"$1\" "
             + "--threads \(threads) --task"
-        if let data { command += " --data \(SlurmSubmission.quoted(data))" }
+        // Absolute: a pod does not start in the directory this command ran in.
+        if let data { command += " --data \(SlurmSubmission.quoted(URL(fileURLWithPath: data).standardizedFileURL.path))" }
         func quoted(_ text: String) -> String {
             "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
         var lines = [
             "# Written by `lethe train --scheduler k8s --emit-manifest`. Needs the run's parent directory",
             "# on a ReadWriteMany volume (claim \(options.volumeClaim)) mounted at the same path on every pod.",
+        ] + outsideMount.map { "# NOT under the mount, so a pod will not find it: \($0)" } + [
             "apiVersion: batch/v1",
             "kind: Job",
             "metadata:",

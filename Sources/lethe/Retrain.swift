@@ -90,10 +90,15 @@ struct RetrainCommand: ParsableCommand {
                 throw ValidationError("--task retrains exactly one --shard.")
             }
             let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)
+            // The task's log (RUN/slurm/logs/…) shows each stage as `train --task` does.
+            let reporter = TrainReporter(json: json, terminal: false, epochs: trainer.runner.settings.epochs,
+                                         progressEvents: false, clock: trainer.runner.clock)
             let outcome = try Retrainer(run: run, runner: trainer.runner, layerCount: trainer.layerCount)
                 .trainRebuiltStages(shard: shard) { event in
+                    reporter.handle(event)
                     if case .stageFinished = event { TrainCommand.injectTransientFailure(shard: shard) }
                 }
+            reporter.finish()
             try SlurmSubmission.recordResult(layout: RunLayout(directory: run), shard: shard, outcome: outcome)
             return
         }

@@ -63,7 +63,7 @@ struct SlurmSubmission {
         }
         var command = [lethe, subcommand, "--run", layout.directory.path, "--shard", "\"$SLURM_ARRAY_TASK_ID\"",
                        "--threads", "\(threads)", "--task"].map { $0.hasPrefix("\"") ? $0 : Self.quoted($0) }
-        if let data { command += ["--data", Self.quoted(data)] }
+        if let data { command += ["--data", Self.quoted(URL(fileURLWithPath: data).standardizedFileURL.path)] }
         lines += ["set -euo pipefail", "exec " + command.joined(separator: " ")]
         return lines.joined(separator: "\n") + "\n"
     }

@@ -182,8 +182,16 @@ struct TrainCommand: ParsableCommand {
                 .stages.contains { !layout.isComplete($0) }
         }
         if scheduling.scheduler == .k8s {
-            let url = try IndexedJobManifest(layout: layout, shards: pending.isEmpty ? selected : pending,
-                                             threads: settings.threadCount, options: scheduling, data: data).write()
+            let dataset = data.map { URL(fileURLWithPath: $0) } ?? plan.datasetURL(run: layout.directory)
+            let manifest = IndexedJobManifest(layout: layout, shards: pending.isEmpty ? selected : pending,
+                                              threads: settings.threadCount, options: scheduling, data: data,
+                                              inputs: [dataset, settings.baseModelDirectory(run: layout.directory)])
+            let url = try manifest.write()
+            for path in manifest.outsideMount {
+                FileHandle.standardError.write(Data(("warning: \(path) is not under \(manifest.mount), the directory the "
+                    + "manifest mounts: a pod will not find it. Put it on the volume (and pass --data, or train with --model, "
+                    + "naming it there).\n").utf8))
+            }
             writeLine(json ? #"{"event":"manifest","path":"\#(url.path)"}"# : "wrote \(url.path): apply it with kubectl apply -f; "
                       + "when the Job completes, `lethe train --run \(layout.directory.path)` publishes the composition")
             return

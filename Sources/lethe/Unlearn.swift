@@ -159,6 +159,11 @@ struct UnlearnCommand: ParsableCommand {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw ValidationError("--out \(out): cannot create the directory (\(fileErrorReason(error))).")
         }
+        // A run killed while writing the adapter left its temporary file; it is never read.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        where name.hasPrefix(".\(AdapterFile.fileName).tmp-") {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
+        }
         let configuration = try UnlearningConfiguration(
             learningRate: lr, steps: steps, batchSize: batchSize, seed: seed,
             adapter: try LlamaAdapterConfiguration(rank: rank, alpha: alpha, useRSLoRA: rslora), beta: beta, gamma: gamma)

@@ -241,6 +241,8 @@ extension SlurmTests {
         try LetheProcess.succeed(["train", "--run", run.path, "--scheduler", "k8s", "--emit-manifest", "--max-parallel", "1",
                                   "--mem", "2G", "--image", "registry.example/lethe:1"] + SlurmTests.train)
         let text = try String(contentsOf: run.appendingPathComponent("k8s/train-job.yaml"), encoding: .utf8)
+        // The base model lies outside the mounted directory (the run's parent): the manifest says so.
+        #expect(text.contains("# NOT under the mount, so a pod will not find it: ") && text.contains("all-MiniLM-L6-v2"))
         let job = try #require(try Yams.load(yaml: text) as? [String: Any])
         #expect(job["apiVersion"] as? String == "batch/v1" && job["kind"] as? String == "Job")
         let spec = try #require(job["spec"] as? [String: Any])
