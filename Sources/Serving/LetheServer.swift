@@ -179,6 +179,14 @@ public final class LetheServer: Sendable {
         switch error {
         case let bad as BadRequest: return JSONResponse.error(bad.message, status: bad.status)
         case let refusal as Refusal: return JSONResponse.error(refusal.description, status: .serviceUnavailable)
+        case let forgetting as ForgettingError:
+            // What the request asks cannot be done on this run (409), or the request is wrong (400);
+            // a damaged run stays a server error.
+            switch forgetting {
+            case .fullRunCannotForget: return JSONResponse.error(forgetting.description, status: .conflict)
+            case .invalidRequest, .malformedRequest: return JSONResponse.error(forgetting.description, status: .badRequest)
+            default: return JSONResponse.error(forgetting.description, status: .internalServerError)
+            }
         case let audit as AuditError:
             if case .unavailable = audit { return JSONResponse.error(audit.description, status: .internalServerError) }
             return JSONResponse.error(audit.description, status: .notFound)

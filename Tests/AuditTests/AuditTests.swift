@@ -87,6 +87,9 @@ import Training
         #expect(try ExampleAudit.audit(run: run, id: deleted).stages.isEmpty)
         #expect(try RunVerifier.verify(run: run).problems == [])
         #expect(try ForgettingStatus.load(run: run).deletionRateRemaining == 0, "a full run forgets nothing")
+        let refused = try LetheProcess.run(["forget", "--run", run.path, "--id", kept])
+        #expect(refused.status == 1 && refused.output.contains("cannot forget without a full retrain. Nothing was recorded"),
+                "\(refused.output)")
         try FileManager.default.removeItem(at: run.appendingPathComponent(audit.stages[0].file))
         #expect(try RunVerifier.verify(run: run).problems.map(\.kind) == [.missingServedStage])
     }
