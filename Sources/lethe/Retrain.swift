@@ -89,17 +89,9 @@ struct RetrainCommand: ParsableCommand {
             guard shards.count == 1, let shard = shards.first else {
                 throw ValidationError("--task retrains exactly one --shard.")
             }
-            let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)
-            // The task's log (RUN/slurm/logs/…) shows each stage as `train --task` does.
-            let reporter = TrainReporter(json: json, terminal: false, epochs: trainer.runner.settings.epochs,
-                                         progressEvents: false, clock: trainer.runner.clock)
-            let outcome = try Retrainer(run: run, runner: trainer.runner, layerCount: trainer.layerCount)
-                .trainRebuiltStages(shard: shard) { event in
-                    reporter.handle(event)
-                    if case .stageFinished = event { TrainCommand.injectTransientFailure(shard: shard) }
-                }
-            reporter.finish()
-            try SlurmSubmission.recordResult(layout: RunLayout(directory: run), shard: shard, outcome: outcome)
+            try TrainCommand.exitTransientlyOnNetworkErrors {
+                try retrainTask(run: run, shard: shard, seconds: seconds)
+            }
             return
         }
         try RunAccess.recover(run)
@@ -140,5 +132,21 @@ struct RetrainCommand: ParsableCommand {
                 + "still serve truncated prefixes: forgets arrived during every pass; run lethe retrain again.\n").utf8))
             throw ExitStatus.retrainTruncated.exitCode
         }
+    }
+
+    /// `--task`, inside a Slurm array task: trains the shard's rebuilt stages and writes the
+    /// task's result record; no recovery (which may write the ledger), no publish.
+    func retrainTask(run: URL, shard: Int, seconds: @escaping () -> Double) throws {
+        let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)
+        // The task's log (RUN/slurm/logs/…) shows each stage as `train --task` does.
+        let reporter = TrainReporter(json: json, terminal: false, epochs: trainer.runner.settings.epochs,
+                                     progressEvents: false, clock: trainer.runner.clock)
+        let outcome = try Retrainer(run: run, runner: trainer.runner, layerCount: trainer.layerCount)
+            .trainRebuiltStages(shard: shard) { event in
+                reporter.handle(event)
+                if case .stageFinished = event { TrainCommand.injectTransientFailure(shard: shard) }
+            }
+        reporter.finish()
+        try SlurmSubmission.recordResult(layout: RunLayout(directory: run), shard: shard, outcome: outcome)
     }
 }

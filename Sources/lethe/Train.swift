@@ -5,6 +5,7 @@ import Foundation
 import Kernels
 import Models
 import Planning
+import Store
 import Support
 import Training
 
@@ -129,7 +130,9 @@ struct TrainCommand: ParsableCommand {
             guard shards.count == 1, let shard = shards.first, settings.strategy != .full else {
                 throw ValidationError("--task trains exactly one --shard of an s3t or sisa run.")
             }
-            try Self.trainTask(layout: layout, settings: settings, plan: plan, shard: shard, data: data, json: json)
+            try Self.exitTransientlyOnNetworkErrors {
+                try Self.trainTask(layout: layout, settings: settings, plan: plan, shard: shard, data: data, json: json)
+            }
             return
         }
         if scheduling.scheduler == .slurm || scheduling.scheduler == .k8s {
@@ -227,6 +230,21 @@ struct TrainCommand: ParsableCommand {
         })
         reporter.finish()
         try SlurmSubmission.recordResult(layout: layout, shard: shard, outcome: outcome)
+    }
+
+    /// Errors of shared storage that pass (a stale NFS handle, a timeout, a lock server that is
+    /// busy): an array task that meets one exits 75 so that Slurm requeues it, and the retry
+    /// resumes from the stages already committed. Others fail the task (exit 1), named in its log.
+    static let transientErrnos: Set<Int32> = [ESTALE, ETIMEDOUT, EAGAIN, ENOLCK, EBUSY, EINTR]
+
+    static func exitTransientlyOnNetworkErrors(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let StoreError.io(file, operation, code) where transientErrnos.contains(code) {
+            FileHandle.standardError.write(Data(("transient failure: \(operation) \(file): \(String(cString: strerror(code))) "
+                + "(errno \(code)); exit 75, so Slurm requeues the task\n").utf8))
+            Foundation.exit(ExitStatus.transientFailure.rawValue)
+        }
     }
 
     /// Failure injection for the requeue test (LETHE_TASK_FAIL_ONCE=DIR): the first attempt of
