@@ -129,6 +129,15 @@ struct UnlearnCommand: ParsableCommand {
         if method.companion == .general && general == nil {
             throw ValidationError("--method \(method.rawValue) needs --general FILE (general data to keep).")
         }
+        // A companion set the method does not read would be ignored without a word.
+        if retain != nil && method.companion != .inDistribution {
+            throw ValidationError("--method \(method.rawValue) does not read --retain (ga-gd-in, ga-kl-in, npo-gd and "
+                                  + "simnpo-gd do); drop it or choose one of those methods.")
+        }
+        if general != nil && method.companion != .general {
+            throw ValidationError("--method \(method.rawValue) does not read --general (ga-gd-gen and ga-kl-gen do); drop it "
+                                  + "or choose one of those methods.")
+        }
     }
 
     @Flag(help: "JSON Lines instead of text: one {\"event\": \"step\"} object per step, then one {\"event\": \"done\"}.")

@@ -117,6 +117,19 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
+    /// A companion set the method does not read is refused rather than ignored.
+    @Test func aCompanionSetTheMethodDoesNotReadIsAUsageError() throws {
+        let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        for (method, option) in [("ga", "--retain"), ("npo-gd", "--general"), ("ga-gd-gen", "--retain")] {
+            var arguments = ["unlearn", "--model", Self.model, "--method", method, "--forget", texts, option, texts,
+                             "--out", "/tmp/never-made"]
+            if method == "ga-gd-gen" { arguments += ["--general", texts] }
+            if method == "npo-gd" { arguments += ["--retain", texts] }
+            let (status, output) = try LetheProcess.run(arguments)
+            #expect(status == 64 && output.contains("--method \(method) does not read \(option)"), "\(output)")
+        }
+    }
+
     @Test func generatedTextShowsControlCharactersEscaped() throws {
         let output = try LetheProcess.succeed(["generate", "Red\u{1B}[31m alert\u{7}", "--model", Self.model, "--new-tokens", "2"])
         #expect(output.hasPrefix("Red\\u{1B}[31m alert\\u{07}"), "\(output)")
