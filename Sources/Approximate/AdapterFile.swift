@@ -87,6 +87,16 @@ public enum AdapterFile {
     /// returns the precision its training used (fp32 in files older than the attribute).
     public static func read(_ url: URL, weights: LlamaWeights, base: BaseModel? = nil) throws
         -> (adapter: LlamaAdapter, method: String, precision: Precision) {
+        // A value out of range in the file is the file's fault: named with its path.
+        do {
+            return try readChecked(url, weights: weights, base: base)
+        } catch let ApproximateError.invalidValue(field, value, reason) {
+            throw ApproximateError.invalidAdapter(path: url.path, reason: "\(field) = \(value): \(reason)")
+        }
+    }
+
+    private static func readChecked(_ url: URL, weights: LlamaWeights, base: BaseModel?) throws
+        -> (adapter: LlamaAdapter, method: String, precision: Precision) {
         let file = try HDF5File.openSealed(url) { ApproximateError.damagedAdapter(path: url.path, reason: $0) }
         defer { try? file.close() }
         let found = try file.stringAttribute(named: "format"), foundVersion = try file.intAttribute(named: "format_version")
@@ -119,13 +129,13 @@ public enum AdapterFile {
         let precisionName = try file.hasAttribute(named: "precision") ? try file.stringAttribute(named: "precision") : "fp32"
         guard let precision = Precision(rawValue: precisionName) else {
             throw ApproximateError.invalidValue(field: "precision", value: precisionName,
-                                                reason: "\(url.path) records a precision other than fp32 or bf16")
+                                                reason: "a precision other than fp32 or bf16")
         }
         // Bounded before the adapter allocates rank × width weights per module.
         let rank = try file.intAttribute(named: "r"), width = weights.configuration.hiddenSize
         guard (0...Int64(width)).contains(rank) else {
             throw ApproximateError.invalidValue(field: "r", value: "\(rank)",
-                                                reason: "\(url.path) records a rank outside 0…\(width), the model's width")
+                                                reason: "a rank outside 0…\(width), the model's width")
         }
         // Files written before rsLoRA was an option have no use_rslora: plain α/r.
         let rsLoRA = try file.hasAttribute(named: "use_rslora") ? try file.intAttribute(named: "use_rslora") != 0 : false

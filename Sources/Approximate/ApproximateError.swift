@@ -16,6 +16,8 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
     case invalidValue(field: String, value: String, reason: String)
     /// An adapter file does not match its seal (`HDF5Seal`): its bytes changed after Lethe wrote it.
     case damagedAdapter(path: String, reason: String)
+    /// An intact file that is not an adapter this build reads (another format, a value out of range).
+    case invalidAdapter(path: String, reason: String)
     /// An adapter file does not fit the model it is applied to (another base model, layers it lacks).
     case adapterMismatch(path: String, reason: String)
     /// A metric needs both classes (members and non-members).
@@ -40,6 +42,9 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
         case let .damagedAdapter(path, reason):
             return "\(path): the adapter file is damaged or was modified since Lethe wrote it (\(reason)); Lethe does "
                 + "not read it. Run `lethe unlearn` again to write it, or restore it from a backup."
+        case let .invalidAdapter(path, reason):
+            return "\(path): not an adapter this lethe reads (\(reason)). Pass the adapter.h5 that `lethe unlearn --out` "
+                + "wrote, or write it again with this version."
         case let .adapterMismatch(path, reason):
             return "\(path): \(reason). Apply the adapter to the model it was trained from (--model), or run "
                 + "`lethe unlearn` again on this model."
