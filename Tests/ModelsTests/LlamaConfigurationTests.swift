@@ -7,13 +7,13 @@ import Testing
 @Suite struct LlamaConfigurationTests {
     /// A GGUF header with the llama metadata of a tiny model whose context is `context`, with
     /// RMS ε `epsilon` and, when given, RoPE base `ropeBase` (both stored as float32).
-    static func header(context: Int, epsilon: Float = 1e-5, ropeBase: Float? = nil) throws -> GGUFFile {
+    static func header(context: Int, epsilon: Float = 1e-5, ropeBase: Float? = nil, headCount: Int = 4) throws -> GGUFFile {
         typealias B = GGUFBuilder
         var b = GGUFBuilder()
         b.add("general.architecture", type: 8, B.string("llama"))
         b.add("tokenizer.ggml.tokens", type: 9, B.le(UInt32(8)) + B.le(UInt64(3)) + B.string("a") + B.string("b") + B.string("c"))
         for (key, value) in [("llama.embedding_length", 16), ("llama.feed_forward_length", 24), ("llama.block_count", 2),
-                             ("llama.attention.head_count", 4), ("llama.attention.head_count_kv", 2),
+                             ("llama.attention.head_count", headCount), ("llama.attention.head_count_kv", 2),
                              ("llama.context_length", context)] {
             b.add(key, type: 4, B.le(UInt32(value)))
         }
@@ -39,6 +39,14 @@ import Testing
         // per block, attention 3·4·5·5, final states 3·15·16, logits 7·3.
         let perBlock = 15 * 186 + 3 * 4 * 25
         #expect(c.forwardPassBytes(batch: 3, tokens: 5, logitRows: 7) == 4 * (2 * perBlock + 3 * 15 * 16 + 7 * 3))
+    }
+
+    /// A hyperparameter the shapes cannot hold is the file's fault, named with its path.
+    @Test func aHeadCountThatDoesNotDivideTheWidthNamesTheFile() throws {
+        #expect(throws: ModelsError.ggufInvalid(path: "tiny.gguf", what: "headCount",
+                                                reason: "5 is out of range: must divide hiddenSize 16")) {
+            try LlamaConfiguration(gguf: try Self.header(context: 64, headCount: 5), maxPositions: 64)
+        }
     }
 
     @Test func ropeBaseAndEpsilonThatMakeOutputsNaNAreRefusedNamingTheKey() throws {

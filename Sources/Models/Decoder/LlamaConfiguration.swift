@@ -59,14 +59,19 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
             throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata '\(epsilonKey)'",
                                           reason: "\(rmsEpsilon) is not a finite number ≥ 0")
         }
-        try self.init(vocabularySize: (try? gguf.integer("llama.vocab_size")) ?? vocab,
-                      hiddenSize: try gguf.integer("llama.embedding_length"),
-                      intermediateSize: try gguf.integer("llama.feed_forward_length"),
-                      layerCount: try gguf.integer("llama.block_count"),
-                      headCount: try gguf.integer("llama.attention.head_count"),
-                      kvHeadCount: try gguf.integer("llama.attention.head_count_kv"),
-                      ropeBase: ropeBase, rmsEpsilon: rmsEpsilon,
-                      maxPositions: maxPositions)
+        do {
+            try self.init(vocabularySize: (try? gguf.integer("llama.vocab_size")) ?? vocab,
+                          hiddenSize: try gguf.integer("llama.embedding_length"),
+                          intermediateSize: try gguf.integer("llama.feed_forward_length"),
+                          layerCount: try gguf.integer("llama.block_count"),
+                          headCount: try gguf.integer("llama.attention.head_count"),
+                          kvHeadCount: try gguf.integer("llama.attention.head_count_kv"),
+                          ropeBase: ropeBase, rmsEpsilon: rmsEpsilon,
+                          maxPositions: maxPositions)
+        } catch let ModelsError.invalidValue(field, value, reason) where !field.hasPrefix("--") {
+            // A hyperparameter out of range is the file's: named with its path.
+            throw ModelsError.ggufInvalid(path: gguf.path, what: field, reason: "\(value) is out of range: \(reason)")
+        }
     }
 
     /// Size of one attention head.
