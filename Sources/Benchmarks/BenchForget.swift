@@ -20,7 +20,7 @@ public struct BenchForgetCommand: ParsableCommand {
             puts a stand-in file at every stage path and a full-length served.json (forgetting \
             only names, keeps and erases stage files, so their content does not matter for \
             timing), then forgets --count random examples one request at a time: each is a full \
-            forget (ledger append, tombstone log append, publish, erase, receipt; six fsyncs). Then a \
+            forget (flag, ledger append, tombstone log append, publish, erase, receipt; seven fsyncs). Then a \
             fresh run forgets a --log-size request log (ids drawn with repeats and 1% unknown) in \
             one operation. With --run, it also reports the retrain costs recorded in that run's \
             stage files (wall_time_seconds) as ratios.
@@ -231,7 +231,8 @@ public struct BenchForgetCommand: ParsableCommand {
         print(String(format: "One forget (median of %d, end to end in process): %.2f ms (p90 %.2f ms)",
                      count, median * 1e3, single.latencies[single.latencies.count * 9 / 10] * 1e3))
         print(String(format: "  CPU time of the process per forget: median %.2f ms", single.cpuTimes.median * 1e3))
-        print("  six fsyncs each: ledger requests, tombstone log, served.json + its directory, stage directory, ledger receipt")
+        print("  seven fsyncs each: unfinished-forget flag, ledger requests, tombstone log, served.json + its directory, "
+              + "stage directory, ledger receipt")
         if breakdown {
             print("  per phase (median ms over the \(count) forgets):")
             for phase in ForgetPhase.allCases.map(Optional.some) + [nil] {
