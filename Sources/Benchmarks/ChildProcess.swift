@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 
 /// A program the benchmarks run to completion (wrk, the `lethe` binary itself).
@@ -16,6 +17,9 @@ enum ChildProcess {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
+        // A benchmark ended by SIGINT or SIGTERM stops its load generator too.
+        let cleanup = InterruptCleanup.shared.stop(process)
+        defer { InterruptCleanup.shared.release(cleanup) }
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))

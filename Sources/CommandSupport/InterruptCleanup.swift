@@ -18,7 +18,7 @@ public final class InterruptCleanup: @unchecked Sendable {
         register { paths[$0] = url }
     }
 
-    /// Stops `process` (SIGTERM, then waits up to 2 s) if a signal ends this process first.
+    /// Stops `process` (SIGTERM) if a signal ends this process first.
     public func stop(_ process: Process) -> Int {
         register { processes[$0] = process }
     }
@@ -47,10 +47,10 @@ public final class InterruptCleanup: @unchecked Sendable {
             let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
             source.setEventHandler { [self] in
                 let (children, directories) = lock.withLock { (Array(processes.values), Array(paths.values)) }
-                for child in children where child.isRunning { child.terminate() }
-                let deadline = Date().addingTimeInterval(2)
-                while children.contains(where: \.isRunning), Date() < deadline { usleep(10_000) }
+                // Directories first, while the work that writes into them is still blocked on
+                // its children: once they die, that work would go on beside the removal.
                 for directory in directories { try? FileManager.default.removeItem(at: directory) }
+                for child in children where child.isRunning { child.terminate() }
                 Foundation.signal(signal, SIG_DFL)
                 kill(getpid(), signal)
             }
