@@ -47,7 +47,7 @@ public struct RunStatusReport: Encodable, Sendable {
                 if FileManager.default.fileExists(atPath: result.path) {
                     states["\(shard)"] = "done"
                 } else if let queue {
-                    states["\(shard)"] = queue[shard].map { $0 == "R" || $0 == "CG" ? "running" : "pending" }
+                    states["\(shard)"] = queue[shard].map { SlurmQueue.isRunning($0) ? "running" : "pending" }
                         ?? "ended without a result"
                 } else {
                     states["\(shard)"] = "submitted"

@@ -51,6 +51,9 @@ public enum SlurmQueue {
         return tasks
     }
 
+    /// Whether a task in state `code` runs (R) or is finishing (CG); any other state waits.
+    public static func isRunning(_ code: String) -> Bool { code == "R" || code == "CG" }
+
     /// The last array job submitted for the run (`RUN/slurm/job.json`): its id and shards.
     public static func lastJob(run: URL) -> (id: String, shards: [Int], script: String)? {
         let url = run.appendingPathComponent("slurm/job.json")

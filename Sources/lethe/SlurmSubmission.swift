@@ -130,7 +130,7 @@ struct SlurmSubmission {
         let scriptURL = directory.appendingPathComponent("\(subcommand)-\(stamp).sh")
         let lethe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         try script(lethe: lethe).write(to: scriptURL, atomically: true, encoding: .utf8)
-        let output = try Self.command("sbatch", ["--parsable", scriptURL.path])
+        let output = try SlurmQueue.run("sbatch", ["--parsable", scriptURL.path])
         guard let job = output.split(separator: ";").first.map(String.init)?.trimmingCharacters(in: .whitespacesAndNewlines),
               !job.isEmpty, job.allSatisfy(\.isNumber) else {
             throw UserFacingError(description: "sbatch did not answer with a job id: \(output)")
@@ -170,9 +170,9 @@ struct SlurmSubmission {
         var last = ""
         var failingSince: Date?
         while true {
-            let queue: String
+            let tasks: [Int: String]
             do {
-                queue = try Self.command("squeue", ["-h", "-r", "-j", job, "-o", "%K %t"])
+                tasks = try SlurmQueue.tasks(ofJob: job)
                 failingSince = nil
             } catch {
                 let since = failingSince ?? Date()
@@ -186,12 +186,7 @@ struct SlurmSubmission {
                 Thread.sleep(forTimeInterval: 2)
                 continue
             }
-            var running = 0, pending = 0
-            for line in queue.split(separator: "\n") {
-                let parts = line.split(separator: " ")
-                guard parts.count == 2 else { continue }
-                if parts[1] == "R" || parts[1] == "CG" { running += 1 } else { pending += 1 }
-            }
+            let running = tasks.values.filter(SlurmQueue.isRunning).count, pending = tasks.count - running
             let done = shards.filter { FileManager.default.fileExists(atPath: resultURL(shard: $0).path) }.count
             let failed = max(0, shards.count - done - running - pending)
             let line = "job \(job): \(done) done, \(running) running, \(pending) pending, \(failed) failed"
@@ -199,7 +194,7 @@ struct SlurmSubmission {
                 FileHandle.standardError.write(Data((isatty(STDERR_FILENO) == 1 ? "\r" + line : line + "\n").utf8))
                 last = line
             }
-            if queue.isEmpty { break }
+            if tasks.isEmpty { break }
             Thread.sleep(forTimeInterval: 0.5)
         }
         if !json, isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -207,11 +202,5 @@ struct SlurmSubmission {
 
     func say(_ json: Bool, _ object: [String: Any], _ text: String) {
         if json { writeJSONLine(object) } else { writeLine(text) }
-    }
-
-    /// Runs a Slurm client command and returns its stdout; a missing tool or a failure is an
-    /// error naming the command and what it printed.
-    static func command(_ name: String, _ arguments: [String]) throws -> String {
-        try SlurmQueue.run(name, arguments)
     }
 }
