@@ -67,7 +67,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         let layout = RunLayout(directory: run)
         let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
             ? try ServedComposition.load(from: layout.servedURL) : nil
-        let ledger = FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.open(at: layout.ledgerURL) : nil
+        let ledger = FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.openForReading(at: layout.ledgerURL) : nil
         defer { try? ledger?.close() }
         let (deletions, erasedFiles) = try ledgerRecords(of: id, stored: plan.storedID(of: id) ?? id, in: ledger)
         let stages = composition?.strategy == .full
@@ -175,7 +175,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         guard let location = plan.location(of: id) else { throw AuditError.unknownExample(id: id) }
         let ledgerURL = RunLayout(directory: run).ledgerURL
         if FileManager.default.fileExists(atPath: ledgerURL.path) {
-            let ledger = try Ledger.open(at: ledgerURL)
+            let ledger = try Ledger.openForReading(at: ledgerURL)
             defer { try? ledger.close() }
             for entry in try ledger.entries(forExampleID: id) where entry.kind == .retrain {
                 guard let record = try? entry.decodePayload(as: RetrainRecord.self) else { continue }

@@ -166,7 +166,7 @@ public enum RunVerifier {
             }
             return (0, [])
         }
-        let ledger = try Ledger.open(at: url)
+        let ledger = try Ledger.openForReading(at: url)
         defer { try? ledger.close() }
         let chain = try ledger.verifyChain()
         if let problem = chain.firstBreak {

@@ -22,6 +22,21 @@ public enum RunAccess {
         return guarded
     }
 
+    /// For commands that only read: recovers the run when this process may write it, or else
+    /// reads it as it is (an auditor with read access only), and says on stderr what recovery
+    /// did or what it would have completed.
+    @discardableResult
+    public static func inspect(_ run: URL) throws -> RunGuard.Inspection {
+        let inspection = try guarded(run).withInspectedRun { $0 }
+        report(inspection.recovery)
+        if !inspection.unfinished.isEmpty {
+            FileHandle.standardError.write(Data(("read-only: " + inspection.unfinished.joined(separator: "; ")
+                + ". This user may not write \(run.path), so nothing was recovered and what follows is the run as it "
+                + "is on disk; its owner completes the work with `lethe forget --run \(run.path) --resume`.\n").utf8))
+        }
+        return inspection
+    }
+
     /// Tells the user what recovery did, on stderr (stdout may be JSON).
     public static func report(_ recovery: RunGuard.Recovery) {
         guard recovery.didSomething else { return }

@@ -15,7 +15,7 @@ extension LetheServer {
             let status = try ForgettingStatus.load(run: layout.directory)
             var entries: [LedgerEntry] = []
             if FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
-                let ledger = try Ledger.open(at: layout.ledgerURL)
+                let ledger = try Ledger.openForReading(at: layout.ledgerURL)
                 let count = Int64(try ledger.count())
                 entries = try ledger.entries(from: max(1, count - 49), limit: 50).reversed()
             }

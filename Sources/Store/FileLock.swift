@@ -19,6 +19,24 @@ public enum FileLock {
         return try body()
     }
 
+    /// Runs `body` holding the lock on `url` shared, for a process that only reads and may not
+    /// write there: the file is opened read-only (never created), and the call waits while a
+    /// writer holds the exclusive lock. A missing lock file means no writer ever locked the
+    /// directory; `body` then runs unlocked.
+    public static func withSharedLockForReading<T>(_ url: URL, _ body: () throws -> T) throws -> T {
+        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return try body() }
+            throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
+        }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_SH) != 0 {
+            guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+
     /// Runs `body` holding the lock on `url` if nobody holds it; returns nil without waiting
     /// when another holder has it.
     public static func withLockIfFree<T>(_ url: URL, _ body: () throws -> T) throws -> T? {

@@ -34,7 +34,7 @@ struct PlanShowCommand: ParsableCommand {
         // Like every command that reads a run: a forget a crash interrupted is completed first,
         // so a deleted example is never shown as live.
         if FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).ledgerURL.path) {
-            try RunAccess.recover(URL(fileURLWithPath: runDirectory))
+            try RunAccess.inspect(URL(fileURLWithPath: runDirectory))
         }
         let clock = ContinuousClock()
         let loadStart = clock.now

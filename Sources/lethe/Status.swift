@@ -25,7 +25,7 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
-        try RunAccess.recover(layout.directory)
+        try RunAccess.inspect(layout.directory)
         let report = try RunStatusReport.load(layout: layout, runName: runDirectory)
         let settings = report.settings, shardStatus = report.shardStatus
         if json {

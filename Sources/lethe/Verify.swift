@@ -68,7 +68,7 @@ struct VerifyCommand: ParsableCommand {
         let run = URL(fileURLWithPath: runDirectory)
         // Complete an interrupted forget first; a ledger that lost history is not an error
         // here but a finding the report names.
-        do { try RunAccess.recover(run) } catch ForgettingError.ledgerTampered {}
+        do { try RunAccess.inspect(run) } catch ForgettingError.ledgerTampered {}
         var report = try RunVerifier.verify(run: run)
         report.problems += RunVerifier.checkTrainedRunFiles(run: run)
         if let replay {

@@ -91,7 +91,11 @@ import Training
         _ = try otherForgetter.forget([ForgetRequest(target: .example("ex-21"))], nowMilliseconds: 2)
         try otherForgetter.close()
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: layout.ledgerURL.path + suffix) }
-        try FileManager.default.copyItem(at: RunLayout(directory: other.directory).ledgerURL, to: layout.ledgerURL)
+        // The database with its WAL, where committed entries may still be.
+        let source = RunLayout(directory: other.directory).ledgerURL.path
+        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: source + suffix) {
+            try FileManager.default.copyItem(atPath: source + suffix, toPath: layout.ledgerURL.path + suffix)
+        }
         #expect(try Self.kinds(run).contains(.servedHead))
         #expect(throws: ForgettingError.self) { try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover() }
     }

@@ -33,7 +33,7 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         var head = LedgerAnchor.empty
         let layout = RunLayout(directory: run)
         if FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
-            let ledger = try Ledger.open(at: layout.ledgerURL)
+            let ledger = try Ledger.openForReading(at: layout.ledgerURL)
             defer { try? ledger.close() }
             let covered = try Forgetter(run: run).lastReceiptCoverage(ledger)
             pending = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count

@@ -29,18 +29,27 @@ extension Ledger {
                     try createSchema(db)
                     return .commit
                 }
-                let meta = try Row.fetchAll(db, sql: "SELECT key, value FROM ledger_meta")
-                var values: [String: String] = [:]
-                for row in meta { values[row[0]] = row[1] }
-                let found = "\(values["format"] ?? "no format") v\(values["version"] ?? "?")"
-                guard values["format"] == Self.formatName,
-                      values["version"] == String(Self.formatVersion) else {
-                    throw ForgettingError.ledgerFormat(
-                        file: url.path, expected: "\(Self.formatName) v\(Self.formatVersion)",
-                        found: found)
-                }
+                try checkFormat(db)
                 return .commit
             }
+        }
+    }
+
+    /// Throws `ledgerFormat` unless `ledger_meta` names this format and version.
+    func checkFormat(_ db: Database) throws {
+        guard try db.tableExists("ledger_meta") else {
+            let existing = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+            throw ForgettingError.ledgerFormat(file: url.path, expected: "\(Self.formatName) v\(Self.formatVersion)",
+                                               found: existing.isEmpty ? "an empty SQLite database"
+                                                   : "an SQLite database with tables \(existing.sorted())")
+        }
+        let meta = try Row.fetchAll(db, sql: "SELECT key, value FROM ledger_meta")
+        var values: [String: String] = [:]
+        for row in meta { values[row[0]] = row[1] }
+        let found = "\(values["format"] ?? "no format") v\(values["version"] ?? "?")"
+        guard values["format"] == Self.formatName, values["version"] == String(Self.formatVersion) else {
+            throw ForgettingError.ledgerFormat(file: url.path, expected: "\(Self.formatName) v\(Self.formatVersion)",
+                                               found: found)
         }
     }
 

@@ -55,6 +55,54 @@ public final class Ledger: Sendable {
         return ledger
     }
 
+    /// Opens an existing ledger for reading only, as a user who may not write the run directory
+    /// (an auditor) can: nothing is created, converted or checkpointed, and the format is checked.
+    ///
+    /// SQLite reads a WAL database read-only when its `-wal` and `-shm` files exist or can be
+    /// created. When neither is possible (a ledger closed cleanly, in a directory this user cannot
+    /// write), the database file holds every committed entry, so it is opened as immutable; the
+    /// caller holds the run lock shared, so no lethe process writes it meanwhile.
+    public static func openForReading(at url: URL) throws -> Ledger {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ForgettingError.ledgerUnavailable(file: url.path, detail: "no such file")
+        }
+        do {
+            return try openReadOnly(at: url, path: url.path)
+        } catch let error as ForgettingError {
+            let wal = url.path + "-wal"
+            guard !FileManager.default.fileExists(atPath: wal), access(url.deletingLastPathComponent().path, W_OK) != 0
+            else { throw error }
+            return try openReadOnly(at: url, path: immutableURI(url.path))
+        }
+    }
+
+    private static func openReadOnly(at url: URL, path: String) throws -> Ledger {
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw ForgettingError.ledgerUnavailable(file: url.path, detail: "\(error)")
+        }
+        let ledger = Ledger(url: url, pool: pool)
+        do {
+            try ledger.read("check the format") { db in try ledger.checkFormat(db) }
+        } catch {
+            try? ledger.close()
+            throw error
+        }
+        return ledger
+    }
+
+    /// An SQLite URI naming `path` read-only and immutable (the library is built to accept URIs).
+    private static func immutableURI(_ path: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%")
+        return "file:" + (path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path) + "?mode=ro&immutable=1"
+    }
+
     private init(url: URL, pool: DatabasePool) {
         self.url = url
         self.pool = pool

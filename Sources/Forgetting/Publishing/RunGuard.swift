@@ -43,13 +43,40 @@ public struct RunGuard {
     @discardableResult
     public func recover() throws -> Recovery { try withRecoveredRun { $0 } }
 
+    /// How a command that only reads (status, audit, verify, plan show) found the run.
+    public struct Inspection: Sendable, Equatable {
+        /// What recovery completed (nothing when the run was read as it is).
+        public var recovery = Recovery()
+        /// True when this process may not write the run: it was read under the shared lock, as
+        /// it is on disk, and nothing was recovered.
+        public var readOnly = false
+        /// What recovery would have completed, left undone because this process may not write.
+        public var unfinished: [String] = []
+    }
+
+    /// True when this process may write the run directory and its lock file, as recovery needs.
+    public var mayWrite: Bool {
+        let lock = layout.lockURL.path
+        return access(layout.directory.path, W_OK) == 0 && (access(lock, F_OK) != 0 || access(lock, W_OK) == 0)
+    }
+
+    /// For commands that only read: recovers and runs `body` under the run lock, like
+    /// `withRecoveredRun`, when this process may write the run. Otherwise (an auditor with read
+    /// access only) it waits for any writer under the shared lock, reads the run as it is, and
+    /// names in `Inspection.unfinished` what recovery would have completed: a reader never
+    /// needs write access, and never hides an interrupted forget.
+    public func withInspectedRun<T>(_ body: (Inspection) throws -> T) throws -> T {
+        try Self.requireRun(layout)
+        guard !mayWrite else { return try withRecoveredRun { try body(Inspection(recovery: $0)) } }
+        return try FileLock.withSharedLockForReading(layout.lockURL) {
+            try body(Inspection(readOnly: true, unfinished: try unfinishedWork()))
+        }
+    }
+
     /// Under the run lock, after recovery: the served composition (nil when the run has none
     /// yet) handed to `body`, which should load everything it answers from before returning.
     public func withServedComposition<T>(_ body: (ServedComposition?) throws -> T) throws -> T {
-        try withRecoveredRun { _ in
-            let url = layout.servedURL
-            return try body(FileManager.default.fileExists(atPath: url.path) ? try ServedComposition.load(from: url) : nil)
-        }
+        try withRecoveredRun { _ in try body(try loadComposition()) }
     }
 
     /// Publishes the composition of `shards` (and refreshes every shard already served) under
@@ -77,18 +104,8 @@ public struct RunGuard {
     func recoverLocked() throws -> Recovery {
         var recovery = Recovery()
         _ = layout.removeLockedWritersTemporaryFiles()
-        let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
-            ? try ServedComposition.load(from: layout.servedURL) : nil
-        guard let ledger = try openLedgerIfPresent() else {
-            if let composition, composition.ledgerHead.sequenceNumber > 0 {
-                throw ForgettingError.ledgerTampered(file: layout.ledgerURL.path,
-                                                     reason: "the ledger is missing, but served.json reflects its entry "
-                                                         + "#\(composition.ledgerHead.sequenceNumber)")
-            }
-            return recovery
-        }
+        guard let ledger = try anchoredLedger(readOnly: false) else { return recovery }
         defer { try? ledger.close() }
-        if let composition { try Self.checkAnchor(composition.ledgerHead, in: ledger, file: layout.ledgerURL.path) }
         let lastRequest = try ledger.lastSequenceNumber(ofKind: .request) ?? 0
         let forgetter = Forgetter(run: layout.directory)
         defer { try? forgetter.close() }
@@ -100,13 +117,60 @@ public struct RunGuard {
             // forget that died before it recorded anything.
             try UnfinishedForget.lower(layout)
         }
-        if let served = FileManager.default.fileExists(atPath: layout.servedURL.path)
-            ? try ServedComposition.load(from: layout.servedURL) : nil,
-           served.ledgerHead.sequenceNumber < lastRequest {
+        if let served = try loadComposition(), served.ledgerHead.sequenceNumber < lastRequest {
             _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger)
             recovery.republished = true
         }
         return recovery
+    }
+
+    /// What `recoverLocked` would do, found without writing; the caller holds the run lock shared.
+    func unfinishedWork() throws -> [String] {
+        let flag = UnfinishedForget.isRaised(layout)
+        guard let ledger = try anchoredLedger(readOnly: true) else {
+            return flag ? ["a forget was interrupted (\(UnfinishedForget.url(layout).lastPathComponent) is raised)"] : []
+        }
+        defer { try? ledger.close() }
+        var unfinished: [String] = []
+        let lastRequest = try ledger.lastSequenceNumber(ofKind: .request) ?? 0
+        let covered = try Forgetter(run: layout.directory).lastReceiptCoverage(ledger)
+        if lastRequest > covered {
+            let count = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
+            unfinished.append("\(count) accepted deletion request(s) not yet carried out (an interrupted forget)")
+        } else if flag {
+            unfinished.append("a forget died before it recorded anything (\(UnfinishedForget.url(layout).lastPathComponent) "
+                              + "is raised)")
+        }
+        if let served = try loadComposition(), served.ledgerHead.sequenceNumber < lastRequest {
+            unfinished.append("served.json predates accepted request #\(lastRequest)")
+        }
+        return unfinished
+    }
+
+    /// The run's ledger, checked against the head served.json quotes; nil when the run has none
+    /// (and served.json quotes none). Throws `ledgerTampered` when the ledger lost that head.
+    private func anchoredLedger(readOnly: Bool) throws -> Ledger? {
+        let composition = try loadComposition()
+        guard FileManager.default.fileExists(atPath: layout.ledgerURL.path) else {
+            if let composition, composition.ledgerHead.sequenceNumber > 0 {
+                throw ForgettingError.ledgerTampered(file: layout.ledgerURL.path,
+                                                     reason: "the ledger is missing, but served.json reflects its entry "
+                                                         + "#\(composition.ledgerHead.sequenceNumber)")
+            }
+            return nil
+        }
+        let ledger = readOnly ? try Ledger.openForReading(at: layout.ledgerURL) : try Ledger.open(at: layout.ledgerURL)
+        if let composition {
+            do { try Self.checkAnchor(composition.ledgerHead, in: ledger, file: layout.ledgerURL.path) } catch {
+                try? ledger.close()
+                throw error
+            }
+        }
+        return ledger
+    }
+
+    private func loadComposition() throws -> ServedComposition? {
+        FileManager.default.fileExists(atPath: layout.servedURL.path) ? try ServedComposition.load(from: layout.servedURL) : nil
     }
 
     /// Throws unless `layout` is a planned run directory (before any lock file is created there).

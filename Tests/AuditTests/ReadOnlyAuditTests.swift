@@ -1,0 +1,81 @@
+import Foundation
+import GRDB
+import RunFixtures
+import Testing
+@testable import Forgetting
+
+/// An auditor may read a run without being allowed to write it. `lethe audit`, `verify`,
+/// `status` and `plan show` then read it under the shared lock as it is, change nothing, and
+/// name an interrupted forget instead of completing it.
+@Suite struct ReadOnlyAuditTests {
+    @Test func anAuditorWithReadAccessOnlySeesTheRunAsItIs() async throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let path = run.directory.path
+        try LetheProcess.succeed(["forget", "--run", path, "--id", "ex-03"])
+        // A second forget killed right after its request is durable, before its tombstone.
+        let pending = try #require(run.plan.members(shard: 0, slice: run.plan.sequences(of: 0)[0][0]).first)
+        await #expect(processExitsWith: .signal(SIGKILL)) { [path = path as String, pending = pending as String] in
+            _ = try Forgetter(run: URL(fileURLWithPath: path)).forget([ForgetRequest(target: .example(pending))],
+                                                                      nowMilliseconds: 1_700_000_000_000,
+                                                                      accepted: { _ in kill(getpid(), SIGKILL) })
+        }
+        let before = try Self.contents(of: run.directory)
+
+        let forgotten = try Self.readOnly(run.directory, ["audit", "--run", path, "--id", "ex-03"])
+        #expect(forgotten.status == 0, "\(forgotten.output)")
+        #expect(forgotten.output.contains("0 served now"), "\(forgotten.output)")
+        // The interrupted deletion is named, and the audit of its example fails: a stage that
+        // saw it is still served on disk.
+        let audit = try Self.readOnly(run.directory, ["audit", "--run", path, "--id", pending])
+        #expect(audit.status == 2, "\(audit.output)")
+        #expect(audit.output.contains("read-only: 1 accepted deletion request(s) not yet carried out"), "\(audit.output)")
+        #expect(audit.output.contains("lethe forget --run \(path) --resume"), "\(audit.output)")
+        let verify = try Self.readOnly(run.directory, ["verify", "--run", path])
+        #expect(verify.status == 3, "\(verify.output)")
+        #expect(verify.output.contains("\(pending) was requested deleted but is not tombstoned"), "\(verify.output)")
+        let status = try Self.readOnly(run.directory, ["status", "--run", path, "--json"])
+        #expect(status.status == 0, "\(status.output)")
+        #expect(status.output.contains("\"pending_requests\":1"), "\(status.output)")
+        #expect(try Self.readOnly(run.directory, ["plan", "show", "--run", path]).status == 0)
+        #expect(try Self.contents(of: run.directory) == before, "a reader changed the run")
+
+        // Its owner recovers the run on the next command.
+        let owner = try LetheProcess.run(["audit", "--run", path, "--id", pending])
+        #expect(owner.status == 0 && owner.output.contains("recovery: completed 1 deletion request"), "\(owner.output)")
+        // A ledger closed by its last connection has no WAL, and a reader that may not create
+        // one reads the database file as immutable.
+        try DatabaseQueue(path: path + "/ledger.sqlite").close()
+        #expect(!FileManager.default.fileExists(atPath: path + "/ledger.sqlite-wal"))
+        let after = try Self.readOnly(run.directory, ["audit", "--run", path, "--id", pending])
+        #expect(after.status == 0 && after.output.contains("request"), "\(after.output)")
+    }
+
+    /// Runs `lethe` on `run` as a reader who may not write it: on a read-only bind mount of the
+    /// directory when the tests run as root (whom permissions do not stop), else with write
+    /// permission removed.
+    static func readOnly(_ run: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let lethe = try LetheProcess.binary().path
+        guard getuid() == 0 else {
+            _ = try LetheProcess.runTool("/bin/chmod", ["-R", "a-w", run.path])
+            defer { _ = try? LetheProcess.runTool("/bin/chmod", ["-R", "u+w", run.path]) }
+            return try LetheProcess.run(arguments)
+        }
+        let script = "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && exec \"$@\""
+        return try LetheProcess.runTool("/usr/bin/unshare", ["--mount", "sh", "-c", script, "sh", run.path, lethe] + arguments)
+    }
+
+    /// Every file under `directory` (hidden ones too) and its bytes.
+    static func contents(of directory: URL) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        let enumerator = try #require(FileManager.default.enumerator(atPath: directory.path))
+        for case let relative as String in enumerator {
+            let url = directory.appendingPathComponent(relative)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                files[relative] = try Data(contentsOf: url)
+            }
+        }
+        return files
+    }
+}
