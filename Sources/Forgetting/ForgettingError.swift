@@ -43,7 +43,7 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
                 + "no other process holds the ledger locked, then retry."
         case .runFile(let file, let reason):
             return "\(file): \(reason). Check that the run directory was planned (lethe plan) and "
-                + "trained (lethe train), and that this process may read and write it."
+                + "trained (lethe train), and that this process may read it (and write it, to change the run)."
         case .malformedRequest(let file, let line, let reason):
             return "\(file):\(line): \(reason). Nothing of the log was applied; fix the line "
                 + "(one {\"id\": …} or {\"group\": …} object per line) and run the log again."

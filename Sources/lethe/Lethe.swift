@@ -56,7 +56,10 @@ struct Lethe: ParsableCommand {
         ShardJobs.dieWithParentIfChild()
         StandardOutput.ignoreBrokenPipes()
         var command: ParsableCommand
-        do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
+        do { command = try parseAsRoot(nil) } catch {
+            reportFailureAsJSON(error, message: message(for: error))
+            exit(withError: error)
+        }
         do {
             try command.run()
             if let failure = StandardOutput.failure() {
@@ -70,10 +73,26 @@ struct Lethe: ParsableCommand {
             // error (64) pointing at the command's help, not at the root command's usage line.
             let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
             FileHandle.standardError.write(Data("Error: \(error.message)\n  See '\(name) --help' for more information.\n".utf8))
+            reportFailureAsJSON(error, message: error.message, code: ExitStatus.usage.rawValue)
             Foundation.exit(ExitStatus.usage.rawValue)
         } catch {
-            exit(withError: UserFacingError.translate(error))
+            let translated = UserFacingError.translate(error)
+            reportFailureAsJSON(translated, message: message(for: translated))
+            exit(withError: translated)
         }
+    }
+
+    /// With `--json`, a command that fails also prints `{"error": message, "exit_code": code}` as
+    /// its one line of standard output (the message goes to stderr as always), so a script that
+    /// reads the JSON finds an object, not nothing. A command that printed its result and then
+    /// exits with a status of its own (audit's 2, verify's 3, forget's 5) prints nothing more.
+    static func reportFailureAsJSON(_ error: Error, message: String, code: Int32? = nil) {
+        guard !(error is ExitCode), !(error is CleanExit),
+              CommandLine.arguments.dropFirst().prefix(while: { $0 != "--" }).contains("--json") else { return }
+        let object: [String: Any] = ["error": message, "exit_code": code ?? exitCode(for: error).rawValue]
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else { return }
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
 
     /// The command names from `lethe` down to `target` ("lethe plan create"), or nil.

@@ -37,4 +37,26 @@ import Testing
         let plain = try #require(layouts[0]["file_bytes"] as? Int), half = try #require(layouts[2]["file_bytes"] as? Int)
         #expect(plain >= 2 * 1_048_576 && Double(half) < 0.6 * Double(plain))
     }
+
+    /// A failure under `--json` still prints one object on stdout, naming the error and the exit
+    /// code; the message goes to stderr as well. A command that printed its result and exits with
+    /// a status of its own adds nothing.
+    @Test func failuresPrintOneErrorObject() throws {
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-no-run-\(UUID().uuidString)").path
+        for (arguments, code) in [(["status", "--run", missing, "--json"], Int32(1)),
+                                  (["audit", "--run", missing, "--json"], 64),
+                                  (["plan", "--shards", "x", "--json"], 64),
+                                  (["bench", "plan", "--examples", "0", "--json"], 64)] {
+            let (status, stdout, stderr) = try LetheProcess.runApart(arguments)
+            #expect(status == code, "\(arguments): \(stderr)")
+            let parsed = try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any]
+            let object = try #require(parsed, "\(arguments): stdout \(stdout)")
+            #expect(object["exit_code"] as? Int == Int(code) && object.count == 2, "\(object)")
+            let message = try #require(object["error"] as? String)
+            #expect(!message.isEmpty && stderr.contains(message), "\(arguments): \(message) / \(stderr)")
+            #expect(stdout.split(separator: "\n").count == 1)
+        }
+        // Without --json, stdout stays empty.
+        #expect(try LetheProcess.runApart(["status", "--run", missing]).stdout.isEmpty)
+    }
 }

@@ -51,6 +51,25 @@ public enum LetheProcess {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// Runs `lethe` to completion; returns the exit status and its stdout and stderr apart.
+    public static func runApart(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // stderr is drained on another thread so that neither pipe fills while the other is read.
+        nonisolated(unsafe) var errorData = Data()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { errorData = errors.fileHandleForReading.readDataToEndOfFile(); done.signal() }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+    }
+
     /// Runs `lethe` to completion and returns what it printed; throws `Failed` on a non-zero exit.
     @discardableResult
     public static func succeed(_ arguments: [String]) throws -> String {
