@@ -82,20 +82,25 @@ struct PlanCreateCommand: ParsableCommand {
         let start = clock.now
         let runURL = URL(fileURLWithPath: runDirectory)
         let layout = RunLayout(directory: runURL)
+        func makePlan() throws -> Plan {
+            try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                recordedSource: RunRelativePath.recorded(data, run: runURL),
+                                parameters: parameters, runDirectory: runURL, force: force)
+        }
         let plan: Plan
-        if force && FileManager.default.fileExists(atPath: layout.planURL.path) {
-            // Under the run lock, so no forget lands between the check and the new plan.
+        if FileManager.default.fileExists(atPath: runURL.path) {
+            // Under the run lock, so no forget lands between the check and the new plan; the
+            // temporary file of a plan killed mid-write is removed there, where no live writer
+            // can own it.
             plan = try FileLock.withExclusiveLock(layout.lockURL) {
-                try Self.refuseReplacingForgottenHistory(layout)
+                if force && FileManager.default.fileExists(atPath: layout.planURL.path) {
+                    try Self.refuseReplacingForgottenHistory(layout)
+                }
                 _ = layout.removeLockedWritersTemporaryFiles()
-                return try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
-                                       recordedSource: RunRelativePath.recorded(data, run: runURL),
-                                           parameters: parameters, runDirectory: runURL, force: true)
+                return try makePlan()
             }
         } else {
-            plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
-                                       recordedSource: RunRelativePath.recorded(data, run: runURL),
-                                       parameters: parameters, runDirectory: runURL, force: force)
+            plan = try makePlan()
         }
         let seconds = (clock.now - start).seconds
         let summary = PlanSummary(plan: plan, path: Plan.url(inRun: runURL).path, seconds: seconds)

@@ -1,0 +1,26 @@
+import Foundation
+import RunFixtures
+import Testing
+
+/// `lethe plan` into a directory that already exists.
+@Suite struct PlanCommandTests {
+    /// A first `lethe plan` killed while writing leaves its temporary file; the next plan into
+    /// that directory removes it (and nothing else there).
+    @Test func aKilledFirstPlansTemporaryFileIsRemovedByTheNext() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-plan-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let run = scratch.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let data = scratch.appendingPathComponent("tiny.jsonl")
+        try BBCSubset.write(perLabel: 6, to: data)
+        let leftover = run.appendingPathComponent(".plan.h5.tmp-1234-killed")
+        let unrelated = run.appendingPathComponent("notes.txt")
+        try Data(repeating: 7, count: 4096).write(to: leftover)
+        try Data("keep".utf8).write(to: unrelated)
+        try LetheProcess.succeed(["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "2",
+                                  "--run", run.path])
+        #expect(!FileManager.default.fileExists(atPath: leftover.path))
+        #expect(try Data(contentsOf: unrelated) == Data("keep".utf8))
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("plan.h5").path))
+    }
+}
