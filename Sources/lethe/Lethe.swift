@@ -57,6 +57,7 @@ struct Lethe: ParsableCommand {
         StandardOutput.ignoreBrokenPipes()
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch {
+            if let hint = negativeValueHint() { FileHandle.standardError.write(Data((hint + "\n").utf8)) }
             reportFailureAsJSON(error, message: message(for: error))
             exit(withError: error)
         }
@@ -80,6 +81,17 @@ struct Lethe: ParsableCommand {
             reportFailureAsJSON(translated, message: message(for: translated))
             exit(withError: translated)
         }
+    }
+
+    /// ArgumentParser reads a negative number after an option as another option, so `--lr -1`
+    /// fails as "Missing value for '--lr'"; this names the cause and the spelling that works.
+    static func negativeValueHint() -> String? {
+        let arguments = Array(CommandLine.arguments.dropFirst().prefix { $0 != "--" })
+        for (option, value) in zip(arguments, arguments.dropFirst())
+        where option.hasPrefix("--") && !option.contains("=") && value.hasPrefix("-") && Double(value) != nil {
+            return "Note: \(value) after \(option) reads as an option, not a value; write \(option)=\(value)."
+        }
+        return nil
     }
 
     /// With `--json`, a command that fails also prints `{"error": message, "exit_code": code}` as

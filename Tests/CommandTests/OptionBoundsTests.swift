@@ -129,4 +129,13 @@ import Testing
                                              "--max-tokens", "512", "--layers-per-block", "64"])
         #expect(status != 64 && output.contains(Self.missingRun), "\(output)")
     }
+
+    /// `--lr -1` cannot parse (the value reads as an option); the error says so and how to write
+    /// it, and `--lr=-1` then reaches the range check.
+    @Test func aNegativeValueAfterAnOptionIsExplained() throws {
+        let (status, output) = try Self.run(["train", "--run", Self.missingRun, "--lr", "-1"])
+        #expect(status == 64 && output.contains("write --lr=-1"), "\(output)")
+        let (spelled, message) = try Self.run(["train", "--run", Self.missingRun, "--lr=-1"])
+        #expect(spelled == 64 && message.hasPrefix("Error: --lr ") && !message.contains("Note:"), "\(message)")
+    }
 }
