@@ -56,16 +56,21 @@ struct SimulateCommand: ParsableCommand {
     func run() throws {
         let requestPrior = try prior.map { try Prior.read(from: URL(fileURLWithPath: $0), sliceCount: slices, source: $0) }
         let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
+        let maxBudget = min(max(budget, slices), SequenceSelection.permutationCount(sliceCount: slices))
+        let progress = SimulationProgress(simulationCount: selections.count * (svg == nil ? 1 : 1 + maxBudget),
+                                          trialCount: trials)
+        defer { progress.finish() }
         var rows: [SimulationRow] = []
         for candidate in selections {
-            rows.append(try simulate(candidate, budget: budget, requestPrior: requestPrior))
+            rows.append(try simulate(candidate, budget: budget, requestPrior: requestPrior, progress: progress))
         }
         let theory = DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: budget)
         let sisa = DeletionRateTheory.sisa(shardCount: shards, sliceCount: slices)
         if let svg {
-            let maxBudget = min(max(budget, slices), SequenceSelection.permutationCount(sliceCount: slices))
             let series = try selections.map { candidate in
-                (candidate, try (1...maxBudget).map { try simulate(candidate, budget: $0, requestPrior: requestPrior) })
+                (candidate, try (1...maxBudget).map {
+                    try simulate(candidate, budget: $0, requestPrior: requestPrior, progress: progress)
+                })
             }
             let chart = DeletionRateChart(shardCount: shards, sliceCount: slices, trialCount: trials,
                                           uniform: requestPrior == nil, series: series)
@@ -96,7 +101,8 @@ struct SimulateCommand: ParsableCommand {
         if let svg { print("Wrote \(svg)") }
     }
 
-    private func simulate(_ candidate: SequenceSelection, budget: Int, requestPrior: [Double]?) throws -> SimulationRow {
+    private func simulate(_ candidate: SequenceSelection, budget: Int, requestPrior: [Double]?,
+                          progress: SimulationProgress) throws -> SimulationRow {
         let sequences = candidate.sequences(sliceCount: slices, budget: budget, prior: requestPrior, exponent: exponent)
         let simulator = DeletionSimulator(shardCount: shards, sequences: sequences, requestPrior: requestPrior)
         let immortal = simulator.immortalFirstSlices
@@ -106,11 +112,51 @@ struct SimulateCommand: ParsableCommand {
                                   + "sequence never dies, so δ is unbounded and cannot be simulated. Give every slice a "
                                   + "probability above 0 (1e-6 will do).")
         }
-        let estimate = simulator.estimate(trialCount: trials, seed: seed)
+        let estimate = simulator.estimate(trialCount: trials, seed: seed) { progress.trialDone($0) }
+        progress.simulationDone()
         return SimulationRow(selection: candidate.rawValue, budget: budget, mean: estimate.mean,
                              lower95: estimate.lower95, upper95: estimate.upper95,
                              standardDeviation: estimate.standardDeviation,
                              theory: DeletionRateTheory.s3t(shardCount: shards, sliceCount: slices, budget: budget))
+    }
+}
+
+/// A progress line on stderr while simulations run, when stderr is a terminal: large shapes
+/// (thousands of shards, millions of requests per trial) take minutes. Drawn at most five
+/// times a second and erased at the end.
+final class SimulationProgress {
+    private let total: Int
+    private let trialCount: Int
+    private var simulationsDone = 0
+    private let terminal = isatty(STDERR_FILENO) == 1
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    init(simulationCount: Int, trialCount: Int) {
+        total = simulationCount * trialCount
+        self.trialCount = trialCount
+    }
+
+    func trialDone(_ trial: Int) {
+        guard terminal else { return }
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) >= 0.2 else { return }
+        lastDraw = now
+        let done = simulationsDone * trialCount + trial
+        let elapsed = now.timeIntervalSince(start)
+        let left = elapsed / Double(done) * Double(total - done)
+        let width = 24, filled = width * done / max(total, 1)
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        FileHandle.standardError.write(Data(String(format: "\r simulating %@ trial %d/%d  %.0f s left ", bar, done, total,
+                                                   left).utf8))
+        drawn = true
+    }
+
+    func simulationDone() { simulationsDone += 1 }
+
+    func finish() {
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
 

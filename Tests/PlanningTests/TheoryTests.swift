@@ -1,3 +1,4 @@
+import Support
 import Testing
 @testable import Planning
 
@@ -58,5 +59,52 @@ import Testing
         let cyclic = DeletionSimulator(shardCount: 4, sequences: SequenceSelection.cyclic.sequences(sliceCount: 5, budget: 2),
                                        requestPrior: prior).estimate(trialCount: 2000, seed: 5)
         #expect(bms.lower95 > cyclic.upper95, "BMS \(bms.mean) vs cyclic \(cyclic.mean)")
+    }
+
+    /// The simulator tracks only first slices; the rule as stated truncates every sequence.
+    /// Both draw the same requests, so they end every trial at the same request: equal means
+    /// and deviations, bit for bit, for cyclic and BMS sequences, with and without a prior.
+    @Test(arguments: [(1, 3, 2, false), (4, 5, 3, false), (7, 6, 6, true), (3, 8, 20, true), (16, 64, 9, false)])
+    func equalsTheSequenceBySequenceRule(m: Int, l: Int, b: Int, skewed: Bool) {
+        let weights: [Double] = (0..<l).map { 1 / Double($0 + 1) }
+        let total: Double = weights.reduce(0, +)
+        let prior: [Double]? = skewed ? weights.map { $0 / total } : nil
+        for selection in [SequenceSelection.cyclic, .bms] {
+            let sequences = selection.sequences(sliceCount: l, budget: b, prior: prior, exponent: 100)
+            let simulator = DeletionSimulator(shardCount: m, sequences: sequences, requestPrior: prior)
+            let counts = Self.requestsPerTrial(simulator, trials: 300, seed: 11)
+            let estimate = simulator.estimate(trialCount: 300, seed: 11)
+            let sum: Double = counts.reduce(0, +)
+            let squares: Double = counts.map { $0 * $0 }.reduce(0, +)
+            let mean = sum / 300
+            let variance: Double = (squares - 300 * mean * mean) / 299
+            let deviation = max(0, variance).squareRoot()
+            #expect(estimate.mean == mean && estimate.standardDeviation == deviation,
+                    "\(selection) m \(m) L \(l) B \(b): \(estimate.mean) vs \(mean)")
+        }
+    }
+
+    /// Requests until every shard is dead, per trial: each request truncates every sequence of
+    /// its shard before the hit slice; a shard is dead when all its sequences are empty.
+    static func requestsPerTrial(_ simulator: DeletionSimulator, trials: Int, seed: UInt64) -> [Double] {
+        var generator = SplitMix64(seed: seed)
+        var cumulative: [Double] = []
+        for p in simulator.requestPrior { cumulative.append((cumulative.last ?? 0) + p) }
+        var counts: [Double] = []
+        for _ in 0..<trials {
+            var stages = [[Int]](repeating: simulator.sequences.map(\.count), count: simulator.shardCount)
+            var requests = 0
+            while stages.contains(where: { $0.contains { $0 > 0 } }) {
+                requests += 1
+                let shard = generator.next(below: simulator.shardCount)
+                let u = generator.nextUnitInterval() * cumulative.last!
+                let slice = cumulative.firstIndex { u < $0 } ?? cumulative.count - 1
+                for (b, sequence) in simulator.sequences.enumerated() {
+                    stages[shard][b] = min(stages[shard][b], sequence.firstIndex(of: slice)!)
+                }
+            }
+            counts.append(Double(requests))
+        }
+        return counts
     }
 }

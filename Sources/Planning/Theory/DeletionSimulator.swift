@@ -30,6 +30,7 @@ public struct DeletionSimulator: Sendable {
         precondition(shardCount >= 1 && !sequences.isEmpty, "need a shard and a sequence")
         let l = sequences[0].count
         precondition(sequences.allSatisfy { $0.sorted() == Array(0..<l) }, "sequences must be permutations of 0..<L")
+        precondition(l <= 64, "at most 64 slices")
         self.shardCount = shardCount
         self.sequences = sequences
         self.requestPrior = requestPrior ?? [Double](repeating: 1 / Double(l), count: l)
@@ -45,45 +46,38 @@ public struct DeletionSimulator: Sendable {
 
     /// Runs `trialCount` trials from `seed` (same seed, same estimate).
     /// Precondition: `immortalFirstSlices` is empty.
-    public func estimate(trialCount: Int, seed: UInt64) -> Estimate {
+    /// `progress` is called after each trial with the number of trials done.
+    public func estimate(trialCount: Int, seed: UInt64, progress: (Int) -> Void = { _ in }) -> Estimate {
         precondition(trialCount >= 2, "need at least two trials for an interval")
         precondition(immortalFirstSlices.isEmpty, "δ is unbounded: a sequence begins with a slice never requested")
         var generator = SplitMix64(seed: seed)
-        let l = requestPrior.count
-        // position[seq][slice] = 1-based position of the slice in that sequence.
-        var position = [[Int]](repeating: [Int](repeating: 0, count: l), count: sequences.count)
-        for (index, sequence) in sequences.enumerated() {
-            for (offset, slice) in sequence.enumerated() { position[index][slice] = offset + 1 }
-        }
         var cumulative: [Double] = []
         var running = 0.0
         for p in requestPrior { running += p; cumulative.append(running) }
+        // A hit on slice s truncates every sequence of its shard to the stages before s, so a
+        // sequence dies exactly when its first slice is hit, and a shard when every distinct
+        // first slice of its sequences has been. A trial therefore tracks, per shard, the first
+        // slices not hit yet (a bit set over L ≤ 64 slices): each request costs O(1), whatever B.
+        var firstSlices: UInt64 = 0
+        for sequence in sequences { firstSlices |= 1 << UInt64(sequence[0]) }
+        var unhit = [UInt64](repeating: 0, count: shardCount)
         var sum = 0.0, sumOfSquares = 0.0
-        var alive = [Int](repeating: 0, count: shardCount * sequences.count)
-        var liveSequences = [Int](repeating: 0, count: shardCount)
-        for _ in 0..<trialCount {
-            // alive[h·B + b] = number of stages sequence b of shard h still has.
-            for i in alive.indices { alive[i] = l }
-            for h in 0..<shardCount { liveSequences[h] = sequences.count }
+        for trial in 0..<trialCount {
+            for h in 0..<shardCount { unhit[h] = firstSlices }
             var liveShards = shardCount
             var requests = 0
             while liveShards > 0 {
                 requests += 1
                 let shard = generator.next(below: shardCount)
-                let slice = Self.draw(cumulative, &generator)
-                guard liveSequences[shard] > 0 else { continue }
-                for b in 0..<sequences.count {
-                    let cell = shard * sequences.count + b
-                    let keep = position[b][slice] - 1
-                    if alive[cell] > 0 && keep < alive[cell] {
-                        alive[cell] = keep
-                        if keep == 0 { liveSequences[shard] -= 1 }
-                    }
+                let bit = UInt64(1) << UInt64(Self.draw(cumulative, &generator))
+                if unhit[shard] & bit != 0 {
+                    unhit[shard] &= ~bit
+                    if unhit[shard] == 0 { liveShards -= 1 }
                 }
-                if liveSequences[shard] == 0 { liveShards -= 1 }
             }
             sum += Double(requests)
             sumOfSquares += Double(requests) * Double(requests)
+            progress(trial + 1)
         }
         let n = Double(trialCount)
         let mean = sum / n
