@@ -71,6 +71,10 @@ struct PlanCreateCommand: ParsableCommand {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
         try InputFiles.check([("--data", data), ("--prior", prior)])
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ValidationError("--run \(runDirectory): is a file, not a directory; give a new or existing directory.")
+        }
     }
 
     func run() throws {

@@ -23,4 +23,13 @@ import Testing
         #expect(try Data(contentsOf: unrelated) == Data("keep".utf8))
         #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("plan.h5").path))
     }
+
+    @Test func aRunPathThatIsAFileIsAUsageError() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-plan-file-\(UUID().uuidString)")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (status, output) = try LetheProcess.run(["plan", "--data", file.path, "--shards", "2", "--slices", "2",
+                                                      "--budget", "2", "--run", file.path])
+        #expect(status == 64 && output.contains("--run \(file.path): is a file, not a directory"), "\(output)")
+    }
 }

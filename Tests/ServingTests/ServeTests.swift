@@ -327,10 +327,7 @@ final class ServerProcess: @unchecked Sendable {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = ServeTests.loopback(port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -453,18 +450,22 @@ extension ServeTests {
         #expect(server.stop() == 0)
     }
 
-    /// A request of more texts than --max-batch runs as several passes of at most that many,
-    /// with a small request's pass between them, and answers what the same texts get alone (to
-    /// the last bits, which padding moves).
+    /// 127.0.0.1 at `port` (0: the kernel picks a free one when bound).
+    static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+
     /// A port another socket holds is named with what to do (exit 1), and an address that is
     /// not one is a usage error before anything loads.
     @Test func aBusyPortAndABadHostAreNamed() throws {
         let run = try Self.freshRun()
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = Self.loopback(port: 0)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
@@ -514,6 +515,9 @@ extension ServeTests {
         #expect(closing.text.lowercased().contains("connection: close"))
     }
 
+    /// A request of more texts than --max-batch runs as several passes of at most that many,
+    /// with a small request's pass between them, and answers what the same texts get alone (to
+    /// the last bits, which padding moves).
     @Test func aLargeRequestIsSplitIntoPassesOfMaxBatch() async throws {
         let run = try Self.freshRun()
         let server = try ServerProcess(run: run, arguments: ["--max-batch", "4", "--max-wait-ms", "0"])
