@@ -24,6 +24,9 @@ public struct RunStatusReport: Encodable, Sendable {
     public var tombstones: Int
     public var settings: TrainingSettings?
     public var shardStatus: [ShardStatus]
+    /// Why `shardStatus` is empty although the run is trained: its stages are named by the base
+    /// model's layers, and the base model cannot be read. Everything else is still reported.
+    public var stagesUnavailable: String?
     public var stageByteCount: Int
     public var forgetting: ForgettingStatus
     /// The last Slurm job array `lethe train --scheduler slurm` submitted, if any.
@@ -66,17 +69,26 @@ public struct RunStatusReport: Encodable, Sendable {
         let served = FileManager.default.fileExists(atPath: layout.servedURL.path)
             ? try ServedComposition.load(from: layout.servedURL) : nil
         var shardStatus: [ShardStatus] = []
+        var stagesUnavailable: String?
         if let settings {
-            let layerCount = try settings.baseLayerCount(run: layout.directory)
+            let layerCount: Int?
+            do { layerCount = try settings.baseLayerCount(run: layout.directory) } catch {
+                layerCount = nil
+                stagesUnavailable = "the stages of each shard are named by the base model's layers, and "
+                    + "\(settings.baseModelDirectory(run: layout.directory).path) cannot be read (\(error)); put the model "
+                    + "the run was trained on back there (`make setup` fetches the default one)"
+            }
             let shardIndices = settings.strategy == .full ? [0] : Array(0..<plan.shardCount)
             for shard in shardIndices {
+                guard let layerCount else { break }
                 shardStatus.append(try Self.shardStatus(shard, plan: plan, settings: settings, served: served,
                                                         layout: layout, layerCount: layerCount))
             }
         }
         return RunStatusReport(run: runName, examples: plan.exampleCount, shards: plan.shardCount,
                                slices: plan.sliceCount, budget: plan.budget, tombstones: plan.tombstones.count,
-                               settings: settings, shardStatus: shardStatus, stageByteCount: layout.stageByteCount(),
+                               settings: settings, shardStatus: shardStatus, stagesUnavailable: stagesUnavailable,
+                               stageByteCount: layout.stageByteCount(),
                                forgetting: try ForgettingStatus.load(run: layout.directory),
                                slurm: SlurmJob.load(run: layout.directory))
     }

@@ -38,6 +38,7 @@ struct StatusCommand: ParsableCommand {
         print("training: \(settings.strategy.rawValue)\(settings.modelKind == .decoder ? " on a decoder" : ""), \(settings.epochs) epochs, r \(settings.rank), alpha \(settings.alpha), "
               + "targets \(settings.targets.joined(separator: ",")), \(settings.layersPerBlock) layers/block, "
               + "lr \(settings.learningRate), text \(settings.textField), seed \(settings.seed), threads \(settings.threadCount)")
+        if let reason = report.stagesUnavailable { print("stages per shard: unknown: \(reason)") }
         for s in shardStatus {
             let servedText = s.servedPrefixLength.map { p in
                 p == 0 ? "dead" : "serves sequence \(s.servedSequence ?? -1) prefix \(p)" } ?? "not served"

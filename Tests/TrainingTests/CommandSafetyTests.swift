@@ -430,4 +430,28 @@ import Planning
             Self.expectNoRawError(output, "\(command)")
         }
     }
+
+    /// Without its base model a run's stages cannot be listed (they are named by its layers), but
+    /// `status` still reports everything else and says why, instead of failing.
+    @Test func statusWithoutTheBaseModelSaysWhatItCannotList() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let run = scratch.appendingPathComponent("one")
+        let data = scratch.appendingPathComponent("tiny.jsonl").path
+        try S3TEndToEndTests.lethe(["plan", "--data", data, "--shards", "1", "--slices", "1", "--budget", "1", "--run", run.path])
+        try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
+        let settings = RunLayout(directory: run).settingsURL
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: settings)) as? [String: Any])
+        let moved = scratch.appendingPathComponent("moved-model").path
+        object["base_model"] = moved
+        try JSONSerialization.data(withJSONObject: object).write(to: settings)
+        let (exit, output) = try Self.run(["status", "--run", run.path])
+        #expect(exit == 0 && output.contains("stages per shard: unknown") && output.contains(moved), "\(output)")
+        #expect(output.contains("deletions: 0 example(s) forgotten"), "\(output)")
+        let json = try Self.run(["status", "--run", run.path, "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        #expect((report["stages_unavailable"] as? String)?.contains(moved) == true && report["shard_status"] as? [Any] != nil)
+        #expect(try Self.run(["verify", "--run", run.path]).status == 3)
+    }
 }
+
