@@ -295,12 +295,9 @@ import Planning
     }
 
     @Test func forgetExitCodesAndADeadRunRefusesToAnswer() throws {
-        let scratch = try S3TEndToEndTests.prepare()
+        let (scratch, run) = try Self.trainedOneSliceRun()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let run = scratch.appendingPathComponent("one")
         let data = scratch.appendingPathComponent("tiny.jsonl").path
-        try S3TEndToEndTests.lethe(["plan", "--data", data, "--shards", "1", "--slices", "1", "--budget", "1", "--run", run.path])
-        try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
         // An empty id is a usage error, and nothing reaches the ledger.
         let empty = try Self.run(["forget", "--run", run.path, "--id", ""])
         #expect(empty.status == 64 && empty.output.contains("--id \"\": an empty name forgets nothing"), "\(empty.output)")
@@ -434,12 +431,8 @@ import Planning
     /// Without its base model a run's stages cannot be listed (they are named by its layers), but
     /// `status` still reports everything else and says why, instead of failing.
     @Test func statusWithoutTheBaseModelSaysWhatItCannotList() throws {
-        let scratch = try S3TEndToEndTests.prepare()
+        let (scratch, run) = try Self.trainedOneSliceRun()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let run = scratch.appendingPathComponent("one")
-        let data = scratch.appendingPathComponent("tiny.jsonl").path
-        try S3TEndToEndTests.lethe(["plan", "--data", data, "--shards", "1", "--slices", "1", "--budget", "1", "--run", run.path])
-        try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
         let settings = RunLayout(directory: run).settingsURL
         var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: settings)) as? [String: Any])
         let moved = scratch.appendingPathComponent("moved-model").path
@@ -452,6 +445,17 @@ import Planning
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
         #expect((report["stages_unavailable"] as? String)?.contains(moved) == true && report["shard_status"] as? [Any] != nil)
         #expect(try Self.run(["verify", "--run", run.path]).status == 3)
+    }
+
+    /// A new scratch directory (the tiny dataset, `tiny.jsonl`) with a run `one` planned as one
+    /// shard of one slice and trained.
+    static func trainedOneSliceRun() throws -> (scratch: URL, run: URL) {
+        let scratch = try S3TEndToEndTests.prepare()
+        let run = scratch.appendingPathComponent("one")
+        let data = scratch.appendingPathComponent("tiny.jsonl").path
+        try S3TEndToEndTests.lethe(["plan", "--data", data, "--shards", "1", "--slices", "1", "--budget", "1", "--run", run.path])
+        try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
+        return (scratch, run)
     }
 }
 
