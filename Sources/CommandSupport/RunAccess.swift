@@ -22,19 +22,26 @@ public enum RunAccess {
         return guarded
     }
 
-    /// For commands that only read: recovers the run when this process may write it, or else
-    /// reads it as it is (an auditor with read access only), and says on stderr what recovery
-    /// did or what it would have completed.
-    @discardableResult
-    public static func inspect(_ run: URL) throws -> RunGuard.Inspection {
-        let inspection = try guarded(run).withInspectedRun { $0 }
+    /// For commands that only read: `body` runs under the run lock held shared, after recovery
+    /// when this process may write the run, or on the run as it is (an auditor with read access
+    /// only). Says on stderr what recovery did, or what it would have completed.
+    public static func inspect<T>(_ run: URL, _ body: () throws -> T) throws -> T {
+        var inspection = RunGuard.Inspection()
+        let result = try guarded(run).withInspectedRun { found in
+            inspection = found
+            return try body()
+        }
         report(inspection.recovery)
         if !inspection.unfinished.isEmpty {
-            FileHandle.standardError.write(Data(("read-only: " + inspection.unfinished.joined(separator: "; ")
-                + ". This user may not write \(run.path), so nothing was recovered and what follows is the run as it "
-                + "is on disk; its owner completes the work with `lethe forget --run \(run.path) --resume`.\n").utf8))
+            let label: String = inspection.readOnly ? "read-only: " : "unfinished: "
+            let cause: String = inspection.readOnly ? "This user may not write \(run.path), so nothing was recovered"
+                : "Forgets kept dying while this command recovered the run"
+            let advice: String = "its owner completes the work with `lethe forget --run \(run.path) --resume`"
+            let line: String = label + inspection.unfinished.joined(separator: "; ") + ". " + cause
+                + ", and what follows is the run as it is on disk; " + advice + ".\n"
+            FileHandle.standardError.write(Data(line.utf8))
         }
-        return inspection
+        return result
     }
 
     /// Tells the user what recovery did, on stderr (stdout may be JSON).

@@ -51,16 +51,17 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         let run = URL(fileURLWithPath: runDirectory)
-        try RunAccess.inspect(run)
-        var ids: [String] = []
-        if let id { ids = [id] }
-        if let group {
-            let plan = try Plan.load(from: Plan.url(inRun: run))
-            let dataset = try RunData.dataset(for: plan, run: run, override: data)
-            ids = dataset.examples.filter { $0.group == group }.map(\.id)
-            if ids.isEmpty { throw AuditError.unknownGroup(group: group) }
+        let audits = try RunAccess.inspect(run) {
+            var ids: [String] = []
+            if let id { ids = [id] }
+            if let group {
+                let plan = try Plan.load(from: Plan.url(inRun: run))
+                let dataset = try RunData.dataset(for: plan, run: run, override: data)
+                ids = dataset.examples.filter { $0.group == group }.map(\.id)
+                if ids.isEmpty { throw AuditError.unknownGroup(group: group) }
+            }
+            return try ids.map { try ExampleAudit.audit(run: run, id: $0) }
         }
-        let audits = try ids.map { try ExampleAudit.audit(run: run, id: $0) }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

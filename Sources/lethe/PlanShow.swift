@@ -33,13 +33,15 @@ struct PlanShowCommand: ParsableCommand {
     func run() throws {
         // Like every command that reads a run: a forget a crash interrupted is completed first,
         // so a deleted example is never shown as live.
-        if FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).ledgerURL.path) {
-            try RunAccess.inspect(URL(fileURLWithPath: runDirectory))
-        }
         let clock = ContinuousClock()
-        let loadStart = clock.now
-        let plan = try Plan.load(from: Plan.url(inRun: URL(fileURLWithPath: runDirectory)))
-        let loadSeconds = (clock.now - loadStart).seconds
+        var loadSeconds = 0.0
+        func load() throws -> Plan {
+            let loadStart = clock.now
+            defer { loadSeconds = (clock.now - loadStart).seconds }
+            return try Plan.load(from: Plan.url(inRun: URL(fileURLWithPath: runDirectory)))
+        }
+        let plan = FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).ledgerURL.path)
+            ? try RunAccess.inspect(URL(fileURLWithPath: runDirectory), load) : try load()
         guard let id else {
             print(json ? try PlanSummary(plan: plan, path: Plan.url(inRun: URL(fileURLWithPath: runDirectory)).path,
                                          seconds: loadSeconds).json()

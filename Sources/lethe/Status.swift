@@ -25,8 +25,7 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
-        try RunAccess.inspect(layout.directory)
-        let report = try RunStatusReport.load(layout: layout, runName: runDirectory)
+        let report = try RunAccess.inspect(layout.directory) { try RunStatusReport.load(layout: layout, runName: runDirectory) }
         let settings = report.settings, shardStatus = report.shardStatus
         if json {
             print(String(decoding: try report.json(), as: UTF8.self))

@@ -66,11 +66,17 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let run = URL(fileURLWithPath: runDirectory)
-        // Complete an interrupted forget first; a ledger that lost history is not an error
-        // here but a finding the report names.
-        do { try RunAccess.inspect(run) } catch ForgettingError.ledgerTampered {}
-        var report = try RunVerifier.verify(run: run)
-        report.problems += RunVerifier.checkTrainedRunFiles(run: run)
+        func verifyFiles() throws -> VerificationReport {
+            var report = try RunVerifier.verify(run: run)
+            report.problems += RunVerifier.checkTrainedRunFiles(run: run)
+            return report
+        }
+        // Under the run lock, after an interrupted forget is completed; a ledger that lost
+        // history stops recovery but is not an error here: a finding the report names.
+        var report: VerificationReport
+        do { report = try RunAccess.inspect(run, verifyFiles) } catch ForgettingError.ledgerTampered {
+            report = try verifyFiles()
+        }
         if let replay {
             let trainer = try RunTrainer(run: run, data: data, threads: nil, clock: { 0 })
             let (outcomes, problems) = try StageReplay.replay(run: run, count: replay, seed: seed, runner: trainer.runner) {

@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import Synchronization
+@testable import Audit
 import RunFixtures
 import Testing
 @testable import Forgetting
@@ -49,6 +51,38 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path + "/ledger.sqlite-wal"))
         let after = try Self.readOnly(run.directory, ["audit", "--run", path, "--id", pending])
         #expect(after.status == 0 && after.output.contains("request"), "\(after.output)")
+    }
+
+    /// Readers hold the run lock shared while they read: a verify or an audit running beside a
+    /// stream of forgets never sees one half done (a request without its tombstone, a stage
+    /// served.json names that the forget has since erased).
+    @Test func readersNeverSeeAForgetHalfDone() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let finished = Atomic<Bool>(false)
+        let directory = run.directory
+        let forgets = Thread {
+            let forgetter = Forgetter(run: directory)
+            for i in 0..<24 {
+                _ = try? forgetter.forget([ForgetRequest(target: .example(String(format: "ex-%02d", i)))],
+                                          nowMilliseconds: Int64(1_700_000_000_000 + i))
+            }
+            finished.store(true, ordering: .sequentiallyConsistent)
+        }
+        forgets.start()
+        let guarded = RunGuard(run: run.directory, nowMilliseconds: { 1_700_000_000_000 })
+        var reads = 0
+        repeat {
+            let (report, audit) = try guarded.withInspectedRun { _ in
+                (try RunVerifier.verify(run: run.directory), try ExampleAudit.audit(run: run.directory, id: "ex-05"))
+            }
+            #expect(report.problems == [], "read \(reads)")
+            #expect(!(audit.servedNow && !audit.deletions.isEmpty) && audit.tombstoned == !audit.deletions.isEmpty,
+                    "read \(reads): \(audit.summary)")
+            reads += 1
+        } while !finished.load(ordering: .sequentiallyConsistent)
+        #expect(reads > 1)
+        #expect(try RunVerifier.verify(run: run.directory).deletedExampleCount == 24)
     }
 
     /// Runs `lethe` on `run` as a reader who may not write it: on a read-only bind mount of the

@@ -163,6 +163,10 @@ import Training
             ("{\"id\": \"a\", \"group\": \"g\"}", 1, "has both \"id\" and \"group\"; one request names one of them"),
             ("{\"id\": \"a\"}\n\n{\"idd\": \"b\"}", 3, "unknown key \"idd\" (allowed: id, group, request_id, timestamp)"),
             ("[1]", 1, "not a JSON object"),
+            // JSONSerialization would keep one of the two ids and drop the other silently.
+            ("{\"id\": \"sport/189\", \"id\": \"tech/171\"}", 1, "the key \"id\" appears twice; give one request per line"),
+            ("{\"id\": \"a\", \"request_id\": \"r\", \"request\\u005fid\": \"s\"}", 1,
+             "the key \"request_id\" appears twice; give one request per line"),
             ("{\"id\": 5}", 1, "\"id\" must be a non-empty string"),
             ("{\"request_id\": \"x\"}", 1, "needs \"id\" or \"group\""),
             ("{\"id\": \"a\\u0000b\"}", 1, "\"id\" holds the control character U+0000; ids, groups, request ids and "

@@ -1,4 +1,5 @@
 import Foundation
+import Planning
 import Support
 
 /// One request to forget: an example id or a whole group (a data subject), with an optional
@@ -122,6 +123,9 @@ public enum RequestLog {
             throw fail("not valid JSON")
         }
         guard let fields = object as? [String: Any] else { throw fail("not a JSON object") }
+        if let key = RepeatedJSONKey.first(in: line) {
+            throw fail("the key \"\(key)\" appears twice; give one request per line")
+        }
         for key in fields.keys where !["id", "group", "request_id", "timestamp"].contains(key) {
             throw fail("unknown key \"\(key)\" (allowed: id, group, request_id, timestamp)")
         }

@@ -31,6 +31,10 @@ public struct RunGuard {
         /// True when the composition was republished because it predated an accepted request.
         public var republished = false
         public var didSomething: Bool { completedRequestCount > 0 || republished }
+
+        public init(completedRequestCount: Int = 0, republished: Bool = false) {
+            self.completedRequestCount = completedRequestCount; self.republished = republished
+        }
     }
 
     /// Takes the run lock, recovers, and runs `body` with the lock held.
@@ -52,6 +56,10 @@ public struct RunGuard {
         public var readOnly = false
         /// What recovery would have completed, left undone because this process may not write.
         public var unfinished: [String] = []
+
+        public init(recovery: Recovery = Recovery(), readOnly: Bool = false, unfinished: [String] = []) {
+            self.recovery = recovery; self.readOnly = readOnly; self.unfinished = unfinished
+        }
     }
 
     /// True when this process may write the run directory and its lock file, as recovery needs.
@@ -60,17 +68,36 @@ public struct RunGuard {
         return access(layout.directory.path, W_OK) == 0 && (access(lock, F_OK) != 0 || access(lock, W_OK) == 0)
     }
 
-    /// For commands that only read: recovers and runs `body` under the run lock, like
-    /// `withRecoveredRun`, when this process may write the run. Otherwise (an auditor with read
-    /// access only) it waits for any writer under the shared lock, reads the run as it is, and
-    /// names in `Inspection.unfinished` what recovery would have completed: a reader never
-    /// needs write access, and never hides an interrupted forget.
+    /// For commands that only read: runs `body` holding the run lock *shared*, so readers do not
+    /// wait for each other but a writer (forget, stage commit, publish) waits for them, and
+    /// `body` sees no change half done. It should read everything it reports before returning.
+    ///
+    /// When this process may write the run, recovery runs first (it needs the lock exclusive);
+    /// a forget that dies between the two is recovered in another round. Otherwise (an auditor
+    /// with read access only) nothing is recovered: `Inspection.unfinished` names what recovery
+    /// would have completed, so a reader never needs write access and never hides an
+    /// interrupted forget.
     public func withInspectedRun<T>(_ body: (Inspection) throws -> T) throws -> T {
         try Self.requireRun(layout)
-        guard !mayWrite else { return try withRecoveredRun { try body(Inspection(recovery: $0)) } }
-        return try FileLock.withSharedLockForReading(layout.lockURL) {
-            try body(Inspection(readOnly: true, unfinished: try unfinishedWork()))
+        guard mayWrite else {
+            return try FileLock.withSharedLockForReading(layout.lockURL) {
+                try body(Inspection(readOnly: true, unfinished: try unfinishedWork()))
+            }
         }
+        var recovery = Recovery()
+        for round in 1...3 {
+            let step = try withRecoveredRun { $0 }
+            recovery.completedRequestCount += step.completedRequestCount
+            recovery.republished = recovery.republished || step.republished
+            let result: T? = try FileLock.withSharedLockForReading(layout.lockURL) {
+                let unfinished = try unfinishedWork()
+                // After three rounds of forgets dying in between, the run is read as it is.
+                guard unfinished.isEmpty || round == 3 else { return nil }
+                return try body(Inspection(recovery: recovery, unfinished: unfinished))
+            }
+            if let result { return result }
+        }
+        preconditionFailure("the third round always reads")
     }
 
     /// Under the run lock, after recovery: the served composition (nil when the run has none

@@ -1,3 +1,4 @@
+import Foundation
 /// A strict scanner for one JSON Lines record: a JSON object whose members Lethe reads as strings.
 ///
 /// Why hand-written: Foundation's `JSONSerialization`/`JSONDecoder` on Linux allocate a bridged
@@ -26,6 +27,8 @@ struct FlatJSONScanner {
     struct Failure: Error, Equatable {
         var column: Int
         var reason: String
+        /// Set when the failure is a key that appears twice.
+        var repeatedKey: String? = nil
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -58,7 +61,7 @@ struct FlatJSONScanner {
                 let keyColumn = index
                 let key = try string()
                 for member in members where member.key == key {
-                    throw Failure(column: keyColumn, reason: "key \"\(key)\" appears twice")
+                    throw Failure(column: keyColumn, reason: "key \"\(key)\" appears twice", repeatedKey: key)
                 }
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "expected ':' after key \"\(key)\"")
@@ -305,3 +308,23 @@ struct FlatJSONScanner {
         (0x21..<0x7F).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16, uppercase: true))"
     }
 }
+
+/// Repeated keys in one JSON object, for readers that parse it with Foundation, which keeps one
+/// of the values silently.
+public enum RepeatedJSONKey {
+    /// The first key the flat object `line` repeats; nil when none does, and also when the line
+    /// is not a flat object (its own parser reports that).
+    public static func first(in line: Data) -> String? {
+        line.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> String? in
+            do {
+                _ = try FlatJSONScanner.members(of: raw.bindMemory(to: UInt8.self))
+                return nil
+            } catch let failure as FlatJSONScanner.Failure {
+                return failure.repeatedKey
+            } catch {
+                return nil
+            }
+        }
+    }
+}
+
