@@ -60,7 +60,7 @@ struct PlanCreateCommand: ParsableCommand {
     @Option(name: .customLong("run"), help: "Run directory; created if missing.")
     var runDirectory: String
 
-    @Flag(help: "Replace a plan that the run directory already holds. Refused once the run has a deletion ledger or tombstones: a new plan would lose which examples were forgotten; plan into a new directory instead.")
+    @Flag(help: "Replace a plan that the run directory already holds. Refused once the run has trained stages (they were made from the old plan), a deletion ledger or tombstones (a new plan would lose which examples were forgotten); plan into a new directory instead.")
     var force = false
 
     @OptionGroup var output: OutputOptions
@@ -99,6 +99,7 @@ struct PlanCreateCommand: ParsableCommand {
             plan = try FileLock.withExclusiveLock(layout.lockURL) {
                 if force && FileManager.default.fileExists(atPath: layout.planURL.path) {
                     try Self.refuseReplacingForgottenHistory(layout)
+                    try SlurmQueue.requireNoActiveJob(run: runURL)
                 }
                 _ = layout.removeLockedWritersTemporaryFiles()
                 return try makePlan()
@@ -116,6 +117,13 @@ extension PlanCreateCommand {
     /// Refuses to replace the plan of a run that has forgotten anything: its tombstones and
     /// ledger bind every later training of that data, and a new plan would not carry them.
     static func refuseReplacingForgottenHistory(_ layout: RunLayout) throws {
+        // Stages and served.json were trained on the plan being replaced; under a new plan no
+        // forget, audit or verify would account for them, so they would outlive a deletion.
+        if layout.anyStageFile() != nil || FileManager.default.fileExists(atPath: layout.servedURL.path) {
+            throw ValidationError("--force: \(layout.directory.path) has trained stages (stages/, served.json) made from "
+                                  + "the plan it would replace. Plan into a new run directory, or delete stages/ and "
+                                  + "served.json first if those models are to go.")
+        }
         let tombstones = (try? Plan.load(from: layout.planURL).tombstones.count) ?? 0
         let hasLedger = FileManager.default.fileExists(atPath: layout.ledgerURL.path)
         guard tombstones == 0 && !hasLedger else {

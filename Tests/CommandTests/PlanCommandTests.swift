@@ -32,4 +32,19 @@ import Testing
                                                       "--budget", "2", "--run", file.path])
         #expect(status == 64 && output.contains("--run \(file.path): is a file, not a directory"), "\(output)")
     }
+
+    /// A plan --force over trained stages is refused: they were made from the old plan, and no
+    /// later forget, audit or verify (which follow the plan) would account for them.
+    @Test func replacingThePlanOfATrainedRunIsRefused() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let data = run.directory.appendingPathComponent("data.jsonl")
+        try BBCSubset.write(perLabel: 6, to: data)
+        let before = try Data(contentsOf: run.directory.appendingPathComponent("plan.h5"))
+        let (status, output) = try LetheProcess.run(["plan", "--data", data.path, "--shards", "2", "--slices", "2",
+                                                      "--budget", "2", "--run", run.directory.path, "--force"])
+        #expect(status == 64 && output.contains("has trained stages (stages/, served.json)"), "\(output)")
+        #expect(try Data(contentsOf: run.directory.appendingPathComponent("plan.h5")) == before)
+    }
 }
+
