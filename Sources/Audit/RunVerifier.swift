@@ -35,6 +35,8 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
         case unerasedStage = "unerased_stage"
         /// A deleted example (per the ledger) is not tombstoned in the plan.
         case missingTombstone = "missing_tombstone"
+        /// A stage file records another shard, stage or key than its path names (moved or copied).
+        case misplacedStage = "misplaced_stage"
         /// A replayed stage's tensors differ from the stored ones (`--replay`).
         case replayMismatch = "replay_mismatch"
         /// A stage's recorded lineage (key, slice hashes, seed, settings) does not fit the run (`--replay`).
@@ -305,6 +307,12 @@ public enum RunVerifier {
                     if !check.matches {
                         problems.append(.init(kind: .tensorHash, location: url.path,
                                               detail: "tensors hash to \(check.computed), the file records \(check.recorded)"))
+                    }
+                    if let slot = check.slotMismatch {
+                        problems.append(.init(kind: .misplacedStage, location: url.path,
+                                              detail: "its path names \(slot.field) \(slot.path), the file records "
+                                                  + "\(slot.recorded): it holds another stage, moved or copied here; "
+                                                  + "delete it and train again"))
                     }
                     if check.nonFiniteCount > 0 {
                         problems.append(.init(kind: .nonFiniteTensor, location: url.path,

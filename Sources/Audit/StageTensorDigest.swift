@@ -23,6 +23,9 @@ public enum StageTensorDigest {
         /// when absent; precision is absent in files older than it: float32).
         public var hyperparametersJSON: String? = nil
         public var precision: String? = nil
+        /// The first of shard, stage and stage_key that disagrees with the file's path (a file
+        /// moved into another stage's place), as (field, from the path, recorded).
+        public var slotMismatch: StageSlotMismatch? = nil
         public var matches: Bool { recorded == computed }
     }
 
@@ -56,7 +59,22 @@ public enum StageTensorDigest {
         func string(_ name: String) throws -> String? {
             try file.hasAttribute(named: name) ? try file.stringAttribute(named: name) : nil
         }
+        var slot: StageSlotMismatch?
+        if try file.hasAttribute(named: "shard"), try file.hasAttribute(named: "stage"), let key = try string("stage_key"),
+           let found = StageCheckpoint.slotMismatch(url, shard: Int(try file.intAttribute(named: "shard")),
+                                                    stage: Int(try file.intAttribute(named: "stage")), key: key) {
+            slot = StageSlotMismatch(field: found.field, path: found.expected, recorded: found.found)
+        }
         return Check(recorded: recorded, computed: computed, nonFiniteCount: nonFinite,
-                     hyperparametersJSON: try string("hyperparameters"), precision: try string("precision"))
+                     hyperparametersJSON: try string("hyperparameters"), precision: try string("precision"),
+                     slotMismatch: slot)
     }
 }
+
+/// A stage file whose recorded shard, stage or key is not the one its path names.
+public struct StageSlotMismatch: Sendable, Equatable {
+    public var field: String
+    public var path: String
+    public var recorded: String
+}
+

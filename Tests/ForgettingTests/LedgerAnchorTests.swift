@@ -21,6 +21,39 @@ import Training
         return run
     }
 
+    /// An older copy of the plan put back (a backup from before the first forget, or a tombstone
+    /// log cut short) holds fewer tombstones than the last receipt recorded. The next command's
+    /// recovery applies every request again: no deleted example is trained on, published or
+    /// served from that plan.
+    @Test(arguments: ["backup", "log"])
+    func aPlanThatLostTombstonesGetsEveryDeletionAgain(_ how: String) throws {
+        let run = try TinyRun("restored-\(how)")
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        let backup = try Data(contentsOf: layout.planURL)  // before any forget: no tombstone log
+        let forgetter = Forgetter(run: run.directory)
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-03"))], nowMilliseconds: 1)
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-20"))], nowMilliseconds: 2)
+        try forgetter.close()
+        let log = run.directory.appendingPathComponent("plan.tombstones")
+        if how == "backup" {
+            try backup.write(to: layout.planURL)
+        } else {
+            let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            try (lines.prefix(1).joined(separator: "\n") + "\n").write(to: log, atomically: true, encoding: .utf8)
+        }
+        #expect(try Plan.load(from: layout.planURL).tombstones.count < 2, "the damage took")
+        #expect(try Self.kinds(run).contains(.missingTombstone))
+
+        let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
+        #expect(recovery.completedRequestCount == 2)
+        #expect(try Plan.load(from: layout.planURL).tombstones == ["ex-03", "ex-20"])
+        #expect(try RunVerifier.verify(run: run.directory).problems == [])
+        for id in ["ex-03", "ex-20"] { #expect(try !ExampleAudit.audit(run: run.directory, id: id).servedNow) }
+        // Once applied again, nothing more to do.
+        #expect(try RunGuard(run: run.directory, nowMilliseconds: { 4 }).recover().didSomething == false)
+    }
+
     static func kinds(_ run: TinyRun) throws -> Set<VerificationProblem.Kind> {
         Set(try RunVerifier.verify(run: run.directory).problems.map(\.kind))
     }

@@ -457,5 +457,29 @@ import Planning
         try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
         return (scratch, run)
     }
+
+    /// A sealed stage file copied into another stage's place (say, one a forget erased, put back
+    /// under a served name) is refused where it is loaded and reported by verify.
+    @Test func aStageFileInAnotherStagesPlaceIsRefused() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let run = try S3TEndToEndTests.copyPlan(scratch, to: "swap")
+        try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
+        let shard = RunLayout(directory: run).shardDirectory(0)
+        let firsts = try FileManager.default.contentsOfDirectory(atPath: shard.path).filter { $0.hasPrefix("stage-1-") }.sorted()
+        try #require(firsts.count == 2, "two sequences, two first stages: \(firsts)")
+        let served = shard.appendingPathComponent(firsts[0])
+        try FileManager.default.removeItem(at: served)
+        try FileManager.default.copyItem(at: shard.appendingPathComponent(firsts[1]), to: served)
+        let (exit, output) = try Self.run(["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(exit == 1 && output.contains(served.path) && output.contains("stage_key"), "\(output)")
+        let verify = try Self.run(["verify", "--run", run.path])
+        #expect(verify.status == 3 && verify.output.contains("misplaced_stage: \(served.path)"), "\(verify.output)")
+        // The path names the shard too.
+        let other = URL(fileURLWithPath: "/runs/r/stages/shard-1/" + firsts[1])
+        let key = String(firsts[1].dropFirst("stage-1-".count).dropLast(".h5".count))
+        #expect(StageCheckpoint.slotMismatch(other, shard: 0, stage: 1, key: key)?.field == "shard")
+        #expect(StageCheckpoint.slotMismatch(shard.appendingPathComponent(firsts[1]), shard: 0, stage: 1, key: key) == nil)
+    }
 }
 

@@ -72,6 +72,10 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
     /// The ledger head after the requests were recorded: the last entry this receipt covers.
     public var ledgerSequence: Int64
     public var ledgerHash: String
+    /// How many tombstones the plan holds after this operation. They are never removed, so a
+    /// plan with fewer was replaced by an older copy; recovery then applies every request again.
+    /// Absent from receipts written before it was recorded.
+    public var tombstoneCount: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, requests, forgottenExamples = "forgotten_examples", unknownIDs = "unknown_ids"
@@ -79,7 +83,7 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
         case affectedSlices = "affected_slices", truncatedSequences = "truncated_sequences"
         case erasedStages = "erased_stages", served, deadShards = "dead_shards"
         case deletionRateRemaining = "deletion_rate_remaining", compositionPublished = "composition_published"
-        case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash"
+        case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash", tombstoneCount = "tombstone_count"
     }
 
     /// Key-sorted JSON. The compact form is the ledger payload: byte for byte what

@@ -40,7 +40,7 @@ public final class Forgetter {
     /// Stage keys and file paths by (shard, prefix); valid while the cached plan's slice hashes are.
     private var stageFileCache: [StagePrefix: StageFile] = [:]
     /// The last receipt this engine read or wrote: its ledger position and the coverage it records.
-    private var lastReceipt: (sequenceNumber: Int64, coverage: Int64)?
+    private var lastReceipt: (sequenceNumber: Int64, coverage: ReceiptCoverage)?
 
     public init(run: URL) { self.run = run; layout = RunLayout(directory: run) }
 
@@ -121,7 +121,8 @@ public final class Forgetter {
 
         // 1. Resolve, then record durably.
         let records = try resolve(requests, plan: plan, groups: groups, nowMilliseconds: nowMilliseconds)
-        let lastCovered = try cachedReceiptCoverage(ledger)
+        // A plan that lost tombstones gets every request applied again, from the first.
+        let lastCovered = try planLostTombstones(ledger) ? 0 : try cachedReceipt(ledger)?.ledgerSequence ?? 0
         let (appended, head) = try record(records, in: ledger, nowMilliseconds: nowMilliseconds)
         if !appended.isEmpty { accepted(head) }
         let (pending, recoveredCount) = try pendingRequests(ledger, coveredUpTo: lastCovered, head: head,
@@ -163,11 +164,13 @@ public final class Forgetter {
             deletionRateRemaining: DeletionLogic.remainingDeletionRate(
                 sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
             compositionPublished: strategy != nil,
-            ledgerSequence: head.sequenceNumber, ledgerHash: head.hash)
+            ledgerSequence: head.sequenceNumber, ledgerHash: head.hash, tombstoneCount: plan.tombstones.count)
         _ = try timed(.receipt) {
             let stored = try ledger.append(LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
                                                        payload: try receipt.json(), keys: [Self.receiptKey]))
-            lastReceipt = (stored.sequenceNumber, receipt.ledgerSequence)
+            lastReceipt = (stored.sequenceNumber, ReceiptCoverage(ledgerSequence: receipt.ledgerSequence,
+                                                                  ledgerHash: receipt.ledgerHash,
+                                                                  tombstoneCount: receipt.tombstoneCount))
         }
         return receipt
     }
@@ -335,17 +338,30 @@ public final class Forgetter {
 
     /// The ledger position up to which requests have a receipt (0 when none has).
     func lastReceiptCoverage(_ ledger: Ledger) throws -> Int64 {
-        guard let last = try ledger.lastEntry(matching: Self.receiptKey) else { return 0 }
-        return try last.decodePayload(as: ReceiptCoverage.self).ledgerSequence
+        try lastReceipt(ledger)?.ledgerSequence ?? 0
     }
 
-    /// `lastReceiptCoverage`, without decoding the receipt again when it is the one this engine
-    /// last read or wrote.
-    private func cachedReceiptCoverage(_ ledger: Ledger) throws -> Int64 {
-        let last = try ledger.lastSequenceNumber(matching: Self.receiptKey)
-        if let last, let cached = lastReceipt, cached.sequenceNumber == last { return cached.coverage }
-        let coverage = try lastReceiptCoverage(ledger)
-        lastReceipt = last.map { ($0, coverage) }
+    /// What the last receipt covers, or nil when there is none.
+    func lastReceipt(_ ledger: Ledger) throws -> ReceiptCoverage? {
+        try ledger.lastEntry(matching: Self.receiptKey)?.decodePayload(as: ReceiptCoverage.self)
+    }
+
+    /// True when the plan holds fewer tombstones than the last receipt recorded after its
+    /// forget. Tombstones are never removed, so plan.h5 or its tombstone log was replaced by an
+    /// older copy (a backup, another run's plan): deletions the ledger accepted and carried out
+    /// are missing from it, and recovery must apply every request again.
+    func planLostTombstones(_ ledger: Ledger) throws -> Bool {
+        guard let recorded = try cachedReceipt(ledger)?.tombstoneCount else { return false }
+        return try currentPlan().tombstones.count < recorded
+    }
+
+    /// `lastReceipt`, without decoding the receipt again when it is the one this engine last
+    /// read or wrote.
+    private func cachedReceipt(_ ledger: Ledger) throws -> ReceiptCoverage? {
+        guard let last = try ledger.lastSequenceNumber(matching: Self.receiptKey) else { return nil }
+        if let cached = lastReceipt, cached.sequenceNumber == last { return cached.coverage }
+        let coverage = try lastReceipt(ledger)
+        lastReceipt = coverage.map { (last, $0) }
         return coverage
     }
 
@@ -420,7 +436,11 @@ public final class Forgetter {
 public struct ReceiptCoverage: Decodable, Sendable {
     public var ledgerSequence: Int64
     public var ledgerHash: String
-    enum CodingKeys: String, CodingKey { case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash" }
+    /// The plan's tombstones after the receipt's forget (nil in receipts written before it was recorded).
+    public var tombstoneCount: Int?
+    enum CodingKeys: String, CodingKey {
+        case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash", tombstoneCount = "tombstone_count"
+    }
 }
 
 /// Which file a path names and which version of it: device, inode, size and modification and

@@ -136,7 +136,8 @@ public struct RunGuard {
         let lastRequest = try ledger.lastSequenceNumber(ofKind: .request) ?? 0
         let forgetter = Forgetter(run: layout.directory)
         defer { try? forgetter.close() }
-        if lastRequest > (try forgetter.lastReceiptCoverage(ledger)) {
+        let unreceipted = lastRequest > (try forgetter.lastReceiptCoverage(ledger))
+        if try unreceipted || forgetter.planLostTombstones(ledger) {
             let receipt = try forgetter.forgetHoldingLock([], groups: nil, nowMilliseconds: nowMilliseconds())
             recovery.completedRequestCount = receipt.recoveredRequestCount
         } else {
@@ -160,7 +161,12 @@ public struct RunGuard {
         defer { try? ledger.close() }
         var unfinished: [String] = []
         let lastRequest = try ledger.lastSequenceNumber(ofKind: .request) ?? 0
-        let covered = try Forgetter(run: layout.directory).lastReceiptCoverage(ledger)
+        let forgetter = Forgetter(run: layout.directory)
+        let covered = try forgetter.lastReceiptCoverage(ledger)
+        if try forgetter.planLostTombstones(ledger) {
+            unfinished.append("plan.h5 holds fewer tombstones than the last receipt recorded (an older copy of the plan "
+                              + "was restored), so every accepted deletion must be applied again")
+        }
         if lastRequest > covered {
             let count = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
             unfinished.append("\(count) accepted deletion request(s) not yet carried out (an interrupted forget)")

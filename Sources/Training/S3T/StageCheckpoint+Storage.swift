@@ -75,6 +75,25 @@ extension StageCheckpoint {
         return choice
     }
 
+    /// A file at a stage's place in a run (`shard-K/stage-I-<key>.h5`) must hold that stage: a
+    /// sealed file copied or renamed into another slot (another stage, shard or key — say, one
+    /// a forget erased) would otherwise be loaded as the one its name promises. Returns the
+    /// first attribute that disagrees with the path; nil for a file at any other path.
+    public static func slotMismatch(_ url: URL, shard: Int, stage: Int, key: String)
+        -> (field: String, expected: String, found: String)? {
+        let name = url.lastPathComponent
+        guard name.hasPrefix("stage-"), name.hasSuffix(".h5") else { return nil }
+        let parts = name.dropFirst("stage-".count).dropLast(".h5".count).split(separator: "-", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        if String(parts[1]) != key { return ("stage_key", String(parts[1]), key) }
+        if String(parts[0]) != String(stage) { return ("stage", String(parts[0]), String(stage)) }
+        let folder = url.deletingLastPathComponent().lastPathComponent
+        if folder.hasPrefix("shard-"), folder != "shard-\(shard)" {
+            return ("shard", String(folder.dropFirst("shard-".count)), String(shard))
+        }
+        return nil
+    }
+
     /// Reads and checks a stage checkpoint: format and version, every attribute, the tensors,
     /// and that the tensors hash to the recorded `tensors_sha256`.
     public static func load(from url: URL) throws -> StageCheckpoint {
@@ -132,6 +151,9 @@ extension StageCheckpoint {
         guard recordedKey == lineage.key.hex else {
             throw TrainingError.stageMismatch(file: path, field: "stage_key", expected: lineage.key.hex,
                                               found: recordedKey)
+        }
+        if let slot = Self.slotMismatch(url, shard: lineage.shard, stage: lineage.stage, key: recordedKey) {
+            throw TrainingError.stageMismatch(file: path, field: slot.field, expected: slot.expected, found: slot.found)
         }
         let checkpoint = StageCheckpoint(lineage: lineage, record: record,
                                          adapters: try readTensors(file, under: "adapters"),
