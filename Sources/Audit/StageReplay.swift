@@ -54,7 +54,11 @@ public enum StageReplay {
                 problems.append(.init(kind: kind, location: url.path, detail: detail))
             }
             let stored: StageCheckpoint
-            do { stored = try StageCheckpoint.load(from: url) } catch {
+            do { stored = try StageCheckpoint.load(from: url) } catch let error as TrainingError {
+                // A file in another stage's place (its recorded lineage is not its path's).
+                if case .stageMismatch = error { problem(.replayLineage, "\(error)") } else { problem(.unreadableStage, "\(error)") }
+                continue
+            } catch {
                 problem(.unreadableStage, "\(error)")
                 continue
             }
@@ -76,8 +80,17 @@ public enum StageReplay {
                 problem(.replayLineage, "it records seed \(stored.record.seed); the run's seed gives this stage "
                         + "\(expectedSeed)")
             } else {
-                let replayed = try runner.replay(lineage, strategy: stored.record.strategy) { slice in
-                    plan.currentMembers(shard: shard, slice: slice)
+                let replayed: StageCheckpoint
+                do {
+                    replayed = try runner.replay(lineage, strategy: stored.record.strategy) { slice in
+                        plan.currentMembers(shard: shard, slice: slice)
+                    }
+                } catch TrainingError.stageMismatch(let file, let field, let expected, let found) {
+                    // A parent stage's file holds another stage: this one cannot be replayed from it.
+                    problem(.replayLineage, "its parent \(file) records \(field) \(found), its path names \(expected)")
+                    outcomes.append(Outcome(shard: shard, stage: stage, key: key, file: relative, identical: false,
+                                            tensorCount: stored.storedTensors.count))
+                    continue
                 }
                 let difference = firstDifference(stored.storedTensors, replayed.storedTensors)
                 if let difference {
