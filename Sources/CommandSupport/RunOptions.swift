@@ -10,4 +10,16 @@ public struct RunOptions: ParsableArguments {
 
     /// The run directory as a file URL.
     public var url: URL { URL(fileURLWithPath: runDirectory) }
+
+    public func validate() throws { try Self.checkUTF8(runDirectory, option: "--run") }
+
+    /// Arguments reach Swift as UTF-8 text, and bytes that are not UTF-8 arrive replaced by
+    /// U+FFFD: the path would name another directory than the one typed (two names can even
+    /// meet in one), so such a path is refused rather than used.
+    public static func checkUTF8(_ path: String, option: String) throws {
+        guard !path.unicodeScalars.contains("\u{FFFD}") else {
+            throw ValidationError("\(option) \(path): the path holds bytes that are not UTF-8 (shown as \u{FFFD}), so "
+                                  + "Lethe cannot name that directory exactly. Rename it to a UTF-8 name.")
+        }
+    }
 }

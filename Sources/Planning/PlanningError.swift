@@ -16,6 +16,8 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
     case wrongFieldType(file: String, line: Int, field: String, expected: String, found: String)
     /// `text` is the empty string.
     case emptyText(file: String, line: Int, id: String)
+    /// A line's `label` is the empty string (an unlabelled line leaves the field out).
+    case emptyLabel(file: String, line: Int, id: String)
     /// An `id` that cannot be used as a lineage key (empty, or contains a control character).
     case invalidID(file: String, line: Int, id: String, reason: String)
     /// The same `id` appears on two lines.
@@ -60,6 +62,9 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "labelled on every line (a classifier's) or on none (text for a decoder); add the label or remove it everywhere."
         case let .wrongFieldType(file, line, field, expected, found):
             return "\(file):\(line): field \"\(field)\" must be a \(expected), found a \(found). Write it as a JSON \(expected)."
+        case let .emptyLabel(file, line, id):
+            return "\(file):\(line): example \"\(id)\" has an empty \"label\". Give it its label, or leave the field out "
+                + "on every line for unlabelled data."
         case let .emptyText(file, line, id):
             return "\(file):\(line): example \"\(id)\" has an empty \"text\". Give it a text or remove the line."
         case let .invalidID(file, line, id, reason):

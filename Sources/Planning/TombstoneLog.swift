@@ -22,7 +22,7 @@ public enum TombstoneLog {
     /// The ids in the log's complete lines from byte `offset` on (0: the whole log, header
     /// checked) and the byte offset just after the last complete line.
     public static func read(_ url: URL, from offset: Int = 0) throws -> (ids: [String], end: Int) {
-        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
+        let descriptor = try RegularFile.openForReading(url.path)
         guard descriptor >= 0 else {
             throw PlanningError.unreadableFile(file: url.path, reason: "the tombstone log of the plan cannot be "
                                                + "opened (\(String(cString: strerror(errno))), errno \(errno)); it must be kept beside plan.h5")

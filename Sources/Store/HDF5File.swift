@@ -62,6 +62,7 @@ public final class HDF5File: HDF5Location {
         guard FileManager.default.fileExists(atPath: name) else {
             throw StoreError.fileNotFound(file: name)
         }
+        try RegularFile.check(name)
         let flags = mode == .readOnly ? lethe_H5F_ACC_RDONLY() : lethe_H5F_ACC_RDWR()
         let access = try fileAccessList(file: name)
         let id = H5Fopen(name, flags, access.id)

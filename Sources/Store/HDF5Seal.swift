@@ -49,7 +49,7 @@ public enum HDF5Seal {
     ///   `fileNotFound`, or `io`.
     public static func verifiedContents(of url: URL) throws -> [UInt8] {
         let name = url.path
-        let descriptor = open(name, O_RDONLY | O_CLOEXEC)
+        let descriptor = try RegularFile.openForReading(name)
         guard descriptor >= 0 else {
             throw errno == ENOENT ? StoreError.fileNotFound(file: name)
                                   : StoreError.io(file: name, operation: "open", errno: errno)

@@ -39,6 +39,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case sealBroken(file: String, reason: String)
     /// A system call on the file or its directory failed (create, write, fsync, rename).
     case io(file: String, operation: String, errno: Int32)
+    /// A file Lethe reads whole (a run's files) is a directory, FIFO, device or socket.
+    case notRegularFile(file: String, kind: String)
 
     public var description: String {
         switch self {
@@ -90,6 +92,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
             let reason = String(cString: strerror(code))
             return "\(file): \(operation) failed: \(reason) (errno \(code)). Check permissions and "
                 + "free space in its directory."
+        case .notRegularFile(let file, let kind):
+            return "\(file): is \(kind), not a regular file. Put the real file back (from a backup), or remove "
+                + "what is there."
         }
     }
 }

@@ -59,7 +59,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + "does not read it. Delete the file, then `lethe train` (or `lethe retrain` for a shard with deletions) "
                 + "on its run trains the stage again, to the same bits."
         case let .fileInvalid(file, reason):
-            return "\(file): \(reason). Restore the file or re-create it with `lethe train`."
+            // A reason that already says what to do gets no second, general advice.
+            let advises = ["restore", "run `lethe", "train again", "delete", "put back", "train into", "lethe train"]
+                .contains { reason.lowercased().contains($0) }
+            return "\(file): \(reason)." + (advises ? "" : " Restore the file from a backup, or train into a new run.")
         case let .baseModelMismatch(file, expected, found):
             return "\(file): the run was trained with this base model file at SHA-256 \(expected), found \(found). "
                 + "Put that exact model there (run `make setup` for the default one), or train a new run on this one."

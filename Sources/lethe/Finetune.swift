@@ -52,6 +52,7 @@ struct FinetuneCommand: ParsableCommand {
     func validate() throws {
         try OptionBounds(TrainingSettings.Limits.layersPerBlock).check(layers, option: "--layers")
         try InputFiles.check([("--data", data)])
+        try RunOptions.checkUTF8(out, option: "--run")
         if let model = options.model, model.lowercased().hasSuffix(".gguf") {
             throw ValidationError("--model \(model): finetune trains an encoder classifier (a MiniLM-style directory "
                                   + "with config.json); a decoder trains with `lethe plan … --shards 1 --slices 1 "

@@ -71,6 +71,7 @@ struct PlanCreateCommand: ParsableCommand {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
         try InputFiles.check([("--data", data), ("--prior", prior)])
+        try RunOptions.checkUTF8(runDirectory, option: "--run")
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw ValidationError("--run \(runDirectory): is a file, not a directory; give a new or existing directory.")

@@ -14,12 +14,15 @@ struct RunTrainer {
     /// - Parameters:
     ///   - data: the dataset, when not at the path the plan records.
     ///   - threads: must equal the saved thread count when given (bit-identity depends on it).
-    init(run: URL, data: String?, threads: Int?, clock: @escaping () -> Double) throws {
+    ///   - forTraining: refuse a train.json that disagrees with the stages already trained
+    ///     (false for a replay, which reports that disagreement as a finding instead).
+    init(run: URL, data: String?, threads: Int?, forTraining: Bool = true, clock: @escaping () -> Double) throws {
         let layout = RunLayout(directory: run)
         guard FileManager.default.fileExists(atPath: layout.settingsURL.path) else {
-            throw ValidationError("\(layout.settingsURL.path) is missing: the run was never trained (run lethe train first).")
+            throw TrainingError.fileInvalid(file: layout.settingsURL.path, reason: TrainingSettings.missingReason(run: run))
         }
         let settings = try TrainingSettings.load(from: layout.settingsURL)
+        if forTraining { try settings.requireMatchingStages(layout) }
         if let threads, threads != settings.threadCount {
             throw ValidationError("--threads \(threads): the run was trained with \(settings.threadCount) thread(s), and "
                                   + "stages are bit-identical only for equal thread counts; pass --threads "

@@ -33,7 +33,10 @@ struct StatusCommand: ParsableCommand {
         }
         print("run \(runDirectory): \(report.examples) examples, \(report.shards) shards × \(report.slices) slices, "
               + "budget \(report.budget), \(report.tombstones) deleted")
-        guard let settings else { print("not trained yet: run `lethe train --run \(runDirectory)`"); return }
+        guard let settings else {
+            print("train.json: " + TrainingSettings.missingReason(run: layout.directory))
+            return
+        }
         print("training: \(settings.strategy.rawValue)\(settings.modelKind == .decoder ? " on a decoder" : ""), \(settings.epochs) epochs, r \(settings.rank), alpha \(settings.alpha), "
               + "targets \(settings.targets.joined(separator: ",")), \(settings.layersPerBlock) layers/block, "
               + "lr \(settings.learningRate), text \(settings.textField), seed \(settings.seed), threads \(settings.threadCount)")

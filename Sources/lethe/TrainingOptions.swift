@@ -70,10 +70,9 @@ struct TrainingOptions: ParsableArguments {
         }
         // Without train.json, stages already trained would be resumed and served beside stages
         // trained with whatever settings these options give.
-        if let trained = layout.anyStageFile() {
-            throw TrainingError.fileInvalid(file: layout.settingsURL.path, reason: "is missing, but the run has trained "
-                                            + "stages (\(trained.path)); restore train.json from a backup of the run "
-                                            + "(training on with other settings would mix them), or train into a new run")
+        if layout.anyStageFile() != nil {
+            throw TrainingError.fileInvalid(file: layout.settingsURL.path,
+                                            reason: TrainingSettings.missingReason(run: layout.directory))
         }
         // A GGUF file, or text data without --model, makes a decoder run.
         let kind: ModelKind = model.map { $0.hasSuffix(".gguf") } ?? textData ? .decoder : .encoder
@@ -126,6 +125,7 @@ struct TrainingOptions: ParsableArguments {
             throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: "base_model", saved: savedModel,
                                                  given: model)
         }
+        try saved.requireMatchingStages(layout)
         return saved
     }
 

@@ -71,14 +71,18 @@ struct VerifyCommand: ParsableCommand {
             report.problems += RunVerifier.checkTrainedRunFiles(run: run)
             return report
         }
-        // Under the run lock, after an interrupted forget is completed; a ledger that lost
-        // history stops recovery but is not an error here: a finding the report names.
+        // Under the run lock, after an interrupted forget is completed. What stops recovery (a
+        // ledger that lost history, a damaged served.json) is not an error here but a finding:
+        // the files are checked as they are, and the report names it.
         var report: VerificationReport
         do { report = try RunAccess.inspect(run, verifyFiles) } catch ForgettingError.ledgerTampered {
             report = try verifyFiles()
+        } catch {
+            FileHandle.standardError.write(Data("verify: the run could not be recovered first (\(error)); its files are checked as they are.\n".utf8))
+            report = try verifyFiles()
         }
         if let replay {
-            let trainer = try RunTrainer(run: run, data: data, threads: nil, clock: { 0 })
+            let trainer = try RunTrainer(run: run, data: data, threads: nil, forTraining: false, clock: { 0 })
             let (outcomes, problems) = try StageReplay.replay(run: run, count: replay, seed: seed, runner: trainer.runner) {
                 outcome in
                 if !json {

@@ -46,5 +46,21 @@ import Testing
         #expect(status == 64 && output.contains("has trained stages (stages/, served.json)"), "\(output)")
         #expect(try Data(contentsOf: run.directory.appendingPathComponent("plan.h5")) == before)
     }
+
+    /// A path whose bytes are not UTF-8 reaches Lethe with U+FFFD in their place, naming another
+    /// directory: refused for every command that takes --run. (A test can only pass U+FFFD itself;
+    /// bytes such as 0xFF become exactly that.)
+    @Test func aRunPathThatIsNotUTF8IsAUsageError() throws {
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-plan-\u{FFFD}-\(UUID().uuidString)").path
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-plan-\(UUID().uuidString).jsonl")
+        try BBCSubset.write(perLabel: 2, to: data)
+        defer { try? FileManager.default.removeItem(at: data) }
+        for arguments in [["plan", "--data", data.path, "--shards", "1", "--slices", "1", "--budget", "1", "--run", run],
+                          ["status", "--run", run], ["forget", "--run", run, "--id", "x"]] {
+            let (status, output) = try LetheProcess.run(arguments)
+            #expect(status == 64 && output.contains("holds bytes that are not UTF-8"), "\(arguments): \(output)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: run))
+    }
 }
 

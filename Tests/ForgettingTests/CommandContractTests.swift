@@ -58,6 +58,11 @@ import Testing
         let (status, output) = try LetheProcess.run(["simulate", "--shards", "2", "--slices", "3", "--budget", "2",
                                                      "--prior", prior.path, "--trials", "10"])
         #expect(status == 64 && output.contains("unbounded") && output.contains("probability 0"), "\(status): \(output)")
+        // A tiny probability is bounded but just as endless in practice: refused too, naming it.
+        try Data("[1e-12, 1]".utf8).write(to: prior)
+        let (tiny, message) = try LetheProcess.run(["simulate", "--shards", "2", "--slices", "2", "--budget", "2",
+                                                    "--prior", prior.path, "--trials", "2"])
+        #expect(tiny == 64 && message.contains("slice 0 has probability 1e-12"), "\(tiny): \(message)")
     }
 }
 

@@ -105,6 +105,8 @@ import Testing
         #expect(failure(#"{"id": "a", "text": "t", "label": "l", "group": ["g"]}"#)
                 == .wrongFieldType(file: "t.jsonl", line: 1, field: "group", expected: "string", found: "array"))
         #expect(failure(#"{"id": "a", "text": "", "label": "l"}"#) == .emptyText(file: "t.jsonl", line: 1, id: "a"))
+        // An empty label would become a class of its own for plan, and "no label" for evaluate.
+        #expect(failure(#"{"id": "a", "text": "t", "label": ""}"#) == .emptyLabel(file: "t.jsonl", line: 1, id: "a"))
         #expect(failure(#"{"id": "", "text": "t", "label": "l"}"#)
                 == .invalidID(file: "t.jsonl", line: 1, id: "", reason: "it is empty"))
         if case .invalidID(_, 1, "a\nb", _)? = failure(#"{"id": "a\nb", "text": "t", "label": "l"}"#) {} else {

@@ -481,5 +481,67 @@ import Planning
         #expect(StageCheckpoint.slotMismatch(other, shard: 0, stage: 1, key: key)?.field == "shard")
         #expect(StageCheckpoint.slotMismatch(shard.appendingPathComponent(firsts[1]), shard: 0, stage: 1, key: key) == nil)
     }
+
+    /// A stage holding NaN (written whole: its tensor hash and seal agree) is refused where it
+    /// is loaded, instead of answering NaN with exit 0; verify names it.
+    @Test func aStageHoldingNaNIsRefused() throws {
+        let (scratch, run) = try Self.trainedOneSliceRun()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let stage = try #require(RunLayout(directory: run).anyStageFile())
+        var checkpoint = try StageCheckpoint.load(from: stage)
+        let first = checkpoint.adapters[0]
+        checkpoint.adapters[0] = NamedTensor(name: first.name, shape: first.shape, values: [.nan] + first.values.dropFirst())
+        try FileManager.default.removeItem(at: stage)
+        try checkpoint.save(to: stage)
+        let (exit, output) = try Self.run(["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(exit == 1 && output.contains(stage.path) && output.contains("1 adapter or head value(s) are NaN"), "\(output)")
+        let verify = try Self.run(["verify", "--run", run.path])
+        #expect(verify.status == 3 && verify.output.contains("non_finite_tensor: \(stage.path)"), "\(verify.output)")
+    }
+
+    /// A damaged served.json stops the commands that would trust it, but verify reports it as a
+    /// finding, and the advice every message gives works: set it aside, train, and the run
+    /// answers and forgets again.
+    @Test func aDamagedServedJSONIsReportedAndTheAdviceRepublishesIt() throws {
+        let (scratch, run) = try Self.trainedOneSliceRun()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let served = RunLayout(directory: run).servedURL
+        var bytes = try Data(contentsOf: served)
+        bytes[bytes.count / 2] ^= 0x04
+        try bytes.write(to: served)
+        let predict = try Self.run(["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(predict.status == 1 && predict.output.contains("mv \(served.path) \(served.path).damaged"), "\(predict.output)")
+        let verify = try Self.run(["verify", "--run", run.path])
+        #expect(verify.status == 3 && verify.output.contains("unreadable_composition"), "\(verify.output)")
+        try FileManager.default.moveItem(at: served, to: served.appendingPathExtension("damaged"))
+        try S3TEndToEndTests.lethe(["train", "--run", run.path])
+        #expect(try Self.run(["predict", "--run", run.path, "--text", "Shares rise"]).status == 0)
+        #expect(try Self.run(["verify", "--run", run.path]).status == 0)
+    }
+
+    /// train.json edited after training (other epochs) is refused by the commands that would
+    /// train on beside the existing stages; removed, every command says the same thing.
+    @Test func anEditedOrMissingTrainJSONIsNamedTheSameWayEverywhere() throws {
+        let (scratch, run) = try Self.trainedOneSliceRun()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let settings = RunLayout(directory: run).settingsURL
+        let original = try Data(contentsOf: settings)
+        var object = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        object["epochs"] = 2
+        try JSONSerialization.data(withJSONObject: object).write(to: settings)
+        // (retrain has nothing to retrain here, so it trains nothing and needs no check.)
+        for command in [["train", "--run", run.path]] {
+            let (exit, output) = try Self.run(command)
+            #expect(exit == 1 && output.contains(settings.path) && output.contains("epochs is 2") && output.contains("with 1"),
+                    "\(command): \(output)")
+        }
+        try FileManager.default.removeItem(at: settings)
+        for command in [["status", "--run", run.path], ["train", "--run", run.path],
+                        ["predict", "--run", run.path, "--text", "x"]] {
+            let (_, output) = try Self.run(command)
+            #expect(output.contains("is missing, but the run has trained stages") && output.contains("restore it from a backup"),
+                    "\(command): \(output)")
+        }
+    }
 }
 

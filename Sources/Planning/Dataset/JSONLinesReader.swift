@@ -83,6 +83,7 @@ enum JSONLinesReader {
                                           reason: "it contains a control character (slice hashes join ids with newlines)")
         }
         if text.isEmpty { throw PlanningError.emptyText(file: source, line: lineNumber, id: id) }
+        if label?.isEmpty == true { throw PlanningError.emptyLabel(file: source, line: lineNumber, id: id) }
         return (Example(id: id, text: text, label: label ?? "", group: group, extraFields: extras), label != nil)
     }
 

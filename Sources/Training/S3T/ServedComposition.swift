@@ -103,6 +103,7 @@ public struct ServedComposition: Codable, Sendable, Equatable {
 
     /// Reads `url`, checks its content hash, format and shape; nil-free: a missing file is an error.
     public static func load(from url: URL) throws -> ServedComposition {
+        try RegularFile.check(url.path)
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw TrainingError.fileInvalid(file: url.path, reason: "cannot read it (\(error.localizedDescription)); "
@@ -115,7 +116,7 @@ public struct ServedComposition: Codable, Sendable, Equatable {
                                                       found: "\(format.format) v\(format.formatVersion)")
             }
             throw TrainingError.fileInvalid(file: url.path, reason: "not a served composition (\(DecodingError.fieldDescription(error))); "
-                                            + "it was damaged or edited: run `lethe verify`, then `lethe train` to republish it")
+                                            + "it was damaged or edited. \(republishAdvice(url))")
         }
         guard composition.format == formatName, composition.formatVersion == formatVersion else {
             throw TrainingError.unsupportedFormat(file: url.path, expected: "\(formatName) v\(formatVersion)",
@@ -125,13 +126,22 @@ public struct ServedComposition: Codable, Sendable, Equatable {
         composition.contentSHA256 = nil
         guard let recorded, recorded == (try composition.contentHash()) else {
             throw TrainingError.fileInvalid(file: url.path, reason: "its content hash does not match: it was damaged or "
-                                            + "edited; run `lethe verify`, then `lethe train` to republish it")
+                                            + "edited. \(republishAdvice(url))")
         }
         for entry in composition.shards where entry.stageKeys.count != entry.prefixLength || entry.prefixLength < 0 {
             throw TrainingError.fileInvalid(file: url.path, reason: "shard \(entry.shard) lists "
                 + "\(entry.stageKeys.count) stage keys for prefix length \(entry.prefixLength)")
         }
         return composition
+    }
+
+    /// What to do about a damaged served.json: it is derived from the plan, the stages and the
+    /// ledger, so it is set aside and published anew (verify first names anything else changed).
+    static func republishAdvice(_ url: URL) -> String {
+        let run = url.deletingLastPathComponent().path
+        return "Run `lethe verify --run \(run)` to see what else changed, then move the file aside "
+            + "(`mv \(url.path) \(url.path).damaged`) and run `lethe train --run \(run)`, which publishes a new one "
+            + "from the plan, its tombstones and the trained stages"
     }
 
     /// The composition as pretty, key-sorted JSON with its content hash.

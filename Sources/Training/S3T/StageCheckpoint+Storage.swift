@@ -78,13 +78,14 @@ extension StageCheckpoint {
     /// A file at a stage's place in a run (`shard-K/stage-I-<key>.h5`) must hold that stage: a
     /// sealed file copied or renamed into another slot (another stage, shard or key — say, one
     /// a forget erased) would otherwise be loaded as the one its name promises. Returns the
-    /// first attribute that disagrees with the path; nil for a file at any other path.
+    /// first attribute that disagrees with the path; nil for a file named otherwise.
     public static func slotMismatch(_ url: URL, shard: Int, stage: Int, key: String)
         -> (field: String, expected: String, found: String)? {
         let name = url.lastPathComponent
         guard name.hasPrefix("stage-"), name.hasSuffix(".h5") else { return nil }
         let parts = name.dropFirst("stage-".count).dropLast(".h5".count).split(separator: "-", maxSplits: 1)
-        guard parts.count == 2 else { return nil }
+        // Only the names a run gives its stages (`stage-<n>-<64 hex digits>.h5`) promise a slot.
+        guard parts.count == 2, parts[1].count == 64, parts[1].allSatisfy(\.isHexDigit) else { return nil }
         if String(parts[1]) != key { return ("stage_key", String(parts[1]), key) }
         if String(parts[0]) != String(stage) { return ("stage", String(parts[0]), String(stage)) }
         let folder = url.deletingLastPathComponent().lastPathComponent
@@ -162,6 +163,13 @@ extension StageCheckpoint {
         let computed = checkpoint.tensorsSHA256
         guard recorded == computed else {
             throw TrainingError.tensorHashMismatch(file: path, recorded: recorded, computed: computed)
+        }
+        // Training never writes NaN or infinity (it stops on a non-finite loss); a stage holding
+        // them would make every answer of its shard NaN, so it is refused where it is loaded.
+        let nonFinite = (checkpoint.adapters + checkpoint.head).reduce(0) { $0 + $1.values.lazy.filter { !$0.isFinite }.count }
+        guard nonFinite == 0 else {
+            throw TrainingError.fileInvalid(file: path, reason: "\(nonFinite) adapter or head value(s) are NaN or infinite; "
+                                            + "delete the file and train the stage again")
         }
         return checkpoint
     }

@@ -71,3 +71,23 @@ extension TrainingSettings {
         baseModelVocabularySHA256 = try FileDigest.sha256(of: directory.appendingPathComponent("vocab.txt")).hex
     }
 }
+
+extension TrainingSettings {
+    /// Throws when a stage already trained in the run records other settings or another
+    /// precision than these (read from train.json): the file was edited, and training on would
+    /// serve stages of mixed settings side by side. The stages say what trained them.
+    public func requireMatchingStages(_ layout: RunLayout) throws {
+        guard let url = layout.anyStageFile() else { return }
+        let stage = try StageCheckpoint.load(from: url)
+        let difference: (String, String, String)? = stage.record.precision != precision
+            ? ("precision", stage.record.precision.rawValue, precision.rawValue)
+            : firstDifference(fromRecorded: stage.record.hyperparametersJSON)
+        if let (field, recorded, saved) = difference {
+            throw TrainingError.fileInvalid(file: layout.settingsURL.path,
+                                            reason: "\(field) is \(saved), but \(url.path) was trained with \(recorded). The "
+                                                + "file was edited after training; put back the value the stages record, "
+                                                + "or train a new run with the new settings")
+        }
+    }
+}
+

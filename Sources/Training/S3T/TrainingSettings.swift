@@ -161,15 +161,25 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 
+    /// Why train.json is missing, as its readers say it: a run never trained, or one whose
+    /// stages outlived the file (which only a backup can give back: the stages need its settings).
+    public static func missingReason(run: URL) -> String {
+        guard let trained = RunLayout(directory: run).anyStageFile() else {
+            return "it is missing: the run was never trained; run `lethe train --run \(run.path)` first"
+        }
+        return "it is missing, but the run has trained stages (\(trained.path)): restore it from a backup of the run "
+            + "(training on with other settings would mix them), or train into a new run"
+    }
+
     public static func load(from url: URL) throws -> TrainingSettings {
+        try RegularFile.check(url.path)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
                 throw TrainingError.fileInvalid(file: url.path, reason: "cannot be read (" + (isDirectory.boolValue
                     ? "a directory, not a file" : "no permission to read it") + ")")
             }
-            throw TrainingError.fileInvalid(file: url.path, reason: "cannot be read: the run was never trained; run "
-                                            + "`lethe train --run \(url.deletingLastPathComponent().path)` first")
+            throw TrainingError.fileInvalid(file: url.path, reason: missingReason(run: url.deletingLastPathComponent()))
         }
         let settings: TrainingSettings
         do { settings = try JSONDecoder().decode(TrainingSettings.self, from: data) } catch {

@@ -32,7 +32,8 @@ public enum UnfinishedForget {
     public static func isRaised(_ layout: RunLayout) -> Bool {
         let path = url(layout).path
         guard FileManager.default.fileExists(atPath: path) else { return false }
-        guard let data = FileManager.default.contents(atPath: path) else { return true }
+        // Not a regular file (a FIFO would block the read): unreadable, so raised.
+        guard (try? RegularFile.check(path)) != nil, let data = FileManager.default.contents(atPath: path) else { return true }
         return data.first != UInt8(ascii: "0")
     }
 
@@ -44,6 +45,7 @@ public enum UnfinishedForget {
     private static func write(_ byte: UInt8, layout: RunLayout, sync: Bool) throws {
         let path = url(layout).path
         let existed = FileManager.default.fileExists(atPath: path)
+        try RegularFile.check(path)
         let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw StoreError.io(file: path, operation: "open", errno: errno) }
         defer { close(descriptor) }

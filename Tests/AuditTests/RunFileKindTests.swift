@@ -1,0 +1,51 @@
+import Foundation
+import RunFixtures
+import Testing
+import Training
+@testable import Forgetting
+
+/// A run's files are regular files. A FIFO in the place of one must not block a command
+/// forever (opening a FIFO waits for a writer): the command names the file and stops.
+@Suite struct RunFileKindTests {
+    @Test(arguments: ["served.json", "plan.tombstones", ".forget-unfinished", "stage"])
+    func aFIFOInPlaceOfARunFileIsNamedNotWaitedOn(_ name: String) throws {
+        let run = try TinyRun("fifo-\(name)")
+        defer { run.remove() }
+        // The first forget creates the tombstone log and the flag.
+        try LetheProcess.succeed(["forget", "--run", run.directory.path, "--id", "ex-03"])
+        let layout = RunLayout(directory: run.directory)
+        let entry = try #require(try run.served().entry(shard: 1))
+        let target = name == "stage" ? layout.stageURL(shard: 1, stage: 1, key: entry.stageKeys[0])
+            : run.directory.appendingPathComponent(name)
+        try FileManager.default.removeItem(at: target)
+        #expect(mkfifo(target.path, 0o644) == 0)
+        // A stage file is read by verify (audit only looks whether it exists, forget unlinks it).
+        let commands = [["verify", "--run", run.directory.path]] + (name == "stage" ? [] : [
+            ["audit", "--run", run.directory.path, "--id", "ex-20"], ["forget", "--run", run.directory.path, "--id", "ex-20"]])
+        for arguments in commands {
+            let (status, output) = try Self.runWithin(seconds: 30, arguments)
+            #expect(status != nil, "\(arguments) still waiting after 30 s")
+            #expect(status != 0 && output.contains(target.path) && output.contains("FIFO"), "\(arguments): \(status ?? -1) \(output)")
+        }
+    }
+
+    /// Runs `lethe`; nil status when it had to be killed after `seconds`.
+    static func runWithin(seconds: Double, _ arguments: [String]) throws -> (status: Int32?, output: String) {
+        let process = Process()
+        process.executableURL = try LetheProcess.binary()
+        process.arguments = arguments
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-fifo-\(UUID().uuidString).out")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        let finished = !process.isRunning
+        if !finished { process.terminate(); process.waitUntilExit() }
+        try handle.close()
+        return (finished ? process.terminationStatus : nil, try String(contentsOf: output, encoding: .utf8))
+    }
+}
