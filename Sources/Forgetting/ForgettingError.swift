@@ -29,8 +29,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     public var description: String {
         switch self {
         case .ledgerUnavailable(let file, let detail):
-            return "\(file): cannot open the deletion ledger (\(detail)). Check that the run "
-                + "directory exists and is writable."
+            return "\(file): cannot open the deletion ledger (\(detail))."
+                + (detail.contains("Audit a copy") ? "" : " Check that the run directory exists and is writable.")
         case .ledgerFormat(let file, let expected, let found):
             return "\(file): not a ledger this version can use: expected \(expected), found "
                 + "\(found). Open it with the Lethe version that wrote it, or point at the "

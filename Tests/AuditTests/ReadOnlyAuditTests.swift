@@ -42,6 +42,16 @@ import Testing
         #expect(try Self.readOnly(run.directory, ["plan", "show", "--run", path]).status == 0)
         #expect(try Self.contents(of: run.directory) == before, "a reader changed the run")
 
+        // Without its -shm index, a WAL that may hold entries cannot be read by a reader who
+        // cannot create one: named, with what to do, rather than read past.
+        let shm = URL(fileURLWithPath: path + "/ledger.sqlite-shm")
+        let index = try Data(contentsOf: shm)
+        try FileManager.default.removeItem(at: shm)
+        let noIndex = try Self.readOnly(run.directory, ["audit", "--run", path, "--id", "ex-03"])
+        #expect(noIndex.status == 1 && noIndex.output.contains("ledger.sqlite-shm file, missing here")
+                && noIndex.output.contains("Audit a copy of the run"), "\(noIndex.output)")
+        try index.write(to: shm)
+
         // Its owner recovers the run on the next command.
         let owner = try LetheProcess.run(["audit", "--run", path, "--id", pending])
         #expect(owner.status == 0 && owner.output.contains("recovery: completed 1 deletion request"), "\(owner.output)")

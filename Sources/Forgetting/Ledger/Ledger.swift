@@ -70,8 +70,16 @@ public final class Ledger: Sendable {
             return try openReadOnly(at: url, path: url.path)
         } catch let error as ForgettingError {
             let wal = url.path + "-wal"
-            guard !FileManager.default.fileExists(atPath: wal), access(url.deletingLastPathComponent().path, W_OK) != 0
-            else { throw error }
+            let writable = access(url.deletingLastPathComponent().path, W_OK) == 0
+            guard !writable else { throw error }
+            guard !FileManager.default.fileExists(atPath: wal) else {
+                // Committed entries may still be in the WAL, which SQLite reads only through a
+                // -shm index it cannot create here: reading the database file alone could miss them.
+                throw ForgettingError.ledgerUnavailable(file: url.path, detail: "its newest entries are in "
+                    + "\(url.lastPathComponent)-wal, which SQLite reads only through a \(url.lastPathComponent)-shm file, "
+                    + "missing here and not creatable without write access. Audit a copy of the run (`cp -a`), or ask "
+                    + "its owner for write access to the directory")
+            }
             return try openReadOnly(at: url, path: immutableURI(url.path))
         }
     }
