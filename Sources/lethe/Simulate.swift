@@ -112,11 +112,8 @@ struct SimulateCommand: ParsableCommand {
                                   + "sequence never dies, so δ is unbounded and cannot be simulated. Give every slice a "
                                   + "probability above 0 (1e-6 will do).")
         }
-        // A shard dies once each distinct first slice is hit, which takes about 1/p requests to
-        // that shard for a slice of probability p: a tiny p makes every trial endless.
-        let firstSlices = Set(sequences.map { $0[0] })
-        let perTrial = Double(shards) * firstSlices.reduce(0) { $0 + 1 / simulator.requestPrior[$1] }
-        if perTrial > 1e10, let rarest = firstSlices.min(by: { simulator.requestPrior[$0] < simulator.requestPrior[$1] }) {
+        let perTrial = simulator.requestsPerTrialBound
+        if perTrial > 1e10, let rarest = simulator.firstSlices.min(by: { simulator.requestPrior[$0] < simulator.requestPrior[$1] }) {
             throw ValidationError("--prior \(prior ?? ""): slice \(rarest) has probability \(simulator.requestPrior[rarest]) and "
                                   + "begins a sequence (\(candidate.rawValue), budget \(budget)), so one trial needs about "
                                   + String(format: "%.0e", perTrial) + " requests (hours or more). Raise the smallest "

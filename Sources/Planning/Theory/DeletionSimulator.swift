@@ -41,7 +41,17 @@ public struct DeletionSimulator: Sendable {
     /// dies only when its first slice is hit, so with any of them δ is unbounded and a trial
     /// would never end. Empty when δ is finite.
     public var immortalFirstSlices: [Int] {
-        Set(sequences.map { $0[0] }).filter { requestPrior[$0] <= 0 }.sorted()
+        firstSlices.filter { requestPrior[$0] <= 0 }.sorted()
+    }
+
+    /// The slices that begin some sequence: the only ones whose hits kill sequences.
+    public var firstSlices: Set<Int> { Set(sequences.map { $0[0] }) }
+
+    /// About how many requests one trial takes, at most: a shard dies once each first slice is
+    /// hit, which takes about 1/p of its requests for a slice of probability p. A tiny p makes
+    /// every trial practically endless.
+    public var requestsPerTrialBound: Double {
+        Double(shardCount) * firstSlices.reduce(0) { $0 + 1 / requestPrior[$1] }
     }
 
     /// Runs `trialCount` trials from `seed` (same seed, same estimate).
@@ -58,12 +68,11 @@ public struct DeletionSimulator: Sendable {
         // sequence dies exactly when its first slice is hit, and a shard when every distinct
         // first slice of its sequences has been. A trial therefore tracks, per shard, the first
         // slices not hit yet (a bit set over L ≤ 64 slices): each request costs O(1), whatever B.
-        var firstSlices: UInt64 = 0
-        for sequence in sequences { firstSlices |= 1 << UInt64(sequence[0]) }
+        let firstSliceBits = firstSlices.reduce(UInt64(0)) { $0 | 1 << UInt64($1) }
         var unhit = [UInt64](repeating: 0, count: shardCount)
         var sum = 0.0, sumOfSquares = 0.0
         for trial in 0..<trialCount {
-            for h in 0..<shardCount { unhit[h] = firstSlices }
+            for h in 0..<shardCount { unhit[h] = firstSliceBits }
             var liveShards = shardCount
             var requests = 0
             while liveShards > 0 {
