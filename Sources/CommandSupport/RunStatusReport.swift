@@ -66,8 +66,9 @@ public struct RunStatusReport: Encodable, Sendable {
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settingsExist = FileManager.default.fileExists(atPath: layout.settingsURL.path)
         let settings = settingsExist ? try TrainingSettings.load(from: layout.settingsURL) : nil
-        let served = FileManager.default.fileExists(atPath: layout.servedURL.path)
-            ? try ServedComposition.load(from: layout.servedURL) : nil
+        // A damaged served.json is reported by `forgetting.servedUnreadable`; shards show as not served.
+        var served: ServedComposition?
+        if case .loaded(let composition) = try ServedComposition.read(from: layout.servedURL) { served = composition }
         var shardStatus: [ShardStatus] = []
         var stagesUnavailable: String?
         if let settings {

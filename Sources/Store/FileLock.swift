@@ -10,7 +10,7 @@ public enum FileLock {
     /// Runs `body` while holding the exclusive lock on `url` (created if missing); waits for it.
     public static func withExclusiveLock<T>(_ url: URL, _ body: () throws -> T) throws -> T {
         let descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno) }
+        guard descriptor >= 0 else { throw openFailure(url, errno) }
         defer { close(descriptor) }
         while flock(descriptor, LOCK_EX) != 0 {
             guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
@@ -41,7 +41,7 @@ public enum FileLock {
     /// when another holder has it.
     public static func withLockIfFree<T>(_ url: URL, _ body: () throws -> T) throws -> T? {
         let descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno) }
+        guard descriptor >= 0 else { throw openFailure(url, errno) }
         defer { close(descriptor) }
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             if errno == EWOULDBLOCK { return nil }
@@ -49,5 +49,10 @@ public enum FileLock {
         }
         defer { flock(descriptor, LOCK_UN) }
         return try body()
+    }
+
+    /// Why the lock file could not be opened for writing.
+    private static func openFailure(_ url: URL, _ code: Int32) -> StoreError {
+        code == EISDIR ? .unusableLock(file: url.path, kind: "a directory") : .io(file: url.path, operation: "open (lock)", errno: code)
     }
 }

@@ -41,6 +41,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case io(file: String, operation: String, errno: Int32)
     /// A file Lethe reads whole (a run's files) is a directory, FIFO, device or socket.
     case notRegularFile(file: String, kind: String)
+    /// A lock file that cannot be opened as one (it is a directory).
+    case unusableLock(file: String, kind: String)
 
     public var description: String {
         switch self {
@@ -95,6 +97,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
         case .notRegularFile(let file, let kind):
             return "\(file): is \(kind), not a regular file. Put the real file back (from a backup), or remove "
                 + "what is there."
+        case .unusableLock(let file, let kind):
+            return "\(file): is \(kind), so the run cannot be locked. A lock file holds no data: remove it "
+                + "(`rm -r \(file)`) and the next command creates it again."
         }
     }
 }

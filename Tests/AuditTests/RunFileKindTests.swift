@@ -25,8 +25,27 @@ import Training
         for arguments in commands {
             let (status, output) = try Self.runWithin(seconds: 30, arguments)
             #expect(status != nil, "\(arguments) still waiting after 30 s")
+            // (This fixture has no train.json, so a forget cannot republish served.json in the
+            // FIFO's place — CommandSafetyTests.aForgetRepublishesADamagedServedJSON — and names it.)
             #expect(status != 0 && output.contains(target.path) && output.contains("FIFO"), "\(arguments): \(status ?? -1) \(output)")
         }
+    }
+
+    /// A directory in place of the run lock is named, with what to do, by a writer and by a
+    /// command that recovers first; removed, the next command makes the lock again.
+    @Test func aDirectoryInPlaceOfTheRunLockIsNamed() throws {
+        let run = try TinyRun("lock-directory")
+        defer { run.remove() }
+        let lock = RunLayout(directory: run.directory).lockURL
+        try? FileManager.default.removeItem(at: lock)
+        try FileManager.default.createDirectory(at: lock, withIntermediateDirectories: false)
+        for arguments in [["forget", "--run", run.directory.path, "--id", "ex-03"], ["status", "--run", run.directory.path]] {
+            let (status, output) = try LetheProcess.run(arguments)
+            #expect(status == 1 && output.contains("\(lock.path): is a directory, so the run cannot be locked")
+                    && output.contains("rm -r \(lock.path)"), "\(arguments): \(output)")
+        }
+        try FileManager.default.removeItem(at: lock)
+        try LetheProcess.succeed(["forget", "--run", run.directory.path, "--id", "ex-03"])
     }
 
     /// Runs `lethe`; nil status when it had to be killed after `seconds`.

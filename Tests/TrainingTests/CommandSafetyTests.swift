@@ -519,6 +519,50 @@ import Planning
         #expect(try Self.run(["verify", "--run", run.path]).status == 0)
     }
 
+    /// A deletion does not wait for an operator when served.json is damaged: the forget is
+    /// accepted and publishes, in its place, the composition an intact run publishes for the same
+    /// forget (checked against a twin run), keeps the damaged file beside it and names it in the
+    /// receipt. Status reports the damage before; verify is clean after.
+    @Test func aForgetRepublishesADamagedServedJSON() throws {
+        let scratch = try S3TEndToEndTests.prepare()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let run = try S3TEndToEndTests.copyPlan(scratch, to: "damaged")
+        try S3TEndToEndTests.lethe(["train", "--run", run.path] + S3TEndToEndTests.trainArguments)
+        let twin = scratch.appendingPathComponent("twin")
+        try FileManager.default.copyItem(at: run, to: twin)
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let ids = (0..<2).map { shard in plan.undeletedExampleIDs.first { plan.location(of: $0)?.shard == shard }! }
+        let served = RunLayout(directory: run).servedURL
+
+        var bytes = try Data(contentsOf: served)
+        bytes[bytes.count / 2] ^= 0x04
+        try bytes.write(to: served)
+        let status = try Self.run(["status", "--run", run.path, "--json"])
+        #expect(status.status == 0 && status.output.contains("\"served_unreadable\":\"its content hash does not match"),
+                "\(status.output)")
+
+        // Damaged bytes, then a FIFO in its place (which must neither hang nor be read).
+        for (index, id) in ids.enumerated() {
+            if index == 1 {
+                try FileManager.default.removeItem(at: served)
+                #expect(mkfifo(served.path, 0o644) == 0)
+            }
+            let forget = try Self.run(["forget", "--run", run.path, "--id", id, "--json"])
+            let keptAs = "served.json.damaged" + (index == 0 ? "" : "-2")
+            #expect(forget.status == 0 && forget.output.contains("\"kept_as\":\"\(keptAs)\""), "\(forget.output)")
+            #expect(try Self.run(["forget", "--run", twin.path, "--id", id]).status == 0)
+            let repaired = try ServedComposition.load(from: served)
+            let intact = try ServedComposition.load(from: RunLayout(directory: twin).servedURL)
+            #expect(repaired.shards == intact.shards && repaired.ledgerHead.sequenceNumber == intact.ledgerHead.sequenceNumber)
+            #expect(!repaired.shards.allSatisfy { $0.prefixLength == 2 }, "the forget truncated a shard")
+        }
+        #expect(try Data(contentsOf: run.appendingPathComponent("served.json.damaged")) == bytes)
+        #expect(try S3TEndToEndTests.stageHashes(run) == S3TEndToEndTests.stageHashes(twin))
+        let verify = try Self.run(["verify", "--run", run.path])
+        #expect(verify.status == 0, "\(verify.output)")
+        #expect(try Self.run(["predict", "--run", run.path, "--text", "Shares rise"]).status == 0)
+    }
+
     /// train.json edited after training (other epochs) is refused by the commands that would
     /// train on beside the existing stages; removed, every command says the same thing.
     @Test func anEditedOrMissingTrainJSONIsNamedTheSameWayEverywhere() throws {

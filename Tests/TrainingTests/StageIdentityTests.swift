@@ -121,6 +121,29 @@ struct StageIdentityTests {
         }
     }
 
+    /// A run moved on its own to another depth finds no model at its relative path: the error
+    /// says so and how to put the model (or a link) there; once linked, the hash check passes.
+    @Test func aRunMovedWithoutItsModelIsToldWhereToLinkIt() throws {
+        let (scratch, model) = try Self.scratchModel()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let run = scratch.appendingPathComponent("deeper/run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let hash = "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"  // SHA-256 of "weights"
+        let settings = TrainingSettings(baseModel: "../base/model", baseModelSHA256: hash)
+        let expected = settings.baseModelDirectory(run: run)
+        #expect(expected.path == scratch.appendingPathComponent("deeper/base/model").path)
+        #expect {
+            try settings.checkBaseModel(expected)
+        } throws: { error in
+            let message = "\(error)"
+            return message.hasPrefix(expected.path) && message.contains("`../base/model`")
+                && message.contains("ln -s <the model> \(expected.path)") && message.contains(hash)
+        }
+        try FileManager.default.createDirectory(at: expected.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: expected, withDestinationURL: model)
+        try settings.checkBaseModel(settings.baseModelDirectory(run: run))
+    }
+
     /// Settings written when model paths were relative to the working directory still find
     /// their model there when the run directory has none at that path.
     @Test func aPathRelativeToTheWorkingDirectoryIsUsedWhenTheRunHasNoModelThere() throws {

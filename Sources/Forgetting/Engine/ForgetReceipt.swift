@@ -76,6 +76,17 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
     /// plan with fewer was replaced by an older copy; recovery then applies every request again.
     /// Absent from receipts written before it was recorded.
     public var tombstoneCount: Int? = nil
+    /// Set when served.json was damaged: this forget published a composition derived from the
+    /// plan and the stage files instead, and kept the damaged file beside it.
+    public var replacedComposition: ReplacedComposition? = nil
+
+    public struct ReplacedComposition: Codable, Sendable, Equatable {
+        /// Why served.json could not be read.
+        public var reason: String
+        /// The name the damaged file is kept under, in the run directory.
+        public var keptAs: String
+        enum CodingKeys: String, CodingKey { case reason, keptAs = "kept_as" }
+    }
 
     enum CodingKeys: String, CodingKey {
         case format, requests, forgottenExamples = "forgotten_examples", unknownIDs = "unknown_ids"
@@ -84,6 +95,7 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
         case erasedStages = "erased_stages", served, deadShards = "dead_shards"
         case deletionRateRemaining = "deletion_rate_remaining", compositionPublished = "composition_published"
         case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash", tombstoneCount = "tombstone_count"
+        case replacedComposition = "replaced_composition"
     }
 
     /// Key-sorted JSON. The compact form is the ledger payload: byte for byte what
@@ -151,6 +163,10 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
         } else {
             lines.append("Served: nothing published yet (the run is not trained); training will serve "
                          + (live.isEmpty ? "nothing" : live.joined(separator: ", ")))
+        }
+        if let replaced = replacedComposition {
+            lines.append("served.json was damaged (\(replaced.reason)): kept as \(replaced.keptAs), and a new one was "
+                         + "published from the plan, its tombstones and the stage files")
         }
         lines.append(String(format: "δ remaining: %.1f further random deletions before a full retrain", deletionRateRemaining))
         lines.append("Ledger head #\(ledgerSequence) \(ledgerHash)")

@@ -143,7 +143,7 @@ public final class Forgetter {
         let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
             .map(\.prefixLengths)
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
-        try publish(outcomes, plan: plan, sequences: sequences, head: head)
+        let replaced = try publish(outcomes, plan: plan, sequences: sequences, head: head)
 
         // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
         // an interrupted run left undone).
@@ -164,7 +164,8 @@ public final class Forgetter {
             deletionRateRemaining: DeletionLogic.remainingDeletionRate(
                 sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
             compositionPublished: strategy != nil,
-            ledgerSequence: head.sequenceNumber, ledgerHash: head.hash, tombstoneCount: plan.tombstones.count)
+            ledgerSequence: head.sequenceNumber, ledgerHash: head.hash, tombstoneCount: plan.tombstones.count,
+            replacedComposition: replaced)
         _ = try timed(.receipt) {
             let stored = try ledger.append(LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
                                                        payload: try receipt.json(), keys: [Self.receiptKey]))
@@ -274,8 +275,12 @@ public final class Forgetter {
 
     /// Rewrites the entries of the published shards from `outcomes`, anchored at `head`.
     /// Shards not published yet (planned, not trained) stay out of the composition.
-    private func publish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]], head: LedgerHead) throws {
-        guard let served = composition?.value else { return }
+    private func publish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]],
+                         head: LedgerHead) throws -> ForgetReceipt.ReplacedComposition? {
+        if let damaged = damagedComposition {
+            return try republish(outcomes, plan: plan, sequences: sequences, head: head, damaged: damaged)
+        }
+        guard let served = composition?.value else { return nil }
         let entries = outcomes.filter { served.entry(shard: $0.shard) != nil }.map { outcome in
             guard let kept = outcome.served else { return ServedComposition.Entry.dead(shard: outcome.shard) }
             return ServedComposition.Entry(shard: outcome.shard, sequence: kept.sequence, prefixLength: kept.prefixLength,
@@ -287,6 +292,55 @@ public final class Forgetter {
             try next.save(to: layout)
             composition = (next, try FileIdentity(of: layout.servedURL))
         }
+        return nil
+    }
+
+    /// Publishes a composition derived from the plan alone, in place of a damaged served.json,
+    /// which is kept beside it (hard-linked, so a crash in between leaves the damaged file in
+    /// place and the next forget does this again). Every shard whose served prefix has all its
+    /// stage files is served, and a dead shard is listed dead; a shard with a stage missing was
+    /// not trained yet (or lost a file): `lethe train` publishes it later.
+    private func republish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]], head: LedgerHead,
+                           damaged: (reason: String, strategy: TrainingStrategy)) throws -> ForgetReceipt.ReplacedComposition {
+        let entries = outcomes.compactMap { outcome -> ServedComposition.Entry? in
+            guard let kept = outcome.served else { return .dead(shard: outcome.shard) }
+            let keys = stageKeys(plan, outcome.shard, sequences[outcome.shard][kept.sequence], kept.prefixLength)
+            let complete = keys.indices.allSatisfy {
+                FileManager.default.fileExists(atPath: layout.stageURL(shard: outcome.shard, stage: $0 + 1, key: keys[$0]).path)
+            }
+            return complete ? .init(shard: outcome.shard, sequence: kept.sequence, prefixLength: kept.prefixLength,
+                                    stageKeys: keys) : nil
+        }
+        return try timed(.publish) {
+            let keptAs = try setAsideDamagedComposition()
+            let next = ServedComposition(strategy: damaged.strategy, shards: entries,
+                                         ledgerHead: LedgerAnchor(sequenceNumber: head.sequenceNumber, hash: head.hash))
+            try next.save(to: layout)
+            composition = (next, try FileIdentity(of: layout.servedURL))
+            damagedComposition = nil
+            return .init(reason: damaged.reason, keptAs: keptAs)
+        }
+    }
+
+    /// Keeps the damaged served.json as `served.json.damaged` (or `.damaged-2`, …: an earlier
+    /// one is never overwritten) and returns that name. A hard link leaves served.json in place
+    /// for the atomic replace; a directory, which cannot be linked or replaced, is moved.
+    private func setAsideDamagedComposition() throws -> String {
+        let served = layout.servedURL
+        for attempt in 1...1_000 {
+            let name = served.lastPathComponent + ".damaged" + (attempt == 1 ? "" : "-\(attempt)")
+            let target = layout.directory.appendingPathComponent(name).path
+            if link(served.path, target) == 0 || (errno == EPERM && rename(served.path, target) == 0) {
+                try RunLayout.syncDirectory(layout.directory)
+                return name
+            }
+            guard errno == EEXIST else {
+                throw ForgettingError.runFile(file: served.path, reason: "served.json is damaged and cannot be set aside as "
+                                              + "\(name) (\(String(cString: strerror(errno)))); move it aside by hand")
+            }
+        }
+        throw ForgettingError.runFile(file: served.path, reason: "served.json is damaged and 1,000 damaged copies are "
+                                      + "already kept beside it; remove some")
     }
 
     /// Erases every stage file whose prefix holds a hit slice, fsyncs the touched directories,
@@ -409,14 +463,36 @@ public final class Forgetter {
     }
 
     /// The served composition's strategy, or nil when the run has none yet (planned, not trained).
+    ///
+    /// A damaged served.json does not stop a deletion: the composition is derived from the plan,
+    /// its tombstones and the stage files, so this forget publishes a new one (`damagedComposition`
+    /// records why) with the strategy train.json names. Without readable training settings the
+    /// strategy is unknown and the forget is refused before it records anything.
     private func currentStrategy() throws -> TrainingStrategy? {
+        damagedComposition = nil
         let url = layout.servedURL
-        guard let identity = try? FileIdentity(of: url) else { composition = nil; return nil }
-        if let cached = composition, cached.identity == identity { return cached.value.strategy }
-        let value = try ServedComposition.load(from: url)
-        composition = (value, identity)
-        return value.strategy
+        if let identity = try? FileIdentity(of: url), let cached = composition, cached.identity == identity {
+            return cached.value.strategy
+        }
+        composition = nil
+        switch try ServedComposition.read(from: url) {
+        case .absent:
+            return nil
+        case .loaded(let value):
+            composition = (value, try FileIdentity(of: url))
+            return value.strategy
+        case .damaged(let reason):
+            guard let settings = try? TrainingSettings.load(from: layout.settingsURL) else {
+                _ = try ServedComposition.load(from: url)  // throws, with what to do
+                return nil
+            }
+            damagedComposition = (reason, settings.strategy)
+            return settings.strategy
+        }
     }
+
+    /// Why served.json could not be read when this forget began, and the run's strategy.
+    private var damagedComposition: (reason: String, strategy: TrainingStrategy)?
 
     /// The run's ledger, opened once and kept open while `ledger.sqlite` is the same file.
     private func currentLedger() throws -> Ledger {

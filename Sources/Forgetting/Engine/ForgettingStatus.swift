@@ -18,12 +18,15 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
     public var ledgerHead: LedgerAnchor
     /// The ledger head the served composition reflects (its generation), if it is published.
     public var servedGeneration: LedgerAnchor?
+    /// Why served.json cannot be read, when it is damaged (the next forget publishes a new one).
+    public var servedUnreadable: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case pendingRequestCount = "pending_requests", deletedExampleCount = "deleted_examples"
         case deadShards = "dead_shards", sequencesToRetrain = "sequences_to_retrain"
         case deletionRateRemaining = "deletion_rate_remaining"
         case ledgerHead = "ledger_head", servedGeneration = "served_generation"
+        case servedUnreadable = "served_unreadable"
     }
 
     /// Reads the plan and, if present, the ledger of `run`.
@@ -39,8 +42,12 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
             pending = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
             head = try RunPublisher.anchor(of: ledger)
         }
-        let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
-            ? try ServedComposition.load(from: layout.servedURL) : nil
+        var composition: ServedComposition?, unreadable: String?
+        switch try ServedComposition.read(from: layout.servedURL) {
+        case .absent: break
+        case .loaded(let loaded): composition = loaded
+        case .damaged(let reason): unreadable = reason
+        }
         let generation = composition?.ledgerHead
         let sequences = (0..<plan.shardCount).map(plan.sequences(of:))
         let hits = plan.hitSlices
@@ -59,7 +66,7 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
                                     : DeletionLogic.remainingDeletionRate(
                                         sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths),
                                         sliceCount: plan.sliceCount),
-                                ledgerHead: head, servedGeneration: generation)
+                                ledgerHead: head, servedGeneration: generation, servedUnreadable: unreadable)
     }
 
     /// One line per fact, for people.
@@ -72,6 +79,6 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         \(sequencesToRetrain.isEmpty ? "" : " (" + sequencesToRetrain.map { "shard \($0[0]) seq \($0[1]) at \($0[2])" }.joined(separator: ", ") + ")")
         δ remaining: \(String(format: "%.1f", deletionRateRemaining)) further random deletions before a full retrain
         ledger head: \(ledgerHead); served generation: \(servedGeneration.map(\.description) ?? "none published")
-        """
+        """ + (servedUnreadable.map { "\nserved.json: unreadable (\($0)); see `lethe verify`, and the next forget publishes a new one" } ?? "")
     }
 }

@@ -145,7 +145,7 @@ public struct RunGuard {
             // forget that died before it recorded anything.
             try UnfinishedForget.lower(layout)
         }
-        if let served = try loadComposition(), served.ledgerHead.sequenceNumber < lastRequest {
+        if let served = try readableComposition(), served.ledgerHead.sequenceNumber < lastRequest {
             _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger)
             recovery.republished = true
         }
@@ -174,7 +174,7 @@ public struct RunGuard {
             unfinished.append("a forget died before it recorded anything (\(UnfinishedForget.url(layout).lastPathComponent) "
                               + "is raised)")
         }
-        if let served = try loadComposition(), served.ledgerHead.sequenceNumber < lastRequest {
+        if let served = try readableComposition(), served.ledgerHead.sequenceNumber < lastRequest {
             unfinished.append("served.json predates accepted request #\(lastRequest)")
         }
         return unfinished
@@ -183,7 +183,7 @@ public struct RunGuard {
     /// The run's ledger, checked against the head served.json quotes; nil when the run has none
     /// (and served.json quotes none). Throws `ledgerTampered` when the ledger lost that head.
     private func anchoredLedger(readOnly: Bool) throws -> Ledger? {
-        let composition = try loadComposition()
+        let composition = try readableComposition()
         guard FileManager.default.fileExists(atPath: layout.ledgerURL.path) else {
             if let composition, composition.ledgerHead.sequenceNumber > 0 {
                 throw ForgettingError.ledgerTampered(file: layout.ledgerURL.path,
@@ -204,6 +204,14 @@ public struct RunGuard {
 
     private func loadComposition() throws -> ServedComposition? {
         FileManager.default.fileExists(atPath: layout.servedURL.path) ? try ServedComposition.load(from: layout.servedURL) : nil
+    }
+
+    /// The served composition for recovery: nil when there is none or it is damaged. Recovery
+    /// does not stop at a damaged served.json (a forget it completes publishes a new one, and
+    /// nothing else of it needs the file), but it does not replace one either: verify reports it.
+    private func readableComposition() throws -> ServedComposition? {
+        if case .loaded(let composition) = try ServedComposition.read(from: layout.servedURL) { return composition }
+        return nil
     }
 
     /// Throws unless `layout` is a planned run directory (before any lock file is created there).

@@ -103,11 +103,36 @@ public struct ServedComposition: Codable, Sendable, Equatable {
 
     /// Reads `url`, checks its content hash, format and shape; nil-free: a missing file is an error.
     public static func load(from url: URL) throws -> ServedComposition {
-        try RegularFile.check(url.path)
+        switch try read(from: url) {
+        case .loaded(let composition): return composition
+        case .absent:
+            throw TrainingError.fileInvalid(file: url.path, reason: "it is missing; a run serves nothing until "
+                                            + "`lethe train` publishes a composition")
+        case .damaged(let reason):
+            throw TrainingError.fileInvalid(file: url.path, reason: "\(reason). \(republishAdvice(url))")
+        }
+    }
+
+    /// What a run's served.json holds, for the writers that must go on when it is damaged.
+    public enum Reading: Sendable {
+        /// No file (the run was never published).
+        case absent
+        case loaded(ServedComposition)
+        /// The file exists and cannot be trusted: `reason` says why (not a regular file, not
+        /// readable, not JSON, a content hash that does not match, an impossible shape).
+        case damaged(reason: String)
+    }
+
+    /// Reads `url` as `load` does, returning damage instead of throwing it. A composition of
+    /// another format version is still thrown (`unsupportedFormat`): it is not damage.
+    public static func read(from url: URL) throws -> Reading {
+        guard FileManager.default.fileExists(atPath: url.path) else { return .absent }
+        do { try RegularFile.check(url.path) } catch StoreError.notRegularFile(_, let kind) {
+            return .damaged(reason: "it is \(kind), not a file Lethe wrote")
+        }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw TrainingError.fileInvalid(file: url.path, reason: "cannot read it (\(error.localizedDescription)); "
-                                            + "a run serves nothing until `lethe train` publishes a composition")
+            return .damaged(reason: "cannot read it (\(error.localizedDescription))")
         }
         var composition: ServedComposition
         do { composition = try JSONDecoder().decode(ServedComposition.self, from: data) } catch {
@@ -115,8 +140,8 @@ public struct ServedComposition: Codable, Sendable, Equatable {
                 throw TrainingError.unsupportedFormat(file: url.path, expected: "\(formatName) v\(formatVersion)",
                                                       found: "\(format.format) v\(format.formatVersion)")
             }
-            throw TrainingError.fileInvalid(file: url.path, reason: "not a served composition (\(DecodingError.fieldDescription(error))); "
-                                            + "it was damaged or edited. \(republishAdvice(url))")
+            return .damaged(reason: "not a served composition (\(DecodingError.fieldDescription(error))); it was damaged "
+                            + "or edited")
         }
         guard composition.format == formatName, composition.formatVersion == formatVersion else {
             throw TrainingError.unsupportedFormat(file: url.path, expected: "\(formatName) v\(formatVersion)",
@@ -125,14 +150,13 @@ public struct ServedComposition: Codable, Sendable, Equatable {
         let recorded = composition.contentSHA256
         composition.contentSHA256 = nil
         guard let recorded, recorded == (try composition.contentHash()) else {
-            throw TrainingError.fileInvalid(file: url.path, reason: "its content hash does not match: it was damaged or "
-                                            + "edited. \(republishAdvice(url))")
+            return .damaged(reason: "its content hash does not match: it was damaged or edited")
         }
         for entry in composition.shards where entry.stageKeys.count != entry.prefixLength || entry.prefixLength < 0 {
-            throw TrainingError.fileInvalid(file: url.path, reason: "shard \(entry.shard) lists "
-                + "\(entry.stageKeys.count) stage keys for prefix length \(entry.prefixLength)")
+            return .damaged(reason: "shard \(entry.shard) lists \(entry.stageKeys.count) stage keys for prefix length "
+                            + "\(entry.prefixLength)")
         }
-        return composition
+        return .loaded(composition)
     }
 
     /// What to do about a damaged served.json: it is derived from the plan, the stages and the
@@ -141,7 +165,7 @@ public struct ServedComposition: Codable, Sendable, Equatable {
         let run = url.deletingLastPathComponent().path
         return "Run `lethe verify --run \(run)` to see what else changed, then move the file aside "
             + "(`mv \(url.path) \(url.path).damaged`) and run `lethe train --run \(run)`, which publishes a new one "
-            + "from the plan, its tombstones and the trained stages"
+            + "from the plan, its tombstones and the trained stages (a `lethe forget` publishes one itself)"
     }
 
     /// The composition as pretty, key-sorted JSON with its content hash.

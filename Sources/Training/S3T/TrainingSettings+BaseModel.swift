@@ -56,6 +56,14 @@ extension TrainingSettings {
         for (file, expected) in pinned {
             let found: String
             do { found = try FileDigest.sha256(of: file).hex } catch {
+                if !baseModel.hasPrefix("/"), !FileManager.default.fileExists(atPath: directory.path) {
+                    // Relative to the run: a run moved on its own (to another depth) looks elsewhere.
+                    throw TrainingError.fileInvalid(file: directory.path, reason: "the run's train.json names its base "
+                        + "model `\(baseModel)`, relative to the run directory, and nothing is there (a run moved "
+                        + "without its base model looks for it beside its new place). Put the model there, or a "
+                        + "symbolic link to it: `mkdir -p \(directory.deletingLastPathComponent().path) && ln -s "
+                        + "<the model> \(directory.path)`; its \(weights.lastPathComponent) must hash to SHA-256 \(expected)")
+                }
                 throw TrainingError.baseModelMismatch(file: file.path, expected: expected, found: "no readable file (\(error))")
             }
             guard found == expected else {
