@@ -84,7 +84,7 @@ let package = Package(
         ], swiftSettings: fast),
         // `lethe serve`: the run's ensemble over HTTP with forgets, hot swap, metrics, an auditor page.
         .target(name: "Serving", dependencies: [
-            "Audit", "CommandSupport", "Forgetting", "Kernels", "Models", "Planning", "Support", "Training",
+            "Audit", "CommandSupport", "Forgetting", "Kernels", "Models", "Planning", "Store", "Support", "Training",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

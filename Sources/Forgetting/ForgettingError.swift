@@ -25,6 +25,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case ledgerTampered(file: String, reason: String)
     /// A shard cannot be retrained (its run, another retrain, or its data stands in the way).
     case retrainRefused(shard: Int?, reason: String)
+    /// Another process held the run lock longer than this forget would wait: nothing recorded.
+    case runBusy(run: String, seconds: Double)
 
     public var description: String {
         switch self {
@@ -55,6 +57,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
                 + "restore the ledger from a backup and run lethe verify."
         case .invalidRequest(let reason):
             return "\(reason). Name examples with --id, groups with --group, or a JSON Lines log with --log."
+        case .runBusy(let run, let seconds):
+            return "\(run): another process has held the run lock for more than \(Int(seconds)) s (a forget, a training "
+                + "step's commit, a publish or a retrain), so nothing was recorded; send the request again"
         case .fullRunCannotForget(let run):
             return "\(run) was trained with --strategy full (one model on all data): it cannot forget without a full "
                 + "retrain. Nothing was recorded; plan and train the data with S3T or SISA to forget by deactivation."

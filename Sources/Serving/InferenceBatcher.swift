@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Training
 
 /// Micro-batching: concurrent inference requests are queued, and one worker thread takes up to
@@ -20,8 +21,9 @@ final class InferenceBatcher: @unchecked Sendable {
 
     /// One request: its texts, and what passes have answered of them so far. A request of more
     /// texts than `maxBatch` spans several passes, each taking at most `maxBatch`, with other
-    /// requests' passes between them; all its rows come from one snapshot (a swap between its
-    /// passes starts it again on the new one).
+    /// requests' passes between them; all its rows come from the same models (a swap between
+    /// its passes that changes a served model starts it again on the new snapshot; after two
+    /// such restarts it runs whole, in one pass holding the run lock).
     private final class Job {
         let texts: [String]
         let reply: (Result<Answer, Error>) -> Void
@@ -29,6 +31,9 @@ final class InferenceBatcher: @unchecked Sendable {
         var taken = 0
         var rows: [[Float]] = []
         var snapshot: ServedSnapshot?
+        var restarts = 0
+        /// Run the rest in one pass that holds the run lock: deletions keep changing its models.
+        var whole = false
         var remaining: Int { texts.count - taken }
 
         init(texts: [String], reply: @escaping (Result<Answer, Error>) -> Void) {
@@ -40,6 +45,12 @@ final class InferenceBatcher: @unchecked Sendable {
     private struct Piece {
         let job: Job
         let range: Range<Int>
+    }
+
+    /// The pieces of one pass, and whether it must hold the run lock from the start.
+    private struct Batch {
+        let pieces: [Piece]
+        var holdsRunLock = false
     }
 
     private let condition = NSCondition()
@@ -90,21 +101,12 @@ final class InferenceBatcher: @unchecked Sendable {
     }
 
     private func loop() {
-        while let pieces = nextBatch() {
+        while let batch = nextBatch() {
+            let pieces = batch.pieces
             let texts = pieces.flatMap { $0.job.texts[$0.range] }
             metrics.batch(size: texts.count)
             do {
-                var snapshot = try store.fresh()
-                var logits: [[Float]]
-                repeat {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    logits = try snapshot.ensemble.ensembleLogits(texts, threads: threads)
-                    metrics.pass(seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-                    // A deletion accepted during the pass voids its answers: run it again on the
-                    // composition that deletion publishes.
-                    guard store.isSuperseded(snapshot) else { break }
-                    snapshot = try store.fresh()
-                } while true
+                let (snapshot, logits) = batch.holdsRunLock ? try passHoldingRunLock(texts) : try pass(texts)
                 condition.withLock { queuedAtPassEnd = queuedTexts }
                 var offset = 0
                 for piece in pieces {
@@ -123,14 +125,72 @@ final class InferenceBatcher: @unchecked Sendable {
         }
     }
 
+    /// The ensemble's logits for `texts` and the snapshot they answer for.
+    ///
+    /// A deletion accepted during the pass voids its answers if it changed a served model: the
+    /// pass runs again on the composition that deletion publishes. One that changed none (an
+    /// unknown id, an example in no served prefix) leaves them valid for the new snapshot. When
+    /// deletions keep arriving faster than a pass ends, the third attempt holds the run lock.
+    private func pass(_ texts: [String]) throws -> (ServedSnapshot, [[Float]]) {
+        var snapshot = try store.fresh()
+        var logits = try compute(texts, on: snapshot)
+        var attempts = 1
+        while store.isSuperseded(snapshot) {
+            let next = try store.fresh()
+            if next.servesTheSameModels(as: snapshot) {
+                snapshot = next
+                continue
+            }
+            attempts += 1
+            if attempts == 3 { return try passHoldingRunLock(texts) }
+            snapshot = next
+            logits = try compute(texts, on: snapshot)
+        }
+        return (snapshot, logits)
+    }
+
+    /// A pass that holds the run lock shared, so no forget (which takes it exclusive) is
+    /// accepted while it runs: it ends with answers, and a forget waits for it at most one pass.
+    /// The snapshot is taken before the lock (a load waits for this server's own forget, which
+    /// may be waiting for the lock), and is used only if no deletion came in between.
+    private func passHoldingRunLock(_ texts: [String]) throws -> (ServedSnapshot, [[Float]]) {
+        let lock = store.loader.layout.lockURL
+        for _ in 0..<20 {
+            let snapshot = try store.fresh()
+            let locked: [[Float]]?? = try FileLock.withSharedLockForReading(lock, waitingAtMost: Self.lockWait) {
+                store.isSuperseded(snapshot) ? nil : try compute(texts, on: snapshot)
+            }
+            guard let computed = locked else {
+                throw Refusal.unavailable("another process has held the run lock for more than \(Int(Self.lockWait)) s "
+                                          + "while deletions kept changing the served models; try again")
+            }
+            // (Checked again: a run whose lock file does not exist yet was not locked.)
+            if let logits = computed, !store.isSuperseded(snapshot) { return (snapshot, logits) }
+        }
+        throw Refusal.unavailable("deletions kept arriving faster than this request could be answered; try again")
+    }
+
+    /// How long a pass waits for the run lock (a stopped process may hold it).
+    static let lockWait: TimeInterval = 10
+
+    private func compute(_ texts: [String], on snapshot: ServedSnapshot) throws -> [[Float]] {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { metrics.pass(seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        return try snapshot.ensemble.ensembleLogits(texts, threads: threads)
+    }
+
     /// Adds a piece's rows to its request and answers the request once it is complete.
     private func deliver(_ rows: ArraySlice<[Float]>, of piece: Piece, from snapshot: ServedSnapshot) {
         let job = piece.job
-        if let earlier = job.snapshot, earlier.number != snapshot.number {
-            // A swap between this request's passes: start it again, all of it on one snapshot.
+        if let earlier = job.snapshot, !earlier.servesTheSameModels(as: snapshot) {
+            // A served model changed between this request's passes: start it again, all of it
+            // on the same models; the second time, the rest runs whole under the run lock.
             condition.withLock {
                 job.taken = 0; job.rows = []; job.snapshot = nil
-                if !queue.contains(where: { $0 === job }) { queue.insert(job, at: 0) }
+                job.restarts += 1
+                job.whole = job.restarts >= 2
+                if let index = queue.firstIndex(where: { $0 === job }) { queue.remove(at: index) }
+                queue.insert(job, at: 0)
             }
             return
         }
@@ -159,7 +219,7 @@ final class InferenceBatcher: @unchecked Sendable {
     private var queuedTexts: Int { queue.reduce(0) { $0 + $1.remaining } }
 
     /// Waits for work and gathers a batch; nil once stopping with nothing queued.
-    private func nextBatch() -> [Piece]? {
+    private func nextBatch() -> Batch? {
         condition.lock()
         defer { condition.unlock() }
         let target = Self.target(queuedAtPassEnd: queuedAtPassEnd, previousBatchTexts: previousBatchTexts,
@@ -173,13 +233,19 @@ final class InferenceBatcher: @unchecked Sendable {
         }
         metrics.batchWait(seconds: Date().timeIntervalSince(start))
         let head = queue.removeFirst()
+        if head.whole {
+            let piece = Piece(job: head, range: head.taken ..< head.texts.count)
+            head.taken = head.texts.count
+            previousBatchTexts = min(maxBatch, piece.range.count)
+            return Batch(pieces: [piece], holdsRunLock: true)
+        }
         if head.remaining > maxBatch {
             // A piece of a large request; the rest waits behind the requests queued after it.
             let piece = Piece(job: head, range: head.taken ..< head.taken + maxBatch)
             head.taken += maxBatch
             queue.append(head)
             previousBatchTexts = maxBatch
-            return [piece]
+            return Batch(pieces: [piece])
         }
         var pieces = [Piece(job: head, range: head.taken ..< head.texts.count)]
         head.taken = head.texts.count
@@ -191,6 +257,6 @@ final class InferenceBatcher: @unchecked Sendable {
             next.taken = next.texts.count
         }
         previousBatchTexts = count
-        return pieces
+        return Batch(pieces: pieces)
     }
 }

@@ -26,6 +26,9 @@ public final class LetheServer: Sendable {
         public var port: Int
         public var threads: Int
         public var maxBatch: Int
+        /// Most texts in one inference request (a larger one is answered 413): it bounds the
+        /// work one request holds the server to, and a pass that holds the run lock.
+        public var maxTexts: Int
         public var maxWait: TimeInterval
         /// Largest request body accepted; a larger one is answered 413.
         public var maxBodyBytes: Int
@@ -35,15 +38,19 @@ public final class LetheServer: Sendable {
         public var precision: Precision?
 
         public init(run: URL, host: String = "127.0.0.1", port: Int = 8080, threads: Int = 2, maxBatch: Int = 64,
-                    maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(5),
+                    maxTexts: Int = 1024, maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(5),
                     precision: Precision? = nil) {
             self.precision = precision
             self.run = run; self.host = host; self.port = port; self.threads = threads; self.maxBatch = maxBatch
-            self.maxWait = maxWait; self.maxBodyBytes = maxBodyBytes; self.pollInterval = pollInterval
+            self.maxTexts = maxTexts; self.maxWait = maxWait; self.maxBodyBytes = maxBodyBytes; self.pollInterval = pollInterval
         }
     }
 
     static let generationHeader = HTTPField.Name("Lethe-Generation")!
+    /// Most deletion requests in one /v1/forget call (each is a ledger entry for good).
+    static let maxForgetRequests = 10_000
+    /// How long /v1/forget waits for the run lock before answering 503 (nothing recorded).
+    static let forgetLockWait: TimeInterval = 10
     static let modelName = "lethe"
 
     let configuration: Configuration
@@ -184,6 +191,7 @@ public final class LetheServer: Sendable {
             // a damaged run stays a server error.
             switch forgetting {
             case .fullRunCannotForget: return JSONResponse.error(forgetting.description, status: .conflict)
+            case .runBusy: return JSONResponse.error(forgetting.description, status: .serviceUnavailable)
             case .invalidRequest, .malformedRequest: return JSONResponse.error(forgetting.description, status: .badRequest)
             default: return JSONResponse.error(forgetting.description, status: .internalServerError)
             }
@@ -222,6 +230,10 @@ public final class LetheServer: Sendable {
     func infer(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodyBytes)
         let parsed = try InferRequest.parse(body)
+        guard parsed.texts.count <= configuration.maxTexts else {
+            throw BadRequest("the request holds \(parsed.texts.count) texts; this server answers at most "
+                             + "\(configuration.maxTexts) per request (--max-texts): split it", status: .contentTooLarge)
+        }
         let answer = try await batcher.infer(parsed.texts)
         let snapshot = answer.snapshot
         let k = snapshot.labels.count
@@ -268,14 +280,20 @@ public final class LetheServer: Sendable {
     func forget(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodyBytes)
         let contentType = request.headers[.contentType] ?? ""
-        let requests = try ForgetBody.parse(body, ndjson: contentType.hasPrefix("application/x-ndjson"))
+        let requests = try ForgetBody.parse(body, ndjson: contentType.lowercased().hasPrefix("application/x-ndjson"))
+        guard requests.count <= Self.maxForgetRequests else {
+            throw BadRequest("the body holds \(requests.count) requests; this server takes at most "
+                             + "\(Self.maxForgetRequests) per call: split it, or give the log to `lethe forget --log`",
+                             status: .contentTooLarge)
+        }
         let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
         let store = self.store, layout = self.layout, groups = self.groups, metrics = self.metrics
         let (receipt, snapshot) = try await Blocking.run { () throws -> (ForgetReceipt, ServedSnapshot?) in
             let resolver = needsGroups ? try groups.resolver() : nil
             let (receipt, snapshot) = try store.publishing {
                 try Forgetter(run: layout.directory).forget(requests, groups: resolver,
-                                                             nowMilliseconds: RunAccess.nowMilliseconds())
+                                                             nowMilliseconds: RunAccess.nowMilliseconds(),
+                                                             lockWait: Self.forgetLockWait)
             }
             metrics.forgot(requests: requests.count)
             return (receipt, snapshot)

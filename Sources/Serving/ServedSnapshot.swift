@@ -42,6 +42,15 @@ public final class ServedSnapshot: @unchecked Sendable {
     public var generation: LedgerAnchor { ensemble.composition.ledgerHead }
     public var labels: [String] { ensemble.labels.names }
 
+    /// Whether `other` serves the same models: the same live shards with the same stage keys.
+    /// Answers computed on one are then the answers of the other, bit for bit.
+    func servesTheSameModels(as other: ServedSnapshot) -> Bool {
+        func models(_ s: ServedSnapshot) -> [[String]] {
+            s.composition.liveShards.map { ["\($0.shard)"] + $0.stageKeys.map(\.hex) }
+        }
+        return composition.strategy == other.composition.strategy && models(self) == models(other)
+    }
+
     /// The generation as JSON: the ledger head's sequence number and hash.
     public var generationJSON: [String: Any] {
         ["sequence": generation.sequenceNumber, "hash": generation.hash, "snapshot": number]

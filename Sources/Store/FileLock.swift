@@ -37,6 +37,40 @@ public enum FileLock {
         return try body()
     }
 
+    /// `withSharedLockForReading` waiting at most `seconds` for the lock: nil (and `body` not
+    /// run) when a writer kept it that long.
+    public static func withSharedLockForReading<T>(_ url: URL, waitingAtMost seconds: TimeInterval,
+                                                   _ body: () throws -> T) throws -> T? {
+        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return try body() }
+            throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
+        }
+        defer { close(descriptor) }
+        let deadline = Date().addingTimeInterval(seconds)
+        while flock(descriptor, LOCK_SH | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                throw StoreError.io(file: url.path, operation: "flock", errno: errno)
+            }
+            guard Date() < deadline else { return nil }
+            usleep(2_000)
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+
+    /// Runs `body` holding the exclusive lock on `url`, waiting for it at most `seconds`; nil
+    /// (and `body` not run) when another holder kept it that long.
+    public static func withExclusiveLock<T>(_ url: URL, waitingAtMost seconds: TimeInterval,
+                                            _ body: () throws -> T) throws -> T? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if let result = try withLockIfFree(url, body) { return result }
+            guard Date() < deadline else { return nil }
+            usleep(5_000)
+        }
+    }
+
     /// Runs `body` holding the lock on `url` if nobody holds it; returns nil without waiting
     /// when another holder has it.
     public static func withLockIfFree<T>(_ url: URL, _ body: () throws -> T) throws -> T? {

@@ -34,7 +34,10 @@ struct ServeCommand: ParsableCommand {
             no events), and a request that starts after the publish never gets the composition it \
             replaced. No answer comes from a composition older than a deletion accepted by another \
             process: a batch waits for that deletion's publish (at most 2 s, then 503), and a batch \
-            whose pass saw a deletion accepted runs again on the new composition. If a published \
+            whose pass saw a deletion accepted runs again on the new composition if that deletion \
+            changed a served model. When deletions keep arriving faster than passes end, a pass's third \
+            attempt holds the run lock shared, so a forget waits for at most one pass and every request \
+            is answered. If a published \
             composition cannot be loaded, the old one keeps answering unless a deletion newer than it \
             was accepted; then inference answers 503 and /v1/status says why.
 
@@ -43,7 +46,8 @@ struct ServeCommand: ParsableCommand {
             as that pass held, beyond those already queued), at most --max-wait-ms. The frozen layers \
             below the lowest adapter run once per batch for all shards. A request of more texts than \
             --max-batch spans several passes, with other requests' passes between them (all its \
-            rows from one composition).
+            rows from the same models). A request holds at most --max-texts texts (413 beyond), and \
+            /v1/forget at most 10,000 requests (larger logs go to `lethe forget --log`).
 
             When listening, one JSON line goes to stdout: {"event": "listening", "host": …, "port": …}. \
             Logs go to stderr. SIGTERM or SIGINT stops accepting, finishes the requests in flight and \
@@ -64,6 +68,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Threads of each ensemble pass, \(CommonBounds.threads.text).")
     var threads = CommonBounds.defaultThreads
     @Option(help: "Most texts in one ensemble pass, \(Self.batchBounds.text).") var maxBatch = 64
+    @Option(help: "Most texts in one inference request, \(Self.textsBounds.text); a request with more is answered 413.")
+    var maxTexts = 1024
     @Option(help: "Longest wait for more requests once one is queued (it ends sooner once the clients the previous pass answered have sent again), in ms, \(Self.waitBounds.text).")
     var maxWaitMs = 2.0
     @Option(help: "Interval of the check for compositions published by other processes, in ms, \(Self.pollBounds.text).")
@@ -74,6 +80,7 @@ struct ServeCommand: ParsableCommand {
 
     static let portBounds = OptionBounds(0...65535)
     static let batchBounds = OptionBounds(1...4096)
+    static let textsBounds = OptionBounds(1...65536)
     static let waitBounds = OptionBounds(0.0...1000.0)
     static let pollBounds = OptionBounds(1...1000)
     static let bodyBounds = OptionBounds(1...1024)
@@ -82,6 +89,7 @@ struct ServeCommand: ParsableCommand {
         try Self.portBounds.check(port, option: "--port")
         try CommonBounds.threads.check(threads, option: "--threads")
         try Self.batchBounds.check(maxBatch, option: "--max-batch")
+        try Self.textsBounds.check(maxTexts, option: "--max-texts")
         try Self.waitBounds.check(maxWaitMs, option: "--max-wait-ms")
         try Self.pollBounds.check(pollMs, option: "--poll-ms")
         try Self.bodyBounds.check(maxBodyMb, option: "--max-body-mb")
@@ -107,7 +115,7 @@ struct ServeCommand: ParsableCommand {
         let logger = Logger(label: "lethe.serve")
         let configuration = LetheServer.Configuration(
             run: URL(fileURLWithPath: runOptions.runDirectory), host: host, port: port, threads: threads,
-            maxBatch: maxBatch, maxWait: maxWaitMs / 1000, maxBodyBytes: maxBodyMb << 20,
+            maxBatch: maxBatch, maxTexts: maxTexts, maxWait: maxWaitMs / 1000, maxBodyBytes: maxBodyMb << 20,
             pollInterval: .milliseconds(pollMs), precision: precisionOptions.precision)
         let server = try LetheServer(configuration: configuration, logger: logger)
         let host = self.host

@@ -1,6 +1,7 @@
 import Forgetting
 import Foundation
 import Glibc
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -542,6 +543,55 @@ extension ServeTests {
         #expect(value("lethe_batch_size_bucket{le=\"4.0\"}") == value("lethe_batch_size_count"), "\(metrics)")
         #expect(value("lethe_batch_size_sum") == Double(2 * texts.count + 1))
         #expect(value("lethe_batch_size_count") == Double(5 + 1 + texts.count))
+        #expect(server.stop() == 0)
+    }
+
+    /// A request spanning many passes is answered while deletions keep arriving from another
+    /// process. Deletions that change no served model (unknown ids) cost it nothing: exactly its
+    /// texts are computed. Deletions that do (a slice of each shard, then a whole shard) restart
+    /// it at most twice before the rest runs whole holding the run lock; no answer is older than
+    /// a deletion accepted before it arrived.
+    @Test func aLargeRequestIsAnsweredWhileDeletionsKeepArriving() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run, arguments: ["--max-batch", "4", "--max-wait-ms", "0"])
+        defer { server.stop() }
+        let texts = (0..<150).flatMap { round in Self.texts.map { "\($0) [\(round)]" } }   // 600 texts, 150 passes
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        func example(shard: Int, slice: Int) -> String {
+            plan.undeletedExampleIDs.first { plan.location(of: $0) == SliceLocation(shard: shard, slice: slice) }!
+        }
+        let real = [example(shard: 0, slice: 1), example(shard: 1, slice: 1), example(shard: 0, slice: 0)]
+        for (round, ids) in [(0, (0..<6).map { "nobody-\($0)" }), (1, real)] {
+            let before = Self.metric("lethe_batch_size_sum", in: try await server.get("/metrics").text) ?? 0
+            // (sequence number, when its forget returned) of every deletion.
+            let accepted = Mutex<[(Int64, ContinuousClock.Instant)]>([])
+            let forgets = Thread {
+                Thread.sleep(forTimeInterval: 0.05)
+                for id in ids {
+                    guard let (status, output) = try? LetheProcess.run(["forget", "--run", run.path, "--id", id, "--json"]),
+                          status == 0 || status == 5,
+                          let line = output.split(separator: "\n").first(where: { $0.hasPrefix("{") }),
+                          let receipt = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                          let sequence = receipt["ledger_sequence"] as? Int else { continue }
+                    accepted.withLock { $0.append((Int64(sequence), .now)) }
+                }
+            }
+            forgets.start()
+            let answer = try await server.infer(texts)
+            let arrived = ContinuousClock.now
+            while forgets.isExecuting || !forgets.isFinished { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(answer.status == 200, "\(answer.text)")
+            let generation = Int64(answer.headers["Lethe-Generation"] ?? answer.headers["lethe-generation"] ?? "") ?? -1
+            let acceptedBefore = accepted.withLock { $0.filter { $0.1 < arrived }.map(\.0).max() } ?? 0
+            #expect(generation >= acceptedBefore, "answered from generation \(generation) after #\(acceptedBefore) was accepted")
+            #expect(accepted.withLock { $0.count } == ids.count)
+            let computed = (Self.metric("lethe_batch_size_sum", in: try await server.get("/metrics").text) ?? 0) - before
+            if round == 0 {
+                #expect(computed == Double(texts.count), "unknown ids restarted the request: \(computed) texts computed")
+            } else {
+                #expect(computed <= Double(3 * texts.count), "\(computed) texts computed")
+            }
+        }
         #expect(server.stop() == 0)
     }
 

@@ -84,14 +84,20 @@ public final class Forgetter {
     /// The whole operation holds the run lock (`RunLayout.lockURL`), which stage commits,
     /// publishes and retrains also take, so nothing the forget reads is replaced under it and
     /// nothing trained or published after it misses its tombstones.
+    ///
+    /// `lockWait` bounds the wait for the lock (a server answers instead of hanging behind a
+    /// stopped process): `ForgettingError.runBusy` after that long, with nothing recorded.
     public func forget(_ requests: [ForgetRequest], groups: GroupResolver? = nil,
-                       nowMilliseconds: Int64,
+                       nowMilliseconds: Int64, lockWait: TimeInterval? = nil,
                        accepted: (LedgerHead) -> Void = { _ in }) throws -> ForgetReceipt {
         lastPhaseSeconds = [:]
         try RunGuard.requireRun(layout)
-        return try FileLock.withExclusiveLock(layout.lockURL) {
-            try forgetHoldingLock(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted)
+        let body = { try self.forgetHoldingLock(requests, groups: groups, nowMilliseconds: nowMilliseconds, accepted: accepted) }
+        guard let lockWait else { return try FileLock.withExclusiveLock(layout.lockURL, body) }
+        guard let receipt = try FileLock.withExclusiveLock(layout.lockURL, waitingAtMost: lockWait, body) else {
+            throw ForgettingError.runBusy(run: run.path, seconds: lockWait)
         }
+        return receipt
     }
 
     /// `forget` for a caller that already holds the run lock (recovery).
