@@ -63,7 +63,8 @@ public final class LetheServer: Sendable {
     let groups: GroupIndex
 
     /// Loads the plan, the base encoder and the served composition (recovering the run first);
-    /// refuses a run that serves nothing, as `lethe predict` does.
+    /// refuses a run that serves nothing, as `lethe predict` does. A run whose every shard is
+    /// dead is served: inference answers 503 until a retrain, the rest answers.
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
@@ -76,6 +77,10 @@ public final class LetheServer: Sendable {
         groups = GroupIndex(plan: plan, run: layout.directory)
         let first = try store.loader.load(number: 1)
         store.install(first)
+        if first.composition.liveShards.isEmpty {
+            let reason = RunStateError.everyShardDead(run: layout.directory.path).description
+            logger.warning("\(reason) Until then inference answers 503; status, audit and forget answer.")
+        }
         batcher = InferenceBatcher(store: store, maxBatch: configuration.maxBatch, maxWait: configuration.maxWait,
                                    threads: configuration.threads, metrics: metrics)
     }
@@ -240,7 +245,7 @@ public final class LetheServer: Sendable {
         var labels: [String] = []
         var probabilities: [Double] = []
         for row in answer.logits {
-            guard row.count == k else { throw Refusal.unavailable("every shard is dead") }
+            guard row.count == k else { throw Refusal.unavailable(RunStateError.everyShardDead(run: layout.directory.path).description) }
             labels.append(snapshot.labels[ClassificationMetrics.argmax(row)])
             probabilities += ClassificationMetrics.softmax(row).map(Double.init)
         }

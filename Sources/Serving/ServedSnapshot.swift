@@ -77,7 +77,8 @@ struct SnapshotLoader: Sendable {
             }
             let identity = FileIdentity.of(layout.servedURL)
             let composition = try ServedComposition.load(from: layout.servedURL)
-            guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
+            // A composition whose every shard is dead is loaded too: the server then refuses
+            // inference (readiness says why) but still answers status, audit and forget.
             let ensemble = try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder,
                                            loadStage: stages.load)
             stages.keep(only: Set(composition.liveShards.flatMap { entry in

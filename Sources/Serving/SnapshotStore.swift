@@ -1,3 +1,4 @@
+import CommandSupport
 import Forgetting
 import Foundation
 import Training
@@ -59,6 +60,10 @@ public final class SnapshotStore: @unchecked Sendable {
                 return Readiness(ready: false, reason: failure?.reason ?? "no composition loaded yet", refusesInference: true)
             }
             let newerRequest = lastRequestSequence > snapshot.generation.sequenceNumber
+            if snapshot.composition.liveShards.isEmpty && failure == nil && !newerRequest {
+                return Readiness(ready: false, reason: RunStateError.everyShardDead(run: loader.layout.directory.path)
+                    .description, refusesInference: true)
+            }
             if let failure {
                 return Readiness(ready: false, reason: "the published composition was refused: \(failure.reason)",
                                  refusesInference: newerRequest)

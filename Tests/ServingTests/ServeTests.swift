@@ -595,6 +595,39 @@ extension ServeTests {
         #expect(server.stop() == 0)
     }
 
+    /// When deletions kill every shard, the server keeps answering what it can: the forget that
+    /// killed the last one gets its receipt, inference and readiness answer 503 saying to
+    /// retrain, status and audit answer; a server started on such a run does the same.
+    @Test func aRunWhoseEveryShardIsDeadIsStillServed() async throws {
+        let run = try Self.freshRun()
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let killers = (0..<2).flatMap { shard in (0..<2).map { slice in
+            plan.undeletedExampleIDs.first { plan.location(of: $0) == SliceLocation(shard: shard, slice: slice) }!
+        } }
+        try LetheProcess.succeed(["forget", "--run", run.path] + killers.dropLast().flatMap { ["--id", $0] })
+        var server = try ServerProcess(run: run)
+        defer { server.stop() }
+        #expect(try await server.infer(["Shares rise"]).status == 200)
+        let body = try JSONSerialization.data(withJSONObject: ["ids": [killers.last!]])
+        let forget = try await server.post("/v1/forget", body: body)
+        #expect(forget.status == 200 && forget.text.contains("\"dead_shards\":[0,1]"), "\(forget.text)")
+        for restarted in [false, true] {
+            if restarted {
+                #expect(server.stop() == 0)
+                server = try ServerProcess(run: run)
+            }
+            let infer = try await server.infer(["Shares rise"])
+            #expect(infer.status == 503 && infer.text.contains("every shard") && infer.text.contains("lethe retrain"),
+                    "\(infer.text)")
+            let ready = try await server.get("/v2/health/ready")
+            #expect(ready.status == 503 && ready.text.contains("every shard"), "\(ready.text)")
+            #expect(try await server.get("/v1/status").status == 200)
+            let audit = try await server.get("/v1/audit?id=\(killers[0].addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+            #expect(audit.status == 200, "\(audit.text)")
+        }
+        #expect(server.stop() == 0)
+    }
+
     /// A batch that forms between another process's acceptance of a deletion and its publish
     /// waits for the publish and answers from the new composition.
     @Test func aBatchAfterAnAcceptedDeletionWaitsForItsPublish() async throws {
