@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 
 # The machine's environment may force OpenBLAS's AVX2 kernels (OPENBLAS_CORETYPE=Haswell),
-# which halves sgemm speed on this AVX-512 CPU (measured: README, "The ceiling"). OpenBLAS reads the
+# which halves sgemm speed on this AVX-512 CPU (measured: docs/BENCHMARKS.md, "The ceiling"). OpenBLAS reads the
 # variable when it loads, so it is dropped here, before any Swift process starts;
 # OpenBLAS then picks the core that fits the CPU it finds.
 unexport OPENBLAS_CORETYPE

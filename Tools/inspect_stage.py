@@ -53,9 +53,17 @@ def inspect(path):
 
 
 def main(paths):
+    if not paths or any(p in ("-h", "--help") for p in paths):
+        print(__doc__.strip())
+        return 0 if paths else 64
     ok = True
     for path in paths:
-        report = inspect(path)
+        try:
+            report = inspect(path)
+        except (OSError, KeyError) as error:
+            print(json.dumps({"file": path, "error": str(error), "hash_ok": False}, sort_keys=True))
+            ok = False
+            continue
         ok &= report["hash_ok"]
         print(json.dumps(report, sort_keys=True))
     return 0 if ok else 1

@@ -54,7 +54,11 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
     public var location: String
     public var detail: String
 
-    public var description: String { "\(kind.rawValue): \(location): \(detail)" }
+    /// One line; a detail that already begins with the location (an error's own message) does
+    /// not repeat it.
+    public var description: String {
+        detail.hasPrefix(location + ":") ? "\(kind.rawValue): \(detail)" : "\(kind.rawValue): \(location): \(detail)"
+    }
 }
 
 /// What `lethe verify` found.
@@ -122,9 +126,20 @@ public enum RunVerifier {
     }
 
     private static func readComposition(_ layout: RunLayout, problems: inout [VerificationProblem]) -> ServedComposition? {
-        guard FileManager.default.fileExists(atPath: layout.servedURL.path) else { return nil }
-        do { return try ServedComposition.load(from: layout.servedURL) } catch {
-            problems.append(.init(kind: .unreadableComposition, location: layout.servedURL.path, detail: "\(error)"))
+        let url = layout.servedURL
+        do {
+            switch try ServedComposition.read(from: url) {
+            case .absent: return nil
+            case .loaded(let composition): return composition
+            case .damaged(let reason):
+                problems.append(.init(kind: .unreadableComposition, location: url.path, detail: "\(reason). It is derived "
+                    + "from the plan, its tombstones and the stages: move it aside (`mv \(url.path) \(url.path).damaged`) "
+                    + "and run `lethe train --run \(layout.directory.path)` to publish a new one (the next `lethe forget` "
+                    + "also does, keeping the damaged file)"))
+                return nil
+            }
+        } catch {
+            problems.append(.init(kind: .unreadableComposition, location: url.path, detail: "\(error)"))
             return nil
         }
     }

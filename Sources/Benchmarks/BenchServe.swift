@@ -126,7 +126,8 @@ public struct BenchServeCommand: ParsableCommand {
         }
 
         var rows: [[String: Any]] = []
-        report.say("concurrency  requests/s  p50 ms  p99 ms  non-2xx | with \(forgetsPerSecond) forgets/s: requests/s  p50 ms  p99 ms  non-2xx  forgets")
+        report.say("concurrency  requests/s  p50 ms  p99 ms   errors | with \(forgetsPerSecond) forgets/s: requests/s  p50 ms  p99 ms   errors  forgets")
+        report.say("(errors: non-2xx answers and requests wrk gave up on, timeouts included)")
         for c in concurrency {
             let plain = try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,
                                        seconds: Double(seconds), scriptDirectory: scratch)
@@ -139,6 +140,9 @@ public struct BenchServeCommand: ParsableCommand {
                               plain.requestsPerSecond, plain.p50Milliseconds, plain.p99Milliseconds, plain.errors,
                               loaded.requestsPerSecond, loaded.p50Milliseconds, loaded.p99Milliseconds, loaded.errors,
                               forgets.acknowledged))
+            for (name, run) in [("", plain), (" with forgets", loaded)] where run.requests == 0 {
+                report.say("  WARNING: no request was answered at concurrency \(c)\(name) in \(seconds) s: the server stalled")
+            }
             rows.append(["concurrency": c, "plain": try Self.object(plain), "with_forgets": try Self.object(loaded),
                          "forgets_acknowledged": forgets.acknowledged, "forgets_failed": forgets.failed,
                          "share_of_limit": plain.requestsPerSecond / limit.requestsPerSecond])

@@ -139,7 +139,15 @@ struct WrkRun: Codable {
         for line in text.split(separator: "\n") where line.contains("requests in") {
             requests = Int(line.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") ?? 0
         }
-        let errors = Int(number(after: "Non-2xx or 3xx responses:") ?? 0)
+        // Requests that got no answer in time ("Socket errors: connect 0, read 0, write 0,
+        // timeout 64") count as errors: a row where the server answered nothing is not clean.
+        var socketErrors = 0
+        for line in text.split(separator: "\n") where line.contains("Socket errors:") {
+            socketErrors = line.split(whereSeparator: { $0 == "," || $0 == ":" }).dropFirst().compactMap {
+                Int($0.split(separator: " ").last ?? "")
+            }.reduce(0, +)
+        }
+        let errors = Int(number(after: "Non-2xx or 3xx responses:") ?? 0) + socketErrors
         return WrkRun(connections: connections, seconds: seconds, requestsPerSecond: rate, p50Milliseconds: p50,
                       p99Milliseconds: p99, requests: requests, errors: errors)
     }

@@ -10,6 +10,16 @@ public enum Prior {
     public static let sumTolerance = 1e-6
 
     /// Reads and validates a prior file for L slices.
+    /// `argument` as given to `--prior`: the JSON itself when it starts with `[` or `{`, else
+    /// the path of a file holding it.
+    public static func read(argument: String, sliceCount: Int) throws -> [Double] {
+        let trimmed = argument.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("[") || trimmed.hasPrefix("{") {
+            return try parse(Data(trimmed.utf8), sliceCount: sliceCount, source: "--prior")
+        }
+        return try read(from: URL(fileURLWithPath: argument), sliceCount: sliceCount, source: argument)
+    }
+
     public static func read(from url: URL, sliceCount: Int, source: String? = nil) throws -> [Double] {
         let name = source ?? url.path
         let data: Data

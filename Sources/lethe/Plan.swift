@@ -48,7 +48,7 @@ struct PlanCreateCommand: ParsableCommand {
     var slices: Int { shape.slices }
     var selection: SequenceSelection { shape.selection }
 
-    @Option(help: "BMS prior: JSON array of one deletion probability per slice, or {\"slice\": p}.")
+    @Option(help: "BMS prior: one deletion probability per slice, as a JSON array or {\"slice\": p}, given inline ('[0.4,0.3,0.2,0.1]') or as a file holding it.")
     var prior: String?
 
     @Option(help: "How examples are dealt: random (seeded shuffle) or group (a group stays in one slice).")
@@ -66,11 +66,17 @@ struct PlanCreateCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
+    /// `--prior`'s value when it names a file (not inline JSON), for the input-file checks.
+    static func priorFile(_ value: String) -> String? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        return trimmed.hasPrefix("[") || trimmed.hasPrefix("{") ? nil : value
+    }
+
     func validate() throws {
         if prior != nil && selection != .bms {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
-        try InputFiles.check([("--data", data), ("--prior", prior)])
+        try InputFiles.check([("--data", data), ("--prior", prior.flatMap(Self.priorFile))])
         try RunOptions.checkUTF8(runDirectory, option: "--run")
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
@@ -81,7 +87,7 @@ struct PlanCreateCommand: ParsableCommand {
     func run() throws {
         var parameters = shape.parameters(assignment: assign, seed: seed)
         if let prior {
-            parameters.prior = try Prior.read(from: URL(fileURLWithPath: prior), sliceCount: slices, source: prior)
+            parameters.prior = try Prior.read(argument: prior, sliceCount: slices)
         }
         let clock = ContinuousClock()
         let start = clock.now

@@ -31,7 +31,7 @@ struct SimulateCommand: ParsableCommand {
     var selection: SequenceSelection { shape.selection }
     var exponent: Double { shape.exponent }
 
-    @Option(help: "Per-slice request probabilities (JSON array or {\"slice\": p}); requests follow it and BMS uses it.")
+    @Option(help: "Per-slice request probabilities (a JSON array or {\"slice\": p}, inline or in a file); requests follow it and BMS uses it.")
     var prior: String?
 
     @Option(help: "Number of Monte-Carlo trials, \(Self.trialBounds.text) (at least 2 for an interval).")
@@ -50,11 +50,11 @@ struct SimulateCommand: ParsableCommand {
 
     func validate() throws {
         try Self.trialBounds.check(trials, option: "--trials")
-        try InputFiles.check([("--prior", prior)])
+        try InputFiles.check([("--prior", prior.flatMap(PlanCreateCommand.priorFile))])
     }
 
     func run() throws {
-        let requestPrior = try prior.map { try Prior.read(from: URL(fileURLWithPath: $0), sliceCount: slices, source: $0) }
+        let requestPrior = try prior.map { try Prior.read(argument: $0, sliceCount: slices) }
         let selections: [SequenceSelection] = requestPrior == nil ? [selection] : [.cyclic, .bms]
         let maxBudget = min(max(budget, slices), SequenceSelection.permutationCount(sliceCount: slices))
         let progress = SimulationProgress(simulationCount: selections.count * (svg == nil ? 1 : 1 + maxBudget),

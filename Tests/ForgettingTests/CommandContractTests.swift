@@ -64,6 +64,20 @@ import Testing
                                                     "--prior", prior.path, "--trials", "2"])
         #expect(tiny == 64 && message.contains("slice 0 has probability 1e-12"), "\(tiny): \(message)")
     }
+
+    /// `--prior` takes the JSON inline as its help shows, or a file holding it: the same result.
+    @Test func aPriorIsTakenInlineOrFromAFile() throws {
+        let prior = FileManager.default.temporaryDirectory.appendingPathComponent("prior-\(UUID().uuidString).json")
+        try Data("[0.4, 0.3, 0.2, 0.1]".utf8).write(to: prior)
+        defer { try? FileManager.default.removeItem(at: prior) }
+        let shape = ["simulate", "--shards", "5", "--slices", "4", "--budget", "4", "--selection", "bms", "--trials", "20",
+                     "--seed", "1", "--json"]
+        let inline = try LetheProcess.run(shape + ["--prior", "[0.4,0.3,0.2,0.1]"])
+        let file = try LetheProcess.run(shape + ["--prior", prior.path])
+        #expect(inline.status == 0 && inline.output == file.output, "\(inline.output)\n\(file.output)")
+        let bad = try LetheProcess.run(shape + ["--prior", "[0.4, 0.3]"])
+        #expect(bad.status != 0 && bad.output.contains("--prior"), "\(bad.output)")
+    }
 }
 
 extension CommandContractTests {

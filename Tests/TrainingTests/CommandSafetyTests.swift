@@ -447,6 +447,30 @@ import Planning
         #expect(try Self.run(["verify", "--run", run.path]).status == 3)
     }
 
+    /// A run whose train.json names its base model at a relative path where nothing is (a run
+    /// moved on its own) is told where to put the model or a link; train.json may then name the
+    /// model's new place: the path is no setting (the hashes are), so verify and predict accept it.
+    @Test func aRunMayNameItsBaseModelsNewPlace() throws {
+        let (scratch, run) = try Self.trainedOneSliceRun()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let settings = RunLayout(directory: run).settingsURL
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: settings)) as? [String: Any])
+        object["base_model"] = "../elsewhere/all-MiniLM-L6-v2"
+        try JSONSerialization.data(withJSONObject: object).write(to: settings)
+        let expected = scratch.appendingPathComponent("elsewhere/all-MiniLM-L6-v2").path
+        let (exit, output) = try Self.run(["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(exit == 1 && output.contains("ln -s <the model> \(expected)") && output.contains("train.json's base_model"),
+                "\(output)")
+        let link = scratch.appendingPathComponent("models-moved")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: Self.model)
+        object["base_model"] = link.path
+        try JSONSerialization.data(withJSONObject: object).write(to: settings)
+        #expect(try Self.run(["predict", "--run", run.path, "--text", "Shares rise"]).status == 0)
+        let verify = try Self.run(["verify", "--run", run.path])
+        #expect(verify.status == 0, "\(verify.output)")
+        #expect(try Self.run(["train", "--run", run.path]).status == 0)
+    }
+
     /// A new scratch directory (the tiny dataset, `tiny.jsonl`) with a run `one` planned as one
     /// shard of one slice and trained.
     static func trainedOneSliceRun() throws -> (scratch: URL, run: URL) {

@@ -62,7 +62,8 @@ extension TrainingSettings {
                         + "model `\(baseModel)`, relative to the run directory, and nothing is there (a run moved "
                         + "without its base model looks for it beside its new place). Put the model there, or a "
                         + "symbolic link to it: `mkdir -p \(directory.deletingLastPathComponent().path) && ln -s "
-                        + "<the model> \(directory.path)`; its \(weights.lastPathComponent) must hash to SHA-256 \(expected)")
+                        + "<the model> \(directory.path)`, or write the model's path in train.json's base_model; its "
+                        + "\(weights.lastPathComponent) must hash to SHA-256 \(expected)")
                 }
                 throw TrainingError.baseModelMismatch(file: file.path, expected: expected, found: "no readable file (\(error))")
             }

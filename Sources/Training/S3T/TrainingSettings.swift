@@ -223,12 +223,15 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     static let unwrittenDefaults = [CodingKeys.storedPrecision.rawValue: Precision.fp32.rawValue,
                                     CodingKeys.storedModelKind.rawValue: ModelKind.encoder.rawValue]
 
-    /// The first field in which `other` differs from these settings, as (field, mine, theirs).
+    /// The first field in which `other` differs from these settings, as (field, mine, theirs);
+    /// `base_model` (a path) is not compared, its hashes are.
     public func firstDifference(from other: TrainingSettings) -> (String, String, String)? {
         let mine = (try? JSONSerialization.jsonObject(with: Data(canonicalJSON().utf8))) as? [String: Any] ?? [:]
         let theirs = (try? JSONSerialization.jsonObject(with: Data(other.canonicalJSON().utf8))) as? [String: Any] ?? [:]
         // Both sides' keys: a field left at its default is not written (precision, model_kind).
-        for key in Set(mine.keys).union(theirs.keys).sorted() {
+        // Where the base model lies is no setting: its hashes identify it, so a run whose model
+        // moved may name the new place in train.json.
+        for key in Set(mine.keys).union(theirs.keys).sorted() where key != CodingKeys.baseModel.rawValue {
             let absent = Self.unwrittenDefaults[key] ?? "nil"
             let a = "\(mine[key] ?? absent)", b = "\(theirs[key] ?? absent)"
             if a != b { return (key, a, b) }
