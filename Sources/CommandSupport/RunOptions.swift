@@ -11,7 +11,15 @@ public struct RunOptions: ParsableArguments {
     /// The run directory as a file URL.
     public var url: URL { URL(fileURLWithPath: runDirectory) }
 
-    public func validate() throws { try Self.checkUTF8(runDirectory, option: "--run") }
+    public func validate() throws {
+        try Self.checkUTF8(runDirectory, option: "--run")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            let parent = URL(fileURLWithPath: runDirectory).deletingLastPathComponent().path
+            throw ValidationError("--run \(runDirectory): is a file, not a run directory; give the directory that holds "
+                                  + "plan.h5 (here perhaps --run \(parent)).")
+        }
+    }
 
     /// Arguments reach Swift as UTF-8 text, and bytes that are not UTF-8 arrive replaced by
     /// U+FFFD: the path would name another directory than the one typed (two names can even

@@ -10,6 +10,7 @@ import Logging
 import Models
 import Planning
 import ServiceLifecycle
+import Store
 import Training
 
 /// `lethe serve`: the run's served ensemble over HTTP, with deletions applied while it answers.
@@ -104,6 +105,10 @@ public final class LetheServer: Sendable {
             logger: logger)
         do {
             try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch let error as IOError where error.errnoCode == EADDRNOTAVAIL {
+            batcher.stop()
+            throw ListenError(description: "--host \(configuration.host): no network interface of this machine has that "
+                              + "address; give one it has (127.0.0.1, 0.0.0.0 for all, ::1)")
         } catch let error as IOError where error.errnoCode == EADDRINUSE || error.errnoCode == EACCES {
             batcher.stop()
             let address = "\(configuration.host):\(configuration.port)"
@@ -123,18 +128,27 @@ public final class LetheServer: Sendable {
 
     /// Every path the server answers and its method.
     static let routes: [String: HTTPRequest.Method] = [
-        "/v2/health/live": .get, "/v2/health/ready": .get, "/v2/models/lethe": .get, "/v2/models/lethe/infer": .post,
+        "/v2": .get, "/v2/health/live": .get, "/v2/health/ready": .get, "/v2/models/lethe": .get,
+        "/v2/models/lethe/ready": .get, "/v2/models/lethe/infer": .post,
         "/v1/forget": .post, "/v1/audit": .get, "/v1/status": .get, "/metrics": .get, "/": .get]
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.add(middleware: UnknownRouteAnswer())
         router.get("/v2/health/live") { _, _ in await self.measured("live") { JSONResponse.object(["live": true]) } }
-        router.get("/v2/health/ready") { _, _ in
-            await self.measured("ready") {
-                let state = self.store.readiness
-                var body: [String: Any] = ["ready": state.ready]
-                if let reason = state.reason { body["reason"] = reason }
-                return JSONResponse.object(body, status: state.ready ? .ok : .serviceUnavailable)
+        // The server's readiness is its one model's (Open Inference Protocol v2 asks both).
+        for path in ["/v2/health/ready", "/v2/models/lethe/ready"] {
+            router.get(RouterPath(path)) { _, _ in
+                await self.measured("ready") {
+                    let state = self.store.readiness
+                    var body: [String: Any] = ["ready": state.ready]
+                    if let reason = state.reason { body["reason"] = reason }
+                    return JSONResponse.object(body, status: state.ready ? .ok : .serviceUnavailable)
+                }
+            }
+        }
+        router.get("/v2") { _, _ in
+            await self.measured("server_metadata") {
+                JSONResponse.object(["name": "lethe", "version": letheVersion, "extensions": [String]()])
             }
         }
         router.get("/v2/models/lethe") { _, _ in await self.measured("metadata") { try self.metadata() } }

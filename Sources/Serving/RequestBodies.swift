@@ -89,7 +89,7 @@ struct InferRequest {
     static func parse(_ body: [UInt8]) throws -> InferRequest {
         guard !body.isEmpty else { throw BadRequest("the body is empty; send {\"inputs\": [{\"name\": \"text\", …}]}") }
         let json: Any
-        do { json = try JSONSerialization.jsonObject(with: Data(body)) } catch {
+        do { json = try JSONSerialization.jsonObject(with: Data(body), options: .fragmentsAllowed) } catch {
             throw BadRequest("the body is not valid JSON")
         }
         guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }
@@ -127,6 +127,14 @@ struct InferRequest {
             throw BadRequest("input \"text\" has shape \(shape) but \(texts.count) strings")
         }
         if object["id"] != nil, !(object["id"] is String) { throw BadRequest("\"id\" must be a string") }
+        // Requested outputs must be ones this model has (an unknown name is a client's mistake).
+        if let outputs = object["outputs"] {
+            guard let list = outputs as? [[String: Any]] else { throw BadRequest("\"outputs\" must be an array of objects") }
+            for output in list where !["label", "probabilities"].contains(output["name"] as? String ?? "") {
+                throw BadRequest("unknown output \((output["name"] as? String).map { "\"\($0)\"" } ?? "without a name"); "
+                                 + "this model answers \"label\" and \"probabilities\"")
+            }
+        }
         return InferRequest(texts: texts, id: object["id"] as? String)
     }
 
@@ -158,7 +166,7 @@ enum ForgetBody {
             }
         }
         let json: Any
-        do { json = try JSONSerialization.jsonObject(with: Data(body)) } catch {
+        do { json = try JSONSerialization.jsonObject(with: Data(body), options: .fragmentsAllowed) } catch {
             throw BadRequest("the body is not valid JSON")
         }
         guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }

@@ -11,8 +11,9 @@ struct ServeCommand: ParsableCommand {
         abstract: "Serve a run's ensemble over HTTP: predictions, deletions, audits and status, with hot swap.",
         discussion: """
             Endpoints (JSON; a bad request gets 4xx and {"error": …}):
-              GET  /v2/health/live, /v2/health/ready     ready: a composition is loaded and every accepted
-                                                         deletion is in it
+              GET  /v2                                   server name and version
+              GET  /v2/health/live, /v2/health/ready     ready: a composition is loaded, a shard is alive
+                   (and /v2/models/lethe/ready)          and every accepted deletion is in it
               GET  /v2/models/lethe                      labels, shards, generation (503 while inference
                                                          is refused)
               POST /v2/models/lethe/infer                Open Inference Protocol v2: a BYTES input "text"

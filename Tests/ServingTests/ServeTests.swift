@@ -142,12 +142,29 @@ import Testing
             ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}, {"name": "text", "shape": [1], "datatype": "BYTES", "data": [2]}]}"#, 400),
             ("/v1/forget", #"{"ids": 5}"#, 400), ("/v1/forget", #"{"ids": [""]}"#, 400), ("/v1/forget", "{}", 400),
             ("/v1/forget", #"{"ids": ["a"], "colour": 1}"#, 400), ("/v1/forget", "\u{1}\u{2}", 400),
+            // Valid JSON that is no object is named as such; so is an output this model lacks.
+            ("/v2/models/lethe/infer", "null", 400), ("/v1/forget", #""x""#, 400),
+            ("/v2/models/lethe/infer", #"{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}], "outputs": [{"name": "logits"}]}"#, 400),
         ]
         for (path, body, expected) in cases {
             let answer = try await server.post(path, body: Data(body.utf8))
             #expect(answer.status == expected, "\(path) \(body): \(answer.status) \(answer.text)")
             #expect(answer.json["error"] is String, "\(path) \(body): \(answer.text)")
+            if ["null", #""x""#].contains(body) {
+                #expect(answer.text.contains("must be a JSON object"), "\(body): \(answer.text)")
+            }
+            if body.contains("logits") { #expect(answer.text.contains("unknown output \\\"logits\\\""), "\(answer.text)") }
         }
+        // A request over --max-texts is 413, named; /v1/forget over 10,000 requests too.
+        let many = (0..<1025).map { "text \($0)" }
+        let tooMany = try await server.infer(many)
+        #expect(tooMany.status == 413 && tooMany.text.contains("--max-texts"), "\(tooMany.text)")
+        let ids = try JSONSerialization.data(withJSONObject: ["ids": (0..<10_001).map { "id-\($0)" }])
+        let tooManyIDs = try await server.post("/v1/forget", body: ids)
+        #expect(tooManyIDs.status == 413 && tooManyIDs.text.contains("lethe forget --log"), "\(tooManyIDs.text)")
+        let metadata = try await server.get("/v2")
+        #expect(metadata.status == 200 && metadata.json["name"] as? String == "lethe")
+        #expect(try await server.get("/v2/models/lethe/ready").status == 200)
         let ndjson = try await server.post("/v1/forget", body: Data("{\"id\": 3}\n".utf8), contentType: "application/x-ndjson")
         #expect(ndjson.status == 400)
         let huge = try await server.post("/v2/models/lethe/infer", body: Data(repeating: 0x61, count: 10 << 20))
@@ -479,6 +496,11 @@ extension ServeTests {
         #expect(busy.status == 1 && busy.output.contains("--port \(port): 127.0.0.1:\(port) is in use"), "\(busy.output)")
         let host = try LetheProcess.run(["serve", "--run", run.path, "--host", "999.1.1.1"])
         #expect(host.status == 64 && host.output.contains("--host \"999.1.1.1\": not an address"), "\(host.output)")
+        // An address no interface of this machine has (TEST-NET-1), and a file given as the run.
+        let foreign = try LetheProcess.run(["serve", "--run", run.path, "--host", "192.0.2.1", "--port", "0"])
+        #expect(foreign.status == 1 && foreign.output.contains("--host 192.0.2.1: no network interface"), "\(foreign.output)")
+        let file = try LetheProcess.run(["serve", "--run", run.appendingPathComponent("plan.h5").path])
+        #expect(file.status == 64 && file.output.contains("is a file, not a run directory"), "\(file.output)")
     }
 
     /// An unknown path is 404 and a known path asked with the wrong method 405 naming the
