@@ -3,6 +3,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Hummingbird's HTTP/1 channel with one correction: an HTTP/1.0 request that does not ask for
 /// keep-alive gets its connection closed after the answer, as HTTP/1.0 expects.
@@ -16,6 +17,8 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
     let inner: HTTP1Channel
+    let receiveDeadline: TimeAmount
+    let bodyBudget: Int
 
     var responder: HTTPChannelHandler.Responder { inner.responder }
 
@@ -23,7 +26,10 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let operations = channel.pipeline.syncOperations
             let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try operations.addHandler(HTTP10ClosesByDefault(), position: .after(decoder))
+            let http10 = HTTP10ClosesByDefault()
+            try operations.addHandler(http10, position: .after(decoder))
+            try operations.addHandler(RequestReceiveLimits(deadline: receiveDeadline, budget: bodyBudget),
+                                      position: .after(http10))
             return value
         }
     }
@@ -32,10 +38,10 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         await inner.handle(value: value, logger: logger)
     }
 
-    static func builder(idleTimeout: TimeAmount) -> HTTPServerBuilder {
+    static func builder(idleTimeout: TimeAmount, receiveDeadline: TimeAmount, bodyBudget: Int) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            LetheHTTP1Channel(inner: HTTP1Channel(responder: responder,
-                                                  configuration: .init(idleTimeout: idleTimeout)))
+            LetheHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)),
+                              receiveDeadline: receiveDeadline, bodyBudget: bodyBudget)
         }
     }
 }
@@ -78,5 +84,67 @@ final class HTTP10ClosesByDefault: ChannelDuplexHandler, RemovableChannelHandler
         }
         head.headers.replaceOrAdd(name: "connection", value: connection)
         context.write(wrapOutboundOut(.head(head)), promise: promise)
+    }
+}
+
+/// Limits on receiving requests. The idle timeout restarts with every byte, so a request must
+/// also arrive whole within `deadline` of its head: a body trickled a byte at a time does not
+/// hold a connection for ever. And the bodies still arriving on all connections together may
+/// hold at most `budget` bytes: sixty clients each sending all but the last byte of a maximal
+/// body would otherwise hold half a gigabyte. A connection past either limit is closed. An
+/// HTTP/1.1 request without `Host` (which RFC 9112 requires) is marked for a 400.
+final class RequestReceiveLimits: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    /// Body bytes received on every connection for requests not yet complete.
+    static let inFlight = Atomic<Int>(0)
+    /// The header `RequestReceiveLimits` adds to an HTTP/1.1 request that has no `Host`.
+    static let missingHostMarker = "lethe-missing-host"
+
+    private let deadline: TimeAmount
+    private let budget: Int
+    /// Body bytes of this connection's request in progress, counted in `inFlight`.
+    private var held = 0
+    private var timer: Scheduled<Void>?
+
+    init(deadline: TimeAmount, budget: Int) { self.deadline = deadline; self.budget = budget }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(var head):
+            timer?.cancel()
+            let channel = context.channel
+            timer = context.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
+            if head.version.major == 1, head.version.minor >= 1, !head.headers.contains(name: "host") {
+                head.headers.add(name: Self.missingHostMarker, value: "1")
+                context.fireChannelRead(wrapInboundOut(.head(head)))
+                return
+            }
+        case .body(let buffer):
+            held += buffer.readableBytes
+            if Self.inFlight.add(buffer.readableBytes, ordering: .relaxed).newValue > budget {
+                release()
+                context.close(promise: nil)
+                return
+            }
+        case .end:
+            timer?.cancel()
+            timer = nil
+            release()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        release()
+        context.fireChannelInactive()
+    }
+
+    private func release() {
+        guard held > 0 else { return }
+        Self.inFlight.subtract(held, ordering: .relaxed)
+        held = 0
     }
 }

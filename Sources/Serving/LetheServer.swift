@@ -87,6 +87,8 @@ public final class LetheServer: Sendable {
     }
 
     static let idleTimeout = TimeAmount.seconds(15)
+    /// A request must arrive whole within this long of its first line.
+    static let receiveDeadline = TimeAmount.seconds(60)
 
     /// Serves until SIGTERM or SIGINT, then drains the requests in flight and returns.
     /// `onListening` receives the bound port (useful with port 0).
@@ -97,7 +99,8 @@ public final class LetheServer: Sendable {
         // a stalled client neither holds a connection forever nor keeps SIGTERM from finishing.
         let app = Application(
             router: router,
-            server: LetheHTTP1Channel.builder(idleTimeout: Self.idleTimeout),
+            server: LetheHTTP1Channel.builder(idleTimeout: Self.idleTimeout, receiveDeadline: Self.receiveDeadline,
+                                              bodyBudget: max(256 << 20, 2 * configuration.maxBodyBytes)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lethe"),
             services: [CompositionWatcher(store: store, layout: layout, interval: configuration.pollInterval,
                                           logger: logger)],
@@ -186,6 +189,9 @@ public final class LetheServer: Sendable {
     struct UnknownRouteAnswer: RouterMiddleware {
         func handle(_ request: Request, context: BasicRequestContext,
                     next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+            if request.headers[HTTPField.Name(RequestReceiveLimits.missingHostMarker)!] != nil {
+                return JSONResponse.error("an HTTP/1.1 request must carry a Host header", status: .badRequest)
+            }
             do {
                 return try await next(request, context)
             } catch let error as HTTPError where error.status == .notFound {

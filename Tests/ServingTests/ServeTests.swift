@@ -536,6 +536,9 @@ extension ServeTests {
                                      readingAtMost: 10)
         #expect(closing.closed)
         #expect(closing.text.lowercased().contains("connection: close"))
+        // HTTP/1.1 requires Host (RFC 9112): without it, 400 with a JSON error.
+        let hostless = try server.raw("GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n", readingAtMost: 10)
+        #expect(hostless.text.hasPrefix("HTTP/1.1 400") && hostless.text.contains("Host header"), "\(hostless.text)")
     }
 
     /// A request of more texts than --max-batch runs as several passes of at most that many,
