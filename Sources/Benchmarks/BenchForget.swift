@@ -51,11 +51,11 @@ public struct BenchForgetCommand: ParsableCommand {
     @Option(help: "Requests in the deletion log, \(Self.logBounds.text).") var logSize = 100_000
     @Option(name: .customLong("run"), help: "A trained run whose recorded stage wall times give the retrain costs.")
     var trainedRun: String?
-    @Flag(help: "Also train S3T and SISA runs: accuracy after deletions, shard and full retrain times (10–20 min).")
+    @Flag(help: "Also train S3T and SISA runs: accuracy after deletions, shard and full retrain times (about 15–20 min).")
     var accuracy = false
     @Option(help: "Test split for --accuracy.") var testData = "Datasets/bbc-news/test.jsonl"
     @Option(help: "Write the accuracy chart (SVG) here; implies --accuracy.") var svg: String?
-    @Option(help: "Threads for --accuracy training (the demo uses 2), \(CommonBounds.threads.text).") var threads = CommonBounds.defaultThreads
+    @Option(help: "Threads for --accuracy training, \(CommonBounds.threads.text).") var threads = CommonBounds.defaultThreads
     @Option(help: "Base encoder for --accuracy.") var model = "Checkpoints/base/all-MiniLM-L6-v2"
     @Flag(help: "Also print the median time of each phase of a forget, and the fsync floor of the disk.")
     var breakdown = false

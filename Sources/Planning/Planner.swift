@@ -57,6 +57,13 @@ extension Planner {
         let read = try Dataset.read(from: dataURL, source: dataSource)
         let dataset = recordedSource.map { Dataset(examples: read.examples, source: $0, sha256: read.sha256) } ?? read
         let plan = try makePlan(for: dataset, parameters: parameters)
+        // Labelled data trains a classifier, which needs two labels at least: refused here, not
+        // at training after the plan is made. (Text data, with no label, trains a decoder.)
+        if plan.labels.count == 1 {
+            throw PlanningError.invalidValue(flag: "--data", value: dataSource ?? dataURL.path, reason: "every example "
+                + "has the label \"\(plan.labels.names[0])\"; a classifier learns to tell two or more labels apart. "
+                + "Give data with at least two labels, or leave the labels out to train a decoder on the texts")
+        }
         do {
             try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         } catch {

@@ -20,7 +20,7 @@ struct AuditCommand: ParsableCommand {
             A deleted example that some stage still serves (tampering, or a forget interrupted \
             before it published) exits with 2 after the report.
 
-            Read access is enough: a user who may not write the run (or a read-only mount)             gets the run as it is on disk, and an interrupted forget is named on stderr instead             of being completed. The same holds for verify, status and plan show.
+            Read access is enough: a user who may not write the run (or a read-only mount) gets the run as it is on disk, and an interrupted forget is named on stderr instead of being completed. The same holds for verify, status and plan show.
 
             Example:
               lethe audit --run Checkpoints/runs/demo --id business/001 --json

@@ -22,10 +22,13 @@ struct FinetuneCommand: ParsableCommand {
             Trains LoRA adapters on the top --layers encoder layers (default: all) and a \
             classification head on the mean-pooled output, with AdamW, warmup and linear decay, \
             length-bucketed batches and seeded shuffling; the same seed and thread count give \
-            bit-identical weights. The model is written atomically to OUT (an HDF5 checkpoint \
-            with PEFT adapter names; see docs/FORMAT.md). Running the same command again after \
-            an interruption finishes the job; options that contradict OUT's saved settings are \
-            refused.
+            bit-identical weights. The model is written atomically into the --run directory (an \
+            HDF5 checkpoint with PEFT adapter names; see docs/FORMAT.md). Running the same command \
+            again after an interruption finishes the job; options that contradict the run's saved \
+            settings are refused. The model is one stage of a run of one shard and one slice, so \
+            the training options mean what they mean for `lethe train`. Encoders and labelled data \
+            only: a decoder on text data trains with `lethe plan … --shards 1 --slices 1 --budget 1` \
+            and `lethe train`.
 
             Examples:
               lethe finetune --data Datasets/bbc-news/train.jsonl --run Checkpoints/runs/bbc-full
@@ -88,6 +91,11 @@ struct FinetuneCommand: ParsableCommand {
         // A resumed model keeps its saved layer count unless --layers names one.
         let resumed = FileManager.default.fileExists(atPath: layout.settingsURL.path)
         do {
+            guard plan.labels.count > 0 else {
+                throw ValidationError("--data \(data): the examples have no labels (text data), and finetune trains an "
+                                      + "encoder classifier; a decoder trains on text data with `lethe plan --data \(data) "
+                                      + "--shards 1 --slices 1 --budget 1 --run DIR` and `lethe train --run DIR`.")
+            }
             let settings = try options.resolveSettings(layout: layout, strategy: .full,
                                                        layersPerBlock: layers ?? (resumed ? nil : layerCount)) { _ in
                 if plan.labels.count < 2 { throw TrainingError.tooFewLabels(names: plan.labels.names) }

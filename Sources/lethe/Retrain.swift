@@ -26,8 +26,8 @@ struct RetrainCommand: ParsableCommand {
             Stage files no surviving prefix uses are erased, and a `retrain` entry is added to \
             the ledger. A killed retrain leaves the run valid; running it again completes it.
 
-            Time: one stage of training per affected stage, e.g. ~10–20 s per stage for BBC \
-            News headlines at the demo's settings on 2 cores.
+            Time: one stage of training per affected stage, a few seconds each for BBC News \
+            headlines at the demo's settings on 2 cores (a stage trains its block on its slices).
 
             --scheduler slurm (with the options of `lethe train --scheduler slurm`) trains the \
             affected shards' stages as one Slurm job array — only the shards that need a retrain are \
@@ -120,7 +120,9 @@ struct RetrainCommand: ParsableCommand {
             switch event {
             case .training(let event): reporter.handle(event)
             case .published(let record):
-                print(json ? (try? record.json()) ?? "" : record.summary)
+                // Every --json line names its event; the record follows as the ledger stores it.
+                print(json ? ((try? record.json()).map { "{\"event\":\"published\"," + $0.dropFirst() } ?? "")
+                           : record.summary)
                 fflush(nil)
             }
         }

@@ -31,15 +31,19 @@ struct StatusCommand: ParsableCommand {
             print(String(decoding: try report.json(), as: UTF8.self))
             return
         }
-        print("run \(runDirectory): \(report.examples) examples, \(report.shards) shards × \(report.slices) slices, "
-              + "budget \(report.budget), \(report.tombstones) deleted")
+        // "1 shard", "2 shards".
+        func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+        print("run \(runDirectory): \(count(report.examples, "example")), \(count(report.shards, "shard")) × "
+              + "\(count(report.slices, "slice")), budget \(report.budget), \(report.tombstones) deleted")
         guard let settings else {
             print("train.json: " + TrainingSettings.missingReason(run: layout.directory))
             return
         }
-        print("training: \(settings.strategy.rawValue)\(settings.modelKind == .decoder ? " on a decoder" : ""), \(settings.epochs) epochs, r \(settings.rank), alpha \(settings.alpha), "
-              + "targets \(settings.targets.joined(separator: ",")), \(settings.layersPerBlock) layers/block, "
-              + "lr \(settings.learningRate), text \(settings.textField), seed \(settings.seed), threads \(settings.threadCount)")
+        print("training: \(settings.strategy.rawValue)\(settings.modelKind == .decoder ? " on a decoder" : ""), "
+              + "\(count(settings.epochs, "epoch")), r \(settings.rank), alpha \(settings.alpha), "
+              + "targets \(settings.targets.joined(separator: ",")), \(count(settings.layersPerBlock, "layer")) per block, "
+              + "lr \(settings.learningRate), text field \(settings.textField), seed \(settings.seed), "
+              + "\(count(settings.threadCount, "thread"))")
         if let reason = report.stagesUnavailable { print("stages per shard: unknown: \(reason)") }
         for s in shardStatus {
             let servedText = s.servedPrefixLength.map { p in

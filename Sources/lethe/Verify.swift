@@ -31,7 +31,7 @@ struct VerifyCommand: ParsableCommand {
             stages — and compares every tensor bit for bit with the stored file; a mismatch \
             names the file, the tensor and the first differing value. This catches a tensor \
             altered together with its recorded hash. It costs one stage of training per replay \
-            (~10–20 s per stage at the demo's settings).
+            (a few seconds per stage at the demo's settings).
 
             Examples:
               lethe verify --run Checkpoints/runs/demo

@@ -69,6 +69,13 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
                                 ledgerHead: head, servedGeneration: generation, servedUnreadable: unreadable)
     }
 
+    /// Why the served generation may trail the ledger head without anything pending.
+    private var generationNote: String {
+        guard let served = servedGeneration, served.sequenceNumber < ledgerHead.sequenceNumber,
+              pendingRequestCount == 0 else { return "" }
+        return " (it holds every deletion request; the entries after it are receipts or retrain records)"
+    }
+
     /// One line per fact, for people.
     public var summary: String {
         """
@@ -78,7 +85,8 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         sequences to retrain: \(sequencesToRetrain.count)\
         \(sequencesToRetrain.isEmpty ? "" : " (" + sequencesToRetrain.map { "shard \($0[0]) seq \($0[1]) at \($0[2])" }.joined(separator: ", ") + ")")
         δ remaining: \(String(format: "%.1f", deletionRateRemaining)) further random deletions before a full retrain
-        ledger head: \(ledgerHead); served generation: \(servedGeneration.map(\.description) ?? "none published")
+        ledger head: \(ledgerHead); served generation: \(servedGeneration.map(\.description) ?? "none published")\
+        \(generationNote)
         """ + (servedUnreadable.map { "\nserved.json: unreadable (\($0)); see `lethe verify`, and the next forget publishes a new one" } ?? "")
     }
 }
