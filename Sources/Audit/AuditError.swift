@@ -13,7 +13,8 @@ public enum AuditError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case .unknownExample(let id):
-            return "the plan has no example \"\(id)\". Check the id (lethe plan show lists the plan's slices)."
+            return "the plan has no example \"\(id)\". Check the id (ids are case-sensitive; the ids are those of the "
+                + "planned dataset's \"id\" fields)."
         case .unknownGroup(let group):
             return "no example of the dataset belongs to group \"\(group)\". Check the spelling, or pass the planned dataset with --data."
         case .unavailable(let feature, let reason):

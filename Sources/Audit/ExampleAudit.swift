@@ -41,6 +41,45 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             case timestampMilliseconds = "timestamp_ms", group
             case receiptLedgerSequence = "receipt_ledger_sequence", receipt
         }
+
+        public init(requestID: String, requestLedgerSequence: Int64, timestampMilliseconds: Int64, group: String?,
+                    receiptLedgerSequence: Int64?, receipt: String?) {
+            self.requestID = requestID; self.requestLedgerSequence = requestLedgerSequence
+            self.timestampMilliseconds = timestampMilliseconds; self.group = group
+            self.receiptLedgerSequence = receiptLedgerSequence; self.receipt = receipt
+        }
+
+        /// In JSON the receipt is an object (the one the ledger stores), not a string holding it;
+        /// a payload that is no receipt stays a string.
+        public func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(requestID, forKey: .requestID)
+            try container.encode(requestLedgerSequence, forKey: .requestLedgerSequence)
+            try container.encode(timestampMilliseconds, forKey: .timestampMilliseconds)
+            try container.encodeIfPresent(group, forKey: .group)
+            try container.encodeIfPresent(receiptLedgerSequence, forKey: .receiptLedgerSequence)
+            if let receipt {
+                if let object = try? JSONDecoder().decode(ForgetReceipt.self, from: Data(receipt.utf8)) {
+                    try container.encode(object, forKey: .receipt)
+                } else {
+                    try container.encode(receipt, forKey: .receipt)
+                }
+            }
+        }
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            requestID = try container.decode(String.self, forKey: .requestID)
+            requestLedgerSequence = try container.decode(Int64.self, forKey: .requestLedgerSequence)
+            timestampMilliseconds = try container.decode(Int64.self, forKey: .timestampMilliseconds)
+            group = try container.decodeIfPresent(String.self, forKey: .group)
+            receiptLedgerSequence = try container.decodeIfPresent(Int64.self, forKey: .receiptLedgerSequence)
+            if let text = try? container.decodeIfPresent(String.self, forKey: .receipt) {
+                receipt = text
+            } else {
+                receipt = try container.decodeIfPresent(ForgetReceipt.self, forKey: .receipt).map { try $0.json() }
+            }
+        }
     }
 
     public var id: String

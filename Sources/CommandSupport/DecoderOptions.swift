@@ -25,7 +25,7 @@ public struct DecoderOptions: ParsableArguments {
         """)
     public var maxPositions = 2048
 
-    @Option(help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, gradients and optimiser state stay float32). Default fp32.")
+    @Option(help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, and when training gradients and optimiser state, stay float32).")
     public var precision: Precision = .fp32
 
     /// `--max-positions`: SmolLM2's context; a model with a shorter one refuses more when loaded.

@@ -30,8 +30,15 @@ struct EvalForgetCommand: ParsableCommand {
             An oracle file that shares no attack with this evaluation gives no gap: the results \
             are printed, then the command says so and exits 1.
 
-            Example (the adapter of the `lethe unlearn --help` example):
-              lethe eval-forget --adapter Checkpoints/unlearn/rt-gd --forget Datasets/rotten-tomatoes/test.jsonl --unseen Datasets/bbc-news/test.jsonl --retain Datasets/rotten-tomatoes/train.jsonl
+            The sets are scored in turn (progress on stderr when it is a terminal); --limit keeps the first N records of \
+            each, for a quick look. `lethe bench unlearn` builds disjoint forget, unseen and retain \
+            splits from one dataset, trains every method and the retrain oracle on them and prints this \
+            evaluation for each.
+
+            Examples (the base model saw neither set, so every AUC is near 0.5; then the adapter of the \
+            `lethe unlearn --help` example, whose forget set is Rotten Tomatoes' test split):
+              lethe eval-forget --forget Datasets/rotten-tomatoes/test.jsonl --unseen Datasets/rotten-tomatoes/train.jsonl --limit 100
+              lethe eval-forget --adapter Checkpoints/unlearn/rt-gd --forget Datasets/rotten-tomatoes/test.jsonl --unseen Datasets/rotten-tomatoes/train.jsonl --limit 100
 
             \(ExitStatus.help())
             """)
@@ -62,6 +69,9 @@ struct EvalForgetCommand: ParsableCommand {
     @Option(help: "JSON that `lethe eval-forget --json` printed for the retrain oracle on the same sets: print each attack's gap to it.")
     var oracle: String?
 
+    @Option(help: "Read only the first N records of each set, \(Self.limitBounds.text). Default: every record.")
+    var limit: Int?
+
     @Option(help: "Trained tokens of the unlearning run, for the FLOP cost ratio, \(Self.tokenBounds.text).")
     var trainedTokens: Int?
 
@@ -70,6 +80,7 @@ struct EvalForgetCommand: ParsableCommand {
 
     /// `--trained-tokens`: 10¹⁵ tokens is far beyond any run on this model.
     static let tokenBounds = OptionBounds(0...1_000_000_000_000_000)
+    static let limitBounds = OptionBounds(1...100_000_000)
 
     struct Report: Codable {
         let evaluation: ForgetEvaluation
@@ -145,6 +156,7 @@ struct EvalForgetCommand: ParsableCommand {
     func validate() throws {
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.tokenBounds.check(trainedTokens, option: "--trained-tokens")
+        try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--forget", forget), ("--unseen", unseen), ("--retain", retain),
                               ("--general", general), ("--oracle", oracle)])
     }
@@ -152,7 +164,12 @@ struct EvalForgetCommand: ParsableCommand {
     func run() throws {
         let (model, tokenizer) = try options.load()
         func chunks(_ path: String) throws -> [[Int]] {
-            try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens).chunks
+            try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit).chunks
+        }
+        // Progress for a person watching (stderr a terminal); scripts get only the results.
+        let watched = isatty(STDERR_FILENO) == 1
+        func progress(_ line: String) {
+            if watched { FileHandle.standardError.write(Data("eval-forget: \(line)\n".utf8)) }
         }
         let forgetChunks = try chunks(forget), unseenChunks = try chunks(unseen)
         let retainChunks = try retain.map(chunks), generalChunks = try general.map(chunks)
@@ -162,10 +179,17 @@ struct EvalForgetCommand: ParsableCommand {
         let oracleEvaluation = try oracle.map(Self.readOracle)
         let loaded = try adapter.map { try options.loadAdapter($0, for: model) }
         // The reference attack compares the adapted model with the base it was trained from.
+        let counts = [("forget", forgetChunks), ("unseen", unseenChunks), ("retain", retainChunks ?? []),
+                      ("general", generalChunks ?? [])].filter { !$0.1.isEmpty }.map { "\($0.0) \($0.1.count)" }
+        progress("scoring chunks of \(chunkTokens) tokens: " + counts.joined(separator: ", ")
+                 + (loaded == nil ? "" : "; the forget and unseen sets twice (with the adapter, and with the base model "
+                    + "for the reference attack)"))
+        if loaded != nil { progress("the base model on the forget and unseen sets (reference attack)…") }
         let reference = try loaded.map { _ in
             try ReferenceScores(model: model, forget: forgetChunks, unseen: unseenChunks, padID: tokenizer.eosID,
                                 threads: options.threads)
         }
+        progress("the \(loaded == nil ? "base model" : "adapted model") on every set…")
         let e = try ForgetEvaluation(model: model, adapter: loaded, forget: forgetChunks, unseen: unseenChunks,
                                      retain: retainChunks, general: generalChunks,
                                      padID: tokenizer.eosID, threads: options.threads,

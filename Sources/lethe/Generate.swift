@@ -16,7 +16,9 @@ struct GenerateCommand: ParsableCommand {
 
             Examples:
               lethe generate "The capital of France is" --new-tokens 8
-              lethe generate "The capital of France is" --new-tokens 8 --run Checkpoints/runs/rt-decoder
+              lethe generate "The capital of France is" --new-tokens 8 --run D
+            (D: a decoder run, made as the README shows: `lethe plan` on texts without labels, then \
+            `lethe train`.)
 
             \(ExitStatus.help())
             """)

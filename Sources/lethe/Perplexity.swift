@@ -19,7 +19,9 @@ struct PerplexityCommand: ParsableCommand {
             Examples:
               lethe perplexity --data Datasets/bbc-news/test.jsonl --limit 20
               lethe perplexity --data Datasets/rotten-tomatoes/test.jsonl --adapter Checkpoints/unlearn/rt-gd --limit 50
-              lethe perplexity --data Datasets/rotten-tomatoes/test.jsonl --run Checkpoints/runs/rt-decoder --limit 50
+              lethe perplexity --data Datasets/rotten-tomatoes/test.jsonl --run D --limit 50
+            (D: a decoder run, made as the README shows: `lethe plan` on texts without labels, then \
+            `lethe train`.)
 
             \(ExitStatus.help())
             """)

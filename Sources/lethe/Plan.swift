@@ -124,21 +124,23 @@ extension PlanCreateCommand {
     /// Refuses to replace the plan of a run that has forgotten anything: its tombstones and
     /// ledger bind every later training of that data, and a new plan would not carry them.
     static func refuseReplacingForgottenHistory(_ layout: RunLayout) throws {
-        // Stages and served.json were trained on the plan being replaced; under a new plan no
-        // forget, audit or verify would account for them, so they would outlive a deletion.
-        if layout.anyStageFile() != nil || FileManager.default.fileExists(atPath: layout.servedURL.path) {
-            throw ValidationError("--force: \(layout.directory.path) has trained stages (stages/, served.json) made from "
-                                  + "the plan it would replace. Plan into a new run directory, or delete stages/ and "
-                                  + "served.json first if those models are to go.")
-        }
+        // Refusals (exit 1), not usage errors: the option is well formed, the run's state is in
+        // the way. Forgotten history first, since no deletion of files can lift it.
         let tombstones = (try? Plan.load(from: layout.planURL).tombstones.count) ?? 0
         let hasLedger = FileManager.default.fileExists(atPath: layout.ledgerURL.path)
         guard tombstones == 0 && !hasLedger else {
-            throw ValidationError("--force: \(layout.directory.path) has " + (hasLedger ? "a deletion ledger" : "")
+            throw UserFacingError(description: "--force: \(layout.directory.path) has " + (hasLedger ? "a deletion ledger" : "")
                                   + (hasLedger && tombstones > 0 ? " and " : "")
                                   + (tombstones > 0 ? "\(tombstones) deleted example(s)" : "")
                                   + "; a new plan would train on forgotten data again. Plan into a new run directory "
                                   + "from a dataset without the forgotten examples instead.")
+        }
+        // Stages and served.json were trained on the plan being replaced; under a new plan no
+        // forget, audit or verify would account for them, so they would outlive a deletion.
+        if layout.anyStageFile() != nil || FileManager.default.fileExists(atPath: layout.servedURL.path) {
+            throw UserFacingError(description: "--force: \(layout.directory.path) has trained stages (stages/, served.json) "
+                                  + "made from the plan it would replace. Plan into a new run directory, or delete stages/ "
+                                  + "and served.json first if those models are to go.")
         }
     }
 }

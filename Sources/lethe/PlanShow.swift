@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import CommandSupport
 import Foundation
 import Planning
@@ -46,6 +47,7 @@ struct PlanShowCommand: ParsableCommand {
             print(json ? try PlanSummary(plan: plan, path: Plan.url(inRun: URL(fileURLWithPath: runDirectory)).path,
                                          seconds: loadSeconds).json()
                   : PlanSummary(plan: plan, path: runDirectory, seconds: loadSeconds).text
+                    .replacingOccurrences(of: "Planned", with: "The plan deals")
                     .replacingOccurrences(of: "Wrote", with: "Loaded"))
             return
         }
@@ -53,7 +55,8 @@ struct PlanShowCommand: ParsableCommand {
         let lineage = plan.lineage(of: id)
         let lookupMicroseconds = (clock.now - lookupStart).seconds * 1e6
         guard let lineage else {
-            throw ValidationError("--id \(id): the plan in \(runDirectory) has no example with this id. Check the id (ids are case-sensitive).")
+            // Not a usage error (the option is well formed): refused with 1, as `audit` does.
+            throw AuditError.unknownExample(id: id)
         }
         let sequences = plan.sequences(of: lineage.location.shard)
         if json {

@@ -45,6 +45,11 @@ import Training
         #expect(deletion.requestID == "gdpr-1" && deletion.timestampMilliseconds == 1_700_000_000_000)
         #expect(deletion.receiptLedgerSequence == 2)
         #expect(try deletion.receipt.map { try JSONDecoder().decode(ForgetReceipt.self, from: Data($0.utf8)) } == receipt)
+        // In JSON (audit --json, /v1/audit) the receipt is an object, and reads back the same.
+        let json = try JSONEncoder().encode(deletion)
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        #expect((object["receipt"] as? [String: Any])?["format"] as? String == "lethe-receipt", "\(object)")
+        #expect(try JSONDecoder().decode(ExampleAudit.Deletion.self, from: json) == deletion)
     }
 
     /// Stages that were never written (a shard not trained yet) are not reported as erased,

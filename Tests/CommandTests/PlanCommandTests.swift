@@ -43,7 +43,7 @@ import Testing
         let before = try Data(contentsOf: run.directory.appendingPathComponent("plan.h5"))
         let (status, output) = try LetheProcess.run(["plan", "--data", data.path, "--shards", "2", "--slices", "2",
                                                       "--budget", "2", "--run", run.directory.path, "--force"])
-        #expect(status == 64 && output.contains("has trained stages (stages/, served.json)"), "\(output)")
+        #expect(status == 1 && output.contains("has trained stages (stages/, served.json)"), "\(output)")
         #expect(try Data(contentsOf: run.directory.appendingPathComponent("plan.h5")) == before)
     }
 
