@@ -13,7 +13,12 @@ public struct BenchDecoderCommand: ParsableCommand {
 
     public static let configuration = CommandConfiguration(
         commandName: "decoder",
-        abstract: "Time decoder training steps (forward, backward, AdamW) and print tokens/s.")
+        abstract: "Time decoder training steps (forward, backward, AdamW) and print tokens/s.",
+        discussion: """
+            Examples:
+              lethe bench decoder --steps 5
+              lethe bench decoder --steps 5 --precision bf16 --json
+            """)
 
     @OptionGroup var options: DecoderOptions
     @Option(help: "Sequences per batch, \(Self.batchBounds.text).") var batch = 4

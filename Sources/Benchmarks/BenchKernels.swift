@@ -20,6 +20,10 @@ public struct BenchKernelsCommand: ParsableCommand {
             the lowest trained block) + AdamW, loss = Σ y·w for a fixed random w. Times are \
             medians over --repetitions after one warm-up. Run with OPENBLAS_CORETYPE unset \
             (make bench does): a forced Haswell core halves sgemm speed on AVX-512 machines.
+
+            Examples:
+              lethe bench kernels --threads 2
+              lethe bench kernels --threads 1 --repetitions 5 --json
             """)
 
     @Option(help: "Threads for BLAS and for the kernels' own loops, \(CommonBounds.threads.text).")

@@ -15,6 +15,9 @@ public struct BenchLedgerCommand: ParsableCommand {
             request entries in one transaction, then 100 single-entry appends (each its own \
             fsynced transaction), 1,000 lookups by example id, and a full chain verification. \
             The directory is removed afterwards unless --keep is given.
+
+            Example:
+              lethe bench ledger --count 10000
             """
     )
 

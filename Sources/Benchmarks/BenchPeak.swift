@@ -20,6 +20,10 @@ public struct BenchPeakCommand: ParsableCommand {
             OpenBLAS sgemm on a 1536³ product is shown beside it for information. The float32 \
             median is the ceiling `lethe bench kernels`, `bench train`, `bench serve`, `bench \
             decoder` and the Tools/ comparisons divide by; bf16 work is divided by the bf16 one.
+
+            Examples:
+              lethe bench peak
+              lethe bench peak --threads 2 --repetitions 7 --json
             """)
 
     @Option(help: "Highest thread count to measure (every count from 1 up to it), \(CommonBounds.threads.text).")

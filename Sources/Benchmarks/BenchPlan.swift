@@ -18,6 +18,9 @@ public struct BenchPlanCommand: ParsableCommand {
             `lethe plan` does (read + validate, partition, hash, select, save plan.h5), loads the \
             plan back (all invariants checked), then looks up random ids and reports the median \
             and p99 latency, and the peak resident memory (getrusage ru_maxrss).
+
+            Example:
+              lethe bench plan --examples 100000 --shards 20 --slices 10 --budget 5
             """
     )
 

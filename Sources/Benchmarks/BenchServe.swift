@@ -188,7 +188,9 @@ public struct BenchServeCommand: ParsableCommand {
         for text in texts.prefix(8) { _ = BlockingHTTP.infer(other.base, text: text) }
         let mainName = precisionOptions.precision?.rawValue ?? "the run's precision"
         report.say("\(mainName) against \(versus.rawValue), \(rounds) alternating round(s) of \(seconds) s each: "
-                   + "concurrency, median requests/s of each, ratio of the medians (lowest–highest round)")
+                   + "median requests/s of each, ratio of the medians (lowest–highest round)")
+        report.say(String(format: "%11@  %8@  %8@  ratio", "concurrency", mainName.prefix(8).description,
+                          versus.rawValue))
         return try concurrency.map { c in
             func rate(_ server: ServeChild) throws -> Double {
                 try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,

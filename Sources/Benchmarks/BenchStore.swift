@@ -14,6 +14,9 @@ public struct BenchStoreCommand: ParsableCommand {
             Writes --megabytes of float32 values (as 1 MiB [512, 512] tensors) into a new HDF5 \
             file in a temporary directory (or --out) in several layouts, reads each back, \
             and prints MB/s. Each measurement is the median of --repetitions runs. Files are removed.
+
+            Example:
+              lethe bench store --megabytes 64 --repetitions 3
             """
     )
 

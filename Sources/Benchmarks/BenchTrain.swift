@@ -23,6 +23,10 @@ public struct BenchTrainCommand: ParsableCommand {
             through the frozen matrices, adapters left out; then the share once more with the adapters' \
             rank-r products added (the run's whole necessary arithmetic). Compare with \
             Tools/compare_train_torch.py on the same settings.
+
+            Examples:
+              lethe bench train
+              lethe bench train --precision bf16 --epochs 1
             """)
 
     @Option(help: "Model folder.") var model = "Checkpoints/base/all-MiniLM-L6-v2"

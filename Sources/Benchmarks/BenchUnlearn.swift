@@ -27,6 +27,10 @@ public struct BenchUnlearnCommand: ParsableCommand {
             `lethe eval-forget --help`): loss, zlib, min-k, min-k++, and reference against the base model before the \
             fine-tune. A setting succeeds when every attack's AUC is within ±0.05 of the retrain oracle's (two-sided: \
             over-forgetting fails too) and retain perplexity within 10% of θ0's.
+
+            Examples:
+              lethe bench unlearn
+              lethe bench unlearn --precision bf16 --exact
             """)
 
     @OptionGroup var options: DecoderOptions

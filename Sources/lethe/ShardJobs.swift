@@ -150,19 +150,23 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
         case "trained":
             let seconds = e["wall_time_seconds"] as? Double ?? 0
             return String(format: "shard %d seq %@ stage %d: loss %.4f, %d examples, %.1f s, %.0f ex/s  [%d trained]",
-                          int(e["shard"]), ((e["sequences"] as? [Int]) ?? []).map(String.init).joined(separator: ","),
-                          int(e["stage"]), e["training_loss"] as? Double ?? .nan, int(e["examples_seen"]), seconds,
+                          int(e["shard"]), sequences(e), int(e["stage"]), e["training_loss"] as? Double ?? .nan, int(e["examples_seen"]), seconds,
                           Double(int(e["examples_seen"])) / max(seconds, 1e-9), trained)
         case "skipped":
-            return "shard \(int(e["shard"])) stage \(int(e["stage"])): already complete"
+            return "shard \(int(e["shard"])) seq \(sequences(e)) stage \(int(e["stage"])): already complete"
         case "withheld":
-            return "shard \(int(e["shard"])) stage \(int(e["stage"])): withheld, its slices hold a deleted example"
+            return "shard \(int(e["shard"])) seq \(sequences(e)) stage \(int(e["stage"])): withheld, its slices hold a "
+                + "deleted example"
         case "served":
             let sequence = int(e["sequence"])
             return "shard \(int(e["shard"])): serving sequence \(sequence < 0 ? "none" : String(sequence)), prefix \(int(e["prefix_length"]))"
         default:
             return "shard \(int(e["shard"])): \(kind)"
         }
+    }
+
+    private func sequences(_ e: [String: Any]) -> String {
+        ((e["sequences"] as? [Int]) ?? []).map(String.init).joined(separator: ",")
     }
 
     private func int(_ value: Any?) -> Int { (value as? Int) ?? Int((value as? Double) ?? -1) }

@@ -27,7 +27,10 @@ final class TrainReporter {
             if !json { say("shard \(shard): \(count) distinct stages, \(complete) already complete") }
         case let .stageSkipped(lineage, _):
             stagesDone += 1; stagesSkipped += 1
-            if json { emit(["event": "skipped", "shard": lineage.shard, "stage": lineage.stage, "stage_key": lineage.key.hex]) }
+            if json {
+                emit(["event": "skipped", "shard": lineage.shard, "sequences": lineage.sequences, "stage": lineage.stage,
+                      "stage_key": lineage.key.hex])
+            }
         case .stageStarted:
             stageStart = clock()
         case let .stageProgress(lineage, p):
@@ -72,7 +75,8 @@ final class TrainReporter {
         case let .stageWithheld(lineage):
             stagesDone += 1; stagesWithheld += 1
             if json {
-                emit(["event": "withheld", "shard": lineage.shard, "stage": lineage.stage, "stage_key": lineage.key.hex])
+                emit(["event": "withheld", "shard": lineage.shard, "sequences": lineage.sequences, "stage": lineage.stage,
+                      "stage_key": lineage.key.hex])
             } else {
                 if terminal { StandardOutput.write("\r\u{1B}[K") }
                 say("shard \(lineage.shard) seq \(lineage.sequences.map(String.init).joined(separator: ",")) stage "

@@ -156,7 +156,7 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
         lines.append("\(forgottenExamples.count) example(s) deleted; \(affectedSlices.count) slice(s) hit; "
                      + "\(truncatedSequences.count) sequence(s) truncated; \(erasedStages.filter(\.deletedNow).count) stage file(s) erased")
         let live = served.filter { $0.sequence != nil }
-            .map { "shard \($0.shard): sequence \($0.sequence ?? 0) × \($0.prefixLength)" }
+            .map { "shard \($0.shard): sequence \($0.sequence ?? 0), prefix \($0.prefixLength)" }
         if compositionPublished {
             lines.append("Served: " + (live.isEmpty ? "nothing" : live.joined(separator: ", "))
                          + (deadShards.isEmpty ? "" : "; dead shards: \(deadShards.map(String.init).joined(separator: ", "))"))

@@ -57,7 +57,7 @@ public struct RetrainRecord: Codable, Sendable, Equatable {
     /// One line for people.
     public var summary: String {
         let rebuilt = rebuiltSlices.map { "slice \($0.slice) (−\($0.removedIDs.count))" }.joined(separator: ", ")
-        let servedText = served.sequence.map { "sequence \($0) × \(served.prefixLength)" } ?? "nothing (dead)"
+        let servedText = served.sequence.map { "sequence \($0), prefix \(served.prefixLength)" } ?? "nothing (dead)"
         return "shard \(shard) round \(round): rebuilt \(rebuilt.isEmpty ? "no slice" : rebuilt); "
             + "\(trainedStages.count) stage(s) trained, \(reusedStageCount) reused; serves \(servedText); "
             + "\(erasedFiles.count) file(s) erased"
