@@ -13,6 +13,17 @@ public struct TextCorpus: Sendable {
     public let chunks: [[Int]]
     public let sha256: String
 
+    /// SHA-256 of the token chunks themselves (each chunk's length, then its tokens, as
+    /// little-endian UInt32): the same for the same texts, tokenizer, chunk size and --limit.
+    public static func chunksSHA256(_ chunks: [[Int]]) -> String {
+        var hasher = SHA256()
+        for chunk in chunks {
+            var words = [UInt32(chunk.count).littleEndian] + chunk.map { UInt32(truncatingIfNeeded: $0).littleEndian }
+            words.withUnsafeMutableBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        }
+        return Hex.encode(contiguous: hasher.finalize())
+    }
+
     public init(chunks: [[Int]], path: String = "<memory>", sha256: String = "") {
         self.chunks = chunks; self.path = path; self.sha256 = sha256
     }

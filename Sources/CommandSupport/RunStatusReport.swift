@@ -98,8 +98,9 @@ public struct RunStatusReport: Encodable, Sendable {
                                     layout: RunLayout, layerCount: Int) throws -> ShardStatus {
         let stages: [StageLineage]
         if settings.strategy == .full {
-            stages = try FileManager.default.contentsOfDirectory(atPath: layout.shardDirectory(0).path)
-                .filter { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }.map { _ in
+            // No shard directory yet: the model is not trained (a finetune killed early).
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.shardDirectory(0).path)) ?? []
+            stages = names.filter { $0.hasSuffix(".h5") && !$0.hasPrefix(".") }.map { _ in
                     StageLineage(shard: 0, sequences: [0], stage: 1, prefixSlices: [0],
                                  prefixSliceHashes: [""], blockLayers: []) }
         } else {

@@ -87,7 +87,9 @@ struct EvalForgetCommand: ParsableCommand {
         let cost: UnlearningCost?
         let percents: [Double]
         var oracleGaps: [String: Double]? = nil
-        enum CodingKeys: String, CodingKey { case evaluation, cost, percents, oracleGaps = "oracle_gaps" }
+        /// Set name → SHA-256 of its token chunks: an oracle is compared only on the same sets.
+        var sets: [String: String]? = nil
+        enum CodingKeys: String, CodingKey { case evaluation, cost, percents, oracleGaps = "oracle_gaps", sets }
     }
 
     /// A value of the oracle's file that no evaluation prints: the file was edited or damaged.
@@ -101,7 +103,7 @@ struct EvalForgetCommand: ParsableCommand {
     /// The oracle's evaluation from the JSON `eval-forget --json` printed, refused (naming the
     /// field) when a value is one no evaluation gives: gaps and ratios computed from it would
     /// look like results.
-    static func readOracle(_ path: String) throws -> ForgetEvaluation {
+    static func readOracle(_ path: String) throws -> Report {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ValidationError("--oracle \(path): cannot read it (\(fileErrorReason(error))).")
@@ -112,7 +114,23 @@ struct EvalForgetCommand: ParsableCommand {
                               reason: DecodingError.fieldDescription(error))
         }
         try checkOracle(report, path: path)
-        return report.evaluation
+        return report
+    }
+
+    /// Refuses an oracle evaluated on other sets (other texts, chunk size or --limit) than
+    /// `sets`: a gap between evaluations of different data means nothing. An oracle file from
+    /// before sets were recorded gets a warning.
+    static func requireSameSets(_ oracle: Report, _ sets: [String: String], path: String) throws {
+        guard let recorded = oracle.sets else {
+            FileHandle.standardError.write(Data(("warning: --oracle \(path) does not record the sets it was evaluated on; "
+                + "the gaps assume they are these\n").utf8))
+            return
+        }
+        for name in ["forget", "unseen"] where recorded[name] != sets[name] {
+            throw OracleError(path: path, field: "was evaluated on another \(name) set", reason: "(its token chunks hash to "
+                + "\(recorded[name] ?? "nothing"), these to \(sets[name] ?? "nothing")); evaluate the oracle on the same "
+                + "--forget and --unseen files with the same --chunk-tokens and --limit")
+        }
     }
 
     /// Refuses values outside what an evaluation gives: perplexities finite and positive,
@@ -176,7 +194,15 @@ struct EvalForgetCommand: ParsableCommand {
         for set in [forgetChunks, unseenChunks, retainChunks ?? [], generalChunks ?? []] {
             try options.ensureScoringMemory(model.configuration, chunks: set, batchSize: ForgetEvaluation.batchSize)
         }
-        let oracleEvaluation = try oracle.map(Self.readOracle)
+        let sharedChunks = Set(forgetChunks).intersection(unseenChunks).count
+        if sharedChunks > 0 {
+            FileHandle.standardError.write(Data(("warning: \(sharedChunks) chunk(s) are in both --forget (members) and "
+                + "--unseen (non-members); the attacks cannot separate those\n").utf8))
+        }
+        let sets = ["forget": TextCorpus.chunksSHA256(forgetChunks), "unseen": TextCorpus.chunksSHA256(unseenChunks)]
+        let oracleReport = try oracle.map(Self.readOracle)
+        if let oracleReport, let oracle { try Self.requireSameSets(oracleReport, sets, path: oracle) }
+        let oracleEvaluation = oracleReport?.evaluation
         let loaded = try adapter.map { try options.loadAdapter($0, for: model) }
         // The reference attack compares the adapted model with the base it was trained from.
         let counts = [("forget", forgetChunks), ("unseen", unseenChunks), ("retain", retainChunks ?? []),
@@ -203,7 +229,7 @@ struct EvalForgetCommand: ParsableCommand {
                 Dictionary(uniqueKeysWithValues: e.gaps(to: o).map { ($0.attack.rawValue, $0.gap) })
             }
             print(String(decoding: try encoder.encode(Report(evaluation: e, cost: cost, percents: ForgetEvaluation.percents,
-                                                             oracleGaps: gaps)),
+                                                             oracleGaps: gaps, sets: sets)),
                          as: UTF8.self))
             try requireComparable(e, oracleEvaluation)
             return

@@ -3,6 +3,7 @@ import CommandSupport
 import Foundation
 import Models
 import Planning
+import Store
 import Support
 import Training
 
@@ -65,37 +66,54 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let directory = URL(fileURLWithPath: out)
-        let layout = RunLayout(directory: directory)
         // The model is checked before the plan is written, so a wrong --model leaves nothing behind.
         let modelDirectory = try TrainingOptions.weightsFile(options.model).deletingLastPathComponent().path
         let layerCount = try BertConfiguration(contentsOf: modelDirectory + "/config.json").layerCount
         if let layers, !(1...layerCount).contains(layers) {
             throw ValidationError("--layers \(layers): give 1…\(layerCount) (the model has \(layerCount) layers).")
         }
-        let planURL = Plan.url(inRun: directory)
-        let plan: Plan
-        let planned = !FileManager.default.fileExists(atPath: planURL.path)
-        if !planned {
-            plan = try Plan.load(from: planURL)
-            guard plan.shardCount == 1, plan.sliceCount == 1, plan.budget == 1 else {
-                throw ValidationError("\(out) holds an S3T run (\(plan.shardCount) shards × \(plan.sliceCount) slices), "
-                                      + "not a fine-tuned model; choose another --run, or use `lethe train --run \(out)`.")
-            }
-        } else {
-            plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
-                                       recordedSource: RunRelativePath.recorded(data, run: directory),
-                                       parameters: PlanParameters(shardCount: 1, sliceCount: 1, budget: 1,
-                                                                  seed: options.seed ?? 0),
-                                       runDirectory: directory, force: false)
+        // One finetune at a time per run: a second would train beside the first, and its refusal
+        // would clean up files the first made. The lock file is made with the directory.
+        let existed = FileManager.default.fileExists(atPath: directory.path)
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--run \(out): cannot create the directory (\(fileErrorReason(error))).")
         }
-        // A resumed model keeps its saved layer count unless --layers names one.
-        let resumed = FileManager.default.fileExists(atPath: layout.settingsURL.path)
+        let guardFile = directory.appendingPathComponent(".finetune.lock")
+        let finished: Void? = try FileLock.withLockIfFree(guardFile) {
+            try finetune(directory: directory, layerCount: layerCount, guardFile: guardFile, created: !existed)
+        }
+        guard finished != nil else {
+            throw UserFacingError(description: "--run \(out): another `lethe finetune` is training there; wait for it to "
+                                  + "finish (running this again afterwards resumes or confirms it)")
+        }
+    }
+
+    private func finetune(directory: URL, layerCount: Int, guardFile: URL, created: Bool) throws {
+        let layout = RunLayout(directory: directory)
+        let planURL = Plan.url(inRun: directory)
+        let planned = !FileManager.default.fileExists(atPath: planURL.path)
         do {
+            let plan: Plan
+            if !planned {
+                plan = try Plan.load(from: planURL)
+                guard plan.shardCount == 1, plan.sliceCount == 1, plan.budget == 1 else {
+                    throw ValidationError("\(out) holds an S3T run (\(plan.shardCount) shards × \(plan.sliceCount) slices), "
+                                          + "not a fine-tuned model; choose another --run, or use `lethe train --run \(out)`.")
+                }
+            } else {
+                plan = try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
+                                           recordedSource: RunRelativePath.recorded(data, run: directory),
+                                           parameters: PlanParameters(shardCount: 1, sliceCount: 1, budget: 1,
+                                                                      seed: options.seed ?? 0),
+                                           runDirectory: directory, force: false)
+            }
             guard plan.labels.count > 0 else {
                 throw ValidationError("--data \(data): the examples have no labels (text data), and finetune trains an "
                                       + "encoder classifier; a decoder trains on text data with `lethe plan --data \(data) "
                                       + "--shards 1 --slices 1 --budget 1 --run DIR` and `lethe train --run DIR`.")
             }
+            // A resumed model keeps its saved layer count unless --layers names one.
+            let resumed = FileManager.default.fileExists(atPath: layout.settingsURL.path)
             let settings = try options.resolveSettings(layout: layout, strategy: .full,
                                                        layersPerBlock: layers ?? (resumed ? nil : layerCount)) { _ in
                 if plan.labels.count < 2 { throw TrainingError.tooFewLabels(names: plan.labels.names) }
@@ -103,10 +121,14 @@ struct FinetuneCommand: ParsableCommand {
             try TrainCommand.train(layout: layout, settings: settings, shards: [], data: data, json: json)
         } catch {
             // A call that planned the run and trained nothing leaves nothing behind: the
-            // corrected call (other data, other settings) starts clean.
+            // corrected call (other data, other settings) starts clean. It holds the finetune
+            // lock, so these are its own files.
             if planned, layout.anyStageFile() == nil, !FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
                 for file in [planURL, layout.settingsURL, layout.lockURL] { try? FileManager.default.removeItem(at: file) }
-                rmdir(directory.path)  // only if now empty
+                if created {
+                    try? FileManager.default.removeItem(at: guardFile)
+                    rmdir(directory.path)  // only if now empty
+                }
             }
             throw error
         }

@@ -3,6 +3,7 @@ import CommandSupport
 import Approximate
 import Foundation
 import Models
+import Store
 import Support
 
 extension UnlearningMethod: ExpressibleByArgument {}
@@ -168,6 +169,27 @@ struct UnlearnCommand: ParsableCommand {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw ValidationError("--out \(out): cannot create the directory (\(fileErrorReason(error))).")
         }
+        // Two unlearns into one --out would each write the adapter, the last rename winning
+        // unannounced: the second is refused while the first holds the directory.
+        let held = try FileLock.withLockIfFree(dir.appendingPathComponent(".unlearn.lock")) {
+            try unlearn(into: dir, model: model, tokenizer: tokenizer, forgetSet: forgetSet, companion: companion,
+                        sets: sets)
+        }
+        guard held != nil else {
+            throw UserFacingError(description: "--out \(out): another `lethe unlearn` is writing its adapter there; wait "
+                                  + "for it to finish, or choose another --out")
+        }
+    }
+
+    private func unlearn(into dir: URL, model: LlamaModel, tokenizer: BPETokenizer, forgetSet: TextCorpus,
+                         companion: [[Int]], sets: [String: TextCorpus]) throws {
+        if !companion.isEmpty {
+            let shared = Set(forgetSet.chunks).intersection(companion).count
+            if shared > 0 {
+                FileHandle.standardError.write(Data(("warning: \(shared) chunk(s) of --forget are also in the companion "
+                    + "set, whose term pulls them back: the two sets should not share texts\n").utf8))
+            }
+        }
         // A run killed while writing the adapter left its temporary file; it is never read.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         where name.hasPrefix(".\(AdapterFile.fileName).tmp-") {
@@ -189,6 +211,7 @@ struct UnlearnCommand: ParsableCommand {
             } else {
                 print(String(format: "step %d/%d  loss %.4f  forget %.4f  companion %.4f  |g| %.3f",
                              s.step, steps, s.loss, s.forgetTerm, s.companionTerm, s.gradientNorm))
+                fflush(nil)  // each step as it ends, into a pipe or file too
             }
         }
         let url = dir.appendingPathComponent(AdapterFile.fileName)

@@ -3,6 +3,7 @@ import Synchronization
 import RunFixtures
 import Testing
 import Planning
+import Store
 @testable import Training
 
 /// The CLI refuses what it cannot do before doing anything, and says why: settings that leave
@@ -82,6 +83,19 @@ import Planning
         #expect(gguf.0 == 64 && gguf.1.contains("encoder classifier"), "\(gguf)")
         let trained = try Self.run(["finetune", "--data", two.path, "--run", out.path] + arguments)
         #expect(trained.0 == 0, "\(trained)")
+        // A second finetune while one trains there is refused and touches nothing; status
+        // reads a fine-tuned run whose model is not trained yet.
+        let busy = scratch.appendingPathComponent("busy")
+        try FileManager.default.createDirectory(at: busy, withIntermediateDirectories: true)
+        let held: (Int32, String)? = try FileLock.withLockIfFree(busy.appendingPathComponent(".finetune.lock")) {
+            try Self.run(["finetune", "--data", two.path, "--run", busy.path] + arguments)
+        }
+        let second = try #require(held)
+        #expect(second.0 == 1 && second.1.contains("another `lethe finetune` is training there"), "\(second)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: busy.path) == [".finetune.lock"])
+        try FileManager.default.removeItem(at: RunLayout(directory: out).shardDirectory(0))
+        let status = try Self.run(["status", "--run", out.path])
+        #expect(status.0 == 0 && status.1.contains("shard 0: 0/1 stages trained"), "\(status)")
     }
 
     @Test func aRefusedOptionLeavesNoSettingsAndTheCorrectedCommandTrains() throws {

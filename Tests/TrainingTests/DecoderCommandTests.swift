@@ -1,5 +1,6 @@
 import Foundation
 import RunFixtures
+import Store
 import Testing
 
 /// The decoder commands on the real SmolLM2: an oracle file is checked before its numbers are
@@ -103,6 +104,15 @@ import Testing
         let same = try oracle("same") { _ in }
         let compared = try LetheProcess.succeed(evaluate + ["--oracle", same])
         #expect(compared.contains("largest |gap| to the oracle 0.000 (within ±0.05)"), "\(compared)")
+        // An oracle evaluated on other sets (here another chunk size) is refused, naming the set.
+        let otherChunks = try LetheProcess.run(["eval-forget", "--model", Self.model, "--forget", forget.path,
+                                                "--unseen", unseen.path, "--chunk-tokens", "8", "--oracle", same])
+        #expect(otherChunks.status == 1 && otherChunks.output.contains("was evaluated on another forget set")
+                && !otherChunks.output.contains("largest |gap|"), "\(otherChunks.output)")
+        // One that records no sets (written before they were recorded) is compared, with a warning.
+        let unrecorded = try oracle("no-sets") { $0["sets"] = nil }
+        let warned = try LetheProcess.run(evaluate + ["--oracle", unrecorded])
+        #expect(warned.status == 0 && warned.output.contains("does not record the sets"), "\(warned.output)")
     }
 
     @Test func aRankWiderThanTheModelsNarrowestProjectionIsAUsageError() throws {
@@ -128,6 +138,30 @@ import Testing
             let (status, output) = try LetheProcess.run(arguments)
             #expect(status == 64 && output.contains("--method \(method) does not read \(option)"), "\(output)")
         }
+    }
+
+    /// A second unlearn into an --out another one is writing is refused; a forget set that
+    /// shares texts with the retain set is warned about; each step's line reaches a pipe as it ends.
+    @Test func unlearnsDoNotShareAnOutAndOverlappingSetsAreNamed() throws {
+        let scratch = try Self.scratch("unlearn-out")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let forget = scratch.appendingPathComponent("f.jsonl")
+        try Self.jsonLines(["The cat sat on the mat and looked at the door.", "Markets fell sharply on Monday morning."],
+                           to: forget)
+        let out = scratch.appendingPathComponent("u")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let arguments = ["unlearn", "--model", Self.model, "--method", "ga-gd-in", "--forget", forget.path,
+                         "--retain", forget.path, "--steps", "1", "--batch-size", "1", "--chunk-tokens", "16",
+                         "--threads", "1", "--out", out.path]
+        let held: (Int32, String)? = try FileLock.withLockIfFree(out.appendingPathComponent(".unlearn.lock")) {
+            try LetheProcess.run(arguments)
+        }
+        let busy = try #require(held)
+        #expect(busy.0 == 1 && busy.1.contains("another `lethe unlearn` is writing its adapter there"), "\(busy)")
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter.h5").path))
+        let (status, output) = try LetheProcess.run(arguments)
+        #expect(status == 0 && output.contains("warning: 2 chunk(s) of --forget are also in the companion set")
+                && output.contains("step 1/1"), "\(output)")
     }
 
     @Test func generatedTextShowsControlCharactersEscaped() throws {
