@@ -48,6 +48,28 @@ import Training
         try LetheProcess.succeed(["forget", "--run", run.directory.path, "--id", "ex-03"])
     }
 
+    /// A FIFO in place of a base model's file (weights, config, vocabulary, a GGUF) is named,
+    /// not waited on: opening one for reading would wait for a writer that never comes.
+    @Test(arguments: ["model.safetensors", "config.json", "vocab.txt", "model.gguf"])
+    func aFIFOInPlaceOfAModelFileIsNamedNotWaitedOn(_ name: String) throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-fifo-model-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let source = LetheProcess.root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        for file in ["model.safetensors", "config.json", "vocab.txt"] where file != name {
+            try FileManager.default.createSymbolicLink(at: scratch.appendingPathComponent(file),
+                                                       withDestinationURL: source.appendingPathComponent(file))
+        }
+        let fifo = scratch.appendingPathComponent(name)
+        #expect(mkfifo(fifo.path, 0o644) == 0)
+        let arguments = name == "model.gguf"
+            ? ["generate", "Hello", "--model", fifo.path, "--new-tokens", "1"]
+            : ["embed", "--model", scratch.path, "Hello"]
+        let (status, output) = try Self.runWithin(seconds: 30, arguments)
+        #expect(status != nil, "\(arguments) still waiting after 30 s")
+        #expect(status != 0 && output.contains(fifo.path) && output.contains("FIFO"), "\(arguments): \(status ?? -1) \(output)")
+    }
+
     /// Runs `lethe`; nil status when it had to be killed after `seconds`.
     static func runWithin(seconds: Double, _ arguments: [String]) throws -> (status: Int32?, output: String) {
         let process = Process()

@@ -28,6 +28,7 @@ public struct BertConfiguration: Sendable, Equatable, Codable {
 
     /// Reads and checks `config.json`.
     public init(contentsOf path: String) throws {
+        try MappedFile.requireRegular(path)  // a FIFO would block the read; a directory reads as missing
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelsError.fileUnreadable(path: path, reason: "no such file or not readable")
         }

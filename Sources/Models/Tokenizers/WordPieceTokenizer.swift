@@ -20,6 +20,7 @@ public struct WordPieceTokenizer: Sendable {
     /// Reads `vocab.txt` (one token per line) and looks up the special tokens.
     /// - Throws: `ModelsError.vocabularyInvalid` naming the line for duplicates or missing specials.
     public init(vocabularyFile path: String, lowercase: Bool = true, maxCharactersPerWord: Int = 100) throws {
+        try MappedFile.requireRegular(path)  // a FIFO would block the read; a directory reads as missing
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelsError.fileUnreadable(path: path, reason: "no such file or not readable")
         }

@@ -30,6 +30,7 @@ public struct GGUFFile: Sendable {
     /// GGUF v3, is truncated, or has a tensor whose data runs past the end.
     public init(contentsOf path: String) throws {
         let data: Data
+        try MappedFile.requireRegular(path)
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {

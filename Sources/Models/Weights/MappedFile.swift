@@ -10,8 +10,28 @@ final class MappedFile: @unchecked Sendable {
     let byteCount: Int
     private let mappedAddress: UnsafeMutableRawPointer?
 
+    /// What a file of this mode is, for messages ("a FIFO (named pipe)").
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: "a directory"
+        case S_IFIFO: "a FIFO (named pipe)"
+        case S_IFCHR, S_IFBLK: "a device"
+        case S_IFSOCK: "a socket"
+        default: "not a file"
+        }
+    }
+
+    /// Throws unless `path` (links followed) is a regular file or does not exist (the read that
+    /// follows names that), without opening it: a FIFO is refused, not waited on.
+    static func requireRegular(_ path: String) throws {
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFREG else { return }
+        throw ModelsError.fileUnreadable(path: path, reason: kind(status.st_mode) + ", not a regular file")
+    }
+
     init(path: String) throws {
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it is then refused below.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             throw ModelsError.fileUnreadable(path: path, reason: String(cString: strerror(errno)))
         }
@@ -21,7 +41,7 @@ final class MappedFile: @unchecked Sendable {
             throw ModelsError.fileUnreadable(path: path, reason: String(cString: strerror(errno)))
         }
         guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw ModelsError.fileUnreadable(path: path, reason: "not a regular file")
+            throw ModelsError.fileUnreadable(path: path, reason: MappedFile.kind(status.st_mode) + ", not a regular file")
         }
         byteCount = Int(status.st_size)
         if byteCount == 0 {

@@ -58,8 +58,9 @@ public struct SafeTensors: Sendable {
         var headerLength: UInt64 = 0
         for i in 0..<8 { headerLength |= UInt64(mapping.bytes[i]) << (8 * UInt64(i)) }
         guard headerLength <= UInt64(size - 8) else {
-            throw ModelsError.truncated(path: path, expectedByteCount: 8 &+ Int(clamping: headerLength),
-                                        foundByteCount: size)
+            // (A length near 2^64 is no header at all; the message must not print it overflowed.)
+            throw ModelsError.truncated(path: path, expectedByteCount: headerLength > UInt64(Int.max - 8) ? Int.max
+                                            : 8 + Int(headerLength), foundByteCount: size)
         }
         let dataStart = 8 + Int(headerLength)
         let headerData = Data(bytes: mapping.bytes + 8, count: Int(headerLength))
