@@ -22,8 +22,8 @@ public struct BenchForgetCommand: ParsableCommand {
             timing), then forgets --count random examples one request at a time: each is a full \
             forget (flag, ledger append, tombstone log append, publish, erase, receipt; seven fsyncs). Then a \
             fresh run forgets a --log-size request log (ids drawn with repeats and 1% unknown) in \
-            one operation. With --run, it also reports the retrain costs recorded in that run's \
-            stage files (wall_time_seconds) as ratios.
+            one operation. With --run, it also reports the retrain costs recorded in that run \
+            (stages/timings.jsonl) as ratios.
 
             --accuracy adds the measured costs and the accuracy experiment, at the demo's \
             settings (Tools/demo.sh: 4 shards × 3 slices, headlines, r 16 on all six linear \
@@ -320,15 +320,29 @@ public struct BenchForgetCommand: ParsableCommand {
         return directory
     }
 
-    /// (the largest shard's summed stage wall time, all shards' sum) from a trained run.
+    /// (the largest shard's summed stage wall time, all shards' sum) from a trained run: the
+    /// run's timings log (the last time of each stage file still on disk), or for stage files
+    /// of format 2 their `wall_time_seconds`.
     private func recordedRetrainSeconds(_ run: URL) throws -> (Double, Double) {
+        let layout = RunLayout(directory: run)
+        var logged: [String: Double] = [:]
+        if let text = try? String(contentsOf: layout.timingsURL, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let shard = object["shard"] as? Int, let stage = object["stage"] as? Int,
+                      let key = object["key"] as? String, let seconds = object["seconds"] as? Double else { continue }
+                logged[layout.stageURL(shard: shard, stage: stage, key: StageKey(hex: key)).path] = seconds
+            }
+        }
         var perShard: [Double] = []
-        let stages = run.appendingPathComponent("stages")
+        let stages = layout.stagesDirectory
         for name in try FileManager.default.contentsOfDirectory(atPath: stages.path) where name.hasPrefix("shard-") {
             var sum = 0.0
             let directory = stages.appendingPathComponent(name)
             for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".h5") && !file.hasPrefix(".") {
-                let handle = try HDF5File.openSealed(directory.appendingPathComponent(file))
+                let url = directory.appendingPathComponent(file)
+                if let seconds = logged[url.path] { sum += seconds; continue }
+                let handle = try HDF5File.openSealed(url)
                 sum += (try? handle.doubleAttribute(named: "wall_time_seconds")) ?? 0
                 try handle.close()
             }

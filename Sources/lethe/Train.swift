@@ -22,7 +22,8 @@ struct TrainCommand: ParsableCommand {
             model and the other blocks are frozen. Stages shared by several sequences (equal \
             prefixes) are trained once. Each stage is committed atomically to \
             RUN/stages/shard-K/stage-I-<key>.h5; an interrupted run resumes where it stopped and \
-            gives the same files, byte for byte but for the measured wall_time_seconds. Settings \
+            gives the same files, byte for byte (each stage's training time goes to \
+            RUN/stages/timings.jsonl, not into its file). Settings \
             are saved in RUN/train.json on the first call and \
             reused after; options that contradict them are refused.
 
@@ -41,7 +42,7 @@ struct TrainCommand: ParsableCommand {
               lethe train --run Checkpoints/runs/demo --threads 1 --jobs 2     # two shards at a time, one thread each
 
             --jobs N trains up to N shards at once in child processes, each with the run's thread \
-            count (give jobs × threads ≤ cores); the files equal a sequential run's (all but wall_time_seconds). \
+            count (give jobs × threads ≤ cores); the files equal a sequential run's byte for byte. \
             With N threads each batch is trained as N groups of sequences, one per thread, whose \
             adapter gradients are added in group order: the same thread count gives the same bits, \
             another count sums the rows in another order. On headline-sized batches `--threads 1 \

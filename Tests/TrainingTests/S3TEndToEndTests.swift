@@ -96,10 +96,20 @@ import Store
         let hashesA = try Self.stageHashes(runA)
         #expect(hashesA.count == 8)
 
-        // Determinism: a second, uninterrupted run gives the same tensors bit for bit.
+        // Determinism: a second, uninterrupted run gives the same tensors bit for bit, and the
+        // same stage files byte for byte (the training times go to stages/timings.jsonl).
         let runB = try Self.copyPlan(scratch, to: "b")
         try Self.lethe(["train", "--run", runB.path] + Self.trainArguments)
         #expect(try Self.stageHashes(runB) == hashesA)
+        for shard in 0..<2 {
+            for name in RunLayout(directory: runA).stageFileNames(shard: shard) {
+                let a = try Data(contentsOf: RunLayout(directory: runA).shardDirectory(shard).appendingPathComponent(name))
+                let b = try Data(contentsOf: RunLayout(directory: runB).shardDirectory(shard).appendingPathComponent(name))
+                #expect(a == b, "shard \(shard) \(name) differs between two trainings alike")
+            }
+        }
+        let timings = try String(contentsOf: RunLayout(directory: runB).timingsURL, encoding: .utf8)
+        #expect(timings.split(separator: "\n").count == 8 && timings.contains("\"seconds\":"), "\(timings)")
 
         // `--jobs 2`: both shards at once in child processes, the same files bit for bit and the
         // same served composition; one merged done line.

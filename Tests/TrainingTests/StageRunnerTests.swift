@@ -119,7 +119,7 @@ struct StageRunnerTests {
 
         let other = layout.stageURL(s.stages[1])
         let file2 = try HDF5File.open(other, mode: .readWrite)
-        try file2.setAttribute(3, named: "format_version")
+        try file2.setAttribute(4, named: "format_version")
         try file2.close()
         try HDF5Seal.seal(fileAt: other)
         #expect {

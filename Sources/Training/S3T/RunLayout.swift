@@ -25,6 +25,21 @@ public struct RunLayout: Sendable {
     public var ledgerURL: URL { directory.appendingPathComponent("ledger.sqlite") }
     public var lockURL: URL { directory.appendingPathComponent(".run.lock") }
     public var stagesDirectory: URL { directory.appendingPathComponent("stages") }
+    /// One JSON line per trained stage: its shard, stage, key and training time in seconds.
+    /// Kept out of the stage files so that two trainings alike write them byte for byte equal.
+    public var timingsURL: URL { stagesDirectory.appendingPathComponent("timings.jsonl") }
+
+    /// Appends a trained stage's time to `timingsURL` (one write: lines of concurrent
+    /// trainers do not interleave). Best effort: a time is a measurement, not run state.
+    public func recordTiming(shard: Int, stage: Int, key: StageKey, seconds: Double) {
+        let line = "{\"key\":\"\(key.hex)\",\"seconds\":\(seconds.isFinite ? seconds : 0),\"shard\":\(shard),\"stage\":\(stage)}\n"
+        let descriptor = open(timingsURL.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return }
+        _ = line.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+    }
     /// Held (without waiting) by the one retrain working on a shard.
     public func retrainLockURL(shard: Int) -> URL { directory.appendingPathComponent(".retrain-shard-\(shard).lock") }
 

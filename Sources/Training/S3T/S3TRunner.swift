@@ -90,6 +90,8 @@ public final class S3TRunner {
                 continue
             }
             loaded[lineage.key] = checkpoint
+            layout.recordTiming(shard: lineage.shard, stage: lineage.stage, key: lineage.key,
+                                seconds: checkpoint.record.wallTimeSeconds)
             outcome.trained.append(lineage.key)
             events(.stageFinished(lineage, url: url, checkpoint: checkpoint))
         }

@@ -18,11 +18,13 @@ import Store
 /// resumable after a kill. Sealed (`HDF5Seal`): the seal is checked before HDF5 reads the file.
 extension StageCheckpoint {
     public static let formatName = "lethe-stage"
-    /// Version 2 is a sealed file. Version 1 has the same content; it is read when sealed, and
-    /// its readers, which checked no seal, refuse version 2.
-    public static let formatVersion: Int64 = 2
+    /// Version 3 records no training time, so two trainings alike write equal files byte for
+    /// byte (the time goes to `RunLayout.timingsURL`); version 2 has `wall_time_seconds`, and
+    /// version 1 the same content as 2 without a seal (read when sealed). Readers of version 2
+    /// require the time, so they refuse version 3.
+    public static let formatVersion: Int64 = 3
     /// The versions this build reads (only behind a valid seal).
-    public static let readableVersions: ClosedRange<Int64> = 1...2
+    public static let readableVersions: ClosedRange<Int64> = 1...3
 
     /// Writes the checkpoint atomically to `url` (replacing any file there).
     public func save(to url: URL) throws {
@@ -52,7 +54,6 @@ extension StageCheckpoint {
                 ("software_version", .string(r.softwareVersion)),
                 ("training_loss", .double(r.trainingLoss)),
                 ("examples_seen", .int(Int64(r.examplesSeen))),
-                ("wall_time_seconds", .double(r.wallTimeSeconds)),
                 ("precision", .string(r.precision.rawValue)),
                 ("tensors_sha256", .string(tensorsSHA256)),
             ]
@@ -143,7 +144,9 @@ extension StageCheckpoint {
             softwareVersion: try need("software_version") { try file.stringAttribute(named: $0) },
             trainingLoss: try need("training_loss") { try file.doubleAttribute(named: $0) },
             examplesSeen: Int(try need("examples_seen") { try file.intAttribute(named: $0) }),
-            wallTimeSeconds: try need("wall_time_seconds") { try file.doubleAttribute(named: $0) },
+            // Recorded up to version 2; 0 when absent (the time is in the run's timings log).
+            wallTimeSeconds: try file.hasAttribute(named: "wall_time_seconds")
+                ? file.doubleAttribute(named: "wall_time_seconds") : 0,
             labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [],
             precision: try choice("precision", of: file, path: path, absent: Precision.fp32),
             modelKind: try choice("model_kind", of: file, path: path, absent: ModelKind.encoder))
