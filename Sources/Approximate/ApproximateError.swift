@@ -49,6 +49,12 @@ public enum ApproximateError: Error, CustomStringConvertible, Equatable {
             return "\(path): \(reason). Apply the adapter to the model it was trained from (--model), or run "
                 + "`lethe unlearn` again on this model."
         case let .nonFiniteLoss(step, loss):
+            // The first step's loss comes before any update: the model or the data, not the rate.
+            if step <= 1 {
+                return "unlearning step \(step): the loss is \(loss) before any update, so the base model (--model) or "
+                    + "the data gives it, not the learning rate; nothing was saved. Check the model file (`lethe "
+                    + "perplexity --model … --data …` on the same texts)."
+            }
             return "unlearning step \(step): the loss became \(loss), so the adapter diverged; nothing was saved. "
                 + "Lower the learning rate (--lr) and run again."
         case let .needsBothClasses(members, nonMembers):

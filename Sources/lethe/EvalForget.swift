@@ -79,7 +79,8 @@ struct EvalForgetCommand: ParsableCommand {
     var json: Bool { output.json }
 
     /// `--trained-tokens`: 10¹⁵ tokens is far beyond any run on this model.
-    static let tokenBounds = OptionBounds(0...1_000_000_000_000_000)
+    /// At least one token: a run that trained none has no cost ratio.
+    static let tokenBounds = OptionBounds(1...1_000_000_000_000_000)
     static let limitBounds = OptionBounds(1...100_000_000)
 
     struct Report: Codable {

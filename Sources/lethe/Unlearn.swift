@@ -120,6 +120,9 @@ struct UnlearnCommand: ParsableCommand {
         }
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try InputFiles.check([("--forget", forget), ("--retain", retain), ("--general", general)])
+        guard !out.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ValidationError("--out is empty; give the directory the adapter goes to.")
+        }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw ValidationError("--out \(out): a file is in the way; give a directory (the adapter goes to DIR/\(AdapterFile.fileName)).")
@@ -202,8 +205,10 @@ struct UnlearnCommand: ParsableCommand {
                                       forget: forgetSet.chunks, companion: companion, padID: tokenizer.eosID,
                                       threads: options.threads)
         var tokens = 0
+        var last: (forgetTerm: Float, gradientNorm: Float)?
         let adapter = try unlearner.run { s in
             tokens += s.trainedTokens
+            last = (s.forgetTerm, s.gradientNorm)
             if json {
                 writeJSONLine(["event": "step", "step": s.step, "steps": steps, "loss": Double(s.loss),
                                "forget_term": Double(s.forgetTerm), "companion_term": Double(s.companionTerm),
@@ -213,6 +218,14 @@ struct UnlearnCommand: ParsableCommand {
                              s.step, steps, s.loss, s.forgetTerm, s.companionTerm, s.gradientNorm))
                 fflush(nil)  // each step as it ends, into a pipe or file too
             }
+        }
+        // A forget term at ln V with no gradient left: every next token is equally likely, the
+        // model says nothing any more (not only about the forget set). Saved, but said.
+        let uniform = Float(Foundation.log(Double(model.configuration.vocabularySize)))
+        if let last, abs(abs(last.forgetTerm) - uniform) < 0.01 * uniform, last.gradientNorm < 1e-4 {
+            FileHandle.standardError.write(Data(("warning: the forget term ended at \(abs(last.forgetTerm)) ≈ ln "
+                + "\(model.configuration.vocabularySize) with no gradient left: the adapted model predicts every token "
+                + "alike, so it forgot everything, not only the forget set. Lower --lr or --alpha.\n").utf8))
         }
         let url = dir.appendingPathComponent(AdapterFile.fileName)
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,

@@ -164,6 +164,25 @@ import Testing
                 && output.contains("step 1/1"), "\(output)")
     }
 
+    /// An unlearning that drove the model to predict every token alike (loss ln V, no gradient)
+    /// says so; an empty --out is a usage error, not the working directory.
+    @Test func aCollapsedModelIsNamedAndAnEmptyOutRefused() throws {
+        let scratch = try Self.scratch("collapse")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let forget = scratch.appendingPathComponent("f.jsonl")
+        try Self.jsonLines(["The cat sat on the mat and looked at the door.", "Markets fell sharply on Monday morning."],
+                           to: forget)
+        let base = ["unlearn", "--model", Self.model, "--method", "ga", "--forget", forget.path, "--threads", "1",
+                    "--chunk-tokens", "16", "--batch-size", "2"]
+        let collapsed = try LetheProcess.run(base + ["--lr", "1", "--alpha", "10000", "--rank", "1", "--steps", "10",
+                                                     "--out", scratch.appendingPathComponent("c").path])
+        #expect(collapsed.status == 0 && collapsed.output.contains("≈ ln 49152 with no gradient left"), "\(collapsed.output)")
+        let gentle = try LetheProcess.run(base + ["--steps", "1", "--out", scratch.appendingPathComponent("g").path])
+        #expect(gentle.status == 0 && !gentle.output.contains("no gradient left"), "\(gentle.output)")
+        let empty = try LetheProcess.run(base + ["--out", ""])
+        #expect(empty.status == 64 && empty.output.contains("--out is empty"), "\(empty.output)")
+    }
+
     @Test func generatedTextShowsControlCharactersEscaped() throws {
         let output = try LetheProcess.succeed(["generate", "Red\u{1B}[31m alert\u{7}", "--model", Self.model, "--new-tokens", "2"])
         #expect(output.hasPrefix("Red\\u{1B}[31m alert\\u{07}"), "\(output)")
