@@ -16,6 +16,13 @@ import Testing
         return url
     }
 
+    /// A forget set of two short texts, `f.jsonl` in `scratch`.
+    static func twoTexts(in scratch: URL) throws -> URL {
+        let url = scratch.appendingPathComponent("f.jsonl")
+        try jsonLines(["The cat sat on the mat and looked at the door.", "Markets fell sharply on Monday morning."], to: url)
+        return url
+    }
+
     /// Writes `texts` as a JSON Lines file of {"text": …} records.
     static func jsonLines(_ texts: [String], to url: URL) throws {
         let lines = try texts.map { String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self) }
@@ -145,9 +152,7 @@ import Testing
     @Test func unlearnsDoNotShareAnOutAndOverlappingSetsAreNamed() throws {
         let scratch = try Self.scratch("unlearn-out")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let forget = scratch.appendingPathComponent("f.jsonl")
-        try Self.jsonLines(["The cat sat on the mat and looked at the door.", "Markets fell sharply on Monday morning."],
-                           to: forget)
+        let forget = try Self.twoTexts(in: scratch)
         let out = scratch.appendingPathComponent("u")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let arguments = ["unlearn", "--model", Self.model, "--method", "ga-gd-in", "--forget", forget.path,
@@ -169,9 +174,7 @@ import Testing
     @Test func aCollapsedModelIsNamedAndAnEmptyOutRefused() throws {
         let scratch = try Self.scratch("collapse")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let forget = scratch.appendingPathComponent("f.jsonl")
-        try Self.jsonLines(["The cat sat on the mat and looked at the door.", "Markets fell sharply on Monday morning."],
-                           to: forget)
+        let forget = try Self.twoTexts(in: scratch)
         let base = ["unlearn", "--model", Self.model, "--method", "ga", "--forget", forget.path, "--threads", "1",
                     "--chunk-tokens", "16", "--batch-size", "2"]
         let collapsed = try LetheProcess.run(base + ["--lr", "1", "--alpha", "10000", "--rank", "1", "--steps", "10",
