@@ -67,7 +67,7 @@ struct ServeCommand: ParsableCommand {
             """)
 
     @OptionGroup var runOptions: RunOptions
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Address to listen on. /v1/forget has no authentication of its own: on an address others reach, put an authenticating proxy in front.") var host = "127.0.0.1"
     @Option(help: "Port, \(Self.portBounds.text) (0: any free port, printed when listening).") var port = 8080
     @Option(help: "Threads of each ensemble pass, \(CommonBounds.threads.text).")
     var threads = CommonBounds.defaultThreads

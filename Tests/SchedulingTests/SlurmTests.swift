@@ -69,7 +69,8 @@ import Yams
     /// Every stage's tensors, by file name.
     static func stageTensors(_ run: URL) throws -> [String: [NamedTensor]] {
         var result: [String: [NamedTensor]] = [:]
-        for shard in try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("stages").path) {
+        for shard in try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("stages").path)
+        where shard.hasPrefix("shard-") {
             let directory = run.appendingPathComponent("stages/\(shard)")
             for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".h5") {
                 let checkpoint = try StageCheckpoint.load(from: directory.appendingPathComponent(file))
