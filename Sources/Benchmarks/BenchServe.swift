@@ -189,8 +189,10 @@ public struct BenchServeCommand: ParsableCommand {
         let mainName = precisionOptions.precision?.rawValue ?? "the run's precision"
         report.say("\(mainName) against \(versus.rawValue), \(rounds) alternating round(s) of \(seconds) s each: "
                    + "median requests/s of each, ratio of the medians (lowest–highest round)")
-        report.say(String(format: "%11@  %8@  %8@  ratio", "concurrency", mainName.prefix(8).description,
-                          versus.rawValue))
+        func column(_ name: String) -> String {
+            String(repeating: " ", count: max(0, 8 - name.count)) + name.prefix(8)
+        }
+        report.say("concurrency  \(column(mainName))  \(column(versus.rawValue))  ratio")
         return try concurrency.map { c in
             func rate(_ server: ServeChild) throws -> Double {
                 try WrkRun.run(url: server.base + "/v2/models/lethe/infer", texts: texts, connections: c,
