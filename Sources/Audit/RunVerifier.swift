@@ -132,10 +132,8 @@ public enum RunVerifier {
             case .absent: return nil
             case .loaded(let composition): return composition
             case .damaged(let reason):
-                problems.append(.init(kind: .unreadableComposition, location: url.path, detail: "\(reason). It is derived "
-                    + "from the plan, its tombstones and the stages: move it aside (`mv \(url.path) \(url.path).damaged`) "
-                    + "and run `lethe train --run \(layout.directory.path)` to publish a new one (the next `lethe forget` "
-                    + "also does, keeping the damaged file)"))
+                problems.append(.init(kind: .unreadableComposition, location: url.path,
+                                      detail: "\(reason); " + ServedComposition.setAsideAdvice(url)))
                 return nil
             }
         } catch {

@@ -45,10 +45,10 @@ public final class ServedSnapshot: @unchecked Sendable {
     /// Whether `other` serves the same models: the same live shards with the same stage keys.
     /// Answers computed on one are then the answers of the other, bit for bit.
     func servesTheSameModels(as other: ServedSnapshot) -> Bool {
-        func models(_ s: ServedSnapshot) -> [[String]] {
-            s.composition.liveShards.map { ["\($0.shard)"] + $0.stageKeys.map(\.hex) }
-        }
-        return composition.strategy == other.composition.strategy && models(self) == models(other)
+        self === other || composition.strategy == other.composition.strategy
+            && composition.liveShards.elementsEqual(other.composition.liveShards) {
+                $0.shard == $1.shard && $0.stageKeys == $1.stageKeys
+            }
     }
 
     /// The generation as JSON: the ledger head's sequence number and hash.

@@ -24,11 +24,7 @@ public enum FileLock {
     /// writer holds the exclusive lock. A missing lock file means no writer ever locked the
     /// directory; `body` then runs unlocked.
     public static func withSharedLockForReading<T>(_ url: URL, _ body: () throws -> T) throws -> T {
-        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return try body() }
-            throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
-        }
+        guard let descriptor = try openForSharedLock(url) else { return try body() }
         defer { close(descriptor) }
         while flock(descriptor, LOCK_SH) != 0 {
             guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
@@ -41,11 +37,7 @@ public enum FileLock {
     /// run) when a writer kept it that long.
     public static func withSharedLockForReading<T>(_ url: URL, waitingAtMost seconds: TimeInterval,
                                                    _ body: () throws -> T) throws -> T? {
-        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return try body() }
-            throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
-        }
+        guard let descriptor = try openForSharedLock(url) else { return try body() }
         defer { close(descriptor) }
         let deadline = Date().addingTimeInterval(seconds)
         while flock(descriptor, LOCK_SH | LOCK_NB) != 0 {
@@ -83,6 +75,17 @@ public enum FileLock {
         }
         defer { flock(descriptor, LOCK_UN) }
         return try body()
+    }
+
+    /// The lock file opened read-only (never created), or nil when it does not exist: no writer
+    /// ever locked the directory.
+    private static func openForSharedLock(_ url: URL) throws -> Int32? {
+        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return nil }
+            throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
+        }
+        return descriptor
     }
 
     /// Why the lock file could not be opened for writing.

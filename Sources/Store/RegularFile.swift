@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// A run's files are regular files. A FIFO in the place of one would block its reader forever
 /// (opening it waits for a writer), and a link to a device such as /dev/zero would feed it
@@ -7,9 +8,7 @@ public enum RegularFile {
     /// Throws `StoreError.notRegularFile` when `path` exists and (after symbolic links) is not a
     /// regular file. A missing file passes: its reader reports that in its own words.
     public static func check(_ path: String) throws {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return }
-        try requireRegular(status, path)
+        if let kind = FileKind.irregular(atPath: path) { throw StoreError.notRegularFile(file: path, kind: kind) }
     }
 
     /// Opens `path` read-only without waiting on a FIFO, and refuses anything but a regular file.
@@ -24,23 +23,10 @@ public enum RegularFile {
             close(descriptor)
             throw StoreError.io(file: path, operation: "fstat", errno: code)
         }
-        do { try requireRegular(status, path) } catch {
+        if let kind = FileKind.irregular(status.st_mode) {
             close(descriptor)
-            throw error
+            throw StoreError.notRegularFile(file: path, kind: kind)
         }
         return descriptor
-    }
-
-    private static func requireRegular(_ status: stat, _ path: String) throws {
-        let type = status.st_mode & S_IFMT
-        guard type != S_IFREG else { return }
-        let kind = switch type {
-        case S_IFDIR: "a directory"
-        case S_IFIFO: "a FIFO (named pipe)"
-        case S_IFCHR, S_IFBLK: "a device"
-        case S_IFSOCK: "a socket"
-        default: "not a regular file"
-        }
-        throw StoreError.notRegularFile(file: path, kind: kind)
     }
 }

@@ -3,7 +3,6 @@ import CommandSupport
 import Foundation
 import Models
 import Planning
-import Store
 import Support
 import Training
 
@@ -78,13 +77,10 @@ struct FinetuneCommand: ParsableCommand {
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw ValidationError("--run \(out): cannot create the directory (\(fileErrorReason(error))).")
         }
-        let guardFile = directory.appendingPathComponent(".finetune.lock")
-        let finished: Void? = try FileLock.withLockIfFree(guardFile) {
+        try OutputDirectoryLock.holding(directory, command: "finetune", refusal: "--run \(out): another `lethe finetune` is "
+                                        + "training there; wait for it to finish (running this again afterwards resumes or "
+                                        + "confirms it)") { guardFile in
             try finetune(directory: directory, layerCount: layerCount, guardFile: guardFile, created: !existed)
-        }
-        guard finished != nil else {
-            throw UserFacingError(description: "--run \(out): another `lethe finetune` is training there; wait for it to "
-                                  + "finish (running this again afterwards resumes or confirms it)")
         }
     }
 

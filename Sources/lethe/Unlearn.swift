@@ -3,7 +3,6 @@ import CommandSupport
 import Approximate
 import Foundation
 import Models
-import Store
 import Support
 
 extension UnlearningMethod: ExpressibleByArgument {}
@@ -174,13 +173,10 @@ struct UnlearnCommand: ParsableCommand {
         }
         // Two unlearns into one --out would each write the adapter, the last rename winning
         // unannounced: the second is refused while the first holds the directory.
-        let held = try FileLock.withLockIfFree(dir.appendingPathComponent(".unlearn.lock")) {
+        try OutputDirectoryLock.holding(dir, command: "unlearn", refusal: "--out \(out): another `lethe unlearn` is "
+                                        + "writing its adapter there; wait for it to finish, or choose another --out") { _ in
             try unlearn(into: dir, model: model, tokenizer: tokenizer, forgetSet: forgetSet, companion: companion,
                         sets: sets)
-        }
-        guard held != nil else {
-            throw UserFacingError(description: "--out \(out): another `lethe unlearn` is writing its adapter there; wait "
-                                  + "for it to finish, or choose another --out")
         }
     }
 

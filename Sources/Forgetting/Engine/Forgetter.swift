@@ -287,18 +287,22 @@ public final class Forgetter {
             return try republish(outcomes, plan: plan, sequences: sequences, head: head, damaged: damaged)
         }
         guard let served = composition?.value else { return nil }
-        let entries = outcomes.filter { served.entry(shard: $0.shard) != nil }.map { outcome in
-            guard let kept = outcome.served else { return ServedComposition.Entry.dead(shard: outcome.shard) }
-            return ServedComposition.Entry(shard: outcome.shard, sequence: kept.sequence, prefixLength: kept.prefixLength,
-                                           stageKeys: stageKeys(plan, outcome.shard, sequences[outcome.shard][kept.sequence],
-                                                                kept.prefixLength))
-        }
-        try timed(.publish) {
-            let next = served.replacing(entries, ledgerHead: LedgerAnchor(sequenceNumber: head.sequenceNumber, hash: head.hash))
-            try next.save(to: layout)
-            composition = (next, try FileIdentity(of: layout.servedURL))
-        }
+        let entries = outcomes.filter { served.entry(shard: $0.shard) != nil }.map { entry(of: $0, plan: plan, sequences: sequences) }
+        try timed(.publish) { try save(served.replacing(entries, ledgerHead: LedgerAnchor(head))) }
         return nil
+    }
+
+    /// What `outcome`'s shard serves: its kept prefix with the prefix's stage keys, or dead.
+    private func entry(of outcome: ShardOutcome, plan: Plan, sequences: [[[Int]]]) -> ServedComposition.Entry {
+        guard let kept = outcome.served else { return .dead(shard: outcome.shard) }
+        return .init(shard: outcome.shard, sequence: kept.sequence, prefixLength: kept.prefixLength,
+                     stageKeys: stageKeys(plan, outcome.shard, sequences[outcome.shard][kept.sequence], kept.prefixLength))
+    }
+
+    /// Writes `next` as served.json and keeps it as the cached composition.
+    private func save(_ next: ServedComposition) throws {
+        try next.save(to: layout)
+        composition = (next, try FileIdentity(of: layout.servedURL))
     }
 
     /// Publishes a composition derived from the plan alone, in place of a damaged served.json,
@@ -308,21 +312,14 @@ public final class Forgetter {
     /// not trained yet (or lost a file): `lethe train` publishes it later.
     private func republish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]], head: LedgerHead,
                            damaged: (reason: String, strategy: TrainingStrategy)) throws -> ForgetReceipt.ReplacedComposition {
-        let entries = outcomes.compactMap { outcome -> ServedComposition.Entry? in
-            guard let kept = outcome.served else { return .dead(shard: outcome.shard) }
-            let keys = stageKeys(plan, outcome.shard, sequences[outcome.shard][kept.sequence], kept.prefixLength)
-            let complete = keys.indices.allSatisfy {
-                FileManager.default.fileExists(atPath: layout.stageURL(shard: outcome.shard, stage: $0 + 1, key: keys[$0]).path)
+        let entries = outcomes.map { entry(of: $0, plan: plan, sequences: sequences) }.filter { entry in
+            entry.stageKeys.enumerated().allSatisfy {
+                FileManager.default.fileExists(atPath: layout.stageURL(shard: entry.shard, stage: $0 + 1, key: $1).path)
             }
-            return complete ? .init(shard: outcome.shard, sequence: kept.sequence, prefixLength: kept.prefixLength,
-                                    stageKeys: keys) : nil
         }
         return try timed(.publish) {
             let keptAs = try setAsideDamagedComposition()
-            let next = ServedComposition(strategy: damaged.strategy, shards: entries,
-                                         ledgerHead: LedgerAnchor(sequenceNumber: head.sequenceNumber, hash: head.hash))
-            try next.save(to: layout)
-            composition = (next, try FileIdentity(of: layout.servedURL))
+            try save(ServedComposition(strategy: damaged.strategy, shards: entries, ledgerHead: LedgerAnchor(head)))
             damagedComposition = nil
             return .init(reason: damaged.reason, keptAs: keptAs)
         }
@@ -489,8 +486,7 @@ public final class Forgetter {
             return value.strategy
         case .damaged(let reason):
             guard let settings = try? TrainingSettings.load(from: layout.settingsURL) else {
-                _ = try ServedComposition.load(from: url)  // throws, with what to do
-                return nil
+                throw ServedComposition.damaged(url, reason)
             }
             damagedComposition = (reason, settings.strategy)
             return settings.strategy

@@ -51,6 +51,11 @@ enum RunPublisher {
 
     /// The ledger's head as a composition anchor (sequence 0 for an empty ledger).
     static func anchor(of ledger: Ledger) throws -> LedgerAnchor {
-        try ledger.head().map { LedgerAnchor(sequenceNumber: $0.sequenceNumber, hash: $0.hash) } ?? .empty
+        try ledger.head().map(LedgerAnchor.init) ?? .empty
     }
+}
+
+extension LedgerAnchor {
+    /// The anchor a composition published at `head` records.
+    init(_ head: LedgerHead) { self.init(sequenceNumber: head.sequenceNumber, hash: head.hash) }
 }

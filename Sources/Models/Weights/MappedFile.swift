@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// A read-only memory mapping of a whole file, unmapped when the last reference goes away.
 ///
@@ -10,23 +11,12 @@ final class MappedFile: @unchecked Sendable {
     let byteCount: Int
     private let mappedAddress: UnsafeMutableRawPointer?
 
-    /// What a file of this mode is, for messages ("a FIFO (named pipe)").
-    static func kind(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFDIR: "a directory"
-        case S_IFIFO: "a FIFO (named pipe)"
-        case S_IFCHR, S_IFBLK: "a device"
-        case S_IFSOCK: "a socket"
-        default: "not a file"
-        }
-    }
-
     /// Throws unless `path` (links followed) is a regular file or does not exist (the read that
     /// follows names that), without opening it: a FIFO is refused, not waited on.
     static func requireRegular(_ path: String) throws {
-        var status = stat()
-        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFREG else { return }
-        throw ModelsError.fileUnreadable(path: path, reason: kind(status.st_mode) + ", not a regular file")
+        if let kind = FileKind.irregular(atPath: path) {
+            throw ModelsError.fileUnreadable(path: path, reason: kind + ", not a regular file")
+        }
     }
 
     init(path: String) throws {
@@ -40,8 +30,8 @@ final class MappedFile: @unchecked Sendable {
         guard fstat(fd, &status) == 0 else {
             throw ModelsError.fileUnreadable(path: path, reason: String(cString: strerror(errno)))
         }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw ModelsError.fileUnreadable(path: path, reason: MappedFile.kind(status.st_mode) + ", not a regular file")
+        if let kind = FileKind.irregular(status.st_mode) {
+            throw ModelsError.fileUnreadable(path: path, reason: kind + ", not a regular file")
         }
         byteCount = Int(status.st_size)
         if byteCount == 0 {

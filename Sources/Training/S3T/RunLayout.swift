@@ -1,5 +1,6 @@
 import Foundation
 import Planning
+import Support
 
 /// Where a run keeps its files (docs/FORMAT.md), and the lock that orders their changes.
 ///
@@ -37,7 +38,7 @@ public struct RunLayout: Sendable {
         guard descriptor >= 0 else { return }
         defer { close(descriptor) }
         var status = stat()
-        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return }
+        guard fstat(descriptor, &status) == 0, FileKind.irregular(status.st_mode) == nil else { return }
         _ = line.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
     }
     /// Held (without waiting) by the one retrain working on a shard.

@@ -109,8 +109,13 @@ public struct ServedComposition: Codable, Sendable, Equatable {
             throw TrainingError.fileInvalid(file: url.path, reason: "it is missing; a run serves nothing until "
                                             + "`lethe train` publishes a composition")
         case .damaged(let reason):
-            throw TrainingError.fileInvalid(file: url.path, reason: "\(reason). \(republishAdvice(url))")
+            throw damaged(url, reason)
         }
+    }
+
+    /// The error a damaged served.json at `url` is refused with: why, and what to do.
+    public static func damaged(_ url: URL, _ reason: String) -> TrainingError {
+        .fileInvalid(file: url.path, reason: "\(reason). \(republishAdvice(url))")
     }
 
     /// What a run's served.json holds, for the writers that must go on when it is damaged.
@@ -162,10 +167,15 @@ public struct ServedComposition: Codable, Sendable, Equatable {
     /// What to do about a damaged served.json: it is derived from the plan, the stages and the
     /// ledger, so it is set aside and published anew (verify first names anything else changed).
     static func republishAdvice(_ url: URL) -> String {
-        let run = url.deletingLastPathComponent().path
-        return "Run `lethe verify --run \(run)` to see what else changed, then move the file aside "
-            + "(`mv \(url.path) \(url.path).damaged`) and run `lethe train --run \(run)`, which publishes a new one "
-            + "from the plan, its tombstones and the trained stages (a `lethe forget` publishes one itself)"
+        "Run `lethe verify --run \(url.deletingLastPathComponent().path)` to see what else changed, then "
+            + setAsideAdvice(url)
+    }
+
+    /// How a damaged served.json is replaced (verify, which has looked already, says only this).
+    public static func setAsideAdvice(_ url: URL) -> String {
+        "move the file aside (`mv \(url.path) \(url.path).damaged`) and run `lethe train --run "
+            + "\(url.deletingLastPathComponent().path)`, which publishes a new one from the plan, its tombstones and the "
+            + "trained stages (a `lethe forget` publishes one itself)"
     }
 
     /// The composition as pretty, key-sorted JSON with its content hash.
