@@ -93,7 +93,8 @@ public final class LetheServer: Sendable {
     /// Serves until SIGTERM or SIGINT, then drains the requests in flight and returns.
     /// `onListening` receives the bound port (useful with port 0).
     public func run(onListening: @escaping @Sendable (Int) -> Void) async throws {
-        let router = Router()
+        // HEAD is answered for every GET path: the GET's status and headers, without the body.
+        let router = Router(options: .autoGenerateHeadEndpoints)
         addRoutes(to: router)
         // A connection that sends nothing for this long is closed, a request half sent included:
         // a stalled client neither holds a connection forever nor keeps SIGTERM from finishing.
@@ -133,21 +134,29 @@ public final class LetheServer: Sendable {
     static let routes: [String: HTTPRequest.Method] = [
         "/v2": .get, "/v2/health/live": .get, "/v2/health/ready": .get, "/v2/models/lethe": .get,
         "/v2/models/lethe/ready": .get, "/v2/models/lethe/infer": .post,
-        "/v1/forget": .post, "/v1/audit": .get, "/v1/status": .get, "/metrics": .get, "/": .get]
+        "/v1/forget": .post, "/v1/audit": .get, "/v1/status": .get, "/metrics": .get, "/": .get,
+        "/v2/models/lethe/versions/{version}": .get, "/v2/models/lethe/versions/{version}/ready": .get,
+        "/v2/models/lethe/versions/{version}/infer": .post]
+
+    /// The method `path` is answered with, matching `{…}` segments of the route table to any one
+    /// segment; nil for a path the server does not answer.
+    static func method(answering path: String) -> HTTPRequest.Method? {
+        if let method = routes[path] { return method }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return routes.first { route, _ in
+            let pattern = route.split(separator: "/", omittingEmptySubsequences: false)
+            return pattern.count == segments.count && zip(pattern, segments).allSatisfy { p, s in
+                p == s || (p.hasPrefix("{") && p.hasSuffix("}") && !s.isEmpty)
+            }
+        }?.value
+    }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.add(middleware: UnknownRouteAnswer())
         router.get("/v2/health/live") { _, _ in await self.measured("live") { JSONResponse.object(["live": true]) } }
         // The server's readiness is its one model's (Open Inference Protocol v2 asks both).
         for path in ["/v2/health/ready", "/v2/models/lethe/ready"] {
-            router.get(RouterPath(path)) { _, _ in
-                await self.measured("ready") {
-                    let state = self.store.readiness
-                    var body: [String: Any] = ["ready": state.ready]
-                    if let reason = state.reason { body["reason"] = reason }
-                    return JSONResponse.object(body, status: state.ready ? .ok : .serviceUnavailable)
-                }
-            }
+            router.get(RouterPath(path)) { _, _ in await self.measured("ready") { self.readiness() } }
         }
         router.get("/v2") { _, _ in
             await self.measured("server_metadata") {
@@ -157,6 +166,26 @@ public final class LetheServer: Sendable {
         router.get("/v2/models/lethe") { _, _ in await self.measured("metadata") { try self.metadata() } }
         router.post("/v2/models/lethe/infer") { request, context in
             await self.measured("infer") { try await self.infer(request, context: context) }
+        }
+        // A model's version is the generation that serves it. Only the current one is served:
+        // an older generation may hold models that saw examples deleted since.
+        router.get("/v2/models/lethe/versions/{version}") { _, context in
+            await self.measured("metadata") {
+                _ = try self.servedVersion(context.parameters.get("version"))
+                return try self.metadata()
+            }
+        }
+        router.get("/v2/models/lethe/versions/{version}/ready") { _, context in
+            await self.measured("ready") {
+                _ = try self.servedVersion(context.parameters.get("version"))
+                return self.readiness()
+            }
+        }
+        router.post("/v2/models/lethe/versions/{version}/infer") { request, context in
+            await self.measured("infer") {
+                let version = try self.servedVersion(context.parameters.get("version"))
+                return try await self.infer(request, context: context, version: version)
+            }
         }
         router.post("/v1/forget") { request, context in
             await self.measured("forget") { try await self.forget(request, context: context) }
@@ -196,12 +225,14 @@ public final class LetheServer: Sendable {
                 return try await next(request, context)
             } catch let error as HTTPError where error.status == .notFound {
                 let path = request.uri.path
-                guard let method = LetheServer.routes[path] else {
+                guard let method = LetheServer.method(answering: path) else {
                     let known = LetheServer.routes.keys.sorted().joined(separator: ", ")
                     return JSONResponse.error("no such path: \(path) (the server answers \(known))", status: .notFound)
                 }
-                var response = JSONResponse.error("\(path) answers \(method.rawValue) only", status: .methodNotAllowed)
-                response.headers[.allow] = method.rawValue
+                // Every GET path also answers HEAD.
+                let allowed = method == .get ? "GET, HEAD" : method.rawValue
+                var response = JSONResponse.error("\(path) answers \(allowed) only", status: .methodNotAllowed)
+                response.headers[.allow] = allowed
                 return response
             }
         }
@@ -230,6 +261,37 @@ public final class LetheServer: Sendable {
 
     // MARK: - Inference
 
+    func readiness() -> Response {
+        let state = store.readiness
+        var body: [String: Any] = ["ready": state.ready]
+        if let reason = state.reason { body["reason"] = reason }
+        return JSONResponse.object(body, status: state.ready ? .ok : .serviceUnavailable)
+    }
+
+    /// The generation a `/versions/{version}` path names, if it is the one served: an earlier one
+    /// was replaced (410), any other is unknown (404).
+    func servedVersion(_ text: String?) throws -> Int64 {
+        let current = store.current?.generation.sequenceNumber
+        let served = current.map { "this server serves only version \($0), the current generation" }
+            ?? "no composition is loaded"
+        guard let text, let version = Int64(text), version >= 0 else {
+            throw BadRequest("no such model version: \(text ?? "") (versions are generation numbers; \(served))",
+                             status: .notFound)
+        }
+        guard let current, version == current else {
+            if let current, version < current {
+                throw BadRequest(Self.replacedVersion(version, current: current), status: .gone)
+            }
+            throw BadRequest("no such model version: \(version) (\(served))", status: .notFound)
+        }
+        return version
+    }
+
+    static func replacedVersion(_ version: Int64, current: Int64) -> String {
+        "version \(version) was replaced by version \(current) (a deletion or a retrain was published); "
+            + "it is no longer served: send to /v2/models/lethe/infer for the current version"
+    }
+
     func metadata() throws -> Response {
         // When inference is refused the loaded snapshot is not the model: describing its shards
         // would contradict the page and /v1/status, which show what is published.
@@ -252,7 +314,9 @@ public final class LetheServer: Sendable {
         ], headers: Self.generationHeaders(snapshot))
     }
 
-    func infer(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    /// Answers an inference request; with `version`, only from that generation (410 if a publish
+    /// replaced it before the answer).
+    func infer(_ request: Request, context: BasicRequestContext, version: Int64? = nil) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodyBytes)
         let parsed = try InferRequest.parse(body)
         guard parsed.texts.count <= configuration.maxTexts else {
@@ -261,6 +325,9 @@ public final class LetheServer: Sendable {
         }
         let answer = try await batcher.infer(parsed.texts)
         let snapshot = answer.snapshot
+        if let version, snapshot.generation.sequenceNumber != version {
+            throw BadRequest(Self.replacedVersion(version, current: snapshot.generation.sequenceNumber), status: .gone)
+        }
         let k = snapshot.labels.count
         var labels: [String] = []
         var probabilities: [Double] = []

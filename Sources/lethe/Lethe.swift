@@ -61,6 +61,12 @@ struct Lethe: ParsableCommand {
             reportFailureAsJSON(error, message: message(for: error))
             exit(withError: error)
         }
+        if let repeated = repeatedOption(for: type(of: command)) {
+            let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
+            FileHandle.standardError.write(Data("Error: \(repeated)\n  See '\(name) --help' for more information.\n".utf8))
+            reportFailureAsJSON(ValidationError(repeated), message: repeated, code: ExitStatus.usage.rawValue)
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
         do {
             try command.run()
             if let failure = StandardOutput.failure() {
@@ -90,6 +96,41 @@ struct Lethe: ParsableCommand {
         for (option, value) in zip(arguments, arguments.dropFirst())
         where option.hasPrefix("--") && !option.contains("=") && value.hasPrefix("-") && Double(value) != nil {
             return "Note: \(value) after \(option) reads as an option, not a value; write \(option)=\(value)."
+        }
+        return nil
+    }
+
+    /// ArgumentParser keeps the last value of an option given twice (`--seed 1 … --seed 2`), so a
+    /// script that appends an option silently overrides an earlier one. Such a command is refused,
+    /// naming the option and both values; options that take several values may repeat.
+    static func repeatedOption(for command: ParsableCommand.Type,
+                               arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String? {
+        guard let dump = try? JSONSerialization.jsonObject(with: Data(command._dumpHelp().utf8)) as? [String: Any],
+              let definitions = (dump["command"] as? [String: Any])?["arguments"] as? [[String: Any]] else { return nil }
+        // Every spelling of each single-valued option, mapped to its first long spelling.
+        var spellings: [String: String] = [:]
+        for definition in definitions where definition["kind"] as? String == "option"
+            && definition["isRepeating"] as? Bool != true {
+            let names = (definition["names"] as? [[String: Any]] ?? []).compactMap { name -> String? in
+                guard let text = name["name"] as? String else { return nil }
+                return (name["kind"] as? String == "short" ? "-" : "--") + text
+            }
+            guard let canonical = names.first(where: { $0.hasPrefix("--") }) ?? names.first else { continue }
+            for name in names { spellings[name] = canonical }
+        }
+        var seen: [String: String] = [:]
+        var index = 0
+        let words = Array(arguments.prefix { $0 != "--" })
+        while index < words.count {
+            let word = words[index]
+            let parts = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let canonical = spellings[String(parts[0])] else { index += 1; continue }
+            let value = parts.count == 2 ? String(parts[1]) : (index + 1 < words.count ? words[index + 1] : "")
+            if let earlier = seen[canonical] {
+                return "\(canonical) is given twice (\(earlier) and \(value)); it takes one value: give it once"
+            }
+            seen[canonical] = value
+            index += parts.count == 2 ? 1 : 2
         }
         return nil
     }

@@ -10,7 +10,7 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve a run's ensemble over HTTP: predictions, deletions, audits and status, with hot swap.",
         discussion: """
-            Endpoints (JSON; a bad request gets 4xx and {"error": …}):
+            Endpoints (JSON; a bad request gets 4xx and {"error": …}; every GET path answers HEAD too):
               GET  /v2                                   server name and version
               GET  /v2/health/live, /v2/health/ready     ready: a composition is loaded, a shard is alive
                    (and /v2/models/lethe/ready)          and every accepted deletion is in it
@@ -18,6 +18,8 @@ struct ServeCommand: ParsableCommand {
                                                          is refused)
               POST /v2/models/lethe/infer                Open Inference Protocol v2: a BYTES input "text"
                                                          → outputs "label" (BYTES), "probabilities" (FP32 [n, classes])
+              …/lethe/versions/V, …/versions/V/ready,    the same for version V, the generation: only the
+              POST …/lethe/versions/V/infer              current one is served (410 once replaced)
               POST /v1/forget                            {"ids": […]} or {"groups": […]} (optional "request_id"),
                                                          or JSON Lines as `lethe forget --log` reads
                                                          (Content-Type: application/x-ndjson)

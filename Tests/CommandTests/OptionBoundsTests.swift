@@ -138,4 +138,20 @@ import Testing
         let (spelled, message) = try Self.run(["train", "--run", Self.missingRun, "--lr=-1"])
         #expect(spelled == 64 && message.hasPrefix("Error: --lr ") && !message.contains("Note:"), "\(message)")
     }
+
+    /// An option of one value given twice is refused, naming both values, before any work; an
+    /// option that takes several values may repeat.
+    @Test func aSingleValuedOptionGivenTwiceIsRefused() throws {
+        for arguments in [["train", "--run", Self.missingRun, "--seed", "1", "--seed", "2"],
+                          ["train", "--run", Self.missingRun, "--seed=1", "--seed", "2"]] {
+            let (status, output) = try Self.run(arguments)
+            #expect(status == 64 && output.contains("--seed is given twice (1 and 2)") && !output.contains(Self.missingRun),
+                    "\(output)")
+        }
+        let (runs, runOutput) = try Self.run(["status", "--run", Self.missingRun, "--run", "elsewhere"])
+        #expect(runs == 64 && runOutput.contains("--run is given twice (\(Self.missingRun) and elsewhere)"), "\(runOutput)")
+        // --id repeats in forget: the run is reached (and is missing), no refusal of the repetition.
+        let (ids, idOutput) = try Self.run(["forget", "--run", Self.missingRun, "--id", "a", "--id", "b"])
+        #expect(ids != 64 && idOutput.contains(Self.missingRun) && !idOutput.contains("given twice"), "\(idOutput)")
+    }
 }

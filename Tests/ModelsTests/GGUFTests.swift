@@ -5,10 +5,11 @@ import Testing
 @Suite struct GGUFTests {
     /// A hand-built file with every metadata type, a nested array, a custom alignment and one
     /// tensor of each supported storage type; every value is checked after parsing.
-    func smallFile(alignment: Int = 64) -> [UInt8] {
+    func smallFile(alignment: Int = 64, offsetShift: Int = 0) -> [UInt8] {
         typealias B = GGUFBuilder
         var b = GGUFBuilder()
         b.alignment = alignment
+        b.offsetShift = offsetShift
         b.add("general.alignment", type: 4, B.le(UInt32(alignment)))
         b.add("u8", type: 0, [200]); b.add("i8", type: 1, B.le(Int8(-5)))
         b.add("u16", type: 2, B.le(UInt16(60000))); b.add("i16", type: 3, B.le(Int16(-300)))
@@ -79,6 +80,11 @@ import Testing
             Issue.record("truncated data accepted")
         } catch let error as ModelsError {
             #expect(error.description.contains("w.q4"))
+        }
+        // A tensor placed off the alignment would be read from the wrong bytes.
+        #expect(throws: ModelsError.ggufInvalid(path: "shifted.gguf", what: "tensor 'w.f32'",
+                                                reason: "its offset 8 is not a multiple of the alignment 64")) {
+            try GGUFFile(data: Data(smallFile(offsetShift: 8)), path: "shifted.gguf")
         }
         let file = try GGUFFile(data: Data(full), path: "small.gguf")
         #expect(throws: ModelsError.tensorMissing(path: "small.gguf", tensor: "nope")) { try file.floats(named: "nope") }

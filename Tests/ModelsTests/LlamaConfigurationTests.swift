@@ -7,7 +7,8 @@ import Testing
 @Suite struct LlamaConfigurationTests {
     /// A GGUF header with the llama metadata of a tiny model whose context is `context`, with
     /// RMS ε `epsilon` and, when given, RoPE base `ropeBase` (both stored as float32).
-    static func header(context: Int, epsilon: Float = 1e-5, ropeBase: Float? = nil, headCount: Int = 4) throws -> GGUFFile {
+    static func header(context: Int, epsilon: Float = 1e-5, ropeBase: Float? = nil, headCount: Int = 4,
+                       rotaryDimensions: Int? = nil) throws -> GGUFFile {
         typealias B = GGUFBuilder
         var b = GGUFBuilder()
         b.add("general.architecture", type: 8, B.string("llama"))
@@ -19,6 +20,7 @@ import Testing
         }
         b.add("llama.attention.layer_norm_rms_epsilon", type: 6, B.le(epsilon.bitPattern))
         if let ropeBase { b.add("llama.rope.freq_base", type: 6, B.le(ropeBase.bitPattern)) }
+        if let rotaryDimensions { b.add("llama.rope.dimension_count", type: 4, B.le(UInt32(rotaryDimensions))) }
         return try GGUFFile(data: Data(b.build()), path: "tiny.gguf")
     }
 
@@ -62,6 +64,20 @@ import Testing
             #expect(throws: ModelsError.ggufInvalid(path: "tiny.gguf", what: "metadata 'llama.attention.layer_norm_rms_epsilon'",
                                                     reason: "\(epsilon) is not a finite number ≥ 0")) {
                 try LlamaConfiguration(gguf: try Self.header(context: 64, epsilon: epsilon), maxPositions: 64)
+            }
+        }
+    }
+
+    /// RoPE rotates whole heads here; a file that rotates part of each head (or none) is another
+    /// model and is refused rather than run with wrong outputs.
+    @Test func aPartialRotaryEmbeddingIsRefusedNamingTheKey() throws {
+        // 16 wide, 4 heads: heads of 4.
+        #expect(try LlamaConfiguration(gguf: try Self.header(context: 64, rotaryDimensions: 4), maxPositions: 64).headSize == 4)
+        for rotary in [0, 2, 8] {
+            #expect(throws: ModelsError.ggufInvalid(path: "tiny.gguf", what: "metadata 'llama.rope.dimension_count'",
+                reason: "\(rotary) rotated dimensions per head, but Lethe rotates all 4 (embedding_length ÷ head_count); "
+                    + "partial rotary embeddings are not supported")) {
+                try LlamaConfiguration(gguf: try Self.header(context: 64, rotaryDimensions: rotary), maxPositions: 64)
             }
         }
     }

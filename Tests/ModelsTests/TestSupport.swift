@@ -28,6 +28,8 @@ struct GGUFBuilder {
     var metadata: [(String, UInt32, [UInt8])] = []
     var tensors: [(name: String, dims: [Int], type: UInt32, bytes: [UInt8])] = []
     var alignment = 32
+    /// Added to every recorded tensor offset (not to where the data is written): a misplaced file.
+    var offsetShift = 0
 
     static func string(_ s: String) -> [UInt8] { le(UInt64(s.utf8.count)) + Array(s.utf8) }
     static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
@@ -46,7 +48,7 @@ struct GGUFBuilder {
         for (t, off) in zip(tensors, offsets) {
             out += Self.string(t.name) + Self.le(UInt32(t.dims.count))
             for d in t.dims { out += Self.le(UInt64(d)) }
-            out += Self.le(t.type) + Self.le(UInt64(off))
+            out += Self.le(t.type) + Self.le(UInt64(off + offsetShift))
         }
         while out.count % alignment != 0 { out.append(0) }
         let base = out.count

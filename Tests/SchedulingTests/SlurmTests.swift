@@ -74,7 +74,7 @@ import Yams
             let directory = run.appendingPathComponent("stages/\(shard)")
             for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".h5") {
                 let checkpoint = try StageCheckpoint.load(from: directory.appendingPathComponent(file))
-                result["\(shard)/\(file)"] = checkpoint.adapters + (checkpoint.head ?? [])
+                result["\(shard)/\(file)"] = checkpoint.adapters + checkpoint.head
             }
         }
         return result

@@ -513,8 +513,64 @@ extension ServeTests {
         let wrong = try await server.get("/v2/models/lethe/infer")
         #expect(wrong.status == 405 && wrong.headers.first { $0.key.lowercased() == "allow" }?.value == "POST", "\(wrong)")
         #expect((wrong.json["error"] as? String ?? "").contains("POST"))
-        #expect(try await server.send("DELETE", "/v1/status", body: nil).status == 405)
+        let delete = try await server.send("DELETE", "/v1/status", body: nil)
+        #expect(delete.status == 405 && delete.headers.first { $0.key.lowercased() == "allow" }?.value == "GET, HEAD")
         #expect(try await server.get("/v1/status").status == 200)
+        // A path with a version segment is matched as its route is: the wrong method is 405.
+        #expect(try await server.get("/v2/models/lethe/versions/0/infer").status == 405)
+        #expect(try await server.get("/v2/models/lethe/versions/0/other").status == 404)
+    }
+
+    /// HEAD is answered for every GET path: the GET's status and length, no body.
+    @Test func headIsAnsweredLikeGetWithoutABody() async throws {
+        let server = try ServerProcess(run: try Self.freshRun())
+        defer { server.stop() }
+        for path in ["/v2/health/live", "/v2/models/lethe", "/metrics", "/"] {
+            let head = try server.raw("HEAD \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", readingAtMost: 10)
+            #expect(head.closed && head.text.hasPrefix("HTTP/1.1 200"), "\(path): \(head.text)")
+            #expect(head.text.hasSuffix("\r\n\r\n"), "\(path) sent a body: \(head.text)")
+        }
+        let refused = try server.raw("HEAD /v2/models/lethe/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                     readingAtMost: 10)
+        #expect(refused.text.hasPrefix("HTTP/1.1 405"), "\(refused.text)")
+    }
+
+    /// A model version is the generation that serves it. The current one answers under
+    /// /versions/{v}; once a deletion replaces it, it is gone (410), never served again, and the
+    /// new one answers; a version not yet published or not a number is 404.
+    @Test func onlyTheCurrentModelVersionIsServed() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        func inferBody(_ text: String) throws -> Data {
+            try JSONSerialization.data(withJSONObject: ["inputs": [["name": "text", "shape": [1], "datatype": "BYTES",
+                                                                     "data": [text]]]])
+        }
+        let metadata = try await server.get("/v2/models/lethe")
+        let first = try #require((metadata.json["versions"] as? [String])?.first.flatMap { Int($0) })
+        #expect(try await server.get("/v2/models/lethe/versions/\(first)").text == metadata.text)
+        #expect(try await server.get("/v2/models/lethe/versions/\(first)/ready").status == 200)
+        let pinned = try await server.post("/v2/models/lethe/versions/\(first)/infer", body: try inferBody("Shares rise"))
+        #expect(pinned.status == 200 && pinned.json["model_version"] as? String == "\(first)", "\(pinned.text)")
+
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let forgotten = try #require(plan.members(shard: 0, slice: 0).first)
+        let forget = try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [forgotten]]))
+        #expect(forget.status == 200, "\(forget.text)")
+        let current = try #require(((try await server.get("/v2/models/lethe")).json["versions"] as? [String])?.first.flatMap { Int($0) })
+        #expect(current > first)
+        let gone = try await server.post("/v2/models/lethe/versions/\(first)/infer", body: try inferBody("Shares rise"))
+        #expect(gone.status == 410 && (gone.json["error"] as? String ?? "").contains("replaced by version \(current)"),
+                "\(gone.text)")
+        #expect(try await server.get("/v2/models/lethe/versions/\(first)").status == 410)
+        #expect(try await server.get("/v2/models/lethe/versions/\(first)/ready").status == 410)
+        let now = try await server.post("/v2/models/lethe/versions/\(current)/infer", body: try inferBody("Shares rise"))
+        #expect(now.status == 200 && now.json["model_version"] as? String == "\(current)", "\(now.text)")
+        for unknown in ["\(current + 1)", "abc", "-1"] {
+            let answer = try await server.post("/v2/models/lethe/versions/\(unknown)/infer", body: try inferBody("x"))
+            #expect(answer.status == 404 && (answer.json["error"] as? String ?? "").contains("serves only version \(current)"),
+                    "\(unknown): \(answer.text)")
+        }
     }
 
     /// An HTTP/1.0 request without keep-alive has its connection closed after the answer (the

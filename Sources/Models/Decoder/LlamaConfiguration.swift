@@ -72,6 +72,17 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
             // A hyperparameter out of range is the file's: named with its path.
             throw ModelsError.ggufInvalid(path: gguf.path, what: field, reason: "\(value) is out of range: \(reason)")
         }
+        // RoPE here rotates every dimension of a head. A file that rotates only part of each head
+        // (or none) describes another model: running it would give wrong outputs, not an error.
+        let rotaryKey = "llama.rope.dimension_count"
+        if gguf.metadata[rotaryKey] != nil {
+            let rotary = try gguf.integer(rotaryKey)
+            guard rotary == headSize else {
+                throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata '\(rotaryKey)'",
+                    reason: "\(rotary) rotated dimensions per head, but Lethe rotates all \(headSize) "
+                        + "(embedding_length ÷ head_count); partial rotary embeddings are not supported")
+            }
+        }
     }
 
     /// Size of one attention head.

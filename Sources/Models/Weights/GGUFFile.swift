@@ -56,6 +56,12 @@ public struct GGUFFile: Sendable {
         var index: [String: Int] = [:]
         for (i, info) in header.tensors.enumerated() {
             index[info.name] = i
+            // The format places every tensor at a multiple of the alignment; an offset that is not
+            // is a damaged or wrongly written file, whose tensors would be read from wrong bytes.
+            if info.offset % alignment != 0 {
+                throw ModelsError.ggufInvalid(path: path, what: "tensor '\(info.name)'",
+                    reason: "its offset \(info.offset) is not a multiple of the alignment \(alignment)")
+            }
             if let type = GGUFTensorType(rawValue: info.typeCode) {
                 if info.elementCount % type.blockWeightCount != 0 {
                     throw ModelsError.tensorInvalid(path: path, tensor: info.name,
