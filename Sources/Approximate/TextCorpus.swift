@@ -58,7 +58,7 @@ public struct TextCorpus: Sendable {
 
     /// The bytes of `path`, or an error naming it.
     static func read(_ path: String) throws -> Data {
-        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        do { return try InputFile.read(URL(fileURLWithPath: path)) } catch {
             throw ApproximateError.unreadableData(path: path, reason: fileErrorReason(error))
         }
     }

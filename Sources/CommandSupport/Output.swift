@@ -48,6 +48,21 @@ public enum StandardOutput {
     }
 }
 
+/// Standard error, written without failing: FileHandle's write traps when the descriptor is a
+/// closed pipe, and a message about a finished command must not turn it into a crash.
+public enum StandardError {
+    /// Writes `data` to file descriptor 2; a failed write (EPIPE, a closed descriptor) is dropped.
+    public static func write(_ data: Data) {
+        var bytes = data[...]
+        while !bytes.isEmpty {
+            let count = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { return }
+            bytes = bytes.dropFirst(count)
+        }
+    }
+}
+
 /// Writes `object` as one key-sorted JSON line (the `--json` output of training).
 public func writeJSONLine(_ object: [String: Any]) {
     guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }

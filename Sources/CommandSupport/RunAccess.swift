@@ -39,7 +39,7 @@ public enum RunAccess {
             let advice: String = "its owner completes the work with `lethe forget --run \(run.path) --resume`"
             let line: String = label + inspection.unfinished.joined(separator: "; ") + ". " + cause
                 + ", and what follows is the run as it is on disk; " + advice + ".\n"
-            FileHandle.standardError.write(Data(line.utf8))
+            StandardError.write(Data(line.utf8))
         }
         return result
     }
@@ -52,7 +52,7 @@ public enum RunAccess {
             parts.append("completed \(recovery.completedRequestCount) deletion request(s) an interrupted forget had accepted")
         }
         if recovery.republished { parts.append("republished the served composition to include every accepted deletion") }
-        FileHandle.standardError.write(Data(("recovery: " + parts.joined(separator: "; ") + "\n").utf8))
+        StandardError.write(Data(("recovery: " + parts.joined(separator: "; ") + "\n").utf8))
     }
 }
 

@@ -15,6 +15,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case ledgerDatabase(file: String, operation: String, detail: String)
     /// A file of the run (plan, served composition, stage directory) is missing or unusable.
     case runFile(file: String, reason: String)
+    /// The deletion log could not be read; nothing of it was applied.
+    case unreadableLog(file: String, reason: String)
     /// A line of a deletion log is not a valid request; nothing of the log was applied.
     case malformedRequest(file: String, line: Int, reason: String)
     /// A `full` run has one model on all data: every deletion needs a full retrain.
@@ -46,6 +48,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .runFile(let file, let reason):
             return "\(file): \(reason). Check that the run directory was planned (lethe plan) and "
                 + "trained (lethe train), and that this process may read it (and write it, to change the run)."
+        case .unreadableLog(let file, let reason):
+            return "\(file): cannot read the deletion log (\(reason)). Nothing was applied; check the path "
+                + "(a file or a pipe of JSON Lines requests) and its permissions."
         case .malformedRequest(let file, let line, let reason):
             return "\(file):\(line): \(reason). Nothing of the log was applied; fix the line "
                 + "(one {\"id\": …} or {\"group\": …} object per line) and run the log again."

@@ -20,6 +20,8 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
     case emptyLabel(file: String, line: Int, id: String)
     /// An `id` that cannot be used as a lineage key (empty, or contains a control character).
     case invalidID(file: String, line: Int, id: String, reason: String)
+    /// A `group` no deletion request can name (empty, blank, or with a control character).
+    case invalidGroup(file: String, line: Int, group: String, reason: String)
     /// The same `id` appears on two lines.
     /// `otherSpelling`: the first id's bytes when they differ (another Unicode normal form).
     case duplicateID(file: String, id: String, firstLine: Int, secondLine: Int, otherSpelling: Bool = false)
@@ -69,6 +71,9 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file):\(line): example \"\(id)\" has an empty \"text\". Give it a text or remove the line."
         case let .invalidID(file, line, id, reason):
             return "\(file):\(line): id \(String(reflecting: id)) cannot be used: \(reason). Choose another id."
+        case let .invalidGroup(file, line, group, reason):
+            return "\(file):\(line): group \(String(reflecting: group)) cannot be used: \(reason), so a deletion request "
+                + "could not name it. Give the example a group name, or leave \"group\" out (or null) for no group."
         case let .duplicateID(file, id, firstLine, secondLine, otherSpelling):
             return "\(file): id \"\(id)\" appears on line \(firstLine) and again on line \(secondLine)"
                 + (otherSpelling ? " (spelled with other Unicode code points: ids compare as text, and precomposed and "

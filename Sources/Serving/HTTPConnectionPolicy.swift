@@ -19,6 +19,7 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let inner: HTTP1Channel
     let receiveDeadline: TimeAmount
     let bodyBudget: Int
+    let maxBodyBytes: Int
 
     var responder: HTTPChannelHandler.Responder { inner.responder }
 
@@ -28,8 +29,10 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             let http10 = HTTP10ClosesByDefault()
             try operations.addHandler(http10, position: .after(decoder))
+            let expect = ContinueWhenExpected(maxBodyBytes: maxBodyBytes)
+            try operations.addHandler(expect, position: .after(http10))
             try operations.addHandler(RequestReceiveLimits(deadline: receiveDeadline, budget: bodyBudget),
-                                      position: .after(http10))
+                                      position: .after(expect))
             return value
         }
     }
@@ -38,10 +41,11 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         await inner.handle(value: value, logger: logger)
     }
 
-    static func builder(idleTimeout: TimeAmount, receiveDeadline: TimeAmount, bodyBudget: Int) -> HTTPServerBuilder {
+    static func builder(idleTimeout: TimeAmount, receiveDeadline: TimeAmount, bodyBudget: Int,
+                        maxBodyBytes: Int) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             LetheHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)),
-                              receiveDeadline: receiveDeadline, bodyBudget: bodyBudget)
+                              receiveDeadline: receiveDeadline, bodyBudget: bodyBudget, maxBodyBytes: maxBodyBytes)
         }
     }
 }
@@ -77,13 +81,37 @@ final class HTTP10ClosesByDefault: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .head(var head) = unwrapOutboundIn(data), !pending.isEmpty,
+        // An informational answer (100 Continue) precedes the request's answer: it is not it.
+        guard case .head(var head) = unwrapOutboundIn(data), head.status.code >= 200, !pending.isEmpty,
               let connection = pending.removeFirst() else {
             context.write(data, promise: promise)
             return
         }
         head.headers.replaceOrAdd(name: "connection", value: connection)
         context.write(wrapOutboundOut(.head(head)), promise: promise)
+    }
+}
+
+/// `Expect: 100-continue` (curl sends it before a body of 1 MB or more, then waits up to a
+/// second for the go-ahead): the server answers 100 Continue at once unless the declared body is
+/// larger than it accepts, in which case the request's own answer (413) comes first and the
+/// client does not send the body. Hummingbird's conversion to swift-http-types does not answer it.
+final class ContinueWhenExpected: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let maxBodyBytes: Int
+
+    init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data), head.version.major == 1, head.version.minor >= 1,
+           head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }),
+           head.headers["content-length"].first.flatMap({ Int($0) }).map({ $0 <= maxBodyBytes }) ?? true {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                                  promise: nil)
+        }
+        context.fireChannelRead(data)
     }
 }
 

@@ -101,7 +101,8 @@ public final class LetheServer: Sendable {
         let app = Application(
             router: router,
             server: LetheHTTP1Channel.builder(idleTimeout: Self.idleTimeout, receiveDeadline: Self.receiveDeadline,
-                                              bodyBudget: max(256 << 20, 2 * configuration.maxBodyBytes)),
+                                              bodyBudget: max(256 << 20, 2 * configuration.maxBodyBytes),
+                                              maxBodyBytes: configuration.maxBodyBytes),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lethe"),
             services: [CompositionWatcher(store: store, layout: layout, interval: configuration.pollInterval,
                                           logger: logger)],

@@ -1,5 +1,6 @@
 import Forgetting
 import Foundation
+import Planning
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -93,6 +94,7 @@ struct InferRequest {
             throw BadRequest("the body is not valid JSON")
         }
         guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }
+        try refuseRepeatedKeys(body)
         guard let inputs = object["inputs"] as? [[String: Any]] else {
             throw BadRequest("\"inputs\" must be an array of tensors")
         }
@@ -170,6 +172,7 @@ enum ForgetBody {
             throw BadRequest("the body is not valid JSON")
         }
         guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }
+        try refuseRepeatedKeys(body)
         let known: Set<String> = ["ids", "groups", "request_id"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw BadRequest("unknown field \"\(unknown)\"; use ids, groups and request_id")
@@ -200,5 +203,13 @@ enum ForgetBody {
             throw BadRequest("a request_id names one request: give one id or one group with it")
         }
         return targets.map { ForgetRequest(target: $0, requestID: requestID) }
+    }
+}
+
+/// A body whose object repeats a key is refused: JSON parsers keep one of the two values, so the
+/// other (ids to forget, texts to answer) would be dropped without a word.
+func refuseRepeatedKeys(_ body: [UInt8]) throws {
+    if let key = RepeatedJSONKey.first(inDocument: body) {
+        throw BadRequest("the key \"\(key)\" appears twice in one object; give it once (a list holds several values)")
     }
 }

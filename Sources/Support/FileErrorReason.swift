@@ -5,6 +5,11 @@ import Foundation
 /// Foundation's sentence or its error domain and code.
 public func fileErrorReason(_ error: Error) -> String {
     let ns = error as NSError
+    let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+    // Foundation refuses anything but a regular file as "permission denied": name what it is.
+    if let path, let kind = FileKind.irregular(atPath: path), kind != "a directory" {
+        return "it is \(kind), not a regular file"
+    }
     if ns.domain == NSCocoaErrorDomain {
         switch ns.code {
         case NSFileReadNoSuchFileError, NSFileNoSuchFileError: return "no such file"
@@ -20,8 +25,7 @@ public func fileErrorReason(_ error: Error) -> String {
         }
         // Reading a directory fails with a bare "unknown" read error.
         var isDirectory: ObjCBool = false
-        if let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path,
-           FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        if let path, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             return "is a directory, not a file"
         }
     }

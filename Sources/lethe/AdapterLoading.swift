@@ -13,7 +13,7 @@ extension DecoderOptions {
         let base = AdapterFile.BaseModel(path: self.model, sha256: try TextCorpus.fileSHA256(path: self.model))
         let read = try AdapterFile.read(url, weights: model.weights, base: base)
         if read.precision != precision {
-            FileHandle.standardError.write(Data(("note: \(url.path) was trained with --precision \(read.precision.rawValue); "
+            StandardError.write(Data(("note: \(url.path) was trained with --precision \(read.precision.rawValue); "
                 + "this measures it with --precision \(precision.rawValue). Pass --precision \(read.precision.rawValue) "
                 + "to measure it as trained.\n").utf8))
         }

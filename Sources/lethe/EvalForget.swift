@@ -123,7 +123,7 @@ struct EvalForgetCommand: ParsableCommand {
     /// before sets were recorded gets a warning.
     static func requireSameSets(_ oracle: Report, _ sets: [String: String], path: String) throws {
         guard let recorded = oracle.sets else {
-            FileHandle.standardError.write(Data(("warning: --oracle \(path) does not record the sets it was evaluated on; "
+            StandardError.write(Data(("warning: --oracle \(path) does not record the sets it was evaluated on; "
                 + "the gaps assume they are these\n").utf8))
             return
         }
@@ -188,7 +188,7 @@ struct EvalForgetCommand: ParsableCommand {
         // Progress for a person watching (stderr a terminal); scripts get only the results.
         let watched = isatty(STDERR_FILENO) == 1
         func progress(_ line: String) {
-            if watched { FileHandle.standardError.write(Data("eval-forget: \(line)\n".utf8)) }
+            if watched { StandardError.write(Data("eval-forget: \(line)\n".utf8)) }
         }
         let forgetChunks = try chunks(forget), unseenChunks = try chunks(unseen)
         let retainChunks = try retain.map(chunks), generalChunks = try general.map(chunks)
@@ -197,7 +197,7 @@ struct EvalForgetCommand: ParsableCommand {
         }
         let sharedChunks = Set(forgetChunks).intersection(unseenChunks).count
         if sharedChunks > 0 {
-            FileHandle.standardError.write(Data(("warning: \(sharedChunks) chunk(s) are in both --forget (members) and "
+            StandardError.write(Data(("warning: \(sharedChunks) chunk(s) are in both --forget (members) and "
                 + "--unseen (non-members); the attacks cannot separate those\n").utf8))
         }
         let sets = ["forget": TextCorpus.chunksSHA256(forgetChunks), "unseen": TextCorpus.chunksSHA256(unseenChunks)]

@@ -45,12 +45,15 @@ struct EvaluateCommand: ParsableCommand {
         let dataset = try Dataset.read(from: URL(fileURLWithPath: data), source: data)
         let truth = try dataset.examples.map { e -> Int in
             guard let k = plan.labels.index(of: e.label) else {
+                // The data's fault, not the command line's: a refusal (1) naming the example.
                 if e.label.isEmpty {
-                    throw ValidationError("\(data): example \(e.id) has no label; evaluate needs labelled data (use "
-                                          + "`lethe predict` for unlabelled texts).")
+                    throw UserFacingError(description: "\(data): example \(e.id) has no label; evaluate needs labelled "
+                                          + "data. Use `lethe predict` for unlabelled texts.")
                 }
-                throw ValidationError("\(data): example \(e.id) has label \(e.label), unknown to the run "
-                                      + "(labels: \(plan.labels.names.joined(separator: ", "))).")
+                throw UserFacingError(description: "\(data): example \(e.id) has label \(String(reflecting: e.label)), "
+                                      + "which the run was not trained on (its labels: "
+                                      + "\(plan.labels.names.joined(separator: ", "))). Evaluate on examples of these "
+                                      + "labels only, or plan and train a run on data that has this label.")
             }
             return k
         }

@@ -98,7 +98,7 @@ struct ForgetCommand: ParsableCommand {
         print(json ? try receipt.json() : receipt.summary)
         let unknown = receipt.unknownIDs.map { "id \($0)" } + receipt.unknownGroups.map { "group \($0)" }
         if !unknown.isEmpty {
-            FileHandle.standardError.write(Data(("unknown to the plan (recorded, nothing deleted): "
+            StandardError.write(Data(("unknown to the plan (recorded, nothing deleted): "
                 + unknown.joined(separator: ", ") + "\n").utf8))
             throw ExitStatus.unknownTargets.exitCode
         }

@@ -57,13 +57,13 @@ struct Lethe: ParsableCommand {
         StandardOutput.ignoreBrokenPipes()
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch {
-            if let hint = negativeValueHint() { FileHandle.standardError.write(Data((hint + "\n").utf8)) }
+            if let hint = negativeValueHint() { StandardError.write(Data((hint + "\n").utf8)) }
             reportFailureAsJSON(error, message: message(for: error))
             exit(withError: error)
         }
         if let repeated = repeatedOption(for: type(of: command)) {
             let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
-            FileHandle.standardError.write(Data("Error: \(repeated)\n  See '\(name) --help' for more information.\n".utf8))
+            StandardError.write(Data("Error: \(repeated)\n  See '\(name) --help' for more information.\n".utf8))
             reportFailureAsJSON(ValidationError(repeated), message: repeated, code: ExitStatus.usage.rawValue)
             Foundation.exit(ExitStatus.usage.rawValue)
         }
@@ -71,7 +71,7 @@ struct Lethe: ParsableCommand {
             try command.run()
             if let failure = StandardOutput.failure() {
                 // The work is done, but its output did not arrive: not a success.
-                FileHandle.standardError.write(Data(("Error: the output could not be written to standard output: "
+                StandardError.write(Data(("Error: the output could not be written to standard output: "
                     + "\(failure). The command itself ran to its end; `lethe status` shows the run's state.\n").utf8))
                 Foundation.exit(ExitStatus.failed.rawValue)
             }
@@ -79,7 +79,7 @@ struct Lethe: ParsableCommand {
             // A value that parsed but does not fit the run, the model or the machine: a usage
             // error (64) pointing at the command's help, not at the root command's usage line.
             let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
-            FileHandle.standardError.write(Data("Error: \(error.message)\n  See '\(name) --help' for more information.\n".utf8))
+            StandardError.write(Data("Error: \(error.message)\n  See '\(name) --help' for more information.\n".utf8))
             reportFailureAsJSON(error, message: error.message, code: ExitStatus.usage.rawValue)
             Foundation.exit(ExitStatus.usage.rawValue)
         } catch {
@@ -145,7 +145,7 @@ struct Lethe: ParsableCommand {
         let object: [String: Any] = ["error": message, "exit_code": code ?? exitCode(for: error).rawValue]
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         else { return }
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+        StandardOutput.write(String(decoding: data, as: UTF8.self) + "\n")
     }
 
     /// The command names from `lethe` down to `target` ("lethe plan create"), or nil.

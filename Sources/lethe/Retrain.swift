@@ -130,7 +130,7 @@ struct RetrainCommand: ParsableCommand {
         let truncated = Dictionary(grouping: records, by: \.shard).values.compactMap(\.last).filter { !$0.fullLength }
             .sorted { $0.shard < $1.shard }
         if !truncated.isEmpty {
-            FileHandle.standardError.write(Data(("shards \(truncated.map { String($0.shard) }.joined(separator: ", ")) "
+            StandardError.write(Data(("shards \(truncated.map { String($0.shard) }.joined(separator: ", ")) "
                 + "still serve truncated prefixes: forgets arrived during every pass; run lethe retrain again.\n").utf8))
             throw ExitStatus.retrainTruncated.exitCode
         }

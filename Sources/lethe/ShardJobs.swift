@@ -193,7 +193,7 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
         _ = lethe_kill_when_parent_dies()
         unblockTerminationSignals()   // so the SIGINT/SIGTERM the parent passes on ends this process
         if getppid() != parent {
-            FileHandle.standardError.write(Data(("lethe: the `lethe train --jobs` process \(parent) that started this "
+            StandardError.write(Data(("lethe: the `lethe train --jobs` process \(parent) that started this "
                 + "shard is gone; stopping. Run `lethe train` again to resume.\n").utf8))
             exit(1)
         }

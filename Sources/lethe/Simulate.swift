@@ -155,7 +155,7 @@ final class SimulationProgress {
         let left = elapsed / Double(done) * Double(total - done)
         let width = 24, filled = width * done / max(total, 1)
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        FileHandle.standardError.write(Data(String(format: "\r simulating %@ trial %d/%d  %.0f s left ", bar, done, total,
+        StandardError.write(Data(String(format: "\r simulating %@ trial %d/%d  %.0f s left ", bar, done, total,
                                                    left).utf8))
         drawn = true
     }
@@ -163,7 +163,7 @@ final class SimulationProgress {
     func simulationDone() { simulationsDone += 1 }
 
     func finish() {
-        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if drawn { StandardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
 

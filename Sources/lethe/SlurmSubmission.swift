@@ -191,13 +191,13 @@ struct SlurmSubmission {
             let failed = max(0, shards.count - done - running - pending)
             let line = "job \(job): \(done) done, \(running) running, \(pending) pending, \(failed) failed"
             if !json, line != last {
-                FileHandle.standardError.write(Data((isatty(STDERR_FILENO) == 1 ? "\r" + line : line + "\n").utf8))
+                StandardError.write(Data((isatty(STDERR_FILENO) == 1 ? "\r" + line : line + "\n").utf8))
                 last = line
             }
             if tasks.isEmpty { break }
             Thread.sleep(forTimeInterval: 0.5)
         }
-        if !json, isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
+        if !json, isatty(STDERR_FILENO) == 1 { StandardError.write(Data("\n".utf8)) }
     }
 
     func say(_ json: Bool, _ object: [String: Any], _ text: String) {

@@ -192,7 +192,7 @@ struct TrainCommand: ParsableCommand {
                                               inputs: [dataset, settings.baseModelDirectory(run: layout.directory)])
             let url = try manifest.write()
             for path in manifest.outsideMount {
-                FileHandle.standardError.write(Data(("warning: \(path) is not under \(manifest.mount), the directory the "
+                StandardError.write(Data(("warning: \(path) is not under \(manifest.mount), the directory the "
                     + "manifest mounts: a pod will not find it. Put it on the volume (and pass --data, or train with --model, "
                     + "naming it there).\n").utf8))
             }
@@ -242,7 +242,7 @@ struct TrainCommand: ParsableCommand {
         do {
             try body()
         } catch let StoreError.io(file, operation, code) where transientErrnos.contains(code) {
-            FileHandle.standardError.write(Data(("transient failure: \(operation) \(file): \(String(cString: strerror(code))) "
+            StandardError.write(Data(("transient failure: \(operation) \(file): \(String(cString: strerror(code))) "
                 + "(errno \(code)); exit 75, so Slurm requeues the task\n").utf8))
             Foundation.exit(ExitStatus.transientFailure.rawValue)
         }
@@ -256,7 +256,7 @@ struct TrainCommand: ParsableCommand {
         let flag = URL(fileURLWithPath: marker).appendingPathComponent("shard-\(shard)")
         if !FileManager.default.fileExists(atPath: flag.path) {
             _ = FileManager.default.createFile(atPath: flag.path, contents: Data())
-            FileHandle.standardError.write(Data("injected transient failure after a committed stage (exit 75)\n".utf8))
+            StandardError.write(Data("injected transient failure after a committed stage (exit 75)\n".utf8))
             Foundation.exit(ExitStatus.transientFailure.rawValue)
         }
     }
@@ -359,7 +359,7 @@ struct TrainCommand: ParsableCommand {
         }
         reporter.finish()
         if withheld > 0 {
-            FileHandle.standardError.write(Data(("\(withheld) stage(s) were not trained: their slices hold deleted "
+            StandardError.write(Data(("\(withheld) stage(s) were not trained: their slices hold deleted "
                 + "examples, so each shard serves its longest clean prefix. Run `lethe retrain --run "
                 + "\(layout.directory.path)` to rebuild those slices without them.\n").utf8))
         }

@@ -185,7 +185,7 @@ struct UnlearnCommand: ParsableCommand {
         if !companion.isEmpty {
             let shared = Set(forgetSet.chunks).intersection(companion).count
             if shared > 0 {
-                FileHandle.standardError.write(Data(("warning: \(shared) chunk(s) of --forget are also in the companion "
+                StandardError.write(Data(("warning: \(shared) chunk(s) of --forget are also in the companion "
                     + "set, whose term pulls them back: the two sets should not share texts\n").utf8))
             }
         }
@@ -219,7 +219,7 @@ struct UnlearnCommand: ParsableCommand {
         // model says nothing any more (not only about the forget set). Saved, but said.
         let uniform = Float(Foundation.log(Double(model.configuration.vocabularySize)))
         if let last, abs(abs(last.forgetTerm) - uniform) < 0.01 * uniform, last.gradientNorm < 1e-4 {
-            FileHandle.standardError.write(Data(("warning: the forget term ended at \(abs(last.forgetTerm)) ≈ ln "
+            StandardError.write(Data(("warning: the forget term ended at \(abs(last.forgetTerm)) ≈ ln "
                 + "\(model.configuration.vocabularySize) with no gradient left: the adapted model predicts every token "
                 + "alike, so it forgot everything, not only the forget set. Lower --lr or --alpha.\n").utf8))
         }

@@ -78,7 +78,7 @@ struct VerifyCommand: ParsableCommand {
         do { report = try RunAccess.inspect(run, verifyFiles) } catch ForgettingError.ledgerTampered {
             report = try verifyFiles()
         } catch {
-            FileHandle.standardError.write(Data("verify: the run could not be recovered first (\(error)); its files are checked as they are.\n".utf8))
+            StandardError.write(Data("verify: the run could not be recovered first (\(error)); its files are checked as they are.\n".utf8))
             report = try verifyFiles()
         }
         if let replay {

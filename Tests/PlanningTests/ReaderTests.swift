@@ -116,6 +116,27 @@ import Testing
         #expect(failure("\n  \n") == .emptyDataset(file: "t.jsonl"))
     }
 
+    /// Every id and group a plan accepts can be named by a deletion request: those holding a
+    /// control character (C0, DEL or C1, which a request refuses) and empty or blank groups are
+    /// refused, naming the line; other Unicode is kept.
+    @Test func idsAndGroupsADeletionRequestCannotNameAreRefused() throws {
+        #expect(failure(#"{"id": "a\u0085b", "text": "t", "label": "l"}"#)
+                == .invalidID(file: "t.jsonl", line: 1, id: "a\u{85}b", reason: "it contains the control character "
+                              + "U+0085 (slice hashes join ids with newlines, and a deletion request may not name one)"))
+        #expect(failure(#"{"id": "a\u007f", "text": "t", "label": "l"}"#)?.description.contains("U+007F") == true)
+        for (group, reason) in [("", "it is empty"), (" \\t ", "it is blank"), ("g\\u009f", "it contains the control character U+009F")] {
+            let line = #"{"id": "a", "text": "t", "label": "l", "group": ""# + group + #""}"#
+            let refusal = failure("\n" + line)
+            guard case let .invalidGroup("t.jsonl", 2, _, found)? = refusal else {
+                Issue.record("group \(group) was not refused: \(String(describing: refusal))"); continue
+            }
+            #expect(found == reason)
+        }
+        // Letters beyond ASCII, in U+0080–U+00BF's lead byte's range too (U+00A0, U+00B5), are ids.
+        let kept = try parse(#"{"id": "caf\u00e9 \u00a0\u00b5", "text": "t", "label": "l", "group": "Ren\u00e9e"}"#)
+        #expect(kept.examples.map(\.id) == ["café \u{a0}µ"] && kept.examples.map(\.group) == ["Renée"])
+    }
+
     /// Text data (no label on any line) is a data set for a decoder; a file that labels some
     /// lines and not others is refused, naming the first unlabelled line and a labelled one.
     @Test func textDataHasNoLabelsAndMixedFilesAreRefused() throws {

@@ -521,6 +521,19 @@ extension ServeTests {
         #expect(try await server.get("/v2/models/lethe/versions/0/other").status == 404)
     }
 
+    /// `Expect: 100-continue` gets 100 Continue at once for a body the server accepts, and the
+    /// request's own 413 (no 100) for one larger than it accepts.
+    @Test func expectContinueIsAnswered() async throws {
+        let server = try ServerProcess(run: try Self.freshRun())
+        defer { server.stop() }
+        let head = "POST /v2/models/lethe/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + "Expect: 100-continue\r\n"
+        let accepted = try server.raw(head + "Content-Length: 2000000\r\n\r\n", readingAtMost: 1)
+        #expect(accepted.text == "HTTP/1.1 100 Continue\r\n\r\n", "\(accepted.text)")
+        let refused = try server.raw(head + "Content-Length: 9000000\r\n\r\n", readingAtMost: 1)
+        #expect(refused.text.hasPrefix("HTTP/1.1 413") && !refused.text.contains("100 Continue"), "\(refused.text)")
+    }
+
     /// HEAD is answered for every GET path: the GET's status and length, no body.
     @Test func headIsAnsweredLikeGetWithoutABody() async throws {
         let server = try ServerProcess(run: try Self.freshRun())

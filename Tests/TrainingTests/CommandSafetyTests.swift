@@ -408,6 +408,8 @@ import Store
         try Data("\n".utf8).write(to: blank)
         let unlabelled = scratch.appendingPathComponent("unlabelled.jsonl")
         try Data("{\"id\": \"q1\", \"text\": \"no label here\"}\n".utf8).write(to: unlabelled)
+        let otherLabel = scratch.appendingPathComponent("other-label.jsonl")
+        try Data("{\"id\": \"q2\", \"text\": \"rain\", \"label\": \"weather\"}\n".utf8).write(to: otherLabel)
         // (arguments, exit status, what the message must name)
         let cases: [([String], Int32, String)] = [
             (["predict", "--run", run.path, "--data", missing], 64, "--data \(missing): no such file"),
@@ -416,7 +418,9 @@ import Store
               scratch.appendingPathComponent("p").path], 64, "--data \(missing): no such file"),
             (["forget", "--run", run.path, "--log", missing], 64, "--log \(missing): no such file"),
             (["forget", "--run", run.path, "--log", "/dev/zero"], 64, "--log /dev/zero: a device or a socket, not a file"),
-            (["evaluate", "--run", run.path, "--data", unlabelled.path], 64, "has no label; evaluate needs labelled data"),
+            (["evaluate", "--run", run.path, "--data", unlabelled.path], 1, "has no label; evaluate needs labelled data"),
+            (["evaluate", "--run", run.path, "--data", otherLabel.path], 1,
+             "example q2 has label \"weather\", which the run was not trained on"),
             (["status", "--run", scratch.appendingPathComponent("no-run").path], 1, "no plan here, so this is not a run directory"),
             (["perplexity", "--data", texts, "--limit", "2", "--adapter", empty.path], 1,
              "--adapter \(empty.path): a directory without adapter.h5"),

@@ -83,8 +83,8 @@ public enum RequestLog {
     public static func read(from url: URL, source: String? = nil) throws -> [ForgetRequest] {
         let name = source ?? url.path
         let data: Data
-        do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw ForgettingError.runFile(file: name, reason: "cannot read the deletion log (\(fileErrorReason(error)))")
+        do { data = try InputFile.read(url) } catch {
+            throw ForgettingError.unreadableLog(file: name, reason: fileErrorReason(error))
         }
         return try parse(data, source: name)
     }

@@ -37,7 +37,7 @@ public struct Dataset: Sendable {
         let name = source ?? url.path
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
+            data = try InputFile.read(url)
         } catch {
             throw PlanningError.unreadableFile(file: name, reason: fileErrorReason(error))
         }

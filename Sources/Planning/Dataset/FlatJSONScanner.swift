@@ -328,3 +328,48 @@ public enum RepeatedJSONKey {
     }
 }
 
+
+extension RepeatedJSONKey {
+    /// The first key that some object of the JSON document `bytes` repeats, at any depth; nil when
+    /// none does. JSONSerialization keeps the last of two equal keys without a word, so a body of
+    /// `{"ids": [a], "ids": [b]}` would silently lose `a`. `bytes` must already parse as JSON;
+    /// keys are compared after their escapes are decoded (`"a"` and `"\u0061"` are one key).
+    public static func first(inDocument bytes: [UInt8]) -> String? {
+        // Per open container: nil for an array, the keys seen so far for an object.
+        var stack: [Set<String>?] = []
+        var expectingKey = false
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "{"): stack.append([]); expectingKey = true
+            case UInt8(ascii: "["): stack.append(nil); expectingKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = stack.popLast(); expectingKey = false
+            case UInt8(ascii: ","): expectingKey = stack.last.map { $0 != nil } ?? false
+            case UInt8(ascii: "\""):
+                let start = index
+                var escaped = false
+                index += 1
+                while index < bytes.count {
+                    let c = bytes[index]
+                    if c == UInt8(ascii: "\\") { escaped = true; index += 2; continue }
+                    if c == UInt8(ascii: "\"") { break }
+                    index += 1
+                }
+                if expectingKey, let top = stack.indices.last, stack[top] != nil {
+                    let raw = bytes[start ... min(index, bytes.count - 1)]
+                    let key = escaped
+                        ? (try? JSONSerialization.jsonObject(with: Data(raw), options: .fragmentsAllowed)) as? String
+                        : String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
+                    guard let key else { return nil }
+                    // Inserted in place: a copy of the set per key would be quadratic.
+                    if !stack[top]!.insert(key).inserted { return key }
+                    expectingKey = false
+                }
+            default: break
+            }
+            index += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,20 @@
+import Foundation
+import Glibc
+
+/// Reads a file the user names as input (a dataset, a deletion log, a text set).
+///
+/// A regular file is mapped. A named pipe is read to its end, so `--log <(grep … requests.jsonl)`
+/// and `--data /dev/stdin` work as they do for `cat`; Foundation's `Data(contentsOf:)` refuses
+/// a pipe as "permission denied". A device or socket is refused by `fileErrorReason`, which
+/// names what it is (reading /dev/zero would never end).
+public enum InputFile {
+    public static func read(_ url: URL) throws -> Data {
+        var status = stat()
+        if stat(url.path, &status) == 0, status.st_mode & S_IFMT == S_IFIFO {
+            let handle = try FileHandle(forReadingFrom: url)
+            defer { try? handle.close() }
+            return try handle.readToEnd() ?? Data()
+        }
+        return try Data(contentsOf: url, options: .mappedIfSafe)
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Planning
+import Testing
+@testable import Serving
+
+/// The request bodies the server parses: a key given twice in one object is refused, since the
+/// JSON parser would keep one value and drop the other without a word.
+@Suite struct RequestBodiesTests {
+    static func refusal(_ body: String, _ parse: ([UInt8]) throws -> Void) -> String? {
+        do { try parse(Array(body.utf8)); return nil } catch let bad as BadRequest { return bad.message } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func aKeyGivenTwiceInAForgetBodyIsRefused() throws {
+        let forget = { (body: [UInt8]) in _ = try ForgetBody.parse(body, ndjson: false) }
+        #expect(Self.refusal(#"{"ids": ["a"], "ids": ["b"]}"#, forget)?.contains(#"the key "ids" appears twice"#) == true)
+        // An escaped spelling is the same key.
+        #expect(Self.refusal(#"{"ids": ["a"], "\u0069ds": ["b"]}"#, forget)?.contains(#""ids" appears twice"#) == true)
+        #expect(Self.refusal(#"{"ids": ["a", "a"], "groups": ["g"]}"#, forget) == nil)
+        #expect(try ForgetBody.parse(Array(#"{"ids": ["a"], "groups": ["ids"]}"#.utf8), ndjson: false).count == 2)
+    }
+
+    @Test func aKeyGivenTwiceInAnInferenceBodyIsRefusedAtAnyDepth() throws {
+        let infer = { (body: [UInt8]) in _ = try InferRequest.parse(body) }
+        let tensor = #"{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}"#
+        #expect(Self.refusal(#"{"inputs": [\#(tensor)], "inputs": [\#(tensor)]}"#, infer)?.contains(#""inputs" appears twice"#) == true)
+        let nested = #"{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"], "data": ["y"]}"#
+        #expect(Self.refusal(#"{"inputs": [\#(nested)]}"#, infer)?.contains(#""data" appears twice"#) == true)
+        // The same key in two sibling objects, or as a string value, is not a repetition.
+        #expect(Self.refusal(#"{"inputs": [\#(tensor)], "outputs": [{"name": "label"}, {"name": "probabilities"}]}"#, infer) == nil)
+        #expect(Self.refusal(#"{"id": "inputs", "inputs": [\#(tensor)]}"#, infer) == nil)
+    }
+
+    /// The scanner on its own: depth, escapes inside keys and values, and brackets inside strings.
+    @Test func theRepeatedKeyScannerFollowsTheDocument() {
+        func first(_ text: String) -> String? { RepeatedJSONKey.first(inDocument: Array(text.utf8)) }
+        #expect(first(#"{"a": {"b": 1, "c": {"b": 2}}, "d": [{"a": 1}, {"a": 2}]}"#) == nil)
+        #expect(first(#"{"a": {"b": 1, "c": 2, "b": 3}}"#) == "b")
+        #expect(first(#"{"x\"}{": 1, "y": "\"a\": [", "x\"}{": 2}"#) == "x\"}{")
+        #expect(first(#"[1, {"k": [{"k": 1}], "k": 2}]"#) == "k")
+        #expect(first(#""just a string""#) == nil)
+    }
+}
