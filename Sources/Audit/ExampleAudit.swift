@@ -33,7 +33,8 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         public var timestampMilliseconds: Int64
         /// Set when the request named the example through its group.
         public var group: String?
-        /// The receipt that covers the request, as stored (JSON); nil while it is pending.
+        /// The receipt that covers the request, as stored (JSON); nil while it is pending, and
+        /// for a request whose receipt an earlier deletion of this audit already carries.
         public var receiptLedgerSequence: Int64?
         public var receipt: String?
         enum CodingKeys: String, CodingKey {
@@ -196,13 +197,18 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             entries += try ledger.entries(forExampleID: stored).filter { !seen.contains($0.sequenceNumber) }
             entries.sort { $0.sequenceNumber < $1.sequenceNumber }
         }
+        // A receipt covers every request of its forget (100,000 for a large log): it is embedded
+        // with the first of this example's requests it covers, and later ones name it by sequence.
+        var embedded: Set<Int64> = []
         for entry in entries where entry.kind == .request {
             guard let record = try? entry.decodePayload(as: RequestRecord.self),
                   record.examples.contains(id) else { continue }
             let receipt = receipts.first { $0.1.ledgerSequence >= entry.sequenceNumber }?.0
+            let firstMention = receipt.map { embedded.insert($0.sequenceNumber).inserted } ?? false
             deletions.append(Deletion(requestID: record.requestID, requestLedgerSequence: entry.sequenceNumber,
                                       timestampMilliseconds: entry.timestampMilliseconds, group: record.group,
-                                      receiptLedgerSequence: receipt?.sequenceNumber, receipt: receipt?.payload))
+                                      receiptLedgerSequence: receipt?.sequenceNumber,
+                                      receipt: firstMention ? receipt?.payload : nil))
         }
         return (deletions, erased)
     }

@@ -27,6 +27,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case ledgerTampered(file: String, reason: String)
     /// A shard cannot be retrained (its run, another retrain, or its data stands in the way).
     case retrainRefused(shard: Int?, reason: String)
+    /// The reason of a retrain refused because another retrain holds the shard.
+    public static let retrainBusy = "another lethe retrain is working on it"
     /// Another process held the run lock longer than this forget would wait: nothing recorded.
     case runBusy(run: String, seconds: Double)
 
@@ -54,6 +56,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .malformedRequest(let file, let line, let reason):
             return "\(file):\(line): \(reason). Nothing of the log was applied; fix the line "
                 + "(one {\"id\": …} or {\"group\": …} object per line) and run the log again."
+        case .retrainRefused(let shard, let reason) where reason == Self.retrainBusy:
+            return (shard.map { "shard \($0): " } ?? "") + "cannot retrain: \(reason). Nothing was published for "
+                + "this shard by this process; let the other retrain finish (`lethe status` shows the shard's state)."
         case .retrainRefused(let shard, let reason):
             return (shard.map { "shard \($0): " } ?? "") + "cannot retrain: \(reason). Nothing was published for "
                 + "this shard; fix the cause and run lethe retrain again (it resumes from the stages already trained)."

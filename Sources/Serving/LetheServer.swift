@@ -275,7 +275,8 @@ public final class LetheServer: Sendable {
         let current = store.current?.generation.sequenceNumber
         let served = current.map { "this server serves only version \($0), the current generation" }
             ?? "no composition is loaded"
-        guard let text, let version = Int64(text), version >= 0 else {
+        // Only the canonical spelling names a version ("7", not "07" or "+7"): one resource, one path.
+        guard let text, let version = Int64(text), version >= 0, String(version) == text else {
             throw BadRequest("no such model version: \(text ?? "") (versions are generation numbers; \(served))",
                              status: .notFound)
         }

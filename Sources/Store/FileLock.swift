@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// An exclusive advisory lock on a file (`flock(2)`), shared by threads and processes.
 ///
@@ -6,17 +7,20 @@ import Foundation
 /// a publish of `served.json`); see docs/FORMAT.md, "The run lock". A lock belongs to one open file description, so the same process
 /// must not take one lock twice (it would wait for itself). The kernel drops the lock when the
 /// holder dies, so a `kill -9` never leaves a run locked.
+///
+/// The lock is on the file the path names when it is granted: one removed or replaced while a
+/// process waited (an operator deleting a "stale" lock) is not a lock at all, since the next
+/// process would lock the new file beside it. After `flock` succeeds the descriptor is compared
+/// with the path (device and inode), and on a mismatch the lock is taken again on the new file.
 public enum FileLock {
+    /// Called once per wait that lasts longer than `patience` for a blocking lock, with the lock
+    /// file: the command line tells its user why nothing happens.
+    public static let onLongWait = Mutex<(@Sendable (URL) -> Void)?>(nil)
+    static let patience: TimeInterval = 1
+
     /// Runs `body` while holding the exclusive lock on `url` (created if missing); waits for it.
     public static func withExclusiveLock<T>(_ url: URL, _ body: () throws -> T) throws -> T {
-        let descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw openFailure(url, errno) }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
-        }
-        defer { flock(descriptor, LOCK_UN) }
-        return try body()
+        try holding(url, exclusive: true, until: .distantFuture, body)!
     }
 
     /// Runs `body` holding the lock on `url` shared, for a process that only reads and may not
@@ -24,68 +28,72 @@ public enum FileLock {
     /// writer holds the exclusive lock. A missing lock file means no writer ever locked the
     /// directory; `body` then runs unlocked.
     public static func withSharedLockForReading<T>(_ url: URL, _ body: () throws -> T) throws -> T {
-        guard let descriptor = try openForSharedLock(url) else { return try body() }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_SH) != 0 {
-            guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
-        }
-        defer { flock(descriptor, LOCK_UN) }
-        return try body()
+        try holding(url, exclusive: false, until: .distantFuture, body)!
     }
 
     /// `withSharedLockForReading` waiting at most `seconds` for the lock: nil (and `body` not
     /// run) when a writer kept it that long.
     public static func withSharedLockForReading<T>(_ url: URL, waitingAtMost seconds: TimeInterval,
                                                    _ body: () throws -> T) throws -> T? {
-        guard let descriptor = try openForSharedLock(url) else { return try body() }
-        defer { close(descriptor) }
-        let deadline = Date().addingTimeInterval(seconds)
-        while flock(descriptor, LOCK_SH | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else {
-                throw StoreError.io(file: url.path, operation: "flock", errno: errno)
-            }
-            guard Date() < deadline else { return nil }
-            usleep(2_000)
-        }
-        defer { flock(descriptor, LOCK_UN) }
-        return try body()
+        try holding(url, exclusive: false, until: Date().addingTimeInterval(seconds), body)
     }
 
     /// Runs `body` holding the exclusive lock on `url`, waiting for it at most `seconds`; nil
     /// (and `body` not run) when another holder kept it that long.
     public static func withExclusiveLock<T>(_ url: URL, waitingAtMost seconds: TimeInterval,
                                             _ body: () throws -> T) throws -> T? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            if let result = try withLockIfFree(url, body) { return result }
-            guard Date() < deadline else { return nil }
-            usleep(5_000)
-        }
+        try holding(url, exclusive: true, until: Date().addingTimeInterval(seconds), body)
     }
 
     /// Runs `body` holding the lock on `url` if nobody holds it; returns nil without waiting
     /// when another holder has it.
     public static func withLockIfFree<T>(_ url: URL, _ body: () throws -> T) throws -> T? {
-        let descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw openFailure(url, errno) }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            if errno == EWOULDBLOCK { return nil }
-            guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
-        }
-        defer { flock(descriptor, LOCK_UN) }
-        return try body()
+        try holding(url, exclusive: true, until: .distantPast, body)
     }
 
-    /// The lock file opened read-only (never created), or nil when it does not exist: no writer
-    /// ever locked the directory.
-    private static func openForSharedLock(_ url: URL) throws -> Int32? {
-        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return nil }
-            throw StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
+    /// Takes the lock (waiting until `deadline`; `.distantFuture` waits for ever and tells
+    /// `onLongWait` after `patience`), runs `body`, releases it. nil when the deadline passed.
+    private static func holding<T>(_ url: URL, exclusive: Bool, until deadline: Date,
+                                   _ body: () throws -> T) throws -> T? {
+        let start = Date()
+        var told = false
+        while true {
+            // A reader never creates the file: a missing one means no writer ever locked here.
+            let descriptor = exclusive ? open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+                                       : open(url.path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                if !exclusive && errno == ENOENT { return try body() }
+                throw exclusive ? openFailure(url, errno) : StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
+            }
+            defer { close(descriptor) }
+            let mode = exclusive ? LOCK_EX : LOCK_SH
+            var locked = false
+            while !locked {
+                if flock(descriptor, mode | LOCK_NB) == 0 { locked = true; break }
+                guard errno == EWOULDBLOCK || errno == EINTR else {
+                    throw StoreError.io(file: url.path, operation: "flock", errno: errno)
+                }
+                if errno == EINTR { continue }
+                let now = Date()
+                guard now < deadline else { return nil }
+                if deadline == .distantFuture && now.timeIntervalSince(start) >= patience {
+                    if !told { told = true; onLongWait.withLock { $0 }?(url) }
+                    // Blocking from here: the holder may take long, and polling would only add latency.
+                    while flock(descriptor, mode) != 0 {
+                        guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
+                    }
+                    locked = true
+                } else {
+                    usleep(2_000)
+                }
+            }
+            defer { flock(descriptor, LOCK_UN) }
+            // Still the file the path names? If it was removed or replaced meanwhile, lock again.
+            var held = stat(), named = stat()
+            guard fstat(descriptor, &held) == 0 else { throw StoreError.io(file: url.path, operation: "fstat (lock)", errno: errno) }
+            if stat(url.path, &named) != 0 || named.st_dev != held.st_dev || named.st_ino != held.st_ino { continue }
+            return try body()
         }
-        return descriptor
     }
 
     /// Why the lock file could not be opened for writing.

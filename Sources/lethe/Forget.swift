@@ -63,6 +63,10 @@ struct ForgetCommand: ParsableCommand {
         if ids.isEmpty && groups.isEmpty && log == nil && !resume {
             throw ValidationError("Name what to forget: --id, --group or --log (or --resume to finish pending requests).")
         }
+        if resume && !(ids.isEmpty && groups.isEmpty && log == nil) {
+            throw ValidationError("--resume finishes the requests already recorded and takes no new ones; give --id, "
+                                  + "--group or --log without --resume (a forget finishes pending requests first anyway).")
+        }
         if let empty = (ids.map { ("--id", $0) } + groups.map { ("--group", $0) }).first(where: {
             $0.1.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
             throw ValidationError("\(empty.0) \"\(empty.1)\": an empty name forgets nothing; give an example id or a group.")
@@ -88,21 +92,39 @@ struct ForgetCommand: ParsableCommand {
         let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
         let resolver = needsGroups ? try groupResolver(run: run) : nil
         let now = RunAccess.nowMilliseconds()
-        let receipt = try Forgetter(run: run).forget(requests, groups: resolver, nowMilliseconds: now) { head in
-            // Printed (and flushed) only once the requests are durable.
-            if !json {
-                print("accepted \(requests.count) request(s) at ledger #\(head.sequenceNumber)")
-                fflush(nil)
+        var acceptedAt: Int64?
+        let receipt: ForgetReceipt
+        do {
+            receipt = try Forgetter(run: run).forget(requests, groups: resolver, nowMilliseconds: now) { head in
+                acceptedAt = head.sequenceNumber
+                // Printed (and flushed) only once the requests are durable.
+                if !json {
+                    print("accepted \(requests.count) request(s) at ledger #\(head.sequenceNumber)")
+                    fflush(nil)
+                }
             }
+        } catch {
+            // Once recorded, a request is carried out by the next command even if this one fails:
+            // a failure after acceptance says so, so a caller does not think nothing was accepted.
+            guard let acceptedAt else { throw error }
+            let message = UserFacingError.translate(error)
+            throw UserFacingError(description: "\(message)\nThe \(requests.count) request(s) were accepted at ledger "
+                + "#\(acceptedAt) and are not lost: the next lethe command on this run carries them out first "
+                + "(`lethe forget --run \(runDirectory) --resume` does only that).")
         }
         print(json ? try receipt.json() : receipt.summary)
         let unknown = receipt.unknownIDs.map { "id \($0)" } + receipt.unknownGroups.map { "group \($0)" }
         if !unknown.isEmpty {
-            StandardError.write(Data(("unknown to the plan (recorded, nothing deleted): "
-                + unknown.joined(separator: ", ") + "\n").utf8))
+            // A long log may name thousands: the first few here, all of them in the receipt.
+            let shown = unknown.prefix(Self.unknownShown).joined(separator: ", ")
+            let more = unknown.count > Self.unknownShown
+                ? " and \(unknown.count - Self.unknownShown) more (the receipt lists them all: `lethe audit`)" : ""
+            StandardError.write(Data(("unknown to the plan (recorded, nothing deleted): \(shown)\(more)\n").utf8))
             throw ExitStatus.unknownTargets.exitCode
         }
     }
+
+    static let unknownShown = 20
 
     /// Group → ids from the dataset the plan names (or --data), refusing a dataset whose bytes
     /// differ from the planned one.

@@ -55,6 +55,12 @@ struct Lethe: ParsableCommand {
         HeapPolicy.retainFreedMemory()
         ShardJobs.dieWithParentIfChild()
         StandardOutput.ignoreBrokenPipes()
+        FileLock.onLongWait.withLock {
+            $0 = { url in
+                StandardError.write(Data(("waiting for \(url.path): another lethe command holds this lock (a forget, a "
+                    + "training's commit, a publish); this one goes on once it is released.\n").utf8))
+            }
+        }
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch {
             if let hint = negativeValueHint() { StandardError.write(Data((hint + "\n").utf8)) }

@@ -54,8 +54,9 @@ struct ServeCommand: ParsableCommand {
 
             When listening, one JSON line goes to stdout: {"event": "listening", "host": …, "port": …}. \
             Logs go to stderr. SIGTERM or SIGINT stops accepting, finishes the requests in flight and \
-            exits 0. A connection that sends nothing for 15 s is closed, a request half sent included; \
-            a request must arrive whole within 60 s of its first line, and the bodies still arriving on \
+            exits 0. A connection that sends nothing for 15 s is closed, a request half sent included, \
+            and a request's headers must all arrive within 15 s; the whole request must arrive within \
+            60 s of its first line, and the bodies still arriving on \
             all connections together may hold at most 256 MiB (or twice --max-body-mb): a connection \
             past either limit is closed.
 

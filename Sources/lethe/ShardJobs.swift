@@ -58,7 +58,10 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
                 while !job.reader.isFinished { usleep(1000) }   // every line of the child is handled
                 running.remove(at: index)
                 lock.withLock { progress[job.shard] = nil; exited[job.shard] = nil; childPIDs[job.shard] = nil }
-                if status != 0 {
+                if status < 0 {
+                    failures.append("shard \(job.shard): `lethe train --shard \(job.shard)` was killed by signal \(-status) "
+                                    + "(\(String(cString: strsignal(-status))))")
+                } else if status != 0 {
                     failures.append("shard \(job.shard): `lethe train --shard \(job.shard)` exited with status "
                                     + "\(status) (its message is above)")
                 }
@@ -91,7 +94,8 @@ final class ShardJobs: @unchecked Sendable {   // mutable state is guarded by `l
         var environment = ProcessInfo.processInfo.environment
         environment[Self.parentVariable] = String(getpid())
         process.environment = environment
-        process.terminationHandler = { onExit($0.terminationStatus) }
+        // A child killed by a signal reports the signal's number negated: it printed no message.
+        process.terminationHandler = { onExit($0.terminationReason == .uncaughtSignal ? -$0.terminationStatus : $0.terminationStatus) }
         let reader = Thread { [self] in
             var buffer = Data()
             let reading = pipe.fileHandleForReading

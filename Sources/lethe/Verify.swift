@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandSupport
 import Audit
 import Forgetting
+import Training
 import Foundation
 
 /// `lethe verify`: integrity of a run's ledger, checkpoints and served composition.
@@ -74,6 +75,8 @@ struct VerifyCommand: ParsableCommand {
         // Under the run lock, after an interrupted forget is completed. What stops recovery (a
         // ledger that lost history, a damaged served.json) is not an error here but a finding:
         // the files are checked as they are, and the report names it.
+        // Not a run at all is the answer, not a finding: said once, as every command says it.
+        try RunGuard.requireRun(RunLayout(directory: run))
         var report: VerificationReport
         do { report = try RunAccess.inspect(run, verifyFiles) } catch ForgettingError.ledgerTampered {
             report = try verifyFiles()

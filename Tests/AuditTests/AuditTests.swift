@@ -52,6 +52,24 @@ import Training
         #expect(try JSONDecoder().decode(ExampleAudit.Deletion.self, from: json) == deletion)
     }
 
+    /// One receipt covering several requests for the example (a log naming it twice, and by its
+    /// group) is embedded once: with the first request; the others name it by sequence.
+    @Test func aReceiptIsEmbeddedOncePerAudit() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let id = "ex-08"
+        let group = try #require(run.dataset.examples.first { $0.id == id }?.group)
+        let members = Dictionary(grouping: run.dataset.examples.filter { $0.group != nil }, by: { $0.group! })
+            .mapValues { $0.map(\.id) }
+        _ = try Forgetter(run: run.directory).forget(
+            [ForgetRequest(target: .example(id)), ForgetRequest(target: .example(id)), ForgetRequest(target: .group(group))],
+            groups: { members[$0] ?? [] }, nowMilliseconds: 1)
+        let audit = try ExampleAudit.audit(run: run.directory, id: id)
+        #expect(audit.deletions.count == 3)
+        #expect(Set(audit.deletions.compactMap(\.receiptLedgerSequence)).count == 1)
+        #expect(audit.deletions.map { $0.receipt != nil } == [true, false, false])
+    }
+
     /// Stages that were never written (a shard not trained yet) are not reported as erased,
     /// before or after a forget of the example.
     @Test func stagesNeverWrittenAreNotReportedAsErased() throws {

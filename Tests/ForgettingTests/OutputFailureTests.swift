@@ -4,6 +4,7 @@ import Glibc
 import Planning
 import RunFixtures
 import Testing
+import Training
 
 /// Output that cannot be written neither stops a command half way nor passes for a success:
 /// a forget whose reader has gone (`lethe forget … | head -1`) still tombstones and records its
@@ -39,7 +40,10 @@ import Testing
         return (process.terminationStatus, text)
     }
 
-    @Test func aForgetWhoseReaderIsGoneFinishesAndExitsOne() throws {
+    /// A forget whose stdout has no reader (`| head -1`) finishes, then exits 1 saying so; with
+    /// stderr gone too (`2>&1 | head -c1`) the message is lost as well, but it still exits 1 and
+    /// does not trap.
+    @Test(arguments: [false, true]) func aForgetWhoseReaderIsGoneFinishesAndExitsOne(stderrGoneToo: Bool) throws {
         let run = try Self.plannedRun()
         defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }
         let id = try #require(try Plan.load(from: Plan.url(inRun: run)).members(shard: 0, slice: 0).first)
@@ -47,29 +51,18 @@ import Testing
         var ends: [Int32] = [0, 0]
         #expect(pipe(&ends) == 0)
         close(ends[0])
-        let (status, error) = try Self.run(["forget", "--run", run.path, "--id", id],
-                                           stdout: FileHandle(fileDescriptor: ends[1], closeOnDealloc: false))
-        #expect(status == 1 && error.contains("Broken pipe") && error.contains("ran to its end"), "\(status): \(error)")
+        let writer = FileHandle(fileDescriptor: ends[1], closeOnDealloc: false)
+        let (status, error) = try Self.run(["forget", "--run", run.path, "--id", id], stdout: writer,
+                                           stderr: stderrGoneToo ? writer : nil)
+        #expect(status == 1, "\(status): \(error)")
+        if !stderrGoneToo {
+            #expect(error.contains("Broken pipe") && error.contains("ran to its end"), "\(error)")
+        }
         #expect(try Plan.load(from: Plan.url(inRun: run)).tombstones.contains(id))
         let ledger = try Ledger.open(at: run.appendingPathComponent("ledger.sqlite"))
         defer { try? ledger.close() }
         let request = try #require(try ledger.lastSequenceNumber(ofKind: .request))
         #expect(try ledger.lastSequenceNumber(ofKind: .receipt) ?? 0 > request, "the forget wrote its receipt")
-    }
-
-    /// With stderr gone too (`lethe forget … 2>&1 | head -c1`), the message about the lost
-    /// output is lost as well, but the forget still completes and exits 1: no trap.
-    @Test func aForgetWhoseStdoutAndStderrAreGoneStillExitsOne() throws {
-        let run = try Self.plannedRun()
-        defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }
-        let id = try #require(try Plan.load(from: Plan.url(inRun: run)).members(shard: 0, slice: 0).first)
-        var ends: [Int32] = [0, 0]
-        #expect(pipe(&ends) == 0)
-        close(ends[0])
-        let writer = FileHandle(fileDescriptor: ends[1], closeOnDealloc: false)
-        let (status, _) = try Self.run(["forget", "--run", run.path, "--id", id, "--json"], stdout: writer, stderr: writer)
-        #expect(status == 1)
-        #expect(try Plan.load(from: Plan.url(inRun: run)).tombstones.contains(id))
     }
 
     @Test func aFullDiskForOutputIsAFailure() throws {
@@ -104,5 +97,31 @@ import Testing
         #expect(plan.status == 0, "\(plan.output)")
         let piped = try Plan.load(from: Plan.url(inRun: scratch.appendingPathComponent("piped")))
         #expect(piped.datasetSHA256 == (try Plan.load(from: Plan.url(inRun: run))).datasetSHA256)
+    }
+}
+
+/// A forget that fails after its requests are recorded says they are recorded and will be carried
+/// out, so a caller does not take the failure for "nothing accepted"; `--resume` takes no new
+/// requests.
+@Suite struct FailureAfterAcceptanceTests {
+    @Test func aFailureAfterAcceptanceSaysTheRequestsAreRecorded() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let location = try #require(run.plan.location(of: "ex-01"))
+        // Every stage file of the example's shard replaced by a non-empty directory: erasing fails.
+        let shardDirectory = RunLayout(directory: run.directory).shardDirectory(location.shard)
+        for file in try FileManager.default.contentsOfDirectory(atPath: shardDirectory.path) where file.hasSuffix(".h5") {
+            let url = shardDirectory.appendingPathComponent(file)
+            try FileManager.default.removeItem(at: url)
+            try FileManager.default.createDirectory(at: url.appendingPathComponent("x"), withIntermediateDirectories: true)
+        }
+        for json in [false, true] {
+            let (status, output) = try LetheProcess.run(["forget", "--run", run.directory.path, "--id", "ex-01"]
+                                                        + (json ? ["--json"] : []))
+            #expect(status == 1 && output.contains("cannot erase the stage file") && output.contains("were accepted at ledger #")
+                    && output.contains("are not lost"), "\(output)")
+        }
+        let resume = try LetheProcess.run(["forget", "--run", run.directory.path, "--resume", "--id", "ex-02"])
+        #expect(resume.status == 64 && resume.output.contains("--resume finishes the requests already recorded"), "\(resume.output)")
     }
 }

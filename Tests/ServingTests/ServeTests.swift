@@ -579,7 +579,7 @@ extension ServeTests {
         #expect(try await server.get("/v2/models/lethe/versions/\(first)/ready").status == 410)
         let now = try await server.post("/v2/models/lethe/versions/\(current)/infer", body: try inferBody("Shares rise"))
         #expect(now.status == 200 && now.json["model_version"] as? String == "\(current)", "\(now.text)")
-        for unknown in ["\(current + 1)", "abc", "-1"] {
+        for unknown in ["\(current + 1)", "abc", "-1", "0\(current)", "+\(current)"] {
             let answer = try await server.post("/v2/models/lethe/versions/\(unknown)/infer", body: try inferBody("x"))
             #expect(answer.status == 404 && (answer.json["error"] as? String ?? "").contains("serves only version \(current)"),
                     "\(unknown): \(answer.text)")

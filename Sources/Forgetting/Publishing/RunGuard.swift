@@ -215,7 +215,7 @@ public struct RunGuard {
     }
 
     /// Throws unless `layout` is a planned run directory (before any lock file is created there).
-    static func requireRun(_ layout: RunLayout) throws {
+    public static func requireRun(_ layout: RunLayout) throws {
         guard FileManager.default.fileExists(atPath: layout.planURL.path) else {
             throw ForgettingError.runFile(file: layout.planURL.path, reason: "no plan here, so this is not a run directory")
         }

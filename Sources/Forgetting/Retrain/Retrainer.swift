@@ -90,7 +90,7 @@ public final class Retrainer {
                 }
             }
             if done == nil {
-                throw ForgettingError.retrainRefused(shard: shard, reason: "another lethe retrain is working on it")
+                throw ForgettingError.retrainRefused(shard: shard, reason: ForgettingError.retrainBusy)
             }
         }
         return records
