@@ -63,6 +63,12 @@ extension Plan {
     /// Reads a plan and checks its format version and every invariant.
     public static func load(from url: URL) throws -> Plan {
         let name = url.path
+        // Every command that takes --run reads the plan first: a directory without one is named
+        // as not a run, with how to make one, rather than as a missing file to create.
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: name, isDirectory: &isDirectory) {
+            throw PlanningError.notARun(directory: url.deletingLastPathComponent().path)
+        }
         let file = try HDF5File.openSealed(url) { PlanningError.damagedPlan(file: name, reason: $0) }
         defer { try? file.close() }
         let format = (try? file.stringAttribute(named: "format")) ?? "no format attribute"

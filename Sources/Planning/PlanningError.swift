@@ -6,6 +6,8 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
     // MARK: Dataset reading
     /// The file could not be read at all.
     case unreadableFile(file: String, reason: String)
+    /// A run directory without a plan: nothing was planned there.
+    case notARun(directory: String)
     /// A line is not a JSON object of the supported shape.
     case malformedJSON(file: String, line: Int, column: Int, reason: String)
     /// A required field (`id`, `text`, `label`) is absent.
@@ -69,6 +71,9 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "on every line for unlabelled data."
         case let .emptyText(file, line, id):
             return "\(file):\(line): example \"\(id)\" has an empty \"text\". Give it a text or remove the line."
+        case let .notARun(directory):
+            return "\(directory): no plan.h5 here, so this is not a run directory. Check --run, or make the run "
+                + "with `lethe plan --data FILE.jsonl --shards M --slices R --budget B --run \(directory)`."
         case let .invalidID(file, line, id, reason):
             return "\(file):\(line): id \(String(reflecting: id)) cannot be used: \(reason). Choose another id."
         case let .invalidGroup(file, line, group, reason):
