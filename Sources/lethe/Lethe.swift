@@ -61,17 +61,19 @@ struct Lethe: ParsableCommand {
                     + "training's commit, a publish); this one goes on once it is released.\n").utf8))
             }
         }
+        // Before parsing: a command's own checks (a missing file, say) would otherwise hide it.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let repeated = repeatedOption(for: commandType(named: arguments), arguments: arguments) {
+            let name = (commandPath(to: commandType(named: arguments)) ?? ["lethe"]).joined(separator: " ")
+            StandardError.write(Data("Error: \(repeated)\n  See '\(name) --help' for more information.\n".utf8))
+            reportFailureAsJSON(ValidationError(repeated), message: repeated, code: ExitStatus.usage.rawValue)
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch {
             if let hint = negativeValueHint() { StandardError.write(Data((hint + "\n").utf8)) }
             reportFailureAsJSON(error, message: message(for: error))
             exit(withError: error)
-        }
-        if let repeated = repeatedOption(for: type(of: command)) {
-            let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
-            StandardError.write(Data("Error: \(repeated)\n  See '\(name) --help' for more information.\n".utf8))
-            reportFailureAsJSON(ValidationError(repeated), message: repeated, code: ExitStatus.usage.rawValue)
-            Foundation.exit(ExitStatus.usage.rawValue)
         }
         do {
             try command.run()
@@ -152,6 +154,19 @@ struct Lethe: ParsableCommand {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         else { return }
         StandardOutput.write(String(decoding: data, as: UTF8.self) + "\n")
+    }
+
+    /// The (sub)command `arguments` name: subcommand names are followed from the root until a
+    /// word is not one (then a default subcommand, such as `plan`'s `create`, applies).
+    static func commandType(named arguments: [String]) -> ParsableCommand.Type {
+        var current: ParsableCommand.Type = Lethe.self
+        for word in arguments.prefix(while: { $0 != "--" }) {
+            guard let next = current.configuration.subcommands.first(where: { $0.configuration.commandName == word }) else {
+                break
+            }
+            current = next
+        }
+        return current.configuration.defaultSubcommand ?? current
     }
 
     /// The command names from `lethe` down to `target` ("lethe plan create"), or nil.

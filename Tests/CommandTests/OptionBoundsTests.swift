@@ -148,6 +148,10 @@ import Testing
             #expect(status == 64 && output.contains("--seed is given twice (1 and 2)") && !output.contains(Self.missingRun),
                     "\(output)")
         }
+        // Named before the command's own checks (here: a data file that does not exist).
+        let (planned, planOutput) = try Self.run(["plan", "--seed", "1", "--seed=2", "--data", Self.missingRun, "--shards", "2",
+                                                  "--slices", "2", "--budget", "2", "--run", Self.missingRun])
+        #expect(planned == 64 && planOutput.contains("--seed is given twice (1 and 2)"), "\(planOutput)")
         let (runs, runOutput) = try Self.run(["status", "--run", Self.missingRun, "--run", "elsewhere"])
         #expect(runs == 64 && runOutput.contains("--run is given twice (\(Self.missingRun) and elsewhere)"), "\(runOutput)")
         // --id repeats in forget: the run is reached (and is missing), no refusal of the repetition.

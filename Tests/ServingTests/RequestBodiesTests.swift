@@ -40,5 +40,9 @@ import Testing
         #expect(first(#"{"x\"}{": 1, "y": "\"a\": [", "x\"}{": 2}"#) == "x\"}{")
         #expect(first(#"[1, {"k": [{"k": 1}], "k": 2}]"#) == "k")
         #expect(first(#""just a string""#) == nil)
+        // Keys are compared as code points: precomposed and decomposed "café" are two keys.
+        #expect(first(#"{"caf\u00e9": 1, "cafe\u0301": 2}"#) == nil)
+        #expect(first("{\"caf\u{e9}\": 1, \"cafe\u{301}\": 2}") == nil)
+        #expect(first(#"{"caf\u00e9": 1, "caf\u00e9": 2}"#) == "café")
     }
 }

@@ -333,10 +333,11 @@ extension RepeatedJSONKey {
     /// The first key that some object of the JSON document `bytes` repeats, at any depth; nil when
     /// none does. JSONSerialization keeps the last of two equal keys without a word, so a body of
     /// `{"ids": [a], "ids": [b]}` would silently lose `a`. `bytes` must already parse as JSON;
-    /// keys are compared after their escapes are decoded (`"a"` and `"\u0061"` are one key).
+    /// keys are compared after their escapes are decoded (`"a"` and `"\u0061"` are one key), as
+    /// code points: two Unicode spellings of "café" are two keys, as JSON defines them.
     public static func first(inDocument bytes: [UInt8]) -> String? {
-        // Per open container: nil for an array, the keys seen so far for an object.
-        var stack: [Set<String>?] = []
+        // Per open container: nil for an array, the keys (their UTF-8 bytes) seen so far for an object.
+        var stack: [Set<[UInt8]>?] = []
         var expectingKey = false
         var index = 0
         while index < bytes.count {
@@ -363,7 +364,7 @@ extension RepeatedJSONKey {
                         : String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
                     guard let key else { return nil }
                     // Inserted in place: a copy of the set per key would be quadratic.
-                    if !stack[top]!.insert(key).inserted { return key }
+                    if !stack[top]!.insert(Array(key.utf8)).inserted { return key }
                     expectingKey = false
                 }
             default: break
