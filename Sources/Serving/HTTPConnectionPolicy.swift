@@ -93,9 +93,10 @@ final class HTTP10ClosesByDefault: ChannelDuplexHandler, RemovableChannelHandler
 }
 
 /// `Expect: 100-continue` (curl sends it before a body of 1 MB or more, then waits up to a
-/// second for the go-ahead): the server answers 100 Continue at once unless the declared body is
-/// larger than it accepts, in which case the request's own answer (413) comes first and the
-/// client does not send the body. Hummingbird's conversion to swift-http-types does not answer it.
+/// second for the go-ahead): the server answers 100 Continue at once for a request it would read
+/// the body of; otherwise (a declared body larger than it accepts, an unknown path, a method the
+/// path does not answer) the request's own answer (413, 404, 405) comes first and the client does
+/// not send the body. Hummingbird's conversion to swift-http-types does not answer it.
 final class ContinueWhenExpected: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -105,9 +106,12 @@ final class ContinueWhenExpected: ChannelInboundHandler, RemovableChannelHandler
     init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Only for a body the server would read: not for a path it does not answer or a method the
+        // path refuses (their 404 or 405 comes first), nor for an empty or oversized body.
         if case .head(let head) = unwrapInboundIn(data), head.version.major == 1, head.version.minor >= 1,
            head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }),
-           head.headers["content-length"].first.flatMap({ Int($0) }).map({ $0 <= maxBodyBytes }) ?? true {
+           LetheServer.method(answering: String(head.uri.prefix { $0 != "?" }))?.rawValue == head.method.rawValue,
+           head.headers["content-length"].first.flatMap({ Int($0) }).map({ $0 > 0 && $0 <= maxBodyBytes }) ?? true {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
                                   promise: nil)
         }

@@ -532,6 +532,12 @@ extension ServeTests {
         #expect(accepted.text == "HTTP/1.1 100 Continue\r\n\r\n", "\(accepted.text)")
         let refused = try server.raw(head + "Content-Length: 9000000\r\n\r\n", readingAtMost: 1)
         #expect(refused.text.hasPrefix("HTTP/1.1 413") && !refused.text.contains("100 Continue"), "\(refused.text)")
+        // A path the server does not answer, or a method the path refuses: no go-ahead for the body.
+        for line in ["POST /v2/models/other/infer HTTP/1.1", "PUT /v2/models/lethe/infer HTTP/1.1"] {
+            let other = try server.raw(line + "\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n",
+                                       readingAtMost: 1)
+            #expect(!other.text.contains("100 Continue"), "\(line): \(other.text)")
+        }
     }
 
     /// HEAD is answered for every GET path: the GET's status and length, no body.
