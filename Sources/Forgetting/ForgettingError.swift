@@ -15,6 +15,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     case ledgerDatabase(file: String, operation: String, detail: String)
     /// A file of the run (plan, served composition, stage directory) is missing or unusable.
     case runFile(file: String, reason: String)
+    /// A stage file no composition may serve any more could not be erased (the composition without
+    /// it is published; the next command erases it).
+    case unerasableStage(file: String, reason: String)
     /// The deletion log could not be read; nothing of it was applied.
     case unreadableLog(file: String, reason: String)
     /// A line of a deletion log is not a valid request; nothing of the log was applied.
@@ -50,6 +53,10 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .runFile(let file, let reason):
             return "\(file): \(reason). Check that the run directory was planned (lethe plan) and "
                 + "trained (lethe train), and that this process may read it (and write it, to change the run)."
+        case .unerasableStage(let file, let reason):
+            return "\(file): cannot erase the stage file (\(reason)). It is served no more (the composition without it "
+                + "is published) and must go: make the path removable (its permissions, or what is in its place), and "
+                + "the next lethe command on this run erases it."
         case .unreadableLog(let file, let reason):
             return "\(file): cannot read the deletion log (\(reason)). Nothing was applied; check the path "
                 + "(a file or a pipe of JSON Lines requests) and its permissions."

@@ -359,7 +359,7 @@ public final class Forgetter {
                     let stage = stageFile(plan, shard: outcome.shard, prefix: prefix)
                     let deleted = unlink(stage.path) == 0
                     if !deleted && errno != ENOENT {
-                        throw ForgettingError.runFile(file: stage.path, reason: "cannot erase the stage file (\(String(cString: strerror(errno))), errno \(errno))")
+                        throw ForgettingError.unerasableStage(file: stage.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
                     }
                     if deleted { touchedShards.insert(outcome.shard) }
                     let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
