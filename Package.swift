@@ -109,7 +109,7 @@ let package = Package(
                     swiftSettings: fast),
         .testTarget(name: "ModelsTests", dependencies: ["Support", "Models", "Kernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
-        .testTarget(name: "PlanningTests", dependencies: ["Support", "Planning", "Store"], swiftSettings: fast),
+        .testTarget(name: "PlanningTests", dependencies: ["RunFixtures", "Support", "Planning", "Store"], swiftSettings: fast),
         .testTarget(name: "TrainingTests", dependencies: ["RunFixtures", "Training", "Models", "Planning", "Kernels", "Store"],
                     swiftSettings: fast),
         // What the tests share: a planned run with stand-in stages (TinyRun), a deterministic

@@ -23,17 +23,7 @@ public enum StandardOutput {
     /// Writes `text` to file descriptor 1 directly (after whatever `print` buffered).
     public static func write(_ text: String) {
         fflush(nil)
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let count = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                firstError.withLock { if $0 == 0 { $0 = code } }
-                return
-            }
-            bytes = bytes.dropFirst(count)
-        }
+        if let code = writeAll(Array(text.utf8), to: 1) { firstError.withLock { if $0 == 0 { $0 = code } } }
     }
 
     /// Why output was lost, or nil: flushes `print`'s buffer and reports the first failed
@@ -53,14 +43,21 @@ public enum StandardOutput {
 public enum StandardError {
     /// Writes `data` to file descriptor 2; a failed write (EPIPE, a closed descriptor) is dropped.
     public static func write(_ data: Data) {
-        var bytes = data[...]
-        while !bytes.isEmpty {
-            let count = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { return }
-            bytes = bytes.dropFirst(count)
-        }
+        _ = writeAll(Array(data), to: 2)
     }
+}
+
+/// Writes every byte of `bytes` to `descriptor`, retrying after a signal; the errno of a failed
+/// write, or nil.
+private func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Int32? {
+    var rest = bytes[...]
+    while !rest.isEmpty {
+        let count = rest.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { return count < 0 ? errno : EIO }
+        rest = rest.dropFirst(count)
+    }
+    return nil
 }
 
 /// Writes `object` as one key-sorted JSON line (the `--json` output of training).

@@ -63,8 +63,9 @@ struct Lethe: ParsableCommand {
         }
         // Before parsing: a command's own checks (a missing file, say) would otherwise hide it.
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if let repeated = repeatedOption(for: commandType(named: arguments), arguments: arguments) {
-            let name = (commandPath(to: commandType(named: arguments)) ?? ["lethe"]).joined(separator: " ")
+        let named = commandType(named: arguments)
+        if let repeated = repeatedOption(for: named, arguments: arguments) {
+            let name = (commandPath(to: named) ?? ["lethe"]).joined(separator: " ")
             StandardError.write(Data("Error: \(repeated)\n  See '\(name) --help' for more information.\n".utf8))
             reportFailureAsJSON(ValidationError(repeated), message: repeated, code: ExitStatus.usage.rawValue)
             Foundation.exit(ExitStatus.usage.rawValue)

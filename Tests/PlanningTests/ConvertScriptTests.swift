@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import Testing
 
 /// Datasets/convert.py on bad input: it stops naming the file (and the CSV row) and writes
@@ -7,18 +8,10 @@ import Testing
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Datasets/convert.py").path
 
-    /// Runs the script; its exit status and stderr.
+    /// Runs the script; its exit status and everything it printed.
     static func convert(_ arguments: [String]) throws -> (status: Int32, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script] + arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        let (status, output) = try LetheProcess.runTool("/usr/bin/env", ["python3", script] + arguments)
+        return (status, output)
     }
 
     static func bzip2(_ text: String, to url: URL) throws {

@@ -31,9 +31,8 @@ public struct ForgetRequest: Sendable, Equatable, Codable {
         if value.utf8.count > maxFieldBytes {
             return "\"\(field)\" is \(value.utf8.count) bytes long; at most \(maxFieldBytes)"
         }
-        if let control = value.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
-            return "\"\(field)\" holds the control character U+" + String(format: "%04X", control.value)
-                + "; ids, groups, request ids and timestamps hold none"
+        if let control = Example.controlCharacter(in: value) {
+            return "\"\(field)\" holds the control character \(control); ids, groups, request ids and timestamps hold none"
         }
         return nil
     }

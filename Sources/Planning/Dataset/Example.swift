@@ -1,3 +1,5 @@
+import Foundation
+
 /// One training example of a JSON Lines dataset.
 ///
 /// `id` is the lineage key: unique in its file, non-empty, free of control characters (so the
@@ -31,5 +33,16 @@ public struct Example: Sendable, Equatable {
         case "group": return group
         default: return extraFields[name]
         }
+    }
+}
+
+extension Example {
+    /// The first control character of `text` (Unicode category Cc: U+0000–001F, U+007F–009F) as
+    /// "U+XXXX", or nil: the characters a deletion request refuses in the names it carries.
+    public static func controlCharacter(in text: String) -> String? {
+        // The fast path: no byte below 0x20, no DEL and no lead byte 0xC2 (U+0080–U+00BF) means none.
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 }) else { return nil }
+        return text.unicodeScalars.first { $0.properties.generalCategory == .control }
+            .map { "U+" + String(format: "%04X", $0.value) }
     }
 }

@@ -77,7 +77,7 @@ enum JSONLinesReader {
         if id.isEmpty {
             throw PlanningError.invalidID(file: source, line: lineNumber, id: id, reason: "it is empty")
         }
-        if let control = Self.controlCharacter(in: id) {
+        if let control = Example.controlCharacter(in: id) {
             throw PlanningError.invalidID(file: source, line: lineNumber, id: id,
                                           reason: "it contains the control character \(control) (slice hashes join ids "
                                               + "with newlines, and a deletion request may not name one)")
@@ -89,7 +89,7 @@ enum JSONLinesReader {
                 throw PlanningError.invalidGroup(file: source, line: lineNumber, group: group,
                                                  reason: group.isEmpty ? "it is empty" : "it is blank")
             }
-            if let control = Self.controlCharacter(in: group) {
+            if let control = Example.controlCharacter(in: group) {
                 throw PlanningError.invalidGroup(file: source, line: lineNumber, group: group,
                                                  reason: "it contains the control character \(control)")
             }
@@ -99,15 +99,6 @@ enum JSONLinesReader {
         return (Example(id: id, text: text, label: label ?? "", group: group, extraFields: extras), label != nil)
     }
 
-    /// The first control character of `text` (Unicode category Cc: U+0000–001F, U+007F–009F) as
-    /// "U+XXXX", or nil: the characters a deletion request refuses in the names it carries.
-    static func controlCharacter(in text: String) -> String? {
-        // The fast path: no byte below 0x20, no DEL and no lead byte 0xC2 (U+0080–U+00BF) means none.
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 }) else { return nil }
-        return text.unicodeScalars.first { $0.properties.generalCategory == .control }
-            .map { "U+" + String($0.value, radix: 16, uppercase: true).leftPadded(to: 4) }
-    }
-
     private static func kindName(of value: FlatJSONScanner.Value) -> String {
         switch value {
         case .string: return "string"
@@ -115,8 +106,4 @@ enum JSONLinesReader {
         case let .other(kind): return kind
         }
     }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
