@@ -55,7 +55,6 @@ public enum FileLock {
     /// `onLongWait` after `patience`), runs `body`, releases it. nil when the deadline passed.
     private static func holding<T>(_ url: URL, exclusive: Bool, until deadline: Date,
                                    _ body: () throws -> T) throws -> T? {
-        let start = Date()
         var told = false
         while true {
             // A reader never creates the file: a missing one means no writer ever locked here.
@@ -67,24 +66,23 @@ public enum FileLock {
             }
             defer { close(descriptor) }
             let mode = exclusive ? LOCK_EX : LOCK_SH
-            var locked = false
-            while !locked {
-                if flock(descriptor, mode | LOCK_NB) == 0 { locked = true; break }
-                guard errno == EWOULDBLOCK || errno == EINTR else {
-                    throw StoreError.io(file: url.path, operation: "flock", errno: errno)
+            if deadline == .distantFuture {
+                // A blocking wait, as the kernel wakes waiters (polling would lose the lock to a
+                // holder that takes it again at once); a timer tells `onLongWait` if it lasts.
+                let notice = DispatchWorkItem { onLongWait.withLock { $0 }?(url) }
+                if !told { DispatchQueue.global().asyncAfter(deadline: .now() + patience, execute: notice) }
+                defer { notice.cancel() }
+                while flock(descriptor, mode) != 0 {
+                    guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
                 }
-                if errno == EINTR { continue }
-                let now = Date()
-                guard now < deadline else { return nil }
-                if deadline == .distantFuture && now.timeIntervalSince(start) >= patience {
-                    if !told { told = true; onLongWait.withLock { $0 }?(url) }
-                    // Blocking from here: the holder may take long, and polling would only add latency.
-                    while flock(descriptor, mode) != 0 {
-                        guard errno == EINTR else { throw StoreError.io(file: url.path, operation: "flock", errno: errno) }
+                told = true
+            } else {
+                while flock(descriptor, mode | LOCK_NB) != 0 {
+                    guard errno == EWOULDBLOCK || errno == EINTR else {
+                        throw StoreError.io(file: url.path, operation: "flock", errno: errno)
                     }
-                    locked = true
-                } else {
-                    usleep(2_000)
+                    guard Date() < deadline else { return nil }
+                    if errno == EWOULDBLOCK { usleep(2_000) }
                 }
             }
             defer { flock(descriptor, LOCK_UN) }
