@@ -11,12 +11,23 @@ private func safetensorsBytes(header: String, data: [UInt8]) -> [UInt8] {
     return bytes + json + data
 }
 
-private func writeTemporary(_ bytes: [UInt8], name: String = "t.safetensors") throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-st-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let url = dir.appendingPathComponent(name)
-    try Data(bytes).write(to: url)
-    return url.path
+/// A test's directory of crafted files, each written under a fresh number, removed by `remove()`.
+private final class CraftedFiles {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-st-\(UUID().uuidString)")
+    private var count = 0
+
+    init() throws { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
+
+    func write(_ bytes: [UInt8], name: String = "t.safetensors") throws -> String {
+        count += 1
+        let folder = directory.appendingPathComponent("\(count)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let url = folder.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
 }
 
 private func littleEndianBytes(_ values: [Float]) -> [UInt8] {
@@ -37,7 +48,9 @@ private func littleEndianBytes(_ values: [Float]) -> [UInt8] {
              "b":{"dtype":"BF16","shape":[2],"data_offsets":[22,26]},
              "i":{"dtype":"I64","shape":[2],"data_offsets":[26,42]}}
             """
-        let file = try SafeTensors(contentsOf: try writeTemporary(safetensorsBytes(header: header, data: data)))
+        let files = try CraftedFiles()
+        defer { files.remove() }
+        let file = try SafeTensors(contentsOf: try files.write(safetensorsBytes(header: header, data: data)))
         #expect(file.metadata == ["format": "pt"])
         #expect(try file.floats("a", shape: [2, 2]) == [1, -2, 3.5, 0.25])
         #expect(try file.floats("h") == [1, -2, 65504])
@@ -60,8 +73,10 @@ private func littleEndianBytes(_ values: [Float]) -> [UInt8] {
     @Test func rejectsTruncatedAndCorruptFiles() throws {
         let good = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"
         let data = littleEndianBytes([1, 2])
+        let files = try CraftedFiles()
+        defer { files.remove() }
         func error(_ bytes: [UInt8]) throws -> ModelsError? {
-            let path = try writeTemporary(bytes)
+            let path = try files.write(bytes)
             do { _ = try SafeTensors(contentsOf: path); return nil } catch let e as ModelsError { return e }
         }
         // Shorter than the length prefix.
@@ -101,7 +116,7 @@ private func littleEndianBytes(_ values: [Float]) -> [UInt8] {
             Issue.record("reversed offsets accepted"); return
         }
         // The message names the file and the tensor and says what to do.
-        let path = try writeTemporary(safetensorsBytes(header: wrongShape, data: data), name: "broken.safetensors")
+        let path = try files.write(safetensorsBytes(header: wrongShape, data: data), name: "broken.safetensors")
         do { _ = try SafeTensors(contentsOf: path); Issue.record("accepted") } catch {
             let text = "\(error)"
             #expect(text.contains("broken.safetensors") && text.contains("'w'") && text.contains("fetch it again"))

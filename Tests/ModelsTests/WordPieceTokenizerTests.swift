@@ -45,6 +45,7 @@ import Testing
     @Test func rejectsBadVocabulary() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-vocab-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("vocab.txt").path
         try "[PAD]\n[UNK]\nhello\nhello\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: ModelsError.vocabularyInvalid(path: path, line: 4, reason: "duplicate token 'hello'")) {

@@ -11,6 +11,7 @@ import Training
 @Suite struct ClusterTaskTests {
     @Test func aTaskTrainsNothingWhileAForgetIsUnfinished() async throws {
         let run = try SlurmTests.plannedRuns(["unfinished"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
         // The host's first call records the settings (and trains shard 1).
         try LetheProcess.succeed(["train", "--run", run.path, "--shard", "1"] + SlurmTests.train)
         let plan = try Plan.load(from: Plan.url(inRun: run))

@@ -66,6 +66,11 @@ import Yams
         return output
     }
 
+    /// Removes the scratch directory `plannedRuns` made for `run` (and its sibling runs).
+    static func removeScratch(of run: URL) {
+        try? FileManager.default.removeItem(at: run.deletingLastPathComponent())
+    }
+
     /// Every stage's tensors, by file name.
     static func stageTensors(_ run: URL) throws -> [String: [NamedTensor]] {
         var result: [String: [NamedTensor]] = [:]
@@ -84,6 +89,7 @@ import Yams
         let cluster = try Cluster()
         defer { cluster.stop() }
         let runs = try Self.plannedRuns(["slurm", "local"])
+        defer { SlurmTests.removeScratch(of: runs[0]) }
         let output = try Self.slurm(["train", "--run", runs[0].path, "--scheduler", "slurm", "--wait", "--json"] + Self.train, on: cluster)
         #expect(output.contains(#""event":"submitted""#) && output.contains(#""event":"published""#), "\(output)")
         try LetheProcess.succeed(["train", "--run", runs[1].path] + Self.train)
@@ -105,6 +111,7 @@ import Yams
         let cluster = try Cluster()
         defer { cluster.stop() }
         let runs = try Self.plannedRuns(["requeued", "local"])
+        defer { SlurmTests.removeScratch(of: runs[0]) }
         let markers = runs[0].deletingLastPathComponent().appendingPathComponent("markers")
         try FileManager.default.createDirectory(at: markers, withIntermediateDirectories: true)
         _ = try Self.slurm(["train", "--run", runs[0].path, "--scheduler", "slurm", "--wait", "--shard", "1"] + Self.train,
@@ -128,6 +135,7 @@ import Yams
         let cluster = try Cluster()
         defer { cluster.stop() }
         let run = try Self.plannedRuns(["forget"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
         let plan = try Plan.load(from: Plan.url(inRun: run))
         let id = try #require(plan.members(shard: 0, slice: 0).first)
         _ = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm"] + Self.train, on: cluster)
@@ -152,6 +160,7 @@ extension SlurmTests {
         let cluster = try Cluster()
         defer { cluster.stop() }
         let runs = try Self.plannedRuns(["retrain-slurm", "retrain-local"])
+        defer { SlurmTests.removeScratch(of: runs[0]) }
         let plan = try Plan.load(from: Plan.url(inRun: runs[0]))
         let ids = Array(plan.members(shard: 0, slice: 1).prefix(2))
         for run in runs {
@@ -184,6 +193,7 @@ extension SlurmTests {
         let cluster = try Cluster()
         defer { cluster.stop() }
         let run = try Self.plannedRuns(["with space"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
         let refused = try LetheProcess.run(["train", "--run", run.path, "--scheduler", "slurm", "--partition", "nowhere",
                                             "--wait"] + Self.train, environment: cluster.environment)
         #expect(refused.status == 1 && refused.output.contains("sbatch"), "\(refused.output)")
@@ -213,6 +223,7 @@ extension SlurmTests {
         let cluster = try Cluster()
         defer { cluster.stop() }
         let run = try Self.plannedRuns(["one-array"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
         let held = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm", "--sbatch-arg=--begin=now+600",
                                    "--json"] + Self.train, on: cluster)
         let job = try #require(SlurmQueue.lastJob(run: run)?.id, "\(held)")
@@ -239,6 +250,7 @@ extension SlurmTests {
 @Suite struct KubernetesManifestTests {
     @Test func theManifestIsAnIndexedJobWhoseIndexTrainsItsShard() throws {
         let run = try SlurmTests.plannedRuns(["k8s"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
         try LetheProcess.succeed(["train", "--run", run.path, "--scheduler", "k8s", "--emit-manifest", "--max-parallel", "1",
                                   "--mem", "2G", "--image", "registry.example/lethe:1"] + SlurmTests.train)
         let text = try String(contentsOf: run.appendingPathComponent("k8s/train-job.yaml"), encoding: .utf8)

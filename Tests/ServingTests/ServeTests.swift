@@ -15,10 +15,18 @@ import Testing
 @Suite(.serialized) struct ServeTests {
     static let root = LetheProcess.root
 
+    /// The suite's scratch directory, one per test process.
+    static var scratchDirectory: URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("lethe-serve-\(getpid())")
+    }
+
     /// The run, built once for the suite: plan and train through the CLI.
     static let run: Result<URL, Error> = Result {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-serve-\(UUID().uuidString)")
+        let scratch = scratchDirectory
+        try? FileManager.default.removeItem(at: scratch)   // left by an earlier process of this pid
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        // The suite's tests share the run, so it is removed when the test process exits.
+        atexit { try? FileManager.default.removeItem(at: ServeTests.scratchDirectory) }
         let data = scratch.appendingPathComponent("tiny.jsonl")
         try BBCSubset.write(perLabel: 120, to: data) { "g-\($0 % 50)" }
         let run = scratch.appendingPathComponent("run")
