@@ -9,12 +9,18 @@ import Glibc
 /// names what it is (reading /dev/zero would never end).
 public enum InputFile {
     public static func read(_ url: URL) throws -> Data {
-        var status = stat()
-        if stat(url.path, &status) == 0, status.st_mode & S_IFMT == S_IFIFO {
+        if isPipe(url.path) {
             let handle = try FileHandle(forReadingFrom: url)
             defer { try? handle.close() }
             return try handle.readToEnd() ?? Data()
         }
         return try Data(contentsOf: url, options: .mappedIfSafe)
+    }
+
+    /// Whether `path` is a pipe (`<(…)`, /dev/stdin from a pipe, a FIFO): its data can be read
+    /// once, and the path will not hold it later.
+    public static func isPipe(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFIFO
     }
 }

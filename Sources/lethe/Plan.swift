@@ -92,6 +92,7 @@ struct PlanCreateCommand: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let runURL = URL(fileURLWithPath: runDirectory)
+        let piped = InputFile.isPipe(data)
         let layout = RunLayout(directory: runURL)
         func makePlan() throws -> Plan {
             try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
@@ -113,6 +114,12 @@ struct PlanCreateCommand: ParsableCommand {
             }
         } else {
             plan = try makePlan()
+        }
+        if piped {
+            // The plan records the path, which will not hold the data again.
+            StandardError.write(Data(("warning: --data \(data) is a pipe, and the plan records that path: pass the "
+                + "same data as a file with --data to train, to forget --group and to evaluate, or plan from a file "
+                + "instead (a server resolves group deletions only from the recorded file).\n").utf8))
         }
         let seconds = (clock.now - start).seconds
         let summary = PlanSummary(plan: plan, path: Plan.url(inRun: runURL).path, seconds: seconds)

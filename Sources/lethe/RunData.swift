@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planning
+import Support
 
 /// Finding the dataset of a run.
 enum RunData {
@@ -25,7 +26,12 @@ enum RunData {
             return dataset
         }
         let url = plan.datasetURL(run: run)
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        guard FileManager.default.fileExists(atPath: url.path), !InputFile.isPipe(url.path) else {
+            if url.path.hasPrefix("/dev/fd/") || url.path.hasPrefix("/proc/") || InputFile.isPipe(url.path) {
+                throw Unavailable(description: "the plan was made from data read through a pipe (it records "
+                                  + "\(plan.datasetSource)), which holds it no more: pass --data with a file holding the "
+                                  + "same data (SHA-256 \(plan.datasetSHA256)).")
+            }
             throw Unavailable(description: "\(url.path): the plan's dataset is not there (the plan records "
                               + "\(plan.datasetSource)); restore it, or pass --data with the file the plan was made from.")
         }

@@ -104,6 +104,11 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--shard \(shard): give a shard of the plan, 0…shards−1.")
         }
         try InputFiles.check([("--data", data)])
+        if let data, InputFile.isPipe(data), jobs > 1 || scheduling.scheduler != .local {
+            // Each shard's process opens --data itself; a pipe's data is read once, here.
+            throw ValidationError("--data \(data) is a pipe, which the " + (jobs > 1 ? "--jobs processes" : "cluster's tasks")
+                                  + " cannot read again; write the data to a file and pass that.")
+        }
     }
 
     func run() throws {

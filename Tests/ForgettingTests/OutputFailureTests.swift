@@ -97,6 +97,19 @@ import Training
         #expect(plan.status == 0, "\(plan.output)")
         let piped = try Plan.load(from: Plan.url(inRun: scratch.appendingPathComponent("piped")))
         #expect(piped.datasetSHA256 == (try Plan.load(from: Plan.url(inRun: run))).datasetSHA256)
+        // The plan records the pipe's path, which holds the data no more: plan warns, and a
+        // command that needs the data asks for it as a file.
+        #expect(plan.output.contains("warning: --data \(fifo.path) is a pipe"), "\(plan.output)")
+        let train = try LetheProcess.run(["train", "--run", scratch.appendingPathComponent("piped").path, "--epochs", "1"])
+        #expect(train.status == 1 && train.output.contains("read through a pipe")
+                && train.output.contains("pass --data with a file holding the same data"), "\(train.output)")
+        let jobs = try LetheProcess.run(["train", "--run", scratch.appendingPathComponent("piped").path, "--data", fifo.path,
+                                         "--jobs", "2"])
+        #expect(jobs.status == 64 && jobs.output.contains("which the --jobs processes cannot read again"), "\(jobs.output)")
+        // finetune would read --data twice (to plan, then to train): a pipe is refused up front.
+        let finetune = try LetheProcess.run(["finetune", "--data", fifo.path, "--run", scratch.appendingPathComponent("ft").path])
+        #expect(finetune.status == 64 && finetune.output.contains("is a pipe: finetune reads its data twice"),
+                "\(finetune.output)")
     }
 }
 
