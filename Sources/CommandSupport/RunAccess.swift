@@ -32,7 +32,11 @@ public enum RunAccess {
             return try body()
         }
         report(inspection.recovery)
-        if !inspection.unfinished.isEmpty {
+        if let stopped = inspection.recoveryStopped {
+            let line: String = "unfinished: " + (inspection.unfinished + [""]).joined(separator: "; ")
+                + "recovery stopped: " + stopped + " What follows is the run as it is on disk.\n"
+            StandardError.write(Data(line.utf8))
+        } else if !inspection.unfinished.isEmpty {
             let label: String = inspection.readOnly ? "read-only: " : "unfinished: "
             let cause: String = inspection.readOnly ? "This user may not write \(run.path), so nothing was recovered"
                 : "Forgets kept dying while this command recovered the run"

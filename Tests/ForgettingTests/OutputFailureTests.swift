@@ -134,6 +134,14 @@ import Training
             #expect(status == 1 && output.contains("cannot erase the stage file") && output.contains("were accepted at ledger #")
                     && output.contains("are not lost"), "\(output)")
         }
+        // Readers still report the run as it is, with why recovery stopped; the example is served
+        // no more (the composition without its stages was published before the erase).
+        let status = try LetheProcess.run(["status", "--run", run.directory.path])
+        #expect(status.status == 0 && status.output.contains("recovery stopped: ")
+                && status.output.contains("cannot erase the stage file") && status.output.contains("as it is on disk"),
+                "\(status.output)")
+        let audit = try LetheProcess.run(["audit", "--run", run.directory.path, "--id", "ex-01"])
+        #expect(audit.status == 0 && audit.output.contains("recovery stopped: "), "\(audit.output)")
         let resume = try LetheProcess.run(["forget", "--run", run.directory.path, "--resume", "--id", "ex-02"])
         #expect(resume.status == 64 && resume.output.contains("--resume finishes the requests already recorded"), "\(resume.output)")
     }

@@ -56,9 +56,14 @@ public struct RunGuard {
         public var readOnly = false
         /// What recovery would have completed, left undone because this process may not write.
         public var unfinished: [String] = []
+        /// Why recovery stopped, when a stage file it must erase cannot be removed: the run is
+        /// then read as it is (the composition without that stage is already published).
+        public var recoveryStopped: String?
 
-        public init(recovery: Recovery = Recovery(), readOnly: Bool = false, unfinished: [String] = []) {
+        public init(recovery: Recovery = Recovery(), readOnly: Bool = false, unfinished: [String] = [],
+                    recoveryStopped: String? = nil) {
             self.recovery = recovery; self.readOnly = readOnly; self.unfinished = unfinished
+            self.recoveryStopped = recoveryStopped
         }
     }
 
@@ -86,7 +91,18 @@ public struct RunGuard {
         }
         var recovery = Recovery()
         for round in 1...3 {
-            let step = try withRecoveredRun { $0 }
+            let step: Recovery
+            do {
+                step = try withRecoveredRun { $0 }
+            } catch let error as ForgettingError {
+                // A stage file that cannot be erased stops recovery until the path is made
+                // removable; a reader still gets the run as it is, with the reason beside it.
+                guard case .unerasableStage = error else { throw error }
+                return try FileLock.withSharedLockForReading(layout.lockURL) {
+                    try body(Inspection(recovery: recovery, unfinished: try unfinishedWork(),
+                                        recoveryStopped: error.description))
+                }
+            }
             recovery.completedRequestCount += step.completedRequestCount
             recovery.republished = recovery.republished || step.republished
             let result: T? = try FileLock.withSharedLockForReading(layout.lockURL) {
