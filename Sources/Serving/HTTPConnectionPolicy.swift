@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -27,8 +28,10 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let operations = channel.pipeline.syncOperations
             let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let malformed = MalformedRequestAnswer()
+            try operations.addHandler(malformed, position: .after(decoder))
             let http10 = HTTP10ClosesByDefault()
-            try operations.addHandler(http10, position: .after(decoder))
+            try operations.addHandler(http10, position: .after(malformed))
             let expect = ContinueWhenExpected(maxBodyBytes: maxBodyBytes)
             try operations.addHandler(expect, position: .after(http10))
             try operations.addHandler(RequestReceiveLimits(deadline: receiveDeadline, budget: bodyBudget),
@@ -47,6 +50,69 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             LetheHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)),
                               receiveDeadline: receiveDeadline, bodyBudget: bodyBudget, maxBodyBytes: maxBodyBytes)
         }
+    }
+}
+
+/// Requests the server answers with a 400 and a JSON body before they reach Hummingbird, closing
+/// the connection after it: one NIO cannot parse (a header line without a colon, a
+/// Content-Length that is no number, bytes that are not HTTP), where NIO's own handler answers
+/// with an empty body; and a CONNECT (the server is no proxy). NIO writes every answer to a
+/// CONNECT without a body or length (a 2xx would open a tunnel), so that 400 has none, and the
+/// close ends it; Hummingbird's 404 kept the connection open, leaving the client waiting. When
+/// an answer to an earlier request is still being written, a parse error just closes the
+/// connection (NIO's handler does that).
+final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// True between the head and the end of an answer.
+    private var answering = false
+    /// True once this handler answered: what else arrives is dropped until the close.
+    private var refused = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
+        if case .head(let head) = unwrapInboundIn(data), head.method == .CONNECT {
+            refuse(context, "CONNECT is not answered: this server is no proxy")
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, !answering, !refused else {
+            context.fireErrorCaught(error)
+            return
+        }
+        refuse(context, "malformed HTTP request (\(parserError)): send a request line, then one 'Name: value' line "
+               + "per header")
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200: answering = true
+        case .end: answering = false
+        default: break
+        }
+        context.write(data, promise: promise)
+    }
+
+    /// Writes a 400 whose JSON body is {"error": reason}, then closes the connection.
+    private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
+        refused = true
+        let encoded = try? JSONSerialization.data(withJSONObject: ["error": reason])
+        let message = encoded.map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"bad request"}"#
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(message.utf8.count))
+        headers.add(name: "connection", value: "close")
+        headers.add(name: "server", value: "lethe")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
+                      promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: message)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 }
 

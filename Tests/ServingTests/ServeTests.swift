@@ -622,6 +622,21 @@ extension ServeTests {
         // HTTP/1.1 requires Host (RFC 9112): without it, 400 with a JSON error.
         let hostless = try server.raw("GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n", readingAtMost: 10)
         #expect(hostless.text.hasPrefix("HTTP/1.1 400") && hostless.text.contains("Host header"), "\(hostless.text)")
+        // A CONNECT gets a 400 (NIO writes any answer to it without a body) and the connection closes.
+        let connect = try server.raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n", readingAtMost: 10)
+        #expect(connect.closed && connect.text.hasPrefix("HTTP/1.1 400"), "\(connect.text)")
+        // Requests NIO cannot parse get a 400 with a JSON body too, and the connection closes.
+        for malformed in ["GET /v2/health/live HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+                          "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n",
+                          "NOT HTTP AT ALL\r\n\r\n"] {
+            let answer = try server.raw(malformed, readingAtMost: 10)
+            #expect(answer.closed && answer.text.hasPrefix("HTTP/1.1 400")
+                    && answer.text.lowercased().contains("content-type: application/json")
+                    && answer.text.contains(#"{"error":""#), "\(answer.text)")
+            let body = try #require(answer.text.range(of: "\r\n\r\n").map { answer.text[$0.upperBound...] })
+            let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            #expect((json?["error"] as? String)?.hasPrefix("malformed HTTP request") == true, "\(body)")
+        }
     }
 
     /// A request of more texts than --max-batch runs as several passes of at most that many,
