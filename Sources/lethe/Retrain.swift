@@ -111,6 +111,9 @@ struct RetrainCommand: ParsableCommand {
             let submission = SlurmSubmission(layout: layout, settings: trainer.runner.settings, shards: wanted,
                                              options: scheduling, data: data, subcommand: "retrain")
             guard try submission.run(json: json) else { return }
+        } else {
+            // A Slurm array still retraining this run would train the same stages beside this call.
+            try SlurmQueue.requireNoActiveJob(run: run)
         }
         let reporter = TrainReporter(json: json, terminal: isatty(STDOUT_FILENO) == 1 && !json,
                                      epochs: trainer.runner.settings.epochs, clock: seconds)

@@ -47,7 +47,8 @@ struct SlurmSubmission {
                      "#SBATCH --job-name=lethe-\(subcommand)",
                      "#SBATCH --array=\(Self.arrayRanges(shards))" + (options.maxParallel.map { "%\($0)" } ?? ""),
                      "#SBATCH --cpus-per-task=\(threads)",
-                     Self.directive("--output", "\(directory.path)/logs/%A_%a.log"),
+                     // sbatch expands % patterns in the path: the directory's own % are doubled.
+                     Self.directive("--output", directory.path.replacingOccurrences(of: "%", with: "%%") + "/logs/%A_%a.log"),
                      "#SBATCH --requeue", "#SBATCH --open-mode=append"]
         if let partition = options.partition { lines.append(Self.directive("--partition", partition)) }
         if let time = options.time { lines.append(Self.directive("--time", time)) }
@@ -107,6 +108,11 @@ struct SlurmSubmission {
     /// publishes. Returns whether the array is done.
     @discardableResult
     func run(json: Bool) throws -> Bool {
+        if let bad = layout.directory.path.first(where: { $0 == "\"" || $0.isNewline }) {
+            throw UserFacingError(description: "\(layout.directory.path): the run directory's path holds "
+                                  + (bad == "\"" ? "a double quote" : "a line break") + ", which an #SBATCH line cannot "
+                                  + "carry; move the run to a path without one to train it under Slurm.")
+        }
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
         // One submission at a time per run, and none while the last array still runs.
         let job = try FileLock.withExclusiveLock(directory.appendingPathComponent(".submit.lock")) {

@@ -120,6 +120,13 @@ struct TrainCommand: ParsableCommand {
         // Everything a first call can refuse is checked before train.json is saved — the
         // data file too, which each child of --jobs reads again — so a refused call leaves
         // nothing behind and the corrected one starts clean.
+        if scheduling.task, !FileManager.default.fileExists(atPath: layout.settingsURL.path) {
+            // The submitting call saved the array's settings; training with defaults instead
+            // would publish a model nobody asked for.
+            throw UserFacingError(description: "\(layout.settingsURL.path) is missing, so this array task does not know "
+                                  + "the run's training settings and trains nothing; submit again with `lethe train --run "
+                                  + "\(runDirectory) --scheduler slurm` and the training options.")
+        }
         var dataChecked = false, createdSettings = false
         let settings = try options.resolveSettings(layout: layout, strategy: strategy, layersPerBlock: layersPerBlock,
                                                    textData: plan.labels.count == 0, check: {
@@ -142,12 +149,18 @@ struct TrainCommand: ParsableCommand {
             return
         }
         if scheduling.scheduler == .slurm || scheduling.scheduler == .k8s {
+            let jobBefore = SlurmQueue.lastJob(run: layout.directory)?.id
             do {
                 try submitToCluster(layout: layout, settings: settings, plan: plan, selected: selected)
             } catch {
                 // A first call whose submission failed (sbatch refused a partition, a time…)
                 // trained nothing: it leaves no train.json, so the corrected call starts clean.
-                if createdSettings, layout.anyStageFile() == nil { try? FileManager.default.removeItem(at: layout.settingsURL) }
+                // Once sbatch has taken the array (a later error: Slurm unreachable while it is
+                // followed), its tasks read these settings: they stay.
+                let submitted = SlurmQueue.lastJob(run: layout.directory)?.id != jobBefore
+                if createdSettings, !submitted, layout.anyStageFile() == nil {
+                    try? FileManager.default.removeItem(at: layout.settingsURL)
+                }
                 throw error
             }
             return

@@ -2,6 +2,7 @@ import Forgetting
 import Foundation
 import Planning
 import RunFixtures
+import Store
 import Testing
 import Training
 
@@ -47,5 +48,39 @@ import Training
         try LetheProcess.succeed(["train", "--run", run.path])
         #expect(try LetheProcess.run(["audit", "--run", run.path, "--id", id]).status == 0)
         try LetheProcess.succeed(["verify", "--run", run.path])
+    }
+
+    /// A task that starts while a forget is still running (its flag raised, the run lock held)
+    /// waits for it instead of taking it for a forget that died, and then trains.
+    @Test func aTaskWaitsForAForgetInProgress() throws {
+        let run = try SlurmTests.plannedRuns(["in-progress"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
+        try LetheProcess.succeed(["train", "--run", run.path, "--shard", "1"] + SlurmTests.train)
+        let layout = RunLayout(directory: run)
+        let holding = DispatchSemaphore(value: 0)
+        let holder = Thread {
+            try? FileLock.withExclusiveLock(layout.lockURL) {
+                try UnfinishedForget.raise(layout)
+                holding.signal()
+                Thread.sleep(forTimeInterval: 2)
+                try UnfinishedForget.lower(layout)
+            }
+        }
+        holder.start()
+        holding.wait()
+        let task = try LetheProcess.run(["train", "--run", run.path, "--shard", "0", "--task"])
+        #expect(task.status == 0 && task.output.contains("stage"), "\(task.output)")
+    }
+
+    /// A task of an array whose settings are gone (train.json deleted) refuses to train, rather
+    /// than training with default settings.
+    @Test func aTaskWithoutTheRunsSettingsTrainsNothing() throws {
+        let run = try SlurmTests.plannedRuns(["no-settings"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
+        let task = try LetheProcess.run(["train", "--run", run.path, "--shard", "0", "--task"])
+        #expect(task.status == 1 && task.output.contains("train.json is missing, so this array task"), "\(task.output)")
+        #expect(!FileManager.default.fileExists(atPath: run.appendingPathComponent("train.json").path))
+        let stages = (try? FileManager.default.subpathsOfDirectory(atPath: run.appendingPathComponent("stages").path)) ?? []
+        #expect(stages.allSatisfy { !$0.hasSuffix(".h5") }, "\(stages)")
     }
 }

@@ -187,12 +187,12 @@ extension SlurmTests {
 
 extension SlurmTests {
     /// A first call that sbatch refuses (no such partition) leaves no train.json, so the
-    /// corrected call may change any setting; a run directory with a space in its path is
-    /// submitted (its log directive quoted) and trains.
+    /// corrected call may change any setting; a run directory with a space and a % in its path
+    /// is submitted (its log directive quoted, the % doubled) and trains.
     @Test func aRefusedSubmissionLeavesNothingAndSpacesInThePathAreQuoted() throws {
         let cluster = try Cluster()
         defer { cluster.stop() }
-        let run = try Self.plannedRuns(["with space"])[0]
+        let run = try Self.plannedRuns(["with space and %j"])[0]
         defer { SlurmTests.removeScratch(of: run) }
         let refused = try LetheProcess.run(["train", "--run", run.path, "--scheduler", "slurm", "--partition", "nowhere",
                                             "--wait"] + Self.train, environment: cluster.environment)
@@ -209,7 +209,8 @@ extension SlurmTests {
         let script = try String(contentsOfFile: try #require(try JSONSerialization.jsonObject(
             with: Data(contentsOf: run.appendingPathComponent("slurm/job.json"))) as? [String: Any])["script"] as? String ?? "",
                                 encoding: .utf8)
-        #expect(script.contains("#SBATCH --output=\"\(run.path)/slurm/logs/%A_%a.log\"") && script.contains("--array=0-1"))
+        let directory = run.path.replacingOccurrences(of: "%", with: "%%")
+        #expect(script.contains("#SBATCH --output=\"\(directory)/slurm/logs/%A_%a.log\"") && script.contains("--array=0-1"))
         try LetheProcess.succeed(["verify", "--run", run.path])
         #expect(try String(contentsOf: run.appendingPathComponent("train.json"), encoding: .utf8).contains("\"epochs\" : 2"))
     }
@@ -242,6 +243,14 @@ extension SlurmTests {
         #expect(try Self.slurm(["status", "--run", run.path], on: cluster).contains("0 ended without a result"))
         _ = try Self.slurm(["train", "--run", run.path, "--scheduler", "slurm", "--wait"], on: cluster)
         try LetheProcess.succeed(["verify", "--run", run.path])
+        // The same for retrain: a local retrain is refused while a retrain array is queued.
+        let id = try #require(try Plan.load(from: Plan.url(inRun: run)).members(shard: 0, slice: 0).first)
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", id])
+        _ = try Self.slurm(["retrain", "--run", run.path, "--scheduler", "slurm", "--sbatch-arg=--begin=now+600"], on: cluster)
+        let retrainJob = try #require(SlurmQueue.lastJob(run: run)?.id)
+        let localRetrain = try LetheProcess.run(["retrain", "--run", run.path], environment: cluster.environment)
+        #expect(localRetrain.status == 1 && localRetrain.output.contains("scancel \(retrainJob)"), "\(localRetrain.output)")
+        _ = try LetheProcess.runTool("/usr/bin/scancel", [retrainJob], environment: cluster.environment)
     }
 }
 

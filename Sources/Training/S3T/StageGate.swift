@@ -42,10 +42,16 @@ public final class StageGate {
 
     /// A gate for a process that never opens the ledger (a cluster array task): it refuses to
     /// start, and each commit refuses, while a forget is unfinished (`UnfinishedForget`), since
-    /// the plan's tombstones may then miss an accepted deletion.
+    /// the plan's tombstones may then miss an accepted deletion. The check at the start takes the
+    /// run lock, so a forget still running is waited for (its flag is raised while it holds the
+    /// lock) rather than taken for one that died; the tombstones are then read afresh.
     public static func withoutLedger(_ layout: RunLayout, tombstones: some Sequence<String>) throws -> StageGate {
-        try UnfinishedForget.requireLowered(layout)
-        return reading(layout, tombstones: tombstones, recover: { try UnfinishedForget.requireLowered(layout) })
+        let current = try FileLock.withSharedLockForReading(layout.lockURL) {
+            try UnfinishedForget.requireLowered(layout)
+            return try Plan.load(from: layout.planURL).tombstones
+        }
+        return reading(layout, tombstones: Set(tombstones).union(current),
+                       recover: { try UnfinishedForget.requireLowered(layout) })
     }
 
     /// True when none of `exampleIDs` is a known tombstone.
