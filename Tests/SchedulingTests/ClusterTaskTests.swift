@@ -72,6 +72,39 @@ import Training
         #expect(task.status == 0 && task.output.contains("stage"), "\(task.output)")
     }
 
+    /// A retrain's array task trains stages of rebuilt slices, which the plan names only once the
+    /// coordinator publishes. A forget in between of an example still in a rebuilt slice erases
+    /// those of its stages that saw it, and the receipt lists them; the coordinator then
+    /// publishes without them.
+    @Test func aForgetErasesTheUnpublishedStagesOfARetrainThatSawItsExample() throws {
+        let run = try SlurmTests.plannedRuns(["retrain-candidates"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
+        try LetheProcess.succeed(["train", "--run", run.path] + SlurmTests.train)
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let members = plan.members(shard: 0, slice: 0)
+        try #require(members.count >= 2)
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", members[0]])
+        let shard0 = run.appendingPathComponent("stages/shard-0")
+        let before = Set(try FileManager.default.contentsOfDirectory(atPath: shard0.path))
+        try LetheProcess.succeed(["retrain", "--run", run.path, "--shard", "0", "--task"])
+        let candidates = Set(try FileManager.default.contentsOfDirectory(atPath: shard0.path)).subtracting(before)
+        let sawSlice0 = try candidates.filter { name in
+            try StageCheckpoint.load(from: shard0.appendingPathComponent(name)).lineage.prefixSlices.contains(0)
+        }
+        try #require(!sawSlice0.isEmpty, "the task retrained stages of the rebuilt slice 0: \(candidates)")
+
+        let forget = try LetheProcess.run(["forget", "--run", run.path, "--id", members[1], "--json"])
+        #expect(forget.status == 0, "\(forget.output)")
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: shard0.path))
+        #expect(left.isDisjoint(with: sawSlice0), "stages that saw \(members[1]) are still on disk")
+        #expect(candidates.subtracting(sawSlice0).isSubset(of: left), "stages that did not see it are kept")
+        for name in sawSlice0 { #expect(forget.output.contains(name), "the receipt lists \(name)") }
+
+        try LetheProcess.succeed(["retrain", "--run", run.path])
+        #expect(try LetheProcess.run(["audit", "--run", run.path, "--id", members[1]]).status == 0)
+        try LetheProcess.succeed(["verify", "--run", run.path])
+    }
+
     /// A task of an array whose settings are gone (train.json deleted) refuses to train, rather
     /// than training with default settings.
     @Test func aTaskWithoutTheRunsSettingsTrainsNothing() throws {

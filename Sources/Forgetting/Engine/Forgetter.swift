@@ -368,7 +368,44 @@ public final class Forgetter {
                                         file: stage.relativePath, deletedNow: deleted))
                 }
             }
+            for candidate in try eraseRetrainCandidates(plan: plan, sequences: sequences, hitsNow: hitsNow) {
+                erased.append(candidate)
+                touchedShards.insert(candidate.shard)
+            }
             for shard in touchedShards.sorted() { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
+        }
+        return erased
+    }
+
+    /// Erases the stage files of a retrain not yet published (a Slurm array's tasks, or a local
+    /// retrain between training and publishing) that saw an example deleted now. Their keys
+    /// come from rebuilt slices the plan does not hold yet, so the plan's prefixes do not name
+    /// them: they are the shard's files outside every prefix of its sequences. One whose prefix
+    /// holds a slice hit now was trained on that slice's content before this deletion, so with
+    /// the deleted example (a rebuild removes only examples already deleted); one that cannot
+    /// be read is erased too. The retrain's own publish then truncates at that slice.
+    private func eraseRetrainCandidates(plan: Plan, sequences: [[[Int]]],
+                                        hitsNow: Set<SliceLocation>) throws -> [ForgetReceipt.ErasedStage] {
+        var erased: [ForgetReceipt.ErasedStage] = []
+        for shard in Set(hitsNow.map(\.shard)).sorted() {
+            var planned = Set<String>()
+            for sequence in sequences[shard] where !sequence.isEmpty {
+                for length in 1...sequence.count {
+                    planned.insert(URL(fileURLWithPath: stageFile(plan, shard: shard, prefix: Array(sequence.prefix(length))).path)
+                        .lastPathComponent)
+                }
+            }
+            let hitSlices = Set(hitsNow.filter { $0.shard == shard }.map(\.slice))
+            for name in layout.stageFileNames(shard: shard) where !planned.contains(name) {
+                let url = layout.shardDirectory(shard).appendingPathComponent(name)
+                let lineage = try? StageCheckpoint.load(from: url).lineage
+                if let lineage, !lineage.prefixSlices.contains(where: hitSlices.contains) { continue }
+                guard unlink(url.path) == 0 || errno == ENOENT else {
+                    throw ForgettingError.unerasableStage(file: url.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                }
+                erased.append(.init(shard: shard, stage: lineage?.stage ?? 0, slices: lineage?.prefixSlices ?? [],
+                                    key: lineage?.key.hex ?? "", file: layout.relativePath(of: url), deletedNow: true))
+            }
         }
         return erased
     }
