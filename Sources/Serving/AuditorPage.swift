@@ -1,6 +1,7 @@
 import Audit
 import Forgetting
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Training
 
@@ -9,9 +10,9 @@ import Training
 /// that audits an id (`/?id=…`, answered on the page itself).
 extension LetheServer {
     func page(_ request: Request) async throws -> Response {
-        let id = request.uri.queryParameters["id"].map(String.init)?.trimmingCharacters(in: .whitespaces)
-        let layout = self.layout, readiness = store.readiness, snapshot = store.current
-        let html = try await Blocking.run { () throws -> String in
+        let id = AuditorPage.formValue(named: "id", inQuery: request.uri.query)
+        let layout = self.layout
+        let (status, entries, audit) = try await Blocking.run { () throws -> (ForgettingStatus, [LedgerEntry], String?) in
             let status = try ForgettingStatus.load(run: layout.directory)
             var entries: [LedgerEntry] = []
             if FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
@@ -25,10 +26,17 @@ extension LetheServer {
                     audit = "\(error)"
                 }
             }
-            return AuditorPage(run: layout.directory.path, readiness: readiness, snapshot: snapshot, status: status,
-                               entries: entries, auditID: id, audit: audit).html
+            return (status, entries, audit)
         }
-        return JSONResponse.raw(Array(html.utf8), contentType: "text/html; charset=utf-8")
+        // Read after the run's files: a forget that changed them since this server's snapshot
+        // shows here as "not ready" (its swap pending), never as a ready server still serving
+        // what the audit below calls forgotten.
+        let html = AuditorPage(run: layout.directory.path, readiness: store.readiness, snapshot: store.current,
+                               status: status, entries: entries, auditID: id, audit: audit).html
+        var response = JSONResponse.raw(Array(html.utf8), contentType: "text/html; charset=utf-8")
+        // The page runs no script and loads nothing.
+        response.headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+        return response
     }
 }
 
@@ -47,7 +55,7 @@ struct AuditorPage {
             <html lang="en"><head><meta charset="utf-8"><title>Lethe — \(escape(run))</title>
             <style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}
             td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
-            .dead{color:#a00}.ok{color:#070}pre{white-space:pre-wrap}</style></head><body>
+            .dead{color:#a00}.ok{color:#070}pre{white-space:pre-wrap}code{overflow-wrap:anywhere}</style></head><body>
             <h1>Lethe: \(escape(run))</h1>
 
             """
@@ -86,13 +94,28 @@ struct AuditorPage {
         for entry in entries {
             let time = format.string(from: Date(timeIntervalSince1970: Double(entry.timestampMilliseconds) / 1000))
             out += "<tr><td>\(entry.sequenceNumber)</td><td>\(time)</td><td>\(escape(entry.kind.rawValue))</td>"
-                + "<td><code>\(escape(String(entry.payload.prefix(400))))</code></td></tr>\n"
+                + "<td><code>\(escape(String(entry.payload.prefix(400))))\(entry.payload.count > 400 ? "…" : "")</code></td></tr>\n"
         }
         out += "</table>\n</body></html>\n"
         return out
     }
 
-    func escape(_ text: String) -> String {
+    /// The value of field `name` in a query as an HTML form sends it (`+` for a space, then
+    /// percent escapes), exactly as typed: nil when absent or not valid UTF-8.
+    static func formValue(named name: String, inQuery query: String?) -> String? {
+        for pair in (query ?? "").split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let decode = { (text: Substring) in String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard decode(parts[0]) == name else { continue }
+            return parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return nil
+    }
+
+    func escape(_ text: String) -> String { Self.escaped(text) }
+
+    /// `text` as HTML text or attribute value.
+    static func escaped(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.count)
         for c in text {
@@ -102,6 +125,9 @@ struct AuditorPage {
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
             case "'": out += "&#39;"
+            // Control characters (NUL among them) have no place in HTML text: shown as U+FFFD.
+            case _ where c.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }):
+                out += "\u{FFFD}"
             default: out.append(c)
             }
         }

@@ -153,6 +153,7 @@ public final class LetheServer: Sendable {
     }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
+        router.add(middleware: FreshAnswers())
         router.add(middleware: UnknownRouteAnswer())
         router.get("/v2/health/live") { _, _ in await self.measured("live") { JSONResponse.object(["live": true]) } }
         // The server's readiness is its one model's (Open Inference Protocol v2 asks both).
@@ -212,6 +213,19 @@ public final class LetheServer: Sendable {
         metrics.request(endpoint: endpoint, status: Int(response.status.code),
                         seconds: (ContinuousClock.now - start).seconds)
         return response
+    }
+
+    /// Every answer describes the run as it is now (what is served, what is forgotten): no cache
+    /// may keep it (`Cache-Control: no-store`), and no browser may read it as another type than
+    /// it says (`X-Content-Type-Options: nosniff`).
+    struct FreshAnswers: RouterMiddleware {
+        func handle(_ request: Request, context: BasicRequestContext,
+                    next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+            var response = try await next(request, context)
+            response.headers[.cacheControl] = "no-store"
+            response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+            return response
+        }
     }
 
     /// An unknown path is 404 and a known one asked with another method 405 (with `Allow`),

@@ -844,6 +844,13 @@ extension ServeTests {
         #expect(dom.contains("id=\"delta\"") && dom.contains("<table id=\"ledger\">") && dom.contains(">request<"))
         let audit = try #require(dom.range(of: "<pre id=\"audit\">").map { String(dom[$0.upperBound...].prefix(3000)) })
         #expect(audit.contains(forgotten) && audit.lowercased().contains("deleted") || audit.contains("tombstone"), "\(audit)")
+        // Nothing the server answers may be cached, and the page may run no script.
+        for path in ["/", "/v1/status", "/v1/audit?id=\(query)", "/v2/health/ready"] {
+            let headers = Dictionary(try await server.get(path).headers.map { ($0.key.lowercased(), $0.value) }) { $1 }
+            #expect(headers["cache-control"] == "no-store" && headers["x-content-type-options"] == "nosniff", "\(path): \(headers)")
+        }
+        let page = Dictionary(try await server.get("/").headers.map { ($0.key.lowercased(), $0.value) }) { $1 }
+        #expect(page["content-security-policy"]?.hasPrefix("default-src 'none'") == true, "\(page)")
     }
 }
 
