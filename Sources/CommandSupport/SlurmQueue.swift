@@ -41,10 +41,18 @@ public enum SlurmQueue {
     }
 
     /// The array tasks of `job` still queued, as task id → Slurm state code (R, PD, CG…); an
-    /// empty dictionary once the array has left the queue. Throws when squeue cannot answer.
+    /// empty dictionary once the array has left the queue, or once the controller has forgotten
+    /// it (some minutes after it ended, squeue -j says "Invalid job id"). Throws when squeue
+    /// cannot answer.
     public static func tasks(ofJob job: String) throws -> [Int: String] {
         var tasks: [Int: String] = [:]
-        for line in try run("squeue", ["-h", "-r", "-j", job, "-o", "%K %t"]).split(separator: "\n") {
+        let listing: String
+        do {
+            listing = try run("squeue", ["-h", "-r", "-j", job, "-o", "%K %t"])
+        } catch let failure as Failure where failure.description.contains("Invalid job id") {
+            return [:]
+        }
+        for line in listing.split(separator: "\n") {
             let parts = line.split(separator: " ")
             if parts.count == 2, let task = Int(parts[0]) { tasks[task] = String(parts[1]) }
         }

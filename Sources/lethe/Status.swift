@@ -35,8 +35,16 @@ struct StatusCommand: ParsableCommand {
         func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
         print("run \(runDirectory): \(count(report.examples, "example")), \(count(report.shards, "shard")) × "
               + "\(count(report.slices, "slice")), budget \(report.budget), \(report.tombstones) deleted")
+        // A Slurm array of the run is shown even when train.json is missing (one whose tasks
+        // could not start may have left none).
+        func printSlurmJob() {
+            guard let slurm = report.slurm else { return }
+            print("Slurm job \(slurm.jobId): " + slurm.shards.sorted { Int($0.key) ?? 0 < Int($1.key) ?? 0 }
+                .map { "shard \($0.key) \($0.value)" }.joined(separator: ", ") + " (\(slurm.script))")
+        }
         guard let settings else {
             print("train.json: " + TrainingSettings.missingReason(run: layout.directory))
+            printSlurmJob()
             return
         }
         print("training: \(settings.strategy.rawValue)\(settings.modelKind == .decoder ? " on a decoder" : ""), "
@@ -53,9 +61,6 @@ struct StatusCommand: ParsableCommand {
         }
         print(String(format: "stage files: %.1f MB", Double(report.stageByteCount) / 1e6))
         print(report.forgetting.summary)
-        if let slurm = report.slurm {
-            print("Slurm job \(slurm.jobId): " + slurm.shards.sorted { Int($0.key) ?? 0 < Int($1.key) ?? 0 }
-                .map { "shard \($0.key) \($0.value)" }.joined(separator: ", ") + " (\(slurm.script))")
-        }
+        printSlurmJob()
     }
 }

@@ -105,6 +105,29 @@ import Training
         try LetheProcess.succeed(["verify", "--run", run.path])
     }
 
+    /// Some minutes after an array ends, the controller forgets it and `squeue -j` fails with
+    /// "Invalid job id": its shards without a result ended without one. Any other failure of
+    /// squeue leaves their state unknown ("submitted").
+    @Test func aJobTheControllerForgotEndedWithoutAResult() throws {
+        let run = try SlurmTests.plannedRuns(["forgotten-job"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
+        let slurm = run.appendingPathComponent("slurm")
+        try FileManager.default.createDirectory(at: slurm, withIntermediateDirectories: true)
+        try Data(#"{"job_id":"4242","script":"x.sh","shards":[0,1],"submitted_ms":1}"#.utf8)
+            .write(to: slurm.appendingPathComponent("job.json"))
+        let bin = run.deletingLastPathComponent().appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let squeue = bin.appendingPathComponent("squeue")
+        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin")
+        for (message, state) in [("slurm_load_jobs error: Invalid job id specified", "ended without a result"),
+                                 ("slurm_load_jobs error: Unable to contact slurm controller", "submitted")] {
+            try "#!/bin/sh\necho '\(message)' >&2\nexit 1\n".write(to: squeue, atomically: true, encoding: .utf8)
+            #expect(chmod(squeue.path, 0o755) == 0)
+            let status = try LetheProcess.run(["status", "--run", run.path], environment: ["PATH": path])
+            #expect(status.status == 0 && status.output.contains("shard 0 \(state)"), "\(status.output)")
+        }
+    }
+
     /// A task of an array whose settings are gone (train.json deleted) refuses to train, rather
     /// than training with default settings.
     @Test func aTaskWithoutTheRunsSettingsTrainsNothing() throws {
