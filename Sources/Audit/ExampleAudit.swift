@@ -113,7 +113,9 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         let stages = composition?.strategy == .full
             ? fullModelStages(composition!, plan: plan, id: id, layout: layout, erasedFiles: erasedFiles)
             : try slicedStages(plan: plan, id: id, lineage: lineage, layout: layout, composition: composition,
-                               erasedFiles: erasedFiles, run: run)
+                               erasedFiles: erasedFiles, sliceVersions: try sliceVersions(shard: lineage.location.shard,
+                                                                                           plan: plan, in: ledger),
+                               run: run)
         return ExampleAudit(id: id, shard: shard, slice: slice,
                             sliceHash: plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
                                                            : lineage.sliceHash,
@@ -122,9 +124,17 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     }
 
     /// The stages of an S3T or SISA run whose prefix holds the example's slice.
+    ///
+    /// A stage's key hashes its prefix's slice contents as they were when it was trained. A
+    /// retrain gives a rebuilt slice a new hash, so a stage trained before it (and erased by a
+    /// forget, or by the retrain) has a key from the older versions of its slices. Each prefix is
+    /// therefore looked up under every version its slices had (`sliceVersions`; for the
+    /// example's own slice, the versions that held it), and reported under the key found served,
+    /// else on disk, else named erased by a receipt, else under the plan's current key ("never
+    /// written").
     private static func slicedStages(plan: Plan, id: String, lineage: Lineage, layout: RunLayout,
                                      composition: ServedComposition?, erasedFiles: Set<String>,
-                                     run: URL) throws -> [Stage] {
+                                     sliceVersions: [Int: [String]], run: URL) throws -> [Stage] {
         let shard = lineage.location.shard, slice = lineage.location.slice
         let sequences = plan.sequences(of: shard)
         var servedKeys = Set<String>()
@@ -133,24 +143,60 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         // saw the example were keyed by the hash recorded as `previous_hash` in the ledger.
         let sliceHashSeen = plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
                                                 : lineage.sliceHash
-        func hashSeen(_ s: Int) -> String { s == slice ? sliceHashSeen : plan.sliceHash(shard: shard, slice: s) }
+        func versions(_ s: Int) -> [String] {
+            let known = sliceVersions[s] ?? []
+            guard s == slice else { return known.isEmpty ? [plan.sliceHash(shard: shard, slice: s)] : known }
+            // The example's slice: its versions up to the last that held the example.
+            guard let last = known.lastIndex(of: sliceHashSeen) else { return [sliceHashSeen] }
+            return Array(known[...last])
+        }
+        func current(_ s: Int) -> String { s == slice ? sliceHashSeen : plan.sliceHash(shard: shard, slice: s) }
         var stagesByKey: [String: Stage] = [:]
         for (index, sequence) in sequences.enumerated() {
             let position = lineage.stagePositions[index]
             for length in position...sequence.count {
                 let prefix = Array(sequence.prefix(length))
-                let stageKey = StageKey(prefixSliceHashes: prefix.map(hashSeen)), key = stageKey.hex
-                if stagesByKey[key] != nil { stagesByKey[key]?.sequences.append(index); continue }
-                let url = layout.stageURL(shard: shard, stage: length, key: stageKey)
-                let file = layout.relativeStagePath(shard: shard, stage: length, key: stageKey)
-                stagesByKey[key] = Stage(shard: shard, stage: length, slices: prefix, sequences: [index], key: key,
-                                         file: file, exists: FileManager.default.fileExists(atPath: url.path),
-                                         erased: erasedFiles.contains(file), served: servedKeys.contains(key))
+                var candidates: [[String]] = [[]]
+                for s in prefix {
+                    let options = versions(s)
+                    candidates = candidates.flatMap { head in options.map { head + [$0] } }
+                    if candidates.count > 256 { candidates = [prefix.map(current)]; break }   // a history too long to try
+                }
+                func stage(_ hashes: [String]) -> Stage {
+                    let stageKey = StageKey(prefixSliceHashes: hashes)
+                    let file = layout.relativeStagePath(shard: shard, stage: length, key: stageKey)
+                    return Stage(shard: shard, stage: length, slices: prefix, sequences: [index], key: stageKey.hex,
+                                 file: file,
+                                 exists: FileManager.default.fileExists(atPath: layout.stageURL(shard: shard, stage: length,
+                                                                                               key: stageKey).path),
+                                 erased: erasedFiles.contains(file), served: servedKeys.contains(stageKey.hex))
+                }
+                let found = candidates.lazy.map(stage)
+                let chosen = found.first(where: \.served) ?? found.first(where: \.exists) ?? found.first(where: \.erased)
+                    ?? stage(prefix.map(current))
+                if stagesByKey[chosen.key] != nil { stagesByKey[chosen.key]?.sequences.append(index); continue }
+                stagesByKey[chosen.key] = chosen
             }
         }
         return stagesByKey.values.sorted { a, b in
             a.stage != b.stage ? a.stage < b.stage : a.slices.lexicographicallyPrecedes(b.slices)
         }
+    }
+
+    /// Every content hash each slice of `shard` has had, oldest first, from the ledger's retrain
+    /// records (a slice never rebuilt is absent: its plan hash is its only one).
+    private static func sliceVersions(shard: Int, plan: Plan, in ledger: Ledger?) throws -> [Int: [String]] {
+        guard let ledger else { return [:] }
+        var versions: [Int: [String]] = [:]
+        for entry in try ledger.entries(matching: LedgerKey(field: .init(rawValue: "shard"), value: "\(shard)"))
+        where entry.kind == .retrain {
+            guard let record = try? entry.decodePayload(as: RetrainRecord.self), record.shard == shard else { continue }
+            for rebuilt in record.rebuiltSlices {
+                if versions[rebuilt.slice, default: []].isEmpty { versions[rebuilt.slice] = [rebuilt.previousHash] }
+                if versions[rebuilt.slice]?.last != rebuilt.newHash { versions[rebuilt.slice]?.append(rebuilt.newHash) }
+            }
+        }
+        return versions
     }
 
     /// A `full` run serves one model trained on every example not deleted before it was trained

@@ -52,6 +52,28 @@ import Training
         #expect(try JSONDecoder().decode(ExampleAudit.Deletion.self, from: json) == deletion)
     }
 
+    /// A retrain gives a rebuilt slice a new content hash. The stages that saw a deleted example
+    /// in another slice of the same prefixes were keyed by the old hash: after the retrain the
+    /// audit still finds them erased, not "never written".
+    @Test func stagesErasedBeforeARetrainOfAnotherSliceStayErased() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let first = "ex-08"
+        let location = try #require(run.plan.location(of: first))
+        let other = try #require((0..<3).filter { $0 != location.slice }.lazy
+            .compactMap { run.plan.members(shard: location.shard, slice: $0).first }.first)
+        let forgetter = Forgetter(run: run.directory)
+        _ = try forgetter.forget([ForgetRequest(target: .example(first))], nowMilliseconds: 1_700_000_000_000)
+        _ = try forgetter.forget([ForgetRequest(target: .example(other))], nowMilliseconds: 1_700_000_000_001)
+        let before = try ExampleAudit.audit(run: run.directory, id: first)
+        #expect(before.stages.count == 6 && before.stages.allSatisfy { !$0.exists && $0.erased }, "\(before.summary)")
+        _ = try run.retrainer().retrain(nowMilliseconds: { 1_700_000_000_002 })
+        let after = try ExampleAudit.audit(run: run.directory, id: first)
+        #expect(after.stages.count == 6 && after.stages.allSatisfy { !$0.exists && $0.erased && !$0.served },
+                "\(after.summary)")
+        #expect(Set(after.stages.map(\.file)) == Set(before.stages.map(\.file)))
+    }
+
     /// One receipt covering several requests for the example (a log naming it twice, and by its
     /// group) is embedded once: with the first request; the others name it by sequence.
     @Test func aReceiptIsEmbeddedOncePerAudit() throws {
