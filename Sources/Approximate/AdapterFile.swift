@@ -92,6 +92,9 @@ public enum AdapterFile {
             return try readChecked(url, weights: weights, base: base)
         } catch let ApproximateError.invalidValue(field, value, reason) {
             throw ApproximateError.invalidAdapter(path: url.path, reason: "\(field) = \(value): \(reason)")
+        } catch let ModelsError.invalidValue(field, value, reason) {
+            // The adapter configuration's own checks (rank, alpha, targets) speak of options.
+            throw ApproximateError.invalidAdapter(path: url.path, reason: "\(field) = \(value): \(reason)")
         }
     }
 

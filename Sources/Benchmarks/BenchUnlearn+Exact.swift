@@ -26,6 +26,11 @@ struct ExactUnlearning {
     var shards: Int
 }
 
+/// The exact run of `bench unlearn --exact` failed (exit 1; the sweep's results are written).
+struct ExactRunFailed: Error, CustomStringConvertible {
+    let description: String
+}
+
 extension BenchUnlearnCommand {
     /// Trains, forgets and evaluates the S3T run in OUT/exact-run (replaced each time).
     func exactUnlearning(tokenizer: BPETokenizer, forget: [[Int]], retain: [[Int]], report: ResultReport,
@@ -51,7 +56,8 @@ extension BenchUnlearnCommand {
             let start = Date()
             let (status, output) = try ChildProcess.run(binary, arguments)
             guard status == 0 else {
-                throw ValidationError("--exact: lethe \(arguments.joined(separator: " ")) failed (exit \(status)): \(output)")
+                throw ExactRunFailed(description: "--exact: lethe \(arguments.joined(separator: " ")) failed (exit \(status)): "
+                                     + output.trimmingCharacters(in: .whitespacesAndNewlines))
             }
             return (output, Date().timeIntervalSince(start))
         }

@@ -109,7 +109,11 @@ extension BenchUnlearnCommand {
                                                  $0.steps, $0.retainRatio) } ?? "none"))
         }
         guard let leader = summary.max(by: { $0.1 < $1.1 }) else { return summary }
-        let gdIn = summary.first { $0.0 == .ascentDescentInDistribution }?.1 ?? 0
+        guard let gdIn = summary.first(where: { $0.0 == .ascentDescentInDistribution })?.1 else {
+            report.say("Most robust: \(leader.0.rawValue) (\(Int(100 * leader.1))% of settings succeed). Seed paper's finding "
+                         + "(ga-gd-in most robust): not evaluated (ga-gd-in is not among --methods).")
+            return summary
+        }
         if leader.1 > 0 {
             report.say("Most robust: \(leader.0.rawValue) (\(Int(100 * leader.1))% of settings succeed). Seed paper's finding "
                          + "(ga-gd-in most robust): " + (gdIn >= leader.1 ? "reproduced (ga-gd-in ties or leads)." : "not reproduced here."))

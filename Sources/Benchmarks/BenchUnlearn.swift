@@ -123,6 +123,13 @@ public struct BenchUnlearnCommand: ParsableCommand {
         if exactSlices * exactLayersPerBlock > 30 {
             throw ValidationError("--exact-slices \(exactSlices) × --exact-layers-per-block \(exactLayersPerBlock) exceeds SmolLM2's 30 layers.")
         }
+        // The exact run's plan deals one example per forget and retain article into every slice.
+        if exact, exactShards * exactSlices > forgetArticles + retainArticles {
+            throw ValidationError("--exact-shards \(exactShards) × --exact-slices \(exactSlices) needs at least "
+                                  + "\(exactShards * exactSlices) examples, one per slice, but --forget-articles "
+                                  + "\(forgetArticles) + --retain-articles \(retainArticles) give \(forgetArticles + retainArticles); "
+                                  + "give fewer shards or slices, or more articles.")
+        }
     }
 
     public func run() throws {
@@ -192,12 +199,23 @@ public struct BenchUnlearnCommand: ParsableCommand {
             try evaluate(model, adapter, general: withGeneral)
         }
         let table = results.filter { $0.learningRate == tableLR && $0.steps == tableSteps }
-        let exactResult = try exact ? exactUnlearning(tokenizer: tokenizer, forget: forget, retain: retain, report: report) { ensemble in
-            try ForgetEvaluation(forget: forget, unseen: unseen, retain: Array(retain.prefix(retainEvaluated)), general: general,
-                                 text: { try tokenizer.decode($0) }, reference: referenceScores) {
-                try ensemble.scores(of: $0, batchSize: batchSize, padID: pad, threads: t)
+        // A failure of the exact run is reported after everything else is written: the sweep's
+        // results (tens of minutes of work) are kept.
+        var exactFailure: Error?
+        var exactResult: ExactUnlearning?
+        if exact {
+            do {
+                exactResult = try exactUnlearning(tokenizer: tokenizer, forget: forget, retain: retain, report: report) { ensemble in
+                    try ForgetEvaluation(forget: forget, unseen: unseen, retain: Array(retain.prefix(retainEvaluated)),
+                                         general: general, text: { try tokenizer.decode($0) }, reference: referenceScores) {
+                        try ensemble.scores(of: $0, batchSize: batchSize, padID: pad, threads: t)
+                    }
+                }
+            } catch {
+                exactFailure = error
+                report.say("exact: failed, left out of the table: \(error)")
             }
-        } : nil
+        }
         printTable(table, reference: reference, oracle: oracleEval, lr: tableLR, steps: tableSteps,
                    parameters: base.configuration.parameterCount, exact: exactResult, report: report)
         if let exactResult {
@@ -217,6 +235,9 @@ public struct BenchUnlearnCommand: ParsableCommand {
         report.say(String(format: "wall time of lethe bench unlearn: %.1f s", wallSeconds))
         try writeSummary(before: before, reference: reference, oracle: oracleEval, points: results, summary: summary,
                          parameters: base.configuration.parameterCount, wallSeconds: wallSeconds, report: report)
+        if let exactFailure {
+            throw ExactRunFailed(description: "\(exactFailure) The other results are written to \(out).")
+        }
     }
 
     /// Runs every method at every learning rate of the grid (and the table's), evaluating along

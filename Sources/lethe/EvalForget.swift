@@ -200,7 +200,8 @@ struct EvalForgetCommand: ParsableCommand {
             StandardError.write(Data(("warning: \(sharedChunks) chunk(s) are in both --forget (members) and "
                 + "--unseen (non-members); the attacks cannot separate those\n").utf8))
         }
-        let sets = ["forget": TextCorpus.chunksSHA256(forgetChunks), "unseen": TextCorpus.chunksSHA256(unseenChunks)]
+        var sets = ["forget": TextCorpus.chunksSHA256(forgetChunks), "unseen": TextCorpus.chunksSHA256(unseenChunks)]
+        if let retainChunks { sets["retain"] = TextCorpus.chunksSHA256(retainChunks) }
         let oracleReport = try oracle.map(Self.readOracle)
         if let oracleReport, let oracle { try Self.requireSameSets(oracleReport, sets, path: oracle) }
         let oracleEvaluation = oracleReport?.evaluation
@@ -256,8 +257,13 @@ struct EvalForgetCommand: ParsableCommand {
             print(line)
         }
         if let o = oracleEvaluation {
+            // Perplexities of different retain sets are not comparable.
+            let sameRetain = oracleReport?.sets?["retain"] == sets["retain"]
             let retainRatio = e.retain.flatMap { mine in o.retain.map { mine.perplexity / $0.perplexity } }
-            let ratio = retainRatio.map { String(format: "; retain perplexity %.2f× the oracle's", $0) } ?? ""
+            let ratio = retainRatio.map {
+                sameRetain ? String(format: "; retain perplexity %.2f× the oracle's", $0)
+                    : "; retain perplexity not compared (the oracle's file records another retain set, or none)"
+            } ?? ""
             if e.gaps(to: o).isEmpty {
                 print("no attack is in both this evaluation and the oracle's file: no gap was compared" + ratio)
             } else {

@@ -279,6 +279,16 @@ import Store
             return reason.hasPrefix("r = 1099511627776")
         })
         try original.write(to: url)
+        // So is an alpha the adapter configuration refuses (NaN): the message names the file.
+        let alpha = try HDF5File.open(url, mode: .readWrite)
+        try alpha.setAttribute(.double(.nan), named: "lora_alpha")
+        try alpha.close()
+        try HDF5Seal.seal(fileAt: url)
+        #expect(performing: { try AdapterFile.read(url, weights: model.weights) }, throws: { error in
+            guard case ApproximateError.invalidAdapter(url.path, let reason) = error else { return false }
+            return reason.hasPrefix("lora_alpha = nan") && "\(error)".hasPrefix(url.path)
+        })
+        try original.write(to: url)
 
         // The file is sealed: one changed byte is the damaged-adapter error naming it.
         var bytes = try Data(contentsOf: url)

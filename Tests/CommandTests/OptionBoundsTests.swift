@@ -139,6 +139,15 @@ import Testing
         #expect(spelled == 64 && message.hasPrefix("Error: --lr ") && !message.contains("Note:"), "\(message)")
     }
 
+    /// `bench unlearn --exact` plans one example per article into shards × slices: too few
+    /// articles for them are refused before any training, not after the sweep.
+    @Test func anExactRunWithTooFewArticlesIsRefusedUpFront() throws {
+        let (status, output) = try Self.run(["bench", "unlearn", "--exact", "--exact-shards", "3", "--exact-slices", "2",
+                                             "--forget-articles", "2", "--retain-articles", "2", "--out", Self.missingRun])
+        #expect(status == 64 && output.contains("--exact-shards 3 × --exact-slices 2 needs at least 6 examples"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: Self.missingRun))
+    }
+
     /// An option of one value given twice is refused, naming both values, before any work; an
     /// option that takes several values may repeat.
     @Test func aSingleValuedOptionGivenTwiceIsRefused() throws {
