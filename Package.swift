@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning", "Approximate", "Models"],
                     swiftSettings: fast),
         // `lethe serve` as a process on loopback: endpoints, bad bodies, forgets under load.
-        .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning", "Training", "Forgetting", "Serving",
+        .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning", "Training", "Forgetting", "Serving", "Support",
                                                         .product(name: "NIOCore", package: "swift-nio"),
                                                         .product(name: "NIOEmbedded", package: "swift-nio"),
                                                         .product(name: "NIOHTTP1", package: "swift-nio")],

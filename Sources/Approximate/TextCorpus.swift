@@ -64,20 +64,29 @@ public struct TextCorpus: Sendable {
     }
 
     /// The `field` strings of each line (blank lines skipped, but counted, so an error names
-    /// the line an editor shows).
+    /// the line an editor shows), read by the same strict scanner as `lethe plan`'s data: a
+    /// repeated key, a lone surrogate or invalid UTF-8 is an error naming its column, and a
+    /// UTF-8 byte-order mark is skipped at the start of the file only.
     static func texts(_ data: Data, path: String, field: String, limit: Int?) throws -> [String] {
         var out: [String] = []
-        for (i, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+        let body = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data[...]
+        for (i, line) in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             if let limit, out.count >= limit { break }
             if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
-            guard String(validating: line, as: UTF8.self) != nil else {
-                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "not UTF-8")
+            let members: [(key: String, value: FlatJSONScanner.Value)]
+            do {
+                members = try Array(line).withUnsafeBufferPointer { bytes throws(FlatJSONScanner.Failure) in
+                    try FlatJSONScanner.members(of: bytes)
+                }
+            } catch {
+                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "column \(error.column): \(error.reason)")
             }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "not a JSON object")
-            }
-            guard let text = object[field] as? String else {
+            guard let value = members.first(where: { $0.key == field })?.value else {
                 throw ApproximateError.badRecord(path: path, line: i + 1, reason: "no string field '\(field)'")
+            }
+            guard case let .string(text) = value else {
+                throw ApproximateError.badRecord(path: path, line: i + 1,
+                                                 reason: "field '\(field)' is a \(value.kindName), not a string")
             }
             out.append(text)
         }

@@ -4,6 +4,7 @@ import Planning
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Support
 
 /// JSON answers: one object, keys sorted; errors as `{"error": "…"}`.
 enum JSONResponse {

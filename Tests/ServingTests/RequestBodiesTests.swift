@@ -2,6 +2,7 @@ import Foundation
 import Planning
 import Testing
 @testable import Serving
+import Support
 
 /// The request bodies the server parses: a key given twice in one object is refused, since the
 /// JSON parser would keep one value and drop the other without a word.

@@ -1,3 +1,5 @@
+import Support
+
 /// Turns the bytes of a JSON Lines file into validated examples.
 ///
 /// Lines are separated by LF (a CR before it is whitespace); blank lines are skipped but still
@@ -57,7 +59,7 @@ enum JSONLinesReader {
             case "id", "text", "label":
                 guard case let .string(string) = value else {
                     throw PlanningError.wrongFieldType(file: source, line: lineNumber, field: key,
-                                                       expected: "string", found: kindName(of: value))
+                                                       expected: "string", found: value.kindName)
                 }
                 if key == "id" { id = string } else if key == "text" { text = string } else { label = string }
             case "group":
@@ -66,7 +68,7 @@ enum JSONLinesReader {
                 case .null: group = nil
                 case .other:
                     throw PlanningError.wrongFieldType(file: source, line: lineNumber, field: key,
-                                                       expected: "string", found: kindName(of: value))
+                                                       expected: "string", found: value.kindName)
                 }
             default:
                 if case let .string(string) = value { extras[key] = string }
@@ -97,13 +99,5 @@ enum JSONLinesReader {
         if text.isEmpty { throw PlanningError.emptyText(file: source, line: lineNumber, id: id) }
         if label?.isEmpty == true { throw PlanningError.emptyLabel(file: source, line: lineNumber, id: id) }
         return (Example(id: id, text: text, label: label ?? "", group: group, extraFields: extras), label != nil)
-    }
-
-    private static func kindName(of value: FlatJSONScanner.Value) -> String {
-        switch value {
-        case .string: return "string"
-        case .null: return "null"
-        case let .other(kind): return kind
-        }
     }
 }

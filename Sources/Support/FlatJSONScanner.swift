@@ -14,21 +14,30 @@ import Foundation
 ///   for balanced brackets and reported by kind only (`Value.other`); nested values are skipped,
 ///   not validated in depth.
 /// - A key appearing twice is an error (JSON leaves the meaning open; Lethe refuses to guess).
-struct FlatJSONScanner {
+public struct FlatJSONScanner {
     /// A member's value as the reader needs it.
-    enum Value: Equatable {
+    public enum Value: Equatable, Sendable {
         case string(String)
         case null
         /// Any other JSON value; `kind` is "number", "boolean", "object" or "array".
         case other(kind: String)
+
+        /// "string", "null", or the kind of another value.
+        public var kindName: String {
+            switch self {
+            case .string: "string"
+            case .null: "null"
+            case let .other(kind): kind
+            }
+        }
     }
 
     /// Why a line failed, with the 1-based byte column where the scanner stopped.
-    struct Failure: Error, Equatable {
-        var column: Int
-        var reason: String
+    public struct Failure: Error, Equatable {
+        public var column: Int
+        public var reason: String
         /// Set when the failure is a key that appears twice.
-        var repeatedKey: String? = nil
+        public var repeatedKey: String? = nil
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -39,7 +48,7 @@ struct FlatJSONScanner {
     private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     /// Parses `bytes` as one object and returns its members in file order.
-    static func members(of bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> [(key: String, value: Value)] {
+    public static func members(of bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> [(key: String, value: Value)] {
         var scanner = FlatJSONScanner(bytes)
         return try scanner.object()
     }
