@@ -18,6 +18,8 @@ public struct BenchDecoderCommand: ParsableCommand {
             Examples:
               lethe bench decoder --steps 5
               lethe bench decoder --steps 5 --precision bf16 --json
+
+            \(BenchHelp.exitCodes)
             """)
 
     @OptionGroup var options: DecoderOptions

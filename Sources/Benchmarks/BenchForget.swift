@@ -40,6 +40,8 @@ public struct BenchForgetCommand: ParsableCommand {
             Examples:
               lethe bench forget --data Datasets/bbc-news/train.jsonl
               lethe bench forget --accuracy --svg forget-accuracy.svg
+
+            \(BenchHelp.exitCodes)
             """
     )
 

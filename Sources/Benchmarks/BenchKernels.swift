@@ -24,6 +24,8 @@ public struct BenchKernelsCommand: ParsableCommand {
             Examples:
               lethe bench kernels --threads 2
               lethe bench kernels --threads 1 --repetitions 5 --json
+
+            \(BenchHelp.exitCodes)
             """)
 
     @Option(help: "Threads for BLAS and for the kernels' own loops, \(CommonBounds.threads.text).")

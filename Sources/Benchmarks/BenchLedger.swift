@@ -18,6 +18,8 @@ public struct BenchLedgerCommand: ParsableCommand {
 
             Example:
               lethe bench ledger --count 10000
+
+            \(BenchHelp.exitCodes)
             """
     )
 

@@ -24,6 +24,8 @@ public struct BenchPeakCommand: ParsableCommand {
             Examples:
               lethe bench peak
               lethe bench peak --threads 2 --repetitions 7 --json
+
+            \(BenchHelp.exitCodes)
             """)
 
     @Option(help: "Highest thread count to measure (every count from 1 up to it), \(CommonBounds.threads.text).")

@@ -21,6 +21,8 @@ public struct BenchPlanCommand: ParsableCommand {
 
             Example:
               lethe bench plan --examples 100000 --shards 20 --slices 10 --budget 5
+
+            \(BenchHelp.exitCodes)
             """
     )
 

@@ -41,6 +41,8 @@ public struct BenchServeCommand: ParsableCommand {
               lethe bench serve --run Checkpoints/runs/demo --concurrency 1 8 64 --seconds 10
               lethe bench serve --python /work/venv-torch/bin/python
               lethe bench serve --precision bf16 --versus-precision fp32 --rounds 3
+
+            \(BenchHelp.exitCodes)
             """)
 
     @Option(name: .customLong("run"), help: "A trained run (make demo makes Checkpoints/runs/demo).")

@@ -17,6 +17,8 @@ public struct BenchStoreCommand: ParsableCommand {
 
             Example:
               lethe bench store --megabytes 64 --repetitions 3
+
+            \(BenchHelp.exitCodes)
             """
     )
 

@@ -27,6 +27,8 @@ public struct BenchTrainCommand: ParsableCommand {
             Examples:
               lethe bench train
               lethe bench train --precision bf16 --epochs 1
+
+            \(BenchHelp.exitCodes)
             """)
 
     @Option(help: "Model folder.") var model = "Checkpoints/base/all-MiniLM-L6-v2"

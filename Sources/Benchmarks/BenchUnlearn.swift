@@ -31,6 +31,8 @@ public struct BenchUnlearnCommand: ParsableCommand {
             Examples:
               lethe bench unlearn
               lethe bench unlearn --precision bf16 --exact
+
+            \(BenchHelp.exitCodes)
             """)
 
     @OptionGroup var options: DecoderOptions

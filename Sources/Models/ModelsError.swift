@@ -86,9 +86,11 @@ public enum ModelsError: Error, CustomStringConvertible, Equatable {
         case let .tensorMissing(path, tensor):
             return "\(path): no tensor named '\(tensor)'. Check that the file holds the expected model."
         case let .shapeMismatch(path, tensor, expected, found):
-            return "\(path): tensor '\(tensor)' has shape \(found), expected \(expected). Check that the file matches its config.json."
+            return "\(path): tensor '\(tensor)' has shape \(found), expected \(expected) from the model's configuration "
+                + "(its config.json, or a GGUF file's own metadata). The file does not match it: fetch the model again."
         case let .dtypeMismatch(path, tensor, expected, found):
-            return "\(path): tensor '\(tensor)' is \(found), expected \(expected). Convert the file or read it with the matching accessor."
+            return "\(path): tensor '\(tensor)' is \(found), expected \(expected). The file is not the model Lethe reads: "
+                + "fetch the model again (`make setup` fetches the default ones)."
         case let .vocabularyInvalid(path, line, reason):
             return "\(path):\(line): \(reason). Use the vocab.txt shipped with the model."
         case let .configInvalid(path, field, reason):

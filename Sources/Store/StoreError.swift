@@ -44,6 +44,11 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A lock file that cannot be opened as one (it is a directory).
     case unusableLock(file: String, kind: String)
 
+    /// What to do about a file that lacks what Lethe writes into it (a user reads these when a
+    /// plan, stage or adapter file is not as Lethe left it).
+    static let notAsWritten = "The file is not as Lethe writes it (another program's file, another version's, "
+        + "or an edited one); restore it from its source, or have Lethe write it again."
+
     public var description: String {
         switch self {
         case .fileNotFound(let file):
@@ -61,17 +66,14 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file): corrupt data at \(path) (\(detail)). The bytes on disk were altered; "
                 + "restore the file from its source or rewrite it."
         case .missingObject(let file, let path):
-            return "\(file): nothing at \(path). List the parent group's children to see what the "
-                + "file holds, or write \(path) first."
+            return "\(file): nothing at \(path). \(Self.notAsWritten)"
         case .missingAttribute(let file, let path, let name):
-            return "\(file): \(path) has no attribute '\(name)'. List its attribute names to see "
-                + "what it holds, or set the attribute first."
+            return "\(file): \(path) has no attribute '\(name)'. \(Self.notAsWritten)"
         case .alreadyExists(let file, let path):
             return "\(file): \(path) already exists. Remove it first or write to a new path "
                 + "(checkpoints are written whole with HDF5File.writeAtomically)."
         case .typeMismatch(let file, let path, let expected, let found):
-            return "\(file): \(path) holds \(found), expected \(expected). Read it with the "
-                + "matching method (info(at:) tells the element type)."
+            return "\(file): \(path) holds \(found), expected \(expected). \(Self.notAsWritten)"
         case .shapeMismatch(let file, let path, let expected, let found):
             return "\(file): \(path) has shape \(found), expected \(expected). The file was "
                 + "written with another configuration; check which run produced it."

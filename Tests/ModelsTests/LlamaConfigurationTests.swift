@@ -8,7 +8,7 @@ import Testing
     /// A GGUF header with the llama metadata of a tiny model whose context is `context`, with
     /// RMS ε `epsilon` and, when given, RoPE base `ropeBase` (both stored as float32).
     static func header(context: Int, epsilon: Float = 1e-5, ropeBase: Float? = nil, headCount: Int = 4,
-                       rotaryDimensions: Int? = nil) throws -> GGUFFile {
+                       rotaryDimensions: Int? = nil, vocabularySize: Int? = nil) throws -> GGUFFile {
         typealias B = GGUFBuilder
         var b = GGUFBuilder()
         b.add("general.architecture", type: 8, B.string("llama"))
@@ -21,6 +21,7 @@ import Testing
         b.add("llama.attention.layer_norm_rms_epsilon", type: 6, B.le(epsilon.bitPattern))
         if let ropeBase { b.add("llama.rope.freq_base", type: 6, B.le(ropeBase.bitPattern)) }
         if let rotaryDimensions { b.add("llama.rope.dimension_count", type: 4, B.le(UInt32(rotaryDimensions))) }
+        if let vocabularySize { b.add("llama.vocab_size", type: 4, B.le(UInt32(vocabularySize))) }
         return try GGUFFile(data: Data(b.build()), path: "tiny.gguf")
     }
 
@@ -65,6 +66,17 @@ import Testing
                                                     reason: "\(epsilon) is not a finite number ≥ 0")) {
                 try LlamaConfiguration(gguf: try Self.header(context: 64, epsilon: epsilon), maxPositions: 64)
             }
+        }
+    }
+
+    /// Every token the tokenizer makes needs an embedding row: a declared vocabulary smaller than
+    /// the tokenizer's is the file's fault, named with the key (not a token of the text).
+    @Test func aVocabularySmallerThanTheTokenizersIsRefusedNamingTheKey() throws {
+        #expect(try LlamaConfiguration(gguf: try Self.header(context: 64, vocabularySize: 3), maxPositions: 64)
+            .vocabularySize == 3)
+        #expect(throws: ModelsError.ggufInvalid(path: "tiny.gguf", what: "metadata 'llama.vocab_size'",
+                                                reason: "2 is less than the tokenizer's 3 tokens")) {
+            try LlamaConfiguration(gguf: try Self.header(context: 64, vocabularySize: 2), maxPositions: 64)
         }
     }
 

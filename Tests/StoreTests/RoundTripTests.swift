@@ -219,6 +219,7 @@ import Testing
         let error = StoreError.typeMismatch(file: "/runs/a/stage.h5", path: "/lora_A",
                                             expected: "float32 or float16", found: "int64")
         #expect(error.description == "/runs/a/stage.h5: /lora_A holds int64, expected float32 or "
-                + "float16. Read it with the matching method (info(at:) tells the element type).")
+                + "float16. The file is not as Lethe writes it (another program's file, another version's, or an "
+                + "edited one); restore it from its source, or have Lethe write it again.")
     }
 }

@@ -59,6 +59,12 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
             throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata '\(epsilonKey)'",
                                           reason: "\(rmsEpsilon) is not a finite number ≥ 0")
         }
+        // A token the tokenizer makes must have an embedding row: a smaller vocabulary would fail
+        // on the first such token, blaming the text.
+        if let declared = try? gguf.integer("llama.vocab_size"), declared < vocab {
+            throw ModelsError.ggufInvalid(path: gguf.path, what: "metadata 'llama.vocab_size'",
+                                          reason: "\(declared) is less than the tokenizer's \(vocab) tokens")
+        }
         do {
             try self.init(vocabularySize: (try? gguf.integer("llama.vocab_size")) ?? vocab,
                           hiddenSize: try gguf.integer("llama.embedding_length"),
