@@ -141,7 +141,11 @@ public enum AdapterFile {
                                                 reason: "a rank outside 0…\(width), the model's width")
         }
         // Files written before rsLoRA was an option have no use_rslora: plain α/r.
-        let rsLoRA = try file.hasAttribute(named: "use_rslora") ? try file.intAttribute(named: "use_rslora") != 0 : false
+        let rsLoRAFlag = try file.hasAttribute(named: "use_rslora") ? try file.intAttribute(named: "use_rslora") : 0
+        guard rsLoRAFlag == 0 || rsLoRAFlag == 1 else {
+            throw ApproximateError.invalidValue(field: "use_rslora", value: "\(rsLoRAFlag)", reason: "must be 0 or 1")
+        }
+        let rsLoRA = rsLoRAFlag == 1
         let configuration = try LlamaAdapterConfiguration(
             rank: Int(rank), alpha: Float(try file.doubleAttribute(named: "lora_alpha")),
             targets: try projections("target_modules"), fullTargets: try projections("full_modules"),

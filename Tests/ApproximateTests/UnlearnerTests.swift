@@ -289,6 +289,16 @@ import Store
             return reason.hasPrefix("lora_alpha = nan") && "\(error)".hasPrefix(url.path)
         })
         try original.write(to: url)
+        // use_rslora is a flag: 0 or 1, as FORMAT.md says.
+        let flag = try HDF5File.open(url, mode: .readWrite)
+        try flag.setAttribute(.int(2), named: "use_rslora")
+        try flag.close()
+        try HDF5Seal.seal(fileAt: url)
+        #expect(performing: { try AdapterFile.read(url, weights: model.weights) }, throws: { error in
+            guard case ApproximateError.invalidAdapter(url.path, let reason) = error else { return false }
+            return reason == "use_rslora = 2: must be 0 or 1"
+        })
+        try original.write(to: url)
 
         // The file is sealed: one changed byte is the damaged-adapter error naming it.
         var bytes = try Data(contentsOf: url)

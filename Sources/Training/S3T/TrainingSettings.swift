@@ -165,7 +165,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// stages outlived the file (which only a backup can give back: the stages need its settings).
     public static func missingReason(run: URL) -> String {
         guard let trained = RunLayout(directory: run).anyStageFile() else {
-            return "it is missing: the run was never trained; run `lethe train --run \(run.path)` first"
+            return "it is missing: the run was never trained; run `lethe train --run \(run.path)` first (or, for a "
+                + "model `lethe finetune` was making when it stopped, the same finetune command again)"
         }
         return "it is missing, but the run has trained stages (\(trained.path)): restore it from a backup of the run "
             + "(training on with other settings would mix them), or train into a new run"
