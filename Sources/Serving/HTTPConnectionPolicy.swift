@@ -58,31 +58,38 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 /// Content-Length that is no number, bytes that are not HTTP), where NIO's own handler answers
 /// with an empty body; and a CONNECT (the server is no proxy). NIO writes every answer to a
 /// CONNECT without a body or length (a 2xx would open a tunnel), so that 400 has none, and the
-/// close ends it; Hummingbird's 404 kept the connection open, leaving the client waiting. When
-/// an answer to an earlier request is still being written, a parse error just closes the
-/// connection (NIO's handler does that).
+/// close ends it; Hummingbird's 404 kept the connection open, leaving the client waiting. A bad
+/// request that follows others on the connection (pipelined) is answered after their answers,
+/// which are never cut off: a forget that ran is always acknowledged.
 final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// True between the head and the end of an answer.
-    private var answering = false
-    /// True once this handler answered: what else arrives is dropped until the close.
+    /// Requests received whole, and answers ended. Answers come in request order, so once as
+    /// many answers have ended as requests were whole, every whole request is answered (a
+    /// request cut short by the bad bytes never will be: it is not waited for).
+    private var wholeRequests = 0, answersEnded = 0
+    /// The refusal waiting for those answers, once a bad request has arrived.
+    private var refusal: String?
+    /// True once the refusal is written: what else arrives is dropped until the close.
     private var refused = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !refused else { return }
-        if case .head(let head) = unwrapInboundIn(data), head.method == .CONNECT {
+        guard refusal == nil, !refused else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head) where head.method == .CONNECT:
             refuse(context, "CONNECT is not answered: this server is no proxy")
             return
+        case .end: wholeRequests += 1
+        default: break
         }
         context.fireChannelRead(data)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError, !answering, !refused else {
+        guard let parserError = error as? HTTPParserError, refusal == nil, !refused else {
             context.fireErrorCaught(error)
             return
         }
@@ -91,16 +98,22 @@ final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200: answering = true
-        case .end: answering = false
-        default: break
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
         }
+        answersEnded += 1
         context.write(data, promise: promise)
+        if answersEnded >= wholeRequests, let refusal, !refused { writeRefusal(context, refusal) }
     }
 
-    /// Writes a 400 whose JSON body is {"error": reason}, then closes the connection.
+    /// Answers 400 {"error": reason} once every earlier whole request is answered, then closes.
     private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
+        refusal = reason
+        if answersEnded >= wholeRequests { writeRefusal(context, reason) }
+    }
+
+    private func writeRefusal(_ context: ChannelHandlerContext, _ reason: String) {
         refused = true
         let encoded = try? JSONSerialization.data(withJSONObject: ["error": reason])
         let message = encoded.map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"bad request"}"#
@@ -109,6 +122,9 @@ final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandle
         headers.add(name: "content-length", value: String(message.utf8.count))
         headers.add(name: "connection", value: "close")
         headers.add(name: "server", value: "lethe")
+        // What every answer of the server carries (`LetheServer.FreshAnswers`).
+        headers.add(name: "cache-control", value: "no-store")
+        headers.add(name: "x-content-type-options", value: "nosniff")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
                       promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: message)))), promise: nil)

@@ -105,6 +105,45 @@ import Training
         try LetheProcess.succeed(["verify", "--run", run.path])
     }
 
+    /// A forget stopped after its tombstone (a stage it must erase is a directory), a retrain task
+    /// that rebuilt the slice without the example meanwhile, then the forget resumed: the
+    /// retrain's stages never saw the example and stay. A directory named like a stage in the
+    /// shard is no stage: it neither stops a forget nor is counted as erased.
+    @Test func aResumedForgetKeepsRetrainStagesBuiltWithoutItsExample() throws {
+        let run = try SlurmTests.plannedRuns(["resumed"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
+        try LetheProcess.succeed(["train", "--run", run.path] + SlurmTests.train)
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let id = try #require(plan.members(shard: 0, slice: 0).first)
+        let shard0 = run.appendingPathComponent("stages/shard-0")
+        try FileManager.default.createDirectory(at: shard0.appendingPathComponent("stage-9-notes.h5/sub"),
+                                                withIntermediateDirectories: true)
+        // Every planned stage that saw the example becomes a directory: the erase fails.
+        let saw = try FileManager.default.contentsOfDirectory(atPath: shard0.path).filter { name in
+            guard name != "stage-9-notes.h5" else { return false }
+            return try StageCheckpoint.load(from: shard0.appendingPathComponent(name)).lineage.prefixSlices.contains(0)
+        }
+        for name in saw {
+            try FileManager.default.removeItem(at: shard0.appendingPathComponent(name))
+            try FileManager.default.createDirectory(at: shard0.appendingPathComponent(name + "/sub"), withIntermediateDirectories: true)
+        }
+        let stopped = try LetheProcess.run(["forget", "--run", run.path, "--id", id])
+        #expect(stopped.status == 1 && stopped.output.contains("cannot erase the stage file"), "\(stopped.output)")
+        for name in saw { try FileManager.default.removeItem(at: shard0.appendingPathComponent(name)) }
+        let before = Set(try FileManager.default.contentsOfDirectory(atPath: shard0.path))
+        try LetheProcess.succeed(["retrain", "--run", run.path, "--shard", "0", "--task"])
+        let candidates = Set(try FileManager.default.contentsOfDirectory(atPath: shard0.path)).subtracting(before)
+        try #require(!candidates.isEmpty)
+        let resumed = try LetheProcess.run(["forget", "--run", run.path, "--resume", "--json"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: shard0.path))
+        #expect(candidates.isSubset(of: left), "stages trained without \(id) were erased: \(candidates.subtracting(left))")
+        #expect(left.contains("stage-9-notes.h5") && !resumed.output.contains("stage-9-notes"), "\(resumed.output)")
+        try FileManager.default.removeItem(at: shard0.appendingPathComponent("stage-9-notes.h5"))
+        try LetheProcess.succeed(["retrain", "--run", run.path])
+        try LetheProcess.succeed(["verify", "--run", run.path])
+    }
+
     /// Some minutes after an array ends, the controller forgets it and `squeue -j` fails with
     /// "Invalid job id": its shards without a result ended without one. Any other failure of
     /// squeue leaves their state unknown ("submitted").

@@ -636,7 +636,14 @@ extension ServeTests {
             let body = try #require(answer.text.range(of: "\r\n\r\n").map { answer.text[$0.upperBound...] })
             let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
             #expect((json?["error"] as? String)?.hasPrefix("malformed HTTP request") == true, "\(body)")
+            #expect(answer.text.lowercased().contains("cache-control: no-store"), "\(answer.text)")
         }
+        // A bad request pipelined after a good one is refused after the good one's answer, which
+        // is not cut off.
+        let pipelined = try server.raw("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n", readingAtMost: 10)
+        let first = pipelined.text.range(of: "HTTP/1.1 200"), second = pipelined.text.range(of: "HTTP/1.1 400")
+        #expect(pipelined.closed && first != nil && second != nil && first!.lowerBound < second!.lowerBound
+                && pipelined.text.contains("{\"live\":true}"), "\(pipelined.text)")
     }
 
     /// A request of more texts than --max-batch runs as several passes of at most that many,

@@ -352,6 +352,9 @@ public final class Forgetter {
                        hitsNow: Set<SliceLocation>) throws -> [ForgetReceipt.ErasedStage] {
         var erased: [ForgetReceipt.ErasedStage] = []
         var touchedShards = Set<Int>()
+        // A file that cannot be erased does not stop the others: every one that can goes, then
+        // the first failure is reported (the next command tries it again).
+        var failure: ForgettingError?
         try timed(.erase) {
             let full = sequences.map { $0.map(\.count) }
             for outcome in DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hits) {
@@ -359,7 +362,8 @@ public final class Forgetter {
                     let stage = stageFile(plan, shard: outcome.shard, prefix: prefix)
                     let deleted = unlink(stage.path) == 0
                     if !deleted && errno != ENOENT {
-                        throw ForgettingError.unerasableStage(file: stage.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                        failure = failure ?? .unerasableStage(file: stage.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                        continue
                     }
                     if deleted { touchedShards.insert(outcome.shard) }
                     let hitNow = prefix.contains { hitsNow.contains(SliceLocation(shard: outcome.shard, slice: $0)) }
@@ -368,25 +372,31 @@ public final class Forgetter {
                                         file: stage.relativePath, deletedNow: deleted))
                 }
             }
-            for candidate in try eraseRetrainCandidates(plan: plan, sequences: sequences, hitsNow: hitsNow) {
+            let candidates = eraseRetrainCandidates(plan: plan, sequences: sequences, hitsNow: hitsNow)
+            for candidate in candidates.erased {
                 erased.append(candidate)
                 touchedShards.insert(candidate.shard)
             }
+            failure = failure ?? candidates.failure
             for shard in touchedShards.sorted() { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
         }
+        if let failure { throw failure }
         return erased
     }
 
     /// Erases the stage files of a retrain not yet published (a Slurm array's tasks, or a local
     /// retrain between training and publishing) that saw an example deleted now. Their keys
     /// come from rebuilt slices the plan does not hold yet, so the plan's prefixes do not name
-    /// them: they are the shard's files outside every prefix of its sequences. One whose prefix
-    /// holds a slice hit now was trained on that slice's content before this deletion, so with
-    /// the deleted example (a rebuild removes only examples already deleted); one that cannot
-    /// be read is erased too. The retrain's own publish then truncates at that slice.
-    private func eraseRetrainCandidates(plan: Plan, sequences: [[[Int]]],
-                                        hitsNow: Set<SliceLocation>) throws -> [ForgetReceipt.ErasedStage] {
+    /// them: they are the shard's stage checkpoints outside every prefix of its sequences. A
+    /// rebuild removes the examples deleted when it ran, so a candidate's version of a slice hit
+    /// now is clean only if it lacks every tombstoned example of that slice (the hash of the
+    /// slice's members without them); any other version held one deleted now. Entries that are
+    /// no stage checkpoint (a directory, a link, a file Lethe cannot read as one) are left alone:
+    /// nothing was trained into them and nothing loads them.
+    private func eraseRetrainCandidates(plan: Plan, sequences: [[[Int]]], hitsNow: Set<SliceLocation>)
+        -> (erased: [ForgetReceipt.ErasedStage], failure: ForgettingError?) {
         var erased: [ForgetReceipt.ErasedStage] = []
+        var failure: ForgettingError?
         for shard in Set(hitsNow.map(\.shard)).sorted() {
             var planned = Set<String>()
             for sequence in sequences[shard] where !sequence.isEmpty {
@@ -395,19 +405,29 @@ public final class Forgetter {
                         .lastPathComponent)
                 }
             }
-            let hitSlices = Set(hitsNow.filter { $0.shard == shard }.map(\.slice))
+            var cleanHash: [Int: String] = [:]
+            for location in hitsNow where location.shard == shard {
+                let members = plan.currentMembers(shard: shard, slice: location.slice)
+                cleanHash[location.slice] = SliceHash.of(ids: members.filter { !plan.isTombstoned($0) })
+            }
             for name in layout.stageFileNames(shard: shard) where !planned.contains(name) {
                 let url = layout.shardDirectory(shard).appendingPathComponent(name)
-                let lineage = try? StageCheckpoint.load(from: url).lineage
-                if let lineage, !lineage.prefixSlices.contains(where: hitSlices.contains) { continue }
-                guard unlink(url.path) == 0 || errno == ENOENT else {
-                    throw ForgettingError.unerasableStage(file: url.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                var status = stat()
+                guard lstat(url.path, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+                      let lineage = try? StageCheckpoint.load(from: url).lineage, lineage.shard == shard else { continue }
+                let sawDeleted = zip(lineage.prefixSlices, lineage.prefixSliceHashes).contains { slice, hash in
+                    cleanHash[slice].map { $0 != hash } ?? false
                 }
-                erased.append(.init(shard: shard, stage: lineage?.stage ?? 0, slices: lineage?.prefixSlices ?? [],
-                                    key: lineage?.key.hex ?? "", file: layout.relativePath(of: url), deletedNow: true))
+                guard sawDeleted else { continue }
+                guard unlink(url.path) == 0 || errno == ENOENT else {
+                    failure = failure ?? .unerasableStage(file: url.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                    continue
+                }
+                erased.append(.init(shard: shard, stage: lineage.stage, slices: lineage.prefixSlices, key: lineage.key.hex,
+                                    file: layout.relativePath(of: url), deletedNow: true))
             }
         }
-        return erased
+        return (erased, failure)
     }
 
     /// A request is `forgotten` when it is the first in this operation to name a newly deleted
