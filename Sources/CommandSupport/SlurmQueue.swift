@@ -75,9 +75,23 @@ public enum SlurmQueue {
     /// or a local `lethe train`, would train the same stages beside it. Says nothing when the
     /// run has no job or squeue cannot be asked (no Slurm here).
     public static func requireNoActiveJob(run: URL) throws {
-        guard let job = lastJob(run: run), let tasks = try? tasks(ofJob: job.id), !tasks.isEmpty else { return }
+        guard let job = lastJob(run: run) else { return }
+        // Every task wrote its result: the array is over, whatever squeue says.
+        let results = run.appendingPathComponent("slurm/results")
+        if job.shards.allSatisfy({ FileManager.default.fileExists(atPath: results.appendingPathComponent("shard-\($0).json").path) }) {
+            return
+        }
+        let tasks: [Int: String]
+        do { tasks = try Self.tasks(ofJob: job.id) } catch {
+            // Unknown is not "ended": its tasks may be training the stages this call would.
+            throw Failure(description: "cannot tell whether Slurm job \(job.id) still trains this run (\(error)); run this "
+                          + "again once squeue answers, or, if that cluster is gone for good, remove "
+                          + "\(run.appendingPathComponent("slurm/job.json").path) first.")
+        }
+        guard !tasks.isEmpty else { return }
         throw Failure(description: "Slurm job \(job.id) is still training this run (shards "
                       + tasks.keys.sorted().map(String.init).joined(separator: ", ") + "): wait for it (`squeue -j \(job.id)`; "
-                      + "then `lethe train --run \(run.path)` publishes), or cancel it (`scancel \(job.id)`) first.")
+                      + "then the same lethe train or retrain command publishes what it trained), or cancel it "
+                      + "(`scancel \(job.id)`) first.")
     }
 }

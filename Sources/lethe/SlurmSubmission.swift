@@ -108,10 +108,13 @@ struct SlurmSubmission {
     /// publishes. Returns whether the array is done.
     @discardableResult
     func run(json: Bool) throws -> Bool {
-        if let bad = layout.directory.path.first(where: { $0 == "\"" || $0.isNewline }) {
+        // sbatch cannot quote these in a directive, and a backslash in --output turns off its
+        // % patterns (the tasks' log paths).
+        if let bad = layout.directory.path.first(where: { $0 == "\"" || $0 == "\\" || $0.isNewline }) {
             throw UserFacingError(description: "\(layout.directory.path): the run directory's path holds "
-                                  + (bad == "\"" ? "a double quote" : "a line break") + ", which an #SBATCH line cannot "
-                                  + "carry; move the run to a path without one to train it under Slurm.")
+                                  + (bad == "\"" ? "a double quote" : bad == "\\" ? "a backslash" : "a line break")
+                                  + ", which an #SBATCH line cannot carry; move the run to a path without one to train "
+                                  + "it under Slurm.")
         }
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
         // One submission at a time per run, and none while the last array still runs.

@@ -165,6 +165,11 @@ import Training
             let status = try LetheProcess.run(["status", "--run", run.path], environment: ["PATH": path])
             #expect(status.status == 0 && status.output.contains("shard 0 \(state)"), "\(status.output)")
         }
+        // While squeue cannot answer, whether the array still trains is unknown: a local train
+        // is refused rather than run beside it.
+        let train = try LetheProcess.run(["train", "--run", run.path] + SlurmTests.train, environment: ["PATH": path])
+        #expect(train.status == 1 && train.output.contains("cannot tell whether Slurm job 4242 still trains this run"),
+                "\(train.output)")
     }
 
     /// A task of an array whose settings are gone (train.json deleted) refuses to train, rather
