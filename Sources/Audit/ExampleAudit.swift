@@ -282,12 +282,16 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     public var summary: String {
         var lines = ["\(id): shard \(shard), slice \(slice) (content hash \(sliceHash.prefix(16))…)"]
         let unwritten = stages.filter { !$0.exists && !$0.erased }.count
+        // A file is called erased once a receipt lists it; while a deletion of the example has
+        // no receipt yet (its forget stopped), an absent file may be one it erased.
+        let pending = deletions.contains { $0.receiptLedgerSequence == nil }
+        let absent = pending ? "absent (never written, or erased by the deletion still pending)" : "never written"
         lines.append("\(stages.count) stage checkpoint(s) whose prefix holds its slice: \(stages.filter(\.exists).count) "
                      + "on disk, \(stages.filter { !$0.exists && $0.erased }.count) erased, "
-                     + (unwritten > 0 ? "\(unwritten) never written (not trained, or withheld), " : "")
+                     + (unwritten > 0 ? "\(unwritten) " + (pending ? absent : "never written (not trained, or withheld)") + ", " : "")
                      + "\(stages.filter(\.served).count) served now")
         for stage in stages {
-            let state = stage.exists ? "on disk" : stage.erased ? "erased" : "never written"
+            let state = stage.exists ? "on disk" : stage.erased ? "erased" : absent
             lines.append("  " + (stage.slices.isEmpty ? "the full model (every example)" : "stage \(stage.stage) prefix "
                                  + "\(stage.slices) sequences \(stage.sequences)")
                          + ": " + state + (stage.served ? ", SERVED" : ""))

@@ -11,6 +11,7 @@ import Training
 extension LetheServer {
     func page(_ request: Request) async throws -> Response {
         let id = AuditorPage.formValue(named: "id", inQuery: request.uri.query)
+        let undecodable = id == nil && (request.uri.query ?? "").split(separator: "&").contains { $0 == "id" || $0.hasPrefix("id=") }
         let layout = self.layout
         let (status, entries, audit) = try await Blocking.run { () throws -> (ForgettingStatus, [LedgerEntry], String?) in
             let status = try ForgettingStatus.load(run: layout.directory)
@@ -20,7 +21,7 @@ extension LetheServer {
                 let count = Int64(try ledger.count())
                 entries = try ledger.entries(from: max(1, count - 49), limit: 50).reversed()
             }
-            var audit: String?
+            var audit: String? = undecodable ? "The id in the address is not valid percent-encoded UTF-8." : nil
             if let id, !id.isEmpty {
                 do { audit = try ExampleAudit.audit(run: layout.directory, id: id).summary } catch {
                     audit = "\(error)"
@@ -125,8 +126,11 @@ struct AuditorPage {
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
             case "'": out += "&#39;"
-            // Control characters (NUL among them) have no place in HTML text: shown as U+FFFD.
-            case _ where c.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }):
+            // Control characters (NUL among them) have no place in HTML text, and bidirectional
+            // overrides would reorder the text around them: shown as U+FFFD.
+            case _ where c.unicodeScalars.contains(where: { scalar in
+                (scalar.properties.generalCategory == .control && scalar != "\n" && scalar != "\t")
+                    || (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) }):
                 out += "\u{FFFD}"
             default: out.append(c)
             }

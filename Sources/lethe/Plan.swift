@@ -92,7 +92,9 @@ struct PlanCreateCommand: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let runURL = URL(fileURLWithPath: runDirectory)
-        let piped = InputFile.isPipe(data)
+        // A pipe, or a path of this process's own descriptors (/dev/stdin, /dev/fd/N): later
+        // commands will not find the data there.
+        let piped = InputFile.isPipe(data) || ["/dev/stdin", "/dev/fd/", "/proc/self/"].contains { data.hasPrefix($0) }
         let layout = RunLayout(directory: runURL)
         func makePlan() throws -> Plan {
             try Planner.planRun(dataURL: URL(fileURLWithPath: data), dataSource: data,
@@ -117,7 +119,7 @@ struct PlanCreateCommand: ParsableCommand {
         }
         if piped {
             // The plan records the path, which will not hold the data again.
-            StandardError.write(Data(("warning: --data \(data) is a pipe, and the plan records that path: pass the "
+            StandardError.write(Data(("warning: --data \(data) is a pipe or this process's own input, and the plan records that path: pass the "
                 + "same data as a file with --data to train, to forget --group and to evaluate, or plan from a file "
                 + "instead (a server resolves group deletions only from the recorded file).\n").utf8))
         }

@@ -26,8 +26,8 @@ enum RunData {
             return dataset
         }
         let url = plan.datasetURL(run: run)
-        guard FileManager.default.fileExists(atPath: url.path), !InputFile.isPipe(url.path) else {
-            if url.path.hasPrefix("/dev/fd/") || url.path.hasPrefix("/proc/") || InputFile.isPipe(url.path) {
+        guard FileManager.default.fileExists(atPath: url.path), !InputFile.isPipe(url.path), !url.path.hasPrefix("/dev/") else {
+            if ["/dev/stdin", "/dev/fd/", "/proc/"].contains(where: { url.path.hasPrefix($0) }) || InputFile.isPipe(url.path) {
                 throw Unavailable(description: "the plan was made from data read through a pipe (it records "
                                   + "\(plan.datasetSource)), which holds it no more: pass --data with a file holding the "
                                   + "same data (SHA-256 \(plan.datasetSHA256)).")

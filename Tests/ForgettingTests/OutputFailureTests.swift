@@ -145,4 +145,20 @@ import Training
         let resume = try LetheProcess.run(["forget", "--run", run.directory.path, "--resume", "--id", "ex-02"])
         #expect(resume.status == 64 && resume.output.contains("--resume finishes the requests already recorded"), "\(resume.output)")
     }
+
+    /// When one stage file cannot be erased, the others that saw the example still are, and the
+    /// audit does not call them never written while the deletion has no receipt.
+    @Test func theOtherStagesAreErasedAndTheAuditSaysTheDeletionIsPending() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let location = try #require(run.plan.location(of: "ex-01"))
+        let blocked = run.stageURL(shard: location.shard, prefix: [location.slice])
+        try FileManager.default.removeItem(at: blocked)
+        try FileManager.default.createDirectory(at: blocked.appendingPathComponent("x"), withIntermediateDirectories: true)
+        let forget = try LetheProcess.run(["forget", "--run", run.directory.path, "--id", "ex-01"])
+        #expect(forget.status == 1 && forget.output.contains("cannot erase the stage file"), "\(forget.output)")
+        let audit = try LetheProcess.run(["audit", "--run", run.directory.path, "--id", "ex-01"])
+        #expect(audit.output.contains("1 on disk, 0 erased, 5 absent (never written, or erased by the deletion still pending)")
+                && audit.output.contains("0 served now"), "\(audit.output)")
+    }
 }

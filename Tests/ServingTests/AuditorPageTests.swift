@@ -19,6 +19,7 @@ import Testing
 
     @Test func controlCharactersAreNotWrittenIntoThePage() {
         #expect(AuditorPage.escaped("a\u{0}b<\u{1B}>\u{85}") == "a\u{FFFD}b&lt;\u{FFFD}&gt;\u{FFFD}")
+        #expect(AuditorPage.escaped("abc\u{202E}fed\u{2066}x") == "abc\u{FFFD}fed\u{FFFD}x", "bidirectional overrides")
         #expect(AuditorPage.escaped("line\nand\ttab \"q\" 'a' &") == "line\nand\ttab &quot;q&quot; &#39;a&#39; &amp;")
     }
 }
