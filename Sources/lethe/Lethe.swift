@@ -57,7 +57,7 @@ struct Lethe: ParsableCommand {
         // rather than being faulted in again every step (Kernels/HeapPolicy.swift). Commands that
         // only score texts map their large blocks instead: in a heap, the small results kept
         // between one batch's blocks and the next split the freed space, and the process grew
-        // with its input (perplexity of a 16,000-word text on one thread: 2.9 GB against 1.3 GB).
+        // with its input (docs/BENCHMARKS.md).
         let arguments = Array(CommandLine.arguments.dropFirst())
         let named = commandType(named: arguments)
         if Self.scoringCommands.contains(where: { ObjectIdentifier($0) == ObjectIdentifier(named) }) {
