@@ -26,8 +26,9 @@ struct ExactUnlearning {
     var shards: Int
 }
 
-/// The exact run of `bench unlearn --exact` failed (exit 1; the sweep's results are written).
-struct ExactRunFailed: Error, CustomStringConvertible {
+/// `bench unlearn` refused or failed for a reason that is no usage error (exit 1): the exact run
+/// failed (the sweep's results are written), or --out is in use by another run.
+struct BenchUnlearnFailure: Error, CustomStringConvertible {
     let description: String
 }
 
@@ -56,7 +57,7 @@ extension BenchUnlearnCommand {
             let start = Date()
             let (status, output) = try ChildProcess.run(binary, arguments)
             guard status == 0 else {
-                throw ExactRunFailed(description: "--exact: lethe \(arguments.joined(separator: " ")) failed (exit \(status)): "
+                throw BenchUnlearnFailure(description: "--exact: lethe \(arguments.joined(separator: " ")) failed (exit \(status)): "
                                      + output.trimmingCharacters(in: .whitespacesAndNewlines))
             }
             return (output, Date().timeIntervalSince(start))

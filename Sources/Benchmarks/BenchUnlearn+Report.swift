@@ -197,6 +197,7 @@ extension BenchUnlearnCommand {
         })
         report.record("sweep_success_share", Dictionary(uniqueKeysWithValues: summary.map { ($0.0.rawValue, $0.1) }))
         report.record("wall_seconds", wallSeconds)
+        report.record("seed", Int(truncatingIfNeeded: seed))
         let file = URL(fileURLWithPath: out).appendingPathComponent("summary.json")
         try report.write(to: file)
         report.say("summary: \(file.path)")

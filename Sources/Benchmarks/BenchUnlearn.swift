@@ -4,6 +4,7 @@ import CommandSupport
 import Foundation
 import Kernels
 import Models
+import Store
 import Support
 
 /// `lethe bench unlearn`: the reproducible approximate-unlearning benchmark: methods × settings against a retrain oracle.
@@ -135,6 +136,20 @@ public struct BenchUnlearnCommand: ParsableCommand {
     }
 
     public func run() throws {
+        // Two runs into one --out would interleave their charts and summaries: the second is
+        // refused while the first holds the directory.
+        let directory = URL(fileURLWithPath: out)
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--out \(out): cannot create the directory (\(fileErrorReason(error))).")
+        }
+        guard let _: Void = try FileLock.withLockIfFree(directory.appendingPathComponent(".bench-unlearn.lock"),
+                                                        { try runHoldingOut() }) else {
+            throw BenchUnlearnFailure(description: "--out \(out): another `lethe bench unlearn` is writing there; wait for it "
+                                 + "to finish, or choose another --out.")
+        }
+    }
+
+    private func runHoldingOut() throws {
         let started = Date()
         let chosen = try selectedMethods()
         let report = ResultReport(json: json)
@@ -238,7 +253,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
         try writeSummary(before: before, reference: reference, oracle: oracleEval, points: results, summary: summary,
                          parameters: base.configuration.parameterCount, wallSeconds: wallSeconds, report: report)
         if let exactFailure {
-            throw ExactRunFailed(description: "\(exactFailure) The other results are written to \(out).")
+            throw BenchUnlearnFailure(description: "\(exactFailure) The other results are written to \(out).")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import RunFixtures
 import Testing
 
 /// Every numeric option states its range in `--help`, and a value outside it is refused before
@@ -146,6 +147,18 @@ import Testing
                                              "--forget-articles", "2", "--retain-articles", "2", "--out", Self.missingRun])
         #expect(status == 64 && output.contains("--exact-shards 3 × --exact-slices 2 needs at least 6 examples"), "\(output)")
         #expect(!FileManager.default.fileExists(atPath: Self.missingRun))
+    }
+
+    /// A second `bench unlearn` into an --out another one is writing is refused before any work.
+    @Test func aSecondBenchUnlearnIntoTheSameOutIsRefused() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-out-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        // flock(1) holds the lock (flock(2), as Lethe takes it) while the second run starts.
+        let (status, output) = try LetheProcess.runTool("/usr/bin/flock", [
+            out.appendingPathComponent(".bench-unlearn.lock").path, try LetheProcess.binary().path,
+            "bench", "unlearn", "--out", out.path])
+        #expect(status == 1 && output.contains("another `lethe bench unlearn` is writing there"), "\(output)")
     }
 
     /// An option of one value given twice is refused, naming both values, before any work; an
