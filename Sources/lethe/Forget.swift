@@ -21,7 +21,9 @@ struct ForgetCommand: ParsableCommand {
             A deletion log (--log) is JSON Lines, one {"id": …} or {"group": …} object per \
             line, optional "request_id" and "timestamp": all requests in one ledger transaction \
             and one publish. A malformed line stops the log before anything changes. Unknown \
-            ids are reported in the receipt; repeated requests change nothing.
+            ids are reported in the receipt; repeated requests change nothing, and one whose \
+            request_id and target are already in the ledger (the same log run again) is not \
+            recorded again: the receipt lists it as already_recorded.
 
             Unknown ids and groups are recorded as unknown, listed on stderr and exit with 5. A \
             refused or failed forget (exit 1) accepted nothing unless "accepted" was printed; an \

@@ -82,6 +82,37 @@ import Training
         #expect(twice.requests.map(\.status) == [.forgotten, .alreadyForgotten])
     }
 
+    /// A request whose request_id and target are already in the ledger (a log run again, a
+    /// client's retry) is not recorded again: its outcome names the first one's position. The
+    /// same request_id with another target is a request of its own.
+    @Test func aRequestRecordedBeforeUnderItsIDIsNotRecordedAgain() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let forgetter = Forgetter(run: run.directory)
+        defer { try? forgetter.close() }
+        let first = try forgetter.forget([ForgetRequest(target: .example("ex-11"), requestID: "ticket-1"),
+                                          ForgetRequest(target: .example("nobody"), requestID: "ticket-2")], nowMilliseconds: 1)
+        #expect(first.requests.map(\.status) == [.forgotten, .unknown])
+        let again = try forgetter.forget([ForgetRequest(target: .example("ex-11"), requestID: "ticket-1"),
+                                          ForgetRequest(target: .example("nobody"), requestID: "ticket-2"),
+                                          ForgetRequest(target: .example("ex-12"), requestID: "ticket-1"),
+                                          ForgetRequest(target: .example("ex-13"), requestID: "ticket-3"),
+                                          ForgetRequest(target: .example("ex-13"), requestID: "ticket-3")], nowMilliseconds: 2)
+        let byID = again.requests.map { "\($0.requestID) \($0.id ?? "") \($0.status.rawValue) #\($0.ledgerSequence)" }
+        #expect(byID == ["ticket-1 ex-12 forgotten #4", "ticket-3 ex-13 forgotten #5",
+                         "ticket-1 ex-11 already_recorded #1", "ticket-2 nobody already_recorded #2",
+                         "ticket-3 ex-13 already_recorded #5"], "\(byID)")
+        #expect(again.summary.contains("5 request(s): 2 forgotten, 0 already forgotten, 0 unknown, 3 already recorded"))
+        let ledger = try Ledger.openForReading(at: run.directory.appendingPathComponent("ledger.sqlite"))
+        defer { try? ledger.close() }
+        #expect(try ledger.entries(forRequestID: "ticket-1").map(\.sequenceNumber) == [1, 4])
+        #expect(try ledger.entries(forRequestID: "ticket-3").map(\.sequenceNumber) == [5])
+        // Only repeats: nothing is recorded, and the receipt still accounts for every request.
+        let repeats = try forgetter.forget([ForgetRequest(target: .example("ex-11"), requestID: "ticket-1")], nowMilliseconds: 3)
+        #expect(repeats.requests.map(\.status) == [.alreadyRecorded] && repeats.requests.first?.ledgerSequence == 1)
+        #expect(try ledger.entries(forRequestID: "ticket-1").count == 2)
+    }
+
     @Test func groupForgetDeletesEveryMember() throws {
         let run = try TinyRun()
         defer { run.remove() }

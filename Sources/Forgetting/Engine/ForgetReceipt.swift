@@ -16,6 +16,9 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
             case alreadyForgotten = "already_forgotten"
             /// The plan has no such example, or no example has this group.
             case unknown
+            /// Its request_id and target are already in the ledger (a log run again, a client's
+            /// retry): not recorded again; `ledgerSequence` is the first one's.
+            case alreadyRecorded = "already_recorded"
         }
         public var requestID: String
         /// Ledger position of the request entry.
@@ -152,6 +155,7 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
         let counts = Dictionary(grouping: requests, by: \.status).mapValues(\.count)
         var lines = ["\(requests.count) request(s): \(counts[.forgotten] ?? 0) forgotten, "
                      + "\(counts[.alreadyForgotten] ?? 0) already forgotten, \(counts[.unknown] ?? 0) unknown"
+                     + ((counts[.alreadyRecorded] ?? 0) > 0 ? ", \(counts[.alreadyRecorded] ?? 0) already recorded" : "")
                      + (recoveredRequestCount > 0 ? " (\(recoveredRequestCount) recovered from an interrupted run)" : "")]
         lines.append("\(forgottenExamples.count) example(s) deleted; \(affectedSlices.count) slice(s) hit; "
                      + "\(truncatedSequences.count) sequence(s) truncated; \(erasedStages.filter(\.deletedNow).count) stage file(s) erased")

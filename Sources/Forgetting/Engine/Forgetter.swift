@@ -125,17 +125,26 @@ public final class Forgetter {
         // Never add to a ledger that lost history the served composition quotes.
         if let anchor = composition?.value.ledgerHead { try RunGuard.checkAnchor(anchor, in: ledger, file: ledgerURL.path) }
 
-        // 1. Resolve, then record durably.
-        let records = try resolve(requests, plan: plan, groups: groups, nowMilliseconds: nowMilliseconds)
+        // 1. Resolve, then record durably (a request already recorded under its request_id is not).
+        let resolved = try resolve(requests, plan: plan, groups: groups, nowMilliseconds: nowMilliseconds)
+        let (records, repeats) = try withoutRecordedRepeats(resolved, named: requests.map { $0.requestID != nil },
+                                                            in: ledger)
         // A plan that lost tombstones gets every request applied again, from the first.
         let lastCovered = try planLostTombstones(ledger) ? 0 : try cachedReceipt(ledger)?.ledgerSequence ?? 0
         let (appended, head) = try record(records, in: ledger, nowMilliseconds: nowMilliseconds)
         if !appended.isEmpty { accepted(head) }
+        let repeatOutcomes = repeats.map { repeated in
+            ForgetReceipt.RequestOutcome(requestID: repeated.record.requestID,
+                                         ledgerSequence: repeated.first ?? appended[repeated.firstInBatch ?? 0].sequenceNumber,
+                                         id: repeated.record.id, group: repeated.record.group, status: .alreadyRecorded)
+        }
         let (pending, recoveredCount) = try pendingRequests(ledger, coveredUpTo: lastCovered, head: head,
                                                             appended: appended, records: records)
         if pending.isEmpty {
             try UnfinishedForget.lower(layout)
-            return try ForgetReceipt.nothingPending(plan: plan, run: run, head: head)
+            var receipt = try ForgetReceipt.nothingPending(plan: plan, run: run, head: head)
+            receipt.requests = repeatOutcomes
+            return receipt
         }
 
         // 2. Tombstones.
@@ -157,7 +166,7 @@ public final class Forgetter {
 
         // 5. Receipt.
         let receipt = ForgetReceipt(
-            requests: Self.requestOutcomes(pending, forgottenNow: forgottenNow),
+            requests: Self.requestOutcomes(pending, forgottenNow: forgottenNow) + repeatOutcomes,
             forgottenExamples: forgottenNow.sorted(by: UTF8Order.precedes),
             unknownIDs: pending.compactMap { $0.1.examples.isEmpty ? $0.1.id : nil },
             unknownGroups: pending.compactMap { $0.1.examples.isEmpty ? $0.1.group : nil },
@@ -206,6 +215,39 @@ public final class Forgetter {
             }
         }
         return records
+    }
+
+    /// A request that names a request_id already in the ledger with the same target (the id or
+    /// group as given) is a repeat of it: a log run again after a crash, a client retrying a
+    /// request it got no answer to. Repeats are left out of what is recorded, with the ledger
+    /// position of the first (`first`), or, for a repeat of an earlier request of this batch,
+    /// that request's index among the records kept (`firstInBatch`). Generated request ids
+    /// (`named` false) never repeat.
+    private func withoutRecordedRepeats(_ resolved: [RequestRecord], named: [Bool], in ledger: Ledger) throws
+        -> (kept: [RequestRecord], repeats: [(record: RequestRecord, first: Int64?, firstInBatch: Int?)]) {
+        func sameTarget(_ a: RequestRecord, _ b: RequestRecord) -> Bool {
+            a.id.map { Array($0.utf8) } == b.id.map { Array($0.utf8) } && a.group.map { Array($0.utf8) } == b.group.map { Array($0.utf8) }
+        }
+        let ids = zip(resolved, named).filter(\.1).map(\.0.requestID)
+        let recorded = ids.isEmpty ? [:] : try ledger.requestEntries(forRequestIDs: ids)
+        var kept: [RequestRecord] = []
+        var repeats: [(record: RequestRecord, first: Int64?, firstInBatch: Int?)] = []
+        var keptByID: [String: [Int]] = [:]
+        for (record, isNamed) in zip(resolved, named) {
+            guard isNamed else { kept.append(record); continue }
+            let earlier = try (recorded[record.requestID] ?? []).first { entry in
+                sameTarget(try entry.decodePayload(as: RequestRecord.self), record)
+            }
+            if let earlier {
+                repeats.append((record, earlier.sequenceNumber, nil))
+            } else if let index = keptByID[record.requestID]?.first(where: { sameTarget(kept[$0], record) }) {
+                repeats.append((record, nil, index))
+            } else {
+                keptByID[record.requestID, default: []].append(kept.count)
+                kept.append(record)
+            }
+        }
+        return (kept, repeats)
     }
 
     /// Appends the requests in one transaction (durable on return) and returns them with the head.

@@ -286,6 +286,31 @@ public final class Ledger: Sendable {
 
     /// Entries indexed under request id `id`.
     public func entries(forRequestID id: String) throws -> [LedgerEntry] { try entries(matching: .requestID(id)) }
+    /// The request entries of each of `ids` (request ids), oldest first; ids with none are
+    /// absent. One query per 500 ids, not one per id (a log of 100,000 requests).
+    public func requestEntries(forRequestIDs ids: [String]) throws -> [String: [LedgerEntry]] {
+        var found: [String: [LedgerEntry]] = [:]
+        let unique = Array(Set(ids))
+        for start in stride(from: 0, to: unique.count, by: 500) {
+            let chunk = Array(unique[start..<min(start + 500, unique.count)])
+            let rows = try read("look up request ids") { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT e.seq, e.timestamp_ms, e.kind, e.payload, e.keys, e.previous_hash, e.hash, k.value
+                    FROM ledger_keys k JOIN ledger_entries e ON e.seq = k.seq
+                    WHERE k.field = ? AND k.value IN (\(Array(repeating: "?", count: chunk.count).joined(separator: ",")))
+                    ORDER BY e.seq
+                    """, arguments: StatementArguments([LedgerKey.Field.requestID.rawValue] + chunk))
+            }
+            // The first seven columns are `entryColumns`'; the eighth is the request id matched.
+            for row in rows {
+                let entry = try Self.entry(row)
+                guard let id = String.fromDatabaseValue(row[7] as DatabaseValue), entry.kind == .request else { continue }
+                found[id, default: []].append(entry)
+            }
+        }
+        return found
+    }
+
     /// Entries indexed under example id `id`.
     public func entries(forExampleID id: String) throws -> [LedgerEntry] { try entries(matching: .exampleID(id)) }
     /// Entries indexed under group `group`.
