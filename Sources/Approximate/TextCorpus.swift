@@ -75,10 +75,8 @@ public struct TextCorpus: Sendable {
             if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
             let members: [(key: String, value: FlatJSONScanner.Value)]
             do {
-                members = try Array(line).withUnsafeBufferPointer { bytes throws(FlatJSONScanner.Failure) in
-                    try FlatJSONScanner.members(of: bytes)
-                }
-            } catch {
+                members = try line.withUnsafeBytes { raw in try FlatJSONScanner.members(of: raw.bindMemory(to: UInt8.self)) }
+            } catch let error as FlatJSONScanner.Failure {
                 throw ApproximateError.badRecord(path: path, line: i + 1, reason: "column \(error.column): \(error.reason)")
             }
             guard let value = members.first(where: { $0.key == field })?.value else {

@@ -33,8 +33,8 @@ public enum RunAccess {
         }
         report(inspection.recovery)
         if let stopped = inspection.recoveryStopped {
-            let line: String = "unfinished: " + (inspection.unfinished + [""]).joined(separator: "; ")
-                + "recovery stopped: " + stopped + " What follows is the run as it is on disk.\n"
+            let line: String = "unfinished: " + (inspection.unfinished + ["recovery stopped: " + stopped]).joined(separator: "; ")
+                + " What follows is the run as it is on disk.\n"
             StandardError.write(Data(line.utf8))
         } else if !inspection.unfinished.isEmpty {
             let label: String = inspection.readOnly ? "read-only: " : "unfinished: "

@@ -35,6 +35,11 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     /// Another process held the run lock longer than this forget would wait: nothing recorded.
     case runBusy(run: String, seconds: Double)
 
+    /// `unerasableStage` for `path` with the reason of the `unlink` that just failed (errno).
+    static func unerasableStage(_ path: String) -> ForgettingError {
+        .unerasableStage(file: path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+    }
+
     public var description: String {
         switch self {
         case .ledgerUnavailable(let file, let detail):

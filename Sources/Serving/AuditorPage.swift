@@ -10,8 +10,8 @@ import Training
 /// that audits an id (`/?id=…`, answered on the page itself).
 extension LetheServer {
     func page(_ request: Request) async throws -> Response {
-        let id = AuditorPage.formValue(named: "id", inQuery: request.uri.query)
-        let undecodable = id == nil && (request.uri.query ?? "").split(separator: "&").contains { $0 == "id" || $0.hasPrefix("id=") }
+        let field = AuditorPage.formField(named: "id", inQuery: request.uri.query)
+        let id = field.flatMap { $0 }, undecodable = field == .some(nil)
         let layout = self.layout
         let (status, entries, audit) = try await Blocking.run { () throws -> (ForgettingStatus, [LedgerEntry], String?) in
             let status = try ForgettingStatus.load(run: layout.directory)
@@ -101,16 +101,22 @@ struct AuditorPage {
         return out
     }
 
-    /// The value of field `name` in a query as an HTML form sends it (`+` for a space, then
-    /// percent escapes), exactly as typed: nil when absent or not valid UTF-8.
-    static func formValue(named name: String, inQuery query: String?) -> String? {
+    /// Field `name` of a query as an HTML form sends it (`+` for a space, then percent escapes):
+    /// nil when absent, `.some(nil)` when its value is not valid UTF-8, else the value exactly as
+    /// typed.
+    static func formField(named name: String, inQuery query: String?) -> String?? {
         for pair in (query ?? "").split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let decode = { (text: Substring) in String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
             guard decode(parts[0]) == name else { continue }
-            return parts.count > 1 ? decode(parts[1]) : ""
+            return .some(parts.count > 1 ? decode(parts[1]) : "")
         }
         return nil
+    }
+
+    /// The value of field `name`, or nil when absent or not valid UTF-8.
+    static func formValue(named name: String, inQuery query: String?) -> String? {
+        formField(named: name, inQuery: query).flatMap { $0 }
     }
 
     func escape(_ text: String) -> String { Self.escaped(text) }

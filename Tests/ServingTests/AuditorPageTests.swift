@@ -15,6 +15,8 @@ import Testing
         #expect(AuditorPage.formValue(named: "id", inQuery: "idx=1") == nil)
         #expect(AuditorPage.formValue(named: "id", inQuery: nil) == nil)
         #expect(AuditorPage.formValue(named: "id", inQuery: "id=%FF") == nil, "not UTF-8")
+        #expect(AuditorPage.formField(named: "id", inQuery: "id=%FF") == .some(nil), "present, but not UTF-8")
+        #expect(AuditorPage.formField(named: "id", inQuery: "q=1") == nil)
     }
 
     @Test func controlCharactersAreNotWrittenIntoThePage() {

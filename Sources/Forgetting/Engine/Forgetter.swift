@@ -134,9 +134,12 @@ public final class Forgetter {
         let (appended, head) = try record(records, in: ledger, nowMilliseconds: nowMilliseconds)
         if !appended.isEmpty { accepted(head) }
         let repeatOutcomes = repeats.map { repeated in
-            ForgetReceipt.RequestOutcome(requestID: repeated.record.requestID,
-                                         ledgerSequence: repeated.first ?? appended[repeated.firstInBatch ?? 0].sequenceNumber,
-                                         id: repeated.record.id, group: repeated.record.group, status: .alreadyRecorded)
+            let first = switch repeated.original {
+            case .recorded(let sequence): sequence
+            case .inBatch(let index): appended[index].sequenceNumber
+            }
+            return ForgetReceipt.RequestOutcome(requestID: repeated.record.requestID, ledgerSequence: first,
+                                                id: repeated.record.id, group: repeated.record.group, status: .alreadyRecorded)
         }
         let (pending, recoveredCount) = try pendingRequests(ledger, coveredUpTo: lastCovered, head: head,
                                                             appended: appended, records: records)
@@ -217,21 +220,23 @@ public final class Forgetter {
         return records
     }
 
+    /// The request a repeat repeats: one in the ledger (its position), or an earlier request of
+    /// the same batch (its index among the records kept).
+    private enum Original { case recorded(Int64), inBatch(Int) }
+
     /// A request that names a request_id already in the ledger with the same target (the id or
     /// group as given) is a repeat of it: a log run again after a crash, a client retrying a
-    /// request it got no answer to. Repeats are left out of what is recorded, with the ledger
-    /// position of the first (`first`), or, for a repeat of an earlier request of this batch,
-    /// that request's index among the records kept (`firstInBatch`). Generated request ids
-    /// (`named` false) never repeat.
+    /// request it got no answer to. Repeats are left out of what is recorded, each with its
+    /// original. Generated request ids (`named` false) never repeat.
     private func withoutRecordedRepeats(_ resolved: [RequestRecord], named: [Bool], in ledger: Ledger) throws
-        -> (kept: [RequestRecord], repeats: [(record: RequestRecord, first: Int64?, firstInBatch: Int?)]) {
+        -> (kept: [RequestRecord], repeats: [(record: RequestRecord, original: Original)]) {
         func sameTarget(_ a: RequestRecord, _ b: RequestRecord) -> Bool {
             a.id.map { Array($0.utf8) } == b.id.map { Array($0.utf8) } && a.group.map { Array($0.utf8) } == b.group.map { Array($0.utf8) }
         }
         let ids = zip(resolved, named).filter(\.1).map(\.0.requestID)
         let recorded = ids.isEmpty ? [:] : try ledger.requestEntries(forRequestIDs: ids)
         var kept: [RequestRecord] = []
-        var repeats: [(record: RequestRecord, first: Int64?, firstInBatch: Int?)] = []
+        var repeats: [(record: RequestRecord, original: Original)] = []
         var keptByID: [String: [Int]] = [:]
         for (record, isNamed) in zip(resolved, named) {
             guard isNamed else { kept.append(record); continue }
@@ -239,9 +244,9 @@ public final class Forgetter {
                 sameTarget(try entry.decodePayload(as: RequestRecord.self), record)
             }
             if let earlier {
-                repeats.append((record, earlier.sequenceNumber, nil))
+                repeats.append((record, .recorded(earlier.sequenceNumber)))
             } else if let index = keptByID[record.requestID]?.first(where: { sameTarget(kept[$0], record) }) {
-                repeats.append((record, nil, index))
+                repeats.append((record, .inBatch(index)))
             } else {
                 keptByID[record.requestID, default: []].append(kept.count)
                 kept.append(record)
@@ -404,7 +409,7 @@ public final class Forgetter {
                     let stage = stageFile(plan, shard: outcome.shard, prefix: prefix)
                     let deleted = unlink(stage.path) == 0
                     if !deleted && errno != ENOENT {
-                        failure = failure ?? .unerasableStage(file: stage.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                        failure = failure ?? .unerasableStage(stage.path)
                         continue
                     }
                     if deleted { touchedShards.insert(outcome.shard) }
@@ -462,7 +467,7 @@ public final class Forgetter {
                 }
                 guard sawDeleted else { continue }
                 guard unlink(url.path) == 0 || errno == ENOENT else {
-                    failure = failure ?? .unerasableStage(file: url.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                    failure = failure ?? .unerasableStage(url.path)
                     continue
                 }
                 erased.append(.init(shard: shard, stage: lineage.stage, slices: lineage.prefixSlices, key: lineage.key.hex,

@@ -164,7 +164,7 @@ public final class Retrainer {
         var erased: [String] = []
         for url in state.strayFiles() {
             guard unlink(url.path) == 0 || errno == ENOENT else {
-                throw ForgettingError.unerasableStage(file: url.path, reason: "\(String(cString: strerror(errno))), errno \(errno)")
+                throw ForgettingError.unerasableStage(url.path)
             }
             erased.append(layout.relativePath(of: url))
         }
