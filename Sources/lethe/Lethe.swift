@@ -3,6 +3,7 @@ import CommandSupport
 import Foundation
 import Kernels
 import Store
+import Training
 
 /// The `lethe` command: exact machine unlearning (S3T) and approximate unlearning.
 @main
@@ -69,6 +70,11 @@ struct Lethe: ParsableCommand {
         StandardOutput.ignoreBrokenPipes()
         FileLock.onLongWait.withLock {
             $0 = { url in
+                if let shard = RunLayout.trainingLockShard(url) {
+                    StandardError.write(Data(("waiting for \(url.path): another lethe process is training shard \(shard) "
+                        + "of this run; this one goes on once it is done, and skips the stages it committed.\n").utf8))
+                    return
+                }
                 StandardError.write(Data(("waiting for \(url.path): another lethe command holds this lock (a forget, a "
                     + "training's commit, a publish); this one goes on once it is released.\n").utf8))
             }

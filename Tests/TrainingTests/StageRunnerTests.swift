@@ -209,3 +209,57 @@ extension StageRunnerTests {
         for stage in s.stages { #expect(layout.isComplete(stage) == !stage.prefixSlices.contains(2)) }
     }
 }
+
+/// One trainer of a shard on a thread of its own (the tests' stand-in for another process).
+private final class ShardContender: @unchecked Sendable {   // read only after `done` signals
+    let trainer = RecordingTrainer()
+    let done = DispatchSemaphore(value: 0)
+    var skipped = 0
+    private var work: () -> Void = {}
+
+    func start(_ runner: S3TRunner, _ schedule: StageSchedule, members: [[String]], gate: StageGate,
+               holdingFirst lock: URL? = nil, holding: DispatchSemaphore? = nil, release: DispatchSemaphore? = nil) {
+        work = { [self] in
+            if let lock, let holding, let release {
+                _ = try? FileLock.withExclusiveLock(lock) { holding.signal(); release.wait() }
+            }
+            _ = try? runner.trainStages(schedule, members: { members[$0] }, gate: gate) {
+                if case .stageSkipped = $0 { self.skipped += 1 }
+            }
+            done.signal()
+        }
+        Thread { self.work() }.start()
+    }
+}
+
+extension StageRunnerTests {
+    /// Two trainers of one shard never run side by side: the second waits for the shard's
+    /// training lock, then skips every stage the first committed and trains none again.
+    @Test func aSecondTrainerOfAShardWaitsAndSkipsWhatTheFirstCommitted() throws {
+        let layout = try Self.temporaryRun()
+        defer { try? FileManager.default.removeItem(at: layout.directory) }
+        let s = try schedule([[0, 1, 2], [1, 2, 0]])
+        let gate = StageGate(layout: layout, tombstones: [], current: { [] })
+        // The first holds the shard (its lock, as another process would) until released, then
+        // trains the whole schedule.
+        let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let first = ShardContender(), second = ShardContender()
+        first.start(S3TRunner(layout: layout, settings: settings, trainer: first.trainer, clock: { 0 }), s,
+                    members: members, gate: gate, holdingFirst: layout.trainingLockURL(shard: s.shard),
+                    holding: holding, release: release)
+        holding.wait()
+        second.start(S3TRunner(layout: layout, settings: settings, trainer: second.trainer, clock: { 0 }), s,
+                     members: members, gate: gate)
+        // While the shard is held, the second trainer does nothing.
+        #expect(second.done.wait(timeout: .now() + 0.5) == .timedOut)
+        #expect(second.trainer.jobs.isEmpty && layout.stageFileNames(shard: s.shard).isEmpty)
+        // Released: whichever of the two takes the shard trains it all, the other skips it all.
+        release.signal()
+        #expect(first.done.wait(timeout: .now() + 30) == .success)
+        #expect(second.done.wait(timeout: .now() + 30) == .success)
+        #expect(first.trainer.jobs.count + second.trainer.jobs.count == s.stages.count)
+        #expect(first.trainer.jobs.isEmpty || second.trainer.jobs.isEmpty)
+        #expect(first.skipped + second.skipped == s.stages.count)
+        #expect(layout.stageFileNames(shard: s.shard).count == s.stages.count)
+    }
+}

@@ -11,6 +11,7 @@ import Support
 ///     DIR/ledger.sqlite                             the deletion ledger (Forgetting)
 ///     DIR/.run.lock                                 the run lock
 ///     DIR/.retrain-shard-K.lock                     one retrain per shard
+///     DIR/.train-shard-K.lock                       one trainer per shard
 ///
 /// The run lock (`flock`) is held by every step that changes what a deletion binds: a forget
 /// (ledger, tombstones, composition, erasure), the commit of a stage file, and every publish of
@@ -43,6 +44,14 @@ public struct RunLayout: Sendable {
     }
     /// Held (without waiting) by the one retrain working on a shard.
     public func retrainLockURL(shard: Int) -> URL { directory.appendingPathComponent(".retrain-shard-\(shard).lock") }
+    /// Held, waiting for it, by the one process training a shard's stages (`S3TRunner.trainStages`).
+    public func trainingLockURL(shard: Int) -> URL { directory.appendingPathComponent(".train-shard-\(shard).lock") }
+    /// The shard whose training lock `url` is, or nil for another file.
+    public static func trainingLockShard(_ url: URL) -> Int? {
+        let name = url.lastPathComponent
+        guard name.hasPrefix(".train-shard-"), name.hasSuffix(".lock") else { return nil }
+        return Int(name.dropFirst(".train-shard-".count).dropLast(".lock".count))
+    }
 
     public func shardDirectory(_ shard: Int) -> URL {
         stagesDirectory.appendingPathComponent("shard-\(shard)")

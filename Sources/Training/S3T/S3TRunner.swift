@@ -51,10 +51,22 @@ public final class S3TRunner {
 
     /// Trains every stage of `schedule` that has no complete file and that `gate` permits.
     /// A stage file is only a candidate until a composition names it.
+    ///
+    /// Holds the shard's training lock throughout, waiting for it: a second process on the same
+    /// shard (two `train` commands, a train and a retrain) would train the same stages again and
+    /// remove the first one's temporary files under it. Once granted, it finds the stages the
+    /// first one committed complete and skips them.
     /// - Parameter members: the example ids a slice of this shard trains on, sorted.
     @discardableResult
     public func trainStages(_ schedule: StageSchedule, members: (Int) -> [String], gate: StageGate,
                             events: (Event) -> Void) throws -> Outcome {
+        try FileLock.withExclusiveLock(layout.trainingLockURL(shard: schedule.shard)) {
+            try trainStagesHoldingShard(schedule, members: members, gate: gate, events: events)
+        }
+    }
+
+    private func trainStagesHoldingShard(_ schedule: StageSchedule, members: (Int) -> [String], gate: StageGate,
+                                         events: (Event) -> Void) throws -> Outcome {
         let shard = schedule.shard
         layout.removeTemporaryFiles(shard: shard)
         let completeCount = schedule.stages.filter(layout.isComplete).count
