@@ -140,7 +140,7 @@ let package = Package(
                     swiftSettings: fast),
         // `lethe train --scheduler slurm` on a real one-node Slurm (Tools/slurm-local.sh), and
         // the Kubernetes manifest (parsed with Yams).
-        .testTarget(name: "SchedulingTests", dependencies: ["RunFixtures", "Planning", "Training", "Forgetting", "CommandSupport", "Store",
+        .testTarget(name: "SchedulingTests", dependencies: ["RunFixtures", "Planning", "Training", "Forgetting", "Audit", "CommandSupport", "Store",
                                                           .product(name: "Yams", package: "Yams")],
                     swiftSettings: fast),
         .testTarget(name: "ApproximateTests", dependencies: ["Approximate", "Models", "Kernels", "Store"],

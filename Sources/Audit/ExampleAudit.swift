@@ -109,13 +109,18 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             ? try ServedComposition.load(from: layout.servedURL) : nil
         let ledger = FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.openForReading(at: layout.ledgerURL) : nil
         defer { try? ledger?.close() }
-        let (deletions, erasedFiles) = try ledgerRecords(of: id, stored: plan.storedID(of: id) ?? id, in: ledger)
-        let stages = composition?.strategy == .full
+        let (deletions, erasedFiles, erasedByItsForgets) = try ledgerRecords(of: id, stored: plan.storedID(of: id) ?? id,
+                                                                             in: ledger)
+        var stages = composition?.strategy == .full
             ? fullModelStages(composition!, plan: plan, id: id, layout: layout, erasedFiles: erasedFiles)
             : try slicedStages(plan: plan, id: id, lineage: lineage, layout: layout, composition: composition,
                                erasedFiles: erasedFiles, sliceVersions: try sliceVersions(shard: lineage.location.shard,
                                                                                            plan: plan, in: ledger),
                                run: run)
+        if composition?.strategy != .full {
+            stages = withStagesOutsideThePlan(stages, erasedByItsForgets, lineage: lineage, plan: plan, layout: layout,
+                                              composition: composition)
+        }
         return ExampleAudit(id: id, shard: shard, slice: slice,
                             sliceHash: plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
                                                            : lineage.sliceHash,
@@ -183,6 +188,35 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         }
     }
 
+    /// `stages` and the stages that the forgets of the example erased in its shard with its
+    /// slice in their prefix which no planned prefix names: the candidates of a retrain not yet
+    /// published, whose rebuilt slices the plan and the ledger never recorded. Each was trained
+    /// before the example's deletion on a version of its slice that still held it (a slice only
+    /// loses members, and only once they are deleted), so each saw the example.
+    private static func withStagesOutsideThePlan(_ stages: [Stage], _ erased: [ForgetReceipt.ErasedStage],
+                                                 lineage: Lineage, plan: Plan, layout: RunLayout,
+                                                 composition: ServedComposition?) -> [Stage] {
+        let shard = lineage.location.shard, slice = lineage.location.slice
+        var known = Set(stages.map(\.key)), result = stages
+        let servedKeys = Set((composition?.shards ?? []).filter { $0.shard == shard }.flatMap { $0.stageKeys.map(\.hex) })
+        let sequences = plan.sequences(of: shard)
+        for stage in erased where stage.shard == shard && stage.slices.contains(slice) && !known.contains(stage.key) {
+            known.insert(stage.key)
+            // The key names the file; one that is not a key (a damaged receipt) names none.
+            let isKey = stage.key.utf8.count == 64 && stage.key.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+            let exists = isKey && FileManager.default.fileExists(
+                atPath: layout.stageURL(shard: shard, stage: stage.stage, key: StageKey(hex: stage.key)).path)
+            result.append(Stage(shard: shard, stage: stage.stage, slices: stage.slices,
+                                sequences: sequences.indices.filter { Array(sequences[$0].prefix(stage.slices.count)) == stage.slices },
+                                key: stage.key, file: stage.file, exists: exists, erased: true,
+                                served: servedKeys.contains(stage.key)))
+        }
+        return result.sorted { a, b in
+            a.stage != b.stage ? a.stage < b.stage
+                : a.slices != b.slices ? a.slices.lexicographicallyPrecedes(b.slices) : a.key < b.key
+        }
+    }
+
     /// Every content hash each slice of `shard` has had, oldest first, from the ledger's retrain
     /// records (a slice never rebuilt is absent: its plan hash is its only one).
     private static func sliceVersions(shard: Int, plan: Plan, in ledger: Ledger?) throws -> [Int: [String]] {
@@ -215,10 +249,12 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                       erased: erasedFiles.contains(file), served: true)]
     }
 
-    /// Every request that named the example, and every stage file a forget's receipt says it
-    /// deleted (paths relative to the run).
-    private static func ledgerRecords(of id: String, stored: String, in ledger: Ledger?) throws -> ([Deletion], Set<String>) {
-        guard let ledger else { return ([], []) }
+    /// Every request that named the example, every stage file a forget's receipt says it
+    /// deleted (paths relative to the run), and the stages the receipts of the example's own
+    /// forgets list as deleted.
+    private static func ledgerRecords(of id: String, stored: String, in ledger: Ledger?) throws
+        -> ([Deletion], Set<String>, [ForgetReceipt.ErasedStage]) {
+        guard let ledger else { return ([], [], []) }
         struct ErasedList: Decodable {
             struct Erased: Decodable {
                 let file: String, deletedNow: Bool
@@ -256,7 +292,11 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                                       receiptLedgerSequence: receipt?.sequenceNumber,
                                       receipt: firstMention ? receipt?.payload : nil))
         }
-        return (deletions, erased)
+        let covering = Set(deletions.compactMap(\.receiptLedgerSequence))
+        let erasedByItsForgets = receiptEntries.filter { covering.contains($0.sequenceNumber) }.flatMap { entry in
+            ((try? entry.decodePayload(as: ForgetReceipt.self))?.erasedStages ?? []).filter(\.deletedNow)
+        }
+        return (deletions, erased, erasedByItsForgets)
     }
 
     /// The content hash the example's slice had while the example was a member: from the
