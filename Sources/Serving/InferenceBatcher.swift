@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Store
 import Training
 
@@ -26,7 +27,10 @@ final class InferenceBatcher: @unchecked Sendable {
     /// such restarts it runs whole, in one pass holding the run lock).
     private final class Job {
         let texts: [String]
-        let reply: (Result<Answer, Error>) -> Void
+        private let reply: (Result<Answer, Error>) -> Void
+        /// False once the client's connection is gone: nobody can read the answer.
+        let isConnected: @Sendable () -> Bool
+        private let replied = Mutex(false)
         /// Texts handed to passes so far.
         var taken = 0
         var rows: [[Float]] = []
@@ -36,8 +40,17 @@ final class InferenceBatcher: @unchecked Sendable {
         var whole = false
         var remaining: Int { texts.count - taken }
 
-        init(texts: [String], reply: @escaping (Result<Answer, Error>) -> Void) {
-            self.texts = texts; self.reply = reply
+        init(texts: [String], isConnected: @escaping @Sendable () -> Bool, reply: @escaping (Result<Answer, Error>) -> Void) {
+            self.texts = texts; self.isConnected = isConnected; self.reply = reply
+        }
+
+        /// Answers the request, once: later calls do nothing.
+        func finish(_ result: Result<Answer, Error>) {
+            let first = replied.withLock { done in
+                defer { done = true }
+                return !done
+            }
+            if first { reply(result) }
         }
     }
 
@@ -77,15 +90,16 @@ final class InferenceBatcher: @unchecked Sendable {
         thread.start()
     }
 
-    /// The ensemble's logits for `texts` and the snapshot that produced them.
-    func infer(_ texts: [String]) async throws -> Answer {
+    /// The ensemble's logits for `texts` and the snapshot that produced them. Texts not yet in a
+    /// pass when `isConnected` turns false are dropped, and the call throws `CancellationError`.
+    func infer(_ texts: [String], isConnected: @escaping @Sendable () -> Bool = { true }) async throws -> Answer {
         try await withCheckedThrowingContinuation { continuation in
             condition.withLock {
                 if stopping {
                     continuation.resume(throwing: Refusal.unavailable("the server is shutting down"))
                     return
                 }
-                queue.append(Job(texts: texts) { continuation.resume(with: $0) })
+                queue.append(Job(texts: texts, isConnected: isConnected) { continuation.resume(with: $0) })
                 condition.signal()
             }
         }
@@ -182,22 +196,22 @@ final class InferenceBatcher: @unchecked Sendable {
     /// Adds a piece's rows to its request and answers the request once it is complete.
     private func deliver(_ rows: ArraySlice<[Float]>, of piece: Piece, from snapshot: ServedSnapshot) {
         let job = piece.job
-        if let earlier = job.snapshot, !earlier.servesTheSameModels(as: snapshot) {
+        let restarted = condition.withLock {
+            guard let earlier = job.snapshot, !earlier.servesTheSameModels(as: snapshot) else { return false }
             // A served model changed between this request's passes: start it again, all of it
             // on the same models; the second time, the rest runs whole under the run lock.
-            condition.withLock {
-                job.taken = 0; job.rows = []; job.snapshot = nil
-                job.restarts += 1
-                job.whole = job.restarts >= 2
-                if let index = queue.firstIndex(where: { $0 === job }) { queue.remove(at: index) }
-                queue.insert(job, at: 0)
-            }
-            return
+            job.taken = 0; job.rows = []; job.snapshot = nil
+            job.restarts += 1
+            job.whole = job.restarts >= 2
+            if let index = queue.firstIndex(where: { $0 === job }) { queue.remove(at: index) }
+            queue.insert(job, at: 0)
+            return true
         }
+        if restarted { return }
         job.snapshot = snapshot
         job.rows += rows
         if job.rows.count == job.texts.count {
-            job.reply(.success(Answer(logits: job.rows, snapshot: snapshot)))
+            job.finish(.success(Answer(logits: job.rows, snapshot: snapshot)))
         }
     }
 
@@ -206,7 +220,7 @@ final class InferenceBatcher: @unchecked Sendable {
     private func fail(_ jobs: [Job], _ error: Error) {
         for job in jobs {
             condition.withLock { queue.removeAll { $0 === job } }
-            job.reply(.failure(error))
+            job.finish(.failure(error))
         }
     }
 
@@ -218,20 +232,41 @@ final class InferenceBatcher: @unchecked Sendable {
 
     private var queuedTexts: Int { queue.reduce(0) { $0 + $1.remaining } }
 
+    /// Drops the queued requests of more than one pass (more texts than `maxBatch`, or begun)
+    /// whose clients have hung up (call holding `condition`): no answer could reach them, and
+    /// each would hold the worker for many passes. A request of one pass is not checked: the
+    /// check costs a trip to the connection's event loop, about what its pass would save. Between
+    /// passes no piece of a request is in flight, so each is answered (with `CancellationError`)
+    /// at once.
+    private func dropRequestsOfDisconnectedClients() {
+        var dropped = 0
+        queue.removeAll { job in
+            guard job.remaining > maxBatch || job.taken > 0, !job.isConnected() else { return false }
+            dropped += job.remaining
+            job.finish(.failure(CancellationError()))
+            return true
+        }
+        if dropped > 0 { metrics.abandoned(texts: dropped) }
+    }
+
     /// Waits for work and gathers a batch; nil once stopping with nothing queued.
     private func nextBatch() -> Batch? {
         condition.lock()
         defer { condition.unlock() }
         let target = Self.target(queuedAtPassEnd: queuedAtPassEnd, previousBatchTexts: previousBatchTexts,
                                  maxBatch: maxBatch)
-        while queue.isEmpty && !stopping { condition.wait() }
-        if queue.isEmpty { return nil }
-        let start = Date()
-        let deadline = start.addingTimeInterval(maxWait)
-        while queuedTexts < target && !stopping {
-            if !condition.wait(until: deadline) { break }
+        while true {
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty { return nil }
+            let start = Date()
+            let deadline = start.addingTimeInterval(maxWait)
+            while queuedTexts < target && !stopping {
+                if !condition.wait(until: deadline) { break }
+            }
+            metrics.batchWait(seconds: Date().timeIntervalSince(start))
+            dropRequestsOfDisconnectedClients()
+            if !queue.isEmpty { break }
         }
-        metrics.batchWait(seconds: Date().timeIntervalSince(start))
         let head = queue.removeFirst()
         if head.whole {
             let piece = Piece(job: head, range: head.taken ..< head.texts.count)

@@ -94,7 +94,7 @@ public final class LetheServer: Sendable {
     /// `onListening` receives the bound port (useful with port 0).
     public func run(onListening: @escaping @Sendable (Int) -> Void) async throws {
         // HEAD is answered for every GET path: the GET's status and headers, without the body.
-        let router = Router(options: .autoGenerateHeadEndpoints)
+        let router = Router(context: ServingRequestContext.self, options: .autoGenerateHeadEndpoints)
         addRoutes(to: router)
         // A connection that sends nothing for this long is closed, a request half sent included:
         // a stalled client neither holds a connection forever nor keeps SIGTERM from finishing.
@@ -152,7 +152,7 @@ public final class LetheServer: Sendable {
         }?.value
     }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<ServingRequestContext>) {
         router.add(middleware: FreshAnswers())
         router.add(middleware: UnknownRouteAnswer())
         router.get("/v2/health/live") { _, _ in await self.measured("live") { JSONResponse.object(["live": true]) } }
@@ -219,8 +219,8 @@ public final class LetheServer: Sendable {
     /// may keep it (`Cache-Control: no-store`), and no browser may read it as another type than
     /// it says (`X-Content-Type-Options: nosniff`).
     struct FreshAnswers: RouterMiddleware {
-        func handle(_ request: Request, context: BasicRequestContext,
-                    next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+        func handle(_ request: Request, context: ServingRequestContext,
+                    next: (Request, ServingRequestContext) async throws -> Response) async throws -> Response {
             var response = try await next(request, context)
             response.headers[.cacheControl] = "no-store"
             response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
@@ -231,8 +231,8 @@ public final class LetheServer: Sendable {
     /// An unknown path is 404 and a known one asked with another method 405 (with `Allow`),
     /// both with a JSON error body like every other refusal.
     struct UnknownRouteAnswer: RouterMiddleware {
-        func handle(_ request: Request, context: BasicRequestContext,
-                    next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+        func handle(_ request: Request, context: ServingRequestContext,
+                    next: (Request, ServingRequestContext) async throws -> Response) async throws -> Response {
             if request.headers[HTTPField.Name(RequestReceiveLimits.missingHostMarker)!] != nil {
                 return JSONResponse.error("an HTTP/1.1 request must carry a Host header", status: .badRequest)
             }
@@ -269,6 +269,10 @@ public final class LetheServer: Sendable {
         case let audit as AuditError:
             if case .unavailable = audit { return JSONResponse.error(audit.description, status: .internalServerError) }
             return JSONResponse.error(audit.description, status: .notFound)
+        case is CancellationError:
+            // The client hung up before its texts ran (never sent; the metrics count it as 499,
+            // "client closed request", as nginx logs it).
+            return JSONResponse.error("the client disconnected before the answer", status: .init(code: 499))
         default:
             return JSONResponse.error("\(error)", status: .internalServerError)
         }
@@ -332,14 +336,14 @@ public final class LetheServer: Sendable {
 
     /// Answers an inference request; with `version`, only from that generation (410 if a publish
     /// replaced it before the answer).
-    func infer(_ request: Request, context: BasicRequestContext, version: Int64? = nil) async throws -> Response {
+    func infer(_ request: Request, context: ServingRequestContext, version: Int64? = nil) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodyBytes)
         let parsed = try InferRequest.parse(body)
         guard parsed.texts.count <= configuration.maxTexts else {
             throw BadRequest("the request holds \(parsed.texts.count) texts; this server answers at most "
                              + "\(configuration.maxTexts) per request (--max-texts): split it", status: .contentTooLarge)
         }
-        let answer = try await batcher.infer(parsed.texts)
+        let answer = try await batcher.infer(parsed.texts, isConnected: context.isConnected)
         let snapshot = answer.snapshot
         if let version, snapshot.generation.sequenceNumber != version {
             throw BadRequest(Self.replacedVersion(version, current: snapshot.generation.sequenceNumber), status: .gone)
@@ -385,7 +389,7 @@ public final class LetheServer: Sendable {
 
     // MARK: - Forgetting
 
-    func forget(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    func forget(_ request: Request, context: ServingRequestContext) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodyBytes)
         let contentType = request.headers[.contentType] ?? ""
         let requests = try ForgetBody.parse(body, ndjson: contentType.lowercased().hasPrefix("application/x-ndjson"))

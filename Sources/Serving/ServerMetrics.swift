@@ -18,6 +18,7 @@ public final class ServerMetrics: @unchecked Sendable {
     private let swapSeconds: DurationHistogram
     private let failedLoads: Counter
     private let forgottenRequests: Counter
+    private let abandonedTexts: Counter
 
     init() {
         batchSizes = registry.makeValueHistogram(descriptor: Self.name("lethe_batch_size", "Texts per ensemble pass"),
@@ -38,6 +39,9 @@ public final class ServerMetrics: @unchecked Sendable {
         failedLoads = registry.makeCounter(descriptor: Self.name("lethe_failed_loads_total", "Published compositions refused"))
         forgottenRequests = registry.makeCounter(
             descriptor: Self.name("lethe_forget_requests_total", "Deletion requests accepted through /v1/forget"))
+        abandonedTexts = registry.makeCounter(
+            descriptor: Self.name("lethe_abandoned_texts_total",
+                                  "Queued texts dropped unanswered because their client had disconnected"))
     }
 
     /// A metric named exactly `name` (no namespace or unit parts appended) with its help line.
@@ -68,6 +72,8 @@ public final class ServerMetrics: @unchecked Sendable {
     func failedLoad() { failedLoads.increment() }
 
     func forgot(requests: Int) { forgottenRequests.increment(by: Int64(requests)) }
+
+    func abandoned(texts: Int) { abandonedTexts.increment(by: Int64(texts)) }
 
     /// The exposition text.
     public func text() -> String { registry.emitToString() }

@@ -49,8 +49,10 @@ struct ServeCommand: ParsableCommand {
             as that pass held, beyond those already queued), at most --max-wait-ms. The frozen layers \
             below the lowest adapter run once per batch for all shards. A request of more texts than \
             --max-batch spans several passes, with other requests' passes between them (all its \
-            rows from the same models). A request holds at most --max-texts texts (413 beyond), and \
-            /v1/forget at most 10,000 requests (larger logs go to `lethe forget --log`).
+            rows from the same models); if its client closes the connection (or half-closes it, as \
+            nginx counts it) before it is done, the rest is dropped before its next pass (499 in \
+            /metrics, and lethe_abandoned_texts_total). A request holds at most --max-texts texts \
+            (413 beyond), and /v1/forget at most 10,000 requests (larger logs go to `lethe forget --log`).
 
             When listening, one JSON line goes to stdout: {"event": "listening", "host": …, "port": …}. \
             Logs go to stderr. SIGTERM or SIGINT stops accepting, finishes the requests in flight and \

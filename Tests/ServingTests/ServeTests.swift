@@ -897,3 +897,38 @@ extension ServeTests {
         }
     }
 }
+
+extension ServeTests {
+    /// A client that hangs up while its request waits in the queue costs no more passes: the
+    /// worker drops its texts before the next pass (`lethe_abandoned_texts_total`), and the server
+    /// goes on answering others.
+    @Test func aDisconnectedClientsQueuedTextsAreDropped() async throws {
+        let server = try ServerProcess(run: try Self.freshRun(), arguments: ["--max-batch", "1", "--max-wait-ms", "0"])
+        defer { server.stop() }
+        let texts = (0..<1000).map { "\(Self.texts[$0 % Self.texts.count]) (\($0))" }
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: [
+            "inputs": [["name": "text", "shape": [texts.count], "datatype": "BYTES", "data": texts]]]), as: UTF8.self)
+        // Sent whole, then the connection is closed after 0.3 s, long before 1,000 passes end.
+        let request = "POST /v2/models/lethe/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+        let hungUp = try server.raw(request, readingAtMost: 0.3)
+        #expect(!hungUp.closed && hungUp.text.isEmpty, "no answer yet: \(hungUp.text)")
+        // The passes stop: the batch count settles, far below one pass per text.
+        var passes = -1.0, metrics = ""
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(300))
+            metrics = try await server.get("/metrics").text
+            let now = Self.metric("lethe_batch_size_count", in: metrics) ?? 0
+            if now == passes { break }
+            passes = now
+        }
+        let dropped = Self.metric("lethe_abandoned_texts_total", in: metrics) ?? 0
+        #expect(passes > 0 && passes < 500, "\(passes) passes for a request whose client left: \(metrics)")
+        #expect(dropped > 0 && passes + dropped == Double(texts.count), "\(passes) passes, \(dropped) dropped")
+        #expect(Self.metric("lethe_requests_total{endpoint=\"infer\",status=\"499\"}", in: metrics) == 1, "\(metrics)")
+        // Others are still answered.
+        let answer = try await server.infer([Self.texts[0]])
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(server.stop() == 0)
+    }
+}
