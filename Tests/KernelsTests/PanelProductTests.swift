@@ -23,25 +23,50 @@ import Testing
         return c
     }
 
-    static func multiply(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int, initial: [Float]? = nil) -> [Float] {
+    /// The kernel's blocks: as dispatched (the widest this CPU has), then each alone.
+    enum Path: CaseIterable { case dispatched, avx2, avx512 }
+
+    /// C = A·B (+ C0) on `path`; nil for AVX-512 on a CPU without it. With `transposedA` the
+    /// kernel reads A from its transpose (k_stride = m), as attention's Pᵀ·dO does.
+    static func multiply(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int, initial: [Float]? = nil,
+                         path: Path = .dispatched, transposedA: Bool = false) -> [Float]? {
         var panels = [Float](repeating: .nan, count: lethe_panel_floats(k, n))
         lethe_panel_pack(b, n, k, n, 0, 1, &panels)
         var c = initial ?? [Float](repeating: .nan, count: m * n)
-        lethe_panel_multiply(panels, k, n, a, m, k, 1, &c, n, initial == nil ? 0 : 1)
+        // Aᵀ [k, m] holds A's element (i, kk) at kk·m + i.
+        let source = transposedA ? (0..<k * m).map { a[($0 % m) * k + $0 / m] } : a
+        let (rowStride, kStride) = transposedA ? (1, m) : (k, 1)
+        let accumulate: Int32 = initial == nil ? 0 : 1
+        switch path {
+        case .dispatched: lethe_panel_multiply(panels, k, n, source, m, rowStride, kStride, &c, n, accumulate)
+        case .avx2: lethe_panel_multiply_avx2(panels, k, n, source, m, rowStride, kStride, &c, n, accumulate)
+        case .avx512:
+            guard lethe_panel_multiply_avx512(panels, k, n, source, m, rowStride, kStride, &c, n, accumulate) != 0 else {
+                return nil
+            }
+        }
         return c
     }
 
     /// Shapes on both sweeps: k · 16 · panels ≤ 32,768 floats is the small-B sweep (an adapter's
     /// (s·B)ᵀ with k = 16 and 1,536 columns: 96 panels; a 13-column edge), larger ones go chunk
     /// by chunk (384 × 200; 211 rows: two chunks and a 1-row block).
-    @Test(arguments: [(211, 16, 1536), (37, 16, 13), (130, 384, 16), (211, 384, 200), (7, 40, 33)])
+    /// Each path (6-row AVX2 blocks, 12-row AVX-512 blocks) gives these bits, A read in place or
+    /// from its transpose; row counts leave partial blocks of every size on both.
+    @Test(arguments: [(211, 16, 1536), (37, 16, 13), (130, 384, 16), (211, 384, 200), (7, 40, 33), (23, 5, 17)])
     func productIsOneFusedChainPerElement(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         var random = TestRandom(seed: UInt64(m * 7 + k * 3 + n))
         let a = random.tensor([m, k]).values, b = random.tensor([k, n]).values, c0 = random.tensor([m, n]).values
-        #expect(Self.multiply(a, b, m: m, k: k, n: n) == Self.chain(a, b, m: m, k: k, n: n), "\(shape)")
-        #expect(Self.multiply(a, b, m: m, k: k, n: n, initial: c0) == Self.chain(a, b, m: m, k: k, n: n, initial: c0),
-                "\(shape) accumulating")
+        let plain = Self.chain(a, b, m: m, k: k, n: n), accumulated = Self.chain(a, b, m: m, k: k, n: n, initial: c0)
+        for path in Path.allCases {
+            for transposed in [false, true] {
+                guard let product = Self.multiply(a, b, m: m, k: k, n: n, path: path, transposedA: transposed) else { continue }
+                #expect(product == plain, "\(shape) \(path) transposed A: \(transposed)")
+                #expect(Self.multiply(a, b, m: m, k: k, n: n, initial: c0, path: path, transposedA: transposed) == accumulated,
+                        "\(shape) \(path) accumulating, transposed A: \(transposed)")
+            }
+        }
     }
 
     /// y += s·(x·Aᵀ)·Bᵀ for inference, against a float64 reference, against the training path

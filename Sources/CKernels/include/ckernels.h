@@ -50,12 +50,18 @@ long lethe_panel_floats(long k, long n);
 /// Lays out scale·B into `panels`; B is given row-major [k, n], or with `transposed` as [n, k],
 /// its rows `ldb` floats apart.
 void lethe_panel_pack(const float *b, long ldb, long k, long n, int transposed, float scale, float *panels);
-/// C = A·B (or C += A·B) with AVX2 FMAs: each element one FMA chain over k in order, so a row's
+/// C = A·B (or C += A·B) with AVX2 (or AVX-512) FMAs: each element one FMA chain over k in order, so a row's
 /// bits do not depend on the rows around it. Element (i, kk) of A is at
 /// a[i·row_stride + kk·k_stride] (row_stride = lda, k_stride = 1 for a row-major A; the reverse
 /// reads Aᵀ of a row-major matrix); C's rows are `ldc` apart.
 void lethe_panel_multiply(const float *panels, long k, long n, const float *a, long m, long row_stride,
                           long k_stride, float *c, long ldc, int accumulate);
+/// lethe_panel_multiply on AVX2 blocks alone (the same bits; tests compare the two paths).
+void lethe_panel_multiply_avx2(const float *panels, long k, long n, const float *a, long m, long row_stride,
+                               long k_stride, float *c, long ldc, int accumulate);
+/// lethe_panel_multiply on AVX-512 blocks alone; returns 0 and writes nothing without AVX-512F.
+int lethe_panel_multiply_avx512(const float *panels, long k, long n, const float *a, long m, long row_stride,
+                                long k_stride, float *c, long ldc, int accumulate);
 
 /// Softmax of each of `rows` score rows of `tokens` floats, in place, for queries 0..<rows: key
 /// j is visible iff keep[j] ≠ 0 (keep NULL: all) and, when `causal`, j ≤ the query; hidden keys

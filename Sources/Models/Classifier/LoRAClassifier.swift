@@ -93,13 +93,22 @@ public final class LoRAClassifier: @unchecked Sendable {
 
     private func run(_ input: Tensor, layers: Range<Int>, batch: TokenBatch, threads: Int) -> Tensor {
         var h = input
+        // One set of buffers per kind of layer (with adapters or without) serves every layer of
+        // the pass, and two outputs take turns: a forward writes each buffer before reading it,
+        // and a pass of 15 layers then allocates 2 sets instead of 15 (their malloc and free were
+        // 1.5% of a server's time). The input is the caller's, never written.
+        var buffers: [Bool: EncoderLayer.Activations] = [:]
+        var spare: Tensor?
         batch.mask.withUnsafeBufferPointer { mask in
             for l in layers {
                 let layer = builtLayers[l]
-                let a = EncoderLayer.Activations(for: layer, batch: batch.batchSize, tokens: batch.sequenceLength,
-                                                 training: false)
-                let y = Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
+                let adapted = !layer.adapters.isEmpty
+                let a = buffers[adapted] ?? EncoderLayer.Activations(for: layer, batch: batch.batchSize,
+                                                                     tokens: batch.sequenceLength, training: false)
+                buffers[adapted] = a
+                let y = spare ?? Tensor.scratch(shape: h.shape)   // the layer's last LayerNorm writes every row
                 layer.forward(h.pointer, mask: mask.baseAddress!, activations: a, into: y.data, threads: threads)
+                spare = h === input ? nil : h
                 h = y
             }
         }
