@@ -52,7 +52,11 @@ public enum RunAccess {
     public static func report(_ recovery: RunGuard.Recovery) {
         guard recovery.didSomething else { return }
         var parts: [String] = []
-        if recovery.completedRequestCount > 0 {
+        if recovery.tombstonesReapplied {
+            parts.append("applied all \(recovery.completedRequestCount) deletion request(s) again: the plan's tombstones were "
+                         + "not those the last receipt recorded (plan.h5 or plan.tombstones restored from an older copy or "
+                         + "changed outside Lethe); `lethe verify` names any id tombstoned without a request")
+        } else if recovery.completedRequestCount > 0 {
             parts.append("completed \(recovery.completedRequestCount) deletion request(s) an interrupted forget had accepted")
         }
         if recovery.republished { parts.append("republished the served composition to include every accepted deletion") }

@@ -54,6 +54,36 @@ import Training
         #expect(try RunGuard(run: run.directory, nowMilliseconds: { 4 }).recover().didSomething == false)
     }
 
+    /// A tombstone log with one id changed into another (a flipped character: `ex-20` becomes
+    /// `ex-21`) holds as many tombstones as the last receipt recorded, but not the same ones.
+    /// The receipt's digest of them tells: the next command applies every request again, so
+    /// `ex-20` is deleted again before anything trains or serves; `ex-21`, which no request
+    /// named, stays tombstoned (tombstones are never removed) and verify names it.
+    @Test func aTombstoneLogWithAChangedIDGetsEveryDeletionAgain() throws {
+        let run = try TinyRun("changed-log")
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        let forgetter = Forgetter(run: run.directory)
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-03"))], nowMilliseconds: 1)
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-20"))], nowMilliseconds: 2)
+        try forgetter.close()
+        let log = run.directory.appendingPathComponent("plan.tombstones")
+        let text = try String(contentsOf: log, encoding: .utf8)
+        try #require(text.contains("ex-20"))
+        try text.replacingOccurrences(of: "ex-20", with: "ex-21").write(to: log, atomically: false, encoding: .utf8)
+        let damaged = try Plan.load(from: layout.planURL).tombstones
+        #expect(damaged.count == 2 && !damaged.contains("ex-20"), "the damage took: \(damaged)")
+
+        let unfinished = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).unfinishedWork()
+        #expect(unfinished.contains { $0.contains("not those the last receipt recorded") }, "\(unfinished)")
+        let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
+        #expect(recovery.completedRequestCount == 2 && recovery.tombstonesReapplied)
+        #expect(Set(try Plan.load(from: layout.planURL).tombstones) == ["ex-03", "ex-20", "ex-21"])
+        for id in ["ex-03", "ex-20"] { #expect(try !ExampleAudit.audit(run: run.directory, id: id).servedNow) }
+        #expect(try Self.kinds(run) == [.unrecordedTombstone])
+        #expect(try RunGuard(run: run.directory, nowMilliseconds: { 4 }).recover().didSomething == false)
+    }
+
     static func kinds(_ run: TinyRun) throws -> Set<VerificationProblem.Kind> {
         Set(try RunVerifier.verify(run: run.directory).problems.map(\.kind))
     }

@@ -79,6 +79,11 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
     /// plan with fewer was replaced by an older copy; recovery then applies every request again.
     /// Absent from receipts written before it was recorded.
     public var tombstoneCount: Int? = nil
+    /// SHA-256 (hex) of those tombstones: their ids sorted by UTF-8 bytes, each followed by a
+    /// line feed (`Forgetter.tombstoneDigest`). A plan with as many but other ids was changed
+    /// outside Lethe (a damaged tombstone log); recovery then applies every request again.
+    /// Absent from receipts written before it was recorded.
+    public var tombstoneDigest: String? = nil
     /// Set when served.json was damaged: this forget published a composition derived from the
     /// plan and the stage files instead, and kept the damaged file beside it.
     public var replacedComposition: ReplacedComposition? = nil
@@ -98,6 +103,7 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
         case erasedStages = "erased_stages", served, deadShards = "dead_shards"
         case deletionRateRemaining = "deletion_rate_remaining", compositionPublished = "composition_published"
         case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash", tombstoneCount = "tombstone_count"
+        case tombstoneDigest = "tombstone_sha256"
         case replacedComposition = "replaced_composition"
     }
 

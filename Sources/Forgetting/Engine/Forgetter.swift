@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Planning
 import Store
@@ -183,13 +184,14 @@ public final class Forgetter {
                 sequences: sequences, prefixLengths: outcomes.map(\.prefixLengths), sliceCount: plan.sliceCount),
             compositionPublished: strategy != nil,
             ledgerSequence: head.sequenceNumber, ledgerHash: head.hash, tombstoneCount: plan.tombstones.count,
-            replacedComposition: replaced)
+            tombstoneDigest: Self.tombstoneDigest(plan.tombstones), replacedComposition: replaced)
         _ = try timed(.receipt) {
             let stored = try ledger.append(LedgerDraft(kind: .receipt, timestampMilliseconds: nowMilliseconds,
                                                        payload: try receipt.json(), keys: [Self.receiptKey]))
             lastReceipt = (stored.sequenceNumber, ReceiptCoverage(ledgerSequence: receipt.ledgerSequence,
                                                                   ledgerHash: receipt.ledgerHash,
-                                                                  tombstoneCount: receipt.tombstoneCount))
+                                                                  tombstoneCount: receipt.tombstoneCount,
+                                                                  tombstoneDigest: receipt.tombstoneDigest))
         }
         return receipt
     }
@@ -507,13 +509,30 @@ public final class Forgetter {
         try ledger.lastEntry(matching: Self.receiptKey)?.decodePayload(as: ReceiptCoverage.self)
     }
 
-    /// True when the plan holds fewer tombstones than the last receipt recorded after its
-    /// forget. Tombstones are never removed, so plan.h5 or its tombstone log was replaced by an
-    /// older copy (a backup, another run's plan): deletions the ledger accepted and carried out
-    /// are missing from it, and recovery must apply every request again.
+    /// True when the plan's tombstones are not those the last receipt recorded after its forget:
+    /// fewer (tombstones are never removed, so plan.h5 or its tombstone log was replaced by an
+    /// older copy: a backup, another run's plan), or as many or more whose first ones are other
+    /// ids (the log, which carries no checksum of its own, was changed: one flipped character
+    /// turns a deleted id into another). Deletions the ledger accepted and carried out may be
+    /// missing, and recovery must apply every request again.
     func planLostTombstones(_ ledger: Ledger) throws -> Bool {
-        guard let recorded = try cachedReceipt(ledger)?.tombstoneCount else { return false }
-        return try currentPlan().tombstones.count < recorded
+        guard let receipt = try cachedReceipt(ledger), let recorded = receipt.tombstoneCount else { return false }
+        let tombstones = try currentPlan().tombstones
+        if tombstones.count < recorded { return true }
+        // Tombstones added since (a forget under way) come after those the receipt counted.
+        guard let digest = receipt.tombstoneDigest else { return false }
+        return Self.tombstoneDigest(tombstones.prefix(recorded)) != digest
+    }
+
+    /// SHA-256 (hex) of a set of tombstones: the ids sorted by UTF-8 bytes, each followed by a
+    /// line feed, so the order they were recorded in does not matter.
+    static func tombstoneDigest(_ tombstones: some Collection<String>) -> String {
+        var hash = SHA256()
+        for id in tombstones.sorted(by: UTF8Order.precedes) {
+            hash.update(data: Data(id.utf8))
+            hash.update(data: Data([0x0A]))
+        }
+        return LedgerHashing.hex(hash.finalize())
     }
 
     /// `lastReceipt`, without decoding the receipt again when it is the one this engine last
@@ -620,8 +639,11 @@ public struct ReceiptCoverage: Decodable, Sendable {
     public var ledgerHash: String
     /// The plan's tombstones after the receipt's forget (nil in receipts written before it was recorded).
     public var tombstoneCount: Int?
+    /// Their digest (`Forgetter.tombstoneDigest`; nil in receipts written before it was recorded).
+    public var tombstoneDigest: String?
     enum CodingKeys: String, CodingKey {
         case ledgerSequence = "ledger_sequence", ledgerHash = "ledger_hash", tombstoneCount = "tombstone_count"
+        case tombstoneDigest = "tombstone_sha256"
     }
 }
 

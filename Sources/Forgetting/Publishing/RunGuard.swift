@@ -26,14 +26,19 @@ public struct RunGuard {
 
     /// What recovery did.
     public struct Recovery: Sendable, Equatable {
-        /// Requests of an interrupted forget that were completed now.
+        /// Requests of an interrupted forget that were completed now (or, with
+        /// `tombstonesReapplied`, every request, applied again).
         public var completedRequestCount = 0
         /// True when the composition was republished because it predated an accepted request.
         public var republished = false
+        /// True when the plan's tombstones were not those the last receipt recorded (an older
+        /// plan restored, a changed tombstone log), so every request was applied again.
+        public var tombstonesReapplied = false
         public var didSomething: Bool { completedRequestCount > 0 || republished }
 
-        public init(completedRequestCount: Int = 0, republished: Bool = false) {
+        public init(completedRequestCount: Int = 0, republished: Bool = false, tombstonesReapplied: Bool = false) {
             self.completedRequestCount = completedRequestCount; self.republished = republished
+            self.tombstonesReapplied = tombstonesReapplied
         }
     }
 
@@ -153,9 +158,11 @@ public struct RunGuard {
         let forgetter = Forgetter(run: layout.directory)
         defer { try? forgetter.close() }
         let unreceipted = lastRequest > (try forgetter.lastReceiptCoverage(ledger))
-        if try unreceipted || forgetter.planLostTombstones(ledger) {
+        let lostTombstones = try forgetter.planLostTombstones(ledger)
+        if unreceipted || lostTombstones {
             let receipt = try forgetter.forgetHoldingLock([], groups: nil, nowMilliseconds: nowMilliseconds())
             recovery.completedRequestCount = receipt.recoveredRequestCount
+            recovery.tombstonesReapplied = lostTombstones
         } else {
             // Every request has its receipt, so its tombstones: a flag still raised was left by a
             // forget that died before it recorded anything.
@@ -180,8 +187,9 @@ public struct RunGuard {
         let forgetter = Forgetter(run: layout.directory)
         let covered = try forgetter.lastReceiptCoverage(ledger)
         if try forgetter.planLostTombstones(ledger) {
-            unfinished.append("plan.h5 holds fewer tombstones than the last receipt recorded (an older copy of the plan "
-                              + "was restored), so every accepted deletion must be applied again")
+            unfinished.append("the plan's tombstones are not those the last receipt recorded (fewer, or other ids: "
+                              + "plan.h5 or plan.tombstones was restored from an older copy or changed outside Lethe), "
+                              + "so every accepted deletion must be applied again")
         }
         if lastRequest > covered {
             let count = try ledger.entries(from: covered + 1).filter { $0.kind == .request }.count
