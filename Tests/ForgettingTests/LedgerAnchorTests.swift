@@ -12,11 +12,11 @@ import Training
 /// that would go on from it.
 @Suite struct LedgerAnchorTests {
     /// A run that forgot two examples in two operations (ledger: request, receipt, request, receipt).
-    static func forgottenRun(_ label: String = #function) throws -> TinyRun {
+    static func forgottenRun(_ label: String = #function, second: String = "ex-20") throws -> TinyRun {
         let run = try TinyRun(label)
         let forgetter = Forgetter(run: run.directory)
         _ = try forgetter.forget([ForgetRequest(target: .example("ex-03"))], nowMilliseconds: 1)
-        _ = try forgetter.forget([ForgetRequest(target: .example("ex-20"))], nowMilliseconds: 2)
+        _ = try forgetter.forget([ForgetRequest(target: .example(second))], nowMilliseconds: 2)
         try forgetter.close()
         return run
     }
@@ -60,13 +60,9 @@ import Training
     /// `ex-20` is deleted again before anything trains or serves; `ex-21`, which no request
     /// named, stays tombstoned (tombstones are never removed) and verify names it.
     @Test func aTombstoneLogWithAChangedIDGetsEveryDeletionAgain() throws {
-        let run = try TinyRun("changed-log")
+        let run = try Self.forgottenRun()
         defer { run.remove() }
         let layout = RunLayout(directory: run.directory)
-        let forgetter = Forgetter(run: run.directory)
-        _ = try forgetter.forget([ForgetRequest(target: .example("ex-03"))], nowMilliseconds: 1)
-        _ = try forgetter.forget([ForgetRequest(target: .example("ex-20"))], nowMilliseconds: 2)
-        try forgetter.close()
         let log = run.directory.appendingPathComponent("plan.tombstones")
         let text = try String(contentsOf: log, encoding: .utf8)
         try #require(text.contains("ex-20"))
@@ -145,14 +141,10 @@ import Training
     @Test func aReplacedLedgerOfTheSameLengthIsReported() throws {
         let run = try Self.forgottenRun()
         defer { run.remove() }
-        let other = try TinyRun("other")
-        defer { other.remove() }
         // The same first request, then another example: entry #3 differs, the length does not.
+        let other = try Self.forgottenRun("other", second: "ex-21")
+        defer { other.remove() }
         let layout = RunLayout(directory: run.directory)
-        let otherForgetter = Forgetter(run: other.directory)
-        _ = try otherForgetter.forget([ForgetRequest(target: .example("ex-03"))], nowMilliseconds: 1)
-        _ = try otherForgetter.forget([ForgetRequest(target: .example("ex-21"))], nowMilliseconds: 2)
-        try otherForgetter.close()
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: layout.ledgerURL.path + suffix) }
         // The database with its WAL, where committed entries may still be.
         let source = RunLayout(directory: other.directory).ledgerURL.path
