@@ -48,11 +48,19 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
         case runSettings = "run_settings"
         /// The base model's weights are missing or are not those the run was trained on.
         case baseModel = "base_model"
+        /// Recovery could not run (a file it must write cannot be written, a stage file cannot
+        /// be erased): every command that changes the run, forget included, refuses until the
+        /// file the detail names is fixed.
+        case recoveryStopped = "recovery_stopped"
     }
     public var kind: Kind
     /// The file, ledger entry or shard concerned.
     public var location: String
     public var detail: String
+
+    public init(kind: Kind, location: String, detail: String) {
+        self.kind = kind; self.location = location; self.detail = detail
+    }
 
     /// One line; a detail that already begins with the location (an error's own message) does
     /// not repeat it.

@@ -26,10 +26,15 @@ public enum RunAccess {
     /// when this process may write the run, or on the run as it is (an auditor with read access
     /// only). Says on stderr what recovery did, or what it would have completed.
     public static func inspect<T>(_ run: URL, _ body: () throws -> T) throws -> T {
+        try inspect(run) { (_: RunGuard.Inspection) in try body() }
+    }
+
+    /// `inspect`, with `body` given how the run was found (what recovery did or could not do).
+    public static func inspect<T>(_ run: URL, _ body: (RunGuard.Inspection) throws -> T) throws -> T {
         var inspection = RunGuard.Inspection()
         let result = try guarded(run).withInspectedRun { found in
             inspection = found
-            return try body()
+            return try body(found)
         }
         report(inspection.recovery)
         if let stopped = inspection.recoveryStopped {

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Synchronization
 
 /// An exclusive advisory lock on a file (`flock(2)`), shared by threads and processes.
@@ -58,13 +59,20 @@ public enum FileLock {
         var told = false
         while true {
             // A reader never creates the file: a missing one means no writer ever locked here.
-            let descriptor = exclusive ? open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-                                       : open(url.path, O_RDONLY | O_CLOEXEC)
+            // O_NONBLOCK: opening a FIFO put in the lock's place would otherwise wait for a
+            // writer for ever (flock ignores the flag).
+            let descriptor = exclusive ? open(url.path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
+                                       : open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             guard descriptor >= 0 else {
                 if !exclusive && errno == ENOENT { return try body() }
-                throw exclusive ? openFailure(url, errno) : StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
+                throw exclusive || errno == EISDIR ? openFailure(url, errno)
+                                                   : StoreError.io(file: url.path, operation: "open (lock)", errno: errno)
             }
             defer { close(descriptor) }
+            var opened = stat()
+            if fstat(descriptor, &opened) == 0, let kind = FileKind.irregular(opened.st_mode) {
+                throw StoreError.unusableLock(file: url.path, kind: kind)
+            }
             let mode = exclusive ? LOCK_EX : LOCK_SH
             if deadline == .distantFuture {
                 // A blocking wait, as the kernel wakes waiters (polling would lose the lock to a

@@ -78,11 +78,23 @@ struct VerifyCommand: ParsableCommand {
         // Not a run at all is the answer, not a finding: said once, as every command says it.
         try RunGuard.requireRun(RunLayout(directory: run))
         var report: VerificationReport
-        do { report = try RunAccess.inspect(run, verifyFiles) } catch ForgettingError.ledgerTampered {
+        // Recovery that cannot run is a finding too: the run refuses every deletion until it can.
+        func stopped(_ reason: String) -> VerificationProblem {
+            VerificationProblem(kind: .recoveryStopped, location: run.path,
+                                detail: "recovery cannot run, so every forget is refused until this is fixed: \(reason)")
+        }
+        do {
+            report = try RunAccess.inspect(run) { inspection in
+                var found = try verifyFiles()
+                if let reason = inspection.recoveryStopped { found.problems.append(stopped(reason)) }
+                return found
+            }
+        } catch ForgettingError.ledgerTampered {
             report = try verifyFiles()
         } catch {
             StandardError.write(Data("verify: the run could not be recovered first (\(error)); its files are checked as they are.\n".utf8))
             report = try verifyFiles()
+            report.problems.append(stopped("\(error)"))
         }
         if let replay {
             let trainer = try RunTrainer(run: run, data: data, threads: nil, forTraining: false, clock: { 0 })

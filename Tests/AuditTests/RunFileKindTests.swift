@@ -7,7 +7,7 @@ import Training
 /// A run's files are regular files. A FIFO in the place of one must not block a command
 /// forever (opening a FIFO waits for a writer): the command names the file and stops.
 @Suite struct RunFileKindTests {
-    @Test(arguments: ["served.json", "plan.tombstones", ".forget-unfinished", "stage"])
+    @Test(arguments: ["served.json", "plan.tombstones", ".forget-unfinished", "stage", ".run.lock"])
     func aFIFOInPlaceOfARunFileIsNamedNotWaitedOn(_ name: String) throws {
         let run = try TinyRun("fifo-\(name)")
         defer { run.remove() }
@@ -20,8 +20,10 @@ import Training
         try FileManager.default.removeItem(at: target)
         #expect(mkfifo(target.path, 0o644) == 0)
         // A stage file is read by verify (audit only looks whether it exists, forget unlinks it).
+        // The run lock is opened by every command: the readers (which open it read-only) too.
         let commands = [["verify", "--run", run.directory.path]] + (name == "stage" ? [] : [
             ["audit", "--run", run.directory.path, "--id", "ex-20"], ["forget", "--run", run.directory.path, "--id", "ex-20"]])
+            + (name == ".run.lock" ? [["status", "--run", run.directory.path]] : [])
         for arguments in commands {
             let (status, output) = try Self.runWithin(seconds: 30, arguments)
             #expect(status != nil, "\(arguments) still waiting after 30 s")
@@ -46,6 +48,22 @@ import Training
         }
         try FileManager.default.removeItem(at: lock)
         try LetheProcess.succeed(["forget", "--run", run.directory.path, "--id", "ex-03"])
+    }
+
+    /// A run whose recovery cannot run (here the forget flag is a directory, so it cannot be
+    /// written) refuses every forget; verify reports that (exit 3), never "OK".
+    @Test func verifyReportsARunWhoseRecoveryCannotRun() throws {
+        let run = try TinyRun("flag-directory")
+        defer { run.remove() }
+        try LetheProcess.succeed(["forget", "--run", run.directory.path, "--id", "ex-03"])
+        let flag = UnfinishedForget.url(RunLayout(directory: run.directory))
+        try FileManager.default.removeItem(at: flag)
+        try FileManager.default.createDirectory(at: flag, withIntermediateDirectories: false)
+        let forget = try LetheProcess.run(["forget", "--run", run.directory.path, "--id", "ex-20"])
+        #expect(forget.status == 1 && forget.output.contains(flag.path), "\(forget.output)")
+        let verify = try LetheProcess.runApart(["verify", "--run", run.directory.path])
+        #expect(verify.status == 3 && verify.stdout.contains("recovery_stopped:") && verify.stdout.contains(flag.path)
+                && !verify.stdout.contains("OK"), "\(verify.stdout) \(verify.stderr)")
     }
 
     /// A FIFO in place of a base model's file (weights, config, vocabulary, a GGUF) is named,
