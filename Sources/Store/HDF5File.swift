@@ -118,10 +118,17 @@ public final class HDF5File: HDF5Location {
             throw StoreError.hdf5Failure(file: name, path: "/", operation: "reserve a user block of \(userBlock) bytes",
                                          detail: HDF5Library.takeErrorDetail())
         }
+        errno = 0
         let id = H5Fcreate(name, flags, creation.id, access.id)
         guard id >= 0 else {
+            // The system's reason, when HDF5 stopped on one: a full disk leaves a partly written
+            // file behind, which is no "file already exists".
+            let code = errno
             let detail = HDF5Library.takeErrorDetail()
-            if !replacing && FileManager.default.fileExists(atPath: name) {
+            if code == ENOSPC || code == EDQUOT || code == EROFS || code == EACCES {
+                throw StoreError.io(file: name, operation: "create", errno: code)
+            }
+            if !replacing && (code == EEXIST || (code == 0 && FileManager.default.fileExists(atPath: name))) {
                 throw StoreError.fileExists(file: name)
             }
             throw StoreError.hdf5Failure(file: name, path: "/", operation: "create the file",

@@ -40,6 +40,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case wrongModelKind(run: String, expected: ModelKind, found: ModelKind)
     /// A forget recorded requests and stopped before tombstoning them (`UnfinishedForget`).
     case unfinishedForget(run: String)
+    /// served.json names a stage file that is not on disk.
+    case servedStageMissing(file: String, run: String)
 
     public var description: String {
         switch self {
@@ -54,6 +56,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .stageMismatch(file, field, expected, found):
             return "\(file): \(field) is \(found), expected \(expected). The file belongs to another "
                 + "stage or run; remove it and re-train."
+        case let .servedStageMissing(file, run):
+            return "\(file): served.json serves this stage, but the file is missing (removed, or the run was copied "
+                + "without it). `lethe verify --run \(run)` lists every missing one, and `lethe train --run \(run)` "
+                + "trains them again, to the same bits."
         case let .damagedStage(file, reason):
             return "\(file): the stage checkpoint is damaged or was modified since Lethe wrote it (\(reason)); Lethe "
                 + "does not read it. Delete the file, then `lethe train` (or `lethe retrain` for a shard with deletions) "

@@ -632,6 +632,29 @@ import Store
             #expect(exit == 1 && output.contains(settings.path) && output.contains("epochs is 2") && output.contains("with 1"),
                     "\(command): \(output)")
         }
+        // A recorded hash that is no SHA-256 (one digit changed into a letter) is train.json's
+        // fault, said so, not blamed on the model's files.
+        object["epochs"] = 1
+        let recorded = try #require(object["base_model_sha256"] as? String)
+        object["base_model_sha256"] = "g" + recorded.dropFirst()
+        try JSONSerialization.data(withJSONObject: object).write(to: settings)
+        for command in [["predict", "--run", run.path, "--text", "x"], ["train", "--run", run.path]] {
+            let (exit, output) = try Self.run(command)
+            #expect(exit == 1 && output.contains(settings.path) && output.contains("base_model_sha256")
+                    && output.contains("no SHA-256") && !output.contains("model.safetensors"), "\(command): \(output)")
+        }
+        try original.write(to: settings)
+        // A served stage file that is gone is named, with what to run.
+        let served = try ServedComposition.load(from: RunLayout(directory: run).servedURL)
+        let entry = try #require(served.shards.first { !$0.isDead })
+        let stage = RunLayout(directory: run).stageURL(shard: entry.shard, stage: 1, key: entry.stageKeys[0])
+        let stageBytes = try Data(contentsOf: stage)
+        try FileManager.default.removeItem(at: stage)
+        let (missingExit, missing) = try Self.run(["predict", "--run", run.path, "--text", "x"])
+        #expect(missingExit == 1 && missing.contains(stage.path) && missing.contains("the file is missing")
+                && missing.contains("lethe train --run \(run.path)"), "\(missing)")
+        try stageBytes.write(to: stage)
+
         try FileManager.default.removeItem(at: settings)
         for command in [["status", "--run", run.path], ["train", "--run", run.path],
                         ["predict", "--run", run.path, "--text", "x"]] {

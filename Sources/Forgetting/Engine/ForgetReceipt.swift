@@ -171,7 +171,8 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
             lines.append("Served: " + (live.isEmpty ? "nothing" : live.joined(separator: ", "))
                          + (deadShards.isEmpty ? "" : "; dead shards: \(deadShards.map(String.init).joined(separator: ", "))"))
         } else {
-            lines.append("Served: nothing published yet (the run is not trained); training will serve "
+            lines.append("Served: nothing published (no served.json: the run is not trained yet, or the file was "
+                         + "removed; `lethe train` publishes it); it will serve "
                          + (live.isEmpty ? "nothing" : live.joined(separator: ", ")))
         }
         if let replaced = replacedComposition {

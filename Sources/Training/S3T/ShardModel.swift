@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Kernels
 import Models
 import Planning
@@ -68,9 +69,13 @@ public enum ShardModel {
         var checkpoints: [StageCheckpoint] = []
         let stages = strategy == .s3t ? Array(1...entry.prefixLength) : [entry.prefixLength]
         for stage in stages {
-            let checkpoint = try loadStage(layout.stageURL(shard: entry.shard, stage: stage,
-                                                           key: entry.stageKeys[stage - 1]))
-            checkpoints.append(checkpoint)
+            let url = layout.stageURL(shard: entry.shard, stage: stage, key: entry.stageKeys[stage - 1])
+            do {
+                checkpoints.append(try loadStage(url))
+            } catch StoreError.fileNotFound {
+                // A served stage gone from disk (removed by hand, a copy of the run without it).
+                throw TrainingError.servedStageMissing(file: url.path, run: layout.directory.path)
+            }
         }
         let model = try classifier(encoder: encoder, lora: try EncoderStageTrainer.loraConfiguration(settings),
                                    settings: settings, classCount: classCount,

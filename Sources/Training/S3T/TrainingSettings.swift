@@ -131,6 +131,19 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         try within(threadCount, Limits.threadCount, "threads")
     }
 
+    /// The base model's hashes as a saved train.json must record them: 64 lowercase hex digits
+    /// each (a damaged train.json is then said to be damaged, not blamed on the model's files).
+    func validateRecordedHashes() throws {
+        func isDigest(_ text: String) -> Bool { text.utf8.count == 64 && text.allSatisfy { $0.isHexDigit && !$0.isUppercase } }
+        for (field, value) in [("base_model_sha256", baseModelSHA256 as String?),
+                               ("base_model_config_sha256", baseModelConfigSHA256),
+                               ("base_model_vocab_sha256", baseModelVocabularySHA256)] {
+            if let value, !isDigest(value) {
+                throw TrainingError.invalidValue(field: field, value: value, reason: "is no SHA-256 (64 lowercase hex digits)")
+            }
+        }
+    }
+
     /// The base model's directory: `baseModel` itself when absolute, else relative to `run`.
     /// Settings written before paths were stored relative to the run named a path relative to
     /// the working directory; such a path is used when it exists there and not under the run.
@@ -187,7 +200,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             throw TrainingError.fileInvalid(file: url.path, reason: "not readable training settings ("
                                             + DecodingError.fieldDescription(error) + "); restore it or train into a new run")
         }
-        do { try settings.validate() } catch {
+        do { try settings.validate(); try settings.validateRecordedHashes() } catch {
             throw TrainingError.fileInvalid(file: url.path, reason: "holds settings no training can use (\(error))")
         }
         return settings
