@@ -68,6 +68,7 @@ public struct BenchForgetCommand: ParsableCommand {
     static let logBounds = OptionBounds(1...10_000_000)
 
     public func validate() throws {
+        if let trainedRun { try RunOptions.checkUTF8(trainedRun, option: "--run") }
         do { try PlanParameters(shardCount: shards, sliceCount: slices, budget: budget).validate() } catch {
             throw ValidationError("\(error)")
         }

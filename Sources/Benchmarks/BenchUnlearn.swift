@@ -4,6 +4,7 @@ import CommandSupport
 import Foundation
 import Kernels
 import Models
+import Planning
 import Store
 import Support
 
@@ -125,6 +126,14 @@ public struct BenchUnlearnCommand: ParsableCommand {
         try Self.epochs.check(exactEpochs, option: "--exact-epochs")
         if exactSlices * exactLayersPerBlock > 30 {
             throw ValidationError("--exact-slices \(exactSlices) × --exact-layers-per-block \(exactLayersPerBlock) exceeds SmolLM2's 30 layers.")
+        }
+        // The exact run's plan, checked as `lethe plan` will check it (at most L! sequences).
+        do {
+            try PlanParameters(shardCount: exactShards, sliceCount: exactSlices, budget: exactBudget).validate()
+        } catch {
+            throw ValidationError("--exact-shards/--exact-slices/--exact-budget: \(error)"
+                                  .replacingOccurrences(of: "--budget", with: "--exact-budget")
+                                  .replacingOccurrences(of: "--slices", with: "--exact-slices"))
         }
         // The exact run's plan deals one example per forget and retain article into every slice.
         if exact, exactShards * exactSlices > forgetArticles + retainArticles {

@@ -54,13 +54,13 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         try OptionBounds(TrainingSettings.Limits.layersPerBlock).check(layers, option: "--layers")
+        try RunOptions.checkUTF8(out, option: "--run")
         try InputFiles.check([("--data", data)])
         if InputFile.isPipe(data) {
             // Planning reads it to its end, and training reads --data again.
             throw ValidationError("--data \(data) is a pipe: finetune reads its data twice (to plan the run and to "
                                   + "train it); write the data to a file and pass that.")
         }
-        try RunOptions.checkUTF8(out, option: "--run")
         if let model = options.model, model.lowercased().hasSuffix(".gguf") {
             throw ValidationError("--model \(model): finetune trains an encoder classifier (a MiniLM-style directory "
                                   + "with config.json); a decoder trains with `lethe plan … --shards 1 --slices 1 "

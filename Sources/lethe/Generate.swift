@@ -38,6 +38,7 @@ struct GenerateCommand: ParsableCommand {
     var json: Bool { output.json }
 
     func validate() throws {
+        if let runDirectory { try RunOptions.checkUTF8(runDirectory, option: "--run") }
         guard (1..<options.maxPositions).contains(newTokens) else {
             throw ValidationError("--new-tokens \(newTokens): give 1…\(options.maxPositions - 1) (prompt and generated "
                                   + "tokens together fit in --max-positions \(options.maxPositions)).")

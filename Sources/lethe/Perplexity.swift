@@ -54,6 +54,7 @@ struct PerplexityCommand: ParsableCommand {
     static let limitBounds = OptionBounds(1...100_000_000)
 
     func validate() throws {
+        if let runDirectory { try RunOptions.checkUTF8(runDirectory, option: "--run") }
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--data", data)])

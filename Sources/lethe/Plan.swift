@@ -76,8 +76,8 @@ struct PlanCreateCommand: ParsableCommand {
         if prior != nil && selection != .bms {
             throw ValidationError("--prior is used only by --selection bms; add --selection bms or drop --prior.")
         }
-        try InputFiles.check([("--data", data), ("--prior", prior.flatMap(Self.priorFile))])
         try RunOptions.checkUTF8(runDirectory, option: "--run")
+        try InputFiles.check([("--data", data), ("--prior", prior.flatMap(Self.priorFile))])
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw ValidationError("--run \(runDirectory): is a file, not a directory; give a new or existing directory.")

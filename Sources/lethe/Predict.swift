@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import Support
 import Models
 import Planning
 import Training
@@ -77,26 +78,45 @@ struct PredictCommand: ParsableCommand {
 
 /// Texts of a JSON Lines file for prediction: id, text and optional lead; labels are not needed.
 enum JSONLinesTexts {
-    struct Row: Decodable { var id: String?; var text: String; var lead: String? }
+    struct Row { var id: String?; var text: String; var lead: String? }
 
     /// A line that is not an object with a "text" string: a problem of the file (exit 1).
     struct Malformed: Error, CustomStringConvertible {
         let description: String
     }
 
+    /// The rows of `path` (a file or a pipe), read by the strict scanner of `lethe plan`'s data:
+    /// a repeated key, a lone surrogate or invalid UTF-8 is an error naming its line and column;
+    /// blank lines are skipped but counted; a UTF-8 byte-order mark is skipped at the start only.
     static func read(path: String) throws -> [Row] {
-        guard let content = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw Malformed(description: "\(path): cannot be read as UTF-8 text; give a JSON Lines file, one "
-                            + "{\"text\": …} object per line.")
+        let content: Data
+        do { content = try InputFile.read(URL(fileURLWithPath: path)) } catch {
+            throw Malformed(description: "\(path): cannot be read (\(fileErrorReason(error))); give a JSON Lines file, "
+                            + "one {\"text\": …} object per line.")
         }
         var rows: [Row] = []
-        // "\r\n" is one Character in Swift: lines end at either (LF and CRLF files).
-        for (number, line) in content.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            do { rows.append(try JSONDecoder().decode(Row.self, from: Data(line.utf8))) } catch {
-                throw Malformed(description: "\(path):\(number + 1): \(DecodingError.fieldDescription(error)); each line "
-                                + "must be a JSON object with a \"text\" string (\"id\" and \"lead\" optional).")
+        let body = content.starts(with: [0xEF, 0xBB, 0xBF]) ? content.dropFirst(3) : content[...]
+        for (number, line) in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+            func malformed(_ reason: String) -> Malformed {
+                Malformed(description: "\(path):\(number + 1): \(reason); each line must be a JSON object with a "
+                          + "\"text\" string (\"id\" and \"lead\" optional).")
             }
+            let members: [(key: String, value: FlatJSONScanner.Value)]
+            do {
+                members = try line.withUnsafeBytes { raw in try FlatJSONScanner.members(of: raw.bindMemory(to: UInt8.self)) }
+            } catch let error as FlatJSONScanner.Failure {
+                throw malformed("column \(error.column): \(error.reason)")
+            }
+            func field(_ name: String, required: Bool) throws -> String? {
+                switch members.first(where: { $0.key == name })?.value {
+                case .string(let text)?: return text
+                case nil, .null?: if required { throw malformed("no \"\(name)\" string") } else { return nil }
+                case let other?: throw malformed("\"\(name)\" is a \(other.kindName), not a string")
+                }
+            }
+            rows.append(Row(id: try field("id", required: false), text: try field("text", required: true)!,
+                            lead: try field("lead", required: false)))
         }
         guard !rows.isEmpty else {
             throw Malformed(description: "\(path): holds no line to classify; give one {\"text\": …} object per line.")

@@ -175,7 +175,10 @@ extension TrainingSettings {
     /// when given) put in; unknown target names are refused.
     func applying(_ options: TrainingOptions, strategy: TrainingStrategy?, layersPerBlock: Int?) throws -> TrainingSettings {
         var settings = self
+        // A module named twice (`--targets q --targets query`) is one target, in first-named order.
+        var seen = Set<String>()
         let targetNames = try options.targets.map { try TrainingOptions.moduleName($0, kind: modelKind) }
+            .filter { seen.insert($0).inserted }
         if let strategy { settings.strategy = strategy }
         if let epochs = options.epochs { settings.epochs = epochs }
         if let rank = options.rank { settings.rank = rank }

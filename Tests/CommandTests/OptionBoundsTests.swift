@@ -149,6 +149,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: Self.missingRun))
     }
 
+    /// The exact run's plan is checked as `lethe plan` checks it: a budget above L! sequences is
+    /// refused before any work, naming the bench's own options.
+    @Test func anExactRunWithMoreSequencesThanOrdersIsRefusedUpFront() throws {
+        let (status, output) = try Self.run(["bench", "unlearn", "--exact", "--exact-budget", "30", "--exact-slices", "3",
+                                             "--out", Self.missingRun])
+        #expect(status == 64 && output.contains("--exact-budget 30") && output.contains("6"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: Self.missingRun))
+    }
+
+    /// An empty --run (an unset shell variable) never means the working directory.
+    @Test func anEmptyRunIsRefused() throws {
+        for arguments in [["forget", "--run", "", "--id", "x"], ["status", "--run", ""], ["plan", "--run", "", "--data", "x.jsonl", "--shards", "1", "--slices", "1", "--budget", "1"],
+                          ["finetune", "--run", "", "--data", "x.jsonl"], ["perplexity", "--run", "", "--data", "x.jsonl"]] {
+            let (status, output) = try Self.run(arguments)
+            #expect(status == 64 && output.contains("--run is empty"), "\(arguments): \(output)")
+        }
+    }
+
     /// A second `bench unlearn` into an --out another one is writing is refused before any work.
     @Test func aSecondBenchUnlearnIntoTheSameOutIsRefused() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-bench-out-\(UUID().uuidString)")

@@ -511,6 +511,35 @@ import Store
         return (scratch, run)
     }
 
+    /// `predict --data` reads a pipe as it reads a file, with the strict reader of the other
+    /// data commands: a key given twice is refused naming its line and column. A module named
+    /// twice in --targets is one target.
+    @Test func predictReadsAPipeAndRefusesARepeatedKey() throws {
+        let (scratch, run) = try Self.trainedOneSliceRun()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let fifo = scratch.appendingPathComponent("texts.fifo")
+        #expect(mkfifo(fifo.path, 0o644) == 0)
+        let writer = Thread {
+            try? Data("{\"id\": \"a\", \"text\": \"Shares rise\"}\n\n{\"text\": \"Striker scores\"}\n".utf8)
+                .write(to: fifo)
+        }
+        writer.start()
+        let piped = try LetheProcess.runApart(["predict", "--run", run.path, "--data", fifo.path, "--json"])
+        #expect(piped.status == 0 && piped.stdout.split(separator: "\n").count == 2, "\(piped.stdout) \(piped.stderr)")
+        let repeated = scratch.appendingPathComponent("repeated.jsonl")
+        try Data("{\"text\": \"a\"}\n{\"text\": \"b\", \"text\": \"c\"}\n".utf8).write(to: repeated)
+        let refused = try Self.run(["predict", "--run", run.path, "--data", repeated.path])
+        #expect(refused.status == 1 && refused.output.contains("\(repeated.path):2: column") && refused.output.contains("text"),
+                "\(refused.output)")
+
+        let twice = try S3TEndToEndTests.copyPlan(scratch, to: "targets")
+        let trained = try Self.run(["train", "--run", twice.path, "--targets", "q", "--targets", "query", "--targets", "v"]
+                                   + S3TEndToEndTests.trainArguments)
+        #expect(trained.status == 0, "\(trained.output)")
+        let settings = try TrainingSettings.load(from: RunLayout(directory: twice).settingsURL)
+        #expect(settings.targets == ["attention.self.query", "attention.self.value"])
+    }
+
     /// A sealed stage file copied into another stage's place (say, one a forget erased, put back
     /// under a served name) is refused where it is loaded and reported by verify.
     @Test func aStageFileInAnotherStagesPlaceIsRefused() throws {
