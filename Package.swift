@@ -74,7 +74,7 @@ let package = Package(
                 swiftSettings: fast),
         // What the subcommands share: option groups, run access through the run guard, output.
         .target(name: "CommandSupport", dependencies: [
-            "Forgetting", "Kernels", "Models", "Planning", "Support", "Training",
+            "CMalloc", "Forgetting", "Kernels", "Models", "Planning", "Support", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
         // Benchmarks and experiments (`lethe bench …`): measurements printed, never asserted.

@@ -17,6 +17,9 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
         case receiptHead = "receipt_head"
         /// A tombstone in the plan has no request in the ledger (ledger rows were removed).
         case unrecordedTombstone = "unrecorded_tombstone"
+        /// A shard is trained to serve a longer clean prefix than served.json gives it (or is not
+        /// in it at all): a training stopped before its publish, or served.json was rewritten.
+        case staleComposition = "stale_composition"
         /// served.json cannot be read or fails its content hash.
         case unreadableComposition = "unreadable_composition"
         /// A stage file's tensors do not hash to the hash recorded in it.
@@ -286,7 +289,30 @@ public enum RunVerifier {
                                           + "example(s) \(examples.sorted().prefix(3).joined(separator: ", "))"))
             }
         }
+        checkNothingTrainedIsLeftOut(composition, plan: plan, layout: layout, problems: &problems)
         return servedCount
+    }
+
+    /// served.json is derived, never edited: each shard whose longest clean prefix is trained
+    /// (every stage file there) must be served with it, not with less or not at all.
+    private static func checkNothingTrainedIsLeftOut(_ composition: ServedComposition, plan: Plan, layout: RunLayout,
+                                                     problems: inout [VerificationProblem]) {
+        for shard in 0..<plan.shardCount {
+            let derived = ServedDerivation.entry(plan: plan, shard: shard, layout: layout)
+            guard let sequence = derived.sequence, !derived.isDead else { continue }
+            let trained = derived.stageKeys.enumerated().allSatisfy { index, key in
+                FileManager.default.fileExists(atPath: layout.stageURL(shard: shard, stage: index + 1, key: key).path)
+            }
+            let served = composition.entry(shard: shard)
+            guard trained, (served?.prefixLength ?? 0) < derived.prefixLength else { continue }
+            problems.append(.init(kind: .staleComposition, location: layout.servedURL.path,
+                                  detail: "shard \(shard) is trained to serve sequence \(sequence), prefix "
+                                      + "\(derived.prefixLength), but served.json "
+                                      + (served.map { $0.isDead ? "has it dead" : "serves prefix \($0.prefixLength)" }
+                                         ?? "leaves it out")
+                                      + " (a training stopped before its publish, or the file was rewritten); "
+                                      + "`lethe train --run \(layout.directory.path)` publishes it"))
+        }
     }
 
     /// A `full` run serves one model trained on every example not deleted before training (a

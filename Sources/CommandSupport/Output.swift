@@ -1,3 +1,4 @@
+import CMalloc
 import Foundation
 import Glibc
 import Synchronization
@@ -33,6 +34,9 @@ public enum StandardOutput {
             let code = errno
             firstError.withLock { if $0 == 0 { $0 = code == 0 ? EIO : code } }
         }
+        // A flush that failed earlier (a full buffer written to a full device) discarded its
+        // bytes and left only stdout's error flag: the last flush then has nothing to report.
+        if lethe_stdout_error() != 0 { firstError.withLock { if $0 == 0 { $0 = EIO } } }
         let code = firstError.withLock { $0 }
         return code == 0 ? nil : "\(String(cString: strerror(code))) (errno \(code))"
     }

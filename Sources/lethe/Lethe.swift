@@ -92,14 +92,25 @@ struct Lethe: ParsableCommand {
             reportFailureAsJSON(error, message: message(for: error))
             exit(withError: error)
         }
+        // Whether the command works on a run (its state is then worth a look after lost output).
+        let onRun = CommandLine.arguments.contains { $0 == "--run" || $0.hasPrefix("--run=") }
         do {
             try command.run()
             if let failure = StandardOutput.failure() {
                 // The work is done, but its output did not arrive: not a success.
                 StandardError.write(Data(("Error: the output could not be written to standard output: "
-                    + "\(failure). The command itself ran to its end; `lethe status` shows the run's state.\n").utf8))
+                    + "\(failure). The command itself ran to its end"
+                    + (onRun ? "; `lethe status` shows the run's state.\n" : ".\n")).utf8))
                 Foundation.exit(ExitStatus.failed.rawValue)
             }
+        } catch let error as ExitCode where error.rawValue != 0 {
+            // A command that ends with its own status (forget's 5: unknown ids): its report went to
+            // standard output, and losing it is said too.
+            if let failure = StandardOutput.failure() {
+                StandardError.write(Data(("Error: the output could not be written to standard output: \(failure); "
+                    + "the command ended with status \(error.rawValue).\n").utf8))
+            }
+            exit(withError: error)
         } catch let error as ValidationError {
             // A value that parsed but does not fit the run, the model or the machine: a usage
             // error (64) pointing at the command's help, not at the root command's usage line.

@@ -19,6 +19,9 @@ struct SlurmSubmission {
     let shards: [Int]
     let options: SchedulerOptions
     let data: String?
+    /// The shards `train` publishes once the array is done: those submitted and those the call
+    /// named that needed no task (trained by an earlier array that nobody followed to its end).
+    var publishing: [Int] = []
     /// What each task runs: `train` (stages of the plan) or `retrain` (stages of the rebuilt
     /// slices); `train` publishes after the array, `retrain`'s caller goes on to retrain locally,
     /// which finds the stages trained and publishes.
@@ -161,8 +164,9 @@ struct SlurmSubmission {
                                   + "run the same command again: shards already trained are not submitted.")
         }
         guard subcommand == "train" else { return true }
-        let composition = try RunAccess.guarded(layout.directory).publish(strategy: settings.strategy, shards: shards)
-        let served = composition.shards.filter { shards.contains($0.shard) }
+        let published = Array(Set(shards).union(publishing)).sorted()
+        let composition = try RunAccess.guarded(layout.directory).publish(strategy: settings.strategy, shards: published)
+        let served = composition.shards.filter { published.contains($0.shard) }
         say(json, ["event": "published", "job": job, "live_shards": served.filter { !$0.isDead }.map(\.shard)],
             "published: " + served.map { "shard \($0.shard) prefix \($0.prefixLength)" }.joined(separator: ", "))
         return true

@@ -225,7 +225,9 @@ struct TrainCommand: ParsableCommand {
                         + "\(composition.liveShards.count) live shard(s)")
             return
         }
-        try SlurmSubmission(layout: layout, settings: settings, shards: pending, options: scheduling, data: data).run(json: json)
+        var submission = SlurmSubmission(layout: layout, settings: settings, shards: pending, options: scheduling, data: data)
+        submission.publishing = selected
+        try submission.run(json: json)
     }
 
     /// `--task`, inside a Slurm array task: trains one shard's stages and writes the task's

@@ -50,6 +50,25 @@ import Training
         try LetheProcess.succeed(["forget", "--run", run.directory.path, "--id", "ex-03"])
     }
 
+    /// served.json is derived, never edited: one rewritten without a trained, undeleted shard
+    /// (its content hash recomputed, so it reads as valid) is reported, and train publishes the
+    /// shard again.
+    @Test func verifyReportsATrainedShardLeftOutOfTheComposition() throws {
+        let run = try TinyRun("left-out")
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        let served = try ServedComposition.load(from: layout.servedURL)
+        try #require(served.entry(shard: 1) != nil)
+        try ServedComposition(strategy: served.strategy, shards: served.shards.filter { $0.shard != 1 },
+                              ledgerHead: served.ledgerHead).save(to: layout)
+        let verify = try LetheProcess.runApart(["verify", "--run", run.directory.path])
+        #expect(verify.status == 3 && verify.stdout.contains("stale_composition:")
+                && verify.stdout.contains("shard 1 is trained to serve"), "\(verify.stdout) \(verify.stderr)")
+        // The first forget republishes every shard already served, and only those: shard 1 stays out.
+        try LetheProcess.succeed(["forget", "--run", run.directory.path, "--id", "ex-03"])
+        #expect(try LetheProcess.runApart(["verify", "--run", run.directory.path]).stdout.contains("stale_composition:"))
+    }
+
     /// A run whose recovery cannot run (here the forget flag is a directory, so it cannot be
     /// written) refuses every forget; verify reports that (exit 3), never "OK".
     @Test func verifyReportsARunWhoseRecoveryCannotRun() throws {

@@ -71,6 +71,16 @@ import Training
         let full = try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/full"))
         let (status, error) = try Self.run(["status", "--run", run.path, "--json"], stdout: full)
         #expect(status == 1 && error.contains("No space left on device"), "\(status): \(error)")
+        // A report written in one flush at the end (a bench's lines, buffered) fails as well; a
+        // command without a run is not sent to `lethe status`.
+        let bench = try Self.run(["bench", "plan", "--examples", "10", "--lookups", "1", "--shards", "1", "--slices", "1",
+                                  "--budget", "1"], stdout: try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/full")))
+        #expect(bench.status == 1 && bench.error.contains("could not be written") && !bench.error.contains("lethe status"),
+                "\(bench.status): \(bench.error)")
+        // A forget that ends with its own status (5: an unknown id) says that its report was lost.
+        let unknown = try Self.run(["forget", "--run", run.path, "--id", "no-such-example"],
+                                   stdout: try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/full")))
+        #expect(unknown.status == 5 && unknown.error.contains("could not be written"), "\(unknown.status): \(unknown.error)")
     }
 }
 

@@ -50,3 +50,12 @@ struct ShardState {
         return layout.stageFileNames(shard: shard).filter { !keep.contains($0) }.map { directory.appendingPathComponent($0) }
     }
 }
+
+/// What a publish derives for a shard, for readers outside this module (`lethe verify`).
+public enum ServedDerivation {
+    /// The entry a publish now writes for `shard`: its longest prefix without a deleted example
+    /// (lowest sequence on ties), or dead.
+    public static func entry(plan: Plan, shard: Int, layout: RunLayout) -> ServedComposition.Entry {
+        ShardState(plan: plan, shard: shard, layout: layout).servedEntry
+    }
+}

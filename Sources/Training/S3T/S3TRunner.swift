@@ -86,11 +86,12 @@ public final class S3TRunner {
                 continue
             }
             if layout.isComplete(lineage) {
-                // Accepted only behind a valid seal: a cut or altered file would otherwise be
-                // published as trained.
-                do { try HDF5Seal.check(fileAt: url) } catch StoreError.sealBroken(_, let reason) {
-                    throw TrainingError.damagedStage(file: url.path, reason: reason)
-                }
+                // Accepted only as this stage of this run: behind a valid seal (a cut or altered
+                // file would otherwise be published as trained), recording this key, shard and
+                // stage (not another stage's file copied here), and trained with these settings
+                // and this precision. Otherwise this would report it complete and publish it, and
+                // only the next load would refuse it.
+                try checkComplete(lineage, at: url)
                 events(.stageSkipped(lineage, url: url))
                 continue
             }
@@ -148,6 +149,18 @@ public final class S3TRunner {
     }
 
     /// The checkpoints of stages 1..i−1 of `lineage`'s prefix, stage 1 first.
+    /// Throws unless the file at `url` is `lineage`'s stage, trained with this run's settings.
+    private func checkComplete(_ lineage: StageLineage, at url: URL) throws {
+        let stored = try StageCheckpoint.load(from: url)
+        let difference: (field: String, recorded: String, expected: String)? = stored.record.precision != settings.precision
+            ? ("precision", stored.record.precision.rawValue, settings.precision.rawValue)
+            : settings.firstDifference(fromRecorded: stored.record.hyperparametersJSON)
+        if let difference {
+            throw TrainingError.stageMismatch(file: url.path, field: difference.field, expected: difference.expected,
+                                              found: difference.recorded)
+        }
+    }
+
     private func ancestorCheckpoints(of lineage: StageLineage,
                                      cache: inout [StageKey: StageCheckpoint]) throws -> [StageCheckpoint] {
         var result: [StageCheckpoint] = []
