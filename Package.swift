@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Support", "Models", "Kernels"], resources: [.copy("Fixtures")],
                     swiftSettings: fast),
         .testTarget(name: "PlanningTests", dependencies: ["RunFixtures", "Support", "Planning", "Store"], swiftSettings: fast),
-        .testTarget(name: "TrainingTests", dependencies: ["RunFixtures", "Training", "Models", "Planning", "Kernels", "Store"],
+        .testTarget(name: "TrainingTests", dependencies: ["RunFixtures", "Training", "Forgetting", "Models", "Planning", "Kernels", "Store"],
                     swiftSettings: fast),
         // What the tests share: a planned run with stand-in stages (TinyRun), a deterministic
         // stand-in trainer, the built `lethe` run as a process, and ledger tampering.

@@ -84,6 +84,10 @@ public struct BenchUnlearnCommand: ParsableCommand {
     func selectedMethods() throws -> [UnlearningMethod] {
         let names = methods
         if names == ["none"] { return [] }
+        if names.contains("none") {
+            throw ValidationError("--methods: none runs no method, so it stands alone; give it without the others, or "
+                                  + "leave it out.")
+        }
         for name in names where UnlearningMethod(rawValue: name) == nil {
             throw ValidationError("--methods: unknown method '\(name)'; choose from \(UnlearningMethod.allCases.map(\.rawValue).joined(separator: ", ")) or none.")
         }

@@ -74,15 +74,36 @@ extension RunAccess {
     /// every deletion accepted before this call. Refuses (`RunStateError`, exit 1) a run with no
     /// composition or no live shard: there is no model to answer with.
     public static func servedEnsemble(_ layout: RunLayout, labels: LabelVocabulary, encoder: MiniLMEncoder) throws -> RunEnsemble {
+        try withLiveComposition(layout) { composition in
+            try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder)
+        }
+    }
+
+    /// Runs `body` on the run's served composition (with a live shard) under the run lock, after
+    /// recovery. A user who may only read the run (no write access to it or its lock) reads it
+    /// under the lock held shared, without recovery, and is refused while the run has
+    /// unfinished work: its served models might still hold an accepted deletion.
+    static func withLiveComposition<T>(_ layout: RunLayout, _ body: (ServedComposition) throws -> T) throws -> T {
         let guarded = guarded(layout.directory)
-        return try guarded.withRecoveredRun { recovery in
-            RunAccess.report(recovery)
+        func live() throws -> ServedComposition {
             guard FileManager.default.fileExists(atPath: layout.servedURL.path) else {
                 throw RunStateError.nothingServed(run: layout.directory.path)
             }
             let composition = try ServedComposition.load(from: layout.servedURL)
             guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
-            return try RunEnsemble(layout: layout, composition: composition, labels: labels, encoder: encoder)
+            return composition
+        }
+        guard guarded.mayWrite else {
+            return try guarded.withInspectedRun { inspection in
+                guard inspection.unfinished.isEmpty else {
+                    throw RunStateError.unfinishedReadOnly(run: layout.directory.path, unfinished: inspection.unfinished)
+                }
+                return try body(try live())
+            }
+        }
+        return try guarded.withRecoveredRun { recovery in
+            RunAccess.report(recovery)
+            return try body(try live())
         }
     }
 }
@@ -91,14 +112,8 @@ extension RunAccess {
     /// The served ensemble of a decoder run on `model` (its base, loaded by the caller), read
     /// under the run lock after recovery.
     public static func servedDecoderEnsemble(_ layout: RunLayout, model: LlamaModel) throws -> DecoderEnsemble {
-        try guarded(layout.directory).withRecoveredRun { recovery in
-            RunAccess.report(recovery)
-            guard FileManager.default.fileExists(atPath: layout.servedURL.path) else {
-                throw RunStateError.nothingServed(run: layout.directory.path)
-            }
-            let composition = try ServedComposition.load(from: layout.servedURL)
-            guard !composition.liveShards.isEmpty else { throw RunStateError.everyShardDead(run: layout.directory.path) }
-            return try DecoderEnsemble(layout: layout, composition: composition, model: model)
+        try withLiveComposition(layout) { composition in
+            try DecoderEnsemble(layout: layout, composition: composition, model: model)
         }
     }
 
@@ -119,11 +134,17 @@ public enum RunStateError: Error, CustomStringConvertible, Equatable {
     case nothingServed(run: String)
     /// Deletions reached the first slice of every sequence of every shard.
     case everyShardDead(run: String)
+    /// A user who may only read the run found work recovery must complete first.
+    case unfinishedReadOnly(run: String, unfinished: [String])
 
     public var description: String {
         switch self {
         case let .nothingServed(run):
             return "\(run) serves nothing yet (no served.json); train it with `lethe train --run \(run)`."
+        case let .unfinishedReadOnly(run, unfinished):
+            return "this user may not write \(run), and it has unfinished work (" + unfinished.joined(separator: "; ")
+                + "): its served models might still include an accepted deletion, so they do not answer. Its owner "
+                + "completes the work with `lethe forget --run \(run) --resume`."
         case let .everyShardDead(run):
             return "every shard of \(run) is dead (deletions reached the first slice of every sequence), so there is "
                 + "no model to answer with; run `lethe retrain --run \(run)` to rebuild the slices without the "

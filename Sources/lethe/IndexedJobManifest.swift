@@ -42,8 +42,23 @@ struct IndexedJobManifest {
             + "--threads \(threads) --task"
         // Absolute: a pod does not start in the directory this command ran in.
         if let data { command += " --data \(SlurmSubmission.quoted(URL(fileURLWithPath: data).standardizedFileURL.path))" }
+        // A YAML double-quoted scalar: backslash, quote and control characters escaped, so that a
+        // line break in a path stays one (YAML folds a raw one into a space).
         func quoted(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            var out = "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                    out += String(format: "\\x%02X", scalar.value)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
         }
         var lines = [
             "# Written by `lethe train --scheduler k8s --emit-manifest`. Needs the run's parent directory",

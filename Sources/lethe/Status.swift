@@ -51,7 +51,7 @@ struct StatusCommand: ParsableCommand {
               + "\(count(settings.epochs, "epoch")), r \(settings.rank), alpha \(settings.alpha), "
               + "targets \(settings.targets.joined(separator: ",")), \(count(settings.layersPerBlock, "layer")) per block, "
               + "lr \(settings.learningRate), text field \(settings.textField), seed \(settings.seed), "
-              + "\(count(settings.threadCount, "thread"))")
+              + "\(count(settings.threadCount, "thread")), precision \(settings.precision.rawValue)")
         if let reason = report.stagesUnavailable { print("stages per shard: unknown: \(reason)") }
         for s in shardStatus {
             let servedText = s.servedPrefixLength.map { p in

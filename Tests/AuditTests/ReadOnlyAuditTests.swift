@@ -99,14 +99,7 @@ import Testing
     /// directory when the tests run as root (whom permissions do not stop), else with write
     /// permission removed.
     static func readOnly(_ run: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let lethe = try LetheProcess.binary().path
-        guard getuid() == 0 else {
-            _ = try LetheProcess.runTool("/bin/chmod", ["-R", "a-w", run.path])
-            defer { _ = try? LetheProcess.runTool("/bin/chmod", ["-R", "u+w", run.path]) }
-            return try LetheProcess.run(arguments)
-        }
-        let script = "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && exec \"$@\""
-        return try LetheProcess.runTool("/usr/bin/unshare", ["--mount", "sh", "-c", script, "sh", run.path, lethe] + arguments)
+        try LetheProcess.runReadOnly(run, arguments)
     }
 
     /// Every file under `directory` (hidden ones too) and its bytes.

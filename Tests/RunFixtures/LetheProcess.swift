@@ -51,6 +51,20 @@ public enum LetheProcess {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// Runs `lethe` as a user who may read `run` but not write it: as root, on a read-only bind
+    /// mount of it in a mount namespace of its own; otherwise with its write bits removed for the
+    /// call. Returns the exit status and everything it printed.
+    public static func runReadOnly(_ run: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let lethe = try binary().path
+        guard getuid() == 0 else {
+            _ = try runTool("/bin/chmod", ["-R", "a-w", run.path])
+            defer { _ = try? runTool("/bin/chmod", ["-R", "u+w", run.path]) }
+            return try self.run(arguments)
+        }
+        let script = "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && exec \"$@\""
+        return try runTool("/usr/bin/unshare", ["--mount", "sh", "-c", script, "sh", run.path, lethe] + arguments)
+    }
+
     /// Runs `lethe` to completion; returns the exit status and its stdout and stderr apart.
     public static func runApart(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()

@@ -258,7 +258,8 @@ extension SlurmTests {
 /// checked by structure (no cluster exists here), and one index's command run as a pod would.
 @Suite struct KubernetesManifestTests {
     @Test func theManifestIsAnIndexedJobWhoseIndexTrainsItsShard() throws {
-        let run = try SlurmTests.plannedRuns(["k8s"])[0]
+        // Quotes, a '#' and a line break in the run's name reach the pod's command unchanged.
+        let run = try SlurmTests.plannedRuns(["k8s \"q' #x\ny"])[0]
         defer { SlurmTests.removeScratch(of: run) }
         try LetheProcess.succeed(["train", "--run", run.path, "--scheduler", "k8s", "--emit-manifest", "--max-parallel", "1",
                                   "--mem", "2G", "--image", "registry.example/lethe:1"] + SlurmTests.train)
@@ -275,7 +276,8 @@ extension SlurmTests {
         let container = try #require((pod["containers"] as? [[String: Any]])?.first)
         #expect(container["image"] as? String == "registry.example/lethe:1")
         let command = try #require((container["args"] as? [String])?.first)
-        #expect(command.contains("JOB_COMPLETION_INDEX") && command.contains("--task") && command.contains(run.path))
+        // (The run's path is in it, shell-quoted: running it below finds the run.)
+        #expect(command.contains("JOB_COMPLETION_INDEX") && command.contains("--task") && command.contains("#x\ny"))
         let env = try #require(container["env"] as? [[String: Any]])
         #expect(env.first { $0["name"] as? String == "LETHE_SHARDS" }?["value"] as? String == "0 1")
         let requests = (container["resources"] as? [String: Any])?["requests"] as? [String: Any]

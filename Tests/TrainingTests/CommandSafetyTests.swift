@@ -1,3 +1,4 @@
+import Forgetting
 import Foundation
 import Synchronization
 import RunFixtures
@@ -538,6 +539,29 @@ import Store
         #expect(trained.status == 0, "\(trained.output)")
         let settings = try TrainingSettings.load(from: RunLayout(directory: twice).settingsURL)
         #expect(settings.targets == ["attention.self.query", "attention.self.value"])
+    }
+
+    /// A user who may read a run but not write it gets its answers (under the shared lock, no
+    /// recovery), and is refused while the run has unfinished work (an accepted deletion that
+    /// recovery has not carried out), which its owner's next command completes.
+    @Test func aReadOnlyRunAnswersUnlessItHasUnfinishedWork() throws {
+        let (scratch, run) = try Self.trainedOneSliceRun()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let answer = try LetheProcess.runReadOnly(run, ["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(answer.status == 0 && answer.output.contains("Shares rise →"), "\(answer.output)")
+        // A request recorded in the ledger without its forget: unfinished work.
+        let id = try #require(try Plan.load(from: Plan.url(inRun: run)).members(shard: 0, slice: 0).first)
+        let ledger = try Ledger.open(at: RunLayout(directory: run).ledgerURL)
+        _ = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 1_700_000_000_000,
+                                          payload: RequestRecord(requestID: "r-1", id: id, group: nil, timestamp: nil,
+                                                                 examples: [id]).json,
+                                          keys: [.requestID("r-1"), .exampleID(id)]))
+        try ledger.close()
+        let refused = try LetheProcess.runReadOnly(run, ["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(refused.status == 1 && refused.output.contains("unfinished work")
+                && refused.output.contains("lethe forget --run \(run.path) --resume"), "\(refused.output)")
+        let owner = try Self.run(["predict", "--run", run.path, "--text", "Shares rise"])
+        #expect(owner.status == 1 && owner.output.contains("every shard"), "its one shard is dead now: \(owner.output)")
     }
 
     /// A sealed stage file copied into another stage's place (say, one a forget erased, put back
