@@ -12,8 +12,9 @@
 // Where the CPU has AVX-512 (F), the blocks are 12 rows of one panel in twelve 512-bit
 // registers: the same chains, so the same bits (tested against the AVX2 blocks), in fewer
 // instructions per multiply-add. On Zen 4, which runs each 512-bit FMA as two 256-bit halves,
-// that made an adapter's products on 96 rows 5% (x·Aᵀ, k = 384) and 15–20% (xa·Bᵀ, k = 16,
-// where the 6-row block spends a large share on C) faster.
+// an adapter's products on 96 rows ran 5–44% faster (x·Aᵀ, k = 384) and 10–42% (xa·Bᵀ, k = 16,
+// where the 6-row block spends a large share on C) in repeated measurements
+// (Tools/panel_kernel_paths.c, docs/BENCHMARKS.md).
 #include "ckernels.h"
 
 #include <immintrin.h>
