@@ -233,15 +233,22 @@ final class InferenceBatcher: @unchecked Sendable {
     private var queuedTexts: Int { queue.reduce(0) { $0 + $1.remaining } }
 
     /// Drops the queued requests of more than one pass (more texts than `maxBatch`, or begun)
-    /// whose clients have hung up (call holding `condition`): no answer could reach them, and
-    /// each would hold the worker for many passes. A request of one pass is not checked: the
-    /// check costs a trip to the connection's event loop, about what its pass would save. Between
-    /// passes no piece of a request is in flight, so each is answered (with `CancellationError`)
-    /// at once.
+    /// whose clients have hung up: no answer could reach them, and each would hold the worker
+    /// for many passes. A request of one pass is not checked: the check costs a trip to the
+    /// connection's event loop, about what its pass would save. Called holding `condition`,
+    /// which it releases while it asks the event loops (so that none of them ever waits for this
+    /// thread). Between passes no piece of a request is in flight, so each dropped one is
+    /// answered (with `CancellationError`) at once.
     private func dropRequestsOfDisconnectedClients() {
+        let candidates = queue.filter { $0.remaining > maxBatch || $0.taken > 0 }
+        guard !candidates.isEmpty else { return }
+        condition.unlock()
+        let gone = candidates.filter { !$0.isConnected() }
+        condition.lock()
+        guard !gone.isEmpty else { return }
         var dropped = 0
         queue.removeAll { job in
-            guard job.remaining > maxBatch || job.taken > 0, !job.isConnected() else { return false }
+            guard gone.contains(where: { $0 === job }) else { return false }
             dropped += job.remaining
             job.finish(.failure(CancellationError()))
             return true
