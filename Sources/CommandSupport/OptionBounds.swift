@@ -52,7 +52,12 @@ public enum InputFiles {
             var isDirectory: ObjCBool = false
             let reason: String
             if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                reason = "no such file"
+                // A link whose target is missing, or a loop of links, exists as a link.
+                var status = stat()
+                let isLink = lstat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFLNK
+                reason = !isLink ? "no such file"
+                    : stat(path, &status) != 0 && errno == ELOOP ? "a loop of symbolic links, which leads to no file"
+                    : "a symbolic link to a file that does not exist"
             } else if isDirectory.boolValue {
                 reason = "a directory, not a file"
             } else if !isFileOrPipe(path) {

@@ -158,6 +158,23 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: Self.missingRun))
     }
 
+    /// A --data path that is a loop of symbolic links, or a link to nothing, is named as such.
+    @Test func aLinkLoopOrADanglingLinkIsNamed() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-links-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let loop = scratch.appendingPathComponent("loop.jsonl"), other = scratch.appendingPathComponent("other.jsonl")
+        try FileManager.default.createSymbolicLink(atPath: loop.path, withDestinationPath: other.path)
+        try FileManager.default.createSymbolicLink(atPath: other.path, withDestinationPath: loop.path)
+        let dangling = scratch.appendingPathComponent("dangling.jsonl")
+        try FileManager.default.createSymbolicLink(atPath: dangling.path, withDestinationPath: scratch.appendingPathComponent("gone").path)
+        for (path, named) in [(loop.path, "a loop of symbolic links"), (dangling.path, "a symbolic link to a file that does not exist")] {
+            let (status, output) = try Self.run(["plan", "--data", path, "--shards", "1", "--slices", "1", "--budget", "1",
+                                                 "--run", Self.missingRun])
+            #expect(status == 64 && output.contains("--data \(path): \(named)"), "\(output)")
+        }
+    }
+
     /// An empty --run (an unset shell variable) never means the working directory.
     @Test func anEmptyRunIsRefused() throws {
         for arguments in [["forget", "--run", "", "--id", "x"], ["status", "--run", ""], ["plan", "--run", "", "--data", "x.jsonl", "--shards", "1", "--slices", "1", "--budget", "1"],
