@@ -292,9 +292,15 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                                       receiptLedgerSequence: receipt?.sequenceNumber,
                                       receipt: firstMention ? receipt?.payload : nil))
         }
+        // The forgets that deleted the example: a receipt covering a repeat of its request (a log
+        // run again, with Y's deletion beside it) erased stages for Y, not for it.
         let covering = Set(deletions.compactMap(\.receiptLedgerSequence))
         let erasedByItsForgets = receiptEntries.filter { covering.contains($0.sequenceNumber) }.flatMap { entry in
-            ((try? entry.decodePayload(as: ForgetReceipt.self))?.erasedStages ?? []).filter(\.deletedNow)
+            guard let receipt = try? entry.decodePayload(as: ForgetReceipt.self),
+                  receipt.forgottenExamples.contains(id) || receipt.forgottenExamples.contains(stored) else {
+                return [ForgetReceipt.ErasedStage]()
+            }
+            return receipt.erasedStages.filter(\.deletedNow)
         }
         return (deletions, erased, erasedByItsForgets)
     }

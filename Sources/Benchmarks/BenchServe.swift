@@ -74,6 +74,7 @@ public struct BenchServeCommand: ParsableCommand {
     static let roundBounds = OptionBounds(1...100)
 
     public func validate() throws {
+        try RunOptions.checkUTF8(runDirectory, option: "--run")
         guard !concurrency.isEmpty else { throw ValidationError("--concurrency needs at least one value.") }
         for c in concurrency { try Self.connectionBounds.check(c, option: "--concurrency") }
         try Self.secondsBounds.check(seconds, option: "--seconds")

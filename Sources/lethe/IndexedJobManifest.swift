@@ -53,6 +53,10 @@ struct IndexedJobManifest {
                 case "\n": out += "\\n"
                 case "\r": out += "\\r"
                 case "\t": out += "\\t"
+                // YAML's own line breaks, which it would fold like a raw newline.
+                case "\u{85}": out += "\\N"
+                case "\u{2028}": out += "\\L"
+                case "\u{2029}": out += "\\P"
                 case _ where scalar.value < 0x20 || scalar.value == 0x7F:
                     out += String(format: "\\x%02X", scalar.value)
                 default: out.unicodeScalars.append(scalar)

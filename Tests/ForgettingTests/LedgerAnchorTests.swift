@@ -80,6 +80,32 @@ import Training
         #expect(try RunGuard(run: run.directory, nowMilliseconds: { 4 }).recover().didSomething == false)
     }
 
+    /// A forget that died after its tombstone was durable and before its receipt leaves one
+    /// tombstone more than the receipt counted, wherever it sorts: recovery completes that
+    /// forget alone, and does not take the plan for a changed one.
+    @Test func aForgetThatDiedBeforeItsReceiptIsCompletedNotTakenForDamage() throws {
+        let run = try TinyRun("died-before-receipt")
+        defer { run.remove() }
+        let forgetter = Forgetter(run: run.directory)
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-20"))], nowMilliseconds: 1)
+        try forgetter.close()
+        // The second forget's request is in the ledger and its tombstone in the log (ex-03 sorts
+        // before ex-20), but it wrote no receipt.
+        let ledger = try Ledger.open(at: RunLayout(directory: run.directory).ledgerURL)
+        _ = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 2,
+                                          payload: RequestRecord(requestID: "r-2", id: "ex-03", group: nil, timestamp: nil,
+                                                                 examples: ["ex-03"]).json,
+                                          keys: [.requestID("r-2"), .exampleID("ex-03")]))
+        try ledger.close()
+        let log = try FileHandle(forWritingTo: run.directory.appendingPathComponent("plan.tombstones"))
+        try log.seekToEnd()
+        try log.write(contentsOf: Data("ex-03\n".utf8))
+        try log.close()
+        let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
+        #expect(recovery.completedRequestCount == 1 && !recovery.tombstonesReapplied, "\(recovery)")
+        #expect(try Self.kinds(run) == [])
+    }
+
     static func kinds(_ run: TinyRun) throws -> Set<VerificationProblem.Kind> {
         Set(try RunVerifier.verify(run: run.directory).problems.map(\.kind))
     }

@@ -119,6 +119,29 @@ import Training
         try LetheProcess.succeed(["verify", "--run", run.path])
     }
 
+    /// The audit of an example lists the retrain stages its own forget erased, not those a later
+    /// forget erased for another example while repeating its request (a log run again).
+    @Test func anAuditDoesNotClaimStagesErasedForAnotherExample() throws {
+        let run = try SlurmTests.plannedRuns(["repeat"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
+        try LetheProcess.succeed(["train", "--run", run.path] + SlurmTests.train)
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let first = try #require(plan.sequences(of: 0).first?.first)
+        let other = try #require((0..<plan.sliceCount).first { $0 != first })
+        let x = try #require(plan.members(shard: 0, slice: first).first)
+        let y = try #require(plan.members(shard: 0, slice: other).first)
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", x])
+        let before = try LetheProcess.runApart(["audit", "--run", run.path, "--id", x, "--json"])
+        let listed = Set(try JSONDecoder().decode(ExampleAudit.self, from: Data(before.stdout.utf8)).stages.map(\.key))
+        // Stages of the rebuilt slice (without x), then a forget of y that repeats x's request.
+        try LetheProcess.succeed(["retrain", "--run", run.path, "--shard", "0", "--task"])
+        let forget = try LetheProcess.run(["forget", "--run", run.path, "--id", x, "--id", y, "--json"])
+        #expect(forget.status == 0, "\(forget.output)")
+        let after = try LetheProcess.runApart(["audit", "--run", run.path, "--id", x, "--json"])
+        let stages = try JSONDecoder().decode(ExampleAudit.self, from: Data(after.stdout.utf8)).stages
+        #expect(Set(stages.map(\.key)) == listed, "stages erased for \(y) are not claimed for \(x): \(stages)")
+    }
+
     /// A forget stopped after its tombstone (a stage it must erase is a directory), a retrain task
     /// that rebuilt the slice without the example meanwhile, then the forget resumed: the
     /// retrain's stages never saw the example and stay. A directory named like a stage in the

@@ -258,8 +258,9 @@ extension SlurmTests {
 /// checked by structure (no cluster exists here), and one index's command run as a pod would.
 @Suite struct KubernetesManifestTests {
     @Test func theManifestIsAnIndexedJobWhoseIndexTrainsItsShard() throws {
-        // Quotes, a '#' and a line break in the run's name reach the pod's command unchanged.
-        let run = try SlurmTests.plannedRuns(["k8s \"q' #x\ny"])[0]
+        // Quotes, a '#' and line breaks (YAML's NEL and line separator too) in the run's name
+        // reach the pod's command unchanged.
+        let run = try SlurmTests.plannedRuns(["k8s \"q' #x\ny\u{85}z\u{2028}w"])[0]
         defer { SlurmTests.removeScratch(of: run) }
         try LetheProcess.succeed(["train", "--run", run.path, "--scheduler", "k8s", "--emit-manifest", "--max-parallel", "1",
                                   "--mem", "2G", "--image", "registry.example/lethe:1"] + SlurmTests.train)

@@ -511,17 +511,19 @@ public final class Forgetter {
 
     /// True when the plan's tombstones are not those the last receipt recorded after its forget:
     /// fewer (tombstones are never removed, so plan.h5 or its tombstone log was replaced by an
-    /// older copy: a backup, another run's plan), or as many or more whose first ones are other
-    /// ids (the log, which carries no checksum of its own, was changed: one flipped character
-    /// turns a deleted id into another). Deletions the ledger accepted and carried out may be
-    /// missing, and recovery must apply every request again.
+    /// older copy: a backup, another run's plan), or as many but other ids (the log, which carries
+    /// no checksum of its own, was changed: one flipped character turns a deleted id into
+    /// another). Deletions the ledger accepted and carried out may be missing, and recovery must
+    /// apply every request again.
     func planLostTombstones(_ ledger: Ledger) throws -> Bool {
         guard let receipt = try cachedReceipt(ledger), let recorded = receipt.tombstoneCount else { return false }
         let tombstones = try currentPlan().tombstones
         if tombstones.count < recorded { return true }
-        // Tombstones added since (a forget under way) come after those the receipt counted.
-        guard let digest = receipt.tombstoneDigest else { return false }
-        return Self.tombstoneDigest(tombstones.prefix(recorded)) != digest
+        // More than it counted: a forget since (its receipt not written yet, which recovery
+        // completes). The plan keeps its tombstones sorted, not in the order they came, so
+        // which of them the receipt counted is not known, and only an equal count is compared.
+        guard tombstones.count == recorded, let digest = receipt.tombstoneDigest else { return false }
+        return Self.tombstoneDigest(tombstones) != digest
     }
 
     /// SHA-256 (hex) of a set of tombstones: the ids sorted by UTF-8 bytes, each followed by a

@@ -110,6 +110,7 @@ public struct RunGuard {
             }
             recovery.completedRequestCount += step.completedRequestCount
             recovery.republished = recovery.republished || step.republished
+            recovery.tombstonesReapplied = recovery.tombstonesReapplied || step.tombstonesReapplied
             let result: T? = try FileLock.withSharedLockForReading(layout.lockURL) {
                 let unfinished = try unfinishedWork()
                 // After three rounds of forgets dying in between, the run is read as it is.

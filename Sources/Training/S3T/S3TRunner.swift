@@ -91,7 +91,12 @@ public final class S3TRunner {
                 // stage (not another stage's file copied here), and trained with these settings
                 // and this precision. Otherwise this would report it complete and publish it, and
                 // only the next load would refuse it.
-                try checkComplete(lineage, at: url)
+                guard try checkComplete(lineage, at: url) else {
+                    // Erased since it was found: a forget of an example it saw took it.
+                    withheld.insert(lineage.key); outcome.withheld.append(lineage.key)
+                    events(.stageWithheld(lineage))
+                    continue
+                }
                 events(.stageSkipped(lineage, url: url))
                 continue
             }
@@ -149,9 +154,13 @@ public final class S3TRunner {
     }
 
     /// The checkpoints of stages 1..i−1 of `lineage`'s prefix, stage 1 first.
-    /// Throws unless the file at `url` is `lineage`'s stage, trained with this run's settings.
-    private func checkComplete(_ lineage: StageLineage, at url: URL) throws {
-        let stored = try StageCheckpoint.load(from: url)
+    /// Throws unless the file at `url` is `lineage`'s stage, trained with this run's settings;
+    /// false when the file is gone (a forget erased it after this call found it).
+    private func checkComplete(_ lineage: StageLineage, at url: URL) throws -> Bool {
+        let stored: StageCheckpoint
+        do { stored = try StageCheckpoint.load(from: url) } catch StoreError.fileNotFound {
+            return false
+        }
         let difference: (field: String, recorded: String, expected: String)? = stored.record.precision != settings.precision
             ? ("precision", stored.record.precision.rawValue, settings.precision.rawValue)
             : settings.firstDifference(fromRecorded: stored.record.hyperparametersJSON)
@@ -159,6 +168,7 @@ public final class S3TRunner {
             throw TrainingError.stageMismatch(file: url.path, field: difference.field, expected: difference.expected,
                                               found: difference.recorded)
         }
+        return true
     }
 
     private func ancestorCheckpoints(of lineage: StageLineage,
