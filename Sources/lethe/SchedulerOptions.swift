@@ -30,10 +30,14 @@ struct SchedulerOptions: ParsableArguments {
 
     @Flag(help: "With --scheduler k8s: write RUN/k8s/train-job.yaml, an Indexed Job with one completion per shard left to train.")
     var emitManifest = false
-    @Option(help: "With --scheduler k8s: the container image holding lethe.")
-    var image: String = "lethe:latest"
-    @Option(help: "With --scheduler k8s: the PersistentVolumeClaim holding the run's parent directory, mounted at the same path.")
-    var volumeClaim: String = "lethe-runs"
+    @Option(name: .customLong("image"), help: "With --scheduler k8s: the container image holding lethe (default: lethe:latest).")
+    var givenImage: String?
+    @Option(name: .customLong("volume-claim"),
+            help: "With --scheduler k8s: the PersistentVolumeClaim holding the run's parent directory, mounted at the same path (default: lethe-runs).")
+    var givenVolumeClaim: String?
+    /// The image and claim the manifest names.
+    var image: String { givenImage ?? "lethe:latest" }
+    var volumeClaim: String { givenVolumeClaim ?? "lethe-runs" }
 
     /// Set in the batch script: train this shard's stages only — no ledger, no served.json —
     /// and write the task's result record; the submitting side publishes.
@@ -62,6 +66,10 @@ struct SchedulerOptions: ParsableArguments {
         if scheduler == .k8s, let option = slurmOnly.first(where: \.1)?.0 {
             throw ValidationError("\(option) is an option of --scheduler slurm; a Kubernetes Job written with "
                                   + "--emit-manifest does not use it.")
+        }
+        if scheduler != .k8s, let option = [("--image", givenImage != nil), ("--volume-claim", givenVolumeClaim != nil)]
+            .first(where: \.1)?.0 {
+            throw ValidationError("\(option) is an option of --scheduler k8s (with --emit-manifest).")
         }
         if scheduler == .k8s && !emitManifest {
             throw ValidationError("--scheduler k8s only writes a manifest (no cluster is driven from here): add --emit-manifest.")

@@ -175,6 +175,14 @@ import Testing
         }
     }
 
+    /// The manifest's options without the scheduler that reads them are refused, not ignored.
+    @Test func kubernetesOptionsWithoutKubernetesAreRefused() throws {
+        for option in [["--image", "registry.example/lethe:2"], ["--volume-claim", "runs"]] {
+            let (status, output) = try Self.run(["train", "--run", Self.missingRun] + option)
+            #expect(status == 64 && output.contains("\(option[0]) is an option of --scheduler k8s"), "\(output)")
+        }
+    }
+
     /// An empty --run (an unset shell variable) never means the working directory.
     @Test func anEmptyRunIsRefused() throws {
         for arguments in [["forget", "--run", "", "--id", "x"], ["status", "--run", ""], ["plan", "--run", "", "--data", "x.jsonl", "--shards", "1", "--slices", "1", "--budget", "1"],
