@@ -286,6 +286,11 @@ struct TrainCommand: ParsableCommand {
     static func makeRunner(layout: RunLayout, settings: TrainingSettings, plan: Plan,
                            data: String?) throws -> (S3TRunner, Int) {
         let dataset = try RunData.dataset(for: plan, run: layout.directory, override: data)
+        if settings.textField == TextField.textAndLead.rawValue,
+           !dataset.examples.contains(where: { !($0.field("lead") ?? "").isEmpty }) {
+            StandardError.write(Data(("warning: the run trains on text+lead, but no example of \(dataset.source) has a "
+                + "non-empty \"lead\": every stage trains on the text alone.\n").utf8))
+        }
         let (trainer, layerCount) = try stageTrainer(run: layout.directory, settings: settings, plan: plan, dataset: dataset)
         let clock = ContinuousClock(), origin = clock.now
         let runner = S3TRunner(layout: layout, settings: settings, trainer: trainer, labels: plan.labels.names,

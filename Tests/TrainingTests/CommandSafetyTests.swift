@@ -514,7 +514,7 @@ import Store
 
     /// `predict --data` reads a pipe as it reads a file, with the strict reader of the other
     /// data commands: a key given twice is refused naming its line and column. A module named
-    /// twice in --targets is one target.
+    /// twice in --targets is one target; text+lead on data without leads is said.
     @Test func predictReadsAPipeAndRefusesARepeatedKey() throws {
         let (scratch, run) = try Self.trainedOneSliceRun()
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -534,9 +534,11 @@ import Store
                 "\(refused.output)")
 
         let twice = try S3TEndToEndTests.copyPlan(scratch, to: "targets")
-        let trained = try Self.run(["train", "--run", twice.path, "--targets", "q", "--targets", "query", "--targets", "v"]
-                                   + S3TEndToEndTests.trainArguments)
-        #expect(trained.status == 0, "\(trained.output)")
+        // (text+lead on data without leads trains on the text alone, and says so.)
+        let trained = try Self.run(["train", "--run", twice.path, "--targets", "q", "--targets", "query", "--targets", "v",
+                                    "--text-field", "text+lead"] + S3TEndToEndTests.trainArguments)
+        #expect(trained.status == 0 && trained.output.contains("no example of") && trained.output.contains("\"lead\""),
+                "\(trained.output)")
         let settings = try TrainingSettings.load(from: RunLayout(directory: twice).settingsURL)
         #expect(settings.targets == ["attention.self.query", "attention.self.value"])
     }
