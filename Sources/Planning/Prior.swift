@@ -15,7 +15,7 @@ public enum Prior {
     public static func read(argument: String, sliceCount: Int) throws -> [Double] {
         let trimmed = argument.trimmingCharacters(in: .whitespaces)
         if trimmed.hasPrefix("[") || trimmed.hasPrefix("{") {
-            return try parse(Data(trimmed.utf8), sliceCount: sliceCount, source: "--prior")
+            return try parse(Data(trimmed.utf8), sliceCount: sliceCount, source: "(given inline)")
         }
         return try read(from: URL(fileURLWithPath: argument), sliceCount: sliceCount, source: argument)
     }
@@ -50,6 +50,10 @@ public enum Prior {
             }
         } else {
             throw PlanningError.invalidPrior(file: source, reason: "is not a JSON array or object")
+        }
+        // A slice given twice would keep one of its two probabilities unannounced.
+        if let repeated = RepeatedJSONKey.first(inDocument: Array(data)) {
+            throw PlanningError.invalidPrior(file: source, reason: "gives slice \"\(repeated)\" twice")
         }
         try validate(prior, sliceCount: sliceCount, source: source)
         return prior

@@ -132,6 +132,14 @@ func temporaryDirectory() throws -> URL {
         #expect(throws: PlanningError.invalidPrior(file: "p.json", reason: "slice 0 has a value that is not a number")) {
             try parse(#"["a", 0.5, 0.5]"#)
         }
+        // A slice given twice keeps neither silently.
+        #expect(throws: PlanningError.invalidPrior(file: "p.json", reason: "gives slice \"0\" twice")) {
+            try parse(#"{"0": 0.5, "2": 0.5, "0": 0.25}"#)
+        }
+        // Given inline, the message names it so, not "--prior --prior".
+        #expect(throws: PlanningError.invalidPrior(file: "(given inline)", reason: "is not a JSON array or object")) {
+            try Prior.read(argument: "[0.5, 0.5", sliceCount: 3)
+        }
     }
 
     @Test func tombstonesAreRecordedAndChecked() throws {
