@@ -79,6 +79,14 @@ struct Lethe: ParsableCommand {
                     + "training's commit, a publish); this one goes on once it is released.\n").utf8))
             }
         }
+        // `lethe help NAME …` for a name that is no command: ArgumentParser would print the
+        // top-level help and exit 0, as if the command existed.
+        if arguments.first == "help", let (unknown, parent) = unknownHelpTopic(Array(arguments.dropFirst())) {
+            let message = "help: `\(unknown)` is not a command of `\(parent.joined(separator: " "))`; "
+                + "`\(parent.joined(separator: " ")) --help` lists them."
+            StandardError.write(Data("Error: \(message)\n".utf8))
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
         // Before parsing: a command's own checks (a missing file, say) would otherwise hide it.
         if let repeated = repeatedOption(for: named, arguments: arguments) {
             let name = (commandPath(to: named) ?? ["lethe"]).joined(separator: " ")
@@ -195,6 +203,21 @@ struct Lethe: ParsableCommand {
             current = next
         }
         return current.configuration.defaultSubcommand ?? current
+    }
+
+    /// The first of `names` (the words after `lethe help`) that is no subcommand of the command
+    /// the words before it name, or nil when they all are.
+    static func unknownHelpTopic(_ names: [String]) -> (name: String, parent: [String])? {
+        var current: ParsableCommand.Type = Lethe.self
+        var path = ["lethe"]
+        for word in names where !word.hasPrefix("-") {
+            guard let next = current.configuration.subcommands.first(where: { $0.configuration.commandName == word }) else {
+                return (word, path)
+            }
+            current = next
+            path.append(word)
+        }
+        return nil
     }
 
     /// The command names from `lethe` down to `target` ("lethe plan create"), or nil.

@@ -175,6 +175,14 @@ import Testing
         }
     }
 
+    /// `lethe help` of a command that does not exist is an error, not the top-level help.
+    @Test func helpOfAnUnknownCommandIsAnError() throws {
+        let unknown = try Self.run(["help", "plan", "nothing"])
+        #expect(unknown.status == 64 && unknown.output.contains("`nothing` is not a command of `lethe plan`"), "\(unknown.output)")
+        let known = try Self.run(["help", "plan", "show"])
+        #expect(known.status == 0 && known.output.contains("USAGE: lethe plan show"), "\(known.output)")
+    }
+
     /// The manifest's options without the scheduler that reads them are refused, not ignored.
     @Test func kubernetesOptionsWithoutKubernetesAreRefused() throws {
         for option in [["--image", "registry.example/lethe:2"], ["--volume-claim", "runs"]] {
