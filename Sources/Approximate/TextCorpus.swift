@@ -69,21 +69,17 @@ public struct TextCorpus: Sendable {
     /// UTF-8 byte-order mark is skipped at the start of the file only.
     static func texts(_ data: Data, path: String, field: String, limit: Int?) throws -> [String] {
         var out: [String] = []
-        let body = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data[...]
-        for (i, line) in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+        for (number, line) in FlatJSONScanner.nonBlankLines(of: data) {
             if let limit, out.count >= limit { break }
-            if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
             let members: [(key: String, value: FlatJSONScanner.Value)]
-            do {
-                members = try line.withUnsafeBytes { raw in try FlatJSONScanner.members(of: raw.bindMemory(to: UInt8.self)) }
-            } catch let error as FlatJSONScanner.Failure {
-                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "column \(error.column): \(error.reason)")
+            do { members = try FlatJSONScanner.members(ofLine: line) } catch {
+                throw ApproximateError.badRecord(path: path, line: number, reason: "column \(error.column): \(error.reason)")
             }
             guard let value = members.first(where: { $0.key == field })?.value else {
-                throw ApproximateError.badRecord(path: path, line: i + 1, reason: "no string field '\(field)'")
+                throw ApproximateError.badRecord(path: path, line: number, reason: "no string field '\(field)'")
             }
             guard case let .string(text) = value else {
-                throw ApproximateError.badRecord(path: path, line: i + 1,
+                throw ApproximateError.badRecord(path: path, line: number,
                                                  reason: "field '\(field)' is a \(value.kindName), not a string")
             }
             out.append(text)

@@ -1,5 +1,6 @@
 import Forgetting
 import Foundation
+import Support
 import Planning
 import Training
 
@@ -203,8 +204,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         for stage in erased where stage.shard == shard && stage.slices.contains(slice) && !known.contains(stage.key) {
             known.insert(stage.key)
             // The key names the file; one that is not a key (a damaged receipt) names none.
-            let isKey = stage.key.utf8.count == 64 && stage.key.allSatisfy { $0.isHexDigit && !$0.isUppercase }
-            let exists = isKey && FileManager.default.fileExists(
+            let exists = Hex.isSHA256(stage.key) && FileManager.default.fileExists(
                 atPath: layout.stageURL(shard: shard, stage: stage.stage, key: StageKey(hex: stage.key)).path)
             result.append(Stage(shard: shard, stage: stage.stage, slices: stage.slices,
                                 sequences: sequences.indices.filter { Array(sequences[$0].prefix(stage.slices.count)) == stage.slices },

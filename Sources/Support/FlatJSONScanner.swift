@@ -53,6 +53,27 @@ public struct FlatJSONScanner {
         return try scanner.object()
     }
 
+    /// `members(of:)` for one line of a file's bytes.
+    public static func members(ofLine line: Data) throws(Failure) -> [(key: String, value: Value)] {
+        do {
+            return try line.withUnsafeBytes { raw in try members(of: raw.bindMemory(to: UInt8.self)) }
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            preconditionFailure("members(of:) throws only Failure")
+        }
+    }
+
+    /// The lines of a JSON Lines file's bytes that hold something, with their 1-based numbers
+    /// (blank lines are skipped but counted, so a number is the line an editor shows). A UTF-8
+    /// byte-order mark is skipped at the start of the file only.
+    public static func nonBlankLines(of data: Data) -> [(number: Int, bytes: Data)] {
+        let body = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data[...]
+        return body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated().compactMap { index, line in
+            line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) ? nil : (index + 1, line)
+        }
+    }
+
     // MARK: Grammar
 
     private mutating func object() throws(Failure) -> [(key: String, value: Value)] {

@@ -28,4 +28,9 @@ public enum Hex {
             }
         }
     }
+
+    /// Whether `text` is a SHA-256 as Lethe writes one: 64 lowercase hex digits.
+    public static func isSHA256(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
 }

@@ -195,29 +195,31 @@ struct Lethe: ParsableCommand {
     /// The (sub)command `arguments` name: subcommand names are followed from the root until a
     /// word is not one (then a default subcommand, such as `plan`'s `create`, applies).
     static func commandType(named arguments: [String]) -> ParsableCommand.Type {
-        var current: ParsableCommand.Type = Lethe.self
-        for word in arguments.prefix(while: { $0 != "--" }) {
-            guard let next = current.configuration.subcommands.first(where: { $0.configuration.commandName == word }) else {
-                break
-            }
-            current = next
-        }
-        return current.configuration.defaultSubcommand ?? current
+        let found = followSubcommands(arguments.prefix(while: { $0 != "--" })).command
+        return found.configuration.defaultSubcommand ?? found
     }
 
-    /// The first of `names` (the words after `lethe help`) that is no subcommand of the command
-    /// the words before it name, or nil when they all are.
-    static func unknownHelpTopic(_ names: [String]) -> (name: String, parent: [String])? {
+    /// Follows subcommand names from the root: the command reached, the names of its path, and
+    /// the first word that is no subcommand of it (nil when every word was one).
+    static func followSubcommands(_ words: some Sequence<String>)
+        -> (command: ParsableCommand.Type, path: [String], stoppedAt: String?) {
         var current: ParsableCommand.Type = Lethe.self
         var path = ["lethe"]
-        for word in names where !word.hasPrefix("-") {
+        for word in words {
             guard let next = current.configuration.subcommands.first(where: { $0.configuration.commandName == word }) else {
-                return (word, path)
+                return (current, path, word)
             }
             current = next
             path.append(word)
         }
-        return nil
+        return (current, path, nil)
+    }
+
+    /// The first of `names` (the words after `lethe help`) that is no subcommand of the command
+    /// the words before it name, and that command's path; nil when they all are.
+    static func unknownHelpTopic(_ names: [String]) -> (name: String, parent: [String])? {
+        let found = followSubcommands(names.filter { !$0.hasPrefix("-") })
+        return found.stoppedAt.map { ($0, found.path) }
     }
 
     /// The command names from `lethe` down to `target` ("lethe plan create"), or nil.

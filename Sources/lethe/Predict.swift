@@ -95,17 +95,13 @@ enum JSONLinesTexts {
                             + "one {\"text\": …} object per line.")
         }
         var rows: [Row] = []
-        let body = content.starts(with: [0xEF, 0xBB, 0xBF]) ? content.dropFirst(3) : content[...]
-        for (number, line) in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+        for (number, line) in FlatJSONScanner.nonBlankLines(of: content) {
             func malformed(_ reason: String) -> Malformed {
-                Malformed(description: "\(path):\(number + 1): \(reason); each line must be a JSON object with a "
+                Malformed(description: "\(path):\(number): \(reason); each line must be a JSON object with a "
                           + "\"text\" string (\"id\" and \"lead\" optional).")
             }
             let members: [(key: String, value: FlatJSONScanner.Value)]
-            do {
-                members = try line.withUnsafeBytes { raw in try FlatJSONScanner.members(of: raw.bindMemory(to: UInt8.self)) }
-            } catch let error as FlatJSONScanner.Failure {
+            do { members = try FlatJSONScanner.members(ofLine: line) } catch {
                 throw malformed("column \(error.column): \(error.reason)")
             }
             func field(_ name: String, required: Bool) throws -> String? {

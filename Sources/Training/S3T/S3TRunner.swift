@@ -161,12 +161,8 @@ public final class S3TRunner {
         do { stored = try StageCheckpoint.load(from: url) } catch StoreError.fileNotFound {
             return false
         }
-        let difference: (field: String, recorded: String, expected: String)? = stored.record.precision != settings.precision
-            ? ("precision", stored.record.precision.rawValue, settings.precision.rawValue)
-            : settings.firstDifference(fromRecorded: stored.record.hyperparametersJSON)
-        if let difference {
-            throw TrainingError.stageMismatch(file: url.path, field: difference.field, expected: difference.expected,
-                                              found: difference.recorded)
+        if let (field, recorded, expected) = settings.firstDifference(from: stored.record) {
+            throw TrainingError.stageMismatch(file: url.path, field: field, expected: expected, found: recorded)
         }
         return true
     }

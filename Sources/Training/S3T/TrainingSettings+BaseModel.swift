@@ -88,15 +88,18 @@ extension TrainingSettings {
     public func requireMatchingStages(_ layout: RunLayout) throws {
         guard let url = layout.anyStageFile() else { return }
         let stage = try StageCheckpoint.load(from: url)
-        let difference: (String, String, String)? = stage.record.precision != precision
-            ? ("precision", stage.record.precision.rawValue, precision.rawValue)
-            : firstDifference(fromRecorded: stage.record.hyperparametersJSON)
-        if let (field, recorded, saved) = difference {
+        if let (field, recorded, saved) = firstDifference(from: stage.record) {
             throw TrainingError.fileInvalid(file: layout.settingsURL.path,
                                             reason: "\(field) is \(saved), but \(url.path) was trained with \(recorded). The "
                                                 + "file was edited after training; put back the value the stages record, "
                                                 + "or train a new run with the new settings")
         }
     }
-}
 
+    /// The first way a stage's record contradicts these settings, its precision and then its
+    /// hyperparameters, as (field, recorded value, value here); nil when none does.
+    public func firstDifference(from record: StageRecord) -> (String, String, String)? {
+        record.precision != precision ? ("precision", record.precision.rawValue, precision.rawValue)
+            : firstDifference(fromRecorded: record.hyperparametersJSON)
+    }
+}

@@ -134,11 +134,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// The base model's hashes as a saved train.json must record them: 64 lowercase hex digits
     /// each (a damaged train.json is then said to be damaged, not blamed on the model's files).
     func validateRecordedHashes() throws {
-        func isDigest(_ text: String) -> Bool { text.utf8.count == 64 && text.allSatisfy { $0.isHexDigit && !$0.isUppercase } }
         for (field, value) in [("base_model_sha256", baseModelSHA256 as String?),
                                ("base_model_config_sha256", baseModelConfigSHA256),
                                ("base_model_vocab_sha256", baseModelVocabularySHA256)] {
-            if let value, !isDigest(value) {
+            if let value, !Hex.isSHA256(value) {
                 throw TrainingError.invalidValue(field: field, value: value, reason: "is no SHA-256 (64 lowercase hex digits)")
             }
         }
