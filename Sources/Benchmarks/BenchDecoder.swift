@@ -44,6 +44,7 @@ public struct BenchDecoderCommand: ParsableCommand {
     public func run() throws {
         let report = ResultReport(json: json)
         let (model, _) = try options.load()
+        try DecoderOptions.checkRank(rank, within: OptionBounds(UnlearningConfiguration.Limits.rank), for: model.configuration)
         let load = MachineLoad()
         if let warning = load.warning { report.say(warning) }
         report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads), \(load.text)")

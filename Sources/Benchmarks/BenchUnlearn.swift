@@ -170,6 +170,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
         if let warning = load.warning { report.say(warning) }
         report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads), \(load.text)")
         let (base, tokenizer) = try options.load()
+        try DecoderOptions.checkRank(rank, within: Self.rank, for: base.configuration)
         let t = options.threads, pad = tokenizer.eosID
         let (forget, retain, unseen) = try articleSets(tokenizer: tokenizer)
         let general = try TextCorpus(path: "Datasets/rotten-tomatoes/train.jsonl", tokenizer: tokenizer,

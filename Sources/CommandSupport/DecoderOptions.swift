@@ -47,6 +47,16 @@ public struct DecoderOptions: ParsableArguments {
         return try LlamaModel.load(path: model, maxPositions: maxPositions, precision: precision)
     }
 
+    /// Refuses a LoRA `rank` outside `bounds` or wider than the model's narrowest adapted
+    /// projection, as the same usage error as the fixed bounds: the upper end depends on the
+    /// model, so this runs once it is loaded and before any work.
+    public static func checkRank(_ rank: Int, within bounds: OptionBounds<Int>, option: String = "--rank",
+                                 for configuration: LlamaConfiguration) throws {
+        let narrowest = configuration.narrowestProjection
+        try OptionBounds(bounds.range.lowerBound ... max(bounds.range.lowerBound, min(bounds.range.upperBound, narrowest)),
+                         reason: "the model's narrowest adapted projection is \(narrowest) wide").check(rank, option: option)
+    }
+
     /// Refuses scoring `chunks` in batches of `batchSize` (`--threads` batches at once) when
     /// the memory floor of the largest batches exceeds the machine's memory. Batches are padded
     /// to their longest chunk, so the longest chunk sizes them.

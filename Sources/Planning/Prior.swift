@@ -51,9 +51,12 @@ public enum Prior {
         } else {
             throw PlanningError.invalidPrior(file: source, reason: "is not a JSON array or object")
         }
-        // A slice given twice would keep one of its two probabilities unannounced.
-        if let repeated = RepeatedJSONKey.first(inDocument: Array(data)) {
-            throw PlanningError.invalidPrior(file: source, reason: "gives slice \"\(repeated)\" twice")
+        // A slice given twice would keep one of its two probabilities unannounced, and a comma
+        // before a closing bracket may mark an entry left out.
+        switch LenientJSON.firstProblem(inDocument: Array(data)) {
+        case let .repeatedKey(key)?: throw PlanningError.invalidPrior(file: source, reason: "gives slice \"\(key)\" twice")
+        case let problem?: throw PlanningError.invalidPrior(file: source, reason: "has \(problem.text)")
+        case nil: break
         }
         try validate(prior, sliceCount: sliceCount, source: source)
         return prior

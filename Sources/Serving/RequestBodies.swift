@@ -208,9 +208,13 @@ enum ForgetBody {
 }
 
 /// A body whose object repeats a key is refused: JSON parsers keep one of the two values, so the
-/// other (ids to forget, texts to answer) would be dropped without a word.
+/// other (ids to forget, texts to answer) would be dropped without a word. So is a comma before a
+/// closing bracket, which JSON does not allow and Foundation's parser accepts.
 func refuseRepeatedKeys(_ body: [UInt8]) throws {
-    if let key = RepeatedJSONKey.first(inDocument: body) {
+    switch LenientJSON.firstProblem(inDocument: body) {
+    case let .repeatedKey(key)?:
         throw BadRequest("the key \"\(key)\" appears twice in one object; give it once (a list holds several values)")
+    case let problem?: throw BadRequest("the body has \(problem.text)")
+    case nil: break
     }
 }

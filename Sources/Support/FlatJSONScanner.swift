@@ -359,24 +359,49 @@ public enum RepeatedJSONKey {
 }
 
 
-extension RepeatedJSONKey {
-    /// The first key that some object of the JSON document `bytes` repeats, at any depth; nil when
-    /// none does. JSONSerialization keeps the last of two equal keys without a word, so a body of
-    /// `{"ids": [a], "ids": [b]}` would silently lose `a`. `bytes` must already parse as JSON;
-    /// keys are compared after their escapes are decoded (`"a"` and `"\u0061"` are one key), as
-    /// code points: two Unicode spellings of "café" are two keys, as JSON defines them.
-    public static func first(inDocument bytes: [UInt8]) -> String? {
+/// What Foundation's JSON parsers accept in a document without a word but a strict reader
+/// refuses: a key an object repeats (one of its values is kept, the other dropped) and a comma
+/// before a closing bracket (`[0.5, 0.5,]`, which JSON does not allow and which may mark an
+/// entry left out by mistake).
+public enum LenientJSON: Equatable, Sendable {
+    case repeatedKey(String)
+    /// The comma's 0-based byte offset in the document.
+    case trailingComma(offset: Int)
+
+    /// How a message says it, e.g. `a comma before "]" at byte 10; remove it`.
+    public var text: String {
+        switch self {
+        case let .repeatedKey(key): return "the key \"\(key)\" appears twice in one object"
+        case let .trailingComma(offset): return "a comma before a closing bracket at byte \(offset + 1); remove it"
+        }
+    }
+
+    /// The first such problem of the JSON document `bytes`, at any depth; nil when there is none.
+    /// `bytes` must already parse as JSON (with Foundation); keys are compared after their escapes
+    /// are decoded (`"a"` and `"\u0061"` are one key), as code points: two Unicode spellings of
+    /// "café" are two keys, as JSON defines them.
+    public static func firstProblem(inDocument bytes: [UInt8]) -> LenientJSON? {
         // Per open container: nil for an array, the keys (their UTF-8 bytes) seen so far for an object.
         var stack: [Set<[UInt8]>?] = []
         var expectingKey = false
+        var lastComma: Int?   // the offset of a comma not yet followed by a value or key
         var index = 0
         while index < bytes.count {
             let byte = bytes[index]
             switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                index += 1
+                continue
             case UInt8(ascii: "{"): stack.append([]); expectingKey = true
             case UInt8(ascii: "["): stack.append(nil); expectingKey = false
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = stack.popLast(); expectingKey = false
-            case UInt8(ascii: ","): expectingKey = stack.last.map { $0 != nil } ?? false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if let lastComma { return .trailingComma(offset: lastComma) }
+                _ = stack.popLast(); expectingKey = false
+            case UInt8(ascii: ","):
+                expectingKey = stack.last.map { $0 != nil } ?? false
+                lastComma = index
+                index += 1
+                continue
             case UInt8(ascii: "\""):
                 let start = index
                 var escaped = false
@@ -394,11 +419,12 @@ extension RepeatedJSONKey {
                         : String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
                     guard let key else { return nil }
                     // Inserted in place: a copy of the set per key would be quadratic.
-                    if !stack[top]!.insert(Array(key.utf8)).inserted { return key }
+                    if !stack[top]!.insert(Array(key.utf8)).inserted { return .repeatedKey(key) }
                     expectingKey = false
                 }
             default: break
             }
+            lastComma = nil
             index += 1
         }
         return nil

@@ -148,11 +148,8 @@ struct UnlearnCommand: ParsableCommand {
 
     func run() throws {
         let (model, tokenizer) = try options.load()
-        // The rank's upper end depends on the model, so it is checked once the model is loaded,
-        // as the same usage error as the fixed bounds and before --out is made.
-        let narrowest = model.configuration.narrowestProjection
-        try OptionBounds(Bounds.rank.range.lowerBound ... min(Bounds.rank.range.upperBound, narrowest),
-                         reason: "the model's narrowest adapted projection is \(narrowest) wide").check(rank, option: "--rank")
+        // Before --out is made.
+        try DecoderOptions.checkRank(rank, within: Bounds.rank, for: model.configuration)
         func corpus(_ path: String) throws -> TextCorpus {
             try TextCorpus(path: path, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens)
         }

@@ -136,6 +136,10 @@ func temporaryDirectory() throws -> URL {
         #expect(throws: PlanningError.invalidPrior(file: "p.json", reason: "gives slice \"0\" twice")) {
             try parse(#"{"0": 0.5, "2": 0.5, "0": 0.25}"#)
         }
+        // Foundation's parser takes a comma before the closing bracket; the prior does not.
+        #expect(throws: PlanningError.invalidPrior(file: "p.json", reason: "has a comma before a closing bracket at byte 17; remove it")) {
+            try parse("[0.5, 0.25, 0.25,]")
+        }
         // Given inline, the message names it so, not "--prior --prior".
         #expect(throws: PlanningError.invalidPrior(file: "(given inline)", reason: "is not a JSON array or object")) {
             try Prior.read(argument: "[0.5, 0.5", sliceCount: 3)

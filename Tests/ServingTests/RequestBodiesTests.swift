@@ -35,7 +35,10 @@ import Support
 
     /// The scanner on its own: depth, escapes inside keys and values, and brackets inside strings.
     @Test func theRepeatedKeyScannerFollowsTheDocument() {
-        func first(_ text: String) -> String? { RepeatedJSONKey.first(inDocument: Array(text.utf8)) }
+        func first(_ text: String) -> String? {
+            guard case let .repeatedKey(key)? = LenientJSON.firstProblem(inDocument: Array(text.utf8)) else { return nil }
+            return key
+        }
         #expect(first(#"{"a": {"b": 1, "c": {"b": 2}}, "d": [{"a": 1}, {"a": 2}]}"#) == nil)
         #expect(first(#"{"a": {"b": 1, "c": 2, "b": 3}}"#) == "b")
         #expect(first(#"{"x\"}{": 1, "y": "\"a\": [", "x\"}{": 2}"#) == "x\"}{")
@@ -45,5 +48,23 @@ import Support
         #expect(first(#"{"caf\u00e9": 1, "cafe\u0301": 2}"#) == nil)
         #expect(first("{\"caf\u{e9}\": 1, \"cafe\u{301}\": 2}") == nil)
         #expect(first(#"{"caf\u00e9": 1, "caf\u00e9": 2}"#) == "café")
+    }
+
+    /// A comma before a closing bracket, which Foundation's parsers accept, is found at any depth
+    /// (not inside strings), and an infer or forget body carrying one is refused.
+    @Test func aTrailingCommaIsFoundAndRefused() throws {
+        func problem(_ text: String) -> LenientJSON? { LenientJSON.firstProblem(inDocument: Array(text.utf8)) }
+        #expect(problem("[0.5, 0.5,]") == .trailingComma(offset: 9))
+        #expect(problem("{\"a\": [1, 2 ,\n ], \"b\": 1}") == .trailingComma(offset: 12))
+        #expect(problem(#"{"a": 1,}"#) == .trailingComma(offset: 7))
+        #expect(problem(#"{"a": ",]", "b": [",}"]}"#) == nil)
+        #expect(problem(#"[[1, 2], [3, 4]]"#) == nil)
+        // Foundation takes it, so only this check stands between it and a dropped entry.
+        #expect(try JSONSerialization.jsonObject(with: Data(#"{"ids": ["a",]}"#.utf8)) is [String: Any])
+        let infer = { (body: [UInt8]) in _ = try InferRequest.parse(body) }
+        let tensor = #"{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a",]}"#
+        #expect(Self.refusal(#"{"inputs": [\#(tensor)]}"#, infer)?.contains("a comma before a closing bracket") == true)
+        let forget = { (body: [UInt8]) in _ = try ForgetBody.parse(body, ndjson: false) }
+        #expect(Self.refusal(#"{"ids": ["a", "b",]}"#, forget)?.contains("a comma before a closing bracket at byte 18") == true)
     }
 }

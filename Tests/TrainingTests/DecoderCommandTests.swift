@@ -132,6 +132,14 @@ import Testing
         #expect(status == 64, "exit \(status): \(output)")
         #expect(output.contains("--rank 193: give 1…192 (the model's narrowest adapted projection is 192 wide)."), "\(output)")
         #expect(!FileManager.default.fileExists(atPath: out))
+        // The benchmarks that train decoder adapters say the same, before any work.
+        for bench in [["bench", "decoder", "--steps", "1"],
+                      ["bench", "unlearn", "--out", scratch.appendingPathComponent("b").path]] {
+            let refused = try LetheProcess.run(bench + ["--model", Self.model, "--rank", "193"])
+            #expect(refused.status == 64, "\(bench): exit \(refused.status): \(refused.output)")
+            #expect(refused.output.contains("--rank 193: give 1…192 (the model's narrowest adapted projection is 192 wide)."),
+                    "\(refused.output)")
+        }
     }
 
     /// A companion set the method does not read is refused rather than ignored.
