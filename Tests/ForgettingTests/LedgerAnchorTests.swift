@@ -89,21 +89,58 @@ import Training
         let forgetter = Forgetter(run: run.directory)
         _ = try forgetter.forget([ForgetRequest(target: .example("ex-20"))], nowMilliseconds: 1)
         try forgetter.close()
-        // The second forget's request is in the ledger and its tombstone in the log (ex-03 sorts
-        // before ex-20), but it wrote no receipt.
-        let ledger = try Ledger.open(at: RunLayout(directory: run.directory).ledgerURL)
-        _ = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 2,
-                                          payload: RequestRecord(requestID: "r-2", id: "ex-03", group: nil, timestamp: nil,
-                                                                 examples: ["ex-03"]).json,
-                                          keys: [.requestID("r-2"), .exampleID("ex-03")]))
-        try ledger.close()
-        let log = try FileHandle(forWritingTo: run.directory.appendingPathComponent("plan.tombstones"))
-        try log.seekToEnd()
-        try log.write(contentsOf: Data("ex-03\n".utf8))
-        try log.close()
+        // ex-03 sorts before ex-20.
+        try Self.dieBeforeReceipt(run, requesting: ["ex-03"], tombstoning: ["ex-03"])
         let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
         #expect(recovery.completedRequestCount == 1 && !recovery.tombstonesReapplied, "\(recovery)")
         #expect(try Self.kinds(run) == [])
+    }
+
+    /// The same with a request that repeats a deletion (ex-20 again, with ex-03): its examples
+    /// hold one tombstone more than it added, and the receipt's set is found among the choices.
+    @Test func aDiedForgetRepeatingADeletionIsNotTakenForDamage() throws {
+        let run = try Self.forgottenRun(second: "ex-20")
+        defer { run.remove() }
+        try Self.dieBeforeReceipt(run, requesting: ["ex-20", "ex-03", "ex-31"], tombstoning: ["ex-31"])
+        let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
+        #expect(recovery.completedRequestCount == 1 && !recovery.tombstonesReapplied, "\(recovery)")
+        #expect(try Self.kinds(run) == [])
+    }
+
+    /// A tombstone log changed (`ex-20` → `ex-21`) while a forget was unfinished holds one
+    /// tombstone more than the last receipt counted; the unfinished forget's examples explain the
+    /// extra one but not the changed one, so every request is applied again and ex-20 is deleted
+    /// before anything trains or serves.
+    @Test func aChangedTombstoneLogBesideAnUnfinishedForgetGetsEveryDeletionAgain() throws {
+        let run = try Self.forgottenRun()
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        try Self.dieBeforeReceipt(run, requesting: ["ex-31"], tombstoning: ["ex-31"])
+        let log = run.directory.appendingPathComponent("plan.tombstones")
+        let text = try String(contentsOf: log, encoding: .utf8)
+        try text.replacingOccurrences(of: "ex-20", with: "ex-21").write(to: log, atomically: false, encoding: .utf8)
+        #expect(try !Plan.load(from: layout.planURL).tombstones.contains("ex-20"), "the damage took")
+
+        let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
+        #expect(recovery.completedRequestCount == 3 && recovery.tombstonesReapplied, "\(recovery)")
+        #expect(Set(try Plan.load(from: layout.planURL).tombstones) == ["ex-03", "ex-20", "ex-21", "ex-31"])
+        for id in ["ex-03", "ex-20", "ex-31"] { #expect(try !ExampleAudit.audit(run: run.directory, id: id).servedNow) }
+        #expect(try Self.kinds(run) == [.unrecordedTombstone])
+    }
+
+    /// The state a forget leaves when it dies after its request is in the ledger and `tombstoning`
+    /// is durable in the tombstone log, before its receipt.
+    static func dieBeforeReceipt(_ run: TinyRun, requesting examples: [String], tombstoning: [String]) throws {
+        let ledger = try Ledger.open(at: RunLayout(directory: run.directory).ledgerURL)
+        _ = try ledger.append(LedgerDraft(kind: .request, timestampMilliseconds: 2,
+                                          payload: RequestRecord(requestID: "r-died", id: nil, group: "died", timestamp: nil,
+                                                                 examples: examples).json,
+                                          keys: [.requestID("r-died")] + examples.map { .exampleID($0) }))
+        try ledger.close()
+        let log = try FileHandle(forWritingTo: run.directory.appendingPathComponent("plan.tombstones"))
+        try log.seekToEnd()
+        try log.write(contentsOf: Data(tombstoning.map { $0 + "\n" }.joined().utf8))
+        try log.close()
     }
 
     static func kinds(_ run: TinyRun) throws -> Set<VerificationProblem.Kind> {

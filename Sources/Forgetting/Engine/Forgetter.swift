@@ -519,11 +519,47 @@ public final class Forgetter {
         guard let receipt = try cachedReceipt(ledger), let recorded = receipt.tombstoneCount else { return false }
         let tombstones = try currentPlan().tombstones
         if tombstones.count < recorded { return true }
-        // More than it counted: a forget since (its receipt not written yet, which recovery
-        // completes). The plan keeps its tombstones sorted, not in the order they came, so
-        // which of them the receipt counted is not known, and only an equal count is compared.
-        guard tombstones.count == recorded, let digest = receipt.tombstoneDigest else { return false }
-        return Self.tombstoneDigest(tombstones) != digest
+        guard let digest = receipt.tombstoneDigest else { return false }
+        if tombstones.count == recorded { return Self.tombstoneDigest(tombstones) != digest }
+        // More than it counted: a forget since, whose receipt is not written yet (recovery
+        // completes it). Its new tombstones are among the examples of the requests after the
+        // receipt; the receipt's set is the plan's without them, so the digest is compared there.
+        var named = Set<String>()
+        for entry in try ledger.entries(from: receipt.ledgerSequence + 1) where entry.kind == .request {
+            named.formUnion(try entry.decodePayload(as: RequestRecord.self).examples)
+        }
+        return !Self.tombstones(tombstones, couldExtend: recorded, digest: digest, with: named)
+    }
+
+    /// Most sets `tombstones(_:couldExtend:digest:with:)` compares, each by a digest of the whole
+    /// set. With more choices than this the answer is yes: not known, as before the check.
+    static let tombstoneChoiceLimit = 64
+
+    /// Whether `tombstones` can be a set of `count` ids whose digest is `digest` plus ids of
+    /// `named` (the examples of the requests that came since). The new ones are `tombstones.count
+    /// − count` of the tombstoned ids in `named`; which are new is not recorded when some were
+    /// tombstoned before (a repeated deletion), so each choice of the ones already there is tried.
+    static func tombstones(_ tombstones: [String], couldExtend count: Int, digest: String, with named: Set<String>) -> Bool {
+        let candidates = tombstones.filter(named.contains)
+        let base = tombstones.filter { !named.contains($0) }
+        let added = tombstones.count - count
+        // New tombstones that no later request names cannot have come from it.
+        guard added > 0, added <= candidates.count else { return false }
+        let kept = candidates.count - added
+        // C(candidates, kept), stopping once it passes the limit.
+        var choices = 1
+        for i in 0..<min(kept, added) where choices <= tombstoneChoiceLimit {
+            choices = choices * (candidates.count - i) / (i + 1)
+        }
+        guard choices <= tombstoneChoiceLimit else { return true }
+        // Every choice of `kept` candidates, as increasing index lists.
+        var chosen = Array(0..<kept)
+        while true {
+            if tombstoneDigest(base + chosen.map { candidates[$0] }) == digest { return true }
+            guard let last = chosen.indices.last(where: { chosen[$0] < candidates.count - kept + $0 }) else { return false }
+            chosen[last] += 1
+            for j in (last + 1)..<kept { chosen[j] = chosen[j - 1] + 1 }
+        }
     }
 
     /// SHA-256 (hex) of a set of tombstones: the ids sorted by UTF-8 bytes, each followed by a
