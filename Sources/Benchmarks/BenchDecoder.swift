@@ -35,6 +35,7 @@ public struct BenchDecoderCommand: ParsableCommand {
     static let stepBounds = OptionBounds(1...1_000)
 
     public func validate() throws {
+        try options.checkModel()
         try Self.batchBounds.check(batch, option: "--batch")
         try options.chunkBounds.check(tokens, option: "--tokens")
         try Self.stepBounds.check(steps, option: "--steps")

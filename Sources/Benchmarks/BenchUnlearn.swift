@@ -110,6 +110,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
     }
 
     public func validate() throws {
+        try options.checkModel()
         _ = try selectedMethods()
         _ = try sweepGrid()
         for (name, value) in [("--forget-articles", forgetArticles), ("--retain-articles", retainArticles),

@@ -8,8 +8,14 @@ import Models
 public struct DecoderOptions: ParsableArguments {
     public init() {}
 
-    @Option(help: "GGUF model file (Llama architecture).")
-    public var model = "Checkpoints/base/SmolLM2-135M-Instruct/model.gguf"
+    /// The model file of a command that does not name one.
+    public static let defaultModel = "Checkpoints/base/SmolLM2-135M-Instruct/model.gguf"
+
+    @Option(name: .customLong("model"), help: "GGUF model file (Llama architecture). (default: \(Self.defaultModel))")
+    public var givenModel: String?
+
+    /// The model file: --model, or the default.
+    public var model: String { givenModel ?? Self.defaultModel }
 
     @Option(help: """
         Threads, \(CommonBounds.threads.text). Training splits each batch into this many groups of \
@@ -37,6 +43,11 @@ public struct DecoderOptions: ParsableArguments {
     public func validate() throws {
         try CommonBounds.threads.check(threads, option: "--threads")
         try Self.positionBounds.check(maxPositions, option: "--max-positions")
+    }
+
+    /// Refuses a missing or unreadable model file: each command's `validate` calls it when it
+    /// uses the model (`lethe generate --run` uses the run's own instead).
+    public func checkModel() throws {
         try InputFiles.check([("--model", model)])
     }
 

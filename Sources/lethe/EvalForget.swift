@@ -173,6 +173,7 @@ struct EvalForgetCommand: ParsableCommand {
     }
 
     func validate() throws {
+        try options.checkModel()
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.tokenBounds.check(trainedTokens, option: "--trained-tokens")
         try Self.limitBounds.check(limit, option: "--limit")

@@ -31,14 +31,20 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Tokens to generate, 1…--max-positions minus the prompt.")
     var newTokens = 16
 
-    @Option(name: .customLong("run"), help: "A decoder run: continue with its served ensemble (its base model; --model is not used).")
+    @Option(name: .customLong("run"), help: "A decoder run: continue with its served ensemble (on the base model it was trained on; instead of --model).")
     var runDirectory: String?
 
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
     func validate() throws {
-        if let runDirectory { try RunOptions.checkUTF8(runDirectory, option: "--run") }
+        if let runDirectory {
+            try RunOptions.checkUTF8(runDirectory, option: "--run")
+            // The run names its own base model.
+            if options.givenModel != nil { throw ValidationError("--run and --model: give one (a run uses the base model it was trained on).") }
+        } else {
+            try options.checkModel()
+        }
         guard (1..<options.maxPositions).contains(newTokens) else {
             throw ValidationError("--new-tokens \(newTokens): give 1…\(options.maxPositions - 1) (prompt and generated "
                                   + "tokens together fit in --max-positions \(options.maxPositions)).")

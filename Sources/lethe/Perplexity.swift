@@ -43,7 +43,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Adapter to apply: the directory `lethe unlearn --out` wrote, or the \(AdapterFile.fileName) in it.")
     var adapter: String?
 
-    @Option(name: .customLong("run"), help: "A decoder run: score with its served ensemble (its base model; --model is not used).")
+    @Option(name: .customLong("run"), help: "A decoder run: score with its served ensemble (on the base model it was trained on; instead of --model).")
     var runDirectory: String?
 
     @OptionGroup var output: OutputOptions
@@ -54,7 +54,13 @@ struct PerplexityCommand: ParsableCommand {
     static let limitBounds = OptionBounds(1...100_000_000)
 
     func validate() throws {
-        if let runDirectory { try RunOptions.checkUTF8(runDirectory, option: "--run") }
+        if let runDirectory {
+            try RunOptions.checkUTF8(runDirectory, option: "--run")
+            // The run names its own base model.
+            if options.givenModel != nil { throw ValidationError("--run and --model: give one (a run uses the base model it was trained on).") }
+        } else {
+            try options.checkModel()
+        }
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--data", data)])

@@ -34,7 +34,8 @@ struct PredictCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if text.isEmpty == (data == nil) { throw ValidationError("Give --text (one or more) or --data, not both.") }
+        if text.isEmpty && data == nil { throw ValidationError("Give the texts to predict: --text (one or more) or --data FILE.") }
+        if !text.isEmpty && data != nil { throw ValidationError("Give --text (one or more) or --data, not both.") }
         try InputFiles.check([("--data", data)])
     }
 

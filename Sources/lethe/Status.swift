@@ -44,6 +44,8 @@ struct StatusCommand: ParsableCommand {
         }
         guard let settings else {
             print("train.json: " + TrainingSettings.missingReason(run: layout.directory))
+            // Deletions are recorded before any training: they are the run's too.
+            print(report.forgetting.summary)
             printSlurmJob()
             return
         }

@@ -104,6 +104,7 @@ struct UnlearnCommand: ParsableCommand {
     }
 
     func validate() throws {
+        try options.checkModel()
         try Bounds.learningRate.check(lr, option: "--lr")
         try Bounds.steps.check(steps, option: "--steps")
         try Bounds.batchSize.check(batchSize, option: "--batch-size")

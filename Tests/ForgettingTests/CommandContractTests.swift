@@ -3,6 +3,7 @@ import Foundation
 import Planning
 import RunFixtures
 import Testing
+import Training
 
 /// Commands that read a run see every accepted deletion, and refuse what they cannot do as
 /// usage errors instead of looping or answering beside the question.
@@ -40,6 +41,18 @@ import Testing
         let names = try FileManager.default.contentsOfDirectory(atPath: run.path)
         #expect(leftovers.allSatisfy { !names.contains($0) }, "\(names)")
         #expect(names.contains(".train.json.tmp-12345678"))
+    }
+
+    /// A run planned and not trained yet can take deletions; `status` shows them beside the
+    /// missing train.json.
+    @Test func statusShowsTheDeletionsOfARunNotTrainedYet() throws {
+        let run = try OutputFailureTests.plannedRun()
+        defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }
+        let plan = try Plan.load(from: RunLayout(directory: run).planURL)
+        let id = try #require(plan.undeletedExampleIDs.first)
+        _ = try LetheProcess.run(["forget", "--run", run.path, "--id", id])
+        let shown = try LetheProcess.succeed(["status", "--run", run.path])
+        #expect(shown.contains("train.json: it is missing") && shown.contains("deletions: 1 example(s) forgotten"), "\(shown)")
     }
 
     @Test func retrainRefusesAShardOutsideThePlan() throws {

@@ -112,6 +112,12 @@ import Testing
         let value = try #require((try JSONSerialization.jsonObject(with: Data(perplexity.utf8)) as? [String: Any])?["perplexity"] as? Double)
         #expect(value.isFinite && value > 1)
         #expect(try !lethe(["generate", "--run", runA.path, "The bank", "--new-tokens", "3"]).isEmpty)
+        // From a directory where the default --model is not: the run names its own base model.
+        let elsewhere = try LetheProcess.runTool("/bin/sh", ["-c", "cd / && exec \"$0\" \"$@\"", try LetheProcess.binary().path,
+                                                             "generate", "--run", runA.path, "The bank", "--new-tokens", "2"])
+        #expect(elsewhere.status == 0, "\(elsewhere.output)")
+        let both = try LetheProcess.run(["perplexity", "--run", runA.path, "--data", data.path, "--model", "/nonexistent.gguf"])
+        #expect(both.status == 64 && both.output.contains("--run and --model: give one"), "\(both.output)")
         let refused = try LetheProcess.run(["predict", "--run", runA.path, "--text", "hello"])
         #expect(refused.status != 0 && refused.output.contains("decoder run"))
     }

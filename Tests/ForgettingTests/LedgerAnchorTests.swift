@@ -173,15 +173,14 @@ import Training
         }
         #expect(try Self.kinds(run).isSuperset(of: [.ledgerMissing, .unrecordedTombstone]))
         #expect(throws: ForgettingError.self) { try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover() }
-        // A forget does not start a new, empty history either.
-        #expect(throws: ForgettingError.self) {
+        // A forget does not start a new, empty history either, nor create a file in its place
+        // (verify would then see a replaced ledger rather than a missing one), and says so.
+        #expect(throws: ForgettingError.ledgerTampered(file: layout.ledgerURL.path,
+                                                       reason: "the ledger is missing, but served.json reflects its entry #3")) {
             try Forgetter(run: run.directory).forget([ForgetRequest(target: .example("ex-30"))], nowMilliseconds: 3)
         }
-        if FileManager.default.fileExists(atPath: layout.ledgerURL.path) {
-            let recreated = try Ledger.open(at: layout.ledgerURL)
-            #expect(try recreated.count() == 0, "nothing was recorded")
-            try recreated.close()
-        }
+        #expect(!FileManager.default.fileExists(atPath: layout.ledgerURL.path))
+        #expect(try Self.kinds(run).contains(.ledgerMissing))
     }
 
     @Test func cuttingTheLastRowsIsReportedAndRefused() throws {

@@ -122,8 +122,10 @@ public final class Forgetter {
         if strategy == .full {
             throw ForgettingError.fullRunCannotForget(run: run.path)
         }
+        // Never add to a ledger that lost history the served composition quotes, nor make an
+        // empty one in place of a missing one.
+        if let anchor = composition?.value.ledgerHead { try RunGuard.requireLedger(at: ledgerURL, quotedBy: anchor) }
         let ledger = try timed(.ledgerOpen) { try currentLedger() }
-        // Never add to a ledger that lost history the served composition quotes.
         if let anchor = composition?.value.ledgerHead { try RunGuard.checkAnchor(anchor, in: ledger, file: ledgerURL.path) }
 
         // 1. Resolve, then record durably (a request already recorded under its request_id is not).

@@ -210,11 +210,7 @@ public struct RunGuard {
     private func anchoredLedger(readOnly: Bool) throws -> Ledger? {
         let composition = try readableComposition()
         guard FileManager.default.fileExists(atPath: layout.ledgerURL.path) else {
-            if let composition, composition.ledgerHead.sequenceNumber > 0 {
-                throw ForgettingError.ledgerTampered(file: layout.ledgerURL.path,
-                                                     reason: "the ledger is missing, but served.json reflects its entry "
-                                                         + "#\(composition.ledgerHead.sequenceNumber)")
-            }
+            if let composition { try Self.requireLedger(at: layout.ledgerURL, quotedBy: composition.ledgerHead) }
             return nil
         }
         let ledger = readOnly ? try Ledger.openForReading(at: layout.ledgerURL) : try Ledger.open(at: layout.ledgerURL)
@@ -244,6 +240,14 @@ public struct RunGuard {
         guard FileManager.default.fileExists(atPath: layout.planURL.path) else {
             throw ForgettingError.runFile(file: layout.planURL.path, reason: "no plan here, so this is not a run directory")
         }
+    }
+
+    /// Throws when the ledger file is missing although `anchor` (served.json's head) quotes one
+    /// of its entries: opening it would create an empty ledger in its place.
+    static func requireLedger(at url: URL, quotedBy anchor: LedgerAnchor) throws {
+        guard anchor.sequenceNumber > 0, !FileManager.default.fileExists(atPath: url.path) else { return }
+        throw ForgettingError.ledgerTampered(file: url.path, reason: "the ledger is missing, but served.json reflects its "
+                                             + "entry #\(anchor.sequenceNumber)")
     }
 
     /// Throws when `anchor` is not in `ledger`: the ledger is shorter or differs at that entry.
