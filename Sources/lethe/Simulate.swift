@@ -51,6 +51,18 @@ struct SimulateCommand: ParsableCommand {
     func validate() throws {
         try Self.trialBounds.check(trials, option: "--trials")
         try InputFiles.check([("--prior", prior.flatMap(PlanCreateCommand.priorFile))])
+        // Checked before the simulation, which may run for minutes, rather than after it.
+        if let svg {
+            let url = URL(fileURLWithPath: svg)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError("--svg \(svg): a directory is in the way; give the path of the chart file.")
+            }
+            let parent = url.deletingLastPathComponent().path
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--svg \(svg): there is no directory \(parent); create it, or give a path in an existing directory.")
+            }
+        }
     }
 
     func run() throws {

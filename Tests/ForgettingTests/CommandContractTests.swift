@@ -78,6 +78,17 @@ import Training
         #expect(tiny == 64 && message.contains("slice 0 has probability 1e-12"), "\(tiny): \(message)")
     }
 
+    /// A chart path that cannot be written is refused before the simulation runs.
+    @Test func simulateRefusesAChartPathInAMissingDirectoryUpFront() throws {
+        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString)/d.svg").path
+        let (status, output) = try LetheProcess.run(["simulate", "--shards", "2", "--slices", "2", "--budget", "2",
+                                                     "--trials", "2", "--svg", missing])
+        #expect(status == 64 && output.contains("there is no directory") && !output.contains("δ"), "\(status): \(output)")
+        let (inTheWay, message) = try LetheProcess.run(["simulate", "--shards", "2", "--slices", "2", "--budget", "2",
+                                                        "--trials", "2", "--svg", FileManager.default.temporaryDirectory.path])
+        #expect(inTheWay == 64 && message.contains("a directory is in the way"), "\(inTheWay): \(message)")
+    }
+
     /// `--prior` takes the JSON inline as its help shows, or a file holding it: the same result.
     @Test func aPriorIsTakenInlineOrFromAFile() throws {
         let prior = FileManager.default.temporaryDirectory.appendingPathComponent("prior-\(UUID().uuidString).json")

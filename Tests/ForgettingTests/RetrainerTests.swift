@@ -227,4 +227,17 @@ import Training
         #expect(try run.served().entry(shard: 0)?.prefixLength == 3)
         #expect(try RunVerifier.verify(run: run.directory).isClean)
     }
+
+    /// A slice whose every example is deleted cannot be rebuilt: the retrain refuses with the
+    /// one thing to do (plan a new run), not with advice to run it again.
+    @Test func aSliceWithEveryExampleDeletedIsRefusedWithWhatToDo() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let members = run.plan.members(shard: 0, slice: 1)
+        _ = try Forgetter(run: run.directory).forget(members.map { ForgetRequest(target: .example($0)) }, nowMilliseconds: 1_000)
+        let retrainer = Retrainer(run: run.directory, runner: ToyStageTrainer.runner(run.directory), layerCount: 6)
+        #expect(throws: PlanningError.sliceEmptied(shard: 0, slice: 1)) {
+            _ = try retrainer.retrain(shards: [0], nowMilliseconds: { 2_000 })
+        }
+    }
 }

@@ -202,6 +202,7 @@ public struct ForgetReceipt: Codable, Sendable, Equatable {
                              deletionRateRemaining: DeletionLogic.remainingDeletionRate(
                                 sequences: sequences, prefixLengths: lengths, sliceCount: plan.sliceCount),
                              compositionPublished: published, ledgerSequence: head.sequenceNumber,
-                             ledgerHash: head.hash)
+                             ledgerHash: head.hash, tombstoneCount: plan.tombstones.count,
+                             tombstoneDigest: Forgetter.tombstoneDigest(plan.tombstones))
     }
 }

@@ -122,6 +122,8 @@ public final class Retrainer {
         let removed = ShardState(plan: snapshot, shard: shard, layout: layout).unexcludedTombstones
         var rebuilt = snapshot
         do { try rebuilt.excludeFromSlices(removed) } catch {
+            // Its own message says what to do (plan a new run); running retrain again would not help.
+            if case PlanningError.sliceEmptied = error { throw error }
             throw ForgettingError.retrainRefused(shard: shard, reason: "\(error)")
         }
         let schedule = try StageSchedule(
