@@ -100,9 +100,9 @@ public struct BenchUnlearnCommand: ParsableCommand {
         guard !lrs.isEmpty, !stepCounts.isEmpty else {
             throw ValidationError("--lrs and --step-counts each need at least one value.")
         }
-        for lr in lrs + [tableLR] {
-            try Self.learningRate.check(lr, option: lrs.contains(lr) ? "--lrs" : "--table-lr")
-        }
+        // Each value under its own option (NaN equals nothing, so it cannot be looked up).
+        for lr in lrs { try Self.learningRate.check(lr, option: "--lrs") }
+        try Self.learningRate.check(tableLR, option: "--table-lr")
         for steps in stepCounts + [tableSteps] {
             try Self.steps.check(steps, option: stepCounts.contains(steps) ? "--step-counts" : "--table-steps")
         }

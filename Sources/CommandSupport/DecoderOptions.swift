@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Models
+import Support
 
 /// Options shared by the decoder commands: which GGUF model, how many threads, how long a
 /// sequence may be. Their bounds are checked in `validate()`, before anything is loaded.
@@ -31,8 +32,11 @@ public struct DecoderOptions: ParsableArguments {
         """)
     public var maxPositions = 2048
 
-    @Option(help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, and when training gradients and optimiser state, stay float32).")
-    public var precision: Precision = .fp32
+    @Option(name: .customLong("precision"), help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, and when training gradients and optimiser state, stay float32). Default: fp32, or with --run the run's precision.")
+    public var givenPrecision: Precision?
+
+    /// --precision, or fp32.
+    public var precision: Precision { givenPrecision ?? .fp32 }
 
     /// `--max-positions`: SmolLM2's context; a model with a shorter one refuses more when loaded.
     public static let positionBounds = OptionBounds(2...8192, reason: "the decoder's context; the KV cache grows with it")
@@ -96,10 +100,9 @@ public struct DecoderOptions: ParsableArguments {
     /// exceeds the machine's physical memory, before it is allocated, naming the options that
     /// size it — instead of the process being killed by the kernel half-way.
     public static func ensureMemory(_ bytes: Int, for work: String, sizedBy options: String) throws {
-        let physical = ProcessInfo.processInfo.physicalMemory
-        guard UInt64(max(bytes, 0)) > physical else { return }
-        let gigabytes = { (n: Double) in String(format: "%.1f GB", n / 1e9) }
-        throw ValidationError("\(work) needs about \(gigabytes(Double(bytes))) of memory, and this machine has "
-                              + "\(gigabytes(Double(physical))); lower \(options).")
+        let limit = MemoryLimit.current()
+        guard UInt64(max(bytes, 0)) > limit.availableBytes else { return }
+        throw ValidationError("\(work) needs about \(String(format: "%.1f GB", Double(bytes) / 1e9)) of memory, and "
+                              + "\(limit.text); lower \(options).")
     }
 }

@@ -117,8 +117,8 @@ extension RunAccess {
         }
     }
 
-    /// A decoder run's base model (in `precision`) and its served ensemble.
-    public static func decoderRun(_ directory: String, precision: Precision) throws
+    /// A decoder run's served ensemble on its base model, in `precision` (nil: the run's own).
+    public static func decoderRun(_ directory: String, precision: Precision?) throws
         -> (ensemble: DecoderEnsemble, tokenizer: BPETokenizer) {
         let layout = RunLayout(directory: URL(fileURLWithPath: directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)

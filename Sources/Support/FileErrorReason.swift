@@ -20,7 +20,9 @@ public func fileErrorReason(_ error: Error) -> String {
         case NSFileWriteFileExistsError: return "a file of that name is in the way"
         default: break
         }
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        // On Linux the underlying error is a POSIXError value, which `as? NSError` does not match.
+        if let underlying = (ns.userInfo[NSUnderlyingErrorKey] as? Error).map({ $0 as NSError }),
+           underlying.domain == NSPOSIXErrorDomain {
             return posixReason(underlying.code)
         }
         // Reading a directory fails with a bare "unknown" read error.

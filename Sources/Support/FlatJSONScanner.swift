@@ -80,6 +80,7 @@ public struct FlatJSONScanner {
         skipWhitespace()
         try expect(UInt8(ascii: "{"), "a line must start with '{'")
         var members: [(key: String, value: Value)] = []
+        var keys = Set<String>()   // a line of many keys is read in linear time
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             index += 1
@@ -90,7 +91,7 @@ public struct FlatJSONScanner {
                 index += 1
                 let keyColumn = index
                 let key = try string()
-                for member in members where member.key == key {
+                guard keys.insert(key).inserted else {
                     throw Failure(column: keyColumn, reason: "key \"\(key)\" appears twice", repeatedKey: key)
                 }
                 skipWhitespace()

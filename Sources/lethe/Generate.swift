@@ -53,7 +53,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         if let runDirectory {
-            let (ensemble, tokenizer) = try RunAccess.decoderRun(runDirectory, precision: options.precision)
+            let (ensemble, tokenizer) = try RunAccess.decoderRun(runDirectory, precision: options.givenPrecision)
             let ids = tokenizer.encode(prompt)
             guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens; pass some text.") }
             let out = try ensemble.greedy(prompt: ids, maxTokens: newTokens, stop: tokenizer.eosID, threads: options.threads)

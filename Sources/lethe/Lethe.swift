@@ -53,6 +53,21 @@ struct Lethe: ParsableCommand {
     /// Commands that score texts with a model and train nothing.
     static let scoringCommands: [ParsableCommand.Type] = [PerplexityCommand.self, EvalForgetCommand.self]
 
+    /// The message for the first command-line argument whose bytes are not UTF-8, or nil.
+    static func nonUTF8Argument() -> String? {
+        for index in 1 ..< Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[index] else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+            guard String(validating: bytes, as: UTF8.self) == nil else { continue }
+            let previous = index > 1 ? CommandLine.arguments[index - 1] : ""
+            let option = previous.hasPrefix("-") ? "the value of \(previous)" : "argument \(index)"
+            return "\(option), \(CommandLine.arguments[index]), holds bytes that are not UTF-8 (shown as \u{FFFD}): "
+                + "Lethe names files and reads texts in UTF-8 only, and could not name this one exactly. "
+                + "Rename the file or directory to a UTF-8 name."
+        }
+        return nil
+    }
+
     static func main() {
         // Training steps free and reallocate their activations: that memory stays in the heap
         // rather than being faulted in again every step (Kernels/HeapPolicy.swift). Commands that
@@ -85,6 +100,13 @@ struct Lethe: ParsableCommand {
             let message = "help: `\(unknown)` is not a command of `\(parent.joined(separator: " "))`; "
                 + "`\(parent.joined(separator: " ")) --help` lists them."
             StandardError.write(Data("Error: \(message)\n".utf8))
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
+        // An argument that is not UTF-8 (a path's raw bytes) reaches the commands with U+FFFD in
+        // place of those bytes: it would name another file, or make a directory of another name.
+        if let problem = nonUTF8Argument() {
+            StandardError.write(Data("Error: \(problem)\n".utf8))
+            reportFailureAsJSON(ValidationError(problem), message: problem, code: ExitStatus.usage.rawValue)
             Foundation.exit(ExitStatus.usage.rawValue)
         }
         // Before parsing: a command's own checks (a missing file, say) would otherwise hide it.

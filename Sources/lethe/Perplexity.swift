@@ -72,7 +72,7 @@ struct PerplexityCommand: ParsableCommand {
     func run() throws {
         let quality: LanguageModelQuality, chunkCount: Int
         if let runDirectory {
-            let (ensemble, tokenizer) = try RunAccess.decoderRun(runDirectory, precision: options.precision)
+            let (ensemble, tokenizer) = try RunAccess.decoderRun(runDirectory, precision: options.givenPrecision)
             let corpus = try TextCorpus(path: data, field: field, tokenizer: tokenizer, chunkTokens: chunkTokens, limit: limit)
             try options.ensureScoringMemory(ensemble.model.configuration, chunks: corpus.chunks, batchSize: Self.batchSize,
                                             mixture: true)

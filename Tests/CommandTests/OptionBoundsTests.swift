@@ -106,6 +106,8 @@ import Testing
         Case(command: ["bench", "forget"], option: "--log-size", value: "0", range: "1…10000000"),
         Case(command: ["bench", "train"], option: "--epochs", value: "0", range: "1…1000"),
         Case(command: ["bench", "unlearn"], option: "--rank", value: "0", range: "1…256"),
+        // A NaN among several learning rates is named under --lrs, not --table-lr.
+        Case(command: ["bench", "unlearn"], option: "--lrs", value: "nan", range: "1e-08…1"),
         Case(command: ["bench", "serve"], option: "--rounds", value: "0", range: "1…100"),
         Case(command: ["bench", "decoder"], option: "--batch", value: "0", range: "1…1024"),
     ]

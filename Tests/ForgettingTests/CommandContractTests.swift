@@ -78,6 +78,17 @@ import Training
         #expect(tiny == 64 && message.contains("slice 0 has probability 1e-12"), "\(tiny): \(message)")
     }
 
+    /// A path whose bytes are not UTF-8 is refused by every command before it runs: decoded, it
+    /// would name another file (or make a directory of another name).
+    @Test func anArgumentThatIsNotUTF8IsRefused() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("utf8-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let script = #"exec "$0" plan --data /dev/null --shards 2 --slices 2 --budget 1 --run "$1/run$(printf '\377')""#
+        let (status, output) = try LetheProcess.runTool("/bin/sh", ["-c", script, try LetheProcess.binary().path, scratch.path])
+        #expect(status == 64 && output.contains("the value of --run") && output.contains("not UTF-8"), "\(status): \(output)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path))
+    }
+
     /// A chart path that cannot be written is refused before the simulation runs.
     @Test func simulateRefusesAChartPathInAMissingDirectoryUpFront() throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString)/d.svg").path

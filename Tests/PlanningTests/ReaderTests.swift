@@ -50,6 +50,20 @@ import Testing
         #expect(dataset.sha256 == "a8997a748c4204730455e57fee1880f768d19eeafbc325541e6213b2280bdf20")
     }
 
+    /// A line of many keys is read whole (each key checked against the others through a set, not
+    /// a walk over the ones before it), and a key repeated at its end is still found.
+    @Test func aLineOfManyKeysIsReadAndItsRepeatedKeyFound() throws {
+        let extras = (0..<100_000).map { "\"k\($0)\": 0" }.joined(separator: ", ")
+        let dataset = try parse(#"{"id": "a", "text": "t", "label": "l", "# + extras + "}")
+        #expect(dataset.examples.map(\.id) == ["a"])
+        let error = failure(#"{"id": "a", "text": "t", "label": "l", "# + extras + #", "k7": 1}"#)
+        guard case let .malformedJSON(_, line, _, reason)? = error else {
+            Issue.record("expected malformedJSON, got \(String(describing: error))")
+            return
+        }
+        #expect(line == 1 && reason.contains("\"k7\" appears twice"), "\(reason)")
+    }
+
     @Test func malformedJSONNamesLineAndColumn() {
         let error = failure("""
             {"id": "a", "text": "t", "label": "l"}

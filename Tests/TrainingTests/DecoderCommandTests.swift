@@ -142,6 +142,33 @@ import Testing
         }
     }
 
+    /// Under an address-space limit (`ulimit -v`) smaller than the work's memory floor, the
+    /// command refuses with the limit named, before allocating: the allocation would otherwise
+    /// fail and stop the process with a trap.
+    @Test func anAddressSpaceLimitIsTakenIntoAccount() throws {
+        let scratch = try Self.scratch("ulimit")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let texts = Self.root.appendingPathComponent("Datasets/bbc-news/train.jsonl").path
+        let script = #"ulimit -v 3000000 && exec "$0" "$@""#
+        let (status, output) = try LetheProcess.runTool("/bin/sh", ["-c", script, try LetheProcess.binary().path, "unlearn",
+            "--model", Self.model, "--method", "ga", "--forget", texts, "--threads", "1", "--steps", "1",
+            "--batch-size", "128", "--out", scratch.appendingPathComponent("u").path])
+        #expect(status == 64 && output.contains("its address-space limit (ulimit -v) leaves"), "exit \(status): \(output)")
+    }
+
+    /// An --out below a file is refused naming the reason (Foundation's own error would read
+    /// "NSCocoaErrorDomain error 512").
+    @Test func anOutputBelowAFileSaysItIsNotADirectory() throws {
+        let scratch = try Self.scratch("below-file")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let file = scratch.appendingPathComponent("a-file")
+        try Data().write(to: file)
+        let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        let (status, output) = try LetheProcess.run(["unlearn", "--model", Self.model, "--method", "ga", "--forget", texts,
+                                                     "--steps", "1", "--out", file.appendingPathComponent("sub").path])
+        #expect(status == 64 && output.contains("cannot create the directory (not a directory)"), "exit \(status): \(output)")
+    }
+
     /// A companion set the method does not read is refused rather than ignored.
     @Test func aCompanionSetTheMethodDoesNotReadIsAUsageError() throws {
         let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path

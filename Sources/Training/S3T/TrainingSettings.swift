@@ -176,6 +176,15 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// Why train.json is missing, as its readers say it: a run never trained, or one whose
     /// stages outlived the file (which only a backup can give back: the stages need its settings).
     public static func missingReason(run: URL) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: run.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return "there is no run directory \(run.path); check the path (`lethe plan --run` makes one)"
+        }
+        if FileManager.default.fileExists(atPath: run.appendingPathComponent("adapter.h5").path),
+           !FileManager.default.fileExists(atPath: RunLayout(directory: run).planURL.path) {
+            return "it is missing: \(run.path) holds an adapter (made by `lethe unlearn --out`), not a run; "
+                + "give it as --adapter to the commands that take one (perplexity, eval-forget)"
+        }
         guard let trained = RunLayout(directory: run).anyStageFile() else {
             return "it is missing: the run was never trained; run `lethe train --run \(run.path)` first (or, for a "
                 + "model `lethe finetune` was making when it stopped, the same finetune command again)"

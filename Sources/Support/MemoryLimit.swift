@@ -1,0 +1,60 @@
+import Foundation
+
+/// How much memory this process may take before an allocation fails or the kernel kills it:
+/// the machine's physical memory, or less under an address-space limit (`ulimit -v`, where
+/// the pages already mapped count too) or a cgroup's `memory.max` (a Slurm task's `--mem`, a
+/// container's limit, set on the process's cgroup or one above it).
+public struct MemoryLimit: Sendable {
+    /// Bytes still available to a new allocation under the tightest limit.
+    public let availableBytes: UInt64
+    /// The tightest limit, for a message: "this machine has 25.3 GB", "its address-space limit
+    /// (ulimit -v) leaves 1.2 GB".
+    public let text: String
+
+    public static func current() -> MemoryLimit {
+        let gigabytes = { (n: UInt64) in String(format: "%.1f GB", Double(n) / 1e9) }
+        let physical = ProcessInfo.processInfo.physicalMemory
+        var best = MemoryLimit(availableBytes: physical, text: "this machine has \(gigabytes(physical))")
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+            let mapped = statusBytes("VmSize") ?? 0
+            let left = limit.rlim_cur > mapped ? UInt64(limit.rlim_cur) - mapped : 0
+            if left < best.availableBytes {
+                best = MemoryLimit(availableBytes: left, text: "its address-space limit (ulimit -v) leaves \(gigabytes(left))")
+            }
+        }
+        if let cgroup = cgroupLimit(), cgroup < best.availableBytes {
+            best = MemoryLimit(availableBytes: cgroup, text: "its cgroup's memory.max (a job's or container's memory "
+                               + "limit) is \(gigabytes(cgroup))")
+        }
+        return best
+    }
+
+    /// A line of /proc/self/status in bytes (its values are in kB).
+    static func statusBytes(_ field: String) -> UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
+            let kilobytes = line.dropFirst(field.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { UInt64($0) }
+            return kilobytes.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    /// The smallest `memory.max` of this process's cgroup (v2) and the ones above it.
+    static func cgroupLimit() -> UInt64? {
+        guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+              let line = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
+        var path = String(line.dropFirst(3))
+        var smallest: UInt64?
+        while true {
+            let file = "/sys/fs/cgroup" + (path == "/" ? "" : path) + "/memory.max"
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+               let value = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                smallest = min(smallest ?? value, value)
+            }
+            guard path != "/", !path.isEmpty else { break }
+            path = (path as NSString).deletingLastPathComponent
+        }
+        return smallest
+    }
+}
