@@ -68,6 +68,16 @@ public enum UnlearningMethod: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// Whether the companion term is the companion set's next-token loss (the gradient-descent
+    /// variants), rather than a KL divergence to the base model or nothing.
+    public var companionIsNextTokenLoss: Bool {
+        switch self {
+        case .ascentDescentInDistribution, .ascentDescentGeneral, .npoDescentInDistribution, .simNPODescentInDistribution:
+            return true
+        default: return false
+        }
+    }
+
     /// Whether the method reads β (and γ for SimNPO).
     public var usesPreferenceLoss: Bool { forgetTerm == .npo || forgetTerm == .simNPO }
 

@@ -88,7 +88,7 @@ public struct BenchForgetCommand: ParsableCommand {
         if json {
             struct Output: Encodable { var timings: [String: Double]; var accuracy: ForgetAccuracyExperiment.Result? }
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(Output(timings: report, accuracy: experiment)), as: UTF8.self))
             return
         }

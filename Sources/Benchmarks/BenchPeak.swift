@@ -64,7 +64,7 @@ public struct BenchPeakCommand: ParsableCommand {
                             loadAverage: load.averages, measurements: measurements)
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }

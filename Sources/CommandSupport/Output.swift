@@ -66,7 +66,7 @@ private func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Int32? {
 
 /// Writes `object` as one key-sorted JSON line (the `--json` output of training).
 public func writeJSONLine(_ object: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
     writeLine(String(decoding: data, as: UTF8.self))
 }
 

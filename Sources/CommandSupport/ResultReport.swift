@@ -42,7 +42,7 @@ public final class ResultReport {
     }
 
     private func encoded() throws -> Data {
-        try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+        try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     private static func finite(_ value: Any) -> Any {

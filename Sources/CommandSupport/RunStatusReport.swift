@@ -119,7 +119,7 @@ public struct RunStatusReport: Encodable, Sendable {
     /// The report as `lethe status --json` prints it: snake_case keys, sorted.
     public func json() throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return try encoder.encode(self)
     }

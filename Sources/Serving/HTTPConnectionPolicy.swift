@@ -115,7 +115,7 @@ final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandle
 
     private func writeRefusal(_ context: ChannelHandlerContext, _ reason: String) {
         refused = true
-        let encoded = try? JSONSerialization.data(withJSONObject: ["error": reason])
+        let encoded = try? JSONSerialization.data(withJSONObject: ["error": reason], options: [.withoutEscapingSlashes])
         let message = encoded.map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"bad request"}"#
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")

@@ -53,7 +53,7 @@ struct EmbedCommand: ParsableCommand {
                 "embeddings": embeddings.map { $0.map(Double.init) },
                 "cosine": cosine.map { $0.map(Double.init) },
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             return
         }

@@ -197,6 +197,12 @@ struct EvalForgetCommand: ParsableCommand {
             try options.ensureScoringMemory(model.configuration, chunks: set, batchSize: ForgetEvaluation.batchSize)
         }
         let sharedChunks = Set(forgetChunks).intersection(unseenChunks).count
+        // With no chunk apart, every attack reads 0.5: it would look like perfect forgetting.
+        if sharedChunks == Set(forgetChunks).count || sharedChunks == Set(unseenChunks).count {
+            throw ValidationError("--forget \(forget) and --unseen \(unseen): every chunk of one is also in the other, so "
+                                  + "no attack can tell members from non-members and every score would read 0.5. Give "
+                                  + "texts the model never saw as --unseen.")
+        }
         if sharedChunks > 0 {
             StandardError.write(Data(("warning: \(sharedChunks) chunk(s) are in both --forget (members) and "
                 + "--unseen (non-members); the attacks cannot separate those\n").utf8))
@@ -227,7 +233,7 @@ struct EvalForgetCommand: ParsableCommand {
         let cost = trainedTokens.map { UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: $0) }
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let gaps = oracleEvaluation.map { o in
                 Dictionary(uniqueKeysWithValues: e.gaps(to: o).map { ($0.attack.rawValue, $0.gap) })
             }

@@ -3,6 +3,7 @@ import CommandSupport
 import Foundation
 import Models
 import Planning
+import Support
 import Training
 
 /// `lethe evaluate --run`: accuracy and macro-F1 of a run's served ensemble and of each shard.
@@ -94,8 +95,9 @@ struct EvaluationReport: Encodable {
     var seconds: Double
 
     var text: String {
-        var lines = [String(format: "ensemble of %d %@ shard models on %d examples: accuracy %.2f%%, macro-F1 %.2f%%",
-                            liveShards.count, strategy, examples, accuracy * 100, macroF1 * 100)]
+        var lines = [String(format: "ensemble of %@ on %@: accuracy %.2f%%, macro-F1 %.2f%%",
+                            counted(liveShards.count, "\(strategy) shard model"), counted(examples, "example"),
+                            accuracy * 100, macroF1 * 100)]
         for s in shards {
             lines.append(String(format: "  shard %d (sequence %d, prefix %d): accuracy %.2f%%, macro-F1 %.2f%%",
                                 s.shard, s.sequence, s.prefixLength, s.accuracy * 100, s.macroF1 * 100))
@@ -106,7 +108,7 @@ struct EvaluationReport: Encodable {
 
     func json() throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }

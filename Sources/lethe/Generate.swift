@@ -83,7 +83,7 @@ struct GenerateCommand: ParsableCommand {
     func report(ids: [Int], out: [Int], text: String) throws {
         if json {
             let object: [String: Any] = ["prompt": prompt, "prompt_ids": ids, "generated_ids": out, "text": text]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {
             // Control characters of the prompt or the continuation are shown escaped, never sent

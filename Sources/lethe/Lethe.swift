@@ -53,6 +53,22 @@ struct Lethe: ParsableCommand {
     /// Commands that score texts with a model and train nothing.
     static let scoringCommands: [ParsableCommand.Type] = [PerplexityCommand.self, EvalForgetCommand.self]
 
+    /// Levenshtein distance between two words (characters inserted, removed or replaced).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let saved = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = saved
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
+
     /// The message for the first command-line argument whose bytes are not UTF-8, or nil.
     static func nonUTF8Argument() -> String? {
         for index in 1 ..< Int(CommandLine.argc) {
@@ -100,6 +116,20 @@ struct Lethe: ParsableCommand {
             let message = "help: `\(unknown)` is not a command of `\(parent.joined(separator: " "))`; "
                 + "`\(parent.joined(separator: " ")) --help` lists them."
             StandardError.write(Data("Error: \(message)\n".utf8))
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
+        // A mistyped command name: ArgumentParser would report the options after it as unknown
+        // ("Unknown option '--run'"), or run the default subcommand and miss its options.
+        let leading = arguments.prefix { !$0.hasPrefix("-") }
+        let walked = followSubcommands(leading)
+        if arguments.first != "help", let word = walked.stoppedAt, !walked.command.configuration.subcommands.isEmpty {
+            let names = walked.command.configuration.subcommands.compactMap { $0.configuration.commandName }
+            let near = names.filter { editDistance($0, word) <= 2 }.map { "`\($0)`" }
+            let parent = walked.path.joined(separator: " ")
+            let message = "`\(word)` is not a command of `\(parent)`"
+                + (near.isEmpty ? "" : " (did you mean \(near.joined(separator: " or "))?)") + "; `\(parent) --help` lists them."
+            StandardError.write(Data("Error: \(message)\n".utf8))
+            reportFailureAsJSON(ValidationError(message), message: message, code: ExitStatus.usage.rawValue)
             Foundation.exit(ExitStatus.usage.rawValue)
         }
         // An argument that is not UTF-8 (a path's raw bytes) reaches the commands with U+FFFD in

@@ -92,7 +92,7 @@ struct PerplexityCommand: ParsableCommand {
         if json {
             let object: [String: Any] = ["data": data, "chunks": chunkCount, "tokens": quality.tokenCount,
                                          "perplexity": quality.perplexity, "accuracy": quality.accuracy]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
         } else {
             print(String(format: "perplexity %.3f  next-token accuracy %.2f%%  (%d predicted tokens in %d chunks)",
                          quality.perplexity, 100 * quality.accuracy, quality.tokenCount, chunkCount))

@@ -187,7 +187,8 @@ struct PlanSummary: Encodable {
     var text: String {
         let sizes = sliceSizes.flatMap { $0 }
         return """
-            Planned \(examples) examples into \(shards) shards × \(slices) slices, \(budget) \(selection) sequences per shard \
+            Planned \(counted(examples, "example")) into \(counted(shards, "shard")) × \(counted(slices, "slice")), \
+            \(counted(budget, "\(selection) sequence")) per shard \
             (\(assignment) assignment, seed \(seed)).
             Slice sizes: \(sizes.min() ?? 0)…\(sizes.max() ?? 0) examples.
             Sequences (0-based slices, the same in every shard): \(sequences.map { $0.map(String.init).joined(separator: " ") }.joined(separator: " | "))
@@ -197,7 +198,7 @@ struct PlanSummary: Encodable {
 
     func json() throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }

@@ -67,7 +67,7 @@ struct PlanShowCommand: ParsableCommand {
                                        deleted: lineage.isTombstoned, lookupMicroseconds: lookupMicroseconds,
                                        loadSeconds: loadSeconds)
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             encoder.keyEncodingStrategy = .convertToSnakeCase
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return

@@ -65,7 +65,7 @@ struct PredictCommand: ParsableCommand {
                                              "probabilities": Dictionary(uniqueKeysWithValues: zip(plan.labels.names, probabilities.map(Double.init)))]
                 object["id"] = ids[index] ?? nil
                 if ids[index] == nil { object["text"] = inputs[index] }
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 let top = zip(plan.labels.names, probabilities).sorted { $0.1 > $1.1 }.prefix(3)

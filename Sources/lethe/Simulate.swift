@@ -97,7 +97,7 @@ struct SimulateCommand: ParsableCommand {
                                           uniformRequests: requestPrior == nil, theory: theory, sisaTheory: sisa,
                                           results: rows)
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             encoder.keyEncodingStrategy = .convertToSnakeCase
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return

@@ -4,6 +4,7 @@ import Forgetting
 import Foundation
 import Models
 import Planning
+import Support
 import Training
 
 /// `lethe status`: what a run holds — plan, trained stages, served composition, disk use.
@@ -31,8 +32,7 @@ struct StatusCommand: ParsableCommand {
             print(String(decoding: try report.json(), as: UTF8.self))
             return
         }
-        // "1 shard", "2 shards".
-        func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+        let count = counted
         print("run \(runDirectory): \(count(report.examples, "example")), \(count(report.shards, "shard")) × "
               + "\(count(report.slices, "slice")), budget \(report.budget), \(report.tombstones) deleted")
         // A Slurm array of the run is shown even when train.json is missing (one whose tasks

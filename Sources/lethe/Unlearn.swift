@@ -199,10 +199,10 @@ struct UnlearnCommand: ParsableCommand {
                                       forget: forgetSet.chunks, companion: companion, padID: tokenizer.eosID,
                                       threads: options.threads)
         var tokens = 0
-        var last: (forgetTerm: Float, gradientNorm: Float)?
+        var last: (forgetTerm: Float, companionTerm: Float, gradientNorm: Float)?
         let adapter = try unlearner.run { s in
             tokens += s.trainedTokens
-            last = (s.forgetTerm, s.gradientNorm)
+            last = (s.forgetTerm, s.companionTerm, s.gradientNorm)
             if json {
                 writeJSONLine(["event": "step", "step": s.step, "steps": steps, "loss": Double(s.loss),
                                "forget_term": Double(s.forgetTerm), "companion_term": Double(s.companionTerm),
@@ -220,6 +220,16 @@ struct UnlearnCommand: ParsableCommand {
             StandardError.write(Data(("warning: the forget term ended at \(abs(last.forgetTerm)) ≈ ln "
                 + "\(model.configuration.vocabularySize) with no gradient left: the adapted model predicts every token "
                 + "alike, so it forgot everything, not only the forget set. Lower --lr or --alpha.\n").utf8))
+        } else if let last, method.companionIsNextTokenLoss, last.companionTerm >= 0.99 * uniform {
+            // The set the method keeps is predicted no better than by guessing every token alike.
+            StandardError.write(Data(("warning: the companion term (the next-token loss on --\(method.companion?.rawValue ?? "retain")) "
+                + "ended at \(last.companionTerm), at or above ln \(model.configuration.vocabularySize) = \(uniform), the loss "
+                + "of guessing every token alike: the model no longer keeps what it was to keep. Lower --lr or --alpha.\n").utf8))
+        } else if let last, method.usesPreferenceLoss, last.forgetTerm < 1e-3, last.gradientNorm < 1e-4 {
+            // NPO's term tends to 0 only as the forget set's likelihood under the model goes to 0.
+            StandardError.write(Data(("warning: the \(method.rawValue) term saturated (\(last.forgetTerm), no gradient "
+                + "left): the model gives the forget set almost no probability at all, which it reaches by breaking "
+                + "down on other text too. Check the model's perplexity on data it should keep; lower --lr or --alpha.\n").utf8))
         }
         let url = dir.appendingPathComponent(AdapterFile.fileName)
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,

@@ -89,6 +89,20 @@ import Training
         #expect(!FileManager.default.fileExists(atPath: scratch.path))
     }
 
+    /// A mistyped command is named as such, with the nearest names, rather than reported as an
+    /// unknown option of the command above it (or run as its default subcommand).
+    @Test func aMistypedCommandIsNamed() throws {
+        let (status, output) = try LetheProcess.run(["statsu", "--run", "somewhere"])
+        #expect(status == 64 && output.contains("`statsu` is not a command of `lethe` (did you mean `status`?)"),
+                "\(status): \(output)")
+        let (planStatus, planOutput) = try LetheProcess.run(["plan", "shw", "--run", "somewhere"])
+        #expect(planStatus == 64 && planOutput.contains("`shw` is not a command of `lethe plan` (did you mean `show`?)"),
+                "\(planStatus): \(planOutput)")
+        // A command's own positional argument is not a command name.
+        let (helpStatus, _) = try LetheProcess.run(["help", "status"])
+        #expect(helpStatus == 0)
+    }
+
     /// A chart path that cannot be written is refused before the simulation runs.
     @Test func simulateRefusesAChartPathInAMissingDirectoryUpFront() throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString)/d.svg").path

@@ -156,6 +156,34 @@ import Testing
         #expect(status == 64 && output.contains("its address-space limit (ulimit -v) leaves"), "exit \(status): \(output)")
     }
 
+    /// A learning rate that wrecks the model is said, not only written: npo-gd at --lr 1 drives the
+    /// retain set's next-token loss above that of guessing every token alike.
+    @Test func aCompanionLossAboveUniformGuessingIsWarned() throws {
+        let scratch = try Self.scratch("collapse")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        func head(_ name: String, _ file: String) throws -> String {
+            let lines = try String(contentsOf: Self.root.appendingPathComponent("Datasets/rotten-tomatoes/\(file)"), encoding: .utf8)
+                .split(separator: "\n").prefix(4)
+            let url = scratch.appendingPathComponent(name)
+            try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+            return url.path
+        }
+        let (status, output) = try LetheProcess.run(["unlearn", "--model", Self.model, "--method", "npo-gd",
+            "--forget", try head("f.jsonl", "test.jsonl"), "--retain", try head("r.jsonl", "train.jsonl"), "--threads", "1",
+            "--steps", "8", "--batch-size", "2", "--lr", "1", "--out", scratch.appendingPathComponent("u").path])
+        #expect(status == 0, "exit \(status): \(output)")
+        #expect(output.contains("warning: the companion term (the next-token loss on --retain)"), "\(output)")
+    }
+
+    /// eval-forget with the same texts as members and non-members is refused: every attack would
+    /// read 0.5, which looks like perfect forgetting.
+    @Test func evalForgetRefusesMembersThatAreAllNonMembers() throws {
+        let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        let (status, output) = try LetheProcess.run(["eval-forget", "--model", Self.model, "--forget", texts, "--unseen", texts,
+                                                     "--limit", "4", "--threads", "1"])
+        #expect(status == 64 && output.contains("every chunk of one is also in the other"), "exit \(status): \(output)")
+    }
+
     /// An --out below a file is refused naming the reason (Foundation's own error would read
     /// "NSCocoaErrorDomain error 512").
     @Test func anOutputBelowAFileSaysItIsNotADirectory() throws {
