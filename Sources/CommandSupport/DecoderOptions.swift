@@ -49,6 +49,14 @@ public struct DecoderOptions: ParsableArguments {
         try Self.positionBounds.check(maxPositions, option: "--max-positions")
     }
 
+    /// Refuses an --adapter path that names nothing, as a usage error (what is there is checked
+    /// when it is loaded).
+    public static func checkAdapterPath(_ adapter: String?) throws {
+        guard let adapter, !FileManager.default.fileExists(atPath: adapter) else { return }
+        throw ValidationError("--adapter \(adapter): no such file or directory. Give the --out directory of "
+                              + "`lethe unlearn`, or the adapter.h5 in it.")
+    }
+
     /// Refuses a missing or unreadable model file: each command's `validate` calls it when it
     /// uses the model (`lethe generate --run` uses the run's own instead).
     public func checkModel() throws {

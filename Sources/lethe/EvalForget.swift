@@ -174,6 +174,7 @@ struct EvalForgetCommand: ParsableCommand {
 
     func validate() throws {
         try options.checkModel()
+        try DecoderOptions.checkAdapterPath(adapter)
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.tokenBounds.check(trainedTokens, option: "--trained-tokens")
         try Self.limitBounds.check(limit, option: "--limit")

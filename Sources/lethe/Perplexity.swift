@@ -64,6 +64,7 @@ struct PerplexityCommand: ParsableCommand {
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--data", data)])
+        try DecoderOptions.checkAdapterPath(adapter)
         if runDirectory != nil && adapter != nil {
             throw ValidationError("--run and --adapter: give one (a run's shards carry their own adapters).")
         }

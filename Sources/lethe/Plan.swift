@@ -66,6 +66,15 @@ struct PlanCreateCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
     var json: Bool { output.json }
 
+    /// Refuses a prior that does not fit `slices` slices as a usage error, before any work. A
+    /// prior read from a pipe is checked when it is read (reading it here would consume it).
+    static func checkPrior(_ argument: String?, slices: Int) throws {
+        guard let argument, priorFile(argument).map({ FileKind.irregular(atPath: $0) == nil }) ?? true else { return }
+        do { _ = try Prior.read(argument: argument, sliceCount: slices) } catch let error as PlanningError {
+            throw ValidationError("\(error)")
+        }
+    }
+
     /// `--prior`'s value when it names a file (not inline JSON), for the input-file checks.
     static func priorFile(_ value: String) -> String? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
@@ -78,6 +87,7 @@ struct PlanCreateCommand: ParsableCommand {
         }
         try RunOptions.checkUTF8(runDirectory, option: "--run")
         try InputFiles.check([("--data", data), ("--prior", prior.flatMap(Self.priorFile))])
+        try Self.checkPrior(prior, slices: slices)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: runDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw ValidationError("--run \(runDirectory): is a file, not a directory; give a new or existing directory.")

@@ -51,6 +51,7 @@ struct SimulateCommand: ParsableCommand {
     func validate() throws {
         try Self.trialBounds.check(trials, option: "--trials")
         try InputFiles.check([("--prior", prior.flatMap(PlanCreateCommand.priorFile))])
+        try PlanCreateCommand.checkPrior(prior, slices: slices)
         // Checked before the simulation, which may run for minutes, rather than after it.
         if let svg {
             let url = URL(fileURLWithPath: svg)

@@ -124,8 +124,21 @@ import Training
         let inline = try LetheProcess.run(shape + ["--prior", "[0.4,0.3,0.2,0.1]"])
         let file = try LetheProcess.run(shape + ["--prior", prior.path])
         #expect(inline.status == 0 && inline.output == file.output, "\(inline.output)\n\(file.output)")
+        // A prior that does not fit the slices is a usage error, found before any work, for
+        // simulate and plan alike.
         let bad = try LetheProcess.run(shape + ["--prior", "[0.4, 0.3]"])
-        #expect(bad.status != 0 && bad.output.contains("--prior"), "\(bad.output)")
+        #expect(bad.status == 64 && bad.output.contains("--prior") && bad.output.contains("has 2 entries for 4 slices"),
+                "\(bad.output)")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("prior-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("tiny.jsonl")
+        try BBCSubset.write(perLabel: 6, to: data)
+        let run = scratch.appendingPathComponent("run")
+        let planned = try LetheProcess.run(["plan", "--data", data.path, "--shards", "2", "--slices", "4", "--budget", "2",
+                                            "--selection", "bms", "--prior", "[0.5, 0.5, 0.5, 0.5]", "--run", run.path])
+        #expect(planned.status == 64 && planned.output.contains("sums to 2.0, not 1"), "\(planned.output)")
+        #expect(!FileManager.default.fileExists(atPath: run.path))
     }
 }
 

@@ -184,6 +184,16 @@ import Testing
         #expect(status == 64 && output.contains("every chunk of one is also in the other"), "exit \(status): \(output)")
     }
 
+    /// An --adapter that names nothing is a usage error, like a missing --data.
+    @Test func aMissingAdapterIsAUsageError() throws {
+        let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
+        for command in [["perplexity", "--data", texts], ["eval-forget", "--forget", texts, "--unseen", texts]] {
+            let (status, output) = try LetheProcess.run(command + ["--model", Self.model, "--adapter", "/nonexistent/adapter"])
+            #expect(status == 64 && output.contains("--adapter /nonexistent/adapter: no such file or directory"),
+                    "\(command[0]): exit \(status): \(output)")
+        }
+    }
+
     /// An --out below a file is refused naming the reason (Foundation's own error would read
     /// "NSCocoaErrorDomain error 512").
     @Test func anOutputBelowAFileSaysItIsNotADirectory() throws {
