@@ -10,7 +10,16 @@ import Glibc
 public enum InputFile {
     public static func read(_ url: URL) throws -> Data {
         if isPipe(url.path) {
-            let handle = try FileHandle(forReadingFrom: url)
+            // Opening a named pipe waits for its writer, as `cat` does; said once it lasts a
+            // second, so that a FIFO nothing writes to is not a silent hang.
+            let notice = DispatchWorkItem {
+                FileHandle.standardError.write(Data(("waiting for \(url.path): it is a named pipe, and nothing writes to it "
+                    + "yet; this command goes on once a writer opens it (Ctrl-C to stop).\n").utf8))
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1, execute: notice)
+            let opened = Result { try FileHandle(forReadingFrom: url) }
+            notice.cancel()
+            let handle = try opened.get()
             defer { try? handle.close() }
             return try handle.readToEnd() ?? Data()
         }

@@ -103,6 +103,33 @@ import Training
         #expect(helpStatus == 0)
     }
 
+    /// Data given as a named pipe that nothing writes to yet: the command says it is waiting for
+    /// a writer (rather than hang silently), and goes on once one writes.
+    @Test func aNamedPipeWithoutAWriterIsSaidAndThenRead() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("tiny.jsonl"), fifo = scratch.appendingPathComponent("data.fifo")
+        try BBCSubset.write(perLabel: 6, to: data)
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let process = Process()
+        process.executableURL = try LetheProcess.binary()
+        process.arguments = ["plan", "--data", fifo.path, "--shards", "2", "--slices", "2", "--budget", "1",
+                             "--run", scratch.appendingPathComponent("run").path]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 2)
+        let writer = try FileHandle(forWritingTo: fifo)   // opens once the command reads
+        try writer.write(contentsOf: try Data(contentsOf: data))
+        try writer.close()
+        process.waitUntilExit()
+        let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(said)")
+        #expect(said.contains("it is a named pipe, and nothing writes to it yet"), "\(said)")
+    }
+
     /// A chart path that cannot be written is refused before the simulation runs.
     @Test func simulateRefusesAChartPathInAMissingDirectoryUpFront() throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString)/d.svg").path
