@@ -184,6 +184,32 @@ import Testing
         #expect(status == 64 && output.contains("every chunk of one is also in the other"), "exit \(status): \(output)")
     }
 
+    /// `perplexity --run` scores a bf16 run in bf16 unless told otherwise: a run never mixes
+    /// precisions, and its own is the default.
+    @Test func perplexityOfARunUsesTheRunsPrecision() throws {
+        let scratch = try Self.scratch("run-precision")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let lines = try String(contentsOf: Self.root.appendingPathComponent("Datasets/bbc-news/train.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(12).enumerated().map { index, line -> String in
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let text = "\(object["text"] as? String ?? ""). \(object["lead"] as? String ?? "")"
+                let json = try JSONSerialization.data(withJSONObject: ["id": "t\(index)", "text": text])
+                return String(decoding: json, as: UTF8.self)
+            }
+        let texts = scratch.appendingPathComponent("texts.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: texts, atomically: true, encoding: .utf8)
+        let run = scratch.appendingPathComponent("run").path
+        try LetheProcess.succeed(["plan", "--data", texts.path, "--shards", "1", "--slices", "2", "--budget", "1", "--run", run])
+        try LetheProcess.succeed(["train", "--run", run, "--epochs", "1", "--max-tokens", "32", "--threads", "1",
+                                  "--precision", "bf16", "--model", Self.model])
+        func perplexity(_ extra: [String]) throws -> String {
+            try LetheProcess.succeed(["perplexity", "--run", run, "--data", texts.path, "--chunk-tokens", "32",
+                                      "--threads", "1", "--json"] + extra)
+        }
+        let own = try perplexity([]), bf16 = try perplexity(["--precision", "bf16"]), fp32 = try perplexity(["--precision", "fp32"])
+        #expect(own == bf16 && own != fp32, "own \(own)\nbf16 \(bf16)\nfp32 \(fp32)")
+    }
+
     /// An --adapter that names nothing is a usage error, like a missing --data.
     @Test func aMissingAdapterIsAUsageError() throws {
         let texts = Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl").path
