@@ -85,6 +85,9 @@ struct Lethe: ParsableCommand {
     }
 
     static func main() {
+        // Before any thread starts (threads inherit the mask): a launcher that blocks SIGINT and
+        // SIGTERM would otherwise leave every command deaf to them.
+        ShardJobs.unblockTerminationSignals()
         // Training steps free and reallocate their activations: that memory stays in the heap
         // rather than being faulted in again every step (Kernels/HeapPolicy.swift). Commands that
         // only score texts map their large blocks instead: in a heap, the small results kept

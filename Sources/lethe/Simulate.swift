@@ -159,13 +159,20 @@ final class SimulationProgress {
     }
 
     func trialDone(_ trial: Int) {
-        guard terminal else { return }
         let now = Date()
-        guard now.timeIntervalSince(lastDraw) >= 0.2 else { return }
+        // A bar on a terminal; into a log or pipe, a line after 10 s and then each minute, so a
+        // simulation that will run for hours says so early.
+        let elapsed = now.timeIntervalSince(start)
+        guard terminal ? now.timeIntervalSince(lastDraw) >= 0.2
+                       : elapsed >= 10 && now.timeIntervalSince(lastDraw) >= 60 else { return }
         lastDraw = now
         let done = simulationsDone * trialCount + trial
-        let elapsed = now.timeIntervalSince(start)
         let left = elapsed / Double(done) * Double(total - done)
+        if !terminal {
+            StandardError.write(Data(String(format: "simulating: trial %d of %d after %.0f s, about %.0f s left\n",
+                                             done, total, elapsed, left).utf8))
+            return
+        }
         let width = 24, filled = width * done / max(total, 1)
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         StandardError.write(Data(String(format: "\r simulating %@ trial %d/%d  %.0f s left ", bar, done, total,

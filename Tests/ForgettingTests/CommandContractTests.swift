@@ -130,6 +130,23 @@ import Training
         #expect(said.contains("it is a named pipe, and nothing writes to it yet"), "\(said)")
     }
 
+    /// A long simulation whose progress goes to a log, not a terminal, says after 10 s how far
+    /// it got and about how long is left.
+    @Test func aLongSimulationReportsItsProgressIntoALog() throws {
+        let process = Process()
+        process.executableURL = try LetheProcess.binary()
+        process.arguments = ["simulate", "--shards", "4096", "--slices", "64", "--budget", "1024", "--trials", "10000000"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 12)
+        process.terminate()
+        process.waitUntilExit()
+        let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(said.contains("simulating: trial ") && said.contains(" of 10000000 after ") && said.contains(" s left"), "\(said)")
+    }
+
     /// A chart path that cannot be written is refused before the simulation runs.
     @Test func simulateRefusesAChartPathInAMissingDirectoryUpFront() throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString)/d.svg").path
