@@ -32,7 +32,7 @@ public struct DecoderOptions: ParsableArguments {
         """)
     public var maxPositions = 2048
 
-    @Option(name: .customLong("precision"), help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, and when training gradients and optimiser state, stay float32). Default: fp32, or with --run the run's precision.")
+    @Option(name: .customLong("precision"), help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, and when training gradients and optimiser state, stay float32). Default: fp32.")
     public var givenPrecision: Precision?
 
     /// --precision, or fp32.

@@ -340,26 +340,6 @@ public struct FlatJSONScanner {
     }
 }
 
-/// Repeated keys in one JSON object, for readers that parse it with Foundation, which keeps one
-/// of the values silently.
-public enum RepeatedJSONKey {
-    /// The first key the flat object `line` repeats; nil when none does, and also when the line
-    /// is not a flat object (its own parser reports that).
-    public static func first(in line: Data) -> String? {
-        line.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> String? in
-            do {
-                _ = try FlatJSONScanner.members(of: raw.bindMemory(to: UInt8.self))
-                return nil
-            } catch let failure as FlatJSONScanner.Failure {
-                return failure.repeatedKey
-            } catch {
-                return nil
-            }
-        }
-    }
-}
-
-
 /// What Foundation's JSON parsers accept in a document without a word but a strict reader
 /// refuses: a key an object repeats (one of its values is kept, the other dropped) and a comma
 /// before a closing bracket (`[0.5, 0.5,]`, which JSON does not allow and which may mark an

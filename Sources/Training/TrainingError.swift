@@ -66,7 +66,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + "on its run trains the stage again, to the same bits."
         case let .fileInvalid(file, reason):
             // A reason that already says what to do gets no second, general advice.
-            let advises = ["restore", "run `lethe", "train again", "delete", "put back", "train into", "lethe train"]
+            let advises = ["restore", "run `lethe", "train again", "delete", "put back", "train into", "lethe train",
+                           "check the path", "give it as"]
                 .contains { reason.lowercased().contains($0) }
             return "\(file): \(reason)." + (advises ? "" : " Restore the file from a backup, or train into a new run.")
         case let .baseModelMismatch(file, expected, found):

@@ -31,7 +31,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Tokens to generate, 1…--max-positions minus the prompt.")
     var newTokens = 16
 
-    @Option(name: .customLong("run"), help: "A decoder run: continue with its served ensemble (on the base model it was trained on; instead of --model).")
+    @Option(name: .customLong("run"), help: "A decoder run: continue with its served ensemble (on the base model it was trained on, in its precision unless --precision is given; instead of --model).")
     var runDirectory: String?
 
     @OptionGroup var output: OutputOptions

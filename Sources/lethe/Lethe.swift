@@ -79,7 +79,7 @@ struct Lethe: ParsableCommand {
             let option = previous.hasPrefix("-") ? "the value of \(previous)" : "argument \(index)"
             return "\(option), \(CommandLine.arguments[index]), holds bytes that are not UTF-8 (shown as \u{FFFD}): "
                 + "Lethe names files and reads texts in UTF-8 only, and could not name this one exactly. "
-                + "Rename the file or directory to a UTF-8 name."
+                + "Give it in UTF-8 (a path: rename the file or directory to a UTF-8 name)."
         }
         return nil
     }

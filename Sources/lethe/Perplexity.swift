@@ -43,7 +43,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Adapter to apply: the directory `lethe unlearn --out` wrote, or the \(AdapterFile.fileName) in it.")
     var adapter: String?
 
-    @Option(name: .customLong("run"), help: "A decoder run: score with its served ensemble (on the base model it was trained on; instead of --model).")
+    @Option(name: .customLong("run"), help: "A decoder run: score with its served ensemble (on the base model it was trained on, in its precision unless --precision is given; instead of --model).")
     var runDirectory: String?
 
     @OptionGroup var output: OutputOptions

@@ -54,15 +54,25 @@ struct SimulateCommand: ParsableCommand {
         try PlanCreateCommand.checkPrior(prior, slices: slices)
         // Checked before the simulation, which may run for minutes, rather than after it.
         if let svg {
-            let url = URL(fileURLWithPath: svg)
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
-                throw ValidationError("--svg \(svg): a directory is in the way; give the path of the chart file.")
+            guard !svg.isEmpty else { throw ValidationError("--svg is empty; give the path of the chart file.") }
+            // The chart replaces the file by a rename: whatever else is there (a device such as
+            // /dev/null, a pipe, a link) would be replaced by it, not written to.
+            var status = stat()
+            if lstat(svg, &status) == 0 {
+                let kind = status.st_mode & S_IFMT
+                if kind == S_IFDIR { throw ValidationError("--svg \(svg): a directory is in the way; give the path of the chart file.") }
+                if kind != S_IFREG {
+                    let what = kind == S_IFLNK ? "a symbolic link" : FileKind.irregular(status.st_mode) ?? "not a regular file"
+                    throw ValidationError("--svg \(svg): it is \(what), which the chart would replace; give the path of a "
+                                          + "regular file (it is created or replaced).")
+                }
             }
-            let parent = url.deletingLastPathComponent().path
-            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            let parent = URL(fileURLWithPath: svg).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) {
                 throw ValidationError("--svg \(svg): there is no directory \(parent); create it, or give a path in an existing directory.")
             }
+            if !isDirectory.boolValue { throw ValidationError("--svg \(svg): \(parent) is a file, not a directory.") }
         }
     }
 

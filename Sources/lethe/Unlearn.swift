@@ -200,9 +200,11 @@ struct UnlearnCommand: ParsableCommand {
                                       threads: options.threads)
         var tokens = 0
         var last: (forgetTerm: Float, companionTerm: Float, gradientNorm: Float)?
+        var firstForgetTerm: Float?
         let adapter = try unlearner.run { s in
             tokens += s.trainedTokens
             last = (s.forgetTerm, s.companionTerm, s.gradientNorm)
+            if firstForgetTerm == nil { firstForgetTerm = s.forgetTerm }
             if json {
                 writeJSONLine(["event": "step", "step": s.step, "steps": steps, "loss": Double(s.loss),
                                "forget_term": Double(s.forgetTerm), "companion_term": Double(s.companionTerm),
@@ -225,11 +227,15 @@ struct UnlearnCommand: ParsableCommand {
             StandardError.write(Data(("warning: the companion term (the next-token loss on --\(method.companion?.rawValue ?? "retain")) "
                 + "ended at \(last.companionTerm), at or above ln \(model.configuration.vocabularySize) = \(uniform), the loss "
                 + "of guessing every token alike: the model no longer keeps what it was to keep. Lower --lr or --alpha.\n").utf8))
-        } else if let last, method.usesPreferenceLoss, last.forgetTerm < 1e-3, last.gradientNorm < 1e-4 {
-            // NPO's term tends to 0 only as the forget set's likelihood under the model goes to 0.
-            StandardError.write(Data(("warning: the \(method.rawValue) term saturated (\(last.forgetTerm), no gradient "
-                + "left): the model gives the forget set almost no probability at all, which it reaches by breaking "
-                + "down on other text too. Check the model's perplexity on data it should keep; lower --lr or --alpha.\n").utf8))
+        } else if let last, let firstForgetTerm, method.usesPreferenceLoss, firstForgetTerm >= 1e-3,
+                  last.forgetTerm < 1e-3, last.gradientNorm < 1e-4 {
+            // NPO's term tends to 0 as the forget set's likelihood under the model does; reached
+            // by the steps (not saturated from the first, as a large --beta can make it), it
+            // usually means the model broke down on other text too.
+            StandardError.write(Data(("warning: the \(method.rawValue) term fell from \(firstForgetTerm) to \(last.forgetTerm) "
+                + "with no gradient left: the model gives the forget set almost no probability at all, which it "
+                + "usually reaches by breaking down on other text too. Check its perplexity on data it should keep; "
+                + "lower --lr or --alpha.\n").utf8))
         }
         let url = dir.appendingPathComponent(AdapterFile.fileName)
         try AdapterFile.write(adapter, to: url, method: method.rawValue, configuration: configuration,

@@ -2,6 +2,7 @@ import Forgetting
 import Foundation
 import Planning
 import RunFixtures
+import Support
 import Testing
 import Training
 
@@ -89,6 +90,20 @@ import Training
         #expect(!FileManager.default.fileExists(atPath: scratch.path))
     }
 
+    /// A planned run that took a deletion, whose ledger then went missing: the plan's tombstones
+    /// show a ledger existed, so a forget refuses instead of starting a new, empty one.
+    @Test func aForgetWithoutTheLedgerThePlansTombstonesNeedIsRefused() throws {
+        let run = try OutputFailureTests.plannedRun()
+        defer { try? FileManager.default.removeItem(at: run.deletingLastPathComponent()) }
+        let ids = try Plan.load(from: RunLayout(directory: run).planURL).undeletedExampleIDs
+        try LetheProcess.succeed(["forget", "--run", run.path, "--id", ids[0]])
+        let ledger = RunLayout(directory: run).ledgerURL
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ledger.path + suffix) }
+        let (status, output) = try LetheProcess.run(["forget", "--run", run.path, "--id", ids[1]])
+        #expect(status == 1 && output.contains("the ledger is missing, but the plan holds 1 tombstone(s)"), "\(status): \(output)")
+        #expect(!FileManager.default.fileExists(atPath: ledger.path))
+    }
+
     /// A mistyped command is named as such, with the nearest names, rather than reported as an
     /// unknown option of the command above it (or run as its default subcommand).
     @Test func aMistypedCommandIsNamed() throws {
@@ -156,6 +171,21 @@ import Training
         let (inTheWay, message) = try LetheProcess.run(["simulate", "--shards", "2", "--slices", "2", "--budget", "2",
                                                         "--trials", "2", "--svg", FileManager.default.temporaryDirectory.path])
         #expect(inTheWay == 64 && message.contains("a directory is in the way"), "\(inTheWay): \(message)")
+        // The chart is written by a rename, which would replace a pipe or a link (or, as root,
+        // /dev/null itself) with a regular file: refused, and left as it was.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("svg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let fifo = scratch.appendingPathComponent("chart.fifo"), link = scratch.appendingPathComponent("chart.svg")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: "/nonexistent/chart.svg")
+        for (path, what) in [(fifo.path, "a FIFO (named pipe)"), (link.path, "a symbolic link")] {
+            let (status, output) = try LetheProcess.run(["simulate", "--shards", "2", "--slices", "2", "--budget", "2",
+                                                         "--trials", "2", "--svg", path])
+            #expect(status == 64 && output.contains("it is \(what), which the chart would replace"), "\(status): \(output)")
+        }
+        #expect(FileKind.irregular(atPath: fifo.path) == "a FIFO (named pipe)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)) == "/nonexistent/chart.svg")
     }
 
     /// `--prior` takes the JSON inline as its help shows, or a file holding it: the same result.

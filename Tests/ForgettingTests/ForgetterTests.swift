@@ -201,6 +201,9 @@ import Training
             ("{\"id\": \"sport/189\", \"id\": \"tech/171\"}", 1, "the key \"id\" appears twice; give one request per line"),
             ("{\"id\": \"a\", \"request_id\": \"r\", \"request\\u005fid\": \"s\"}", 1,
              "the key \"request_id\" appears twice; give one request per line"),
+            // Foundation's parser takes a comma before the closing brace; the log does not.
+            ("{\"id\": \"a\"}\n{\"id\": \"b\", \"request_id\": \"t-1\",}", 2,
+             "the line has a comma before a closing bracket at byte 32; remove it"),
             ("{\"id\": 5}", 1, "\"id\" must be a non-empty string"),
             ("{\"request_id\": \"x\"}", 1, "needs \"id\" or \"group\""),
             ("{\"id\": \"a\\u0000b\"}", 1, "\"id\" holds the control character U+0000; ids, groups, request ids and "

@@ -128,6 +128,35 @@ import Training
         #expect(try Self.kinds(run) == [.unrecordedTombstone])
     }
 
+    /// A died forget that repeats many deletions (a log run again with two new ids) beside a
+    /// changed tombstone log: which of its ids were tombstoned before is read from the earlier
+    /// requests, not guessed, so the damage is found however many ids the log repeats, and the
+    /// same log without damage is completed alone.
+    @Test(arguments: [false, true])
+    func aDiedForgetRepeatingManyDeletionsIsCheckedExactly(_ damaged: Bool) throws {
+        let run = try TinyRun("repeats-\(damaged)")
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        let earlier = (0..<12).map { String(format: "ex-%02d", $0) }
+        let forgetter = Forgetter(run: run.directory)
+        // The first forget writes its tombstone into plan.h5; the next ones append to the log.
+        _ = try forgetter.forget([ForgetRequest(target: .example("ex-35"))], nowMilliseconds: 1)
+        _ = try forgetter.forget(earlier.map { ForgetRequest(target: .example($0)) }, nowMilliseconds: 2)
+        try forgetter.close()
+        try Self.dieBeforeReceipt(run, requesting: earlier + ["ex-30", "ex-31"], tombstoning: ["ex-30", "ex-31"])
+        if damaged {
+            let log = run.directory.appendingPathComponent("plan.tombstones")
+            let text = try String(contentsOf: log, encoding: .utf8)
+            try #require(text.contains("ex-05\n"), "\(text)")
+            try text.replacingOccurrences(of: "ex-05\n", with: "ex-25\n").write(to: log, atomically: false, encoding: .utf8)
+            #expect(try !Plan.load(from: layout.planURL).tombstones.contains("ex-05"), "the damage took")
+        }
+        let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover()
+        #expect(recovery.tombstonesReapplied == damaged, "\(recovery)")
+        #expect(try Plan.load(from: layout.planURL).tombstones.contains("ex-05"))
+        #expect(try Self.kinds(run) == (damaged ? [.unrecordedTombstone] : []))
+    }
+
     /// The state a forget leaves when it dies after its request is in the ledger and `tombstoning`
     /// is durable in the tombstone log, before its receipt.
     static func dieBeforeReceipt(_ run: TinyRun, requesting examples: [String], tombstoning: [String]) throws {

@@ -82,6 +82,11 @@ import Training
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         try plan.save(to: Plan.url(inRun: scratch))
+        // With its ledger: a plan holding tombstones beside no ledger is a run that lost it.
+        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: run.directory.path + "/ledger.sqlite" + suffix) {
+            try FileManager.default.copyItem(atPath: run.directory.path + "/ledger.sqlite" + suffix,
+                                             toPath: scratch.path + "/ledger.sqlite" + suffix)
+        }
         try ToyStageTrainer.trainAll(plan, in: scratch)
         for entry in served.shards {
             for (index, key) in entry.stageKeys.enumerated() {

@@ -175,6 +175,20 @@ import Testing
         #expect(output.contains("warning: the companion term (the next-token loss on --retain)"), "\(output)")
     }
 
+    /// SimNPO's term at its default β starts near 0 (σ(β·…) ≈ 1 from the first step): that is no
+    /// collapse, and no warning says it is.
+    @Test func aPreferenceTermSaturatedFromTheStartIsNotWarned() throws {
+        let scratch = try Self.scratch("simnpo")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let lines = try String(contentsOf: Self.root.appendingPathComponent("Datasets/rotten-tomatoes/test.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(4)
+        let forget = scratch.appendingPathComponent("f.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: forget, atomically: true, encoding: .utf8)
+        let (status, output) = try LetheProcess.run(["unlearn", "--model", Self.model, "--method", "simnpo", "--forget",
+            forget.path, "--steps", "1", "--threads", "1", "--out", scratch.appendingPathComponent("u").path])
+        #expect(status == 0 && !output.contains("warning:"), "exit \(status): \(output)")
+    }
+
     /// eval-forget with the same texts as members and non-members is refused: every attack would
     /// read 0.5, which looks like perfect forgetting.
     @Test func evalForgetRefusesMembersThatAreAllNonMembers() throws {

@@ -73,7 +73,10 @@ import Testing
         let perplexity = ["perplexity", "--model", model, "--data", texts, "--chunk-tokens", "16"]
         try Self.expectRefused(perplexity, naming: model)
         try Self.expectRefused(perplexity + ["--json"], naming: model)
-        try Self.expectRefused(["eval-forget", "--model", model, "--forget", texts, "--unseen", texts,
+        // Members and non-members apart (the same file for both is refused before any scoring).
+        let unseen = scratch.appendingPathComponent("unseen.jsonl")
+        try Data("{\"text\": \"The river rose after three days of heavy rain in the valley.\"}\n".utf8).write(to: unseen)
+        try Self.expectRefused(["eval-forget", "--model", model, "--forget", texts, "--unseen", unseen.path,
                                 "--chunk-tokens", "16"], naming: model)
         let (status, output) = try LetheProcess.run(["generate", "The capital of France is", "--model", model, "--new-tokens", "2"])
         #expect(status == 1 && output.contains("the model or adapter produced a non-finite value")

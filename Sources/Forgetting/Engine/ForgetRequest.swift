@@ -122,8 +122,10 @@ public enum RequestLog {
             throw fail("not valid JSON")
         }
         guard let fields = object as? [String: Any] else { throw fail("not a JSON object") }
-        if let key = RepeatedJSONKey.first(in: line) {
-            throw fail("the key \"\(key)\" appears twice; give one request per line")
+        switch LenientJSON.firstProblem(inDocument: Array(line)) {
+        case let .repeatedKey(key)?: throw fail("the key \"\(key)\" appears twice; give one request per line")
+        case let problem?: throw fail("the line has \(problem.text)")
+        case nil: break
         }
         for key in fields.keys where !["id", "group", "request_id", "timestamp"].contains(key) {
             throw fail("unknown key \"\(key)\" (allowed: id, group, request_id, timestamp)")

@@ -124,7 +124,7 @@ public final class Forgetter {
         }
         // Never add to a ledger that lost history the served composition quotes, nor make an
         // empty one in place of a missing one.
-        if let anchor = composition?.value.ledgerHead { try RunGuard.requireLedger(at: ledgerURL, quotedBy: anchor) }
+        try RunGuard.requireLedger(at: ledgerURL, quotedBy: composition?.value.ledgerHead) { plan.tombstones.count }
         let ledger = try timed(.ledgerOpen) { try currentLedger() }
         if let anchor = composition?.value.ledgerHead { try RunGuard.checkAnchor(anchor, in: ledger, file: ledgerURL.path) }
 
@@ -524,44 +524,19 @@ public final class Forgetter {
         guard let digest = receipt.tombstoneDigest else { return false }
         if tombstones.count == recorded { return Self.tombstoneDigest(tombstones) != digest }
         // More than it counted: a forget since, whose receipt is not written yet (recovery
-        // completes it). Its new tombstones are among the examples of the requests after the
-        // receipt; the receipt's set is the plan's without them, so the digest is compared there.
-        var named = Set<String>()
+        // completes it). Every tombstone comes from a request, so the receipt's set is the plan's
+        // tombstones less those that only requests after the receipt name: an id a later request
+        // names was there already if an earlier request named it too (a repeated deletion).
+        var later = Set<String>()
         for entry in try ledger.entries(from: receipt.ledgerSequence + 1) where entry.kind == .request {
-            named.formUnion(try entry.decodePayload(as: RequestRecord.self).examples)
+            later.formUnion(try entry.decodePayload(as: RequestRecord.self).examples)
         }
-        return !Self.tombstones(tombstones, couldExtend: recorded, digest: digest, with: named)
-    }
-
-    /// Most sets `tombstones(_:couldExtend:digest:with:)` compares, each by a digest of the whole
-    /// set. With more choices than this the answer is yes: not known, as before the check.
-    static let tombstoneChoiceLimit = 64
-
-    /// Whether `tombstones` can be a set of `count` ids whose digest is `digest` plus ids of
-    /// `named` (the examples of the requests that came since). The new ones are `tombstones.count
-    /// − count` of the tombstoned ids in `named`; which are new is not recorded when some were
-    /// tombstoned before (a repeated deletion), so each choice of the ones already there is tried.
-    static func tombstones(_ tombstones: [String], couldExtend count: Int, digest: String, with named: Set<String>) -> Bool {
-        let candidates = tombstones.filter(named.contains)
-        let base = tombstones.filter { !named.contains($0) }
-        let added = tombstones.count - count
-        // New tombstones that no later request names cannot have come from it.
-        guard added > 0, added <= candidates.count else { return false }
-        let kept = candidates.count - added
-        // C(candidates, kept), stopping once it passes the limit.
-        var choices = 1
-        for i in 0..<min(kept, added) where choices <= tombstoneChoiceLimit {
-            choices = choices * (candidates.count - i) / (i + 1)
+        let atReceipt = try tombstones.filter { id in
+            try !later.contains(id) || ledger.entries(forExampleID: id).contains {
+                $0.kind == .request && $0.sequenceNumber <= receipt.ledgerSequence
+            }
         }
-        guard choices <= tombstoneChoiceLimit else { return true }
-        // Every choice of `kept` candidates, as increasing index lists.
-        var chosen = Array(0..<kept)
-        while true {
-            if tombstoneDigest(base + chosen.map { candidates[$0] }) == digest { return true }
-            guard let last = chosen.indices.last(where: { chosen[$0] < candidates.count - kept + $0 }) else { return false }
-            chosen[last] += 1
-            for j in (last + 1)..<kept { chosen[j] = chosen[j - 1] + 1 }
-        }
+        return Self.tombstoneDigest(atReceipt) != digest
     }
 
     /// SHA-256 (hex) of a set of tombstones: the ids sorted by UTF-8 bytes, each followed by a

@@ -210,7 +210,9 @@ public struct RunGuard {
     private func anchoredLedger(readOnly: Bool) throws -> Ledger? {
         let composition = try readableComposition()
         guard FileManager.default.fileExists(atPath: layout.ledgerURL.path) else {
-            if let composition { try Self.requireLedger(at: layout.ledgerURL, quotedBy: composition.ledgerHead) }
+            try Self.requireLedger(at: layout.ledgerURL, quotedBy: composition?.ledgerHead) {
+                try Plan.load(from: layout.planURL).tombstones.count
+            }
             return nil
         }
         let ledger = readOnly ? try Ledger.openForReading(at: layout.ledgerURL) : try Ledger.open(at: layout.ledgerURL)
@@ -242,12 +244,20 @@ public struct RunGuard {
         }
     }
 
-    /// Throws when the ledger file is missing although `anchor` (served.json's head) quotes one
-    /// of its entries: opening it would create an empty ledger in its place.
-    static func requireLedger(at url: URL, quotedBy anchor: LedgerAnchor) throws {
-        guard anchor.sequenceNumber > 0, !FileManager.default.fileExists(atPath: url.path) else { return }
-        throw ForgettingError.ledgerTampered(file: url.path, reason: "the ledger is missing, but served.json reflects its "
-                                             + "entry #\(anchor.sequenceNumber)")
+    /// Throws when the ledger file is missing although the run shows it existed: `anchor`
+    /// (served.json's head) quotes one of its entries, or the plan holds tombstones, which only
+    /// its requests make. Opening it would create an empty ledger in its place.
+    static func requireLedger(at url: URL, quotedBy anchor: LedgerAnchor?, tombstones: () throws -> Int) throws {
+        guard !FileManager.default.fileExists(atPath: url.path) else { return }
+        if let anchor, anchor.sequenceNumber > 0 {
+            throw ForgettingError.ledgerTampered(file: url.path, reason: "the ledger is missing, but served.json reflects "
+                                                 + "its entry #\(anchor.sequenceNumber)")
+        }
+        let count = try tombstones()
+        if count > 0 {
+            throw ForgettingError.ledgerTampered(file: url.path, reason: "the ledger is missing, but the plan holds \(count) "
+                                                 + "tombstone(s), which only its deletion requests make")
+        }
     }
 
     /// Throws when `anchor` is not in `ledger`: the ledger is shorter or differs at that entry.
