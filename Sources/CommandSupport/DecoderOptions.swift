@@ -57,6 +57,14 @@ public struct DecoderOptions: ParsableArguments {
                               + "`lethe unlearn`, or the adapter.h5 in it.")
     }
 
+    /// For a command that runs either a decoder run (`--run`, on the base model it was trained on)
+    /// or --model: refuses both at once, and checks the model file when it is the one used.
+    public func checkModel(orRun runDirectory: String?) throws {
+        guard let runDirectory else { return try checkModel() }
+        try RunOptions.checkUTF8(runDirectory, option: "--run")
+        if givenModel != nil { throw ValidationError("--run and --model: give one (a run uses the base model it was trained on).") }
+    }
+
     /// Refuses a missing or unreadable model file: each command's `validate` calls it when it
     /// uses the model (`lethe generate --run` uses the run's own instead).
     public func checkModel() throws {

@@ -36,8 +36,6 @@ public struct FlatJSONScanner {
     public struct Failure: Error, Equatable {
         public var column: Int
         public var reason: String
-        /// Set when the failure is a key that appears twice.
-        public var repeatedKey: String? = nil
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -92,7 +90,7 @@ public struct FlatJSONScanner {
                 let keyColumn = index
                 let key = try string()
                 guard keys.insert(key).inserted else {
-                    throw Failure(column: keyColumn, reason: "key \"\(key)\" appears twice", repeatedKey: key)
+                    throw Failure(column: keyColumn, reason: "key \"\(key)\" appears twice")
                 }
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"), "expected ':' after key \"\(key)\"")

@@ -197,9 +197,10 @@ struct EvalForgetCommand: ParsableCommand {
         for set in [forgetChunks, unseenChunks, retainChunks ?? [], generalChunks ?? []] {
             try options.ensureScoringMemory(model.configuration, chunks: set, batchSize: ForgetEvaluation.batchSize)
         }
-        let sharedChunks = Set(forgetChunks).intersection(unseenChunks).count
+        let members = Set(forgetChunks), nonMembers = Set(unseenChunks)
+        let sharedChunks = members.intersection(nonMembers).count
         // With no chunk apart, every attack reads 0.5: it would look like perfect forgetting.
-        if sharedChunks == Set(forgetChunks).count || sharedChunks == Set(unseenChunks).count {
+        if sharedChunks == members.count || sharedChunks == nonMembers.count {
             throw ValidationError("--forget \(forget) and --unseen \(unseen): every chunk of one is also in the other, so "
                                   + "no attack can tell members from non-members and every score would read 0.5. Give "
                                   + "texts the model never saw as --unseen.")

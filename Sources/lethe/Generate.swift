@@ -38,13 +38,7 @@ struct GenerateCommand: ParsableCommand {
     var json: Bool { output.json }
 
     func validate() throws {
-        if let runDirectory {
-            try RunOptions.checkUTF8(runDirectory, option: "--run")
-            // The run names its own base model.
-            if options.givenModel != nil { throw ValidationError("--run and --model: give one (a run uses the base model it was trained on).") }
-        } else {
-            try options.checkModel()
-        }
+        try options.checkModel(orRun: runDirectory)
         guard (1..<options.maxPositions).contains(newTokens) else {
             throw ValidationError("--new-tokens \(newTokens): give 1…\(options.maxPositions - 1) (prompt and generated "
                                   + "tokens together fit in --max-positions \(options.maxPositions)).")

@@ -115,39 +115,24 @@ struct Lethe: ParsableCommand {
         }
         // `lethe help NAME …` for a name that is no command: ArgumentParser would print the
         // top-level help and exit 0, as if the command existed.
-        if arguments.first == "help", let (unknown, parent) = unknownHelpTopic(Array(arguments.dropFirst())) {
-            let message = "help: `\(unknown)` is not a command of `\(parent.joined(separator: " "))`; "
-                + "`\(parent.joined(separator: " ")) --help` lists them."
-            StandardError.write(Data("Error: \(message)\n".utf8))
-            Foundation.exit(ExitStatus.usage.rawValue)
-        }
-        // A mistyped command name: ArgumentParser would report the options after it as unknown
-        // ("Unknown option '--run'"), or run the default subcommand and miss its options.
-        let leading = arguments.prefix { !$0.hasPrefix("-") }
-        let walked = followSubcommands(leading)
-        if arguments.first != "help", let word = walked.stoppedAt, !walked.command.configuration.subcommands.isEmpty {
-            let names = walked.command.configuration.subcommands.compactMap { $0.configuration.commandName }
-            let near = names.filter { editDistance($0, word) <= 2 }.map { "`\($0)`" }
-            let parent = walked.path.joined(separator: " ")
-            let message = "`\(word)` is not a command of `\(parent)`"
-                + (near.isEmpty ? "" : " (did you mean \(near.joined(separator: " or "))?)") + "; `\(parent) --help` lists them."
-            StandardError.write(Data("Error: \(message)\n".utf8))
-            reportFailureAsJSON(ValidationError(message), message: message, code: ExitStatus.usage.rawValue)
-            Foundation.exit(ExitStatus.usage.rawValue)
+        if arguments.first == "help" {
+            let walked = followSubcommands(arguments.dropFirst().filter { !$0.hasPrefix("-") })
+            if let unknown = walked.stoppedAt { refuseUsage("help: " + notACommand(unknown, of: walked)) }
+        } else {
+            // A mistyped command name: ArgumentParser would report the options after it as
+            // unknown ("Unknown option '--run'"), or run the default subcommand and miss them.
+            let walked = followSubcommands(arguments.prefix { !$0.hasPrefix("-") })
+            if let word = walked.stoppedAt, !walked.command.configuration.subcommands.isEmpty {
+                refuseUsage(notACommand(word, of: walked))
+            }
         }
         // An argument that is not UTF-8 (a path's raw bytes) reaches the commands with U+FFFD in
         // place of those bytes: it would name another file, or make a directory of another name.
-        if let problem = nonUTF8Argument() {
-            StandardError.write(Data("Error: \(problem)\n".utf8))
-            reportFailureAsJSON(ValidationError(problem), message: problem, code: ExitStatus.usage.rawValue)
-            Foundation.exit(ExitStatus.usage.rawValue)
-        }
+        if let problem = nonUTF8Argument() { refuseUsage(problem) }
         // Before parsing: a command's own checks (a missing file, say) would otherwise hide it.
         if let repeated = repeatedOption(for: named, arguments: arguments) {
             let name = (commandPath(to: named) ?? ["lethe"]).joined(separator: " ")
-            StandardError.write(Data("Error: \(repeated)\n  See '\(name) --help' for more information.\n".utf8))
-            reportFailureAsJSON(ValidationError(repeated), message: repeated, code: ExitStatus.usage.rawValue)
-            Foundation.exit(ExitStatus.usage.rawValue)
+            refuseUsage(repeated, then: "  See '\(name) --help' for more information.\n")
         }
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch {
@@ -270,11 +255,23 @@ struct Lethe: ParsableCommand {
         return (current, path, nil)
     }
 
-    /// The first of `names` (the words after `lethe help`) that is no subcommand of the command
-    /// the words before it name, and that command's path; nil when they all are.
-    static func unknownHelpTopic(_ names: [String]) -> (name: String, parent: [String])? {
-        let found = followSubcommands(names.filter { !$0.hasPrefix("-") })
-        return found.stoppedAt.map { ($0, found.path) }
+    /// "`statsu` is not a command of `lethe` (did you mean `status`?); `lethe --help` lists them.":
+    /// `word`, where `walked` stopped, with the subcommand names within two edits of it.
+    static func notACommand(_ word: String, of walked: (command: ParsableCommand.Type, path: [String], stoppedAt: String?))
+        -> String {
+        let near = walked.command.configuration.subcommands.compactMap { $0.configuration.commandName }
+            .filter { editDistance($0, word) <= 2 }.map { "`\($0)`" }
+        let parent = walked.path.joined(separator: " ")
+        return "`\(word)` is not a command of `\(parent)`"
+            + (near.isEmpty ? "" : " (did you mean \(near.joined(separator: " or "))?)") + "; `\(parent) --help` lists them."
+    }
+
+    /// Ends the process with a usage error (exit 64): "Error: message" and `then` on stderr, and
+    /// the message as JSON on stdout under --json.
+    static func refuseUsage(_ message: String, then more: String = "") -> Never {
+        StandardError.write(Data("Error: \(message)\n\(more)".utf8))
+        reportFailureAsJSON(ValidationError(message), message: message, code: ExitStatus.usage.rawValue)
+        Foundation.exit(ExitStatus.usage.rawValue)
     }
 
     /// The command names from `lethe` down to `target` ("lethe plan create"), or nil.

@@ -54,13 +54,7 @@ struct PerplexityCommand: ParsableCommand {
     static let limitBounds = OptionBounds(1...100_000_000)
 
     func validate() throws {
-        if let runDirectory {
-            try RunOptions.checkUTF8(runDirectory, option: "--run")
-            // The run names its own base model.
-            if options.givenModel != nil { throw ValidationError("--run and --model: give one (a run uses the base model it was trained on).") }
-        } else {
-            try options.checkModel()
-        }
+        try options.checkModel(orRun: runDirectory)
         try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--data", data)])

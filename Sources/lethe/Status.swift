@@ -32,9 +32,8 @@ struct StatusCommand: ParsableCommand {
             print(String(decoding: try report.json(), as: UTF8.self))
             return
         }
-        let count = counted
-        print("run \(runDirectory): \(count(report.examples, "example")), \(count(report.shards, "shard")) × "
-              + "\(count(report.slices, "slice")), budget \(report.budget), \(report.tombstones) deleted")
+        print("run \(runDirectory): \(counted(report.examples, "example")), \(counted(report.shards, "shard")) × "
+              + "\(counted(report.slices, "slice")), budget \(report.budget), \(report.tombstones) deleted")
         // A Slurm array of the run is shown even when train.json is missing (one whose tasks
         // could not start may have left none).
         func printSlurmJob() {
@@ -50,10 +49,10 @@ struct StatusCommand: ParsableCommand {
             return
         }
         print("training: \(settings.strategy.rawValue)\(settings.modelKind == .decoder ? " on a decoder" : ""), "
-              + "\(count(settings.epochs, "epoch")), r \(settings.rank), alpha \(settings.alpha), "
-              + "targets \(settings.targets.joined(separator: ",")), \(count(settings.layersPerBlock, "layer")) per block, "
+              + "\(counted(settings.epochs, "epoch")), r \(settings.rank), alpha \(settings.alpha), "
+              + "targets \(settings.targets.joined(separator: ",")), \(counted(settings.layersPerBlock, "layer")) per block, "
               + "lr \(settings.learningRate), text field \(settings.textField), seed \(settings.seed), "
-              + "\(count(settings.threadCount, "thread")), precision \(settings.precision.rawValue)")
+              + "\(counted(settings.threadCount, "thread")), precision \(settings.precision.rawValue)")
         if let reason = report.stagesUnavailable { print("stages per shard: unknown: \(reason)") }
         for s in shardStatus {
             let servedText = s.servedPrefixLength.map { p in
