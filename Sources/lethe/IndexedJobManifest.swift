@@ -14,6 +14,7 @@ struct IndexedJobManifest {
     let shards: [Int]
     let threads: Int
     let options: SchedulerOptions
+    let kubernetes: KubernetesOptions
     let data: String?
     /// Files every pod reads (the dataset, the base model): those outside the mounted directory
     /// are named in the manifest and by `outsideMount`.
@@ -66,7 +67,7 @@ struct IndexedJobManifest {
         }
         var lines = [
             "# Written by `lethe train --scheduler k8s --emit-manifest`. Needs the run's parent directory",
-            "# on a ReadWriteMany volume (claim \(options.volumeClaim)) mounted at the same path on every pod.",
+            "# on a ReadWriteMany volume (claim \(kubernetes.volumeClaim)) mounted at the same path on every pod.",
         ] + outsideMount.map { "# NOT under the mount, so a pod will not find it: \($0)" } + [
             "apiVersion: batch/v1",
             "kind: Job",
@@ -84,7 +85,7 @@ struct IndexedJobManifest {
             "      restartPolicy: Never",
             "      containers:",
             "        - name: train",
-            "          image: \(quoted(options.image))",
+            "          image: \(quoted(kubernetes.image))",
             "          command: [\"/bin/sh\", \"-c\"]",
             "          args: [\(quoted(command))]",
             "          env:",
@@ -106,7 +107,7 @@ struct IndexedJobManifest {
             "      volumes:",
             "        - name: runs",
             "          persistentVolumeClaim:",
-            "            claimName: \(quoted(options.volumeClaim))",
+            "            claimName: \(quoted(kubernetes.volumeClaim))",
         ]
         return lines.joined(separator: "\n") + "\n"
     }

@@ -62,6 +62,8 @@ struct RetrainCommand: ParsableCommand {
     @Flag(help: "One JSON line per stage and per published shard.")
     var json = false
 
+    @Option(help: "Where shards retrain: local (this machine) or slurm (one job array task per shard).")
+    var scheduler: RetrainSchedulerKind = .local
     @OptionGroup var scheduling: SchedulerOptions
 
     static let passBounds = OptionBounds(1...100)
@@ -73,7 +75,7 @@ struct RetrainCommand: ParsableCommand {
             throw ValidationError("--shard \(shard): give a shard of the plan, 0…shards−1.")
         }
         try InputFiles.check([("--data", data)])
-        if scheduling.scheduler == .k8s { throw ValidationError("retrain runs --scheduler local or slurm.") }
+        try scheduling.check(scheduler: scheduler.kind, kubernetes: nil)
     }
 
     func run() throws {
@@ -105,7 +107,7 @@ struct RetrainCommand: ParsableCommand {
         }
         let trainer = try RunTrainer(run: run, data: data, threads: threads, clock: seconds)
         let layout = RunLayout(directory: run)
-        if scheduling.scheduler == .slurm {
+        if scheduler == .slurm {
             // The affected shards' stages train as array tasks; the retrain below then finds
             // them trained and publishes each shard under the run lock.
             let submission = SlurmSubmission(layout: layout, settings: trainer.runner.settings, shards: wanted,

@@ -7,10 +7,17 @@ enum SchedulerKind: String, ExpressibleByArgument, CaseIterable {
     case local, slurm, k8s
 }
 
-/// The options of `--scheduler slurm`, and the hidden `--task` mode array tasks run in.
+/// Where `lethe retrain` runs its shards: here or as a Slurm job array (a retrain follows
+/// deletions as they arrive, which a manifest written for later could not).
+enum RetrainSchedulerKind: String, ExpressibleByArgument, CaseIterable {
+    case local, slurm
+    var kind: SchedulerKind { self == .local ? .local : .slurm }
+}
+
+/// The options of the cluster schedulers (Slurm's, and those a Kubernetes manifest also
+/// takes), and the hidden `--task` mode array tasks run in. The command declares `--scheduler`
+/// itself, with the schedulers it offers, and calls `check(scheduler:kubernetes:)`.
 struct SchedulerOptions: ParsableArguments {
-    @Option(help: "Where shards train: local (this machine), slurm (one job array task per shard) or k8s (train only; with --emit-manifest: write a Kubernetes Indexed Job).")
-    var scheduler: SchedulerKind = .local
     @Option(help: "Slurm partition (default: the cluster's default).")
     var partition: String?
     @Option(help: "Slurm time limit per task, as sbatch takes it (e.g. 2:00:00).")
@@ -28,17 +35,6 @@ struct SchedulerOptions: ParsableArguments {
     @Flag(help: "With --scheduler slurm: wait for the array, with one progress line, then publish the composition.")
     var wait = false
 
-    @Flag(help: "With --scheduler k8s: write RUN/k8s/train-job.yaml, an Indexed Job with one completion per shard left to train.")
-    var emitManifest = false
-    @Option(name: .customLong("image"), help: "With --scheduler k8s: the container image holding lethe (default: lethe:latest).")
-    var givenImage: String?
-    @Option(name: .customLong("volume-claim"),
-            help: "With --scheduler k8s: the PersistentVolumeClaim holding the run's parent directory, mounted at the same path (default: lethe-runs).")
-    var givenVolumeClaim: String?
-    /// The image and claim the manifest names.
-    var image: String { givenImage ?? "lethe:latest" }
-    var volumeClaim: String { givenVolumeClaim ?? "lethe-runs" }
-
     /// Set in the batch script: train this shard's stages only — no ledger, no served.json —
     /// and write the task's result record; the submitting side publishes.
     @Flag(help: .hidden) var task = false
@@ -48,6 +44,15 @@ struct SchedulerOptions: ParsableArguments {
     func validate() throws {
         try CommonBounds.threads.check(cpusPerTask, option: "--cpus-per-task")
         try Self.parallelBounds.check(maxParallel, option: "--max-parallel")
+        for value in [partition, time, mem, gres].compactMap({ $0 }) + sbatchArg
+        where value.contains(where: { $0.isNewline }) {
+            throw ValidationError("a Slurm option holds a line break: \(value.debugDescription).")
+        }
+    }
+
+    /// Refuses an option the chosen scheduler would ignore (rather than dropping it silently);
+    /// `kubernetes` is nil for a command that offers no k8s scheduler.
+    func check(scheduler: SchedulerKind, kubernetes: KubernetesOptions?) throws {
         // Options only Slurm reads, and those both cluster schedulers read: an option the
         // chosen scheduler would ignore is refused, not silently dropped.
         let slurmOnly = [("--partition", partition != nil), ("--time", time != nil), ("--sbatch-arg", !sbatchArg.isEmpty),
@@ -59,25 +64,36 @@ struct SchedulerOptions: ParsableArguments {
                 throw ValidationError("\(option) is an option of --scheduler slurm.")
             }
             if let option = cluster.first(where: \.1)?.0 {
-                throw ValidationError("\(option) is an option of --scheduler slurm or k8s.")
+                throw ValidationError("\(option) is an option of --scheduler slurm" + (kubernetes == nil ? "." : " or k8s."))
             }
-            if emitManifest { throw ValidationError("--emit-manifest is an option of --scheduler k8s.") }
         }
         if scheduler == .k8s, let option = slurmOnly.first(where: \.1)?.0 {
             throw ValidationError("\(option) is an option of --scheduler slurm; a Kubernetes Job written with "
                                   + "--emit-manifest does not use it.")
         }
-        if scheduler != .k8s, let option = [("--image", givenImage != nil), ("--volume-claim", givenVolumeClaim != nil)]
+        guard let kubernetes else { return }
+        if scheduler != .k8s, let option = [("--emit-manifest", kubernetes.emitManifest),
+                                             ("--image", kubernetes.givenImage != nil),
+                                             ("--volume-claim", kubernetes.givenVolumeClaim != nil)]
             .first(where: \.1)?.0 {
-            throw ValidationError("\(option) is an option of --scheduler k8s (with --emit-manifest).")
+            throw ValidationError("\(option) is an option of --scheduler k8s" + (option == "--emit-manifest" ? "." : " (with --emit-manifest)."))
         }
-        if scheduler == .k8s && !emitManifest {
+        if scheduler == .k8s && !kubernetes.emitManifest {
             throw ValidationError("--scheduler k8s only writes a manifest (no cluster is driven from here): add --emit-manifest.")
         }
-        if emitManifest && scheduler != .k8s { throw ValidationError("--emit-manifest goes with --scheduler k8s.") }
-        for value in [partition, time, mem, gres].compactMap({ $0 }) + sbatchArg
-        where value.contains(where: { $0.isNewline }) {
-            throw ValidationError("a Slurm option holds a line break: \(value.debugDescription).")
-        }
     }
+}
+
+/// The options of `lethe train --scheduler k8s --emit-manifest`.
+struct KubernetesOptions: ParsableArguments {
+    @Flag(help: "With --scheduler k8s: write RUN/k8s/train-job.yaml, an Indexed Job with one completion per shard left to train.")
+    var emitManifest = false
+    @Option(name: .customLong("image"), help: "With --scheduler k8s: the container image holding lethe (default: lethe:latest).")
+    var givenImage: String?
+    @Option(name: .customLong("volume-claim"),
+            help: "With --scheduler k8s: the PersistentVolumeClaim holding the run's parent directory, mounted at the same path (default: lethe-runs).")
+    var givenVolumeClaim: String?
+    /// The image and claim the manifest names.
+    var image: String { givenImage ?? "lethe:latest" }
+    var volumeClaim: String { givenVolumeClaim ?? "lethe-runs" }
 }

@@ -87,7 +87,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Shards trained at once, \(Self.jobBounds.text), each in its own process with the run's thread count.")
     var jobs = 1
 
+    @Option(help: "Where shards train: local (this machine), slurm (one job array task per shard) or k8s (with --emit-manifest: write a Kubernetes Indexed Job).")
+    var scheduler: SchedulerKind = .local
     @OptionGroup var scheduling: SchedulerOptions
+    @OptionGroup var kubernetes: KubernetesOptions
 
     @Flag(help: "One JSON line per stage instead of text.")
     var json = false
@@ -104,7 +107,8 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--shard \(shard): give a shard of the plan, 0…shards−1.")
         }
         try InputFiles.check([("--data", data)])
-        if let data, InputFile.isPipe(data), jobs > 1 || scheduling.scheduler != .local {
+        try scheduling.check(scheduler: scheduler, kubernetes: kubernetes)
+        if let data, InputFile.isPipe(data), jobs > 1 || scheduler != .local {
             // Each shard's process opens --data itself; a pipe's data is read once, here.
             throw ValidationError("--data \(data) is a pipe, which the " + (jobs > 1 ? "--jobs processes" : "cluster's tasks")
                                   + " cannot read again; write the data to a file and pass that.")
@@ -134,7 +138,7 @@ struct TrainCommand: ParsableCommand {
             if $0.modelKind == .encoder && plan.labels.count < 2 {
                 throw TrainingError.tooFewLabels(names: plan.labels.names)
             }
-            if scheduling.scheduler != .local, !scheduling.task { try checkClusterFits($0, layout: layout) }
+            if scheduler != .local, !scheduling.task { try checkClusterFits($0, layout: layout) }
             _ = try RunData.dataset(for: plan, run: layout.directory, override: data)
             dataChecked = true
         }, created: { createdSettings = true })
@@ -148,7 +152,7 @@ struct TrainCommand: ParsableCommand {
             }
             return
         }
-        if scheduling.scheduler == .slurm || scheduling.scheduler == .k8s {
+        if scheduler == .slurm || scheduler == .k8s {
             let jobBefore = SlurmQueue.lastJob(run: layout.directory)?.id
             do {
                 try submitToCluster(layout: layout, settings: settings, plan: plan, selected: selected)
@@ -185,7 +189,7 @@ struct TrainCommand: ParsableCommand {
     /// them, and again for later calls).
     func checkClusterFits(_ settings: TrainingSettings, layout: RunLayout) throws {
         guard settings.strategy != .full else {
-            throw ValidationError("--scheduler \(scheduling.scheduler.rawValue) trains shards; --strategy full trains one "
+            throw ValidationError("--scheduler \(scheduler.rawValue) trains shards; --strategy full trains one "
                                   + "model: use --scheduler local.")
         }
         if let cpus = scheduling.cpusPerTask, cpus != settings.threadCount {
@@ -203,10 +207,10 @@ struct TrainCommand: ParsableCommand {
                               layerCount: layerCount, layersPerBlock: settings.layersPerBlock, strategy: settings.strategy)
                 .stages.contains { !layout.isComplete($0) }
         }
-        if scheduling.scheduler == .k8s {
+        if scheduler == .k8s {
             let dataset = data.map { URL(fileURLWithPath: $0) } ?? plan.datasetURL(run: layout.directory)
             let manifest = IndexedJobManifest(layout: layout, shards: pending.isEmpty ? selected : pending,
-                                              threads: settings.threadCount, options: scheduling, data: data,
+                                              threads: settings.threadCount, options: scheduling, kubernetes: kubernetes, data: data,
                                               inputs: [dataset, settings.baseModelDirectory(run: layout.directory)])
             let url = try manifest.write()
             for path in manifest.outsideMount {

@@ -191,6 +191,18 @@ import Testing
             let (status, output) = try Self.run(["train", "--run", Self.missingRun] + option)
             #expect(status == 64 && output.contains("\(option[0]) is an option of --scheduler k8s"), "\(output)")
         }
+        // retrain offers local and slurm only: its help and its parser know no k8s options.
+        let help = try Self.run(["retrain", "--help"])
+        #expect(help.status == 0 && help.output.contains("--scheduler <scheduler> Where shards retrain"), "\(help.output)")
+        for name in ["k8s", "--emit-manifest", "--image", "--volume-claim"] {
+            #expect(!help.output.contains(name), "retrain --help names \(name): \(help.output)")
+        }
+        for (arguments, named) in [(["--scheduler", "k8s"], "Please provide one of 'local' and 'slurm'"),
+                                   (["--emit-manifest"], "Unknown option '--emit-manifest'"),
+                                   (["--mem", "4G"], "--mem is an option of --scheduler slurm.")] {
+            let (status, output) = try Self.run(["retrain", "--run", Self.missingRun] + arguments)
+            #expect(status == 64 && output.contains(named), "\(arguments): \(output)")
+        }
     }
 
     /// An empty --run (an unset shell variable) never means the working directory.
