@@ -2,6 +2,7 @@ import Forgetting
 import Kernels
 import Foundation
 import Planning
+import Support
 import Training
 
 /// One finding of `lethe verify`: what is wrong and where.
@@ -103,7 +104,8 @@ public enum RunVerifier {
         let plan = try Plan.load(from: layout.planURL)
         var problems: [VerificationProblem] = []
         let composition = readComposition(layout, problems: &problems)
-        let ledger = try checkLedger(layout, quotedHead: composition?.ledgerHead, problems: &problems)
+        let ledger = try checkLedger(layout, quotedHead: composition?.ledgerHead, tombstones: plan.tombstones.count,
+                                     problems: &problems)
         // A ledger whose rows cannot be read (reported above) says nothing about the tombstones.
         for id in (ledger.deleted ?? []).sorted() where !plan.isTombstoned(id) {
             problems.append(.init(kind: .missingTombstone, location: layout.planURL.path,
@@ -180,17 +182,24 @@ public enum RunVerifier {
 
     /// The chain, the heads quoted by served.json and by receipts, pending requests; returns
     /// the entry count and the examples the ledger's requests delete (nil when its rows cannot
-    /// be read: the chain check reported it).
-    private static func checkLedger(_ layout: RunLayout, quotedHead: LedgerAnchor?,
+    /// be read, or it is missing where it must exist: that one problem is reported, not each
+    /// tombstone without its request). Only deletion requests make tombstones, so a plan that
+    /// holds some had a ledger.
+    private static func checkLedger(_ layout: RunLayout, quotedHead: LedgerAnchor?, tombstones: Int,
                                     problems: inout [VerificationProblem]) throws -> (entryCount: Int, deleted: Set<String>?) {
         let url = layout.ledgerURL
         guard FileManager.default.fileExists(atPath: url.path) else {
+            var evidence: [String] = []
             if let quotedHead, quotedHead.sequenceNumber > 0 {
-                problems.append(.init(kind: .ledgerMissing, location: url.path,
-                                      detail: "served.json reflects ledger entry #\(quotedHead.sequenceNumber), but the "
-                                          + "ledger file is missing"))
+                evidence.append("served.json reflects ledger entry #\(quotedHead.sequenceNumber)")
             }
-            return (0, [])
+            if tombstones > 0 {
+                evidence.append("the plan holds \(counted(tombstones, "tombstone")), which only deletion requests make")
+            }
+            guard !evidence.isEmpty else { return (0, []) }
+            problems.append(.init(kind: .ledgerMissing, location: url.path,
+                                  detail: evidence.joined(separator: ", and ") + ", but the ledger file is missing"))
+            return (0, nil)
         }
         let ledger = try Ledger.openForReading(at: url)
         defer { try? ledger.close() }

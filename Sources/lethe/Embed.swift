@@ -43,6 +43,7 @@ struct EmbedCommand: ParsableCommand {
     }
 
     func run() throws {
+        _ = try TrainingOptions.weightsFile(model)
         let encoder = try MiniLMEncoder(directory: model)
         let embeddings = encoder.sentenceEmbeddings(sentences, threads: threads)
         let cosine = embeddings.map { a in embeddings.map { b in zip(a, b).reduce(Float(0)) { $0 + $1.0 * $1.1 } } }

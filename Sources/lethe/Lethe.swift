@@ -159,15 +159,16 @@ struct Lethe: ParsableCommand {
                     + "the command ended with status \(error.rawValue).\n").utf8))
             }
             exit(withError: error)
-        } catch let error as ValidationError {
-            // A value that parsed but does not fit the run, the model or the machine: a usage
-            // error (64) pointing at the command's help, not at the root command's usage line.
-            let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
-            StandardError.write(Data("Error: \(error.message)\n  See '\(name) --help' for more information.\n".utf8))
-            reportFailureAsJSON(error, message: error.message, code: ExitStatus.usage.rawValue)
-            Foundation.exit(ExitStatus.usage.rawValue)
         } catch {
             let translated = UserFacingError.translate(error)
+            if let usage = translated as? ValidationError {
+                // A value that parsed but does not fit the run, the model or the machine: a usage
+                // error (64) pointing at the command's help, not at the root command's usage line.
+                let name = (commandPath(to: type(of: command)) ?? ["lethe"]).joined(separator: " ")
+                StandardError.write(Data("Error: \(usage.message)\n  See '\(name) --help' for more information.\n".utf8))
+                reportFailureAsJSON(usage, message: usage.message, code: ExitStatus.usage.rawValue)
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
             reportFailureAsJSON(translated, message: message(for: translated))
             exit(withError: translated)
         }

@@ -14,6 +14,11 @@ struct UserFacingError: Error, CustomStringConvertible {
         switch error {
         case is ExitCode, is CleanExit, is ValidationError:
             return error
+        case let error as TrainingError:
+            // An option that contradicts the run's saved settings is a usage error (exit 64),
+            // found before any work, as `retrain` reports a --threads that differs from the run's.
+            guard case .settingsConflict = error else { return error }
+            return ValidationError(error.description)
         case let error as EncodingError:
             guard case .invalidValue(let value, let context) = error else { return error }
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")

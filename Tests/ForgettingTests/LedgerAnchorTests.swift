@@ -200,7 +200,12 @@ import Training
         for suffix in ["", "-wal", "-shm"] {
             try? FileManager.default.removeItem(atPath: layout.ledgerURL.path + suffix)
         }
-        #expect(try Self.kinds(run).isSuperset(of: [.ledgerMissing, .unrecordedTombstone]))
+        // One problem, the missing ledger, with what shows it existed: not each tombstone as
+        // "unrecorded", which would blame the plan.
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.problems.map(\.kind) == [.ledgerMissing], "\(report.problems)")
+        #expect(report.problems.first?.detail.contains("served.json reflects ledger entry #3, and the plan holds 2 tombstones") == true,
+                "\(report.problems)")
         #expect(throws: ForgettingError.self) { try RunGuard(run: run.directory, nowMilliseconds: { 3 }).recover() }
         // A forget does not start a new, empty history either, nor create a file in its place
         // (verify would then see a replaced ledger rather than a missing one), and says so.
@@ -210,6 +215,12 @@ import Training
         }
         #expect(!FileManager.default.fileExists(atPath: layout.ledgerURL.path))
         #expect(try Self.kinds(run).contains(.ledgerMissing))
+        // Without served.json too, the plan's tombstones still show that a ledger existed.
+        try FileManager.default.removeItem(at: layout.servedURL)
+        let bare = try RunVerifier.verify(run: run.directory)
+        #expect(bare.problems.contains { $0.kind == .ledgerMissing && $0.detail.contains("the plan holds 2 tombstones") },
+                "\(bare.problems)")
+        #expect(!bare.problems.contains { $0.kind == .unrecordedTombstone }, "\(bare.problems)")
     }
 
     @Test func cuttingTheLastRowsIsReportedAndRefused() throws {

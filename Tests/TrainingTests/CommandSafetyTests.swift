@@ -140,14 +140,15 @@ import Store
         let saved = try TrainingSettings.load(from: settings)
         #expect(saved.baseModel.hasPrefix("/") == S3TEndToEndTests.trainArguments.contains { $0.hasPrefix("/") })
         #expect(Self.stageFiles(run).count == 8)
-        // An option that contradicts the saved settings is refused and leaves them as they were.
+        // An option that contradicts the saved settings is a usage error (64, as retrain's
+        // --threads) and leaves them as they were.
         let before = try Data(contentsOf: settings)
         let (exit, output) = try Self.run(["train", "--run", run.path, "--epochs", "2"])
-        #expect(exit == 1 && output.contains("epochs") && output.contains(settings.path), "\(output)")
+        #expect(exit == 64 && output.contains("epochs") && output.contains(settings.path), "\(output)")
         #expect(try Data(contentsOf: settings) == before)
         // So is one that train.json leaves unwritten at its default (precision fp32).
         let (bf16Exit, bf16Output) = try Self.run(["train", "--run", run.path, "--precision", "bf16"])
-        #expect(bf16Exit == 1 && bf16Output.contains("precision") && bf16Output.contains("fp32"), "\(bf16Output)")
+        #expect(bf16Exit == 64 && bf16Output.contains("precision") && bf16Output.contains("fp32"), "\(bf16Output)")
         #expect(try Data(contentsOf: settings) == before)
         // A trained run that lost train.json is not trained on with new settings.
         try FileManager.default.removeItem(at: settings)
@@ -193,7 +194,7 @@ import Store
         let trained = results.filter { $0.value.status == 0 }
         #expect(trained.count == 1, "\(results)")
         guard let winner = trained.first?.key, let loser = results[1 - winner] else { return }
-        #expect(loser.status == 1 && loser.output.contains("precision"), "\(loser.output)")
+        #expect(loser.status == 64 && loser.output.contains("precision"), "\(loser.output)")
         let saved = try TrainingSettings.load(from: RunLayout(directory: run).settingsURL)
         #expect(saved.precision.rawValue == calls[winner][3])
         #expect(Self.stageFiles(run).allSatisfy { $0.hasPrefix("shard-\(winner)/") }, "\(Self.stageFiles(run))")
@@ -433,6 +434,7 @@ import Store
             (["perplexity", "--data", texts, "--limit", "2", "--adapter", notHDF5.path], 1,
              notHDF5.appendingPathComponent("adapter.h5").path),
             (["generate", "x", "--model", missing], 64, "--model \(missing): no such file"),
+            (["embed", "x", "--model", missing], 64, "--model: \(missing)/model.safetensors is missing"),
             (["predict", "--run", run.path, "--data", noText.path], 1, "\(noText.path):2: no \"text\" string"),
             (["predict", "--run", run.path, "--data", blank.path], 1, "\(blank.path): holds no line to classify"),
         ]
