@@ -19,7 +19,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "LoRA alpha (scale alpha/r), \(rangeText(Limits.alpha)). Default 32.")
     var alpha: Float?
     @Option(parsing: .upToNextOption,
-            help: "LoRA target modules: q k v o up down (or query key value …); a decoder's also gate (or q_proj … down_proj). Default: q v.")
+            help: "LoRA target modules: q k v o up down (or query key value …); in a decoder run (`lethe train` on text data) also gate (or q_proj … down_proj). Default: q v.")
     var targets: [String] = []
     @Option(help: "Peak learning rate (warmup then linear decay), \(rangeText(Limits.learningRate)). Default 1e-3.")
     var lr: Float?
@@ -35,7 +35,7 @@ struct TrainingOptions: ParsableArguments {
     var threads: Int?
     @Flag(inversion: .prefixedNo, help: "rsLoRA: scale the adapters by alpha/√r instead of alpha/r. Default off.")
     var rslora: Bool?
-    @Option(help: "Base model: an encoder directory, or a decoder's GGUF file (text data). Default Checkpoints/base/all-MiniLM-L6-v2 for labelled data, Checkpoints/base/SmolLM2-135M-Instruct/model.gguf for text data.")
+    @Option(help: "Base model: an encoder directory; `lethe train` on a plan of text data takes a decoder's GGUF file instead. Default Checkpoints/base/all-MiniLM-L6-v2 (for text data Checkpoints/base/SmolLM2-135M-Instruct/model.gguf).")
     var model: String?
     @Option(help: "Arithmetic of the frozen base weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, gradients and optimiser state stay float32). Recorded in train.json and every stage; a run never mixes precisions. Default fp32.")
     var precision: Precision?
