@@ -130,7 +130,7 @@ let package = Package(
                     swiftSettings: fast),
         // The CLI's help texts against committed copies (Tools/update_help_fixtures.sh).
         .testTarget(name: "CommandTests", dependencies: ["RunFixtures"], exclude: ["Fixtures"], swiftSettings: fast),
-        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning", "Approximate", "Models"],
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "CommandSupport", "Planning", "Approximate", "Models", "Support"],
                     swiftSettings: fast),
         // `lethe serve` as a process on loopback: endpoints, bad bodies, forgets under load.
         .testTarget(name: "ServingTests", dependencies: ["RunFixtures", "Planning", "Training", "Forgetting", "Serving", "Support",

@@ -116,11 +116,11 @@ def main():
         ms, cpu_ms = time_step(n, args.repetitions)
         print(f"threads {n}: block step {ms:.2f} ms, CPU time {cpu_ms:.2f} ms (medians of {args.repetitions})")
         if ours:
-            gflop, floor = ours["blockStepGflop"], ours["blockStepFloorMilliseconds"]
-            print(f"  lethe ({ours['coreName']}): {ours['blockStepMilliseconds']:.2f} ms = "
-                  f"{ms / ours['blockStepMilliseconds']:.2f}× PyTorch's speed; PyTorch at "
-                  f"{gflop / (ms / 1e3):.1f} GFLOP/s, ours at {ours['blockStepGflops']:.1f} of a "
-                  f"{ours['peakGflops']:.1f} GFLOP/s FMA peak")
+            gflop, floor = ours["block_step_gflop"], ours["block_step_floor_milliseconds"]
+            print(f"  lethe ({ours['core_name']}): {ours['block_step_milliseconds']:.2f} ms = "
+                  f"{ms / ours['block_step_milliseconds']:.2f}× PyTorch's speed; PyTorch at "
+                  f"{gflop / (ms / 1e3):.1f} GFLOP/s, ours at {ours['block_step_gflops']:.1f} of a "
+                  f"{ours['peak_gflops']:.1f} GFLOP/s FMA peak")
             print(f"  ceiling: the step's {gflop:.2f} GFLOP take at least {floor:.2f} ms at the peak, so no "
                   f"implementation here can beat PyTorch's {ms:.2f} ms by more than {ms / floor:.2f}×")
 

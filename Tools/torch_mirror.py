@@ -506,9 +506,9 @@ def peak_gflops(lethe, threads, precision="fp32"):
     loop (bf16, where the CPU has AVX512-BF16; else the fp32 one)."""
     out, _, _ = run_lethe([os.path.abspath(lethe), "bench", "peak", "--threads", str(threads), "--json"], None)
     measurement = json.loads(out)["measurements"][-1]
-    if precision == "bf16" and measurement.get("bf16Gflops"):
-        return measurement["bf16Gflops"]
-    return measurement["ceilingGflops"]
+    if precision == "bf16" and measurement.get("bf16_gflops"):
+        return measurement["bf16_gflops"]
+    return measurement["ceiling_gflops"]
 
 
 def print_ceiling(who_time, torch_seconds, ours_seconds, done, floor, peak, adapters=0):

@@ -9,6 +9,9 @@ public struct LanguageModelQuality: Sendable, Equatable, Codable {
     public var accuracy: Double
     public var tokenCount: Int
 
+    /// JSON keys in snake_case, as every report of Lethe writes them.
+    public enum CodingKeys: String, CodingKey { case perplexity, accuracy, tokenCount = "token_count" }
+
     /// Aggregates per-chunk scores (token-weighted).
     public init(_ scores: [TokenScores]) {
         let lp = scores.flatMap(\.logProbabilities), ok = scores.flatMap(\.correct)
@@ -139,6 +142,12 @@ public struct UnlearningCost: Sendable, Equatable, Codable {
     public var parameterCount: Int
     public var trainedTokens: Int
     public var pretrainingTokens: Double
+
+    /// JSON keys in snake_case, as every report of Lethe writes them.
+    public enum CodingKeys: String, CodingKey {
+        case parameterCount = "parameter_count", trainedTokens = "trained_tokens", pretrainingTokens = "pretraining_tokens"
+    }
+
     public var runFLOPs: Double { 6 * Double(parameterCount) * Double(trainedTokens) }
     public var pretrainingFLOPs: Double { 6 * Double(parameterCount) * pretrainingTokens }
     /// Pre-training FLOPs divided by the run's FLOPs (Yao et al. report above 10^5).

@@ -88,6 +88,12 @@ public enum MembershipInference {
         public var bestBalancedAccuracy: Double
         /// Highest TPR among thresholds with FPR ≤ 5%.
         public var tprAt5PercentFPR: Double
+
+        /// JSON keys in snake_case, as every report of Lethe writes them (and reads an oracle's).
+        public enum CodingKeys: String, CodingKey {
+            case rocAUC = "roc_auc", foldedAUC = "folded_auc", bestBalancedAccuracy = "best_balanced_accuracy"
+            case tprAt5PercentFPR = "tpr_at_5_percent_fpr"
+        }
     }
 
     /// Metrics of `members` vs `nonMembers`; throws if either is empty.

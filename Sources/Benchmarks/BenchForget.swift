@@ -87,9 +87,7 @@ public struct BenchForgetCommand: ParsableCommand {
         let experiment = try accuracyExperiment(median: median, report: &report)
         if json {
             struct Output: Encodable { var timings: [String: Double]; var accuracy: ForgetAccuracyExperiment.Result? }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(Output(timings: report, accuracy: experiment)), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.report().encode(Output(timings: report, accuracy: experiment)), as: UTF8.self))
             return
         }
         printForgets(dataset, single, log, median: median, experiment: experiment)

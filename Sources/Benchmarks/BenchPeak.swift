@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import Support
 import Kernels
 
 /// `lethe bench peak`: the float32 and bfloat16 multiply-add rates of this CPU, the ceilings of
@@ -63,9 +64,7 @@ public struct BenchPeakCommand: ParsableCommand {
         let report = Report(coreName: BLASRuntime.coreName, logicalCPUs: load.logicalCPUs,
                             loadAverage: load.averages, measurements: measurements)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.report().encode(report), as: UTF8.self))
             return
         }
         if let warning = load.warning { print(warning) }

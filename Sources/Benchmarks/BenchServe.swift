@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import Support
 import Kernels
 import Models
 import Planning
@@ -236,7 +237,7 @@ public struct BenchServeCommand: ParsableCommand {
     }
 
     static func object(_ run: WrkRun) throws -> Any {
-        try JSONSerialization.jsonObject(with: try JSONEncoder().encode(run))
+        try JSONSerialization.jsonObject(with: try JSONEncoder.report().encode(run))
     }
 
     /// The texts of a JSON Lines file (its "text" fields), at most 512.

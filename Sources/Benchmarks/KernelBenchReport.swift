@@ -1,5 +1,6 @@
 import CommandSupport
 import Foundation
+import Support
 
 /// The numbers `lethe bench kernels` prints, as a table or as JSON.
 struct KernelBenchReport: Codable {
@@ -45,9 +46,7 @@ struct KernelBenchReport: Codable {
 
     func print(json: Bool) {
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            if let data = try? encoder.encode(self), let text = String(data: data, encoding: .utf8) {
+            if let data = try? JSONEncoder.report(pretty: true).encode(self), let text = String(data: data, encoding: .utf8) {
                 Swift.print(text)
             }
             return

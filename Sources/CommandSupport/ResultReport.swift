@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// The result of a measuring command, in one of two shapes: text lines printed (and flushed,
 /// so a log follows a long run) as they come, or, with `--json`, no text and one JSON object
@@ -25,6 +26,7 @@ public final class ResultReport {
     /// Records an `Encodable` value (its JSON form; non-finite numbers as "nan"/"inf" strings).
     public func record<Value: Encodable>(_ key: String, encoding value: Value) throws {
         let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .snakeCased
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
                                                                       nan: "nan")
         fields[key] = try JSONSerialization.jsonObject(with: try encoder.encode(value), options: [.fragmentsAllowed])

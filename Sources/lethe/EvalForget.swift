@@ -151,7 +151,7 @@ struct EvalForgetCommand: ParsableCommand {
                 throw refuse("evaluation.\(name).perplexity", "is \(quality.perplexity), not a finite positive number")
             }
             try rate(quality.accuracy, "evaluation.\(name).accuracy")
-            guard quality.tokenCount >= 0 else { throw refuse("evaluation.\(name).tokenCount", "is negative") }
+            guard quality.tokenCount >= 0 else { throw refuse("evaluation.\(name).token_count", "is negative") }
         }
         guard !report.percents.isEmpty else { throw refuse("percents", "is empty") }
         guard e.membership.count == report.percents.count else {
@@ -165,10 +165,11 @@ struct EvalForgetCommand: ParsableCommand {
         let separations = e.membership.enumerated().map { ("evaluation.membership[\($0)]", $1) }
             + e.attacks.enumerated().map { ("evaluation.attacks[\($0)].separation", $1.separation) }
         for (field, s) in separations {
-            try rate(s.rocAUC, field + ".rocAUC")
-            try rate(s.foldedAUC, field + ".foldedAUC")
-            try rate(s.bestBalancedAccuracy, field + ".bestBalancedAccuracy")
-            try rate(s.tprAt5PercentFPR, field + ".tprAt5PercentFPR")
+            typealias Key = MembershipInference.Separation.CodingKeys
+            try rate(s.rocAUC, field + "." + Key.rocAUC.rawValue)
+            try rate(s.foldedAUC, field + "." + Key.foldedAUC.rawValue)
+            try rate(s.bestBalancedAccuracy, field + "." + Key.bestBalancedAccuracy.rawValue)
+            try rate(s.tprAt5PercentFPR, field + "." + Key.tprAt5PercentFPR.rawValue)
         }
     }
 
@@ -234,8 +235,7 @@ struct EvalForgetCommand: ParsableCommand {
         try NonFiniteResult.check(e, files: [options.model] + (adapter.map { [$0] } ?? []))
         let cost = trainedTokens.map { UnlearningCost(parameterCount: model.configuration.parameterCount, trainedTokens: $0) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let encoder = JSONEncoder.report()
             let gaps = oracleEvaluation.map { o in
                 Dictionary(uniqueKeysWithValues: e.gaps(to: o).map { ($0.attack.rawValue, $0.gap) })
             }

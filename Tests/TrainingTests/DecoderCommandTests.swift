@@ -41,6 +41,13 @@ import Testing
                         "--chunk-tokens", "16"]
         let printed = try LetheProcess.succeed(evaluate + ["--json"])
         let valid = try #require(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
+        // Its keys are snake_case, as every report's.
+        func keys(_ value: Any) -> [String] {
+            if let object = value as? [String: Any] { return object.keys + object.values.flatMap(keys) }
+            return (value as? [Any])?.flatMap(keys) ?? []
+        }
+        #expect(keys(valid).contains("token_count"))
+        #expect(keys(valid).allSatisfy { $0 == $0.lowercased() }, "\(keys(valid))")
 
         /// The oracle file with `edit` applied to its JSON object.
         func oracle(_ name: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
@@ -59,7 +66,7 @@ import Testing
             evaluation(&object) { e in
                 var attacks = e["attacks"] as! [[String: Any]]
                 var separation = attacks[index]["separation"] as! [String: Any]
-                separation["rocAUC"] = auc
+                separation["roc_auc"] = auc
                 attacks[index]["separation"] = separation
                 e["attacks"] = attacks
             }
@@ -72,13 +79,13 @@ import Testing
             }
         }
         let cases: [(String, String)] = [
-            (try oracle("auc-negative") { attack(&$0, 0, auc: -5) }, "field \"evaluation.attacks[0].separation.rocAUC\" is -5.0, outside 0…1"),
-            (try oracle("auc-huge") { attack(&$0, 1, auc: 1e308) }, "field \"evaluation.attacks[1].separation.rocAUC\" is 1e+308, outside 0…1"),
+            (try oracle("auc-negative") { attack(&$0, 0, auc: -5) }, "field \"evaluation.attacks[0].separation.roc_auc\" is -5.0, outside 0…1"),
+            (try oracle("auc-huge") { attack(&$0, 1, auc: 1e308) }, "field \"evaluation.attacks[1].separation.roc_auc\" is 1e+308, outside 0…1"),
             (try oracle("perplexity-zero") { quality(&$0, "unseen", "perplexity", 0) },
              "field \"evaluation.unseen.perplexity\" is 0.0, not a finite positive number"),
             (try oracle("perplexity-negative") { quality(&$0, "forget", "perplexity", -3) },
              "field \"evaluation.forget.perplexity\" is -3.0, not a finite positive number"),
-            (try oracle("tokens-negative") { quality(&$0, "forget", "tokenCount", -1) }, "field \"evaluation.forget.tokenCount\" is negative"),
+            (try oracle("tokens-negative") { quality(&$0, "forget", "token_count", -1) }, "field \"evaluation.forget.token_count\" is negative"),
             (try oracle("no-attacks") { evaluation(&$0) { $0["attacks"] = [] } }, "field \"evaluation.attacks\" is empty"),
             (try oracle("duplicate-attack") { evaluation(&$0) { e in
                 let attacks = e["attacks"] as! [[String: Any]]
