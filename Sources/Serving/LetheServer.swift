@@ -37,6 +37,9 @@ public final class LetheServer: Sendable {
         public var pollInterval: Duration
         /// The frozen products' arithmetic; the run's own when nil.
         public var precision: Precision?
+        /// A pause between admitting an inference answer and writing it (nil: none). Tests use it
+        /// to hold an answer in the window a deletion could otherwise overtake it in.
+        public var answerDelay: Duration?
 
         public init(run: URL, host: String = "127.0.0.1", port: Int = 8080, threads: Int = 2, maxBatch: Int = 64,
                     maxTexts: Int = 1024, maxWait: TimeInterval = 0.002, maxBodyBytes: Int = 8 << 20, pollInterval: Duration = .milliseconds(5),
@@ -59,6 +62,8 @@ public final class LetheServer: Sendable {
     let plan: Plan
     let store: SnapshotStore
     let batcher: InferenceBatcher
+    /// Orders answers before this server's own deletions' acknowledgments.
+    let answers = AnswerGate()
     let metrics: ServerMetrics
     let logger: Logger
     let groups: GroupIndex
@@ -343,7 +348,7 @@ public final class LetheServer: Sendable {
             throw BadRequest("the request holds \(parsed.texts.count) texts; this server answers at most "
                              + "\(configuration.maxTexts) per request (--max-texts): split it", status: .contentTooLarge)
         }
-        let answer = try await batcher.infer(parsed.texts, isConnected: context.isConnected)
+        let (answer, ticket) = try await admittedAnswer(parsed.texts, context: context)
         let snapshot = answer.snapshot
         if let version, snapshot.generation.sequenceNumber != version {
             throw BadRequest(Self.replacedVersion(version, current: snapshot.generation.sequenceNumber), status: .gone)
@@ -363,7 +368,45 @@ public final class LetheServer: Sendable {
             outputs: [.init(name: "label", datatype: "BYTES", shape: [labels.count], data: .strings(labels)),
                       .init(name: "probabilities", datatype: "FP32", shape: [labels.count, k],
                             data: .numbers(probabilities))])
-        return JSONResponse.encoded(answerBody, headers: Self.generationHeaders(snapshot))
+        let response = JSONResponse.encoded(answerBody, headers: Self.generationHeaders(snapshot))
+        return Self.releasing(ticket, when: response, isWrittenTo: context.channel, after: configuration.answerDelay)
+    }
+
+    /// The request's answer, admitted by the answer gate: computed again when a deletion this
+    /// server (or another process) accepted after the pass supersedes it, relabelled without a
+    /// pass when that deletion changed no served model.
+    func admittedAnswer(_ texts: [String], context: ServingRequestContext) async throws
+        -> (InferenceBatcher.Answer, AnswerGate.Ticket) {
+        var answer = try await batcher.infer(texts, isConnected: context.isConnected)
+        let store = self.store
+        for _ in 0..<5 {
+            let snapshot = answer.snapshot
+            if let ticket = answers.admit(generation: snapshot.generation.sequenceNumber, channel: context.channel,
+                                          isSuperseded: { store.isSuperseded(snapshot) }) {
+                return (answer, ticket)
+            }
+            let next = try await Blocking.run { try store.fresh() }
+            answer = next.servesTheSameModels(as: snapshot)
+                ? InferenceBatcher.Answer(logits: answer.logits, snapshot: next)
+                : try await batcher.infer(texts, isConnected: context.isConnected)
+        }
+        throw Refusal.unavailable("deletions kept arriving faster than this request could be answered; try again")
+    }
+
+    /// `response` with its body written by a closure that releases `ticket` once the bytes have
+    /// been handed to the socket: after the write, a task on the connection's event loop runs
+    /// behind the one that writes them.
+    static func releasing(_ ticket: AnswerGate.Ticket, when response: Response, isWrittenTo channel: any Channel,
+                          after delay: Duration?) -> Response {
+        var written = response
+        let body = response.body
+        written.body = ResponseBody(contentLength: body.contentLength) { writer in
+            if let delay { try await Task.sleep(for: delay) }
+            try await body.write(writer)
+            try? await channel.eventLoop.submit {}.get()
+            ticket.release()
+        }
+        return written
     }
 
     static func generationHeaders(_ snapshot: ServedSnapshot) -> HTTPFields {
@@ -415,6 +458,13 @@ public final class LetheServer: Sendable {
             // refuses to answer from the old composition (readiness says why).
             throw Refusal.unavailable("the deletion is recorded and published, but this server could not load the new "
                                       + "composition: \(store.readiness.reason ?? "unknown")")
+        }
+        // Answers from the models these deletions replaced, admitted before they were committed,
+        // are written before the acknowledgment.
+        let closed = await answers.drain(below: snapshot.generation.sequenceNumber)
+        if closed > 0 {
+            logger.warning("closed connections whose answers from replaced models were not read",
+                           metadata: ["connections": "\(closed)"])
         }
         logger.info("forget accepted", metadata: ["requests": "\(requests.count)",
                                                   "generation": "\(snapshot.generation.sequenceNumber)"])

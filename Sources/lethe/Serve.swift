@@ -86,6 +86,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest request body in MiB, \(Self.bodyBounds.text); a larger one is answered 413.")
     var maxBodyMb = 8
     @OptionGroup var precisionOptions: InferencePrecisionOptions
+    /// Holds each inference answer this long between its admission and its write (tests widen
+    /// the window a deletion could otherwise overtake an answer in).
+    @Option(help: .hidden) var testAnswerDelayMs: Int?
 
     static let portBounds = OptionBounds(0...65535)
     static let batchBounds = OptionBounds(1...4096)
@@ -122,10 +125,11 @@ struct ServeCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "lethe.serve")
-        let configuration = LetheServer.Configuration(
+        var configuration = LetheServer.Configuration(
             run: URL(fileURLWithPath: runOptions.runDirectory), host: host, port: port, threads: threads,
             maxBatch: maxBatch, maxTexts: maxTexts, maxWait: maxWaitMs / 1000, maxBodyBytes: maxBodyMb << 20,
             pollInterval: .milliseconds(pollMs), precision: precisionOptions.precision)
+        configuration.answerDelay = testAnswerDelayMs.map { .milliseconds(max($0, 0)) }
         let server = try LetheServer(configuration: configuration, logger: logger)
         let host = self.host
         let outcome = Outcome()

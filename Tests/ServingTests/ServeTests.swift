@@ -760,6 +760,39 @@ extension ServeTests {
 
     /// A batch that forms between another process's acceptance of a deletion and its publish
     /// waits for the publish and answers from the new composition.
+    /// An answer whose pass ended before a deletion was accepted, but which is still on its way
+    /// out (held here 600 ms between its admission and its write), is written before
+    /// `/v1/forget` acknowledges that deletion: no answer from a model that saw the example
+    /// follows the acknowledgment.
+    @Test func anAnswerInFlightIsWrittenBeforeTheDeletionIsAcknowledged() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run, arguments: ["--test-answer-delay-ms", "600"])
+        defer { server.stop() }
+        // An example of slice 0: every sequence that starts with it serves it.
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let id = try #require(plan.members(shard: 0, slice: 0).first)
+        #expect(try await server.infer(["warm up"]).status == 200)
+        let clock = ContinuousClock(), start = clock.now
+        async let inference = { () async throws -> (ServerProcess.Answer, Duration) in
+            let answer = try await server.infer(["Shares rise as profits beat forecasts"])
+            return (answer, clock.now - start)
+        }()
+        try await Task.sleep(for: .milliseconds(250))   // the pass is done; the answer waits to be written
+        let forget = try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [id]]))
+        let acknowledged = clock.now - start
+        let (answer, answered) = try await inference
+        #expect(forget.status == 200, "\(forget.text)")
+        let sequence = try #require((forget.json["requests"] as? [[String: Any]])?.compactMap { $0["ledger_sequence"] as? Int }.max())
+        let generation = try #require(Int(answer.headers["Lethe-Generation"] ?? ""))
+        #expect(answer.status == 200 && generation < sequence, "the answer came from the composition before the deletion")
+        #expect(acknowledged >= .milliseconds(550), "acknowledged at \(acknowledged), before the answer was written")
+        #expect(answered <= acknowledged + .milliseconds(50), "answer at \(answered), acknowledgment at \(acknowledged)")
+        // A request after the acknowledgment is answered without the example.
+        let after = try await server.infer(["Shares rise as profits beat forecasts"])
+        #expect(Int(after.headers["Lethe-Generation"] ?? "") ?? -1 >= sequence)
+        #expect(server.stop() == 0)
+    }
+
     @Test func aBatchAfterAnAcceptedDeletionWaitsForItsPublish() async throws {
         let run = try Self.freshRun()
         let server = try ServerProcess(run: run)
