@@ -117,6 +117,11 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
+        if scheduler != .local, !scheduling.task, FileManager.default.fileExists(atPath: layout.planURL.path) {
+            // The submitting host owns the ledger: an interrupted forget is completed here, before
+            // the plan is read, or every task would refuse to train beside it.
+            _ = try RunAccess.recover(layout.directory)
+        }
         let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         for shard in shards where !(0..<plan.shardCount).contains(shard) {
             throw ValidationError("--shard \(shard): give 0…\(plan.shardCount - 1) (the plan has \(plan.shardCount) shards).")

@@ -51,6 +51,26 @@ import Training
         try LetheProcess.succeed(["verify", "--run", run.path])
     }
 
+    /// The host submitting an array (or writing a Job) completes an interrupted forget first, as
+    /// every command that reads a run does; otherwise each task would refuse to train.
+    @Test func aSubmissionCompletesAnInterruptedForgetFirst() async throws {
+        let run = try SlurmTests.plannedRuns(["submit-recovers"])[0]
+        defer { SlurmTests.removeScratch(of: run) }
+        let id = try #require(try Plan.load(from: Plan.url(inRun: run)).members(shard: 1, slice: 0).first)
+        await #expect(processExitsWith: .signal(SIGKILL)) { [runPath = run.path as String, id = id as String] in
+            let forgetter = Forgetter(run: URL(fileURLWithPath: runPath))
+            _ = try forgetter.forget([ForgetRequest(target: .example(id))], nowMilliseconds: 1_700_000_000_000,
+                                     accepted: { _ in kill(getpid(), SIGKILL) })
+        }
+        #expect(UnfinishedForget.isRaised(RunLayout(directory: run)))
+        let output = try LetheProcess.succeed(["train", "--run", run.path, "--scheduler", "k8s", "--emit-manifest"]
+                                              + SlurmTests.train)
+        #expect(output.contains("recovery: completed 1"), "\(output)")
+        #expect(!UnfinishedForget.isRaised(RunLayout(directory: run)))
+        #expect(try Plan.load(from: Plan.url(inRun: run)).tombstones.contains(id))
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("k8s/train-job.yaml").path))
+    }
+
     /// A task that starts while a forget is still running (its flag raised, the run lock held)
     /// waits for it instead of taking it for a forget that died, and then trains.
     @Test func aTaskWaitsForAForgetInProgress() throws {
