@@ -260,6 +260,9 @@ public final class LetheServer: Sendable {
 
     static func errorResponse(_ error: Error) -> Response {
         switch error {
+        case let unfinished as AcceptedButUnfinished:
+            return JSONResponse.object(["error": unfinished.description, "accepted": true,
+                                        "ledger_sequence": unfinished.ledgerSequence], status: .internalServerError)
         case let bad as BadRequest: return JSONResponse.error(bad.message, status: bad.status)
         case let refusal as Refusal: return JSONResponse.error(refusal.description, status: .serviceUnavailable)
         case let forgetting as ForgettingError:
@@ -445,10 +448,20 @@ public final class LetheServer: Sendable {
         let store = self.store, layout = self.layout, groups = self.groups, metrics = self.metrics
         let (receipt, snapshot) = try await Blocking.run { () throws -> (ForgetReceipt, ServedSnapshot?) in
             let resolver = needsGroups ? try groups.resolver() : nil
-            let (receipt, snapshot) = try store.publishing {
-                try Forgetter(run: layout.directory).forget(requests, groups: resolver,
-                                                             nowMilliseconds: RunAccess.nowMilliseconds(),
-                                                             lockWait: Self.forgetLockWait)
+            var acceptedAt: Int64?
+            let (receipt, snapshot): (ForgetReceipt, ServedSnapshot?)
+            do {
+                (receipt, snapshot) = try store.publishing {
+                    try Forgetter(run: layout.directory).forget(requests, groups: resolver,
+                                                                 nowMilliseconds: RunAccess.nowMilliseconds(),
+                                                                 lockWait: Self.forgetLockWait,
+                                                                 accepted: { acceptedAt = $0.sequenceNumber })
+                }
+            } catch {
+                // Once recorded, the requests are carried out even though this call failed: the
+                // answer says so, so a client does not take the deletion for refused.
+                guard let acceptedAt else { throw error }
+                throw AcceptedButUnfinished(count: requests.count, ledgerSequence: acceptedAt, reason: "\(error)")
             }
             metrics.forgot(requests: requests.count)
             return (receipt, snapshot)
@@ -524,6 +537,19 @@ struct BadRequest: Error {
 }
 
 /// Runs blocking work (model passes, file reads, the run lock) off Swift's cooperative threads.
+/// A /v1/forget whose requests were recorded in the ledger (accepted: durable, and binding on
+/// every later command) before carrying them out failed.
+struct AcceptedButUnfinished: Error, CustomStringConvertible {
+    let count: Int
+    let ledgerSequence: Int64
+    let reason: String
+    var description: String {
+        "\(reason)\nThe \(count) request(s) were accepted at ledger #\(ledgerSequence) and are not lost: no answer comes "
+            + "from a model that saw them (inference is refused until they are published), and this server carries them "
+            + "out within seconds once the cause is fixed (`lethe forget --resume` does it now)."
+    }
+}
+
 enum Blocking {
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in

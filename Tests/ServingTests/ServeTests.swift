@@ -793,6 +793,44 @@ extension ServeTests {
         #expect(server.stop() == 0)
     }
 
+    /// A /v1/forget that records its request and then cannot publish (the run directory made
+    /// immutable) answers that the deletion was accepted at its ledger entry, not a bare error;
+    /// once the directory is writable again the server completes it by itself.
+    @Test func aForgetAcceptedButNotPublishedSaysItWasAccepted() async throws {
+        let run = try Self.freshRun()
+        let server = try ServerProcess(run: run)
+        defer {
+            _ = try? LetheProcess.runTool("/usr/bin/chattr", ["-i", run.path])
+            server.stop()
+        }
+        let plan = try Plan.load(from: Plan.url(inRun: run))
+        let members = Array(plan.members(shard: 0, slice: 0))
+        let id = try #require(members.first), earlier = try #require(members.dropFirst().first)
+        // A first deletion makes the ledger (an immutable directory could not take a new file).
+        #expect(try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [earlier]])).status == 200)
+        try await Task.sleep(for: .milliseconds(100))
+        guard try LetheProcess.runTool("/usr/bin/chattr", ["+i", run.path]).status == 0 else {
+            print("chattr +i is not available here (not root, or the file system lacks it): nothing to check")
+            return
+        }
+        let failed = try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [id]]))
+        try LetheProcess.runTool("/usr/bin/chattr", ["-i", run.path])
+        #expect(failed.status == 500 && failed.json["accepted"] as? Bool == true, "\(failed.text)")
+        let sequence = try #require(failed.json["ledger_sequence"] as? Int)
+        #expect((failed.json["error"] as? String)?.contains("accepted at ledger #\(sequence) and are not lost") == true)
+        // Completed by the server itself within seconds: the next answer comes without the example.
+        let answer = try await server.infer(["Shares rise"])
+        #expect(answer.status == 200 || answer.status == 503, "\(answer.text)")
+        var generation = Int(answer.headers["Lethe-Generation"] ?? "") ?? -1
+        for _ in 0..<40 where generation < sequence {
+            try await Task.sleep(for: .milliseconds(250))
+            generation = Int(try await server.infer(["Shares rise"]).headers["Lethe-Generation"] ?? "") ?? -1
+        }
+        #expect(generation >= sequence, "never answered from a composition with the accepted deletion")
+        #expect(try Plan.load(from: Plan.url(inRun: run)).tombstones.contains(id))
+        #expect(server.stop() == 0)
+    }
+
     @Test func aBatchAfterAnAcceptedDeletionWaitsForItsPublish() async throws {
         let run = try Self.freshRun()
         let server = try ServerProcess(run: run)

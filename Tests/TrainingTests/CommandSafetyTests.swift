@@ -336,6 +336,12 @@ import Store
         #expect(unknown.status == 5, "\(unknown.output)")
         #expect(unknown.output.contains(#""status":"unknown""#) && unknown.output.contains(#""unknown_ids":["no-such-example"]"#))
         #expect(unknown.output.contains("unknown to the plan (recorded, nothing deleted): id no-such-example"))
+        // An id of a space or an invisible character is one a dataset may hold: looked up, not
+        // refused as empty.
+        for invisible in [" ", "\u{200B}"] {
+            let answer = try Self.run(["forget", "--run", run.path, "--id", invisible])
+            #expect(answer.status == 5 && !answer.output.contains("empty name"), "\(answer.output)")
+        }
         let id = try #require(try String(contentsOfFile: data, encoding: .utf8)
             .split(separator: "\n").first.flatMap { line in
                 (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["id"] as? String })
