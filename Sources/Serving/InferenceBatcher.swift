@@ -75,6 +75,10 @@ final class InferenceBatcher: @unchecked Sendable {
     private let maxWait: TimeInterval
     private let threads: Int
     private let metrics: ServerMetrics
+    /// Texts of the pass holding the run lock now (0 when none does): a forget refused for the
+    /// lock is told that this server holds it, not another process.
+    private let runLockTexts = Atomic<Int>(0)
+    var textsOfPassHoldingRunLock: Int { runLockTexts.load(ordering: .relaxed) }
     /// Texts of the previous batch (0 before the first).
     private var previousBatchTexts = 0
     /// Texts queued when the previous pass ended, counted before its answers go out: a client
@@ -172,7 +176,9 @@ final class InferenceBatcher: @unchecked Sendable {
         for _ in 0..<20 {
             let snapshot = try store.fresh()
             let locked: [[Float]]?? = try FileLock.withSharedLockForReading(lock, waitingAtMost: Self.lockWait) {
-                store.isSuperseded(snapshot) ? nil : try compute(texts, on: snapshot)
+                runLockTexts.store(texts.count, ordering: .relaxed)
+                defer { runLockTexts.store(0, ordering: .relaxed) }
+                return store.isSuperseded(snapshot) ? nil : try compute(texts, on: snapshot)
             }
             guard let computed = locked else {
                 throw Refusal.unavailable("another process has held the run lock for more than \(Int(Self.lockWait)) s "

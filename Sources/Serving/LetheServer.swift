@@ -445,7 +445,7 @@ public final class LetheServer: Sendable {
                              status: .contentTooLarge)
         }
         let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
-        let store = self.store, layout = self.layout, groups = self.groups, metrics = self.metrics
+        let store = self.store, layout = self.layout, groups = self.groups, metrics = self.metrics, batcher = self.batcher
         let (receipt, snapshot) = try await Blocking.run { () throws -> (ForgetReceipt, ServedSnapshot?) in
             let resolver = needsGroups ? try groups.resolver() : nil
             var acceptedAt: Int64?
@@ -457,6 +457,12 @@ public final class LetheServer: Sendable {
                                                                  lockWait: Self.forgetLockWait,
                                                                  accepted: { acceptedAt = $0.sequenceNumber })
                 }
+            } catch ForgettingError.runBusy(let run, let seconds) where batcher.textsOfPassHoldingRunLock > 0 {
+                throw Refusal.unavailable("\(run): this server holds the run lock itself, for a pass over the "
+                    + "\(batcher.textsOfPassHoldingRunLock) remaining texts of a request that deletions restarted twice "
+                    + "(so that further deletions cannot restart it again); nothing was recorded in \(Int(seconds)) s of "
+                    + "waiting: send the request again once that answer is out (smaller requests, --max-texts, keep such "
+                    + "passes short)")
             } catch {
                 // Once recorded, the requests are carried out even though this call failed: the
                 // answer says so, so a client does not take the deletion for refused.

@@ -39,8 +39,11 @@ struct ServeCommand: ParsableCommand {
             process: a batch waits for that deletion's publish (at most 2 s, then 503), and a batch \
             whose pass saw a deletion accepted runs again on the new composition if that deletion \
             changed a served model. When deletions keep arriving faster than passes end, a pass's third \
-            attempt holds the run lock shared, so a forget waits for at most one pass and every request \
-            is answered. If a published \
+            attempt holds the run lock shared, so a forget waits for that pass and every request is \
+            answered; the rest of a large request restarted twice runs as one such pass, which a forget \
+            waits for up to 10 s (then 503, naming this server as the holder; --max-texts bounds it). \
+            /v1/forget acknowledges only after every answer from a model it replaced that was already \
+            on its way out has been written. If a published \
             composition cannot be loaded, the old one keeps answering unless a deletion newer than it \
             was accepted; then inference answers 503 and /v1/status says why.
 
