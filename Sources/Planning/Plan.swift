@@ -31,6 +31,14 @@ public struct Lineage: Sendable, Equatable {
 /// Shards, slices and sequence entries are 0-based; stage positions are 1-based (stage p of a
 /// sequence trains on its first p slices). Every `Plan` value satisfies the invariants of
 /// `Plan+Invariants.swift`: they are checked when it is built and when it is loaded.
+/// What makes two plans the same assignment of examples to shards, slices and sequences: the
+/// parameters (seed included) and the dataset. Deletions (tombstones, slices a retrain rebuilt)
+/// change a plan but not its identity; `lethe plan --force` with another seed or data does.
+public struct PlanIdentity: Sendable, Equatable {
+    public let parameters: PlanParameters
+    public let datasetSHA256: String
+}
+
 public struct Plan: Sendable {
     public let parameters: PlanParameters
     /// How the dataset was named when planned (its path) and the SHA-256 of its bytes.
@@ -90,6 +98,7 @@ public struct Plan: Sendable {
         hitSliceSet = computedHitSlices()
     }
 
+    public var identity: PlanIdentity { PlanIdentity(parameters: parameters, datasetSHA256: datasetSHA256) }
     public var shardCount: Int { parameters.shardCount }
     public var sliceCount: Int { parameters.sliceCount }
     public var budget: Int { parameters.budget }

@@ -38,6 +38,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case unknownLabel(id: String, label: String)
     /// A command for one model kind was given a run of the other.
     case wrongModelKind(run: String, expected: ModelKind, found: ModelKind)
+    /// plan.h5 holds another plan than the one a running training was made from.
+    case planReplaced(file: String)
     /// A forget recorded requests and stopped before tombstoning them (`UnfinishedForget`).
     case unfinishedForget(run: String)
     /// served.json names a stage file that is not on disk.
@@ -96,6 +98,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "\(run): a forget recorded deletion requests and stopped before it tombstoned their examples, so "
                 + "the plan does not yet hold every accepted deletion and this process trains nothing. On the host that "
                 + "owns the ledger run `lethe forget --run \(run) --resume`, then the same command again."
+        case let .planReplaced(file):
+            return "\(file) was replaced by another plan (`lethe plan --force`) while this training ran: its stages "
+                + "belong to the plan it replaced, so none more is committed. Train again to train the new plan's stages."
         case let .wrongModelKind(run, expected, found):
             return found == .decoder
                 ? "\(run) is a decoder run (text data, next-token loss): it has no classifier to predict, evaluate or "

@@ -154,6 +154,18 @@ extension PlanCreateCommand {
                                   + "; a new plan would train on forgotten data again. Plan into a new run directory "
                                   + "from a dataset without the forgotten examples instead.")
         }
+        // A train or retrain at work on a shard trains the plan being replaced (its commits then
+        // refuse, but its work would be lost): refused while one holds a shard's lock.
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.directory.path)) ?? []
+        for name in names.sorted() where (name.hasPrefix(".train-shard-") || name.hasPrefix(".retrain-shard-"))
+            && name.hasSuffix(".lock") {
+            let url = layout.directory.appendingPathComponent(name)
+            if (try? FileLock.withLockIfFree(url, {})) == nil {
+                throw UserFacingError(description: "--force: a `lethe \(name.hasPrefix(".train") ? "train" : "retrain")` is "
+                                      + "working on \(layout.directory.path) (it holds \(name)); let it end or stop it, "
+                                      + "then plan again.")
+            }
+        }
         // Stages and served.json were trained on the plan being replaced; under a new plan no
         // forget, audit or verify would account for them, so they would outlive a deletion.
         if layout.anyStageFile() != nil || FileManager.default.fileExists(atPath: layout.servedURL.path) {

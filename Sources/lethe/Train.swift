@@ -248,7 +248,7 @@ struct TrainCommand: ParsableCommand {
         let (runner, layerCount) = try makeRunner(layout: layout, settings: settings, plan: plan, data: data)
         let reporter = TrainReporter(json: json, terminal: false, epochs: settings.epochs, progressEvents: false,
                                      clock: runner.clock)
-        let gate = try StageGate.withoutLedger(layout, tombstones: plan.tombstones)
+        let gate = try StageGate.withoutLedger(layout, plan: plan)
         let schedule = try StageSchedule(
             shard: shard, sequences: plan.sequences(of: shard),
             sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
@@ -371,7 +371,7 @@ struct TrainCommand: ParsableCommand {
         let (runner, layerCount) = try makeRunner(layout: layout, settings: settings, plan: plan, data: data)
         let reporter = TrainReporter(json: json, terminal: isatty(STDOUT_FILENO) == 1 && !json,
                                      epochs: settings.epochs, progressEvents: progressEvents, clock: runner.clock)
-        let gate = guarded.stageGate(tombstones: plan.tombstones)
+        let gate = guarded.stageGate(for: plan)
         var withheld = 0
         if settings.strategy == .full {
             let ids = plan.undeletedExampleIDs

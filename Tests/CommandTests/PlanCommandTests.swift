@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import RunFixtures
 import Testing
 
@@ -45,6 +46,29 @@ import Testing
                                                       "--budget", "2", "--run", run.directory.path, "--force"])
         #expect(status == 1 && output.contains("has trained stages (stages/, served.json)"), "\(output)")
         #expect(try Data(contentsOf: run.directory.appendingPathComponent("plan.h5")) == before)
+    }
+
+    /// A plan --force while a `train` is at work on a shard (holding its training lock, before
+    /// it has committed any stage) is refused: that training would go on with the old plan.
+    @Test func replacingThePlanWhileATrainingRunsIsRefused() throws {
+        let run = try TinyRun(stageFiles: false)
+        defer { run.remove() }
+        let data = run.directory.appendingPathComponent("data.jsonl")
+        try BBCSubset.write(perLabel: 6, to: data)
+        let before = try Data(contentsOf: run.directory.appendingPathComponent("plan.h5"))
+        let lock = run.directory.appendingPathComponent(".train-shard-1.lock").path
+        let descriptor = open(lock, O_RDWR | O_CREAT, 0o644)
+        #expect(descriptor >= 0 && flock(descriptor, LOCK_EX) == 0)
+        let arguments = ["plan", "--data", data.path, "--shards", "2", "--slices", "2", "--budget", "2",
+                         "--run", run.directory.path, "--force"]
+        let (status, output) = try LetheProcess.run(arguments)
+        #expect(status == 1 && output.contains("a `lethe train` is working on") && output.contains(".train-shard-1.lock"),
+                "\(output)")
+        #expect(try Data(contentsOf: run.directory.appendingPathComponent("plan.h5")) == before)
+        // Once the training has ended, the plan is replaced.
+        close(descriptor)
+        let (after, replaced) = try LetheProcess.run(arguments)
+        #expect(after == 0, "\(replaced)")
     }
 
     /// A path whose bytes are not UTF-8 reaches Lethe with U+FFFD in their place, naming another

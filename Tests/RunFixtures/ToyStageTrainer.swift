@@ -57,7 +57,7 @@ public struct ToyStageTrainer: StageTrainer {
                 layerCount: 2 * plan.sliceCount, layersPerBlock: 2, strategy: strategy)
             let guarded = RunGuard(run: run, nowMilliseconds: { 0 })
             try guarded.trainAndPublish(schedule, runner: runner, members: { plan.currentMembers(shard: shard, slice: $0) },
-                                        gate: guarded.stageGate(tombstones: plan.tombstones), events: { _ in })
+                                        gate: guarded.stageGate(for: plan), events: { _ in })
         }
     }
 }

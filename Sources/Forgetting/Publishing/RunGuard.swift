@@ -147,6 +147,12 @@ public struct RunGuard {
         StageGate.reading(layout, tombstones: tombstones, recover: { _ = try recoverLocked() })
     }
 
+    /// The stage gate for training the stages of `plan`: its commits also refuse once plan.h5
+    /// holds another plan (`lethe plan --force` while the training ran).
+    public func stageGate(for plan: Plan) -> StageGate {
+        StageGate.reading(layout, tombstones: plan.tombstones, identity: plan.identity, recover: { _ = try recoverLocked() })
+    }
+
     // MARK: - Under the lock
 
     /// Recovery proper; the caller holds the run lock.

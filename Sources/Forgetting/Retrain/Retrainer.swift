@@ -104,7 +104,7 @@ public final class Retrainer {
         let (removed, rebuilt, schedule) = try rebuild(shard: shard, snapshot: snapshot, strategy: strategy)
         var trained: [String] = []
         try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) },
-                               gate: guarded.stageGate(tombstones: snapshot.tombstones)) { event in
+                               gate: guarded.stageGate(for: snapshot)) { event in
             if case .stageFinished(let lineage, _, _) = event { trained.append(lineage.key.hex) }
             events(.training(event))
         }
@@ -140,7 +140,7 @@ public final class Retrainer {
     public func trainRebuiltStages(shard: Int, events: (S3TRunner.Event) -> Void = { _ in }) throws -> S3TRunner.Outcome {
         let snapshot = try Plan.load(from: layout.planURL)
         let (_, rebuilt, schedule) = try rebuild(shard: shard, snapshot: snapshot, strategy: runner.settings.strategy)
-        let gate = try StageGate.withoutLedger(layout, tombstones: snapshot.tombstones)
+        let gate = try StageGate.withoutLedger(layout, plan: snapshot)
         return try runner.trainStages(schedule, members: { rebuilt.currentMembers(shard: shard, slice: $0) }, gate: gate,
                                       events: events)
     }

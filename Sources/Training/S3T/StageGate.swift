@@ -31,12 +31,16 @@ public final class StageGate {
         self.layout = layout; self.current = current; self.tombstones = Set(tombstones)
     }
 
-    /// A gate whose commits run `recover` and then read the tombstones of the plan in `layout`.
-    public static func reading(_ layout: RunLayout, tombstones: some Sequence<String>,
+    /// A gate whose commits run `recover` and then read the tombstones of the plan in `layout`;
+    /// with `identity` (that of the plan the stages were scheduled from), a commit refuses when
+    /// plan.h5 now holds another plan.
+    public static func reading(_ layout: RunLayout, tombstones: some Sequence<String>, identity: PlanIdentity? = nil,
                                recover: @escaping () throws -> Void) -> StageGate {
         StageGate(layout: layout, tombstones: tombstones) {
             try recover()
-            return try Plan.load(from: layout.planURL).tombstones
+            let plan = try Plan.load(from: layout.planURL)
+            if let identity, plan.identity != identity { throw TrainingError.planReplaced(file: layout.planURL.path) }
+            return plan.tombstones
         }
     }
 
@@ -45,12 +49,14 @@ public final class StageGate {
     /// the plan's tombstones may then miss an accepted deletion. The check at the start takes the
     /// run lock, so a forget still running is waited for (its flag is raised while it holds the
     /// lock) rather than taken for one that died; the tombstones are then read afresh.
-    public static func withoutLedger(_ layout: RunLayout, tombstones: some Sequence<String>) throws -> StageGate {
+    public static func withoutLedger(_ layout: RunLayout, plan: Plan) throws -> StageGate {
         let current = try FileLock.withSharedLockForReading(layout.lockURL) {
             try UnfinishedForget.requireLowered(layout)
-            return try Plan.load(from: layout.planURL).tombstones
+            let now = try Plan.load(from: layout.planURL)
+            if now.identity != plan.identity { throw TrainingError.planReplaced(file: layout.planURL.path) }
+            return now.tombstones
         }
-        return reading(layout, tombstones: Set(tombstones).union(current),
+        return reading(layout, tombstones: Set(plan.tombstones).union(current), identity: plan.identity,
                        recover: { try UnfinishedForget.requireLowered(layout) })
     }
 
