@@ -230,8 +230,15 @@ final class RequestReceiveLimits: ChannelInboundHandler, RemovableChannelHandler
             timer?.cancel()
             let channel = context.channel
             timer = context.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
+            // The marker is this handler's alone: one a client sent is dropped.
+            let spoofed = head.headers.contains(name: Self.missingHostMarker)
+            if spoofed { head.headers.remove(name: Self.missingHostMarker) }
             if head.version.major == 1, head.version.minor >= 1, !head.headers.contains(name: "host") {
                 head.headers.add(name: Self.missingHostMarker, value: "1")
+                context.fireChannelRead(wrapInboundOut(.head(head)))
+                return
+            }
+            if spoofed {
                 context.fireChannelRead(wrapInboundOut(.head(head)))
                 return
             }

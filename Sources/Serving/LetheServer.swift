@@ -494,6 +494,10 @@ public final class LetheServer: Sendable {
 
     func audit(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
+        // One value per key: a second ?id= would otherwise be dropped without a word.
+        for key in ["id", "group"] where query.getAll(key).count > 1 {
+            throw BadRequest("?\(key)= is given \(query.getAll(key).count) times; audit one at a time")
+        }
         let id = query["id"].map(String.init), group = query["group"].map(String.init)
         guard (id == nil) != (group == nil), !(id ?? group ?? "").isEmpty else {
             throw BadRequest("give exactly one of ?id=… or ?group=…")

@@ -90,10 +90,7 @@ struct InferRequest {
 
     static func parse(_ body: [UInt8]) throws -> InferRequest {
         guard !body.isEmpty else { throw BadRequest("the body is empty; send {\"inputs\": [{\"name\": \"text\", …}]}") }
-        let json: Any
-        do { json = try JSONSerialization.jsonObject(with: Data(body), options: .fragmentsAllowed) } catch {
-            throw BadRequest("the body is not valid JSON")
-        }
+        let json = try parseJSONBody(body)
         guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }
         try refuseRepeatedKeys(body)
         guard let inputs = object["inputs"] as? [[String: Any]] else {
@@ -112,6 +109,13 @@ struct InferRequest {
         }
         guard let data = input["data"] as? [Any] else { throw BadRequest("input \"text\" needs a \"data\" array") }
         var texts: [String] = []
+        // Flat (row-major) or nested as the shape is: [n] or [n, m] rows of m strings.
+        let nested = data.contains { $0 is [Any] }
+        if nested, !(shape.count == 2 && data.count == shape[0]
+                     && data.allSatisfy { ($0 as? [Any])?.count == shape[1] }) {
+            throw BadRequest("input \"text\" nests its data unlike its shape \(shape): give a flat array of strings, or "
+                             + "rows as the shape says")
+        }
         for item in data {
             if let text = item as? String { texts.append(text) } else if let nested = item as? [Any] {
                 for inner in nested {
@@ -145,7 +149,9 @@ struct InferRequest {
     static func dimensions(_ values: [Any]) -> [Int]? {
         var dims: [Int] = []
         for value in values {
-            guard let number = value as? NSNumber, let exact = Int(exactly: number.doubleValue), exact >= 0 else {
+            // (JSON's true and false also arrive as NSNumbers, of type "c".)
+            guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
+                  let exact = Int(exactly: number.doubleValue), exact >= 0 else {
                 return nil
             }
             dims.append(exact)
@@ -168,10 +174,7 @@ enum ForgetBody {
                 throw BadRequest("\(error)")
             }
         }
-        let json: Any
-        do { json = try JSONSerialization.jsonObject(with: Data(body), options: .fragmentsAllowed) } catch {
-            throw BadRequest("the body is not valid JSON")
-        }
+        let json = try parseJSONBody(body, jsonLinesHint: true)
         guard let object = json as? [String: Any] else { throw BadRequest("the body must be a JSON object") }
         try refuseRepeatedKeys(body)
         let known: Set<String> = ["ids", "groups", "request_id"]
@@ -187,9 +190,9 @@ enum ForgetBody {
             if let problem = strings.lazy.compactMap({ ForgetRequest.problem(field: field, $0) }).first {
                 throw BadRequest(problem)
             }
-            if strings.contains(where: { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
-                throw BadRequest("\"\(field)\" holds an empty name")
-            }
+            // Only the empty name, as the dataset reader and `lethe forget` refuse it: a name of
+            // spaces or invisible characters is one a dataset may hold.
+            if strings.contains(where: \.isEmpty) { throw BadRequest("\"\(field)\" holds an empty name") }
             return strings
         }
         let ids = try names("ids"), groups = try names("groups")
@@ -198,12 +201,31 @@ enum ForgetBody {
         }
         let requestID = object["request_id"] as? String
         if let requestID, let problem = ForgetRequest.problem(field: "request_id", requestID) { throw BadRequest(problem) }
+        if requestID == "" { throw BadRequest("\"request_id\" is empty: leave it out, or name the request") }
         guard !ids.isEmpty || !groups.isEmpty else { throw BadRequest("name at least one id or group to forget") }
         let targets = ids.map(ForgetRequest.Target.example) + groups.map(ForgetRequest.Target.group)
         if requestID != nil && targets.count > 1 {
             throw BadRequest("a request_id names one request: give one id or one group with it")
         }
         return targets.map { ForgetRequest(target: $0, requestID: requestID) }
+    }
+}
+
+/// The JSON document of a request body, or a refusal that says what is wrong with it: bytes
+/// that are not UTF-8, where the parser stopped, or (with `jsonLinesHint`) that a body of one
+/// JSON object per line is a deletion log sent without its content type.
+func parseJSONBody(_ body: [UInt8], jsonLinesHint: Bool = false) throws -> Any {
+    do { return try JSONSerialization.jsonObject(with: Data(body), options: .fragmentsAllowed) } catch {
+        guard let text = String(validating: body, as: UTF8.self) else {
+            throw BadRequest("the body is not UTF-8 text, which JSON must be")
+        }
+        let lines = text.split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
+        if jsonLinesHint, lines.count > 1, lines.allSatisfy({ $0.drop(while: \.isWhitespace).first == "{" }) {
+            throw BadRequest("the body is not one JSON document but lines of them: send a JSON Lines deletion log with "
+                             + "Content-Type: application/x-ndjson")
+        }
+        let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+        throw BadRequest("the body is not valid JSON" + (detail.map { " (\($0))" } ?? ""))
     }
 }
 

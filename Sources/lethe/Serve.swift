@@ -31,7 +31,9 @@ struct ServeCommand: ParsableCommand {
             Every inference answer carries the generation — the ledger head of the composition that \
             answered — in its body and in the Lethe-Generation header. /v1/forget answers 200 with the \
             receipt only once the deletion is durable in the ledger, the new composition is published \
-            and this server answers from it. A composition published by another process (`lethe \
+            and this server answers from it (ids or groups the plan does not hold are recorded too and \
+            listed in the receipt's unknown_ids, still 200, where `lethe forget` exits 5). A composition \
+            published by another process (`lethe \
             forget`, `retrain`, `train`) is picked up within --poll-ms (the check runs when inotify \
             reports a change in the run directory, and at least every 250 ms on filesystems that raise \
             no events), and a request that starts after the publish never gets the composition it \

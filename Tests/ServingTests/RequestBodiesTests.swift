@@ -22,6 +22,32 @@ import Support
         #expect(try ForgetBody.parse(Array(#"{"ids": ["a"], "groups": ["ids"]}"#.utf8), ndjson: false).count == 2)
     }
 
+    /// A shape of booleans, data nested unlike its shape, an empty request_id: refused. Names of
+    /// spaces or invisible characters are ids a dataset may hold: taken. A body that is not
+    /// UTF-8, or lines of JSON sent as one document, is refused saying so.
+    @Test func shapesNestingNamesAndUnparsableBodiesAreCheckedAsTheySay() throws {
+        let infer = { (body: [UInt8]) in _ = try InferRequest.parse(body) }
+        func tensor(_ shape: String, _ data: String) -> String {
+            #"{"inputs": [{"name": "text", "shape": \#(shape), "datatype": "BYTES", "data": \#(data)}]}"#
+        }
+        #expect(Self.refusal(tensor("[true]", #"["a"]"#), infer)?.contains("non-negative integers") == true)
+        #expect(Self.refusal(tensor("[2]", #"[["a"], ["b"]]"#), infer)?.contains("nests its data unlike its shape") == true)
+        #expect(Self.refusal(tensor("[2, 1]", #"[["a"], "b"]"#), infer)?.contains("nests its data unlike its shape") == true)
+        #expect(try InferRequest.parse(Array(tensor("[2, 1]", #"[["a"], ["b"]]"#).utf8)).texts == ["a", "b"])
+        #expect(try InferRequest.parse(Array(tensor("[1]", #"["a"]"#).utf8)).texts == ["a"])
+        let forget = { (body: [UInt8]) in _ = try ForgetBody.parse(body, ndjson: false) }
+        #expect(Self.refusal(#"{"ids": ["a"], "request_id": ""}"#, forget)?.contains("\"request_id\" is empty") == true)
+        #expect(Self.refusal(#"{"ids": [""]}"#, forget)?.contains("holds an empty name") == true)
+        #expect(try ForgetBody.parse(Array(#"{"ids": [" ", "\u200b"]}"#.utf8), ndjson: false).count == 2)
+        let notUTF8: [UInt8] = Array(#"{"ids": ["a"#.utf8) + [0xFF] + Array(#""]}"#.utf8)
+        #expect((try? ForgetBody.parse(notUTF8, ndjson: false)) == nil)
+        do { _ = try ForgetBody.parse(notUTF8, ndjson: false) } catch let bad as BadRequest {
+            #expect(bad.message.contains("not UTF-8"), "\(bad.message)")
+        }
+        #expect(Self.refusal("{\"id\": \"a\"}\n{\"id\": \"b\"}\n", forget)?.contains("application/x-ndjson") == true)
+        #expect(Self.refusal(#"{"ids": ["a"]"#, forget)?.contains("the body is not valid JSON") == true)
+    }
+
     @Test func aKeyGivenTwiceInAnInferenceBodyIsRefusedAtAnyDepth() throws {
         let infer = { (body: [UInt8]) in _ = try InferRequest.parse(body) }
         let tensor = #"{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}"#

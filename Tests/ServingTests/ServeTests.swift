@@ -622,6 +622,13 @@ extension ServeTests {
         // HTTP/1.1 requires Host (RFC 9112): without it, 400 with a JSON error.
         let hostless = try server.raw("GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n", readingAtMost: 10)
         #expect(hostless.text.hasPrefix("HTTP/1.1 400") && hostless.text.contains("Host header"), "\(hostless.text)")
+        // The server's own marker of a missing Host, sent by a client with a Host, changes nothing.
+        let marked = try server.raw("GET /v2/health/live HTTP/1.1\r\nHost: x\r\nLethe-Missing-Host: 1\r\n"
+                                    + "Connection: close\r\n\r\n", readingAtMost: 10)
+        #expect(marked.text.hasPrefix("HTTP/1.1 200"), "\(marked.text)")
+        // An audit names one id: a second ?id= is refused, not dropped.
+        let twice = try await server.get("/v1/audit?id=a&id=b")
+        #expect(twice.status == 400 && twice.text.contains("?id= is given 2 times"), "\(twice.text)")
         // A CONNECT gets a 400 (NIO writes any answer to it without a body) and the connection closes.
         let connect = try server.raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n", readingAtMost: 10)
         #expect(connect.closed && connect.text.hasPrefix("HTTP/1.1 400"), "\(connect.text)")
