@@ -243,16 +243,21 @@ public enum RunVerifier {
         return (chain.entryCount, deleted)
     }
 
+    /// Which side to mend depends on which one changed: every stage agreeing against train.json
+    /// means train.json was edited.
+    static let mixedSettingsAdvice = "If every stage says the same, train.json was edited: put back the value the "
+        + "stages record. If only some stages differ, delete those files and train them again."
+
     /// How a stage file's recorded precision or settings contradict the run's, if they do.
     private static func mixedSettings(_ check: StageTensorDigest.Check, _ settings: TrainingSettings) -> String? {
         let precision = check.precision ?? Precision.fp32.rawValue
         if precision != settings.precision.rawValue {
             return "trained in \(precision), but train.json says \(settings.precision.rawValue): a run never mixes "
-                + "precisions; delete the file and train it again"
+                + "precisions. " + Self.mixedSettingsAdvice
         }
         guard let json = check.hyperparametersJSON,
               let (field, recorded, run) = settings.firstDifference(fromRecorded: json) else { return nil }
-        return "trained with \(field) \(recorded), but train.json has \(run): delete the file and train it again"
+        return "trained with \(field) \(recorded), but train.json has \(run). " + Self.mixedSettingsAdvice
     }
 
     /// Served keys against the plan, served files present, no served prefix holding a deleted

@@ -2,8 +2,10 @@ import Foundation
 
 extension DecodingError {
     /// Which field of a JSON document failed to decode, in a few words for an error message
-    /// (instead of the decoder's debug dump).
-    public static func fieldDescription(_ error: Error) -> String {
+    /// (instead of the decoder's debug dump). With the document's `data`, a document that is
+    /// valid JSON is not called invalid (Foundation's decoder reports a number that does not fit
+    /// its field, such as 4.5 for a whole number, as "not valid JSON").
+    public static func fieldDescription(_ error: Error, data: Data? = nil) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, let context):
             return "field \"\(path(context.codingPath + [key]))\" is missing"
@@ -12,6 +14,10 @@ extension DecodingError {
             return path.isEmpty ? "the document is not the JSON object expected" : "field \"\(path)\" has the wrong type or value"
         case DecodingError.dataCorrupted(let context):
             let path = path(context.codingPath)
+            if path.isEmpty, let data, (try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed)) != nil {
+                return "valid JSON, but a field holds a number of the wrong kind (a fraction where a whole number "
+                    + "goes, or one out of range)"
+            }
             return path.isEmpty ? "not valid JSON" : "field \"\(path)\" has the wrong type or value"
         default:
             return "unreadable"

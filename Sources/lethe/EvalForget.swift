@@ -112,7 +112,7 @@ struct EvalForgetCommand: ParsableCommand {
         let report: Report
         do { report = try JSONDecoder().decode(Report.self, from: data) } catch {
             throw OracleError(path: path, field: "is not the JSON of `lethe eval-forget --json` from this version:",
-                              reason: DecodingError.fieldDescription(error))
+                              reason: DecodingError.fieldDescription(error, data: data))
         }
         try checkOracle(report, path: path)
         return report

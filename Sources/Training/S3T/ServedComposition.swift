@@ -145,7 +145,7 @@ public struct ServedComposition: Codable, Sendable, Equatable {
                 throw TrainingError.unsupportedFormat(file: url.path, expected: "\(formatName) v\(formatVersion)",
                                                       found: "\(format.format) v\(format.formatVersion)")
             }
-            return .damaged(reason: "not a served composition (\(DecodingError.fieldDescription(error))); it was damaged "
+            return .damaged(reason: "not a served composition (\(DecodingError.fieldDescription(error, data: data))); it was damaged "
                             + "or edited")
         }
         guard composition.format == formatName, composition.formatVersion == formatVersion else {

@@ -206,7 +206,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         let settings: TrainingSettings
         do { settings = try JSONDecoder().decode(TrainingSettings.self, from: data) } catch {
             throw TrainingError.fileInvalid(file: url.path, reason: "not readable training settings ("
-                                            + DecodingError.fieldDescription(error) + "); restore it or train into a new run")
+                                            + DecodingError.fieldDescription(error, data: data) + "); restore it or train into a new run")
         }
         do { try settings.validate(); try settings.validateRecordedHashes() } catch {
             throw TrainingError.fileInvalid(file: url.path, reason: "holds settings no training can use (\(error))")
