@@ -135,8 +135,9 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     /// retrain gives a rebuilt slice a new hash, so a stage trained before it (and erased by a
     /// forget, or by the retrain) has a key from the older versions of its slices. Each prefix is
     /// therefore looked up under every version its slices had (`sliceVersions`; for the
-    /// example's own slice, the versions that held it), and reported under the key found served,
-    /// else on disk, else named erased by a receipt, else under the plan's current key ("never
+    /// example's own slice, the versions that held it), and reported under every key found
+    /// served, on disk or named erased by a receipt (an old version and the rebuilt one both
+    /// trained on an example the rebuild kept), else under the plan's current key ("never
     /// written").
     private static func slicedStages(plan: Plan, id: String, lineage: Lineage, layout: RunLayout,
                                      composition: ServedComposition?, erasedFiles: Set<String>,
@@ -177,15 +178,19 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                                                                                                key: stageKey).path),
                                  erased: erasedFiles.contains(file), served: servedKeys.contains(stageKey.hex))
                 }
-                let found = candidates.lazy.map(stage)
-                let chosen = found.first(where: \.served) ?? found.first(where: \.exists) ?? found.first(where: \.erased)
-                    ?? stage(prefix.map(current))
-                if stagesByKey[chosen.key] != nil { stagesByKey[chosen.key]?.sequences.append(index); continue }
-                stagesByKey[chosen.key] = chosen
+                // Every version of the prefix that trained on the example and left a trace (served,
+                // on disk, or erased by a receipt): a retrain's rebuild erases the old version while
+                // the new one trains on the example again, and both saw it.
+                let found = candidates.map(stage).filter { $0.served || $0.exists || $0.erased }
+                for chosen in found.isEmpty ? [stage(prefix.map(current))] : found {
+                    if stagesByKey[chosen.key] != nil { stagesByKey[chosen.key]?.sequences.append(index); continue }
+                    stagesByKey[chosen.key] = chosen
+                }
             }
         }
         return stagesByKey.values.sorted { a, b in
-            a.stage != b.stage ? a.stage < b.stage : a.slices.lexicographicallyPrecedes(b.slices)
+            a.stage != b.stage ? a.stage < b.stage
+                : a.slices != b.slices ? a.slices.lexicographicallyPrecedes(b.slices) : a.key < b.key
         }
     }
 
@@ -339,7 +344,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         for stage in stages {
             let state = stage.exists ? "on disk" : stage.erased ? "erased" : absent
             lines.append("  " + (stage.slices.isEmpty ? "the full model (every example)" : "stage \(stage.stage) prefix "
-                                 + "\(stage.slices) sequences \(stage.sequences)")
+                                 + "\(stage.slices) sequences \(stage.sequences) key \(stage.key.prefix(12))")
                          + ": " + state + (stage.served ? ", SERVED" : ""))
         }
         if deletions.isEmpty {

@@ -106,6 +106,15 @@ import Training
         let audit = try ExampleAudit.audit(run: run.directory, id: deleted)
         #expect(audit.sliceHash == run.plan.sliceHash(shard: 0, slice: 1))
         #expect(!audit.stages.isEmpty && audit.stages.allSatisfy { !$0.exists && !$0.served } && !audit.servedNow)
+        // An example the rebuilt slice kept was trained on twice: by the stages of its slice's old
+        // hash (erased by the rebuild) and by those of its new hash (on disk). The audit names both.
+        let kept = try #require(plan.currentMembers(shard: 0, slice: 1).first)
+        let keptAudit = try ExampleAudit.audit(run: run.directory, id: kept)
+        let erasedOld = keptAudit.stages.filter { $0.erased && !$0.exists }, onDisk = keptAudit.stages.filter(\.exists)
+        #expect(!erasedOld.isEmpty && !onDisk.isEmpty, "\(keptAudit.summary)")
+        #expect(Set(erasedOld.map(\.key)).isDisjoint(with: onDisk.map(\.key)))
+        #expect(Set(erasedOld.map { "\($0.stage) \($0.slices)" }) == Set(onDisk.map { "\($0.stage) \($0.slices)" }),
+                "each prefix of the kept example's slice in both versions: \(keptAudit.summary)")
 
         // Nothing left to do: a second retrain changes nothing.
         #expect(try run.retrainer().retrain(nowMilliseconds: { 3_000 }).isEmpty)
