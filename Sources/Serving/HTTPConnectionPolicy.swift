@@ -36,6 +36,7 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             try operations.addHandler(expect, position: .after(http10))
             try operations.addHandler(RequestReceiveLimits(deadline: receiveDeadline, budget: bodyBudget),
                                       position: .after(expect))
+            try operations.addHandler(FlushBarrier(), position: .first)
             return value
         }
     }
@@ -269,3 +270,30 @@ final class RequestReceiveLimits: ChannelInboundHandler, RemovableChannelHandler
         held = 0
     }
 }
+
+/// The first handler of a connection's pipeline, next to the socket: an empty write from here
+/// is queued behind every byte written before it, and NIO completes write promises in order,
+/// so its promise says that everything before it has been handed to the kernel (not just to
+/// NIO's buffers, which hold what a slow reader has not yet taken).
+final class FlushBarrier: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Returns once every byte written on `channel` so far is in the kernel's socket buffer;
+    /// throws when the connection closed first.
+    static func written(on channel: any Channel) async throws {
+        try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            guard let barrier = try? channel.pipeline.syncOperations.handler(type: FlushBarrier.self),
+                  let context = barrier.context else {
+                return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(NIOAny(ByteBuffer()), promise: promise)
+            return promise.futureResult
+        }.get()
+    }
+}
+

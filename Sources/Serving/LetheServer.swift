@@ -371,8 +371,8 @@ public final class LetheServer: Sendable {
             outputs: [.init(name: "label", datatype: "BYTES", shape: [labels.count], data: .strings(labels)),
                       .init(name: "probabilities", datatype: "FP32", shape: [labels.count, k],
                             data: .numbers(probabilities))])
-        let response = JSONResponse.encoded(answerBody, headers: Self.generationHeaders(snapshot))
-        return Self.releasing(ticket, when: response, isWrittenTo: context.channel, after: configuration.answerDelay)
+        return Self.answer(try JSONResponse.encodedBytes(answerBody), headers: Self.generationHeaders(snapshot),
+                           releasing: ticket, writtenTo: context.channel, after: configuration.answerDelay)
     }
 
     /// The request's answer, admitted by the answer gate: computed again when a deletion this
@@ -396,21 +396,32 @@ public final class LetheServer: Sendable {
         throw Refusal.unavailable("deletions kept arriving faster than this request could be answered; try again")
     }
 
-    /// `response` with its body written by a closure that releases `ticket` once the bytes have
-    /// been handed to the socket: after the write, a task on the connection's event loop runs
-    /// behind the one that writes them.
-    static func releasing(_ ticket: AnswerGate.Ticket, when response: Response, isWrittenTo channel: any Channel,
-                          after delay: Duration?) -> Response {
-        var written = response
-        let body = response.body
-        written.body = ResponseBody(contentLength: body.contentLength) { writer in
+    /// An answer whose body is written in pieces of `chunkBytes`, each waited for until it is in
+    /// the kernel's socket buffer (`FlushBarrier`): the ticket records that progress (a client
+    /// that reads, however large its answer, is never taken for one that stopped reading) and is
+    /// released once the last byte is in.
+    static func answer(_ bytes: [UInt8], headers: HTTPFields, releasing ticket: AnswerGate.Ticket,
+                       writtenTo channel: any Channel, after delay: Duration?) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        let body = ResponseBody(contentLength: bytes.count) { writer in
             if let delay { try await Task.sleep(for: delay) }
-            try await body.write(writer)
-            try? await channel.eventLoop.submit {}.get()
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + chunkBytes)
+                try await writer.write(ByteBuffer(bytes: bytes[offset..<end]))
+                try await FlushBarrier.written(on: channel)
+                ticket.progressed()
+                offset = end
+            }
+            try await writer.finish(nil)
             ticket.release()
         }
-        return written
+        return Response(status: .ok, headers: fields, body: body)
     }
+
+    /// The piece of an answer's body written and waited for at a time.
+    static let chunkBytes = 64 << 10
 
     static func generationHeaders(_ snapshot: ServedSnapshot) -> HTTPFields {
         var headers = HTTPFields()
@@ -554,7 +565,7 @@ struct AcceptedButUnfinished: Error, CustomStringConvertible {
     let ledgerSequence: Int64
     let reason: String
     var description: String {
-        "\(reason)\nThe \(count) request(s) were accepted at ledger #\(ledgerSequence) and are not lost: no answer comes "
+        "\(reason)\nThe \(count) request(s) were accepted (the last at ledger #\(ledgerSequence)) and are not lost: no answer comes "
             + "from a model that saw them (inference is refused until they are published), and this server carries them "
             + "out within seconds once the cause is fixed (`lethe forget --resume` does it now)."
     }

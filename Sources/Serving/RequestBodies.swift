@@ -18,12 +18,15 @@ enum JSONResponse {
     /// JSONEncoder writes it in a fraction of the time JSONSerialization spends casting `Any`.
     static func encoded<Body: Encodable>(_ body: Body, status: HTTPResponse.Status = .ok,
                                          headers: HTTPFields = [:]) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(body) else {
+        do { return raw(try encodedBytes(body), status: status, headers: headers) } catch {
             return raw(Array(#"{"error":"the answer could not be encoded as JSON"}"#.utf8), status: .internalServerError)
         }
-        return raw(Array(data), status: status, headers: headers)
+    }
+
+    static func encodedBytes<Body: Encodable>(_ body: Body) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(body))
     }
 
     static func raw(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:],

@@ -58,3 +58,36 @@ public struct MemoryLimit: Sendable {
         return smallest
     }
 }
+
+/// Work refused up front because the memory it needs exceeds what the process may take: without
+/// the check, an allocation deep in Swift's runtime traps, oneDNN fails a primitive, or
+/// OpenBLAS retries a failed mapping for ever.
+public struct MemoryShortfall: Error, CustomStringConvertible {
+    public let work: String
+    /// Bytes still to be taken.
+    public let bytes: UInt64
+    public let limit: MemoryLimit
+    public var description: String {
+        "\(work) needs about \(String(format: "%.1f GB", Double(bytes) / 1e9)) more memory, and \(limit.text); "
+            + "raise the limit (ulimit -v, the job's --mem) or run where more memory is available."
+    }
+}
+
+extension MemoryLimit {
+    /// What the process takes besides a model's arrays — the runtime, the threads' stacks and
+    /// allocator arenas, the BLAS buffers and oneDNN's kernels — measured here at about 0.4 GB
+    /// (under `ulimit -v`, `lethe predict` ran at 0.6 GB and failed at 0.5; `lethe generate` on
+    /// SmolLM2-135M ran at 1.7 GB and failed at 1.5).
+    public static let runtimeBytes: UInt64 = 400_000_000
+
+    /// Refuses loading a model whose arrays take `arrayBytes` (plus `runtimeBytes`) when that
+    /// total exceeds what the tightest limit leaves beyond what the process has mapped so far.
+    public static func requireForModel(_ path: String, arrayBytes: UInt64) throws {
+        let total = runtimeBytes + arrayBytes
+        let mapped = statusBytes("VmSize") ?? 0
+        let limit = current()
+        guard total > mapped, total - mapped > limit.availableBytes else { return }
+        throw MemoryShortfall(work: "loading \(path)", bytes: total - mapped, limit: limit)
+    }
+}
+

@@ -34,12 +34,32 @@ import Testing
     @Test func aDrainGivesUpOnAnAnswerNeverWrittenAndReleasesIt() async {
         let gate = AnswerGate()
         var ticket = gate.admit(generation: 1, channel: nil, isSuperseded: { false })
-        #expect(await gate.drain(below: 2, wait: 0.05) == 1)
+        #expect(await gate.drain(below: 2, stall: 0.05) == 1)
         #expect(gate.pending(below: 2) == 0)
         // A ticket dropped without a write releases itself.
         ticket = gate.admit(generation: 1, channel: nil, isSuperseded: { false })
         #expect(gate.pending(below: 2) == 1)
         ticket = nil
         #expect(gate.pending(below: 2) == 0 && ticket == nil)
+    }
+
+    /// An answer that keeps writing pieces is waited for past the stall time; one that stops
+    /// is given up on.
+    @Test func aDrainWaitsForAnAnswerThatKeepsProgressing() async throws {
+        let gate = AnswerGate()
+        let reading = try #require(gate.admit(generation: 1, channel: nil, isSuperseded: { false }))
+        let stopped = try #require(gate.admit(generation: 1, channel: nil, isSuperseded: { false }))
+        let writer = Task {
+            for _ in 0..<6 {
+                try await Task.sleep(for: .milliseconds(50))
+                reading.progressed()
+            }
+            reading.release()
+        }
+        let clock = ContinuousClock(), start = clock.now
+        #expect(await gate.drain(below: 2, stall: 0.12) == 1, "only the answer that stopped is closed")
+        #expect(clock.now - start >= .milliseconds(250), "the progressing answer was waited for")
+        try await writer.value
+        withExtendedLifetime(stopped) {}
     }
 }

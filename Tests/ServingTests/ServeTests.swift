@@ -824,7 +824,7 @@ extension ServeTests {
         try LetheProcess.runTool("/usr/bin/chattr", ["-i", run.path])
         #expect(failed.status == 500 && failed.json["accepted"] as? Bool == true, "\(failed.text)")
         let sequence = try #require(failed.json["ledger_sequence"] as? Int)
-        #expect((failed.json["error"] as? String)?.contains("accepted at ledger #\(sequence) and are not lost") == true)
+        #expect((failed.json["error"] as? String)?.contains("accepted (the last at ledger #\(sequence)) and are not lost") == true)
         // Completed by the server itself within seconds: the next answer comes without the example.
         let answer = try await server.infer(["Shares rise"])
         #expect(answer.status == 200 || answer.status == 503, "\(answer.text)")

@@ -29,6 +29,19 @@ import Testing
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
     }
 
+    /// Under an address-space limit too small for the model, loading it is refused with what
+    /// it needs and what the limit leaves, instead of a trap in an allocation, a failed oneDNN
+    /// primitive or OpenBLAS retrying a mapping for ever.
+    @Test func aModelTooLargeForTheMemoryLimitIsRefusedBeforeLoading() throws {
+        let binary = try LetheProcess.binary().path
+        let encoder = Self.root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path
+        for (limit, command) in [(1_200_000, "generate --model '\(Self.model)' --new-tokens 2 Hello"),
+                                 (450_000, "embed --model '\(encoder)' Hello")] {
+            let (status, output) = try LetheProcess.runTool("/bin/sh", ["-c", "ulimit -v \(limit); exec '\(binary)' \(command)"])
+            #expect(status == 1 && output.contains("needs about") && output.contains("ulimit -v"), "\(command): \(status) \(output)")
+        }
+    }
+
     @Test func anOracleFileIsCheckedFieldByFieldAndAGapNeedsASharedAttack() throws {
         let scratch = try Self.scratch("oracle")
         defer { try? FileManager.default.removeItem(at: scratch) }

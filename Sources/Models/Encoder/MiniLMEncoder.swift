@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Support
 
 /// A pre-trained BERT sentence encoder (all-MiniLM-L6-v2 by default) loaded from a model folder.
 ///
@@ -41,6 +42,11 @@ public final class MiniLMEncoder: @unchecked Sendable {
             throw ModelsError.configInvalid(path: directory + "/config.json", field: "vocab_size",
                                             reason: "\(c.vocabularySize) but vocab.txt has \(tokenizer.tokens.count) tokens")
         }
+        // The float32 weights, and their products' prepared copy (bf16 half as large).
+        let weightsFile = directory + "/model.safetensors"
+        let weightBytes = (try? FileManager.default.attributesOfItem(atPath: weightsFile)[.size] as? NSNumber)?
+            .uint64Value ?? 0
+        try MemoryLimit.requireForModel(weightsFile, arrayBytes: weightBytes + (precision == .bf16 ? weightBytes / 2 : weightBytes))
         let file = try SafeTensors(contentsOf: directory + "/model.safetensors")
         func load(_ name: String, _ shape: [Int]) throws -> Tensor {
             Tensor(shape: shape, values: try file.floats(name, shape: shape))
