@@ -96,4 +96,22 @@ struct KubernetesOptions: ParsableArguments {
     /// The image and claim the manifest names.
     var image: String { givenImage ?? "lethe:latest" }
     var volumeClaim: String { givenVolumeClaim ?? "lethe-runs" }
+
+    func validate() throws {
+        // Both are written into the manifest's YAML: a line break would add keys of its own.
+        if let image = givenImage, image.isEmpty || image.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw ValidationError("--image \(image.debugDescription): give an image reference, without spaces or line breaks.")
+        }
+        // A PersistentVolumeClaim's name is a DNS subdomain: lower-case letters, digits, '-' and
+        // '.', starting and ending with a letter or digit, at most 253 characters.
+        if let claim = givenVolumeClaim {
+            let allowed = claim.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 46 }
+            let ends = claim.utf8.first.map { (97...122).contains($0) || (48...57).contains($0) } == true
+                && claim.utf8.last.map { (97...122).contains($0) || (48...57).contains($0) } == true
+            guard allowed, ends, claim.utf8.count <= 253 else {
+                throw ValidationError("--volume-claim \(claim.debugDescription): a claim's name is lower-case letters, digits, "
+                                      + "'-' and '.', starting and ending with a letter or digit (at most 253).")
+            }
+        }
+    }
 }

@@ -108,6 +108,10 @@ struct TrainCommand: ParsableCommand {
         }
         try InputFiles.check([("--data", data)])
         try scheduling.check(scheduler: scheduler, kubernetes: kubernetes)
+        if jobs > 1 && scheduler != .local {
+            throw ValidationError("--jobs runs shards as processes here; with --scheduler \(scheduler.rawValue) each shard "
+                                  + "is a task of its own already (--max-parallel bounds how many run at once).")
+        }
         if let data, InputFile.isPipe(data), jobs > 1 || scheduler != .local {
             // Each shard's process opens --data itself; a pipe's data is read once, here.
             throw ValidationError("--data \(data) is a pipe, which the " + (jobs > 1 ? "--jobs processes" : "cluster's tasks")
@@ -117,14 +121,15 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
-        if scheduler != .local, !scheduling.task, FileManager.default.fileExists(atPath: layout.planURL.path) {
-            // The submitting host owns the ledger: an interrupted forget is completed here, before
-            // the plan is read, or every task would refuse to train beside it.
-            _ = try RunAccess.recover(layout.directory)
-        }
-        let plan = try Plan.load(from: Plan.url(inRun: layout.directory))
+        var plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         for shard in shards where !(0..<plan.shardCount).contains(shard) {
             throw ValidationError("--shard \(shard): give 0…\(plan.shardCount - 1) (the plan has \(plan.shardCount) shards).")
+        }
+        if scheduler != .local, !scheduling.task {
+            // The submitting host owns the ledger: an interrupted forget is completed here, and
+            // the plan read again, or every task would refuse to train beside it.
+            _ = try RunAccess.recover(layout.directory)
+            plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         }
         // Everything a first call can refuse is checked before train.json is saved — the
         // data file too, which each child of --jobs reads again — so a refused call leaves

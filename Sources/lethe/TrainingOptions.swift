@@ -120,8 +120,10 @@ struct TrainingOptions: ParsableArguments {
         if let (field, old, new) = saved.firstDifference(from: given) {
             throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: field, saved: old, given: new)
         }
+        // The same directory by another path (a symbolic link on either side) is the same model.
         let savedModel = saved.baseModelDirectory(run: layout.directory).standardizedFileURL.path
-        if let model, URL(fileURLWithPath: model).standardizedFileURL.path != savedModel {
+        if let model, URL(fileURLWithPath: model).resolvingSymlinksInPath().path
+            != URL(fileURLWithPath: savedModel).resolvingSymlinksInPath().path {
             throw TrainingError.settingsConflict(file: layout.settingsURL.path, field: "base_model", saved: savedModel,
                                                  given: model)
         }

@@ -191,6 +191,16 @@ import Testing
             let (status, output) = try Self.run(["train", "--run", Self.missingRun] + option)
             #expect(status == 64 && output.contains("\(option[0]) is an option of --scheduler k8s"), "\(output)")
         }
+        // What goes into the manifest's YAML is checked; --jobs has no place beside a cluster.
+        for (arguments, named) in [(["--image", "a b"], "--image \"a b\": give an image reference"),
+                                   (["--image", ""], "--image \"\": give an image reference"),
+                                   (["--volume-claim", "runs\nkind: Pod"], "a claim's name is lower-case letters"),
+                                   (["--volume-claim", "Runs"], "a claim's name is lower-case letters"),
+                                   (["--jobs", "2"], "--jobs runs shards as processes here")] {
+            let (status, output) = try Self.run(["train", "--run", Self.missingRun, "--scheduler", "k8s", "--emit-manifest"]
+                                                + arguments)
+            #expect(status == 64 && output.contains(named), "\(arguments): \(output)")
+        }
         // retrain offers local and slurm only: its help and its parser know no k8s options.
         let help = try Self.run(["retrain", "--help"])
         #expect(help.status == 0 && help.output.contains("--scheduler <scheduler> Where shards retrain"), "\(help.output)")
