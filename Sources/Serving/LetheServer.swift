@@ -557,7 +557,6 @@ struct BadRequest: Error {
     init(_ message: String, status: HTTPResponse.Status = .badRequest) { self.message = message; self.status = status }
 }
 
-/// Runs blocking work (model passes, file reads, the run lock) off Swift's cooperative threads.
 /// A /v1/forget whose requests were recorded in the ledger (accepted: durable, and binding on
 /// every later command) before carrying them out failed.
 struct AcceptedButUnfinished: Error, CustomStringConvertible {
@@ -571,6 +570,7 @@ struct AcceptedButUnfinished: Error, CustomStringConvertible {
     }
 }
 
+/// Runs blocking work (model passes, file reads, the run lock) off Swift's cooperative threads.
 enum Blocking {
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
