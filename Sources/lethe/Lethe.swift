@@ -136,7 +136,9 @@ struct Lethe: ParsableCommand {
         }
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch {
-            if let hint = negativeValueHint() { StandardError.write(Data((hint + "\n").utf8)) }
+            if let hint = negativeValueHint() ?? elsewhereHint(for: message(for: error)) {
+                StandardError.write(Data((hint + "\n").utf8))
+            }
             reportFailureAsJSON(error, message: message(for: error))
             exit(withError: error)
         }
@@ -190,16 +192,9 @@ struct Lethe: ParsableCommand {
     /// naming the option and both values; options that take several values may repeat.
     static func repeatedOption(for command: ParsableCommand.Type,
                                arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String? {
-        guard let dump = try? JSONSerialization.jsonObject(with: Data(command._dumpHelp().utf8)) as? [String: Any],
-              let definitions = (dump["command"] as? [String: Any])?["arguments"] as? [[String: Any]] else { return nil }
         // Every spelling of each single-valued option, mapped to its first long spelling.
         var spellings: [String: String] = [:]
-        for definition in definitions where definition["kind"] as? String == "option"
-            && definition["isRepeating"] as? Bool != true {
-            let names = (definition["names"] as? [[String: Any]] ?? []).compactMap { name -> String? in
-                guard let text = name["name"] as? String else { return nil }
-                return (name["kind"] as? String == "short" ? "-" : "--") + text
-            }
+        for names in optionSpellings(of: command, singleValued: true) {
             guard let canonical = names.first(where: { $0.hasPrefix("--") }) ?? names.first else { continue }
             for name in names { spellings[name] = canonical }
         }
@@ -218,6 +213,44 @@ struct Lethe: ParsableCommand {
             index += parts.count == 2 ? 1 : 2
         }
         return nil
+    }
+
+    /// The spellings ("--run", "-h") of each option and flag of `command` (only options that
+    /// take one value when `singleValued`), from ArgumentParser's description of it.
+    static func optionSpellings(of command: ParsableCommand.Type, singleValued: Bool = false) -> [[String]] {
+        guard let dump = try? JSONSerialization.jsonObject(with: Data(command._dumpHelp().utf8)) as? [String: Any],
+              let definitions = (dump["command"] as? [String: Any])?["arguments"] as? [[String: Any]] else { return [] }
+        return definitions.filter { definition in
+            !singleValued || (definition["kind"] as? String == "option" && definition["isRepeating"] as? Bool != true)
+        }.map { definition in
+            (definition["names"] as? [[String: Any]] ?? []).compactMap { name -> String? in
+                guard let text = name["name"] as? String else { return nil }
+                return (name["kind"] as? String == "short" ? "-" : "--") + text
+            }
+        }
+    }
+
+    /// For "Unknown option '--x'": the commands that do take --x ("--emit-manifest is an option
+    /// of `lethe train`"), so a user who gave it to the wrong command learns where it belongs.
+    static func elsewhereHint(for message: String) -> String? {
+        guard let start = message.range(of: "Unknown option '"),
+              let end = message[start.upperBound...].firstIndex(of: "'") else { return nil }
+        let option = String(message[start.upperBound..<end])
+        guard option.hasPrefix("--") else { return nil }
+        var owners: [String] = []
+        func visit(_ type: ParsableCommand.Type, path: [String]) {
+            for subcommand in type.configuration.subcommands {
+                let name = path + [subcommand.configuration.commandName ?? ""]
+                if optionSpellings(of: subcommand).contains(where: { $0.contains(option) }) {
+                    owners.append("`" + name.joined(separator: " ") + "`")
+                }
+                visit(subcommand, path: name)
+            }
+        }
+        visit(Lethe.self, path: ["lethe"])
+        guard !owners.isEmpty else { return nil }
+        return "Note: \(option) is an option of " + owners.prefix(4).joined(separator: ", ")
+            + (owners.count > 4 ? " and \(owners.count - 4) more" : "") + "."
     }
 
     /// With `--json`, a command that fails also prints `{"error": message, "exit_code": code}` as

@@ -208,7 +208,7 @@ import Testing
             #expect(!help.output.contains(name), "retrain --help names \(name): \(help.output)")
         }
         for (arguments, named) in [(["--scheduler", "k8s"], "Please provide one of 'local' and 'slurm'"),
-                                   (["--emit-manifest"], "Unknown option '--emit-manifest'"),
+                                   (["--emit-manifest"], "--emit-manifest is an option of `lethe train`"),
                                    (["--mem", "4G"], "--mem is an option of --scheduler slurm.")] {
             let (status, output) = try Self.run(["retrain", "--run", Self.missingRun] + arguments)
             #expect(status == 64 && output.contains(named), "\(arguments): \(output)")
