@@ -21,6 +21,7 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let receiveDeadline: TimeAmount
     let bodyBudget: Int
     let maxBodyBytes: Int
+    let servedVersion: @Sendable () -> Int64?
 
     var responder: HTTPChannelHandler.Responder { inner.responder }
 
@@ -32,7 +33,7 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             try operations.addHandler(malformed, position: .after(decoder))
             let http10 = HTTP10ClosesByDefault()
             try operations.addHandler(http10, position: .after(malformed))
-            let expect = ContinueWhenExpected(maxBodyBytes: maxBodyBytes)
+            let expect = ContinueWhenExpected(maxBodyBytes: maxBodyBytes, servedVersion: servedVersion)
             try operations.addHandler(expect, position: .after(http10))
             try operations.addHandler(RequestReceiveLimits(deadline: receiveDeadline, budget: bodyBudget),
                                       position: .after(expect))
@@ -46,10 +47,11 @@ struct LetheHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     }
 
     static func builder(idleTimeout: TimeAmount, receiveDeadline: TimeAmount, bodyBudget: Int,
-                        maxBodyBytes: Int) -> HTTPServerBuilder {
+                        maxBodyBytes: Int, servedVersion: @escaping @Sendable () -> Int64?) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             LetheHTTP1Channel(inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)),
-                              receiveDeadline: receiveDeadline, bodyBudget: bodyBudget, maxBodyBytes: maxBodyBytes)
+                              receiveDeadline: receiveDeadline, bodyBudget: bodyBudget, maxBodyBytes: maxBodyBytes,
+                              servedVersion: servedVersion)
         }
     }
 }
@@ -185,15 +187,29 @@ final class ContinueWhenExpected: ChannelInboundHandler, RemovableChannelHandler
     typealias OutboundOut = HTTPServerResponsePart
 
     private let maxBodyBytes: Int
+    /// The model version (generation) served now, nil before a composition is loaded.
+    private let servedVersion: @Sendable () -> Int64?
 
-    init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
+    init(maxBodyBytes: Int, servedVersion: @escaping @Sendable () -> Int64?) {
+        self.maxBodyBytes = maxBodyBytes; self.servedVersion = servedVersion
+    }
+
+    /// Whether `path` pins a model version (`/v2/models/lethe/versions/V/…`) other than the one
+    /// served: its answer will be 410 or 404, so no body is asked for.
+    func pinsAnotherVersion(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 6, parts[1] == "v2", parts[2] == "models", parts[4] == "versions" else { return false }
+        return Int64(parts[5]).map { String($0) != parts[5] || $0 != servedVersion() } ?? true
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Only for a body the server would read: not for a path it does not answer or a method the
-        // path refuses (their 404 or 405 comes first), nor for an empty or oversized body.
+        // path refuses (their 404 or 405 comes first), a version no longer served (410), nor for
+        // an empty or oversized body.
         if case .head(let head) = unwrapInboundIn(data), head.version.major == 1, head.version.minor >= 1,
            head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }),
            LetheServer.method(answering: String(head.uri.prefix { $0 != "?" }))?.rawValue == head.method.rawValue,
+           !pinsAnotherVersion(String(head.uri.prefix { $0 != "?" })),
            head.headers["content-length"].first.flatMap({ Int($0) }).map({ $0 > 0 && $0 <= maxBodyBytes }) ?? true {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
                                   promise: nil)

@@ -546,6 +546,13 @@ extension ServeTests {
                                        readingAtMost: 1)
             #expect(!other.text.contains("100 Continue"), "\(line): \(other.text)")
         }
+        // The version served now gets the go-ahead; one it does not serve (replaced, or unknown) does not.
+        let current = try #require(Int((try await server.get("/v2/models/lethe").json["versions"] as? [String])?.first ?? ""))
+        for (version, continues) in [(current, true), (current + 1, false), (current - 1, false)] where version >= 0 {
+            let pinned = try server.raw("POST /v2/models/lethe/versions/\(version)/infer HTTP/1.1\r\nHost: x\r\n"
+                                        + "Expect: 100-continue\r\nContent-Length: 20\r\n\r\n", readingAtMost: 1)
+            #expect(pinned.text.contains("100 Continue") == continues, "version \(version): \(pinned.text)")
+        }
     }
 
     /// HEAD is answered for every GET path: the GET's status and length, no body.
