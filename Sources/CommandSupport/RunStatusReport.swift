@@ -1,5 +1,6 @@
 import Forgetting
 import Foundation
+import Support
 import Models
 import Planning
 import Training
@@ -120,7 +121,7 @@ public struct RunStatusReport: Encodable, Sendable {
     public func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.keyEncodingStrategy = .snakeCased
         return try encoder.encode(self)
     }
 }

@@ -42,9 +42,10 @@ final class AnswerGate: @unchecked Sendable {
         deinit { release() }
     }
 
-    /// Admits an answer of `generation` unless `isSuperseded` (a read of the ledger, made under
-    /// the gate's lock so that no deletion commits between the check and the count) says an
-    /// accepted deletion is newer; nil then.
+    /// Admits an answer of `generation` unless `isSuperseded` (a read of the ledger) says an
+    /// accepted deletion is newer; nil then. Deletions commit without this lock; what orders the
+    /// two is that a drain runs after its deletion's commit and counts under this lock, so an
+    /// answer is either counted before the drain looks or checked after the commit.
     func admit(generation: Int64, channel: (any Channel)?, isSuperseded: () -> Bool) -> Ticket? {
         lock.withLock {
             guard !isSuperseded() else { return nil }
@@ -85,7 +86,7 @@ final class AnswerGate: @unchecked Sendable {
             for (_, channel) in stalled { channel?.close(promise: nil) }
             closed += stalled.count
             if waiting == 0 { return closed }
-            try? await Task.sleep(nanoseconds: 500_000)
+            try? await Task.sleep(nanoseconds: 2_000_000)
         }
     }
 }

@@ -458,7 +458,7 @@ public final class LetheServer: Sendable {
         }
         let needsGroups = requests.contains { if case .group = $0.target { return true } else { return false } }
         let store = self.store, layout = self.layout, groups = self.groups, metrics = self.metrics, batcher = self.batcher
-        let (receipt, snapshot) = try await Blocking.run { () throws -> (ForgetReceipt, ServedSnapshot?) in
+        let work = { @Sendable () throws -> (ForgetReceipt, ServedSnapshot?) in
             let resolver = needsGroups ? try groups.resolver() : nil
             var acceptedAt: Int64?
             let (receipt, snapshot): (ForgetReceipt, ServedSnapshot?)
@@ -470,11 +470,10 @@ public final class LetheServer: Sendable {
                                                                  accepted: { acceptedAt = $0.sequenceNumber })
                 }
             } catch ForgettingError.runBusy(let run, let seconds) where batcher.textsOfPassHoldingRunLock > 0 {
-                throw Refusal.unavailable("\(run): this server holds the run lock itself, for a pass over the "
-                    + "\(batcher.textsOfPassHoldingRunLock) remaining texts of a request that deletions restarted twice "
-                    + "(so that further deletions cannot restart it again); nothing was recorded in \(Int(seconds)) s of "
-                    + "waiting: send the request again once that answer is out (smaller requests, --max-texts, keep such "
-                    + "passes short)")
+                throw Refusal.unavailable("\(run): this server holds the run lock itself, for a pass that deletions "
+                    + "interrupted twice (so that further deletions cannot interrupt it again); nothing was recorded in "
+                    + "\(Int(seconds)) s of waiting: send the request again once that pass is done (smaller inference "
+                    + "requests, --max-texts, keep such passes short)")
             } catch {
                 // Once recorded, the requests are carried out even though this call failed: the
                 // answer says so, so a client does not take the deletion for refused.
@@ -484,9 +483,18 @@ public final class LetheServer: Sendable {
             metrics.forgot(requests: requests.count)
             return (receipt, snapshot)
         }
-        guard let snapshot, snapshot.generation.sequenceNumber >= receipt.requests.map(\.ledgerSequence).max() ?? 0 else {
+        // Whatever the outcome once the deletions are recorded, answers from older generations
+        // already on their way out are written (or cut) before this call answers.
+        let (receipt, snapshot): (ForgetReceipt, ServedSnapshot?)
+        do { (receipt, snapshot) = try await Blocking.run(work) } catch let unfinished as AcceptedButUnfinished {
+            await answers.drain(below: unfinished.ledgerSequence)
+            throw unfinished
+        }
+        let accepted = receipt.requests.map(\.ledgerSequence).max() ?? 0
+        guard let snapshot, snapshot.generation.sequenceNumber >= accepted else {
             // Durable and published, but the server could not load what was published: it
             // refuses to answer from the old composition (readiness says why).
+            await answers.drain(below: accepted)
             throw Refusal.unavailable("the deletion is recorded and published, but this server could not load the new "
                                       + "composition: \(store.readiness.reason ?? "unknown")")
         }

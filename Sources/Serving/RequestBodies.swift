@@ -193,9 +193,12 @@ enum ForgetBody {
             if let problem = strings.lazy.compactMap({ ForgetRequest.problem(field: field, $0) }).first {
                 throw BadRequest(problem)
             }
-            // Only the empty name, as the dataset reader and `lethe forget` refuse it: a name of
-            // spaces or invisible characters is one a dataset may hold.
-            if strings.contains(where: \.isEmpty) { throw BadRequest("\"\(field)\" holds an empty name") }
+            // As the dataset reader and `lethe forget`: an empty id, and a group of nothing but
+            // spaces, name nothing; an id of spaces or invisible characters is one a dataset may hold.
+            let blank = { (name: String) in
+                name.isEmpty || (field == "groups" && name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+            }
+            if strings.contains(where: blank) { throw BadRequest("\"\(field)\" holds an empty name") }
             return strings
         }
         let ids = try names("ids"), groups = try names("groups")

@@ -5,6 +5,10 @@ import Foundation
 /// the pages already mapped count too) or a cgroup's `memory.max` (a Slurm task's `--mem`, a
 /// container's limit, set on the process's cgroup or one above it).
 public struct MemoryLimit: Sendable {
+    /// Which limit is the tightest: the machine's memory, the address space (`ulimit -v`, which
+    /// counts every mapping, used or not), or a cgroup's `memory.max`.
+    public enum Kind: Sendable { case physical, addressSpace, cgroup }
+    public var kind: Kind = .physical
     /// Bytes still available to a new allocation under the tightest limit.
     public let availableBytes: UInt64
     /// The tightest limit, for a message: "this machine has 25.3 GB", "its address-space limit
@@ -20,11 +24,12 @@ public struct MemoryLimit: Sendable {
             let mapped = statusBytes("VmSize") ?? 0
             let left = limit.rlim_cur > mapped ? UInt64(limit.rlim_cur) - mapped : 0
             if left < best.availableBytes {
-                best = MemoryLimit(availableBytes: left, text: "its address-space limit (ulimit -v) leaves \(gigabytes(left))")
+                best = MemoryLimit(kind: .addressSpace, availableBytes: left,
+                                   text: "its address-space limit (ulimit -v) leaves \(gigabytes(left))")
             }
         }
         if let cgroup = cgroupLimit(), cgroup < best.availableBytes {
-            best = MemoryLimit(availableBytes: cgroup, text: "its cgroup's memory.max (a job's or container's memory "
+            best = MemoryLimit(kind: .cgroup, availableBytes: cgroup, text: "its cgroup's memory.max (a job's or container's memory "
                                + "limit) is \(gigabytes(cgroup))")
         }
         return best
@@ -80,14 +85,25 @@ extension MemoryLimit {
     /// SmolLM2-135M ran at 1.7 GB and failed at 1.5).
     public static let runtimeBytes: UInt64 = 400_000_000
 
-    /// Refuses loading a model whose arrays take `arrayBytes` (plus `runtimeBytes`) when that
-    /// total exceeds what the tightest limit leaves beyond what the process has mapped so far.
+    /// Refuses loading a model whose arrays take `arrayBytes` when the tightest limit cannot
+    /// hold them: under `ulimit -v`, the process's mappings grow to about `runtimeBytes` plus the
+    /// arrays (counted from what is mapped already); under a memory limit, the arrays must fit
+    /// beside what the process holds resident.
     public static func requireForModel(_ path: String, arrayBytes: UInt64) throws {
-        let total = runtimeBytes + arrayBytes
-        let mapped = statusBytes("VmSize") ?? 0
         let limit = current()
-        guard total > mapped, total - mapped > limit.availableBytes else { return }
-        throw MemoryShortfall(work: "loading \(path)", bytes: total - mapped, limit: limit)
+        let need: UInt64, room: UInt64
+        switch limit.kind {
+        case .addressSpace:
+            let mapped = statusBytes("VmSize") ?? 0
+            need = max(runtimeBytes + arrayBytes, mapped + arrayBytes) - mapped
+            room = limit.availableBytes
+        case .physical, .cgroup:
+            let resident = statusBytes("VmRSS") ?? 0
+            need = arrayBytes
+            room = limit.availableBytes > resident ? limit.availableBytes - resident : 0
+        }
+        guard need > room else { return }
+        throw MemoryShortfall(work: "loading \(path)", bytes: need, limit: limit)
     }
 }
 

@@ -151,7 +151,7 @@ struct EvalForgetCommand: ParsableCommand {
                 throw refuse("evaluation.\(name).perplexity", "is \(quality.perplexity), not a finite positive number")
             }
             try rate(quality.accuracy, "evaluation.\(name).accuracy")
-            guard quality.tokenCount >= 0 else { throw refuse("evaluation.\(name).token_count", "is negative") }
+            guard quality.tokenCount >= 0 else { throw refuse("evaluation.\(name)." + LanguageModelQuality.CodingKeys.tokenCount.rawValue, "is negative") }
         }
         guard !report.percents.isEmpty else { throw refuse("percents", "is empty") }
         guard e.membership.count == report.percents.count else {

@@ -109,7 +109,7 @@ struct EvaluationReport: Encodable {
     func json() throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.keyEncodingStrategy = .snakeCased
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }

@@ -69,9 +69,11 @@ struct ForgetCommand: ParsableCommand {
             throw ValidationError("--resume finishes the requests already recorded and takes no new ones; give --id, "
                                   + "--group or --log without --resume (a forget finishes pending requests first anyway).")
         }
-        // Only the empty name is refused here, as the dataset reader refuses it: an id of spaces
-        // or invisible characters is a valid id a plan may hold (one it lacks is reported unknown).
-        if let empty = (ids.map { ("--id", $0) } + groups.map { ("--group", $0) }).first(where: { $0.1.isEmpty }) {
+        // As the dataset reader: an empty id, and a group of nothing but spaces, name nothing; an
+        // id of spaces or invisible characters is a valid id a plan may hold (one it lacks is
+        // reported unknown).
+        if let empty = (ids.map { ("--id", $0) } + groups.map { ("--group", $0) }).first(where: { name in
+            name.1.isEmpty || (name.0 == "--group" && name.1.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty) }) {
             throw ValidationError("\(empty.0) \"\(empty.1)\": an empty name forgets nothing; give an example id or a group.")
         }
         for (option, value) in ids.map({ ("--id", $0) }) + groups.map({ ("--group", $0) }) {

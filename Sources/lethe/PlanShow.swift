@@ -2,6 +2,7 @@ import ArgumentParser
 import Audit
 import CommandSupport
 import Foundation
+import Support
 import Planning
 import Training
 
@@ -68,7 +69,7 @@ struct PlanShowCommand: ParsableCommand {
                                        loadSeconds: loadSeconds)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.keyEncodingStrategy = .snakeCased
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }

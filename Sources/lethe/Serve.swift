@@ -32,7 +32,8 @@ struct ServeCommand: ParsableCommand {
             answered — in its body and in the Lethe-Generation header. /v1/forget answers 200 with the \
             receipt only once the deletion is durable in the ledger, the new composition is published \
             and this server answers from it (ids or groups the plan does not hold are recorded too and \
-            listed in the receipt's unknown_ids, still 200, where `lethe forget` exits 5). A composition \
+            listed in the receipt's unknown_ids or unknown_groups, still 200, where `lethe forget` exits \
+            5). A composition \
             published by another process (`lethe \
             forget`, `retrain`, `train`) is picked up within --poll-ms (the check runs when inotify \
             reports a change in the run directory, and at least every 250 ms on filesystems that raise \
@@ -45,7 +46,9 @@ struct ServeCommand: ParsableCommand {
             answered; the rest of a large request restarted twice runs as one such pass, which a forget \
             waits for up to 10 s (then 503, naming this server as the holder; --max-texts bounds it). \
             /v1/forget acknowledges only after every answer from a model it replaced that was already \
-            on its way out has been written. If a published \
+            on its way out is in the kernel's socket buffer (a connection that takes none of it for 2 s \
+            is closed instead; a large answer read slowly can delay the acknowledgment up to 60 s). \
+            If a published \
             composition cannot be loaded, the old one keeps answering unless a deletion newer than it \
             was accepted; then inference answers 503 and /v1/status says why.
 

@@ -109,7 +109,7 @@ struct SimulateCommand: ParsableCommand {
                                           results: rows)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.keyEncodingStrategy = .snakeCased
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }

@@ -125,12 +125,6 @@ struct TrainCommand: ParsableCommand {
         for shard in shards where !(0..<plan.shardCount).contains(shard) {
             throw ValidationError("--shard \(shard): give 0…\(plan.shardCount - 1) (the plan has \(plan.shardCount) shards).")
         }
-        if scheduler != .local, !scheduling.task {
-            // The submitting host owns the ledger: an interrupted forget is completed here, and
-            // the plan read again, or every task would refuse to train beside it.
-            _ = try RunAccess.recover(layout.directory)
-            plan = try Plan.load(from: Plan.url(inRun: layout.directory))
-        }
         // Everything a first call can refuse is checked before train.json is saved — the
         // data file too, which each child of --jobs reads again — so a refused call leaves
         // nothing behind and the corrected one starts clean.
@@ -152,6 +146,14 @@ struct TrainCommand: ParsableCommand {
             _ = try RunData.dataset(for: plan, run: layout.directory, override: data)
             dataChecked = true
         }, created: { createdSettings = true })
+        if scheduler != .local, !scheduling.task {
+            // The submitting host owns the ledger: an interrupted forget is completed here (after
+            // every check a usage error could stop at), and the plan read again, or every task
+            // would refuse to train beside it.
+            try checkClusterFits(settings, layout: layout)
+            _ = try RunAccess.recover(layout.directory)
+            plan = try Plan.load(from: Plan.url(inRun: layout.directory))
+        }
         let selected = shards.isEmpty ? Array(0..<plan.shardCount) : shards
         if scheduling.task {
             guard shards.count == 1, let shard = shards.first, settings.strategy != .full else {
@@ -192,9 +194,6 @@ struct TrainCommand: ParsableCommand {
                        progressEvents: progressEvents)
     }
 
-    /// `--scheduler slurm`: submits the shards with stages left to train as one job array, or,
-    /// when every stage is trained, publishes at once. `--scheduler k8s --emit-manifest` writes
-    /// the same work as an Indexed Job manifest.
     /// What a cluster submission refuses in the settings (checked before a first call saves
     /// them, and again for later calls).
     func checkClusterFits(_ settings: TrainingSettings, layout: RunLayout) throws {
@@ -208,6 +207,9 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// `--scheduler slurm`: submits the shards with stages left to train as one job array, or,
+    /// when every stage is trained, publishes at once. `--scheduler k8s --emit-manifest` writes
+    /// the same work as an Indexed Job manifest.
     func submitToCluster(layout: RunLayout, settings: TrainingSettings, plan: Plan, selected: [Int]) throws {
         try checkClusterFits(settings, layout: layout)
         let layerCount = try settings.baseLayerCount(run: layout.directory)

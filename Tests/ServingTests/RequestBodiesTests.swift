@@ -39,6 +39,8 @@ import Support
         #expect(Self.refusal(#"{"ids": ["a"], "request_id": ""}"#, forget)?.contains("\"request_id\" is empty") == true)
         #expect(Self.refusal(#"{"ids": [""]}"#, forget)?.contains("holds an empty name") == true)
         #expect(try ForgetBody.parse(Array(#"{"ids": [" ", "\u200b"]}"#.utf8), ndjson: false).count == 2)
+        // A group of nothing but spaces is one no dataset holds (the reader refuses it).
+        #expect(Self.refusal(#"{"groups": ["  "]}"#, forget)?.contains("holds an empty name") == true)
         let notUTF8: [UInt8] = Array(#"{"ids": ["a"#.utf8) + [0xFF] + Array(#""]}"#.utf8)
         #expect((try? ForgetBody.parse(notUTF8, ndjson: false)) == nil)
         do { _ = try ForgetBody.parse(notUTF8, ndjson: false) } catch let bad as BadRequest {

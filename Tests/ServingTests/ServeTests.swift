@@ -772,15 +772,13 @@ extension ServeTests {
         #expect(server.stop() == 0)
     }
 
-    /// A batch that forms between another process's acceptance of a deletion and its publish
-    /// waits for the publish and answers from the new composition.
     /// An answer whose pass ended before a deletion was accepted, but which is still on its way
-    /// out (held here 600 ms between its admission and its write), is written before
+    /// out (held here 1.5 s between its admission and its write), is written before
     /// `/v1/forget` acknowledges that deletion: no answer from a model that saw the example
     /// follows the acknowledgment.
     @Test func anAnswerInFlightIsWrittenBeforeTheDeletionIsAcknowledged() async throws {
         let run = try Self.freshRun()
-        let server = try ServerProcess(run: run, arguments: ["--test-answer-delay-ms", "600"])
+        let server = try ServerProcess(run: run, arguments: ["--test-answer-delay-ms", "1500"])
         defer { server.stop() }
         // An example of slice 0: every sequence that starts with it serves it.
         let plan = try Plan.load(from: Plan.url(inRun: run))
@@ -791,7 +789,7 @@ extension ServeTests {
             let answer = try await server.infer(["Shares rise as profits beat forecasts"])
             return (answer, clock.now - start)
         }()
-        try await Task.sleep(for: .milliseconds(250))   // the pass is done; the answer waits to be written
+        try await Task.sleep(for: .milliseconds(700))   // the pass is done; the answer waits to be written
         let forget = try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [id]]))
         let acknowledged = clock.now - start
         let (answer, answered) = try await inference
@@ -799,8 +797,8 @@ extension ServeTests {
         let sequence = try #require((forget.json["requests"] as? [[String: Any]])?.compactMap { $0["ledger_sequence"] as? Int }.max())
         let generation = try #require(Int(answer.headers["Lethe-Generation"] ?? ""))
         #expect(answer.status == 200 && generation < sequence, "the answer came from the composition before the deletion")
-        #expect(acknowledged >= .milliseconds(550), "acknowledged at \(acknowledged), before the answer was written")
-        #expect(answered <= acknowledged + .milliseconds(50), "answer at \(answered), acknowledgment at \(acknowledged)")
+        #expect(acknowledged >= .milliseconds(1400), "acknowledged at \(acknowledged), before the answer was written")
+        #expect(answered <= acknowledged + .milliseconds(250), "answer at \(answered), acknowledgment at \(acknowledged)")
         // A request after the acknowledgment is answered without the example.
         let after = try await server.infer(["Shares rise as profits beat forecasts"])
         #expect(Int(after.headers["Lethe-Generation"] ?? "") ?? -1 >= sequence)
@@ -810,7 +808,9 @@ extension ServeTests {
     /// A /v1/forget that records its request and then cannot publish (the run directory made
     /// immutable) answers that the deletion was accepted at its ledger entry, not a bare error;
     /// once the directory is writable again the server completes it by itself.
-    @Test func aForgetAcceptedButNotPublishedSaysItWasAccepted() async throws {
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/chattr"),
+                   "chattr +i needs root"))
+    func aForgetAcceptedButNotPublishedSaysItWasAccepted() async throws {
         let run = try Self.freshRun()
         let server = try ServerProcess(run: run)
         defer {
@@ -823,10 +823,8 @@ extension ServeTests {
         // A first deletion makes the ledger (an immutable directory could not take a new file).
         #expect(try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [earlier]])).status == 200)
         try await Task.sleep(for: .milliseconds(100))
-        guard try LetheProcess.runTool("/usr/bin/chattr", ["+i", run.path]).status == 0 else {
-            print("chattr +i is not available here (not root, or the file system lacks it): nothing to check")
-            return
-        }
+        let immutable = try LetheProcess.runTool("/usr/bin/chattr", ["+i", run.path])
+        try #require(immutable.status == 0, "chattr +i \(run.path): \(immutable.output)")
         let failed = try await server.post("/v1/forget", body: try JSONSerialization.data(withJSONObject: ["ids": [id]]))
         try LetheProcess.runTool("/usr/bin/chattr", ["-i", run.path])
         #expect(failed.status == 500 && failed.json["accepted"] as? Bool == true, "\(failed.text)")
@@ -845,6 +843,8 @@ extension ServeTests {
         #expect(server.stop() == 0)
     }
 
+    /// A batch that forms between another process's acceptance of a deletion and its publish
+    /// waits for the publish and answers from the new composition.
     @Test func aBatchAfterAnAcceptedDeletionWaitsForItsPublish() async throws {
         let run = try Self.freshRun()
         let server = try ServerProcess(run: run)

@@ -36,7 +36,7 @@ import Testing
         let binary = try LetheProcess.binary().path
         let encoder = Self.root.appendingPathComponent("Checkpoints/base/all-MiniLM-L6-v2").path
         for (limit, command) in [(1_200_000, "generate --model '\(Self.model)' --new-tokens 2 Hello"),
-                                 (450_000, "embed --model '\(encoder)' Hello")] {
+                                 (520_000, "embed --model '\(encoder)' Hello")] {
             let (status, output) = try LetheProcess.runTool("/bin/sh", ["-c", "ulimit -v \(limit); exec '\(binary)' \(command)"])
             #expect(status == 1 && output.contains("needs about") && output.contains("ulimit -v"), "\(command): \(status) \(output)")
         }
