@@ -118,7 +118,7 @@ public struct DecoderOptions: ParsableArguments {
     public static func ensureMemory(_ bytes: Int, for work: String, sizedBy options: String) throws {
         let limit = MemoryLimit.current()
         guard UInt64(max(bytes, 0)) > limit.availableBytes else { return }
-        throw ValidationError("\(work) needs about \(String(format: "%.1f GB", Double(bytes) / 1e9)) of memory, and "
+        throw ValidationError("\(work) needs about \(MemoryLimit.gigabytes(bytes)) of memory, and "
                               + "\(limit.text); lower \(options).")
     }
 }

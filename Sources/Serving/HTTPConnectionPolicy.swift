@@ -208,8 +208,8 @@ final class ContinueWhenExpected: ChannelInboundHandler, RemovableChannelHandler
         // an empty or oversized body.
         if case .head(let head) = unwrapInboundIn(data), head.version.major == 1, head.version.minor >= 1,
            head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }),
-           LetheServer.method(answering: String(head.uri.prefix { $0 != "?" }))?.rawValue == head.method.rawValue,
-           !pinsAnotherVersion(String(head.uri.prefix { $0 != "?" })),
+           case let path = String(head.uri.prefix { $0 != "?" }),
+           LetheServer.method(answering: path)?.rawValue == head.method.rawValue, !pinsAnotherVersion(path),
            head.headers["content-length"].first.flatMap({ Int($0) }).map({ $0 > 0 && $0 <= maxBodyBytes }) ?? true {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
                                   promise: nil)
@@ -248,17 +248,12 @@ final class RequestReceiveLimits: ChannelInboundHandler, RemovableChannelHandler
             let channel = context.channel
             timer = context.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
             // The marker is this handler's alone: one a client sent is dropped.
-            let spoofed = head.headers.contains(name: Self.missingHostMarker)
-            if spoofed { head.headers.remove(name: Self.missingHostMarker) }
+            head.headers.remove(name: Self.missingHostMarker)
             if head.version.major == 1, head.version.minor >= 1, !head.headers.contains(name: "host") {
                 head.headers.add(name: Self.missingHostMarker, value: "1")
-                context.fireChannelRead(wrapInboundOut(.head(head)))
-                return
             }
-            if spoofed {
-                context.fireChannelRead(wrapInboundOut(.head(head)))
-                return
-            }
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+            return
         case .body(let buffer):
             held += buffer.readableBytes
             if Self.inFlight.add(buffer.readableBytes, ordering: .relaxed).newValue > budget {

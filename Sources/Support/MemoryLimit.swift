@@ -15,8 +15,10 @@ public struct MemoryLimit: Sendable {
     /// (ulimit -v) leaves 1.2 GB".
     public let text: String
 
+    /// "1.2 GB", as the messages about memory say it.
+    public static func gigabytes<N: BinaryInteger>(_ bytes: N) -> String { String(format: "%.1f GB", Double(bytes) / 1e9) }
+
     public static func current() -> MemoryLimit {
-        let gigabytes = { (n: UInt64) in String(format: "%.1f GB", Double(n) / 1e9) }
         let physical = ProcessInfo.processInfo.physicalMemory
         var best = MemoryLimit(availableBytes: physical, text: "this machine has \(gigabytes(physical))")
         var limit = rlimit()
@@ -73,7 +75,7 @@ public struct MemoryShortfall: Error, CustomStringConvertible {
     public let bytes: UInt64
     public let limit: MemoryLimit
     public var description: String {
-        "\(work) needs about \(String(format: "%.1f GB", Double(bytes) / 1e9)) more memory, and \(limit.text); "
+        "\(work) needs about \(MemoryLimit.gigabytes(bytes)) more memory, and \(limit.text); "
             + "raise the limit (ulimit -v, the job's --mem) or run where more memory is available."
     }
 }
@@ -82,7 +84,7 @@ extension MemoryLimit {
     /// What the process takes besides a model's arrays — the runtime, the threads' stacks and
     /// allocator arenas, the BLAS buffers and oneDNN's kernels — measured here at about 0.4 GB
     /// (under `ulimit -v`, `lethe predict` ran at 0.6 GB and failed at 0.5; `lethe generate` on
-    /// SmolLM2-135M ran at 1.7 GB and failed at 1.5).
+    /// SmolLM2-135M ran at 1.7 GB, failed at 1.5 and hung in OpenBLAS at 1.6).
     public static let runtimeBytes: UInt64 = 400_000_000
 
     /// Refuses loading a model whose arrays take `arrayBytes` when the tightest limit cannot

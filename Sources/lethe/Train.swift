@@ -210,8 +210,8 @@ struct TrainCommand: ParsableCommand {
     /// `--scheduler slurm`: submits the shards with stages left to train as one job array, or,
     /// when every stage is trained, publishes at once. `--scheduler k8s --emit-manifest` writes
     /// the same work as an Indexed Job manifest.
+    /// (`run` has checked `checkClusterFits` before recovering.)
     func submitToCluster(layout: RunLayout, settings: TrainingSettings, plan: Plan, selected: [Int]) throws {
-        try checkClusterFits(settings, layout: layout)
         let layerCount = try settings.baseLayerCount(run: layout.directory)
         let pending = try selected.filter { shard in
             try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),

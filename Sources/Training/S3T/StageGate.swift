@@ -38,10 +38,15 @@ public final class StageGate {
                                recover: @escaping () throws -> Void) -> StageGate {
         StageGate(layout: layout, tombstones: tombstones) {
             try recover()
-            let plan = try Plan.load(from: layout.planURL)
-            if let identity, plan.identity != identity { throw TrainingError.planReplaced(file: layout.planURL.path) }
-            return plan.tombstones
+            return try currentTombstones(layout, identity: identity)
         }
+    }
+
+    /// The tombstones of the plan in `layout`, refused when it is not the plan of `identity`.
+    private static func currentTombstones(_ layout: RunLayout, identity: PlanIdentity?) throws -> [String] {
+        let plan = try Plan.load(from: layout.planURL)
+        if let identity, plan.identity != identity { throw TrainingError.planReplaced(file: layout.planURL.path) }
+        return plan.tombstones
     }
 
     /// A gate for a process that never opens the ledger (a cluster array task): it refuses to
@@ -52,9 +57,7 @@ public final class StageGate {
     public static func withoutLedger(_ layout: RunLayout, plan: Plan) throws -> StageGate {
         let current = try FileLock.withSharedLockForReading(layout.lockURL) {
             try UnfinishedForget.requireLowered(layout)
-            let now = try Plan.load(from: layout.planURL)
-            if now.identity != plan.identity { throw TrainingError.planReplaced(file: layout.planURL.path) }
-            return now.tombstones
+            return try currentTombstones(layout, identity: plan.identity)
         }
         return reading(layout, tombstones: Set(plan.tombstones).union(current), identity: plan.identity,
                        recover: { try UnfinishedForget.requireLowered(layout) })
