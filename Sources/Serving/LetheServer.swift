@@ -317,7 +317,8 @@ public final class LetheServer: Sendable {
     }
 
     static func replacedVersion(_ version: Int64, current: Int64) -> String {
-        "version \(version) was replaced by version \(current) (a deletion or a retrain was published); "
+        "version \(version) was replaced by version \(current) (a deletion, a retrain or a training published "
+            + "other models); "
             + "it is no longer served: send to /v2/models/lethe/infer for the current version"
     }
 

@@ -200,30 +200,40 @@ import Training
         #expect(try RunVerifier.verify(run: run.directory).isClean)
     }
 
+    /// A pass killed between its plan rename and its composition: the old truncated prefix is
+    /// still served, the ledger already holds the pass's record (so the audit of an example the
+    /// rebuilt slice kept still finds the stages of the slice's old hash), and a re-run completes it.
     @Test func aRetrainStoppedBetweenPlanAndCompositionIsCompletedByARerun() throws {
         let run = try TinyRun.trained()
         defer { run.remove() }
-        let deleted = Self.member(run.plan, shard: 1, slice: 2)
+        let deleted = Self.member(run.plan, shard: 1, slice: 2), kept = Self.member(run.plan, shard: 1, slice: 2, skip: 1)
         _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        let keptBefore = try ExampleAudit.audit(run: run.directory, id: kept)
+        let oldKeys = Set(keptBefore.stages.filter(\.erased).map(\.key))
+        #expect(!oldKeys.isEmpty, "\(keptBefore.summary)")
         let retrainer = run.retrainer()
-        // Train the new stages and save the new plan, as a pass killed right after its plan rename.
-        retrainer.beforePublish = { _ in
-            var plan = try run.currentPlan()
-            try plan.excludeFromSlices([deleted])
-            try plan.save(to: Plan.url(inRun: run.directory))
-            struct Killed: Error {}
-            throw Killed()
-        }
-        #expect(throws: (any Error).self) { try retrainer.retrain(nowMilliseconds: { 2_000 }) }
+        struct Killed: Error {}
+        retrainer.afterPlanSave = { _ in throw Killed() }
+        #expect(throws: Killed.self) { try retrainer.retrain(nowMilliseconds: { 2_000 }) }
+        #expect(try run.currentPlan().isExcluded(deleted))
         // What is served is the old truncated prefix: nothing with the deleted example.
         let entry = try #require(try run.served().entry(shard: 1))
         let sequence = run.plan.sequences(of: 1)[try #require(entry.sequence)]
         #expect(!sequence.prefix(entry.prefixLength).contains(2))
         #expect(try Retrainer.shardsNeedingRetrain(run: run.directory) == [1])
+        let ledger = try Ledger.open(at: Forgetter(run: run.directory).ledgerURL)
+        defer { try? ledger.close() }
+        let recorded = try ledger.entries(forExampleID: deleted).filter { $0.kind == .retrain }
+        #expect(try recorded.map { try $0.decodePayload(as: RetrainRecord.self).rebuiltSlices.map(\.slice) } == [[2]])
+        let keptMidway = try ExampleAudit.audit(run: run.directory, id: kept)
+        #expect(oldKeys.isSubset(of: keptMidway.stages.map(\.key)), "\(keptMidway.summary)")
+        #expect(keptMidway.stages.contains { $0.exists && !oldKeys.contains($0.key) }, "the pass's new stages are on disk")
 
         let records = try run.retrainer().retrain(nowMilliseconds: { 3_000 })
         #expect(records.count == 1 && records[0].trainedStages.isEmpty && records[0].rebuiltSlices.isEmpty)
         #expect(try run.served().entry(shard: 1)?.prefixLength == run.plan.sliceCount)
+        let keptAfter = try ExampleAudit.audit(run: run.directory, id: kept)
+        #expect(oldKeys.isSubset(of: keptAfter.stages.map(\.key)) && keptAfter.servedNow, "\(keptAfter.summary)")
         let report = try RunVerifier.verify(run: run.directory)
         #expect(report.isClean, "\(report.problems)")
     }

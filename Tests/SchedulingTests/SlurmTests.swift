@@ -93,8 +93,9 @@ import Yams
         let output = try Self.slurm(["train", "--run", runs[0].path, "--scheduler", "slurm", "--wait", "--json"] + Self.train, on: cluster)
         #expect(output.contains(#""event":"submitted""#) && output.contains(#""event":"published""#), "\(output)")
         try LetheProcess.succeed(["train", "--run", runs[1].path] + Self.train)
-        #expect(try Data(contentsOf: runs[0].appendingPathComponent("served.json"))
-                == Data(contentsOf: runs[1].appendingPathComponent("served.json")))
+        // The same models; the ledger heads differ (their publish entries carry the time).
+        #expect(try ServedComposition.load(from: runs[0].appendingPathComponent("served.json")).shards
+                == ServedComposition.load(from: runs[1].appendingPathComponent("served.json")).shards)
         let slurm = try Self.stageTensors(runs[0]), local = try Self.stageTensors(runs[1])
         #expect(slurm.count == 8 && Set(slurm.keys) == Set(local.keys))
         for (file, tensors) in slurm { #expect(tensors == local[file], "\(file)") }

@@ -607,6 +607,43 @@ extension ServeTests {
         }
     }
 
+    /// A training that publishes another shard's model replaces the version too: a request pinned
+    /// to the version served before gets 410, never an answer from a different set of models.
+    @Test func aTrainingPublishReplacesThePinnedVersion() async throws {
+        let run = try Self.freshRun()
+        // The run as it was after its first shard's publish: shard 0 served, at ledger entry 1.
+        let layout = RunLayout(directory: run)
+        let ledger = try Ledger.open(at: layout.ledgerURL)
+        let entries = try ledger.entries()
+        try ledger.close()
+        #expect(entries.map(\.kind) == [.publish, .publish], "lethe train recorded each shard's publish")
+        let trained = try ServedComposition.load(from: layout.servedURL)
+        try ServedComposition(strategy: trained.strategy, shards: [try #require(trained.entry(shard: 0))],
+                              ledgerHead: LedgerAnchor(sequenceNumber: 1, hash: entries[0].hash)).save(to: layout)
+        let server = try ServerProcess(run: run)
+        defer { server.stop() }
+        let body = try JSONSerialization.data(withJSONObject: ["inputs": [["name": "text", "shape": [1], "datatype": "BYTES",
+                                                                           "data": ["Shares rise"]]]])
+        let pinned = try await server.post("/v2/models/lethe/versions/1/infer", body: body)
+        #expect(pinned.status == 200 && pinned.json["model_version"] as? String == "1", "\(pinned.text)")
+
+        // `lethe train` finds every stage trained and publishes shard 1 again: entry 3, version 3.
+        _ = try LetheProcess.succeed(["train", "--run", run.path])
+        var versions: [String] = []
+        for _ in 0..<100 {
+            versions = (try await server.get("/v2/models/lethe")).json["versions"] as? [String] ?? []
+            if versions == ["3"] { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(versions == ["3"])
+        let gone = try await server.post("/v2/models/lethe/versions/1/infer", body: body)
+        #expect(gone.status == 410 && (gone.json["error"] as? String ?? "").contains("replaced by version 3"), "\(gone.text)")
+        let now = try await server.post("/v2/models/lethe/versions/3/infer", body: body)
+        #expect(now.status == 200 && now.json["model_version"] as? String == "3", "\(now.text)")
+        let shards = (try await server.get("/v2/models/lethe")).json["parameters"] as? [String: Any]
+        #expect(shards?["live_shards"] as? [Int] == [0, 1])
+    }
+
     /// An HTTP/1.0 request without keep-alive has its connection closed after the answer (the
     /// client reads to the end of the stream); with keep-alive the connection stays and the
     /// answer says so.
@@ -932,7 +969,9 @@ extension ServeTests {
         let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        #expect(dom.contains("<table id=\"shards\">") && dom.contains("id=\"generation\">1<"), "\(dom.prefix(2000))")
+        // The generation after two training publishes (one per shard) and the deletion's request.
+        #expect(answer.headers["Lethe-Generation"] == "3", "\(answer.headers)")
+        #expect(dom.contains("<table id=\"shards\">") && dom.contains("id=\"generation\">3<"), "\(dom.prefix(2000))")
         #expect(dom.components(separatedBy: "<tr").count - 1 >= 1 + 2 + 1 + 2, "shard rows and ledger rows")
         #expect(dom.contains("id=\"delta\"") && dom.contains("<table id=\"ledger\">") && dom.contains(">request<"))
         let audit = try #require(dom.range(of: "<pre id=\"audit\">").map { String(dom[$0.upperBound...].prefix(3000)) })

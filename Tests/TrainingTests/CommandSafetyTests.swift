@@ -330,7 +330,9 @@ import Store
         try Data("\n  \n".utf8).write(to: blank)
         let emptyLog = try Self.run(["forget", "--run", run.path, "--log", blank.path])
         #expect(emptyLog.status == 64 && emptyLog.output.contains("holds no request"), "\(emptyLog.output)")
-        #expect(!FileManager.default.fileExists(atPath: RunLayout(directory: run).ledgerURL.path))
+        let ledger = try Ledger.openForReading(at: RunLayout(directory: run).ledgerURL)
+        #expect(try ledger.entries().allSatisfy { $0.kind == .publish }, "only the training's publish is recorded")
+        try ledger.close()
         // An unknown id is recorded (the receipt says unknown) and exits with 5, naming it.
         let unknown = try Self.run(["forget", "--run", run.path, "--id", "no-such-example", "--json"])
         #expect(unknown.status == 5, "\(unknown.output)")

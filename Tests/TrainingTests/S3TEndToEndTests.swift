@@ -120,8 +120,8 @@ import Store
         #expect(parallelLines.filter { $0.contains("\"event\":\"done\"") }.count == 1)
         #expect(parallelLines.contains { $0.contains("\"jobs\":2") && $0.contains("\"stages_trained\":8") })
         #expect(try Self.stageHashes(runJ) == hashesA)
-        #expect(try ServedComposition.load(from: RunLayout(directory: runJ).servedURL)
-                == ServedComposition.load(from: layout.servedURL))
+        #expect(try ServedComposition.load(from: RunLayout(directory: runJ).servedURL).shards
+                == ServedComposition.load(from: layout.servedURL).shards)
 
         // Two threads train each batch as two groups of sequences, one per thread, and add the
         // groups' adapter gradients in order: the thread count is part of a run's settings, and
@@ -160,8 +160,8 @@ import Store
         let resumed = try Self.lethe(["train", "--run", runC.path] + Self.trainArguments)
         #expect(resumed.contains("\(survivors.count) already complete"))
         #expect(try Self.stageHashes(runC) == hashesA)
-        #expect(try ServedComposition.load(from: RunLayout(directory: runC).servedURL)
-                == ServedComposition.load(from: layout.servedURL))
+        #expect(try ServedComposition.load(from: RunLayout(directory: runC).servedURL).shards
+                == ServedComposition.load(from: layout.servedURL).shards)
 
         // Contradicting the saved settings is refused.
         #expect(throws: LetheProcess.Failed.self) { try Self.lethe(["train", "--run", runC.path, "--epochs", "2"]) }

@@ -73,7 +73,7 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
     private var generationNote: String {
         guard let served = servedGeneration, served.sequenceNumber < ledgerHead.sequenceNumber,
               pendingRequestCount == 0 else { return "" }
-        return " (it holds every deletion request; the entries after it are receipts or retrain records)"
+        return " (it holds every deletion request; the entries after it are receipts, or the record of a publish or retrain that stopped before its file)"
     }
 
     /// One line per fact, for people.

@@ -16,6 +16,8 @@ public struct LedgerEntryKind: RawRepresentable, Hashable, Sendable, CustomStrin
     public static let receipt: LedgerEntryKind = "receipt"
     /// A background retrain of affected sequences and its outcome.
     public static let retrain: LedgerEntryKind = "retrain"
+    /// A composition published by training: which shards now serve another model.
+    public static let publish: LedgerEntryKind = "publish"
 }
 
 /// An index key of an entry: a (field, value) pair the audit looks entries up by.

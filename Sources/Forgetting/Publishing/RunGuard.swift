@@ -129,15 +129,24 @@ public struct RunGuard {
     }
 
     /// Publishes the composition of `shards` (and refreshes every shard already served) under
-    /// the run lock, after recovery, from the plan's tombstones and the ledger head read there.
+    /// the run lock, after recovery, from the plan's tombstones. When it changes what a shard
+    /// serves, a `publish` ledger entry (`PublishRecord`; the ledger is created by the run's
+    /// first publish) is appended first and the composition reflects it: the generation, the
+    /// served models' version, moves with every change of the models. When nothing changes, the
+    /// file is left as it is and the current composition returned.
     @discardableResult
     public func publish(strategy: TrainingStrategy, shards: [Int],
                         fixed: [ServedComposition.Entry] = []) throws -> ServedComposition {
         try withRecoveredRun { _ in
-            let ledger = try openLedgerIfPresent()
-            defer { try? ledger?.close() }
-            return try RunPublisher.publishLocked(layout: layout, strategy: strategy, shards: shards, fixed: fixed,
-                                                  ledger: ledger)
+            let derived = try RunPublisher.derive(layout: layout, strategy: strategy, shards: shards, fixed: fixed)
+            let changed = derived.changed
+            if let current = derived.current, changed.isEmpty { return current }
+            let ledger = try Ledger.open(at: layout.ledgerURL)
+            defer { try? ledger.close() }
+            let entry = try ledger.append(try PublishRecord(shards: changed).draft(nowMilliseconds: nowMilliseconds()))
+            let composition = derived.composition(at: LedgerAnchor(sequenceNumber: entry.sequenceNumber, hash: entry.hash))
+            try composition.save(to: layout)
+            return composition
         }
     }
 
@@ -278,10 +287,6 @@ public struct RunGuard {
             throw ForgettingError.ledgerTampered(file: file, reason: "ledger entry #\(anchor.sequenceNumber) hashes to "
                                                  + "\(entry.hash), but served.json quotes \(anchor.hash)")
         }
-    }
-
-    private func openLedgerIfPresent() throws -> Ledger? {
-        FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.open(at: layout.ledgerURL) : nil
     }
 }
 

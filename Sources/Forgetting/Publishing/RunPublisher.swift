@@ -11,14 +11,33 @@ import Training
 /// accepted before the lock was taken is in the tombstones it reads (recovery completes a
 /// forget that was accepted and interrupted before its tombstones were written).
 enum RunPublisher {
-    /// Replaces the entries of `shards` (and refreshes every shard already served) and writes
-    /// the composition. `fixed` entries are written as given (the one model of a `full` run,
-    /// whose stage is keyed by its data rather than by slices). Every stage named by an entry of
-    /// `shards` or `fixed` must exist; the other shards' entries are refreshed whatever their
-    /// files (a file missing there is that shard's to train again, and must neither block this
-    /// shard's publish nor a forget's). The caller holds the run lock.
-    static func publishLocked(layout: RunLayout, strategy: TrainingStrategy, shards: [Int],
-                              fixed: [ServedComposition.Entry] = [], ledger: Ledger?) throws -> ServedComposition {
+    /// The composition a publish of `shards` would write: `current` (nil when the run has none)
+    /// with the entries of `shards` replaced, every shard already served refreshed, and `fixed`
+    /// entries as given (the one model of a `full` run, whose stage is keyed by its data rather
+    /// than by slices). Every stage named by an entry of `shards` or `fixed` must exist; the
+    /// other shards' entries are refreshed whatever their files (a file missing there is that
+    /// shard's to train again, and must neither block this shard's publish nor a forget's).
+    /// The caller holds the run lock.
+    struct Derived {
+        var current: ServedComposition?
+        var strategy: TrainingStrategy
+        /// The entries that replace those of the same shards in `current`.
+        var entries: [ServedComposition.Entry]
+
+        /// The entries that serve another model than `current` does (new shards included).
+        var changed: [ServedComposition.Entry] {
+            entries.filter { current?.entry(shard: $0.shard) != $0 }
+        }
+
+        /// The composition with these entries, reflecting `anchor`.
+        func composition(at anchor: LedgerAnchor) -> ServedComposition {
+            (current ?? ServedComposition(strategy: strategy, shards: [], ledgerHead: anchor))
+                .replacing(entries, ledgerHead: anchor)
+        }
+    }
+
+    static func derive(layout: RunLayout, strategy: TrainingStrategy, shards: [Int],
+                       fixed: [ServedComposition.Entry] = []) throws -> Derived {
         let current = FileManager.default.fileExists(atPath: layout.servedURL.path)
             ? try ServedComposition.load(from: layout.servedURL) : nil
         if let current, current.strategy != strategy {
@@ -42,9 +61,15 @@ enum RunPublisher {
                 }
             }
         }
-        let anchor = try ledger.map(anchor(of:)) ?? .empty
-        let composition = (current ?? ServedComposition(strategy: strategy, shards: [], ledgerHead: anchor))
-            .replacing(entries, ledgerHead: anchor)
+        return Derived(current: current, strategy: strategy, entries: entries)
+    }
+
+    /// Derives the composition of `shards` (`derive`) and writes it, reflecting the ledger's
+    /// head read now. The caller holds the run lock.
+    static func publishLocked(layout: RunLayout, strategy: TrainingStrategy, shards: [Int],
+                              fixed: [ServedComposition.Entry] = [], ledger: Ledger?) throws -> ServedComposition {
+        let derived = try derive(layout: layout, strategy: strategy, shards: shards, fixed: fixed)
+        let composition = derived.composition(at: try ledger.map(anchor(of:)) ?? .empty)
         try composition.save(to: layout)
         return composition
     }

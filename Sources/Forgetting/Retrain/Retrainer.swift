@@ -40,6 +40,9 @@ public final class Retrainer {
     /// Called after a shard's stages are trained and before they are published: a test hook
     /// (a forget injected here must be honoured) and a cancellation point.
     public var beforePublish: (Int) throws -> Void = { _ in }
+    /// Called inside the publish step once the `retrain` entry is recorded and the rebuilt plan
+    /// saved, before the composition is written: a test hook (a pass killed there).
+    public var afterPlanSave: (Int) throws -> Void = { _ in }
 
     public init(run: URL, runner: S3TRunner, layerCount: Int) {
         self.run = run; self.runner = runner; self.layerCount = layerCount
@@ -145,7 +148,11 @@ public final class Retrainer {
                                       events: events)
     }
 
-    /// Step 3, under the run lock.
+    /// Step 3, under the run lock. The `retrain` ledger entry is appended first, saying what the
+    /// step does: a pass killed after it leaves the rebuilt slices' lineage on record (the audit
+    /// needs their previous hashes), and the composition published after it reflects it, so the
+    /// generation (the served models' version) moves. A re-run completes a killed step and
+    /// records it again with the same hashes.
     private func publish(shard: Int, pass: Int, removed: [String], snapshot: Plan, trained: [String],
                          stageCount: Int, nowMilliseconds: Int64) throws -> RetrainRecord {
         var plan = try Plan.load(from: layout.planURL)
@@ -157,21 +164,8 @@ public final class Retrainer {
         }
         let previousHashes = slices.map { plan.sliceHash(shard: shard, slice: $0) }
         let rebuiltLocations = try plan.excludeFromSlices(removed)
-        if !rebuiltLocations.isEmpty { try plan.save(to: layout.planURL) }
-
         let state = ShardState(plan: plan, shard: shard, layout: layout)
-        let ledger = try Ledger.open(at: layout.ledgerURL)
-        defer { try? ledger.close() }
-        _ = try RunPublisher.publishLocked(layout: layout, strategy: runner.settings.strategy, shards: [shard], ledger: ledger)
-        var erased: [String] = []
-        for url in state.strayFiles() {
-            guard unlink(url.path) == 0 || errno == ENOENT else {
-                throw ForgettingError.unerasableStage(url.path)
-            }
-            erased.append(layout.relativePath(of: url))
-        }
-        if !erased.isEmpty { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
-
+        let strays = state.strayFiles()
         let removedBySlice = Dictionary(grouping: removed) { plan.location(of: $0)?.slice ?? -1 }
         let record = RetrainRecord(
             shard: shard, round: pass,
@@ -182,11 +176,24 @@ public final class Retrainer {
             },
             trainedStages: trained, reusedStageCount: stageCount - trained.count,
             served: .init(shard: shard, sequence: state.servedEntry.sequence, prefixLength: state.servedEntry.prefixLength),
-            prefixLengths: state.prefixLengths, fullLength: state.hitSlices.isEmpty, erasedFiles: erased)
+            prefixLengths: state.prefixLengths, fullLength: state.hitSlices.isEmpty,
+            erasedFiles: strays.map(layout.relativePath(of:)))
         let keys = [Self.retrainKey, LedgerKey(field: .init(rawValue: "shard"), value: "\(shard)")]
             + removed.map(LedgerKey.exampleID)
+        let ledger = try Ledger.open(at: layout.ledgerURL)
+        defer { try? ledger.close() }
         _ = try ledger.append(try LedgerDraft(kind: .retrain, timestampMilliseconds: nowMilliseconds,
                                               encoding: record, keys: keys))
+
+        if !rebuiltLocations.isEmpty { try plan.save(to: layout.planURL) }
+        try afterPlanSave(shard)
+        _ = try RunPublisher.publishLocked(layout: layout, strategy: runner.settings.strategy, shards: [shard], ledger: ledger)
+        for url in strays {
+            guard unlink(url.path) == 0 || errno == ENOENT else {
+                throw ForgettingError.unerasableStage(url.path)
+            }
+        }
+        if !strays.isEmpty { try RunLayout.syncDirectory(layout.shardDirectory(shard)) }
         return record
     }
 
