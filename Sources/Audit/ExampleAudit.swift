@@ -2,6 +2,7 @@ import Forgetting
 import Foundation
 import Support
 import Planning
+import Store
 import Training
 
 /// Everything Lethe can say about one training example (docs/DESIGN.md §4): where
@@ -110,7 +111,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             ? try ServedComposition.load(from: layout.servedURL) : nil
         let ledger = FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.openForReading(at: layout.ledgerURL) : nil
         defer { try? ledger?.close() }
-        let (deletions, erasedFiles, erasedByItsForgets) = try ledgerRecords(of: id, stored: plan.storedID(of: id) ?? id,
+        let (deletions, erasedFiles, erasedByItsForgets, erasedByAnyForget) = try ledgerRecords(of: id, stored: plan.storedID(of: id) ?? id,
                                                                              in: ledger)
         var stages = composition?.strategy == .full
             ? fullModelStages(composition!, plan: plan, id: id, layout: layout, erasedFiles: erasedFiles)
@@ -119,8 +120,18 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                                                                                            plan: plan, in: ledger),
                                run: run)
         if composition?.strategy != .full {
-            stages = withStagesOutsideThePlan(stages, erasedByItsForgets, lineage: lineage, plan: plan, layout: layout,
-                                              composition: composition)
+            // A slice only loses members, and only deleted ones: every version of the slice of an
+            // example never deleted held it, so every stage on any version of it saw the example —
+            // those a forget of another example erased and the files of retrain passes that never
+            // published (their rebuilt slices are on no record) included.
+            if lineage.isTombstoned {
+                stages = withStagesOutsideThePlan(stages, erasedByItsForgets, lineage: lineage, plan: plan, layout: layout,
+                                                  composition: composition)
+            } else {
+                stages = withStagesOutsideThePlan(stages, erasedByAnyForget, lineage: lineage, plan: plan, layout: layout,
+                                                  composition: composition)
+                stages = withUnplannedFiles(stages, lineage: lineage, plan: plan, layout: layout, composition: composition)
+            }
         }
         return ExampleAudit(id: id, shard: shard, slice: slice,
                             sliceHash: plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
@@ -188,10 +199,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                 }
             }
         }
-        return stagesByKey.values.sorted { a, b in
-            a.stage != b.stage ? a.stage < b.stage
-                : a.slices != b.slices ? a.slices.lexicographicallyPrecedes(b.slices) : a.key < b.key
-        }
+        return inReportOrder(Array(stagesByKey.values))
     }
 
     /// `stages` and the stages that the forgets of the example erased in its shard with its
@@ -216,7 +224,40 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                                 key: stage.key, file: stage.file, exists: exists, erased: true,
                                 served: servedKeys.contains(stage.key)))
         }
-        return result.sorted { a, b in
+        return inReportOrder(result)
+    }
+
+    /// `stages` and the stage files on disk in the example's shard whose prefix holds its slice
+    /// under a version no record names (a retrain pass killed before it published trains its
+    /// rebuilt slices, which the plan and the ledger learn of only when it publishes). For an
+    /// example never deleted only: each such file trained on it. A file whose attributes cannot
+    /// be read is left to `lethe verify`, which reports it.
+    private static func withUnplannedFiles(_ stages: [Stage], lineage: Lineage, plan: Plan, layout: RunLayout,
+                                           composition: ServedComposition?) -> [Stage] {
+        let shard = lineage.location.shard, slice = lineage.location.slice
+        let known = Set(stages.map(\.file)).union(stages.map(\.key))
+        let servedKeys = Set((composition?.shards ?? []).filter { $0.shard == shard }.flatMap { $0.stageKeys.map(\.hex) })
+        let sequences = plan.sequences(of: shard)
+        var result = stages
+        for name in layout.stageFileNames(shard: shard) {
+            let url = layout.shardDirectory(shard).appendingPathComponent(name)
+            let file = layout.relativePath(of: url)
+            guard !known.contains(file), !known.contains(String(name.dropLast(3).split(separator: "-").last ?? "")),
+                  let read = try? HDF5File.open(url) else { continue }
+            defer { try? read.close() }
+            guard let slices = try? read.intsAttribute(named: "prefix_slices").map(Int.init), slices.contains(slice),
+                  let stage = try? read.intAttribute(named: "stage"), let key = try? read.stringAttribute(named: "stage_key")
+            else { continue }
+            result.append(Stage(shard: shard, stage: Int(stage), slices: slices,
+                                sequences: sequences.indices.filter { Array(sequences[$0].prefix(slices.count)) == slices },
+                                key: key, file: file, exists: true, erased: false, served: servedKeys.contains(key)))
+        }
+        return inReportOrder(result)
+    }
+
+    /// Stages by stage index, then prefix, then key.
+    private static func inReportOrder(_ stages: [Stage]) -> [Stage] {
+        stages.sorted { a, b in
             a.stage != b.stage ? a.stage < b.stage
                 : a.slices != b.slices ? a.slices.lexicographicallyPrecedes(b.slices) : a.key < b.key
         }
@@ -258,8 +299,8 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     /// deleted (paths relative to the run), and the stages the receipts of the example's own
     /// forgets list as deleted.
     private static func ledgerRecords(of id: String, stored: String, in ledger: Ledger?) throws
-        -> ([Deletion], Set<String>, [ForgetReceipt.ErasedStage]) {
-        guard let ledger else { return ([], [], []) }
+        -> ([Deletion], Set<String>, [ForgetReceipt.ErasedStage], [ForgetReceipt.ErasedStage]) {
+        guard let ledger else { return ([], [], [], []) }
         struct ErasedList: Decodable {
             struct Erased: Decodable {
                 let file: String, deletedNow: Bool
@@ -307,7 +348,10 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             }
             return receipt.erasedStages.filter(\.deletedNow)
         }
-        return (deletions, erased, erasedByItsForgets)
+        let erasedByAny = receiptEntries.flatMap { entry in
+            ((try? entry.decodePayload(as: ForgetReceipt.self))?.erasedStages ?? []).filter(\.deletedNow)
+        }
+        return (deletions, erased, erasedByItsForgets, erasedByAny)
     }
 
     /// The content hash the example's slice had while the example was a member: from the

@@ -178,9 +178,9 @@ public struct BenchForgetCommand: ParsableCommand {
         ]
         if breakdown {
             for (phase, values) in single.phases {
-                report["phase_median_ms." + (phase?.rawValue ?? "other")] = values.median * 1e3
+                report["phase_median_ms." + (phase?.key ?? "other")] = values.median * 1e3
             }
-            for (phase, value) in log.phaseSeconds { report["log_phase_ms." + phase.rawValue] = value * 1e3 }
+            for (phase, value) in log.phaseSeconds { report["log_phase_ms." + phase.key] = value * 1e3 }
             if let floor = single.floor {
                 report["fsync_file_median_ms"] = floor.file * 1e3
                 report["fsync_directory_median_ms"] = floor.directory * 1e3

@@ -81,10 +81,17 @@ public struct BenchTrainCommand: ParsableCommand {
         let peak = PeakThroughput.measure(threads: threads).ceiling(precision)
         result.say(String(format: "%@ peak on %d thread%@: %.1f GFLOP/s", precision == .bf16 ? "bf16 dot-product" : "float32 FMA",
                           threads, threads == 1 ? "" : "s", peak))
-        let encoder = try MiniLMEncoder(directory: model, precision: precision)
         let train = try Dataset.read(from: URL(fileURLWithPath: data))
         let testSet = try Dataset.read(from: URL(fileURLWithPath: testData))
         let labels = train.labelVocabulary
+        // A classifier tells two labels apart at least: refused before the model loads.
+        guard labels.count >= 2 else {
+            throw ValidationError("--data \(data): " + (labels.names.first.map { "every example has the label \"\($0)\"" }
+                                                       ?? "no example has a label")
+                                  + "; the benchmark trains a classifier, which needs two labels at least. Pass labelled data "
+                                  + "with two or more labels.")
+        }
+        let encoder = try MiniLMEncoder(directory: model, precision: precision)
         let lora = try LoRAConfiguration(rank: rank, alpha: alpha, targets: targetList)
         for placement in placements {
             let layers: [Int] = placement == .top ? [encoder.frozenLayers.count - 1] : Array(0..<encoder.frozenLayers.count)

@@ -38,6 +38,21 @@ import Testing
         #expect(plain >= 2 * 1_048_576 && Double(half) < 0.6 * Double(plain))
     }
 
+    /// `bench forget --breakdown --json` names each phase of a forget in snake_case, like every
+    /// other report key, and its phases add up to no more than the forget they split.
+    @Test func benchForgetBreakdownKeysAreSnakeCase() throws {
+        let o = try Self.object(["bench", "forget", "--count", "5", "--log-size", "200", "--breakdown", "--json"])
+        let timings = try #require(o["timings"] as? [String: Double])
+        let badKeys = timings.keys.filter { !$0.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" || $0 == "." } }
+        #expect(badKeys.isEmpty, "\(badKeys)")
+        for phase in ["plan_load", "ledger_open", "unfinished_flag", "ledger_append", "tombstone_write", "publish", "erase",
+                      "receipt_append"] {
+            #expect(timings["log_phase_ms." + phase] != nil && timings["phase_median_ms." + phase] != nil, "\(phase)")
+        }
+        let logPhases = timings.filter { $0.key.hasPrefix("log_phase_ms.") }.values.reduce(0, +)
+        #expect(logPhases <= (timings["log_seconds"] ?? 0) * 1e3, "\(timings)")
+    }
+
     /// A failure under `--json` still prints one object on stdout, naming the error and the exit
     /// code; the message goes to stderr as well. A command that printed its result and exits with
     /// a status of its own adds nothing.

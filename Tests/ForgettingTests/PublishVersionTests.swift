@@ -61,4 +61,43 @@ import Training
         let report = try RunVerifier.verify(run: run.directory)
         #expect(report.isClean, "\(report.problems)")
     }
+
+    /// Recovery that writes served.json again without a new request (a plan.h5 restored from
+    /// before a retrain, a served.json restored from before a forget) gives the composition a
+    /// `publish` entry of its own: never the number an earlier composition with other models had.
+    @Test func aRecoveryRepublishGetsAGenerationOfItsOwn() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        let planBackup = try Data(contentsOf: layout.planURL)
+        let deleted = try #require(run.plan.members(shard: 0, slice: 0).first)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 2_000)
+        _ = try run.retrainer().retrain(nowMilliseconds: { 3_000 })
+        let retrained = try run.served()
+        try planBackup.write(to: layout.planURL)
+        let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 4_000 }).recover()
+        #expect(recovery.tombstonesReapplied)
+        let recovered = try run.served()
+        #expect(recovered.shards != retrained.shards, "the restored plan's slices serve other stages")
+        let ledger = try Ledger.open(at: layout.ledgerURL)
+        defer { try? ledger.close() }
+        let quoted = try #require(try ledger.entry(at: recovered.ledgerHead.sequenceNumber))
+        #expect(quoted.kind == .publish && recovered.ledgerHead.sequenceNumber > retrained.ledgerHead.sequenceNumber)
+        #expect(try quoted.decodePayload(as: PublishRecord.self).cause == .recovery)
+
+        // served.json put back from before a forget: republished at a new entry, not at the receipt's.
+        let servedBackup = try Data(contentsOf: layout.servedURL)
+        let other = try #require(run.plan.members(shard: 1, slice: 1).first)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(other))], nowMilliseconds: 5_000)
+        let afterForget = try run.served()
+        try servedBackup.write(to: layout.servedURL)
+        let second = try RunGuard(run: run.directory, nowMilliseconds: { 6_000 }).recover()
+        #expect(second.republished)
+        let republished = try run.served()
+        let entry = try #require(try ledger.entry(at: republished.ledgerHead.sequenceNumber))
+        #expect(entry.kind == .publish && republished.ledgerHead.sequenceNumber > afterForget.ledgerHead.sequenceNumber)
+        #expect(republished.shards == afterForget.shards)
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+    }
 }

@@ -238,6 +238,39 @@ import Training
         #expect(report.isClean, "\(report.problems)")
     }
 
+    /// A pass killed before its publish step leaves stage files on a rebuilt version of the
+    /// slice that no record names; an example that slice kept was trained on by each of them,
+    /// on disk and once a forget of another example erased them.
+    @Test func theAuditOfAKeptExampleFindsTheFilesOfAPassThatNeverPublished() throws {
+        struct Stop: Error {}
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let deleted = Self.member(run.plan, shard: 0, slice: 0), kept = Self.member(run.plan, shard: 0, slice: 0, skip: 1)
+        let other = Self.member(run.plan, shard: 0, slice: 0, skip: 2)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        let before = RunLayout(directory: run.directory).stageFileNames(shard: 0)
+        let retrainer = run.retrainer()
+        retrainer.beforePublish = { _ in throw Stop() }
+        #expect(throws: Stop.self) { try retrainer.retrain(nowMilliseconds: { 2_000 }) }
+        // Every file of shard 0 on a prefix holding slice 0 trained on `kept`, whatever its version.
+        let layout = RunLayout(directory: run.directory)
+        let holding = try Set(layout.stageFileNames(shard: 0).filter { name in
+            try StageCheckpoint.load(from: layout.shardDirectory(0).appendingPathComponent(name)).lineage.prefixSlices.contains(0)
+        }.map { "stages/shard-0/" + $0 })
+        let audit = try ExampleAudit.audit(run: run.directory, id: kept)
+        #expect(Set(audit.stages.filter(\.exists).map(\.file)) == holding, "\(audit.summary)")
+        #expect(!holding.subtracting(before.map { "stages/shard-0/" + $0 }).isEmpty, "the pass trained files of its own")
+
+        // A forget of another member erases the pass's files (they hold slice 0): still listed, erased.
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(other))], nowMilliseconds: 3_000)
+        let after = try ExampleAudit.audit(run: run.directory, id: kept)
+        let listed = Set(after.stages.map(\.file))
+        #expect(holding.isSubset(of: listed), "\(holding.subtracting(listed)) missing: \(after.summary)")
+        #expect(after.stages.filter { holding.contains($0.file) }.allSatisfy { $0.erased && !$0.exists })
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+    }
+
     @Test func sisaRunsRetrainTheirSingleSequence() throws {
         let run = try TinyRun.trained(budget: 1, strategy: .sisa)
         defer { run.remove() }

@@ -164,7 +164,15 @@ public final class Forgetter {
         let lengthsBefore = DeletionLogic.apply(sequences: sequences, currentLengths: full, hits: hitsBefore)
             .map(\.prefixLengths)
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: lengthsBefore, hits: hitsNow)
-        let replaced = try publish(outcomes, plan: plan, sequences: sequences, head: head)
+        let replaced = try publish(outcomes, plan: plan, sequences: sequences,
+                                   anchor: { shards, current in
+                                       // Requests recorded now: the composition reflects the last. Otherwise
+                                       // (recovery, repeats) a publish entry of its own when it changes.
+                                       appended.isEmpty
+                                           ? try RunPublisher.anchor(writing: shards, over: current, ledger: ledger,
+                                                                     cause: .recovery, nowMilliseconds: nowMilliseconds)
+                                           : LedgerAnchor(head)
+                                   })
 
         // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
         // an interrupted run left undone).
@@ -330,16 +338,22 @@ public final class Forgetter {
         return (forgottenNow, hitsBefore)
     }
 
-    /// Rewrites the entries of the published shards from `outcomes`, anchored at `head`.
+    /// Rewrites the entries of the published shards from `outcomes`, anchored where `anchor`
+    /// says for the new shards over the current composition (nil when served.json is damaged).
     /// Shards not published yet (planned, not trained) stay out of the composition.
     private func publish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]],
-                         head: LedgerHead) throws -> ForgetReceipt.ReplacedComposition? {
+                         anchor: ([ServedComposition.Entry], ServedComposition?) throws -> LedgerAnchor)
+        throws -> ForgetReceipt.ReplacedComposition? {
         if let damaged = damagedComposition {
-            return try republish(outcomes, plan: plan, sequences: sequences, head: head, damaged: damaged)
+            return try republish(outcomes, plan: plan, sequences: sequences, anchor: anchor, damaged: damaged)
         }
         guard let served = composition?.value else { return nil }
         let entries = outcomes.filter { served.entry(shard: $0.shard) != nil }.map { entry(of: $0, plan: plan, sequences: sequences) }
-        try timed(.publish) { try save(served.replacing(entries, ledgerHead: LedgerAnchor(head))) }
+        try timed(.publish) {
+            var next = served.replacing(entries, ledgerHead: served.ledgerHead)
+            next.ledgerHead = try anchor(next.shards, served)
+            try save(next)
+        }
         return nil
     }
 
@@ -361,7 +375,8 @@ public final class Forgetter {
     /// place and the next forget does this again). Every shard whose served prefix has all its
     /// stage files is served, and a dead shard is listed dead; a shard with a stage missing was
     /// not trained yet (or lost a file): `lethe train` publishes it later.
-    private func republish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]], head: LedgerHead,
+    private func republish(_ outcomes: [ShardOutcome], plan: Plan, sequences: [[[Int]]],
+                           anchor: ([ServedComposition.Entry], ServedComposition?) throws -> LedgerAnchor,
                            damaged: (reason: String, strategy: TrainingStrategy)) throws -> ForgetReceipt.ReplacedComposition {
         let entries = outcomes.map { entry(of: $0, plan: plan, sequences: sequences) }.filter { entry in
             entry.stageKeys.enumerated().allSatisfy {
@@ -370,7 +385,9 @@ public final class Forgetter {
         }
         return try timed(.publish) {
             let keptAs = try setAsideDamagedComposition()
-            try save(ServedComposition(strategy: damaged.strategy, shards: entries, ledgerHead: LedgerAnchor(head)))
+            var next = ServedComposition(strategy: damaged.strategy, shards: entries, ledgerHead: .empty)
+            next.ledgerHead = try anchor(next.shards, nil)
+            try save(next)
             damagedComposition = nil
             return .init(reason: damaged.reason, keptAs: keptAs)
         }
@@ -690,4 +707,18 @@ public enum ForgetPhase: String, CaseIterable, Sendable {
     case publish = "publish served.json"
     case erase = "erase + directory fsync"
     case receipt = "receipt append + fsync"
+
+    /// The phase's name in JSON reports (snake_case, as every report key).
+    public var key: String {
+        switch self {
+        case .planLoad: "plan_load"
+        case .ledgerOpen: "ledger_open"
+        case .flag: "unfinished_flag"
+        case .ledgerAppend: "ledger_append"
+        case .tombstones: "tombstone_write"
+        case .publish: "publish"
+        case .erase: "erase"
+        case .receipt: "receipt_append"
+        }
+    }
 }

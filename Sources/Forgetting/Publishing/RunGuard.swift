@@ -139,12 +139,12 @@ public struct RunGuard {
                         fixed: [ServedComposition.Entry] = []) throws -> ServedComposition {
         try withRecoveredRun { _ in
             let derived = try RunPublisher.derive(layout: layout, strategy: strategy, shards: shards, fixed: fixed)
-            let changed = derived.changed
-            if let current = derived.current, changed.isEmpty { return current }
+            if let current = derived.current, derived.changed.isEmpty { return current }
             let ledger = try Ledger.open(at: layout.ledgerURL)
             defer { try? ledger.close() }
-            let entry = try ledger.append(try PublishRecord(shards: changed).draft(nowMilliseconds: nowMilliseconds()))
-            let composition = derived.composition(at: LedgerAnchor(sequenceNumber: entry.sequenceNumber, hash: entry.hash))
+            var composition = derived.composition(at: .empty)
+            composition.ledgerHead = try RunPublisher.anchor(writing: composition.shards, over: derived.current,
+                                                             ledger: ledger, cause: .train, nowMilliseconds: nowMilliseconds())
             try composition.save(to: layout)
             return composition
         }
@@ -185,7 +185,8 @@ public struct RunGuard {
             try UnfinishedForget.lower(layout)
         }
         if let served = try readableComposition(), served.ledgerHead.sequenceNumber < lastRequest {
-            _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger)
+            _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger,
+                                               nowMilliseconds: nowMilliseconds())
             recovery.republished = true
         }
         return recovery

@@ -64,14 +64,37 @@ enum RunPublisher {
         return Derived(current: current, strategy: strategy, entries: entries)
     }
 
-    /// Derives the composition of `shards` (`derive`) and writes it, reflecting the ledger's
-    /// head read now. The caller holds the run lock.
+    /// Derives the composition of `shards` (`derive`) and writes it. With `recordedNow`, the
+    /// entry the caller appended for this publish (a retrain's record), it reflects that entry;
+    /// otherwise `anchor(writing:…)` chooses, appending a `publish` entry when needed. The caller
+    /// holds the run lock.
     static func publishLocked(layout: RunLayout, strategy: TrainingStrategy, shards: [Int],
-                              fixed: [ServedComposition.Entry] = [], ledger: Ledger?) throws -> ServedComposition {
+                              fixed: [ServedComposition.Entry] = [], ledger: Ledger?, recordedNow: Bool = false,
+                              cause: PublishRecord.Cause = .recovery, nowMilliseconds: Int64) throws -> ServedComposition {
         let derived = try derive(layout: layout, strategy: strategy, shards: shards, fixed: fixed)
-        let composition = derived.composition(at: try ledger.map(anchor(of:)) ?? .empty)
+        let head = try ledger.map(anchor(of:)) ?? .empty
+        var composition = derived.composition(at: head)
+        if !recordedNow, let ledger {
+            composition.ledgerHead = try anchor(writing: composition.shards, over: derived.current, ledger: ledger,
+                                                cause: cause, nowMilliseconds: nowMilliseconds)
+        }
         try composition.save(to: layout)
         return composition
+    }
+
+    /// The ledger position a composition about to be written with `shards` reflects, when no
+    /// entry was appended for it: the head, if the file already quotes it with these very shards;
+    /// otherwise a `publish` entry appended now. A head that an earlier served.json quoted may have
+    /// named other models (a restored plan or served.json, a forget that recorded nothing new and
+    /// recomputes the composition), so a composition that changes is never given an existing
+    /// generation: one generation, one set of models.
+    static func anchor(writing shards: [ServedComposition.Entry], over current: ServedComposition?, ledger: Ledger,
+                       cause: PublishRecord.Cause, nowMilliseconds: Int64) throws -> LedgerAnchor {
+        let head = try anchor(of: ledger)
+        if let current, current.ledgerHead == head, current.shards == shards { return head }
+        let changed = shards.filter { current?.entry(shard: $0.shard) != $0 }
+        let entry = try ledger.append(try PublishRecord(shards: changed, cause: cause).draft(nowMilliseconds: nowMilliseconds))
+        return LedgerAnchor(sequenceNumber: entry.sequenceNumber, hash: entry.hash)
     }
 
     /// The ledger's head as a composition anchor (sequence 0 for an empty ledger).

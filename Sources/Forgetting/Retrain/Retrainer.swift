@@ -187,7 +187,8 @@ public final class Retrainer {
 
         if !rebuiltLocations.isEmpty { try plan.save(to: layout.planURL) }
         try afterPlanSave(shard)
-        _ = try RunPublisher.publishLocked(layout: layout, strategy: runner.settings.strategy, shards: [shard], ledger: ledger)
+        _ = try RunPublisher.publishLocked(layout: layout, strategy: runner.settings.strategy, shards: [shard], ledger: ledger,
+                                           recordedNow: true, nowMilliseconds: nowMilliseconds)
         for url in strays {
             guard unlink(url.path) == 0 || errno == ENOENT else {
                 throw ForgettingError.unerasableStage(url.path)
