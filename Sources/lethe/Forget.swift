@@ -118,7 +118,8 @@ struct ForgetCommand: ParsableCommand {
                 + "(`lethe forget --run \(runDirectory) --resume` does only that).")
         }
         print(json ? try receipt.json() : receipt.summary)
-        let unknown = receipt.unknownIDs.map { "id \($0)" } + receipt.unknownGroups.map { "group \($0)" }
+        // Quoted, so an id of spaces or one holding ", " reads as what it is.
+        let unknown = receipt.unknownIDs.map { "id \($0.debugDescription)" } + receipt.unknownGroups.map { "group \($0.debugDescription)" }
         if !unknown.isEmpty {
             // A long log may name thousands: the first few here, all of them in the receipt.
             let shown = unknown.prefix(Self.unknownShown).joined(separator: ", ")

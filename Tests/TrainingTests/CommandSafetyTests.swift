@@ -337,7 +337,10 @@ import Store
         let unknown = try Self.run(["forget", "--run", run.path, "--id", "no-such-example", "--json"])
         #expect(unknown.status == 5, "\(unknown.output)")
         #expect(unknown.output.contains(#""status":"unknown""#) && unknown.output.contains(#""unknown_ids":["no-such-example"]"#))
-        #expect(unknown.output.contains("unknown to the plan (recorded, nothing deleted): id no-such-example"))
+        #expect(unknown.output.contains("unknown to the plan (recorded, nothing deleted): id \"no-such-example\""))
+        let blankID = try Self.run(["forget", "--run", run.path, "--id", "  "])
+        #expect(blankID.status == 5 && blankID.output.contains("unknown to the plan (recorded, nothing deleted): id \"  \""),
+                "\(blankID.output)")
         // An id of a space or an invisible character is one a dataset may hold: looked up, not
         // refused as empty.
         for invisible in [" ", "\u{200B}"] {
