@@ -100,4 +100,35 @@ import Training
         let report = try RunVerifier.verify(run: run.directory)
         #expect(report.isClean, "\(report.problems)")
     }
+
+    /// served.json or plan.h5 put back from between a forget and its retrain: recovery sees that
+    /// the composition is not what the plan derives and publishes it again, at a new generation.
+    @Test func aFileRestoredFromBeforeARetrainIsRepublishedForward() throws {
+        for restored in ["served.json", "plan.h5"] {
+            let run = try TinyRun.trained()
+            defer { run.remove() }
+            let layout = RunLayout(directory: run.directory)
+            let deleted = try #require(run.plan.members(shard: 0, slice: 0).first)
+            _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 2_000)
+            let file = run.directory.appendingPathComponent(restored)
+            let backup = try Data(contentsOf: file)
+            _ = try run.retrainer().retrain(nowMilliseconds: { 3_000 })
+            let retrained = try run.served()
+            try backup.write(to: file)
+            let recovery = try RunGuard(run: run.directory, nowMilliseconds: { 4_000 }).recover()
+            #expect(recovery.republished, "\(restored)")
+            let republished = try run.served()
+            #expect(republished.ledgerHead.sequenceNumber > retrained.ledgerHead.sequenceNumber, "\(restored)")
+            let ledger = try Ledger.openForReading(at: layout.ledgerURL)
+            #expect(try ledger.entry(at: republished.ledgerHead.sequenceNumber)?.kind == .publish)
+            try ledger.close()
+            // The composition serves no stage that saw the deleted example either way.
+            #expect(try !ExampleAudit.audit(run: run.directory, id: deleted).servedNow, "\(restored)")
+            if restored == "served.json" {
+                #expect(republished.shards == retrained.shards)
+                let report = try RunVerifier.verify(run: run.directory)
+                #expect(report.isClean, "\(report.problems)")
+            }
+        }
+    }
 }

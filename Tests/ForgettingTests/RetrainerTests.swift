@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import Planning
+import Store
 import RunFixtures
 import Testing
 import Training
@@ -269,6 +270,29 @@ import Training
         #expect(after.stages.filter { holding.contains($0.file) }.allSatisfy { $0.erased && !$0.exists })
         let report = try RunVerifier.verify(run: run.directory)
         #expect(report.isClean, "\(report.problems)")
+    }
+
+    /// The temporary file of a stage whose trainer died before renaming it may hold a complete
+    /// stage on data since deleted: removed by the next forget or recovery, but only while no
+    /// trainer holds the shard's training lock.
+    @Test func aDeadTrainersUnfinishedStageFileIsRemoved() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        let real = try #require(layout.stageFileNames(shard: 0).first)
+        let temporary = layout.shardDirectory(0).appendingPathComponent("." + real + ".tmp-0badc0de")
+        try FileManager.default.copyItem(at: layout.shardDirectory(0).appendingPathComponent(real), to: temporary)
+        // A live trainer's file stays.
+        try FileLock.withExclusiveLock(layout.trainingLockURL(shard: 0)) {
+            _ = try RunGuard(run: run.directory, nowMilliseconds: { 1_000 }).recover()
+        }
+        #expect(FileManager.default.fileExists(atPath: temporary.path))
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(Self.member(run.plan, shard: 1, slice: 0)))],
+                                                     nowMilliseconds: 2_000)
+        #expect(!FileManager.default.fileExists(atPath: temporary.path))
+        try FileManager.default.copyItem(at: layout.shardDirectory(0).appendingPathComponent(real), to: temporary)
+        _ = try RunGuard(run: run.directory, nowMilliseconds: { 3_000 }).recover()
+        #expect(!FileManager.default.fileExists(atPath: temporary.path))
     }
 
     @Test func sisaRunsRetrainTheirSingleSequence() throws {

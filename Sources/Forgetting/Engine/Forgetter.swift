@@ -175,7 +175,8 @@ public final class Forgetter {
                                    })
 
         // 4. Erase every stage that saw a tombstoned example (all tombstones: finishes erasures
-        // an interrupted run left undone).
+        // an interrupted run left undone), and the unfinished stage files of dead trainers.
+        _ = layout.removeDeadTrainersTemporaryFiles()
         let erased = try erase(plan: plan, sequences: sequences, hits: hitsBefore.union(hitsNow), hitsNow: hitsNow)
 
         // 5. Receipt.

@@ -168,6 +168,7 @@ public struct RunGuard {
     func recoverLocked() throws -> Recovery {
         var recovery = Recovery()
         _ = layout.removeLockedWritersTemporaryFiles()
+        _ = layout.removeDeadTrainersTemporaryFiles()
         guard let ledger = try anchoredLedger(readOnly: false) else { return recovery }
         defer { try? ledger.close() }
         let lastRequest = try ledger.lastSequenceNumber(ofKind: .request) ?? 0
@@ -184,7 +185,7 @@ public struct RunGuard {
             // forget that died before it recorded anything.
             try UnfinishedForget.lower(layout)
         }
-        if let served = try readableComposition(), served.ledgerHead.sequenceNumber < lastRequest {
+        if let served = try readableComposition(), try isStale(served, lastRequest: lastRequest) {
             _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger,
                                                nowMilliseconds: nowMilliseconds())
             recovery.republished = true
@@ -215,10 +216,22 @@ public struct RunGuard {
             unfinished.append("a forget died before it recorded anything (\(UnfinishedForget.url(layout).lastPathComponent) "
                               + "is raised)")
         }
-        if let served = try readableComposition(), served.ledgerHead.sequenceNumber < lastRequest {
-            unfinished.append("served.json predates accepted request #\(lastRequest)")
+        if let served = try readableComposition(), try isStale(served, lastRequest: lastRequest) {
+            unfinished.append(served.ledgerHead.sequenceNumber < lastRequest
+                              ? "served.json predates accepted request #\(lastRequest)"
+                              : "served.json is not what the plan's tombstones derive (a file put back from an older copy, "
+                                + "or a retrain stopped between its plan and its composition)")
         }
         return unfinished
+    }
+
+    /// True when `served` must be published again: it predates an accepted request, or a shard
+    /// it serves is not served as the plan's current tombstones and slices derive (served.json or
+    /// plan.h5 put back from an older copy, a retrain killed between its plan and composition).
+    private func isStale(_ served: ServedComposition, lastRequest: Int64) throws -> Bool {
+        if served.ledgerHead.sequenceNumber < lastRequest { return true }
+        let derived = try RunPublisher.derive(layout: layout, strategy: served.strategy, shards: [])
+        return derived.composition(at: served.ledgerHead).shards != served.shards
     }
 
     /// The run's ledger, checked against the head served.json quotes; nil when the run has none

@@ -1,6 +1,7 @@
 import Foundation
 import Planning
 import Support
+import Store
 
 /// Where a run keeps its files (docs/FORMAT.md), and the lock that orders their changes.
 ///
@@ -132,6 +133,28 @@ public struct RunLayout: Sendable {
         var removed = 0
         for name in names where prefixes.contains(where: name.hasPrefix) {
             if (try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))) != nil { removed += 1 }
+        }
+        return removed
+    }
+
+    /// Removes the temporary stage files of trainers that died between writing a stage and
+    /// renaming it into place (`.stage-…h5.tmp-…` in a shard's directory), in every shard whose
+    /// training lock no process holds (this one included: a trainer never loses its own file).
+    /// Such a file can hold a complete stage, on data a forget may since have deleted, that no
+    /// plan, composition or receipt names. Returns how many were removed.
+    public func removeDeadTrainersTemporaryFiles() -> Int {
+        var removed = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: stagesDirectory.path)) ?? [] {
+            guard name.hasPrefix("shard-"), let shard = Int(name.dropFirst(6)) else { continue }
+            let directory = shardDirectory(shard)
+            let temporary = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+                .filter { $0.hasPrefix(".stage-") && $0.contains(".h5.tmp-") }
+            guard !temporary.isEmpty else { continue }
+            _ = try? FileLock.withLockIfFree(trainingLockURL(shard: shard)) {
+                for file in temporary where (try? FileManager.default.removeItem(at: directory.appendingPathComponent(file))) != nil {
+                    removed += 1
+                }
+            }
         }
         return removed
     }
