@@ -235,15 +235,14 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     private static func withUnplannedFiles(_ stages: [Stage], lineage: Lineage, plan: Plan, layout: RunLayout,
                                            composition: ServedComposition?) -> [Stage] {
         let shard = lineage.location.shard, slice = lineage.location.slice
-        let known = Set(stages.map(\.file)).union(stages.map(\.key))
+        let known = Set(stages.map(\.file))
         let servedKeys = Set((composition?.shards ?? []).filter { $0.shard == shard }.flatMap { $0.stageKeys.map(\.hex) })
         let sequences = plan.sequences(of: shard)
         var result = stages
         for name in layout.stageFileNames(shard: shard) {
             let url = layout.shardDirectory(shard).appendingPathComponent(name)
             let file = layout.relativePath(of: url)
-            guard !known.contains(file), !known.contains(String(name.dropLast(3).split(separator: "-").last ?? "")),
-                  let read = try? HDF5File.open(url) else { continue }
+            guard !known.contains(file), let read = try? HDF5File.open(url) else { continue }
             defer { try? read.close() }
             guard let slices = try? read.intsAttribute(named: "prefix_slices").map(Int.init), slices.contains(slice),
                   let stage = try? read.intAttribute(named: "stage"), let key = try? read.stringAttribute(named: "stage_key")
@@ -268,7 +267,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     private static func sliceVersions(shard: Int, plan: Plan, in ledger: Ledger?) throws -> [Int: [String]] {
         guard let ledger else { return [:] }
         var versions: [Int: [String]] = [:]
-        for entry in try ledger.entries(matching: LedgerKey(field: .init(rawValue: "shard"), value: "\(shard)"))
+        for entry in try ledger.entries(matching: .shard(shard))
         where entry.kind == .retrain {
             guard let record = try? entry.decodePayload(as: RetrainRecord.self), record.shard == shard else { continue }
             for rebuilt in record.rebuiltSlices {
@@ -302,20 +301,19 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         -> ([Deletion], Set<String>, [ForgetReceipt.ErasedStage], [ForgetReceipt.ErasedStage]) {
         guard let ledger else { return ([], [], [], []) }
         struct ErasedList: Decodable {
-            struct Erased: Decodable {
-                let file: String, deletedNow: Bool
-                enum CodingKeys: String, CodingKey { case file, deletedNow = "deleted_now" }
-            }
-            let erasedStages: [Erased]
+            let erasedStages: [ForgetReceipt.ErasedStage]
             enum CodingKeys: String, CodingKey { case erasedStages = "erased_stages" }
         }
         let receiptEntries = try ledger.entries(matching: Forgetter.receiptKey)
         let receipts = receiptEntries.compactMap { entry in
             (try? entry.decodePayload(as: ReceiptCoverage.self)).map { (entry, $0) }
         }
-        let erased = Set(receiptEntries.flatMap { entry in
-            ((try? entry.decodePayload(as: ErasedList.self))?.erasedStages ?? []).filter(\.deletedNow).map(\.file)
-        })
+        // Every stage a receipt deleted: their files, and the stages themselves for the audit of
+        // an example never deleted (each saw it).
+        let erasedByAny = receiptEntries.flatMap { entry in
+            ((try? entry.decodePayload(as: ErasedList.self))?.erasedStages ?? []).filter(\.deletedNow)
+        }
+        let erased = Set(erasedByAny.map(\.file))
         var deletions: [Deletion] = []
         // The ledger's keys are bytes: look the example up as given and as the plan stores it
         // (another Unicode normal form of the same id).
@@ -347,9 +345,6 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                 return [ForgetReceipt.ErasedStage]()
             }
             return receipt.erasedStages.filter(\.deletedNow)
-        }
-        let erasedByAny = receiptEntries.flatMap { entry in
-            ((try? entry.decodePayload(as: ForgetReceipt.self))?.erasedStages ?? []).filter(\.deletedNow)
         }
         return (deletions, erased, erasedByItsForgets, erasedByAny)
     }

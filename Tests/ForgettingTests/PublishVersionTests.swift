@@ -37,7 +37,7 @@ import Training
         let records = try entries.map { try $0.decodePayload(as: PublishRecord.self) }
         #expect(records.map { $0.shards.map(\.shard) } == [[0], [1]])
         #expect(records[1].shards == [try #require(second.entry(shard: 1))])
-        #expect(try ledger.entries(matching: LedgerKey(field: .init(rawValue: "shard"), value: "1")).map(\.sequenceNumber) == [2])
+        #expect(try ledger.entries(matching: .shard(1)).map(\.sequenceNumber) == [2])
         #expect(entries.allSatisfy { $0.timestampMilliseconds == 1_234 })
         #expect(try ledger.verifyChain().isIntact)
         #expect(second.ledgerHead == LedgerAnchor(sequenceNumber: 2, hash: entries[1].hash))

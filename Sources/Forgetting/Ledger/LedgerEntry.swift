@@ -47,6 +47,8 @@ public struct LedgerKey: Hashable, Comparable, Sendable, CustomStringConvertible
     public static func requestID(_ value: String) -> LedgerKey { LedgerKey(field: .requestID, value: value) }
     public static func exampleID(_ value: String) -> LedgerKey { LedgerKey(field: .exampleID, value: value) }
     public static func group(_ value: String) -> LedgerKey { LedgerKey(field: .group, value: value) }
+    /// The shard a retrain or publish entry concerns.
+    public static func shard(_ shard: Int) -> LedgerKey { LedgerKey(field: Field(rawValue: "shard"), value: "\(shard)") }
 
     public static func < (a: LedgerKey, b: LedgerKey) -> Bool {
         (a.field.rawValue, a.value) < (b.field.rawValue, b.value)

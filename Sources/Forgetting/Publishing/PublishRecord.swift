@@ -28,7 +28,7 @@ public struct PublishRecord: Codable, Sendable, Equatable {
 
     /// The ledger draft of this record.
     func draft(nowMilliseconds: Int64) throws -> LedgerDraft {
-        let keys = [Self.publishKey] + shards.map { LedgerKey(field: .init(rawValue: "shard"), value: "\($0.shard)") }
+        let keys = [Self.publishKey] + shards.map { LedgerKey.shard($0.shard) }
         return try LedgerDraft(kind: .publish, timestampMilliseconds: nowMilliseconds, encoding: self, keys: keys)
     }
 

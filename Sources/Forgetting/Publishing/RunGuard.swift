@@ -142,11 +142,8 @@ public struct RunGuard {
             if let current = derived.current, derived.changed.isEmpty { return current }
             let ledger = try Ledger.open(at: layout.ledgerURL)
             defer { try? ledger.close() }
-            var composition = derived.composition(at: .empty)
-            composition.ledgerHead = try RunPublisher.anchor(writing: composition.shards, over: derived.current,
-                                                             ledger: ledger, cause: .train, nowMilliseconds: nowMilliseconds())
-            try composition.save(to: layout)
-            return composition
+            return try RunPublisher.write(derived, layout: layout, ledger: ledger, recordedNow: false, cause: .train,
+                                          nowMilliseconds: nowMilliseconds())
         }
     }
 

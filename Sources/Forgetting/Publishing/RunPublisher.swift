@@ -70,10 +70,16 @@ enum RunPublisher {
     /// holds the run lock.
     static func publishLocked(layout: RunLayout, strategy: TrainingStrategy, shards: [Int],
                               fixed: [ServedComposition.Entry] = [], ledger: Ledger?, recordedNow: Bool = false,
-                              cause: PublishRecord.Cause = .recovery, nowMilliseconds: Int64) throws -> ServedComposition {
-        let derived = try derive(layout: layout, strategy: strategy, shards: shards, fixed: fixed)
-        let head = try ledger.map(anchor(of:)) ?? .empty
-        var composition = derived.composition(at: head)
+                              nowMilliseconds: Int64) throws -> ServedComposition {
+        try write(try derive(layout: layout, strategy: strategy, shards: shards, fixed: fixed), layout: layout,
+                  ledger: ledger, recordedNow: recordedNow, cause: .recovery, nowMilliseconds: nowMilliseconds)
+    }
+
+    /// Writes `derived`'s composition, reflecting the ledger's head when the caller `recordedNow`
+    /// the entry of this publish, else where `anchor(writing:…)` says. The caller holds the run lock.
+    static func write(_ derived: Derived, layout: RunLayout, ledger: Ledger?, recordedNow: Bool,
+                      cause: PublishRecord.Cause, nowMilliseconds: Int64) throws -> ServedComposition {
+        var composition = derived.composition(at: try ledger.map(anchor(of:)) ?? .empty)
         if !recordedNow, let ledger {
             composition.ledgerHead = try anchor(writing: composition.shards, over: derived.current, ledger: ledger,
                                                 cause: cause, nowMilliseconds: nowMilliseconds)

@@ -178,7 +178,7 @@ public final class Retrainer {
             served: .init(shard: shard, sequence: state.servedEntry.sequence, prefixLength: state.servedEntry.prefixLength),
             prefixLengths: state.prefixLengths, fullLength: state.hitSlices.isEmpty,
             erasedFiles: strays.map(layout.relativePath(of:)))
-        let keys = [Self.retrainKey, LedgerKey(field: .init(rawValue: "shard"), value: "\(shard)")]
+        let keys = [Self.retrainKey, LedgerKey.shard(shard)]
             + removed.map(LedgerKey.exampleID)
         let ledger = try Ledger.open(at: layout.ledgerURL)
         defer { try? ledger.close() }
