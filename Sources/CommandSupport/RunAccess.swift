@@ -64,7 +64,9 @@ public enum RunAccess {
         } else if recovery.completedRequestCount > 0 {
             parts.append("completed \(recovery.completedRequestCount) deletion request(s) an interrupted forget had accepted")
         }
-        if recovery.republished { parts.append("republished the served composition to include every accepted deletion") }
+        if let stale = recovery.republishedBecause {
+            parts.append("republished the served composition from the plan and every accepted deletion: " + stale.explanation)
+        }
         StandardError.write(Data(("recovery: " + parts.joined(separator: "; ") + "\n").utf8))
     }
 }

@@ -130,7 +130,8 @@ final class RecoveryAttempts: Sendable {
             lastFailure.withLock { $0 = nil }
             if recovery.didSomething {
                 logger.notice("completed an interrupted forget", metadata: [
-                    "requests": "\(recovery.completedRequestCount)", "republished": "\(recovery.republished)"])
+                    "requests": "\(recovery.completedRequestCount)",
+                    "republished": "\(recovery.republishedBecause?.explanation ?? "no")"])
             }
             store.reload()
         } catch {

@@ -29,16 +29,39 @@ public struct RunGuard {
         /// Requests of an interrupted forget that were completed now (or, with
         /// `tombstonesReapplied`, every request, applied again).
         public var completedRequestCount = 0
-        /// True when the composition was republished because it predated an accepted request.
-        public var republished = false
+        /// Why the composition was republished; nil when it was not.
+        public var republishedBecause: StaleComposition?
+        /// True when the composition was republished.
+        public var republished: Bool { republishedBecause != nil }
         /// True when the plan's tombstones were not those the last receipt recorded (an older
         /// plan restored, a changed tombstone log), so every request was applied again.
         public var tombstonesReapplied = false
         public var didSomething: Bool { completedRequestCount > 0 || republished }
 
-        public init(completedRequestCount: Int = 0, republished: Bool = false, tombstonesReapplied: Bool = false) {
-            self.completedRequestCount = completedRequestCount; self.republished = republished
+        public init(completedRequestCount: Int = 0, republishedBecause: StaleComposition? = nil,
+                    tombstonesReapplied: Bool = false) {
+            self.completedRequestCount = completedRequestCount; self.republishedBecause = republishedBecause
             self.tombstonesReapplied = tombstonesReapplied
+        }
+    }
+
+    /// Why served.json had to be published again.
+    public enum StaleComposition: Sendable, Equatable {
+        /// It quotes a ledger head older than accepted request `request`.
+        case predatesRequest(Int64)
+        /// It serves other stages than the plan's tombstones and slices derive: served.json or
+        /// plan.h5 put back from an older copy, or a retrain stopped between its plan and its
+        /// composition.
+        case differsFromPlan
+
+        /// One clause saying why, for messages.
+        public var explanation: String {
+            switch self {
+            case .predatesRequest(let request): "served.json predates accepted request #\(request)"
+            case .differsFromPlan:
+                "served.json is not what the plan's tombstones derive (a file put back from an older copy, "
+                    + "or a retrain stopped between its plan and its composition)"
+            }
         }
     }
 
@@ -109,7 +132,7 @@ public struct RunGuard {
                 }
             }
             recovery.completedRequestCount += step.completedRequestCount
-            recovery.republished = recovery.republished || step.republished
+            recovery.republishedBecause = recovery.republishedBecause ?? step.republishedBecause
             recovery.tombstonesReapplied = recovery.tombstonesReapplied || step.tombstonesReapplied
             let result: T? = try FileLock.withSharedLockForReading(layout.lockURL) {
                 let unfinished = try unfinishedWork()
@@ -182,10 +205,10 @@ public struct RunGuard {
             // forget that died before it recorded anything.
             try UnfinishedForget.lower(layout)
         }
-        if let served = try readableComposition(), try isStale(served, lastRequest: lastRequest) {
+        if let served = try readableComposition(), let stale = try staleness(of: served, lastRequest: lastRequest) {
             _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger,
                                                nowMilliseconds: nowMilliseconds())
-            recovery.republished = true
+            recovery.republishedBecause = stale
         }
         return recovery
     }
@@ -213,22 +236,20 @@ public struct RunGuard {
             unfinished.append("a forget died before it recorded anything (\(UnfinishedForget.url(layout).lastPathComponent) "
                               + "is raised)")
         }
-        if let served = try readableComposition(), try isStale(served, lastRequest: lastRequest) {
-            unfinished.append(served.ledgerHead.sequenceNumber < lastRequest
-                              ? "served.json predates accepted request #\(lastRequest)"
-                              : "served.json is not what the plan's tombstones derive (a file put back from an older copy, "
-                                + "or a retrain stopped between its plan and its composition)")
+        if let served = try readableComposition(), let stale = try staleness(of: served, lastRequest: lastRequest) {
+            unfinished.append(stale.explanation)
         }
         return unfinished
     }
 
-    /// True when `served` must be published again: it predates an accepted request, or a shard
-    /// it serves is not served as the plan's current tombstones and slices derive (served.json or
-    /// plan.h5 put back from an older copy, a retrain killed between its plan and composition).
-    private func isStale(_ served: ServedComposition, lastRequest: Int64) throws -> Bool {
-        if served.ledgerHead.sequenceNumber < lastRequest { return true }
+    /// Why `served` must be published again, nil when it need not: it predates an accepted
+    /// request, or a shard it serves is not served as the plan's current tombstones and slices
+    /// derive (served.json or plan.h5 put back from an older copy, a retrain killed between its
+    /// plan and composition).
+    private func staleness(of served: ServedComposition, lastRequest: Int64) throws -> StaleComposition? {
+        if served.ledgerHead.sequenceNumber < lastRequest { return .predatesRequest(lastRequest) }
         let derived = try RunPublisher.derive(layout: layout, strategy: served.strategy, shards: [])
-        return derived.composition(at: served.ledgerHead).shards != served.shards
+        return derived.composition(at: served.ledgerHead).shards != served.shards ? .differsFromPlan : nil
     }
 
     /// The run's ledger, checked against the head served.json quotes; nil when the run has none
