@@ -118,7 +118,7 @@ let package = Package(
                                                     .product(name: "GRDB", package: "GRDB.swift"),
                                                     .product(name: "Crypto", package: "swift-crypto")],
                 path: "Tests/RunFixtures", swiftSettings: fast),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "Forgetting", "RunFixtures", "Training", "Planning", "Store",
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Forgetting", "Kernels", "RunFixtures", "Training", "Planning", "Store",
                                                      .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: fast),
         .testTarget(name: "ForgettingTests", dependencies: ["RunFixtures", "Support", "Forgetting", "Audit", "Training", "Planning", "Store", "Models",

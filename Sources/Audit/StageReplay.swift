@@ -1,5 +1,6 @@
 import Forgetting
 import Foundation
+import Kernels
 import Planning
 import Store
 import Support
@@ -94,11 +95,16 @@ public enum StageReplay {
                 }
                 let difference = firstDifference(stored.storedTensors, replayed.storedTensors)
                 if let difference {
-                    // Bits are promised per version: say so when another one trained the stage.
-                    let version = stored.record.softwareVersion
-                    problem(.replayMismatch, difference + (version == letheVersion ? "" :
-                        " (trained by Lethe \(version), replayed by \(letheVersion), whose arithmetic may differ: "
-                        + "replay with the version that trained it)"))
+                    // Bits are promised per version and kernels: say so when others trained the stage.
+                    let version = stored.record.softwareVersion, kernels = stored.record.kernels
+                    let here = BLASRuntime.kernelDescription
+                    problem(.replayMismatch, difference + (version != letheVersion
+                        ? " (trained by Lethe \(version), replayed by \(letheVersion), whose arithmetic may differ: "
+                            + "replay with the version that trained it)"
+                        : !kernels.isEmpty && kernels != here
+                        ? " (trained on \(kernels), replayed on \(here): products on other kernels give other bits; "
+                            + "replay on a machine whose CPU gives the kernels that trained it)"
+                        : ""))
                 }
                 let outcome = Outcome(shard: shard, stage: stage, key: key, file: relative, identical: difference == nil,
                                       tensorCount: stored.storedTensors.count)

@@ -18,8 +18,9 @@ public struct BenchKernelsCommand: ParsableCommand {
             LoRA rank 8 on query, key, value, attention output, intermediate and output; AdamW. \
             The block step is forward + backward (adapter gradients, no input gradient, as for \
             the lowest trained block) + AdamW, loss = Σ y·w for a fixed random w. Times are \
-            medians over --repetitions after one warm-up. Run with OPENBLAS_CORETYPE unset \
-            (make bench does): a forced Haswell core halves sgemm speed on AVX-512 machines.
+            medians over --repetitions after one warm-up, on the kernels OpenBLAS picks for the CPU \
+            (lethe ignores OPENBLAS_CORETYPE: a forced Haswell core halves sgemm speed on \
+            AVX-512 machines).
 
             Examples:
               lethe bench kernels --threads 2
@@ -47,7 +48,6 @@ public struct BenchKernelsCommand: ParsableCommand {
         let (b, t, c, h, f, r) = (16, 128, 384, 12, 1536, 8)
         let n = b * t
         var report = KernelBenchReport(coreName: BLASRuntime.coreName, threads: threads,
-                                       environmentCoreType: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"],
                                        tokens: n, hidden: c, heads: h, ffn: f, rank: r)
         // The products of one layer's forward and backward, each through sgemm.
         let big = Tensor(shape: [n, f]), big2 = Tensor(shape: [n, f]), wt = Tensor(shape: [f, f])

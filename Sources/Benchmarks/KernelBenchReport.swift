@@ -16,7 +16,6 @@ struct KernelBenchReport: Codable {
     /// 1, 5 and 15 minute load averages when the report was made (the machine is shared).
     var loadAverage: [Double] = []
     var threads: Int
-    var environmentCoreType: String?
     var tokens: Int
     var hidden: Int
     var heads: Int
@@ -51,8 +50,7 @@ struct KernelBenchReport: Codable {
             }
             return
         }
-        Swift.print("OpenBLAS core: \(coreName), threads: \(threads)"
-                    + (environmentCoreType.map { " (OPENBLAS_CORETYPE=\($0) in the environment)" } ?? ""))
+        Swift.print("OpenBLAS core: \(coreName), threads: \(threads)")
         if loadAverage.count == 3 {
             Swift.print(String(format: "Load average: %.2f %.2f %.2f", loadAverage[0], loadAverage[1], loadAverage[2]))
         }

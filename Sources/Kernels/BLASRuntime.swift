@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Synchronization
 
 /// What the loaded OpenBLAS is doing (which CPU kernels it chose) and how many threads the
@@ -21,6 +22,16 @@ public enum BLASRuntime {
     public static var coreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }
         return String(cString: name)
+    }
+
+    /// The kernels this process's products run on, which a product's bits depend on: OpenBLAS's
+    /// core and the instruction set of the frozen products, e.g. `OpenBLAS Cooperlake, AVX-512
+    /// with BF16 (oneDNN)`. Recorded in stage files, so a replay on another CPU can say why its
+    /// bits differ.
+    public static var kernelDescription: String {
+        let frozen = !PackedMatrix.usesOneDNN ? "AVX2 (panel kernels)"
+            : lethe_cpu_has_avx512_bf16() != 0 ? "AVX-512 with BF16 (oneDNN)" : "AVX-512 (oneDNN)"
+        return "OpenBLAS \(coreName), \(frozen)"
     }
 
     /// The number of threads one product uses outside single-threaded regions.

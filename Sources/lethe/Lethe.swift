@@ -85,6 +85,8 @@ struct Lethe: ParsableCommand {
     }
 
     static func main() {
+        // First: a variable that forces other BLAS or oneDNN kernels would change every product's bits.
+        KernelEnvironment.useTheCPUsOwnKernels()
         // Before any thread starts (threads inherit the mask): a launcher that blocks SIGINT and
         // SIGTERM would otherwise leave every command deaf to them.
         ShardJobs.unblockTerminationSignals()

@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+import Kernels
 import Planning
 import RunFixtures
 import Testing
@@ -35,12 +36,18 @@ import Training
         #expect(outcomes.count == 6 && outcomes.allSatisfy(\.identical))
     }
 
-    @Test func aTamperedStageWithAReforgedHashPassesTheHashCheckButNotTheReplay() throws {
+    /// A stage forged with a consistent hash; with `otherKernels`, its file also claims it was
+    /// trained on other kernels than this process runs, and the mismatch names both.
+    @Test(arguments: [false, true])
+    func aTamperedStageWithAReforgedHashPassesTheHashCheckButNotTheReplay(otherKernels: Bool) throws {
         let run = try TinyRun.trained()
         defer { run.remove() }
         let entry = try #require(try run.served().entry(shard: 0))
         let url = RunLayout(directory: run.directory).stageURL(shard: 0, stage: 2, key: entry.stageKeys[1])
         var checkpoint = try StageCheckpoint.load(from: url)
+        #expect(checkpoint.record.kernels == BLASRuntime.kernelDescription && checkpoint.record.kernels.hasPrefix("OpenBLAS "))
+        let elsewhere = "OpenBLAS Prescott, AVX2 (panel kernels)"
+        if otherKernels { checkpoint.record.kernels = elsewhere }
         let index = try #require(checkpoint.head.firstIndex { $0.name == "weight" })
         let tensor = checkpoint.head[index]
         var values = tensor.values
@@ -58,6 +65,8 @@ import Training
         let problem = try #require(problems.first)
         #expect(problems.count == 2 && problem.kind == .replayMismatch && problem.location == url.path)
         #expect(problem.detail.hasPrefix("head/weight[3] is"), "\(problem.detail)")
+        #expect(problem.detail.contains("trained on \(elsewhere), replayed on \(BLASRuntime.kernelDescription)")
+                == otherKernels, "\(problem.detail)")
     }
 
     @Test func aStageServedUnderAnotherKeyIsALineageProblem() throws {

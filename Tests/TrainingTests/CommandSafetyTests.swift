@@ -34,6 +34,24 @@ import Store
         return base + options
     }
 
+    /// A variable that forces other OpenBLAS or oneDNN kernels (and so other bits) is ignored:
+    /// lethe runs on the core OpenBLAS picks for the CPU, with its arguments intact.
+    @Test func aForcedBLASCoreInTheEnvironmentIsIgnored() throws {
+        let arguments = ["bench", "peak", "--threads", "1", "--repetitions", "1", "--seconds", "0.05", "--json"]
+        func core(_ environment: [String: String]) throws -> (name: String, output: String) {
+            let (status, output) = try LetheProcess.run(arguments, environment: environment)
+            #expect(status == 0, "\(output)")
+            let match = try #require(output.firstMatch(of: /"core_name":"([^"]+)"/), "\(output)")
+            #expect(output.contains(#""threads":1"#) && !output.contains(#""threads":2"#), "\(output)")
+            return (String(match.1), output)
+        }
+        let own = try core([:]).name
+        let forced = own == "Haswell" ? "Sandybridge" : "Haswell"
+        let other = try core(["OPENBLAS_CORETYPE": forced, "OPENBLAS_BLOCK_FACTOR": "2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                              "ONEDNN_DEFAULT_FPMATH_MODE": "BF16"])
+        #expect(other.name == own, "\(other.output)")
+    }
+
     /// Every stage file under a run's stages/ (none for a run that trained nothing).
     static func stageFiles(_ run: URL) -> [String] {
         let stages = run.appendingPathComponent("stages")

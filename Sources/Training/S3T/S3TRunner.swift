@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Store
 
 /// Trains the stages of a run's shards, skipping complete ones and withholding those whose
@@ -149,7 +150,7 @@ public final class S3TRunner {
                                  threadCount: settings.threadCount, softwareVersion: letheVersion,
                                  trainingLoss: result.trainingLoss, examplesSeen: result.examplesSeen,
                                  wallTimeSeconds: clock() - start, labels: labels, precision: settings.precision,
-                                 modelKind: settings.modelKind)
+                                 modelKind: settings.modelKind, kernels: BLASRuntime.kernelDescription)
         return StageCheckpoint(lineage: lineage, record: record, adapters: result.adapters, head: result.head)
     }
 

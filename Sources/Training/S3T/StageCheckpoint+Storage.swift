@@ -60,6 +60,7 @@ extension StageCheckpoint {
             for (name, value) in attributes { try file.setAttribute(value, named: name) }
             if !r.labels.isEmpty { try file.setAttribute(.strings(r.labels), named: "labels") }
             if r.modelKind != .encoder { try file.setAttribute(.string(r.modelKind.rawValue), named: "model_kind") }
+            if !r.kernels.isEmpty { try file.setAttribute(.string(r.kernels), named: "kernels") }
         }
     }
 
@@ -149,7 +150,8 @@ extension StageCheckpoint {
                 ? file.doubleAttribute(named: "wall_time_seconds") : 0,
             labels: try file.hasAttribute(named: "labels") ? file.stringsAttribute(named: "labels") : [],
             precision: try choice("precision", of: file, path: path, absent: Precision.fp32),
-            modelKind: try choice("model_kind", of: file, path: path, absent: ModelKind.encoder))
+            modelKind: try choice("model_kind", of: file, path: path, absent: ModelKind.encoder),
+            kernels: try file.hasAttribute(named: "kernels") ? file.stringAttribute(named: "kernels") : "")
         try checkNumbers(lineage, record, file: path)
         let recordedKey = try need("stage_key") { try file.stringAttribute(named: $0) }
         guard recordedKey == lineage.key.hex else {

@@ -57,16 +57,20 @@ public struct StageRecord: Sendable, Equatable {
     public var precision: Precision
     /// The model the adapters belong to (files written before decoders were trained: encoder).
     public var modelKind: ModelKind
+    /// The kernels the stage was trained on (`BLASRuntime.kernelDescription`); empty in files
+    /// written before it was recorded.
+    public var kernels: String
 
     public init(strategy: TrainingStrategy, baseModelSHA256: String, hyperparametersJSON: String,
                 seed: UInt64, threadCount: Int, softwareVersion: String, trainingLoss: Double,
                 examplesSeen: Int, wallTimeSeconds: Double, labels: [String] = [], precision: Precision = .fp32,
-                modelKind: ModelKind = .encoder) {
+                modelKind: ModelKind = .encoder, kernels: String = "") {
         self.strategy = strategy; self.baseModelSHA256 = baseModelSHA256
         self.hyperparametersJSON = hyperparametersJSON; self.seed = seed; self.threadCount = threadCount
         self.softwareVersion = softwareVersion; self.trainingLoss = trainingLoss
         self.examplesSeen = examplesSeen; self.wallTimeSeconds = wallTimeSeconds
         self.labels = labels; self.precision = precision; self.modelKind = modelKind
+        self.kernels = kernels
     }
 }
 
