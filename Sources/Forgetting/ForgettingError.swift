@@ -34,6 +34,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     public static let retrainBusy = "another lethe retrain is working on it"
     /// Another process held the run lock longer than this forget would wait: nothing recorded.
     case runBusy(run: String, seconds: Double)
+    /// Several shards could not be retrained (each reason names its shard); the others were.
+    case retrainsRefused(reasons: [String], retrained: [Int])
 
     /// `unerasableStage` for `path` with the reason of the `unlink` that just failed (errno).
     static func unerasableStage(_ path: String) -> ForgettingError {
@@ -74,6 +76,9 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .retrainRefused(let shard, let reason):
             return (shard.map { "shard \($0): " } ?? "") + "cannot retrain: \(reason). Nothing was published for "
                 + "this shard; fix the cause and run lethe retrain again (it resumes from the stages already trained)."
+        case .retrainsRefused(let reasons, let retrained):
+            return reasons.joined(separator: "\n") + "\n" + (retrained.isEmpty ? "No other shard needed a retrain."
+                : "Shard(s) " + retrained.map(String.init).joined(separator: ", ") + " were retrained and published.")
         case .ledgerTampered(let file, let reason):
             return "\(file): \(reason). Deletion history may have been lost, so the run will not answer or train; "
                 + "restore the ledger from a backup and run lethe verify."

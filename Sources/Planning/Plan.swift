@@ -187,6 +187,13 @@ public struct Plan: Sendable {
     /// deleted data (the truncation rule applies), until `lethe retrain` rebuilds the slice.
     public var hitSlices: Set<SliceLocation> { hitSliceSet }
 
+    /// The hit slices with no example left once the deleted ones are removed: a rebuild cannot
+    /// empty a slice, so their shards cannot be retrained (their data needs a new plan). Sorted.
+    public var emptiedSlices: [SliceLocation] {
+        hitSliceSet.filter { currentMembers(shard: $0.shard, slice: $0.slice).allSatisfy(tombstoneSet.contains) }
+            .sorted { ($0.shard, $0.slice) < ($1.shard, $1.slice) }
+    }
+
     private func computedHitSlices() -> Set<SliceLocation> {
         Set(tombstones.lazy.filter { !self.excludedSet.contains($0) }.compactMap(location(of:)))
     }

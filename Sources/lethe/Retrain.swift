@@ -109,10 +109,15 @@ struct RetrainCommand: ParsableCommand {
         let layout = RunLayout(directory: run)
         if scheduler == .slurm {
             // The affected shards' stages train as array tasks; the retrain below then finds
-            // them trained and publishes each shard under the run lock.
-            let submission = SlurmSubmission(layout: layout, settings: trainer.runner.settings, shards: wanted,
-                                             options: scheduling, data: data, subcommand: "retrain")
-            guard try submission.run(json: json) else { return }
+            // them trained and publishes each shard under the run lock. A shard with an emptied
+            // slice cannot be rebuilt: no task for it (the retrain below reports it).
+            let emptied = Set(try Plan.load(from: layout.planURL).emptiedSlices.map(\.shard))
+            let buildable = wanted.filter { !emptied.contains($0) }
+            if !buildable.isEmpty {
+                let submission = SlurmSubmission(layout: layout, settings: trainer.runner.settings, shards: buildable,
+                                                 options: scheduling, data: data, subcommand: "retrain")
+                guard try submission.run(json: json) else { return }
+            }
         } else {
             // A Slurm array still retraining this run would train the same stages beside this call.
             try SlurmQueue.requireNoActiveJob(run: run)

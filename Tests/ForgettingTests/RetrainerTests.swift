@@ -158,6 +158,32 @@ import Training
         #expect(report.isClean, "\(report.problems)")
     }
 
+    /// A forget arriving while stages train withholds the later stages of its slice and erases
+    /// a finished one that saw it: the record counts as reused only the stages the shard still
+    /// keeps that this pass did not train (withheld stages are neither).
+    @Test func theRecordOfAPassAForgetInterruptedCountsOnlyKeptStagesAsReused() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let first = Self.member(run.plan, shard: 0, slice: 1)
+        let second = Self.member(run.plan, shard: 0, slice: 2)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(first))], nowMilliseconds: 1_000)
+        var injected = false, withheld = 0
+        let records = try run.retrainer().retrain(maxPasses: 1, nowMilliseconds: { 2_000 }) { event in
+            guard case .training(let event) = event else { return }
+            if case .stageWithheld = event { withheld += 1 }
+            guard case .stageFinished = event, !injected else { return }
+            injected = true
+            _ = try? Forgetter(run: run.directory).forget([ForgetRequest(target: .example(second))], nowMilliseconds: 1_500)
+        }
+        let record = try #require(records.first)
+        #expect(injected && withheld > 0 && !record.fullLength)
+        let kept = RunLayout(directory: run.directory).stageFileNames(shard: 0)
+        let keptUntrained = kept.filter { name in !record.trainedStages.contains { name.contains($0) } }
+        #expect(record.reusedStageCount == keptUntrained.count, "\(record.summary); on disk: \(kept)")
+        let report = try RunVerifier.verify(run: run.directory)
+        #expect(report.isClean, "\(report.problems)")
+    }
+
     @Test func severalPassesAbsorbForgetsThatArriveMeanwhile() throws {
         let run = try TinyRun.trained()
         defer { run.remove() }
@@ -320,5 +346,28 @@ import Training
         #expect(throws: PlanningError.sliceEmptied(shard: 0, slice: 1)) {
             _ = try retrainer.retrain(shards: [0], nowMilliseconds: { 2_000 })
         }
+        #expect(try ForgettingStatus.load(run: run.directory).emptiedSlices == [[0, 1]])
+    }
+
+    /// A shard that cannot be retrained does not hold up the others: they are retrained and
+    /// published, then the refusal names the shard that was not.
+    @Test func aShardWithAnEmptiedSliceDoesNotStopTheOthers() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let emptied = run.plan.members(shard: 0, slice: 1), other = Self.member(run.plan, shard: 1, slice: 0)
+        _ = try Forgetter(run: run.directory).forget((emptied + [other]).map { ForgetRequest(target: .example($0)) },
+                                                     nowMilliseconds: 1_000)
+        var published: [Int] = []
+        #expect(throws: ForgettingError.retrainsRefused(reasons: ["\(PlanningError.sliceEmptied(shard: 0, slice: 1))"],
+                                                        retrained: [1])) {
+            _ = try run.retrainer().retrain(nowMilliseconds: { 2_000 }) { event in
+                if case .published(let record) = event { published.append(record.shard) }
+            }
+        }
+        #expect(published == [1])
+        let plan = try run.currentPlan()
+        let shard1 = try run.served().entry(shard: 1)
+        #expect(plan.isExcluded(other) && shard1?.prefixLength == plan.sliceCount)
+        #expect(try Retrainer.shardsNeedingRetrain(run: run.directory) == [0])
     }
 }

@@ -11,6 +11,9 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
     public var deadShards: [Int]
     /// Sequences cut short by deletions: `[shard, sequence, surviving prefix length]`.
     public var sequencesToRetrain: [[Int]]
+    /// Slices whose every example is deleted, `[shard, slice]`: their shard cannot be
+    /// retrained (the slice cannot be rebuilt); its data must be planned into a new run.
+    public var emptiedSlices: [[Int]] = []
     /// Expected further uniform deletions before every shard is dead (`DeletionLogic`).
     public var deletionRateRemaining: Double
     /// The ledger's last entry (sequence 0 when there is none): keep it outside the run to
@@ -23,7 +26,7 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case pendingRequestCount = "pending_requests", deletedExampleCount = "deleted_examples"
-        case deadShards = "dead_shards", sequencesToRetrain = "sequences_to_retrain"
+        case deadShards = "dead_shards", sequencesToRetrain = "sequences_to_retrain", emptiedSlices = "emptied_slices"
         case deletionRateRemaining = "deletion_rate_remaining"
         case ledgerHead = "ledger_head", servedGeneration = "served_generation"
         case servedUnreadable = "served_unreadable"
@@ -61,6 +64,7 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         }
         return ForgettingStatus(pendingRequestCount: pending, deletedExampleCount: plan.tombstones.count,
                                 deadShards: outcomes.filter(\.isDead).map(\.shard), sequencesToRetrain: toRetrain,
+                                emptiedSlices: plan.emptiedSlices.map { [$0.shard, $0.slice] },
                                 // A full run refuses every deletion: each needs a full retrain.
                                 deletionRateRemaining: composition?.strategy == .full ? 0
                                     : DeletionLogic.remainingDeletionRate(
@@ -76,6 +80,15 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         return " (it holds every deletion request; the entries after it are receipts, or the record of a publish or retrain that stopped before its file)"
     }
 
+    /// The shards `lethe retrain` cannot rebuild, and what to do instead.
+    private var emptiedNote: String {
+        guard !emptiedSlices.isEmpty else { return "" }
+        let shards = Dictionary(grouping: emptiedSlices, by: { $0[0] }).sorted { $0.key < $1.key }
+            .map { shard, slices in "shard \(shard) (slice " + slices.map { String($0[1]) }.joined(separator: ", ") + ")" }
+        return "\ncannot be retrained, every example of a slice deleted: " + shards.joined(separator: ", ")
+            + "; they serve what is left of their sequences, and their remaining data needs a new run (lethe plan --data … --run NEW)"
+    }
+
     /// One line per fact, for people.
     public var summary: String {
         """
@@ -83,7 +96,8 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         \(pendingRequestCount > 0 ? " (run lethe forget --resume)" : "")
         dead shards: \(deadShards.isEmpty ? "none" : deadShards.map(String.init).joined(separator: ", ")); \
         sequences to retrain: \(sequencesToRetrain.count)\
-        \(sequencesToRetrain.isEmpty ? "" : " (" + sequencesToRetrain.map { "shard \($0[0]) seq \($0[1]) at \($0[2])" }.joined(separator: ", ") + ")")
+        \(sequencesToRetrain.isEmpty ? "" : " (" + sequencesToRetrain.map { "shard \($0[0]) seq \($0[1]) at \($0[2])" }.joined(separator: ", ") + ")")\
+        \(emptiedNote)
         δ remaining: \(String(format: "%.1f", deletionRateRemaining)) further random deletions before a full retrain
         ledger head: \(ledgerHead); served generation: \(servedGeneration.map(\.description) ?? "none published")\
         \(generationNote)

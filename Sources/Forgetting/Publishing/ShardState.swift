@@ -37,15 +37,24 @@ struct ShardState {
         StageKey(prefixSliceHashes: prefix.map { plan.sliceHash(shard: shard, slice: $0) })
     }
 
+    /// The distinct stages (position, key) of every sequence's surviving prefix.
+    func survivingStages() -> Set<SurvivingStage> {
+        var stages = Set<SurvivingStage>()
+        for (sequence, length) in zip(plan.sequences(of: shard), prefixLengths) where length > 0 {
+            for i in 1...length { stages.insert(SurvivingStage(stage: i, key: key(ofPrefix: Array(sequence.prefix(i))))) }
+        }
+        return stages
+    }
+
+    struct SurvivingStage: Hashable {
+        let stage: Int
+        let key: StageKey
+    }
+
     /// Stage files of the shard in no surviving prefix of any sequence: they saw a deleted
     /// example, or belong to an older plan, or to a retrain whose plan was never published.
     func strayFiles() -> [URL] {
-        var keep = Set<String>()
-        for (sequence, length) in zip(plan.sequences(of: shard), prefixLengths) where length > 0 {
-            for i in 1...length {
-                keep.insert(layout.stageURL(shard: shard, stage: i, key: key(ofPrefix: Array(sequence.prefix(i)))).lastPathComponent)
-            }
-        }
+        let keep = Set(survivingStages().map { layout.stageURL(shard: shard, stage: $0.stage, key: $0.key).lastPathComponent })
         let directory = layout.shardDirectory(shard)
         return layout.stageFileNames(shard: shard).filter { !keep.contains($0) }.map { directory.appendingPathComponent($0) }
     }

@@ -81,20 +81,34 @@ public final class Retrainer {
         let needed = Set(try Self.shardsNeedingRetrain(run: run))
         let targets = (shards ?? Array(0..<plan.shardCount)).filter(needed.contains)
         var records: [RetrainRecord] = []
+        // A shard that cannot be retrained now (a slice with nothing left, another retrain on
+        // it) does not hold up the others; the refusals are thrown once they are done.
+        var refusals: [Error] = []
         for shard in Set(targets).sorted() {
             let lock = layout.retrainLockURL(shard: shard)
-            let done: Void? = try FileLock.withLockIfFree(lock) {
-                for pass in 1...max(1, maxPasses) {
-                    let record = try retrainOnce(shard: shard, pass: pass, strategy: strategy,
-                                                 nowMilliseconds: nowMilliseconds, events: events)
-                    records.append(record)
-                    events(.published(record))
-                    if record.fullLength { break }
+            do {
+                let done: Void? = try FileLock.withLockIfFree(lock) {
+                    for pass in 1...max(1, maxPasses) {
+                        let record = try retrainOnce(shard: shard, pass: pass, strategy: strategy,
+                                                     nowMilliseconds: nowMilliseconds, events: events)
+                        records.append(record)
+                        events(.published(record))
+                        if record.fullLength { break }
+                    }
                 }
+                if done == nil {
+                    throw ForgettingError.retrainRefused(shard: shard, reason: ForgettingError.retrainBusy)
+                }
+            } catch PlanningError.sliceEmptied(let shard, let slice) {
+                refusals.append(PlanningError.sliceEmptied(shard: shard, slice: slice))
+            } catch ForgettingError.retrainRefused(let shard, let reason) where reason == ForgettingError.retrainBusy {
+                refusals.append(ForgettingError.retrainRefused(shard: shard, reason: reason))
             }
-            if done == nil {
-                throw ForgettingError.retrainRefused(shard: shard, reason: ForgettingError.retrainBusy)
-            }
+        }
+        if refusals.count == 1, records.isEmpty { throw refusals[0] }
+        if !refusals.isEmpty {
+            throw ForgettingError.retrainsRefused(reasons: refusals.map { "\($0)" },
+                                                  retrained: Array(Set(records.map(\.shard))).sorted())
         }
         return records
     }
@@ -114,7 +128,7 @@ public final class Retrainer {
         try beforePublish(shard)
         return try guarded.withRecoveredRun { _ in
             try publish(shard: shard, pass: pass, removed: removed, snapshot: snapshot, trained: trained,
-                        stageCount: schedule.stages.count, nowMilliseconds: nowMilliseconds())
+                        nowMilliseconds: nowMilliseconds())
         }
     }
 
@@ -154,7 +168,7 @@ public final class Retrainer {
     /// generation (the served models' version) moves. A re-run completes a killed step and
     /// records it again with the same hashes.
     private func publish(shard: Int, pass: Int, removed: [String], snapshot: Plan, trained: [String],
-                         stageCount: Int, nowMilliseconds: Int64) throws -> RetrainRecord {
+                         nowMilliseconds: Int64) throws -> RetrainRecord {
         var plan = try Plan.load(from: layout.planURL)
         let slices = 0..<plan.sliceCount
         guard slices.map({ plan.sliceHash(shard: shard, slice: $0) })
@@ -174,7 +188,8 @@ public final class Retrainer {
                       removedIDs: (removedBySlice[slice] ?? []).sorted(by: UTF8Order.precedes),
                       memberCount: plan.currentMembers(shard: shard, slice: slice).count)
             },
-            trainedStages: trained, reusedStageCount: stageCount - trained.count,
+            trainedStages: trained,
+            reusedStageCount: state.survivingStages().filter { !trained.contains($0.key.hex) }.count,
             served: .init(shard: shard, sequence: state.servedEntry.sequence, prefixLength: state.servedEntry.prefixLength),
             prefixLengths: state.prefixLengths, fullLength: state.hitSlices.isEmpty,
             erasedFiles: strays.map(layout.relativePath(of:)))
