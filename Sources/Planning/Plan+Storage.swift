@@ -60,6 +60,22 @@ extension Plan {
         }
     }
 
+    /// The files of a run directory that only exist once its plan was used (a deletion ledger,
+    /// stage files, a served composition), by name; empty for a directory that holds none,
+    /// which may be planned (again).
+    public static func filesMadeFromAPlan(in directory: URL) -> [String] {
+        let manager = FileManager.default
+        var found = ["ledger.sqlite", "served.json"].filter {
+            manager.fileExists(atPath: directory.appendingPathComponent($0).path)
+        }
+        let stages = directory.appendingPathComponent("stages")
+        if let walker = manager.enumerator(atPath: stages.path),
+           walker.contains(where: { ($0 as? String)?.hasSuffix(".h5") == true }) {
+            found.append("stages/")
+        }
+        return found
+    }
+
     /// Reads a plan and checks its format version and every invariant.
     public static func load(from url: URL) throws -> Plan {
         let name = url.path
@@ -67,7 +83,10 @@ extension Plan {
         // as not a run, with how to make one, rather than as a missing file to create.
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: name, isDirectory: &isDirectory) {
-            throw PlanningError.notARun(directory: url.deletingLastPathComponent().path)
+            let directory = url.deletingLastPathComponent()
+            let remaining = Self.filesMadeFromAPlan(in: directory)
+            throw remaining.isEmpty ? PlanningError.notARun(directory: directory.path)
+                : PlanningError.planMissing(directory: directory.path, remaining: remaining)
         }
         let file = try HDF5File.openSealed(url) { PlanningError.damagedPlan(file: name, reason: $0) }
         defer { try? file.close() }

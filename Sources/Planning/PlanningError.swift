@@ -8,6 +8,8 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
     case unreadableFile(file: String, reason: String)
     /// A run directory without a plan: nothing was planned there.
     case notARun(directory: String)
+    /// plan.h5 is gone but files made from it remain (a ledger, stages, served.json).
+    case planMissing(directory: String, remaining: [String])
     /// A line is not a JSON object of the supported shape.
     case malformedJSON(file: String, line: Int, column: Int, reason: String)
     /// A required field (`id`, `text`, `label`) is absent.
@@ -74,10 +76,15 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .notARun(directory):
             return "\(directory): no plan.h5 here, so this is not a run directory. Check --run, or make the run "
                 + "with `lethe plan --data FILE.jsonl --shards M --slices R --budget B --run \(directory)`."
+        case let .planMissing(directory, remaining):
+            return "\(directory): plan.h5 is missing, but the run still has " + remaining.joined(separator: ", ")
+                + ", made from it. Restore plan.h5 from a backup (with it, every accepted deletion binds the run again). "
+                + "Planning this directory anew is refused: a new plan would not account for those files, so forgotten "
+                + "examples could be trained on and served again. To start over, plan into a new run directory."
         case let .invalidID(file, line, id, reason):
-            return "\(file):\(line): id \(String(reflecting: id)) cannot be used: \(reason). Choose another id."
+            return "\(file):\(line): id \(Example.quoted(id)) cannot be used: \(reason). Choose another id."
         case let .invalidGroup(file, line, group, reason):
-            return "\(file):\(line): group \(String(reflecting: group)) cannot be used: \(reason), so a deletion request "
+            return "\(file):\(line): group \(Example.quoted(group)) cannot be used: \(reason), so a deletion request "
                 + "could not name it. Give the example a group name, or leave \"group\" out (or null) for no group."
         case let .duplicateID(file, id, firstLine, secondLine, otherSpelling):
             return "\(file): id \"\(id)\" appears on line \(firstLine) and again on line \(secondLine)"

@@ -117,7 +117,13 @@ struct PlanCreateCommand: ParsableCommand {
             // temporary file of a plan killed mid-write is removed there, where no live writer
             // can own it.
             plan = try FileLock.withExclusiveLock(layout.lockURL) {
-                if force && FileManager.default.fileExists(atPath: layout.planURL.path) {
+                if !FileManager.default.fileExists(atPath: layout.planURL.path) {
+                    // A lost plan.h5 beside its ledger or stages is restored, never planned anew.
+                    let remaining = Plan.filesMadeFromAPlan(in: runURL)
+                    if !remaining.isEmpty {
+                        throw PlanningError.planMissing(directory: runURL.path, remaining: remaining)
+                    }
+                } else if force {
                     try Self.refuseReplacingForgottenHistory(layout)
                     try SlurmQueue.requireNoActiveJob(run: runURL)
                 }

@@ -146,6 +146,17 @@ import Testing
             }
             #expect(found == reason)
         }
+        // Longer than a deletion request may name: refused, the message quoting only its start.
+        let long = String(repeating: "L", count: 5000), longest = String(repeating: "é", count: 2048)
+        let tooLong = failure(#"{"id": ""# + long + #"", "text": "t", "label": "l"}"#)
+        #expect(tooLong == .invalidID(file: "t.jsonl", line: 1, id: long,
+                                      reason: "it is 5000 bytes long, and a deletion request names at most 4096"))
+        #expect(tooLong?.description.contains("…\" (5000 bytes)") == true && tooLong!.description.count < 300)
+        if case .invalidGroup(_, 1, _, "it is 4097 bytes long, and at most 4096 fit")?
+            = failure(#"{"id": "a", "text": "t", "label": "l", "group": "x"# + longest + #""}"#) {} else {
+            Issue.record("a group of 4097 bytes must be refused")
+        }
+        #expect(try parse(#"{"id": ""# + longest + #"", "text": "t", "label": "l"}"#).examples.map(\.id) == [longest])
         // Letters beyond ASCII, in U+0080–U+00BF's lead byte's range too (U+00A0, U+00B5), are ids.
         let kept = try parse(#"{"id": "caf\u00e9 \u00a0\u00b5", "text": "t", "label": "l", "group": "Ren\u00e9e"}"#)
         #expect(kept.examples.map(\.id) == ["café \u{a0}µ"] && kept.examples.map(\.group) == ["Renée"])

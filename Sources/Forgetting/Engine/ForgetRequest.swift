@@ -22,7 +22,7 @@ public struct ForgetRequest: Sendable, Equatable, Codable {
 
     /// The longest id, group, request id or timestamp a request may carry, in UTF-8 bytes: the
     /// ledger keeps every request forever.
-    public static let maxFieldBytes = 4096
+    public static let maxFieldBytes = Example.maxNameBytes
 
     /// What makes `value` unfit as the request field `field` (too long, or a control character
     /// such as NUL or a line break, which no dataset id holds and which would reach terminals

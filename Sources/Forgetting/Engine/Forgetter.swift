@@ -116,7 +116,7 @@ public final class Forgetter {
     private func forgetLocked(_ requests: [ForgetRequest], groups: GroupResolver?, nowMilliseconds: Int64,
                               accepted: (LedgerHead) -> Void) throws -> ForgetReceipt {
         var plan = try timed(.planLoad) { try currentPlan() }
-        let strategy = try currentStrategy()
+        let strategy = try currentStrategy(plan: plan)
         // Refuse before recording anything: a `full` run is one model on all data, so the
         // truncation rule does not apply (every deletion needs a full retrain).
         if strategy == .full {
@@ -627,7 +627,7 @@ public final class Forgetter {
     /// its tombstones and the stage files, so this forget publishes a new one (`damagedComposition`
     /// records why) with the strategy train.json names. Without readable training settings the
     /// strategy is unknown and the forget is refused before it records anything.
-    private func currentStrategy() throws -> TrainingStrategy? {
+    private func currentStrategy(plan: Plan) throws -> TrainingStrategy? {
         damagedComposition = nil
         let url = layout.servedURL
         if let identity = try? FileIdentity(of: url), let cached = composition, cached.identity == identity {
@@ -638,9 +638,14 @@ public final class Forgetter {
         case .absent:
             return nil
         case .loaded(let value):
+            // A composition serving a shard the plan lacks is another run's: replaced like a damaged one.
+            if let foreign = value.foreignShard(planShardCount: plan.shardCount) { return try damaged(foreign) }
             composition = (value, try FileIdentity(of: url))
             return value.strategy
         case .damaged(let reason):
+            return try damaged(reason)
+        }
+        func damaged(_ reason: String) throws -> TrainingStrategy {
             guard let settings = try? TrainingSettings.load(from: layout.settingsURL) else {
                 throw ServedComposition.damaged(url, reason)
             }

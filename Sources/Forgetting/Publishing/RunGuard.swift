@@ -280,13 +280,17 @@ public struct RunGuard {
     /// does not stop at a damaged served.json (a forget it completes publishes a new one, and
     /// nothing else of it needs the file), but it does not replace one either: verify reports it.
     private func readableComposition() throws -> ServedComposition? {
-        if case .loaded(let composition) = try ServedComposition.read(from: layout.servedURL) { return composition }
-        return nil
+        guard case .loaded(let composition) = try ServedComposition.read(from: layout.servedURL) else { return nil }
+        // One that serves a shard the plan lacks is another run's: as damaged as an unreadable one.
+        return composition.foreignShard(planShardCount: try Plan.load(from: layout.planURL).shardCount) == nil
+            ? composition : nil
     }
 
     /// Throws unless `layout` is a planned run directory (before any lock file is created there).
     public static func requireRun(_ layout: RunLayout) throws {
         guard FileManager.default.fileExists(atPath: layout.planURL.path) else {
+            let remaining = Plan.filesMadeFromAPlan(in: layout.directory)
+            if !remaining.isEmpty { throw PlanningError.planMissing(directory: layout.directory.path, remaining: remaining) }
             throw ForgettingError.runFile(file: layout.planURL.path, reason: "no plan here, so this is not a run directory")
         }
     }

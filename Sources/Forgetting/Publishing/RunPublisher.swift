@@ -47,6 +47,11 @@ enum RunPublisher {
         var entries = fixed
         if strategy != .full {
             let plan = try Plan.load(from: layout.planURL)
+            if let foreign = current?.foreignShard(planShardCount: plan.shardCount) {
+                throw ForgettingError.runFile(file: layout.servedURL.path, reason: foreign + ". Restore the run's own "
+                    + "plan.h5 from a backup; or, if served.json is the stranger, the next lethe forget publishes one "
+                    + "from the plan in its place")
+            }
             let refreshed = Set(shards).union(current?.shards.map(\.shard) ?? []).subtracting(fixed.map(\.shard))
             entries += refreshed.sorted().map { ShardState(plan: plan, shard: $0, layout: layout).servedEntry }
         }

@@ -37,6 +37,17 @@ public struct Example: Sendable, Equatable {
 }
 
 extension Example {
+    /// The longest id or group name, in UTF-8 bytes: a deletion request must be able to name
+    /// every example and group a plan holds, and the ledger keeps every request forever.
+    public static let maxNameBytes = 4096
+
+    /// `name` quoted for a message: whole when short, else its first 60 characters and its length
+    /// (an id a message quotes can be as long as `maxNameBytes`, or, refused, longer).
+    public static func quoted(_ name: String) -> String {
+        name.count <= 80 ? String(reflecting: name)
+            : String(reflecting: String(name.prefix(60))).dropLast() + "…\" (\(name.utf8.count) bytes)"
+    }
+
     /// The first control character of `text` (Unicode category Cc: U+0000–001F, U+007F–009F) as
     /// "U+XXXX", or nil: the characters a deletion request refuses in the names it carries.
     public static func controlCharacter(in text: String) -> String? {

@@ -79,6 +79,11 @@ enum JSONLinesReader {
         if id.isEmpty {
             throw PlanningError.invalidID(file: source, line: lineNumber, id: id, reason: "it is empty")
         }
+        if id.utf8.count > Example.maxNameBytes {
+            throw PlanningError.invalidID(file: source, line: lineNumber, id: id,
+                                          reason: "it is \(id.utf8.count) bytes long, and a deletion request names at most "
+                                              + "\(Example.maxNameBytes)")
+        }
         if let control = Example.controlCharacter(in: id) {
             throw PlanningError.invalidID(file: source, line: lineNumber, id: id,
                                           reason: "it contains the control character \(control) (slice hashes join ids "
@@ -90,6 +95,11 @@ enum JSONLinesReader {
             if group.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 throw PlanningError.invalidGroup(file: source, line: lineNumber, group: group,
                                                  reason: group.isEmpty ? "it is empty" : "it is blank")
+            }
+            if group.utf8.count > Example.maxNameBytes {
+                throw PlanningError.invalidGroup(file: source, line: lineNumber, group: group,
+                                                 reason: "it is \(group.utf8.count) bytes long, and at most "
+                                                     + "\(Example.maxNameBytes) fit")
             }
             if let control = Example.controlCharacter(in: group) {
                 throw PlanningError.invalidGroup(file: source, line: lineNumber, group: group,

@@ -130,6 +130,14 @@ public struct ServedComposition: Codable, Sendable, Equatable {
 
     /// Reads `url` as `load` does, returning damage instead of throwing it. A composition of
     /// another format version is still thrown (`unsupportedFormat`): it is not damage.
+    /// Why this composition cannot be the run's whose plan has `shardCount` shards (it serves
+    /// a shard the plan does not plan: the files of two runs mixed), or nil.
+    public func foreignShard(planShardCount shardCount: Int) -> String? {
+        guard let stranger = shards.first(where: { !(0..<shardCount).contains($0.shard) }) else { return nil }
+        return "it serves shard \(stranger.shard), but plan.h5 plans shards 0…\(shardCount - 1): the two files are not "
+            + "of the same run (one was replaced, or put back from another run)"
+    }
+
     public static func read(from url: URL) throws -> Reading {
         guard FileManager.default.fileExists(atPath: url.path) else { return .absent }
         do { try RegularFile.check(url.path) } catch StoreError.notRegularFile(_, let kind) {

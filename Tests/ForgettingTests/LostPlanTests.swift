@@ -1,0 +1,65 @@
+import Audit
+import Foundation
+import Planning
+import RunFixtures
+import Testing
+import Training
+@testable import Forgetting
+
+/// A run whose plan.h5 is gone is restored, never planned anew: a new plan would not account for
+/// the ledger, the stages and the served composition made from the old one.
+@Suite struct LostPlanTests {
+    @Test func aRunWhosePlanIsLostIsNeverPlannedAnew() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let deleted = try #require(run.plan.members(shard: 0, slice: 1).first)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        let planURL = Plan.url(inRun: run.directory)
+        try FileManager.default.removeItem(at: planURL)
+
+        #expect(throws: PlanningError.planMissing(directory: run.directory.path,
+                                                  remaining: ["ledger.sqlite", "served.json", "stages/"])) {
+            _ = try Plan.load(from: planURL)
+        }
+        let data = run.directory.appendingPathComponent("other.jsonl")
+        let lines = (0..<12).map { #"{"id": "n\#($0)", "text": "text \#($0)", "label": "\#($0 % 2)"}"# }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: data)
+        let (status, output) = try LetheProcess.run(["plan", "--data", data.path, "--shards", "2", "--slices", "2",
+                                                     "--budget", "1", "--run", run.directory.path])
+        #expect(status == 1 && output.contains("plan.h5 is missing, but the run still has ledger.sqlite"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: planURL.path))
+        // A directory with nothing made from a plan is still "not a run".
+        let empty = run.directory.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        #expect(throws: PlanningError.notARun(directory: empty.path)) { _ = try Plan.load(from: Plan.url(inRun: empty)) }
+    }
+
+    /// served.json naming a shard the plan does not have (the files of two runs mixed) is another
+    /// run's: a publish from training refuses it naming both files, and a forget replaces it
+    /// with the composition the plan derives, as it does a damaged one. Nothing traps.
+    @Test func aServedShardOutsideThePlanIsTreatedAsAnotherRunsFile() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        try TrainingSettings(strategy: .s3t, baseModel: "b", baseModelSHA256: String(repeating: "0", count: 64))
+            .save(to: layout.settingsURL)
+        let served = try ServedComposition.load(from: layout.servedURL)
+        let stranger = ServedComposition.Entry(shard: 99, sequence: 0, prefixLength: 1,
+                                               stageKeys: try #require(served.entry(shard: 1)).stageKeys.prefix(1).map { $0 })
+        try ServedComposition(strategy: .s3t, shards: served.shards + [stranger], ledgerHead: served.ledgerHead).save(to: layout)
+        #expect(try !RunGuard(run: run.directory, nowMilliseconds: { 500 }).recover().didSomething)
+        do {
+            _ = try RunGuard(run: run.directory, nowMilliseconds: { 600 }).publish(strategy: .s3t, shards: [0])
+            Issue.record("a training publish kept a composition of another run")
+        } catch let error as ForgettingError {
+            #expect(error.description.hasPrefix(layout.servedURL.path + ": it serves shard 99, but plan.h5 plans shards 0…1"),
+                    "\(error)")
+        }
+        let deleted = try #require(run.plan.members(shard: 0, slice: 1).first)
+        let receipt = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))],
+                                                               nowMilliseconds: 1_000)
+        #expect(receipt.replacedComposition?.reason.hasPrefix("it serves shard 99") == true, "\(receipt)")
+        #expect(try ServedComposition.load(from: layout.servedURL).shards.map(\.shard) == [0, 1])
+        #expect(try !ExampleAudit.audit(run: run.directory, id: deleted).servedNow)
+    }
+}
