@@ -101,12 +101,22 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         case servedNow = "served_now", deletions
     }
 
+    /// Ledger positions of the requests that named `id`, an id the plan does not hold.
+    private static func requestsNaming(unplanned id: String, layout: RunLayout) throws -> [Int64] {
+        guard FileManager.default.fileExists(atPath: layout.ledgerURL.path) else { return [] }
+        let ledger = try Ledger.openForReading(at: layout.ledgerURL)
+        defer { try? ledger.close() }
+        return try ledger.entries(forExampleID: id).filter { $0.kind == .request }.map(\.sequenceNumber)
+    }
+
     /// Audits `id` in the run.
     public static func audit(run: URL, id: String) throws -> ExampleAudit {
         let plan = try Plan.load(from: Plan.url(inRun: run))
-        guard let lineage = plan.lineage(of: id) else { throw AuditError.unknownExample(id: id) }
-        let shard = lineage.location.shard, slice = lineage.location.slice
         let layout = RunLayout(directory: run)
+        guard let lineage = plan.lineage(of: id) else {
+            throw AuditError.unknownExample(id: id, requests: try requestsNaming(unplanned: id, layout: layout))
+        }
+        let shard = lineage.location.shard, slice = lineage.location.slice
         let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)
             ? try ServedComposition.load(from: layout.servedURL) : nil
         let ledger = FileManager.default.fileExists(atPath: layout.ledgerURL.path) ? try Ledger.openForReading(at: layout.ledgerURL) : nil

@@ -12,6 +12,9 @@ public struct VerificationProblem: Codable, Sendable, Equatable, CustomStringCon
         case ledgerChain = "ledger_chain"
         /// The ledger file is missing although the run records deletions or quotes its head.
         case ledgerMissing = "ledger_missing"
+        /// A ledger entry of a kind Lethe does not write, or whose payload is not a record of its
+        /// kind (or names a shard the plan lacks): hash-valid, so written outside Lethe.
+        case ledgerEntry = "ledger_entry"
         /// served.json quotes a ledger head the ledger does not have (truncated or replaced).
         case servedHead = "served_head"
         /// A receipt quotes a ledger head that the ledger no longer has.
@@ -105,6 +108,7 @@ public enum RunVerifier {
         var problems: [VerificationProblem] = []
         let composition = readComposition(layout, problems: &problems)
         let ledger = try checkLedger(layout, quotedHead: composition?.ledgerHead, tombstones: plan.tombstones.count,
+                                     shardCount: plan.shardCount,
                                      problems: &problems)
         // A ledger whose rows cannot be read (reported above) says nothing about the tombstones.
         for id in (ledger.deleted ?? []).sorted() where !plan.isTombstoned(id) {
@@ -185,7 +189,28 @@ public enum RunVerifier {
     /// be read, or it is missing where it must exist: that one problem is reported, not each
     /// tombstone without its request). Only deletion requests make tombstones, so a plan that
     /// holds some had a ledger.
-    private static func checkLedger(_ layout: RunLayout, quotedHead: LedgerAnchor?, tombstones: Int,
+    /// What is wrong with an entry's kind or payload, or nil: each kind Lethe writes has its
+    /// record, and a retrain or publish names shards of the plan.
+    static func entryProblem(_ entry: LedgerEntry, shardCount: Int) -> String? {
+        var shards: [Int] = []
+        do {
+            switch entry.kind {
+            case .request: _ = try entry.decodePayload(as: RequestRecord.self)
+            case .receipt: _ = try entry.decodePayload(as: ForgetReceipt.self)
+            case .retrain: shards = [try entry.decodePayload(as: RetrainRecord.self).shard]
+            case .publish: shards = try entry.decodePayload(as: PublishRecord.self).shards.map(\.shard)
+            default:
+                return "its kind \(Example.quoted(entry.kind.rawValue)) is none Lethe writes (request, receipt, retrain, "
+                    + "publish): it was written outside Lethe"
+            }
+        } catch {
+            return "\(error)"
+        }
+        guard let stranger = shards.first(where: { !(0..<shardCount).contains($0) }) else { return nil }
+        return "a \(entry.kind) entry naming shard \(stranger), which the plan (shards 0…\(shardCount - 1)) does not have"
+    }
+
+    private static func checkLedger(_ layout: RunLayout, quotedHead: LedgerAnchor?, tombstones: Int, shardCount: Int,
                                     problems: inout [VerificationProblem]) throws -> (entryCount: Int, deleted: Set<String>?) {
         let url = layout.ledgerURL
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -207,6 +232,11 @@ public enum RunVerifier {
         if let problem = chain.firstBreak {
             problems.append(.init(kind: .ledgerChain, location: url.path, detail: "\(problem)"))
             if case .malformedRow = problem { return (chain.entryCount, nil) }
+        }
+        for entry in try ledger.entries(from: 1) {
+            if let problem = entryProblem(entry, shardCount: shardCount) {
+                problems.append(.init(kind: .ledgerEntry, location: "\(url.path) #\(entry.sequenceNumber)", detail: problem))
+            }
         }
         if let quotedHead, quotedHead.sequenceNumber > 0 {
             let entry = try ledger.entry(at: quotedHead.sequenceNumber)

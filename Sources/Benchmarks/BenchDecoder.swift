@@ -37,7 +37,7 @@ public struct BenchDecoderCommand: ParsableCommand {
     public func validate() throws {
         try options.checkModel()
         try Self.batchBounds.check(batch, option: "--batch")
-        try options.chunkBounds.check(tokens, option: "--tokens")
+        try options.checkChunkLength(tokens, option: "--tokens")
         try Self.stepBounds.check(steps, option: "--steps")
         try OptionBounds(UnlearningConfiguration.Limits.rank).check(rank, option: "--rank")
     }
@@ -47,7 +47,7 @@ public struct BenchDecoderCommand: ParsableCommand {
         let (model, _) = try options.load()
         try DecoderOptions.checkRank(rank, within: OptionBounds(UnlearningConfiguration.Limits.rank), for: model.configuration)
         let load = MachineLoad()
-        if let warning = load.warning { report.say(warning) }
+        load.printWarning(json: report.json)
         report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads), \(load.text)")
         var rng = SplitMix64(seed: 1)
         let chunks = (0 ..< batch).map { _ in (0 ..< tokens).map { _ in Int(rng.next() % 49152) } }

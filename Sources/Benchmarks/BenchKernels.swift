@@ -129,8 +129,9 @@ public struct BenchKernelsCommand: ParsableCommand {
             .init(name: $0.name, milliseconds: $0.milliseconds / Double(repetitions),
                   cpuMilliseconds: $0.cpuMilliseconds / Double(repetitions))
         }
-        var load = [Double](repeating: 0, count: 3)
-        if getloadavg(&load, 3) == 3 { report.loadAverage = load }
+        let load = MachineLoad()
+        report.loadAverage = load.averages
+        load.printWarning(json: json)
         report.print(json: json)
     }
 

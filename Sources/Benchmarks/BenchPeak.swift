@@ -63,11 +63,11 @@ public struct BenchPeakCommand: ParsableCommand {
         }
         let report = Report(coreName: BLASRuntime.coreName, logicalCPUs: load.logicalCPUs,
                             loadAverage: load.averages, measurements: measurements)
+        load.printWarning(json: json)
         if json {
             print(String(decoding: try JSONEncoder.report().encode(report), as: UTF8.self))
             return
         }
-        if let warning = load.warning { print(warning) }
         print("Multiply-add peaks (register-resident loops, median of \(repetitions) runs), OpenBLAS core "
               + "\(report.coreName), \(report.logicalCPUs) logical CPUs, \(load.text)")
         for m in measurements {

@@ -86,13 +86,26 @@ public struct BenchServeCommand: ParsableCommand {
         try Self.waitBounds.check(maxWaitMs, option: "--max-wait-ms")
         try Self.roundBounds.check(rounds, option: "--rounds")
         try InputFiles.check([("--data", data)])
-        guard FileManager.default.fileExists(atPath: RunLayout(directory: URL(fileURLWithPath: runDirectory)).servedURL.path) else {
+        let layout = RunLayout(directory: URL(fileURLWithPath: runDirectory))
+        guard FileManager.default.fileExists(atPath: layout.servedURL.path) else {
             throw ValidationError("--run \(runDirectory): no served.json; train the run first (make demo makes Checkpoints/runs/demo).")
+        }
+        if let versus = versusPrecision {
+            // Two servers in one precision would measure the machine's noise, not a ratio.
+            let main = try precisionOptions.precision ?? TrainingSettings.load(from: layout.settingsURL).precision
+            guard versus != main else {
+                throw ValidationError("--versus-precision \(versus.rawValue): the run is served in \(main.rawValue) already "
+                                      + "(--precision, or the run's own); give the other precision.")
+            }
         }
     }
 
     public func run() throws {
         let report = ResultReport(json: json)
+        let load = MachineLoad()
+        load.printWarning(json: json)
+        report.record("load_average", load.averages)
+        report.say("machine: \(load.logicalCPUs) logical CPUs, \(load.text)")
         let source = URL(fileURLWithPath: runDirectory).standardizedFileURL
         // A sibling copy, so the run's relative base-model path still resolves.
         let copy = source.deletingLastPathComponent().appendingPathComponent(".bench-serve-\(UUID().uuidString)")
@@ -190,7 +203,8 @@ public struct BenchServeCommand: ParsableCommand {
                                    precision: versus)
         defer { _ = other.stop() }
         for text in texts.prefix(8) { _ = BlockingHTTP.infer(other.base, text: text) }
-        let mainName = precisionOptions.precision?.rawValue ?? "the run's precision"
+        let mainName = try (precisionOptions.precision ?? TrainingSettings.load(from: RunLayout(directory: run).settingsURL).precision)
+            .rawValue
         report.say("\(mainName) against \(versus.rawValue), \(rounds) alternating round(s) of \(seconds) s each: "
                    + "median requests/s of each, ratio of the medians (lowest–highest round)")
         func column(_ name: String) -> String {

@@ -76,7 +76,7 @@ public struct BenchTrainCommand: ParsableCommand {
         let result = ResultReport(json: json)
         var rows: [[String: Any]] = []
         let load = MachineLoad()
-        if let warning = load.warning { result.say(warning) }
+        load.printWarning(json: result.json)
         result.say("BLAS core: \(BLASRuntime.coreName), threads: \(threads), precision: \(precision), \(load.text)")
         let peak = PeakThroughput.measure(threads: threads).ceiling(precision)
         result.say(String(format: "%@ peak on %d thread%@: %.1f GFLOP/s", precision == .bf16 ? "bf16 dot-product" : "float32 FMA",

@@ -123,7 +123,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
         try Self.epochs.check(fineTuneEpochs, option: "--fine-tune-epochs")
         try Self.learningRate.check(fineTuneLR, option: "--fine-tune-lr")
         try Self.rank.check(rank, option: "--rank")
-        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try options.checkChunkLength(chunkTokens, option: "--chunk-tokens")
         for (name, value) in [("--exact-shards", exactShards), ("--exact-slices", exactSlices), ("--exact-budget", exactBudget),
                               ("--exact-layers-per-block", exactLayersPerBlock)] {
             try Self.exactCounts.check(value, option: name)
@@ -168,7 +168,7 @@ public struct BenchUnlearnCommand: ParsableCommand {
         let chosen = try selectedMethods()
         let report = ResultReport(json: json)
         let load = MachineLoad()
-        if let warning = load.warning { report.say(warning) }
+        load.printWarning(json: report.json)
         report.say("BLAS core: \(BLASRuntime.coreName), threads \(options.threads), \(load.text)")
         let (base, tokenizer) = try options.load()
         try DecoderOptions.checkRank(rank, within: Self.rank, for: base.configuration)

@@ -63,9 +63,9 @@ struct KernelBenchReport: Codable {
                            sgemmGflops, 100 * sgemmGflops / peakGflops))
         Swift.print(String(format: "Float32 FMA peak on %d thread%@: %.1f GFLOP/s (lethe bench peak)",
                            threads, threads == 1 ? "" : "s", peakGflops))
-        Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm, %.0f%% of peak",
+        Swift.print(String(format: "Block step (forward + backward + AdamW, LoRA on 6 targets): %.2f ms, %.2f GFLOP, %.1f GFLOP/s = %.0f%% of sgemm, %.0f%% of peak%@",
                            blockStepMilliseconds, blockStepGflop, blockStepGflops, 100 * blockStepShareOfSgemm,
-                           100 * blockStepGflops / peakGflops))
+                           100 * blockStepGflops / peakGflops, MachineLoad.caveat(share: blockStepGflops / peakGflops)))
         Swift.print(String(format: "  floor at the FMA peak: %.2f ms (no implementation is faster; another's step time ÷ this is the largest possible speed-up over it)",
                            blockStepFloorMilliseconds))
         Swift.print(String(format: "  CPU time per step (all threads): %.2f ms", blockStepCPUMilliseconds))

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 
 /// The load average, and whether it makes a benchmark's numbers doubtful: on a shared machine
@@ -20,6 +21,13 @@ public struct MachineLoad: Codable, Sendable {
         guard let now = averages.first, now > 0.25 * Double(logicalCPUs) else { return nil }
         return String(format: "warning: load average %.2f on %d CPUs before measuring; other processes share the "
                       + "cores and the numbers below may be low", now, logicalCPUs)
+    }
+
+    /// Prints `warning`, if any: on stdout beside a text report, on stderr beside JSON (whose
+    /// `load_average` field carries the numbers).
+    public func printWarning(json: Bool) {
+        guard let warning else { return }
+        if json { StandardError.write(Data((warning + "\n").utf8)) } else { print(warning) }
     }
 
     /// What to add after a share of the peak: nothing up to 100%; above it, that the peak loop

@@ -32,7 +32,7 @@ public struct DecoderOptions: ParsableArguments {
         """)
     public var maxPositions = 2048
 
-    @Option(name: .customLong("precision"), help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, and when training gradients and optimiser state, stay float32). Default: fp32.")
+    @Option(name: .customLong("precision"), help: "Arithmetic of the frozen weights' products: fp32, or bf16 (weights rounded to bfloat16 once, float32 accumulation; adapters, and when training gradients and optimiser state, stay float32). Default: with --run, the run's precision; otherwise fp32.")
     public var givenPrecision: Precision?
 
     /// --precision, or fp32.
@@ -43,6 +43,16 @@ public struct DecoderOptions: ParsableArguments {
 
     /// `--chunk-tokens` of the commands that cut texts into chunks: a chunk fits in --max-positions.
     public var chunkBounds: OptionBounds<Int> { OptionBounds(2...max(2, maxPositions), reason: "at most --max-positions") }
+
+    /// Checks a chunk length against `chunkBounds`; one longer than --max-positions (its default,
+    /// perhaps, beside a small --max-positions) is refused naming both options.
+    public func checkChunkLength(_ value: Int, option: String) throws {
+        if value > maxPositions {
+            throw ValidationError("\(option) \(value) is longer than --max-positions \(maxPositions) (a chunk must fit in "
+                                  + "the context): give \(option) 2…\(maxPositions), or a larger --max-positions.")
+        }
+        try chunkBounds.check(value, option: option)
+    }
 
     public func validate() throws {
         try CommonBounds.threads.check(threads, option: "--threads")

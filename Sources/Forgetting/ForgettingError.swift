@@ -34,6 +34,8 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
     public static let retrainBusy = "another lethe retrain is working on it"
     /// Another process held the run lock longer than this forget would wait: nothing recorded.
     case runBusy(run: String, seconds: Double)
+    /// A ledger entry's payload is not the record its kind calls for.
+    case unreadableLedgerEntry(sequenceNumber: Int64, kind: String, reason: String)
     /// Several shards could not be retrained (each reason names its shard); the others were.
     case retrainsRefused(reasons: [String], retrained: [Int])
 
@@ -76,6 +78,10 @@ public enum ForgettingError: Error, CustomStringConvertible, Equatable, Sendable
         case .retrainRefused(let shard, let reason):
             return (shard.map { "shard \($0): " } ?? "") + "cannot retrain: \(reason). Nothing was published for "
                 + "this shard; fix the cause and run lethe retrain again (it resumes from the stages already trained)."
+        case .unreadableLedgerEntry(let sequenceNumber, let kind, let reason):
+            return "deletion ledger (ledger.sqlite) entry #\(sequenceNumber), a \(kind) entry: its payload cannot be read "
+                + "(\(reason)). Lethe writes only payloads it reads, so the ledger was written outside Lethe: restore it "
+                + "from a backup, then run lethe verify."
         case .retrainsRefused(let reasons, let retrained):
             return reasons.joined(separator: "\n") + "\n" + (retrained.isEmpty ? "No other shard needed a retrain."
                 : "Shard(s) " + retrained.map(String.init).joined(separator: ", ") + " were retrained and published.")

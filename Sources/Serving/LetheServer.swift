@@ -60,6 +60,8 @@ public final class LetheServer: Sendable {
     let configuration: Configuration
     let layout: RunLayout
     let plan: Plan
+    /// The precision the server answers in (`--precision`, or the run's own), in /v1/status.
+    let precision: Precision
     let store: SnapshotStore
     let batcher: InferenceBatcher
     /// Orders answers before this server's own deletions' acknowledgments.
@@ -78,6 +80,7 @@ public final class LetheServer: Sendable {
         plan = try Plan.load(from: Plan.url(inRun: layout.directory))
         let settings = try TrainingSettings.load(from: layout.settingsURL)
         let encoder = try settings.loadBaseEncoder(run: layout.directory, precision: configuration.precision)
+        precision = encoder.precision
         metrics = ServerMetrics()
         store = SnapshotStore(loader: SnapshotLoader(layout: layout, labels: plan.labels, encoder: encoder), metrics: metrics)
         groups = GroupIndex(plan: plan, run: layout.directory)
@@ -549,7 +552,8 @@ public final class LetheServer: Sendable {
     func serverState() -> [String: Any] {
         let state = store.readiness
         var server: [String: Any] = ["ready": state.ready, "refuses_inference": state.refusesInference,
-                                     "threads": configuration.threads, "max_batch": configuration.maxBatch]
+                                     "threads": configuration.threads, "max_batch": configuration.maxBatch,
+                                     "precision": precision.rawValue]
         if let reason = state.reason { server["reason"] = reason }
         if let snapshot = store.current {
             server["generation"] = snapshot.generationJSON

@@ -176,7 +176,7 @@ struct EvalForgetCommand: ParsableCommand {
     func validate() throws {
         try options.checkModel()
         try DecoderOptions.checkAdapterPath(adapter)
-        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try options.checkChunkLength(chunkTokens, option: "--chunk-tokens")
         try Self.tokenBounds.check(trainedTokens, option: "--trained-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--forget", forget), ("--unseen", unseen), ("--retain", retain),

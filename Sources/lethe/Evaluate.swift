@@ -64,7 +64,7 @@ struct EvaluateCommand: ParsableCommand {
         let mean = RunEnsemble.meanLogits(perShard, textCount: texts.count, classCount: k)
         let predicted = mean.map(ClassificationMetrics.argmax)
         var report = EvaluationReport(
-            examples: texts.count, strategy: ensemble.composition.strategy.rawValue,
+            examples: texts.count, strategy: ensemble.composition.strategy.rawValue, precision: encoder.precision.rawValue,
             liveShards: ensemble.members.map(\.shard),
             accuracy: ClassificationMetrics.accuracy(predicted: predicted, truth: truth),
             macroF1: ClassificationMetrics.macroF1(predicted: predicted, truth: truth, classCount: k),
@@ -88,6 +88,8 @@ struct EvaluationReport: Encodable {
     }
     var examples: Int
     var strategy: String
+    /// The arithmetic of the frozen products the answers were computed in (`--precision`).
+    var precision: String
     var liveShards: [Int]
     var accuracy: Double
     var macroF1: Double
@@ -102,7 +104,7 @@ struct EvaluationReport: Encodable {
             lines.append(String(format: "  shard %d (sequence %d, prefix %d): accuracy %.2f%%, macro-F1 %.2f%%",
                                 s.shard, s.sequence, s.prefixLength, s.accuracy * 100, s.macroF1 * 100))
         }
-        lines.append(String(format: "evaluated in %.1f s", seconds))
+        lines.append(String(format: "evaluated in %.1f s, frozen products in %@", seconds, precision))
         return lines.joined(separator: "\n")
     }
 

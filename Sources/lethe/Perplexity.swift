@@ -55,7 +55,7 @@ struct PerplexityCommand: ParsableCommand {
 
     func validate() throws {
         try options.checkModel(orRun: runDirectory)
-        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try options.checkChunkLength(chunkTokens, option: "--chunk-tokens")
         try Self.limitBounds.check(limit, option: "--limit")
         try InputFiles.check([("--data", data)])
         try DecoderOptions.checkAdapterPath(adapter)

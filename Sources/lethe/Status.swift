@@ -57,7 +57,7 @@ struct StatusCommand: ParsableCommand {
         for s in shardStatus {
             let servedText = s.servedPrefixLength.map { p in
                 p == 0 ? "dead" : "serves sequence \(s.servedSequence ?? -1) prefix \(p)" } ?? "not served"
-            print("  shard \(s.shard): \(s.completeStages)/\(s.stages) stages trained, \(servedText), "
+            print("  shard \(s.shard): \(s.completeStages)/\(s.stages) stages on disk, \(servedText), "
                   + String(format: "%.1f MB", Double(s.byteCount) / 1e6))
         }
         print(String(format: "stage files: %.1f MB", Double(report.stageByteCount) / 1e6))

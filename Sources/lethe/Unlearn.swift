@@ -118,7 +118,7 @@ struct UnlearnCommand: ParsableCommand {
         if gamma != 0 && method.forgetTerm != .simNPO {
             throw ValidationError("--gamma applies to simnpo and simnpo-gd, not to --method \(method.rawValue).")
         }
-        try options.chunkBounds.check(chunkTokens, option: "--chunk-tokens")
+        try options.checkChunkLength(chunkTokens, option: "--chunk-tokens")
         try InputFiles.check([("--forget", forget), ("--retain", retain), ("--general", general)])
         guard !out.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw ValidationError("--out is empty; give the directory the adapter goes to.")

@@ -120,6 +120,8 @@ import Testing
         let status = try await server.get("/v1/status")
         let serverState = try #require(status.json["server"] as? [String: Any])
         #expect(status.json["shards"] as? Int == 2 && serverState["ready"] as? Bool == true)
+        // The precision the answers are computed in (the run's own here, as no --precision was given).
+        #expect(serverState["precision"] as? String == "fp32", "\(serverState)")
         let someID = try Plan.load(from: Plan.url(inRun: run)).members(shard: 0, slice: 0).first!
         let audit = try await server.get("/v1/audit?id=\(someID.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
         #expect(audit.status == 200 && audit.json["id"] as? String == someID && audit.json["served_now"] as? Bool == true)

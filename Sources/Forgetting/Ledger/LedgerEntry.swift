@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// What a ledger entry records: a deletion request, the receipt of its effects, a retrain…
 ///
@@ -163,8 +164,14 @@ public struct LedgerEntry: Sendable, Equatable {
     public var hash: String
 
     /// The payload decoded as JSON into `type`.
+    /// The payload as `type`; a payload that is not one throws `ForgettingError.unreadableLedgerEntry`
+    /// naming this entry (Lethe writes only payloads it reads, so the ledger was written outside it).
     public func decodePayload<Payload: Decodable>(as type: Payload.Type) throws -> Payload {
-        try JSONDecoder().decode(type, from: Data(payload.utf8))
+        let data = Data(payload.utf8)
+        do { return try JSONDecoder().decode(type, from: data) } catch {
+            throw ForgettingError.unreadableLedgerEntry(sequenceNumber: sequenceNumber, kind: kind.rawValue,
+                                                        reason: DecodingError.fieldDescription(error, data: data))
+        }
     }
 }
 

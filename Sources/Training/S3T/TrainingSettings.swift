@@ -128,6 +128,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             try check(false, "targets", bad, "a decoder's modules are "
                       + LlamaProjection.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if modelKind == .encoder, let bad = targets.first(where: { LoRATarget(rawValue: $0) == nil }) {
+            try check(false, "targets", bad, "known modules are " + LoRATarget.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         try within(threadCount, Limits.threadCount, "threads")
     }
 
