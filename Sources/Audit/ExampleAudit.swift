@@ -95,10 +95,13 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
     public var servedNow: Bool
     /// Every request that named the example, oldest first (empty when never requested).
     public var deletions: [Deletion]
+    /// The served composition `servedNow` speaks of: its generation (the ledger head it
+    /// reflects, the served models' version); nil when the run serves nothing yet.
+    public var servedGeneration: LedgerAnchor? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, shard, slice, sliceHash = "slice_hash", tombstoned, stages
-        case servedNow = "served_now", deletions
+        case servedNow = "served_now", deletions, servedGeneration = "served_generation"
     }
 
     /// Ledger positions of the requests that named `id`, an id the plan does not hold.
@@ -147,7 +150,8 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
                             sliceHash: plan.isExcluded(id) ? try hashBeforeExclusion(of: id, plan: plan, run: run)
                                                            : lineage.sliceHash,
                             tombstoned: lineage.isTombstoned, stages: stages,
-                            servedNow: stages.contains(where: \.served), deletions: deletions)
+                            servedNow: stages.contains(where: \.served), deletions: deletions,
+                            servedGeneration: composition?.ledgerHead)
     }
 
     /// The stages of an S3T or SISA run whose prefix holds the example's slice.
@@ -389,7 +393,8 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         lines.append("\(stages.count) stage checkpoint(s) whose prefix holds its slice: \(stages.filter(\.exists).count) "
                      + "on disk, \(stages.filter { !$0.exists && $0.erased }.count) erased, "
                      + (unwritten > 0 ? "\(unwritten) " + (pending ? absent : "never written (not trained, or withheld)") + ", " : "")
-                     + "\(stages.filter(\.served).count) served now")
+                     + "\(stages.filter(\.served).count) served now"
+                     + (servedGeneration.map { " (served generation #\($0.sequenceNumber))" } ?? ""))
         for stage in stages {
             let state = stage.exists ? "on disk" : stage.erased ? "erased" : absent
             lines.append("  " + (stage.slices.isEmpty ? "the full model (every example)" : "stage \(stage.stage) prefix "

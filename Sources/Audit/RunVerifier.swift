@@ -126,6 +126,12 @@ public enum RunVerifier {
         let servedCount = composition.map { checkComposition($0, plan: plan, layout: layout, deleted: deleted, hits: hits,
                                                               problems: &problems) } ?? 0
         let settings = readSettings(layout, problems: &problems)
+        if let settings, let composition, composition.strategy != settings.strategy {
+            problems.append(.init(kind: .servedLineage, location: layout.servedURL.path,
+                                  detail: "serves a \(composition.strategy.rawValue) composition, but train.json trains "
+                                      + "\(settings.strategy.rawValue): its models are read another way than they were "
+                                      + "trained; the next lethe forget publishes the run's own in its place"))
+        }
         let stageCount = checkStageFiles(plan: plan, layout: layout, settings: settings, hits: hits,
                                          problems: &problems)
         return VerificationReport(ledgerEntryCount: ledger.entryCount, stageFileCount: stageCount,

@@ -61,7 +61,9 @@ public enum TombstoneLog {
                 end = lineStart
             }
         }
-        if let bad = ids.firstIndex(where: { $0.isEmpty || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }) {
+        // An id no plan holds (empty, longer than a plan accepts, with a control character) is damage.
+        if let bad = ids.firstIndex(where: { $0.isEmpty || $0.utf8.count > Example.maxNameBytes
+                                             || $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }) {
             throw PlanningError.invariantViolated(file: url.path, invariant: "tombstones",
                                                   detail: (offset == 0 ? "line \(bad + 2)" : "entry \(bad + 1) after byte \(offset)")
                                                       + " is not an example id")

@@ -41,6 +41,11 @@ import Training
         let after = try ExampleAudit.audit(run: run.directory, id: id)
         #expect(after.stages.allSatisfy { !$0.exists && $0.erased && !$0.served })
         #expect(!after.servedNow && after.tombstoned)
+        // "Served now" names the composition it speaks of: the one the forget published.
+        #expect(before.servedGeneration?.sequenceNumber == 0)
+        #expect(after.servedGeneration == (try ServedComposition.load(from: RunLayout(directory: run.directory).servedURL)
+            .ledgerHead) && after.servedGeneration?.sequenceNumber ?? 0 > 0)
+        #expect(after.summary.contains("0 served now (served generation #\(after.servedGeneration?.sequenceNumber ?? -1))"))
         let deletion = try #require(after.deletions.first)
         #expect(deletion.requestID == "gdpr-1" && deletion.timestampMilliseconds == 1_700_000_000_000)
         #expect(deletion.receiptLedgerSequence == 2)

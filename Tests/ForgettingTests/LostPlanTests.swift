@@ -62,4 +62,25 @@ import Training
         #expect(try ServedComposition.load(from: layout.servedURL).shards.map(\.shard) == [0, 1])
         #expect(try !ExampleAudit.audit(run: run.directory, id: deleted).servedNow)
     }
+
+    /// served.json naming another strategy than train.json (its models would be read another way
+    /// than they were trained) is reported by verify and replaced by the next forget.
+    @Test func aServedStrategyOtherThanTheRunsIsReplaced() throws {
+        let run = try TinyRun()
+        defer { run.remove() }
+        let layout = RunLayout(directory: run.directory)
+        try TrainingSettings(strategy: .s3t, baseModel: "b", baseModelSHA256: String(repeating: "0", count: 64))
+            .save(to: layout.settingsURL)
+        var served = try ServedComposition.load(from: layout.servedURL)
+        served.strategy = .sisa
+        try served.save(to: layout)
+        let problems = try RunVerifier.verify(run: run.directory).problems
+        #expect(problems.contains { $0.kind == .servedLineage && $0.detail.hasPrefix("serves a sisa composition") },
+                "\(problems)")
+        let deleted = try #require(run.plan.members(shard: 1, slice: 0).first)
+        let receipt = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))],
+                                                               nowMilliseconds: 1_000)
+        #expect(receipt.replacedComposition?.reason == "it serves a sisa composition, but train.json trains s3t")
+        #expect(try ServedComposition.load(from: layout.servedURL).strategy == .s3t)
+    }
 }

@@ -640,6 +640,10 @@ public final class Forgetter {
         case .loaded(let value):
             // A composition serving a shard the plan lacks is another run's: replaced like a damaged one.
             if let foreign = value.foreignShard(planShardCount: plan.shardCount) { return try damaged(foreign) }
+            if let settings = try? TrainingSettings.load(from: layout.settingsURL), settings.strategy != value.strategy {
+                return try damaged("it serves a \(value.strategy.rawValue) composition, but train.json trains "
+                                   + settings.strategy.rawValue)
+            }
             composition = (value, try FileIdentity(of: url))
             return value.strategy
         case .damaged(let reason):
