@@ -129,8 +129,10 @@ public enum RunVerifier {
         if let settings, let composition, composition.strategy != settings.strategy {
             problems.append(.init(kind: .servedLineage, location: layout.servedURL.path,
                                   detail: "serves a \(composition.strategy.rawValue) composition, but train.json trains "
-                                      + "\(settings.strategy.rawValue): its models are read another way than they were "
-                                      + "trained; the next lethe forget publishes the run's own in its place"))
+                                      + "\(settings.strategy.rawValue): one of the two was edited. If the stage files "
+                                      + "agree with train.json (no run_settings problem), served.json is the stranger and "
+                                      + "the next lethe forget publishes the run's own in its place; otherwise put back "
+                                      + "train.json"))
         }
         let stageCount = checkStageFiles(plan: plan, layout: layout, settings: settings, hits: hits,
                                          problems: &problems)

@@ -105,10 +105,16 @@ public struct RunStatusReport: Encodable, Sendable {
                     StageLineage(shard: 0, sequences: [0], stage: 1, prefixSlices: [0],
                                  prefixSliceHashes: [""], blockLayers: []) }
         } else {
-            stages = try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),
-                                       sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
-                                       layerCount: layerCount, layersPerBlock: settings.layersPerBlock,
-                                       strategy: settings.strategy).stages
+            do {
+                stages = try StageSchedule(shard: shard, sequences: plan.sequences(of: shard),
+                                           sliceHashes: (0..<plan.sliceCount).map { plan.sliceHash(shard: shard, slice: $0) },
+                                           layerCount: layerCount, layersPerBlock: settings.layersPerBlock,
+                                           strategy: settings.strategy).stages
+            } catch TrainingError.invalidValue(let field, let value, let reason) {
+                // The settings come from train.json here, not from the command line.
+                throw TrainingError.fileInvalid(file: layout.settingsURL.path, reason: "its \(field) \(value) does not fit "
+                    + "this run: \(reason); put back the run's own train.json")
+            }
         }
         let complete = settings.strategy == .full ? stages.count : stages.filter(layout.isComplete).count
         let entry = served?.entry(shard: shard)

@@ -9,6 +9,15 @@ import Training
 /// A run whose plan.h5 is gone is restored, never planned anew: a new plan would not account for
 /// the ledger, the stages and the served composition made from the old one.
 @Suite struct LostPlanTests {
+    /// The run's layout, after writing an s3t train.json (a forget reads the strategy there when
+    /// it replaces served.json).
+    static func withSettings(_ run: TinyRun) throws -> RunLayout {
+        let layout = RunLayout(directory: run.directory)
+        try TrainingSettings(strategy: .s3t, baseModel: "b", baseModelSHA256: String(repeating: "0", count: 64))
+            .save(to: layout.settingsURL)
+        return layout
+    }
+
     @Test func aRunWhosePlanIsLostIsNeverPlannedAnew() throws {
         let run = try TinyRun()
         defer { run.remove() }
@@ -40,9 +49,7 @@ import Training
     @Test func aServedShardOutsideThePlanIsTreatedAsAnotherRunsFile() throws {
         let run = try TinyRun()
         defer { run.remove() }
-        let layout = RunLayout(directory: run.directory)
-        try TrainingSettings(strategy: .s3t, baseModel: "b", baseModelSHA256: String(repeating: "0", count: 64))
-            .save(to: layout.settingsURL)
+        let layout = try Self.withSettings(run)
         let served = try ServedComposition.load(from: layout.servedURL)
         let stranger = ServedComposition.Entry(shard: 99, sequence: 0, prefixLength: 1,
                                                stageKeys: try #require(served.entry(shard: 1)).stageKeys.prefix(1).map { $0 })
@@ -66,11 +73,12 @@ import Training
     /// served.json naming another strategy than train.json (its models would be read another way
     /// than they were trained) is reported by verify and replaced by the next forget.
     @Test func aServedStrategyOtherThanTheRunsIsReplaced() throws {
-        let run = try TinyRun()
+        let run = try TinyRun.trained()
         defer { run.remove() }
         let layout = RunLayout(directory: run.directory)
-        try TrainingSettings(strategy: .s3t, baseModel: "b", baseModelSHA256: String(repeating: "0", count: 64))
-            .save(to: layout.settingsURL)
+        let settings = run.retrainer().runner.settings
+        try settings.save(to: layout.settingsURL)
+        #expect(settings.strategy == .s3t)
         var served = try ServedComposition.load(from: layout.servedURL)
         served.strategy = .sisa
         try served.save(to: layout)
@@ -80,7 +88,8 @@ import Training
         let deleted = try #require(run.plan.members(shard: 1, slice: 0).first)
         let receipt = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))],
                                                                nowMilliseconds: 1_000)
-        #expect(receipt.replacedComposition?.reason == "it serves a sisa composition, but train.json trains s3t")
+        #expect(receipt.replacedComposition?.reason
+                == "it serves a sisa composition, but train.json and the stages it serves record s3t")
         #expect(try ServedComposition.load(from: layout.servedURL).strategy == .s3t)
     }
 }

@@ -640,9 +640,10 @@ public final class Forgetter {
         case .loaded(let value):
             // A composition serving a shard the plan lacks is another run's: replaced like a damaged one.
             if let foreign = value.foreignShard(planShardCount: plan.shardCount) { return try damaged(foreign) }
-            if let settings = try? TrainingSettings.load(from: layout.settingsURL), settings.strategy != value.strategy {
-                return try damaged("it serves a \(value.strategy.rawValue) composition, but train.json trains "
-                                   + settings.strategy.rawValue)
+            if let settings = try? TrainingSettings.load(from: layout.settingsURL), settings.strategy != value.strategy,
+               Self.servedStagesRecord(settings.strategy, in: value, layout: layout) {
+                return try damaged("it serves a \(value.strategy.rawValue) composition, but train.json and the stages it "
+                                   + "serves record \(settings.strategy.rawValue)")
             }
             composition = (value, try FileIdentity(of: url))
             return value.strategy
@@ -656,6 +657,17 @@ public final class Forgetter {
             damagedComposition = (reason, settings.strategy)
             return settings.strategy
         }
+    }
+
+    /// True when the first stage `composition` serves records `strategy` (which of served.json
+    /// and train.json was edited, when the two disagree: the stages were written by training).
+    private static func servedStagesRecord(_ strategy: TrainingStrategy, in composition: ServedComposition,
+                                           layout: RunLayout) -> Bool {
+        guard strategy != .full, composition.strategy != .full,
+              let entry = composition.shards.first(where: { !$0.stageKeys.isEmpty }),
+              let stage = try? StageCheckpoint.load(from: layout.stageURL(shard: entry.shard, stage: 1, key: entry.stageKeys[0]))
+        else { return false }
+        return stage.record.strategy == strategy
     }
 
     /// Why served.json could not be read when this forget began, and the run's strategy.
