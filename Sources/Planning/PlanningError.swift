@@ -110,9 +110,10 @@ public enum PlanningError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .planExists(path):
             return "\(path) already holds a plan. Choose another --run directory, or pass --force to replace it."
         case let .unsupportedFormat(file, found, expected):
-            return "\(file): not a plan this build reads (found \(found), expected \(expected)). Read it with the "
-                + "Lethe version that wrote it, or restore it from a backup: a run with deletions cannot be planned "
-                + "again (a new plan would not hold them)."
+            return "\(file): not " + (expected == "a Lethe tombstone log" ? "a tombstone log" : "a plan")
+                + " this build reads (found \(found), expected \(expected)). Read it with the Lethe version that wrote "
+                + "it, or restore it from a backup: a run with deletions cannot be planned again (a new plan would not "
+                + "hold them)."
         case let .invariantViolated(file, invariant, detail):
             return "\(file): plan invariant \"\(invariant)\" broken: \(detail). The plan was altered or damaged; "
                 + "restore it (and its tombstone log) from a backup. `lethe plan --force` makes a new plan only for a "

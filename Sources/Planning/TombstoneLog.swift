@@ -46,8 +46,12 @@ public enum TombstoneLog {
         var start = 0
         if offset == 0 {
             guard data.starts(with: Data(header.utf8)) else {
-                throw PlanningError.unsupportedFormat(file: url.path, found: "a file not starting with \"lethe-tombstones 1\"",
-                                                      expected: "a Lethe tombstone log")
+                // Name what an editor does to a text file, which is how a log usually gets here.
+                let bom = data.starts(with: Data([0xEF, 0xBB, 0xBF])), crlf = data.contains(0x0D)
+                let found = bom ? "a file starting with a byte-order mark (saved by an editor?)"
+                    : crlf ? "a file with CRLF line ends (saved by an editor?)"
+                    : "a file not starting with \"lethe-tombstones 1\""
+                throw PlanningError.unsupportedFormat(file: url.path, found: found, expected: "a Lethe tombstone log")
             }
             start = header.utf8.count
         }

@@ -48,8 +48,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .unsupportedFormat(file, expected, found):
-            return "\(file): format \(found), expected \(expected). Re-train the stage with this "
-                + "version of lethe or use the version that wrote it."
+            return "\(file): format \(found), expected \(expected). Use the version of lethe that wrote it"
+                + (file.hasSuffix(".h5") ? ", or train the stage again with this one." : "; this version reads only its own.")
         case let .checkpointIncomplete(file, missing):
             return "\(file): missing \(missing). Delete the file; `lethe train` will re-train the stage."
         case let .tensorHashMismatch(file, recorded, computed):

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planning
+import Store
 import Support
 
 /// Finding the dataset of a run.
@@ -35,7 +36,16 @@ enum RunData {
             throw Unavailable(description: "\(url.path): the plan's dataset is not there (the plan records "
                               + "\(plan.datasetSource)); restore it, or pass --data with the file the plan was made from.")
         }
-        let dataset = try Dataset.read(from: url, source: url.path)
+        let dataset: Dataset
+        do { dataset = try Dataset.read(from: url, source: url.path) } catch {
+            // A file the plan was made from parsed then: one that no longer does was changed.
+            if let digest = try? FileDigest.sha256(of: url), digest.hex != plan.datasetSHA256 {
+                throw Unavailable(description: "\(error)\nThat file changed since the plan was made from it (SHA-256 "
+                                  + "\(plan.datasetSHA256), now \(digest.hex)): restore it rather than edit it, or pass "
+                                  + "--data with the original file.")
+            }
+            throw error
+        }
         guard dataset.sha256 == plan.datasetSHA256 else {
             throw Unavailable(description: "\(url.path) has SHA-256 \(dataset.sha256), but the plan was made from "
                               + "\(plan.datasetSHA256): the file changed since; restore it, or pass --data with the "

@@ -122,6 +122,14 @@ import Testing
                 try Plan.load(from: url)
             }
         }
+        for (bytes, found) in [(Data([0xEF, 0xBB, 0xBF]) + Data("lethe-tombstones 1\ne0002\n".utf8),
+                                "a file starting with a byte-order mark (saved by an editor?)"),
+                               (Data("lethe-tombstones 1\r\ne0002\r\n".utf8), "a file with CRLF line ends (saved by an editor?)")] {
+            try bytes.write(to: log)
+            #expect(throws: PlanningError.unsupportedFormat(file: log.path, found: found, expected: "a Lethe tombstone log")) {
+                try Plan.load(from: url)
+            }
+        }
         try Data("e0002\n".utf8).write(to: log)
         #expect(throws: PlanningError.unsupportedFormat(file: log.path, found: "a file not starting with \"lethe-tombstones 1\"",
                                                         expected: "a Lethe tombstone log")) {
