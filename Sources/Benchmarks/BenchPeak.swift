@@ -45,6 +45,12 @@ public struct BenchPeakCommand: ParsableCommand {
 
     public func validate() throws {
         try CommonBounds.threads.check(threads, option: "--threads")
+        // Loops on more threads than CPUs measure the scheduler's time slices, not a peak.
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        guard threads <= cpus else {
+            throw ValidationError("--threads \(threads): this machine has \(cpus) logical CPU(s); a peak needs a CPU per "
+                                  + "thread. Give --threads 1…\(cpus).")
+        }
         try Self.secondBounds.check(seconds, option: "--seconds")
         try BenchBounds.repetitions.check(repetitions, option: "--repetitions")
     }
