@@ -283,7 +283,8 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         var versions: [Int: [String]] = [:]
         for entry in try ledger.entries(matching: .shard(shard))
         where entry.kind == .retrain {
-            guard let record = try? entry.decodePayload(as: RetrainRecord.self), record.shard == shard else { continue }
+            let record = try entry.decodePayload(as: RetrainRecord.self)
+            guard record.shard == shard else { continue }
             for rebuilt in record.rebuiltSlices {
                 if versions[rebuilt.slice, default: []].isEmpty { versions[rebuilt.slice] = [rebuilt.previousHash] }
                 if versions[rebuilt.slice]?.last != rebuilt.newHash { versions[rebuilt.slice]?.append(rebuilt.newHash) }
@@ -319,13 +320,13 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             enum CodingKeys: String, CodingKey { case erasedStages = "erased_stages" }
         }
         let receiptEntries = try ledger.entries(matching: Forgetter.receiptKey)
-        let receipts = receiptEntries.compactMap { entry in
-            (try? entry.decodePayload(as: ReceiptCoverage.self)).map { (entry, $0) }
-        }
+        // A payload that cannot be read stops the audit naming its entry: an audit that skipped
+        // it would report less than the ledger records.
+        let receipts = try receiptEntries.map { entry in (entry, try entry.decodePayload(as: ReceiptCoverage.self)) }
         // Every stage a receipt deleted: their files, and the stages themselves for the audit of
         // an example never deleted (each saw it).
-        let erasedByAny = receiptEntries.flatMap { entry in
-            ((try? entry.decodePayload(as: ErasedList.self))?.erasedStages ?? []).filter(\.deletedNow)
+        let erasedByAny = try receiptEntries.flatMap { entry in
+            try entry.decodePayload(as: ErasedList.self).erasedStages.filter(\.deletedNow)
         }
         let erased = Set(erasedByAny.map(\.file))
         var deletions: [Deletion] = []
@@ -341,8 +342,8 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         // with the first of this example's requests it covers, and later ones name it by sequence.
         var embedded: Set<Int64> = []
         for entry in entries where entry.kind == .request {
-            guard let record = try? entry.decodePayload(as: RequestRecord.self),
-                  record.examples.contains(id) else { continue }
+            let record = try entry.decodePayload(as: RequestRecord.self)
+            guard record.examples.contains(id) else { continue }
             let receipt = receipts.first { $0.1.ledgerSequence >= entry.sequenceNumber }?.0
             let firstMention = receipt.map { embedded.insert($0.sequenceNumber).inserted } ?? false
             deletions.append(Deletion(requestID: record.requestID, requestLedgerSequence: entry.sequenceNumber,
@@ -353,9 +354,9 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         // The forgets that deleted the example: a receipt covering a repeat of its request (a log
         // run again, with Y's deletion beside it) erased stages for Y, not for it.
         let covering = Set(deletions.compactMap(\.receiptLedgerSequence))
-        let erasedByItsForgets = receiptEntries.filter { covering.contains($0.sequenceNumber) }.flatMap { entry in
-            guard let receipt = try? entry.decodePayload(as: ForgetReceipt.self),
-                  receipt.forgottenExamples.contains(id) || receipt.forgottenExamples.contains(stored) else {
+        let erasedByItsForgets = try receiptEntries.filter { covering.contains($0.sequenceNumber) }.flatMap { entry in
+            let receipt = try entry.decodePayload(as: ForgetReceipt.self)
+            guard receipt.forgottenExamples.contains(id) || receipt.forgottenExamples.contains(stored) else {
                 return [ForgetReceipt.ErasedStage]()
             }
             return receipt.erasedStages.filter(\.deletedNow)
@@ -373,7 +374,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
             let ledger = try Ledger.openForReading(at: ledgerURL)
             defer { try? ledger.close() }
             for entry in try ledger.entries(forExampleID: id) where entry.kind == .retrain {
-                guard let record = try? entry.decodePayload(as: RetrainRecord.self) else { continue }
+                let record = try entry.decodePayload(as: RetrainRecord.self)
                 if let rebuilt = record.rebuiltSlices.first(where: { $0.slice == location.slice && $0.removedIDs.contains(id) }) {
                     return rebuilt.previousHash
                 }

@@ -61,14 +61,21 @@ extension Plan {
     }
 
     /// The files of a run directory that only exist once its plan was used (a deletion ledger,
-    /// stage files, a served composition), by name; empty for a directory that holds none,
-    /// which may be planned (again).
+    /// stage files, a served composition, a tombstone log holding an id), by name; empty for a
+    /// directory that holds none, which may be planned (again). A tombstone log holding only its
+    /// header is what a plan killed while it was written leaves.
     public static func filesMadeFromAPlan(in directory: URL) -> [String] {
         let manager = FileManager.default
         var found = ["ledger.sqlite", "served.json"].filter {
             manager.fileExists(atPath: directory.appendingPathComponent($0).path)
         }
-        let stages = directory.appendingPathComponent("stages")
+        let log = TombstoneLog.url(forPlanAt: url(inRun: directory))
+        if let attributes = try? manager.attributesOfItem(atPath: log.path),
+           (attributes[.size] as? Int ?? 0) > TombstoneLog.header.utf8.count {
+            found.append(log.lastPathComponent)
+        }
+        // The stages directory may be a link to another disk: its files count.
+        let stages = directory.appendingPathComponent("stages").resolvingSymlinksInPath()
         if let walker = manager.enumerator(atPath: stages.path),
            walker.contains(where: { ($0 as? String)?.hasSuffix(".h5") == true }) {
             found.append("stages/")

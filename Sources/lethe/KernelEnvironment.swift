@@ -25,7 +25,14 @@ enum KernelEnvironment {
         let loaded = readAtLoad.filter { getenv($0) != nil }
         guard !loaded.isEmpty else { return }
         for name in loaded { unsetenv(name) }
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // Started through the dynamic loader (`ld-linux-x86-64.so.2 lethe …`), /proc/self/exe is
+        // the loader: it is given the program again, as it was the first time.
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let throughLoader = executable.lastPathComponent.hasPrefix("ld-linux") || executable.lastPathComponent.hasPrefix("ld.so")
+        let arguments = (throughLoader ? [executable.path] : []) + CommandLine.arguments
+        var pointers = arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &pointers)
+        for pointer in pointers { free(pointer) }
         // Only reached when the exec failed (no /proc): go on, but say that the bits will differ.
         let reason = String(cString: strerror(errno))
         StandardError.write(Data(("warning: OpenBLAS was loaded with \(loaded.joined(separator: " and ")) set, "

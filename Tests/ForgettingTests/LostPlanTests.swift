@@ -92,4 +92,26 @@ import Training
                 == "it serves a sisa composition, but train.json and the stages it serves record s3t")
         #expect(try ServedComposition.load(from: layout.servedURL).strategy == .s3t)
     }
+
+    /// What counts as made from a plan: a tombstone log holding an id (a header alone is what a
+    /// killed plan leaves), and stage files behind a linked stages/ directory.
+    @Test func leftoversCountedThroughLinksAndLogs() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-leftovers-\(UUID().uuidString)")
+        let elsewhere = directory.appendingPathComponent("elsewhere/shard-0")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = directory.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let log = TombstoneLog.url(forPlanAt: Plan.url(inRun: run))
+        try Data(TombstoneLog.header.utf8).write(to: log)
+        #expect(Plan.filesMadeFromAPlan(in: run).isEmpty)
+        try Data((TombstoneLog.header + "ex-01\n").utf8).write(to: log)
+        #expect(Plan.filesMadeFromAPlan(in: run) == ["plan.tombstones"])
+        try FileManager.default.removeItem(at: log)
+        try FileManager.default.createSymbolicLink(at: run.appendingPathComponent("stages"),
+                                                   withDestinationURL: directory.appendingPathComponent("elsewhere"))
+        #expect(Plan.filesMadeFromAPlan(in: run).isEmpty)
+        try Data().write(to: elsewhere.appendingPathComponent("stage-1-ab.h5"))
+        #expect(Plan.filesMadeFromAPlan(in: run) == ["stages/"])
+    }
 }

@@ -184,6 +184,23 @@ import Training
         #expect(report.isClean, "\(report.problems)")
     }
 
+    /// Stages a cluster's tasks trained before the coordinator publishes (`trainRebuiltStages`)
+    /// are recorded as trained by the retrain, not as reused.
+    @Test func stagesTrainedByTasksAreRecordedAsTrained() throws {
+        let run = try TinyRun.trained()
+        defer { run.remove() }
+        let deleted = Self.member(run.plan, shard: 0, slice: 1)
+        _ = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))], nowMilliseconds: 1_000)
+        _ = try run.retrainer().trainRebuiltStages(shard: 0)
+        let record = try #require(try run.retrainer().retrain(nowMilliseconds: { 2_000 }).first)
+        // Every prefix holding slice 1 was retrained; the others were kept.
+        let prefixes = Set(run.plan.sequences(of: 0).flatMap { sequence in (1...3).map { Array(sequence.prefix($0)) } })
+        let rebuilt = prefixes.filter { $0.contains(1) }.count
+        #expect(record.trainedStages.count == rebuilt && record.reusedStageCount == prefixes.count - rebuilt,
+                "\(record.summary)")
+        #expect(Set(record.trainedStages).count == rebuilt)
+    }
+
     @Test func severalPassesAbsorbForgetsThatArriveMeanwhile() throws {
         let run = try TinyRun.trained()
         defer { run.remove() }
@@ -222,7 +239,9 @@ import Training
         #expect(try RunVerifier.verify(run: run.directory).isClean)
 
         let records = try run.retrainer().retrain(nowMilliseconds: { 3_000 })
-        #expect(records.first?.trainedStages == [])  // the stopped pass trained them all
+        // The stopped pass trained them all; the record of the retrain that publishes them lists
+        // them (the 6 prefixes holding slice 0) as trained, the other 3 as reused.
+        #expect(records.first?.trainedStages.count == 6 && records.first?.reusedStageCount == 3)
         #expect(try run.served().entry(shard: 0)?.prefixLength == run.plan.sliceCount)
         #expect(try RunVerifier.verify(run: run.directory).isClean)
     }

@@ -41,7 +41,10 @@ struct ShardState {
     func survivingStages() -> Set<SurvivingStage> {
         var stages = Set<SurvivingStage>()
         for (sequence, length) in zip(plan.sequences(of: shard), prefixLengths) where length > 0 {
-            for i in 1...length { stages.insert(SurvivingStage(stage: i, key: key(ofPrefix: Array(sequence.prefix(i))))) }
+            for i in 1...length {
+                let prefix = Array(sequence.prefix(i))
+                stages.insert(SurvivingStage(stage: i, key: key(ofPrefix: prefix), slices: prefix))
+            }
         }
         return stages
     }
@@ -49,6 +52,8 @@ struct ShardState {
     struct SurvivingStage: Hashable {
         let stage: Int
         let key: StageKey
+        /// The prefix's slices, in order.
+        let slices: [Int]
     }
 
     /// Stage files of the shard in no surviving prefix of any sequence: they saw a deleted

@@ -181,6 +181,14 @@ public final class Retrainer {
         let state = ShardState(plan: plan, shard: shard, layout: layout)
         let strays = state.strayFiles()
         let removedBySlice = Dictionary(grouping: removed) { plan.location(of: $0)?.slice ?? -1 }
+        // Trained by this retrain: what this process trained, and every kept stage on a slice this
+        // step rebuilds (no such stage existed before the rebuild: Slurm tasks, or a killed
+        // earlier run of this pass, trained it).
+        let kept = state.survivingStages()
+        let rebuiltSlices = Set(rebuiltLocations.map(\.slice))
+        let trainedStages = trained + kept.filter { stage in
+            !trained.contains(stage.key.hex) && stage.slices.contains(where: rebuiltSlices.contains)
+        }.sorted { ($0.stage, $0.key) < ($1.stage, $1.key) }.map(\.key.hex)
         let record = RetrainRecord(
             shard: shard, round: pass,
             rebuiltSlices: rebuiltLocations.map(\.slice).sorted().map { slice in
@@ -188,8 +196,8 @@ public final class Retrainer {
                       removedIDs: (removedBySlice[slice] ?? []).sorted(by: UTF8Order.precedes),
                       memberCount: plan.currentMembers(shard: shard, slice: slice).count)
             },
-            trainedStages: trained,
-            reusedStageCount: state.survivingStages().filter { !trained.contains($0.key.hex) }.count,
+            trainedStages: trainedStages,
+            reusedStageCount: kept.filter { !trainedStages.contains($0.key.hex) }.count,
             served: .init(shard: shard, sequence: state.servedEntry.sequence, prefixLength: state.servedEntry.prefixLength),
             prefixLengths: state.prefixLengths, fullLength: state.hitSlices.isEmpty,
             erasedFiles: strays.map(layout.relativePath(of:)))
