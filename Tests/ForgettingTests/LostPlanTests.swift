@@ -85,6 +85,13 @@ import Training
         let problems = try RunVerifier.verify(run: run.directory).problems
         #expect(problems.contains { $0.kind == .servedLineage && $0.detail.hasPrefix("serves a sisa composition") },
                 "\(problems)")
+        // Readers (predict, evaluate, serve build their ensembles through this check) refuse it.
+        do {
+            try served.requireStrategy(of: settings, layout: layout)
+            Issue.record("a sisa composition was read on an s3t run")
+        } catch {
+            #expect("\(error)".contains("serves a sisa composition, but train.json trains s3t"), "\(error)")
+        }
         let deleted = try #require(run.plan.members(shard: 1, slice: 0).first)
         let receipt = try Forgetter(run: run.directory).forget([ForgetRequest(target: .example(deleted))],
                                                                nowMilliseconds: 1_000)

@@ -28,6 +28,7 @@ public final class DecoderEnsemble {
             throw TrainingError.wrongModelKind(run: layout.directory.path, expected: .decoder, found: settings.modelKind)
         }
         self.settings = settings; self.composition = composition; self.model = model
+        try composition.requireStrategy(of: settings, layout: layout)
         members = try composition.liveShards.map { entry in
             let stages = composition.strategy == .s3t ? Array(1 ... entry.prefixLength) : [entry.prefixLength]
             let tensors = try stages.flatMap { stage in

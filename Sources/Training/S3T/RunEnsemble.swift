@@ -26,6 +26,7 @@ public final class RunEnsemble {
         self.layout = layout; self.labels = labels; self.composition = composition
         let settings = try TrainingSettings.load(from: layout.settingsURL)
         self.settings = settings
+        try composition.requireStrategy(of: settings, layout: layout)
         members = try composition.liveShards.map { entry in
             (entry.shard, try ShardModel.served(entry, strategy: composition.strategy, layout: layout,
                                                 encoder: encoder, settings: settings, classCount: labels.count,

@@ -138,6 +138,16 @@ public struct ServedComposition: Codable, Sendable, Equatable {
             + "of the same run (one was replaced, or put back from another run)"
     }
 
+    /// Throws unless train.json's strategy is this composition's: the shard models are read as
+    /// the strategy says (a sisa stage holds every block, an s3t stage one), so a mismatch would
+    /// answer with models put together another way than they were trained.
+    public func requireStrategy(of settings: TrainingSettings, layout: RunLayout) throws {
+        guard strategy != settings.strategy else { return }
+        throw TrainingError.fileInvalid(file: layout.servedURL.path, reason: "serves a \(strategy.rawValue) composition, "
+            + "but train.json trains \(settings.strategy.rawValue): one of the two was edited. `lethe verify` says which "
+            + "to put back; the next lethe forget replaces a served.json its own stages contradict")
+    }
+
     public static func read(from url: URL) throws -> Reading {
         guard FileManager.default.fileExists(atPath: url.path) else { return .absent }
         do { try RegularFile.check(url.path) } catch StoreError.notRegularFile(_, let kind) {
