@@ -9,7 +9,8 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
     public var pendingRequestCount: Int
     public var deletedExampleCount: Int
     public var deadShards: [Int]
-    /// Sequences cut short by deletions: `[shard, sequence, surviving prefix length]`.
+    /// Sequences cut short by deletions that `lethe retrain` can restore: `[shard, sequence,
+    /// surviving prefix length]` (a shard with an emptied slice is in `emptiedSlices` instead).
     public var sequencesToRetrain: [[Int]]
     /// Slices whose every example is deleted, `[shard, slice]`: their shard cannot be
     /// retrained (the slice cannot be rebuilt); its data must be planned into a new run.
@@ -57,7 +58,9 @@ public struct ForgettingStatus: Codable, Sendable, Equatable {
         let outcomes = DeletionLogic.apply(sequences: sequences, currentLengths: sequences.map { $0.map(\.count) },
                                            hits: hits)
         var toRetrain: [[Int]] = []
-        for outcome in outcomes {
+        // A shard with an emptied slice cannot be retrained: it is listed under emptied_slices.
+        let unrebuildable = Set(plan.emptiedSlices.map(\.shard))
+        for outcome in outcomes where !unrebuildable.contains(outcome.shard) {
             for (index, length) in outcome.prefixLengths.enumerated() where length < plan.sliceCount {
                 toRetrain.append([outcome.shard, index, length])
             }
