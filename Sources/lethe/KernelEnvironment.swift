@@ -32,9 +32,9 @@ enum KernelEnvironment {
         let arguments = (throughLoader ? [executable.path] : []) + CommandLine.arguments
         var pointers = arguments.map { strdup($0) } + [nil]
         execv("/proc/self/exe", &pointers)
-        for pointer in pointers { free(pointer) }
         // Only reached when the exec failed (no /proc): go on, but say that the bits will differ.
         let reason = String(cString: strerror(errno))
+        for pointer in pointers { free(pointer) }
         StandardError.write(Data(("warning: OpenBLAS was loaded with \(loaded.joined(separator: " and ")) set, "
             + "and lethe could not start again without it (exec of /proc/self/exe: \(reason)); its products run on the "
             + "kernels that variable chose, so checkpoints and replays may differ from runs without it. Unset it and run "
