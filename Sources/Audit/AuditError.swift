@@ -9,7 +9,7 @@ public enum AuditError: Error, CustomStringConvertible, Equatable, Sendable {
     /// requests that named it anyway (recorded as unknown).
     case unknownExample(id: String, requests: [Int64] = [])
     /// No example of the dataset belongs to this group.
-    case unknownGroup(group: String)
+    case unknownGroup(group: String, requests: [Int64] = [])
     /// A feature needs a component this build does not have yet.
     case unavailable(feature: String, reason: String)
 
@@ -22,8 +22,13 @@ public enum AuditError: Error, CustomStringConvertible, Equatable, Sendable {
         case .unknownExample(let id, _):
             return "the plan has no example \(Example.quoted(id)). Check the id (ids are case-sensitive; the ids are those "
                 + "of the planned dataset's \"id\" fields)."
-        case .unknownGroup(let group):
-            return "no example of the dataset belongs to group \"\(group)\". Check the spelling, or pass the planned dataset with --data."
+        case .unknownGroup(let group, let requests) where !requests.isEmpty:
+            return "no example of the dataset belongs to group \(Example.quoted(group)), so no model of this run trained "
+                + "on one. The ledger records deletion request(s) naming it at "
+                + requests.map { "#\($0)" }.joined(separator: ", ") + ", kept as unknown: nothing was deleted for them."
+        case .unknownGroup(let group, _):
+            return "no example of the dataset belongs to group \(Example.quoted(group)). Check the spelling, or pass the "
+                + "planned dataset with --data."
         case .unavailable(let feature, let reason):
             return "\(feature) is not available: \(reason). Run the other checks without it."
         }

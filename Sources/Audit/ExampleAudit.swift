@@ -104,12 +104,14 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         case servedNow = "served_now", deletions, servedGeneration = "served_generation"
     }
 
-    /// Ledger positions of the requests that named `id`, an id the plan does not hold.
-    private static func requestsNaming(unplanned id: String, layout: RunLayout) throws -> [Int64] {
+    /// Ledger positions of the requests indexed under `key` (an id or a group the plan does not
+    /// hold: what the audit answers instead of its stages).
+    public static func requests(matching key: LedgerKey, run: URL) throws -> [Int64] {
+        let layout = RunLayout(directory: run)
         guard FileManager.default.fileExists(atPath: layout.ledgerURL.path) else { return [] }
         let ledger = try Ledger.openForReading(at: layout.ledgerURL)
         defer { try? ledger.close() }
-        return try ledger.entries(forExampleID: id).filter { $0.kind == .request }.map(\.sequenceNumber)
+        return try ledger.entries(matching: key).filter { $0.kind == .request }.map(\.sequenceNumber)
     }
 
     /// Audits `id` in the run.
@@ -117,7 +119,7 @@ public struct ExampleAudit: Codable, Sendable, Equatable {
         let plan = try Plan.load(from: Plan.url(inRun: run))
         let layout = RunLayout(directory: run)
         guard let lineage = plan.lineage(of: id) else {
-            throw AuditError.unknownExample(id: id, requests: try requestsNaming(unplanned: id, layout: layout))
+            throw AuditError.unknownExample(id: id, requests: try requests(matching: .exampleID(id), run: run))
         }
         let shard = lineage.location.shard, slice = lineage.location.slice
         let composition = FileManager.default.fileExists(atPath: layout.servedURL.path)

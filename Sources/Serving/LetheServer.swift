@@ -532,7 +532,10 @@ public final class LetheServer: Sendable {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             if let id { return try encoder.encode(try ExampleAudit.audit(run: run, id: id)) }
             let ids = try groups.members(of: group!)
-            if ids.isEmpty { throw AuditError.unknownGroup(group: group!) }
+            if ids.isEmpty {
+                throw AuditError.unknownGroup(group: group!, requests: try ExampleAudit.requests(matching: .group(group!),
+                                                                                                 run: run))
+            }
             return try encoder.encode(try ids.map { try ExampleAudit.audit(run: run, id: $0) })
         }
         return JSONResponse.raw(Array(data))

@@ -58,7 +58,10 @@ struct AuditCommand: ParsableCommand {
                 let plan = try Plan.load(from: Plan.url(inRun: run))
                 let dataset = try RunData.dataset(for: plan, run: run, override: data)
                 ids = dataset.examples.filter { $0.group == group }.map(\.id)
-                if ids.isEmpty { throw AuditError.unknownGroup(group: group) }
+                if ids.isEmpty {
+                    throw AuditError.unknownGroup(group: group, requests: try ExampleAudit.requests(matching: .group(group),
+                                                                                                    run: run))
+                }
             }
             return try ids.map { try ExampleAudit.audit(run: run, id: $0) }
         }

@@ -49,7 +49,7 @@ struct ForgetCommand: ParsableCommand {
     @Option(name: .customLong("group"), help: "Group (data subject) whose examples to forget (repeatable).")
     var groups: [String] = []
 
-    @Option(help: "JSON Lines deletion log.")
+    @Option(help: "JSON Lines deletion log (- reads standard input).")
     var log: String?
 
     @Option(help: "Dataset that resolves groups to ids (default: the dataset the plan was made from).")
@@ -81,14 +81,17 @@ struct ForgetCommand: ParsableCommand {
                 throw ValidationError("\(option): \(problem).")
             }
         }
-        try InputFiles.check([("--log", log), ("--data", data)])
+        try InputFiles.check([("--log", logPath), ("--data", data)])
     }
+
+    /// --log as a path: `-` is standard input.
+    var logPath: String? { log == "-" ? "/dev/stdin" : log }
 
     func run() throws {
         let run = URL(fileURLWithPath: runDirectory)
         var requests = ids.map { ForgetRequest(target: .example($0)) } + groups.map { ForgetRequest(target: .group($0)) }
-        if let log {
-            let logged = try RequestLog.read(from: URL(fileURLWithPath: log), source: log)
+        if let log, let logPath {
+            let logged = try RequestLog.read(from: URL(fileURLWithPath: logPath), source: log == "-" ? "standard input" : log)
             if logged.isEmpty && requests.isEmpty && !resume {
                 throw ValidationError("--log \(log) holds no request (only blank lines); nothing to forget.")
             }

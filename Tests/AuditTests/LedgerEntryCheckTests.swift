@@ -72,5 +72,12 @@ import Training
             #expect(error == .unknownExample(id: "nope/0", requests: [request]))
             #expect(error.description.contains("deletion request(s) naming it at #\(request), kept as unknown"))
         }
+        // A group no example belongs to, likewise (the CLI and the server look its requests up so).
+        let group = try Forgetter(run: run.directory).forget([ForgetRequest(target: .group("nobody"))],
+                                                             groups: { _ in [] }, nowMilliseconds: 2_000)
+        let groupRequest = try #require(group.requests.first?.ledgerSequence)
+        #expect(try ExampleAudit.requests(matching: .group("nobody"), run: run.directory) == [groupRequest])
+        #expect(AuditError.unknownGroup(group: "nobody", requests: [groupRequest]).description
+            .contains("naming it at #\(groupRequest), kept as unknown"))
     }
 }

@@ -97,6 +97,12 @@ import Training
                                                           lethe, run.path, id])
         #expect(forget.status == 0 && forget.output.contains("1 forgotten"), "\(forget.output)")
         #expect(try Plan.load(from: Plan.url(inRun: run)).tombstones.contains(id))
+        // `--log -` is standard input too.
+        let other = try #require(try Plan.load(from: Plan.url(inRun: run)).members(shard: 0, slice: 0).first)
+        let dash = try LetheProcess.runTool("/bin/sh", ["-c", "printf '{\"id\": \"%s\"}\\n' \"$2\" | \"$0\" forget --run \"$1\" --log -",
+                                                        lethe, run.path, other])
+        #expect(dash.status == 0 && dash.output.contains("1 forgotten"), "\(dash.output)")
+        #expect(try Plan.load(from: Plan.url(inRun: run)).tombstones.contains(other))
         // A named pipe with a writer: planned from the pipe, the plan records the same data hash
         // as a plan of the file.
         let data = scratch.appendingPathComponent("tiny.jsonl"), fifo = scratch.appendingPathComponent("data.fifo")
