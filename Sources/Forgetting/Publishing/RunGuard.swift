@@ -189,7 +189,8 @@ public struct RunGuard {
         var recovery = Recovery()
         _ = layout.removeLockedWritersTemporaryFiles()
         _ = layout.removeDeadTrainersTemporaryFiles()
-        guard let ledger = try anchoredLedger(readOnly: false) else { return recovery }
+        let shardCount = PlanShardCount(layout)
+        guard let ledger = try anchoredLedger(readOnly: false, shardCount: shardCount) else { return recovery }
         defer { try? ledger.close() }
         let lastRequest = try ledger.lastSequenceNumber(ofKind: .request) ?? 0
         let forgetter = Forgetter(run: layout.directory)
@@ -205,7 +206,7 @@ public struct RunGuard {
             // forget that died before it recorded anything.
             try UnfinishedForget.lower(layout)
         }
-        if let served = try readableComposition(), let stale = try staleness(of: served, lastRequest: lastRequest) {
+        if let served = try readableComposition(shardCount: shardCount), let stale = try staleness(of: served, lastRequest: lastRequest) {
             _ = try RunPublisher.publishLocked(layout: layout, strategy: served.strategy, shards: [], ledger: ledger,
                                                nowMilliseconds: nowMilliseconds())
             recovery.republishedBecause = stale
@@ -216,7 +217,8 @@ public struct RunGuard {
     /// What `recoverLocked` would do, found without writing; the caller holds the run lock shared.
     func unfinishedWork() throws -> [String] {
         let flag = UnfinishedForget.isRaised(layout)
-        guard let ledger = try anchoredLedger(readOnly: true) else {
+        let shardCount = PlanShardCount(layout)
+        guard let ledger = try anchoredLedger(readOnly: true, shardCount: shardCount) else {
             return flag ? ["a forget was interrupted (\(UnfinishedForget.url(layout).lastPathComponent) is raised)"] : []
         }
         defer { try? ledger.close() }
@@ -236,7 +238,7 @@ public struct RunGuard {
             unfinished.append("a forget died before it recorded anything (\(UnfinishedForget.url(layout).lastPathComponent) "
                               + "is raised)")
         }
-        if let served = try readableComposition(), let stale = try staleness(of: served, lastRequest: lastRequest) {
+        if let served = try readableComposition(shardCount: shardCount), let stale = try staleness(of: served, lastRequest: lastRequest) {
             unfinished.append(stale.explanation)
         }
         return unfinished
@@ -254,8 +256,8 @@ public struct RunGuard {
 
     /// The run's ledger, checked against the head served.json quotes; nil when the run has none
     /// (and served.json quotes none). Throws `ledgerTampered` when the ledger lost that head.
-    private func anchoredLedger(readOnly: Bool) throws -> Ledger? {
-        let composition = try readableComposition()
+    private func anchoredLedger(readOnly: Bool, shardCount: PlanShardCount) throws -> Ledger? {
+        let composition = try readableComposition(shardCount: shardCount)
         guard FileManager.default.fileExists(atPath: layout.ledgerURL.path) else {
             try Self.requireLedger(at: layout.ledgerURL, quotedBy: composition?.ledgerHead) {
                 try Plan.load(from: layout.planURL).tombstones.count
@@ -279,11 +281,10 @@ public struct RunGuard {
     /// The served composition for recovery: nil when there is none or it is damaged. Recovery
     /// does not stop at a damaged served.json (a forget it completes publishes a new one, and
     /// nothing else of it needs the file), but it does not replace one either: verify reports it.
-    private func readableComposition() throws -> ServedComposition? {
+    private func readableComposition(shardCount: PlanShardCount) throws -> ServedComposition? {
         guard case .loaded(let composition) = try ServedComposition.read(from: layout.servedURL) else { return nil }
         // One that serves a shard the plan lacks is another run's: as damaged as an unreadable one.
-        return composition.foreignShard(planShardCount: try Plan.load(from: layout.planURL).shardCount) == nil
-            ? composition : nil
+        return composition.foreignShard(planShardCount: try shardCount.value()) == nil ? composition : nil
     }
 
     /// Throws unless `layout` is a planned run directory (before any lock file is created there).
@@ -347,5 +348,21 @@ extension RunGuard {
         }
         if let entry = composition?.entry(shard: schedule.shard) { events(.shardPublished(entry)) }
         return (outcome, composition)
+    }
+}
+
+/// The plan's shard count, read from plan.h5 the first time it is asked for: a recovery checks
+/// served.json against it more than once, and a plan never changes its shard count.
+private final class PlanShardCount {
+    private let layout: RunLayout
+    private var known: Int?
+
+    init(_ layout: RunLayout) { self.layout = layout }
+
+    func value() throws -> Int {
+        if let known { return known }
+        let count = try Plan.load(from: layout.planURL).shardCount
+        known = count
+        return count
     }
 }
